@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Start uBot: the market pipeline (Clock -> Fetcher -> Store -> OHLC -> Container) and the gateway.
+
+    python run.py                       # simulated market, SQLite file ubot.db, http://127.0.0.1:8080
+    python run.py --source replay --replay-dir recordings/ --interval 0 --ticks 100 --no-http
+
+Settings come from settings.ini, then UBOT_<SECTION>_<OPTION> environment variables, then these
+flags. Everything is started and stopped here, in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from ubot.config import ConfigError, Settings, load_settings, resolved_source
+from ubot.http.server import BindError, GatewayServer, check_bind
+from ubot.market.source import FatalSourceError
+from ubot.models.db import DatabaseConfigError, open_database, redact
+from ubot.models.schema import SchemaError, ensure_schema
+
+log = logging.getLogger("ubot")
+
+FLAGS = {
+    "source": ("market", "source"),
+    "replay_dir": ("market", "replay_dir"),
+    "interval": ("market", "interval"),
+    "limit": ("market", "limit"),
+    "seed": ("market", "seed"),
+    "ticks": ("market", "ticks"),
+    "db": ("database", "url"),
+    "bind": ("http", "bind"),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="uBot: watches the crypto market and serves it over HTTP. Flags override "
+        "settings.ini and UBOT_<SECTION>_<OPTION> environment variables.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="settings file (default: settings.ini if present)")
+    parser.add_argument(
+        "--source",
+        metavar="NAME",
+        help="market source: auto, simulated, replay or cmc (default auto: cmc with an API key, "
+        "else simulated)",
+    )
+    parser.add_argument("--replay-dir", metavar="DIR", help="directory of recorded responses to replay")
+    parser.add_argument(
+        "--interval", metavar="SECONDS", help="seconds between ticks, on UTC boundaries (0: back-to-back)"
+    )
+    parser.add_argument("--limit", metavar="N", help="number of coins per snapshot (1..5000)")
+    parser.add_argument("--seed", metavar="N", help="seed of the simulated market")
+    parser.add_argument(
+        "--db", metavar="URL", help="database URL: sqlite:///path or postgresql://user@host:port/name"
+    )
+    parser.add_argument("--bind", metavar="HOST:PORT", help="gateway address (default 127.0.0.1:8080)")
+    parser.add_argument("--ticks", metavar="N", help="stop after N ticks and exit 0 (0: run forever)")
+    parser.add_argument("--no-http", action="store_true", help="run the pipeline without the gateway")
+    parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
+    return parser.parse_args(argv)
+
+
+def load(args: argparse.Namespace) -> Settings:
+    overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
+    if args.no_http:
+        overrides[("http", "enabled")] = "false"
+    if args.log_level is not None:
+        overrides[("log", "level")] = args.log_level
+    path = args.config or "settings.ini"
+    return load_settings(path, overrides=overrides, required=args.config is not None)
+
+
+def start_pipeline(settings: Settings, on_finished):
+    """Open the database and source, start the actors. Returns (db, actors)."""
+    from ubot.market.sources import make_source
+    from ubot.system import start_system
+
+    db = open_database(settings.database.url)
+    source = make_source(settings)
+    actors = start_system(
+        db,
+        source,
+        interval_s=settings.market.interval,
+        convert=settings.market.convert,
+        retention_days=settings.database.retention_days,
+        max_ticks=settings.market.ticks,
+        on_finished=on_finished,
+    )
+    return db, actors
+
+
+def run_headless(settings: Settings) -> int:
+    finished = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("received %s: finishing the tick in flight, then stopping", signal.Signals(signum).name)
+        finished.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    from ubot.system import stop_system
+
+    _, actors = start_pipeline(settings, lambda why: finished.set())
+    try:
+        finished.wait()
+    finally:
+        stop_system(actors)
+    log.info("stopped")
+    return 0
+
+
+def run_server(settings: Settings) -> int:
+    from ubot.http.app import create_app
+    from ubot.http.gateway import Gateway
+    from ubot.system import stop_system
+
+    state: dict = {}
+
+    def on_finished(why: str) -> None:
+        if why == "ticks":
+            log.info("tick limit reached: shutting down")
+            os.kill(os.getppid(), signal.SIGTERM)  # gunicorn's master: graceful stop, exit 0
+
+    def make_app():
+        _, actors = start_pipeline(settings, on_finished)
+        state["actors"] = actors
+        gateway = Gateway(
+            container=actors.container, history=actors.history, monitor=actors.monitor, clock=actors.clock
+        )
+        return create_app(gateway)
+
+    def on_exit() -> None:
+        if "actors" in state:
+            stop_system(state.pop("actors"))
+            log.info("pipeline stopped")
+
+    host, port = settings.http.bind
+    log.info("gateway on http://%s:%d", host, port)
+    GatewayServer(settings.http.bind, settings.http.threads, make_app, on_exit, settings.log.level).run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load(args)
+    except ConfigError as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log.level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        db = open_database(settings.database.url)
+        ensure_schema(db)
+        db.close()
+        from ubot.market.sources import make_source
+
+        make_source(settings).close()  # fail now, in one line, if the source cannot work
+        if settings.http.enabled:
+            check_bind(*settings.http.bind)
+    except (ConfigError, DatabaseConfigError, SchemaError, FatalSourceError, BindError) as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    log.info(
+        "uBot starting: source=%s interval=%gs coins=%d database=%s",
+        resolved_source(settings),
+        settings.market.interval,
+        settings.market.limit,
+        redact(settings.database.url),
+    )
+    if settings.http.enabled:
+        return run_server(settings)
+    return run_headless(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Container actor: holds the latest snapshot (serialized, with its ETag) and every open candle.
+
+The gateway asks it instead of reading the database: ``GetSnapshot`` answers with ready bytes,
+``ResolveCoin`` maps a symbol or id to a coin of the latest snapshot, ``GetOpenCandle`` gives the
+still-open candle that the candle endpoint appends to the closed ones from the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pykka
+
+from ubot.actors.stage import Stage
+from ubot.market.candles import CandleRows
+from ubot.market.view import SnapshotView
+from ubot.messages import Candled, GetOpenCandle, GetSnapshot, ResolveCoin, TickDone
+
+
+class Container(Stage):
+    name = "container"
+
+    def __init__(self, monitor: pykka.ActorRef) -> None:
+        super().__init__(monitor)
+        self.view: SnapshotView | None = None
+        self.open_candles: Mapping[str, CandleRows] = {}
+        self._candle_index: dict[str, dict[int, int]] = {}
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, Candled):
+            return self._update(message)
+        if isinstance(message, GetSnapshot):
+            return self._snapshot(message)
+        if isinstance(message, ResolveCoin):
+            return self._resolve(message.key)
+        if isinstance(message, GetOpenCandle):
+            return self._open_candle(message)
+        raise TypeError(f"container: unexpected message {message!r}")
+
+    def _update(self, message: Candled) -> None:
+        started = time.perf_counter()
+        self.view = SnapshotView.build(message.snapshot)
+        self.open_candles = message.open_candles
+        self._candle_index = {
+            tf: {coin: i for i, coin in enumerate(rows.coin_ids.tolist())}
+            for tf, rows in message.open_candles.items()
+        }
+        done = message.timed(self.name, self.elapsed_ms(started))
+        self.monitor.tell(
+            TickDone(
+                tick=done.tick,
+                stages=done.stages,
+                coins=len(message.snapshot),
+                snapshot_ms=message.snapshot.timestamp_ms,
+                position=message.position,
+            )
+        )
+
+    def _snapshot(self, query: GetSnapshot) -> tuple[bytes, str] | None:
+        if self.view is None:
+            return None
+        if query.symbols is None:
+            return self.view.body, self.view.etag
+        return self.view.filtered(query.symbols)
+
+    def _resolve(self, key: str) -> tuple[int, str] | None:
+        """(coin id, symbol) of a coin in the latest snapshot, or None."""
+        view = self.view
+        if view is None:
+            return None
+        index = view.by_id.get(int(key)) if key.isdigit() else view.by_symbol.get(key.upper())
+        if index is None:
+            return None
+        coin = view.coins[index]
+        return coin["id"], coin["symbol"]
+
+    def _open_candle(self, query: GetOpenCandle) -> tuple | None:
+        """``(open_time, open, high, low, close)`` of the coin's open candle, or None."""
+        index = self._candle_index.get(query.timeframe, {}).get(query.coin_id)
+        if index is None:
+            return None
+        rows = self.open_candles[query.timeframe]
+        return (
+            int(rows.open_time[index]),
+            float(rows.open[index]),
+            float(rows.high[index]),
+            float(rows.low[index]),
+            float(rows.close[index]),
+        )

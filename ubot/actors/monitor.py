@@ -1,0 +1,77 @@
+"""Monitor actor: the end of every tick. Logs it, keeps the health figures, paces the Clock.
+
+It tells the Clock when each tick is finished (so the Clock never sends a tick into a busy
+pipeline), stops the Clock when the source is exhausted or ``--ticks N`` is reached, and then calls
+``on_finished`` so that ``run.py`` can exit (or keep serving HTTP after a replay).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from ubot.clocks import Clock
+from ubot.health import PipelineStats, tick_line
+from ubot.messages import GetHealth, SourceExhausted, StopTicking, TickDone, TickFinished, WatchTicks
+from ubot.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+class Monitor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        source: str,
+        clock: Clock,
+        max_ticks: int = 0,
+        on_finished: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        super().__init__()
+        self.clock = clock
+        self.stats = PipelineStats(source=source, started_at=clock.now())
+        self.max_ticks = max_ticks
+        self.on_finished = on_finished
+        self.progress = progress or Progress()
+        self.ticker: pykka.ActorRef | None = None
+        self.finished = False
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, TickDone):
+            self._done(message)
+        elif isinstance(message, SourceExhausted):
+            self.stats.exhausted = True
+            log.info("source exhausted after %d tick(s): no more ticks", self.stats.ticks)
+            self._finish("exhausted")
+        elif isinstance(message, WatchTicks):
+            self.ticker = message.clock
+        elif isinstance(message, GetHealth):
+            return copy.deepcopy(self.stats)  # a value, not our live object
+        else:
+            raise TypeError(f"monitor: unexpected message {message!r}")
+        return None
+
+    def _done(self, done: TickDone) -> None:
+        self.stats.record(done, self.clock.now())
+        level = logging.INFO if done.outcome == "ok" else logging.WARNING
+        log.log(level, tick_line(done))
+        if done.position is not None:
+            self.progress.update(*done.position)
+        if self.max_ticks and self.stats.ticks >= self.max_ticks:
+            self._finish("ticks")
+        elif self.ticker is not None:
+            self.ticker.tell(TickFinished(done.tick.number))
+
+    def _finish(self, why: str) -> None:
+        """``why``: "exhausted" (the source has no more data) or "ticks" (--ticks N reached)."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.ticker is not None:
+            self.ticker.tell(StopTicking("source exhausted" if why == "exhausted" else "tick limit reached"))
+        if self.on_finished is not None:
+            self.on_finished(why)

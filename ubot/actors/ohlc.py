@@ -1,0 +1,72 @@
+"""OHLC actor: fold each stored snapshot into the candles, persist what changed, pass it on."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pykka
+
+from ubot.actors.stage import Stage
+from ubot.market.candles import CandleBook
+from ubot.messages import Candled, Stored
+from ubot.models.candle_store import CandleStore
+
+log = logging.getLogger(__name__)
+
+
+class Ohlc(Stage):
+    name = "ohlc"
+
+    def __init__(
+        self,
+        candles: CandleStore,
+        container: pykka.ActorRef,
+        monitor: pykka.ActorRef,
+        book: CandleBook | None = None,
+    ) -> None:
+        super().__init__(monitor)
+        self.candles = candles
+        self.container = container
+        self.book = book or CandleBook()
+        self.watermark = 0
+
+    def on_start(self) -> None:
+        """Continue where the last run stopped: open candles, then snapshots it had not folded."""
+        self.candles.restore(self.book)
+        self.watermark = self.candles.watermark()
+        behind = self.candles.snapshots_after(self.watermark)
+        for snapshot_id, ids, stamps, prices in behind:
+            update = self.book.apply(ids, stamps, prices)
+            self.candles.save(self.book, update, snapshot_id)
+            self.watermark = snapshot_id
+        if len(self.book):
+            log.info(
+                "candles restored for %d coin(s)%s",
+                len(self.book),
+                f", {len(behind)} stored snapshot(s) folded in again" if behind else "",
+            )
+
+    def handle(self, message: Any) -> None:
+        if not isinstance(message, Stored):
+            raise TypeError(f"ohlc: unexpected message {message!r}")
+        started = time.perf_counter()
+        if message.snapshot_id <= self.watermark:
+            # Already folded in by on_start's catch-up: count it once only.
+            pass
+        else:
+            snap = message.snapshot
+            update = self.book.apply(snap.ids, snap.quote_ts_ms, snap.column("price"))
+            if update.late:
+                log.warning(
+                    "tick %d: %d quote(s) older than their coin's open candle ignored",
+                    message.tick.number,
+                    update.late,
+                )
+            self.candles.save(self.book, update, message.snapshot_id)
+            self.watermark = message.snapshot_id
+        open_candles = {tf: self.book.open_candles(tf) for tf in self.book.timeframes}
+        self.container.tell(
+            Candled.extend(message, open_candles=open_candles).timed(self.name, self.elapsed_ms(started))
+        )

@@ -1,0 +1,232 @@
+"""Settings: ``settings.ini``, overridden by ``UBOT_<SECTION>_<OPTION>`` variables, overridden by flags.
+
+Every option is declared once in :data:`OPTIONS` with its default, its parser and the values it
+accepts; ``settings.ini`` documents the same options beside the same defaults (a test keeps the two
+in step). An invalid value raises :class:`ConfigError` whose message is one line naming the option,
+where the value came from, and what is accepted.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlparse
+
+SOURCES = ("auto", "simulated", "replay", "cmc")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A setting cannot be used; ``str()`` is the one line to show the user."""
+
+
+def _choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in choices:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _number(minimum: float, maximum: float | None = None, integer: bool = False) -> Callable[[str], Any]:
+    def parse(raw: str) -> float | int:
+        value = int(raw) if integer else float(raw)
+        if value != value or value < minimum or (maximum is not None and value > maximum):
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _currency(raw: str) -> str:
+    value = raw.strip().upper()
+    if not (value.isalnum() and 1 <= len(value) <= 10):
+        raise ValueError
+    return value
+
+
+def _bind(raw: str) -> tuple[str, int]:
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError
+    return host.strip("[]"), int(port)
+
+
+def _database_url(raw: str) -> str:
+    value = raw.strip()
+    scheme = urlparse(value).scheme.split("+")[0]
+    if scheme not in ("sqlite", "postgres", "postgresql") or "://" not in value:
+        raise ValueError
+    return value
+
+
+def _http_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    section: str
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    accepted: str
+    flag: str | None = None  # the run.py flag that sets it, if any
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return f"UBOT_{self.section}_{self.name}".upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("market", "source", "auto", _choice(*SOURCES), "one of " + ", ".join(SOURCES), "--source"),
+    Option("market", "interval", "60", _number(0), "a number of seconds >= 0", "--interval"),
+    Option("market", "limit", "100", _number(1, 5000, integer=True), "an integer 1..5000", "--limit"),
+    Option("market", "convert", "USD", _currency, "a currency code such as USD or EUR"),
+    Option("market", "seed", "42", _number(0, integer=True), "an integer >= 0", "--seed"),
+    Option("market", "replay_dir", "", _text, "a directory of recorded responses", "--replay-dir"),
+    Option("market", "ticks", "0", _number(0, integer=True), "an integer >= 0 (0: forever)", "--ticks"),
+    Option("coinmarketcap", "api_key", "", _text, "a CoinMarketCap Pro API key", secret=True),
+    Option(
+        "coinmarketcap",
+        "base_url",
+        "https://pro-api.coinmarketcap.com",
+        _http_url,
+        "an http(s) URL",
+    ),
+    Option("coinmarketcap", "timeout", "10", _number(0.1, 120), "seconds, 0.1..120"),
+    Option(
+        "database",
+        "url",
+        "sqlite:///ubot.db",
+        _database_url,
+        "sqlite:///path or postgresql://user@host:port/name",
+        "--db",
+    ),
+    Option("database", "retention_days", "7", _number(2, integer=True), "an integer >= 2 (days)"),
+    Option("http", "enabled", "true", _boolean, "true or false"),
+    Option("http", "bind", "127.0.0.1:8080", _bind, "HOST:PORT", "--bind"),
+    Option("http", "threads", "8", _number(1, 256, integer=True), "an integer 1..256"),
+    Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
+    Option("log", "level", "INFO", _choice(*LOG_LEVELS, upper=True), "one of " + ", ".join(LOG_LEVELS)),
+)
+OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
+
+
+class Settings(SimpleNamespace):
+    """``settings.market.interval`` etc.; plus :meth:`describe` for a log line without secrets."""
+
+    def describe(self) -> str:
+        parts = []
+        for option in OPTIONS:
+            value = getattr(getattr(self, option.section), option.name)
+            if option.secret:
+                value = "(set)" if value else "(unset)"
+            parts.append(f"{option.section}.{option.name}={value}")
+        return " ".join(parts)
+
+
+def _parse(option: Option, raw: str, origin: str) -> Any:
+    try:
+        return option.parse(raw)
+    except (ValueError, TypeError):
+        shown = "(hidden)" if option.secret else repr(raw)
+        raise ConfigError(
+            f"{origin}: invalid value {shown} for [{option.section}] {option.name}; "
+            f"expected {option.accepted}"
+        ) from None
+
+
+def load_settings(
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[tuple[str, str], str] | None = None,
+    required: bool = False,
+) -> Settings:
+    """Read ``path`` (if it exists, or fail when ``required``), then the environment, then flags."""
+    environ = os.environ if environ is None else environ
+    raw: dict[tuple[str, str], tuple[str, str]] = {
+        key: (option.default, "default") for key, option in OPTION_INDEX.items()
+    }
+    if path is not None:
+        if not os.path.exists(path):
+            if required:
+                raise ConfigError(f"configuration file {path} does not exist")
+        else:
+            parser = configparser.ConfigParser(interpolation=None)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    parser.read_file(handle)
+            except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+                message = str(exc).splitlines()[0]
+                raise ConfigError(f"{path}: cannot read: {message}") from None
+            for section in parser.sections():
+                for name, value in parser.items(section):
+                    if (section, name) not in OPTION_INDEX:
+                        known = ", ".join(o.name for o in OPTIONS if o.section == section)
+                        hint = f"; known in [{section}]: {known}" if known else ""
+                        raise ConfigError(f"{path}: unknown option [{section}] {name}{hint}")
+                    raw[(section, name)] = (value, path)
+    for key, option in OPTION_INDEX.items():
+        if option.env in environ:
+            raw[key] = (environ[option.env], f"environment {option.env}")
+    for key, value in (overrides or {}).items():
+        option = OPTION_INDEX[key]
+        raw[key] = (value, option.flag or f"[{key[0]}] {key[1]}")
+
+    sections: dict[str, dict[str, Any]] = {}
+    for key, (value, origin) in raw.items():
+        sections.setdefault(key[0], {})[key[1]] = _parse(OPTION_INDEX[key], value, origin)
+    settings = Settings(**{name: SimpleNamespace(**values) for name, values in sections.items()})
+    _check_together(settings)
+    return settings
+
+
+def resolved_source(settings: Settings) -> str:
+    """``auto`` means the real CoinMarketCap API when a key is set, else the simulated market."""
+    source = settings.market.source
+    if source == "auto":
+        return "cmc" if settings.coinmarketcap.api_key else "simulated"
+    return source
+
+
+def _check_together(settings: Settings) -> None:
+    source = resolved_source(settings)
+    if source == "replay" and not settings.market.replay_dir:
+        raise ConfigError(
+            "[market] source = replay needs a directory: set --replay-dir or [market] replay_dir"
+        )
+    if source == "cmc" and not settings.coinmarketcap.api_key:
+        raise ConfigError(
+            "[market] source = cmc needs an API key: set UBOT_COINMARKETCAP_API_KEY "
+            "or [coinmarketcap] api_key"
+        )
+    if source == "cmc" and settings.market.interval == 0:
+        raise ConfigError(
+            "[market] interval = 0 (back-to-back ticks) is only for the simulated and replay "
+            "sources; CoinMarketCap needs a real interval such as 60"
+        )

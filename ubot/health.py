@@ -1,0 +1,112 @@
+"""Pipeline bookkeeping behind ``/health`` and the per-tick log line. Pure logic, no threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ubot.messages import TickDone
+from ubot.timeutil import iso_from_ms
+
+#: The pipeline counts as stalled when no tick has finished for this many intervals.
+STALL_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class ClockStats:
+    interval_s: float
+    ticks: int
+    missed_ticks: int
+    overruns: int
+    lateness_ms_p50: float | None
+    lateness_ms_p99: float | None
+    lateness_ms_max: float
+    ticking: bool
+    last_fired_at: float | None  # epoch seconds
+
+
+@dataclass
+class PipelineStats:
+    source: str
+    started_at: float  # epoch seconds
+    ticks: int = 0  # finished ticks, ok or skipped
+    ok: int = 0
+    skipped: int = 0
+    last_snapshot_ms: int | None = None
+    last_done_at: float | None = None
+    last_tick_ms: dict[str, float] = field(default_factory=dict)
+    last_skip_reason: str = ""
+    last_outcome: str = ""
+    exhausted: bool = False
+
+    def record(self, done: TickDone, now: float) -> None:
+        self.ticks += 1
+        self.last_done_at = now
+        self.last_outcome = done.outcome
+        self.last_tick_ms = {stage: round(ms, 3) for stage, ms in done.stages}
+        if done.outcome == "ok":
+            self.ok += 1
+            self.last_snapshot_ms = done.snapshot_ms
+        else:
+            self.skipped += 1
+            self.last_skip_reason = done.reason
+
+    def stalled(self, now: float, interval_s: float, ticking: bool) -> bool:
+        if not ticking or self.exhausted or interval_s <= 0:
+            return False
+        reference = self.last_done_at or self.started_at
+        return now - reference > STALL_INTERVALS * interval_s + 5
+
+    def health(self, now: float, clock: ClockStats | None) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, document) for ``GET /health``."""
+        interval = clock.interval_s if clock else 0.0
+        stalled = self.stalled(now, interval, clock.ticking if clock else False)
+        if self.last_snapshot_ms is None:
+            status, code = "starting", 503
+        elif stalled:
+            status, code = "degraded", 503
+        elif self.last_outcome == "skipped":
+            status, code = "degraded", 200
+        else:
+            status, code = "ok", 200
+        doc: dict[str, Any] = {
+            "status": status,
+            "source": self.source,
+            "ticks": self.ticks,
+            "ticks_ok": self.ok,
+            "ticks_skipped": self.skipped,
+            "last_snapshot_at": iso_from_ms(self.last_snapshot_ms) if self.last_snapshot_ms else None,
+            "clock": None,
+            "last_tick_ms": self.last_tick_ms,
+        }
+        if clock is not None:
+            doc["clock"] = {
+                "interval_s": clock.interval_s,
+                "ticking": clock.ticking,
+                "lateness_ms_p50": _round(clock.lateness_ms_p50),
+                "lateness_ms_p99": _round(clock.lateness_ms_p99),
+                "lateness_ms_max": _round(clock.lateness_ms_max),
+                "missed_ticks": clock.missed_ticks,
+            }
+        if stalled:
+            doc["reason"] = f"no tick finished for more than {STALL_INTERVALS} intervals"
+        elif self.last_outcome == "skipped":
+            doc["reason"] = f"last tick skipped: {self.last_skip_reason}"
+        if self.exhausted:
+            doc["source_exhausted"] = True
+        return code, doc
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def tick_line(done: TickDone) -> str:
+    """The one log line per tick: number, coins, per-stage ms, lateness."""
+    stages = " ".join(f"{name}={ms:.1f}ms" for name, ms in done.stages)
+    total = sum(ms for _, ms in done.stages)
+    line = f"tick {done.tick.number} coins={done.coins} {stages} total={total:.1f}ms"
+    line += f" late={done.tick.lateness_ms}ms"
+    if done.outcome != "ok":
+        line += f" SKIPPED: {done.reason}"
+    return line

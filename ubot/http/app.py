@@ -1,0 +1,48 @@
+"""The Falcon app factory: routes, uniform JSON errors."""
+
+from __future__ import annotations
+
+import logging
+
+import falcon
+
+from ubot.http.gateway import Gateway, Unavailable
+from ubot.http.resources import (
+    CandlesResource,
+    GlobalResource,
+    HealthResource,
+    QuotesResource,
+    SnapshotResource,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _unavailable(req: falcon.Request, resp: falcon.Response, exc: Unavailable, params: dict) -> None:
+    log.warning("%s %s: %s", req.method, req.path, exc)
+    raise falcon.HTTPServiceUnavailable(
+        title="Service busy", description="uBot did not answer in time; try again", retry_after=2
+    )
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict) -> None:
+    if isinstance(exc, falcon.HTTPError):
+        raise exc
+    log.exception("%s %s failed", req.method, req.path)
+    raise falcon.HTTPInternalServerError(
+        title="Internal error", description="the error was logged; please report it"
+    )
+
+
+def create_app(gateway: Gateway) -> falcon.App:
+    """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``."""
+    app = falcon.App()
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_route("/health", HealthResource(gateway))
+    app.add_route("/v1/snapshot", SnapshotResource(gateway))
+    app.add_route("/v1/coins/{key}/candles", CandlesResource(gateway))
+    app.add_route("/v1/coins/{key}/quotes", QuotesResource(gateway))
+    app.add_route("/v1/global", GlobalResource(gateway))
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(Unavailable, _unavailable)
+    return app

@@ -1,0 +1,93 @@
+"""The gateway's only way to the actors: ask them, with a timeout. Resources receive one of these.
+
+Every method sends one message and returns the answer; an actor that does not answer in time, or
+is gone, becomes :class:`Unavailable` (HTTP 503), never a hung request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from ubot.health import ClockStats, PipelineStats
+from ubot.messages import (
+    GetCandles,
+    GetClockStats,
+    GetGlobal,
+    GetHealth,
+    GetOpenCandle,
+    GetQuotes,
+    GetSnapshot,
+    ResolveCoin,
+)
+
+
+class Unavailable(Exception):
+    """An actor did not answer (busy or stopped)."""
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        container: pykka.ActorRef,
+        history: pykka.ActorRef,
+        monitor: pykka.ActorRef,
+        clock: pykka.ActorRef,
+        timeout: float = 5.0,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.container = container
+        self.history = history
+        self.monitor = monitor
+        self.clock = clock
+        self.timeout = timeout
+        self.now = now
+
+    def _ask(self, ref: pykka.ActorRef, message: Any) -> Any:
+        try:
+            return ref.ask(message, timeout=self.timeout)
+        except pykka.Timeout:
+            raise Unavailable(f"{type(message).__name__}: no answer within {self.timeout:g} s") from None
+        except pykka.ActorDeadError:
+            raise Unavailable(f"{type(message).__name__}: the service is stopping") from None
+
+    def snapshot(self, symbols: tuple[str, ...] | None) -> tuple[bytes, str] | None:
+        return self._ask(self.container, GetSnapshot(symbols))
+
+    def resolve(self, key: str) -> tuple[int, str] | None:
+        """A coin of the latest snapshot first (best rank per symbol), else one from history."""
+        return self._ask(self.container, ResolveCoin(key)) or self._ask(self.history, ResolveCoin(key))
+
+    def candles(
+        self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[tuple[int, float, float, float, float]]:
+        """Closed candles from the database, with the still-open one from memory appended."""
+        rows = self._ask(self.history, GetCandles(coin_id, timeframe, start_ms, end_ms, limit))
+        current = self._ask(self.container, GetOpenCandle(coin_id, timeframe))
+        if current is not None and _within(current[0], start_ms, end_ms):
+            rows = [row for row in rows if row[0] != current[0]]
+            rows.append(current)
+            rows.sort(key=lambda row: row[0])
+        return rows[-limit:]
+
+    def quotes(self, coin_id: int, start_ms: int | None, end_ms: int | None, limit: int) -> list:
+        return self._ask(self.history, GetQuotes(coin_id, start_ms, end_ms, limit))
+
+    def global_metrics(self, start_ms: int | None, end_ms: int | None, limit: int) -> list:
+        return self._ask(self.history, GetGlobal(start_ms, end_ms, limit))
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        stats: PipelineStats = self._ask(self.monitor, GetHealth())
+        try:
+            clock: ClockStats | None = self._ask(self.clock, GetClockStats())
+        except Unavailable:
+            clock = None
+        return stats.health(self.now(), clock)
+
+
+def _within(value: int, start_ms: int | None, end_ms: int | None) -> bool:
+    return (start_ms is None or value >= start_ms) and (end_ms is None or value <= end_ms)

@@ -1,0 +1,75 @@
+"""Serving the gateway with gunicorn (one gthread worker), the actor system inside that worker.
+
+gunicorn's master process binds the socket and supervises; the worker process builds the app by
+calling ``make_app()`` after the fork (threads must not cross a fork), so the actors live in the
+process that serves the requests. When the worker exits (SIGTERM: graceful; SIGINT: quick),
+gunicorn calls ``on_exit()`` in that process, which stops the actors in order.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class BindError(OSError):
+    pass
+
+
+def check_bind(host: str, port: int) -> None:
+    """Fail fast, with a clear message, when ``host:port`` cannot be listened on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                why = "the address is already in use (another uBot or program is listening)"
+            elif exc.errno == errno.EACCES:
+                why = "permission denied (ports below 1024 need privileges)"
+            else:
+                why = exc.strerror or str(exc)
+            raise BindError(f"cannot listen on {host}:{port}: {why}; set --bind or [http] bind") from None
+
+
+class GatewayServer(BaseApplication):
+    def __init__(
+        self,
+        bind: tuple[str, int],
+        threads: int,
+        make_app: Callable[[], Any],
+        on_exit: Callable[[], None],
+        loglevel: str = "info",
+    ) -> None:
+        self._bind = bind
+        self._threads = threads
+        self._make_app = make_app
+        self._on_exit = on_exit
+        self._loglevel = loglevel
+        super().__init__()
+
+    def load_config(self) -> None:
+        host, port = self._bind
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        for key, value in {
+            "bind": [address],
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": self._threads,
+            "graceful_timeout": 30,
+            "timeout": 60,
+            "keepalive": 5,
+            "loglevel": self._loglevel.lower(),
+            "accesslog": None,
+            "proc_name": "ubot",
+            "worker_exit": lambda server, worker: self._on_exit(),
+        }.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self._make_app()

@@ -1,0 +1,137 @@
+"""Persisting candles, and rebuilding the open ones after a restart.
+
+Per snapshot the OHLC stage writes, in one transaction with its watermark (the id of the last
+snapshot folded in): every candle that closed, and the open candle of the finest timeframe. Open
+candles of higher timeframes are not written each tick (that would be 6x the rows); after a restart
+they are rebuilt exactly by merging, level by level, the closed candles of the timeframe below in
+the open bucket with that timeframe's own open candle (:func:`ubot.market.candles.merge`). Snapshots
+stored after the watermark (a crash between the Store and OHLC commits) are then folded in again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from peewee import Database, fn
+
+from ubot.market.candles import TIMEFRAMES, CandleBook, CandleRows, CandleUpdate, merge
+from ubot.models.bulk import insert_rows
+from ubot.models.tables import Candle, Meta, Quote, SnapshotRecord
+
+_FIELDS = [
+    Candle.coin,
+    Candle.timeframe,
+    Candle.open_time,
+    Candle.open,
+    Candle.high,
+    Candle.low,
+    Candle.close,
+    Candle.first_ts,
+    Candle.last_ts,
+    Candle.count,
+]
+_KEY = [Candle.coin, Candle.timeframe, Candle.open_time]
+_VALUES = [Candle.open, Candle.high, Candle.low, Candle.close, Candle.first_ts, Candle.last_ts, Candle.count]
+WATERMARK = "ohlc_watermark"
+_SELECT = (
+    Candle.coin,
+    Candle.open_time,
+    Candle.open,
+    Candle.high,
+    Candle.low,
+    Candle.close,
+    Candle.first_ts,
+    Candle.last_ts,
+    Candle.count,
+)
+
+
+def _rows(timeframe: str, candles: CandleRows) -> list[tuple]:
+    return [(row[0], timeframe, *row[1:]) for row in candles.rows()]
+
+
+class CandleStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def save(self, book: CandleBook, update: CandleUpdate, snapshot_id: int) -> int:
+        """Write what ``update`` changed and advance the watermark; return the rows written."""
+        rows = _rows(book.finest, update.open[book.finest])
+        for timeframe, closed in update.closed.items():
+            if timeframe != book.finest:  # the finest was already written while it was open
+                rows.extend(_rows(timeframe, closed))
+        with self._db.atomic():
+            insert_rows(Candle, _FIELDS, rows, conflict_target=_KEY, update=_VALUES)
+            Meta.insert(key=WATERMARK, value=str(snapshot_id)).on_conflict(
+                conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}
+            ).execute()
+        return len(rows)
+
+    def watermark(self) -> int:
+        row = Meta.get_or_none(Meta.key == WATERMARK)
+        return int(row.value) if row else 0
+
+    def restore(self, book: CandleBook) -> None:
+        """Load the open candles of every timeframe into an empty ``book``."""
+        finest = book.finest
+        latest = (
+            Candle.select(Candle.coin, fn.MAX(Candle.open_time).alias("t"))
+            .where(Candle.timeframe == finest)
+            .group_by(Candle.coin)
+        )
+        query = (
+            Candle.select(*_SELECT)
+            .join(latest, on=((Candle.coin == latest.c.coin_id) & (Candle.open_time == latest.c.t)))
+            .where(Candle.timeframe == finest)
+            .tuples()
+        )
+        below = CandleRows.from_rows(finest, query)
+        book.restore(below)
+        for timeframe in book.timeframes[1:]:
+            if not len(below):
+                break
+            below = self._rebuild(timeframe, below)
+            book.restore(below)
+
+    @staticmethod
+    def _rebuild(timeframe: str, below: CandleRows) -> CandleRows:
+        """Open candles of ``timeframe`` = merge of the open candles one level ``below`` and the
+        closed candles of that level inside the same bucket."""
+        length = TIMEFRAMES[timeframe]
+        bucket = {c: t - t % length for c, t in zip(below.coin_ids.tolist(), below.open_time.tolist())}
+        current = dict(zip(below.coin_ids.tolist(), below.open_time.tolist(), strict=True))
+        query = (
+            Candle.select(*_SELECT)
+            .where((Candle.timeframe == below.timeframe) & (Candle.open_time >= min(bucket.values())))
+            .tuples()
+        )
+        closed = [
+            row
+            for row in query
+            if row[0] in bucket and row[1] - row[1] % length == bucket[row[0]] and row[1] < current[row[0]]
+        ]
+        return merge(timeframe, CandleRows.from_rows(below.timeframe, [*below.rows(), *closed]))
+
+    def snapshots_after(self, snapshot_id: int) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """(id, coin ids, quote timestamps, prices) of every stored snapshot after ``snapshot_id``."""
+        ids = [
+            row[0]
+            for row in SnapshotRecord.select(SnapshotRecord.id)
+            .where(SnapshotRecord.id > snapshot_id)
+            .order_by(SnapshotRecord.id)
+            .tuples()
+        ]
+        result = []
+        for sid in ids:
+            quotes = list(
+                Quote.select(Quote.coin, Quote.ts, Quote.price).where(Quote.snapshot == sid).tuples()
+            )
+            coins, stamps, prices = zip(*quotes, strict=True) if quotes else ((), (), ())
+            result.append(
+                (
+                    sid,
+                    np.array(coins, dtype=np.int64),
+                    np.array(stamps, dtype=np.int64),
+                    np.array(prices, dtype=np.float64),
+                )
+            )
+        return result

@@ -1,0 +1,91 @@
+"""The database handle: one :class:`peewee.DatabaseProxy`, initialised from a URL at start-up.
+
+``sqlite:///path/to/ubot.db`` (the embedded default) or ``postgresql://user@host:5432/name``.
+Every model binds to :data:`database`, so SQLite and PostgreSQL share every line of model code.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+from peewee import Database, DatabaseProxy, OperationalError, SqliteDatabase
+from playhouse.db_url import connect
+
+database = DatabaseProxy()
+
+#: SQLite settings: WAL lets the gateway read while the pipeline writes; NORMAL sync is durable
+#: across process crashes (power loss may drop the last commits, never corrupt the file).
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": 1,
+    "busy_timeout": 10_000,
+    "cache_size": -32_000,
+}
+
+
+class DatabaseConfigError(ValueError):
+    """The database URL cannot be used; the message says why and what to change."""
+
+
+def open_database(url: str) -> Database:
+    """Connect to ``url``, bind :data:`database` to it and return it (connected, in this thread).
+
+    Raises :class:`DatabaseConfigError` with a one-line explanation when it cannot be used.
+    """
+    parsed = urlparse(url)
+    scheme = parsed.scheme.split("+")[0]
+    if scheme == "sqlite":
+        path = url.split("://", 1)[1].split("?", 1)[0]
+        path = path[1:] if path.startswith("/") else path  # sqlite:///rel.db, sqlite:////abs.db
+        if path in ("", ":memory:"):
+            raise DatabaseConfigError(
+                "an in-memory SQLite database cannot be shared between uBot's threads; "
+                "use a file, e.g. sqlite:///ubot.db"
+            )
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise DatabaseConfigError(f"directory {directory} of database {path} does not exist")
+        if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            raise DatabaseConfigError(f"database {path} is not writable by this user")
+        db: Database = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    elif scheme in ("postgres", "postgresql"):
+        try:
+            db = connect(url)
+        except ImportError:
+            raise DatabaseConfigError(
+                "PostgreSQL needs the psycopg2 driver: pip install -e '.[postgres]'"
+            ) from None
+    else:
+        raise DatabaseConfigError(
+            f"unsupported database URL scheme {parsed.scheme!r}; "
+            "accepted: sqlite:///path, postgresql://user@host:port/name"
+        )
+    try:
+        db.connect(reuse_if_open=True)
+    except OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseConfigError(f"cannot open database {redact(url)}: {first_line}") from None
+    database.initialize(db)
+    return db
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***``, for messages and logs."""
+    parsed = urlparse(url)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return parsed._replace(netloc=netloc).geturl()
+    return url
+
+
+def is_sqlite(db: Database | DatabaseProxy) -> bool:
+    target = db.obj if isinstance(db, DatabaseProxy) else db
+    return isinstance(target, SqliteDatabase)
+
+
+def close_connection() -> None:
+    """Close this thread's connection, if it has one (actors call it when they stop)."""
+    if database.obj is not None and not database.is_closed():
+        database.close()

@@ -1,0 +1,97 @@
+"""Reading history back: raw quotes, global metrics, candles, coins. Indexed range queries only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peewee import Database
+
+from ubot.market.snapshot import GLOBAL_FIELDS, NUMERIC_FIELDS
+from ubot.models.tables import Candle, Coin, GlobalMetric, Quote
+from ubot.timeutil import iso_from_ms
+
+_INT_FIELDS = {"rank", "num_market_pairs"}
+
+
+def _range(field: Any, start_ms: int | None, end_ms: int | None) -> Any:
+    condition = True
+    if start_ms is not None:
+        condition = field >= start_ms
+    if end_ms is not None:
+        condition = (field <= end_ms) if condition is True else (condition & (field <= end_ms))
+    return condition
+
+
+class History:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def coin(self, key: str) -> tuple[int, str] | None:
+        """(id, symbol) of a stored coin by numeric id, or by symbol (lowest id on a tie)."""
+        if key.isdigit():
+            row = Coin.select(Coin.id, Coin.symbol).where(Coin.id == int(key)).tuples().first()
+        else:
+            row = (
+                Coin.select(Coin.id, Coin.symbol)
+                .where(Coin.symbol == key.upper())
+                .order_by(Coin.id)
+                .tuples()
+                .first()
+            )
+        return (row[0], row[1]) if row else None
+
+    def candles(
+        self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[tuple[int, float, float, float, float]]:
+        """Stored candles, ascending: the latest ``limit`` within [start, end]."""
+        query = (
+            Candle.select(Candle.open_time, Candle.open, Candle.high, Candle.low, Candle.close)
+            .where(
+                (Candle.coin == coin_id)
+                & (Candle.timeframe == timeframe)
+                & _range(Candle.open_time, start_ms, end_ms)
+            )
+            .order_by(Candle.open_time.desc())
+            .limit(limit)
+            .tuples()
+        )
+        return list(reversed(list(query)))
+
+    def quotes(
+        self, coin_id: int, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        fields = [Quote.ts] + [getattr(Quote, name) for name in NUMERIC_FIELDS]
+        query = (
+            Quote.select(*fields)
+            .where((Quote.coin == coin_id) & _range(Quote.ts, start_ms, end_ms))
+            .order_by(Quote.ts.desc())
+            .limit(limit)
+            .tuples()
+        )
+        names = ("timestamp", *NUMERIC_FIELDS)
+        rows = []
+        for row in reversed(list(query)):
+            doc = dict(zip(names, row, strict=True))
+            doc["timestamp"] = iso_from_ms(doc["timestamp"])
+            for name in _INT_FIELDS:
+                if doc[name] is not None:
+                    doc[name] = int(doc[name])
+            rows.append(doc)
+        return rows
+
+    def global_metrics(self, start_ms: int | None, end_ms: int | None, limit: int) -> list[dict[str, Any]]:
+        fields = [GlobalMetric.ts] + [getattr(GlobalMetric, name) for name in GLOBAL_FIELDS]
+        query = (
+            GlobalMetric.select(*fields)
+            .where(_range(GlobalMetric.ts, start_ms, end_ms))
+            .order_by(GlobalMetric.ts.desc())
+            .limit(limit)
+            .tuples()
+        )
+        names = ("timestamp", *GLOBAL_FIELDS)
+        rows = []
+        for row in reversed(list(query)):
+            doc = dict(zip(names, row, strict=True))
+            doc["timestamp"] = iso_from_ms(doc["timestamp"])
+            rows.append(doc)
+        return rows

@@ -1,0 +1,74 @@
+"""Create the schema on first start and upgrade it on later starts, keeping users' history.
+
+The schema version lives in the ``meta`` table. Each later change to the tables adds one function to
+:data:`MIGRATIONS` (``version -> upgrade from version - 1``) written with ``playhouse.migrate``, and
+bumps :data:`SCHEMA_VERSION`. Upgrades run in a transaction where the database allows it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from peewee import Database
+from playhouse.migrate import SchemaMigrator
+
+from ubot.models.tables import ALL_TABLES, Meta
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+Migration = Callable[[Database, SchemaMigrator], None]
+#: version -> the function that upgrades a database from ``version - 1`` to ``version``.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this version of uBot."""
+
+
+def schema_version(db: Database) -> int | None:
+    """The stored schema version, or ``None`` for an empty database."""
+    if not db.table_exists(Meta._meta.table_name):
+        return None
+    row = Meta.get_or_none(Meta.key == "schema_version")
+    return int(row.value) if row else None
+
+
+def ensure_schema(
+    db: Database,
+    target: int = SCHEMA_VERSION,
+    migrations: Mapping[int, Migration] = MIGRATIONS,
+) -> int:
+    """Bring ``db`` to schema ``target``; return the version it was at (0 when it was empty)."""
+    current = schema_version(db)
+    if current is None:
+        existing = [m for m in ALL_TABLES if db.table_exists(m._meta.table_name)]
+        if existing and existing != [Meta]:
+            names = ", ".join(m._meta.table_name for m in existing)
+            raise SchemaError(f"database has uBot-like tables ({names}) but no schema version")
+        with db.atomic():
+            db.create_tables(ALL_TABLES, safe=True)
+            _set_version(target)
+        log.info("created database schema version %d", target)
+        return 0
+    if current > target:
+        raise SchemaError(
+            f"database schema version {current} is newer than this uBot understands ({target}); upgrade uBot"
+        )
+    missing = [v for v in range(current + 1, target + 1) if v not in migrations]
+    if missing:
+        raise SchemaError(f"no migration to schema version {missing[0]}")
+    migrator = SchemaMigrator.from_database(db)
+    for version in range(current + 1, target + 1):
+        with db.atomic():
+            migrations[version](db, migrator)
+            _set_version(version)
+        log.info("upgraded database schema to version %d", version)
+    return current
+
+
+def _set_version(version: int) -> None:
+    Meta.insert(key="schema_version", value=str(version)).on_conflict(
+        conflict_target=[Meta.key], update={Meta.value: str(version)}
+    ).execute()

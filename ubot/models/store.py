@@ -1,0 +1,111 @@
+"""Writing snapshots: each one in a single transaction, all of it or none of it; and pruning.
+
+This is the logic behind the Store actor, usable (and tested) without any thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from peewee import Database
+
+from ubot.market.snapshot import GLOBAL_FIELDS, NUMERIC_FIELDS, Snapshot
+from ubot.models.bulk import insert_rows
+from ubot.models.tables import Coin, GlobalMetric, Quote, SnapshotRecord
+
+_QUOTE_FIELDS = [Quote.snapshot, Quote.coin, Quote.ts] + [getattr(Quote, name) for name in NUMERIC_FIELDS]
+_GLOBAL_FIELDS = [GlobalMetric.snapshot, GlobalMetric.ts] + [
+    getattr(GlobalMetric, name) for name in GLOBAL_FIELDS
+]
+_COIN_FIELDS = [Coin.id, Coin.symbol, Coin.name, Coin.slug, Coin.first_seen]
+
+
+def _nullable(values: np.ndarray, as_int: bool = False) -> list:
+    """A column as a list for the driver, NaN -> None (SQL NULL)."""
+    missing = np.isnan(values)
+    if as_int:
+        values = values.astype(np.int64, copy=False) if not missing.any() else values
+    if not missing.any():
+        return values.tolist()
+    objects = values.astype(object)
+    if as_int:
+        objects[~missing] = values[~missing].astype(np.int64)
+    objects[missing] = None
+    return objects.tolist()
+
+
+class SnapshotWriter:
+    """Persists snapshots. Keeps which coins the database already knows, to write only changes."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._coins: dict[int, tuple[str, str, str]] | None = None
+
+    def _known_coins(self) -> dict[int, tuple[str, str, str]]:
+        if self._coins is None:
+            query = Coin.select(Coin.id, Coin.symbol, Coin.name, Coin.slug).tuples()
+            self._coins = {row[0]: row[1:] for row in query}
+        return self._coins
+
+    def write(self, snap: Snapshot, source: str) -> int | None:
+        """Store ``snap``; return its id, or ``None`` when a snapshot with its timestamp exists."""
+        known = self._known_coins()
+        changed = []
+        for coin_id, symbol, name, slug in zip(
+            snap.ids.tolist(), snap.symbols, snap.names, snap.slugs, strict=True
+        ):
+            if known.get(coin_id) != (symbol, name, slug):
+                changed.append((coin_id, symbol, name, slug, snap.timestamp_ms))
+        with self._db.atomic():
+            exists = (
+                SnapshotRecord.select(SnapshotRecord.id)
+                .where(SnapshotRecord.timestamp == snap.timestamp_ms)
+                .exists()
+            )
+            if exists:
+                return None
+            insert_rows(
+                Coin,
+                _COIN_FIELDS,
+                changed,
+                conflict_target=[Coin.id],
+                update=[Coin.symbol, Coin.name, Coin.slug],
+            )
+            snapshot_id = SnapshotRecord.insert(
+                timestamp=snap.timestamp_ms,
+                source=source,
+                convert=snap.convert,
+                coin_count=len(snap),
+            ).execute()
+            insert_rows(Quote, _QUOTE_FIELDS, self._quote_rows(snapshot_id, snap))
+            if snap.global_metrics is not None:
+                values = snap.global_metrics.values
+                row = (snapshot_id, snap.global_metrics.timestamp_ms) + tuple(
+                    values.get(name) for name in GLOBAL_FIELDS
+                )
+                insert_rows(GlobalMetric, _GLOBAL_FIELDS, [row])
+        # Only after the commit: a rolled-back transaction must not poison the cache.
+        for coin_id, symbol, name, slug, _ in changed:
+            known[coin_id] = (symbol, name, slug)
+        return snapshot_id
+
+    @staticmethod
+    def _quote_rows(snapshot_id: int, snap: Snapshot) -> list[tuple]:
+        columns = [
+            [snapshot_id] * len(snap),
+            snap.ids.tolist(),
+            snap.quote_ts_ms.tolist(),
+        ]
+        for name in NUMERIC_FIELDS:
+            columns.append(_nullable(snap.column(name), as_int=name == "rank"))
+        return list(zip(*columns, strict=True))
+
+    def prune(self, older_than_ms: int) -> int:
+        """Delete raw quotes and global metrics of snapshots older than ``older_than_ms``.
+
+        Candles are kept. Returns the number of snapshots pruned.
+        """
+        old = SnapshotRecord.select(SnapshotRecord.id).where(SnapshotRecord.timestamp < older_than_ms)
+        with self._db.atomic():
+            Quote.delete().where(Quote.snapshot.in_(old)).execute()
+            GlobalMetric.delete().where(GlobalMetric.snapshot.in_(old)).execute()
+            return SnapshotRecord.delete().where(SnapshotRecord.timestamp < older_than_ms).execute()
