@@ -9,6 +9,7 @@ where the value came from, and what is accepted.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ def _choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
 def _number(minimum: float, maximum: float | None = None, integer: bool = False) -> Callable[[str], Any]:
     def parse(raw: str) -> float | int:
         value = int(raw) if integer else float(raw)
-        if value != value or value < minimum or (maximum is not None and value > maximum):
+        if not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
             raise ValueError
         return value
 
@@ -128,11 +129,18 @@ OPTIONS: tuple[Option, ...] = (
         "--db",
     ),
     Option("database", "retention_days", "7", _number(2, integer=True), "an integer >= 2 (days)"),
-    Option("http", "enabled", "true", _boolean, "true or false"),
+    Option("http", "enabled", "true", _boolean, "true or false", "--no-http"),
     Option("http", "bind", "127.0.0.1:8080", _bind, "HOST:PORT", "--bind"),
     Option("http", "threads", "8", _number(1, 256, integer=True), "an integer 1..256"),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
-    Option("log", "level", "INFO", _choice(*LOG_LEVELS, upper=True), "one of " + ", ".join(LOG_LEVELS)),
+    Option(
+        "log",
+        "level",
+        "INFO",
+        _choice(*LOG_LEVELS, upper=True),
+        "one of " + ", ".join(LOG_LEVELS),
+        "--log-level",
+    ),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
 
@@ -146,15 +154,26 @@ class Settings(SimpleNamespace):
             value = getattr(getattr(self, option.section), option.name)
             if option.secret:
                 value = "(set)" if value else "(unset)"
+            elif isinstance(value, str):
+                value = _redact(value)
             parts.append(f"{option.section}.{option.name}={value}")
         return " ".join(parts)
+
+
+def _redact(text: str) -> str:
+    """``text`` with the password of a URL (``scheme://user:password@host``) replaced by ``***``."""
+    try:
+        password = urlparse(text.strip()).password
+    except ValueError:
+        return text
+    return text.replace(f":{password}@", ":***@") if password else text
 
 
 def _parse(option: Option, raw: str, origin: str) -> Any:
     try:
         return option.parse(raw)
     except (ValueError, TypeError):
-        shown = "(hidden)" if option.secret else repr(raw)
+        shown = "(hidden)" if option.secret else repr(_redact(raw))
         raise ConfigError(
             f"{origin}: invalid value {shown} for [{option.section}] {option.name}; "
             f"expected {option.accepted}"
@@ -188,7 +207,10 @@ def load_settings(
                 for name, value in parser.items(section):
                     if (section, name) not in OPTION_INDEX:
                         known = ", ".join(o.name for o in OPTIONS if o.section == section)
-                        hint = f"; known in [{section}]: {known}" if known else ""
+                        if known:
+                            hint = f"; known in [{section}]: {known}"
+                        else:
+                            hint = "; known sections: " + ", ".join(dict.fromkeys(o.section for o in OPTIONS))
                         raise ConfigError(f"{path}: unknown option [{section}] {name}{hint}")
                     raw[(section, name)] = (value, path)
     for key, option in OPTION_INDEX.items():

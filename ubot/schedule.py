@@ -51,7 +51,8 @@ class Ticker:
         if not interval_s > 0:
             raise ValueError("interval must be > 0")
         self.interval = interval_s
-        self._k = math.ceil(now / interval_s)  # next deadline = k * interval
+        k = self._last_index(now)
+        self._k = k if k * interval_s == now else k + 1  # next deadline = k * interval
         self.number = 0
         self.missed = 0
         self.overruns = 0
@@ -61,11 +62,20 @@ class Ticker:
     def next_deadline(self) -> float:
         return self._k * self.interval
 
+    def _last_index(self, now: float) -> int:
+        """The largest ``k`` with ``k * interval <= now`` (``now / interval`` may round either way)."""
+        k = math.floor(now / self.interval)
+        while k * self.interval > now:
+            k -= 1
+        while (k + 1) * self.interval <= now:
+            k += 1
+        return k
+
     def fire(self, now: float, busy: bool = False) -> Tick | None:
         """Called when woken at ``now`` (>= :attr:`next_deadline`); the tick to send, if any."""
         if now < self.next_deadline:
             return None
-        behind = math.floor((now - self.next_deadline) / self.interval)
+        behind = self._last_index(now) - self._k
         self._k += behind
         self.missed += behind
         deadline = self.next_deadline

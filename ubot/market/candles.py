@@ -164,10 +164,11 @@ class CandleBook:
     """The open candle of every coin on every timeframe, updated one snapshot at a time."""
 
     def __init__(self, timeframes: Iterable[str] = TIMEFRAMES, capacity: int = 256) -> None:
-        names = sorted(timeframes, key=TIMEFRAMES.__getitem__)
+        names = list(timeframes)
         unknown = [name for name in names if name not in TIMEFRAMES]
         if unknown or not names:
             raise ValueError(f"unknown timeframes {unknown}; known: {', '.join(TIMEFRAMES)}")
+        names.sort(key=TIMEFRAMES.__getitem__)
         self._index: dict[int, int] = {}
         self._frames = {name: _Frame(name, capacity) for name in names}
         self.finest = names[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,7 +65,9 @@ class ReplaySource:
             listings, global_doc = split_recording(doc)
         except OSError as exc:
             raise SourceError(f"replay file {name}: cannot read: {exc.strerror or exc}") from None
-        except (ValueError, UnicodeDecodeError, EOFError) as exc:
+        except (EOFError, zlib.error) as exc:
+            raise SourceError(f"replay file {name}: corrupt gzip data: {exc}") from None
+        except (ValueError, UnicodeDecodeError) as exc:
             raise SourceError(f"replay file {name}: not a recorded response: {exc}") from None
         return RawMarket(
             listings=listings,

@@ -71,6 +71,16 @@ GLOBAL_QUOTE_FIELDS: tuple[str, ...] = (
     "derivatives_volume_24h",
 )
 GLOBAL_FIELDS: tuple[str, ...] = GLOBAL_TOP_FIELDS + GLOBAL_QUOTE_FIELDS
+#: Global metrics that are counts: integers in CMC's JSON (and ours), floats in :class:`GlobalMetrics`.
+GLOBAL_INT_FIELDS: frozenset[str] = frozenset(
+    {
+        "active_cryptocurrencies",
+        "total_cryptocurrencies",
+        "active_market_pairs",
+        "active_exchanges",
+        "total_exchanges",
+    }
+)
 
 
 class MarketDataError(ValueError):
@@ -176,7 +186,8 @@ def parse_listings(doc: Any, convert: str = "USD", global_doc: Any = None) -> Sn
     seen: set[int] = set()
     warnings: list[str] = []
     nulled = 0
-    nan = math.nan
+    nones = 0  # nulls in the rows (legitimate, or wrong types already counted in `nulled`)
+    stamp_cache: dict[str, int] = {}  # most quotes of a response share a handful of timestamps
     for position, item in enumerate(data):
         try:
             coin_id, symbol, name, quote = _essentials(item, convert)
@@ -187,21 +198,25 @@ def parse_listings(doc: Any, convert: str = "USD", global_doc: Any = None) -> Sn
             warnings.append(f"coin #{position}: duplicate id {coin_id}; dropped")
             continue
         seen.add(coin_id)
-        row: list[float] = []
-        for source, names_ in ((item, ("cmc_rank",)), (quote, QUOTE_FIELDS), (item, SUPPLY_FIELDS)):
-            for key in names_:
-                try:
-                    value = _number(source.get(key))
-                except TypeError:
-                    value = None
-                    nulled += 1
-                row.append(nan if value is None else value)
+        row = [item.get("cmc_rank")]
+        row += [quote.get(key) for key in QUOTE_FIELDS]
+        row += [item.get(key) for key in SUPPLY_FIELDS]
+        if not _PLAIN_NUMBER_TYPES.issuperset(map(type, row)):  # rare: check value by value
+            row, bad = _checked(row)
+            nulled += bad
+        nones += row.count(None)
         stamp = quote.get("last_updated") or item.get("last_updated")
-        try:
-            stamps.append(parse_iso_ms(stamp) if stamp is not None else timestamp_ms)
-        except (ValueError, TypeError):
+        if stamp is None:
             stamps.append(timestamp_ms)
-            nulled += 1
+        else:
+            ms = stamp_cache.get(stamp) if isinstance(stamp, str) else None
+            if ms is None:
+                try:
+                    ms = stamp_cache[stamp] = parse_iso_ms(stamp)
+                except (ValueError, TypeError):
+                    ms = timestamp_ms
+                    nulled += 1
+            stamps.append(ms)
         ids.append(coin_id)
         symbols.append(symbol)
         names.append(name)
@@ -215,7 +230,11 @@ def parse_listings(doc: Any, convert: str = "USD", global_doc: Any = None) -> Sn
             global_metrics = parse_global(global_doc, convert)
         except MarketDataError as exc:
             warnings.append(f"{exc}; global metrics left out")
-    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(NUMERIC_FIELDS))
+    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(NUMERIC_FIELDS))  # None -> NaN
+    # Python's json accepts NaN and Infinity, CMC never sends them: null them and count them.
+    infinite = np.isinf(matrix)
+    nulled += int(np.isnan(matrix).sum()) - nones + int(infinite.sum())
+    matrix[infinite] = np.nan
     columns = {}
     for index, name in enumerate(NUMERIC_FIELDS):
         column = np.ascontiguousarray(matrix[:, index])
@@ -239,6 +258,22 @@ def parse_listings(doc: Any, convert: str = "USD", global_doc: Any = None) -> Sn
         nulled=nulled,
         warnings=tuple(warnings),
     )
+
+
+_PLAIN_NUMBER_TYPES = frozenset({int, float, type(None)})
+
+
+def _checked(row: list[Any]) -> tuple[list[float | None], int]:
+    """``row`` with every value that is not a JSON number (or null) replaced by None; and how many."""
+    bad = 0
+    checked: list[float | None] = []
+    for value in row:
+        try:
+            checked.append(_number(value))
+        except TypeError:
+            checked.append(None)
+            bad += 1
+    return checked, bad
 
 
 def _essentials(item: Any, convert: str) -> tuple[int, str, str, Mapping[str, Any]]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ubot.market.snapshot import GLOBAL_FIELDS, QUOTE_FIELDS, SUPPLY_FIELDS, Snapshot
+import numpy as np
+
+from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, QUOTE_FIELDS, SUPPLY_FIELDS, Snapshot
 from ubot.timeutil import iso_from_ms
 
 _INT_FIELDS = frozenset({"rank", "num_market_pairs"})
@@ -27,6 +28,12 @@ def _clean(values: list[float], integer: bool) -> list[Any]:
     if integer:
         return [None if v != v else int(v) for v in values]
     return [None if v != v else v for v in values]
+
+
+def _global_value(value: float | None, name: str) -> Any:
+    if value is None or value != value:
+        return None
+    return int(value) if name in GLOBAL_INT_FIELDS else value
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,21 +51,20 @@ class SnapshotView:
     def build(cls, snap: Snapshot) -> SnapshotView:
         names = ("rank", *QUOTE_FIELDS, *SUPPLY_FIELDS)
         columns = [_clean(snap.column(n).tolist(), n in _INT_FIELDS) for n in names]
-        stamps = [iso_from_ms(ms) for ms in snap.quote_ts_ms.tolist()]
-        coins = []
-        for i, coin_id in enumerate(snap.ids.tolist()):
-            doc = {"id": coin_id, "symbol": snap.symbols[i], "name": snap.names[i], "slug": snap.slugs[i]}
-            for name, column in zip(names, columns, strict=True):
-                doc[name] = column[i]
-            doc["last_updated"] = stamps[i]
-            coins.append(doc)
+        iso: dict[int, str] = {}  # most quotes share a handful of timestamps
+        stamps = [iso.get(ms) or iso.setdefault(ms, iso_from_ms(ms)) for ms in snap.quote_ts_ms.tolist()]
+        keys = ("id", "symbol", "name", "slug", *names, "last_updated")
+        rows = zip(snap.ids.tolist(), snap.symbols, snap.names, snap.slugs, *columns, stamps, strict=True)
+        coins = [dict(zip(keys, row)) for row in rows]
         global_doc = None
         if snap.global_metrics is not None:
-            global_doc = {name: snap.global_metrics.values.get(name) for name in GLOBAL_FIELDS}
+            values = snap.global_metrics.values
+            global_doc = {name: _global_value(values.get(name), name) for name in GLOBAL_FIELDS}
             global_doc["last_updated"] = iso_from_ms(snap.global_metrics.timestamp_ms)
         by_symbol: dict[str, int] = {}
         ranks = snap.column("rank")
-        for i in sorted(range(len(coins)), key=lambda i: (math.inf if ranks[i] != ranks[i] else ranks[i], i)):
+        # Best rank first (unranked last, ties by position), so setdefault keeps the best per symbol.
+        for i in np.lexsort((np.arange(len(ranks)), np.nan_to_num(ranks, nan=np.inf))).tolist():
             by_symbol.setdefault(snap.symbols[i].upper(), i)
         body = _render(snap.timestamp_ms, snap.convert, global_doc, coins)
         return cls(
@@ -94,4 +100,4 @@ def _render(
     doc["coins"] = coins
     if missing:
         doc["unknown_symbols"] = missing
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+    return json.dumps(doc, separators=(",", ":"), allow_nan=False, check_circular=False).encode()
