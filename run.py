@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
 import signal
 import sys
 import threading
+
+from peewee import DatabaseError
 
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.http.server import BindError, GatewayServer, check_bind
@@ -146,6 +149,21 @@ def run_server(settings: Settings) -> int:
     return 0
 
 
+def check_start(settings: Settings) -> None:
+    """Refuse to start, with one line, when something cannot work. Side-effect-free checks come
+    first, so a refused start leaves no database behind; the schema is created or upgraded last."""
+    from ubot.market.sources import make_source
+
+    if settings.http.enabled:
+        check_bind(*settings.http.bind)
+    make_source(settings).close()
+    db = open_database(settings.database.url)
+    try:
+        ensure_schema(db)
+    finally:
+        db.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -153,23 +171,29 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 2
+    # Until the checks pass, log records are held back: a refused start shows one line, no more.
+    root = logging.getLogger()
+    root.setLevel(settings.log.level)
+    held = logging.handlers.BufferingHandler(capacity=10_000)
+    root.addHandler(held)
+    try:
+        check_start(settings)
+    except (ConfigError, DatabaseConfigError, SchemaError, FatalSourceError, BindError) as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseError as exc:  # e.g. "file is not a database"
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"ubot: cannot use database {redact(settings.database.url)}: {first_line}", file=sys.stderr)
+        return 2
+    finally:
+        root.removeHandler(held)
     logging.basicConfig(
         level=settings.log.level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        db = open_database(settings.database.url)
-        ensure_schema(db)
-        db.close()
-        from ubot.market.sources import make_source
-
-        make_source(settings).close()  # fail now, in one line, if the source cannot work
-        if settings.http.enabled:
-            check_bind(*settings.http.bind)
-    except (ConfigError, DatabaseConfigError, SchemaError, FatalSourceError, BindError) as exc:
-        print(f"ubot: {exc}", file=sys.stderr)
-        return 2
+    for record in held.buffer:
+        logging.getLogger(record.name).handle(record)
     log.info(
         "uBot starting: source=%s interval=%gs coins=%d database=%s",
         resolved_source(settings),

@@ -53,7 +53,9 @@ class FakeClock:
             return self._now
 
     def advance(self, seconds: float) -> None:
-        self.set(self._now + seconds)
+        with self._cond:
+            self._now += seconds
+            self._cond.notify_all()
 
     def set(self, when: float) -> None:
         with self._cond:
@@ -77,8 +79,16 @@ class FakeClock:
             self._cond.notify_all()
 
     def wait_for_sleeper(self, timeout: float = 5.0) -> float:
-        """Block until some thread sleeps on this clock; return the deadline it sleeps until."""
+        """Block until some thread sleeps on this clock; return the deadline it sleeps until.
+
+        A sleeper whose deadline the clock has already reached is about to wake up, not asleep: it
+        does not count (so ``set(deadline)`` then ``wait_for_sleeper()`` waits for the next sleep).
+        """
+
+        def asleep() -> bool:
+            return self._sleeping_until is not None and self._sleeping_until > self._now
+
         with self._cond:
-            if not self._cond.wait_for(lambda: self._sleeping_until is not None, timeout):
+            if not self._cond.wait_for(asleep, timeout):
                 raise TimeoutError("nobody is sleeping on the fake clock")
             return self._sleeping_until  # type: ignore[return-value]

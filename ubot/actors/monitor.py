@@ -7,6 +7,7 @@ pipeline), stops the Clock when the source is exhausted or ``--ticks N`` is reac
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -63,15 +64,21 @@ class Monitor(pykka.ThreadingActor):
             self.progress.update(*done.position)
         if self.max_ticks and self.stats.ticks >= self.max_ticks:
             self._finish("ticks")
-        elif self.ticker is not None:
-            self.ticker.tell(TickFinished(done.tick.number))
+        else:
+            self._tell_clock(TickFinished(done.tick.number))
+
+    def _tell_clock(self, message: Any) -> None:
+        if self.ticker is None:
+            return
+        # At shutdown the Clock stops first; the ticks still in flight end here all the same.
+        with contextlib.suppress(pykka.ActorDeadError):
+            self.ticker.tell(message)
 
     def _finish(self, why: str) -> None:
         """``why``: "exhausted" (the source has no more data) or "ticks" (--ticks N reached)."""
         if self.finished:
             return
         self.finished = True
-        if self.ticker is not None:
-            self.ticker.tell(StopTicking("source exhausted" if why == "exhausted" else "tick limit reached"))
+        self._tell_clock(StopTicking("source exhausted" if why == "exhausted" else "tick limit reached"))
         if self.on_finished is not None:
             self.on_finished(why)

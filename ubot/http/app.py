@@ -34,6 +34,20 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, para
     )
 
 
+def _serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
+    """Always JSON (whatever the client accepts), always with a description."""
+    description = exc.description
+    if not description:  # Falcon's own 404 (no route) and 405 carry a title only
+        if isinstance(exc, falcon.HTTPMethodNotAllowed):
+            description = f"{req.path} does not accept {req.method}."
+        elif isinstance(exc, falcon.HTTPNotFound):
+            description = f"There is no resource at {req.path}."
+        else:
+            description = f"{exc.title}."
+    resp.content_type = falcon.MEDIA_JSON
+    resp.media = {"title": exc.title, "description": description}
+
+
 def create_app(gateway: Gateway) -> falcon.App:
     """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``."""
     app = falcon.App()
@@ -45,4 +59,5 @@ def create_app(gateway: Gateway) -> falcon.App:
     app.add_route("/v1/global", GlobalResource(gateway))
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(Unavailable, _unavailable)
+    app.set_error_serializer(_serialize_error)
     return app

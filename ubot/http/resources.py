@@ -58,12 +58,21 @@ class _CoinResource:
         self.gateway = gateway
 
     def coin(self, key: str) -> tuple[int, str]:
-        found = self.gateway.resolve(key) if key and len(key) <= 64 else None
+        found = self.gateway.resolve(key) if _lookable(key) else None
         if found is None:
             raise falcon.HTTPNotFound(
                 title="Unknown coin", description=f"no coin with symbol or id {key[:64]!r}"
             )
         return found
+
+
+def _lookable(key: str) -> bool:
+    """A symbol of at most 64 characters, or an id in ASCII digits that fits the database."""
+    if not key or len(key) > 64:
+        return False
+    if key.isdigit():  # also true of "²" or "١", which int() rejects or reads as another id
+        return key.isascii() and int(key) < 2**63
+    return True
 
 
 class CandlesResource(_CoinResource):

@@ -70,6 +70,9 @@ class GatewayServer(BaseApplication):
             "worker_exit": lambda server, worker: self._on_exit(),
         }.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
+            # Otherwise every uBot opens $HOME/.gunicorn/gunicorn.ctl and two of them collide.
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
         return self._make_app()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from peewee import Database
+from peewee import Database, fn
 
-from ubot.market.snapshot import GLOBAL_FIELDS, NUMERIC_FIELDS
+from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, NUMERIC_FIELDS
 from ubot.models.tables import Candle, Coin, GlobalMetric, Quote
 from ubot.timeutil import iso_from_ms
 
@@ -27,13 +27,13 @@ class History:
         self._db = db
 
     def coin(self, key: str) -> tuple[int, str] | None:
-        """(id, symbol) of a stored coin by numeric id, or by symbol (lowest id on a tie)."""
+        """(id, symbol) of a stored coin by numeric id, or by symbol, any case (lowest id on a tie)."""
         if key.isdigit():
             row = Coin.select(Coin.id, Coin.symbol).where(Coin.id == int(key)).tuples().first()
         else:
             row = (
                 Coin.select(Coin.id, Coin.symbol)
-                .where(Coin.symbol == key.upper())
+                .where(fn.UPPER(Coin.symbol) == key.upper())  # CMC has symbols like "tBTC"
                 .order_by(Coin.id)
                 .tuples()
                 .first()
@@ -64,7 +64,7 @@ class History:
         query = (
             Quote.select(*fields)
             .where((Quote.coin == coin_id) & _range(Quote.ts, start_ms, end_ms))
-            .order_by(Quote.ts.desc())
+            .order_by(Quote.ts.desc(), Quote.snapshot.desc())  # a quote's time repeats while stale
             .limit(limit)
             .tuples()
         )
@@ -84,7 +84,7 @@ class History:
         query = (
             GlobalMetric.select(*fields)
             .where(_range(GlobalMetric.ts, start_ms, end_ms))
-            .order_by(GlobalMetric.ts.desc())
+            .order_by(GlobalMetric.ts.desc(), GlobalMetric.snapshot.desc())
             .limit(limit)
             .tuples()
         )
@@ -93,5 +93,8 @@ class History:
         for row in reversed(list(query)):
             doc = dict(zip(names, row, strict=True))
             doc["timestamp"] = iso_from_ms(doc["timestamp"])
+            for name in GLOBAL_INT_FIELDS:
+                if doc[name] is not None:
+                    doc[name] = int(doc[name])
             rows.append(doc)
         return rows

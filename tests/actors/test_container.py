@@ -1,0 +1,88 @@
+"""Container: keeps the latest snapshot as ready bytes + ETag and the open candles; ends each tick."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from ubot.actors.container import Container
+from ubot.market.candles import CandleBook
+from ubot.market.view import etag_of
+from ubot.messages import Candled, GetOpenCandle, GetSnapshot, ResolveCoin, Stored, TickDone
+
+WAIT = 10.0
+
+
+def candled(kit, number: int, ts: int) -> Candled:
+    snap = kit.market(ts)
+    book = CandleBook()
+    book.apply(snap.ids, snap.quote_ts_ms, snap.column("price"))
+    stored = Stored.extend(replace(kit.fetched(number, snap), position=(number, 9)), snapshot_id=number)
+    opened = {tf: book.open_candles(tf) for tf in book.timeframes}
+    return Candled.extend(stored, open_candles=opened).timed("ohlc", 2.0)
+
+
+@pytest.fixture
+def container(kit):
+    monitor = kit.inbox()
+    return Container.start(monitor.ref), monitor
+
+
+def test_a_candled_snapshot_ends_the_tick_at_the_monitor(kit, container) -> None:
+    ref, monitor = container
+
+    ref.tell(candled(kit, 1, kit.T0))
+
+    done = monitor.next(TickDone)
+    assert (done.tick.number, done.outcome, done.coins) == (1, "ok", 5)
+    assert done.snapshot_ms == kit.T0
+    assert done.position == (1, 9)
+    assert [stage for stage, _ in done.stages] == ["fetch", "ohlc", "container"]
+
+
+def test_it_answers_with_the_latest_snapshot(kit, container) -> None:
+    ref, monitor = container
+    assert ref.ask(GetSnapshot(), timeout=WAIT) is None  # nothing yet
+    ref.tell(candled(kit, 1, kit.T0))
+    ref.tell(candled(kit, 2, kit.T0 + 60_000))
+
+    body, etag = ref.ask(GetSnapshot(), timeout=WAIT)
+
+    doc = json.loads(body)
+    assert doc["timestamp"] == "2024-03-10T00:01:00.000Z"
+    assert [coin["symbol"] for coin in doc["coins"]] == ["BTC", "ETH", "USDT", "BNB", "SOL"]
+    assert etag == etag_of(body)
+    assert [done.tick.number for done in monitor.received()] == [1, 2]
+
+    body, etag = ref.ask(GetSnapshot(("SOL", "NOPE", "BTC")), timeout=WAIT)
+    doc = json.loads(body)
+    assert [coin["symbol"] for coin in doc["coins"]] == ["SOL", "BTC"]
+    assert doc["unknown_symbols"] == ["NOPE"]
+    assert etag == etag_of(body)
+
+
+def test_it_resolves_coins_and_gives_open_candles(kit, container) -> None:
+    ref, _ = container
+    assert ref.ask(ResolveCoin("BTC"), timeout=WAIT) is None
+    assert ref.ask(GetOpenCandle(1, "1m"), timeout=WAIT) is None
+    message = candled(kit, 1, kit.T0)
+    ref.tell(message)
+
+    assert ref.ask(ResolveCoin("eth"), timeout=WAIT) == (1027, "ETH")
+    assert ref.ask(ResolveCoin("1027"), timeout=WAIT) == (1027, "ETH")
+    assert ref.ask(ResolveCoin("NOPE"), timeout=WAIT) is None
+    price = float(message.snapshot.column("price")[0])
+    assert ref.ask(GetOpenCandle(1, "1h"), timeout=WAIT) == (kit.T0, price, price, price, price)
+    assert ref.ask(GetOpenCandle(999, "1h"), timeout=WAIT) is None
+
+
+def test_a_bad_query_fails_for_the_asker_only(kit, container) -> None:
+    ref, _ = container
+
+    with pytest.raises(TypeError, match="unexpected message"):
+        ref.ask("what?", timeout=WAIT)
+
+    assert ref.is_alive()
+    assert ref.ask(GetSnapshot(), timeout=WAIT) is None

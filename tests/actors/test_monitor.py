@@ -1,0 +1,97 @@
+"""Monitor: records every finished tick, paces the Clock, stops it at the tick limit or the end."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ubot.actors.monitor import Monitor
+from ubot.clocks import FakeClock
+from ubot.messages import GetHealth, SourceExhausted, StopTicking, TickDone, TickFinished, WatchTicks
+from ubot.schedule import Tick
+
+WAIT = 10.0
+
+
+class Finished:
+    """The ``on_finished`` callback: records why, and lets the test wait for it."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.event = threading.Event()
+
+    def __call__(self, why: str) -> None:
+        self.reasons.append(why)
+        self.event.set()
+
+    def wait(self) -> list[str]:
+        assert self.event.wait(WAIT), "on_finished was not called"
+        return self.reasons
+
+
+def done(number: int, outcome: str = "ok", reason: str = "") -> TickDone:
+    tick = Tick(number, number * 60_000, number * 60_000 + 5)
+    return TickDone(tick=tick, stages=(("fetch", 1.0),), outcome=outcome, reason=reason, snapshot_ms=number)
+
+
+@pytest.fixture
+def monitor(kit):
+    """start(max_ticks) -> (monitor ref, the clock's inbox, on_finished)."""
+
+    def start(max_ticks: int = 0):
+        finished, clock = Finished(), kit.inbox()
+        ref = Monitor.start("simulated", FakeClock(1_700_000_000), max_ticks=max_ticks, on_finished=finished)
+        ref.tell(WatchTicks(clock.ref))
+        return ref, clock, finished
+
+    return start
+
+
+def test_each_finished_tick_releases_the_clock_skipped_ones_too(monitor) -> None:
+    ref, clock, finished = monitor()
+
+    ref.tell(done(1))
+    ref.tell(done(2, "skipped", "fetch failed: boom"))
+
+    assert clock.next(TickFinished) == TickFinished(1)
+    assert clock.next(TickFinished) == TickFinished(2)
+    stats = ref.ask(GetHealth(), timeout=WAIT)
+    assert (stats.ticks, stats.ok, stats.skipped) == (2, 1, 1)
+    assert stats.last_skip_reason == "fetch failed: boom" and stats.last_snapshot_ms == 1
+    assert finished.reasons == []
+
+
+def test_the_tick_limit_stops_the_clock_and_reports_ticks(monitor) -> None:
+    ref, clock, finished = monitor(max_ticks=2)
+
+    ref.tell(done(1))
+    ref.tell(done(2))
+
+    assert finished.wait() == ["ticks"]
+    assert clock.received() == [TickFinished(1), StopTicking("tick limit reached")]
+    assert ref.ask(GetHealth(), timeout=WAIT).ticks == 2
+
+
+def test_an_exhausted_source_stops_the_clock_once(monitor) -> None:
+    ref, clock, finished = monitor()
+    ref.tell(done(1))
+
+    ref.tell(SourceExhausted(done(2).tick))
+    ref.tell(SourceExhausted(done(3).tick))
+
+    assert finished.wait() == ["exhausted"]
+    stats = ref.ask(GetHealth(), timeout=WAIT)  # queued after both: on_finished ran only once
+    assert stats.exhausted and stats.ticks == 1
+    assert finished.reasons == ["exhausted"]
+    assert clock.received() == [TickFinished(1), StopTicking("source exhausted")]
+
+
+def test_health_is_a_copy_not_the_live_figures(monitor) -> None:
+    ref, _, _ = monitor()
+    before = ref.ask(GetHealth(), timeout=WAIT)
+
+    ref.tell(done(1))
+
+    assert before.ticks == 0
+    assert ref.ask(GetHealth(), timeout=WAIT).ticks == 1

@@ -1,0 +1,81 @@
+"""The real app over a real actor system, called through ``falcon.testing.TestClient``.
+
+``served``: a replay (see ``tests/replayfiles.py``) played to its end with ``interval_s=0``; the
+fixture returns once the Monitor has reported the source exhausted. ``idle``: the same replay
+behind a Clock on a :class:`FakeClock` that has not ticked yet; the test fires each tick itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from falcon.testing import TestClient
+
+from tests.http.support import DEADLINE_S, gateway_of, wait_until
+from tests.replayfiles import Replay, ms, write_replay
+from ubot.clocks import FakeClock
+from ubot.http.app import create_app
+from ubot.market.replay import ReplaySource
+from ubot.system import Actors, start_system, stop_system
+
+
+@dataclass
+class Served:
+    replay: Replay
+    actors: Actors
+    client: TestClient
+    finished: list[str]
+
+
+@dataclass
+class Idle:
+    replay: Replay
+    actors: Actors
+    client: TestClient
+    clock: FakeClock
+
+    def tick(self) -> None:
+        """Fire the next tick (move the fake clock to the Clock's deadline) and wait until it is done."""
+        before = self.client.simulate_get("/health").json["ticks"]
+        self.clock.set(self.clock.wait_for_sleeper())
+        wait_until(lambda: self.client.simulate_get("/health").json["ticks"] > before, "the tick to finish")
+
+
+def _stop(actors: Actors) -> None:
+    stop_system(actors, timeout=10)
+
+
+@pytest.fixture
+def replay(tmp_path) -> Replay:
+    return write_replay(tmp_path / "replay")
+
+
+@pytest.fixture
+def served(db, replay) -> Iterator[Served]:
+    done = threading.Event()
+    reasons: list[str] = []
+
+    def on_finished(why: str) -> None:
+        reasons.append(why)
+        done.set()
+
+    actors = start_system(db, ReplaySource(replay.directory), interval_s=0, on_finished=on_finished)
+    try:
+        assert done.wait(DEADLINE_S), "the replay did not finish"
+        yield Served(replay, actors, TestClient(create_app(gateway_of(actors))), reasons)
+    finally:
+        _stop(actors)
+
+
+@pytest.fixture
+def idle(db, replay) -> Iterator[Idle]:
+    clock = FakeClock(start=ms("2024-10-16T00:02:30Z") / 1000)
+    actors = start_system(db, ReplaySource(replay.directory), interval_s=60, clock=clock)
+    try:
+        client = TestClient(create_app(gateway_of(actors, now=clock.now)))
+        yield Idle(replay, actors, client, clock)
+    finally:
+        _stop(actors)

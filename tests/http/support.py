@@ -1,0 +1,48 @@
+"""Helpers of the HTTP tests (the fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from falcon.testing import Result
+
+from ubot.http.gateway import Gateway
+from ubot.system import Actors
+
+DEADLINE_S = 20.0
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+def gateway_of(actors: Actors, **kwargs: Any) -> Gateway:
+    return Gateway(
+        container=actors.container,
+        history=actors.history,
+        monitor=actors.monitor,
+        clock=actors.clock,
+        **kwargs,
+    )
+
+
+def assert_error(result: Result, status: int) -> dict:
+    """An error answer: the status, and a JSON body of exactly ``{"title", "description"}``."""
+    assert result.status_code == status, result.text
+    assert result.headers["content-type"].startswith("application/json")
+    body = result.json
+    assert set(body) == {"title", "description"}, body
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["description"], str) and body["description"]
+    return body

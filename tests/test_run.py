@@ -1,0 +1,235 @@
+"""``run.py`` as a user runs it: a subprocess in an empty directory, judged by exit code and output."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.replayfiles import MALFORMED, NULL_PRICE_COIN, write_replay
+from ubot.models.tables import Coin, GlobalMetric, Quote, SnapshotRecord
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = str(REPO / "run.py")
+SETTINGS = str(REPO / "settings.ini")
+FLAGS = [
+    "--config",
+    "--source",
+    "--replay-dir",
+    "--interval",
+    "--limit",
+    "--seed",
+    "--db",
+    "--bind",
+    "--ticks",
+    "--no-http",
+    "--log-level",
+]
+TIMEOUT_S = 30
+
+
+def environment(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any uBot setting, HOME in the test's directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_") and k != "XDG_RUNTIME_DIR"}
+    env["HOME"] = str(tmp_path / "home")
+    env.update(extra or {})
+    return env
+
+
+def command(*args: str, config: bool = True) -> list[str]:
+    return [sys.executable, RUN, *(["--config", SETTINGS] if config else []), *args]
+
+
+def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None, config: bool = True):
+    return subprocess.run(
+        command(*args, config=config),
+        cwd=tmp_path,
+        env=environment(tmp_path, env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+
+
+def assert_refused(result, *words: str) -> str:
+    """Exit 2 with exactly one line on stderr, no traceback, naming ``words``."""
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ubot: ")
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]
+    return lines[0]
+
+
+def tick_lines(log: str) -> list[str]:
+    return re.findall(r"ubot\.actors\.monitor: (tick \d+ coins=\d+ .*)", log)
+
+
+def test_help_lists_every_flag(tmp_path) -> None:
+    result = run(tmp_path, "--help", config=False)
+    assert result.returncode == 0
+    for flag in FLAGS:
+        assert flag in result.stdout, flag
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["--interval", "abc"], {}, ["--interval", "'abc'", "[market] interval", "a number of seconds >= 0"]),
+        (["--interval", "-1"], {}, ["--interval", "a number of seconds >= 0"]),
+        (["--limit", "0"], {}, ["--limit", "'0'", "[market] limit", "1..5000"]),
+        (["--ticks", "many"], {}, ["--ticks", "[market] ticks", "an integer >= 0"]),
+        (["--bind", "localhost"], {}, ["--bind", "[http] bind", "HOST:PORT"]),
+        (["--db", "mysql://x/y"], {}, ["--db", "[database] url", "sqlite:///path or postgresql://"]),
+        (["--log-level", "LOUD"], {}, ["[log] level", "DEBUG, INFO, WARNING, ERROR"]),
+        (
+            [],
+            {"UBOT_MARKET_SOURCE": "bogus"},
+            ["UBOT_MARKET_SOURCE", "'bogus'", "auto, simulated, replay, cmc"],
+        ),
+        ([], {"UBOT_HTTP_THREADS": "0"}, ["UBOT_HTTP_THREADS", "[http] threads", "1..256"]),
+        (["--source", "replay"], {}, ["--replay-dir"]),
+        (["--source", "cmc"], {}, ["UBOT_COINMARKETCAP_API_KEY"]),
+    ],
+)
+def test_an_invalid_value_is_one_line_and_exit_2(tmp_path, args, env, words) -> None:
+    assert_refused(run(tmp_path, *args, env=env), *words)
+    assert not (tmp_path / "ubot.db").exists()
+
+
+def test_a_flag_wins_over_the_environment(tmp_path) -> None:
+    result = run(tmp_path, "--limit", "abc", env={"UBOT_MARKET_LIMIT": "7"})
+    assert_refused(result, "--limit", "'abc'")
+
+
+def test_an_unknown_config_file(tmp_path) -> None:
+    assert_refused(
+        run(tmp_path, "--config", str(tmp_path / "nope.ini"), config=False), "nope.ini", "does not exist"
+    )
+
+
+def test_an_unknown_option_in_the_config_file(tmp_path) -> None:
+    path = tmp_path / "mine.ini"
+    path.write_text("[market]\nintervall = 5\n")
+    assert_refused(run(tmp_path, "--config", str(path), config=False), "intervall", "interval")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("sqlite:////nonexistent-ubot-dir/sub/ubot.db", "does not exist"),
+        ("sqlite:////proc/ubot-test.db", "cannot open database"),
+        ("sqlite:///not-a-db.db", "file is not a database"),
+    ],
+)
+def test_an_unusable_database_is_one_line(tmp_path, url, why) -> None:
+    (tmp_path / "not-a-db.db").write_text("these are notes, not a database\n" * 100)
+    assert_refused(run(tmp_path, "--db", url, "--no-http"), "database", why)
+
+
+def test_a_port_in_use_is_one_line_and_leaves_nothing_behind(tmp_path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(tmp_path, "--bind", f"127.0.0.1:{port}")
+    assert_refused(result, f"127.0.0.1:{port}", "already in use", "--bind")
+    assert not (tmp_path / "ubot.db").exists()  # refused before the database was created
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "a file", "no json"])
+def test_an_unusable_replay_directory_is_one_line(tmp_path, kind) -> None:
+    directory = tmp_path / "replay"
+    if kind == "empty":
+        directory.mkdir()
+    elif kind == "a file":
+        directory.write_text("{}")
+    elif kind == "no json":
+        directory.mkdir()
+        (directory / "README.txt").write_text("recordings go here")
+        (directory / "2024.json.bak").write_text("{}")
+    line = assert_refused(run(tmp_path, "--source", "replay", "--replay-dir", str(directory), "--no-http"))
+    assert str(directory) in line
+    assert not (tmp_path / "ubot.db").exists()
+
+
+def test_headless_replay_stores_every_good_snapshot_and_reports_the_bad_file(
+    tmp_path, db, database_url
+) -> None:
+    replay = write_replay(tmp_path / "replay")
+    result = run(
+        tmp_path,
+        *("--no-http", "--source", "replay", "--replay-dir", replay.directory, "--interval", "0"),
+        *("--db", database_url),
+    )
+    assert result.returncode == 0, result.stderr
+    log = result.stderr
+    assert "Traceback" not in log
+    stored = [row.timestamp for row in SnapshotRecord.select().order_by(SnapshotRecord.timestamp)]
+    assert stored == replay.snapshot_times
+    assert Quote.select().count() == replay.good_files * len(replay.prices)
+    assert GlobalMetric.select().count() == len(replay.global_times)
+    assert Coin.get_or_none(Coin.id == NULL_PRICE_COIN["id"]) is None
+    skipped = [line for line in log.splitlines() if "SKIPPED" in line]
+    assert len(skipped) == 1 and MALFORMED in skipped[0]
+    assert len(tick_lines(log)) == len(replay.files)
+    dropped = [line for line in log.splitlines() if f"id {NULL_PRICE_COIN['id']}" in line]
+    assert len(dropped) == 1 and "dropped" in dropped[0]
+    assert "source exhausted" in log
+
+
+def test_ticks_3_with_the_simulated_source_exits_after_exactly_3_ticks(tmp_path, db, database_url) -> None:
+    simulated = ("--source", "simulated", "--limit", "25")
+    result = run(tmp_path, "--ticks", "3", "--interval", "0", "--no-http", *simulated, "--db", database_url)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "SIMULATED" in result.stderr
+    ticks = tick_lines(result.stderr)
+    assert [line.split()[1] for line in ticks] == ["1", "2", "3"]
+    assert all("coins=25 " in line for line in ticks)
+    assert SnapshotRecord.select().count() == 3
+    assert Quote.select().count() == 75
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_headless_stops_cleanly_on_a_signal_during_a_tick(tmp_path, db, database_url, signum) -> None:
+    """The signal arrives while the first tick is between the Store and the Monitor (2,000 coins
+    keep the OHLC and Container stages busy for a while): that tick is finished, nothing breaks."""
+    log_path = tmp_path / "ubot.log"
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            command("--no-http", "--interval", "1", "--limit", "2000", "--db", database_url),
+            cwd=tmp_path,
+            env=environment(tmp_path),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + TIMEOUT_S
+            while SnapshotRecord.select().count() < 1:  # the first tick is stored, not yet done
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "no snapshot stored in time"
+                time.sleep(0.005)
+            proc.send_signal(signum)
+            assert proc.wait(timeout=TIMEOUT_S) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    log = log_path.read_text()
+    assert f"received {signal.Signals(signum).name}" in log
+    assert log.rstrip().endswith("INFO ubot: stopped")
+    # Every tick that was logged as done is in the database: nothing in flight was lost.
+    assert SnapshotRecord.select().count() == len(tick_lines(log)) >= 1
+    assert "Traceback" not in log, log
