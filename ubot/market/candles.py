@@ -215,10 +215,13 @@ class CandleBook:
         """The open candles of ``timeframe`` (of the given coins, or of all coins that have one)."""
         frame = self._frames[timeframe]
         if coin_ids is None:
+            # Rows are handed out in insertion order (row = len(index) at insertion), so the
+            # dict's own order is row order.
             ids = np.fromiter(self._index, dtype=np.int64, count=len(self._index))
+            rows = np.arange(len(ids), dtype=np.int64)
         else:
             ids = np.array([c for c in coin_ids if c in self._index], dtype=np.int64)
-        rows = np.array([self._index[c] for c in ids.tolist()], dtype=np.int64)
+            rows = np.array([self._index[c] for c in ids.tolist()], dtype=np.int64)
         present = frame.open_time[rows] != NO_CANDLE
         return frame.rows(ids[present], rows[present])
 

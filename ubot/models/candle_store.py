@@ -10,6 +10,8 @@ stored after the watermark (a crash between the Store and OHLC commits) are then
 
 from __future__ import annotations
 
+from itertools import repeat
+
 import numpy as np
 from peewee import Database, fn
 
@@ -45,8 +47,10 @@ _SELECT = (
 )
 
 
-def _rows(timeframe: str, candles: CandleRows) -> list[tuple]:
-    return [(row[0], timeframe, *row[1:]) for row in candles.rows()]
+def _rows(timeframe: str, c: CandleRows) -> list[tuple]:
+    """Rows ordered like ``_FIELDS``."""
+    columns = (c.open_time, c.open, c.high, c.low, c.close, c.first_ts, c.last_ts, c.count)
+    return list(zip(c.coin_ids.tolist(), repeat(timeframe), *(a.tolist() for a in columns)))
 
 
 class CandleStore:
