@@ -107,9 +107,13 @@ def run_headless(settings: Settings) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    from ubot.system import stop_system
+    from ubot.system import StartupError, stop_system
 
-    _, actors = start_pipeline(settings, lambda why: finished.set())
+    try:
+        _, actors = start_pipeline(settings, lambda why: finished.set())
+    except StartupError as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 1
     try:
         finished.wait()
     finally:

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 
 
+class StartupError(RuntimeError):
+    """The actor system could not start; the message says which part failed."""
+
+
 @dataclass
 class Actors:
     monitor: pykka.ActorRef
@@ -58,6 +62,11 @@ def start_system(
     monitor = Monitor.start(source.name, clock, max_ticks=max_ticks, on_finished=on_finished)
     container = Container.start(monitor)
     ohlc = Ohlc.start(CandleStore(db), container, monitor)
+    try:  # answered only after on_start (the candle restore) has run
+        ohlc.proxy().watermark.get(timeout=600)
+    except pykka.ActorDeadError:
+        pykka.ActorRegistry.stop_all()
+        raise StartupError("restoring the candles failed (see the error above)") from None
     store = Store.start(SnapshotWriter(db), ohlc, monitor, retention_days * DAY_MS)
     fetcher = Fetcher.start(source, store, monitor, convert)
     history = HistoryActor.start(History(db))

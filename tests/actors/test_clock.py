@@ -146,3 +146,27 @@ def test_the_clock_asks_the_monitor_to_report_finished_ticks(kit, clock) -> None
     ticking = Ticking(kit, 60, clock, monitor=monitor.ref)
 
     assert monitor.next(WatchTicks).clock == ticking.ref
+
+
+def test_a_failed_clock_actor_stops_its_timer_thread() -> None:
+    """pykka skips on_stop for an actor that dies of an exception: on_failure must halt the thread."""
+    import threading
+
+    import pykka
+
+    from ubot.actors.clock import ClockActor
+    from ubot.clocks import FakeClock
+
+    class Nobody(pykka.ThreadingActor):
+        pass
+
+    fake = FakeClock(start=1_000.5)
+    target = Nobody.start()
+    clock = ClockActor.start(60, fake, target)
+    fake.wait_for_sleeper()
+    clock.tell("not a message the clock knows")  # raises TypeError inside the actor: it dies
+    clock_thread = next(t for t in threading.enumerate() if t.name == "ubot-clock")
+    clock_thread.join(timeout=10)
+    assert not clock_thread.is_alive()
+    assert not clock.is_alive()
+    target.stop()

@@ -155,3 +155,24 @@ def test_coin_by_id_and_by_symbol(db, history) -> None:
     assert history.coin("dup") == (300, "DUP")  # lowest id on a tie
     assert history.coin("1") is None
     assert history.coin("XYZ") is None
+
+
+def test_a_shared_symbol_means_the_best_ranked_coin_by_its_latest_quote(db, history, cmc) -> None:
+    writer = SnapshotWriter(db)
+    # Two coins share "DUP"; the higher id is better ranked, then the ranks swap.
+    writer.write(
+        cmc.snapshot(
+            cmc.T0,
+            [cmc.coin(300, 1.0, symbol="DUP", cmc_rank=9), cmc.coin(900, 2.0, symbol="DUP", cmc_rank=4)],
+        ),
+        "test",
+    )
+    assert history.coin("dup") == (900, "DUP")
+    writer.write(
+        cmc.snapshot(
+            cmc.T0 + MINUTE,
+            [cmc.coin(300, 1.0, symbol="DUP", cmc_rank=3), cmc.coin(900, 2.0, symbol="DUP", cmc_rank=8)],
+        ),
+        "test",
+    )
+    assert history.coin("DUP") == (300, "DUP")

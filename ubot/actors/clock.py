@@ -59,6 +59,10 @@ class ClockActor(pykka.ThreadingActor):
         self._halt()
         self._thread.join()
 
+    def on_failure(self, *exc_info: object) -> None:
+        """pykka stops a failed actor without calling on_stop: the timer thread must stop too."""
+        self._halt()
+
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, TickFinished):
             with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from peewee import Database, fn
@@ -27,18 +28,31 @@ class History:
         self._db = db
 
     def coin(self, key: str) -> tuple[int, str] | None:
-        """(id, symbol) of a stored coin by numeric id, or by symbol, any case (lowest id on a tie)."""
+        """(id, symbol) of a stored coin by numeric id, or by symbol in any case. A symbol shared by
+        several coins means the best-ranked one by its latest stored quote (then the lowest id)."""
         if key.isdigit():
             row = Coin.select(Coin.id, Coin.symbol).where(Coin.id == int(key)).tuples().first()
-        else:
-            row = (
-                Coin.select(Coin.id, Coin.symbol)
-                .where(fn.UPPER(Coin.symbol) == key.upper())  # CMC has symbols like "tBTC"
-                .order_by(Coin.id)
-                .tuples()
-                .first()
+            return (row[0], row[1]) if row else None
+        candidates = list(
+            Coin.select(Coin.id, Coin.symbol)
+            .where(fn.UPPER(Coin.symbol) == key.upper())  # CMC has symbols like "tBTC"
+            .order_by(Coin.id)
+            .tuples()
+        )
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+
+        def latest_rank(coin_id: int) -> float:
+            rank = (
+                Quote.select(Quote.rank)
+                .where(Quote.coin == coin_id)
+                .order_by(Quote.ts.desc(), Quote.snapshot.desc())
+                .limit(1)
+                .scalar()
             )
-        return (row[0], row[1]) if row else None
+            return math.inf if rank is None else rank
+
+        return min(candidates, key=lambda c: (latest_rank(c[0]), c[0]))
 
     def candles(
         self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
