@@ -139,7 +139,7 @@ def test_global_counts_may_be_null():
 
 def test_no_global_metrics():
     built = view(global_doc=None)
-    assert built.global_doc is None
+    assert built.global_json == "null"
     assert json.loads(built.body)["global"] is None
 
 
@@ -198,3 +198,14 @@ def test_symbol_lookup_is_upper_case():
     assert built.by_symbol == {"WBTC": 0}
     body, _ = built.filtered(["WBTC"])
     assert [c["symbol"] for c in json.loads(body)["coins"]] == ["wBTC"]
+
+
+def test_body_is_byte_for_byte_what_json_dumps_writes():
+    """The %-template rendering must equal the standard encoder's output (escapes, floats, nulls)."""
+    doc = listings()
+    doc["data"][1]["name"] = 'Ünïcode "quoted" \\ \u2028 name'
+    built = view(doc)
+    assert built.body.decode() == json.dumps(json.loads(built.body), separators=(",", ":"))
+    assert built.coins[1]["name"] == 'Ünïcode "quoted" \\ \u2028 name'
+    body, _ = built.filtered(["BTC", "NOPE"])
+    assert body.decode() == json.dumps(json.loads(body), separators=(",", ":"))

@@ -73,8 +73,7 @@ class Container(Stage):
         index = view.by_id.get(int(key)) if key.isdigit() else view.by_symbol.get(key.upper())
         if index is None:
             return None
-        coin = view.coins[index]
-        return coin["id"], coin["symbol"]
+        return view.ids[index], view.symbols[index]
 
     def _open_candle(self, query: GetOpenCandle) -> tuple | None:
         """``(open_time, open, high, low, close)`` of the coin's open candle, or None."""

@@ -49,6 +49,7 @@ class Store(Stage):
         self.ohlc.tell(
             Stored.extend(message, snapshot_id=snapshot_id).timed(self.name, self.elapsed_ms(started))
         )
+        self.writer.checkpoint()  # overlaps the OHLC stage
 
     def _maybe_prune(self, now_ms: int) -> None:
         if self._next_prune_ms is not None and now_ms < self._next_prune_ms:

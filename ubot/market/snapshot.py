@@ -188,12 +188,30 @@ def parse_listings(doc: Any, convert: str = "USD", global_doc: Any = None) -> Sn
     nulled = 0
     nones = 0  # nulls in the rows (legitimate, or wrong types already counted in `nulled`)
     stamp_cache: dict[str, int] = {}  # most quotes of a response share a handful of timestamps
+    inf = math.inf
     for position, item in enumerate(data):
-        try:
-            coin_id, symbol, name, quote = _essentials(item, convert)
-        except ValueError as exc:
-            warnings.append(f"coin #{position}: {exc}; dropped")
-            continue
+        try:  # fast path for well-formed items; anything unusual gets _essentials' full checks
+            coin_id, symbol, name = item["id"], item["symbol"], item["name"]
+            quote = item["quote"][convert]
+            price = quote["price"]
+            well_formed = (
+                type(coin_id) is int
+                and coin_id > 0
+                and type(symbol) is str
+                and symbol.strip() != ""
+                and type(name) is str
+                and type(quote) is dict
+                and (type(price) is float or type(price) is int)
+                and 0 <= price < inf
+            )
+        except (KeyError, TypeError, IndexError):
+            well_formed = False
+        if not well_formed:
+            try:
+                coin_id, symbol, name, quote = _essentials(item, convert)
+            except ValueError as exc:
+                warnings.append(f"coin #{position}: {exc}; dropped")
+                continue
         if coin_id in seen:
             warnings.append(f"coin #{position}: duplicate id {coin_id}; dropped")
             continue

@@ -6,10 +6,11 @@ read it freely. ``?symbols=`` answers are built from the per-coin documents prep
 
 from __future__ import annotations
 
-import hashlib
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import numpy as np
@@ -21,13 +22,8 @@ _INT_FIELDS = frozenset({"rank", "num_market_pairs"})
 
 
 def etag_of(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-
-
-def _clean(values: list[float], integer: bool) -> list[Any]:
-    if integer:
-        return [None if v != v else int(v) for v in values]
-    return [None if v != v else v for v in values]
+    """A strong validator: CRC-32 and length of the body (not a security boundary, just change)."""
+    return f'"{zlib.crc32(body):08x}-{len(body):x}"'
 
 
 def _global_value(value: float | None, name: str) -> Any:
@@ -42,62 +38,98 @@ class SnapshotView:
     convert: str
     body: bytes
     etag: str
-    coins: tuple[Mapping[str, Any], ...]
-    global_doc: Mapping[str, Any] | None
+    fragments: tuple[str, ...]  # each coin's JSON object, serialized once
+    ids: tuple[int, ...]
+    symbols: tuple[str, ...]
+    global_json: str  # the "global" member's JSON (an object or null)
     by_symbol: Mapping[str, int]  # upper-case symbol -> coin index (best rank wins)
     by_id: Mapping[int, int]
+
+    @property
+    def coins(self) -> tuple[dict[str, Any], ...]:
+        """The coin documents as dicts (parsed back: for tests and tools, not the hot path)."""
+        return tuple(json.loads(fragment) for fragment in self.fragments)
 
     @classmethod
     def build(cls, snap: Snapshot) -> SnapshotView:
         names = ("rank", *QUOTE_FIELDS, *SUPPLY_FIELDS)
-        columns = [_clean(snap.column(n).tolist(), n in _INT_FIELDS) for n in names]
         iso: dict[int, str] = {}  # most quotes share a handful of timestamps
-        stamps = [iso.get(ms) or iso.setdefault(ms, iso_from_ms(ms)) for ms in snap.quote_ts_ms.tolist()]
+        stamps = [
+            iso.get(ms) or iso.setdefault(ms, _quote(iso_from_ms(ms))) for ms in snap.quote_ts_ms.tolist()
+        ]
+        # Each coin is rendered by one %-template over pre-rendered columns: the same bytes
+        # json.dumps would give (float repr, escaped strings), without building 5,000 dicts.
         keys = ("id", "symbol", "name", "slug", *names, "last_updated")
-        rows = zip(snap.ids.tolist(), snap.symbols, snap.names, snap.slugs, *columns, stamps, strict=True)
-        coins = [dict(zip(keys, row)) for row in rows]
+        template = "{" + ",".join(f'"{key}":%s' for key in keys) + "}"
+        ids = snap.ids.tolist()
+        rows = zip(
+            map(str, ids),
+            map(_quote, snap.symbols),
+            map(_quote, snap.names),
+            map(_quote, snap.slugs),
+            *(_json_column(snap.column(n), n in _INT_FIELDS) for n in names),
+            stamps,
+            strict=True,
+        )
+        fragments = tuple(template % row for row in rows)
         global_doc = None
         if snap.global_metrics is not None:
             values = snap.global_metrics.values
             global_doc = {name: _global_value(values.get(name), name) for name in GLOBAL_FIELDS}
             global_doc["last_updated"] = iso_from_ms(snap.global_metrics.timestamp_ms)
+        global_json = json.dumps(global_doc, separators=(",", ":"), allow_nan=False)
         by_symbol: dict[str, int] = {}
         ranks = snap.column("rank")
         # Best rank first (unranked last, ties by position), so setdefault keeps the best per symbol.
         for i in np.lexsort((np.arange(len(ranks)), np.nan_to_num(ranks, nan=np.inf))).tolist():
             by_symbol.setdefault(snap.symbols[i].upper(), i)
-        body = _render(snap.timestamp_ms, snap.convert, global_doc, coins)
+        body = _render(snap.timestamp_ms, snap.convert, global_json, fragments)
         return cls(
             timestamp_ms=snap.timestamp_ms,
             convert=snap.convert,
             body=body,
             etag=etag_of(body),
-            coins=tuple(coins),
-            global_doc=global_doc,
+            fragments=fragments,
+            ids=tuple(ids),
+            symbols=snap.symbols,
+            global_json=global_json,
             by_symbol=by_symbol,
-            by_id={c["id"]: i for i, c in enumerate(coins)},
+            by_id={coin_id: i for i, coin_id in enumerate(ids)},
         )
 
     def filtered(self, symbols: Iterable[str]) -> tuple[bytes, str]:
         """The document restricted to ``symbols`` (upper-case), in the order asked."""
         wanted = list(dict.fromkeys(symbols))
-        found = [self.coins[self.by_symbol[s]] for s in wanted if s in self.by_symbol]
+        found = [self.fragments[self.by_symbol[s]] for s in wanted if s in self.by_symbol]
         missing = [s for s in wanted if s not in self.by_symbol]
-        body = _render(self.timestamp_ms, self.convert, self.global_doc, found, missing)
+        body = _render(self.timestamp_ms, self.convert, self.global_json, found, missing)
         return body, etag_of(body)
+
+
+_quote = encode_basestring_ascii  # a str as a JSON string literal, as json.dumps writes it
+
+
+def _json_column(values: np.ndarray, integer: bool) -> list[str]:
+    """A numeric column as JSON literals: repr of each float (what json.dumps writes), null for NaN."""
+    missing = np.isnan(values)
+    if integer:
+        texts = list(map(str, np.where(missing, 0, values).astype(np.int64).tolist()))
+    else:
+        texts = list(map(float.__repr__, values.tolist()))
+    for i in np.flatnonzero(missing).tolist():
+        texts[i] = "null"
+    return texts
 
 
 def _render(
     timestamp_ms: int,
     convert: str,
-    global_doc: Mapping[str, Any] | None,
-    coins: list[Mapping[str, Any]],
+    global_json: str,
+    fragments: Iterable[str],
     missing: list[str] | None = None,
 ) -> bytes:
-    doc: dict[str, Any] = {"timestamp": iso_from_ms(timestamp_ms)}
-    doc["convert"] = convert
-    doc["global"] = global_doc
-    doc["coins"] = coins
+    head = f'{{"timestamp":{_quote(iso_from_ms(timestamp_ms))},"convert":{_quote(convert)},'
+    tail = "]"
     if missing:
-        doc["unknown_symbols"] = missing
-    return json.dumps(doc, separators=(",", ":"), allow_nan=False, check_circular=False).encode()
+        tail += ',"unknown_symbols":' + json.dumps(missing, separators=(",", ":"))
+    return (head + f'"global":{global_json},"coins":[' + ",".join(fragments) + tail + "}").encode()

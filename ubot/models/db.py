@@ -22,6 +22,9 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "busy_timeout": 10_000,
     "cache_size": -32_000,
+    # The Store checkpoints the WAL itself after each snapshot, while OHLC works (see
+    # SnapshotWriter.checkpoint); this automatic one is only a backstop (80 MB of WAL).
+    "wal_autocheckpoint": 20_000,
 }
 
 

@@ -10,6 +10,7 @@ from peewee import Database
 
 from ubot.market.snapshot import GLOBAL_FIELDS, NUMERIC_FIELDS, Snapshot
 from ubot.models.bulk import insert_rows
+from ubot.models.db import is_sqlite
 from ubot.models.tables import Coin, GlobalMetric, Quote, SnapshotRecord
 
 _QUOTE_FIELDS = [Quote.snapshot, Quote.coin, Quote.ts] + [getattr(Quote, name) for name in NUMERIC_FIELDS]
@@ -98,6 +99,16 @@ class SnapshotWriter:
         for name in NUMERIC_FIELDS:
             columns.append(_nullable(snap.column(name), as_int=name == "rank"))
         return list(zip(*columns, strict=True))
+
+    def checkpoint(self) -> None:
+        """Copy the SQLite write-ahead log into the database file without blocking anyone.
+
+        Called by the Store actor once a snapshot has been handed on, so the copy (which releases
+        the GIL) overlaps the next stage instead of landing inside some later commit. A no-op on
+        PostgreSQL.
+        """
+        if is_sqlite(self._db):
+            self._db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def prune(self, older_than_ms: int) -> int:
         """Delete raw quotes and global metrics of snapshots older than ``older_than_ms``.
