@@ -31,6 +31,7 @@ log = logging.getLogger("ubot")
 FLAGS = {
     "source": ("market", "source"),
     "replay_dir": ("market", "replay_dir"),
+    "record": ("market", "record_dir"),
     "interval": ("market", "interval"),
     "limit": ("market", "limit"),
     "seed": ("market", "seed"),
@@ -54,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "else simulated)",
     )
     parser.add_argument("--replay-dir", metavar="DIR", help="directory of recorded responses to replay")
+    parser.add_argument(
+        "--record", metavar="DIR", help="record every CoinMarketCap response pair into DIR (replay format)"
+    )
     parser.add_argument(
         "--interval", metavar="SECONDS", help="seconds between ticks, on UTC boundaries (0: back-to-back)"
     )
@@ -86,6 +90,8 @@ def start_pipeline(settings: Settings, on_finished):
 
     db = open_database(settings.database.url)
     source = make_source(settings)
+    if source.name == "cmc":
+        source.load_plan()  # plan limits and today's usage for /health (a free call)
     actors = start_system(
         db,
         source,
@@ -109,9 +115,15 @@ def run_headless(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     from ubot.system import StartupError, stop_system
 
+    outcome: list[str] = []
+
+    def on_finished(why: str) -> None:
+        outcome.append(why)
+        finished.set()
+
     try:
-        _, actors = start_pipeline(settings, lambda why: finished.set())
-    except StartupError as exc:
+        _, actors = start_pipeline(settings, on_finished)
+    except (StartupError, FatalSourceError) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 1
     try:
@@ -119,7 +131,7 @@ def run_headless(settings: Settings) -> int:
     finally:
         stop_system(actors)
     log.info("stopped")
-    return 0
+    return 1 if outcome == ["failed"] else 0
 
 
 def run_server(settings: Settings) -> int:
@@ -156,11 +168,15 @@ def run_server(settings: Settings) -> int:
 def check_start(settings: Settings) -> None:
     """Refuse to start, with one line, when something cannot work. Side-effect-free checks come
     first, so a refused start leaves no database behind; the schema is created or upgraded last."""
-    from ubot.market.sources import make_source
+    from ubot.market.sources import fit_to_plan, make_source
 
     if settings.http.enabled:
         check_bind(*settings.http.bind)
-    make_source(settings).close()
+    source = make_source(settings)
+    try:
+        fit_to_plan(settings, source)  # may stretch settings.market.interval; the worker inherits it
+    finally:
+        source.close()
     db = open_database(settings.database.url)
     try:
         ensure_schema(db)

@@ -216,7 +216,7 @@ def test_unknown_option_in_the_file_lists_the_known_ones(tmp_path):
     message = error_of(path=path)
     assert path in message
     assert "unknown option [market] intervall" in message
-    assert "source, interval, limit, convert, seed, replay_dir, ticks" in message
+    assert "source, interval, limit, convert, seed, replay_dir, record_dir, ticks" in message
 
 
 def test_unknown_section_in_the_file_lists_the_known_sections(tmp_path):

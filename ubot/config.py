@@ -110,6 +110,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("market", "convert", "USD", _currency, "a currency code such as USD or EUR"),
     Option("market", "seed", "42", _number(0, integer=True), "an integer >= 0", "--seed"),
     Option("market", "replay_dir", "", _text, "a directory of recorded responses", "--replay-dir"),
+    Option(
+        "market", "record_dir", "", _text, "a directory to record CoinMarketCap responses into", "--record"
+    ),
     Option("market", "ticks", "0", _number(0, integer=True), "an integer >= 0 (0: forever)", "--ticks"),
     Option("coinmarketcap", "api_key", "", _text, "a CoinMarketCap Pro API key", secret=True),
     Option(
@@ -120,6 +123,14 @@ OPTIONS: tuple[Option, ...] = (
         "an http(s) URL",
     ),
     Option("coinmarketcap", "timeout", "10", _number(0.1, 120), "seconds, 0.1..120"),
+    Option(
+        "coinmarketcap",
+        "monthly_credits",
+        "10000",
+        _number(1, integer=True),
+        "an integer >= 1 (credits a month)",
+    ),
+    Option("coinmarketcap", "fit_to_plan", "true", _boolean, "true or false"),
     Option(
         "database",
         "url",
@@ -246,6 +257,10 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             "[market] source = cmc needs an API key: set UBOT_COINMARKETCAP_API_KEY "
             "or [coinmarketcap] api_key"
+        )
+    if settings.market.record_dir and source != "cmc":
+        raise ConfigError(
+            "[market] record_dir (--record) records CoinMarketCap responses: it needs --source cmc"
         )
     if source == "cmc" and settings.market.interval == 0:
         raise ConfigError(

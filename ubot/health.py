@@ -38,6 +38,8 @@ class PipelineStats:
     last_skip_reason: str = ""
     last_outcome: str = ""
     exhausted: bool = False
+    failed: str = ""  # why the source can never work again, if so
+    source_status: dict[str, Any] | None = None  # the source's own report (CoinMarketCap)
 
     def record(self, done: TickDone, now: float) -> None:
         self.ticks += 1
@@ -61,11 +63,14 @@ class PipelineStats:
         """(HTTP status, document) for ``GET /health``."""
         interval = clock.interval_s if clock else 0.0
         stalled = self.stalled(now, interval, clock.ticking if clock else False)
-        if self.last_snapshot_ms is None:
+        source_degraded = bool(self.source_status) and self.source_status.get("state") == "degraded"
+        if self.failed:
+            status, code = "degraded", 503
+        elif self.last_snapshot_ms is None:
             status, code = "starting", 503
         elif stalled:
             status, code = "degraded", 503
-        elif self.last_outcome == "skipped":
+        elif self.last_outcome == "skipped" or source_degraded:
             status, code = "degraded", 200
         else:
             status, code = "ok", 200
@@ -88,10 +93,16 @@ class PipelineStats:
                 "lateness_ms_max": _round(clock.lateness_ms_max),
                 "missed_ticks": clock.missed_ticks,
             }
-        if stalled:
+        if self.source_status is not None:
+            doc["source_status"] = self.source_status
+        if self.failed:
+            doc["reason"] = f"the market source failed: {self.failed}"
+        elif stalled:
             doc["reason"] = f"no tick finished for more than {STALL_INTERVALS} intervals"
         elif self.last_outcome == "skipped":
             doc["reason"] = f"last tick skipped: {self.last_skip_reason}"
+        elif source_degraded:
+            doc["reason"] = self.source_status["reason"]
         if self.exhausted:
             doc["source_exhausted"] = True
         return code, doc

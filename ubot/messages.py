@@ -65,6 +65,14 @@ class SourceExhausted:
 
 
 @dataclass(frozen=True)
+class SourceFailed:
+    """The source can never work again as configured (e.g. the API key was revoked)."""
+
+    tick: Tick
+    reason: str
+
+
+@dataclass(frozen=True)
 class TickFinished:
     number: int
 

@@ -59,7 +59,13 @@ def start_system(
     on_finished: Callable[[str], None] | None = None,
 ) -> Actors:
     clock = clock or SystemClock()
-    monitor = Monitor.start(source.name, clock, max_ticks=max_ticks, on_finished=on_finished)
+    monitor = Monitor.start(
+        source.name,
+        clock,
+        max_ticks=max_ticks,
+        on_finished=on_finished,
+        source_status=getattr(source, "status", None),  # sources that report their own health
+    )
     container = Container.start(monitor)
     ohlc = Ohlc.start(CandleStore(db), container, monitor)
     try:  # answered only after on_start (the candle restore) has run

@@ -10,8 +10,8 @@ import pykka
 
 from ubot.actors.stage import Stage
 from ubot.market.snapshot import MarketDataError, Snapshot, parse_listings
-from ubot.market.source import MarketSource, SourceError, SourceExhausted
-from ubot.messages import Fetched
+from ubot.market.source import FatalSourceError, MarketSource, SourceError, SourceExhausted
+from ubot.messages import Fetched, SourceFailed
 from ubot.messages import SourceExhausted as Exhausted
 from ubot.schedule import Tick
 
@@ -41,6 +41,10 @@ class Fetcher(Stage):
             raw = self.source.fetch(message.scheduled_ms)
         except SourceExhausted:
             self.monitor.tell(Exhausted(message))
+            return
+        except FatalSourceError as exc:
+            log.error("market source failed for good: %s", exc)
+            self.monitor.tell(SourceFailed(message, str(exc)))
             return
         except SourceError as exc:
             log.warning("tick %d skipped: %s", message.number, exc)

@@ -17,7 +17,15 @@ import pykka
 
 from ubot.clocks import Clock
 from ubot.health import PipelineStats, tick_line
-from ubot.messages import GetHealth, SourceExhausted, StopTicking, TickDone, TickFinished, WatchTicks
+from ubot.messages import (
+    GetHealth,
+    SourceExhausted,
+    SourceFailed,
+    StopTicking,
+    TickDone,
+    TickFinished,
+    WatchTicks,
+)
 from ubot.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,7 @@ class Monitor(pykka.ThreadingActor):
         max_ticks: int = 0,
         on_finished: Callable[[str], None] | None = None,
         progress: Progress | None = None,
+        source_status: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__()
         self.clock = clock
@@ -38,6 +47,8 @@ class Monitor(pykka.ThreadingActor):
         self.max_ticks = max_ticks
         self.on_finished = on_finished
         self.progress = progress or Progress()
+        #: The source's own health (CoinMarketCap: credits, rate limits), if it reports one.
+        self.source_status = source_status
         self.ticker: pykka.ActorRef | None = None
         self.finished = False
 
@@ -48,10 +59,17 @@ class Monitor(pykka.ThreadingActor):
             self.stats.exhausted = True
             log.info("source exhausted after %d tick(s): no more ticks", self.stats.ticks)
             self._finish("exhausted")
+        elif isinstance(message, SourceFailed):
+            self.stats.failed = message.reason
+            log.error("no more ticks: %s", message.reason)
+            self._finish("failed")
         elif isinstance(message, WatchTicks):
             self.ticker = message.clock
         elif isinstance(message, GetHealth):
-            return copy.deepcopy(self.stats)  # a value, not our live object
+            stats = copy.deepcopy(self.stats)  # a value, not our live object
+            if self.source_status is not None:
+                stats.source_status = self.source_status().as_dict()
+            return stats
         else:
             raise TypeError(f"monitor: unexpected message {message!r}")
         return None
@@ -75,10 +93,12 @@ class Monitor(pykka.ThreadingActor):
             self.ticker.tell(message)
 
     def _finish(self, why: str) -> None:
-        """``why``: "exhausted" (the source has no more data) or "ticks" (--ticks N reached)."""
+        """``why``: "exhausted" (no more data), "failed" (the source can never work again) or
+        "ticks" (--ticks N reached)."""
         if self.finished:
             return
         self.finished = True
-        self._tell_clock(StopTicking("source exhausted" if why == "exhausted" else "tick limit reached"))
+        reasons = {"exhausted": "source exhausted", "failed": "source failed", "ticks": "tick limit reached"}
+        self._tell_clock(StopTicking(reasons[why]))
         if self.on_finished is not None:
             self.on_finished(why)

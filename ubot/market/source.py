@@ -36,3 +36,7 @@ class MarketSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# A source may also offer ``status()`` returning an object with ``as_dict()`` (and a ``state`` of
+# "ok" or "degraded" with a ``reason``): the Monitor then includes it in /health.

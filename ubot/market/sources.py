@@ -1,9 +1,10 @@
-"""Choosing the market source from the settings."""
+"""Choosing the market source from the settings, and fitting CoinMarketCap's credits to the plan."""
 
 from __future__ import annotations
 
 import logging
 
+from ubot.clocks import Clock, SystemClock
 from ubot.config import Settings, resolved_source
 from ubot.market.replay import ReplaySource
 from ubot.market.source import FatalSourceError, MarketSource
@@ -11,7 +12,7 @@ from ubot.market.source import FatalSourceError, MarketSource
 log = logging.getLogger(__name__)
 
 
-def make_source(settings: Settings) -> MarketSource:
+def make_source(settings: Settings, clock: Clock | None = None) -> MarketSource:
     """The configured source. Raises :class:`FatalSourceError` when it cannot be used."""
     market = settings.market
     kind = resolved_source(settings)
@@ -29,7 +30,61 @@ def make_source(settings: Settings) -> MarketSource:
         source = ReplaySource(market.replay_dir)
         log.info("market source: replay of %d file(s) from %s", len(source.files), market.replay_dir)
         return source
-    raise FatalSourceError(
-        "the CoinMarketCap source (--source cmc) is not available in this version yet; "
-        "use --source simulated or --source replay"
+    return _coinmarketcap(settings, clock or SystemClock())
+
+
+def _coinmarketcap(settings: Settings, clock: Clock) -> MarketSource:
+    from ubot.market.cmc_source import CmcSource
+    from ubot.market.coinmarketcap import CmcClient, CmcFatalError
+    from ubot.market.recorder import Recorder
+
+    cmc, market = settings.coinmarketcap, settings.market
+    try:
+        client = CmcClient(
+            cmc.api_key, cmc.base_url, timeout=(min(5.0, cmc.timeout), cmc.timeout), clock=clock
+        )
+    except CmcFatalError as exc:
+        raise FatalSourceError(str(exc)) from None
+    recorder = None
+    if market.record_dir:
+        try:
+            recorder = Recorder(market.record_dir)
+        except OSError as exc:
+            raise FatalSourceError(f"cannot record into {market.record_dir}: {exc.strerror or exc}") from None
+    log.info("market source: CoinMarketCap at %s, top %d coins", cmc.base_url, market.limit)
+    return CmcSource(
+        client,
+        market.limit,
+        market.convert,
+        clock,
+        # A tick may spend half the interval on CoinMarketCap, retries included, so a retry
+        # never makes the next tick late.
+        budget_s=max(1.0, market.interval / 2),
+        recorder=recorder,
+        monthly_credits=cmc.monthly_credits,
     )
+
+
+def fit_to_plan(settings: Settings, source: MarketSource) -> None:
+    """For CoinMarketCap: read the plan (free call; a refused key raises FatalSourceError), say
+    what the configuration will use a month beside the allowance, and with ``fit_to_plan`` stretch
+    ``settings.market.interval`` to the shortest interval that fits."""
+    if source.name != "cmc":
+        return
+    from ubot.market.credits import plan_fit
+
+    source.load_plan()  # type: ignore[attr-defined]
+    allowance = source.monthly_allowance  # type: ignore[attr-defined]
+    fit = plan_fit(settings.market.limit, settings.market.interval, allowance)
+    if fit.fits:
+        log.info(fit.describe())
+        return
+    log.warning(fit.describe())
+    if settings.coinmarketcap.fit_to_plan and fit.shortest_s is not None:
+        log.warning(
+            "[coinmarketcap] fit_to_plan: interval stretched from %g s to %d s",
+            settings.market.interval,
+            fit.shortest_s,
+        )
+        settings.market.interval = fit.shortest_s
+        source.budget_s = max(1.0, fit.shortest_s / 2)  # type: ignore[attr-defined]
