@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ubot.market.credits import listings_credits
 from ubot.market.snapshot import RawMarket
 from ubot.market.source import FatalSourceError
 from ubot.timeutil import iso_from_ms
@@ -45,8 +46,6 @@ ACTIVE_EXCHANGES = 751
 TOTAL_EXCHANGES = 9394
 #: First id of the synthetic coins (real CMC ids stay well below).
 SYNTHETIC_ID_BASE = 100_000
-#: CMC charges 1 credit per this many coins returned (rounded up).
-COINS_PER_CREDIT = 200
 
 _MINUTE_MS = 60_000
 _HOUR_MS = 3_600_000
@@ -504,8 +503,8 @@ class _Universe:
 
 
 def credit_count(coins: int) -> int:
-    """CMC's listings cost: 1 credit per 200 coins returned, rounded up (at least 1)."""
-    return max(1, -(-coins // COINS_PER_CREDIT))
+    """CMC's listings cost for ``coins`` returned (at least 1): see :mod:`ubot.market.credits`."""
+    return max(1, listings_credits(coins)) if coins else 1
 
 
 class SimulatedSource:
