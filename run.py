@@ -172,7 +172,7 @@ def check_start(settings: Settings) -> None:
 
     if settings.http.enabled:
         check_bind(*settings.http.bind)
-    source = make_source(settings)
+    source = make_source(settings, announce=False)
     try:
         fit_to_plan(settings, source)  # may stretch settings.market.interval; the worker inherits it
     finally:

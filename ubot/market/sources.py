@@ -12,28 +12,34 @@ from ubot.market.source import FatalSourceError, MarketSource
 log = logging.getLogger(__name__)
 
 
-def make_source(settings: Settings, clock: Clock | None = None) -> MarketSource:
-    """The configured source. Raises :class:`FatalSourceError` when it cannot be used."""
+def make_source(settings: Settings, clock: Clock | None = None, announce: bool = True) -> MarketSource:
+    """The configured source. Raises :class:`FatalSourceError` when it cannot be used.
+
+    ``announce``: log which source it is (off for run.py's start-up check, which builds the source
+    once just to see that it can).
+    """
     market = settings.market
     kind = resolved_source(settings)
     if kind == "simulated":
         from ubot.market.simulated import SimulatedSource
 
-        log.warning(
-            "market source: SIMULATED market (%d coins, seed %d): prices are not real; "
-            "set UBOT_COINMARKETCAP_API_KEY for real data",
-            market.limit,
-            market.seed,
-        )
+        if announce:
+            log.warning(
+                "market source: SIMULATED market (%d coins, seed %d): prices are not real; "
+                "set UBOT_COINMARKETCAP_API_KEY for real data",
+                market.limit,
+                market.seed,
+            )
         return SimulatedSource(limit=market.limit, seed=market.seed, convert=market.convert)
     if kind == "replay":
         source = ReplaySource(market.replay_dir)
-        log.info("market source: replay of %d file(s) from %s", len(source.files), market.replay_dir)
+        if announce:
+            log.info("market source: replay of %d file(s) from %s", len(source.files), market.replay_dir)
         return source
-    return _coinmarketcap(settings, clock or SystemClock())
+    return _coinmarketcap(settings, clock or SystemClock(), announce)
 
 
-def _coinmarketcap(settings: Settings, clock: Clock) -> MarketSource:
+def _coinmarketcap(settings: Settings, clock: Clock, announce: bool) -> MarketSource:
     from ubot.market.cmc_source import CmcSource
     from ubot.market.coinmarketcap import CmcClient, CmcFatalError
     from ubot.market.recorder import Recorder
@@ -51,7 +57,8 @@ def _coinmarketcap(settings: Settings, clock: Clock) -> MarketSource:
             recorder = Recorder(market.record_dir)
         except OSError as exc:
             raise FatalSourceError(f"cannot record into {market.record_dir}: {exc.strerror or exc}") from None
-    log.info("market source: CoinMarketCap at %s, top %d coins", cmc.base_url, market.limit)
+    if announce:
+        log.info("market source: CoinMarketCap at %s, top %d coins", cmc.base_url, market.limit)
     return CmcSource(
         client,
         market.limit,
