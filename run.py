@@ -91,7 +91,13 @@ def start_pipeline(settings: Settings, on_finished):
     db = open_database(settings.database.url)
     source = make_source(settings)
     if source.name == "cmc":
-        source.load_plan()  # plan limits and today's usage for /health (a free call)
+        try:
+            source.load_plan()  # plan limits and today's usage for /health (a free call)
+        except FatalSourceError as exc:
+            # check_start read the plan moments ago (or long ago, if gunicorn restarts its worker).
+            # The key refused since then stops the source at the first tick, the usual way: /health
+            # says why (gateway) or uBot exits 1 (headless); raising here would crash the worker.
+            log.error("CoinMarketCap plan unknown: %s", exc)
     actors = start_system(
         db,
         source,

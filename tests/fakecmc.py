@@ -10,6 +10,9 @@ by the simulated market (gzip'ed when the client accepts it); error bodies are p
 Each endpoint has a queue of scripted behaviours (:meth:`FakeCmc.script`); an empty queue answers
 with success. Every request is recorded (path, query, headers, client port) in :attr:`FakeCmc.seen`.
 Slow answers wait on :attr:`FakeCmc.release`, set by :meth:`FakeCmc.stop`, so no test sleeps.
+
+With ``step_ms`` the market's time moves on at each tick's listings call, so that successive ticks
+of a running uBot are new snapshots rather than duplicates.
 """
 
 from __future__ import annotations
@@ -150,6 +153,9 @@ class FakeCmc:
     plan_minute: int = 30
     day_used: int = 12
     month_used: int = 345
+    #: Each listings call that starts a tick (``start=1``) after the first moves :attr:`now_ms` on
+    #: by this much, so consecutive ticks get new data (the n-th tick is served at T0 + n * step).
+    step_ms: int = 0
     seen: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -158,6 +164,7 @@ class FakeCmc:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._ticks_served = 0
 
     # -- control ----------------------------------------------------------------------------------
 
@@ -266,6 +273,12 @@ class FakeCmc:
         text = message or ERRORS.get(code, (code, f"error {code}"))[1]
         return json.dumps({"status": self._status(code, text)}, indent=4).encode()
 
+    def _new_tick(self) -> None:
+        with self._lock:
+            if self._ticks_served:
+                self.now_ms += self.step_ms
+            self._ticks_served += 1
+
     def _next(self, path: str) -> Any:
         with self._lock:
             queue = self._queues[path]
@@ -309,6 +322,8 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path not in (LISTINGS_PATH, GLOBAL_PATH, KEY_INFO_PATH):
             self._send(404, b'{"statusCode":404,"error":"Not Found","message":"Not Found"}')
             return
+        if url.path == LISTINGS_PATH and query.get("start", "1") == "1":
+            fake._new_tick()
         behaviour = fake._next(url.path)
         if isinstance(behaviour, Ok):
             self._ok(url.path, query, behaviour)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 
 from ubot.clocks import Clock, SystemClock
 from ubot.config import Settings, resolved_source
@@ -55,6 +56,9 @@ def _coinmarketcap(settings: Settings, clock: Clock, announce: bool) -> MarketSo
     if market.record_dir:
         try:
             recorder = Recorder(market.record_dir)
+            # An existing directory passes makedirs and listdir even when no file can be made in it.
+            with tempfile.TemporaryFile(dir=recorder.directory):
+                pass
         except OSError as exc:
             raise FatalSourceError(f"cannot record into {market.record_dir}: {exc.strerror or exc}") from None
     if announce:
