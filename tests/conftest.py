@@ -4,7 +4,9 @@ by ``UBOT_TEST_DATABASE_URL`` (``.ci/run`` runs the whole suite once each way)."
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from peewee import Database
@@ -14,9 +16,36 @@ from ubot.models.schema import ensure_schema
 from ubot.models.tables import ALL_TABLES
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """UBOT_TEST_DATABASE_URL narrowed to a schema of this test run's own, dropped at the end.
+
+    The PostgreSQL database may be shared (other runs, other sessions, leftovers of an older
+    uBot): every connection of this run, subprocesses included, sees only its own schema.
+    """
+    url = os.environ.get("UBOT_TEST_DATABASE_URL")
+    if not url:
+        yield None
+        return
+    import psycopg2
+
+    schema = f"ubot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg2.connect(url) as admin, admin.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in url else "?"
+    yield f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+    admin = psycopg2.connect(url)
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        admin.close()
+
+
 @pytest.fixture
-def database_url(tmp_path) -> str:
-    return os.environ.get("UBOT_TEST_DATABASE_URL") or f"sqlite:///{tmp_path}/ubot-test.db"
+def database_url(tmp_path, postgres_url) -> str:
+    return postgres_url or f"sqlite:///{tmp_path}/ubot-test.db"
 
 
 def reset(db: Database) -> None:
