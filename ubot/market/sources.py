@@ -46,9 +46,13 @@ def _coinmarketcap(settings: Settings, clock: Clock, announce: bool) -> MarketSo
     from ubot.market.recorder import Recorder
 
     cmc, market = settings.coinmarketcap, settings.market
+    # A tick may spend half the interval on CoinMarketCap, retries included, so a retry never
+    # makes the next tick late; no single attempt may wait longer than that either.
+    budget_s = max(1.0, market.interval / 2)
+    read_timeout = min(cmc.timeout, budget_s)
     try:
         client = CmcClient(
-            cmc.api_key, cmc.base_url, timeout=(min(5.0, cmc.timeout), cmc.timeout), clock=clock
+            cmc.api_key, cmc.base_url, timeout=(min(5.0, read_timeout), read_timeout), clock=clock
         )
     except CmcFatalError as exc:
         raise FatalSourceError(str(exc)) from None
@@ -68,9 +72,7 @@ def _coinmarketcap(settings: Settings, clock: Clock, announce: bool) -> MarketSo
         market.limit,
         market.convert,
         clock,
-        # A tick may spend half the interval on CoinMarketCap, retries included, so a retry
-        # never makes the next tick late.
-        budget_s=max(1.0, market.interval / 2),
+        budget_s=budget_s,
         recorder=recorder,
         monthly_credits=cmc.monthly_credits,
     )
