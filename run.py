@@ -158,7 +158,7 @@ def run_server(settings: Settings) -> int:
         gateway = Gateway(
             container=actors.container, history=actors.history, monitor=actors.monitor, clock=actors.clock
         )
-        return create_app(gateway)
+        return create_app(gateway, settings.http.max_body_bytes)
 
     def on_exit() -> None:
         if "actors" in state:

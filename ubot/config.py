@@ -143,6 +143,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("http", "enabled", "true", _boolean, "true or false", "--no-http"),
     Option("http", "bind", "127.0.0.1:8080", _bind, "HOST:PORT", "--bind"),
     Option("http", "threads", "8", _number(1, 256, integer=True), "an integer 1..256"),
+    Option(
+        "http", "max_body_bytes", "16384", _number(256, 1_048_576, integer=True), "an integer 256..1048576"
+    ),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
         "log",

@@ -7,6 +7,7 @@ import logging
 import falcon
 
 from ubot.http.gateway import Gateway, Unavailable
+from ubot.http.middleware import BodyLimit, RequireJSON
 from ubot.http.resources import (
     CandlesResource,
     GlobalResource,
@@ -45,12 +46,12 @@ def _serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTT
         else:
             description = f"{exc.title}."
     resp.content_type = falcon.MEDIA_JSON
-    resp.media = {"title": exc.title, "description": description}
+    resp.media = {"title": exc.title, "description": description, **getattr(exc, "members", {})}
 
 
-def create_app(gateway: Gateway) -> falcon.App:
+def create_app(gateway: Gateway, max_body_bytes: int = 16_384) -> falcon.App:
     """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``."""
-    app = falcon.App()
+    app = falcon.App(middleware=[BodyLimit(max_body_bytes), RequireJSON()])
     app.req_options.strip_url_path_trailing_slash = True
     app.add_route("/health", HealthResource(gateway))
     app.add_route("/v1/snapshot", SnapshotResource(gateway))

@@ -1,0 +1,135 @@
+"""The checks every request passes, once, before any resource sees it.
+
+* :class:`BodyLimit`: a request body larger than the limit is refused (413) before it is read;
+  a body without a declared length is refused (411), so nothing reads an unbounded stream.
+* :class:`RequireJSON`: a request body must be JSON (415).
+* :class:`Authentication`: resources that set ``auth_required = True`` need
+  ``Authorization: Bearer <token>``; the token is checked by the ``authenticate`` callable (which
+  asks the UserManager actor) and the user's id lands in ``req.context.user_id``; otherwise 401.
+* :func:`validated`: a responder decorator checking the JSON body against a JSON schema (400
+  naming the failing field).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import falcon
+from jsonschema import Draft202012Validator
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class HTTPFieldError(falcon.HTTPError):
+    """An HTTP error whose JSON body carries extra members (``field``, ``column``...)."""
+
+    def __init__(self, status: str, title: str, description: str, **members: Any) -> None:
+        super().__init__(status, title=title, description=description)
+        self.members = {k: v for k, v in members.items() if v is not None}
+
+
+class BodyLimit:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method not in _BODY_METHODS:
+            return
+        length = req.content_length
+        if length is None:
+            if req.get_header("Transfer-Encoding"):
+                raise falcon.HTTPLengthRequired(
+                    title="Length required", description="Send the body with a Content-Length header."
+                )
+            return  # no body at all
+        if length > self.max_bytes:
+            raise falcon.HTTPContentTooLarge(
+                title="Body too large",
+                description=f"The request body is {length} bytes; the limit is {self.max_bytes}.",
+            )
+
+
+class RequireJSON:
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.method in _BODY_METHODS and (req.content_length or 0) > 0:
+            media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+            if media_type != falcon.MEDIA_JSON:
+                raise falcon.HTTPUnsupportedMediaType(
+                    title="JSON only",
+                    description=f"Send the body as {falcon.MEDIA_JSON}, not {media_type or 'nothing'}.",
+                )
+
+
+class Authentication:
+    def __init__(self, authenticate: Callable[[str], int | None]) -> None:
+        self.authenticate = authenticate
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Mapping[str, Any]
+    ) -> None:
+        req.context.user_id = None
+        if resource is None or not getattr(resource, "auth_required", False):
+            return
+        scheme, _, token = (req.auth or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 512:
+            raise _unauthorized("Send Authorization: Bearer <token> (POST /v1/sessions gives one).")
+        user_id = self.authenticate(token)
+        if user_id is None:
+            raise _unauthorized("The token is unknown, expired or revoked; log in again.")
+        req.context.user_id = user_id
+
+
+def _unauthorized(description: str) -> falcon.HTTPUnauthorized:
+    return falcon.HTTPUnauthorized(
+        title="Authentication required", description=description, challenges=["Bearer"]
+    )
+
+
+def validated(schema: Mapping[str, Any]) -> Callable:
+    """Decorate ``on_post``/``on_put``/``on_patch``: the parsed body is checked against ``schema``
+    and handed to the responder as ``req.context.body``."""
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+
+    def decorate(responder: Callable) -> Callable:
+        @functools.wraps(responder)
+        def wrapper(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> Any:
+            body = req.get_media(default_when_empty=None)
+            if body is None:
+                raise HTTPFieldError(falcon.HTTP_400, "Missing body", "This request needs a JSON body.")
+            error = next(iter(sorted(validator.iter_errors(body), key=lambda e: list(e.path))), None)
+            if error is not None:
+                field = ".".join(str(part) for part in error.path) or None
+                where = f"{field}: " if field else ""
+                raise HTTPFieldError(
+                    falcon.HTTP_400, "Invalid request body", f"{where}{_message(error)}", field=field
+                )
+            req.context.body = body
+            return responder(self, req, resp, **params)
+
+        return wrapper
+
+    return decorate
+
+
+def _message(error: Any) -> str:
+    """A readable reason that never echoes the (possibly huge) submitted value back."""
+    expected = error.validator_value
+    messages = {
+        "type": lambda: f"must be of type {expected if isinstance(expected, str) else ' or '.join(expected)}",
+        "maxLength": lambda: f"must be at most {expected} characters",
+        "minLength": lambda: f"must be at least {expected} characters",
+        "maxItems": lambda: f"must have at most {expected} items",
+        "minItems": lambda: f"must have at least {expected} items",
+        "pattern": lambda: "does not have the expected format",
+        "enum": lambda: "must be one of " + ", ".join(map(str, expected)),
+        "minimum": lambda: f"must be >= {expected}",
+        "maximum": lambda: f"must be <= {expected}",
+        "format": lambda: f"is not a valid {expected}",
+        "uniqueItems": lambda: "must not repeat items",
+    }
+    render = messages.get(error.validator)
+    return render() if render else error.message[:200]
