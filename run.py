@@ -156,7 +156,11 @@ def run_server(settings: Settings) -> int:
         _, actors = start_pipeline(settings, on_finished)
         state["actors"] = actors
         gateway = Gateway(
-            container=actors.container, history=actors.history, monitor=actors.monitor, clock=actors.clock
+            container=actors.container,
+            history=actors.history,
+            monitor=actors.monitor,
+            clock=actors.clock,
+            users=actors.users,
         )
         return create_app(gateway, settings.http.max_body_bytes)
 

@@ -1,7 +1,7 @@
 """Starting and stopping the actor system, in one explicit order.
 
-Start: Monitor, Container, OHLC (restores candles), Store, Fetcher, History, then the Clock last,
-so the first tick finds every stage ready. Stop: the Clock first (no new ticks), then each stage in
+Start: Monitor, Container, OHLC (restores candles), Store, Fetcher, History, UserManager, then
+the Clock last, so the first tick finds every stage ready. Stop: the Clock first (no new ticks), then each stage in
 pipeline order; pykka queues the stop request behind messages already in a mailbox, so a tick in
 flight is carried to the end (stored, candled, published) before its stage stops: nothing is lost.
 """
@@ -22,11 +22,14 @@ from ubot.actors.history import HistoryActor
 from ubot.actors.monitor import Monitor
 from ubot.actors.ohlc import Ohlc
 from ubot.actors.store import Store
+from ubot.actors.user_manager import UserManagerActor
 from ubot.clocks import Clock, SystemClock
 from ubot.market.source import MarketSource
 from ubot.models.candle_store import CandleStore
 from ubot.models.history import History
 from ubot.models.store import SnapshotWriter
+from ubot.models.users import UserStore
+from ubot.users.manager import UserManager
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -45,6 +48,7 @@ class Actors:
     fetcher: pykka.ActorRef
     history: pykka.ActorRef
     clock: pykka.ActorRef
+    users: pykka.ActorRef | None = None
 
 
 def start_system(
@@ -76,14 +80,17 @@ def start_system(
     store = Store.start(SnapshotWriter(db), ohlc, monitor, retention_days * DAY_MS)
     fetcher = Fetcher.start(source, store, monitor, convert)
     history = HistoryActor.start(History(db))
+    users = UserManagerActor.start(UserManager(UserStore(db), clock, currencies=(convert,)))
     ticker = ClockActor.start(interval_s, clock, fetcher, monitor)
-    return Actors(monitor, container, ohlc, store, fetcher, history, ticker)
+    return Actors(monitor, container, ohlc, store, fetcher, history, ticker, users)
 
 
 def stop_system(actors: Actors, timeout: float = 30.0) -> None:
     """Stop in order, waiting for each stage to finish what is already in its mailbox."""
-    for name in ("clock", "fetcher", "store", "ohlc", "container", "monitor", "history"):
-        ref: pykka.ActorRef = getattr(actors, name)
+    for name in ("clock", "fetcher", "store", "ohlc", "container", "monitor", "history", "users"):
+        ref: pykka.ActorRef | None = getattr(actors, name)
+        if ref is None:
+            continue
         try:
             ref.stop(block=True, timeout=timeout)
         except pykka.Timeout:

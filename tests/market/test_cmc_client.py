@@ -134,8 +134,18 @@ def test_global_metrics_and_key_info(fake, client):
     assert client.usage.today(T0) == 1  # global: 1 credit; key info: free
 
 
+@pytest.fixture
+def roomy_client(fake, clock, sleeps):
+    """Like ``client`` with a timeout that thousands of coins fit in even on a loaded machine (the
+    0.2 s of ``client`` is for the slow-answer cases; here a timeout would retry and add a call)."""
+    cmc = CmcClient(KEY, fake.base_url, timeout=30, clock=clock, sleeper=sleeps, usage=UsageTracker())
+    yield cmc
+    cmc.close()
+
+
 @pytest.mark.parametrize("limit", [5000, 5001, 7500, 10_000])
-def test_listings_beyond_5000_are_paged_and_merged(fake, client, limit):
+def test_listings_beyond_5000_are_paged_and_merged(fake, roomy_client, limit):
+    client = roomy_client
     fake.total_coins = 20_000
     doc = client.listings(limit)
     queries = [(s.query["start"], s.query["limit"]) for s in fake.calls(LISTINGS_PATH)]
@@ -151,7 +161,8 @@ def test_listings_beyond_5000_are_paged_and_merged(fake, client, limit):
     assert len(parse_listings(doc)) == limit
 
 
-def test_paging_stops_at_the_end_of_the_market(fake, client):
+def test_paging_stops_at_the_end_of_the_market(fake, roomy_client):
+    client = roomy_client
     fake.total_coins = 5100
     doc = client.listings(10_000)
     assert [s.query["start"] for s in fake.calls(LISTINGS_PATH)] == ["1", "5001"]
@@ -159,7 +170,8 @@ def test_paging_stops_at_the_end_of_the_market(fake, client):
     assert doc["status"]["credit_count"] == 25 + 1
 
 
-def test_a_coin_that_moved_across_the_page_boundary_is_kept_once(fake, client):
+def test_a_coin_that_moved_across_the_page_boundary_is_kept_once(fake, roomy_client):
+    client = roomy_client
     first = fake.listings_doc(1, 5000)
     second = fake.listings_doc(5001, 10)
     second["data"] = [first["data"][-1], *second["data"][:9]]  # rank 5000 slipped to 5001
@@ -169,7 +181,8 @@ def test_a_coin_that_moved_across_the_page_boundary_is_kept_once(fake, client):
     assert len({item["id"] for item in doc["data"]}) == 5009
 
 
-def test_a_failing_page_names_itself(fake, client):
+def test_a_failing_page_names_itself(fake, roomy_client):
+    client = roomy_client
     fake.script(LISTINGS_PATH, Ok(), Error(1008))
     with pytest.raises(CmcRateLimited, match=r"^listings page 2 \(start=5001\): rate limited"):
         client.listings(5001)

@@ -12,6 +12,8 @@ from ubot.models.db import is_sqlite, open_database
 from ubot.models.schema import SCHEMA_VERSION, SchemaError, ensure_schema, schema_version
 from ubot.models.tables import ALL_TABLES, Coin, Meta
 
+NEXT = SCHEMA_VERSION + 1  # a version that does not exist yet, for made-up migrations
+
 
 @pytest.fixture
 def empty(database_url) -> Iterator[Database]:
@@ -64,21 +66,21 @@ def test_a_database_from_a_newer_ubot_is_refused(db) -> None:
 def test_a_migration_upgrades_and_keeps_existing_rows(db) -> None:
     Coin.create(id=1, symbol="BTC", name="Bitcoin", slug="bitcoin", first_seen=123)
 
-    assert ensure_schema(db, target=2, migrations={2: add_logo}) == 1
+    assert ensure_schema(db, target=NEXT, migrations={NEXT: add_logo}) == SCHEMA_VERSION
 
-    assert schema_version(db) == 2
+    assert schema_version(db) == NEXT
     assert "logo" in coin_columns(db)
     assert db.execute_sql("SELECT id, symbol, first_seen, logo FROM coin").fetchall() == [
         (1, "BTC", 123, None)
     ]
-    assert ensure_schema(db, target=2, migrations={2: add_logo}) == 2  # and again: nothing to do
+    assert ensure_schema(db, target=NEXT, migrations={NEXT: add_logo}) == NEXT  # and again: nothing to do
 
 
 def test_a_missing_migration_is_refused_before_anything_changes(db) -> None:
-    with pytest.raises(SchemaError, match="no migration to schema version 3"):
-        ensure_schema(db, target=3, migrations={2: add_logo})
+    with pytest.raises(SchemaError, match=f"no migration to schema version {NEXT + 1}"):
+        ensure_schema(db, target=NEXT + 1, migrations={NEXT: add_logo})
 
-    assert schema_version(db) == 1
+    assert schema_version(db) == SCHEMA_VERSION
     assert "logo" not in coin_columns(db)
 
 
@@ -88,9 +90,9 @@ def test_a_failing_migration_is_rolled_back(db) -> None:
         raise RuntimeError("migration bug")
 
     with pytest.raises(RuntimeError, match="migration bug"):
-        ensure_schema(db, target=2, migrations={2: broken})
+        ensure_schema(db, target=NEXT, migrations={NEXT: broken})
 
-    assert schema_version(db) == 1
+    assert schema_version(db) == SCHEMA_VERSION
     assert "logo" not in coin_columns(db)
 
 

@@ -7,7 +7,7 @@ import logging
 import falcon
 
 from ubot.http.gateway import Gateway, Unavailable
-from ubot.http.middleware import BodyLimit, RequireJSON
+from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
 from ubot.http.resources import (
     CandlesResource,
     GlobalResource,
@@ -49,15 +49,34 @@ def _serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTT
     resp.media = {"title": exc.title, "description": description, **getattr(exc, "members", {})}
 
 
+def _add_user_routes(app: falcon.App, gateway: Gateway) -> None:
+    from ubot.http import users
+
+    app.add_route("/v1/users", users.UsersResource(gateway))
+    app.add_route("/v1/sessions", users.SessionsResource(gateway))
+    app.add_route("/v1/sessions/current", users.CurrentSessionResource(gateway))
+    app.add_route("/v1/me/settings", users.SettingsResource(gateway))
+    app.add_route("/v1/me/strategies", users.StrategiesResource(gateway))
+    app.add_route(
+        "/v1/me/strategies/{strategy_id:int(min=1, max=4611686018427387904)}", users.StrategyResource(gateway)
+    )
+    app.add_route("/v1/conditions/validate", users.ConditionsResource(gateway))
+
+
 def create_app(gateway: Gateway, max_body_bytes: int = 16_384) -> falcon.App:
     """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``."""
-    app = falcon.App(middleware=[BodyLimit(max_body_bytes), RequireJSON()])
+    middleware: list = [BodyLimit(max_body_bytes), RequireJSON()]
+    if gateway.users is not None:
+        middleware.append(Authentication(gateway.authenticate))
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_route("/health", HealthResource(gateway))
     app.add_route("/v1/snapshot", SnapshotResource(gateway))
     app.add_route("/v1/coins/{key}/candles", CandlesResource(gateway))
     app.add_route("/v1/coins/{key}/quotes", QuotesResource(gateway))
     app.add_route("/v1/global", GlobalResource(gateway))
+    if gateway.users is not None:
+        _add_user_routes(app, gateway)
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(Unavailable, _unavailable)
     app.set_error_serializer(_serialize_error)

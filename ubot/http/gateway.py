@@ -37,6 +37,7 @@ class Gateway:
         history: pykka.ActorRef,
         monitor: pykka.ActorRef,
         clock: pykka.ActorRef,
+        users: pykka.ActorRef | None = None,
         timeout: float = 5.0,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -44,6 +45,7 @@ class Gateway:
         self.history = history
         self.monitor = monitor
         self.clock = clock
+        self.users = users
         self.timeout = timeout
         self.now = now
 
@@ -79,6 +81,18 @@ class Gateway:
 
     def global_metrics(self, start_ms: int | None, end_ms: int | None, limit: int) -> list:
         return self._ask(self.history, GetGlobal(start_ms, end_ms, limit))
+
+    def users_ask(self, message: Any) -> Any:
+        """One message to the UserManager; its reply (a value or a ``Rejected``)."""
+        if self.users is None:
+            raise Unavailable("accounts are not enabled in this process")
+        return self._ask(self.users, message)
+
+    def authenticate(self, token: str) -> int | None:
+        """The user id of a live session token, or None."""
+        from ubot.users.messages import Authenticate
+
+        return self.users_ask(Authenticate(token))
 
     def health(self) -> tuple[int, dict[str, Any]]:
         stats: PipelineStats = self._ask(self.monitor, GetHealth())

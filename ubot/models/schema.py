@@ -3,6 +3,8 @@
 The schema version lives in the ``meta`` table. Each later change to the tables adds one function to
 :data:`MIGRATIONS` (``version -> upgrade from version - 1``) written with ``playhouse.migrate``, and
 bumps :data:`SCHEMA_VERSION`. Upgrades run in a transaction where the database allows it.
+
+Versions: 1 = market history; 2 = users, sessions, user settings and strategies.
 """
 
 from __future__ import annotations
@@ -13,14 +15,27 @@ from collections.abc import Callable, Mapping
 from peewee import Database
 from playhouse.migrate import SchemaMigrator
 
-from ubot.models.tables import ALL_TABLES, Meta
+from ubot.models.tables import ALL_TABLES, USER_TABLES, Meta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Migration = Callable[[Database, SchemaMigrator], None]
+
+
+def add_user_tables(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 2: the user tables, new, beside the untouched history.
+
+    They are created from the models as they are now. When a later version alters one of these
+    tables, copy its version-2 definition in here first, so that a version-1 database still goes
+    through the same steps as everyone else (tests/models/test_schema_v2.py compares the result with
+    a fresh database).
+    """
+    db.create_tables(USER_TABLES)
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {2: add_user_tables}
 
 
 class SchemaError(RuntimeError):

@@ -1,15 +1,21 @@
-"""The schema: coins, snapshots, per-coin quotes, global metrics, candles, and a key/value meta table.
+"""The schema: coins, snapshots, per-coin quotes, global metrics, candles, and a key/value meta table
+(schema version 1); users, their sessions, settings and strategies (added in version 2).
 
 Times are ``BIGINT`` epoch milliseconds (UTC). Numeric market values are double precision, ``NULL``
 where CoinMarketCap sent null. Quotes and global metrics are raw history, pruned after the retention
-period; candles are kept forever.
+period; candles are kept forever. The user tables belong to the UserManager actor alone
+(queries in ``models/users.py``).
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from peewee import (
     AutoField,
     BigIntegerField,
+    BooleanField,
     CharField,
     CompositeKey,
     DoubleField,
@@ -17,6 +23,7 @@ from peewee import (
     IntegerField,
     Model,
     TextField,
+    fn,
 )
 
 from ubot.models.db import database
@@ -118,4 +125,89 @@ class Candle(BaseModel):
         primary_key = CompositeKey("coin", "timeframe", "open_time")
 
 
-ALL_TABLES = (Meta, Coin, SnapshotRecord, Quote, GlobalMetric, Candle)
+#: Schema version 1: market history.
+HISTORY_TABLES = (Meta, Coin, SnapshotRecord, Quote, GlobalMetric, Candle)
+
+
+# --- users (schema version 2) ---------------------------------------------------------------
+
+
+class JsonField(TextField):
+    """A JSON document stored as text (lists of symbols, channels, indicators)."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value: str | None) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class User(BaseModel):
+    id = AutoField()
+    username = CharField(max_length=32)  # stored lower-case; unique on LOWER(username), below
+    email = CharField(max_length=254)  # as typed; unique on LOWER(email), below
+    password_hash = CharField(max_length=255)  # argon2id, PHC string format
+    created_at = BigIntegerField()
+    password_changed_at = BigIntegerField()
+    # Failed-login throttling of this account (ubot/users/throttle.py): consecutive failures,
+    # the time of the last one, and when the next attempt is allowed.
+    failed_logins = IntegerField(default=0)
+    last_failed_at = BigIntegerField(null=True)
+    locked_until = BigIntegerField(null=True)
+
+
+User.add_index(User.index(fn.LOWER(User.username), unique=True, name="user_username_lower"))
+User.add_index(User.index(fn.LOWER(User.email), unique=True, name="user_email_lower"))
+
+
+class Session(BaseModel):
+    """A login. Only the SHA-256 of the bearer token is stored, never the token."""
+
+    id = AutoField()
+    token_hash = CharField(max_length=64, unique=True)
+    user = ForeignKeyField(User, on_delete="CASCADE", index=True)
+    created_at = BigIntegerField()
+    expires_at = BigIntegerField()
+    revoked_at = BigIntegerField(null=True)
+    last_seen_at = BigIntegerField()
+
+
+class UserSettings(BaseModel):
+    """Where and how to reach a user. ``NULL``: not configured."""
+
+    user = ForeignKeyField(User, primary_key=True, on_delete="CASCADE")
+    webhook_url = CharField(max_length=2048, null=True)
+    webhook_secret = CharField(max_length=128, null=True)
+    telegram_chat_id = CharField(max_length=64, null=True)
+    sms_to = CharField(max_length=16, null=True)
+    whatsapp_to = CharField(max_length=16, null=True)
+    email_to = CharField(max_length=254, null=True)
+    quiet_hours = CharField(max_length=11, null=True)  # "22:00-07:00", in `timezone`
+    timezone = CharField(max_length=64, default="UTC")  # IANA name
+    quote_currency = CharField(max_length=10, default="USD")
+
+
+class Strategy(BaseModel):
+    id = AutoField()
+    user = ForeignKeyField(User, on_delete="CASCADE", index=True)
+    name = CharField(max_length=64)
+    condition = TextField()
+    indicators = JsonField()  # derived from `condition`: ["rsi(14)", ...]
+    timeframe = CharField(max_length=4)
+    symbols = JsonField(null=True)  # ["BTC", "ETH"], or NULL when `top_n` is set
+    top_n = IntegerField(null=True)
+    channels = JsonField()  # ["telegram", "email"]
+    frequency = CharField(max_length=24)
+    cooldown_s = IntegerField()
+    expires_at = BigIntegerField(null=True)
+    enabled = BooleanField()
+    created_at = BigIntegerField()
+    updated_at = BigIntegerField()
+
+    class Meta:
+        indexes = ((("user", "name"), True),)
+
+
+#: Schema version 2: accounts, sessions, settings, strategies.
+USER_TABLES = (User, Session, UserSettings, Strategy)
+ALL_TABLES = HISTORY_TABLES + USER_TABLES

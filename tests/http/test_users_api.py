@@ -1,0 +1,160 @@
+"""Accounts, sessions, settings, strategies and condition checks through the real app and actors."""
+
+from __future__ import annotations
+
+import pytest
+from falcon.testing import TestClient
+
+from ubot.http.app import create_app
+from ubot.http.gateway import Gateway
+
+pytest.importorskip("ubot.rules")
+
+PASSWORD = "correct horse battery 9"
+
+
+@pytest.fixture
+def client(served) -> TestClient:
+    actors = served.actors
+    gateway = Gateway(
+        container=actors.container,
+        history=actors.history,
+        monitor=actors.monitor,
+        clock=actors.clock,
+        users=actors.users,
+    )
+    return TestClient(create_app(gateway))
+
+
+def register_and_login(client: TestClient, username: str) -> dict[str, str]:
+    created = client.simulate_post(
+        "/v1/users", json={"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json["username"] == username
+    assert "password" not in created.text
+    login = client.simulate_post("/v1/sessions", json={"username": username, "password": PASSWORD})
+    assert login.status_code == 201, login.text
+    assert set(login.json) == {"token", "expires_at"}
+    assert login.json["expires_at"].endswith("Z")
+    return {"Authorization": f"Bearer {login.json['token']}"}
+
+
+STRATEGY = {
+    "name": "oversold majors",
+    "condition": "rsi(14) < 30 and percent_change_24h > 5",
+    "timeframe": "1h",
+    "symbols": ["BTC", "ETH"],
+    "channels": ["webhook"],
+}
+SETTINGS = {
+    "webhook_url": "https://hooks.example.com/ubot",
+    "webhook_secret": "s" * 24,
+    "timezone": "Europe/Paris",
+}
+
+
+def test_a_user_signs_up_configures_and_writes_a_strategy(client) -> None:
+    auth = register_and_login(client, "alice")
+
+    assert client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth).status_code == 200
+    settings = client.simulate_get("/v1/me/settings", headers=auth).json
+    assert settings["webhook_url"] == SETTINGS["webhook_url"]
+    assert settings["timezone"] == "Europe/Paris"
+
+    created = client.simulate_post("/v1/me/strategies", json=STRATEGY, headers=auth)
+    assert created.status_code == 201, created.text
+    strategy = created.json
+    assert created.headers["location"] == f"/v1/me/strategies/{strategy['id']}"
+    assert strategy["indicators"] == ["rsi(14)"]
+    assert strategy["enabled"] is True
+
+    path = f"/v1/me/strategies/{strategy['id']}"
+    patched = client.simulate_patch(path, json={"enabled": False, "top_n": 50}, headers=auth)
+    assert patched.status_code == 200, patched.text
+    assert (patched.json["enabled"], patched.json["top_n"], patched.json["symbols"]) == (False, 50, None)
+
+    # A client may PUT back what it fetched (read-only members included).
+    fetched = client.simulate_get(path, headers=auth).json
+    replaced = client.simulate_put(path, json={**fetched, "condition": "sma(20) > sma(50)"}, headers=auth)
+    assert replaced.status_code == 200, replaced.text
+    assert sorted(replaced.json["indicators"]) == ["sma(20)", "sma(50)"]
+
+    listed = client.simulate_get("/v1/me/strategies", headers=auth).json["strategies"]
+    assert [s["id"] for s in listed] == [strategy["id"]]
+    assert client.simulate_delete(path, headers=auth).status_code == 204
+    assert client.simulate_get(path, headers=auth).status_code == 404
+
+
+def test_another_users_strategy_is_not_found(client) -> None:
+    alice = register_and_login(client, "alice")
+    client.simulate_put("/v1/me/settings", json=SETTINGS, headers=alice)
+    strategy = client.simulate_post("/v1/me/strategies", json=STRATEGY, headers=alice).json
+    bob = register_and_login(client, "bobby")
+    path = f"/v1/me/strategies/{strategy['id']}"
+    for call in (client.simulate_get, client.simulate_delete):
+        assert call(path, headers=bob).status_code == 404
+    assert client.simulate_patch(path, json={"enabled": False}, headers=bob).status_code == 404
+    assert client.simulate_get("/v1/me/strategies", headers=bob).json == {"strategies": []}
+    assert client.simulate_get(path, headers=alice).status_code == 200
+
+
+def test_a_bad_condition_says_where(client) -> None:
+    result = client.simulate_post("/v1/conditions/validate", json={"condition": "rsi(14) < 30 and eval(1)"})
+    assert result.status_code == 422
+    assert result.json["column"] == 18
+    assert "eval" in result.json["description"]
+    assert set(result.json) == {"title", "description", "field", "column"}
+    ok = client.simulate_post("/v1/conditions/validate", json={"condition": "ema(9) > ema(21)"})
+    assert ok.status_code == 200
+    assert ok.json["valid"] is True and sorted(ok.json["indicators"]) == ["ema(21)", "ema(9)"]
+
+
+def test_strategy_condition_errors_carry_the_column(client) -> None:
+    auth = register_and_login(client, "carol")
+    client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth)
+    result = client.simulate_post(
+        "/v1/me/strategies", json={**STRATEGY, "condition": "price > ().__class__"}, headers=auth
+    )
+    assert result.status_code == 422
+    assert result.json["field"] == "condition"
+    assert isinstance(result.json["column"], int)
+
+
+def test_logout_revokes_the_token(client) -> None:
+    auth = register_and_login(client, "dave1")
+    assert client.simulate_get("/v1/me/settings", headers=auth).status_code == 200
+    assert client.simulate_delete("/v1/sessions/current", headers=auth).status_code == 204
+    assert client.simulate_get("/v1/me/settings", headers=auth).status_code == 401
+
+
+def test_wrong_passwords_are_throttled_with_retry_after(client) -> None:
+    register_and_login(client, "erin1")
+    codes = [
+        client.simulate_post("/v1/sessions", json={"username": "erin1", "password": "wrong password 1"})
+        for _ in range(7)
+    ]
+    assert codes[0].status_code == 401
+    throttled = [r for r in codes if r.status_code == 429]
+    assert throttled, [r.status_code for r in codes]
+    assert int(throttled[0].headers["retry-after"]) >= 1
+
+
+def test_signup_errors_name_the_field(client) -> None:
+    weak = client.simulate_post(
+        "/v1/users", json={"username": "frank", "email": "f@example.com", "password": "short"}
+    )
+    assert weak.status_code == 422 and weak.json["field"] == "password"
+    shape = client.simulate_post("/v1/users", json={"username": "frank", "email": 5, "password": PASSWORD})
+    assert shape.status_code == 400 and shape.json["field"] == "email"
+    register_and_login(client, "frank")
+    taken = client.simulate_post(
+        "/v1/users", json={"username": "FRANK", "email": "other@example.com", "password": PASSWORD}
+    )
+    assert taken.status_code == 409
+
+
+def test_private_routes_need_a_token(client) -> None:
+    for path in ("/v1/me/settings", "/v1/me/strategies", "/v1/me/strategies/1"):
+        assert client.simulate_get(path).status_code == 401
+    assert client.simulate_get("/v1/snapshot").status_code == 200  # public

@@ -1,0 +1,480 @@
+"""The UserManager's operations, without threads: a real database, a fake clock, a cheap hasher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+
+from ubot.models.tables import Session, User
+from ubot.users import tokens
+from ubot.users.errors import Refused, ValidationError
+from ubot.users.manager import UserManager
+from ubot.users.messages import LoginToken, SettingsView, StrategyView, UserView
+from ubot.users.passwords import Passwords
+from ubot.users.throttle import Policy
+
+PW = "correct horse 42"
+NEW_PW = "battery staple 77"
+DAY_S = 86_400
+
+
+def refused(status: int, call: Any, *args: Any) -> Refused:
+    with pytest.raises(Refused) as caught:
+        call(*args)
+    assert caught.value.status == status, caught.value
+    return caught.value
+
+
+def invalid(field: str, call: Any, *args: Any) -> ValidationError:
+    with pytest.raises(ValidationError) as caught:
+        call(*args)
+    assert caught.value.field == field, caught.value
+    return caught.value
+
+
+@pytest.fixture
+def alice(manager) -> UserView:
+    return manager.register("Alice", "alice@example.com", PW)
+
+
+def strategy(**changes: Any) -> dict[str, Any]:
+    fields = {
+        "name": "Oversold",
+        "condition": "rsi(14) < 30",
+        "timeframe": "1h",
+        "top_n": 50,
+        "channels": ["email"],
+    }
+    return fields | changes
+
+
+def with_targets(manager: UserManager, user_id: int, **more: Any) -> SettingsView:
+    return manager.put_settings(user_id, {"email_to": "alerts@example.com", "sms_to": "+14155552671", **more})
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+def test_registering_gives_the_user_view(manager, kit) -> None:
+    view = manager.register("Alice", "Alice@Example.com", PW)
+
+    assert view == UserView(view.id, "alice", "Alice@Example.com", kit.T0_MS)
+    row = User.get_by_id(view.id)
+    assert row.password_hash.startswith("$argon2id$") and PW not in row.password_hash
+
+
+def test_registering_checks_every_field(manager) -> None:
+    invalid("username", manager.register, "a!", "a@example.com", PW)
+    invalid("email", manager.register, "alice", "not-an-address", PW)
+    invalid("password", manager.register, "alice", "a@example.com", "short")
+    invalid("password", manager.register, "alice", "a@example.com", "alice-is-my-name-1")
+    assert User.select().count() == 0
+
+
+def test_a_taken_username_or_e_mail_is_a_conflict_in_any_case(manager, alice) -> None:
+    assert refused(409, manager.register, "ALICE", "other@example.com", PW).field == "username"
+    assert refused(409, manager.register, "bob", "ALICE@example.COM", PW).field == "email"
+
+
+def test_login_gives_a_token_that_authenticates_until_it_expires(manager, alice, clock, kit) -> None:
+    login = manager.login("ALICE", PW, "10.0.0.1")
+
+    assert isinstance(login, LoginToken) and tokens.well_formed(login.token)
+    assert login.expires_at == kit.T0_MS + 30 * DAY_S * 1000
+    assert login.token not in repr(login)
+    stored = Session.get()
+    assert stored.token_hash == tokens.hash_token(login.token) and login.token not in stored.token_hash
+    assert manager.authenticate(login.token) == alice.id
+    clock.advance(30 * DAY_S - 1)
+    assert manager.authenticate(login.token) == alice.id
+    clock.advance(1)
+    assert manager.authenticate(login.token) is None
+
+
+@pytest.mark.parametrize("token", ["", "x" * 43, None, 42, "a" * 10_000])
+def test_anything_but_a_live_token_authenticates_nobody(manager, alice, token) -> None:
+    manager.login("alice", PW, None)
+
+    assert manager.authenticate(token) is None
+
+
+def test_last_seen_is_written_at_most_once_a_minute(manager, alice, clock, kit) -> None:
+    token = manager.login("alice", PW, None).token
+
+    clock.advance(59)
+    manager.authenticate(token)
+    assert Session.get().last_seen_at == kit.T0_MS
+    clock.advance(1)
+    manager.authenticate(token)
+    assert Session.get().last_seen_at == kit.T0_MS + 60_000
+
+
+def test_a_wrong_password_or_unknown_user_is_the_same_401(manager, alice) -> None:
+    wrong = refused(401, manager.login, "alice", "wrong password 1", None)
+    unknown = refused(401, manager.login, "nobody", PW, None)
+
+    assert (wrong.title, wrong.description) == (unknown.title, unknown.description)
+    assert PW not in wrong.description
+    refused(401, manager.login, "alice", None, None)
+    refused(401, manager.login, None, PW, None)
+    refused(401, manager.login, "alice", "x" * 10_000, None)
+
+
+def test_logout_revokes_that_token_only(manager, alice) -> None:
+    first, second = manager.login("alice", PW, None), manager.login("alice", PW, None)
+
+    assert manager.logout(first.token) is None
+    assert manager.logout("garbage") is None
+
+    assert manager.authenticate(first.token) is None
+    assert manager.authenticate(second.token) == alice.id
+
+
+def test_logout_everywhere_revokes_every_token_of_the_user(manager, alice) -> None:
+    bob = manager.register("bob", "bob@example.com", PW)
+    tokens_of_alice = [manager.login("alice", PW, None).token for _ in range(3)]
+    bobs = manager.login("bob", PW, None).token
+
+    assert manager.logout_everywhere(alice.id) == 3
+
+    assert [manager.authenticate(t) for t in tokens_of_alice] == [None, None, None]
+    assert manager.authenticate(bobs) == bob.id
+
+
+def test_at_most_20_sessions_stay_live(manager, alice) -> None:
+    issued = [manager.login("alice", PW, None).token for _ in range(21)]
+
+    assert manager.authenticate(issued[0]) is None
+    assert all(manager.authenticate(t) == alice.id for t in issued[1:])
+
+
+def test_changing_the_password_revokes_every_session(manager, alice) -> None:
+    token = manager.login("alice", PW, None).token
+
+    assert manager.change_password(alice.id, PW, NEW_PW) is None
+
+    assert manager.authenticate(token) is None
+    refused(401, manager.login, "alice", PW, None)
+    assert manager.authenticate(manager.login("alice", NEW_PW, None).token) == alice.id
+
+
+def test_changing_the_password_checks_the_old_and_the_new(manager, alice) -> None:
+    token = manager.login("alice", PW, None).token
+
+    assert refused(403, manager.change_password, alice.id, "not it at all 1", NEW_PW).field == "old_password"
+    invalid("new_password", manager.change_password, alice.id, PW, "short")
+    invalid("new_password", manager.change_password, alice.id, PW, "password123!")
+    assert "differ" in invalid("new_password", manager.change_password, alice.id, PW, PW).message
+    refused(404, manager.change_password, alice.id + 99, PW, NEW_PW)
+
+    assert manager.authenticate(token) == alice.id  # nothing changed
+
+
+# --- throttling ----------------------------------------------------------------------------
+
+
+def test_five_failures_lock_the_account_with_exponential_back_off(manager, alice, clock) -> None:
+    for _ in range(5):
+        refused(401, manager.login, "alice", "wrong password 1", None)
+
+    locked = refused(429, manager.login, "alice", PW, None)  # even the right password waits
+    assert locked.retry_after == 30
+    clock.advance(29)
+    assert refused(429, manager.login, "alice", PW, None).retry_after == 1
+    clock.advance(1)
+    refused(401, manager.login, "alice", "wrong password 1", None)  # the 6th failure
+    assert refused(429, manager.login, "alice", PW, None).retry_after == 60
+    clock.advance(60)
+    assert manager.login("alice", PW, None).token
+
+    row = User.get_by_id(alice.id)
+    assert (row.failed_logins, row.locked_until) == (0, None)  # a success resets the account
+
+
+def test_failures_far_apart_never_lock(manager, alice, clock) -> None:
+    for _ in range(10):
+        refused(401, manager.login, "alice", "wrong password 1", None)
+        clock.advance(15 * 60)
+
+    assert manager.login("alice", PW, None).token
+
+
+def test_an_unknown_username_is_locked_out_like_a_real_one(manager, alice) -> None:
+    for name in ("alice", "nobody"):
+        for _ in range(5):
+            refused(401, manager.login, name, "wrong password 1", None)
+
+    assert refused(429, manager.login, "nobody", PW, None).retry_after == 30
+    assert refused(429, manager.login, "alice", PW, None).retry_after == 30
+
+
+def test_a_client_address_is_throttled_across_accounts(store, clock, passwords, kit) -> None:
+    manager = UserManager(
+        store, clock, passwords=passwords, analyze=kit.fake_analyze, address_policy=Policy(threshold=3)
+    )
+    manager.register("alice", "alice@example.com", PW)
+    for name in ("u1", "u2", "u3"):
+        refused(401, manager.login, name, "wrong password 1", "198.51.100.7")
+
+    assert refused(429, manager.login, "alice", PW, "198.51.100.7").retry_after == 30
+    assert manager.login("alice", PW, "203.0.113.9").token  # another address is not affected
+
+
+def test_wrong_old_passwords_count_as_failed_logins(manager, alice) -> None:
+    for _ in range(5):
+        refused(403, manager.change_password, alice.id, "not it at all 1", NEW_PW)
+
+    assert refused(429, manager.change_password, alice.id, PW, NEW_PW).retry_after == 30
+    assert refused(429, manager.login, "alice", PW, None).retry_after == 30
+
+
+def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock, kit) -> None:
+    weak = UserManager(store, clock, passwords=Passwords(kit.cheap_hasher()))
+    user = weak.register("alice", "alice@example.com", PW)
+    old_hash = User.get_by_id(user.id).password_hash
+    stronger = UserManager(
+        store, clock, passwords=Passwords(PasswordHasher(time_cost=2, memory_cost=16, parallelism=1))
+    )
+
+    assert stronger.login("alice", PW, None).token
+
+    new_hash = User.get_by_id(user.id).password_hash
+    assert new_hash != old_hash and "t=2" in new_hash
+    assert User.get_by_id(user.id).password_changed_at == kit.T0_MS  # the password itself did not change
+    assert stronger.login("alice", PW, None).token
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_settings_default_until_saved(manager, alice) -> None:
+    assert manager.get_settings(alice.id) == SettingsView(
+        None, None, None, None, None, None, None, "UTC", "USD"
+    )
+
+
+def test_settings_are_replaced_whole(manager, alice) -> None:
+    saved = manager.put_settings(
+        alice.id,
+        {
+            "webhook_url": "https://example.com/hook",
+            "webhook_secret": "s" * 20,
+            "telegram_chat_id": -100123,
+            "quiet_hours": "22:00-07:00",
+            "timezone": "Europe/Paris",
+        },
+    )
+
+    assert manager.get_settings(alice.id) == saved
+    assert saved.telegram_chat_id == "-100123" and saved.quote_currency == "USD"
+    assert "s" * 20 not in repr(saved)
+
+    cleared = manager.put_settings(alice.id, {"sms_to": "+14155552671"})
+    assert (cleared.webhook_url, cleared.timezone, cleared.sms_to) == (None, "UTC", "+14155552671")
+
+
+def test_bad_settings_change_nothing(manager, alice) -> None:
+    with_targets(manager, alice.id)
+
+    invalid("sms_to", manager.put_settings, alice.id, {"sms_to": "0612345678"})
+    invalid("body", manager.put_settings, alice.id, ["not", "a", "mapping"])
+
+    assert manager.get_settings(alice.id).sms_to == "+14155552671"
+
+
+def test_a_target_in_use_by_a_strategy_cannot_be_cleared(manager, alice) -> None:
+    with_targets(manager, alice.id)
+    manager.create_strategy(alice.id, strategy(name="Texts", channels=["sms"]))
+
+    error = refused(409, manager.put_settings, alice.id, {"email_to": "alerts@example.com"})
+
+    assert error.field == "sms_to" and "'Texts' sends to sms" in error.description
+    assert manager.get_settings(alice.id).sms_to == "+14155552671"
+
+
+def test_currencies_and_local_webhooks_are_options(store, clock, passwords) -> None:
+    manager = UserManager(
+        store, clock, passwords=passwords, currencies=("EUR", "USD"), allow_local_webhooks=True
+    )
+    user = manager.register("alice", "alice@example.com", PW)
+
+    assert manager.get_settings(user.id).quote_currency == "EUR"
+    saved = manager.put_settings(
+        user.id, {"webhook_url": "http://localhost:9000/h", "webhook_secret": "k" * 16}
+    )
+    assert saved.webhook_url == "http://localhost:9000/h"
+
+
+def test_settings_of_an_unknown_user_are_not_saved(manager) -> None:
+    refused(404, manager.put_settings, 12345, {})
+
+
+# --- strategies ----------------------------------------------------------------------------
+
+
+def test_a_strategy_is_created_with_its_indicators(manager, alice, kit) -> None:
+    with_targets(manager, alice.id)
+
+    view = manager.create_strategy(alice.id, strategy(condition="sma(50) > sma(200) and rsi(14) < 30"))
+
+    assert isinstance(view, StrategyView)
+    assert view.indicators == ("rsi(14)", "sma(200)", "sma(50)")
+    assert (view.top_n, view.symbols, view.channels, view.enabled) == (50, None, ("email",), True)
+    assert view.created_at == view.updated_at == kit.T0_MS
+    assert manager.get_strategy(alice.id, view.id) == view
+    assert manager.list_strategies(alice.id) == (view,)
+    assert view.as_dict()["channels"] == ["email"]
+
+
+def test_a_strategy_needs_its_channels_targets(manager, alice) -> None:
+    error = invalid("channels", manager.create_strategy, alice.id, strategy())
+
+    assert "email needs email_to" in error.message
+
+
+def test_a_bad_condition_names_its_column(manager, alice) -> None:
+    with_targets(manager, alice.id)
+
+    error = invalid("condition", manager.create_strategy, alice.id, strategy(condition="rsi(14) ? 30"))
+
+    assert error.column == 9
+    assert manager.list_strategies(alice.id) == ()
+
+
+def test_strategy_names_are_unique_per_user(manager, alice) -> None:
+    with_targets(manager, alice.id)
+    manager.create_strategy(alice.id, strategy())
+
+    assert refused(409, manager.create_strategy, alice.id, strategy()).field == "name"
+
+
+def test_a_user_has_at_most_50_strategies(manager, alice) -> None:
+    with_targets(manager, alice.id)
+    for i in range(50):
+        manager.create_strategy(alice.id, strategy(name=f"s{i}"))
+
+    error = refused(409, manager.create_strategy, alice.id, strategy(name="one more"))
+
+    assert "50" in error.description
+    manager.delete_strategy(alice.id, manager.list_strategies(alice.id)[0].id)
+    assert manager.create_strategy(alice.id, strategy(name="one more")).name == "one more"
+
+
+def test_put_replaces_the_whole_strategy(manager, alice, clock) -> None:
+    with_targets(manager, alice.id)
+    view = manager.create_strategy(alice.id, strategy(cooldown_s=600, enabled=False))
+    clock.advance(10)
+
+    updated = manager.update_strategy(
+        alice.id, view.id, strategy(symbols=["eth"], top_n=None, condition="ema(9) > ema(21)")
+    )
+
+    assert (updated.symbols, updated.top_n, updated.indicators) == (("ETH",), None, ("ema(21)", "ema(9)"))
+    assert (updated.cooldown_s, updated.enabled) == (0, True)  # back to the defaults
+    assert updated.updated_at == view.updated_at + 10_000 and updated.created_at == view.created_at
+
+
+def test_put_keeps_names_unique(manager, alice) -> None:
+    with_targets(manager, alice.id)
+    first = manager.create_strategy(alice.id, strategy(name="first"))
+    manager.create_strategy(alice.id, strategy(name="second"))
+
+    assert refused(409, manager.update_strategy, alice.id, first.id, strategy(name="second")).field == "name"
+    assert manager.update_strategy(alice.id, first.id, strategy(name="first")).name == "first"  # its own name
+
+
+def test_patch_changes_only_what_is_given(manager, alice) -> None:
+    with_targets(manager, alice.id)
+    view = manager.create_strategy(alice.id, strategy(symbols=["BTC"], top_n=None, cooldown_s=600))
+
+    patched = manager.patch_strategy(alice.id, view.id, {"enabled": False, "channels": ["sms", "email"]})
+    assert (patched.enabled, patched.channels, patched.cooldown_s, patched.symbols) == (
+        False,
+        ("sms", "email"),
+        600,
+        ("BTC",),
+    )
+
+    to_top = manager.patch_strategy(alice.id, view.id, {"top_n": 10})
+    assert (to_top.top_n, to_top.symbols) == (10, None)
+    back = manager.patch_strategy(alice.id, view.id, {"symbols": ["SOL"]})
+    assert (back.top_n, back.symbols) == (None, ("SOL",))
+    assert manager.patch_strategy(alice.id, view.id, {"condition": "macd() > 0"}).indicators == ("macd()",)
+
+
+def test_patch_validates_the_result(manager, alice) -> None:
+    with_targets(manager, alice.id)
+    view = manager.create_strategy(alice.id, strategy())
+
+    invalid("symbols", manager.patch_strategy, alice.id, view.id, {"top_n": None})
+    invalid("top_n", manager.patch_strategy, alice.id, view.id, {"symbols": ["BTC"], "top_n": 5})
+    invalid("cooldown_s", manager.patch_strategy, alice.id, view.id, {"cooldown_s": -1})
+    invalid("bogus", manager.patch_strategy, alice.id, view.id, {"bogus": 1})
+
+    assert manager.get_strategy(alice.id, view.id) == view
+
+
+def test_an_expired_strategy_can_still_be_patched(manager, alice, clock, kit) -> None:
+    with_targets(manager, alice.id)
+    view = manager.create_strategy(alice.id, strategy(expires_at=kit.T0_MS + 60_000))
+    clock.advance(120)
+
+    patched = manager.patch_strategy(alice.id, view.id, {"enabled": False})
+
+    assert patched.expires_at == kit.T0_MS + 60_000
+    assert manager.patch_strategy(alice.id, view.id, {"expires_at": None}).expires_at is None
+    invalid("expires_at", manager.patch_strategy, alice.id, view.id, {"expires_at": kit.T0_MS})
+
+
+def test_read_only_fields_sent_back_are_ignored(manager, alice) -> None:
+    with_targets(manager, alice.id)
+    view = manager.create_strategy(alice.id, strategy())
+
+    again = manager.update_strategy(
+        alice.id, view.id, view.as_dict() | {"indicators": ["forged(1)"], "id": 999}
+    )
+
+    assert (again.id, again.indicators) == (view.id, ("rsi(14)",))
+
+
+def test_deleting_a_strategy(manager, alice) -> None:
+    with_targets(manager, alice.id)
+    view = manager.create_strategy(alice.id, strategy())
+
+    assert manager.delete_strategy(alice.id, view.id) is None
+    refused(404, manager.delete_strategy, alice.id, view.id)
+    refused(404, manager.get_strategy, alice.id, view.id)
+
+
+def test_another_users_strategy_does_not_exist_for_them(manager, alice) -> None:
+    bob = manager.register("bob", "bob@example.com", PW)
+    with_targets(manager, alice.id)
+    with_targets(manager, bob.id)
+    view = manager.create_strategy(alice.id, strategy())
+
+    for call, args in (
+        (manager.get_strategy, (bob.id, view.id)),
+        (manager.update_strategy, (bob.id, view.id, strategy(name="mine now"))),
+        (manager.patch_strategy, (bob.id, view.id, {"enabled": False})),
+        (manager.delete_strategy, (bob.id, view.id)),
+    ):
+        assert refused(404, call, *args).description == f"no strategy {view.id}"
+    assert manager.list_strategies(bob.id) == ()
+    assert manager.get_strategy(alice.id, view.id) == view
+
+
+@pytest.mark.parametrize("strategy_id", ["1", None, 1.0, True])
+def test_a_strategy_id_that_is_not_an_integer_is_not_found(manager, alice, strategy_id) -> None:
+    refused(404, manager.get_strategy, alice.id, strategy_id)
+    refused(404, manager.delete_strategy, alice.id, strategy_id)
+
+
+def test_validating_a_condition_saves_nothing(manager, alice) -> None:
+    info = manager.validate_condition("rsi(14) < 30 and percent_change_24h < -10")
+
+    assert info.indicators == ("rsi(14)",) and info.fields == ("percent_change_24h",)
+    assert info.as_dict() == {"valid": True, "indicators": ["rsi(14)"], "fields": ["percent_change_24h"]}
+    assert invalid("condition", manager.validate_condition, "   ").column == 1
+    assert manager.list_strategies(alice.id) == ()

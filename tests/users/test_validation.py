@@ -1,0 +1,481 @@
+"""Every field rule: what passes (normalized), and what fails with the field named and the reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ubot.users import validation as v
+from ubot.users.errors import ValidationError
+
+NOW_MS = 1_700_000_000_000
+DAY_MS = 86_400_000
+ALL_TARGETS = {
+    "webhook_url": "https://example.com/hook",
+    "telegram_chat_id": "12345",
+    "sms_to": "+14155552671",
+    "whatsapp_to": "+14155552671",
+    "email_to": "me@example.com",
+}
+
+
+def fails(check: Any, value: Any, field: str, reason: str, **kwargs: Any) -> ValidationError:
+    with pytest.raises(ValidationError) as caught:
+        check(value, **kwargs)
+    assert caught.value.field == field
+    assert reason in caught.value.message, caught.value.message
+    assert str(caught.value) == f"{field}: {caught.value.message}"
+    return caught.value
+
+
+# --- username and e-mail -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("alice", "alice"),
+        ("Alice.B-C_9", "alice.b-c_9"),
+        ("abc", "abc"),
+        ("a" * 32, "a" * 32),
+        ("9lives", "9lives"),
+    ],
+)
+def test_a_username_is_stored_lower_case(given, stored) -> None:
+    assert v.username(given) == stored
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("ab", "3 to 32 characters"),
+        ("a" * 33, "3 to 32 characters"),
+        ("al ice", "may contain only"),
+        ("alice!", "may contain only"),
+        ("ålice", "may contain only"),
+        ("_alice", "must start with a letter or digit"),
+        (".alice", "must start with a letter or digit"),
+        (42, "must be a string, not an integer"),
+        (None, "must be a string, not null"),
+    ],
+)
+def test_a_bad_username_says_why(value, reason) -> None:
+    fails(v.username, value, "username", reason)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a@b.co", "first.last+tag@mail.example.org", "O'Brien@Example.COM", f"{'x' * 64}@example.com"],
+)
+def test_ordinary_e_mail_addresses_pass_as_typed(address) -> None:
+    assert v.email(address) == address
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("plainaddress", "is not an e-mail address"),
+        ("a@b", "is not an e-mail address"),  # no top-level domain
+        ("a@@b.com", "is not an e-mail address"),
+        ("a b@c.com", "is not an e-mail address"),
+        ("a@b.com ", "is not an e-mail address"),
+        (".a@b.com", "is not an e-mail address"),
+        ("a..b@c.com", "is not an e-mail address"),
+        ("a@-b.com", "is not an e-mail address"),
+        ("a@b.1com", "is not an e-mail address"),
+        ("é@b.com", "is not an e-mail address"),
+        (f"{'x' * 65}@example.com", "before '@' must be at most 64"),
+        (f"a@{'b' * 60}.{'c' * 60}.{'d' * 60}.{'e' * 60}.{'f' * 60}.com", "at most 254"),
+        (["a@b.com"], "must be a string, not a list"),
+    ],
+)
+def test_a_bad_e_mail_address_says_why(address, reason) -> None:
+    fails(v.email, address, "email", reason)
+
+
+def test_the_e_mail_field_name_is_the_callers() -> None:
+    fails(lambda value: v.email(value, "email_to"), "nope", "email_to", "is not an e-mail address")
+
+
+# --- notification targets ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", ["+14155552671", "+33612345678", "+12345678", "+123456789012345"])
+def test_e164_numbers_pass(number) -> None:
+    assert v.phone(number, "sms_to") == number
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["14155552671", "+1234567", "+1234567890123456", "+04155552671", "+1 415 555 2671", "+1-415-5552671", ""],
+)
+def test_other_phone_numbers_fail_on_their_field(number) -> None:
+    fails(lambda value: v.phone(value, "whatsapp_to"), number, "whatsapp_to", "E.164")
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("123456789", "123456789"),
+        ("-1001234567890", "-1001234567890"),
+        (-1001234567890, "-1001234567890"),
+        (42, "42"),
+        ("@my_channel", "@my_channel"),
+        ("@abcde", "@abcde"),
+    ],
+)
+def test_telegram_chat_ids_and_channel_names_pass_as_text(value, stored) -> None:
+    assert v.telegram_chat_id(value) == stored
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0",
+        "-0",
+        "007",
+        "12345678901234567",
+        "@abcd",
+        "@1channel",
+        "@" + "a" * 33,
+        "@my-channel",
+        "me",
+        " 42",
+        "4.2",
+    ],
+)
+def test_bad_telegram_chat_ids_fail(value) -> None:
+    fails(v.telegram_chat_id, value, "telegram_chat_id", "chat id")
+
+
+def test_a_telegram_chat_id_is_not_a_boolean() -> None:
+    fails(v.telegram_chat_id, True, "telegram_chat_id", "must be a string, not a boolean")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/hook",
+        "https://hooks.example.com:8443/a/b?token=x&y=1",
+        "HTTPS://Example.com/",
+        "https://93.184.216.34/hook",
+        "https://[2606:4700::1111]/hook",
+        "https://my_host.example.com/",
+    ],
+)
+def test_https_webhook_urls_pass(url) -> None:
+    assert v.webhook_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://example.com/hook", "must be an https:// URL"),
+        ("ftp://example.com/hook", "must be an https:// URL"),
+        ("example.com/hook", "must be an https:// URL"),
+        ("javascript:alert(1)", "must be an https:// URL"),
+        ("https://user:pass@example.com/hook", "must not contain a user name or password"),
+        ("https://token@example.com/hook", "must not contain a user name or password"),
+        ("https:///hook", "has no host name"),
+        ("https://exa$mple.com/", "has an invalid host name"),
+        ("https://example.com:99999/", "has an invalid port"),
+        ("https://example.com:port/", "has an invalid port"),
+        ("https://localhost/hook", "must not point to localhost or a private network"),
+        ("https://api.localhost/hook", "must not point to localhost or a private network"),
+        ("https://127.0.0.1/hook", "must not point to localhost or a private network"),
+        ("https://10.1.2.3/hook", "must not point to localhost or a private network"),
+        ("https://192.168.0.10/hook", "must not point to localhost or a private network"),
+        ("https://169.254.169.254/latest/meta-data", "must not point to localhost or a private network"),
+        ("https://0.0.0.0/", "must not point to localhost or a private network"),
+        ("https://[::1]/hook", "must not point to localhost or a private network"),
+        ("https://[::ffff:127.0.0.1]/hook", "must not point to localhost or a private network"),
+        ("https://[fd00::1]/hook", "must not point to localhost or a private network"),
+        ("https://2130706433/hook", "four decimal numbers"),
+        ("https://0x7f.1/hook", "four decimal numbers"),
+        ("https://127.1/hook", "four decimal numbers"),
+        ("https://exämple.com/hook", "must be ASCII"),
+        ("https://example.com/a b", "must be ASCII without spaces"),
+        ("https://example.com/\x00", "must be ASCII without spaces"),
+        ("https://example.com/" + "a" * 2048, "at most 2048"),
+    ],
+)
+def test_bad_webhook_urls_say_why(url, reason) -> None:
+    fails(v.webhook_url, url, "webhook_url", reason)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://localhost:9000/hook", "http://127.0.0.1/hook", "https://localhost/hook", "http://[::1]:80/"],
+)
+def test_local_webhooks_pass_only_when_allowed(url) -> None:
+    assert v.webhook_url(url, allow_local=True) == url
+    with pytest.raises(ValidationError):
+        v.webhook_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://example.com/hook", "http://10.0.0.1/hook", "https://192.168.1.1/"])
+def test_allowing_local_webhooks_admits_loopback_only(url) -> None:
+    with pytest.raises(ValidationError):
+        v.webhook_url(url, allow_local=True)
+
+
+@pytest.mark.parametrize("secret", ["a" * 16, "x" * 128, "s3cr3t!#$%&()*+,-./:;<=>?@[]^_{|}~"])
+def test_webhook_secrets_of_16_to_128_printable_characters_pass(secret) -> None:
+    assert v.webhook_secret(secret) == secret
+
+
+@pytest.mark.parametrize(
+    "secret", ["a" * 15, "x" * 129, "with a space in it!", "tab\there-and-more-chars", "é" * 20]
+)
+def test_bad_webhook_secrets_fail(secret) -> None:
+    fails(v.webhook_secret, secret, "webhook_secret", "16 to 128 printable ASCII")
+
+
+@pytest.mark.parametrize("hours", ["22:00-07:00", "00:00-23:59", "12:30-13:45", "23:59-00:00"])
+def test_quiet_hours_pass(hours) -> None:
+    assert v.quiet_hours(hours) == hours
+
+
+@pytest.mark.parametrize(
+    "hours", ["22-07", "24:00-07:00", "22:60-07:00", "7:00-08:00", "22:00 - 07:00", "22:00"]
+)
+def test_bad_quiet_hours_fail(hours) -> None:
+    fails(v.quiet_hours, hours, "quiet_hours", "HH:MM-HH:MM")
+
+
+def test_quiet_hours_must_not_be_empty() -> None:
+    fails(v.quiet_hours, "08:00-08:00", "quiet_hours", "same time")
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT+5"])
+def test_iana_time_zones_pass(zone) -> None:
+    assert v.timezone(zone) == zone
+
+
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus", "europe/paris ", "../../etc/passwd", "/etc/localtime", "localtime", "", "A" * 65]
+)
+def test_unknown_time_zones_fail(zone) -> None:
+    fails(v.timezone, zone, "timezone", "IANA time zone")
+
+
+def test_the_quote_currency_is_one_the_market_is_fetched_in() -> None:
+    assert v.quote_currency("eur", ("USD", "EUR")) == "EUR"
+    fails(v.quote_currency, "GBP", "quote_currency", "must be one of USD, EUR", allowed=("USD", "EUR"))
+
+
+# --- settings as a whole -------------------------------------------------------------------
+
+
+def test_empty_settings_are_all_cleared_with_defaults() -> None:
+    values = v.settings({}, currencies=("EUR", "USD"))
+
+    assert values == {name: None for name in v.SETTINGS_FIELDS} | {"timezone": "UTC", "quote_currency": "EUR"}
+
+
+def test_settings_are_normalized() -> None:
+    values = v.settings(
+        {"telegram_chat_id": -100123, "quote_currency": "usd", "sms_to": None, "timezone": "Asia/Tokyo"}
+    )
+
+    assert values["telegram_chat_id"] == "-100123"
+    assert values["quote_currency"] == "USD"
+    assert values["sms_to"] is None
+    assert values["timezone"] == "Asia/Tokyo"
+
+
+def test_an_unknown_settings_field_is_named() -> None:
+    fails(v.settings, {"fax": "+1234"}, "fax", "unknown field; known: webhook_url")
+
+
+def test_each_settings_field_is_checked() -> None:
+    fails(v.settings, {"sms_to": "12"}, "sms_to", "E.164")
+    fails(v.settings, {"email_to": "x"}, "email_to", "e-mail address")
+    fails(v.settings, {"webhook_url": "http://x.com"}, "webhook_url", "https")
+
+
+def test_a_webhook_url_needs_its_secret() -> None:
+    fails(
+        v.settings, {"webhook_url": "https://example.com/h"}, "webhook_secret", "is required with webhook_url"
+    )
+    assert v.settings({"webhook_url": "https://example.com/h", "webhook_secret": "k" * 16})["webhook_url"]
+
+
+def test_settings_admit_local_webhooks_when_told() -> None:
+    fields = {"webhook_url": "http://localhost:8000/h", "webhook_secret": "k" * 16}
+
+    assert v.settings(fields, allow_local=True)["webhook_url"] == "http://localhost:8000/h"
+    fails(v.settings, fields, "webhook_url", "must not point to localhost")
+
+
+# --- conditions ----------------------------------------------------------------------------
+
+
+def test_a_condition_gives_its_indicators_and_fields_sorted_without_duplicates(kit) -> None:
+    info = v.condition("sma(50) > sma(200) and rsi(14) < 30 and sma(50) > price", kit.fake_analyze)
+
+    assert info.indicators == ("rsi(14)", "sma(200)", "sma(50)")
+    assert info.fields == ("price",)
+
+
+def test_a_condition_error_carries_the_message_and_column(kit) -> None:
+    error = fails(v.condition, "rsi(14) ? 3", "condition", "unexpected '?'", analyze=kit.fake_analyze)
+
+    assert error.column == 9
+
+
+def test_a_condition_must_be_text(kit) -> None:
+    fails(v.condition, 42, "condition", "must be a string", analyze=kit.fake_analyze)
+
+
+def test_an_analyzer_bug_is_not_passed_off_as_a_condition_error() -> None:
+    def broken(text: str) -> Any:
+        raise ValueError("internal detail")
+
+    with pytest.raises(ValueError, match="internal detail") as caught:
+        v.condition("x", broken)
+    assert not isinstance(caught.value, ValidationError)
+
+
+# --- strategies ----------------------------------------------------------------------------
+
+
+def base(**changes: Any) -> dict[str, Any]:
+    fields = {
+        "name": "Oversold",
+        "condition": "rsi(14) < 30",
+        "timeframe": "1h",
+        "top_n": 50,
+        "channels": ["email"],
+    }
+    fields.update(changes)
+    return {k: val for k, val in fields.items() if val is not ...}
+
+
+def check(fields: dict[str, Any], *, targets: dict[str, Any] = ALL_TARGETS, kit: Any) -> dict[str, Any]:
+    return v.strategy(fields, targets=targets, now_ms=NOW_MS, analyze=kit.fake_analyze)
+
+
+def strategy_fails(kit: Any, fields: dict[str, Any], field: str, reason: str, targets=ALL_TARGETS) -> None:
+    with pytest.raises(ValidationError) as caught:
+        check(fields, targets=targets, kit=kit)
+    assert (caught.value.field, reason in caught.value.message) == (field, True), caught.value
+
+
+def test_a_minimal_strategy_gets_the_defaults_and_its_indicators(kit) -> None:
+    assert check(base(), kit=kit) == {
+        "name": "Oversold",
+        "condition": "rsi(14) < 30",
+        "indicators": ["rsi(14)"],
+        "timeframe": "1h",
+        "symbols": None,
+        "top_n": 50,
+        "channels": ["email"],
+        "frequency": "once_per_crossing",
+        "cooldown_s": 0,
+        "expires_at": None,
+        "enabled": True,
+    }
+
+
+def test_a_full_strategy_is_normalized(kit) -> None:
+    values = check(
+        base(
+            top_n=None,
+            symbols=["btc", "ETH", "Btc", "1INCH"],
+            channels=["sms", "telegram", "sms"],
+            frequency="once_per_bar_close",
+            cooldown_s=3600,
+            expires_at="2023-12-01T00:00:00Z",
+            enabled=False,
+            id=7,
+            indicators=["ignored"],
+            created_at=1,
+            updated_at=2,
+        ),
+        kit=kit,
+    )
+
+    assert values["symbols"] == ["BTC", "ETH", "1INCH"]
+    assert values["top_n"] is None
+    assert values["channels"] == ["sms", "telegram"]
+    assert values["frequency"] == "once_per_bar_close"
+    assert values["cooldown_s"] == 3600
+    assert values["expires_at"] == 1_701_388_800_000
+    assert values["enabled"] is False
+    assert values["indicators"] == ["rsi(14)"]
+
+
+@pytest.mark.parametrize("name", ["name", "condition", "timeframe", "channels"])
+def test_required_strategy_fields(kit, name) -> None:
+    strategy_fails(kit, base(**{name: ...}), name, "is required")
+    strategy_fails(kit, base(**{name: None}), name, "is required")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        ({"colour": "red"}, "colour", "unknown field"),
+        ({"name": ""}, "name", "1 to 64 characters"),
+        ({"name": "   "}, "name", "not only spaces"),
+        ({"name": "x" * 65}, "name", "1 to 64 characters"),
+        ({"name": "a\nb"}, "name", "control characters"),
+        ({"name": 5}, "name", "must be a string"),
+        ({"condition": "rsi(14) ?"}, "condition", "unexpected '?'"),
+        ({"timeframe": "2h"}, "timeframe", "must be one of 1m, 5m, 15m, 1h, 4h, 1d"),
+        ({"top_n": None}, "symbols", "give either symbols"),
+        ({"symbols": ["BTC"]}, "top_n", "not both"),
+        ({"top_n": 0}, "top_n", "between 1 and 1000"),
+        ({"top_n": 1001}, "top_n", "between 1 and 1000"),
+        ({"top_n": 5.0}, "top_n", "must be an integer, not a number"),
+        ({"top_n": True}, "top_n", "must be an integer, not a boolean"),
+        ({"top_n": None, "symbols": []}, "symbols", "1 to 50 symbols"),
+        ({"top_n": None, "symbols": [f"C{i}" for i in range(51)]}, "symbols", "1 to 50 symbols"),
+        ({"top_n": None, "symbols": "BTC"}, "symbols", "must be a list"),
+        ({"top_n": None, "symbols": ["BT C"]}, "symbols", "is not a coin symbol"),
+        ({"top_n": None, "symbols": ["-"]}, "symbols", "is not a coin symbol"),
+        ({"top_n": None, "symbols": ["X" * 21]}, "symbols", "is not a coin symbol"),
+        ({"top_n": None, "symbols": [1]}, "symbols", "must be a string"),
+        ({"channels": []}, "channels", "non-empty list"),
+        ({"channels": "email"}, "channels", "non-empty list"),
+        ({"channels": ["pigeon"]}, "channels", "'pigeon' is not a channel"),
+        ({"frequency": "always"}, "frequency", "must be one of once_per_crossing"),
+        ({"cooldown_s": -1}, "cooldown_s", "between 0 and 604800"),
+        ({"cooldown_s": 604801}, "cooldown_s", "between 0 and 604800"),
+        ({"cooldown_s": "60"}, "cooldown_s", "must be an integer"),
+        ({"expires_at": NOW_MS}, "expires_at", "in the future"),
+        ({"expires_at": NOW_MS + 11 * 366 * DAY_MS}, "expires_at", "at most 10 years"),
+        ({"expires_at": "tomorrow"}, "expires_at", "ISO-8601"),
+        ({"expires_at": 1.5e12}, "expires_at", "must be an integer"),
+        ({"enabled": "yes"}, "enabled", "true or false"),
+        ({"enabled": 1}, "enabled", "true or false"),
+    ],
+)
+def test_each_strategy_rule_names_its_field(kit, changes, field, reason) -> None:
+    strategy_fails(kit, base(**changes), field, reason)
+
+
+def test_long_values_are_cut_short_in_messages(kit) -> None:
+    with pytest.raises(ValidationError) as caught:
+        check(base(channels=["x" * 1000]), kit=kit)
+    assert len(caught.value.message) < 120
+
+
+@pytest.mark.parametrize(("channel", "target"), list(v.CHANNEL_TARGETS.items()))
+def test_each_channel_needs_its_target_in_the_settings(kit, channel, target) -> None:
+    targets = {k: val for k, val in ALL_TARGETS.items() if k != target}
+
+    strategy_fails(kit, base(channels=[channel]), "channels", f"{channel} needs {target}", targets=targets)
+    assert check(base(channels=[channel]), kit=kit)["channels"] == [channel]
+
+
+def test_a_null_optional_field_takes_its_default(kit) -> None:
+    values = check(base(frequency=None, cooldown_s=None, enabled=None, expires_at=None), kit=kit)
+
+    assert (values["frequency"], values["cooldown_s"], values["enabled"], values["expires_at"]) == (
+        "once_per_crossing",
+        0,
+        True,
+        None,
+    )

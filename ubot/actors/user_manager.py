@@ -1,0 +1,56 @@
+"""UserManager actor: owns the user tables (accounts, sessions, settings, strategies).
+
+The gateway asks it the messages of ``ubot/users/messages.py``; the work is done by the plain
+:class:`~ubot.users.manager.UserManager`. A refused request comes back as a ``Rejected`` value,
+never as an exception. Everything runs in this actor's thread and database connection, one message
+at a time, so account and strategy limits cannot race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from ubot.models.db import close_connection
+from ubot.users import messages as m
+from ubot.users.errors import Refused, ValidationError, rejected
+from ubot.users.manager import UserManager
+
+
+class UserManagerActor(pykka.ThreadingActor):
+    def __init__(self, manager: UserManager) -> None:
+        super().__init__()
+        self.manager = manager
+        u = manager
+        self.handlers: dict[type, Callable[[Any], Any]] = {
+            m.Register: lambda q: u.register(q.username, q.email, q.password),
+            m.Login: lambda q: u.login(q.username, q.password, q.client),
+            m.Authenticate: lambda q: u.authenticate(q.token),
+            m.Logout: lambda q: u.logout(q.token),
+            m.LogoutEverywhere: lambda q: u.logout_everywhere(q.user),
+            m.ChangePassword: lambda q: u.change_password(q.user, q.old_password, q.new_password),
+            m.GetSettings: lambda q: u.get_settings(q.user),
+            m.PutSettings: lambda q: u.put_settings(q.user, q.fields),
+            m.ListStrategies: lambda q: u.list_strategies(q.user),
+            m.GetStrategy: lambda q: u.get_strategy(q.user, q.strategy_id),
+            m.CreateStrategy: lambda q: u.create_strategy(q.user, q.fields),
+            m.UpdateStrategy: lambda q: u.update_strategy(q.user, q.strategy_id, q.fields),
+            m.PatchStrategy: lambda q: u.patch_strategy(q.user, q.strategy_id, q.fields),
+            m.DeleteStrategy: lambda q: u.delete_strategy(q.user, q.strategy_id),
+            m.ValidateCondition: lambda q: u.validate_condition(q.condition),
+        }
+
+    def on_stop(self) -> None:
+        close_connection()
+
+    def on_receive(self, message: Any) -> Any:
+        handler = self.handlers.get(type(message))
+        if handler is None:
+            # the type only: a message's fields may hold a password
+            raise TypeError(f"user manager: unexpected message {type(message).__name__}")
+        try:
+            return handler(message)
+        except (ValidationError, Refused) as error:
+            return rejected(error)

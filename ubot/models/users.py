@@ -1,0 +1,198 @@
+"""The queries on the user tables: accounts, sessions, settings, strategies. Used by the UserManager
+alone. Every strategy query is scoped by its owner: another user's strategy is simply not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from peewee import Database, fn
+
+from ubot.models.tables import Session, Strategy, User, UserSettings
+
+SETTINGS_COLUMNS = tuple(f.name for f in UserSettings._meta.sorted_fields if f.name != "user")
+STRATEGY_COLUMNS = (
+    "name",
+    "condition",
+    "indicators",
+    "timeframe",
+    "symbols",
+    "top_n",
+    "channels",
+    "frequency",
+    "cooldown_s",
+    "expires_at",
+    "enabled",
+)
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- accounts ------------------------------------------------------------------------
+
+    def create_user(self, username: str, email: str, password_hash: str, now_ms: int) -> User:
+        """Raises ``peewee.IntegrityError`` when the username or e-mail is taken (any case)."""
+        with self.db.atomic():
+            return User.create(
+                username=username,
+                email=email,
+                password_hash=password_hash,
+                created_at=now_ms,
+                password_changed_at=now_ms,
+            )
+
+    def user(self, user_id: int) -> User | None:
+        return User.get_or_none(User.id == user_id)
+
+    def user_by_username(self, username: str) -> User | None:
+        return User.get_or_none(fn.LOWER(User.username) == username.lower())
+
+    def username_taken(self, username: str) -> bool:
+        return User.select().where(fn.LOWER(User.username) == username.lower()).exists()
+
+    def email_taken(self, email: str) -> bool:
+        return User.select().where(fn.LOWER(User.email) == email.lower()).exists()
+
+    def set_password_hash(self, user_id: int, password_hash: str, changed_at: int | None = None) -> None:
+        """A new hash; ``changed_at`` when the password itself changed (not for a rehash)."""
+        values: dict[Any, Any] = {User.password_hash: password_hash}
+        if changed_at is not None:
+            values[User.password_changed_at] = changed_at
+        User.update(values).where(User.id == user_id).execute()
+
+    def change_password(self, user_id: int, password_hash: str, now_ms: int) -> int:
+        """Store the new hash, clear the failed logins and revoke every session, at once; how many
+        sessions were revoked."""
+        with self.db.atomic():
+            User.update(
+                password_hash=password_hash,
+                password_changed_at=now_ms,
+                failed_logins=0,
+                last_failed_at=None,
+                locked_until=None,
+            ).where(User.id == user_id).execute()
+            return self.revoke_all_sessions(user_id, now_ms)
+
+    def save_failures(self, user_id: int, count: int, last_at: int | None, locked_until: int | None) -> None:
+        User.update(failed_logins=count, last_failed_at=last_at, locked_until=locked_until).where(
+            User.id == user_id
+        ).execute()
+
+    # --- sessions ------------------------------------------------------------------------
+
+    def add_session(self, user_id: int, token_hash: str, now_ms: int, expires_at: int, keep: int) -> None:
+        """Store a new session. The user's ended sessions are deleted, and beyond ``keep`` live ones
+        the oldest are revoked."""
+        with self.db.atomic():
+            Session.delete().where(
+                (Session.user == user_id)
+                & ((Session.expires_at <= now_ms) | Session.revoked_at.is_null(False))
+            ).execute()
+            Session.create(
+                user=user_id,
+                token_hash=token_hash,
+                created_at=now_ms,
+                expires_at=expires_at,
+                last_seen_at=now_ms,
+            )
+            newest = (
+                Session.select(Session.id)
+                .where(Session.user == user_id)
+                .order_by(Session.id.desc())
+                .limit(keep)
+            )
+            Session.update(revoked_at=now_ms).where(
+                (Session.user == user_id) & Session.id.not_in(newest) & Session.revoked_at.is_null()
+            ).execute()
+
+    def live_session(self, token_hash: str, now_ms: int) -> Session | None:
+        """The session of this token hash if it is neither revoked nor expired."""
+        return Session.get_or_none(
+            (Session.token_hash == token_hash) & Session.revoked_at.is_null() & (Session.expires_at > now_ms)
+        )
+
+    def touch_session(self, session_id: int, now_ms: int) -> None:
+        Session.update(last_seen_at=now_ms).where(Session.id == session_id).execute()
+
+    def revoke_session(self, token_hash: str, now_ms: int) -> int:
+        return (
+            Session.update(revoked_at=now_ms)
+            .where((Session.token_hash == token_hash) & Session.revoked_at.is_null())
+            .execute()
+        )
+
+    def revoke_all_sessions(self, user_id: int, now_ms: int) -> int:
+        """Revoke every live session of the user; how many there were."""
+        return (
+            Session.update(revoked_at=now_ms)
+            .where((Session.user == user_id) & Session.revoked_at.is_null() & (Session.expires_at > now_ms))
+            .execute()
+        )
+
+    # --- settings ------------------------------------------------------------------------
+
+    def settings(self, user_id: int) -> dict[str, Any] | None:
+        """Every setting of the user, or ``None`` when they were never saved."""
+        row = UserSettings.get_or_none(UserSettings.user == user_id)
+        return None if row is None else {name: getattr(row, name) for name in SETTINGS_COLUMNS}
+
+    def put_settings(self, user_id: int, values: Mapping[str, Any]) -> None:
+        """Insert or replace all settings of the user (``values``: every settings column)."""
+        row = {name: values[name] for name in SETTINGS_COLUMNS}
+        UserSettings.insert(user=user_id, **row).on_conflict(
+            conflict_target=[UserSettings.user],
+            update={getattr(UserSettings, name): value for name, value in row.items()},
+        ).execute()
+
+    # --- strategies ----------------------------------------------------------------------
+
+    def strategies(self, user_id: int) -> list[Strategy]:
+        return list(Strategy.select().where(Strategy.user == user_id).order_by(Strategy.id))
+
+    def strategy(self, user_id: int, strategy_id: int) -> Strategy | None:
+        return Strategy.get_or_none((Strategy.user == user_id) & (Strategy.id == strategy_id))
+
+    def count_strategies(self, user_id: int) -> int:
+        return Strategy.select().where(Strategy.user == user_id).count()
+
+    def strategy_name_taken(self, user_id: int, name: str, other_than: int | None = None) -> bool:
+        query = Strategy.select().where((Strategy.user == user_id) & (Strategy.name == name))
+        if other_than is not None:
+            query = query.where(Strategy.id != other_than)
+        return query.exists()
+
+    def strategies_sending_to(self, user_id: int, channels: Iterable[str]) -> list[tuple[str, str]]:
+        """``(strategy name, channel)`` for each of the user's strategies using one of ``channels``."""
+        wanted = set(channels)
+        found = []
+        for name, used in (
+            Strategy.select(Strategy.name, Strategy.channels).where(Strategy.user == user_id).tuples()
+        ):
+            found.extend((name, channel) for channel in used if channel in wanted)
+        return found
+
+    def create_strategy(self, user_id: int, values: Mapping[str, Any], now_ms: int) -> Strategy:
+        """Raises ``peewee.IntegrityError`` when the name is taken."""
+        row = {name: values[name] for name in STRATEGY_COLUMNS}
+        with self.db.atomic():
+            return Strategy.create(user=user_id, created_at=now_ms, updated_at=now_ms, **row)
+
+    def update_strategy(self, user_id: int, strategy_id: int, values: Mapping[str, Any], now_ms: int) -> bool:
+        """Replace the strategy's columns; ``False`` if the user has no such strategy."""
+        row: dict[Any, Any] = {getattr(Strategy, name): values[name] for name in STRATEGY_COLUMNS}
+        row[Strategy.updated_at] = now_ms
+        with self.db.atomic():
+            count = (
+                Strategy.update(row)
+                .where((Strategy.user == user_id) & (Strategy.id == strategy_id))
+                .execute()
+            )
+        return count == 1
+
+    def delete_strategy(self, user_id: int, strategy_id: int) -> bool:
+        return (
+            Strategy.delete().where((Strategy.user == user_id) & (Strategy.id == strategy_id)).execute() == 1
+        )

@@ -1,0 +1,339 @@
+"""The UserManager's work: accounts, sessions, settings and strategies, on :class:`UserStore`.
+
+A plain class: the actor (``actors/user_manager.py``) only hands it messages and turns the two
+exceptions it raises (:class:`ValidationError`, :class:`Refused`) into ``Rejected`` replies. Time
+comes from the injected clock. Passwords and tokens are never logged, nor put in an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from peewee import IntegrityError
+
+from ubot.clocks import Clock
+from ubot.models.tables import Strategy, User
+from ubot.models.users import UserStore
+from ubot.users import tokens, validation
+from ubot.users.errors import Refused, ValidationError
+from ubot.users.messages import ConditionInfo, LoginToken, SettingsView, StrategyView, UserView
+from ubot.users.passwords import PASSWORD_MAX, Passwords, check_strength, normalize
+from ubot.users.throttle import (
+    ACCOUNT_POLICY,
+    ADDRESS_POLICY,
+    Failures,
+    Policy,
+    ThrottleBook,
+    after_failure,
+    retry_after,
+)
+
+log = logging.getLogger(__name__)
+
+#: Strategies per user: each one is evaluated on every tick for up to 1000 coins, so this bounds
+#: the scanner's work per user; 50 is far above what a person watches by hand.
+MAX_STRATEGIES = 50
+
+
+class UserManager:
+    def __init__(
+        self,
+        store: UserStore,
+        clock: Clock,
+        *,
+        passwords: Passwords | None = None,
+        analyze: validation.Analyze | None = None,
+        currencies: tuple[str, ...] = ("USD",),
+        allow_local_webhooks: bool = False,
+        max_strategies: int = MAX_STRATEGIES,
+        session_lifetime_ms: int = tokens.SESSION_LIFETIME_MS,
+        max_sessions: int = tokens.MAX_SESSIONS,
+        account_policy: Policy = ACCOUNT_POLICY,
+        address_policy: Policy = ADDRESS_POLICY,
+    ) -> None:
+        """``analyze``: the condition checker (default ``ubot.rules.analyze``); ``currencies``: the
+        quote currencies the market is fetched in (the first is the default); ``allow_local_webhooks``:
+        admit http://localhost webhooks (development only)."""
+        self.store = store
+        self.clock = clock
+        self.passwords = passwords or Passwords()
+        self.analyze = analyze
+        self.currencies = tuple(currencies)
+        self.allow_local_webhooks = allow_local_webhooks
+        self.max_strategies = max_strategies
+        self.session_lifetime_ms = session_lifetime_ms
+        self.max_sessions = max_sessions
+        self.account_policy = account_policy
+        self.addresses = ThrottleBook(address_policy)
+        #: usernames that do not exist are throttled like those that do (in memory)
+        self.unknown_accounts = ThrottleBook(account_policy)
+
+    def now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+    # --- accounts ------------------------------------------------------------------------
+
+    def register(self, username: Any, email: Any, password: Any) -> UserView:
+        name = validation.username(username)
+        address = validation.email(email)
+        check_strength(password, username=name, email=address)
+        if self.store.username_taken(name):
+            raise Refused(409, "Username taken", "username: is taken; choose another", field="username")
+        if self.store.email_taken(address):
+            raise Refused(409, "E-mail taken", "email: another account uses this address", field="email")
+        try:
+            user = self.store.create_user(name, address, self.passwords.hash(password), self.now_ms())
+        except IntegrityError:  # registered in between, by another process
+            raise Refused(409, "Account exists", "username or email: is taken", field="username") from None
+        log.info("user %d registered", user.id)
+        return _user_view(user)
+
+    def login(self, username: Any, password: Any, client: str | None) -> LoginToken:
+        now = self.now_ms()
+        name = username.lower()[:64] if isinstance(username, str) else ""
+        user = self.store.user_by_username(name) if validation.USERNAME.fullmatch(name) else None
+        wait = max(
+            self.addresses.retry_after(client, now) if client is not None else 0,
+            self._account_retry_after(user, name, now),
+        )
+        if wait:
+            raise _throttled(wait)
+        acceptable = isinstance(password, str) and len(password) <= PASSWORD_MAX
+        if user is not None and acceptable:
+            ok = self.passwords.verify(user.password_hash, password)
+        else:
+            ok = self.passwords.verify_nothing(password if acceptable else "")
+        if not ok:
+            if client is not None:
+                self.addresses.failed(client, now)
+            self._account_failed(user, name, now)
+            raise Refused(401, "Invalid credentials", "wrong username or password")
+        assert user is not None
+        if user.failed_logins or user.locked_until is not None:
+            self.store.save_failures(user.id, 0, None, None)
+        if self.passwords.needs_rehash(user.password_hash):
+            self.store.set_password_hash(user.id, self.passwords.hash(password))
+        token = tokens.issue()
+        expires_at = now + self.session_lifetime_ms
+        self.store.add_session(user.id, tokens.hash_token(token), now, expires_at, keep=self.max_sessions)
+        return LoginToken(token, expires_at)
+
+    def authenticate(self, token: Any) -> int | None:
+        if not tokens.well_formed(token):
+            return None
+        now = self.now_ms()
+        token_hash = tokens.hash_token(token)
+        session = self.store.live_session(token_hash, now)
+        if session is None or not tokens.same(session.token_hash, token_hash):
+            return None
+        if now - session.last_seen_at >= tokens.LAST_SEEN_RESOLUTION_MS:
+            self.store.touch_session(session.id, now)
+        return session.user_id
+
+    def logout(self, token: Any) -> None:
+        if tokens.well_formed(token):
+            self.store.revoke_session(tokens.hash_token(token), self.now_ms())
+
+    def logout_everywhere(self, user_id: int) -> int:
+        return self.store.revoke_all_sessions(user_id, self.now_ms())
+
+    def change_password(self, user_id: int, old_password: Any, new_password: Any) -> None:
+        """Revokes every session of the user: they log in again with the new password."""
+        user = self._user(user_id)
+        now = self.now_ms()
+        wait = self._account_retry_after(user, user.username, now)
+        if wait:
+            raise _throttled(wait)
+        acceptable = isinstance(old_password, str) and len(old_password) <= PASSWORD_MAX
+        if not (acceptable and self.passwords.verify(user.password_hash, old_password)):
+            self._account_failed(user, user.username, now)
+            raise Refused(
+                403, "Wrong password", "old_password: is not your current password", field="old_password"
+            )
+        check_strength(new_password, username=user.username, email=user.email, field="new_password")
+        if tokens.same(normalize(new_password), normalize(old_password)):
+            raise ValidationError("new_password", "must differ from the current password")
+        self.store.change_password(user.id, self.passwords.hash(new_password), now)
+        log.info("user %d changed their password; sessions revoked", user.id)
+
+    def _account_retry_after(self, user: User | None, name: str, now: int) -> int:
+        if user is None:
+            return self.unknown_accounts.retry_after(name, now)
+        return retry_after(_failures(user), now)
+
+    def _account_failed(self, user: User | None, name: str, now: int) -> None:
+        if user is None:
+            self.unknown_accounts.failed(name, now)
+            return
+        record = after_failure(_failures(user), now, self.account_policy)
+        self.store.save_failures(user.id, record.count, record.last_at, record.locked_until)
+        if record.locked_until is not None:
+            log.warning("user %d: %d failed logins in a row; locked for a while", user.id, record.count)
+
+    def _user(self, user_id: Any) -> User:
+        user = self.store.user(user_id) if _is_id(user_id) else None
+        if user is None:
+            raise Refused(404, "Not found", "no such user")
+        return user
+
+    # --- settings ------------------------------------------------------------------------
+
+    def get_settings(self, user_id: int) -> SettingsView:
+        return SettingsView(**self._settings(user_id))
+
+    def put_settings(self, user_id: int, fields: Mapping[str, Any]) -> SettingsView:
+        self._user(user_id)
+        values = validation.settings(
+            _mapping(fields), currencies=self.currencies, allow_local=self.allow_local_webhooks
+        )
+        cleared = [c for c, target in validation.CHANNEL_TARGETS.items() if values[target] is None]
+        for name, channel in self.store.strategies_sending_to(user_id, cleared)[:1]:
+            target = validation.CHANNEL_TARGETS[channel]
+            raise Refused(
+                409,
+                "Target in use",
+                f"{target}: strategy {name!r} sends to {channel}; change or delete that strategy first",
+                field=target,
+            )
+        self.store.put_settings(user_id, values)
+        return SettingsView(**values)
+
+    def _settings(self, user_id: int) -> dict[str, Any]:
+        saved = self.store.settings(user_id)
+        return saved if saved is not None else validation.settings({}, currencies=self.currencies)
+
+    # --- strategies ----------------------------------------------------------------------
+
+    def list_strategies(self, user_id: int) -> tuple[StrategyView, ...]:
+        return tuple(_strategy_view(row) for row in self.store.strategies(user_id))
+
+    def get_strategy(self, user_id: int, strategy_id: Any) -> StrategyView:
+        return _strategy_view(self._strategy(user_id, strategy_id))
+
+    def create_strategy(self, user_id: int, fields: Mapping[str, Any]) -> StrategyView:
+        self._user(user_id)
+        if self.store.count_strategies(user_id) >= self.max_strategies:
+            raise Refused(
+                409,
+                "Too many strategies",
+                f"you have {self.max_strategies} strategies, the most allowed; delete one first",
+            )
+        now = self.now_ms()
+        values = self._validate(user_id, _mapping(fields), now)
+        self._check_name(user_id, values["name"])
+        try:
+            row = self.store.create_strategy(user_id, values, now)
+        except IntegrityError:
+            raise _name_taken(values["name"]) from None
+        return _strategy_view(row)
+
+    def update_strategy(self, user_id: int, strategy_id: Any, fields: Mapping[str, Any]) -> StrategyView:
+        """Replace the strategy with ``fields`` (PUT)."""
+        row = self._strategy(user_id, strategy_id)
+        now = self.now_ms()
+        return self._save(row, self._validate(user_id, _mapping(fields), now), now)
+
+    def patch_strategy(self, user_id: int, strategy_id: Any, fields: Mapping[str, Any]) -> StrategyView:
+        """Change the fields given (PATCH). ``symbols`` replaces ``top_n`` and the reverse; an expiry
+        not given is kept as it is (even past: an expired strategy can still be renamed)."""
+        row = self._strategy(user_id, strategy_id)
+        fields = _mapping(fields)
+        merged = {name: getattr(row, name) for name in validation.STRATEGY_FIELDS}
+        merged.update(fields)
+        if "symbols" in fields and "top_n" not in fields:
+            merged["top_n"] = None
+        if "top_n" in fields and "symbols" not in fields:
+            merged["symbols"] = None
+        keep_expiry = "expires_at" not in fields
+        if keep_expiry:
+            merged["expires_at"] = None
+        now = self.now_ms()
+        values = self._validate(user_id, merged, now)
+        if keep_expiry:
+            values["expires_at"] = row.expires_at
+        return self._save(row, values, now)
+
+    def delete_strategy(self, user_id: int, strategy_id: Any) -> None:
+        if not (_is_id(strategy_id) and self.store.delete_strategy(user_id, strategy_id)):
+            raise _not_found(strategy_id)
+
+    def validate_condition(self, text: Any) -> ConditionInfo:
+        return validation.condition(text, self.analyze)
+
+    def _strategy(self, user_id: int, strategy_id: Any) -> Strategy:
+        row = self.store.strategy(user_id, strategy_id) if _is_id(strategy_id) else None
+        if row is None:
+            raise _not_found(strategy_id)
+        return row
+
+    def _validate(self, user_id: int, fields: Mapping[str, Any], now: int) -> dict[str, Any]:
+        return validation.strategy(fields, targets=self._settings(user_id), now_ms=now, analyze=self.analyze)
+
+    def _check_name(self, user_id: int, name: str, other_than: int | None = None) -> None:
+        if self.store.strategy_name_taken(user_id, name, other_than):
+            raise _name_taken(name)
+
+    def _save(self, row: Strategy, values: dict[str, Any], now: int) -> StrategyView:
+        self._check_name(row.user_id, values["name"], other_than=row.id)
+        try:
+            found = self.store.update_strategy(row.user_id, row.id, values, now)
+        except IntegrityError:
+            raise _name_taken(values["name"]) from None
+        if not found:  # deleted in between
+            raise _not_found(row.id)
+        return _strategy_view(self._strategy(row.user_id, row.id))
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _mapping(fields: Any) -> Mapping[str, Any]:
+    if not isinstance(fields, Mapping):
+        raise ValidationError("body", "must be a JSON object")
+    return fields
+
+
+def _failures(user: User) -> Failures:
+    return Failures(user.failed_logins, user.last_failed_at, user.locked_until)
+
+
+def _throttled(wait: int) -> Refused:
+    return Refused(
+        429, "Too many attempts", f"too many failed logins; try again in {wait} s", retry_after=wait
+    )
+
+
+def _not_found(strategy_id: Any) -> Refused:
+    return Refused(
+        404, "Not found", f"no strategy {strategy_id}" if _is_id(strategy_id) else "no such strategy"
+    )
+
+
+def _name_taken(name: str) -> Refused:
+    return Refused(409, "Name taken", f"name: you already have a strategy called {name!r}", field="name")
+
+
+def _user_view(user: User) -> UserView:
+    return UserView(user.id, user.username, user.email, user.created_at)
+
+
+def _strategy_view(row: Strategy) -> StrategyView:
+    return StrategyView(
+        id=row.id,
+        name=row.name,
+        condition=row.condition,
+        indicators=tuple(row.indicators),
+        timeframe=row.timeframe,
+        symbols=None if row.symbols is None else tuple(row.symbols),
+        top_n=row.top_n,
+        channels=tuple(row.channels),
+        frequency=row.frequency,
+        cooldown_s=row.cooldown_s,
+        expires_at=row.expires_at,
+        enabled=bool(row.enabled),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
