@@ -1,0 +1,223 @@
+"""Indicator maths over many coins at once: the latest value of each indicator, per coin.
+
+Every function takes ``closes``, a 2-D float array (coins x candles, oldest candle first). A coin with
+a short history is padded with ``NaN`` on the left, so column ``-1`` is always the latest close of
+every coin. Each function returns a 1-D float64 array (one value per coin) that is ``NaN`` where the
+coin has too little history (:func:`lookback` candles) or a ``NaN`` inside the window used.
+
+* ``sma(n)``: mean of the last ``n`` closes.
+* ``ema(n)``: exponential moving average, ``alpha = 2 / (n + 1)``, seeded with the SMA of the coin's
+  first ``n`` closes, then recursive over the rest of the history given.
+* ``rsi(n)``: Wilder's RSI: average gain and loss seeded with the mean of the first ``n`` changes,
+  then smoothed with ``alpha = 1 / n``; ``100 * gain / (gain + loss)``, 50 when prices did not move.
+* ``macd()``: ``ema(12) - ema(26)``; ``macd_signal()``: the 9-period EMA of that line (seeded the same way).
+* ``bb_upper(n, k)`` / ``bb_lower(n, k)``: ``sma(n) +/- k`` population standard deviations (ddof 0).
+* ``highest(n)`` / ``lowest(n)``: the largest / smallest of the last ``n`` closes.
+* ``change(n)``: percent change from the close ``n`` candles ago to the latest one.
+
+EMA, RSI and MACD are recursive: their value depends (less and less) on every close since the seed, so
+two callers agree only if they pass the same history. :func:`lookback` is the *minimum* for a value;
+a caller that can afford it should pass more (a few times ``n``) for values closer to other charts'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
+
+
+def _closes(closes: np.ndarray) -> np.ndarray:
+    array = np.asarray(closes, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[np.newaxis, :]
+    if array.ndim != 2:
+        raise ValueError(f"closes must be a 2-D array (coins x candles), got {array.ndim} dimensions")
+    return array
+
+
+def _window(closes: np.ndarray, n: int) -> np.ndarray | None:
+    """The last ``n`` closes of every coin, or None when fewer candles than that were given."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    return closes[:, -n:] if closes.shape[1] >= n else None
+
+
+def _nans(coins: int) -> np.ndarray:
+    return np.full(coins, np.nan)
+
+
+def _by_candle(closes: np.ndarray) -> np.ndarray:
+    """``closes`` transposed into one contiguous row per candle (for the recursive indicators' loops)."""
+    return np.ascontiguousarray(closes.T)
+
+
+def _seeded_ema(by_candle: np.ndarray, n: int, alpha: float, full: bool = False) -> np.ndarray:
+    """EMA of each column of ``by_candle`` (candles x series), seeded with the mean of the series'
+    first ``n`` values after its NaN padding.
+
+    Returns the latest value per series, or with ``full`` the whole history (candles x series, NaN
+    before each series' seed). Vectorised over series: one in-place step per candle from the
+    earliest seed on. A NaN after the seed makes the rest of that series NaN (a gap is not skipped).
+    """
+    candles, rows = by_candle.shape
+    valid = ~np.isnan(by_candle)
+    first = np.where(valid.any(axis=0), valid.argmax(axis=0), candles)
+    seed_at = first + n - 1
+    out = np.full((candles, rows), np.nan) if full else None
+    latest = _nans(rows)
+    if rows == 0 or candles < n or seed_at.min() >= candles:
+        return out if full else latest
+    index = np.minimum(first + np.arange(n)[:, np.newaxis], candles - 1)  # n x series
+    seed = by_candle[index, np.arange(rows)].mean(axis=0)
+    seeded = {int(t): np.flatnonzero(seed_at == t) for t in np.unique(seed_at[seed_at < candles])}
+    keep = 1.0 - alpha
+    step = np.empty(rows)
+    for t in range(int(seed_at.min()), candles):
+        # Before a series' seed `latest` is NaN and stays NaN; at the seed it takes the seed value.
+        latest *= keep
+        np.multiply(by_candle[t], alpha, out=step)
+        latest += step
+        seeded_now = seeded.get(t)
+        if seeded_now is not None:
+            latest[seeded_now] = seed[seeded_now]
+        if full:
+            out[t] = latest
+    return out if full else latest
+
+
+def sma(closes: np.ndarray, n: int) -> np.ndarray:
+    closes = _closes(closes)
+    window = _window(closes, n)
+    return _nans(closes.shape[0]) if window is None else window.mean(axis=1)
+
+
+def ema(closes: np.ndarray, n: int) -> np.ndarray:
+    closes = _closes(closes)
+    if closes.shape[1] < n:
+        return _nans(closes.shape[0])
+    return _seeded_ema(_by_candle(closes), n, 2.0 / (n + 1))
+
+
+def rsi(closes: np.ndarray, n: int) -> np.ndarray:
+    closes = _closes(closes)
+    coins = closes.shape[0]
+    if closes.shape[1] < n + 1:
+        return _nans(coins)
+    delta = np.diff(_by_candle(closes), axis=0)
+    moves = np.empty((delta.shape[0], 2 * coins))  # gains then losses, side by side; NaN stays NaN
+    np.maximum(delta, 0.0, out=moves[:, :coins])
+    np.minimum(delta, 0.0, out=moves[:, coins:])
+    np.negative(moves[:, coins:], out=moves[:, coins:])
+    both = _seeded_ema(moves, n, 1.0 / n)
+    gain, loss = both[:coins], both[coins:]
+    total = gain + loss
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = 100.0 * gain / total
+    return np.where(total == 0.0, 50.0, value)
+
+
+def _ema_pair(by_candle: np.ndarray, full: bool) -> tuple[np.ndarray, np.ndarray]:
+    fast = _seeded_ema(by_candle, MACD_FAST, 2.0 / (MACD_FAST + 1), full)
+    slow = _seeded_ema(by_candle, MACD_SLOW, 2.0 / (MACD_SLOW + 1), full)
+    return fast, slow
+
+
+def macd(closes: np.ndarray) -> np.ndarray:
+    closes = _closes(closes)
+    if closes.shape[1] < MACD_SLOW:
+        return _nans(closes.shape[0])
+    fast, slow = _ema_pair(_by_candle(closes), full=False)
+    return fast - slow
+
+
+def macd_signal(closes: np.ndarray) -> np.ndarray:
+    closes = _closes(closes)
+    if closes.shape[1] < MACD_SLOW + MACD_SIGNAL - 1:
+        return _nans(closes.shape[0])
+    fast, slow = _ema_pair(_by_candle(closes), full=True)
+    return _seeded_ema(fast - slow, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1))
+
+
+def _band(closes: np.ndarray, n: int, k: float, sign: float) -> np.ndarray:
+    closes = _closes(closes)
+    window = _window(closes, n)
+    if window is None:
+        return _nans(closes.shape[0])
+    return window.mean(axis=1) + sign * k * window.std(axis=1)
+
+
+def bb_upper(closes: np.ndarray, n: int, k: float) -> np.ndarray:
+    return _band(closes, n, k, 1.0)
+
+
+def bb_lower(closes: np.ndarray, n: int, k: float) -> np.ndarray:
+    return _band(closes, n, k, -1.0)
+
+
+def highest(closes: np.ndarray, n: int) -> np.ndarray:
+    closes = _closes(closes)
+    window = _window(closes, n)
+    return _nans(closes.shape[0]) if window is None else window.max(axis=1)  # NaN propagates
+
+
+def lowest(closes: np.ndarray, n: int) -> np.ndarray:
+    closes = _closes(closes)
+    window = _window(closes, n)
+    return _nans(closes.shape[0]) if window is None else window.min(axis=1)
+
+
+def change(closes: np.ndarray, n: int) -> np.ndarray:
+    closes = _closes(closes)
+    window = _window(closes, n + 1)
+    if window is None:
+        return _nans(closes.shape[0])
+    before, latest = window[:, 0], window[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        value = (latest / before - 1.0) * 100.0
+    return np.where(np.isfinite(value), value, np.nan)
+
+
+#: name -> function(closes, *args); the names are the condition language's indicator names.
+FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
+    "sma": sma,
+    "ema": ema,
+    "rsi": rsi,
+    "macd": macd,
+    "macd_signal": macd_signal,
+    "bb_upper": bb_upper,
+    "bb_lower": bb_lower,
+    "highest": highest,
+    "lowest": lowest,
+    "change": change,
+}
+
+#: name -> candles of history needed for a value, as a function of the arguments.
+LOOKBACK: dict[str, Callable[..., int]] = {
+    "sma": lambda n: n,
+    "ema": lambda n: n,
+    "rsi": lambda n: n + 1,
+    "macd": lambda: MACD_SLOW,
+    "macd_signal": lambda: MACD_SLOW + MACD_SIGNAL - 1,
+    "bb_upper": lambda n, k: n,
+    "bb_lower": lambda n, k: n,
+    "highest": lambda n: n,
+    "lowest": lambda n: n,
+    "change": lambda n: n + 1,
+}
+
+
+def lookback(name: str, *args: float) -> int:
+    """Candles of history ``name(*args)`` needs before it has a value."""
+    return LOOKBACK[name](*args)
+
+
+def compute(calls: Iterable, closes: np.ndarray) -> dict[str, np.ndarray]:
+    """The values of several indicator calls (objects with ``name`` and ``args``), keyed by ``str(call)``.
+
+    This is the ``values`` half that :meth:`ubot.rules.CompiledCondition.evaluate` expects for indicators.
+    """
+    closes = _closes(closes)
+    return {str(call): FUNCTIONS[call.name](closes, *call.args) for call in calls}
