@@ -16,6 +16,7 @@ from ubot.http.gateway import Gateway
 from ubot.http.middleware import HTTPFieldError, validated
 from ubot.timeutil import iso_from_ms
 from ubot.users import messages as m
+from ubot.users.validation import SETTINGS_FIELDS
 
 _TEXT = {"type": "string", "maxLength": 1000}
 _NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 1000}
@@ -36,20 +37,7 @@ LOGIN = {
 SETTINGS = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {
-        name: _NULLABLE_TEXT
-        for name in (
-            "webhook_url",
-            "webhook_secret",
-            "telegram_chat_id",
-            "sms_to",
-            "whatsapp_to",
-            "email_to",
-            "quiet_hours",
-            "timezone",
-            "quote_currency",
-        )
-    },
+    "properties": {name: _NULLABLE_TEXT for name in SETTINGS_FIELDS},
 }
 _STRATEGY_PROPERTIES = {
     "name": _TEXT,
