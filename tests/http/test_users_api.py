@@ -158,3 +158,36 @@ def test_private_routes_need_a_token(client) -> None:
     for path in ("/v1/me/settings", "/v1/me/strategies", "/v1/me/strategies/1"):
         assert client.simulate_get(path).status_code == 401
     assert client.simulate_get("/v1/snapshot").status_code == 200  # public
+
+
+def test_logout_everywhere_revokes_every_token(client) -> None:
+    first = register_and_login(client, "gina1")
+    login = client.simulate_post("/v1/sessions", json={"username": "gina1", "password": PASSWORD})
+    second = {"Authorization": f"Bearer {login.json['token']}"}
+    result = client.simulate_delete("/v1/me/sessions", headers=first)
+    assert result.status_code == 200 and result.json == {"revoked": 2}
+    for auth in (first, second):
+        assert client.simulate_get("/v1/me/settings", headers=auth).status_code == 401
+
+
+def test_changing_the_password_revokes_sessions_and_checks_the_old_one(client) -> None:
+    auth = register_and_login(client, "hank1")
+    new = "a different passphrase 77"
+    wrong = client.simulate_put(
+        "/v1/me/password", json={"old_password": "not it at all 12", "new_password": new}, headers=auth
+    )
+    assert wrong.status_code == 403 and wrong.json["field"] == "old_password"
+    weak = client.simulate_put(
+        "/v1/me/password", json={"old_password": PASSWORD, "new_password": "x"}, headers=auth
+    )
+    assert weak.status_code == 422 and weak.json["field"] == "new_password"
+    changed = client.simulate_put(
+        "/v1/me/password", json={"old_password": PASSWORD, "new_password": new}, headers=auth
+    )
+    assert changed.status_code == 204
+    assert client.simulate_get("/v1/me/settings", headers=auth).status_code == 401
+    old = client.simulate_post("/v1/sessions", json={"username": "hank1", "password": PASSWORD})
+    assert old.status_code == 401
+    assert (
+        client.simulate_post("/v1/sessions", json={"username": "hank1", "password": new}).status_code == 201
+    )

@@ -55,6 +55,8 @@ def _add_user_routes(app: falcon.App, gateway: Gateway) -> None:
     app.add_route("/v1/users", users.UsersResource(gateway))
     app.add_route("/v1/sessions", users.SessionsResource(gateway))
     app.add_route("/v1/sessions/current", users.CurrentSessionResource(gateway))
+    app.add_route("/v1/me/sessions", users.AllSessionsResource(gateway))
+    app.add_route("/v1/me/password", users.PasswordResource(gateway))
     app.add_route("/v1/me/settings", users.SettingsResource(gateway))
     app.add_route("/v1/me/strategies", users.StrategiesResource(gateway))
     app.add_route(

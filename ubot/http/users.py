@@ -68,6 +68,12 @@ STRATEGY_PATCH = {
     "minProperties": 1,
     "properties": _STRATEGY_PROPERTIES,
 }
+PASSWORD_CHANGE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["old_password", "new_password"],
+    "properties": {"old_password": _TEXT, "new_password": _TEXT},
+}
 CONDITION = {
     "type": "object",
     "additionalProperties": False,
@@ -138,6 +144,28 @@ class CurrentSessionResource(_Resource):
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         _, _, token = req.auth.partition(" ")
         self.ask(m.Logout(token.strip()))
+        resp.status = falcon.HTTP_204
+
+
+class AllSessionsResource(_Resource):
+    """``DELETE /v1/me/sessions``: log out everywhere (every token of this user)."""
+
+    auth_required = True
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
+        revoked = self.ask(m.LogoutEverywhere(req.context.user_id))
+        resp.media = {"revoked": revoked}
+
+
+class PasswordResource(_Resource):
+    """``PUT /v1/me/password``: change it; every session (this one too) is revoked."""
+
+    auth_required = True
+
+    @validated(PASSWORD_CHANGE)
+    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = req.context.body
+        self.ask(m.ChangePassword(req.context.user_id, body["old_password"], body["new_password"]))
         resp.status = falcon.HTTP_204
 
 
