@@ -47,6 +47,8 @@ SUPPLY_FIELDS: tuple[str, ...] = (
 )
 #: Every numeric column of a snapshot (``rank`` is CMC's ``cmc_rank``).
 NUMERIC_FIELDS: tuple[str, ...] = ("rank", *QUOTE_FIELDS, *SUPPLY_FIELDS)
+#: Numeric coin fields that are counts: integers in CMC's JSON (and ours), floats in the columns.
+INT_FIELDS: frozenset[str] = frozenset({"rank", "num_market_pairs"})
 
 #: Global metrics kept from ``/v1/global-metrics/quotes/latest`` (top level of ``data``).
 GLOBAL_TOP_FIELDS: tuple[str, ...] = (

@@ -15,10 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, QUOTE_FIELDS, SUPPLY_FIELDS, Snapshot
+from ubot.market.snapshot import (
+    GLOBAL_FIELDS,
+    GLOBAL_INT_FIELDS,
+    INT_FIELDS,
+    QUOTE_FIELDS,
+    SUPPLY_FIELDS,
+    Snapshot,
+)
 from ubot.timeutil import iso_from_ms
-
-_INT_FIELDS = frozenset({"rank", "num_market_pairs"})
 
 
 def etag_of(body: bytes) -> str:
@@ -67,7 +72,7 @@ class SnapshotView:
             map(_quote, snap.symbols),
             map(_quote, snap.names),
             map(_quote, snap.slugs),
-            *(_json_column(snap.column(n), n in _INT_FIELDS) for n in names),
+            *(_json_column(snap.column(n), n in INT_FIELDS) for n in names),
             stamps,
             strict=True,
         )

@@ -7,11 +7,9 @@ from typing import Any
 
 from peewee import Database, fn
 
-from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, NUMERIC_FIELDS
+from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS
 from ubot.models.tables import Candle, Coin, GlobalMetric, Quote
 from ubot.timeutil import iso_from_ms
-
-_INT_FIELDS = {"rank", "num_market_pairs"}
 
 
 def _range(field: Any, start_ms: int | None, end_ms: int | None) -> Any:
@@ -87,7 +85,7 @@ class History:
         for row in reversed(list(query)):
             doc = dict(zip(names, row, strict=True))
             doc["timestamp"] = iso_from_ms(doc["timestamp"])
-            for name in _INT_FIELDS:
+            for name in INT_FIELDS:
                 if doc[name] is not None:
                     doc[name] = int(doc[name])
             rows.append(doc)
