@@ -46,6 +46,8 @@ class Stored(Fetched):
 class Candled(Stored):
     #: Open candle of every coin, per timeframe, after this snapshot.
     open_candles: Mapping[str, CandleRows] = field(default_factory=dict)
+    #: Candles that closed with this snapshot, per timeframe (the Scanner's indicator history).
+    closed_candles: Mapping[str, CandleRows] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

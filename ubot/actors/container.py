@@ -7,23 +7,34 @@ still-open candle that the candle endpoint appends to the closed ones from the d
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pykka
 
 from ubot.actors.stage import Stage
 from ubot.market.candles import CandleRows
+from ubot.market.snapshot import Snapshot
 from ubot.market.view import SnapshotView
 from ubot.messages import Candled, GetOpenCandle, GetSnapshot, ResolveCoin, TickDone
+
+log = logging.getLogger(__name__)
 
 
 class Container(Stage):
     name = "container"
 
-    def __init__(self, monitor: pykka.ActorRef) -> None:
+    def __init__(
+        self,
+        monitor: pykka.ActorRef,
+        scanner: pykka.ActorRef | None = None,
+        publish: Callable[[Snapshot], None] | None = None,
+    ) -> None:
         super().__init__(monitor)
+        self.scanner = scanner
+        self.publish = publish
         self.view: SnapshotView | None = None
         self.open_candles: Mapping[str, CandleRows] = {}
         self._candle_index: dict[str, dict[int, int]] = {}
@@ -48,6 +59,13 @@ class Container(Stage):
             for tf, rows in message.open_candles.items()
         }
         done = message.timed(self.name, self.elapsed_ms(started))
+        if self.scanner is not None:
+            self.scanner.tell(message)
+        if self.publish is not None:
+            try:
+                self.publish(message.snapshot)
+            except Exception:  # the stream is a convenience: never lose the tick for it
+                log.exception("publishing the snapshot event failed")
         self.monitor.tell(
             TickDone(
                 tick=done.tick,

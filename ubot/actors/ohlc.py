@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import pykka
 
 from ubot.actors.stage import Stage
-from ubot.market.candles import CandleBook
+from ubot.market.candles import CandleBook, CandleRows
 from ubot.messages import Candled, Stored
 from ubot.models.candle_store import CandleStore
 
@@ -52,6 +53,7 @@ class Ohlc(Stage):
         if not isinstance(message, Stored):
             raise TypeError(f"ohlc: unexpected message {message!r}")
         started = time.perf_counter()
+        closed: Mapping[str, CandleRows] = {}
         if message.snapshot_id <= self.watermark:
             # Already folded in by on_start's catch-up: count it once only.
             pass
@@ -66,7 +68,10 @@ class Ohlc(Stage):
                 )
             self.candles.save(self.book, update, message.snapshot_id)
             self.watermark = message.snapshot_id
+            closed = update.closed
         open_candles = {tf: self.book.open_candles(tf) for tf in self.book.timeframes}
         self.container.tell(
-            Candled.extend(message, open_candles=open_candles).timed(self.name, self.elapsed_ms(started))
+            Candled.extend(message, open_candles=open_candles, closed_candles=closed).timed(
+                self.name, self.elapsed_ms(started)
+            )
         )

@@ -14,9 +14,14 @@ from typing import Any
 import pykka
 
 from ubot.models.db import close_connection
+from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
 from ubot.users import messages as m
 from ubot.users.errors import Refused, ValidationError, rejected
 from ubot.users.manager import UserManager
+
+
+#: Requests after which the Scanner must learn the user's strategies again (when they succeed).
+CHANGES_STRATEGIES = (m.PutSettings, m.CreateStrategy, m.UpdateStrategy, m.PatchStrategy, m.DeleteStrategy)
 
 
 class UserManagerActor(pykka.ThreadingActor):
@@ -42,15 +47,32 @@ class UserManagerActor(pykka.ThreadingActor):
             m.ValidateCondition: lambda q: u.validate_condition(q.condition),
         }
 
+        self.scanner: pykka.ActorRef | None = None
+
     def on_stop(self) -> None:
         close_connection()
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, WatchStrategies):
+            self.scanner = message.scanner
+            return self.manager.all_specs()
+        if isinstance(message, DisableStrategy):
+            return self._changed(self.manager.disable_strategy(message.strategy_id))
+        if isinstance(message, StrategyErrors):
+            return self.manager.record_errors(message.errors, message.at_ms)
         handler = self.handlers.get(type(message))
         if handler is None:
             # the type only: a message's fields may hold a password
             raise TypeError(f"user manager: unexpected message {type(message).__name__}")
         try:
-            return handler(message)
+            reply = handler(message)
         except (ValidationError, Refused) as error:
             return rejected(error)
+        if isinstance(message, CHANGES_STRATEGIES):
+            self._changed(message.user)
+        return reply
+
+    def _changed(self, user_id: int | None) -> None:
+        """Tell the Scanner the user's strategies as they are now."""
+        if user_id is not None and self.scanner is not None:
+            self.scanner.tell(self.manager.specs_of(user_id))

@@ -139,3 +139,34 @@ class CandleStore:
                 )
             )
         return result
+
+    def recent_closed(self, timeframe: str, depth: int, before_ms: int) -> CandleRows:
+        """Closed candles of ``timeframe`` that opened in the ``depth`` buckets before ``before_ms`` (the
+        Scanner's indicator history after a restart). Only (coin, open time, close) are filled in."""
+        start = before_ms - depth * TIMEFRAMES[timeframe]
+        query = (
+            Candle.select(Candle.coin, Candle.open_time, Candle.close)
+            .where(
+                (Candle.timeframe == timeframe) & (Candle.open_time >= start) & (Candle.open_time < before_ms)
+            )
+            .order_by(Candle.coin, Candle.open_time)
+            .tuples()
+        )
+        rows = list(query)
+        coins, times, closes = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
+        n = len(coins)
+        zeros = np.zeros(n, dtype=np.int64)
+        nans = np.full(n, np.nan)
+        close = np.array(closes, dtype=np.float64)
+        return CandleRows(
+            timeframe,
+            np.array(coins, dtype=np.int64),
+            np.array(times, dtype=np.int64),
+            nans,
+            nans,
+            nans,
+            close,
+            zeros,
+            zeros,
+            zeros,
+        )

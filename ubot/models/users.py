@@ -152,6 +152,29 @@ class UserStore:
     def strategies(self, user_id: int) -> list[Strategy]:
         return list(Strategy.select().where(Strategy.user == user_id).order_by(Strategy.id))
 
+    def enabled_strategies(self, user_id: int | None = None) -> list[Strategy]:
+        """Enabled strategies of one user, or of everyone (``None``), by id."""
+        query = Strategy.select().where(Strategy.enabled == True)  # noqa: E712 - SQL, not Python
+        if user_id is not None:
+            query = query.where(Strategy.user == user_id)
+        return list(query.order_by(Strategy.id))
+
+    def disable_strategy(self, strategy_id: int, now_ms: int) -> int | None:
+        """Disable a strategy (a ``once`` strategy that fired); its owner's id, or None if it is gone."""
+        row = Strategy.get_or_none(Strategy.id == strategy_id)
+        if row is None:
+            return None
+        Strategy.update(enabled=False, updated_at=now_ms).where(Strategy.id == strategy_id).execute()
+        return row.user_id
+
+    def record_errors(self, errors: Mapping[int, str | None], now_ms: int) -> None:
+        """Each strategy's runtime error (None: it has none any more), for its owner to read."""
+        with self.db.atomic():
+            for strategy_id, error in errors.items():
+                Strategy.update(last_error=error, last_error_at=None if error is None else now_ms).where(
+                    Strategy.id == strategy_id
+                ).execute()
+
     def strategy(self, user_id: int, strategy_id: int) -> Strategy | None:
         return Strategy.get_or_none((Strategy.user == user_id) & (Strategy.id == strategy_id))
 

@@ -27,10 +27,17 @@ configured as the reference (shared/reference/condition-sandbox.md, section 3) a
 
 The call tree is evaluated once per tick with whole arrays, so asteval's cost depends on the size of
 the condition, not on the number of coins. Measured here (2 cores, numpy 2.4): 0.15 ms for
-``rsi(14) < 30 and percent_change_24h < -10`` over 5,000 coins (0.1 ms of it is the fresh
-interpreter and its parse), 0.4 ms for a condition with ten comparisons; see
-``tests/rules/test_evaluate.py::test_evaluate_5000_coins_is_fast``. Computing the indicators
-themselves (:mod:`.indicators`) costs more: 1-20 ms each for 5,000 coins x 300 candles.
+``rsi(14) < 30 and percent_change_24h < -10`` over 5,000 coins, of which about 0.1 ms is building a
+fresh interpreter and parsing the program.
+
+The Scanner evaluates thousands of strategies per tick, so it uses an :class:`Evaluator`: one
+interpreter for a batch of evaluations in one thread, and each program parsed once (the parsed tree of
+our own lowered text, cached on the compiled condition). That departs from "a fresh interpreter per
+evaluation" (shared/reference/condition-sandbox.md, section 3) on purpose: the reason for that advice
+is state tampering between evaluations (rebinding a name, writing into an array), and here no node
+that could do either can run (only Module, Expr, Call, Name and Constant are enabled, every symbol is
+read-only, every array is read-only), the text run is never the user's, and the inputs of one
+evaluation are removed before the next. ``bench/scanner.py`` measures the difference.
 
 No time limit or subprocess around evaluation (the reference's point 6): a validated condition has no
 loops, at most 150 nodes and only O(coins) vectorised operations, so its cost is bounded by
@@ -51,7 +58,7 @@ from asteval import Interpreter
 from asteval.asteval import ALL_NODES
 
 from ubot.rules.kernel import OPERATIONS, Faults, make_operations
-from ubot.rules.language import COIN_FIELDS, FIELDS, INDICATORS, IndicatorCall
+from ubot.rules.language import COIN_FIELDS, FIELDS, INDICATORS, MAX_INDICATORS, IndicatorCall
 from ubot.rules.validate import Analysis, ConditionError, check
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,8 @@ CACHE_SIZE = 4096
 #: Node types asteval may run: exactly what the lowering emits.
 _ASTEVAL_NODES = ("module", "expr", "call", "name", "constant")
 _ASTEVAL_CONFIG = {node: node in _ASTEVAL_NODES for node in ALL_NODES}
+#: Every name a compiled program's inputs can have (read-only in an :class:`Evaluator`).
+_INPUT_NAMES = set(FIELDS) | {f"ind_{k}" for k in range(MAX_INDICATORS)}
 
 _BINARY = {ast.Add: "op_add", ast.Sub: "op_sub", ast.Mult: "op_mul", ast.Div: "op_div", ast.Pow: "op_pow"}
 _COMPARE = {
@@ -135,25 +144,96 @@ class CompiledCondition:
                 return _failed(0, "the market data given for this condition is inconsistent")
         faults = Faults()
         symbols: dict[str, object] = make_operations(faults)
+        problem = self._bind(values, coins, faults, symbols)
+        if problem is not None:
+            return _failed(coins, problem)
+        with np.errstate(all="ignore"):
+            outcome = _run(self.program, symbols)
+        return _outcome(outcome, coins, faults)
+
+    def _bind(
+        self, values: Mapping[str, np.ndarray | float], coins: int, faults: Faults, symbols: dict[str, object]
+    ) -> str | None:
+        """Put this condition's inputs into ``symbols`` (read-only float arrays); the problem, or None."""
         for symbol, key, missing in self.inputs:
             value = values.get(key) if isinstance(values, Mapping) else None
             if value is None:
-                return _failed(coins, f"{key} is not available")
+                return f"{key} is not available"
             array = _read_only(value, coins)
             if array is None:
-                return _failed(coins, f"{key} is not available")
+                return f"{key} is not available"
             faults.add(missing, np.isnan(array))
             symbols[symbol] = array
-        with np.errstate(all="ignore"):
-            outcome = _run(self.program, symbols)
-        if outcome is None:
+        return None
+
+    @functools.cached_property
+    def tree(self) -> ast.Module:
+        """The parsed ``program`` (parsed once; it is our own lowered text, never the user's)."""
+        return ast.fix_missing_locations(ast.parse(self.program, mode="exec"))
+
+
+def _outcome(outcome: np.ndarray | None, coins: int, faults: Faults) -> EvalResult:
+    if outcome is None:
+        return _failed(coins, UNEVALUABLE)
+    truth = np.broadcast_to(outcome, (coins,))
+    undefined = np.isnan(truth)
+    error = faults.explain(undefined) if undefined.any() else None
+    if undefined.any() and error is None:
+        error = UNEVALUABLE  # pragma: no cover - every NaN has a recorded cause
+    return _result(truth == 1.0, undefined, error)
+
+
+class Evaluator:
+    """Evaluates compiled conditions one after another in a single asteval interpreter (one thread).
+
+    For the Scanner's batches: building an interpreter and parsing a program cost more than running
+    a typical condition, so both are done once (see the module docstring for why this is safe).
+    ``evaluate`` never raises, like :meth:`CompiledCondition.evaluate`.
+    """
+
+    def __init__(self) -> None:
+        self.faults = Faults()
+        symbols: dict[str, object] = make_operations(self.faults)
+        self._operations = frozenset(symbols)
+        self.interpreter = _interpreter(symbols, readonly=set(symbols) | _INPUT_NAMES)
+
+    def evaluate(
+        self, condition: CompiledCondition, values: Mapping[str, np.ndarray | float], coins: int
+    ) -> EvalResult:
+        try:
+            return self._evaluate(condition, values, coins)
+        except Exception:
+            log.exception("condition %r: evaluation failed", condition.text)
             return _failed(coins, UNEVALUABLE)
-        truth = np.broadcast_to(outcome, (coins,))
-        undefined = np.isnan(truth)
-        error = faults.explain(undefined) if undefined.any() else None
-        if undefined.any() and error is None:
-            error = UNEVALUABLE  # pragma: no cover - every NaN has a recorded cause
-        return _result(truth == 1.0, undefined, error)
+        finally:
+            symtable = self.interpreter.symtable
+            for symbol, _, _ in condition.inputs:
+                symtable.pop(symbol, None)
+
+    def _evaluate(
+        self, condition: CompiledCondition, values: Mapping[str, np.ndarray | float], coins: int
+    ) -> EvalResult:
+        self.faults.found = {}
+        symtable = self.interpreter.symtable
+        if any(name not in symtable for name in self._operations):  # never: symbols are read-only
+            raise RuntimeError("an operation disappeared from the evaluator")
+        problem = condition._bind(values, coins, self.faults, symtable)
+        if problem is not None:
+            return _failed(coins, problem)
+        with np.errstate(all="ignore"):
+            try:
+                outcome = self.interpreter.eval(condition.tree, show_errors=False, raise_errors=True)
+            except Exception as exc:
+                log.error(
+                    "asteval failed on a compiled condition (%s): %.200s",
+                    type(exc).__name__,
+                    condition.program,
+                )
+                return _failed(coins, UNEVALUABLE)
+        if self.interpreter.error or not isinstance(outcome, np.ndarray | float) or isinstance(outcome, bool):
+            log.error("asteval failed on a compiled condition: %.200s", condition.program)
+            return _failed(coins, UNEVALUABLE)
+        return _outcome(np.asarray(outcome, dtype=np.float64), coins, self.faults)
 
 
 def _count_coins(values: Mapping[str, object], used: list[str]) -> int | None:
@@ -189,24 +269,29 @@ def _run(program: str, symbols: dict[str, object]) -> np.ndarray | None:
     return outcome
 
 
+def _interpreter(symbols: dict[str, object], readonly: set[str]) -> Interpreter:
+    interpreter = Interpreter(
+        symtable=symbols,
+        use_numpy=False,
+        minimal=True,
+        config=_ASTEVAL_CONFIG,
+        readonly_symbols=readonly,
+        builtins_readonly=True,
+        max_statement_length=100_000,
+        writer=io.StringIO(),
+        err_writer=io.StringIO(),
+    )
+    interpreter.symtable.pop("print", None)  # asteval adds its printer to any symbol table
+    return interpreter
+
+
 def interpret(program: str, symbols: dict[str, object]) -> tuple[np.ndarray | None, str | None]:
     """Run ``program`` in a fresh, minimal asteval interpreter over ``symbols`` (and nothing else).
 
     Returns (outcome as a float array, None), or (None, the kind of failure). Never raises.
     """
     try:
-        interpreter = Interpreter(
-            symtable=symbols,
-            use_numpy=False,
-            minimal=True,
-            config=_ASTEVAL_CONFIG,
-            readonly_symbols=set(symbols),
-            builtins_readonly=True,
-            max_statement_length=100_000,
-            writer=io.StringIO(),
-            err_writer=io.StringIO(),
-        )
-        interpreter.symtable.pop("print", None)  # asteval adds its printer to any symbol table
+        interpreter = _interpreter(symbols, readonly=set(symbols))
         outcome = interpreter.eval(program, show_errors=False, raise_errors=True)
     except Exception as exc:
         return None, type(exc).__name__

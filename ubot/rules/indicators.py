@@ -221,3 +221,20 @@ def compute(calls: Iterable, closes: np.ndarray) -> dict[str, np.ndarray]:
     """
     closes = _closes(closes)
     return {str(call): FUNCTIONS[call.name](closes, *call.args) for call in calls}
+
+
+#: Recursive indicators (EMA, RSI, MACD) depend on every close since their seed. The Scanner gives each
+#: of them ``WARMUP`` times its lookback of history (at most ``MAX_HISTORY`` candles), so the value no
+#: longer depends noticeably on where that history starts: after 10 x n candles the seed's weight is
+#: below e^-10 (RSI) or e^-20 (EMA). The others get exactly their lookback.
+WARMUP = 10
+MAX_HISTORY = 1000
+RECURSIVE = frozenset({"ema", "rsi", "macd", "macd_signal"})
+
+
+def window(name: str, *args: float) -> int:
+    """Candles of history to pass when computing ``name(*args)`` (at least its :func:`lookback`)."""
+    needed = lookback(name, *args)
+    if name in RECURSIVE:
+        return max(needed, min(MAX_HISTORY, WARMUP * needed))
+    return needed

@@ -16,10 +16,12 @@ from peewee import IntegrityError
 from ubot.clocks import Clock
 from ubot.models.tables import Strategy, User
 from ubot.models.users import UserStore
+from ubot.scan.spec import UserStrategies
 from ubot.users import tokens, validation
 from ubot.users.errors import Refused, ValidationError
 from ubot.users.messages import ConditionInfo, LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.passwords import PASSWORD_MAX, Passwords, check_strength, normalize
+from ubot.users.specs import spec_of
 from ubot.users.throttle import (
     ACCOUNT_POLICY,
     ADDRESS_POLICY,
@@ -258,6 +260,31 @@ class UserManager:
     def delete_strategy(self, user_id: int, strategy_id: Any) -> None:
         if not (_is_id(strategy_id) and self.store.delete_strategy(user_id, strategy_id)):
             raise _not_found(strategy_id)
+
+    # --- the Scanner's view ------------------------------------------------------------
+
+    def specs_of(self, user_id: int) -> UserStrategies:
+        """The user's enabled strategies, with where their alerts go (for the Scanner)."""
+        settings = self._settings(user_id)
+        rows = self.store.enabled_strategies(user_id)
+        return UserStrategies(user_id, tuple(spec_of(row, settings) for row in rows))
+
+    def all_specs(self) -> tuple[UserStrategies, ...]:
+        by_user: dict[int, list[Strategy]] = {}
+        for row in self.store.enabled_strategies():
+            by_user.setdefault(row.user_id, []).append(row)
+        out = []
+        for user_id, rows in by_user.items():
+            settings = self._settings(user_id)
+            out.append(UserStrategies(user_id, tuple(spec_of(row, settings) for row in rows)))
+        return tuple(out)
+
+    def disable_strategy(self, strategy_id: int) -> int | None:
+        """A ``once`` strategy fired: disable it. The owner's id, or None when it no longer exists."""
+        return self.store.disable_strategy(strategy_id, self.now_ms())
+
+    def record_errors(self, errors: Mapping[int, str | None], at_ms: int) -> None:
+        self.store.record_errors(errors, at_ms)
 
     def validate_condition(self, text: Any) -> ConditionInfo:
         return validation.condition(text, self.analyze)

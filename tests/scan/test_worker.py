@@ -1,0 +1,148 @@
+"""A worker's strategies evaluated over a frame: shared indicators, scopes, alerts, errors."""
+
+import numpy as np
+import pytest
+
+from tests.scan.support import MINUTE, T0, candles, snapshot, spec
+from ubot.notify.messages import AlertState, DeliveryTarget
+from ubot.rules import indicators
+from ubot.scan.planner import ScanPlanner
+from ubot.scan.worker import ScanWorker
+
+COINS = [(1, "BTC"), (2, "ETH"), (3, "SOL"), (4, "ETH")]  # a second "ETH" ranks lower
+
+
+def setup(*specs, workers=1):
+    planner = ScanPlanner(workers)
+    planner.set_user(7, specs)
+    worker = ScanWorker()
+    worker.replace_user(7, specs)
+    return planner, worker
+
+
+def tick(planner, worker, ts, prices, *, closed=(), number=1, **columns):
+    snap = snapshot(ts, COINS, price=prices, **columns)
+    open_rows = candles("1m", [(cid, ts - ts % MINUTE, p) for (cid, _), p in zip(COINS, prices)])
+    bars = planner.update_candles(ts, {"1m": candles("1m", closed)} if closed else {}, {"1m": open_rows})
+    frame = planner.frame(number, snap, bars)
+    return worker.scan(frame), frame
+
+
+def test_an_alert_carries_the_values_the_text_and_the_targets():
+    s = spec(
+        condition="price > 100 and percent_change_24h < -5",
+        deliveries=(DeliveryTarget("webhook", "http://x"),),
+    )
+    planner, worker = setup(s)
+    result, _ = tick(planner, worker, T0, [150, 50, 200, 300], percent_change_24h=[-10, -10, 1, -10])
+    assert [a.symbol for a in result.alerts] == ["BTC", "ETH"]
+    alert = result.alerts[0]
+    assert alert.values == {"price": 150.0, "percent_change_24h": -10.0}
+    assert alert.coin_id == 1 and alert.fired_at_ms == T0 and alert.bar_open_ms == T0
+    assert alert.deliveries == s.deliveries and "BTC" in alert.subject and "price = 150" in alert.text
+    assert result.states == [AlertState(1, 1, True, T0, T0), AlertState(1, 4, True, T0, T0)]
+
+
+def test_symbols_scope_takes_the_best_ranked_coin_of_a_symbol():
+    planner, worker = setup(spec(symbols=("ETH", "DOGE"), top_n=None))
+    result, frame = tick(planner, worker, T0, [1000, 1000, 1000, 1000])
+    assert [a.coin_id for a in result.alerts] == [2]
+    assert frame.ids.tolist() == [2]  # the frame holds only coins some strategy looks at
+
+
+def test_top_n_scope():
+    planner, worker = setup(spec(top_n=2))
+    result, _ = tick(planner, worker, T0, [1000, 1000, 1000, 1000])
+    assert [a.coin_id for a in result.alerts] == [1, 2]
+
+
+def test_indicators_come_from_the_candle_history_and_the_open_candle():
+    planner, worker = setup(spec(condition="price > sma(3)"))
+    history = [(cid, T0 + k * MINUTE, 10.0) for k in range(2) for cid, _ in COINS]
+    result, frame = tick(planner, worker, T0 + 2 * MINUTE, [12, 9, 10, 11], closed=history)
+    # sma(3) = mean(10, 10, latest price) -> price > sma when price > 10
+    assert [a.coin_id for a in result.alerts] == [1, 4]
+    assert result.alerts[0].values["sma(3)"] == pytest.approx(32 / 3)
+
+
+def test_missing_history_is_an_error_for_the_owner_not_an_exception():
+    planner, worker = setup(spec(condition="rsi(14) < 30"))
+    result, _ = tick(planner, worker, T0, [1, 2, 3, 4])
+    assert result.alerts == [] and result.errors == {1: "rsi(14) needs 15 candles of history"}
+    again, _ = tick(planner, worker, T0 + 1000, [1, 2, 3, 4], number=2)
+    assert again.errors == {}  # reported once, until it changes
+
+
+def test_same_condition_and_scope_is_evaluated_once_per_tick():
+    a, b = spec(1, "price > 10"), spec(2, "price > 10")
+    planner, worker = setup(a, b)
+    result, frame = tick(planner, worker, T0, [20, 20, 20, 20])
+    assert result.evaluated == 2 and len(frame.results) == 1 and len(result.alerts) == 8
+
+
+def test_once_strategy_disables_itself_after_firing():
+    planner, worker = setup(spec(frequency="once"))
+    result, _ = tick(planner, worker, T0, [20, 1, 1, 1])
+    assert result.disable == [1] and len(result.alerts) == 1 and len(worker) == 0
+
+
+def test_bar_close_strategies_wait_for_a_closed_candle():
+    s = spec(condition="change(1) > 5", frequency="once_per_bar_close")
+    planner, worker = setup(s)
+    first = [(cid, T0, 100.0) for cid, _ in COINS]
+    result, _ = tick(planner, worker, T0 + 30_000, [200, 200, 200, 200], closed=first)
+    assert result.evaluated == 0  # no candle closed at this tick (T0's is not the previous bar)
+    second = [(cid, T0 + MINUTE, p) for (cid, _), p in zip(COINS, [110, 100, 104, 120])]
+    result, _ = tick(planner, worker, T0 + 2 * MINUTE, [1, 1, 1, 1], closed=second, number=2)
+    assert [a.coin_id for a in result.alerts] == [1, 4] and result.alerts[0].bar_open_ms == T0 + MINUTE
+
+
+def test_expired_strategies_are_not_evaluated():
+    planner, worker = setup(spec(expires_at_ms=T0))
+    result, _ = tick(planner, worker, T0, [20, 20, 20, 20])
+    assert result.evaluated == 0
+
+
+def test_changing_the_rules_clears_the_state_and_says_so():
+    planner, worker = setup(spec())
+    tick(planner, worker, T0, [20, 1, 1, 1])
+    cleared = worker.replace_user(7, [spec(condition="price > 15")])
+    assert cleared == [AlertState(1, 1, False, T0, None)]
+    assert worker.replace_user(7, [spec(condition="price > 15", name="renamed")]) == []
+
+
+def test_restored_state_prevents_a_second_alert_after_a_restart():
+    planner, worker = setup(spec())
+    first, _ = tick(planner, worker, T0, [20, 1, 1, 1])
+    fresh = ScanWorker()
+    fresh.replace_user(7, [spec()])
+    fresh.restore(first.states)
+    again, _ = tick(planner, fresh, T0 + MINUTE, [20, 1, 1, 1], number=2)
+    assert again.alerts == []
+
+
+def test_dropping_a_users_strategies():
+    planner, worker = setup(spec(1), spec(2))
+    worker.replace_user(7, [spec(2)])
+    assert list(worker.entries) == [2]
+
+
+def test_routing_is_stable_by_id():
+    planner = ScanPlanner(10)
+    shares = planner.set_user(7, [spec(3), spec(13), spec(4)])
+    assert [s.id for s in shares[3]] == [3, 13] and [s.id for s in shares[4]] == [4] and shares[0] == ()
+    assert planner.share(3) == {7: (spec(3), spec(13))}
+
+
+def test_history_is_loaded_for_a_timeframe_when_a_strategy_needs_it():
+    asked = []
+
+    def load(timeframe, depth, before):
+        asked.append((timeframe, depth, before))
+        return candles(timeframe, [(1, before - 3_600_000, 5.0)])
+
+    planner = ScanPlanner(1, load)
+    planner.set_user(7, [spec(condition="ema(3) > 1", timeframe="1h")])
+    planner.update_candles(T0 + 10, {}, {})
+    assert asked == [("1h", indicators.window("ema", 3), T0)]
+    assert planner.histories["1h"].closes(np.array([0]), 1, closed_only=True).tolist() == [[5.0]]

@@ -1,0 +1,273 @@
+"""Scanner supervisor and its worker pool: each new snapshot against every enabled strategy.
+
+The supervisor (:class:`Scanner`) receives every ``Candled`` tick from the Container, folds its candles
+into the indicator history, builds one shared :class:`~ubot.scan.frame.MarketFrame` and sends it to
+every :class:`ScanWorker` actor. Each worker evaluates the strategies it owns (routed by strategy id)
+and tells the Notifier its alerts and firing-state changes, then tells the supervisor it is done.
+
+* A tick that arrives while a scan is still running is not piled up: the latest one waits (its candles
+  are folded in at once), any older waiting one is dropped and counted in ``scans_skipped``.
+* A worker that dies (a bug) tells the supervisor from ``on_failure``; the supervisor starts a new one
+  with the same strategies, which reads their firing state back from the Notifier (after every write
+  already in the Notifier's mailbox), logs it and counts it in ``worker_restarts``. Other workers are not
+  touched.
+* Strategies come from the UserManager: all of them at start (:class:`WatchStrategies`), then each
+  user's enabled strategies whenever they or the user's settings change.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import pykka
+
+from ubot.messages import Candled
+from ubot.models.db import close_connection
+from ubot.notify.messages import GetAlertState, ScanOutcome
+from ubot.scan.messages import (
+    DisableStrategy,
+    GetScannerStats,
+    ScanDone,
+    ScannerStats,
+    ScanTick,
+    SetStrategies,
+    StrategiesChanged,
+    StrategyErrors,
+    WatchStrategies,
+    WorkerDied,
+)
+from ubot.scan.planner import Loader, ScanPlanner
+from ubot.scan.spec import StrategySpec
+from ubot.scan.worker import ScanWorker
+
+log = logging.getLogger(__name__)
+ASK_TIMEOUT = 60.0
+
+
+class ScanWorkerActor(pykka.ThreadingActor):
+    def __init__(self, index: int, supervisor: pykka.ActorRef, notifier: pykka.ActorRef | None) -> None:
+        super().__init__()
+        self.index = index
+        self.supervisor = supervisor
+        self.notifier = notifier
+        self.worker = ScanWorker()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ScanTick):
+            return self._scan(message)
+        if isinstance(message, SetStrategies):
+            return self._set(message.users)
+        raise TypeError(f"scan worker {self.index}: unexpected message {type(message).__name__}")
+
+    def _set(self, users: Mapping[int, tuple[StrategySpec, ...]]) -> None:
+        known = set(self.worker.entries)
+        cleared = []
+        for user_id, specs in users.items():
+            cleared += self.worker.replace_user(user_id, specs)
+        new = tuple(sorted(set(self.worker.entries) - known))
+        if self.notifier is not None:
+            if cleared:
+                self.notifier.tell(
+                    ScanOutcome(worker=self.index, tick=0, snapshot_ms=0, states=tuple(cleared))
+                )
+            if new:  # strategies this worker has not seen in this run: continue from their saved state
+                self.worker.restore(self.notifier.ask(GetAlertState(new), timeout=ASK_TIMEOUT))
+
+    def _scan(self, message: ScanTick) -> None:
+        started = time.perf_counter()
+        frame = message.frame
+        result = self.worker.scan(frame)
+        if self.notifier is not None and (result.alerts or result.states):
+            self.notifier.tell(
+                ScanOutcome(
+                    worker=self.index,
+                    tick=frame.tick,
+                    snapshot_ms=frame.timestamp_ms,
+                    alerts=tuple(result.alerts),
+                    states=tuple(result.states),
+                )
+            )
+        self.supervisor.tell(
+            ScanDone(
+                worker=self.index,
+                tick=frame.tick,
+                evaluated=result.evaluated,
+                coins=result.coins,
+                alerts=len(result.alerts),
+                errors=result.errors,
+                disable=tuple(result.disable),
+                ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        self.supervisor.tell(
+            WorkerDied(
+                self.index, f"{getattr(exception_type, '__name__', exception_type)}: {exception_value}"
+            )
+        )
+
+
+class Scanner(pykka.ThreadingActor):
+    def __init__(
+        self,
+        workers: int = 10,
+        *,
+        users: pykka.ActorRef | None = None,
+        notifier: pykka.ActorRef | None = None,
+        monitor: pykka.ActorRef | None = None,
+        load: Loader | None = None,
+        now_ms: Any = None,
+    ) -> None:
+        super().__init__()
+        self.planner = ScanPlanner(workers, load)
+        self.users = users
+        self.notifier = notifier
+        self.monitor = monitor
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self.pool: list[pykka.ActorRef] = []
+        self.outstanding: set[int] = set()
+        self.pending: tuple[Candled, dict[str, int]] | None = None
+        self.scan_started = 0.0
+        self.current_tick = 0
+        self.durations: deque[float] = deque(maxlen=200)
+        self.counts = {"scans": 0, "scans_skipped": 0, "worker_restarts": 0, "alerts": 0}
+        self.last = {"evaluated": 0, "coins": 0}
+        self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
+        self.errors: dict[int, str | None] = {}
+        self.disable: list[int] = []
+
+    def on_start(self) -> None:
+        me = self.actor_ref
+        self.pool = [ScanWorkerActor.start(i, me, self.notifier) for i in range(self.planner.workers)]
+        if self.users is not None:
+            everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
+            shares: dict[int, dict[int, tuple[StrategySpec, ...]]] = {
+                w: {} for w in range(self.planner.workers)
+            }
+            for user in everyone:
+                for worker, specs in self.planner.set_user(user.user_id, user.specs).items():
+                    if specs:
+                        shares[worker][user.user_id] = specs
+            for worker, users in shares.items():
+                self.pool[worker].tell(SetStrategies(users))
+            log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
+
+    def on_stop(self) -> None:
+        for ref in self.pool:
+            try:
+                ref.stop(block=True, timeout=30)
+            except pykka.Timeout:
+                log.error("a scan worker did not stop within 30 s")
+        close_connection()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Candled):
+            return self._tick(message)
+        if isinstance(message, ScanDone):
+            return self._done(message)
+        if isinstance(message, StrategiesChanged):
+            return self._change(message.user_id, message.specs)
+        if isinstance(message, WorkerDied):
+            return self._restart(message)
+        if isinstance(message, GetScannerStats):
+            return self.stats()
+        raise TypeError(f"scanner: unexpected message {type(message).__name__}")
+
+    # -- ticks -------------------------------------------------------------------------------------
+
+    def _tick(self, message: Candled) -> None:
+        snapshot = message.snapshot
+        closed_bars = self.planner.update_candles(
+            snapshot.timestamp_ms, message.closed_candles, message.open_candles
+        )
+        if self.outstanding:
+            if self.pending is not None:
+                self.counts["scans_skipped"] += 1
+                log.warning(
+                    "scanner: tick %d not scanned, a scan is still running", self.pending[0].tick.number
+                )
+                closed_bars = {**self.pending[1], **closed_bars}
+            self.pending = (message, closed_bars)
+            return
+        self._start(message, closed_bars)
+
+    def _start(self, message: Candled, closed_bars: dict[str, int]) -> None:
+        if not self.planner.specs:
+            return
+        self.scan_started = time.perf_counter()
+        self.current_tick = message.tick.number
+        frame = self.planner.frame(message.tick.number, message.snapshot, closed_bars)
+        self.outstanding = set(range(len(self.pool)))
+        self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
+        for ref in self.pool:
+            ref.tell(ScanTick(frame))
+
+    def _done(self, message: ScanDone) -> None:
+        if message.tick != self.current_tick or message.worker not in self.outstanding:
+            return
+        self.outstanding.discard(message.worker)
+        for key in self.round:
+            self.round[key] += getattr(message, key)
+        self.errors.update(message.errors)
+        self.disable += message.disable
+        for strategy_id in message.disable:
+            self.planner.forget(strategy_id)
+        if not self.outstanding:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.durations.append((time.perf_counter() - self.scan_started) * 1000)
+        self.counts["scans"] += 1
+        self.counts["alerts"] += self.round["alerts"]
+        self.last = {"evaluated": self.round["evaluated"], "coins": self.round["coins"]}
+        if self.users is not None:
+            if self.errors:
+                self.users.tell(StrategyErrors(dict(self.errors), self.now_ms()))
+            for strategy_id in self.disable:
+                self.users.tell(DisableStrategy(strategy_id))
+        self.errors, self.disable = {}, []
+        if self.pending is not None:
+            message, closed_bars = self.pending
+            self.pending = None
+            self._start(message, closed_bars)
+
+    # -- strategies and workers ---------------------------------------------------------------------
+
+    def _change(self, user_id: int, specs: tuple[StrategySpec, ...]) -> None:
+        for worker, share in self.planner.set_user(user_id, specs).items():
+            self.pool[worker].tell(SetStrategies({user_id: share}))
+
+    def _restart(self, message: WorkerDied) -> None:
+        index = message.worker
+        self.counts["worker_restarts"] += 1
+        log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
+        self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier)
+        self.pool[index].tell(SetStrategies(self.planner.share(index)))
+        if index in self.outstanding:  # its part of this tick is lost; the next tick covers it
+            self.outstanding.discard(index)
+            if not self.outstanding:
+                self._finish()
+
+    def stats(self) -> ScannerStats:
+        durations = sorted(self.durations)
+        return ScannerStats(
+            workers=len(self.pool),
+            strategies=len(self.planner.specs),
+            scans=self.counts["scans"],
+            scans_skipped=self.counts["scans_skipped"],
+            worker_restarts=self.counts["worker_restarts"],
+            alerts=self.counts["alerts"],
+            last_scan_ms=round(self.durations[-1], 1) if durations else None,
+            scan_ms_p50=round(statistics.median(durations), 1) if durations else None,
+            scan_ms_p99=round(durations[min(len(durations) - 1, int(len(durations) * 0.99))], 1)
+            if durations
+            else None,
+            last_evaluated=self.last["evaluated"],
+            last_coins=self.last["coins"],
+        )

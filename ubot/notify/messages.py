@@ -1,0 +1,110 @@
+"""Messages of the alert path: Scanner workers -> Notifier (``tell``), and the queries the gateway and
+the Scanner ``ask`` the Notifier, which owns the alert tables. Small frozen values; times are epoch ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """Where one channel of an alert goes, frozen when the alert is raised."""
+
+    channel: str
+    target: str
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A strategy's condition came true for a coin (raised by a Scanner worker, not yet written).
+
+    Read back from the database (to resume its deliveries), ``strategy_id`` is ``None`` once the
+    strategy is deleted (the alert itself is kept), and ``deliveries`` is empty.
+    """
+
+    strategy_id: int | None
+    user_id: int
+    strategy_name: str
+    coin_id: int
+    symbol: str
+    timeframe: str
+    fired_at_ms: int  # the snapshot's timestamp
+    bar_open_ms: int  # open time of the strategy's candle the alert belongs to
+    condition: str
+    values: Mapping[str, float | None]  # each field and indicator the condition uses, for this coin
+    subject: str
+    text: str
+    deliveries: tuple[DeliveryTarget, ...]  # empty: the alert log only (database + log line + stream)
+    quiet_hours: str | None = None  # "22:00-07:00" in `timezone`: delivery is held, not dropped
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """Firing state of one (strategy, coin): is the condition currently true (for once_per_crossing),
+    when did it last fire, and in which bar. Written with the alerts, read back after a restart."""
+
+    strategy_id: int
+    coin_id: int
+    active: bool
+    last_fired_ms: int | None = None
+    last_bar_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """One worker's result for one tick: alerts and state changes, to be written in one transaction."""
+
+    worker: int
+    tick: int
+    snapshot_ms: int
+    alerts: tuple[Alert, ...] = ()
+    states: tuple[AlertState, ...] = ()
+
+
+# --- queries (ask) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GetAlertState:
+    """-> ``tuple[AlertState, ...]`` for these strategies (answered after every earlier write)."""
+
+    strategy_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GetAlerts:
+    """-> ``tuple[AlertView, ...]``, newest first."""
+
+    user_id: int
+    since_ms: int | None = None
+    strategy_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    channel: str
+    status: str  # "pending" | "held" | "sent" | "failed"
+    attempts: int
+    detail: str | None
+    sent_at_ms: int | None
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    strategy_id: int | None  # None: the strategy was deleted since (its alerts are kept)
+    strategy_name: str
+    coin_id: int
+    symbol: str
+    timeframe: str
+    fired_at_ms: int
+    values: Mapping[str, float | None]
+    text: str
+    deliveries: tuple[DeliveryView, ...]
+    condition: str = ""
+    bar_open_ms: int | None = None

@@ -1,0 +1,12 @@
+"""Strategy scanning: every enabled strategy against every new snapshot, vectorised over coins.
+
+Plain, synchronous logic, unit-tested without threads; the Scanner supervisor and its workers
+(``ubot/actors/scanner.py``) only route messages to it.
+
+* :mod:`.spec`: a strategy as the Scanner sees it (from the UserManager);
+* :mod:`.history`: each coin's recent candle closes per timeframe, in memory;
+* :mod:`.frame`: one tick's market (fields, indicators computed once, scopes) shared by all workers;
+* :mod:`.firing`: when a true condition becomes an alert (once per crossing, per bar, ...);
+* :mod:`.worker`: one worker's strategies, evaluated over a frame;
+* :mod:`.render`: the alert's text.
+"""

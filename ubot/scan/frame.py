@@ -1,0 +1,180 @@
+"""One tick's market as the strategies see it, built once and shared read-only by every worker.
+
+* the coins: those of the snapshot that any strategy looks at (the top N by rank for the largest N,
+  plus every coin named explicitly), in snapshot order;
+* their fields (read-only float arrays) and the market-wide fields (numbers);
+* every indicator any strategy uses, computed once per (timeframe, open/closed candles, call) over all
+  those coins at once (numpy over a ``coins x candles`` matrix);
+* caches that workers fill as they go: each scope's coins, each input over a scope, and each result of
+  a (condition, timeframe, candles, scope): two strategies that say the same thing are evaluated once.
+  Workers run in threads; a race on a cache only means a value computed twice, never a wrong one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ubot.market.candles import TIMEFRAMES, bucket_start
+from ubot.market.snapshot import Snapshot
+from ubot.rules import CompiledCondition, EvalResult, IndicatorCall
+from ubot.rules import indicators as maths
+from ubot.rules.language import COIN_FIELDS, GLOBAL_FIELDS
+from ubot.scan.history import CloseHistory
+from ubot.scan.spec import StrategySpec
+
+#: (timeframe, closed candles only, call)
+IndicatorKey = tuple[str, bool, IndicatorCall]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the enabled strategies need from each tick: coins, timeframes (with history depth), indicators."""
+
+    top_n: int = 0
+    symbols: frozenset[str] = frozenset()
+    depth: Mapping[str, int] = field(default_factory=dict)
+    indicators: frozenset[IndicatorKey] = frozenset()
+
+    @classmethod
+    def of(cls, strategies: Iterable[tuple[StrategySpec, CompiledCondition]]) -> Plan:
+        top_n, symbols, depth, needed = 0, set(), {}, set()
+        for spec, compiled in strategies:
+            if spec.symbols is None:
+                top_n = max(top_n, spec.top_n or 0)
+            else:
+                symbols.update(spec.symbols)
+            for call in compiled.indicators:
+                needed.add((spec.timeframe, spec.on_bar_close, call))
+                window = maths.window(call.name, *call.args)
+                depth[spec.timeframe] = max(depth.get(spec.timeframe, 1), window)
+        return cls(top_n, frozenset(symbols), depth, frozenset(needed))
+
+
+class MarketFrame:
+    def __init__(
+        self,
+        tick: int,
+        snapshot: Snapshot,
+        plan: Plan,
+        histories: Mapping[str, CloseHistory],
+        closed_bars: Mapping[str, int],
+    ) -> None:
+        self.tick = tick
+        self.timestamp_ms = snapshot.timestamp_ms
+        self.currency = snapshot.convert
+        positions = _positions(snapshot, plan)
+        self.ids: np.ndarray = snapshot.ids[positions]
+        self.symbols: list[str] = [snapshot.symbols[i] for i in positions.tolist()]
+        self.fields: dict[str, np.ndarray] = {
+            name: _clean(snapshot.columns[name][positions]) for name in COIN_FIELDS
+        }
+        metrics = snapshot.global_metrics.values if snapshot.global_metrics else {}
+        self.globals: dict[str, float] = {name: _number(metrics.get(name)) for name in GLOBAL_FIELDS}
+        #: Open time of the current candle per timeframe, and of the candle that closed in this tick.
+        self.bar_open = {tf: int(bucket_start(self.timestamp_ms, tf)) for tf in TIMEFRAMES}
+        self.closed_bar = dict(closed_bars)
+        self.indicators: dict[IndicatorKey, np.ndarray] = {}
+        self._first_of: dict[str, int] | None = None
+        self.scopes: dict[tuple, np.ndarray] = {}
+        self.inputs: dict[tuple, np.ndarray] = {}
+        self.results: dict[tuple, EvalResult] = {}
+        self._compute(plan, histories)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _compute(self, plan: Plan, histories: Mapping[str, CloseHistory]) -> None:
+        rows: dict[str, np.ndarray] = {}
+        matrices: dict[tuple[str, bool, int], np.ndarray] = {}
+        for key in sorted(plan.indicators, key=lambda k: (k[0], k[1], str(k[2]))):
+            timeframe, closed_only, call = key
+            history = histories.get(timeframe)
+            if history is None or (closed_only and timeframe not in self.closed_bar):
+                continue
+            if timeframe not in rows:
+                rows[timeframe] = history.rows_for(self.ids)
+            window = maths.window(call.name, *call.args)
+            matrix = matrices.get((timeframe, closed_only, window))
+            if matrix is None:
+                matrix = history.closes(rows[timeframe], window, closed_only=closed_only)
+                matrices[(timeframe, closed_only, window)] = matrix
+            with np.errstate(all="ignore"):
+                self.indicators[key] = _clean(maths.FUNCTIONS[call.name](matrix, *call.args))
+
+    def scope(self, spec: StrategySpec) -> np.ndarray:
+        """Positions (in this frame) of the coins ``spec`` looks at."""
+        key = spec.scope
+        index = self.scopes.get(key)
+        if index is None:
+            if spec.symbols is None:
+                index = np.flatnonzero(self.fields["rank"] <= (spec.top_n or 0))
+            else:
+                first = self._first_positions()
+                index = np.array(sorted({first[s] for s in spec.symbols if s in first}), dtype=np.int64)
+            index.flags.writeable = False
+            self.scopes[key] = index
+        return index
+
+    def _first_positions(self) -> dict[str, int]:
+        if self._first_of is None:
+            first: dict[str, int] = {}
+            for i, symbol in enumerate(self.symbols):
+                first.setdefault(symbol.upper(), i)  # best rank wins, as everywhere in the API
+            self._first_of = first
+        return self._first_of
+
+    def column(self, spec: StrategySpec, key: str, call: IndicatorCall | None) -> np.ndarray | float | None:
+        """Input ``key`` (a field, or ``call``'s canonical text) over the whole frame, or None."""
+        if call is not None:
+            return self.indicators.get((spec.timeframe, spec.on_bar_close, call))
+        if key in self.fields:
+            return self.fields[key]
+        return self.globals.get(key)
+
+    def values(self, spec: StrategySpec, condition: CompiledCondition) -> dict[str, np.ndarray | float]:
+        """The condition's inputs over ``spec``'s scope; an input that is missing is left out."""
+        scope = self.scope(spec)
+        calls = {str(call): call for call in condition.indicators}
+        out: dict[str, np.ndarray | float] = {}
+        for _, key, _ in condition.inputs:
+            cache_key = (spec.scope, spec.timeframe, spec.on_bar_close, key)
+            value = self.inputs.get(cache_key)
+            if value is None:
+                column = self.column(spec, key, calls.get(key))
+                if column is None:
+                    continue
+                if isinstance(column, float):
+                    out[key] = column
+                    continue
+                value = column[scope]
+                value.flags.writeable = False
+                self.inputs[cache_key] = value
+            out[key] = value
+        return out
+
+
+def _positions(snapshot: Snapshot, plan: Plan) -> np.ndarray:
+    rank = snapshot.columns["rank"]
+    wanted = rank <= plan.top_n
+    if plan.symbols:
+        seen: set[str] = set()
+        for i, symbol in enumerate(snapshot.symbols):
+            upper = symbol.upper()
+            if upper in plan.symbols and upper not in seen:
+                seen.add(upper)
+                wanted[i] = True
+    return np.flatnonzero(wanted)
+
+
+def _clean(values: np.ndarray) -> np.ndarray:
+    array = np.array(values, dtype=np.float64)
+    array[~np.isfinite(array)] = np.nan
+    array.flags.writeable = False
+    return array
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and np.isfinite(value) else float("nan")

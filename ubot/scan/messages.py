@@ -1,0 +1,99 @@
+"""Messages of the Scanner: Container -> Scanner (the ``Candled`` tick, see ``ubot/messages.py``),
+Scanner <-> workers, Scanner/workers <-> UserManager. Small frozen values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ubot.scan.frame import MarketFrame
+from ubot.scan.spec import StrategySpec, UserStrategies
+
+# --- UserManager <-> Scanner ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchStrategies:
+    """Scanner -> UserManager (ask) at start: "tell me every change from now on".
+    -> ``tuple[UserStrategies, ...]``: every user's enabled strategies, answered in the same step that
+    registers the watcher, so no change can fall between the two."""
+
+    scanner: Any  # pykka.ActorRef
+
+
+StrategiesChanged = UserStrategies  # UserManager -> Scanner (tell): a user's enabled strategies now
+
+
+@dataclass(frozen=True)
+class DisableStrategy:
+    """Scanner -> UserManager (tell): a ``once`` strategy fired."""
+
+    strategy_id: int
+
+
+@dataclass(frozen=True)
+class StrategyErrors:
+    """Scanner -> UserManager (tell): runtime errors that changed (None: the error is gone)."""
+
+    errors: Mapping[int, str | None]
+    at_ms: int
+
+
+# --- Scanner <-> workers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetStrategies:
+    """Scanner -> worker: for each user given, exactly these strategies (an empty tuple drops them)."""
+
+    users: Mapping[int, tuple[StrategySpec, ...]]
+
+
+@dataclass(frozen=True, eq=False)
+class ScanTick:
+    frame: MarketFrame
+
+
+@dataclass(frozen=True)
+class ScanDone:
+    worker: int
+    tick: int
+    evaluated: int
+    coins: int
+    alerts: int
+    errors: Mapping[int, str | None] = field(default_factory=dict)
+    disable: tuple[int, ...] = ()
+    ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class WorkerDied:
+    worker: int
+    reason: str
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GetScannerStats:
+    pass
+
+
+@dataclass(frozen=True)
+class ScannerStats:
+    workers: int
+    strategies: int
+    scans: int
+    scans_skipped: int  # ticks not scanned because the previous scan was still running
+    worker_restarts: int
+    alerts: int
+    last_scan_ms: float | None
+    scan_ms_p50: float | None
+    scan_ms_p99: float | None
+    last_evaluated: int
+    last_coins: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

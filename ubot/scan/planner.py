@@ -1,0 +1,104 @@
+"""The Scanner supervisor's logic: which worker owns which strategy, what the strategies need, and the
+candle history that the tick frames are built from.
+
+Routing is by strategy id (``id % workers``): stable across restarts and edits, so a worker keeps its
+strategies' firing state without locks. The histories are kept only for the timeframes some enabled
+strategy uses, as deep as its indicators need (:func:`ubot.rules.indicators.window`); a timeframe that
+appears, or needs more depth, is (re)loaded from the database through ``load``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
+from ubot.market.snapshot import Snapshot
+from ubot.rules import ConditionError, compile_condition
+from ubot.scan.frame import MarketFrame, Plan
+from ubot.scan.history import CloseHistory
+from ubot.scan.spec import StrategySpec
+
+#: load(timeframe, depth, before_ms) -> the last ``depth`` closed candles of each coin opened before
+#: ``before_ms``.
+Loader = Callable[[str, int, int], CandleRows]
+
+
+class ScanPlanner:
+    def __init__(self, workers: int, load: Loader | None = None) -> None:
+        if workers < 1:
+            raise ValueError("at least one worker")
+        self.workers = workers
+        self.load = load
+        self.specs: dict[int, StrategySpec] = {}
+        self.plan = Plan()
+        self.histories: dict[str, CloseHistory] = {}
+
+    def owner(self, strategy_id: int) -> int:
+        return strategy_id % self.workers
+
+    def set_user(self, user_id: int, specs: Iterable[StrategySpec]) -> dict[int, tuple[StrategySpec, ...]]:
+        """Replace the strategies of ``user_id``; returns each worker's share of them (every worker, so
+        a worker that had some of this user's strategies learns they are gone)."""
+        for strategy_id in [i for i, s in self.specs.items() if s.user_id == user_id]:
+            del self.specs[strategy_id]
+        shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
+        for spec in specs:
+            self.specs[spec.id] = spec
+            shares[self.owner(spec.id)].append(spec)
+        self.plan = Plan.of(self._compiled())
+        return {w: tuple(s) for w, s in shares.items()}
+
+    def share(self, worker: int) -> dict[int, tuple[StrategySpec, ...]]:
+        """Worker ``worker``'s strategies, by user (to refill a restarted worker)."""
+        users: dict[int, list[StrategySpec]] = {}
+        for spec in self.specs.values():
+            if self.owner(spec.id) == worker:
+                users.setdefault(spec.user_id, []).append(spec)
+        return {user: tuple(specs) for user, specs in users.items()}
+
+    def forget(self, strategy_id: int) -> None:
+        spec = self.specs.pop(strategy_id, None)
+        if spec is not None:
+            self.plan = Plan.of(self._compiled())
+
+    def _compiled(self) -> list:
+        out = []
+        for spec in self.specs.values():
+            try:
+                out.append((spec, compile_condition(spec.condition)))
+            except ConditionError:
+                continue  # the worker reports it to the owner
+        return out
+
+    def update_candles(
+        self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
+    ) -> dict[str, int]:
+        """Fold one tick's candles into the histories; returns the timeframes whose current bar closed
+        in this tick, with that bar's open time."""
+        closed_bars: dict[str, int] = {}
+        for timeframe in TIMEFRAMES:
+            rows = closed.get(timeframe)
+            previous = int(bucket_start(timestamp_ms, timeframe)) - TIMEFRAMES[timeframe]
+            if rows is not None and len(rows) and (rows.open_time == previous).any():
+                closed_bars[timeframe] = previous
+        for timeframe, depth in self.plan.depth.items():
+            history = self.histories.get(timeframe)
+            if history is None or history.depth < depth:
+                history = self._loaded(timeframe, depth, int(bucket_start(timestamp_ms, timeframe)))
+                self.histories[timeframe] = history
+            if timeframe in closed:
+                history.add_closed(closed[timeframe])
+            if timeframe in open_candles:
+                history.set_open(open_candles[timeframe])
+        for timeframe in [tf for tf in self.histories if tf not in self.plan.depth]:
+            del self.histories[timeframe]  # no strategy uses it any more
+        return closed_bars
+
+    def _loaded(self, timeframe: str, depth: int, before_ms: int) -> CloseHistory:
+        history = CloseHistory(timeframe, depth)
+        if self.load is not None:
+            history.add_closed(self.load(timeframe, depth, before_ms))
+        return history
+
+    def frame(self, tick: int, snapshot: Snapshot, closed_bars: Mapping[str, int]) -> MarketFrame:
+        return MarketFrame(tick, snapshot, self.plan, self.histories, closed_bars)
