@@ -3,23 +3,28 @@
 ``served``: a replay (see ``tests/replayfiles.py``) played to its end with ``interval_s=0``; the
 fixture returns once the Monitor has reported the source exhausted. ``idle``: the same replay
 behind a Clock on a :class:`FakeClock` that has not ticked yet; the test fires each tick itself.
+``canned``: a :class:`Gateway` over stand-in actors (no database): ``TOKENS`` authenticate, and
+the notifier answers with ``canned.answer`` (set by the test).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from falcon.testing import TestClient
 
-from tests.http.support import DEADLINE_S, gateway_of, wait_until
+from tests.http.support import DEADLINE_S, CannedActor, gateway_of, wait_until
 from tests.replayfiles import Replay, ms, write_replay
 from ubot.clocks import FakeClock
 from ubot.http.app import create_app
+from ubot.http.gateway import Gateway
 from ubot.market.replay import ReplaySource
 from ubot.system import Actors, start_system, stop_system
+from ubot.users.messages import Authenticate
 
 
 @dataclass
@@ -79,3 +84,36 @@ def idle(db, replay) -> Iterator[Idle]:
         yield Idle(replay, actors, client, clock)
     finally:
         _stop(actors)
+
+
+TOKENS = {"token-of-7": 7, "token-of-8": 8}
+
+
+@dataclass
+class Canned:
+    """Stand-in actors behind a real Gateway. The notifier records what it is asked and replies
+    ``answer`` (a value, or a function of the message)."""
+
+    asked: list[Any] = field(default_factory=list)
+    answer: Any = ()
+    gateway: Gateway | None = None
+
+    def reply(self, message: Any) -> Any:
+        self.asked.append(message)
+        return self.answer(message) if callable(self.answer) else self.answer
+
+
+@pytest.fixture
+def canned() -> Iterator[Canned]:
+    state = Canned()
+    nothing = CannedActor.start(lambda message: None)
+    users = CannedActor.start(lambda m: TOKENS.get(m.token) if isinstance(m, Authenticate) else None)
+    notifier = CannedActor.start(state.reply)
+    state.gateway = Gateway(
+        container=nothing, history=nothing, monitor=nothing, clock=nothing, users=users, notifier=notifier
+    )
+    try:
+        yield state
+    finally:
+        for ref in (nothing, users, notifier):
+            ref.stop()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pykka
 import pytest
 from falcon.testing import Result
 
@@ -46,3 +47,28 @@ def assert_error(result: Result, status: int) -> dict:
     assert isinstance(body["title"], str) and body["title"]
     assert isinstance(body["description"], str) and body["description"]
     return body
+
+
+class CannedActor(pykka.ThreadingActor):
+    """A stand-in actor: answers every message with ``answer(message)``."""
+
+    def __init__(self, answer: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def on_receive(self, message: Any) -> Any:
+        return self.answer(message)
+
+
+def parse_sse(chunks: Iterator[bytes] | bytes) -> list[dict[str, str]]:
+    """The messages of an SSE body (complete ones only): each field of a message, comments as
+    ``{":": text}``. A test's small reader, not a full implementation of the spec."""
+    text = (chunks if isinstance(chunks, bytes) else b"".join(chunks)).decode()
+    messages = []
+    for block in text.split("\n\n")[:-1]:
+        message: dict[str, str] = {}
+        for line in block.split("\n"):
+            name, _, value = line.partition(":")
+            message[name or ":"] = value.removeprefix(" ")
+        messages.append(message)
+    return messages

@@ -3,7 +3,6 @@ errors, chained comparisons, market-wide numbers, read-only inputs, the cache, a
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

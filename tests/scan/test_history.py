@@ -55,3 +55,13 @@ def test_grows_past_its_capacity():
     history.add_closed(candles("1m", [(i, T0, float(i)) for i in range(1, 11)]))
     closes = history.closes(history.rows_for(np.arange(1, 11)), 1, closed_only=True)
     assert closes[:, 0].tolist() == [float(i) for i in range(1, 11)]
+
+
+def test_a_first_load_keeps_each_coins_newest_candles():
+    history = CloseHistory("1m", depth=2)
+    rows = [(1, T0 + k * MINUTE, float(k)) for k in range(5)] + [(2, T0, 7.0)]
+    assert history.add_closed(candles("1m", rows[::-1])) == 3
+    closes = history.closes(history.rows_for(np.array([1, 2])), 2, closed_only=True)
+    assert closes[0].tolist() == [3.0, 4.0] and np.isnan(closes[1, 0]) and closes[1, 1] == 7.0
+    assert history.add_closed(candles("1m", [(1, T0 + 4 * MINUTE, 9.0), (1, T0 + 5 * MINUTE, 5.0)])) == 1
+    assert history.closes(history.rows_for(np.array([1])), 2, closed_only=True)[0].tolist() == [4.0, 5.0]

@@ -6,17 +6,20 @@ import pytest
 from tests.scan.support import MINUTE, T0, candles, snapshot, spec
 from ubot.notify.messages import AlertState, DeliveryTarget
 from ubot.rules import indicators
+from ubot.scan.firing import ARMED
 from ubot.scan.planner import ScanPlanner
 from ubot.scan.worker import ScanWorker
 
 COINS = [(1, "BTC"), (2, "ETH"), (3, "SOL"), (4, "ETH")]  # a second "ETH" ranks lower
 
 
-def setup(*specs, workers=1):
+def setup(*specs, workers=1, armed=True):
     planner = ScanPlanner(workers)
     planner.set_user(7, specs)
     worker = ScanWorker()
     worker.replace_user(7, specs)
+    if armed:  # as if evaluated before, with every coin false (a fresh strategy's first tick only arms it)
+        worker.restore([AlertState(s.id, ARMED, True) for s in specs])
     return planner, worker
 
 
@@ -107,7 +110,7 @@ def test_changing_the_rules_clears_the_state_and_says_so():
     planner, worker = setup(spec())
     tick(planner, worker, T0, [20, 1, 1, 1])
     cleared = worker.replace_user(7, [spec(condition="price > 15")])
-    assert cleared == [AlertState(1, 1, False, T0, None)]
+    assert cleared == [AlertState(1, 1, False, T0, None), AlertState(1, ARMED, False)]
     assert worker.replace_user(7, [spec(condition="price > 15", name="renamed")]) == []
 
 
@@ -116,7 +119,7 @@ def test_restored_state_prevents_a_second_alert_after_a_restart():
     first, _ = tick(planner, worker, T0, [20, 1, 1, 1])
     fresh = ScanWorker()
     fresh.replace_user(7, [spec()])
-    fresh.restore(first.states)
+    fresh.restore([AlertState(1, ARMED, True), *first.states])
     again, _ = tick(planner, fresh, T0 + MINUTE, [20, 1, 1, 1], number=2)
     assert again.alerts == []
 
@@ -146,3 +149,11 @@ def test_history_is_loaded_for_a_timeframe_when_a_strategy_needs_it():
     planner.update_candles(T0 + 10, {}, {})
     assert asked == [("1h", indicators.window("ema", 3), T0)]
     assert planner.histories["1h"].closes(np.array([0]), 1, closed_only=True).tolist() == [[5.0]]
+
+
+def test_a_fresh_crossing_strategy_only_arms_on_its_first_tick():
+    planner, worker = setup(spec(), armed=False)
+    first, _ = tick(planner, worker, T0, [20, 1, 20, 1])
+    assert first.alerts == [] and AlertState(1, ARMED, True) in first.states
+    second, _ = tick(planner, worker, T0 + 1000, [20, 20, 20, 1], number=2)
+    assert [a.coin_id for a in second.alerts] == [2]

@@ -19,7 +19,6 @@ from ubot.users import messages as m
 from ubot.users.errors import Refused, ValidationError, rejected
 from ubot.users.manager import UserManager
 
-
 #: Requests after which the Scanner must learn the user's strategies again (when they succeed).
 CHANGES_STRATEGIES = (m.PutSettings, m.CreateStrategy, m.UpdateStrategy, m.PatchStrategy, m.DeleteStrategy)
 

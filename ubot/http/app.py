@@ -6,7 +6,8 @@ import logging
 
 import falcon
 
-from ubot.http.gateway import Gateway, Unavailable
+from ubot.http.alerts import AlertsResource
+from ubot.http.gateway import Gateway, NotEnabled, Unavailable
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
 from ubot.http.resources import (
     CandlesResource,
@@ -15,6 +16,8 @@ from ubot.http.resources import (
     QuotesResource,
     SnapshotResource,
 )
+from ubot.http.stream import DEFAULT_HEARTBEAT_S, DEFAULT_MAX_STREAMS, StreamResource
+from ubot.stream.hub import StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,10 @@ def _unavailable(req: falcon.Request, resp: falcon.Response, exc: Unavailable, p
     raise falcon.HTTPServiceUnavailable(
         title="Service busy", description="uBot did not answer in time; try again", retry_after=2
     )
+
+
+def _not_enabled(req: falcon.Request, resp: falcon.Response, exc: NotEnabled, params: dict) -> None:
+    raise falcon.HTTPServiceUnavailable(title="Not enabled", description=str(exc))
 
 
 def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict) -> None:
@@ -65,11 +72,21 @@ def _add_user_routes(app: falcon.App, gateway: Gateway) -> None:
     app.add_route("/v1/conditions/validate", users.ConditionsResource(gateway))
 
 
-def create_app(gateway: Gateway, max_body_bytes: int = 16_384) -> falcon.App:
-    """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``."""
-    middleware: list = [BodyLimit(max_body_bytes), RequireJSON()]
-    if gateway.users is not None:
-        middleware.append(Authentication(gateway.authenticate))
+def create_app(
+    gateway: Gateway,
+    max_body_bytes: int = 16_384,
+    *,
+    hub: StreamHub | None = None,
+    max_streams: int = DEFAULT_MAX_STREAMS,
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+) -> falcon.App:
+    """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``.
+
+    ``hub``: where ``GET /v1/stream`` reads live events (without one the route answers 503), at
+    most ``max_streams`` at once, a heartbeat every ``heartbeat_s`` seconds.
+    """
+    authenticate = gateway.authenticate if gateway.users is not None else None
+    middleware: list = [BodyLimit(max_body_bytes), RequireJSON(), Authentication(authenticate)]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_route("/health", HealthResource(gateway))
@@ -77,9 +94,15 @@ def create_app(gateway: Gateway, max_body_bytes: int = 16_384) -> falcon.App:
     app.add_route("/v1/coins/{key}/candles", CandlesResource(gateway))
     app.add_route("/v1/coins/{key}/quotes", QuotesResource(gateway))
     app.add_route("/v1/global", GlobalResource(gateway))
+    app.add_route("/v1/me/alerts", AlertsResource(gateway))
+    app.add_route(
+        "/v1/stream",
+        StreamResource(hub, authenticate, max_streams=max_streams, heartbeat_s=heartbeat_s),
+    )
     if gateway.users is not None:
         _add_user_routes(app, gateway)
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(Unavailable, _unavailable)
+    app.add_error_handler(NotEnabled, _not_enabled)
     app.set_error_serializer(_serialize_error)
     return app

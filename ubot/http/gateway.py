@@ -23,10 +23,15 @@ from ubot.messages import (
     GetSnapshot,
     ResolveCoin,
 )
+from ubot.notify.messages import AlertView, GetAlerts
 
 
 class Unavailable(Exception):
     """An actor did not answer (busy or stopped)."""
+
+
+class NotEnabled(Unavailable):
+    """The feature is not wired in this process (no such actor): 503 without a Retry-After."""
 
 
 class Gateway:
@@ -38,6 +43,7 @@ class Gateway:
         monitor: pykka.ActorRef,
         clock: pykka.ActorRef,
         users: pykka.ActorRef | None = None,
+        notifier: pykka.ActorRef | None = None,
         timeout: float = 5.0,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -46,6 +52,7 @@ class Gateway:
         self.monitor = monitor
         self.clock = clock
         self.users = users
+        self.notifier = notifier
         self.timeout = timeout
         self.now = now
 
@@ -85,7 +92,7 @@ class Gateway:
     def users_ask(self, message: Any) -> Any:
         """One message to the UserManager; its reply (a value or a ``Rejected``)."""
         if self.users is None:
-            raise Unavailable("accounts are not enabled in this process")
+            raise NotEnabled("Accounts are not enabled in this process.")
         return self._ask(self.users, message)
 
     def authenticate(self, token: str) -> int | None:
@@ -93,6 +100,14 @@ class Gateway:
         from ubot.users.messages import Authenticate
 
         return self.users_ask(Authenticate(token))
+
+    def alerts(
+        self, user_id: int, since_ms: int | None, strategy_id: int | None, limit: int
+    ) -> tuple[AlertView, ...]:
+        """The user's alerts, newest first (the Notifier answers for this user's alerts only)."""
+        if self.notifier is None:
+            raise NotEnabled("Alerts are not enabled in this process.")
+        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit))
 
     def health(self) -> tuple[int, dict[str, Any]]:
         stats: PipelineStats = self._ask(self.monitor, GetHealth())

@@ -6,6 +6,11 @@
 * :class:`Authentication`: resources that set ``auth_required = True`` need
   ``Authorization: Bearer <token>``; the token is checked by the ``authenticate`` callable (which
   asks the UserManager actor) and the user's id lands in ``req.context.user_id``; otherwise 401.
+  Resources that set ``auth_optional = True`` serve anonymous requests too (``user_id`` None), but a
+  credential that is sent must be valid (401). A resource may name a query parameter in
+  ``token_param`` that carries the token when there is no ``Authorization`` header (for browsers'
+  ``EventSource``, which cannot send headers); such a route must never log its query string. With
+  ``authenticate=None`` (accounts not enabled) a request that needs it gets 503.
 * :func:`validated`: a responder decorator checking the JSON body against a JSON schema (400
   naming the failing field).
 """
@@ -63,23 +68,38 @@ class RequireJSON:
 
 
 class Authentication:
-    def __init__(self, authenticate: Callable[[str], int | None]) -> None:
+    def __init__(self, authenticate: Callable[[str], int | None] | None) -> None:
         self.authenticate = authenticate
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Mapping[str, Any]
     ) -> None:
         req.context.user_id = None
-        if resource is None or not getattr(resource, "auth_required", False):
+        req.context.token = None
+        if resource is None:
             return
-        scheme, _, token = (req.auth or "").partition(" ")
-        token = token.strip()
+        required = getattr(resource, "auth_required", False)
+        if not required and not getattr(resource, "auth_optional", False):
+            return
+        token_param = getattr(resource, "token_param", None)
+        if req.auth is None and token_param and req.get_param(token_param) is not None:
+            scheme, token = "bearer", req.get_param(token_param).strip()
+        elif req.auth is None and not required:
+            return  # anonymous
+        else:
+            scheme, _, token = (req.auth or "").partition(" ")
+            token = token.strip()
+        if self.authenticate is None:
+            raise falcon.HTTPServiceUnavailable(
+                title="Not enabled", description="Accounts are not enabled in this process."
+            )
         if scheme.lower() != "bearer" or not token or len(token) > 512:
             raise _unauthorized("Send Authorization: Bearer <token> (POST /v1/sessions gives one).")
         user_id = self.authenticate(token)
         if user_id is None:
             raise _unauthorized("The token is unknown, expired or revoked; log in again.")
         req.context.user_id = user_id
+        req.context.token = token
 
 
 def _unauthorized(description: str) -> falcon.HTTPUnauthorized:

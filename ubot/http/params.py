@@ -9,6 +9,7 @@ from ubot.timeutil import parse_iso_ms
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+MAX_ID = 2**62  # as the routes' int(max=...) converters: larger ids overflow the database
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z; larger numbers overflow the database
 _TIME_HELP = "an ISO-8601 UTC time such as 2024-10-16T00:00:00Z, or epoch milliseconds"
 
@@ -36,9 +37,14 @@ def time_range(req: falcon.Request) -> tuple[int | None, int | None]:
     return start, end
 
 
-def limit_param(req: falcon.Request, maximum: int = MAX_LIMIT) -> int:
+def limit_param(req: falcon.Request, maximum: int = MAX_LIMIT, default: int = DEFAULT_LIMIT) -> int:
     value = req.get_param_as_int("limit", min_value=1, max_value=maximum)
-    return DEFAULT_LIMIT if value is None else value
+    return default if value is None else value
+
+
+def id_param(req: falcon.Request, name: str) -> int | None:
+    """A positive database id (``?strategy=12``), or None when absent."""
+    return req.get_param_as_int(name, min_value=1, max_value=MAX_ID)
 
 
 def timeframe_param(req: falcon.Request) -> str:

@@ -4,11 +4,17 @@ gunicorn's master process binds the socket and supervises; the worker process bu
 calling ``make_app()`` after the fork (threads must not cross a fork), so the actors live in the
 process that serves the requests. When the worker exits (SIGTERM: graceful; SIGINT: quick),
 gunicorn calls ``on_exit()`` in that process, which stops the actors in order.
+
+A graceful stop waits (up to 30 s) for the requests in progress, and an open event stream never
+ends by itself: ``on_stopping()`` is called in the worker as soon as the stop begins (on SIGTERM,
+SIGINT or SIGQUIT), before that wait, to end the streams (``StreamHub.close``). It runs in a signal
+handler, so it must be quick and must not take a lock the worker's main thread could hold.
 """
 
 from __future__ import annotations
 
 import errno
+import signal
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -45,12 +51,14 @@ class GatewayServer(BaseApplication):
         make_app: Callable[[], Any],
         on_exit: Callable[[], None],
         loglevel: str = "info",
+        on_stopping: Callable[[], None] | None = None,
     ) -> None:
         self._bind = bind
         self._threads = threads
         self._make_app = make_app
         self._on_exit = on_exit
         self._loglevel = loglevel
+        self._on_stopping = on_stopping
         super().__init__()
 
     def load_config(self) -> None:
@@ -68,6 +76,8 @@ class GatewayServer(BaseApplication):
             "accesslog": None,
             "proc_name": "ubot",
             "worker_exit": lambda server, worker: self._on_exit(),
+            "post_worker_init": self._hook_stop_signal,
+            "worker_int": lambda worker: self._stopping(),  # SIGINT, SIGQUIT
         }.items():
             self.cfg.set(key, value)
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
@@ -76,3 +86,19 @@ class GatewayServer(BaseApplication):
 
     def load(self) -> Any:
         return self._make_app()
+
+    def _stopping(self) -> None:
+        if self._on_stopping is not None:
+            self._on_stopping()
+
+    def _hook_stop_signal(self, worker: Any) -> None:
+        """Call ``on_stopping`` on SIGTERM too (gunicorn has no hook there), then gunicorn's handler."""
+        graceful = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self._stopping()
+            if callable(graceful):
+                graceful(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: do not disturb requests

@@ -51,7 +51,7 @@ import functools
 import io
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from asteval import Interpreter
@@ -87,19 +87,40 @@ UNEVALUABLE = "the condition could not be evaluated"
 @dataclass(frozen=True, eq=False)
 class EvalResult:
     """The outcome for every coin: ``matched`` (False where undefined), ``undefined`` (no result), and
-    ``error``: why some coins had no result, for the strategy's owner (None when all had one)."""
+    ``error``: why some coins had no result, for the strategy's owner (None when all had one).
+    ``causes``: each reason with the coins it affects (a boolean mask, or a 0-d one for all coins),
+    so a caller that looks at a subset of the coins can say why for that subset (:meth:`error_for`)."""
 
     matched: np.ndarray
     undefined: np.ndarray
     error: str | None = None
+    causes: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def error_for(self, coins: np.ndarray) -> str | None:
+        """The error as it concerns only ``coins`` (positions into the arrays)."""
+        undefined = self.undefined[coins]
+        if not undefined.any():
+            return None
+        if not self.causes:
+            return self.error
+        size = len(self.undefined)
+        reasons = [
+            m for m, mask in self.causes.items() if (np.broadcast_to(mask, size)[coins] & undefined).any()
+        ]
+        return "; ".join(reasons) or self.error
 
 
-def _result(matched: np.ndarray, undefined: np.ndarray, error: str | None) -> EvalResult:
+def _result(
+    matched: np.ndarray,
+    undefined: np.ndarray,
+    error: str | None,
+    causes: Mapping[str, np.ndarray] | None = None,
+) -> EvalResult:
     matched = np.array(matched, dtype=bool)
     undefined = np.array(undefined, dtype=bool)
     matched.flags.writeable = False
     undefined.flags.writeable = False
-    return EvalResult(matched=matched, undefined=undefined, error=error)
+    return EvalResult(matched=matched, undefined=undefined, error=error, causes=dict(causes or {}))
 
 
 def _failed(coins: int, error: str) -> EvalResult:
@@ -123,6 +144,11 @@ class CompiledCondition:
     @property
     def indicators(self) -> tuple[IndicatorCall, ...]:
         return self.analysis.indicators
+
+    @functools.cached_property
+    def calls(self) -> dict[str, IndicatorCall]:
+        """Each indicator call by its canonical text (the key of its values)."""
+        return {str(call): call for call in self.analysis.indicators}
 
     def evaluate(self, values: Mapping[str, np.ndarray | float], *, coins: int | None = None) -> EvalResult:
         """Evaluate for every coin. ``values`` maps each field name and each indicator's canonical string
@@ -180,7 +206,7 @@ def _outcome(outcome: np.ndarray | None, coins: int, faults: Faults) -> EvalResu
     error = faults.explain(undefined) if undefined.any() else None
     if undefined.any() and error is None:
         error = UNEVALUABLE  # pragma: no cover - every NaN has a recorded cause
-    return _result(truth == 1.0, undefined, error)
+    return _result(truth == 1.0, undefined, error, faults.found)
 
 
 class Evaluator:

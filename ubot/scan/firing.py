@@ -1,7 +1,11 @@
 """When a true condition becomes an alert, per (strategy, coin). Chosen per strategy:
 
 * ``once_per_crossing`` (default): fires when the condition becomes true for a coin; not again until it
-  has been false for that coin (a coin without a result, e.g. missing data, keeps its previous state);
+  has been false for that coin (a coin without a result, e.g. missing data, keeps its previous state).
+  A new (or edited) strategy starts *armed*: the coins already true at its first evaluation are
+  recorded as true without an alert, so a strategy over the top 1,000 does not open with hundreds
+  of alerts; each fires at its next crossing. (The other rules fire at once for coins already true.)
+  A coin that enters the scope later, already true, counts as a crossing;
 * ``once``: fires for the coins true at the first tick any is, then the strategy disables itself;
 * ``once_per_bar``: at most once per candle of the strategy's timeframe, while true;
 * ``once_per_bar_close``: evaluated only when a candle closes, on closed candles; fires for each bar
@@ -24,9 +28,13 @@ import numpy as np
 from ubot.notify.messages import AlertState
 from ubot.scan.spec import StrategySpec
 
+#: The coin id of the row that says "this strategy has been evaluated" (CoinMarketCap ids start at 1).
+ARMED = 0
+
 
 @dataclass
 class FiringState:
+    armed: bool = False  # evaluated at least once (once_per_crossing)
     active: set[int] = field(default_factory=set)  # coins whose condition was true (crossing)
     fired_at: dict[int, int] = field(default_factory=dict)  # coin -> time of its last alert (ms)
     fired_bar: dict[int, int] = field(default_factory=dict)  # coin -> bar of its last alert (ms)
@@ -35,6 +43,9 @@ class FiringState:
     def restore(cls, rows: Iterable[AlertState]) -> FiringState:
         state = cls()
         for row in rows:
+            if row.coin_id == ARMED:
+                state.armed = row.active
+                continue
             if row.active:
                 state.active.add(row.coin_id)
             if row.last_fired_ms is not None:
@@ -68,6 +79,10 @@ def decide(
         state.active.update(candidates)
         changed.update(false_now)
         changed.update(candidates)
+        if not state.armed:
+            state.armed = True
+            rows = [state.row(spec.id, coin) for coin in sorted(changed)]
+            return [], [AlertState(spec.id, ARMED, True), *rows]
     elif spec.frequency in ("once_per_bar", "once_per_bar_close"):
         candidates = [c for c in true_now if state.fired_bar.get(c) != bar_ms]
     else:  # once

@@ -5,8 +5,9 @@
 * their fields (read-only float arrays) and the market-wide fields (numbers);
 * every indicator any strategy uses, computed once per (timeframe, open/closed candles, call) over all
   those coins at once (numpy over a ``coins x candles`` matrix);
-* caches that workers fill as they go: each scope's coins, each input over a scope, and each result of
-  a (condition, timeframe, candles, scope): two strategies that say the same thing are evaluated once.
+* caches that workers fill as they go: each scope's coins, and each result of a (condition, timeframe,
+  candles) over all the frame's coins: strategies that say the same thing are evaluated once, whatever
+  their scopes, and each takes its own coins from the result.
   Workers run in threads; a race on a cache only means a value computed twice, never a wrong one.
 """
 
@@ -79,7 +80,6 @@ class MarketFrame:
         self.indicators: dict[IndicatorKey, np.ndarray] = {}
         self._first_of: dict[str, int] | None = None
         self.scopes: dict[tuple, np.ndarray] = {}
-        self.inputs: dict[tuple, np.ndarray] = {}
         self.results: dict[tuple, EvalResult] = {}
         self._compute(plan, histories)
 
@@ -135,24 +135,12 @@ class MarketFrame:
         return self.globals.get(key)
 
     def values(self, spec: StrategySpec, condition: CompiledCondition) -> dict[str, np.ndarray | float]:
-        """The condition's inputs over ``spec``'s scope; an input that is missing is left out."""
-        scope = self.scope(spec)
-        calls = {str(call): call for call in condition.indicators}
+        """The condition's inputs over every coin of the frame; an input that is missing is left out."""
         out: dict[str, np.ndarray | float] = {}
         for _, key, _ in condition.inputs:
-            cache_key = (spec.scope, spec.timeframe, spec.on_bar_close, key)
-            value = self.inputs.get(cache_key)
-            if value is None:
-                column = self.column(spec, key, calls.get(key))
-                if column is None:
-                    continue
-                if isinstance(column, float):
-                    out[key] = column
-                    continue
-                value = column[scope]
-                value.flags.writeable = False
-                self.inputs[cache_key] = value
-            out[key] = value
+            column = self.column(spec, key, condition.calls.get(key))
+            if column is not None:
+                out[key] = column
         return out
 
 

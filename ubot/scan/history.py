@@ -54,7 +54,12 @@ class CloseHistory:
             return 0
         order = np.lexsort((candles.open_time, candles.coin_ids))
         ids, times, closes = candles.coin_ids[order], candles.open_time[order], candles.close[order]
-        rows = np.fromiter((self._row(c) for c in ids.tolist()), dtype=np.int64, count=len(ids))
+        unique, first = np.unique(ids, return_index=True)
+        rows_of = np.fromiter((self._row(c) for c in unique.tolist()), dtype=np.int64, count=len(unique))
+        rows = np.repeat(rows_of, np.diff(np.append(first, len(ids))))
+        fresh = times > self.last_closed[rows]
+        if fresh.all() and (self.last_closed[rows_of] < 0).all():
+            return self._fill(rows, times, closes, first)
         added = 0
         # One candle per coin per pass (a catch-up may close several candles of one coin at once).
         while len(rows):
@@ -65,6 +70,17 @@ class CloseHistory:
             added += int(take.sum())
             rows, times, closes = rows[~first], times[~first], closes[~first]
         return added
+
+    def _fill(self, rows: np.ndarray, times: np.ndarray, closes: np.ndarray, first: np.ndarray) -> int:
+        """Coins seen for the first time (the start-up load): place each one's newest ``depth`` closes
+        at once, right-aligned, instead of shifting once per candle."""
+        counts = np.diff(np.append(first, len(rows)))
+        from_end = np.repeat(first + counts, counts) - np.arange(len(rows))  # 1 for each coin's newest
+        keep = from_end <= self.depth
+        self.closed[rows[keep], self.depth - from_end[keep]] = closes[keep]
+        last = first + counts - 1
+        self.last_closed[rows[last]] = times[last]
+        return int(keep.sum())
 
     def _shift(self, rows: np.ndarray, closes: np.ndarray, times: np.ndarray) -> None:
         if len(rows) == 0:

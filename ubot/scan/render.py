@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from ubot.scan.spec import StrategySpec
@@ -27,7 +28,12 @@ def render(
     text = (
         f"{symbol}: {spec.condition} ({spec.timeframe})\n"
         f"{shown}\n"
-        f"price {number(price)} {spec.currency} at {iso_from_ms(at_ms)}\n"
+        f"price {number(price)} {spec.currency} at {_iso(at_ms)}\n"
         f"strategy '{spec.name}' (#{spec.id})"
     )
     return subject, text
+
+
+@functools.lru_cache(maxsize=64)
+def _iso(at_ms: int) -> str:
+    return iso_from_ms(at_ms)  # one instant per tick, shared by all of its alerts

@@ -16,7 +16,7 @@ import numpy as np
 from ubot.notify.messages import Alert, AlertState
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.rules.compiler import Evaluator
-from ubot.scan.firing import FiringState, decide
+from ubot.scan.firing import ARMED, FiringState, decide
 from ubot.scan.frame import MarketFrame
 from ubot.scan.render import render
 from ubot.scan.spec import StrategySpec
@@ -71,10 +71,10 @@ class ScanWorker:
         for spec in given.values():
             entry = self.entries.get(spec.id)
             if entry is not None and not _same_rules(entry.spec, spec):
-                cleared += [
-                    AlertState(spec.id, coin, False, entry.state.fired_at.get(coin), None)
-                    for coin in entry.state.active
-                ]
+                state = entry.state
+                cleared += [AlertState(spec.id, c, False, state.fired_at.get(c), None) for c in state.active]
+                if state.armed:
+                    cleared.append(AlertState(spec.id, ARMED, False))
                 entry = None
             if entry is None:
                 self.entries[spec.id] = self._entry(spec, FiringState())
@@ -120,22 +120,24 @@ class ScanWorker:
         spec, condition = entry.spec, entry.condition
         assert condition is not None
         scope = frame.scope(spec)
-        key = (condition.text, spec.timeframe, spec.on_bar_close, spec.scope)
+        # Evaluated once per tick over every coin of the frame for all strategies with this condition
+        # on this timeframe (whatever their scope), then each strategy takes its own coins.
+        key = (condition.text, spec.timeframe, spec.on_bar_close)
         outcome = frame.results.get(key)
         if outcome is None:
-            outcome = self.evaluator.evaluate(condition, frame.values(spec, condition), len(scope))
+            outcome = self.evaluator.evaluate(condition, frame.values(spec, condition), len(frame))
             frame.results[key] = outcome
         result.evaluated += 1
         result.coins += len(scope)
-        self._report(entry, outcome.error, result)
+        self._report(entry, outcome.error_for(scope), result)
         bar = frame.closed_bar[spec.timeframe] if spec.on_bar_close else frame.bar_open[spec.timeframe]
-        fire, changed = decide(
-            spec, entry.state, frame.ids[scope], outcome.matched, outcome.undefined, frame.timestamp_ms, bar
-        )
+        coins = frame.ids[scope]
+        matched, undefined = outcome.matched[scope], outcome.undefined[scope]
+        fire, changed = decide(spec, entry.state, coins, matched, undefined, frame.timestamp_ms, bar)
         result.states += changed
         if not fire:
             return
-        positions = dict(zip(frame.ids[scope].tolist(), scope.tolist()))
+        positions = dict(zip(coins.tolist(), scope.tolist()))
         for coin in fire:
             result.alerts.append(self._alert(spec, condition, frame, positions[coin], bar))
         if spec.frequency == "once":
@@ -152,10 +154,9 @@ class ScanWorker:
     def _alert(
         spec: StrategySpec, condition: CompiledCondition, frame: MarketFrame, at: int, bar: int
     ) -> Alert:
-        calls = {str(call): call for call in condition.indicators}
         values: dict[str, float | None] = {}
         for _, key, _ in condition.inputs:
-            column = frame.column(spec, key, calls.get(key))
+            column = frame.column(spec, key, condition.calls.get(key))
             value = column if isinstance(column, float) or column is None else column[at]
             values[key] = None if value is None or np.isnan(value) else float(value)
         price = frame.fields["price"][at]

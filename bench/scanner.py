@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Scanner benchmark: 10,000 strategies over 5,000 coins, per tick, against the naive approach.
+
+    python bench/scanner.py [--strategies 10000] [--coins 5000] [--ticks 10] [--workers 10] [--sample 300]
+
+The strategies are a mix of what users write (templates below, with random thresholds; timeframes
+1m..1d; scopes from 1-5 named coins to the top 1,000; every firing rule). The candle history of every
+coin is a random walk, as deep as the indicators need; each tick moves every price.
+
+Part 1 runs the Scanner's own code in this thread: fold the tick's candles, build the shared frame
+(fields, every distinct indicator once), then each of the ``--workers`` workers scans its share (the
+same calls the actors make, one after another: with the GIL, threads add no CPU).
+Part 2 runs the real actors (the Scanner supervisor and its worker pool) on the same ticks.
+Part 3 times the naive approach on a random sample of (strategy, coin) pairs: for each pair, compute
+the strategy's indicators from that coin's closes, then evaluate the condition for that one coin with
+a fresh asteval interpreter, and extrapolates to all pairs of one tick.
+Targets (issue 5): <= 1 s per tick at full size; >= 50x the naive approach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+import pykka  # noqa: E402
+
+from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start  # noqa: E402
+from ubot.market.snapshot import NUMERIC_FIELDS, GlobalMetrics, Snapshot  # noqa: E402
+from ubot.messages import Candled  # noqa: E402
+from ubot.rules import compile_condition, indicators  # noqa: E402
+from ubot.scan.planner import ScanPlanner  # noqa: E402
+from ubot.scan.spec import StrategySpec  # noqa: E402
+from ubot.scan.worker import ScanWorker  # noqa: E402
+from ubot.schedule import Tick  # noqa: E402
+
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+TEMPLATES = [
+    lambda r: f"rsi(14) < {r.randint(20, 35)}",
+    lambda r: f"rsi({r.choice([7, 14, 21])}) > {r.randint(65, 80)}",
+    lambda r: f"price > sma({r.choice([20, 50, 200])})",
+    lambda r: f"ema(12) > ema(26) and rsi(14) < {r.randint(40, 60)}",
+    lambda r: f"percent_change_24h < -{r.randint(5, 20)}",
+    lambda r: f"percent_change_1h > {r.randint(2, 10)} and volume_24h > {r.randint(1, 50)}000000",
+    lambda r: f"macd() > macd_signal() and rsi(14) < {r.randint(50, 70)}",
+    lambda r: "price < bb_lower(20, 2)",
+    lambda r: f"price > bb_upper(20, {r.choice([2, 2.5, 3])})",
+    lambda r: f"change({r.choice([12, 24])}) > {r.randint(5, 30)}",
+    lambda r: f"price >= highest({r.choice([24, 48])})",
+    lambda r: f"btc_dominance > {r.randint(50, 60)} and percent_change_7d > {r.randint(10, 40)}",
+    lambda r: f"volume_24h / market_cap > 0.{r.randint(1, 5)}",
+    lambda r: f"abs(percent_change_1h) > {r.randint(3, 8)} and rank <= {r.choice([50, 100, 500])}",
+    lambda r: f"price < ema(50) * 0.{r.randint(90, 97)} and percent_change_24h < 0",
+]
+TIMEFRAME_MIX = {"1m": 20, "5m": 15, "15m": 15, "1h": 30, "4h": 10, "1d": 10}
+TOP_N_MIX = {10: 10, 20: 10, 50: 20, 100: 25, 200: 15, 500: 10, 1000: 10}
+FREQUENCY_MIX = {"once_per_crossing": 70, "once_per_bar": 10, "once_per_bar_close": 15, "once": 5}
+
+
+def pick(r: random.Random, mix: dict) -> object:
+    return r.choices(list(mix), weights=list(mix.values()))[0]
+
+
+def make_strategies(n: int, coins: int, r: random.Random) -> list[StrategySpec]:
+    symbols = [f"C{i}" for i in range(1, min(coins, 200) + 1)]
+    specs = []
+    for i in range(1, n + 1):
+        named = r.random() < 0.4
+        specs.append(
+            StrategySpec(
+                id=i,
+                user_id=1 + i // 10,
+                name=f"s{i}",
+                condition=r.choice(TEMPLATES)(r),
+                timeframe=pick(r, TIMEFRAME_MIX),
+                symbols=tuple(r.sample(symbols, r.randint(1, 5))) if named else None,
+                top_n=None if named else pick(r, TOP_N_MIX),
+                frequency=pick(r, FREQUENCY_MIX),
+                cooldown_s=r.choice([0, 0, 300, 3600]),
+                expires_at_ms=None,
+            )
+        )
+    return specs
+
+
+class Market:
+    """Random-walk prices for ``coins`` coins, and their candle history on every timeframe."""
+
+    def __init__(self, coins: int, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.ids = np.arange(1, coins + 1, dtype=np.int64)
+        self.price = np.exp(self.rng.normal(0, 2, coins))
+        self.coins = coins
+        # Slowly drifting quote fields (AR(1)), so conditions cross now and then, not every tick.
+        self.drift = {name: self.rng.normal(0, scale, coins) for name, scale in self.SCALES.items()}
+        self.volume = self.rng.uniform(1e5, 1e9, coins)
+        self.cap = self.volume * self.rng.uniform(2, 50, coins)
+
+    SCALES = {"percent_change_1h": 2.0, "percent_change_24h": 6.0, "percent_change_7d": 15.0}
+
+    def history(self, timeframe: str, depth: int, before_ms: int) -> CandleRows:
+        length = TIMEFRAMES[timeframe]
+        steps = self.rng.normal(0, 0.002 * np.sqrt(length / 60_000), (self.coins, depth))
+        walk = self.price[:, None] * np.exp(
+            np.cumsum(steps[:, ::-1], axis=1) - steps.sum(axis=1, keepdims=True)
+        )
+        times = before_ms - length * np.arange(depth, 0, -1)
+        coin_ids = np.repeat(self.ids, depth)
+        open_time = np.tile(times, self.coins).astype(np.int64)
+        close = walk.ravel()
+        zeros = np.zeros(len(close), dtype=np.int64)
+        return CandleRows(timeframe, coin_ids, open_time, close, close, close, close, zeros, zeros, zeros)
+
+    def step(self, ts: int) -> tuple[Snapshot, dict[str, CandleRows], dict[str, CandleRows]]:
+        change = self.rng.normal(0, 0.002, self.coins)
+        self.price = self.price * np.exp(change)
+        columns = {name: np.full(self.coins, np.nan) for name in NUMERIC_FIELDS}
+        columns["rank"] = np.arange(1, self.coins + 1, dtype=np.float64)
+        columns["price"] = self.price
+        for name, scale in self.SCALES.items():
+            self.drift[name] = 0.98 * self.drift[name] + self.rng.normal(0, scale * 0.2, self.coins)
+            columns[name] = self.drift[name]
+        self.volume *= np.exp(self.rng.normal(0, 0.01, self.coins))
+        columns["volume_24h"] = self.volume
+        columns["market_cap"] = self.cap * self.price / self.price.mean()
+        snapshot = Snapshot(
+            timestamp_ms=ts,
+            convert="USD",
+            ids=self.ids,
+            symbols=tuple(f"C{i}" for i in self.ids.tolist()),
+            names=tuple(f"Coin {i}" for i in self.ids.tolist()),
+            slugs=tuple(f"coin-{i}" for i in self.ids.tolist()),
+            quote_ts_ms=np.full(self.coins, ts, dtype=np.int64),
+            columns=columns,
+            global_metrics=GlobalMetrics(ts, {"btc_dominance": float(self.rng.uniform(48, 62))}),
+        )
+        zeros = np.zeros(self.coins, dtype=np.int64)
+        opened, closed = {}, {}
+        for timeframe, length in TIMEFRAMES.items():
+            bar = int(bucket_start(ts, timeframe))
+            p = self.price
+            opened[timeframe] = CandleRows(
+                timeframe, self.ids, np.full(self.coins, bar), p, p, p, p, zeros, zeros, zeros
+            )
+            if ts % length == 0:  # the previous bar just closed
+                previous = np.full(self.coins, bar - length)
+                closed[timeframe] = CandleRows(timeframe, self.ids, previous, p, p, p, p, zeros, zeros, zeros)
+        return snapshot, closed, opened
+
+
+def part1(specs, market, ticks, workers) -> list[float]:
+    planner = ScanPlanner(workers, market.history)
+    pool = [ScanWorker() for _ in range(workers)]
+    users: dict[int, list[StrategySpec]] = {}
+    for s in specs:
+        users.setdefault(s.user_id, []).append(s)
+    for user, mine in users.items():
+        for w, share in planner.set_user(user, mine).items():
+            if share:
+                pool[w].replace_user(user, share)
+    times, alerts, evaluated = [], 0, 0
+    for k in range(ticks + 1):
+        ts = START_MS + 60_000 * (k + 1)
+        snapshot, closed, opened = market.step(ts)
+        started = time.perf_counter()
+        bars = planner.update_candles(ts, closed, opened)
+        frame = planner.frame(k, snapshot, bars)
+        built = time.perf_counter()
+        results = [w.scan(frame) for w in pool]
+        done = time.perf_counter()
+        if k == 0:  # the first tick loads the history
+            print(
+                f"  first tick (loads {sum(h.depth * len(h) for h in planner.histories.values()):,} closes): {done - started:.2f} s"
+            )
+            continue
+        times.append(done - started)
+        alerts += sum(len(r.alerts) for r in results)
+        evaluated = sum(r.evaluated for r in results)
+        pairs = sum(r.coins for r in results)
+        print(
+            f"  tick {k}: {(done - started) * 1000:6.0f} ms (frame {(built - started) * 1000:4.0f} ms, "
+            f"{len(frame.indicators)} indicator series, {len(frame.results)} distinct evaluations; "
+            f"{evaluated} strategies, {pairs:,} strategy-coin pairs)"
+        )
+    print(f"  alerts raised over {ticks} ticks: {alerts}")
+    return times, pairs
+
+
+def part2(specs, market, ticks, workers) -> list[float]:
+    from ubot.actors.scanner import Scanner
+    from ubot.scan.messages import ScannerStats
+
+    done = threading.Event()
+    reports: list[ScannerStats] = []
+
+    class Monitor(pykka.ThreadingActor):
+        def on_receive(self, message):
+            if isinstance(message, ScannerStats):
+                reports.append(message)
+                done.set()
+
+    class Users(pykka.ThreadingActor):
+        def on_receive(self, message):
+            by_user: dict[int, list[StrategySpec]] = {}
+            for s in specs:
+                by_user.setdefault(s.user_id, []).append(s)
+            from ubot.scan.spec import UserStrategies
+
+            return tuple(UserStrategies(u, tuple(v)) for u, v in by_user.items())
+
+    monitor, users = Monitor.start(), Users.start()
+    scanner = Scanner.start(workers, users=users, monitor=monitor, load=market.history)
+    times = []
+    try:
+        for k in range(ticks + 1):
+            ts = START_MS + 60_000 * (k + 1)
+            snapshot, closed, opened = market.step(ts)
+            tick = Tick(number=k + 1, scheduled_ms=ts, fired_ms=ts)
+            done.clear()
+            scanner.tell(
+                Candled(
+                    tick, snapshot, "bench", snapshot_id=k + 1, open_candles=opened, closed_candles=closed
+                )
+            )
+            if not done.wait(600):
+                raise SystemExit("the scanner did not finish a tick within 600 s")
+            if k:
+                times.append(reports[-1].last_scan_ms / 1000)
+    finally:
+        pykka.ActorRegistry.stop_all()
+    return times
+
+
+def part3(specs, market, sample: int, r: random.Random) -> tuple[float, int]:
+    """Seconds per (strategy, coin) pair the naive way, over a random sample."""
+    depth = 400
+    closes = {tf: market.history(tf, depth, START_MS) for tf in TIMEFRAMES}
+    per_coin = {tf: rows.close.reshape(market.coins, depth) for tf, rows in closes.items()}
+    snapshot, _, _ = market.step(START_MS)
+    pairs = []
+    for _ in range(sample):
+        spec = r.choice(specs)
+        coin = r.randrange(min(market.coins, spec.top_n or 200))
+        pairs.append((spec, coin))
+    started = time.perf_counter()
+    for spec, coin in pairs:
+        condition = compile_condition(spec.condition)
+        row = per_coin[spec.timeframe][coin]
+        values = {str(c): indicators.compute([c], row)[str(c)] for c in condition.indicators}
+        for field in condition.analysis.fields:
+            column = snapshot.columns.get(field)
+            values[field] = column[coin : coin + 1] if column is not None else np.array([55.0])
+        condition.evaluate(values, coins=1)
+    return (time.perf_counter() - started) / sample, len(pairs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strategies", type=int, default=10_000)
+    parser.add_argument("--coins", type=int, default=5_000)
+    parser.add_argument("--ticks", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=10)
+    parser.add_argument("--sample", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    r = random.Random(args.seed)
+    specs = make_strategies(args.strategies, args.coins, r)
+    print(f"{args.strategies:,} strategies, {args.coins:,} coins, {args.workers} workers, {args.ticks} ticks")
+    print(f"  {len({s.condition for s in specs}):,} distinct conditions")
+
+    print("part 1: the Scanner's code, one thread")
+    times, pairs = part1(specs, Market(args.coins, args.seed), args.ticks, args.workers)
+    p50 = statistics.median(times)
+    print(
+        f"  per tick: p50 {p50 * 1000:.0f} ms, max {max(times) * 1000:.0f} ms; {pairs / p50:,.0f} strategy-coin evaluations/s"
+    )
+
+    print("part 2: the actors (Scanner supervisor + worker pool)")
+    actor_times = part2(specs, Market(args.coins, args.seed), args.ticks, args.workers)
+    print(
+        f"  per tick: p50 {statistics.median(actor_times) * 1000:.0f} ms, max {max(actor_times) * 1000:.0f} ms"
+    )
+
+    print("part 3: naive (indicators per strategy per coin, fresh asteval per coin), sampled")
+    per_pair, n = part3(specs, Market(args.coins, args.seed), args.sample, r)
+    naive = per_pair * pairs
+    print(
+        f"  {per_pair * 1e6:.0f} us per pair over {n} sampled pairs -> {naive:.0f} s per tick for {pairs:,} pairs"
+    )
+    print(
+        f"RESULT tick p50 {p50:.3f} s (target <= 1 s); naive {naive:.0f} s; speed-up {naive / p50:,.0f}x (target >= 50x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""A fake Telegram Bot API: ``POST /bot<token>/sendMessage`` with a JSON or form-encoded body.
+
+Answers as Telegram does: ``{"ok":true,"result":{<Message>}}``; errors
+``{"ok":false,"error_code":N,"description":"..."}``: 401 ``Unauthorized`` (wrong token), 404
+``Not Found`` (unknown method), 400 ``Bad Request: chat not found`` (a chat the bot does not know),
+403 ``Forbidden: bot was blocked by the user`` (a chat in :attr:`FakeTelegram.blocked`), 400 for an
+empty or too long text; and, scripted with :func:`flood`, 429 with ``parameters.retry_after``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tests.fakes.base import Drop, Hang, HttpFake, Reply, Request
+
+__all__ = ["TOKEN", "Drop", "FakeTelegram", "Hang", "Reply", "error", "flood"]
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+BOT = {"id": 123456789, "is_bot": True, "first_name": "uBot alerts", "username": "ubot_alerts_bot"}
+DATE = 1764000000
+
+
+def error(code: int, description: str, **parameters: Any) -> Reply:
+    doc: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        doc["parameters"] = parameters
+    return Reply(code, doc)
+
+
+def flood(retry_after: int) -> Reply:
+    """Telegram's flood control answer."""
+    return error(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+
+
+class FakeTelegram(HttpFake):
+    def __init__(self, token: str = TOKEN, chats: tuple[int | str, ...] = (42, -1001234567890)) -> None:
+        super().__init__()
+        self.token = token
+        self.chats = {str(chat) for chat in chats}
+        self.blocked: set[str] = set()
+        self.sent: list[dict[str, Any]] = []  # the "result" of every message sent
+        self._ids = itertools.count(1)
+
+    def answer(self, request: Request) -> Reply:
+        prefix, _, method = request.path.lstrip("/").partition("/")
+        if not prefix.startswith("bot") or prefix[3:] != self.token:
+            return error(401, "Unauthorized")
+        if method.lower() != "sendmessage":
+            return error(404, "Not Found")
+        params = _params(request)
+        chat = str(params.get("chat_id", ""))
+        text = str(params.get("text", ""))
+        if not chat:
+            return error(400, "Bad Request: chat_id is empty")
+        if chat not in self.chats:
+            return error(400, "Bad Request: chat not found")
+        if chat in self.blocked:
+            return error(403, "Forbidden: bot was blocked by the user")
+        if not text.strip():
+            return error(400, "Bad Request: message text is empty")
+        if len(text.encode("utf-16-le")) // 2 > 4096:
+            return error(400, "Bad Request: message is too long")
+        if chat.startswith("@"):
+            chat_doc = {"id": -1009876543210, "title": "Alerts", "username": chat[1:], "type": "channel"}
+        elif chat.startswith("-"):
+            chat_doc = {"id": int(chat), "title": "Alerts", "type": "supergroup"}
+        else:
+            chat_doc = {"id": int(chat), "first_name": "Ada", "username": "ada", "type": "private"}
+        result = {"message_id": next(self._ids), "from": BOT, "chat": chat_doc, "date": DATE, "text": text}
+        with self.lock:
+            self.sent.append(result)
+        return Reply(200, {"ok": True, "result": result})
+
+
+def _params(request: Request) -> dict[str, Any]:
+    kind = (request.header("Content-Type") or "").split(";")[0].strip()
+    if kind == "application/json":
+        doc = json.loads(request.body or b"{}")
+        return doc if isinstance(doc, dict) else {}
+    return dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))

@@ -1,0 +1,352 @@
+"""The webhook channel: POST the alert as JSON to the user's URL, signed with the user's secret.
+
+The request::
+
+    POST <url>
+    Content-Type: application/json
+    User-Agent: uBot
+    X-Ubot-Delivery: 1234                    (the delivery id: the same on every attempt)
+    X-Ubot-Timestamp: 1764000000             (unix seconds of this attempt)
+    X-Ubot-Signature: sha256=<64 hex digits> (only when the webhook has a secret)
+
+    {"alert_id":...}                         (the alert: compact JSON, sorted keys, UTF-8)
+
+How a receiver verifies a delivery:
+
+1. Read the raw body bytes, before any JSON parsing (re-serialising changes the bytes).
+2. Compute ``hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()`` and compare
+   ``"sha256=" + digest`` with ``X-Ubot-Signature`` in constant time (``hmac.compare_digest``);
+   refuse the request when they differ.
+3. Drop a delivery id already seen: after a crash or a lost answer uBot sends the same delivery again
+   (an at-least-once sender; the id is the idempotency key).
+4. ``X-Ubot-Timestamp`` says when this attempt was made (not covered by the signature); the alert's
+   own time is in the body.
+
+Any 2xx answer is success. 408, 425, 429 and 5xx are tried again later (``Retry-After`` is honoured,
+in seconds or as an HTTP-date); every other status, and any redirect (never followed), is final.
+
+Private addresses: unless ``allow_private_addresses``, a URL whose host resolves to a loopback,
+private, shared (CGNAT), link-local, multicast, reserved or unspecified address (IPv4 or IPv6,
+IPv4-mapped IPv6 included) is refused, so an alert cannot be aimed at uBot's own network. The check
+is made when the connection is opened, by the connection itself: the host is resolved once, *every*
+address of the answer is checked (a name that resolves to one public and one private address is
+refused as a whole), and the socket connects to those checked addresses, never to a second
+resolution. A DNS answer that changes between the check and the connect (rebinding) therefore
+cannot redirect the request, and connections kept alive in the pool were checked when opened. TLS
+still verifies the certificate against the URL's host name. No proxy is used in that mode (the proxy,
+not uBot, would connect).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+import urllib3.exceptions
+import urllib3.util.connection
+
+from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
+from ubot.notify.channels.http import (
+    exception_outcome,
+    log_outcome,
+    new_session,
+    one_line,
+    parse_retry_after,
+    read_body,
+    scrub,
+    status_class,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 addresses reached through a NAT64 gateway
+
+
+class AddressRefused(Exception):
+    """The URL's host resolves to an address webhooks may not reach (raised by the connection)."""
+
+
+class WebhookChannel:
+    """POST ``message.payload`` to ``message.target`` (an http/https URL).
+
+    A ``session`` given is used as is, except that, with the guard on, the guarded adapter is mounted
+    on it for ``http://`` and ``https://``. ``clock`` (unix seconds) is for tests.
+    """
+
+    name = "webhook"
+    min_interval_s = 0.0
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 10.0,
+        allow_private_addresses: bool = False,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.allow_private_addresses = allow_private_addresses
+        self._clock = clock
+        if session is None:
+            # Without the guard, proxies from the environment are fine; with it, none (see above).
+            session = new_session(trust_env=allow_private_addresses)
+        if not allow_private_addresses:
+            adapter = GuardedAdapter()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self._session = session
+
+    def destination(self, message: Message) -> str:
+        """``scheme://host:port`` of the URL (the URL itself when it cannot be parsed)."""
+        return _origin(message.target) or message.target
+
+    def send(self, message: Message) -> Outcome:
+        origin = _origin(message.target)
+        where = f"the webhook {origin}" if origin else "the webhook"
+        try:
+            outcome = self._send(message, where)
+        except Exception as exc:  # never raises: the outcome says what went wrong
+            log.exception("webhook delivery %s: unexpected error", message.delivery_id)
+            outcome = Outcome(FAILED, f"{where}: unexpected error ({type(exc).__name__})")
+        outcome = Outcome(
+            outcome.status, scrub(outcome.detail, [message.secret, message.target]), outcome.retry_after_s
+        )
+        return log_outcome(log, self.name, origin or "an invalid URL", outcome)
+
+    def _send(self, message: Message, where: str) -> Outcome:
+        problem = _url_problem(message.target)
+        if problem:
+            return Outcome(FAILED, f"invalid webhook URL: {problem}")
+        try:
+            body = encode_payload(message.payload)
+        except (TypeError, ValueError) as exc:
+            return Outcome(FAILED, f"the alert cannot be written as JSON ({type(exc).__name__})")
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "uBot",
+            "X-Ubot-Delivery": str(message.delivery_id),
+            "X-Ubot-Timestamp": str(int(self._clock())),
+        }
+        if message.secret:
+            headers["X-Ubot-Signature"] = sign(message.secret, body)
+        try:
+            response = self._session.post(
+                message.target,
+                data=body,
+                headers=headers,
+                timeout=self.timeout_s,
+                allow_redirects=False,
+                stream=True,
+            )
+            answer = read_body(response)
+        except AddressRefused as exc:
+            return Outcome(FAILED, f"{where}: {exc}")
+        except Exception as exc:
+            return exception_outcome(exc, what=where, timeout_s=self.timeout_s)
+        http = response.status_code
+        reason = f"HTTP {http}" + (f" {one_line(response.reason, 60)}" if response.reason else "")
+        if 300 <= http < 400:
+            location = response.headers.get("Location")
+            said = f"a redirect to {_shown_location(location)}" if location else f"a redirect ({reason})"
+            return Outcome(FAILED, f"{where} answered {said} (redirects are not followed)")
+        status = status_class(http)
+        if status == SENT:
+            return Outcome(SENT, f"{where} answered {reason}")
+        said = _body_excerpt(response, answer)
+        detail = f"{where} answered {reason}" + (f": {said}" if said else "")
+        if status == RETRY:
+            return Outcome(
+                RETRY, detail, parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
+            )
+        return Outcome(FAILED, detail)
+
+
+def encode_payload(payload: Mapping[str, Any]) -> bytes:
+    """The body: compact JSON, sorted keys, UTF-8 (NaN and infinities, not JSON, become null)."""
+    try:
+        text = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(
+            _finite(payload), separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+        )
+    return text.encode("utf-8")
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Ubot-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the body bytes."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why webhooks may not reach ``address`` (``"a loopback address"``), or ``None`` if they may."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is None and address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return refusal(embedded)
+    checks = (
+        ("is_unspecified", "an unspecified address"),
+        ("is_loopback", "a loopback address"),
+        ("is_link_local", "a link-local address"),
+        ("is_multicast", "a multicast address"),
+        ("is_private", "a private address"),
+        ("is_reserved", "a reserved address"),
+    )
+    for attribute, what in checks:
+        if getattr(address, attribute):
+            return what
+    if not address.is_global:  # e.g. 100.64.0.0/10, shared address space (carrier-grade NAT)
+        return "a non-public address"
+    return None
+
+
+def checked_addresses(host: str, port: int) -> list[tuple[Any, ...]]:
+    """``getaddrinfo`` for the host, refused as a whole if any address is not public."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        why = refusal(address)
+        if why:
+            said = host if host == str(address) else f"{host} ({address})"
+            raise AddressRefused(
+                f"refused to connect to {said}: {why} (webhooks may only reach public addresses)"
+            )
+    return infos
+
+
+# -- the guarded connection -----------------------------------------------------------------------
+
+
+class _GuardedConnectionMixin:
+    """Open the socket to checked addresses only (see the module docstring)."""
+
+    host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            infos = checked_addresses(self.host, self.port)
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+        last: OSError | None = None
+        for info in infos:
+            ip = str(info[4][0])
+            try:
+                return urllib3.util.connection.create_connection(
+                    (ip, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except OSError as exc:
+                last = exc
+        if isinstance(last, TimeoutError | socket.timeout):
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from last
+        raise urllib3.exceptions.NewConnectionError(
+            self,  # type: ignore[arg-type]
+            f"Failed to establish a new connection: {last}",
+        ) from last
+
+
+class _GuardedHTTPConnection(_GuardedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class GuardedAdapter(requests.adapters.HTTPAdapter):
+    """A requests adapter whose connections refuse non-public addresses (and which has no proxy)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        raise AddressRefused("a proxy is configured, and webhooks are not sent through proxies")
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "cannot be parsed"
+    if parts.scheme not in DEFAULT_PORTS:
+        return "only http and https URLs are allowed"
+    if not parts.hostname:
+        return "no host"
+    if any(char.isspace() for char in url):
+        return "contains whitespace"
+    return None
+
+
+def _origin(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _shown_location(location: str) -> str:
+    """Where a redirect points, without its query string."""
+    parts = urlsplit(location)
+    shown = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+    return one_line(shown, 120)
+
+
+def _body_excerpt(response: requests.Response, body: bytes) -> str:
+    """The start of a textual error body (``invalid signature``), else nothing."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if not body or not (kind.startswith("text/") or kind.endswith("json")):
+        return ""
+    if kind == "text/html":
+        return ""
+    return one_line(body.decode("utf-8", "replace"), 120)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
