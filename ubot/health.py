@@ -40,6 +40,7 @@ class PipelineStats:
     exhausted: bool = False
     failed: str = ""  # why the source can never work again, if so
     source_status: dict[str, Any] | None = None  # the source's own report (CoinMarketCap)
+    scanner: dict[str, Any] | None = None  # the Scanner's figures after its last scan
 
     def record(self, done: TickDone, now: float) -> None:
         self.ticks += 1
@@ -95,6 +96,8 @@ class PipelineStats:
             }
         if self.source_status is not None:
             doc["source_status"] = self.source_status
+        if self.scanner is not None:
+            doc["scanner"] = self.scanner
         if self.failed:
             doc["reason"] = f"the market source failed: {self.failed}"
         elif stalled:

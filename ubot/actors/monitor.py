@@ -27,6 +27,7 @@ from ubot.messages import (
     WatchTicks,
 )
 from ubot.progress import Progress
+from ubot.scan.messages import ScannerStats
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class Monitor(pykka.ThreadingActor):
             self.stats.failed = message.reason
             log.error("no more ticks: %s", message.reason)
             self._finish("failed")
+        elif isinstance(message, ScannerStats):
+            self.stats.scanner = message.as_dict()
         elif isinstance(message, WatchTicks):
             self.ticker = message.clock
         elif isinstance(message, GetHealth):

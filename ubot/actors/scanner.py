@@ -219,8 +219,13 @@ class Scanner(pykka.ThreadingActor):
         frame = self.planner.frame(message.tick.number, message.snapshot, closed_bars)
         self.outstanding = set(range(len(self.pool)))
         self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
-        for ref in self.pool:
-            ref.tell(ScanTick(frame))
+        for index in range(len(self.pool)):
+            try:
+                self.pool[index].tell(ScanTick(frame))
+            except pykka.ActorDeadError:  # died after its last message; its WorkerDied is on the way
+                self.outstanding.discard(index)
+        if not self.outstanding:
+            self._finish()
 
     def _done(self, message: ScanDone) -> None:
         if message.tick != self.current_tick or message.worker not in self.outstanding:
@@ -261,6 +266,8 @@ class Scanner(pykka.ThreadingActor):
 
     def _restart(self, message: WorkerDied) -> None:
         index = message.worker
+        if self.pool[index].is_alive():  # already replaced
+            return
         self.counts["worker_restarts"] += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
         self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.turn)

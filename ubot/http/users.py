@@ -59,7 +59,7 @@ _STRATEGY_PROPERTIES = {
 STRATEGY = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "condition", "timeframe", "channels"],
+    "required": ["name", "condition", "timeframe"],
     "properties": _STRATEGY_PROPERTIES,
 }
 STRATEGY_PATCH = {

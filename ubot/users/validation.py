@@ -20,7 +20,8 @@ Limits, and why:
 * strategies: name 1..64 characters; condition checked by ``ubot.rules.analyze`` (its own limits);
   a timeframe uBot builds candles for; either 1..50 symbols (a watch list a person keeps up) or the
   top 1..1000 coins by rank (bounds a strategy's work per tick; coins ranked past 1000 are rarely
-  liquid); 1..5 channels, each with its target set in the settings; a cooldown
+  liquid); 0..5 channels, each with its target set in the settings (none, the default: the alert is
+  kept in the alert log, shown by GET /v1/me/alerts and pushed on /v1/stream only); a cooldown
   of 0 s..7 days; an expiry in the future, at most 10 years ahead.
 """
 
@@ -103,6 +104,7 @@ STRATEGY_READ_ONLY = ("id", "indicators", "created_at", "updated_at")
 STRATEGY_DEFAULTS: Mapping[str, Any] = {
     "symbols": None,
     "top_n": None,
+    "channels": [],
     "frequency": "once_per_crossing",
     "cooldown_s": 0,
     "expires_at": None,
@@ -408,8 +410,10 @@ def top_n(value: Any) -> int:
 
 def channels(value: Any, targets: Mapping[str, Any]) -> list[str]:
     """Channels without duplicates; each needs its target in ``targets`` (the user's settings)."""
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValidationError("channels", f"must be a non-empty list of: {', '.join(CHANNELS)}")
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError(
+            "channels", f"must be a list of: {', '.join(CHANNELS)} (or empty: the alert log only)"
+        )
     result: list[str] = []
     for item in value:
         if item not in CHANNELS:
@@ -471,7 +475,7 @@ def strategy(
     """A complete strategy from ``fields`` (absent optional fields take their defaults), with the
     ``indicators`` derived from its condition. ``targets``: the user's settings."""
     _unknown(fields, STRATEGY_FIELDS, STRATEGY_READ_ONLY)
-    for name in ("name", "condition", "timeframe", "channels"):
+    for name in ("name", "condition", "timeframe"):
         if fields.get(name) is None:
             raise ValidationError(name, "is required")
     given = {**STRATEGY_DEFAULTS, **{k: v for k, v in fields.items() if k in STRATEGY_FIELDS}}
@@ -489,7 +493,7 @@ def strategy(
         )
     values["symbols"] = symbols(given["symbols"]) if has_symbols else None
     values["top_n"] = top_n(given["top_n"]) if has_top_n else None
-    values["channels"] = channels(given["channels"], targets)
+    values["channels"] = channels(_default_if_none(given, "channels"), targets)
     values["frequency"] = frequency(_default_if_none(given, "frequency"))
     values["cooldown_s"] = cooldown_s(_default_if_none(given, "cooldown_s"))
     values["expires_at"] = None if given["expires_at"] is None else expires_at(given["expires_at"], now_ms)

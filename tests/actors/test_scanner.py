@@ -1,0 +1,169 @@
+"""The Scanner supervisor and its workers, with recording stand-ins for the UserManager, the Notifier
+and the Monitor. Every wait is for a message."""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+import pykka
+import pytest
+
+from tests.scan.support import MINUTE, T0, candles, snapshot, spec
+from ubot.actors.scanner import Scanner
+from ubot.messages import Candled
+from ubot.notify.messages import AlertState, GetAlertState, ScanOutcome
+from ubot.scan.firing import ARMED
+from ubot.scan.messages import DisableStrategy, ScannerStats, StrategyErrors, WatchStrategies
+from ubot.scan.spec import UserStrategies
+from ubot.schedule import Tick
+
+WAIT = 10.0
+COINS = [(1, "BTC"), (2, "ETH"), (3, "SOL")]
+
+
+class Stand(pykka.ThreadingActor):
+    """Records what it is told. As the UserManager: answers WatchStrategies with ``specs``. As the
+    Notifier: keeps the state rows of every ScanOutcome (like the real one writes them) and answers
+    GetAlertState from them."""
+
+    def __init__(self, told: queue.Queue, specs=(), states=()) -> None:
+        super().__init__()
+        self.told, self.specs = told, specs
+        self.states = {(s.strategy_id, s.coin_id): s for s in states}
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, WatchStrategies):
+            return (UserStrategies(7, tuple(self.specs)),)
+        if isinstance(message, GetAlertState):
+            return tuple(s for s in self.states.values() if s.strategy_id in message.strategy_ids)
+        if isinstance(message, ScanOutcome):
+            self.states.update({(s.strategy_id, s.coin_id): s for s in message.states})
+        self.told.put(message)
+        return None
+
+
+class Rig:
+    def __init__(self, specs, states=(), workers=3) -> None:
+        self.users_q, self.notes_q, self.monitor_q = queue.Queue(), queue.Queue(), queue.Queue()
+        self.users = Stand.start(self.users_q, specs)
+        self.notifier = Stand.start(self.notes_q, states=states)
+        self.monitor = Stand.start(self.monitor_q)
+        self.scanner = Scanner.start(
+            workers, users=self.users, notifier=self.notifier, monitor=self.monitor, now_ms=lambda: T0
+        )
+        self.number = 0
+
+    def tick(self, prices, ts=None) -> None:
+        self.number += 1
+        ts = ts or T0 + self.number * 1000
+        snap = snapshot(ts, COINS, price=prices)
+        opened = {"1m": candles("1m", [(c, ts - ts % MINUTE, p) for (c, _), p in zip(COINS, prices)])}
+        tick = Tick(self.number, ts, ts)
+        self.scanner.tell(Candled(tick, snap, "test", snapshot_id=self.number, open_candles=opened))
+
+    def stats(self) -> ScannerStats:
+        return _next(self.monitor_q, ScannerStats)
+
+    def outcomes_until_stats(self) -> tuple[list[ScanOutcome], ScannerStats]:
+        stats = self.stats()
+        self.notifier.ask("flush-marker", timeout=WAIT)  # everything told before is recorded
+        outcomes = []
+        while not self.notes_q.empty():
+            item = self.notes_q.get_nowait()
+            if isinstance(item, ScanOutcome):
+                outcomes.append(item)
+        return outcomes, stats
+
+
+def _next(q: queue.Queue, kind: type) -> Any:
+    while True:
+        try:
+            item = q.get(timeout=WAIT)
+        except queue.Empty:
+            raise AssertionError(f"no {kind.__name__} within {WAIT} s") from None
+        if isinstance(item, kind):
+            return item
+
+
+@pytest.fixture(autouse=True)
+def stop_actors():
+    yield
+    pykka.ActorRegistry.stop_all(block=True, timeout=WAIT)
+
+
+def armed(*ids):
+    return tuple(AlertState(i, ARMED, True) for i in ids)
+
+
+def test_alerts_from_every_worker_reach_the_notifier():
+    specs = [spec(i, "price > 10", user_id=7) for i in (1, 2, 3, 4)]
+    rig = Rig(specs, states=armed(1, 2, 3, 4))
+    rig.tick([20, 5, 30])
+    outcomes, stats = rig.outcomes_until_stats()
+    alerts = sorted((a.strategy_id, a.coin_id) for o in outcomes for a in o.alerts)
+    assert alerts == [(s, c) for s in (1, 2, 3, 4) for c in (1, 3)]
+    assert stats.scans == 1 and stats.strategies == 4 and stats.alerts == 8 and stats.last_evaluated == 4
+
+
+def test_a_new_strategy_arms_first_and_its_state_goes_to_the_notifier():
+    rig = Rig([spec(1, "price > 10")])
+    rig.tick([20, 5, 30])
+    outcomes, _ = rig.outcomes_until_stats()
+    assert [a for o in outcomes for a in o.alerts] == []
+    assert AlertState(1, ARMED, True) in [s for o in outcomes for s in o.states]
+
+
+def test_a_dead_worker_is_restarted_with_its_strategies_and_state():
+    specs = [spec(i, "price > 10") for i in (1, 2, 3)]  # one per worker: 1 % 3 == 1
+    rig = Rig(specs, states=armed(1, 2, 3), workers=3)
+    rig.tick([20, 5, 5])
+    first, _ = rig.outcomes_until_stats()
+    assert sorted(a.strategy_id for o in first for a in o.alerts) == [1, 2, 3]
+    pool = list(rig.scanner.proxy().pool.get())
+    pool[1].tell(object())  # a message the worker does not know: it raises and dies
+    assert pool[1].actor_stopped.wait(WAIT)  # it told the supervisor before it stopped
+    rig.tick([20, 20, 5])
+    outcomes, stats = rig.outcomes_until_stats()
+    assert stats.worker_restarts == 1
+    new_pool = rig.scanner.proxy().pool.get()
+    assert new_pool[0] is pool[0] and new_pool[2] is pool[2] and new_pool[1] is not pool[1]
+    fired = sorted((a.strategy_id, a.coin_id) for o in outcomes for a in o.alerts)
+    assert fired == [(1, 2), (2, 2), (3, 2)]  # strategy 1 got its state back: BTC did not fire again
+
+
+def test_ticks_arriving_during_a_scan_wait_and_only_the_latest_is_kept():
+    rig = Rig([spec(1, "price > 10")], states=armed(1))
+    turn = rig.scanner.proxy().turn.get()
+    with turn:  # every worker waits for its turn: the first scan cannot finish
+        rig.tick([20, 5, 5])
+        rig.tick([5, 20, 5])  # waits
+        rig.tick([5, 5, 20])  # replaces it: tick 2 is never scanned
+        stats = rig.scanner.proxy().stats().get()
+        assert stats.scans == 0 and stats.scans_skipped == 1
+    rig.stats()
+    outcomes, stats = rig.outcomes_until_stats()
+    assert stats.scans == 2 and stats.scans_skipped == 1
+    assert sorted(a.coin_id for o in outcomes for a in o.alerts) == [1, 3]
+
+
+def test_strategy_changes_reach_the_owning_worker():
+    rig = Rig([spec(1, "price > 10")], states=armed(1, 2))
+    rig.scanner.tell(UserStrategies(7, (spec(2, "price > 25"),)))
+    rig.tick([30, 20, 5])
+    outcomes, stats = rig.outcomes_until_stats()
+    assert [(a.strategy_id, a.coin_id) for o in outcomes for a in o.alerts] == [(2, 1)]
+    assert stats.strategies == 1
+
+
+def test_errors_and_once_strategies_are_reported_to_the_user_manager():
+    rig = Rig([spec(1, "rsi(14) < 30"), spec(2, "price > 10", frequency="once")])
+    rig.tick([20, 5, 5])
+    rig.stats()
+    rig.users.ask("flush-marker", timeout=WAIT)
+    told = []
+    while not rig.users_q.empty():
+        told.append(rig.users_q.get_nowait())
+    errors = [m for m in told if isinstance(m, StrategyErrors)]
+    assert errors and errors[0].errors == {1: "rsi(14) needs 15 candles of history"} and errors[0].at_ms == T0
+    assert DisableStrategy(2) in told
