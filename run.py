@@ -83,10 +83,13 @@ def load(args: argparse.Namespace) -> Settings:
     return load_settings(path, overrides=overrides, required=args.config is not None)
 
 
-def start_pipeline(settings: Settings, on_finished):
-    """Open the database and source, start the actors. Returns (db, actors)."""
+def start_pipeline(settings: Settings, on_finished, hub=None):
+    """Open the database and source, start the actors. Returns (db, actors). ``hub``: the stream
+    the gateway serves (``/v1/stream``), fed with snapshot and alert events."""
     from ubot.market.sources import make_source
-    from ubot.system import start_system
+    from ubot.notify.registry import build_channels
+    from ubot.stream.events import snapshot_event
+    from ubot.system import AlertOptions, start_system
 
     db = open_database(settings.database.url)
     source = make_source(settings)
@@ -98,6 +101,21 @@ def start_pipeline(settings: Settings, on_finished):
             # The key refused since then stops the source at the first tick, the usual way: /health
             # says why (gateway) or uBot exits 1 (headless); raising here would crash the worker.
             log.error("CoinMarketCap plan unknown: %s", exc)
+    notify = settings.notify
+    alerts = AlertOptions(
+        workers=settings.scanner.workers,
+        channels=build_channels(settings),
+        max_attempts=notify.max_attempts,
+        backoff_s=notify.backoff_s,
+        backoff_max_s=notify.backoff_max_s,
+        allow_local_webhooks=notify.webhook_allow_private,
+        publish=hub.publish if hub is not None else None,
+        publish_snapshot=(
+            (lambda snap, etag: hub.publish("snapshot", snapshot_event(snap, etag=etag)))
+            if hub is not None
+            else None
+        ),
+    )
     actors = start_system(
         db,
         source,
@@ -106,6 +124,7 @@ def start_pipeline(settings: Settings, on_finished):
         retention_days=settings.database.retention_days,
         max_ticks=settings.market.ticks,
         on_finished=on_finished,
+        alerts=alerts,
     )
     return db, actors
 
@@ -143,6 +162,7 @@ def run_headless(settings: Settings) -> int:
 def run_server(settings: Settings) -> int:
     from ubot.http.app import create_app
     from ubot.http.gateway import Gateway
+    from ubot.stream.hub import StreamHub
     from ubot.system import stop_system
 
     state: dict = {}
@@ -153,7 +173,9 @@ def run_server(settings: Settings) -> int:
             os.kill(os.getppid(), signal.SIGTERM)  # gunicorn's master: graceful stop, exit 0
 
     def make_app():
-        _, actors = start_pipeline(settings, on_finished)
+        hub = StreamHub()
+        state["hub"] = hub
+        _, actors = start_pipeline(settings, on_finished, hub)
         state["actors"] = actors
         gateway = Gateway(
             container=actors.container,
@@ -161,17 +183,30 @@ def run_server(settings: Settings) -> int:
             monitor=actors.monitor,
             clock=actors.clock,
             users=actors.users,
+            notifier=actors.notifier,
         )
-        return create_app(gateway, settings.http.max_body_bytes)
+        return create_app(gateway, settings.http.max_body_bytes, hub=hub)
+
+    def on_stopping() -> None:
+        if "hub" in state:  # end open streams now, so the graceful stop does not wait for them
+            state["hub"].close()
 
     def on_exit() -> None:
+        on_stopping()
         if "actors" in state:
             stop_system(state.pop("actors"))
             log.info("pipeline stopped")
 
     host, port = settings.http.bind
     log.info("gateway on http://%s:%d", host, port)
-    GatewayServer(settings.http.bind, settings.http.threads, make_app, on_exit, settings.log.level).run()
+    GatewayServer(
+        settings.http.bind,
+        settings.http.threads,
+        make_app,
+        on_exit,
+        settings.log.level,
+        on_stopping=on_stopping,
+    ).run()
     return 0
 
 

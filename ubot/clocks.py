@@ -46,7 +46,7 @@ class FakeClock:
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = float(start)
         self._cond = threading.Condition()
-        self._sleeping_until: float | None = None
+        self._sleepers: dict[int, float] = {}  # thread id -> the deadline it sleeps until
 
     def now(self) -> float:
         with self._cond:
@@ -63,15 +63,16 @@ class FakeClock:
             self._cond.notify_all()
 
     def sleep_until(self, deadline: float, stop: threading.Event) -> bool:
+        me = threading.get_ident()
         with self._cond:
-            self._sleeping_until = deadline
+            self._sleepers[me] = deadline
             self._cond.notify_all()
             try:
                 while self._now < deadline and not stop.is_set():
                     self._cond.wait()
                 return not stop.is_set()
             finally:
-                self._sleeping_until = None
+                del self._sleepers[me]
                 self._cond.notify_all()
 
     def wake(self) -> None:
@@ -79,16 +80,18 @@ class FakeClock:
             self._cond.notify_all()
 
     def wait_for_sleeper(self, timeout: float = 5.0) -> float:
-        """Block until some thread sleeps on this clock; return the deadline it sleeps until.
+        """Block until some thread sleeps on this clock; return the earliest deadline a thread sleeps
+        until (several threads may sleep on one clock).
 
         A sleeper whose deadline the clock has already reached is about to wake up, not asleep: it
         does not count (so ``set(deadline)`` then ``wait_for_sleeper()`` waits for the next sleep).
         """
 
-        def asleep() -> bool:
-            return self._sleeping_until is not None and self._sleeping_until > self._now
+        def earliest() -> float | None:
+            waiting = [d for d in self._sleepers.values() if d > self._now]
+            return min(waiting) if waiting else None
 
         with self._cond:
-            if not self._cond.wait_for(asleep, timeout):
+            if not self._cond.wait_for(lambda: earliest() is not None, timeout):
                 raise TimeoutError("nobody is sleeping on the fake clock")
-            return self._sleeping_until  # type: ignore[return-value]
+            return earliest()  # type: ignore[return-value]

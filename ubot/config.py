@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 SOURCES = ("auto", "simulated", "replay", "cmc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SMTP_SECURITY = ("starttls", "ssl", "none")
 
 
 class ConfigError(ValueError):
@@ -84,6 +85,22 @@ def _http_url(raw: str) -> str:
     value = raw.strip().rstrip("/")
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError
+    return value
+
+
+def _phone_or_empty(raw: str) -> str:
+    """An E.164 number (``+15551234567``), or empty."""
+    value = raw.strip()
+    if value and not (value.startswith("+") and value[1:].isdigit() and 8 <= len(value) <= 16):
+        raise ValueError
+    return value
+
+
+def _email_or_empty(raw: str) -> str:
+    value = raw.strip()
+    local, at, domain = value.rpartition("@")
+    if value and not (at and local and "." in domain and not any(c.isspace() for c in value)):
         raise ValueError
     return value
 
@@ -155,6 +172,26 @@ OPTIONS: tuple[Option, ...] = (
         "one of " + ", ".join(LOG_LEVELS),
         "--log-level",
     ),
+    Option("notify", "max_attempts", "8", _number(1, 100, integer=True), "an integer 1..100"),
+    Option("notify", "backoff_s", "5", _number(0.1, 3600), "seconds, 0.1..3600"),
+    Option("notify", "backoff_max_s", "900", _number(0.1, 86400), "seconds, 0.1..86400"),
+    Option("notify", "webhook_timeout", "10", _number(0.1, 120), "seconds, 0.1..120"),
+    Option("notify", "webhook_allow_private", "false", _boolean, "true or false"),
+    Option("notify", "telegram_bot_token", "", _text, "a Telegram bot token from @BotFather", secret=True),
+    Option("notify", "telegram_api_url", "https://api.telegram.org", _http_url, "an http(s) URL"),
+    Option("notify", "twilio_account_sid", "", _text, "a Twilio account SID (AC...)"),
+    Option("notify", "twilio_auth_token", "", _text, "a Twilio auth token", secret=True),
+    Option("notify", "twilio_sms_from", "", _phone_or_empty, "an E.164 number such as +15551234567"),
+    Option("notify", "twilio_whatsapp_from", "", _phone_or_empty, "an E.164 number such as +15551234567"),
+    Option("notify", "twilio_api_url", "https://api.twilio.com", _http_url, "an http(s) URL"),
+    Option("notify", "smtp_host", "", _text, "an SMTP server host name"),
+    Option("notify", "smtp_port", "587", _number(1, 65535, integer=True), "a port 1..65535"),
+    Option(
+        "notify", "smtp_security", "starttls", _choice(*SMTP_SECURITY), "one of " + ", ".join(SMTP_SECURITY)
+    ),
+    Option("notify", "smtp_user", "", _text, "an SMTP user name"),
+    Option("notify", "smtp_password", "", _text, "an SMTP password", secret=True),
+    Option("notify", "smtp_from", "", _email_or_empty, "an e-mail address such as alerts@example.com"),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
 
@@ -270,3 +307,30 @@ def _check_together(settings: Settings) -> None:
             "[market] interval = 0 (back-to-back ticks) is only for the simulated and replay "
             "sources; CoinMarketCap needs a real interval such as 60"
         )
+    _check_notify(settings.notify)
+
+
+def _check_notify(notify: SimpleNamespace) -> None:
+    if notify.backoff_max_s < notify.backoff_s:
+        raise ConfigError("[notify] backoff_max_s must be at least [notify] backoff_s")
+    twilio = (notify.twilio_account_sid, notify.twilio_auth_token)
+    senders = (notify.twilio_sms_from, notify.twilio_whatsapp_from)
+    if any(twilio) and not all(twilio):
+        raise ConfigError(
+            "Twilio needs both [notify] twilio_account_sid and twilio_auth_token "
+            "(UBOT_NOTIFY_TWILIO_AUTH_TOKEN), or neither"
+        )
+    if all(twilio) and not any(senders):
+        raise ConfigError(
+            "Twilio is configured but sends from nowhere: set [notify] twilio_sms_from "
+            "and/or twilio_whatsapp_from"
+        )
+    if any(senders) and not all(twilio):
+        raise ConfigError(
+            "[notify] twilio_sms_from / twilio_whatsapp_from need [notify] twilio_account_sid "
+            "and twilio_auth_token"
+        )
+    if notify.smtp_host and not notify.smtp_from:
+        raise ConfigError("[notify] smtp_host is set: set [notify] smtp_from (the sender address) too")
+    if notify.smtp_password and not notify.smtp_user:
+        raise ConfigError("[notify] smtp_password is set: set [notify] smtp_user too")

@@ -1,16 +1,21 @@
 """Starting and stopping the actor system, in one explicit order.
 
-Start: Monitor, Container, OHLC (restores candles), Store, Fetcher, History, UserManager, then
-the Clock last, so the first tick finds every stage ready. Stop: the Clock first (no new ticks), then each stage in
-pipeline order; pykka queues the stop request behind messages already in a mailbox, so a tick in
-flight is carried to the end (stored, candled, published) before its stage stops: nothing is lost.
+Start: Monitor, Notifier (resumes unsent deliveries), UserManager, Scanner (asks the UserManager for
+every enabled strategy and starts its workers), Container, OHLC (restores candles), Store, Fetcher,
+History, then the Clock last, so the first tick finds every stage ready. Stop: the Clock first (no new
+ticks), then each stage in pipeline order, then the Scanner (its workers finish their scan and tell
+the Notifier), the Notifier (writes what its senders finished; the rest stays pending in the
+database), and the rest. pykka queues the stop request behind messages already in a mailbox, so a
+tick in flight is carried to the end (stored, candled, published, scanned, its alerts written) before
+its stage stops: nothing is lost.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pykka
 from peewee import Database
@@ -20,15 +25,20 @@ from ubot.actors.container import Container
 from ubot.actors.fetcher import Fetcher
 from ubot.actors.history import HistoryActor
 from ubot.actors.monitor import Monitor
+from ubot.actors.notifier import Notifier
 from ubot.actors.ohlc import Ohlc
+from ubot.actors.scanner import Scanner
 from ubot.actors.store import Store
 from ubot.actors.user_manager import UserManagerActor
 from ubot.clocks import Clock, SystemClock
+from ubot.market.snapshot import Snapshot
 from ubot.market.source import MarketSource
+from ubot.models.alerts import AlertStore
 from ubot.models.candle_store import CandleStore
 from ubot.models.history import History
 from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
+from ubot.notify.channel import Channel
 from ubot.users.manager import UserManager
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,24 @@ class Actors:
     history: pykka.ActorRef
     clock: pykka.ActorRef
     users: pykka.ActorRef | None = None
+    scanner: pykka.ActorRef | None = None
+    notifier: pykka.ActorRef | None = None
+
+
+@dataclass(frozen=True)
+class AlertOptions:
+    """How alerts are scanned and delivered (``[scanner]`` and ``[notify]`` settings)."""
+
+    workers: int = 10
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+    max_attempts: int = 8
+    backoff_s: float = 5.0
+    backoff_max_s: float = 900.0
+    allow_local_webhooks: bool = False
+    #: ``publish(event, data, user_id)``: the SSE stream (``StreamHub.publish``), if served.
+    publish: Callable[[str, Mapping[str, Any], int | None], Any] | None = None
+    #: ``publish_snapshot(snapshot, etag)`` after each tick, for the stream.
+    publish_snapshot: Callable[[Snapshot, str], Any] | None = None
 
 
 def start_system(
@@ -61,8 +89,10 @@ def start_system(
     max_ticks: int = 0,
     clock: Clock | None = None,
     on_finished: Callable[[str], None] | None = None,
+    alerts: AlertOptions | None = None,
 ) -> Actors:
     clock = clock or SystemClock()
+    alerts = alerts or AlertOptions()
     monitor = Monitor.start(
         source.name,
         clock,
@@ -70,8 +100,31 @@ def start_system(
         on_finished=on_finished,
         source_status=getattr(source, "status", None),  # sources that report their own health
     )
-    container = Container.start(monitor)
-    ohlc = Ohlc.start(CandleStore(db), container, monitor)
+    notifier = Notifier.start(
+        AlertStore(db),
+        alerts.channels,
+        clock,
+        max_attempts=alerts.max_attempts,
+        backoff_s=alerts.backoff_s,
+        backoff_max_s=alerts.backoff_max_s,
+        publish=alerts.publish,
+    )
+    users = UserManagerActor.start(
+        UserManager(
+            UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
+        )
+    )
+    candle_store = CandleStore(db)
+    scanner = Scanner.start(
+        alerts.workers,
+        users=users,
+        notifier=notifier,
+        monitor=monitor,
+        load=candle_store.recent_closed,
+        now_ms=lambda: int(clock.now() * 1000),
+    )
+    container = Container.start(monitor, scanner, alerts.publish_snapshot)
+    ohlc = Ohlc.start(candle_store, container, monitor)
     try:  # answered only after on_start (the candle restore) has run
         ohlc.proxy().watermark.get(timeout=600)
     except pykka.ActorDeadError:
@@ -80,14 +133,25 @@ def start_system(
     store = Store.start(SnapshotWriter(db), ohlc, monitor, retention_days * DAY_MS)
     fetcher = Fetcher.start(source, store, monitor, convert)
     history = HistoryActor.start(History(db))
-    users = UserManagerActor.start(UserManager(UserStore(db), clock, currencies=(convert,)))
     ticker = ClockActor.start(interval_s, clock, fetcher, monitor)
-    return Actors(monitor, container, ohlc, store, fetcher, history, ticker, users)
+    return Actors(monitor, container, ohlc, store, fetcher, history, ticker, users, scanner, notifier)
 
 
 def stop_system(actors: Actors, timeout: float = 30.0) -> None:
     """Stop in order, waiting for each stage to finish what is already in its mailbox."""
-    for name in ("clock", "fetcher", "store", "ohlc", "container", "monitor", "history", "users"):
+    order = (
+        "clock",
+        "fetcher",
+        "store",
+        "ohlc",
+        "container",
+        "scanner",
+        "notifier",
+        "monitor",
+        "history",
+        "users",
+    )
+    for name in order:
         ref: pykka.ActorRef | None = getattr(actors, name)
         if ref is None:
             continue

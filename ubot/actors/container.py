@@ -30,7 +30,7 @@ class Container(Stage):
         self,
         monitor: pykka.ActorRef,
         scanner: pykka.ActorRef | None = None,
-        publish: Callable[[Snapshot], None] | None = None,
+        publish: Callable[[Snapshot, str], None] | None = None,
     ) -> None:
         super().__init__(monitor)
         self.scanner = scanner
@@ -63,7 +63,7 @@ class Container(Stage):
             self.scanner.tell(message)
         if self.publish is not None:
             try:
-                self.publish(message.snapshot)
+                self.publish(message.snapshot, self.view.etag)
             except Exception:  # the stream is a convenience: never lose the tick for it
                 log.exception("publishing the snapshot event failed")
         self.monitor.tell(

@@ -17,6 +17,7 @@ from peewee import Database, fn
 
 from ubot.market.candles import TIMEFRAMES, CandleBook, CandleRows, CandleUpdate, merge
 from ubot.models.bulk import insert_rows
+from ubot.models.db import writing
 from ubot.models.tables import Candle, Meta, Quote, SnapshotRecord
 
 _FIELDS = [
@@ -63,7 +64,7 @@ class CandleStore:
         for timeframe, closed in update.closed.items():
             if timeframe != book.finest:  # the finest was already written while it was open
                 rows.extend(_rows(timeframe, closed))
-        with self._db.atomic():
+        with writing(self._db):
             insert_rows(Candle, _FIELDS, rows, conflict_target=_KEY, update=_VALUES)
             Meta.insert(key=WATERMARK, value=str(snapshot_id)).on_conflict(
                 conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}

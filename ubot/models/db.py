@@ -7,6 +7,7 @@ Every model binds to :data:`database`, so SQLite and PostgreSQL share every line
 from __future__ import annotations
 
 import os
+from typing import Any
 from urllib.parse import urlparse
 
 from peewee import Database, DatabaseProxy, OperationalError, SqliteDatabase
@@ -92,3 +93,12 @@ def close_connection() -> None:
     """Close this thread's connection, if it has one (actors call it when they stop)."""
     if database.obj is not None and not database.is_closed():
         database.close()
+
+
+def writing(db: Database) -> Any:
+    """A write transaction. On SQLite it takes the write lock at ``BEGIN IMMEDIATE``: a deferred
+    transaction that reads first and writes later cannot wait for another writer (SQLite answers
+    "database is locked" at once rather than risk a deadlock), while an immediate one waits up to
+    ``busy_timeout``. Several actors write (Store, OHLC, Notifier, UserManager), so every write
+    transaction goes through here."""
+    return db.atomic(lock_type="IMMEDIATE") if is_sqlite(db) else db.atomic()

@@ -4,7 +4,8 @@ The schema version lives in the ``meta`` table. Each later change to the tables 
 :data:`MIGRATIONS` (``version -> upgrade from version - 1``) written with ``playhouse.migrate``, and
 bumps :data:`SCHEMA_VERSION`. Upgrades run in a transaction where the database allows it.
 
-Versions: 1 = market history; 2 = users, sessions, user settings and strategies.
+Versions: 1 = market history; 2 = users, sessions, user settings and strategies; 3 = alerts, their
+deliveries and firing states, and two columns of ``strategy`` (``last_error``, ``last_error_at``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from peewee import Database
-from playhouse.migrate import SchemaMigrator
+from peewee import (
+    AutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    Database,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+from playhouse.migrate import SchemaMigrator, migrate
 
-from ubot.models.tables import ALL_TABLES, USER_TABLES, Meta
+from ubot.models.db import writing
+from ubot.models.tables import (
+    ALERT_TABLES,
+    ALL_TABLES,
+    BaseModel,
+    JsonField,
+    Meta,
+    Session,
+    User,
+    UserSettings,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -29,13 +49,48 @@ def add_user_tables(db: Database, migrator: SchemaMigrator) -> None:
     They are created from the models as they are now. When a later version alters one of these
     tables, copy its version-2 definition in here first, so that a version-1 database still goes
     through the same steps as everyone else (tests/models/test_schema_v2.py compares the result with
-    a fresh database).
+    a fresh database). ``strategy`` is the version-2 copy below (version 3 added two columns).
     """
-    db.create_tables(USER_TABLES)
+    db.create_tables([User, Session, UserSettings, _StrategyV2])
+
+
+class _StrategyV2(BaseModel):
+    """``strategy`` as schema version 2 created it (frozen here: do not change)."""
+
+    id = AutoField()
+    user = ForeignKeyField(User, on_delete="CASCADE", index=True, backref="+")
+    name = CharField(max_length=64)
+    condition = TextField()
+    indicators = JsonField()
+    timeframe = CharField(max_length=4)
+    symbols = JsonField(null=True)
+    top_n = IntegerField(null=True)
+    channels = JsonField()
+    frequency = CharField(max_length=24)
+    cooldown_s = IntegerField()
+    expires_at = BigIntegerField(null=True)
+    enabled = BooleanField()
+    created_at = BigIntegerField()
+    updated_at = BigIntegerField()
+
+    class Meta:
+        table_name = "strategy"
+        indexes = ((("user", "name"), True),)
+
+
+def add_alert_tables(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 3: the strategy's last runtime error (two nullable columns, existing rows untouched),
+    and the alert tables, new, created from the models as they are now (copy their version-3
+    definition in here before a later version alters them, as for version 2)."""
+    migrate(
+        migrator.add_column("strategy", "last_error", TextField(null=True)),
+        migrator.add_column("strategy", "last_error_at", BigIntegerField(null=True)),
+    )
+    db.create_tables(ALERT_TABLES)
 
 
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
-MIGRATIONS: dict[int, Migration] = {2: add_user_tables}
+MIGRATIONS: dict[int, Migration] = {2: add_user_tables, 3: add_alert_tables}
 
 
 class SchemaError(RuntimeError):
@@ -62,7 +117,7 @@ def ensure_schema(
         if existing and existing != [Meta]:
             names = ", ".join(m._meta.table_name for m in existing)
             raise SchemaError(f"database has uBot-like tables ({names}) but no schema version")
-        with db.atomic():
+        with writing(db):
             db.create_tables(ALL_TABLES, safe=True)
             _set_version(target)
         log.info("created database schema version %d", target)
@@ -76,7 +131,7 @@ def ensure_schema(
         raise SchemaError(f"no migration to schema version {missing[0]}")
     migrator = SchemaMigrator.from_database(db)
     for version in range(current + 1, target + 1):
-        with db.atomic():
+        with writing(db):
             migrations[version](db, migrator)
             _set_version(version)
         log.info("upgraded database schema to version %d", version)

@@ -10,7 +10,7 @@ from peewee import Database
 
 from ubot.market.snapshot import GLOBAL_FIELDS, NUMERIC_FIELDS, Snapshot
 from ubot.models.bulk import insert_rows
-from ubot.models.db import is_sqlite
+from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import Coin, GlobalMetric, Quote, SnapshotRecord
 
 _QUOTE_FIELDS = [Quote.snapshot, Quote.coin, Quote.ts] + [getattr(Quote, name) for name in NUMERIC_FIELDS]
@@ -56,7 +56,7 @@ class SnapshotWriter:
         ):
             if known.get(coin_id) != (symbol, name, slug):
                 changed.append((coin_id, symbol, name, slug, snap.timestamp_ms))
-        with self._db.atomic():
+        with writing(self._db):
             exists = (
                 SnapshotRecord.select(SnapshotRecord.id)
                 .where(SnapshotRecord.timestamp == snap.timestamp_ms)
@@ -116,7 +116,7 @@ class SnapshotWriter:
         Candles are kept. Returns the number of snapshots pruned.
         """
         old = SnapshotRecord.select(SnapshotRecord.id).where(SnapshotRecord.timestamp < older_than_ms)
-        with self._db.atomic():
+        with writing(self._db):
             Quote.delete().where(Quote.snapshot.in_(old)).execute()
             GlobalMetric.delete().where(GlobalMetric.snapshot.in_(old)).execute()
             return SnapshotRecord.delete().where(SnapshotRecord.timestamp < older_than_ms).execute()

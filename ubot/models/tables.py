@@ -1,10 +1,11 @@
 """The schema: coins, snapshots, per-coin quotes, global metrics, candles, and a key/value meta table
-(schema version 1); users, their sessions, settings and strategies (added in version 2).
+(schema version 1); users, their sessions, settings and strategies (added in version 2); alerts, their
+deliveries (the outbox) and each (strategy, coin)'s firing state (added in version 3).
 
 Times are ``BIGINT`` epoch milliseconds (UTC). Numeric market values are double precision, ``NULL``
 where CoinMarketCap sent null. Quotes and global metrics are raw history, pruned after the retention
 period; candles are kept forever. The user tables belong to the UserManager actor alone
-(queries in ``models/users.py``).
+(queries in ``models/users.py``), the alert tables to the Notifier actor alone (``models/alerts.py``).
 """
 
 from __future__ import annotations
@@ -203,6 +204,9 @@ class Strategy(BaseModel):
     enabled = BooleanField()
     created_at = BigIntegerField()
     updated_at = BigIntegerField()
+    # The last runtime error of the condition (reported by the Scanner to the owner), and when (v3).
+    last_error = TextField(null=True)
+    last_error_at = BigIntegerField(null=True)
 
     class Meta:
         indexes = ((("user", "name"), True),)
@@ -210,4 +214,72 @@ class Strategy(BaseModel):
 
 #: Schema version 2: accounts, sessions, settings, strategies.
 USER_TABLES = (User, Session, UserSettings, Strategy)
-ALL_TABLES = HISTORY_TABLES + USER_TABLES
+
+
+# --- alerts (schema version 3) --------------------------------------------------------------
+
+
+class AlertRecord(BaseModel):
+    """An alert as raised, self-contained: it keeps the strategy's name, condition and the values that
+    made it fire, so the user's alert history survives the strategy (``ON DELETE SET NULL``); it
+    goes with the user (``CASCADE``)."""
+
+    id = AutoField()
+    strategy = ForeignKeyField(Strategy, null=True, on_delete="SET NULL", index=True)
+    user = ForeignKeyField(User, on_delete="CASCADE", index=False)  # (user, fired_at) below
+    strategy_name = CharField(max_length=64)
+    coin_id = IntegerField()  # CoinMarketCap id, as in `coin` (not a foreign key: history only)
+    symbol = CharField(max_length=64)
+    timeframe = CharField(max_length=4)
+    fired_at = BigIntegerField()  # the snapshot's timestamp
+    bar_open = BigIntegerField()  # open time of the strategy's candle it belongs to
+    condition = TextField()
+    values = JsonField()  # {"rsi(14)": 28.4, "price": 61234.5}
+    subject = TextField()
+    text = TextField()
+
+    class Meta:
+        table_name = "alert"
+        indexes = ((("user", "fired_at"), False),)
+
+
+class Delivery(BaseModel):
+    """The outbox: one row per (alert, channel), written with the alert before anything is sent.
+
+    ``status``: ``pending`` (to send at ``next_attempt_at``), ``held`` (quiet hours: to send at
+    ``next_attempt_at``, their end), ``sent``, ``failed`` (``detail`` says why, for the user).
+    """
+
+    id = AutoField()
+    alert = ForeignKeyField(AlertRecord, on_delete="CASCADE", index=True)
+    channel = CharField(max_length=16)
+    target = CharField(max_length=2048)  # URL, chat id, phone number or e-mail address
+    secret = CharField(max_length=128, null=True)  # webhook HMAC key, frozen with the alert
+    status = CharField(max_length=8)
+    attempts = IntegerField(default=0)
+    next_attempt_at = BigIntegerField()
+    detail = TextField(null=True)  # the last error, one line without secrets
+    sent_at = BigIntegerField(null=True)
+    created_at = BigIntegerField()
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False),)
+
+
+class AlertStateRecord(BaseModel):
+    """Firing state of one (strategy, coin), so a restarted Scanner worker carries on where it was."""
+
+    strategy = ForeignKeyField(Strategy, on_delete="CASCADE", index=False)  # the key's first column
+    coin_id = IntegerField()
+    active = BooleanField()
+    last_fired_at = BigIntegerField(null=True)
+    last_bar_open = BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "alert_state"
+        primary_key = CompositeKey("strategy", "coin_id")
+
+
+#: Schema version 3: alerts, their deliveries (the outbox) and the firing states.
+ALERT_TABLES = (AlertRecord, Delivery, AlertStateRecord)
+ALL_TABLES = HISTORY_TABLES + USER_TABLES + ALERT_TABLES

@@ -9,6 +9,7 @@ from typing import Any
 
 from peewee import Database, fn
 
+from ubot.models.db import writing
 from ubot.models.tables import Session, Strategy, User, UserSettings
 
 SETTINGS_COLUMNS = tuple(f.name for f in UserSettings._meta.sorted_fields if f.name != "user")
@@ -35,7 +36,7 @@ class UserStore:
 
     def create_user(self, username: str, email: str, password_hash: str, now_ms: int) -> User:
         """Raises ``peewee.IntegrityError`` when the username or e-mail is taken (any case)."""
-        with self.db.atomic():
+        with writing(self.db):
             return User.create(
                 username=username,
                 email=email,
@@ -66,7 +67,7 @@ class UserStore:
     def change_password(self, user_id: int, password_hash: str, now_ms: int) -> int:
         """Store the new hash, clear the failed logins and revoke every session, at once; how many
         sessions were revoked."""
-        with self.db.atomic():
+        with writing(self.db):
             User.update(
                 password_hash=password_hash,
                 password_changed_at=now_ms,
@@ -86,7 +87,7 @@ class UserStore:
     def add_session(self, user_id: int, token_hash: str, now_ms: int, expires_at: int, keep: int) -> None:
         """Store a new session. The user's ended sessions are deleted, and beyond ``keep`` live ones
         the oldest are revoked."""
-        with self.db.atomic():
+        with writing(self.db):
             Session.delete().where(
                 (Session.user == user_id)
                 & ((Session.expires_at <= now_ms) | Session.revoked_at.is_null(False))
@@ -169,7 +170,7 @@ class UserStore:
 
     def record_errors(self, errors: Mapping[int, str | None], now_ms: int) -> None:
         """Each strategy's runtime error (None: it has none any more), for its owner to read."""
-        with self.db.atomic():
+        with writing(self.db):
             for strategy_id, error in errors.items():
                 Strategy.update(last_error=error, last_error_at=None if error is None else now_ms).where(
                     Strategy.id == strategy_id
@@ -200,14 +201,14 @@ class UserStore:
     def create_strategy(self, user_id: int, values: Mapping[str, Any], now_ms: int) -> Strategy:
         """Raises ``peewee.IntegrityError`` when the name is taken."""
         row = {name: values[name] for name in STRATEGY_COLUMNS}
-        with self.db.atomic():
+        with writing(self.db):
             return Strategy.create(user=user_id, created_at=now_ms, updated_at=now_ms, **row)
 
     def update_strategy(self, user_id: int, strategy_id: int, values: Mapping[str, Any], now_ms: int) -> bool:
         """Replace the strategy's columns; ``False`` if the user has no such strategy."""
         row: dict[Any, Any] = {getattr(Strategy, name): values[name] for name in STRATEGY_COLUMNS}
         row[Strategy.updated_at] = now_ms
-        with self.db.atomic():
+        with writing(self.db):
             count = (
                 Strategy.update(row)
                 .where((Strategy.user == user_id) & (Strategy.id == strategy_id))

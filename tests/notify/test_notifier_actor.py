@@ -1,0 +1,530 @@
+"""The Notifier actor on a FakeClock with in-memory channels: write first, then deliver; retries with
+backoff; pacing; quiet hours; slow channels and destinations delay nobody else; resume after a crash.
+
+Every wait is for an event (a channel call, a written delivery, a sleeper on the fake clock), with a
+timeout that is only reached when a test is about to fail. Time moves only when a test moves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pykka
+import pytest
+
+from ubot.actors.notifier import Notifier
+from ubot.clocks import FakeClock
+from ubot.models.alerts import AlertStore
+from ubot.models.tables import Delivery, Strategy, User
+from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
+from ubot.notify.messages import (
+    Alert,
+    AlertState,
+    AlertView,
+    DeliveryTarget,
+    GetAlerts,
+    GetAlertState,
+    ScanOutcome,
+)
+
+WAIT = 10.0
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+T0_MS = int(T0 * 1000)
+
+
+class TestChannel:
+    """A Channel that records every message and answers from a script (then ``sent``). Sends to the
+    targets in ``blocked`` wait for ``gate``."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        name: str,
+        answers: Sequence[Outcome | Exception] = (),
+        min_interval_s: float = 0.0,
+        blocked: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.min_interval_s = min_interval_s
+        self.calls: list[Message] = []
+        self.entered = threading.Event()  # a blocked send has started
+        self.gate = threading.Event()
+        self._blocked = set(blocked)
+        self._answers = list(answers)
+        self._lock = threading.Lock()
+        self._messages: queue.Queue[Message] = queue.Queue()
+
+    def destination(self, message: Message) -> str:
+        return message.target
+
+    def send(self, message: Message) -> Outcome:
+        with self._lock:
+            self.calls.append(message)
+            answer = self._answers.pop(0) if self._answers else Outcome(SENT)
+        if message.target in self._blocked:
+            self.entered.set()
+            self.gate.wait(WAIT)
+        self._messages.put(message)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def next(self) -> Message:
+        """The next message sent (waits for it)."""
+        try:
+            return self._messages.get(timeout=WAIT)
+        except queue.Empty:
+            raise AssertionError(f"{self.name}: nothing sent within {WAIT} s") from None
+
+
+class Running:
+    """A started Notifier and what it reports: written deliveries and published events."""
+
+    def __init__(self, db, clock: FakeClock, channels: Sequence[TestChannel], **options: Any) -> None:
+        self.store = AlertStore(db)
+        self._written: queue.Queue[tuple[int, str]] = queue.Queue()
+        self.published: list[tuple[str, Any, int | None]] = []
+        self.ref = Notifier.start(
+            self.store,
+            {c.name: c for c in channels},
+            clock,
+            publish=lambda event, data, user: self.published.append((event, data, user)),
+            on_delivery=lambda delivery_id, status: self._written.put((delivery_id, status)),
+            **options,
+        )
+
+    def written(self) -> tuple[int, str]:
+        """The next (delivery id, sent | retry | failed) written by the actor."""
+        try:
+            return self._written.get(timeout=WAIT)
+        except queue.Empty:
+            raise AssertionError(f"no delivery written within {WAIT} s") from None
+
+    def tell(self, outcome: ScanOutcome) -> None:
+        self.ref.tell(outcome)
+
+    def alerts(self, user_id: int, **kwargs: Any) -> tuple[AlertView, ...]:
+        return self.ref.ask(GetAlerts(user_id, **kwargs), timeout=WAIT)
+
+    def stop(self) -> None:
+        self.ref.stop(block=True, timeout=WAIT * 4)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def channels() -> Iterator[list[TestChannel]]:
+    """Channels made by a test, their gates opened at the end whatever happened."""
+    made: list[TestChannel] = []
+    yield made
+    for channel in made:
+        channel.gate.set()
+    pykka.ActorRegistry.stop_all(block=True, timeout=WAIT * 4)
+
+
+@pytest.fixture
+def make(channels):
+    def make_channel(name: str, **kwargs: Any) -> TestChannel:
+        channel = TestChannel(name, **kwargs)
+        channels.append(channel)
+        return channel
+
+    return make_channel
+
+
+@pytest.fixture
+def strategy(db) -> Strategy:
+    user = User.create(
+        username="alice", email="alice@example.com", password_hash="h", created_at=1, password_changed_at=1
+    )
+    return Strategy.create(
+        user=user,
+        name="oversold",
+        condition="rsi(14) < 30",
+        indicators=["rsi(14)"],
+        timeframe="1h",
+        top_n=10,
+        channels=["webhook"],
+        frequency="once_per_bar",
+        cooldown_s=0,
+        enabled=True,
+        created_at=1,
+        updated_at=1,
+    )
+
+
+def alert(strategy: Strategy, *targets: DeliveryTarget, coin_id: int = 1, **overrides: Any) -> Alert:
+    fields: dict[str, Any] = {
+        "strategy_id": strategy.id,
+        "user_id": strategy.user_id,
+        "strategy_name": strategy.name,
+        "coin_id": coin_id,
+        "symbol": f"C{coin_id}",
+        "timeframe": "1h",
+        "fired_at_ms": T0_MS,
+        "bar_open_ms": T0_MS - T0_MS % 3_600_000,
+        "condition": "rsi(14) < 30",
+        "values": {"rsi(14)": 28.5},
+        "subject": f"C{coin_id}: rsi(14) < 30",
+        "text": f"C{coin_id} 1h: rsi(14) 28.5",
+        "deliveries": targets,
+    }
+    fields.update(overrides)
+    return Alert(**fields)
+
+
+def scan(*alerts: Alert, states: Sequence[AlertState] = (), tick: int = 1) -> ScanOutcome:
+    return ScanOutcome(worker=0, tick=tick, snapshot_ms=T0_MS, alerts=alerts, states=tuple(states))
+
+
+def hook(target: str = "https://example.com/hook") -> DeliveryTarget:
+    return DeliveryTarget("webhook", target, "s3cret")
+
+
+def delivery(delivery_id: int) -> Delivery:
+    return Delivery.get_by_id(delivery_id)
+
+
+def notifier_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("ubot-notify")}
+
+
+# -- the alert log ----------------------------------------------------------------------------------
+
+
+def test_an_alert_without_deliveries_is_written_logged_and_published(db, clock, strategy, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="ubot.actors.notifier")
+    running = Running(db, clock, [])
+
+    running.tell(scan(alert(strategy, values={"rsi(14)": 28.5, "close": 61250.5})))
+    (view,) = running.alerts(strategy.user_id)
+
+    assert (view.strategy_id, view.symbol, view.fired_at_ms, view.deliveries) == (
+        strategy.id,
+        "C1",
+        T0_MS,
+        (),
+    )
+    line = f"alert {view.id}: strategy 'oversold' of user {strategy.user_id}: C1 1h rsi(14) < 30"
+    assert f"{line} [rsi(14)=28.5, close=61250.5]" in caplog.messages
+    ((event, data, user_id),) = running.published
+    assert (event, data["id"], data["symbol"], data["values"], user_id) == (
+        "alert",
+        view.id,
+        "C1",
+        {"rsi(14)": 28.5, "close": 61250.5},
+        strategy.user_id,
+    )
+
+
+def test_a_failing_publish_loses_nothing(db, clock, strategy, make) -> None:
+    webhook = make("webhook")
+    store = AlertStore(db)
+
+    def publish(*args: Any) -> None:
+        raise ConnectionError("stream hub gone")
+
+    ref = Notifier.start(store, {"webhook": webhook}, clock, publish=publish)
+    ref.tell(scan(alert(strategy, hook())))
+
+    assert webhook.next().target == "https://example.com/hook"
+    assert len(ref.ask(GetAlerts(strategy.user_id), timeout=WAIT)) == 1
+
+
+def test_alert_state_is_answered_after_earlier_writes(db, clock, strategy) -> None:
+    running = Running(db, clock, [])
+    states = (AlertState(strategy.id, 1, True, T0_MS, T0_MS), AlertState(strategy.id, 2, False))
+
+    running.tell(scan(states=states))
+    running.tell(scan(states=[AlertState(strategy.id, 2, True, T0_MS + 1, T0_MS)], tick=2))
+
+    answer = running.ref.ask(GetAlertState((strategy.id,)), timeout=WAIT)
+    assert answer == (states[0], AlertState(strategy.id, 2, True, T0_MS + 1, T0_MS))
+
+
+def test_a_failing_write_is_reported_and_the_notifier_lives_on(db, clock, strategy, make, caplog) -> None:
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook])
+    real = running.store.record
+    calls = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("database restarting")
+        return real(*args, **kwargs)
+
+    running.store.record = flaky  # type: ignore[method-assign]
+    running.tell(scan(alert(strategy, hook(), coin_id=1)))
+    running.tell(scan(alert(strategy, hook(), coin_id=2), tick=2))
+
+    assert webhook.next().subject.startswith("C2")
+    assert [v.symbol for v in running.alerts(strategy.user_id)] == ["C2"]
+    assert "writing 1 alert(s) of worker 0, tick 1 failed" in caplog.text
+
+
+# -- delivering -------------------------------------------------------------------------------------
+
+
+def test_a_delivery_is_sent_then_marked_sent(db, clock, strategy, make) -> None:
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook])
+
+    running.tell(scan(alert(strategy, hook())))
+    message = webhook.next()
+
+    assert (message.channel, message.target, message.secret) == (
+        "webhook",
+        "https://example.com/hook",
+        "s3cret",
+    )
+    assert message.subject == "C1: rsi(14) < 30" and message.text == "C1 1h: rsi(14) 28.5"
+    assert message.payload["id"] == message.alert_id and message.payload["values"] == {"rsi(14)": 28.5}
+    assert running.written() == (message.delivery_id, SENT)
+    row = delivery(message.delivery_id)
+    assert (row.status, row.attempts, row.sent_at) == ("sent", 1, T0_MS)
+    ((view_delivery,),) = [v.deliveries for v in running.alerts(strategy.user_id)]
+    assert (view_delivery.channel, view_delivery.status, view_delivery.attempts) == ("webhook", "sent", 1)
+
+
+def test_a_channel_this_server_does_not_have_fails_at_once(db, clock, strategy, make) -> None:
+    running = Running(db, clock, [make("webhook")])
+
+    running.tell(scan(alert(strategy, DeliveryTarget("telegram", "42"))))
+
+    delivery_id, status = running.written()
+    assert status == FAILED
+    row = delivery(delivery_id)
+    assert (row.status, row.attempts) == ("failed", 0)
+    assert row.detail == "telegram is not configured on this server: set [notify] telegram_bot_token"
+
+
+def test_a_retry_waits_the_backoff_then_sends(db, clock, strategy, make) -> None:
+    webhook = make("webhook", answers=[Outcome(RETRY, "HTTP 503")])
+    running = Running(db, clock, [webhook], backoff_s=5, backoff_max_s=900)
+
+    running.tell(scan(alert(strategy, hook())))
+    first = webhook.next()
+    assert running.written() == (first.delivery_id, RETRY)
+    row = delivery(first.delivery_id)
+    assert (row.status, row.attempts, row.next_attempt_at, row.detail) == (
+        "pending",
+        1,
+        T0_MS + 5_000,
+        "HTTP 503",
+    )
+
+    assert clock.wait_for_sleeper() == T0 + 5
+    clock.advance(5)
+
+    assert webhook.next() == first
+    assert running.written() == (first.delivery_id, SENT)
+    row = delivery(first.delivery_id)
+    assert (row.status, row.attempts, row.sent_at) == ("sent", 2, T0_MS + 5_000)
+
+
+def test_the_providers_retry_after_is_honoured(db, clock, strategy, make) -> None:
+    telegram = make("telegram", answers=[Outcome(RETRY, "HTTP 429", retry_after_s=60)])
+    running = Running(db, clock, [telegram], backoff_s=5)
+
+    running.tell(scan(alert(strategy, DeliveryTarget("telegram", "42"))))
+    telegram.next()
+    running.written()
+
+    assert clock.wait_for_sleeper() == T0 + 60
+    clock.advance(60)
+    telegram.next()
+    assert running.written()[1] == SENT
+
+
+def test_after_max_attempts_the_delivery_fails_with_the_last_detail(db, clock, strategy, make) -> None:
+    answers = [Outcome(RETRY, f"HTTP 503 (attempt {n})") for n in (1, 2, 3)]
+    webhook = make("webhook", answers=answers)
+    running = Running(db, clock, [webhook], max_attempts=3, backoff_s=5, backoff_max_s=900)
+
+    running.tell(scan(alert(strategy, hook())))
+    delivery_id = webhook.next().delivery_id
+    assert running.written() == (delivery_id, RETRY)
+    assert clock.wait_for_sleeper() == T0 + 5
+    clock.advance(5)
+    webhook.next()
+    assert running.written() == (delivery_id, RETRY)
+    assert clock.wait_for_sleeper() == T0 + 15  # then 10 s
+    clock.advance(10)
+    webhook.next()
+    assert running.written() == (delivery_id, FAILED)
+
+    row = delivery(delivery_id)
+    assert (row.status, row.attempts, row.detail, row.sent_at) == ("failed", 3, "HTTP 503 (attempt 3)", None)
+    assert len(webhook.calls) == 3
+
+
+def test_a_channel_that_raises_is_retried(db, clock, strategy, make) -> None:
+    webhook = make("webhook", answers=[RuntimeError("bug")])
+    running = Running(db, clock, [webhook], backoff_s=1)
+
+    running.tell(scan(alert(strategy, hook())))
+    delivery_id = webhook.next().delivery_id
+
+    assert running.written() == (delivery_id, RETRY)
+    assert delivery(delivery_id).detail == "internal error in the webhook channel (RuntimeError)"
+
+
+def test_quiet_hours_hold_the_delivery_until_they_end(db, clock, strategy, make) -> None:
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook])
+    end = 1_700_031_600.0  # 2023-11-15T07:00:00Z
+
+    running.tell(scan(alert(strategy, hook(), quiet_hours="22:00-07:00", timezone="UTC")))
+    (view,) = running.alerts(strategy.user_id)
+
+    assert [d.status for d in view.deliveries] == ["held"]
+    assert Delivery.get().next_attempt_at == end * 1000
+    assert clock.wait_for_sleeper() == end
+    assert webhook.calls == []
+    clock.set(end)
+    webhook.next()
+    assert running.written()[1] == SENT
+
+
+# -- nobody waits for the slow ---------------------------------------------------------------------
+
+
+def test_a_slow_channel_delays_neither_the_others_nor_the_mailbox(db, clock, strategy, make) -> None:
+    telegram = make("telegram", blocked=["42"])
+    webhook = make("webhook")
+    running = Running(db, clock, [telegram, webhook])
+
+    running.tell(scan(alert(strategy, DeliveryTarget("telegram", "42"), hook())))
+    assert telegram.entered.wait(WAIT)  # stuck in the provider
+    webhook.next()
+    assert running.written()[1] == SENT
+    running.tell(scan(alert(strategy, hook(), coin_id=2), tick=2))  # later writes go on
+    webhook.next()
+    assert running.written()[1] == SENT
+
+    views = running.alerts(strategy.user_id)  # and queries are answered
+    assert sorted(d.status for v in views for d in v.deliveries) == ["pending", "sent", "sent"]
+
+    telegram.gate.set()
+    assert telegram.next().target == "42"
+    assert running.written()[1] == SENT
+
+
+def test_a_slow_destination_does_not_delay_others_on_its_channel(db, clock, strategy, make) -> None:
+    webhook = make("webhook", blocked=["https://slow.example.com"])
+    running = Running(db, clock, [webhook])
+
+    running.tell(scan(alert(strategy, hook("https://slow.example.com"))))
+    assert webhook.entered.wait(WAIT)
+    running.tell(scan(alert(strategy, hook("https://fast.example.com"), coin_id=2), tick=2))
+
+    assert webhook.next().target == "https://fast.example.com"
+    webhook.gate.set()
+    assert webhook.next().target == "https://slow.example.com"
+
+
+def test_messages_to_one_destination_are_paced_others_are_not(db, clock, strategy, make) -> None:
+    telegram = make("telegram", min_interval_s=1.0)
+    running = Running(db, clock, [telegram])
+    chat = DeliveryTarget("telegram", "42")
+
+    running.tell(
+        scan(
+            alert(strategy, chat, coin_id=1),
+            alert(strategy, chat, coin_id=2),
+            alert(strategy, DeliveryTarget("telegram", "43"), coin_id=3),
+        )
+    )
+    first, other = telegram.next(), telegram.next()
+
+    # both at T0, in parallel: chat 43 did not wait, chat 42's second message did
+    assert {(first.target, first.subject[:2]), (other.target, other.subject[:2])} == {
+        ("42", "C1"),
+        ("43", "C3"),
+    }
+    assert clock.wait_for_sleeper() == T0 + 1  # chat 42's pace
+    assert len(telegram.calls) == 2
+    clock.advance(1)
+    assert telegram.next().subject.startswith("C2")
+
+
+# -- stopping and resuming ---------------------------------------------------------------------------
+
+
+def test_written_but_not_sent_before_a_crash_is_sent_once_after_the_restart(
+    db, clock, strategy, make
+) -> None:
+    store = AlertStore(db)
+    (written,) = store.record(scan(alert(strategy, hook())), T0_MS)  # then the process died
+    (delivery_id,) = [d.id for d in written.deliveries]
+
+    webhook = make("webhook")
+    first_run = Running(db, clock, [webhook])
+    assert webhook.next().delivery_id == delivery_id
+    assert first_run.written() == (delivery_id, SENT)
+    first_run.stop()
+    assert delivery(delivery_id).status == "sent"
+
+    second_run = Running(db, clock, [webhook])
+    second_run.tell(scan(alert(strategy, hook(), coin_id=2), tick=2))  # same destination: queued behind
+    assert webhook.next().delivery_id != delivery_id  # anything resumed would have gone first
+    second_run.written()
+    second_run.stop()
+
+    assert [m.delivery_id for m in webhook.calls].count(delivery_id) == 1
+    assert store.pending() == []
+
+
+def test_what_is_not_sent_at_stop_stays_pending_and_goes_after_the_restart(db, clock, strategy, make) -> None:
+    webhook = make("webhook", answers=[Outcome(RETRY, "HTTP 502")])
+    first_run = Running(db, clock, [webhook], backoff_s=30)
+    first_run.tell(scan(alert(strategy, hook())))
+    delivery_id = webhook.next().delivery_id
+    first_run.written()
+    assert clock.wait_for_sleeper() == T0 + 30
+
+    first_run.stop()
+
+    row = delivery(delivery_id)
+    assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 1, T0_MS + 30_000)
+    assert notifier_threads() == set()
+
+    second_run = Running(db, clock, [webhook])
+    assert clock.wait_for_sleeper() == T0 + 30  # resumed with its time
+    clock.advance(30)
+    assert webhook.next().delivery_id == delivery_id
+    assert second_run.written() == (delivery_id, SENT)
+    assert (delivery(delivery_id).status, delivery(delivery_id).attempts) == ("sent", 2)
+
+
+def test_a_send_in_flight_at_stop_is_finished_and_written(db, clock, strategy, make) -> None:
+    webhook = make("webhook", blocked=["https://example.com/hook"])
+    running = Running(db, clock, [webhook])
+    running.tell(scan(alert(strategy, hook())))
+    assert webhook.entered.wait(WAIT)
+
+    stopped = running.ref.stop(block=False)
+    webhook.gate.set()
+    stopped.get(timeout=WAIT * 4)
+
+    assert Delivery.get().status == "sent"
+
+
+def test_stop_joins_every_thread(db, clock, strategy, make) -> None:
+    assert notifier_threads() == set()
+    running = Running(db, clock, [make("webhook"), make("telegram")], senders_per_channel=3)
+    running.alerts(strategy.user_id)  # on_start has run
+    assert len(notifier_threads()) == 2 * (1 + 3)
+
+    running.stop()
+
+    assert notifier_threads() == set()

@@ -1,0 +1,219 @@
+"""Issue 5's promise, end to end: a strategy created over HTTP gets exactly one signed webhook call
+and one ``alert`` event on its owner's stream when a replayed market crosses its condition; an alert
+written but not yet sent when uBot stops is sent after the restart, once.
+
+Real actors and database, the gateway through its WSGI app, the webhook over a real socket to a local
+receiver. The replay's BTC prices are 67000.5, 67250.25, 66875.75, 67500.0, 67125.5 (one per tick,
+tests/replayfiles.py; the third of its six files is malformed, so that tick is skipped): ``price > 67400``
+is false, false, false, true, false.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import queue
+import threading
+from typing import Any
+
+import falcon.testing
+import pytest
+from falcon.testing import TestClient
+
+from tests.fakes.webhook import FakeWebhook, status
+from tests.http.support import gateway_of, parse_sse, wait_until
+from tests.replayfiles import ms, write_replay
+from ubot.clocks import FakeClock
+from ubot.http.app import create_app
+from ubot.market.replay import ReplaySource
+from ubot.notify.channels import WebhookChannel
+from ubot.notify.messages import GetAlertState
+from ubot.stream.hub import StreamHub
+from ubot.system import AlertOptions, start_system, stop_system
+
+SECRET = "s3cret-s3cret-s3cret"
+PASSWORD = "correct horse battery staple"
+
+
+class System:
+    def __init__(self, db, replay_dir: str, clock: FakeClock) -> None:
+        self.clock = clock
+        self.hub = StreamHub()
+        self.actors = start_system(
+            db,
+            ReplaySource(replay_dir),
+            interval_s=60,
+            clock=clock,
+            alerts=AlertOptions(
+                workers=3,
+                channels={"webhook": WebhookChannel(timeout_s=5, allow_private_addresses=True)},
+                backoff_s=0.1,
+                backoff_max_s=0.1,
+                allow_local_webhooks=True,
+                publish=self.hub.publish,
+            ),
+        )
+        gateway = gateway_of(
+            self.actors, users=self.actors.users, notifier=self.actors.notifier, now=clock.now
+        )
+        self.app = create_app(gateway, hub=self.hub)
+        self.client = TestClient(self.app)
+
+    def tick(self) -> None:
+        before = self.health()["ticks"]
+        self.clock.set(self.clock.wait_for_sleeper())
+        wait_until(lambda: self.health()["ticks"] > before, "the tick to finish")
+
+    def scanned(self, scans: int) -> None:
+        wait_until(lambda: (self.health().get("scanner") or {}).get("scans", 0) >= scans, f"{scans} scans")
+
+    def health(self) -> dict:
+        return self.client.simulate_get("/health").json
+
+    def stop(self) -> None:
+        self.hub.close()
+        stop_system(self.actors, timeout=10)
+
+
+class Stream:
+    """GET /v1/stream read in a thread, its messages in a queue."""
+
+    def __init__(self, app, token: str) -> None:
+        environ = falcon.testing.create_environ(
+            path="/v1/stream", headers={"Authorization": f"Bearer {token}"}
+        )
+        self.body = app(environ, lambda status, headers, exc_info=None: None)
+        self.messages: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for chunk in self.body:
+            for message in parse_sse(chunk):
+                self.messages.put(message)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        found = []
+        while not self.messages.empty():
+            message = self.messages.get_nowait()
+            if message.get("event") == "alert":
+                found.append(json.loads(message["data"]))
+        return found
+
+
+@pytest.fixture
+def replay_dir(tmp_path) -> str:
+    return write_replay(tmp_path / "replay").directory
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(start=ms("2024-10-16T00:02:30Z") / 1000)
+
+
+def sign_up(client: TestClient, hook_url: str) -> tuple[str, int]:
+    assert (
+        client.simulate_post(
+            "/v1/users", json={"username": "ada", "email": "ada@example.com", "password": PASSWORD}
+        ).status_code
+        == 201
+    )
+    token = client.simulate_post("/v1/sessions", json={"username": "ada", "password": PASSWORD}).json["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    settings = client.simulate_put(
+        "/v1/me/settings", json={"webhook_url": hook_url, "webhook_secret": SECRET}, headers=auth
+    )
+    assert settings.status_code == 200, settings.json
+    created = client.simulate_post(
+        "/v1/me/strategies",
+        json={
+            "name": "BTC breakout",
+            "condition": "price > 67400",
+            "timeframe": "1m",
+            "symbols": ["BTC"],
+            "channels": ["webhook"],
+        },
+        headers=auth,
+    )
+    assert created.status_code == 201, created.json
+    return token, created.json["id"]
+
+
+def test_a_crossing_gives_exactly_one_signed_webhook_and_one_stream_event(db, replay_dir, clock) -> None:
+    with FakeWebhook() as hook:
+        system = System(db, replay_dir, clock)
+        try:
+            token, strategy_id = sign_up(system.client, hook.url())
+            stream = Stream(system.app, token)
+            for _ in range(6):  # the third file is malformed: 6 ticks, 5 snapshots
+                system.tick()
+            system.scanned(5)
+            wait_until(lambda: hook.requests, "the webhook call")
+            auth = {"Authorization": f"Bearer {token}"}
+            listed = wait_until(
+                lambda: [
+                    a
+                    for a in system.client.simulate_get("/v1/me/alerts", headers=auth).json["alerts"]
+                    if a["deliveries"][0]["status"] == "sent"
+                ],
+                "the delivery to be marked sent",
+            )
+            assert (
+                len(listed) == 1 and listed[0]["symbol"] == "BTC" and listed[0]["strategy_id"] == strategy_id
+            )
+            assert listed[0]["values"] == {"price": 67500.0}
+            assert len(hook.requests) == 1
+            request = hook.requests[0]
+            expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+            assert request.header("X-Ubot-Signature") == expected
+            body = json.loads(request.body)
+            assert (
+                body["symbol"] == "BTC"
+                and body["values"] == {"price": 67500.0}
+                and body["id"] == listed[0]["id"]
+            )
+            events = wait_until(stream.alerts, "the stream's alert event")
+            assert [e["id"] for e in events] == [listed[0]["id"]]
+        finally:
+            system.stop()
+
+
+def test_an_alert_written_but_not_sent_is_sent_after_a_restart_once(db, replay_dir, clock) -> None:
+    with FakeWebhook() as hook:
+        hook.script(status(503))  # the first attempt fails; its retry is due on a clock that never moves
+        system = System(db, replay_dir, clock)
+        try:
+            token, _ = sign_up(system.client, hook.url())
+            auth = {"Authorization": f"Bearer {token}"}
+            for _ in range(5):  # the crossing is in the 5th tick's snapshot
+                system.tick()
+
+            def retrying() -> list:
+                alerts = system.client.simulate_get("/v1/me/alerts", headers=auth).json["alerts"]
+                return [d for a in alerts for d in a["deliveries"] if d["attempts"] == 1]
+
+            assert wait_until(retrying, "the failed first attempt")[0]["status"] == "pending"
+        finally:
+            system.stop()  # the alert is written, its delivery not sent: what a crash here leaves
+        assert len(hook.requests) == 1
+        later = FakeClock(start=clock.now() + 1)  # past the retry's due time
+        restarted = System(db, replay_dir, later)
+        try:
+            sent = wait_until(
+                lambda: [
+                    d
+                    for a in restarted.client.simulate_get("/v1/me/alerts", headers=auth).json["alerts"]
+                    for d in a["deliveries"]
+                    if d["status"] == "sent"
+                ],
+                "the resumed delivery to be marked sent",
+            )
+            assert len(sent) == 1 and len(hook.requests) == 2
+        finally:
+            restarted.stop()
+        third = System(db, replay_dir, FakeClock(start=later.now()))
+        try:
+            third.actors.notifier.ask(GetAlertState(()), timeout=10)  # its start (the resume) is over
+        finally:
+            third.stop()
+        assert len(hook.requests) == 2  # a delivered alert is never sent again

@@ -1,0 +1,338 @@
+"""The queries on the alert tables: alerts, their deliveries (the outbox) and the firing states. Used by
+the Notifier actor alone.
+
+:meth:`AlertStore.record` writes one worker's :class:`~ubot.notify.messages.ScanOutcome` (alerts,
+one delivery row per channel, the state upserts) in one transaction, before anything is sent: a
+crash after it loses nothing, the deliveries are resumed from :meth:`~AlertStore.pending` on the
+next start. Delivery is at least once: a crash between a provider accepting a message and
+:meth:`~AlertStore.mark_sent` sends that message again after the restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from peewee import Database, IntegrityError, Model
+
+from ubot.models.bulk import insert_rows
+from ubot.models.db import writing
+from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Strategy
+from ubot.notify.messages import Alert, AlertState, AlertView, DeliveryView, ScanOutcome
+
+log = logging.getLogger(__name__)
+
+PENDING, HELD, SENT, FAILED = "pending", "held", "sent", "failed"
+UNSENT = (PENDING, HELD)
+CHUNK = 500  # rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits
+
+#: ``(alert, now_ms) -> end of the recipient's quiet hours (epoch ms)``, or ``None``: send now.
+HoldUntil = Callable[[Alert, int], int | None]
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One delivery not yet sent, as written."""
+
+    id: int
+    alert_id: int
+    channel: str
+    target: str
+    status: str
+    attempts: int
+    next_attempt_ms: int
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class WrittenAlert:
+    """An alert with its id and its deliveries (those still to send, when read back)."""
+
+    id: int
+    alert: Alert
+    deliveries: tuple[DeliveryRow, ...]
+
+
+class AlertStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def record(
+        self, outcome: ScanOutcome, now_ms: int, hold_until: HoldUntil | None = None
+    ) -> list[WrittenAlert]:
+        """Write the outcome's alerts, their deliveries and its state changes, all or nothing.
+
+        A delivery whose recipient is in quiet hours is ``held`` until their end
+        (``hold_until``), the others are ``pending`` from ``now_ms``. Alerts and states of a
+        strategy deleted since the scan are dropped (its owner deleted it: nothing to tell).
+        """
+        for attempt in (1, 2):
+            try:
+                with writing(self.db):
+                    return self._record(outcome, now_ms, hold_until)
+            except IntegrityError:
+                # PostgreSQL: a strategy deleted after the check below, before the insert. Once more.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record(self, outcome: ScanOutcome, now_ms: int, hold_until: HoldUntil | None) -> list[WrittenAlert]:
+        wanted = {a.strategy_id for a in outcome.alerts} | {s.strategy_id for s in outcome.states}
+        live = _existing_strategies(wanted)
+        alerts = [replace(a, values=_json_values(a.values)) for a in outcome.alerts if a.strategy_id in live]
+        states = {(s.strategy_id, s.coin_id): s for s in outcome.states if s.strategy_id in live}
+        if len(alerts) < len(outcome.alerts):
+            log.info(
+                "worker %d tick %d: %d alert(s) of deleted strategies dropped",
+                outcome.worker,
+                outcome.tick,
+                len(outcome.alerts) - len(alerts),
+            )
+
+        alert_ids = _insert_returning_ids(AlertRecord, [_alert_row(a) for a in alerts])
+        delivery_rows: list[dict[str, Any]] = []
+        for alert_id, alert in zip(alert_ids, alerts):
+            until = hold_until(alert, now_ms) if hold_until and alert.deliveries else None
+            held = until is not None and until > now_ms
+            for target in alert.deliveries:
+                delivery_rows.append(
+                    {
+                        "alert": alert_id,
+                        "channel": target.channel,
+                        "target": target.target,
+                        "secret": target.secret,
+                        "status": HELD if held else PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": until if held else now_ms,
+                        "created_at": now_ms,
+                    }
+                )
+        delivery_ids = _insert_returning_ids(Delivery, delivery_rows)
+
+        fields = (
+            AlertStateRecord.strategy,
+            AlertStateRecord.coin_id,
+            AlertStateRecord.active,
+            AlertStateRecord.last_fired_at,
+            AlertStateRecord.last_bar_open,
+        )
+        insert_rows(
+            AlertStateRecord,
+            fields,
+            [(s.strategy_id, s.coin_id, s.active, s.last_fired_ms, s.last_bar_ms) for s in states.values()],
+            conflict_target=fields[:2],
+            update=fields[2:],
+        )
+
+        by_alert: dict[int, list[DeliveryRow]] = {}
+        for delivery_id, row in zip(delivery_ids, delivery_rows):
+            by_alert.setdefault(row["alert"], []).append(
+                DeliveryRow(
+                    id=delivery_id,
+                    alert_id=row["alert"],
+                    channel=row["channel"],
+                    target=row["target"],
+                    status=row["status"],
+                    attempts=0,
+                    next_attempt_ms=row["next_attempt_at"],
+                    secret=row["secret"],
+                )
+            )
+        return [
+            WrittenAlert(alert_id, alert, tuple(by_alert.get(alert_id, ())))
+            for alert_id, alert in zip(alert_ids, alerts)
+        ]
+
+    def mark_sent(self, delivery_id: int, now_ms: int, attempts: int | None = None) -> bool:
+        """The provider accepted it. ``attempts``: how many it took (default: one more)."""
+        return self._finish(delivery_id, SENT, attempts, sent_at=now_ms)
+
+    def mark_retry(self, delivery_id: int, attempts: int, next_at_ms: int, detail: str) -> bool:
+        """It failed in a way that may pass: ``pending`` again, from ``next_at_ms``."""
+        return (
+            Delivery.update(status=PENDING, attempts=attempts, next_attempt_at=next_at_ms, detail=detail)
+            .where((Delivery.id == delivery_id) & Delivery.status.in_(UNSENT))
+            .execute()
+            == 1
+        )
+
+    def mark_failed(self, delivery_id: int, detail: str, attempts: int | None = None) -> bool:
+        """It will never be sent; ``detail`` tells the user why."""
+        return self._finish(delivery_id, FAILED, attempts, detail=detail)
+
+    def _finish(self, delivery_id: int, status: str, attempts: int | None, **values: Any) -> bool:
+        """Only an unsent delivery changes: a sent one is never sent (nor failed) again."""
+        count = Delivery.attempts + 1 if attempts is None else attempts
+        return (
+            Delivery.update(status=status, attempts=count, **values)
+            .where((Delivery.id == delivery_id) & Delivery.status.in_(UNSENT))
+            .execute()
+            == 1
+        )
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def pending(self) -> list[WrittenAlert]:
+        """Every delivery not yet sent (pending or held), with its alert: what to resume at start-up."""
+        return self._unsent(None, None)
+
+    def due(self, now_ms: int, limit: int) -> list[WrittenAlert]:
+        """The unsent deliveries whose time has come (at most ``limit``), earliest first."""
+        return self._unsent(now_ms, limit)
+
+    def _unsent(self, now_ms: int | None, limit: int | None) -> list[WrittenAlert]:
+        query = (
+            Delivery.select(Delivery, AlertRecord)
+            .join(AlertRecord)
+            .where(Delivery.status.in_(UNSENT))
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+        )
+        if now_ms is not None:
+            query = query.where(Delivery.next_attempt_at <= now_ms)
+        if limit is not None:
+            query = query.limit(limit)
+        alerts: dict[int, Alert] = {}
+        deliveries: dict[int, list[DeliveryRow]] = {}
+        for row in query:
+            if row.alert_id not in alerts:
+                alerts[row.alert_id] = _alert_of(row.alert)
+                deliveries[row.alert_id] = []
+            deliveries[row.alert_id].append(_delivery_of(row))
+        return [WrittenAlert(i, alert, tuple(deliveries[i])) for i, alert in alerts.items()]
+
+    def states(self, strategy_ids: Iterable[int]) -> tuple[AlertState, ...]:
+        """The firing states of these strategies, by strategy then coin."""
+        ids = list(strategy_ids)
+        if not ids:
+            return ()
+        rows = (
+            AlertStateRecord.select()
+            .where(AlertStateRecord.strategy.in_(ids))
+            .order_by(AlertStateRecord.strategy, AlertStateRecord.coin_id)
+        )
+        return tuple(
+            AlertState(r.strategy_id, r.coin_id, r.active, r.last_fired_at, r.last_bar_open) for r in rows
+        )
+
+    def alerts(
+        self,
+        user_id: int,
+        since_ms: int | None = None,
+        strategy_id: int | None = None,
+        limit: int = 50,
+    ) -> tuple[AlertView, ...]:
+        """The user's alerts fired at or after ``since_ms`` (of one strategy when given), newest
+        first, each with every delivery's status."""
+        query = AlertRecord.select().where(AlertRecord.user == user_id)
+        if since_ms is not None:
+            query = query.where(AlertRecord.fired_at >= since_ms)
+        if strategy_id is not None:
+            query = query.where(AlertRecord.strategy == strategy_id)
+        rows = list(query.order_by(AlertRecord.fired_at.desc(), AlertRecord.id.desc()).limit(limit))
+        views: dict[int, list[DeliveryView]] = {row.id: [] for row in rows}
+        if rows:
+            for d in Delivery.select().where(Delivery.alert.in_(list(views))).order_by(Delivery.id):
+                views[d.alert_id].append(DeliveryView(d.channel, d.status, d.attempts, d.detail, d.sent_at))
+        return tuple(
+            AlertView(
+                id=r.id,
+                strategy_id=r.strategy_id,
+                strategy_name=r.strategy_name,
+                coin_id=r.coin_id,
+                symbol=r.symbol,
+                timeframe=r.timeframe,
+                fired_at_ms=r.fired_at,
+                values=r.values,
+                text=r.text,
+                deliveries=tuple(views[r.id]),
+                condition=r.condition,
+                bar_open_ms=r.bar_open,
+            )
+            for r in rows
+        )
+
+
+def _existing_strategies(ids: set[int | None]) -> set[int]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return set()
+    return {i for (i,) in Strategy.select(Strategy.id).where(Strategy.id.in_(wanted)).tuples()}
+
+
+def _insert_returning_ids(model: type[Model], rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert ``rows``; their new ids, in the order of ``rows``.
+
+    Ids are handed out in insertion order on both databases (SQLite's rowid, a PostgreSQL
+    sequence), so sorting the returned ids lines them up with the rows whatever order RETURNING
+    yields them in.
+    """
+    ids: list[int] = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        cursor = model.insert_many(chunk).returning(model._meta.primary_key).tuples().execute()
+        ids.extend(sorted(i for (i,) in cursor))
+    if len(ids) != len(rows):
+        raise RuntimeError(f"{model._meta.table_name}: {len(rows)} row(s) inserted, {len(ids)} id(s) back")
+    return ids
+
+
+def _json_values(values: Mapping[str, Any]) -> dict[str, float | None]:
+    """Plain floats (numpy's too), ``None`` for a missing or non-finite value (no NaN in JSON)."""
+    result: dict[str, float | None] = {}
+    for name, value in values.items():
+        number = None if value is None else float(value)
+        result[str(name)] = number if number is not None and math.isfinite(number) else None
+    return result
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    return {
+        "strategy": alert.strategy_id,
+        "user": alert.user_id,
+        "strategy_name": alert.strategy_name,
+        "coin_id": alert.coin_id,
+        "symbol": alert.symbol,
+        "timeframe": alert.timeframe,
+        "fired_at": alert.fired_at_ms,
+        "bar_open": alert.bar_open_ms,
+        "condition": alert.condition,
+        "values": dict(alert.values),
+        "subject": alert.subject,
+        "text": alert.text,
+    }
+
+
+def _alert_of(row: AlertRecord) -> Alert:
+    return Alert(
+        strategy_id=row.strategy_id,
+        user_id=row.user_id,
+        strategy_name=row.strategy_name,
+        coin_id=row.coin_id,
+        symbol=row.symbol,
+        timeframe=row.timeframe,
+        fired_at_ms=row.fired_at,
+        bar_open_ms=row.bar_open,
+        condition=row.condition,
+        values=row.values,
+        subject=row.subject,
+        text=row.text,
+        deliveries=(),
+    )
+
+
+def _delivery_of(row: Delivery) -> DeliveryRow:
+    return DeliveryRow(
+        id=row.id,
+        alert_id=row.alert_id,
+        channel=row.channel,
+        target=row.target,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_ms=row.next_attempt_at,
+        secret=row.secret,
+    )

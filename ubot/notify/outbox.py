@@ -1,0 +1,151 @@
+"""The outbox's decisions, plain logic without threads or a database: what to send for a written alert,
+and what a channel's :class:`~ubot.notify.channel.Outcome` means for the delivery.
+
+Retries back off exponentially: ``backoff_s`` after the first failed attempt, doubling each time,
+never more than ``backoff_max_s`` (but at least the provider's own ``retry_after_s``), until
+``max_attempts`` attempts have been made; the delivery then fails with the last detail.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from zoneinfo import ZoneInfoNotFoundError
+
+from ubot.models.alerts import WrittenAlert
+from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
+from ubot.notify.messages import Alert
+from ubot.notify.quiet import quiet_until
+from ubot.notify.registry import not_configured
+from ubot.timeutil import iso_from_ms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    backoff_s: float = 5.0
+    backoff_max_s: float = 900.0
+
+    def delay_s(self, attempts: int) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt (1, 2, ...)."""
+        return min(self.backoff_s * 2.0 ** (attempts - 1), self.backoff_max_s)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One delivery to make: its message, the attempts already made, and when it is due."""
+
+    message: Message
+    user_id: int
+    attempts: int
+    due_ms: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to write after an attempt: ``sent`` (at ``at_ms``), ``retry`` (at ``next_attempt_ms``)
+    or ``failed`` (``detail`` says why)."""
+
+    status: Literal["sent", "retry", "failed"]
+    attempts: int
+    at_ms: int
+    next_attempt_ms: int | None = None
+    detail: str | None = None
+
+
+def decide(job: Job, outcome: Outcome, now_ms: int, policy: RetryPolicy) -> Decision:
+    """The delivery's next state after one more attempt ended with ``outcome`` at ``now_ms``."""
+    attempts = job.attempts + 1
+    detail = outcome.detail or outcome.status
+    if outcome.status == SENT:
+        return Decision(SENT, attempts, now_ms)
+    if outcome.status == RETRY and attempts < policy.max_attempts:
+        wait_s = max(policy.delay_s(attempts), outcome.retry_after_s or 0.0)
+        return Decision(RETRY, attempts, now_ms, now_ms + math.ceil(wait_s * 1000), detail)
+    return Decision(FAILED, attempts, now_ms, detail=detail)
+
+
+def unconfigured(job: Job, now_ms: int) -> Decision:
+    """A delivery on a channel this server does not have: failed at once, saying what to set."""
+    return Decision(FAILED, job.attempts, now_ms, detail=not_configured(job.message.channel))
+
+
+def jobs_of(written: WrittenAlert) -> list[Job]:
+    """The deliveries of a written alert, ready to hand to the senders."""
+    payload = alert_document(written.id, written.alert)
+    alert = written.alert
+    return [
+        Job(
+            message=Message(
+                delivery_id=d.id,
+                alert_id=written.id,
+                channel=d.channel,
+                target=d.target,
+                subject=alert.subject,
+                text=alert.text,
+                payload=payload,
+                secret=d.secret,
+            ),
+            user_id=alert.user_id,
+            attempts=d.attempts,
+            due_ms=d.next_attempt_ms,
+        )
+        for d in written.deliveries
+    ]
+
+
+def alert_document(alert_id: int, alert: Alert) -> dict[str, Any]:
+    """The alert as JSON (the webhook body and the stream event). Non-finite values become null."""
+    return {
+        "id": alert_id,
+        "strategy_id": alert.strategy_id,
+        "strategy_name": alert.strategy_name,
+        "coin_id": alert.coin_id,
+        "symbol": alert.symbol,
+        "timeframe": alert.timeframe,
+        "fired_at": iso_from_ms(alert.fired_at_ms),
+        "fired_at_ms": alert.fired_at_ms,
+        "bar_open_ms": alert.bar_open_ms,
+        "condition": alert.condition,
+        "values": _finite(alert.values),
+        "subject": alert.subject,
+        "text": alert.text,
+    }
+
+
+def _finite(values: Mapping[str, float | None]) -> dict[str, float | None]:
+    return {
+        name: None if isinstance(value, float) and not math.isfinite(value) else value
+        for name, value in values.items()
+    }
+
+
+def hold_until(alert: Alert, now_ms: int) -> int | None:
+    """The end of the recipient's quiet hours when ``now_ms`` is inside them, else ``None``. Quiet
+    hours that cannot be read (validated on input, so only a bug) hold nothing: better a message at
+    night than none."""
+    try:
+        return quiet_until(alert.quiet_hours, alert.timezone, now_ms)
+    except (ValueError, ZoneInfoNotFoundError) as error:
+        log.warning("alert of strategy %s: quiet hours ignored: %s", alert.strategy_id, error)
+        return None
+
+
+def describe(alert_id: int, alert: Alert) -> str:
+    """The alert's log line: strategy, owner, coin, condition and the values that made it fire."""
+    values = ", ".join(f"{name}={_number(value)}" for name, value in alert.values.items())
+    return (
+        f"alert {alert_id}: strategy {alert.strategy_name!r} of user {alert.user_id}: "
+        f"{alert.symbol} {alert.timeframe} {alert.condition} [{values}]"
+    )
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "null"
+    return f"{value:.10g}" if isinstance(value, int | float) else repr(value)
