@@ -185,7 +185,13 @@ def run_server(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.notifier,
         )
-        return create_app(gateway, settings.http.max_body_bytes, hub=hub)
+        return create_app(
+            gateway,
+            settings.http.max_body_bytes,
+            hub=hub,
+            max_streams=settings.http.stream_max,
+            heartbeat_s=settings.http.stream_heartbeat,
+        )
 
     def on_stopping() -> None:
         if "hub" in state:  # end open streams now, so the graceful stop does not wait for them

@@ -320,3 +320,9 @@ def test_back_to_back_ticks_are_fine_without_cmc():
         overrides={("market", "source"): "replay", ("market", "replay_dir"): "d", ("market", "interval"): "0"}
     )
     assert settings.market.interval == 0
+
+
+def test_streams_must_leave_threads_for_requests():
+    message = error_of(overrides={("http", "threads"): "4", ("http", "stream_max"): "4"})
+    assert "[http] stream_max (4) must be below [http] threads (4)" in message
+    assert load(overrides={("http", "threads"): "4", ("http", "stream_max"): "3"}).http.stream_max == 3

@@ -163,6 +163,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "http", "max_body_bytes", "16384", _number(256, 1_048_576, integer=True), "an integer 256..1048576"
     ),
+    Option(
+        "http", "stream_max", "4", _number(1, 255, integer=True), "an integer 1..255, below [http] threads"
+    ),
+    Option("http", "stream_heartbeat", "15", _number(1, 300), "seconds, 1..300"),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
         "log",
@@ -306,6 +310,11 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             "[market] interval = 0 (back-to-back ticks) is only for the simulated and replay "
             "sources; CoinMarketCap needs a real interval such as 60"
+        )
+    if settings.http.stream_max >= settings.http.threads:
+        raise ConfigError(
+            f"[http] stream_max ({settings.http.stream_max}) must be below [http] threads "
+            f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
         )
     _check_notify(settings.notify)
 

@@ -54,6 +54,8 @@ _STRATEGY_PROPERTIES = {
     "indicators": {"type": "array"},
     "id": {"type": "integer"},
     "created_at": {"type": ["string", "integer"]},
+    "last_error": {"type": ["string", "null"]},
+    "last_error_at": {"type": ["string", "integer", "null"]},
     "updated_at": {"type": ["string", "integer"]},
 }
 STRATEGY = {
@@ -80,7 +82,7 @@ CONDITION = {
     "required": ["condition"],
     "properties": {"condition": _TEXT},
 }
-_READ_ONLY = ("indicators", "id", "created_at", "updated_at")
+_READ_ONLY = ("indicators", "id", "created_at", "updated_at", "last_error", "last_error_at")
 
 
 def _answer(reply: Any) -> Any:
@@ -101,7 +103,7 @@ def _answer(reply: Any) -> Any:
 
 def _strategy_doc(view: m.StrategyView) -> dict[str, Any]:
     doc = view.as_dict()
-    for name in ("created_at", "updated_at", "expires_at"):
+    for name in ("created_at", "updated_at", "expires_at", "last_error_at"):
         if doc[name] is not None:
             doc[name] = iso_from_ms(doc[name])
     return doc

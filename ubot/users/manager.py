@@ -363,4 +363,6 @@ def _strategy_view(row: Strategy) -> StrategyView:
         enabled=bool(row.enabled),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
     )

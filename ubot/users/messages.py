@@ -211,6 +211,10 @@ class StrategyView:
     enabled: bool
     created_at: int
     updated_at: int
+    #: What went wrong when the Scanner last evaluated it (e.g. not enough history), and since when;
+    #: None when the last evaluation gave every coin a result.
+    last_error: str | None = None
+    last_error_at: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (lists, not tuples)."""

@@ -100,7 +100,7 @@ STRATEGY_FIELDS = (
 )
 #: In a strategy document but derived or set by uBot: ignored on input (a client may send back
 #: what it read).
-STRATEGY_READ_ONLY = ("id", "indicators", "created_at", "updated_at")
+STRATEGY_READ_ONLY = ("id", "indicators", "created_at", "updated_at", "last_error", "last_error_at")
 STRATEGY_DEFAULTS: Mapping[str, Any] = {
     "symbols": None,
     "top_n": None,

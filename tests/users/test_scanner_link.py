@@ -1,0 +1,114 @@
+"""What the UserManager tells the Scanner, and what it hears back from it."""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+import pykka
+import pytest
+
+from ubot.actors.user_manager import UserManagerActor
+from ubot.notify.messages import DeliveryTarget
+from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
+from ubot.scan.spec import UserStrategies
+from ubot.users import messages as m
+
+PW = "correct horse 42"
+WAIT = 10.0
+
+
+class Recorder(pykka.ThreadingActor):
+    def __init__(self, told: queue.Queue) -> None:
+        super().__init__()
+        self.told = told
+
+    def on_receive(self, message: Any) -> Any:
+        self.told.put(message)
+
+
+@pytest.fixture
+def link(manager):
+    told: queue.Queue = queue.Queue()
+    ref = UserManagerActor.start(manager)
+    scanner = Recorder.start(told)
+
+    def ask(message: Any) -> Any:
+        return ref.ask(message, timeout=WAIT)
+
+    def next_told() -> Any:
+        return told.get(timeout=WAIT)
+
+    return ask, scanner, next_told, told, ref
+
+
+def sign_up(ask, name: str) -> int:
+    ask(m.Register(name, f"{name}@example.com", PW))
+    user = ask(m.Authenticate(ask(m.Login(name, PW, None)).token))
+    ask(m.PutSettings(user, {"webhook_url": "https://hooks.example.com/x", "webhook_secret": "0123456789abcdef"}))
+    return user
+
+
+def strategy(**fields: Any) -> dict:
+    return {"name": "Dip", "condition": "rsi(14) < 30", "timeframe": "1h", "top_n": 50, **fields}
+
+
+def test_watching_returns_every_enabled_strategy_with_its_targets(link) -> None:
+    ask, scanner, next_told, told, _ = link
+    ada = sign_up(ask, "ada")
+    ask(m.CreateStrategy(ada, strategy(channels=["webhook"])))
+    ask(m.CreateStrategy(ada, strategy(name="Off", enabled=False)))
+    everyone = ask(WatchStrategies(scanner))
+    assert len(everyone) == 1 and everyone[0].user_id == ada
+    (spec,) = everyone[0].specs
+    assert spec.name == "Dip" and spec.top_n == 50 and spec.symbols is None and spec.timeframe == "1h"
+    assert spec.deliveries == (DeliveryTarget("webhook", "https://hooks.example.com/x", "0123456789abcdef"),)
+    assert told.empty()
+
+
+def test_every_change_tells_the_scanner_the_users_strategies_as_they_are_now(link) -> None:
+    ask, scanner, next_told, _, _ = link
+    ada = sign_up(ask, "ada")
+    ask(WatchStrategies(scanner))
+    created = ask(m.CreateStrategy(ada, strategy()))
+    assert [s.name for s in next_told().specs] == ["Dip"]
+    ask(m.PatchStrategy(ada, created.id, {"enabled": False}))
+    assert next_told() == UserStrategies(ada, ())
+    ask(m.PatchStrategy(ada, created.id, {"enabled": True, "channels": ["webhook"]}))
+    assert next_told().specs[0].deliveries[0].channel == "webhook"
+    ask(m.PutSettings(ada, {"webhook_url": "https://other.example.com/y", "webhook_secret": "0123456789abcdef"}))
+    assert next_told().specs[0].deliveries[0].target == "https://other.example.com/y"
+    ask(m.DeleteStrategy(ada, created.id))
+    assert next_told() == UserStrategies(ada, ())
+
+
+def test_a_refused_change_tells_nothing(link) -> None:
+    ask, scanner, _, told, _ = link
+    ada = sign_up(ask, "ada")
+    ask(WatchStrategies(scanner))
+    assert isinstance(ask(m.CreateStrategy(ada, strategy(timeframe="7m"))), m.Rejected)
+    assert told.empty()
+
+
+def test_runtime_errors_are_kept_for_the_owner_and_cleared(link, clock) -> None:
+    ask, scanner, _, _, ref = link
+    ada = sign_up(ask, "ada")
+    created = ask(m.CreateStrategy(ada, strategy()))
+    ref.tell(StrategyErrors({created.id: "rsi(14) needs 15 candles of history"}, 1_700_000_000_000))
+    view = ask(m.GetStrategy(ada, created.id))
+    assert view.last_error == "rsi(14) needs 15 candles of history" and view.last_error_at == 1_700_000_000_000
+    ref.tell(StrategyErrors({created.id: None}, 1_700_000_060_000))
+    view = ask(m.GetStrategy(ada, created.id))
+    assert view.last_error is None and view.last_error_at is None
+
+
+def test_a_once_strategy_that_fired_is_disabled_and_the_scanner_told(link) -> None:
+    ask, scanner, next_told, _, ref = link
+    ada = sign_up(ask, "ada")
+    created = ask(m.CreateStrategy(ada, strategy(frequency="once")))
+    ask(WatchStrategies(scanner))
+    ref.tell(DisableStrategy(created.id))
+    assert next_told() == UserStrategies(ada, ())
+    assert ask(m.GetStrategy(ada, created.id)).enabled is False
+    ref.tell(DisableStrategy(99_999))  # deleted meanwhile: nothing to do, nothing told
+    ask(m.GetStrategy(ada, created.id))
