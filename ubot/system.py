@@ -112,7 +112,8 @@ def start_system(
     users = UserManagerActor.start(
         UserManager(
             UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
-        )
+        ),
+        notifier,
     )
     candle_store = CandleStore(db)
     scanner = Scanner.start(
@@ -123,8 +124,8 @@ def start_system(
         load=candle_store.recent_closed,
         now_ms=lambda: int(clock.now() * 1000),
     )
-    container = Container.start(monitor, scanner, alerts.publish_snapshot)
-    ohlc = Ohlc.start(candle_store, container, monitor)
+    container = Container.start(monitor, alerts.publish_snapshot)
+    ohlc = Ohlc.start(candle_store, container, monitor, scanner=scanner)
     try:  # answered only after on_start (the candle restore) has run
         ohlc.proxy().watermark.get(timeout=600)
     except pykka.ActorDeadError:

@@ -167,3 +167,20 @@ def test_errors_and_once_strategies_are_reported_to_the_user_manager():
     errors = [m for m in told if isinstance(m, StrategyErrors)]
     assert errors and errors[0].errors == {1: "rsi(14) needs 15 candles of history"} and errors[0].at_ms == T0
     assert DisableStrategy(2) in told
+
+
+def test_a_worker_that_dies_during_a_scan_gets_that_tick_again_after_its_restart():
+    rig = Rig([spec(i, "price > 10") for i in (1, 2, 3)], states=armed(1, 2, 3), workers=3)
+    doomed = rig.scanner.proxy().pool.get()[1]
+    worker = doomed.proxy().worker.get()  # the plain object inside worker 1's actor
+    real_scan = worker.scan
+
+    def crash(frame):
+        worker.scan = real_scan  # only once: the restarted worker is a new object anyway
+        raise RuntimeError("a bug in the middle of a scan")
+
+    worker.scan = crash
+    rig.tick([20, 5, 5])
+    outcomes, stats = rig.outcomes_until_stats()
+    assert stats.worker_restarts == 1 and stats.scans == 1
+    assert sorted(a.strategy_id for o in outcomes for a in o.alerts) == [1, 2, 3]

@@ -157,6 +157,15 @@ def test_states_are_upserted(store, strategy) -> None:
     assert store.states([strategy.id + 100]) == ()
 
 
+def test_forgetting_a_strategys_state(store, strategy) -> None:
+    store.record(
+        outcome(states=[AlertState(strategy.id, 1, True, NOW, NOW), AlertState(strategy.id, 0, True)]), NOW
+    )
+    assert store.forget_states([strategy.id]) == 2
+    assert store.states([strategy.id]) == ()
+    assert store.forget_states([]) == 0
+
+
 def test_a_delivery_in_quiet_hours_is_held_until_they_end(store, strategy) -> None:
     quiet = make_alert(strategy, 1, quiet_hours="22:00-07:00")
     seen = []

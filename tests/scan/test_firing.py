@@ -69,3 +69,9 @@ def test_cooldown_holds_back_a_new_crossing():
 def test_restore_from_rows():
     state = FiringState.restore([AlertState(1, 5, True, 100, 60), AlertState(1, 6, False, 50, None)])
     assert state.active == {5} and state.fired_at == {5: 100, 6: 50} and state.fired_bar == {5: 60}
+
+
+def test_once_never_fires_again_after_its_state_says_it_fired():
+    s = spec(frequency="once")
+    restored = FiringState.restore([AlertState(1, 3, False, 500, 0)])
+    assert step(s, restored, [True, True, True])[0] == []

@@ -9,7 +9,7 @@ import pykka
 import pytest
 
 from ubot.actors.user_manager import UserManagerActor
-from ubot.notify.messages import DeliveryTarget
+from ubot.notify.messages import DeliveryTarget, ForgetState
 from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
 from ubot.scan.spec import UserStrategies
 from ubot.users import messages as m
@@ -29,9 +29,9 @@ class Recorder(pykka.ThreadingActor):
 
 @pytest.fixture
 def link(manager):
-    told: queue.Queue = queue.Queue()
-    ref = UserManagerActor.start(manager)
+    told: queue.Queue = queue.Queue()  # what the Scanner and the Notifier are told, in order
     scanner = Recorder.start(told)
+    ref = UserManagerActor.start(manager, Recorder.start(told))
 
     def ask(message: Any) -> Any:
         return ref.ask(message, timeout=WAIT)
@@ -45,7 +45,11 @@ def link(manager):
 def sign_up(ask, name: str) -> int:
     ask(m.Register(name, f"{name}@example.com", PW))
     user = ask(m.Authenticate(ask(m.Login(name, PW, None)).token))
-    ask(m.PutSettings(user, {"webhook_url": "https://hooks.example.com/x", "webhook_secret": "0123456789abcdef"}))
+    ask(
+        m.PutSettings(
+            user, {"webhook_url": "https://hooks.example.com/x", "webhook_secret": "0123456789abcdef"}
+        )
+    )
     return user
 
 
@@ -75,8 +79,13 @@ def test_every_change_tells_the_scanner_the_users_strategies_as_they_are_now(lin
     ask(m.PatchStrategy(ada, created.id, {"enabled": False}))
     assert next_told() == UserStrategies(ada, ())
     ask(m.PatchStrategy(ada, created.id, {"enabled": True, "channels": ["webhook"]}))
+    assert next_told() == ForgetState((created.id,))  # enabled again: starts afresh
     assert next_told().specs[0].deliveries[0].channel == "webhook"
-    ask(m.PutSettings(ada, {"webhook_url": "https://other.example.com/y", "webhook_secret": "0123456789abcdef"}))
+    ask(
+        m.PutSettings(
+            ada, {"webhook_url": "https://other.example.com/y", "webhook_secret": "0123456789abcdef"}
+        )
+    )
     assert next_told().specs[0].deliveries[0].target == "https://other.example.com/y"
     ask(m.DeleteStrategy(ada, created.id))
     assert next_told() == UserStrategies(ada, ())
@@ -96,7 +105,9 @@ def test_runtime_errors_are_kept_for_the_owner_and_cleared(link, clock) -> None:
     created = ask(m.CreateStrategy(ada, strategy()))
     ref.tell(StrategyErrors({created.id: "rsi(14) needs 15 candles of history"}, 1_700_000_000_000))
     view = ask(m.GetStrategy(ada, created.id))
-    assert view.last_error == "rsi(14) needs 15 candles of history" and view.last_error_at == 1_700_000_000_000
+    assert (
+        view.last_error == "rsi(14) needs 15 candles of history" and view.last_error_at == 1_700_000_000_000
+    )
     ref.tell(StrategyErrors({created.id: None}, 1_700_000_060_000))
     view = ask(m.GetStrategy(ada, created.id))
     assert view.last_error is None and view.last_error_at is None
@@ -112,3 +123,21 @@ def test_a_once_strategy_that_fired_is_disabled_and_the_scanner_told(link) -> No
     assert ask(m.GetStrategy(ada, created.id)).enabled is False
     ref.tell(DisableStrategy(99_999))  # deleted meanwhile: nothing to do, nothing told
     ask(m.GetStrategy(ada, created.id))
+
+
+def test_new_rules_or_enabling_again_forget_the_firing_state_first(link) -> None:
+    ask, scanner, next_told, told, _ = link
+    ada = sign_up(ask, "ada")
+    ask(WatchStrategies(scanner))
+    created = ask(m.CreateStrategy(ada, strategy()))
+    assert isinstance(next_told(), UserStrategies)  # created: no state to forget
+    ask(m.PatchStrategy(ada, created.id, {"name": "Renamed", "cooldown_s": 60}))
+    assert isinstance(next_told(), UserStrategies)  # same rules: the state stays
+    ask(m.PatchStrategy(ada, created.id, {"condition": "rsi(14) < 25"}))
+    assert next_told() == ForgetState((created.id,))
+    assert isinstance(next_told(), UserStrategies)
+    ask(m.PatchStrategy(ada, created.id, {"enabled": False}))
+    assert next_told() == UserStrategies(ada, ())
+    ask(m.PatchStrategy(ada, created.id, {"enabled": True}))
+    assert next_told() == ForgetState((created.id,))
+    assert told.get(timeout=WAIT).specs[0].id == created.id

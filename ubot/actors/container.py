@@ -29,11 +29,9 @@ class Container(Stage):
     def __init__(
         self,
         monitor: pykka.ActorRef,
-        scanner: pykka.ActorRef | None = None,
         publish: Callable[[Snapshot, str], None] | None = None,
     ) -> None:
         super().__init__(monitor)
-        self.scanner = scanner
         self.publish = publish
         self.view: SnapshotView | None = None
         self.open_candles: Mapping[str, CandleRows] = {}
@@ -59,8 +57,6 @@ class Container(Stage):
             for tf, rows in message.open_candles.items()
         }
         done = message.timed(self.name, self.elapsed_ms(started))
-        if self.scanner is not None:
-            self.scanner.tell(message)
         if self.publish is not None:
             try:
                 self.publish(message.snapshot, self.view.etag)

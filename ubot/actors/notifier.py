@@ -21,6 +21,7 @@ request they are in, and whatever was not sent stays pending in the database for
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import queue
@@ -36,7 +37,7 @@ from ubot.clocks import Clock
 from ubot.models.alerts import AlertStore, WrittenAlert
 from ubot.models.db import close_connection
 from ubot.notify.channel import RETRY, SENT, Channel, Outcome
-from ubot.notify.messages import GetAlerts, GetAlertState, ScanOutcome
+from ubot.notify.messages import AlertState, ForgetState, GetAlerts, GetAlertState, ScanOutcome
 from ubot.notify.outbox import (
     Decision,
     Job,
@@ -57,6 +58,8 @@ Publish = Callable[[str, Mapping[str, Any], int | None], None]
 #: ``on_delivery(delivery_id, status)`` after a delivery's new state is written (sent/retry/failed).
 OnDelivery = Callable[[int, str], None]
 STOP_TIMEOUT_S = 30.0
+#: ScanOutcomes kept while the database refuses writes (about an hour of one-minute ticks x 10 workers).
+MAX_UNWRITTEN = 600
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,9 @@ class Notifier(pykka.ThreadingActor):
         # Results cross over through this queue (plus a nudge in the mailbox) rather than as
         # messages, so that on_stop can still write those that arrive while it stops the senders.
         self._attempts: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
+        #: ScanOutcomes whose write failed (the database is down), oldest first: written before any newer.
+        self.unwritten: collections.deque[ScanOutcome] = collections.deque()
+        self.unwritten_failures = 0
         self.dispatcher = Dispatcher(channels, clock, self._attempt_ended, senders_per_channel)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -113,6 +119,12 @@ class Notifier(pykka.ThreadingActor):
             log.info("notifier: resuming %d unsent delivery(ies) of %d alert(s)", count, len(resumed))
 
     def on_stop(self) -> None:
+        self._flush()
+        if self.unwritten:
+            log.error(
+                "notifier: stopping with %d scan outcome(s) not written: their alerts are lost",
+                len(self.unwritten),
+            )
         self.dispatcher.stop(STOP_TIMEOUT_S)
         self._write_attempts()  # those that ended while stopping: written, not resubmitted
         close_connection()
@@ -124,19 +136,21 @@ class Notifier(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ScanOutcome):
-            try:
-                self._record(message)
-            except Exception:  # the database is down: reported, and the Notifier lives on
-                log.exception(
-                    "notifier: worker %d, tick %d: handing on alerts failed", message.worker, message.tick
-                )
+            self.unwritten.append(message)
+            self._flush()
         elif isinstance(message, _AttemptsWaiting):
             try:
                 self._write_attempts()
             except Exception:  # what was not written stays pending: resumed at the next start
                 log.exception("notifier: writing a delivery's state failed")
+        elif isinstance(message, ForgetState):
+            try:
+                self.store.forget_states(message.strategy_ids)
+            except Exception:
+                log.exception("notifier: forgetting the state of strategies %s failed", message.strategy_ids)
         elif isinstance(message, GetAlertState):
-            return self.store.states(message.strategy_ids)
+            self._flush()
+            return self._states(message.strategy_ids)
         elif isinstance(message, GetAlerts):
             return self.store.alerts(message.user_id, message.since_ms, message.strategy_id, message.limit)
         else:
@@ -145,22 +159,50 @@ class Notifier(pykka.ThreadingActor):
 
     # -- alerts ------------------------------------------------------------------------------
 
-    def _record(self, outcome: ScanOutcome) -> None:
-        try:
-            written = self.store.record(outcome, self._now_ms(), hold_until)
-        except Exception:
-            log.exception(
-                "notifier: writing %d alert(s) of worker %d, tick %d failed; they are lost",
-                len(outcome.alerts),
-                outcome.worker,
-                outcome.tick,
-            )
-            return
-        for w in written:
-            log.info("%s", describe(w.id, w.alert))
-        for w in written:
-            self._publish(w)
-            self._dispatch(w)
+    def _flush(self) -> None:
+        """Write the outcomes not written yet, oldest first; stop at the first that fails (the database
+        is down) and try again with the next message. In order, so a newer state never loses to an
+        older one; bounded, so a long outage cannot exhaust memory."""
+        while self.unwritten:
+            outcome = self.unwritten[0]
+            try:
+                written = self.store.record(outcome, self._now_ms(), hold_until)
+            except Exception:
+                if len(self.unwritten) == 1 or self.unwritten_failures == 0:
+                    log.exception(
+                        "notifier: writing %d alert(s) of worker %d, tick %d failed; kept to try again "
+                        "(%d outcome(s) waiting)",
+                        len(outcome.alerts),
+                        outcome.worker,
+                        outcome.tick,
+                        len(self.unwritten),
+                    )
+                self.unwritten_failures += 1
+                while len(self.unwritten) > MAX_UNWRITTEN:
+                    lost = self.unwritten.popleft()
+                    log.error(
+                        "notifier: %d alert(s) of tick %d dropped: the database has refused writes for too long",
+                        len(lost.alerts),
+                        lost.tick,
+                    )
+                return
+            self.unwritten.popleft()
+            if self.unwritten_failures:
+                log.info("notifier: writing works again after %d failure(s)", self.unwritten_failures)
+                self.unwritten_failures = 0
+            for w in written:
+                log.info("%s", describe(w.id, w.alert))
+            for w in written:
+                self._publish(w)
+                self._dispatch(w)
+
+    def _states(self, strategy_ids: tuple[int, ...]) -> tuple[AlertState, ...]:
+        """The saved states, with those of outcomes not written yet on top."""
+        states = {(s.strategy_id, s.coin_id): s for s in self.store.states(strategy_ids)}
+        wanted = set(strategy_ids)
+        for outcome in self.unwritten:
+            states.update({(s.strategy_id, s.coin_id): s for s in outcome.states if s.strategy_id in wanted})
+        return tuple(states[key] for key in sorted(states))
 
     def _publish(self, written: WrittenAlert) -> None:
         if self.publish is None:

@@ -9,8 +9,10 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
   are folded in at once), any older waiting one is dropped and counted in ``scans_skipped``.
 * A worker that dies (a bug) tells the supervisor from ``on_failure``; the supervisor starts a new one
   with the same strategies, which reads their firing state back from the Notifier (after every write
-  already in the Notifier's mailbox), logs it and counts it in ``worker_restarts``. Other workers are not
-  touched.
+  already in the Notifier's mailbox), logs it and counts it in ``worker_restarts``. If it died during
+  a scan, the new one gets that tick's frame again (once). Other workers are not touched.
+* A failure in the supervisor's own work (loading candle history from a database that is down) loses
+  that tick's scan, logged; the supervisor stays up.
 * Strategies come from the UserManager: all of them at start (:class:`WatchStrategies`), then each
   user's enabled strategies whenever they or the user's settings change.
 """
@@ -30,6 +32,7 @@ import pykka
 from ubot.messages import Candled
 from ubot.models.db import close_connection
 from ubot.notify.messages import GetAlertState, ScanOutcome
+from ubot.scan.frame import MarketFrame
 from ubot.scan.messages import (
     DisableStrategy,
     GetScannerStats,
@@ -80,11 +83,17 @@ class ScanWorkerActor(pykka.ThreadingActor):
         new = tuple(sorted(set(self.worker.entries) - known))
         if self.notifier is not None:
             if cleared:
-                self.notifier.tell(
-                    ScanOutcome(worker=self.index, tick=0, snapshot_ms=0, states=tuple(cleared))
+                _tell(
+                    self.notifier,
+                    ScanOutcome(worker=self.index, tick=0, snapshot_ms=0, states=tuple(cleared)),
                 )
             if new:  # strategies this worker has not seen in this run: continue from their saved state
-                self.worker.restore(self.notifier.ask(GetAlertState(new), timeout=ASK_TIMEOUT))
+                try:
+                    self.worker.restore(self.notifier.ask(GetAlertState(new), timeout=ASK_TIMEOUT))
+                except Exception:  # the database is down: start them afresh rather than not at all
+                    log.exception(
+                        "scan worker %d: firing state of %d strategy(ies) unknown", self.index, len(new)
+                    )
 
     def _scan(self, message: ScanTick) -> None:
         started = time.perf_counter()
@@ -92,16 +101,18 @@ class ScanWorkerActor(pykka.ThreadingActor):
         with self.turn:
             result = self.worker.scan(frame)
         if self.notifier is not None and (result.alerts or result.states):
-            self.notifier.tell(
+            _tell(
+                self.notifier,
                 ScanOutcome(
                     worker=self.index,
                     tick=frame.tick,
                     snapshot_ms=frame.timestamp_ms,
                     alerts=tuple(result.alerts),
                     states=tuple(result.states),
-                )
+                ),
             )
-        self.supervisor.tell(
+        _tell(
+            self.supervisor,
             ScanDone(
                 worker=self.index,
                 tick=frame.tick,
@@ -111,15 +122,21 @@ class ScanWorkerActor(pykka.ThreadingActor):
                 errors=result.errors,
                 disable=tuple(result.disable),
                 ms=(time.perf_counter() - started) * 1000,
-            )
+            ),
         )
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
-        self.supervisor.tell(
-            WorkerDied(
-                self.index, f"{getattr(exception_type, '__name__', exception_type)}: {exception_value}"
-            )
-        )
+        name = getattr(exception_type, "__name__", exception_type)
+        _tell(self.supervisor, WorkerDied(self.index, f"{name}: {exception_value}"))
+
+
+def _tell(ref: pykka.ActorRef, message: Any) -> bool:
+    """Tell ``ref``; False when it has stopped (the system is stopping: nothing to do about it)."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True
 
 
 class Scanner(pykka.ThreadingActor):
@@ -153,6 +170,8 @@ class Scanner(pykka.ThreadingActor):
         self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
         self.errors: dict[int, str | None] = {}
         self.disable: list[int] = []
+        self.frame: MarketFrame | None = None  # of the scan in progress (sent again to a restarted worker)
+        self.resent: set[int] = set()
 
     def on_start(self) -> None:
         me = self.actor_ref
@@ -181,17 +200,22 @@ class Scanner(pykka.ThreadingActor):
         close_connection()
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Candled):
-            return self._tick(message)
-        if isinstance(message, ScanDone):
-            return self._done(message)
-        if isinstance(message, StrategiesChanged):
-            return self._change(message.user_id, message.specs)
-        if isinstance(message, WorkerDied):
-            return self._restart(message)
         if isinstance(message, GetScannerStats):
             return self.stats()
-        raise TypeError(f"scanner: unexpected message {type(message).__name__}")
+        handler = {
+            Candled: self._tick,
+            ScanDone: self._done,
+            StrategiesChanged: lambda m: self._change(m.user_id, m.specs),
+            WorkerDied: self._restart,
+        }.get(type(message))
+        if handler is None:
+            raise TypeError(f"scanner: unexpected message {type(message).__name__}")
+        try:
+            handler(message)
+        except Exception:  # e.g. the database is down while loading candle history: this tick's scan
+            # is lost (logged), the Scanner stays up for the next one
+            log.exception("scanner: %s failed", type(message).__name__)
+        return None
 
     # -- ticks -------------------------------------------------------------------------------------
 
@@ -216,16 +240,14 @@ class Scanner(pykka.ThreadingActor):
             return
         self.scan_started = time.perf_counter()
         self.current_tick = message.tick.number
-        frame = self.planner.frame(message.tick.number, message.snapshot, closed_bars)
+        self.frame = self.planner.frame(message.tick.number, message.snapshot, closed_bars)
+        self.resent = set()
         self.outstanding = set(range(len(self.pool)))
         self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
         for index in range(len(self.pool)):
-            try:
-                self.pool[index].tell(ScanTick(frame))
-            except pykka.ActorDeadError:  # died after its last message; its WorkerDied is on the way
-                self.outstanding.discard(index)
-        if not self.outstanding:
-            self._finish()
+            # A worker that died after its last message is replaced when its WorkerDied arrives,
+            # and gets this frame then.
+            _tell(self.pool[index], ScanTick(self.frame))
 
     def _done(self, message: ScanDone) -> None:
         if message.tick != self.current_tick or message.worker not in self.outstanding:
@@ -241,18 +263,19 @@ class Scanner(pykka.ThreadingActor):
             self._finish()
 
     def _finish(self) -> None:
+        self.frame = None
         self.durations.append((time.perf_counter() - self.scan_started) * 1000)
         self.counts["scans"] += 1
         self.counts["alerts"] += self.round["alerts"]
         self.last = {"evaluated": self.round["evaluated"], "coins": self.round["coins"]}
         if self.users is not None:
             if self.errors:
-                self.users.tell(StrategyErrors(dict(self.errors), self.now_ms()))
+                _tell(self.users, StrategyErrors(dict(self.errors), self.now_ms()))
             for strategy_id in self.disable:
-                self.users.tell(DisableStrategy(strategy_id))
+                _tell(self.users, DisableStrategy(strategy_id))
         self.errors, self.disable = {}, []
         if self.monitor is not None:
-            self.monitor.tell(self.stats())  # for /health
+            _tell(self.monitor, self.stats())  # for /health
         if self.pending is not None:
             message, closed_bars = self.pending
             self.pending = None
@@ -262,7 +285,7 @@ class Scanner(pykka.ThreadingActor):
 
     def _change(self, user_id: int, specs: tuple[StrategySpec, ...]) -> None:
         for worker, share in self.planner.set_user(user_id, specs).items():
-            self.pool[worker].tell(SetStrategies({user_id: share}))
+            _tell(self.pool[worker], SetStrategies({user_id: share}))  # a dead one gets it on restart
 
     def _restart(self, message: WorkerDied) -> None:
         index = message.worker
@@ -272,10 +295,19 @@ class Scanner(pykka.ThreadingActor):
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
         self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.turn)
         self.pool[index].tell(SetStrategies(self.planner.share(index)))
-        if index in self.outstanding:  # its part of this tick is lost; the next tick covers it
-            self.outstanding.discard(index)
-            if not self.outstanding:
-                self._finish()
+        if index in self.outstanding and self.frame is not None:
+            if index not in self.resent:  # its part of this tick, once (a frame that kills it twice
+                self.resent.add(index)  # is dropped, below)
+                self.pool[index].tell(ScanTick(self.frame))
+            else:
+                log.error(
+                    "scan worker %d died twice on tick %d: its part of that tick is lost",
+                    index,
+                    self.current_tick,
+                )
+                self.outstanding.discard(index)
+                if not self.outstanding:
+                    self._finish()
 
     def stats(self) -> ScannerStats:
         durations = sorted(self.durations)

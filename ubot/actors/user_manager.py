@@ -8,25 +8,30 @@ at a time, so account and strategy limits cannot race.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import pykka
 
 from ubot.models.db import close_connection
+from ubot.notify.messages import ForgetState
 from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
 from ubot.users import messages as m
 from ubot.users.errors import Refused, ValidationError, rejected
 from ubot.users.manager import UserManager
+
+log = logging.getLogger(__name__)
 
 #: Requests after which the Scanner must learn the user's strategies again (when they succeed).
 CHANGES_STRATEGIES = (m.PutSettings, m.CreateStrategy, m.UpdateStrategy, m.PatchStrategy, m.DeleteStrategy)
 
 
 class UserManagerActor(pykka.ThreadingActor):
-    def __init__(self, manager: UserManager) -> None:
+    def __init__(self, manager: UserManager, notifier: pykka.ActorRef | None = None) -> None:
         super().__init__()
         self.manager = manager
+        self.notifier = notifier
         u = manager
         self.handlers: dict[type, Callable[[Any], Any]] = {
             m.Register: lambda q: u.register(q.username, q.email, q.password),
@@ -55,10 +60,17 @@ class UserManagerActor(pykka.ThreadingActor):
         if isinstance(message, WatchStrategies):
             self.scanner = message.scanner
             return self.manager.all_specs()
-        if isinstance(message, DisableStrategy):
-            return self._changed(self.manager.disable_strategy(message.strategy_id))
-        if isinstance(message, StrategyErrors):
-            return self.manager.record_errors(message.errors, message.at_ms)
+        if isinstance(message, DisableStrategy | StrategyErrors):
+            # Told (no one waits for an answer): a failure here must not stop the actor that serves
+            # every login and strategy request. Logged; the next report or firing comes again.
+            try:
+                if isinstance(message, DisableStrategy):
+                    self._changed(self.manager.disable_strategy(message.strategy_id))
+                else:
+                    self.manager.record_errors(message.errors, message.at_ms)
+            except Exception:
+                log.exception("user manager: could not record %s", type(message).__name__)
+            return None
         handler = self.handlers.get(type(message))
         if handler is None:
             # the type only: a message's fields may hold a password
@@ -68,10 +80,16 @@ class UserManagerActor(pykka.ThreadingActor):
         except (ValidationError, Refused) as error:
             return rejected(error)
         if isinstance(message, CHANGES_STRATEGIES):
+            fresh, self.manager.fresh_state = self.manager.fresh_state, []
+            if fresh and self.notifier is not None:  # before the Scanner hears of the change
+                self.notifier.tell(ForgetState(tuple(fresh)))
             self._changed(message.user)
         return reply
 
     def _changed(self, user_id: int | None) -> None:
         """Tell the Scanner the user's strategies as they are now."""
         if user_id is not None and self.scanner is not None:
-            self.scanner.tell(self.manager.specs_of(user_id))
+            try:
+                self.scanner.tell(self.manager.specs_of(user_id))
+            except pykka.ActorDeadError:  # stopping
+                self.scanner = None

@@ -6,8 +6,9 @@ Query parameters (each refused with a 400 naming it):
 * ``strategy``: only this strategy's alerts (its id);
 * ``limit``: at most this many, 1..500 (default 50).
 
-Each item is ``alert_event(view)`` (:mod:`ubot.stream.events`), the same document the ``alert``
-event of ``/v1/stream`` carries: values, text, and each channel's delivery status.
+Each item is ``alert_event(view)`` (:mod:`ubot.stream.events`): values, text, and each channel's
+delivery status (the ``alert`` event of ``/v1/stream`` has the same members but the deliveries,
+which have not happened when it is published).
 """
 
 from __future__ import annotations

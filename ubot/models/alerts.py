@@ -205,6 +205,14 @@ class AlertStore:
             deliveries[row.alert_id].append(_delivery_of(row))
         return [WrittenAlert(i, alert, tuple(deliveries[i])) for i, alert in alerts.items()]
 
+    def forget_states(self, strategy_ids: Iterable[int]) -> int:
+        """Delete the firing state of these strategies; how many rows went."""
+        ids = list(strategy_ids)
+        if not ids:
+            return 0
+        with writing(self.db):
+            return AlertStateRecord.delete().where(AlertStateRecord.strategy.in_(ids)).execute()
+
     def states(self, strategy_ids: Iterable[int]) -> tuple[AlertState, ...]:
         """The firing states of these strategies, by strategy then coin."""
         ids = list(strategy_ids)

@@ -65,6 +65,14 @@ class ScanOutcome:
     states: tuple[AlertState, ...] = ()
 
 
+@dataclass(frozen=True)
+class ForgetState:
+    """UserManager -> Notifier (tell): these strategies got new rules or were enabled again; their
+    firing state is deleted, so they start afresh (armed)."""
+
+    strategy_ids: tuple[int, ...]
+
+
 # --- queries (ask) -----------------------------------------------------------------------------
 
 

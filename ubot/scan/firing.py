@@ -85,8 +85,8 @@ def decide(
             return [], [AlertState(spec.id, ARMED, True), *rows]
     elif spec.frequency in ("once_per_bar", "once_per_bar_close"):
         candidates = [c for c in true_now if state.fired_bar.get(c) != bar_ms]
-    else:  # once
-        candidates = true_now
+    else:  # once: never again once it has fired (even if the disable has not reached it yet)
+        candidates = [] if state.fired_at else true_now
     cooldown_ms = spec.cooldown_s * 1000
     fire = [
         c

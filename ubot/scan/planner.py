@@ -9,11 +9,12 @@ appears, or needs more depth, is (re)loaded from the database through ``load``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 
 from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
-from ubot.rules import ConditionError, compile_condition
+from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.frame import MarketFrame, Plan
 from ubot.scan.history import CloseHistory
 from ubot.scan.spec import StrategySpec
@@ -30,6 +31,7 @@ class ScanPlanner:
         self.workers = workers
         self.load = load
         self.specs: dict[int, StrategySpec] = {}
+        self.compiled: dict[int, CompiledCondition] = {}
         self.plan = Plan()
         self.histories: dict[str, CloseHistory] = {}
 
@@ -41,11 +43,16 @@ class ScanPlanner:
         a worker that had some of this user's strategies learns they are gone)."""
         for strategy_id in [i for i, s in self.specs.items() if s.user_id == user_id]:
             del self.specs[strategy_id]
+            self.compiled.pop(strategy_id, None)
         shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
         for spec in specs:
             self.specs[spec.id] = spec
+            # Compiled once per change of this user, not for everyone's strategies. An invalid one is
+            # left out of the plan; its worker reports it to the owner.
+            with contextlib.suppress(ConditionError):
+                self.compiled[spec.id] = compile_condition(spec.condition)
             shares[self.owner(spec.id)].append(spec)
-        self.plan = Plan.of(self._compiled())
+        self._replan()
         return {w: tuple(s) for w, s in shares.items()}
 
     def share(self, worker: int) -> dict[int, tuple[StrategySpec, ...]]:
@@ -57,18 +64,12 @@ class ScanPlanner:
         return {user: tuple(specs) for user, specs in users.items()}
 
     def forget(self, strategy_id: int) -> None:
-        spec = self.specs.pop(strategy_id, None)
-        if spec is not None:
-            self.plan = Plan.of(self._compiled())
+        if self.specs.pop(strategy_id, None) is not None:
+            self.compiled.pop(strategy_id, None)
+            self._replan()
 
-    def _compiled(self) -> list:
-        out = []
-        for spec in self.specs.values():
-            try:
-                out.append((spec, compile_condition(spec.condition)))
-            except ConditionError:
-                continue  # the worker reports it to the owner
-        return out
+    def _replan(self) -> None:
+        self.plan = Plan.of((self.specs[i], c) for i, c in self.compiled.items())
 
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]

@@ -12,8 +12,10 @@ it (5,000 coins per tick per client would be the whole snapshot again)::
 A client that wants more re-fetches ``/v1/snapshot`` (with ``If-None-Match: <etag>``). Missing
 numbers (CoinMarketCap's nulls) are ``null``.
 
-``alert`` (visible to its user only: publish with ``user_id=``) carries one alert exactly as an
-item of ``GET /v1/me/alerts`` (:func:`alert_event`), so a client handles both the same way.
+``alert`` (visible to its user only: the Notifier publishes it with ``user_id=``) carries the alert
+as the webhook body has it (``ubot.notify.outbox.alert_document``), published once it is written and
+before it is delivered. :func:`alert_event` is the item of ``GET /v1/me/alerts``: the same members
+the two share (id, strategy, coin, times, values, text), plus each channel's delivery status.
 """
 
 from __future__ import annotations

@@ -111,8 +111,9 @@ class WebhookChannel:
         self._session = session
 
     def destination(self, message: Message) -> str:
-        """``scheme://host:port`` of the URL (the URL itself when it cannot be parsed)."""
-        return _origin(message.target) or message.target
+        """The URL itself: each receiver gets its deliveries one at a time, and a slow one delays
+        only its own (many users' webhooks may share one host: Discord, Slack, Zapier, ngrok)."""
+        return message.target
 
     def send(self, message: Message) -> Outcome:
         origin = _origin(message.target)
