@@ -162,6 +162,7 @@ def run_headless(settings: Settings) -> int:
 def run_server(settings: Settings) -> int:
     from ubot.http.app import create_app
     from ubot.http.gateway import Gateway
+    from ubot.http.protection import protection_middleware
     from ubot.stream.hub import StreamHub
     from ubot.system import stop_system
 
@@ -191,6 +192,7 @@ def run_server(settings: Settings) -> int:
             hub=hub,
             max_streams=settings.http.stream_max,
             heartbeat_s=settings.http.stream_heartbeat,
+            protection=protection_middleware(settings.http, settings.limits),
         )
 
     def on_stopping() -> None:
@@ -258,11 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         root.removeHandler(held)
-    logging.basicConfig(
-        level=settings.log.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from ubot.http.requestid import LOG_FORMAT, install_request_id_logging
+
+    logging.basicConfig(level=settings.log.level, format=LOG_FORMAT, stream=sys.stderr)
+    install_request_id_logging()  # "[<request id>]" on lines logged while a request is handled
     for record in held.buffer:
         logging.getLogger(record.name).handle(record)
     log.info(

@@ -147,7 +147,13 @@ def main() -> None:
     replay = os.path.join(work, "replay")
     write_replay(replay, args.coins)
     ubot_port, bare_port = free_port(), free_port()
-    env = {**os.environ, "UBOT_HTTP_THREADS": str(args.threads), "UBOT_LOG_LEVEL": "WARNING"}
+    # Rate limits off: every wrk client comes from 127.0.0.1, which the per-client limit would throttle.
+    env = {
+        **os.environ,
+        "UBOT_HTTP_THREADS": str(args.threads),
+        "UBOT_LOG_LEVEL": "WARNING",
+        "UBOT_LIMITS_ENABLED": "false",
+    }
     ubot = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "run.py"), "--source", "replay", "--replay-dir", replay,
          "--interval", "0", "--db", f"sqlite:///{work}/ubot.db", "--bind", f"127.0.0.1:{ubot_port}"],

@@ -326,3 +326,83 @@ def test_streams_must_leave_threads_for_requests():
     message = error_of(overrides={("http", "threads"): "4", ("http", "stream_max"): "4"})
     assert "[http] stream_max (4) must be below [http] threads (4)" in message
     assert load(overrides={("http", "threads"): "4", ("http", "stream_max"): "3"}).http.stream_max == 3
+
+
+# -- protection: CORS, proxies, HSTS, rate limits -------------------------------------------------
+
+
+def test_protection_defaults():
+    settings = load()
+    assert settings.http.cors_origins == ()
+    assert settings.http.trusted_proxies == ("127.0.0.1/32", "::1/128")
+    assert settings.http.hsts is False
+    limits = settings.limits
+    assert limits.enabled is True
+    assert (limits.per_client_rate, limits.per_client_burst) == (20, 40)
+    assert (limits.per_user_rate, limits.per_user_burst) == (10, 20)
+    assert (limits.login_per_minute, limits.login_burst) == (5, 10)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ()),
+        ("  ", ()),
+        ("*", ("*",)),
+        ("https://App.Example.com", ("https://app.example.com",)),
+        ("https://app.example.com:443/", ("https://app.example.com",)),
+        ("http://localhost:5173, https://a.example.com,", ("http://localhost:5173", "https://a.example.com")),
+        ("http://[::1]:8080", ("http://[::1]:8080",)),
+        ("http://127.0.0.1:80, http://127.0.0.1", ("http://127.0.0.1",)),
+    ],
+)
+def test_cors_origins_are_normalised_as_browsers_send_them(raw, expected):
+    assert load(environ={"UBOT_HTTP_CORS_ORIGINS": raw}).http.cors_origins == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", ()),
+        ("10.0.0.1", ("10.0.0.1/32",)),
+        ("10.1.2.3/8, ::1, fd00::/8", ("10.0.0.0/8", "::1/128", "fd00::/8")),
+    ],
+)
+def test_trusted_proxies(raw, expected):
+    assert load(environ={"UBOT_HTTP_TRUSTED_PROXIES": raw}).http.trusted_proxies == expected
+
+
+INVALID_PROTECTION = [
+    ("http", "cors_origins", "app.example.com"),
+    ("http", "cors_origins", "ftp://app.example.com"),
+    ("http", "cors_origins", "https://app.example.com/path"),
+    ("http", "cors_origins", "https://app.example.com?x=1"),
+    ("http", "cors_origins", "https://user@app.example.com"),
+    ("http", "cors_origins", "https://app.example.com:99999"),
+    ("http", "cors_origins", "https://app example.com"),
+    ("http", "cors_origins", "*, https://app.example.com"),
+    ("http", "trusted_proxies", "proxy.local"),
+    ("http", "trusted_proxies", "10.0.0.0/33"),
+    ("http", "hsts", "sometimes"),
+    ("limits", "enabled", "maybe"),
+    ("limits", "per_client_rate", "0"),
+    ("limits", "per_client_rate", "fast"),
+    ("limits", "per_client_burst", "0"),
+    ("limits", "per_client_burst", "2.5"),
+    ("limits", "per_user_rate", "-1"),
+    ("limits", "per_user_burst", "100001"),
+    ("limits", "login_per_minute", "0"),
+    ("limits", "login_burst", "0"),
+]
+
+
+@pytest.mark.parametrize(("section", "name", "raw"), INVALID_PROTECTION)
+def test_invalid_protection_value_in_the_file(tmp_path, section, name, raw):
+    path = write(tmp_path, f"[{section}]\n{name} = {raw}\n")
+    _check_names_everything(error_of(path=path), section, name, path, raw)
+
+
+@pytest.mark.parametrize(("section", "name", "raw"), INVALID_PROTECTION)
+def test_invalid_protection_value_in_the_environment(section, name, raw):
+    variable = f"UBOT_{section}_{name}".upper()
+    _check_names_everything(error_of(environ={variable: raw}), section, name, f"environment {variable}", raw)

@@ -9,8 +9,10 @@ where the value came from, and what is accepted.
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -105,6 +107,50 @@ def _email_or_empty(raw: str) -> str:
     return value
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated ``scheme://host[:port]`` (http or https), normalised as browsers send the
+    ``Origin`` header (lower case, no default port, no trailing slash); ``*`` alone = any; empty = none."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if items == ["*"]:
+        return ("*",)
+    origins = []
+    for item in items:
+        parsed = urlparse(item)
+        host = parsed.hostname or ""
+        port = parsed.port  # ValueError when not a number 0..65535
+        if (
+            parsed.scheme.lower() not in ("http", "https")
+            or parsed.path not in ("", "/")
+            or parsed.params
+            or parsed.query
+            or parsed.fragment
+            or "@" in parsed.netloc
+            or not (_HOST_NAME.fullmatch(host) or _is_ipv6(host))
+        ):
+            raise ValueError
+        scheme = parsed.scheme.lower()
+        shown = f"[{host}]" if ":" in host else host
+        default_port = 443 if scheme == "https" else 80
+        origins.append(f"{scheme}://{shown}" + (f":{port}" if port not in (None, default_port) else ""))
+    return tuple(dict.fromkeys(origins))
+
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks (``10.0.0.0/8``, ``::1``); empty = none."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    return tuple(dict.fromkeys(str(ipaddress.ip_network(item, strict=False)) for item in items))
+
+
 @dataclass(frozen=True)
 class Option:
     section: str
@@ -167,6 +213,21 @@ OPTIONS: tuple[Option, ...] = (
         "http", "stream_max", "4", _number(1, 255, integer=True), "an integer 1..255, below [http] threads"
     ),
     Option("http", "stream_heartbeat", "15", _number(1, 300), "seconds, 1..300"),
+    Option(
+        "http",
+        "cors_origins",
+        "",
+        _origins,
+        "comma-separated origins such as https://app.example.com (scheme://host[:port]), * or empty",
+    ),
+    Option(
+        "http",
+        "trusted_proxies",
+        "127.0.0.1, ::1",
+        _networks,
+        "comma-separated IP addresses or networks such as 10.0.0.0/8, or empty",
+    ),
+    Option("http", "hsts", "false", _boolean, "true or false"),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
         "log",
@@ -196,6 +257,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("notify", "smtp_user", "", _text, "an SMTP user name"),
     Option("notify", "smtp_password", "", _text, "an SMTP password", secret=True),
     Option("notify", "smtp_from", "", _email_or_empty, "an e-mail address such as alerts@example.com"),
+    Option("limits", "enabled", "true", _boolean, "true or false"),
+    Option("limits", "per_client_rate", "20", _number(0.01, 100_000), "requests a second, 0.01..100000"),
+    Option("limits", "per_client_burst", "40", _number(1, 100_000, integer=True), "an integer 1..100000"),
+    Option("limits", "per_user_rate", "10", _number(0.01, 100_000), "requests a second, 0.01..100000"),
+    Option("limits", "per_user_burst", "20", _number(1, 100_000, integer=True), "an integer 1..100000"),
+    Option("limits", "login_per_minute", "5", _number(0.1, 10_000), "attempts a minute, 0.1..10000"),
+    Option("limits", "login_burst", "10", _number(1, 10_000, integer=True), "an integer 1..10000"),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
 

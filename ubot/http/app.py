@@ -6,17 +6,12 @@ import logging
 
 import falcon
 
-from ubot.http.alerts import AlertsResource
+from ubot.http import openapi
 from ubot.http.gateway import Gateway, NotEnabled, Unavailable
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
-from ubot.http.resources import (
-    CandlesResource,
-    GlobalResource,
-    HealthResource,
-    QuotesResource,
-    SnapshotResource,
-)
-from ubot.http.stream import DEFAULT_HEARTBEAT_S, DEFAULT_MAX_STREAMS, StreamResource
+from ubot.http.protection import Protection
+from ubot.http.routes import Wiring, served
+from ubot.http.stream import DEFAULT_HEARTBEAT_S, DEFAULT_MAX_STREAMS
 from ubot.stream.hub import StreamHub
 
 log = logging.getLogger(__name__)
@@ -56,22 +51,6 @@ def _serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTT
     resp.media = {"title": exc.title, "description": description, **getattr(exc, "members", {})}
 
 
-def _add_user_routes(app: falcon.App, gateway: Gateway) -> None:
-    from ubot.http import users
-
-    app.add_route("/v1/users", users.UsersResource(gateway))
-    app.add_route("/v1/sessions", users.SessionsResource(gateway))
-    app.add_route("/v1/sessions/current", users.CurrentSessionResource(gateway))
-    app.add_route("/v1/me/sessions", users.AllSessionsResource(gateway))
-    app.add_route("/v1/me/password", users.PasswordResource(gateway))
-    app.add_route("/v1/me/settings", users.SettingsResource(gateway))
-    app.add_route("/v1/me/strategies", users.StrategiesResource(gateway))
-    app.add_route(
-        "/v1/me/strategies/{strategy_id:int(min=1, max=4611686018427387904)}", users.StrategyResource(gateway)
-    )
-    app.add_route("/v1/conditions/validate", users.ConditionsResource(gateway))
-
-
 def create_app(
     gateway: Gateway,
     max_body_bytes: int = 16_384,
@@ -79,28 +58,34 @@ def create_app(
     hub: StreamHub | None = None,
     max_streams: int = DEFAULT_MAX_STREAMS,
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+    protection: Protection | None = None,
 ) -> falcon.App:
     """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``.
 
     ``hub``: where ``GET /v1/stream`` reads live events (without one the route answers 503), at
-    most ``max_streams`` at once, a heartbeat every ``heartbeat_s`` seconds.
+    most ``max_streams`` at once, a heartbeat every ``heartbeat_s`` seconds. The routes are those of
+    ``ubot.http.routes.ROUTES``, described at ``GET /openapi.json``. ``protection``: request ids,
+    client address, access log, CORS, security headers and rate limits (``ubot.http.protection``);
+    none when not given (tests of single resources).
     """
     authenticate = gateway.authenticate if gateway.users is not None else None
-    middleware: list = [BodyLimit(max_body_bytes), RequireJSON(), Authentication(authenticate)]
+    guard = protection or Protection([], [])
+    # Order (see ubot/http/protection.py): request id first and out last; CORS answers preflights
+    # before any check; the per-client limit refuses floods before the body is read; the per-user
+    # limit needs the user that Authentication found.
+    middleware: list = [
+        *guard.before_auth,
+        BodyLimit(max_body_bytes),
+        RequireJSON(),
+        Authentication(authenticate),
+        *guard.after_auth,
+    ]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
-    app.add_route("/health", HealthResource(gateway))
-    app.add_route("/v1/snapshot", SnapshotResource(gateway))
-    app.add_route("/v1/coins/{key}/candles", CandlesResource(gateway))
-    app.add_route("/v1/coins/{key}/quotes", QuotesResource(gateway))
-    app.add_route("/v1/global", GlobalResource(gateway))
-    app.add_route("/v1/me/alerts", AlertsResource(gateway))
-    app.add_route(
-        "/v1/stream",
-        StreamResource(hub, authenticate, max_streams=max_streams, heartbeat_s=heartbeat_s),
-    )
-    if gateway.users is not None:
-        _add_user_routes(app, gateway)
+    routes = served(accounts=gateway.users is not None)  # the one route table (ubot/http/routes.py)
+    wiring = Wiring(gateway, authenticate, hub, max_streams, heartbeat_s, openapi.document(routes))
+    for route in routes:
+        app.add_route(route.template, route.build(wiring))
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(Unavailable, _unavailable)
     app.add_error_handler(NotEnabled, _not_enabled)

@@ -12,6 +12,7 @@ from typing import Any
 
 import falcon
 
+from ubot.http.clientaddr import client_address
 from ubot.http.gateway import Gateway
 from ubot.http.middleware import HTTPFieldError, validated
 from ubot.timeutil import iso_from_ms
@@ -134,7 +135,7 @@ class SessionsResource(_Resource):
     @validated(LOGIN)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        login = self.ask(m.Login(body["username"], body["password"], client=req.remote_addr))
+        login = self.ask(m.Login(body["username"], body["password"], client=client_address(req)))
         resp.status = falcon.HTTP_201
         resp.cache_control = ["no-store"]
         resp.media = {"token": login.token, "expires_at": iso_from_ms(login.expires_at)}

@@ -1,0 +1,127 @@
+"""Rate limits: per client address, per authenticated user, and a stricter one for login and sign-up.
+
+Over budget: 429 in the uniform JSON error shape, with ``Retry-After`` (whole seconds, >= 1).
+
+* :class:`ClientRateLimit` (``process_request``, before the body checks and authentication, so a
+  flood costs as little as possible): every request from one client address spends a token; on top,
+  ``POST /v1/sessions`` (login) and ``POST /v1/users`` (sign-up) spend one from a second, much
+  smaller budget shared by the two. The address comes from :mod:`ubot.http.clientaddr`
+  (``X-Forwarded-For`` only from trusted proxies). IPv6 clients are counted per /64 network: one
+  host usually holds a whole /64, and could otherwise rotate through its addresses.
+* :class:`UserRateLimit` (``process_resource``): must come AFTER
+  :class:`~ubot.http.middleware.Authentication` in the middleware list, which sets
+  ``req.context.user_id`` in its own ``process_resource`` (middleware runs in list order). Each
+  authenticated request also spends a token of its user's budget, whatever address it comes from.
+
+Not limited: ``/health`` (monitoring polls it) and ``/openapi.json`` (static); see
+:data:`EXEMPT_PATHS`.
+
+Default budgets (``[limits]`` in settings.ini), and why:
+
+* per client 20 requests/s, bursts of 40: a browser opening the app fires a dozen or two requests at
+  once (snapshot, settings, strategies, alerts, a few candle series) and then a few a minute; a
+  script polling every second is far below. 20/s sustained from one address is a loop, not a user,
+  and it still leaves most of the 8 worker threads to everyone else.
+* per user 10/s, bursts of 20, on top: a token used from many addresses (a leaked token, a
+  distributed script) is held to half of one client's budget; a real user never gets near.
+* login and sign-up 5 a minute, bursts of 10, per address: each attempt costs ~140 ms of argon2id in
+  the UserManager actor, whose one mailbox serves every account request. Ten attempts in a row cover
+  any typing mistakes; then one every 12 s keeps online password guessing slow and the UserManager
+  free for others.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import falcon
+
+from ubot.http.clientaddr import client_address, parse_ip
+from ubot.http.limits import DEFAULT_MAX_KEYS, Budget, TokenBuckets, retry_after
+
+EXEMPT_PATHS = frozenset({"/health", "/openapi.json"})
+LOGIN_ROUTES = frozenset({("POST", "/v1/sessions"), ("POST", "/v1/users")})
+
+DEFAULT_PER_CLIENT = Budget(rate=20.0, burst=40)
+DEFAULT_PER_USER = Budget(rate=10.0, burst=20)
+DEFAULT_LOGIN = Budget(rate=5 / 60, burst=10)
+
+
+class ClientRateLimit:
+    def __init__(
+        self,
+        per_client: Budget = DEFAULT_PER_CLIENT,
+        login: Budget = DEFAULT_LOGIN,
+        *,
+        now: Callable[[], float],
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        self.clients = TokenBuckets(per_client, now=now, max_keys=max_keys)
+        self.logins = TokenBuckets(login, now=now, max_keys=max_keys)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        path = _path(req)
+        if path in EXEMPT_PATHS:
+            return
+        key = client_key(client_address(req))
+        wait = self.clients.take(key)
+        if wait:
+            raise too_many_requests(wait, "from your address", self.clients.budget)
+        if (req.method, path) in LOGIN_ROUTES:
+            wait = self.logins.take(key)
+            if wait:
+                raise too_many_requests(wait, "to log in or sign up from your address", self.logins.budget)
+
+
+class UserRateLimit:
+    def __init__(
+        self,
+        per_user: Budget = DEFAULT_PER_USER,
+        *,
+        now: Callable[[], float],
+        max_keys: int = DEFAULT_MAX_KEYS,
+    ) -> None:
+        self.users = TokenBuckets(per_user, now=now, max_keys=max_keys)
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Mapping[str, Any]
+    ) -> None:
+        user_id = getattr(req.context, "user_id", None)
+        if user_id is None or _path(req) in EXEMPT_PATHS:
+            return
+        wait = self.users.take(user_id)
+        if wait:
+            raise too_many_requests(wait, "for your account", self.users.budget)
+
+
+@functools.lru_cache(maxsize=4096)
+def client_key(address: str) -> str:
+    """The bucket key of an address: itself for IPv4, its /64 network for IPv6."""
+    parsed = parse_ip(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed) if parsed is not None else address
+
+
+def too_many_requests(wait_s: float, what: str, budget: Budget) -> falcon.HTTPTooManyRequests:
+    seconds = retry_after(wait_s)
+    return falcon.HTTPTooManyRequests(
+        title="Too many requests",
+        description=f"Too many requests {what} (at most {_per(budget)}, bursts of {budget.burst}); "
+        f"retry in {seconds} s.",
+        retry_after=seconds,
+    )
+
+
+def _per(budget: Budget) -> str:
+    if budget.rate >= 1:
+        return f"{budget.rate:g} a second"
+    return f"{budget.rate * 60:g} a minute"
+
+
+def _path(req: falcon.Request) -> str:
+    path = req.path
+    return path.rstrip("/") or "/"
