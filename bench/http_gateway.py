@@ -75,6 +75,9 @@ def serve_bare(port: int, body_file: str, etag: str, threads: int) -> None:
 
     from ubot.http.server import GatewayServer
 
+    from run import SWITCH_INTERVAL_S
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as uBot's own process (run.py) sets it
     with open(body_file, "rb") as handle:
         body = handle.read()
 

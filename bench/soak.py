@@ -76,7 +76,7 @@ CONDITIONS = (
 
 def add_strategies(base: str, count: int) -> None:
     """One user with ``count`` strategies (alert log only), so the Scanner works during the soak."""
-    password = "soak-test-password-1"
+    password = "marble harbour 7 quietly"
     post(base + "/v1/users", {"username": "soak", "email": "soak@example.com", "password": password})
     token = post(base + "/v1/sessions", {"username": "soak", "password": password})["token"]
     for i in range(count):
