@@ -73,9 +73,8 @@ def serve_bare(port: int, body_file: str, etag: str, threads: int) -> None:
     """The floor: the same bytes from a bare Falcon app under the same gunicorn configuration."""
     import falcon
 
-    from ubot.http.server import GatewayServer
-
     from run import SWITCH_INTERVAL_S
+    from ubot.http.server import GatewayServer
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as uBot's own process (run.py) sets it
     with open(body_file, "rb") as handle:
