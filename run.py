@@ -152,7 +152,11 @@ def run_headless(settings: Settings) -> int:
         print(f"ubot: {exc}", file=sys.stderr)
         return 1
     try:
-        finished.wait()
+        # A timed wait, not wait(): Linux may deliver SIGTERM to any thread, and CPython runs the
+        # handler in the main thread only when it next executes bytecode; an untimed wait would
+        # leave the signal pending until the source ran dry (tests/test_graceful.py).
+        while not finished.wait(0.5):
+            pass
     finally:
         stop_system(actors)
     log.info("stopped")

@@ -1,0 +1,468 @@
+"""``run.py`` as a subprocess for the fault tests (tests/test_crash.py, tests/test_graceful.py): start
+it, watch it from outside, freeze it (SIGSTOP) to look at the database in a known state, kill it.
+
+What a test can see from outside, without any hook in uBot:
+
+- the committed database: snapshots, quotes, the OHLC watermark (the last snapshot folded into the
+  candles), alerts and deliveries;
+- whether the process has a write transaction open: on SQLite, the WAL write lock is a POSIX lock on
+  byte 120 of the ``-shm`` file, listed in ``/proc/locks`` with the owner's pid; on PostgreSQL,
+  ``pg_stat_activity`` shows the open transaction and its last statement (the connections are
+  tagged with an ``application_name`` of the test's own).
+
+With the process frozen, both stay still, so "a store transaction is in flight" is a fact checked
+before the kill, not a guess. In back-to-back mode (``--interval 0``) one tick is in flight at a
+time: the Store's transaction for snapshot S+1 starts only after the OHLC committed watermark S.
+So, frozen, with a write transaction open: watermark == last snapshot means the Store is writing,
+watermark < last snapshot means the OHLC is writing; with none open and watermark < last snapshot,
+the process stands between the two commits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from peewee import fn
+
+from ubot.market.simulated import SimulatedSource
+from ubot.models.candle_store import WATERMARK
+from ubot.models.tables import Candle, GlobalMetric, Meta, Quote, SnapshotRecord
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = str(REPO / "run.py")
+SETTINGS = str(REPO / "settings.ini")
+TIMEOUT_S = 30
+MINUTE_MS = 60_000
+TIMEFRAME_MS = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+T = TypeVar("T")
+
+
+# --- waiting ---------------------------------------------------------------------------------------
+
+
+def wait_for(probe: Callable[[], T], what: str, timeout: float = TIMEOUT_S, alive: Ubot | None = None) -> T:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` s, or at once if
+    ``alive`` exits meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if alive is not None and alive.proc.poll() is not None:
+            raise AssertionError(
+                f"uBot exited ({alive.proc.returncode}) while waiting for {what}:\n{alive.tail()}"
+            )
+        if time.monotonic() > deadline:
+            detail = f":\n{alive.tail()}" if alive is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
+        time.sleep(0.002)
+
+
+# --- the process -----------------------------------------------------------------------------------
+
+
+def environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without any uBot setting, HOME in the test's directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_") and k != "XDG_RUNTIME_DIR"}
+    env["HOME"] = str(home)
+    env.update(extra or {})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Ubot:
+    """One ``run.py`` process. In server mode, :attr:`pid` is the gunicorn worker (where the actors
+    live), found in the log; otherwise the process itself."""
+
+    proc: subprocess.Popen
+    log_path: Path
+    base: str | None = None  # http://127.0.0.1:port in server mode
+    stopped_in_s: float | None = None
+    workers_seen: int = field(default=0)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.splitlines()[-lines:])
+
+    @property
+    def pid(self) -> int:
+        if self.base is None:
+            return self.proc.pid
+        return self.worker_pids()[-1]
+
+    def worker_pids(self) -> list[int]:
+        return [int(p) for p in re.findall(r"Booting worker with pid: (\d+)", self.log)]
+
+    def wait_worker(self, count: int = 1) -> int:
+        """The pid of the ``count``-th gunicorn worker once it has booted."""
+        pids = wait_for(lambda: self.worker_pids()[count - 1 :], f"gunicorn worker #{count}", alive=self)
+        return pids[0]
+
+    def freeze(self, pid: int | None = None) -> None:
+        os.kill(pid or self.pid, signal.SIGSTOP)
+
+    def thaw(self, pid: int | None = None) -> None:
+        os.kill(pid or self.pid, signal.SIGCONT)
+
+    def kill_worker(self, pid: int) -> None:
+        """SIGKILL the gunicorn worker ``pid`` (the master stays and boots another)."""
+        os.kill(pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        """SIGKILL (works on a frozen process too) and reap."""
+        self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT_S)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = TIMEOUT_S, pid: int | None = None) -> int:
+        """Send ``signum`` (to ``pid``, default the process) and wait for the exit; the exit code.
+        :attr:`stopped_in_s` is the time from the signal to the exit."""
+        started = time.monotonic()
+        os.kill(pid or self.proc.pid, signum)
+        if pid is not None:
+            self.thaw(pid)  # a frozen worker takes the signal when it goes on
+        code = self.wait_exit(timeout, started)
+        return code
+
+    def wait_exit(self, timeout: float = TIMEOUT_S, started: float | None = None) -> int:
+        started = time.monotonic() if started is None else started
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"uBot did not exit within {timeout:.0f} s:\n{self.tail()}") from None
+        self.stopped_in_s = time.monotonic() - started
+        return code
+
+    def close(self) -> None:
+        """Make sure nothing is left running (a failed test)."""
+        if self.proc.poll() is None:
+            with _suppress():
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=TIMEOUT_S)
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)  # type: ignore[arg-type]
+
+
+def start(
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    http: bool = False,
+    name: str = "ubot",
+) -> Ubot:
+    """``run.py --config settings.ini [args]`` in ``tmp_path``, its output in ``<name>.log``; in its
+    own process group (a failed test kills the gunicorn worker too)."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    number = len(list(tmp_path.glob(f"{name}*.log")))
+    log_path = tmp_path / f"{name}-{number}.log"
+    base = None
+    flags = list(args)
+    if http:
+        port = free_port()
+        flags += ["--bind", f"127.0.0.1:{port}"]
+        base = f"http://127.0.0.1:{port}"
+    else:
+        flags.append("--no-http")
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, RUN, "--config", SETTINGS, *flags],
+            cwd=tmp_path,
+            env=environment(home, env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Ubot(proc, log_path, base)
+
+
+# --- the database seen from outside ------------------------------------------------------------------
+
+
+def tagged(database_url: str) -> tuple[str, str]:
+    """``database_url`` with an ``application_name`` of its own on PostgreSQL (so this test finds its
+    subprocess's connections in ``pg_stat_activity``); and that name."""
+    tag = f"ubot-fault-{uuid.uuid4().hex[:10]}"
+    if not database_url.startswith("postgres"):
+        return database_url, tag
+    separator = "&" if "?" in database_url else "?"
+    return f"{database_url}{separator}application_name={tag}", tag
+
+
+def sqlite_path(database_url: str) -> str | None:
+    if not database_url.startswith("sqlite"):
+        return None
+    path = database_url.split("://", 1)[1].split("?", 1)[0]
+    return path[1:] if path.startswith("/") else path  # as ubot.models.db.open_database
+
+
+def open_writes(database_url: str, tag: str, pid: int) -> list[str]:
+    """The write transactions process ``pid`` has open right now: on SQLite ``["write lock"]`` or
+    ``[]``; on PostgreSQL the last statement of each open transaction of the tagged connections."""
+    path = sqlite_path(database_url)
+    if path is not None:
+        try:
+            inode = os.stat(path + "-shm").st_ino
+        except FileNotFoundError:
+            return []
+        with open("/proc/locks") as locks:
+            for line in locks:
+                parts = line.split()
+                # "1: POSIX  ADVISORY  WRITE 29795 fe:00:2146618 120 121"
+                if len(parts) < 8 or parts[1] != "POSIX" or parts[3] != "WRITE" or parts[4] != str(pid):
+                    continue
+                if int(parts[5].rsplit(":", 1)[1]) != inode:
+                    continue
+                start, end = int(parts[6]), parts[7]
+                if start <= 120 <= (int(end) if end != "EOF" else 1 << 62):
+                    return ["write lock"]
+        return []
+    from ubot.models.db import database
+
+    rows = database.execute_sql(
+        "SELECT query FROM pg_stat_activity WHERE application_name = %s AND xact_start IS NOT NULL",
+        (tag,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def last_snapshot() -> int:
+    return SnapshotRecord.select(fn.MAX(SnapshotRecord.id)).scalar() or 0
+
+
+def watermark() -> int:
+    row = Meta.get_or_none(Meta.key == WATERMARK)
+    return int(row.value) if row else 0
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What a frozen process was doing: ``"store"`` (the Store's transaction open), ``"ohlc"`` (the
+    OHLC's open), ``"between"`` (snapshot committed, candles not yet), ``"idle"`` (none of these)."""
+
+    stage: str
+    last_snapshot: int  # committed
+    watermark: int
+    statements: tuple[str, ...]
+
+
+def moment(database_url: str, tag: str, pid: int) -> Moment:
+    """Classify what the (frozen) process ``pid`` is doing in the market pipeline (no users)."""
+    writes = tuple(open_writes(database_url, tag, pid))
+    last, mark = last_snapshot(), watermark()
+    if writes:
+        stage = "store" if mark >= last else "ohlc"
+    else:
+        stage = "between" if mark < last else "idle"
+    return Moment(stage, last, mark, writes)
+
+
+def kill_at(
+    ubot: Ubot,
+    database_url: str,
+    tag: str,
+    wanted: Callable[[Moment], bool],
+    what: str,
+    jitter: Callable[[], float] = lambda: 0.0,
+    action: Callable[[int], None] | None = None,
+    freeze: bool = True,
+) -> Moment:
+    """Freeze the process again and again until ``wanted(moment)``; then, still frozen, SIGKILL it
+    (or call ``action(pid)``, after which it is let go on). Returns that moment."""
+    deadline = time.monotonic() + TIMEOUT_S
+    pid = ubot.pid
+    while True:
+        assert ubot.proc.poll() is None, f"uBot exited before {what}:\n{ubot.tail()}"
+        assert time.monotonic() < deadline, f"never caught {what}:\n{ubot.tail()}"
+        if freeze:
+            ubot.freeze(pid)
+        try:
+            seen = moment(database_url, tag, pid)
+            # Once the replay is over, uBot stops by itself: closing its SQLite connections takes
+            # the write lock too. Only moments while it still ticks count.
+            if "source exhausted" not in ubot.log and wanted(seen):
+                if action is not None:
+                    action(pid)
+                    return seen
+                os.kill(pid, signal.SIGKILL)
+                if pid == ubot.proc.pid:
+                    ubot.proc.wait(timeout=TIMEOUT_S)
+                return seen
+        finally:
+            if freeze:
+                with _suppress():
+                    ubot.thaw(pid)
+        time.sleep(0.001 + jitter())
+
+
+# --- invariants --------------------------------------------------------------------------------------
+
+
+def assert_snapshots_whole() -> int:
+    """No partial snapshot: each snapshot row has exactly ``coin_count`` quotes and one global-metrics
+    row (the simulated market always sends them); no quote or global row without its snapshot.
+    Returns the number of snapshots."""
+    counts = dict(Quote.select(Quote.snapshot, fn.COUNT(Quote.coin)).group_by(Quote.snapshot).tuples())
+    snapshots = list(SnapshotRecord.select(SnapshotRecord.id, SnapshotRecord.coin_count).tuples())
+    partial = [(sid, n, counts.get(sid, 0)) for sid, n in snapshots if counts.get(sid, 0) != n]
+    assert not partial, f"snapshots with a wrong number of quotes (id, coin_count, quotes): {partial[:5]}"
+    ids = {sid for sid, _ in snapshots}
+    orphans = set(counts) - ids
+    assert not orphans, f"quotes of snapshots that do not exist: {sorted(orphans)[:5]}"
+    metrics = [sid for (sid,) in GlobalMetric.select(GlobalMetric.snapshot).tuples()]
+    assert sorted(metrics) == sorted(ids), "global metrics are not one per snapshot"
+    return len(snapshots)
+
+
+def candles_of(quotes: list[tuple[int, int, float]]) -> dict[tuple[int, str, int], tuple]:
+    """The candle rows ``quotes`` (coin, ts, price; in time order) imply, as uBot persists them: every
+    1m candle (the open one too); of the longer timeframes only those closed (a later quote of that
+    coin fell in a later bucket). Value: (open, high, low, close, count)."""
+    result: dict[tuple[int, str, int], tuple] = {}
+    for timeframe, length in TIMEFRAME_MS.items():
+        buckets: dict[tuple[int, int], list[float]] = {}
+        latest: dict[int, int] = {}
+        for coin, ts, price in quotes:
+            start = ts - ts % length
+            buckets.setdefault((coin, start), []).append(price)
+            latest[coin] = max(latest.get(coin, start), start)
+        for (coin, start), prices in buckets.items():
+            if timeframe != "1m" and start == latest[coin]:
+                continue  # still open: rebuilt at start-up, written when it closes
+            result[(coin, timeframe, start)] = (prices[0], max(prices), min(prices), prices[-1], len(prices))
+    return result
+
+
+def stored_candles() -> dict[tuple[int, str, int], tuple]:
+    rows = Candle.select(
+        Candle.coin,
+        Candle.timeframe,
+        Candle.open_time,
+        Candle.open,
+        Candle.high,
+        Candle.low,
+        Candle.close,
+        Candle.count,
+    ).tuples()
+    found: dict[tuple[int, str, int], tuple] = {}
+    for coin, timeframe, open_time, *values in rows:
+        key = (coin, timeframe, open_time)
+        assert key not in found, f"duplicate candle {key}"
+        found[key] = tuple(values)
+    return found
+
+
+def assert_candles_match_quotes() -> int:
+    """The candle table is exactly what the stored quotes of the snapshots folded so far (up to the
+    watermark) imply: nothing missing, nothing extra, nothing counted twice. Returns the rows."""
+    mark = watermark()
+    quotes = list(
+        Quote.select(Quote.coin, Quote.ts, Quote.price)
+        .where(Quote.snapshot <= mark)
+        .order_by(Quote.snapshot, Quote.coin)
+        .tuples()
+    )
+    expected = candles_of(quotes)
+    assert_same_candles(stored_candles(), expected)
+    return len(expected)
+
+
+def assert_same_candles(found: dict, expected: dict) -> None:
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+    assert not (missing or extra or wrong), (
+        f"candles: {len(missing)} missing (e.g. {missing[:3]}), {len(extra)} extra (e.g. {extra[:3]}), "
+        f"{len(wrong)} wrong (e.g. {[(k, found[k], expected[k]) for k in wrong[:3]]})"
+    )
+
+
+# --- a recorded market --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Market:
+    """A replay directory: ``files`` one-minute steps of the simulated market, ``coins`` coins each."""
+
+    directory: str
+    snapshot_times: list[int]
+    quotes: list[tuple[int, int, float]]  # (coin, ts, price) in file order: the never-killed truth
+
+    def candles(self) -> dict[tuple[int, str, int], tuple]:
+        return candles_of(self.quotes)
+
+
+def write_market(directory: Path, files: int, coins: int, start_ms: int, seed: int = 7) -> Market:
+    """Write (once per directory) ``files`` replay files, one a minute from ``start_ms``, each a
+    ``{"listings", "global"}`` recording of the simulated market with ``coins`` coins."""
+    source = SimulatedSource(limit=coins, seed=seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    done = directory / "complete.txt"  # not a replay file (not .json)
+    times, quotes = [], []
+    for i in range(files):
+        at_ms = start_ms + i * MINUTE_MS
+        raw = source.fetch(at_ms)
+        path = directory / f"{i:04d}.json"
+        if not done.exists():
+            path.write_text(json.dumps({"listings": raw.listings, "global": raw.global_metrics}))
+        times.append(at_ms)
+        quotes.extend((item["id"], at_ms, item["quote"]["USD"]["price"]) for item in raw.listings["data"])
+    done.write_text("ok")
+    return Market(str(directory), times, quotes)
+
+
+#: The market of the crash and graceful tests: 23:30 .. 00:39 of data time (the 1h, 4h and 1d
+#: candles close at midnight), 200 coins.
+MARKET_START_MS = 1_729_121_400_000  # 2024-10-16T23:30:00Z
+
+
+def shared_market(tmp_path_factory: Any) -> Market:
+    return write_market(tmp_path_factory.getbasetemp() / "market-70x200", 70, 200, MARKET_START_MS)
+
+
+def pg_backends(tag: str) -> int:
+    """Open PostgreSQL connections with this ``application_name`` (0 on SQLite)."""
+    from ubot.models.db import database, is_sqlite
+
+    if is_sqlite(database):
+        return 0
+    return database.execute_sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (tag,)
+    ).fetchone()[0]
+
+
+def json_of(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
