@@ -373,11 +373,6 @@ def test_kill_9_during_alert_delivery_sends_each_pending_delivery(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a snapshot stored before a kill -9 but not yet scanned is never scanned: the restarted "
-    "uBot skips it as a duplicate, so its alerts are lost (no scan watermark like the OHLC's)",
-)
 def test_kill_9_after_a_store_before_its_alerts_are_written_loses_no_alert(
     tmp_path, db, database_url, small_market
 ) -> None:

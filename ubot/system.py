@@ -36,6 +36,7 @@ from ubot.market.source import MarketSource
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_store import CandleStore
 from ubot.models.history import History
+from ubot.models.snapshots import SnapshotReader
 from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
@@ -99,6 +100,7 @@ def start_system(
         max_ticks=max_ticks,
         on_finished=on_finished,
         source_status=getattr(source, "status", None),  # sources that report their own health
+        wait_for_scans=interval_s == 0,  # back-to-back ticks: never outrun the Scanner
     )
     notifier = Notifier.start(
         AlertStore(db),
@@ -122,6 +124,7 @@ def start_system(
         notifier=notifier,
         monitor=monitor,
         load=candle_store.recent_closed,
+        snapshots=SnapshotReader(db),
         now_ms=lambda: int(clock.now() * 1000),
     )
     container = Container.start(monitor, alerts.publish_snapshot)

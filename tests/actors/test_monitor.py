@@ -9,6 +9,7 @@ import pytest
 from ubot.actors.monitor import Monitor
 from ubot.clocks import FakeClock
 from ubot.messages import GetHealth, SourceExhausted, StopTicking, TickDone, TickFinished, WatchTicks
+from ubot.scan.messages import ScanFinished
 from ubot.schedule import Tick
 
 WAIT = 10.0
@@ -95,3 +96,18 @@ def test_health_is_a_copy_not_the_live_figures(monitor) -> None:
 
     assert before.ticks == 0
     assert ref.ask(GetHealth(), timeout=WAIT).ticks == 1
+
+
+def test_back_to_back_ticks_wait_for_their_scan(kit) -> None:
+    clock = kit.inbox()
+    ref = Monitor.start("replay", FakeClock(1_700_000_000), wait_for_scans=True)
+    ref.tell(WatchTicks(clock.ref))
+    ref.tell(done(1))
+    ref.tell(done(2, "skipped", "a duplicate"))  # nothing to scan: released at once
+    assert clock.next(TickFinished) == TickFinished(2)
+    assert clock.received() == []  # tick 1 is stored, not yet scanned
+    ref.tell(ScanFinished(1))
+    assert clock.next(TickFinished) == TickFinished(1)
+    ref.tell(ScanFinished(3))  # a scan may finish before the Container's TickDone arrives
+    ref.tell(done(3))
+    assert clock.next(TickFinished) == TickFinished(3)

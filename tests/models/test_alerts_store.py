@@ -157,6 +157,15 @@ def test_states_are_upserted(store, strategy) -> None:
     assert store.states([strategy.id + 100]) == ()
 
 
+def test_the_scan_watermark_only_moves_forward(store) -> None:
+    assert store.scan_watermark() is None
+    store.set_scan_watermark(5)
+    store.set_scan_watermark(3)
+    assert store.scan_watermark() == 5
+    store.set_scan_watermark(9)
+    assert store.scan_watermark() == 9
+
+
 def test_forgetting_a_strategys_state(store, strategy) -> None:
     store.record(
         outcome(states=[AlertState(strategy.id, 1, True, NOW, NOW), AlertState(strategy.id, 0, True)]), NOW

@@ -27,7 +27,7 @@ from ubot.messages import (
     WatchTicks,
 )
 from ubot.progress import Progress
-from ubot.scan.messages import ScannerStats
+from ubot.scan.messages import ScanFinished, ScannerStats
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,15 @@ class Monitor(pykka.ThreadingActor):
         on_finished: Callable[[str], None] | None = None,
         progress: Progress | None = None,
         source_status: Callable[[], Any] | None = None,
+        wait_for_scans: bool = False,
     ) -> None:
+        """``wait_for_scans``: a tick is finished (for the Clock) only once the Scanner has scanned
+        it too. Set with back-to-back ticks (interval 0: replays), so the Scanner is never outrun
+        and no snapshot goes unscanned; with a real interval the Scanner skips instead (counted)."""
         super().__init__()
+        self.wait_for_scans = wait_for_scans
+        self.scanned: set[int] = set()  # ticks the Scanner finished before their TickDone came
+        self.awaiting: int | None = None  # a tick done here whose scan has not finished
         self.clock = clock
         self.stats = PipelineStats(source=source, started_at=clock.now())
         self.max_ticks = max_ticks
@@ -66,6 +73,8 @@ class Monitor(pykka.ThreadingActor):
             self._finish("failed")
         elif isinstance(message, ScannerStats):
             self.stats.scanner = message.as_dict()
+        elif isinstance(message, ScanFinished):
+            self._scan_finished(message.tick)
         elif isinstance(message, WatchTicks):
             self.ticker = message.clock
         elif isinstance(message, GetHealth):
@@ -85,8 +94,22 @@ class Monitor(pykka.ThreadingActor):
             self.progress.update(*done.position)
         if self.max_ticks and self.stats.ticks >= self.max_ticks:
             self._finish("ticks")
+        elif self.wait_for_scans and done.outcome == "ok" and done.tick.number not in self.scanned:
+            self.awaiting = done.tick.number  # TickFinished when its scan is over
         else:
+            self.scanned.discard(done.tick.number)
             self._tell_clock(TickFinished(done.tick.number))
+
+    def _scan_finished(self, tick: int) -> None:
+        if not self.wait_for_scans:
+            return
+        if tick == self.awaiting:
+            self.awaiting = None
+            self._tell_clock(TickFinished(tick))
+        else:
+            self.scanned.add(tick)
+            if len(self.scanned) > 1000:  # only ever a tick or two: bounded all the same
+                self.scanned = set(sorted(self.scanned)[-100:])
 
     def _tell_clock(self, message: Any) -> None:
         if self.ticker is None:

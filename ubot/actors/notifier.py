@@ -37,7 +37,15 @@ from ubot.clocks import Clock
 from ubot.models.alerts import AlertStore, WrittenAlert
 from ubot.models.db import close_connection
 from ubot.notify.channel import RETRY, SENT, Channel, Outcome
-from ubot.notify.messages import AlertState, ForgetState, GetAlerts, GetAlertState, ScanOutcome
+from ubot.notify.messages import (
+    AlertState,
+    ForgetState,
+    GetAlerts,
+    GetAlertState,
+    GetScanWatermark,
+    Scanned,
+    ScanOutcome,
+)
 from ubot.notify.outbox import (
     Decision,
     Job,
@@ -101,6 +109,7 @@ class Notifier(pykka.ThreadingActor):
         #: ScanOutcomes whose write failed (the database is down), oldest first: written before any newer.
         self.unwritten: collections.deque[ScanOutcome] = collections.deque()
         self.unwritten_failures = 0
+        self.watermark_waiting: int | None = None
         self.dispatcher = Dispatcher(channels, clock, self._attempt_ended, senders_per_channel)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -143,6 +152,15 @@ class Notifier(pykka.ThreadingActor):
                 self._write_attempts()
             except Exception:  # what was not written stays pending: resumed at the next start
                 log.exception("notifier: writing a delivery's state failed")
+        elif isinstance(message, Scanned):
+            self._flush()
+            if self.unwritten:  # written after the outcomes it covers, or not at all
+                self.watermark_waiting = max(self.watermark_waiting or 0, message.snapshot_id)
+            else:
+                self._set_watermark(message.snapshot_id)
+        elif isinstance(message, GetScanWatermark):
+            self._flush()
+            return self.store.scan_watermark()
         elif isinstance(message, ForgetState):
             try:
                 self.store.forget_states(message.strategy_ids)
@@ -187,6 +205,9 @@ class Notifier(pykka.ThreadingActor):
                     )
                 return
             self.unwritten.popleft()
+            if not self.unwritten and self.watermark_waiting is not None:
+                waiting, self.watermark_waiting = self.watermark_waiting, None
+                self._set_watermark(waiting)
             if self.unwritten_failures:
                 log.info("notifier: writing works again after %d failure(s)", self.unwritten_failures)
                 self.unwritten_failures = 0
@@ -195,6 +216,12 @@ class Notifier(pykka.ThreadingActor):
             for w in written:
                 self._publish(w)
                 self._dispatch(w)
+
+    def _set_watermark(self, snapshot_id: int) -> None:
+        try:
+            self.store.set_scan_watermark(snapshot_id)
+        except Exception:  # the next scan's moves it; a crash before then rescans a little more
+            log.exception("notifier: writing the scan watermark failed")
 
     def _states(self, strategy_ids: tuple[int, ...]) -> tuple[AlertState, ...]:
         """The saved states, with those of outcomes not written yet on top."""

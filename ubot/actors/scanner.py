@@ -27,16 +27,21 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pykka
 
+from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
+from ubot.market.snapshot import Snapshot
 from ubot.messages import Candled
 from ubot.models.db import close_connection
-from ubot.notify.messages import GetAlertState, ScanOutcome
+from ubot.models.snapshots import SnapshotReader
+from ubot.notify.messages import GetAlertState, GetScanWatermark, Scanned, ScanOutcome
 from ubot.scan.frame import MarketFrame
 from ubot.scan.messages import (
     DisableStrategy,
     GetScannerStats,
     ScanDone,
+    ScanFinished,
     ScannerStats,
     ScanTick,
     SetStrategies,
@@ -51,6 +56,41 @@ from ubot.scan.worker import ScanWorker
 
 log = logging.getLogger(__name__)
 ASK_TIMEOUT = 60.0
+#: At most this many stored-but-unscanned snapshots are scanned after a crash (the newest ones).
+MAX_CATCH_UP = 60
+
+
+def _open_candles(snapshot: Snapshot) -> dict[str, CandleRows]:
+    """Each coin's open candle as of ``snapshot``, enough for the history (its close: the price)."""
+    n = len(snapshot)
+    zeros = np.zeros(n, dtype=np.int64)
+    price = snapshot.column("price")
+    return {
+        tf: CandleRows(
+            tf,
+            snapshot.ids,
+            np.full(n, bucket_start(snapshot.timestamp_ms, tf)),
+            price,
+            price,
+            price,
+            price,
+            zeros,
+            zeros,
+            zeros,
+        )
+        for tf in TIMEFRAMES
+    }
+
+
+def _closed_bars(previous_ms: int | None, timestamp_ms: int) -> dict[str, int]:
+    """The timeframes whose bar closed between the previous snapshot and this one."""
+    if previous_ms is None:
+        return {}
+    return {
+        tf: int(bucket_start(timestamp_ms, tf)) - length
+        for tf, length in TIMEFRAMES.items()
+        if bucket_start(previous_ms, tf) < bucket_start(timestamp_ms, tf)
+    }
 
 
 class ScanWorkerActor(pykka.ThreadingActor):
@@ -148,10 +188,17 @@ class Scanner(pykka.ThreadingActor):
         notifier: pykka.ActorRef | None = None,
         monitor: pykka.ActorRef | None = None,
         load: Loader | None = None,
+        snapshots: SnapshotReader | None = None,
         now_ms: Any = None,
     ) -> None:
+        """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
+        a crash left unscanned (both None in tests without a database)."""
         super().__init__()
         self.planner = ScanPlanner(workers, load)
+        self.snapshots = snapshots
+        self.caught_up = False
+        self.backlog: deque[tuple[MarketFrame, int]] = deque()  # catch-up scans, before live ones
+        self.scanning = 0  # the snapshot id of the scan in progress
         self.users = users
         self.notifier = notifier
         self.monitor = monitor
@@ -221,26 +268,67 @@ class Scanner(pykka.ThreadingActor):
 
     def _tick(self, message: Candled) -> None:
         snapshot = message.snapshot
+        if not self.caught_up:
+            self.caught_up = True
+            self._catch_up(message.snapshot_id)
+            if self.backlog and not self.outstanding:
+                self._start(*self.backlog.popleft())
         closed_bars = self.planner.update_candles(
             snapshot.timestamp_ms, message.closed_candles, message.open_candles
         )
-        if self.outstanding:
+        if self.outstanding or self.backlog:
             if self.pending is not None:
                 self.counts["scans_skipped"] += 1
-                log.warning(
-                    "scanner: tick %d not scanned, a scan is still running", self.pending[0].tick.number
-                )
+                skipped = self.pending[0].tick.number
+                log.warning("scanner: tick %d not scanned, a scan is still running", skipped)
+                self._finished(skipped)
                 closed_bars = {**self.pending[1], **closed_bars}
             self.pending = (message, closed_bars)
             return
-        self._start(message, closed_bars)
+        self._start_live(message, closed_bars)
 
-    def _start(self, message: Candled, closed_bars: dict[str, int]) -> None:
-        if not self.planner.specs:
+    def _catch_up(self, live_id: int) -> None:
+        """Scan the snapshots stored before ``live_id`` that the last run stored but did not scan (it
+        was killed in between). Their frames are built now, from the database, before this tick's
+        candles move the history on; they are scanned before the live tick."""
+        if self.notifier is None or self.snapshots is None:
             return
+        watermark = self.notifier.ask(GetScanWatermark(), timeout=ASK_TIMEOUT)
+        if watermark is None:  # a new database, or one from before the watermark: nothing is owed
+            return
+        missed = [i for i in self.snapshots.ids_after(watermark) if i < live_id]
+        if len(missed) > MAX_CATCH_UP:
+            log.warning(
+                "scanner: %d stored snapshots were never scanned; scanning the last %d",
+                len(missed),
+                MAX_CATCH_UP,
+            )
+            missed = missed[-MAX_CATCH_UP:]
+        for snapshot_id in missed:
+            snapshot = self.snapshots.load(snapshot_id)
+            previous = self.snapshots.previous_timestamp(snapshot_id)
+            self.planner.histories = {}  # loaded as they were at this snapshot
+            self.planner.update_candles(snapshot.timestamp_ms, {}, _open_candles(snapshot))
+            closed_bars = _closed_bars(previous, snapshot.timestamp_ms)
+            frame = self.planner.frame(-snapshot_id, snapshot, closed_bars)
+            self.backlog.append((frame, snapshot_id))
+        if missed:
+            log.info("scanner: scanning %d snapshot(s) stored before a crash but never scanned", len(missed))
+        self.planner.histories = {}  # read again for the live tick, as they are now
+
+    def _start_live(self, message: Candled, closed_bars: dict[str, int]) -> None:
+        if not self.planner.specs:
+            self._scanned(message.snapshot_id)
+            self._finished(message.tick.number)
+            return
+        frame = self.planner.frame(message.tick.number, message.snapshot, closed_bars)
+        self._start(frame, message.snapshot_id)
+
+    def _start(self, frame: MarketFrame, snapshot_id: int) -> None:
         self.scan_started = time.perf_counter()
-        self.current_tick = message.tick.number
-        self.frame = self.planner.frame(message.tick.number, message.snapshot, closed_bars)
+        self.current_tick = frame.tick
+        self.scanning = snapshot_id
+        self.frame = frame
         self.resent = set()
         self.outstanding = set(range(len(self.pool)))
         self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
@@ -248,6 +336,15 @@ class Scanner(pykka.ThreadingActor):
             # A worker that died after its last message is replaced when its WorkerDied arrives,
             # and gets this frame then.
             _tell(self.pool[index], ScanTick(self.frame))
+
+    def _finished(self, tick: int) -> None:
+        if self.monitor is not None:
+            _tell(self.monitor, ScanFinished(tick))
+
+    def _scanned(self, snapshot_id: int) -> None:
+        """Every worker told the Notifier its outcome for this snapshot: the watermark may move."""
+        if self.notifier is not None and snapshot_id:
+            _tell(self.notifier, Scanned(snapshot_id))
 
     def _done(self, message: ScanDone) -> None:
         if message.tick != self.current_tick or message.worker not in self.outstanding:
@@ -274,12 +371,17 @@ class Scanner(pykka.ThreadingActor):
             for strategy_id in self.disable:
                 _tell(self.users, DisableStrategy(strategy_id))
         self.errors, self.disable = {}, []
+        self._scanned(self.scanning)
         if self.monitor is not None:
             _tell(self.monitor, self.stats())  # for /health
-        if self.pending is not None:
+        if self.current_tick > 0:  # a live tick (catch-up scans have negative numbers)
+            self._finished(self.current_tick)
+        if self.backlog:
+            self._start(*self.backlog.popleft())
+        elif self.pending is not None:
             message, closed_bars = self.pending
             self.pending = None
-            self._start(message, closed_bars)
+            self._start_live(message, closed_bars)
 
     # -- strategies and workers ---------------------------------------------------------------------
 

@@ -20,10 +20,12 @@ from peewee import Database, IntegrityError, Model
 
 from ubot.models.bulk import insert_rows
 from ubot.models.db import writing
-from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Strategy
+from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Meta, Strategy
 from ubot.notify.messages import Alert, AlertState, AlertView, DeliveryView, ScanOutcome
 
 log = logging.getLogger(__name__)
+#: Meta key of the scan watermark: snapshots after it were stored but not (completely) scanned.
+SCAN_WATERMARK = "scan_watermark"
 
 PENDING, HELD, SENT, FAILED = "pending", "held", "sent", "failed"
 UNSENT = (PENDING, HELD)
@@ -204,6 +206,21 @@ class AlertStore:
                 deliveries[row.alert_id] = []
             deliveries[row.alert_id].append(_delivery_of(row))
         return [WrittenAlert(i, alert, tuple(deliveries[i])) for i, alert in alerts.items()]
+
+    def scan_watermark(self) -> int | None:
+        """The id of the last snapshot whose scan is written (its alerts and states), or None."""
+        row = Meta.get_or_none(Meta.key == SCAN_WATERMARK)
+        return None if row is None else int(row.value)
+
+    def set_scan_watermark(self, snapshot_id: int) -> None:
+        """Move the watermark forward to ``snapshot_id`` (never back)."""
+        current = self.scan_watermark()
+        if current is not None and current >= snapshot_id:
+            return
+        with writing(self.db):
+            Meta.insert(key=SCAN_WATERMARK, value=str(snapshot_id)).on_conflict(
+                conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}
+            ).execute()
 
     def forget_states(self, strategy_ids: Iterable[int]) -> int:
         """Delete the firing state of these strategies; how many rows went."""

@@ -73,6 +73,14 @@ class ForgetState:
     strategy_ids: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class Scanned:
+    """Scanner -> Notifier (tell), after every worker told its ScanOutcome of this snapshot: the
+    scan watermark moves to it (written after those outcomes)."""
+
+    snapshot_id: int
+
+
 # --- queries (ask) -----------------------------------------------------------------------------
 
 
@@ -116,3 +124,8 @@ class AlertView:
     deliveries: tuple[DeliveryView, ...]
     condition: str = ""
     bar_open_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class GetScanWatermark:
+    """-> the id of the last snapshot whose scan is written (``int``), or None on a new database."""

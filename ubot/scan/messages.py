@@ -68,6 +68,14 @@ class ScanDone:
 
 
 @dataclass(frozen=True)
+class ScanFinished:
+    """Scanner -> Monitor: the scan of live tick ``tick`` is over (or it was skipped, or there was
+    nothing to scan)."""
+
+    tick: int
+
+
+@dataclass(frozen=True)
 class WorkerDied:
     worker: int
     reason: str
