@@ -29,9 +29,11 @@ class Recorder(pykka.ThreadingActor):
 
 @pytest.fixture
 def link(manager):
-    told: queue.Queue = queue.Queue()  # what the Scanner and the Notifier are told, in order
+    told: queue.Queue = queue.Queue()
+    # One recorder stands for both the Scanner and the Notifier: one mailbox keeps the order in
+    # which the UserManager told them.
     scanner = Recorder.start(told)
-    ref = UserManagerActor.start(manager, Recorder.start(told))
+    ref = UserManagerActor.start(manager, scanner)
 
     def ask(message: Any) -> Any:
         return ref.ask(message, timeout=WAIT)
