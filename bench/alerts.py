@@ -17,8 +17,8 @@ give one every second tick, for twice the run time). The receiver is a Threading
 Measured, per alert, with ``time.perf_counter`` (one process, one clock):
 
 * arrival: the source's ``fetch()`` returns the document (the simulator's own work is excluded);
-* published: the Container hands the snapshot on (``publish_snapshot``, just after it tells the
-  Scanner): parse + store + OHLC + container;
+* published: the Container hands the snapshot on (``publish_snapshot``; the OHLC actor told the
+  Scanner just before it told the Container): parse + store + OHLC + container;
 * written: the Notifier has written the alert and its delivery (``publish("alert", ...)``, right after
   the transaction): scan + the Notifier's write;
 * send: the webhook channel's ``send()`` starts (a sender thread took the delivery);
@@ -117,7 +117,7 @@ class Timeline:
             if point == "received":
                 self.received.notify_all()
 
-    # publish_snapshot(snapshot, etag): called by the Container right after it tells the Scanner
+    # publish_snapshot(snapshot, etag): called by the Container once its JSON is built
     def on_snapshot(self, snapshot: Snapshot, etag: str) -> None:
         self.mark("published", snapshot.timestamp_ms)
 

@@ -279,11 +279,6 @@ def test_pending_and_due_return_unsent_deliveries_with_their_alert(store, strate
     assert [d.status for d in pending[1].deliveries] == ["held", "held"]
     assert pending[1].deliveries[0].secret == "s3cret"
 
-    assert store.due(NOW + 9_999, limit=10) == []
-    assert [w.id for w in store.due(NOW + 10_000, limit=10)] == [first.id]
-    assert [len(w.deliveries) for w in store.due(NOW + HOUR, limit=2)] == [1, 1]
-    assert sum(len(w.deliveries) for w in store.due(NOW + HOUR, limit=10)) == 3
-
 
 def test_a_sent_delivery_is_never_sent_or_changed_again(store, strategy) -> None:
     (written,) = store.record(outcome([make_alert(strategy)]), NOW)

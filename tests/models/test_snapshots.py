@@ -33,4 +33,3 @@ def test_a_snapshot_reads_back_as_stored(db) -> None:
     assert reader.ids_after(first_id) == [second_id] and reader.ids_after(second_id) == []
     assert reader.previous_timestamp(second_id) == first.timestamp_ms
     assert reader.previous_timestamp(first_id) is None
-    assert reader.latest_id() == second_id

@@ -48,7 +48,8 @@ class Monitor(pykka.ThreadingActor):
         and no snapshot goes unscanned; with a real interval the Scanner skips instead (counted)."""
         super().__init__()
         self.wait_for_scans = wait_for_scans
-        self.scanned: set[int] = set()  # ticks the Scanner finished before their TickDone came
+        # With interval 0 one tick is in flight at a time: at most one scan finishes before its TickDone.
+        self.scanned_early: int | None = None
         self.awaiting: int | None = None  # a tick done here whose scan has not finished
         self.clock = clock
         self.stats = PipelineStats(source=source, started_at=clock.now())
@@ -94,10 +95,10 @@ class Monitor(pykka.ThreadingActor):
             self.progress.update(*done.position)
         if self.max_ticks and self.stats.ticks >= self.max_ticks:
             self._finish("ticks")
-        elif self.wait_for_scans and done.outcome == "ok" and done.tick.number not in self.scanned:
+        elif self.wait_for_scans and done.outcome == "ok" and done.tick.number != self.scanned_early:
             self.awaiting = done.tick.number  # TickFinished when its scan is over
         else:
-            self.scanned.discard(done.tick.number)
+            self.scanned_early = None
             self._tell_clock(TickFinished(done.tick.number))
 
     def _scan_finished(self, tick: int) -> None:
@@ -107,9 +108,7 @@ class Monitor(pykka.ThreadingActor):
             self.awaiting = None
             self._tell_clock(TickFinished(tick))
         else:
-            self.scanned.add(tick)
-            if len(self.scanned) > 1000:  # only ever a tick or two: bounded all the same
-                self.scanned = set(sorted(self.scanned)[-100:])
+            self.scanned_early = tick
 
     def _tell_clock(self, message: Any) -> None:
         if self.ticker is None:

@@ -1,6 +1,6 @@
 """Scanner supervisor and its worker pool: each new snapshot against every enabled strategy.
 
-The supervisor (:class:`Scanner`) receives every ``Candled`` tick from the Container, folds its candles
+The supervisor (:class:`Scanner`) receives every ``Candled`` tick from the OHLC actor, folds its candles
 into the indicator history, builds one shared :class:`~ubot.scan.frame.MarketFrame` and sends it to
 every :class:`ScanWorker` actor. Each worker evaluates the strategies it owns (routed by strategy id)
 and tells the Notifier its alerts and firing-state changes, then tells the supervisor it is done.
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pykka
 
+from ubot.actors.stage import tell_if_alive
 from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.messages import Candled
@@ -123,7 +124,7 @@ class ScanWorkerActor(pykka.ThreadingActor):
         new = tuple(sorted(set(self.worker.entries) - known))
         if self.notifier is not None:
             if cleared:
-                _tell(
+                tell_if_alive(
                     self.notifier,
                     ScanOutcome(worker=self.index, tick=0, snapshot_ms=0, states=tuple(cleared)),
                 )
@@ -141,7 +142,7 @@ class ScanWorkerActor(pykka.ThreadingActor):
         with self.turn:
             result = self.worker.scan(frame)
         if self.notifier is not None and (result.alerts or result.states):
-            _tell(
+            tell_if_alive(
                 self.notifier,
                 ScanOutcome(
                     worker=self.index,
@@ -151,7 +152,7 @@ class ScanWorkerActor(pykka.ThreadingActor):
                     states=tuple(result.states),
                 ),
             )
-        _tell(
+        tell_if_alive(
             self.supervisor,
             ScanDone(
                 worker=self.index,
@@ -167,16 +168,7 @@ class ScanWorkerActor(pykka.ThreadingActor):
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         name = getattr(exception_type, "__name__", exception_type)
-        _tell(self.supervisor, WorkerDied(self.index, f"{name}: {exception_value}"))
-
-
-def _tell(ref: pykka.ActorRef, message: Any) -> bool:
-    """Tell ``ref``; False when it has stopped (the system is stopping: nothing to do about it)."""
-    try:
-        ref.tell(message)
-    except pykka.ActorDeadError:
-        return False
-    return True
+        tell_if_alive(self.supervisor, WorkerDied(self.index, f"{name}: {exception_value}"))
 
 
 class Scanner(pykka.ThreadingActor):
@@ -227,14 +219,7 @@ class Scanner(pykka.ThreadingActor):
         ]
         if self.users is not None:
             everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
-            shares: dict[int, dict[int, tuple[StrategySpec, ...]]] = {
-                w: {} for w in range(self.planner.workers)
-            }
-            for user in everyone:
-                for worker, specs in self.planner.set_user(user.user_id, user.specs).items():
-                    if specs:
-                        shares[worker][user.user_id] = specs
-            for worker, users in shares.items():
+            for worker, users in self.planner.set_all(everyone).items():
                 self.pool[worker].tell(SetStrategies(users))
             log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
 
@@ -304,14 +289,15 @@ class Scanner(pykka.ThreadingActor):
                 MAX_CATCH_UP,
             )
             missed = missed[-MAX_CATCH_UP:]
+        previous = self.snapshots.previous_timestamp(missed[0]) if missed else None
         for snapshot_id in missed:
             snapshot = self.snapshots.load(snapshot_id)
-            previous = self.snapshots.previous_timestamp(snapshot_id)
             self.planner.histories = {}  # loaded as they were at this snapshot
             self.planner.update_candles(snapshot.timestamp_ms, {}, _open_candles(snapshot))
             closed_bars = _closed_bars(previous, snapshot.timestamp_ms)
             frame = self.planner.frame(-snapshot_id, snapshot, closed_bars)
             self.backlog.append((frame, snapshot_id))
+            previous = snapshot.timestamp_ms
         if missed:
             log.info("scanner: scanning %d snapshot(s) stored before a crash but never scanned", len(missed))
         self.planner.histories = {}  # read again for the live tick, as they are now
@@ -335,16 +321,16 @@ class Scanner(pykka.ThreadingActor):
         for index in range(len(self.pool)):
             # A worker that died after its last message is replaced when its WorkerDied arrives,
             # and gets this frame then.
-            _tell(self.pool[index], ScanTick(self.frame))
+            tell_if_alive(self.pool[index], ScanTick(self.frame))
 
     def _finished(self, tick: int) -> None:
         if self.monitor is not None:
-            _tell(self.monitor, ScanFinished(tick))
+            tell_if_alive(self.monitor, ScanFinished(tick))
 
     def _scanned(self, snapshot_id: int) -> None:
         """Every worker told the Notifier its outcome for this snapshot: the watermark may move."""
         if self.notifier is not None and snapshot_id:
-            _tell(self.notifier, Scanned(snapshot_id))
+            tell_if_alive(self.notifier, Scanned(snapshot_id))
 
     def _done(self, message: ScanDone) -> None:
         if message.tick != self.current_tick or message.worker not in self.outstanding:
@@ -367,13 +353,13 @@ class Scanner(pykka.ThreadingActor):
         self.last = {"evaluated": self.round["evaluated"], "coins": self.round["coins"]}
         if self.users is not None:
             if self.errors:
-                _tell(self.users, StrategyErrors(dict(self.errors), self.now_ms()))
+                tell_if_alive(self.users, StrategyErrors(dict(self.errors), self.now_ms()))
             for strategy_id in self.disable:
-                _tell(self.users, DisableStrategy(strategy_id))
+                tell_if_alive(self.users, DisableStrategy(strategy_id))
         self.errors, self.disable = {}, []
         self._scanned(self.scanning)
         if self.monitor is not None:
-            _tell(self.monitor, self.stats())  # for /health
+            tell_if_alive(self.monitor, self.stats())  # for /health
         if self.current_tick > 0:  # a live tick (catch-up scans have negative numbers)
             self._finished(self.current_tick)
         if self.backlog:
@@ -387,7 +373,7 @@ class Scanner(pykka.ThreadingActor):
 
     def _change(self, user_id: int, specs: tuple[StrategySpec, ...]) -> None:
         for worker, share in self.planner.set_user(user_id, specs).items():
-            _tell(self.pool[worker], SetStrategies({user_id: share}))  # a dead one gets it on restart
+            tell_if_alive(self.pool[worker], SetStrategies({user_id: share}))  # a dead one gets it on restart
 
     def _restart(self, message: WorkerDied) -> None:
         index = message.worker

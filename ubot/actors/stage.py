@@ -60,3 +60,12 @@ class Stage(pykka.ThreadingActor):
                 position=message.position,
             )
         self.monitor.tell(done)
+
+
+def tell_if_alive(ref: pykka.ActorRef, message: Any) -> bool:
+    """Tell ``ref``; False when it has stopped (the system is stopping: nothing to do about it)."""
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True

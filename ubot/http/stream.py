@@ -67,11 +67,6 @@ class StreamSlots:
         self._open = 0
         self._lock = threading.Lock()
 
-    @property
-    def in_use(self) -> int:
-        with self._lock:
-            return self._open
-
     def acquire(self) -> bool:
         with self._lock:
             if self._open >= self.limit:

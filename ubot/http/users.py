@@ -17,7 +17,7 @@ from ubot.http.gateway import Gateway
 from ubot.http.middleware import HTTPFieldError, validated
 from ubot.timeutil import iso_from_ms
 from ubot.users import messages as m
-from ubot.users.validation import SETTINGS_FIELDS
+from ubot.users.validation import SETTINGS_FIELDS, STRATEGY_READ_ONLY
 
 _TEXT = {"type": "string", "maxLength": 1000}
 _NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 1000}
@@ -83,7 +83,6 @@ CONDITION = {
     "required": ["condition"],
     "properties": {"condition": _TEXT},
 }
-_READ_ONLY = ("indicators", "id", "created_at", "updated_at", "last_error", "last_error_at")
 
 
 def _answer(reply: Any) -> Any:
@@ -111,7 +110,7 @@ def _strategy_doc(view: m.StrategyView) -> dict[str, Any]:
 
 
 def _writable(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in body.items() if key not in _READ_ONLY}
+    return {key: value for key, value in body.items() if key not in STRATEGY_READ_ONLY}
 
 
 class _Resource:

@@ -180,24 +180,14 @@ class AlertStore:
     # --- reads -----------------------------------------------------------------------------
 
     def pending(self) -> list[WrittenAlert]:
-        """Every delivery not yet sent (pending or held), with its alert: what to resume at start-up."""
-        return self._unsent(None, None)
-
-    def due(self, now_ms: int, limit: int) -> list[WrittenAlert]:
-        """The unsent deliveries whose time has come (at most ``limit``), earliest first."""
-        return self._unsent(now_ms, limit)
-
-    def _unsent(self, now_ms: int | None, limit: int | None) -> list[WrittenAlert]:
+        """Every delivery not yet sent (pending or held), with its alert, earliest due first: what to
+        resume at start-up."""
         query = (
             Delivery.select(Delivery, AlertRecord)
             .join(AlertRecord)
             .where(Delivery.status.in_(UNSENT))
             .order_by(Delivery.next_attempt_at, Delivery.id)
         )
-        if now_ms is not None:
-            query = query.where(Delivery.next_attempt_at <= now_ms)
-        if limit is not None:
-            query = query.limit(limit)
         alerts: dict[int, Alert] = {}
         deliveries: dict[int, list[DeliveryRow]] = {}
         for row in query:

@@ -17,10 +17,6 @@ class SnapshotReader:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def latest_id(self) -> int | None:
-        row = SnapshotRecord.select(SnapshotRecord.id).order_by(SnapshotRecord.id.desc()).first()
-        return None if row is None else row.id
-
     def ids_after(self, snapshot_id: int) -> list[int]:
         """Ids of the snapshots stored after ``snapshot_id``, oldest first."""
         query = SnapshotRecord.select(SnapshotRecord.id).where(SnapshotRecord.id > snapshot_id)

@@ -17,7 +17,7 @@ from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.frame import MarketFrame, Plan
 from ubot.scan.history import CloseHistory
-from ubot.scan.spec import StrategySpec
+from ubot.scan.spec import StrategySpec, UserStrategies
 
 #: load(timeframe, depth, before_ms) -> the last ``depth`` closed candles of each coin opened before
 #: ``before_ms``.
@@ -38,6 +38,24 @@ class ScanPlanner:
     def owner(self, strategy_id: int) -> int:
         return strategy_id % self.workers
 
+    def set_all(self, users: Iterable[UserStrategies]) -> dict[int, dict[int, tuple[StrategySpec, ...]]]:
+        """Every user's strategies at once (at start; planned once, not once per user). Returns each
+        worker's share, by user."""
+        shares: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
+        for user in users:
+            for spec in user.specs:
+                self._add(spec)
+                shares[self.owner(spec.id)].setdefault(user.user_id, []).append(spec)
+        self._replan()
+        return {w: {u: tuple(specs) for u, specs in by_user.items()} for w, by_user in shares.items()}
+
+    def _add(self, spec: StrategySpec) -> None:
+        self.specs[spec.id] = spec
+        # Compiled once when it changes, not for everyone's strategies on each change. An invalid one
+        # is left out of the plan; its worker reports it to the owner.
+        with contextlib.suppress(ConditionError):
+            self.compiled[spec.id] = compile_condition(spec.condition)
+
     def set_user(self, user_id: int, specs: Iterable[StrategySpec]) -> dict[int, tuple[StrategySpec, ...]]:
         """Replace the strategies of ``user_id``; returns each worker's share of them (every worker, so
         a worker that had some of this user's strategies learns they are gone)."""
@@ -46,11 +64,7 @@ class ScanPlanner:
             self.compiled.pop(strategy_id, None)
         shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
         for spec in specs:
-            self.specs[spec.id] = spec
-            # Compiled once per change of this user, not for everyone's strategies. An invalid one is
-            # left out of the plan; its worker reports it to the owner.
-            with contextlib.suppress(ConditionError):
-                self.compiled[spec.id] = compile_condition(spec.condition)
+            self._add(spec)
             shares[self.owner(spec.id)].append(spec)
         self._replan()
         return {w: tuple(s) for w, s in shares.items()}
