@@ -466,3 +466,19 @@ def pg_backends(tag: str) -> int:
 
 def json_of(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def replay(tmp_path, market: Market, url: str, **kwargs):
+    """``run.py`` replaying ``market`` back-to-back (interval 0) into the database at ``url``."""
+    return start(
+        tmp_path,
+        "--source",
+        "replay",
+        "--replay-dir",
+        market.directory,
+        "--interval",
+        "0",
+        "--db",
+        url,
+        **kwargs,
+    )

@@ -37,6 +37,7 @@ from tests.procs import (
     assert_snapshots_whole,
     kill_at,
     last_snapshot,
+    replay,
     shared_market,
     start,
     stored_candles,
@@ -58,21 +59,6 @@ KILLS = 3
 @pytest.fixture(scope="session")
 def market(tmp_path_factory) -> Market:
     return shared_market(tmp_path_factory)
-
-
-def replay(tmp_path, market: Market, url: str, **kwargs):
-    return start(
-        tmp_path,
-        "--source",
-        "replay",
-        "--replay-dir",
-        market.directory,
-        "--interval",
-        "0",
-        "--db",
-        url,
-        **kwargs,
-    )
 
 
 def assert_consistent() -> tuple[int, int]:

@@ -33,6 +33,7 @@ from tests.procs import (
     kill_at,
     last_snapshot,
     pg_backends,
+    replay,
     shared_market,
     sqlite_path,
     start,
@@ -47,21 +48,6 @@ from ubot.models.tables import SnapshotRecord
 @pytest.fixture(scope="session")
 def market(tmp_path_factory) -> Market:
     return shared_market(tmp_path_factory)
-
-
-def replay(tmp_path, market: Market, url: str, **kwargs):
-    return start(
-        tmp_path,
-        "--source",
-        "replay",
-        "--replay-dir",
-        market.directory,
-        "--interval",
-        "0",
-        "--db",
-        url,
-        **kwargs,
-    )
 
 
 def storing(strategy_id: int):
