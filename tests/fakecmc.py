@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.serving import Serving
 from ubot.market.coinmarketcap import GLOBAL_PATH, KEY_INFO_PATH, LISTINGS_PATH
 from ubot.market.simulated import ACTIVE_CRYPTOCURRENCIES, UNIVERSE_SIZE, SimulatedSource
 from ubot.market.snapshot import RawMarket
@@ -144,7 +145,7 @@ class Seen:
 
 
 @dataclass
-class FakeCmc:
+class FakeCmc(Serving):
     api_key: str | None = KEY  # None: accept any key
     now_ms: int = T0_MS  # the market's time and status.timestamp
     seed: int = 42
@@ -174,26 +175,8 @@ class FakeCmc:
         class Handler(_Handler):
             owner = fake
 
-        server = _Server(("127.0.0.1", 0), Handler)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
+        self._serve(_Server(("127.0.0.1", 0), Handler))
         return self
-
-    def stop(self) -> None:
-        self.release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> FakeCmc:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.serving import Serving
+
 
 @dataclass(frozen=True)
 class Request:
@@ -61,7 +63,7 @@ class Drop:
     """Close the connection without an answer."""
 
 
-class HttpFake:
+class HttpFake(Serving):
     """Base of the fake providers; a context manager (start on enter, stop on exit)."""
 
     def __init__(self, certificate: tuple[Path, Path] | None = None) -> None:
@@ -88,25 +90,8 @@ class HttpFake:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*self.certificate)
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
+        self._serve(self._server)
         return self
-
-    def stop(self) -> None:
-        self.release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> Any:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:

@@ -22,6 +22,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from tests.fakes.serving import Serving
+
 HOSTNAME = "fake.smtp.test"
 _VERBS = frozenset({"EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY"})
 
@@ -42,7 +44,7 @@ class Received:
 
 
 @dataclass
-class FakeSmtp:
+class FakeSmtp(Serving):
     users: dict[str, str] = field(default_factory=dict)  # AUTH is offered (and required) when set
     certificate: tuple[Path, Path] | None = None  # (cert.pem, key.pem): STARTTLS is offered
     implicit_tls: bool = False  # TLS from the first byte (SMTPS, port 465 style); needs certificate
@@ -70,25 +72,8 @@ class FakeSmtp:
         self._server = _Server(("127.0.0.1", 0), _Session)
         self._server.fake = self
         self._port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
+        self._serve(self._server)
         return self
-
-    def stop(self) -> None:
-        self.release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def __enter__(self) -> FakeSmtp:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def host(self) -> str:

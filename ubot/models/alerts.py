@@ -86,7 +86,7 @@ class AlertStore:
     def _record(self, outcome: ScanOutcome, now_ms: int, hold_until: HoldUntil | None) -> list[WrittenAlert]:
         wanted = {a.strategy_id for a in outcome.alerts} | {s.strategy_id for s in outcome.states}
         live = _existing_strategies(wanted)
-        alerts = [replace(a, values=_json_values(a.values)) for a in outcome.alerts if a.strategy_id in live]
+        alerts = [replace(a, values=json_values(a.values)) for a in outcome.alerts if a.strategy_id in live]
         states = {(s.strategy_id, s.coin_id): s for s in outcome.states if s.strategy_id in live}
         if len(alerts) < len(outcome.alerts):
             log.info(
@@ -296,7 +296,7 @@ def _insert_returning_ids(model: type[Model], rows: Sequence[dict[str, Any]]) ->
     return ids
 
 
-def _json_values(values: Mapping[str, Any]) -> dict[str, float | None]:
+def json_values(values: Mapping[str, Any]) -> dict[str, float | None]:
     """Plain floats (numpy's too), ``None`` for a missing or non-finite value (no NaN in JSON)."""
     result: dict[str, float | None] = {}
     for name, value in values.items():

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfoNotFoundError
 
-from ubot.models.alerts import WrittenAlert
+from ubot.models.alerts import WrittenAlert, json_values
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.messages import Alert
 from ubot.notify.quiet import quiet_until
@@ -112,16 +111,9 @@ def alert_document(alert_id: int, alert: Alert) -> dict[str, Any]:
         "fired_at_ms": alert.fired_at_ms,
         "bar_open_ms": alert.bar_open_ms,
         "condition": alert.condition,
-        "values": _finite(alert.values),
+        "values": json_values(alert.values),
         "subject": alert.subject,
         "text": alert.text,
-    }
-
-
-def _finite(values: Mapping[str, float | None]) -> dict[str, float | None]:
-    return {
-        name: None if isinstance(value, float) and not math.isfinite(value) else value
-        for name, value in values.items()
     }
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ubot.market.snapshot import Snapshot
+from ubot.models.alerts import json_values
 from ubot.notify.messages import AlertView
 from ubot.timeutil import iso_from_ms
 
@@ -70,7 +71,7 @@ def alert_event(alert: AlertView) -> dict[str, Any]:
         "symbol": alert.symbol,
         "timeframe": alert.timeframe,
         "fired_at": iso_from_ms(alert.fired_at_ms),
-        "values": {name: None if value is None else _number(value) for name, value in alert.values.items()},
+        "values": json_values(alert.values),
         "text": alert.text,
         "deliveries": [
             {
