@@ -44,7 +44,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import math
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -58,6 +57,7 @@ import urllib3.connectionpool
 import urllib3.exceptions
 import urllib3.util.connection
 
+from ubot.jsonsafe import json_document
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.channels.http import (
     exception_outcome,
@@ -182,7 +182,7 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
         text = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
     except ValueError:
         text = json.dumps(
-            _finite(payload), separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+            json_document(payload), separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
         )
     return text.encode("utf-8")
 
@@ -341,13 +341,3 @@ def _body_excerpt(response: requests.Response, body: bytes) -> str:
     if kind == "text/html":
         return ""
     return one_line(body.decode("utf-8", "replace"), 120)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
