@@ -64,11 +64,11 @@ from ubot.notify.channels.http import (
     log_outcome,
     new_session,
     one_line,
-    parse_retry_after,
     read_body,
     scrub,
     status_class,
 )
+from ubot.retry_after import retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +170,7 @@ class WebhookChannel:
         said = _body_excerpt(response, answer)
         detail = f"{where} answered {reason}" + (f": {said}" if said else "")
         if status == RETRY:
-            return Outcome(
-                RETRY, detail, parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
-            )
+            return Outcome(RETRY, detail, retry_after_s(response.headers.get("Retry-After"), self._clock()))
         return Outcome(FAILED, detail)
 
 
