@@ -25,10 +25,11 @@ How a receiver verifies a delivery:
 Any 2xx answer is success. 408, 425, 429 and 5xx are tried again later (``Retry-After`` is honoured,
 in seconds or as an HTTP-date); every other status, and any redirect (never followed), is final.
 
-Private addresses: unless ``allow_private_addresses``, a URL whose host resolves to a loopback,
-private, shared (CGNAT), link-local, multicast, reserved or unspecified address (IPv4 or IPv6,
-IPv4-mapped IPv6 included) is refused, so an alert cannot be aimed at uBot's own network. The check
-is made when the connection is opened, by the connection itself: the host is resolved once, *every*
+Private addresses: unless ``allow_private_addresses``, a URL whose host resolves to an address of
+the outbound deny list (:mod:`ubot.outbound`: loopback, private, shared, link-local, documentation,
+multicast, reserved, NAT64, Teredo, ... the same list the settings check applies when the URL is
+saved) is refused, so an alert cannot be aimed at uBot's own network. The check is made when the
+connection is opened, by the connection itself: the host is resolved once, *every*
 address of the answer is checked (a name that resolves to one public and one private address is
 refused as a whole), and the socket connects to those checked addresses, never to a second
 resolution. A DNS answer that changes between the check and the connect (rebinding) therefore
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import socket
@@ -68,12 +68,12 @@ from ubot.notify.channels.http import (
     scrub,
     status_class,
 )
+from ubot.outbound import address_of, refusal
 from ubot.retry_after import retry_after_s
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 addresses reached through a NAT64 gateway
 
 
 class AddressRefused(Exception):
@@ -190,40 +190,17 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why webhooks may not reach ``address`` (``"a loopback address"``), or ``None`` if they may."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
-        if embedded is None and address in _NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return refusal(embedded)
-    checks = (
-        ("is_unspecified", "an unspecified address"),
-        ("is_loopback", "a loopback address"),
-        ("is_link_local", "a link-local address"),
-        ("is_multicast", "a multicast address"),
-        ("is_private", "a private address"),
-        ("is_reserved", "a reserved address"),
-    )
-    for attribute, what in checks:
-        if getattr(address, attribute):
-            return what
-    if not address.is_global:  # e.g. 100.64.0.0/10, shared address space (carrier-grade NAT)
-        return "a non-public address"
-    return None
-
-
 def checked_addresses(host: str, port: int) -> list[tuple[Any, ...]]:
-    """``getaddrinfo`` for the host, refused as a whole if any address is not public."""
+    """``getaddrinfo`` for the host, refused as a whole if any address is denied by the outbound
+    policy (:func:`ubot.outbound.refusal`)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        why = refusal(address)
+        address = address_of(str(info[4][0]))
+        why = "not an IP address" if address is None else refusal(address)
         if why:
             said = host if host == str(address) else f"{host} ({address})"
             raise AddressRefused(
-                f"refused to connect to {said}: {why} (webhooks may only reach public addresses)"
+                f"refused to connect to {said}: {why}; webhooks may only reach public addresses"
             )
     return infos
 
