@@ -304,6 +304,16 @@ def test_an_unusable_key_is_refused_before_any_call(key):
             "minute request limit (1008)",
             T0 + 1,
         ),
+        (  # "-0000" (no zone) is UTC, the shared Retry-After rule; in the past: at least 1 s
+            rate_limited(1008, email.utils.formatdate(T0 - 300)),
+            "minute request limit (1008)",
+            T0 + 1,
+        ),
+        (
+            rate_limited(1008, email.utils.formatdate(T0 + 300)),
+            "minute request limit (1008)",
+            T0 + 300,
+        ),
     ],
 )
 def test_rate_limits_say_when_they_reset_and_are_not_retried(fake, client, behaviour, limit, resume):
