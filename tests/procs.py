@@ -38,6 +38,7 @@ from tests.support.ports import free_port
 from tests.support.processes import Process, command, environment, launch
 from tests.support.waits import wait_until
 from ubot.market.simulated import SimulatedSource
+from ubot.models.alerts import SCAN_WATERMARK
 from ubot.models.candle_store import WATERMARK
 from ubot.models.tables import Candle, GlobalMetric, Meta, Quote, SnapshotRecord
 
@@ -183,8 +184,10 @@ def last_snapshot() -> int:
     return SnapshotRecord.select(fn.MAX(SnapshotRecord.id)).scalar() or 0
 
 
-def watermark() -> int:
-    row = Meta.get_or_none(Meta.key == WATERMARK)
+def watermark(key: str = WATERMARK) -> int:
+    """The OHLC's watermark (last snapshot folded into the candles), or with ``SCAN_WATERMARK`` the
+    Notifier's (last snapshot whose scan is written)."""
+    row = Meta.get_or_none(Meta.key == key)
     return int(row.value) if row else 0
 
 
@@ -197,17 +200,21 @@ class Moment:
     last_snapshot: int  # committed
     watermark: int
     statements: tuple[str, ...]
+    #: the scan watermark, read *before* the open writes: when it is ``last_snapshot`` already, the
+    #: Notifier had written all of that tick before the writes were seen (the scan, then the mark)
+    scanned: int = 0
 
 
 def moment(database_url: str, tag: str, pid: int) -> Moment:
     """Classify what the (frozen) process ``pid`` is doing in the market pipeline (no users)."""
+    scanned = watermark(SCAN_WATERMARK)
     writes = tuple(open_writes(database_url, tag, pid))
     last, mark = last_snapshot(), watermark()
     if writes:
         stage = "store" if mark >= last else "ohlc"
     else:
         stage = "between" if mark < last else "idle"
-    return Moment(stage, last, mark, writes)
+    return Moment(stage, last, mark, writes, scanned)
 
 
 def kill_at(

@@ -51,12 +51,12 @@ def market(tmp_path_factory) -> Market:
 
 
 def storing(strategy_id: int):
-    """A Store transaction open. The Notifier writes too (the alert of the last tick, while the next
-    tick runs): so the last snapshot's alert must be written already, then the write lock (or the
-    open transaction) can only be the Store's."""
+    """A Store transaction open. The Notifier writes too, while the next tick runs: the last tick's
+    alert, then its scan watermark. So both must be written already (the watermark read before the
+    write lock was seen), then the write lock (or the open transaction) can only be the Store's."""
 
     def wanted(m: Moment) -> bool:
-        if m.stage != "store" or m.last_snapshot < 3:
+        if m.stage != "store" or m.last_snapshot < 3 or m.scanned < m.last_snapshot:
             return False
         return SnapshotRecord.get_by_id(m.last_snapshot).timestamp in alerted_bars(strategy_id)
 
