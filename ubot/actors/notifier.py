@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -33,6 +34,7 @@ from typing import Any
 
 import pykka
 
+from ubot.actors.stage import not_fatal, unexpected
 from ubot.clocks import Clock
 from ubot.models.alerts import AlertStore, WrittenAlert
 from ubot.models.db import close_connection
@@ -143,37 +145,46 @@ class Notifier(pykka.ThreadingActor):
         self.dispatcher.stop(STOP_TIMEOUT_S)
         close_connection()
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ScanOutcome):
-            self.unwritten.append(message)
-            self._flush()
-        elif isinstance(message, _AttemptsWaiting):
-            try:
-                self._write_attempts()
-            except Exception:  # what was not written stays pending: resumed at the next start
-                log.exception("notifier: writing a delivery's state failed")
-        elif isinstance(message, Scanned):
-            self._flush()
-            if self.unwritten:  # written after the outcomes it covers, or not at all
-                self.watermark_waiting = max(self.watermark_waiting or 0, message.snapshot_id)
-            else:
-                self._set_watermark(message.snapshot_id)
-        elif isinstance(message, GetScanWatermark):
-            self._flush()
-            return self.store.scan_watermark()
-        elif isinstance(message, ForgetState):
-            try:
-                self.store.forget_states(message.strategy_ids)
-            except Exception:
-                log.exception("notifier: forgetting the state of strategies %s failed", message.strategy_ids)
-        elif isinstance(message, GetAlertState):
-            self._flush()
-            return self._states(message.strategy_ids)
-        elif isinstance(message, GetAlerts):
-            return self.store.alerts(message.user_id, message.since_ms, message.strategy_id, message.limit)
+        unexpected(self, message)
+
+    @on_receive.register
+    def _outcome(self, message: ScanOutcome) -> None:
+        self.unwritten.append(message)
+        self._flush()
+
+    @on_receive.register
+    @not_fatal  # what was not written stays pending: resumed at the next start
+    def _attempts_waiting(self, message: _AttemptsWaiting) -> None:
+        self._write_attempts()
+
+    @on_receive.register
+    def _scanned(self, message: Scanned) -> None:
+        self._flush()
+        if self.unwritten:  # written after the outcomes it covers, or not at all
+            self.watermark_waiting = max(self.watermark_waiting or 0, message.snapshot_id)
         else:
-            raise TypeError(f"notifier: unexpected message {type(message).__name__}")
-        return None
+            self._set_watermark(message.snapshot_id)
+
+    @on_receive.register
+    def _watermark(self, message: GetScanWatermark) -> int | None:
+        self._flush()
+        return self.store.scan_watermark()
+
+    @on_receive.register
+    @not_fatal
+    def _forget(self, message: ForgetState) -> None:
+        self.store.forget_states(message.strategy_ids)
+
+    @on_receive.register
+    def _alert_state(self, message: GetAlertState) -> tuple[AlertState, ...]:
+        self._flush()
+        return self._states(message.strategy_ids)
+
+    @on_receive.register
+    def _alerts(self, message: GetAlerts) -> Any:
+        return self.store.alerts(message.user_id, message.since_ms, message.strategy_id, message.limit)
 
     # -- alerts ------------------------------------------------------------------------------
 

@@ -19,18 +19,18 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pykka
 
-from ubot.actors.stage import tell_if_alive
+from ubot.actors.stage import not_fatal, tell_if_alive, unexpected
 from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.messages import Candled
@@ -40,7 +40,6 @@ from ubot.notify.messages import GetAlertState, GetScanWatermark, Scanned, ScanO
 from ubot.scan.frame import MarketFrame
 from ubot.scan.messages import (
     DisableStrategy,
-    GetScannerStats,
     ScanDone,
     ScanFinished,
     ScannerStats,
@@ -52,7 +51,6 @@ from ubot.scan.messages import (
     WorkerDied,
 )
 from ubot.scan.planner import Loader, ScanPlanner
-from ubot.scan.spec import StrategySpec
 from ubot.scan.worker import ScanWorker
 
 log = logging.getLogger(__name__)
@@ -109,14 +107,13 @@ class ScanWorkerActor(pykka.ThreadingActor):
         self.notifier = notifier
         self.worker = ScanWorker()
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ScanTick):
-            return self._scan(message)
-        if isinstance(message, SetStrategies):
-            return self._set(message.users)
-        raise TypeError(f"scan worker {self.index}: unexpected message {type(message).__name__}")
+        unexpected(self, message)
 
-    def _set(self, users: Mapping[int, tuple[StrategySpec, ...]]) -> None:
+    @on_receive.register
+    def _set(self, message: SetStrategies) -> None:
+        users = message.users
         known = set(self.worker.entries)
         cleared = []
         for user_id, specs in users.items():
@@ -136,6 +133,7 @@ class ScanWorkerActor(pykka.ThreadingActor):
                         "scan worker %d: firing state of %d strategy(ies) unknown", self.index, len(new)
                     )
 
+    @on_receive.register
     def _scan(self, message: ScanTick) -> None:
         started = time.perf_counter()
         frame = message.frame
@@ -231,26 +229,16 @@ class Scanner(pykka.ThreadingActor):
                 log.error("a scan worker did not stop within 30 s")
         close_connection()
 
+    # Told messages only: a failure (e.g. the database is down while loading candle history) loses that
+    # message's work (logged; a tick's scan), and the Scanner stays up for the next one.
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, GetScannerStats):
-            return self.stats()
-        handler = {
-            Candled: self._tick,
-            ScanDone: self._done,
-            StrategiesChanged: lambda m: self._change(m.user_id, m.specs),
-            WorkerDied: self._restart,
-        }.get(type(message))
-        if handler is None:
-            raise TypeError(f"scanner: unexpected message {type(message).__name__}")
-        try:
-            handler(message)
-        except Exception:  # e.g. the database is down while loading candle history: this tick's scan
-            # is lost (logged), the Scanner stays up for the next one
-            log.exception("scanner: %s failed", type(message).__name__)
-        return None
+        unexpected(self, message)
 
     # -- ticks -------------------------------------------------------------------------------------
 
+    @on_receive.register
+    @not_fatal
     def _tick(self, message: Candled) -> None:
         snapshot = message.snapshot
         if not self.caught_up:
@@ -332,6 +320,8 @@ class Scanner(pykka.ThreadingActor):
         if self.notifier is not None and snapshot_id:
             tell_if_alive(self.notifier, Scanned(snapshot_id))
 
+    @on_receive.register
+    @not_fatal
     def _done(self, message: ScanDone) -> None:
         if message.tick != self.current_tick or message.worker not in self.outstanding:
             return
@@ -371,10 +361,15 @@ class Scanner(pykka.ThreadingActor):
 
     # -- strategies and workers ---------------------------------------------------------------------
 
-    def _change(self, user_id: int, specs: tuple[StrategySpec, ...]) -> None:
-        for worker, share in self.planner.set_user(user_id, specs).items():
+    @on_receive.register
+    @not_fatal
+    def _change(self, message: StrategiesChanged) -> None:
+        user_id = message.user_id
+        for worker, share in self.planner.set_user(user_id, message.specs).items():
             tell_if_alive(self.pool[worker], SetStrategies({user_id: share}))  # a dead one gets it on restart
 
+    @on_receive.register
+    @not_fatal
     def _restart(self, message: WorkerDied) -> None:
         index = message.worker
         if self.pool[index].is_alive():  # already replaced

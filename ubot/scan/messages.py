@@ -81,16 +81,10 @@ class WorkerDied:
     reason: str
 
 
-# --- queries ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GetScannerStats:
-    pass
-
-
 @dataclass(frozen=True)
 class ScannerStats:
+    """Scanner -> Monitor after every scan (for /health)."""
+
     workers: int
     strategies: int
     scans: int
