@@ -26,8 +26,8 @@ def setup(*specs, workers=1, armed=True):
 def tick(planner, worker, ts, prices, *, closed=(), number=1, **columns):
     snap = snapshot(ts, COINS, price=prices, **columns)
     open_rows = candles("1m", [(cid, ts - ts % MINUTE, p) for (cid, _), p in zip(COINS, prices)])
-    bars = planner.update_candles(ts, {"1m": candles("1m", closed)} if closed else {}, {"1m": open_rows})
-    frame = planner.frame(number, snap, bars)
+    planner.update_candles(ts, {"1m": candles("1m", closed)} if closed else {}, {"1m": open_rows})
+    frame = planner.frame(number, snap)
     return worker.scan(frame), frame
 
 
@@ -94,7 +94,7 @@ def test_bar_close_strategies_wait_for_a_closed_candle():
     planner, worker = setup(s)
     first = [(cid, T0, 100.0) for cid, _ in COINS]
     result, _ = tick(planner, worker, T0 + 30_000, [200, 200, 200, 200], closed=first)
-    assert result.evaluated == 0  # no candle closed at this tick (T0's is not the previous bar)
+    assert result.evaluated == 0  # the first frame: no bar has closed since a previous one
     second = [(cid, T0 + MINUTE, p) for (cid, _), p in zip(COINS, [110, 100, 104, 120])]
     result, _ = tick(planner, worker, T0 + 2 * MINUTE, [1, 1, 1, 1], closed=second, number=2)
     assert [a.coin_id for a in result.alerts] == [1, 4] and result.alerts[0].bar_open_ms == T0 + MINUTE

@@ -27,16 +27,14 @@ import time
 from collections import deque
 from typing import Any
 
-import numpy as np
 import pykka
 
 from ubot.actors.stage import not_fatal, tell_if_alive, unexpected
-from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
-from ubot.market.snapshot import Snapshot
 from ubot.messages import Candled
 from ubot.models.db import close_connection
 from ubot.models.snapshots import SnapshotReader
 from ubot.notify.messages import GetAlertState, GetScanWatermark, Scanned, ScanOutcome
+from ubot.scan.backlog import Backlog
 from ubot.scan.frame import MarketFrame
 from ubot.scan.messages import (
     DisableStrategy,
@@ -55,41 +53,6 @@ from ubot.scan.worker import ScanWorker
 
 log = logging.getLogger(__name__)
 ASK_TIMEOUT = 60.0
-#: At most this many stored-but-unscanned snapshots are scanned after a crash (the newest ones).
-MAX_CATCH_UP = 60
-
-
-def _open_candles(snapshot: Snapshot) -> dict[str, CandleRows]:
-    """Each coin's open candle as of ``snapshot``, enough for the history (its close: the price)."""
-    n = len(snapshot)
-    zeros = np.zeros(n, dtype=np.int64)
-    price = snapshot.column("price")
-    return {
-        tf: CandleRows(
-            tf,
-            snapshot.ids,
-            np.full(n, bucket_start(snapshot.timestamp_ms, tf)),
-            price,
-            price,
-            price,
-            price,
-            zeros,
-            zeros,
-            zeros,
-        )
-        for tf in TIMEFRAMES
-    }
-
-
-def _closed_bars(previous_ms: int | None, timestamp_ms: int) -> dict[str, int]:
-    """The timeframes whose bar closed between the previous snapshot and this one."""
-    if previous_ms is None:
-        return {}
-    return {
-        tf: int(bucket_start(timestamp_ms, tf)) - length
-        for tf, length in TIMEFRAMES.items()
-        if bucket_start(previous_ms, tf) < bucket_start(timestamp_ms, tf)
-    }
 
 
 class ScanWorkerActor(pykka.ThreadingActor):
@@ -187,7 +150,7 @@ class Scanner(pykka.ThreadingActor):
         self.planner = ScanPlanner(workers, load)
         self.snapshots = snapshots
         self.caught_up = False
-        self.backlog: deque[tuple[MarketFrame, int]] = deque()  # catch-up scans, before live ones
+        self.backlog = Backlog(self.planner)
         self.scanning = 0  # the snapshot id of the scan in progress
         self.users = users
         self.notifier = notifier
@@ -198,7 +161,6 @@ class Scanner(pykka.ThreadingActor):
         # at once only add switching (bench/scanner.py: p50 1.34 s a tick with turns, 1.57 s without).
         self.turn = threading.Lock()
         self.outstanding: set[int] = set()
-        self.pending: tuple[Candled, dict[str, int]] | None = None
         self.scan_started = 0.0
         self.current_tick = 0
         self.durations: deque[float] = deque(maxlen=200)
@@ -240,63 +202,36 @@ class Scanner(pykka.ThreadingActor):
     @on_receive.register
     @not_fatal
     def _tick(self, message: Candled) -> None:
-        snapshot = message.snapshot
         if not self.caught_up:
             self.caught_up = True
             self._catch_up(message.snapshot_id)
-            if self.backlog and not self.outstanding:
-                self._start(*self.backlog.popleft())
-        closed_bars = self.planner.update_candles(
-            snapshot.timestamp_ms, message.closed_candles, message.open_candles
-        )
-        if self.outstanding or self.backlog:
-            if self.pending is not None:
-                self.counts["scans_skipped"] += 1
-                skipped = self.pending[0].tick.number
-                log.warning("scanner: tick %d not scanned, a scan is still running", skipped)
-                self._finished(skipped)
-                closed_bars = {**self.pending[1], **closed_bars}
-            self.pending = (message, closed_bars)
-            return
-        self._start_live(message, closed_bars)
+        snapshot = message.snapshot
+        self.planner.update_candles(snapshot.timestamp_ms, message.closed_candles, message.open_candles)
+        replaced = self.backlog.wait(message)
+        if replaced is not None:
+            self.counts["scans_skipped"] += 1
+            log.warning("scanner: tick %d not scanned, a scan is still running", replaced.tick.number)
+            self._finished(replaced.tick.number)
+        if not self.outstanding:
+            self._next()
 
     def _catch_up(self, live_id: int) -> None:
-        """Scan the snapshots stored before ``live_id`` that the last run stored but did not scan (it
-        was killed in between). Their frames are built now, from the database, before this tick's
-        candles move the history on; they are scanned before the live tick."""
+        """Queue the scans of the snapshots the last run stored but did not scan (``scan/backlog.py``)."""
         if self.notifier is None or self.snapshots is None:
             return
         watermark = self.notifier.ask(GetScanWatermark(), timeout=ASK_TIMEOUT)
-        if watermark is None:  # a new database, or one from before the watermark: nothing is owed
-            return
-        missed = [i for i in self.snapshots.ids_after(watermark) if i < live_id]
-        if len(missed) > MAX_CATCH_UP:
-            log.warning(
-                "scanner: %d stored snapshots were never scanned; scanning the last %d",
-                len(missed),
-                MAX_CATCH_UP,
-            )
-            missed = missed[-MAX_CATCH_UP:]
-        previous = self.snapshots.previous_timestamp(missed[0]) if missed else None
-        for snapshot_id in missed:
-            snapshot = self.snapshots.load(snapshot_id)
-            self.planner.histories = {}  # loaded as they were at this snapshot
-            self.planner.update_candles(snapshot.timestamp_ms, {}, _open_candles(snapshot))
-            closed_bars = _closed_bars(previous, snapshot.timestamp_ms)
-            frame = self.planner.frame(-snapshot_id, snapshot, closed_bars)
-            self.backlog.append((frame, snapshot_id))
-            previous = snapshot.timestamp_ms
-        if missed:
-            log.info("scanner: scanning %d snapshot(s) stored before a crash but never scanned", len(missed))
-        self.planner.histories = {}  # read again for the live tick, as they are now
+        if missed := self.backlog.catch_up_from(self.snapshots, watermark, live_id):
+            log.info("scanner: scanning %d snapshot(s) stored before a crash but never scanned", missed)
 
-    def _start_live(self, message: Candled, closed_bars: dict[str, int]) -> None:
-        if not self.planner.specs:
-            self._scanned(message.snapshot_id)
-            self._finished(message.tick.number)
+    def _next(self) -> None:
+        """Start the next waiting scan, if any. A live tick with no strategy to scan is done at once."""
+        while (scan := self.backlog.next()) is not None:
+            if scan.live and not self.planner.specs:
+                self._scanned(scan.snapshot_id)
+                self._finished(scan.frame.tick)
+                continue
+            self._start(scan.frame, scan.snapshot_id)
             return
-        frame = self.planner.frame(message.tick.number, message.snapshot, closed_bars)
-        self._start(frame, message.snapshot_id)
 
     def _start(self, frame: MarketFrame, snapshot_id: int) -> None:
         self.scan_started = time.perf_counter()
@@ -352,12 +287,7 @@ class Scanner(pykka.ThreadingActor):
             tell_if_alive(self.monitor, self.stats())  # for /health
         if self.current_tick > 0:  # a live tick (catch-up scans have negative numbers)
             self._finished(self.current_tick)
-        if self.backlog:
-            self._start(*self.backlog.popleft())
-        elif self.pending is not None:
-            message, closed_bars = self.pending
-            self.pending = None
-            self._start_live(message, closed_bars)
+        self._next()
 
     # -- strategies and workers ---------------------------------------------------------------------
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 
-from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
+from ubot.market.candles import CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
+from ubot.scan.bars import closed_bars, open_candles_of
 from ubot.scan.frame import MarketFrame, Plan
 from ubot.scan.history import CloseHistory
 from ubot.scan.spec import StrategySpec, UserStrategies
@@ -34,6 +35,8 @@ class ScanPlanner:
         self.compiled: dict[int, CompiledCondition] = {}
         self.plan = Plan()
         self.histories: dict[str, CloseHistory] = {}
+        #: When the snapshot of the last frame was taken: the next frame's closed bars are those since.
+        self.framed_ms: int | None = None
 
     def owner(self, strategy_id: int) -> int:
         return strategy_id % self.workers
@@ -87,15 +90,8 @@ class ScanPlanner:
 
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
-    ) -> dict[str, int]:
-        """Fold one tick's candles into the histories; returns the timeframes whose current bar closed
-        in this tick, with that bar's open time."""
-        closed_bars: dict[str, int] = {}
-        for timeframe in TIMEFRAMES:
-            rows = closed.get(timeframe)
-            previous = int(bucket_start(timestamp_ms, timeframe)) - TIMEFRAMES[timeframe]
-            if rows is not None and len(rows) and (rows.open_time == previous).any():
-                closed_bars[timeframe] = previous
+    ) -> None:
+        """Fold one tick's candles into the histories (every tick, scanned or not)."""
         for timeframe, depth in self.plan.depth.items():
             history = self.histories.get(timeframe)
             if history is None or history.depth < depth:
@@ -107,7 +103,6 @@ class ScanPlanner:
                 history.set_open(open_candles[timeframe])
         for timeframe in [tf for tf in self.histories if tf not in self.plan.depth]:
             del self.histories[timeframe]  # no strategy uses it any more
-        return closed_bars
 
     def _loaded(self, timeframe: str, depth: int, before_ms: int) -> CloseHistory:
         history = CloseHistory(timeframe, depth)
@@ -115,5 +110,23 @@ class ScanPlanner:
             history.add_closed(self.load(timeframe, depth, before_ms))
         return history
 
-    def frame(self, tick: int, snapshot: Snapshot, closed_bars: Mapping[str, int]) -> MarketFrame:
-        return MarketFrame(tick, snapshot, self.plan, self.histories, closed_bars)
+    def resume_after(self, timestamp_ms: int | None) -> None:
+        """At start: the last snapshot before this run's first frame was taken at ``timestamp_ms``."""
+        self.framed_ms = timestamp_ms
+
+    def frame(self, tick: int, snapshot: Snapshot) -> MarketFrame:
+        """The frame of ``snapshot`` over the histories as they are, with the bars closed since the
+        previous frame (a tick that was never framed, skipped, adds its closed bars to the next)."""
+        bars = closed_bars(self.framed_ms, snapshot.timestamp_ms)
+        self.framed_ms = snapshot.timestamp_ms
+        return MarketFrame(tick, snapshot, self.plan, self.histories, bars)
+
+    def replay(self, tick: int, snapshot: Snapshot) -> MarketFrame:
+        """The frame of a stored snapshot that the last run did not scan, with each history as it was
+        then: read from the database, up to that snapshot, with its prices as the open candles. The
+        live histories are read again at the next tick, as they are now."""
+        self.histories = {}
+        self.update_candles(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
+        frame = self.frame(tick, snapshot)
+        self.histories = {}
+        return frame
