@@ -2,8 +2,8 @@
 
 Mailbox (one message at a time, in this actor's thread and database connection):
 
-- ``ScanOutcome`` (``tell``, from the Scanner workers): the alerts, their deliveries and the state
-  changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
+- ``ScanOutcome`` (``tell``, from the Scanner workers): the saved state of the strategies it forgets
+  is deleted; the alerts, their deliveries and the state changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
   alert, the ``"alert"`` event to the stream (``publish``), and the deliveries go to the senders. The
   log line, the row and the event are the built-in channel: an alert without deliveries is
   complete once written.
@@ -38,7 +38,6 @@ from ubot.notify.channel import RETRY, SENT, Channel
 from ubot.notify.dispatch import Dispatcher
 from ubot.notify.messages import (
     AlertState,
-    ForgetState,
     GetAlerts,
     GetAlertState,
     GetScanWatermark,
@@ -157,11 +156,6 @@ class Notifier(pykka.ThreadingActor):
         return self.store.scan_watermark()
 
     @on_receive.register
-    @not_fatal
-    def _forget(self, message: ForgetState) -> None:
-        self.store.forget_states(message.strategy_ids)
-
-    @on_receive.register
     def _alert_state(self, message: GetAlertState) -> tuple[AlertState, ...]:
         self._flush()
         return self._states(message.strategy_ids)
@@ -179,6 +173,7 @@ class Notifier(pykka.ThreadingActor):
         while self.unwritten:
             outcome = self.unwritten[0]
             try:
+                self.store.forget_states(outcome.forget)  # again if the record fails: no harm
                 written = self.store.record(outcome, self._now_ms(), hold_until)
             except Exception:
                 if len(self.unwritten) == 1 or self.unwritten_failures == 0:
@@ -219,10 +214,12 @@ class Notifier(pykka.ThreadingActor):
             log.exception("notifier: writing the scan watermark failed")
 
     def _states(self, strategy_ids: tuple[int, ...]) -> tuple[AlertState, ...]:
-        """The saved states, with those of outcomes not written yet on top."""
+        """The saved states, with those of outcomes not written yet on top, in order."""
         states = {(s.strategy_id, s.coin_id): s for s in self.store.states(strategy_ids)}
         wanted = set(strategy_ids)
         for outcome in self.unwritten:
+            if outcome.forget:
+                states = {key: s for key, s in states.items() if key[0] not in outcome.forget}
             states.update({(s.strategy_id, s.coin_id): s for s in outcome.states if s.strategy_id in wanted})
         return tuple(states[key] for key in sorted(states))
 

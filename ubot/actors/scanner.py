@@ -76,25 +76,23 @@ class ScanWorkerActor(pykka.ThreadingActor):
 
     @on_receive.register
     def _set(self, message: SetStrategies) -> None:
-        users = message.users
         known = set(self.worker.entries)
-        cleared = []
-        for user_id, specs in users.items():
-            cleared += self.worker.replace_user(user_id, specs)
-        new = tuple(sorted(set(self.worker.entries) - known))
-        if self.notifier is not None:
-            if cleared:
-                tell_if_alive(
-                    self.notifier,
-                    ScanOutcome(worker=self.index, tick=0, snapshot_ms=0, states=tuple(cleared)),
+        for user_id, specs in message.users.items():
+            self.worker.replace_user(user_id, specs, message.forget)
+        if self.notifier is None:
+            return
+        if message.forget:  # the saved state goes too, after this worker's earlier outcomes
+            tell_if_alive(
+                self.notifier, ScanOutcome(worker=self.index, tick=0, snapshot_ms=0, forget=message.forget)
+            )
+        # Strategies this worker has not seen in this run: continue from their saved state.
+        if new := tuple(sorted(set(self.worker.entries) - known - set(message.forget))):
+            try:
+                self.worker.restore(self.notifier.ask(GetAlertState(new), timeout=ASK_TIMEOUT))
+            except Exception:  # the database is down: start them afresh rather than not at all
+                log.exception(
+                    "scan worker %d: firing state of %d strategy(ies) unknown", self.index, len(new)
                 )
-            if new:  # strategies this worker has not seen in this run: continue from their saved state
-                try:
-                    self.worker.restore(self.notifier.ask(GetAlertState(new), timeout=ASK_TIMEOUT))
-                except Exception:  # the database is down: start them afresh rather than not at all
-                    log.exception(
-                        "scan worker %d: firing state of %d strategy(ies) unknown", self.index, len(new)
-                    )
 
     @on_receive.register
     def _scan(self, message: ScanTick) -> None:
@@ -179,8 +177,8 @@ class Scanner(pykka.ThreadingActor):
         ]
         if self.users is not None:
             everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
-            for worker, users in self.planner.set_all(everyone).items():
-                self.pool[worker].tell(SetStrategies(users))
+            for worker, message in self.planner.set_all(everyone).items():
+                self.pool[worker].tell(message)
             log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
 
     def on_stop(self) -> None:
@@ -241,6 +239,7 @@ class Scanner(pykka.ThreadingActor):
         self.resent = set()
         self.outstanding = set(range(len(self.pool)))
         self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
+        self.planner.scan_started()
         for index in range(len(self.pool)):
             # A worker that died after its last message is replaced when its WorkerDied arrives,
             # and gets this frame then.
@@ -261,12 +260,13 @@ class Scanner(pykka.ThreadingActor):
         if message.tick != self.current_tick or message.worker not in self.outstanding:
             return
         self.outstanding.discard(message.worker)
+        self.planner.scan_done(message.worker)
         for key in self.round:
             self.round[key] += getattr(message, key)
         self.errors.update(message.errors)
         self.disable += message.disable
         for strategy_id in message.disable:
-            self.planner.forget(strategy_id)
+            self.planner.retire(strategy_id)
         if not self.outstanding:
             self._finish()
 
@@ -294,9 +294,8 @@ class Scanner(pykka.ThreadingActor):
     @on_receive.register
     @not_fatal
     def _change(self, message: StrategiesChanged) -> None:
-        user_id = message.user_id
-        for worker, share in self.planner.set_user(user_id, message.specs).items():
-            tell_if_alive(self.pool[worker], SetStrategies({user_id: share}))  # a dead one gets it on restart
+        for worker, change in self.planner.set_user(message.user_id, message.specs).items():
+            tell_if_alive(self.pool[worker], change)  # a dead one gets it on restart
 
     @on_receive.register
     @not_fatal
@@ -307,7 +306,7 @@ class Scanner(pykka.ThreadingActor):
         self.counts["worker_restarts"] += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
         self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.turn)
-        self.pool[index].tell(SetStrategies(self.planner.share(index)))
+        self.pool[index].tell(self.planner.restart(index))
         if index in self.outstanding and self.frame is not None:
             if index not in self.resent:  # its part of this tick, once (a frame that kills it twice
                 self.resent.add(index)  # is dropped, below)
