@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import statistics
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import pykka
@@ -49,6 +47,7 @@ from ubot.scan.messages import (
     WorkerDied,
 )
 from ubot.scan.planner import Loader, ScanPlanner
+from ubot.scan.rounds import Round, ScanFigures
 from ubot.scan.worker import ScanWorker
 
 log = logging.getLogger(__name__)
@@ -149,7 +148,8 @@ class Scanner(pykka.ThreadingActor):
         self.snapshots = snapshots
         self.caught_up = False
         self.backlog = Backlog(self.planner)
-        self.scanning = 0  # the snapshot id of the scan in progress
+        self.round: Round | None = None  # the scan in progress
+        self.figures = ScanFigures()
         self.users = users
         self.notifier = notifier
         self.monitor = monitor
@@ -158,17 +158,6 @@ class Scanner(pykka.ThreadingActor):
         # Workers take turns on the CPU: the evaluation is Python bytecode under the GIL, so ten threads
         # at once only add switching (bench/scanner.py: p50 1.34 s a tick with turns, 1.57 s without).
         self.turn = threading.Lock()
-        self.outstanding: set[int] = set()
-        self.scan_started = 0.0
-        self.current_tick = 0
-        self.durations: deque[float] = deque(maxlen=200)
-        self.counts = {"scans": 0, "scans_skipped": 0, "worker_restarts": 0, "alerts": 0}
-        self.last = {"evaluated": 0, "coins": 0}
-        self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
-        self.errors: dict[int, str | None] = {}
-        self.disable: list[int] = []
-        self.frame: MarketFrame | None = None  # of the scan in progress (sent again to a restarted worker)
-        self.resent: set[int] = set()
 
     def on_start(self) -> None:
         me = self.actor_ref
@@ -207,10 +196,10 @@ class Scanner(pykka.ThreadingActor):
         self.planner.update_candles(snapshot.timestamp_ms, message.closed_candles, message.open_candles)
         replaced = self.backlog.wait(message)
         if replaced is not None:
-            self.counts["scans_skipped"] += 1
+            self.figures.skipped += 1
             log.warning("scanner: tick %d not scanned, a scan is still running", replaced.tick.number)
             self._finished(replaced.tick.number)
-        if not self.outstanding:
+        if self.round is None:
             self._next()
 
     def _catch_up(self, live_id: int) -> None:
@@ -232,18 +221,12 @@ class Scanner(pykka.ThreadingActor):
             return
 
     def _start(self, frame: MarketFrame, snapshot_id: int) -> None:
-        self.scan_started = time.perf_counter()
-        self.current_tick = frame.tick
-        self.scanning = snapshot_id
-        self.frame = frame
-        self.resent = set()
-        self.outstanding = set(range(len(self.pool)))
-        self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
+        self.round = Round(frame, snapshot_id, set(range(len(self.pool))), time.perf_counter())
         self.planner.scan_started()
-        for index in range(len(self.pool)):
+        for worker in self.pool:
             # A worker that died after its last message is replaced when its WorkerDied arrives,
             # and gets this frame then.
-            tell_if_alive(self.pool[index], ScanTick(self.frame))
+            tell_if_alive(worker, ScanTick(frame))
 
     def _finished(self, tick: int) -> None:
         if self.monitor is not None:
@@ -257,36 +240,27 @@ class Scanner(pykka.ThreadingActor):
     @on_receive.register
     @not_fatal
     def _done(self, message: ScanDone) -> None:
-        if message.tick != self.current_tick or message.worker not in self.outstanding:
+        if self.round is None or not self.round.done(message):
             return
-        self.outstanding.discard(message.worker)
         self.planner.scan_done(message.worker)
-        for key in self.round:
-            self.round[key] += getattr(message, key)
-        self.errors.update(message.errors)
-        self.disable += message.disable
         for strategy_id in message.disable:
             self.planner.retire(strategy_id)
-        if not self.outstanding:
-            self._finish()
+        if self.round.finished:
+            self._finish(self.round)
 
-    def _finish(self) -> None:
-        self.frame = None
-        self.durations.append((time.perf_counter() - self.scan_started) * 1000)
-        self.counts["scans"] += 1
-        self.counts["alerts"] += self.round["alerts"]
-        self.last = {"evaluated": self.round["evaluated"], "coins": self.round["coins"]}
+    def _finish(self, scan: Round) -> None:
+        self.round = None
+        self.figures.finished(scan, (time.perf_counter() - scan.started) * 1000)
         if self.users is not None:
-            if self.errors:
-                tell_if_alive(self.users, StrategyErrors(dict(self.errors), self.now_ms()))
-            for strategy_id in self.disable:
+            if scan.errors:
+                tell_if_alive(self.users, StrategyErrors(dict(scan.errors), self.now_ms()))
+            for strategy_id in scan.disable:
                 tell_if_alive(self.users, DisableStrategy(strategy_id))
-        self.errors, self.disable = {}, []
-        self._scanned(self.scanning)
+        self._scanned(scan.snapshot_id)
         if self.monitor is not None:
             tell_if_alive(self.monitor, self.stats())  # for /health
-        if self.current_tick > 0:  # a live tick (catch-up scans have negative numbers)
-            self._finished(self.current_tick)
+        if scan.live:  # catch-up scans are no tick of this run
+            self._finished(scan.tick)
         self._next()
 
     # -- strategies and workers ---------------------------------------------------------------------
@@ -303,38 +277,19 @@ class Scanner(pykka.ThreadingActor):
         index = message.worker
         if self.pool[index].is_alive():  # already replaced
             return
-        self.counts["worker_restarts"] += 1
+        self.figures.worker_restarts += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
         self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.turn)
         self.pool[index].tell(self.planner.restart(index))
-        if index in self.outstanding and self.frame is not None:
-            if index not in self.resent:  # its part of this tick, once (a frame that kills it twice
-                self.resent.add(index)  # is dropped, below)
-                self.pool[index].tell(ScanTick(self.frame))
-            else:
-                log.error(
-                    "scan worker %d died twice on tick %d: its part of that tick is lost",
-                    index,
-                    self.current_tick,
-                )
-                self.outstanding.discard(index)
-                if not self.outstanding:
-                    self._finish()
+        scan = self.round
+        if scan is None or index not in scan.outstanding:
+            return
+        if scan.resend(index):  # its part of this scan, once
+            self.pool[index].tell(ScanTick(scan.frame))
+            return
+        log.error("scan worker %d died twice on tick %d: its part of that tick is lost", index, scan.tick)
+        if scan.finished:
+            self._finish(scan)
 
     def stats(self) -> ScannerStats:
-        durations = sorted(self.durations)
-        return ScannerStats(
-            workers=len(self.pool),
-            strategies=len(self.planner.specs),
-            scans=self.counts["scans"],
-            scans_skipped=self.counts["scans_skipped"],
-            worker_restarts=self.counts["worker_restarts"],
-            alerts=self.counts["alerts"],
-            last_scan_ms=round(self.durations[-1], 1) if durations else None,
-            scan_ms_p50=round(statistics.median(durations), 1) if durations else None,
-            scan_ms_p99=round(durations[min(len(durations) - 1, int(len(durations) * 0.99))], 1)
-            if durations
-            else None,
-            last_evaluated=self.last["evaluated"],
-            last_coins=self.last["coins"],
-        )
+        return self.figures.stats(len(self.pool), len(self.planner.specs))
