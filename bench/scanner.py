@@ -163,16 +163,16 @@ def part1(specs, market, ticks, workers) -> list[float]:
     for s in specs:
         users.setdefault(s.user_id, []).append(s)
     for user, mine in users.items():
-        for w, share in planner.set_user(user, mine).items():
-            if share:
-                pool[w].replace_user(user, share)
+        for w, change in planner.set_user(user, mine).items():
+            if change.users[user]:
+                pool[w].replace_user(user, change.users[user])
     times, alerts, evaluated = [], 0, 0
     for k in range(ticks + 1):
         ts = START_MS + 60_000 * (k + 1)
         snapshot, closed, opened = market.step(ts)
         started = time.perf_counter()
-        bars = planner.update_candles(ts, closed, opened)
-        frame = planner.frame(k, snapshot, bars)
+        planner.update_candles(ts, closed, opened)
+        frame = planner.frame(k, snapshot)
         built = time.perf_counter()
         results = [w.scan(frame) for w in pool]
         done = time.perf_counter()

@@ -114,8 +114,7 @@ def start_system(
     users = UserManagerActor.start(
         UserManager(
             UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
-        ),
-        notifier,
+        )
     )
     candle_store = CandleStore(db)
     scanner = Scanner.start(

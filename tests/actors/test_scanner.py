@@ -23,8 +23,8 @@ COINS = [(1, "BTC"), (2, "ETH"), (3, "SOL")]
 
 class Stand(pykka.ThreadingActor):
     """Records what it is told. As the UserManager: answers WatchStrategies with ``specs``. As the
-    Notifier: keeps the state rows of every ScanOutcome (like the real one writes them) and answers
-    GetAlertState from them."""
+    Notifier: keeps the state rows of every ScanOutcome, after deleting those it forgets (like the
+    real one writes them), and answers GetAlertState from them."""
 
     def __init__(self, told: queue.Queue, specs=(), states=()) -> None:
         super().__init__()
@@ -37,6 +37,7 @@ class Stand(pykka.ThreadingActor):
         if isinstance(message, GetAlertState):
             return tuple(s for s in self.states.values() if s.strategy_id in message.strategy_ids)
         if isinstance(message, ScanOutcome):
+            self.states = {key: s for key, s in self.states.items() if key[0] not in message.forget}
             self.states.update({(s.strategy_id, s.coin_id): s for s in message.states})
         self.told.put(message)
         return None
@@ -177,3 +178,36 @@ def test_a_worker_that_dies_during_a_scan_gets_that_tick_again_after_its_restart
     outcomes, stats = rig.outcomes_until_stats()
     assert stats.worker_restarts == 1 and stats.scans == 1
     assert sorted(a.strategy_id for o in outcomes for a in o.alerts) == [1, 2, 3]
+
+
+def test_new_rules_or_enabling_again_start_afresh_and_a_restart_does_not_revive_the_old_state():
+    rig = Rig([spec(1, "price > 10")], states=armed(1), workers=1)
+    rig.tick([20, 5, 5])  # BTC true: fires, and is remembered as true
+    first, _ = rig.outcomes_until_stats()
+    assert [a.coin_id for o in first for a in o.alerts] == [1]
+    rig.scanner.tell(UserStrategies(7, (spec(1, "price > 15"),)))  # new rules
+    rig.tick([20, 5, 5])
+    outcomes, _ = rig.outcomes_until_stats()
+    assert [o.forget for o in outcomes] == [(1,), ()]
+    assert [a for o in outcomes for a in o.alerts] == []  # armed again: BTC, already true, waits
+    assert AlertState(1, ARMED, True) in outcomes[1].states
+
+    turn, worker = rig.scanner.proxy().turn.get(), rig.scanner.proxy().pool.get()[0]
+    with turn:  # the worker is held in its next scan...
+        rig.tick([20, 5, 5])
+        rig.scanner.proxy().stats().get()  # (the frame is sent)
+        worker.tell(object())  # ...and a message it does not know waits next: it dies of it
+        rig.scanner.tell(UserStrategies(7, ()))  # disabled and enabled again: forget, told to
+        rig.scanner.tell(UserStrategies(7, (spec(1, "price > 15"),)))  # a worker about to die
+        rig.scanner.proxy().stats().get()
+    rig.stats()
+    rig.tick([20, 20, 5])
+    outcomes, stats = rig.outcomes_until_stats()
+    assert stats.worker_restarts == 1
+    assert [o.forget for o in outcomes if o.forget] == [(1,)]  # told again to its successor
+    assert [a for o in outcomes for a in o.alerts] == []  # armed again: the old state was not revived
+    assert rig.notifier.proxy().states.get() == {
+        (1, ARMED): AlertState(1, ARMED, True),
+        (1, 1): AlertState(1, 1, True),
+        (1, 2): AlertState(1, 2, True),
+    }

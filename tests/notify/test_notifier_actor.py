@@ -250,6 +250,35 @@ def test_alert_state_is_answered_after_earlier_writes(db, clock, strategy) -> No
     assert answer == (states[0], AlertState(strategy.id, 2, True, T0_MS + 1, T0_MS))
 
 
+def test_a_forgotten_strategys_saved_state_is_deleted_so_a_restart_does_not_revive_it(
+    db, clock, strategy
+) -> None:
+    running = Running(db, clock, [])
+    old = (AlertState(strategy.id, 0, True), AlertState(strategy.id, 1, True, T0_MS, T0_MS))
+    running.tell(scan(states=old))
+    forget = ScanOutcome(worker=0, tick=0, snapshot_ms=0, forget=(strategy.id,))
+    running.tell(forget)
+    assert running.ref.ask(GetAlertState((strategy.id,)), timeout=WAIT) == ()
+    assert running.store.states([strategy.id]) == ()  # in the database too
+    running.tell(scan(states=[AlertState(strategy.id, 2, True)], tick=2))  # the new rules' state stays
+
+    # Not written yet (the database is down): a restarted worker asking gets the same answer.
+    real = running.store.record
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("database restarting")
+
+    running.store.record = down  # type: ignore[method-assign]
+    running.tell(scan(states=old, tick=3))
+    running.tell(forget)
+    running.tell(scan(states=[AlertState(strategy.id, 3, True)], tick=4))
+    assert running.ref.ask(GetAlertState((strategy.id,)), timeout=WAIT) == (AlertState(strategy.id, 3, True),)
+    running.store.record = real  # type: ignore[method-assign]
+    running.tell(scan(tick=5))  # the database is back: everything waiting is written, in order
+    assert running.ref.ask(GetAlertState((strategy.id,)), timeout=WAIT) == (AlertState(strategy.id, 3, True),)
+    assert running.store.states([strategy.id]) == (AlertState(strategy.id, 3, True),)
+
+
 def test_a_failing_write_is_kept_and_written_first_when_the_database_is_back(
     db, clock, strategy, make, caplog
 ) -> None:

@@ -6,8 +6,9 @@ import pytest
 from tests.scan.support import MINUTE, T0, candles, snapshot, spec
 from ubot.notify.messages import AlertState, DeliveryTarget
 from ubot.rules import indicators
-from ubot.scan.firing import ARMED
+from ubot.scan.firing import ARMED, FiringState
 from ubot.scan.planner import ScanPlanner
+from ubot.scan.spec import UserStrategies
 from ubot.scan.worker import ScanWorker
 
 COINS = [(1, "BTC"), (2, "ETH"), (3, "SOL"), (4, "ETH")]  # a second "ETH" ranks lower
@@ -26,8 +27,8 @@ def setup(*specs, workers=1, armed=True):
 def tick(planner, worker, ts, prices, *, closed=(), number=1, **columns):
     snap = snapshot(ts, COINS, price=prices, **columns)
     open_rows = candles("1m", [(cid, ts - ts % MINUTE, p) for (cid, _), p in zip(COINS, prices)])
-    bars = planner.update_candles(ts, {"1m": candles("1m", closed)} if closed else {}, {"1m": open_rows})
-    frame = planner.frame(number, snap, bars)
+    planner.update_candles(ts, {"1m": candles("1m", closed)} if closed else {}, {"1m": open_rows})
+    frame = planner.frame(number, snap)
     return worker.scan(frame), frame
 
 
@@ -94,7 +95,7 @@ def test_bar_close_strategies_wait_for_a_closed_candle():
     planner, worker = setup(s)
     first = [(cid, T0, 100.0) for cid, _ in COINS]
     result, _ = tick(planner, worker, T0 + 30_000, [200, 200, 200, 200], closed=first)
-    assert result.evaluated == 0  # no candle closed at this tick (T0's is not the previous bar)
+    assert result.evaluated == 0  # the first frame: no bar has closed since a previous one
     second = [(cid, T0 + MINUTE, p) for (cid, _), p in zip(COINS, [110, 100, 104, 120])]
     result, _ = tick(planner, worker, T0 + 2 * MINUTE, [1, 1, 1, 1], closed=second, number=2)
     assert [a.coin_id for a in result.alerts] == [1, 4] and result.alerts[0].bar_open_ms == T0 + MINUTE
@@ -106,12 +107,28 @@ def test_expired_strategies_are_not_evaluated():
     assert result.evaluated == 0
 
 
-def test_changing_the_rules_clears_the_state_and_says_so():
-    planner, worker = setup(spec())
-    tick(planner, worker, T0, [20, 1, 1, 1])
-    cleared = worker.replace_user(7, [spec(condition="price > 15")])
-    assert cleared == [AlertState(1, 1, False, T0, None), AlertState(1, ARMED, False)]
-    assert worker.replace_user(7, [spec(condition="price > 15", name="renamed")]) == []
+def test_the_planner_alone_decides_when_the_firing_state_starts_afresh():
+    """New rules, or leaving the scan (disabled, deleted, a ``once`` that fired) forget the state;
+    coming back after leaving finds none; other edits keep it."""
+    planner = ScanPlanner(2)
+    planner.set_all([UserStrategies(7, (spec(1), spec(2), spec(3, frequency="once")))])
+
+    def forgets(*specs):
+        return {w: m.forget for w, m in planner.set_user(7, specs).items() if m.forget}
+
+    assert forgets(spec(1, name="renamed", cooldown_s=60), spec(2), spec(3, frequency="once")) == {}
+    assert forgets(spec(1, "price > 15"), spec(2), spec(3, frequency="once")) == {1: (1,)}  # new rules
+    assert forgets(spec(1, "price > 15"), spec(3, frequency="once")) == {0: (2,)}  # 2 disabled
+    assert forgets(spec(1, "price > 15"), spec(2), spec(3, frequency="once")) == {}  # back: nothing saved
+    planner.retire(3)  # the once strategy fired; its owner disables it
+    assert 3 not in planner.specs
+    assert forgets(spec(1, "price > 15"), spec(2)) == {1: (3,)}
+
+    worker = ScanWorker()
+    worker.replace_user(7, [spec(1)])
+    worker.restore([AlertState(1, ARMED, True), AlertState(1, 5, True, T0, T0)])
+    worker.replace_user(7, [spec(1, "price > 15")], forget=(1,))
+    assert worker.entries[1].state == FiringState() and worker.entries[1].condition.text == "price > 15"
 
 
 def test_restored_state_prevents_a_second_alert_after_a_restart():
@@ -132,9 +149,9 @@ def test_dropping_a_users_strategies():
 
 def test_routing_is_stable_by_id():
     planner = ScanPlanner(10)
-    shares = planner.set_user(7, [spec(3), spec(13), spec(4)])
+    shares = {w: m.users[7] for w, m in planner.set_user(7, [spec(3), spec(13), spec(4)]).items()}
     assert [s.id for s in shares[3]] == [3, 13] and [s.id for s in shares[4]] == [4] and shares[0] == ()
-    assert planner.share(3) == {7: (spec(3), spec(13))}
+    assert planner.restart(3).users == {7: (spec(3), spec(13))}
 
 
 def test_history_is_loaded_for_a_timeframe_when_a_strategy_needs_it():
@@ -157,3 +174,17 @@ def test_a_fresh_crossing_strategy_only_arms_on_its_first_tick():
     assert first.alerts == [] and AlertState(1, ARMED, True) in first.states
     second, _ = tick(planner, worker, T0 + 1000, [20, 20, 20, 1], number=2)
     assert [a.coin_id for a in second.alerts] == [2]
+
+
+def test_a_restarted_worker_is_told_again_the_forgets_no_finished_scan_confirmed():
+    planner = ScanPlanner(1)
+    planner.set_user(7, [spec(1), spec(2)])
+    planner.set_user(7, [spec(1, "price > 15"), spec(2)])
+    assert planner.restart(0).forget == (1,)  # its predecessor may have died before handling it
+    planner.scan_started()  # the frame goes behind the forget of 1...
+    planner.set_user(7, [spec(1, "price > 15"), spec(2, "price > 15")])  # ...and before that of 2
+    planner.scan_done(0)
+    assert planner.restart(0).forget == (2,)
+    planner.scan_started()
+    planner.scan_done(0)
+    assert planner.restart(0).forget == ()

@@ -9,7 +9,7 @@ import pykka
 import pytest
 
 from ubot.actors.user_manager import UserManagerActor
-from ubot.notify.messages import DeliveryTarget, ForgetState
+from ubot.notify.messages import DeliveryTarget
 from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
 from ubot.scan.spec import UserStrategies
 from ubot.users import messages as m
@@ -30,10 +30,8 @@ class Recorder(pykka.ThreadingActor):
 @pytest.fixture
 def link(manager):
     told: queue.Queue = queue.Queue()
-    # One recorder stands for both the Scanner and the Notifier: one mailbox keeps the order in
-    # which the UserManager told them.
     scanner = Recorder.start(told)
-    ref = UserManagerActor.start(manager, scanner)
+    ref = UserManagerActor.start(manager)
 
     def ask(message: Any) -> Any:
         return ref.ask(message, timeout=WAIT)
@@ -81,7 +79,6 @@ def test_every_change_tells_the_scanner_the_users_strategies_as_they_are_now(lin
     ask(m.PatchStrategy(ada, created.id, {"enabled": False}))
     assert next_told() == UserStrategies(ada, ())
     ask(m.PatchStrategy(ada, created.id, {"enabled": True, "channels": ["webhook"]}))
-    assert next_told() == ForgetState((created.id,))  # enabled again: starts afresh
     assert next_told().specs[0].deliveries[0].channel == "webhook"
     ask(
         m.PutSettings(
@@ -125,21 +122,3 @@ def test_a_once_strategy_that_fired_is_disabled_and_the_scanner_told(link) -> No
     assert ask(m.GetStrategy(ada, created.id)).enabled is False
     ref.tell(DisableStrategy(99_999))  # deleted meanwhile: nothing to do, nothing told
     ask(m.GetStrategy(ada, created.id))
-
-
-def test_new_rules_or_enabling_again_forget_the_firing_state_first(link) -> None:
-    ask, scanner, next_told, told, _ = link
-    ada = sign_up(ask, "ada")
-    ask(WatchStrategies(scanner))
-    created = ask(m.CreateStrategy(ada, strategy()))
-    assert isinstance(next_told(), UserStrategies)  # created: no state to forget
-    ask(m.PatchStrategy(ada, created.id, {"name": "Renamed", "cooldown_s": 60}))
-    assert isinstance(next_told(), UserStrategies)  # same rules: the state stays
-    ask(m.PatchStrategy(ada, created.id, {"condition": "rsi(14) < 25"}))
-    assert next_told() == ForgetState((created.id,))
-    assert isinstance(next_told(), UserStrategies)
-    ask(m.PatchStrategy(ada, created.id, {"enabled": False}))
-    assert next_told() == UserStrategies(ada, ())
-    ask(m.PatchStrategy(ada, created.id, {"enabled": True}))
-    assert next_told() == ForgetState((created.id,))
-    assert told.get(timeout=WAIT).specs[0].id == created.id

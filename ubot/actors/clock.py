@@ -11,12 +11,14 @@ finished (replays as fast as the pipeline can go).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any
 
 import pykka
 
+from ubot.actors.stage import unexpected
 from ubot.clocks import Clock
 from ubot.health import ClockStats
 from ubot.messages import GetClockStats, StopTicking, TickFinished, WatchTicks
@@ -63,19 +65,24 @@ class ClockActor(pykka.ThreadingActor):
         """pykka stops a failed actor without calling on_stop: the timer thread must stop too."""
         self._halt()
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, TickFinished):
-            with self._lock:
-                self._busy = False
-                self._lock.notify_all()
-        elif isinstance(message, StopTicking):
-            log.info("clock stopped: %s", message.reason)
-            self._halt()
-        elif isinstance(message, GetClockStats):
-            return self._stats()
-        else:
-            raise TypeError(f"clock: unexpected message {message!r}")
-        return None
+        unexpected(self, message)
+
+    @on_receive.register
+    def _finished(self, message: TickFinished) -> None:
+        with self._lock:
+            self._busy = False
+            self._lock.notify_all()
+
+    @on_receive.register
+    def _stop_ticking(self, message: StopTicking) -> None:
+        log.info("clock stopped: %s", message.reason)
+        self._halt()
+
+    @on_receive.register
+    def _get_stats(self, message: GetClockStats) -> ClockStats:
+        return self._stats()
 
     def _halt(self) -> None:
         self._stopping.set()

@@ -7,6 +7,7 @@ still-open candle that the candle endpoint appends to the closed ones from the d
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from typing import Any
 
 import pykka
 
-from ubot.actors.stage import Stage
+from ubot.actors.stage import Stage, unexpected
 from ubot.market.candles import CandleRows
 from ubot.market.snapshot import Snapshot
 from ubot.market.view import SnapshotView
@@ -37,17 +38,11 @@ class Container(Stage):
         self.open_candles: Mapping[str, CandleRows] = {}
         self._candle_index: dict[str, dict[int, int]] = {}
 
-    def handle(self, message: Any) -> Any:
-        if isinstance(message, Candled):
-            return self._update(message)
-        if isinstance(message, GetSnapshot):
-            return self._snapshot(message)
-        if isinstance(message, ResolveCoin):
-            return self._resolve(message.key)
-        if isinstance(message, GetOpenCandle):
-            return self._open_candle(message)
-        raise TypeError(f"container: unexpected message {message!r}")
+    @functools.singledispatchmethod
+    def receive(self, message: Any) -> Any:
+        unexpected(self, message)
 
+    @receive.register
     def _update(self, message: Candled) -> None:
         started = time.perf_counter()
         self.view = SnapshotView.build(message.snapshot)
@@ -72,6 +67,7 @@ class Container(Stage):
             )
         )
 
+    @receive.register
     def _snapshot(self, query: GetSnapshot) -> tuple[bytes, str] | None:
         if self.view is None:
             return None
@@ -79,8 +75,10 @@ class Container(Stage):
             return self.view.body, self.view.etag
         return self.view.filtered(query.symbols)
 
-    def _resolve(self, key: str) -> tuple[int, str] | None:
+    @receive.register
+    def _resolve(self, query: ResolveCoin) -> tuple[int, str] | None:
         """(coin id, symbol) of a coin in the latest snapshot, or None."""
+        key = query.key
         view = self.view
         if view is None:
             return None
@@ -89,6 +87,7 @@ class Container(Stage):
             return None
         return view.ids[index], view.symbols[index]
 
+    @receive.register
     def _open_candle(self, query: GetOpenCandle) -> tuple | None:
         """``(open_time, open, high, low, close)`` of the coin's open candle, or None."""
         index = self._candle_index.get(query.timeframe, {}).get(query.coin_id)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
 
 import pykka
 
-from ubot.actors.stage import Stage
+from ubot.actors.stage import Stage, unexpected
 from ubot.market.snapshot import MarketDataError, Snapshot, parse_listings
 from ubot.market.source import FatalSourceError, MarketSource, SourceError, SourceExhausted
 from ubot.messages import Fetched, SourceFailed
@@ -33,9 +34,12 @@ class Fetcher(Stage):
         self.source.close()
         super().on_stop()
 
-    def handle(self, message: Any) -> None:
-        if not isinstance(message, Tick):
-            raise TypeError(f"fetcher: unexpected message {message!r}")
+    @functools.singledispatchmethod
+    def receive(self, message: Any) -> Any:
+        unexpected(self, message)
+
+    @receive.register
+    def _fetch(self, message: Tick) -> None:
         started = time.perf_counter()
         try:
             raw = self.source.fetch(message.scheduled_ms)

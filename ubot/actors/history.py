@@ -6,10 +6,12 @@ and the gateway never touches a model.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pykka
 
+from ubot.actors.stage import unexpected
 from ubot.messages import GetCandles, GetGlobal, GetQuotes, ResolveCoin
 from ubot.models.db import close_connection
 from ubot.models.history import History
@@ -23,16 +25,22 @@ class HistoryActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         close_connection()
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        h = self.history
-        if isinstance(message, ResolveCoin):
-            return h.coin(message.key)
-        if isinstance(message, GetCandles):
-            return h.candles(
-                message.coin_id, message.timeframe, message.start_ms, message.end_ms, message.limit
-            )
-        if isinstance(message, GetQuotes):
-            return h.quotes(message.coin_id, message.start_ms, message.end_ms, message.limit)
-        if isinstance(message, GetGlobal):
-            return h.global_metrics(message.start_ms, message.end_ms, message.limit)
-        raise TypeError(f"history: unexpected message {message!r}")
+        unexpected(self, message)
+
+    @on_receive.register
+    def _coin(self, query: ResolveCoin) -> Any:
+        return self.history.coin(query.key)
+
+    @on_receive.register
+    def _candles(self, query: GetCandles) -> Any:
+        return self.history.candles(query.coin_id, query.timeframe, query.start_ms, query.end_ms, query.limit)
+
+    @on_receive.register
+    def _quotes(self, query: GetQuotes) -> Any:
+        return self.history.quotes(query.coin_id, query.start_ms, query.end_ms, query.limit)
+
+    @on_receive.register
+    def _global(self, query: GetGlobal) -> Any:
+        return self.history.global_metrics(query.start_ms, query.end_ms, query.limit)

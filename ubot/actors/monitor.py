@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import pykka
 
+from ubot.actors.stage import unexpected
 from ubot.clocks import Clock
 from ubot.health import PipelineStats, tick_line
 from ubot.messages import (
@@ -61,32 +63,38 @@ class Monitor(pykka.ThreadingActor):
         self.ticker: pykka.ActorRef | None = None
         self.finished = False
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, TickDone):
-            self._done(message)
-        elif isinstance(message, SourceExhausted):
-            self.stats.exhausted = True
-            log.info("source exhausted after %d tick(s): no more ticks", self.stats.ticks)
-            self._finish("exhausted")
-        elif isinstance(message, SourceFailed):
-            self.stats.failed = message.reason
-            log.error("no more ticks: %s", message.reason)
-            self._finish("failed")
-        elif isinstance(message, ScannerStats):
-            self.stats.scanner = message.as_dict()
-        elif isinstance(message, ScanFinished):
-            self._scan_finished(message.tick)
-        elif isinstance(message, WatchTicks):
-            self.ticker = message.clock
-        elif isinstance(message, GetHealth):
-            stats = copy.deepcopy(self.stats)  # a value, not our live object
-            if self.source_status is not None:
-                stats.source_status = self.source_status().as_dict()
-            return stats
-        else:
-            raise TypeError(f"monitor: unexpected message {message!r}")
-        return None
+        unexpected(self, message)
 
+    @on_receive.register
+    def _exhausted(self, message: SourceExhausted) -> None:
+        self.stats.exhausted = True
+        log.info("source exhausted after %d tick(s): no more ticks", self.stats.ticks)
+        self._finish("exhausted")
+
+    @on_receive.register
+    def _failed(self, message: SourceFailed) -> None:
+        self.stats.failed = message.reason
+        log.error("no more ticks: %s", message.reason)
+        self._finish("failed")
+
+    @on_receive.register
+    def _scanner_stats(self, message: ScannerStats) -> None:
+        self.stats.scanner = message.as_dict()
+
+    @on_receive.register
+    def _watch(self, message: WatchTicks) -> None:
+        self.ticker = message.clock
+
+    @on_receive.register
+    def _health(self, message: GetHealth) -> PipelineStats:
+        stats = copy.deepcopy(self.stats)  # a value, not our live object
+        if self.source_status is not None:
+            stats.source_status = self.source_status().as_dict()
+        return stats
+
+    @on_receive.register
     def _done(self, done: TickDone) -> None:
         self.stats.record(done, self.clock.now())
         level = logging.INFO if done.outcome == "ok" else logging.WARNING
@@ -101,7 +109,9 @@ class Monitor(pykka.ThreadingActor):
             self.scanned_early = None
             self._tell_clock(TickFinished(done.tick.number))
 
-    def _scan_finished(self, tick: int) -> None:
+    @on_receive.register
+    def _scan_finished(self, message: ScanFinished) -> None:
+        tick = message.tick
         if not self.wait_for_scans:
             return
         if tick == self.awaiting:

@@ -2,18 +2,17 @@
 
 Mailbox (one message at a time, in this actor's thread and database connection):
 
-- ``ScanOutcome`` (``tell``, from the Scanner workers): the alerts, their deliveries and the state
-  changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
+- ``ScanOutcome`` (``tell``, from the Scanner workers): the saved state of the strategies it forgets
+  is deleted; the alerts, their deliveries and the state changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
   alert, the ``"alert"`` event to the stream (``publish``), and the deliveries go to the senders. The
   log line, the row and the event are the built-in channel: an alert without deliveries is
   complete once written.
 - ``GetAlertState`` and ``GetAlerts`` (``ask``): answered after every write queued before them.
 - The senders' results, written here too (the decisions are ``ubot/notify/outbox.py``).
 
-Sending happens beside the mailbox, in a :class:`Dispatcher`: per channel, one scheduler thread
-keeps that channel's deliveries in per-destination paced queues (``ubot/notify/pacing.py``) and
-hands those that are due to a few sender threads. A slow or failing provider, or destination, thus
-delays neither the other channels nor the mailbox. Time comes from the injected clock only.
+Sending happens beside the mailbox, in a :class:`~ubot.notify.dispatch.Dispatcher`
+(``ubot/notify/dispatch.py``: per channel, a scheduler thread over paced per-destination queues and
+a few sender threads). Time comes from the injected clock only.
 
 On start, every delivery not yet sent is resumed from the database; on stop, the senders finish the
 request they are in, and whatever was not sent stays pending in the database for the next start.
@@ -23,23 +22,22 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
-import queue
-import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pykka
 
+from ubot.actors.stage import not_fatal, unexpected
 from ubot.clocks import Clock
 from ubot.models.alerts import AlertStore, WrittenAlert
 from ubot.models.db import close_connection
-from ubot.notify.channel import RETRY, SENT, Channel, Outcome
+from ubot.notify.channel import RETRY, SENT, Channel
+from ubot.notify.dispatch import Dispatcher
 from ubot.notify.messages import (
     AlertState,
-    ForgetState,
     GetAlerts,
     GetAlertState,
     GetScanWatermark,
@@ -57,7 +55,6 @@ from ubot.notify.outbox import (
     jobs_of,
     unconfigured,
 )
-from ubot.notify.pacing import PacedQueues
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +67,8 @@ STOP_TIMEOUT_S = 30.0
 MAX_UNWRITTEN = 600
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """A sender thread's result: one attempt at ``job`` ended with ``outcome`` at ``finished_ms``."""
-
-    job: Job
-    outcome: Outcome
-    finished_ms: int
-
-
 class _AttemptsWaiting:
-    """Nudge: attempts are waiting in the actor's result queue."""
+    """Nudge: ended attempts are waiting in the dispatcher."""
 
 
 class Notifier(pykka.ThreadingActor):
@@ -103,14 +91,11 @@ class Notifier(pykka.ThreadingActor):
         self.policy = RetryPolicy(max_attempts, backoff_s, backoff_max_s)
         self.publish = publish
         self.on_delivery = on_delivery
-        # Results cross over through this queue (plus a nudge in the mailbox) rather than as
-        # messages, so that on_stop can still write those that arrive while it stops the senders.
-        self._attempts: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
         #: ScanOutcomes whose write failed (the database is down), oldest first: written before any newer.
         self.unwritten: collections.deque[ScanOutcome] = collections.deque()
         self.unwritten_failures = 0
         self.watermark_waiting: int | None = None
-        self.dispatcher = Dispatcher(channels, clock, self._attempt_ended, senders_per_channel)
+        self.dispatcher = Dispatcher(channels, clock, self._nudge, senders_per_channel)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -143,37 +128,41 @@ class Notifier(pykka.ThreadingActor):
         self.dispatcher.stop(STOP_TIMEOUT_S)
         close_connection()
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ScanOutcome):
-            self.unwritten.append(message)
-            self._flush()
-        elif isinstance(message, _AttemptsWaiting):
-            try:
-                self._write_attempts()
-            except Exception:  # what was not written stays pending: resumed at the next start
-                log.exception("notifier: writing a delivery's state failed")
-        elif isinstance(message, Scanned):
-            self._flush()
-            if self.unwritten:  # written after the outcomes it covers, or not at all
-                self.watermark_waiting = max(self.watermark_waiting or 0, message.snapshot_id)
-            else:
-                self._set_watermark(message.snapshot_id)
-        elif isinstance(message, GetScanWatermark):
-            self._flush()
-            return self.store.scan_watermark()
-        elif isinstance(message, ForgetState):
-            try:
-                self.store.forget_states(message.strategy_ids)
-            except Exception:
-                log.exception("notifier: forgetting the state of strategies %s failed", message.strategy_ids)
-        elif isinstance(message, GetAlertState):
-            self._flush()
-            return self._states(message.strategy_ids)
-        elif isinstance(message, GetAlerts):
-            return self.store.alerts(message.user_id, message.since_ms, message.strategy_id, message.limit)
+        unexpected(self, message)
+
+    @on_receive.register
+    def _outcome(self, message: ScanOutcome) -> None:
+        self.unwritten.append(message)
+        self._flush()
+
+    @on_receive.register
+    @not_fatal  # what was not written stays pending: resumed at the next start
+    def _attempts_waiting(self, message: _AttemptsWaiting) -> None:
+        self._write_attempts()
+
+    @on_receive.register
+    def _scanned(self, message: Scanned) -> None:
+        self._flush()
+        if self.unwritten:  # written after the outcomes it covers, or not at all
+            self.watermark_waiting = max(self.watermark_waiting or 0, message.snapshot_id)
         else:
-            raise TypeError(f"notifier: unexpected message {type(message).__name__}")
-        return None
+            self._set_watermark(message.snapshot_id)
+
+    @on_receive.register
+    def _watermark(self, message: GetScanWatermark) -> int | None:
+        self._flush()
+        return self.store.scan_watermark()
+
+    @on_receive.register
+    def _alert_state(self, message: GetAlertState) -> tuple[AlertState, ...]:
+        self._flush()
+        return self._states(message.strategy_ids)
+
+    @on_receive.register
+    def _alerts(self, message: GetAlerts) -> Any:
+        return self.store.alerts(message.user_id, message.since_ms, message.strategy_id, message.limit)
 
     # -- alerts ------------------------------------------------------------------------------
 
@@ -184,6 +173,7 @@ class Notifier(pykka.ThreadingActor):
         while self.unwritten:
             outcome = self.unwritten[0]
             try:
+                self.store.forget_states(outcome.forget)  # again if the record fails: no harm
                 written = self.store.record(outcome, self._now_ms(), hold_until)
             except Exception:
                 if len(self.unwritten) == 1 or self.unwritten_failures == 0:
@@ -224,10 +214,12 @@ class Notifier(pykka.ThreadingActor):
             log.exception("notifier: writing the scan watermark failed")
 
     def _states(self, strategy_ids: tuple[int, ...]) -> tuple[AlertState, ...]:
-        """The saved states, with those of outcomes not written yet on top."""
+        """The saved states, with those of outcomes not written yet on top, in order."""
         states = {(s.strategy_id, s.coin_id): s for s in self.store.states(strategy_ids)}
         wanted = set(strategy_ids)
         for outcome in self.unwritten:
+            if outcome.forget:
+                states = {key: s for key, s in states.items() if key[0] not in outcome.forget}
             states.update({(s.strategy_id, s.coin_id): s for s in outcome.states if s.strategy_id in wanted})
         return tuple(states[key] for key in sorted(states))
 
@@ -248,18 +240,13 @@ class Notifier(pykka.ThreadingActor):
 
     # -- results -----------------------------------------------------------------------------
 
-    def _attempt_ended(self, attempt: Attempt) -> None:
-        """Called in a sender thread."""
-        self._attempts.put(attempt)
-        with contextlib.suppress(pykka.ActorDeadError):  # stopping: on_stop writes it
+    def _nudge(self) -> None:
+        """Called in a sender thread: attempts are waiting in the dispatcher."""
+        with contextlib.suppress(pykka.ActorDeadError):  # stopping: on_stop writes them
             self.actor_ref.tell(_AttemptsWaiting())
 
     def _write_attempts(self) -> None:
-        while True:
-            try:
-                attempt = self._attempts.get_nowait()
-            except queue.Empty:
-                return
+        for attempt in self.dispatcher.ended():
             self._write(attempt.job, decide(attempt.job, attempt.outcome, attempt.finished_ms, self.policy))
 
     def _write(self, job: Job, decision: Decision) -> None:
@@ -295,145 +282,3 @@ class Notifier(pykka.ThreadingActor):
 
     def _now_ms(self) -> int:
         return round(self.clock.now() * 1000)
-
-
-class Dispatcher:
-    """One :class:`_Lane` per channel; ``on_attempt`` is called (in a sender thread) after each
-    attempt. After :meth:`stop`, submissions are ignored."""
-
-    def __init__(
-        self,
-        channels: Mapping[str, Channel],
-        clock: Clock,
-        on_attempt: Callable[[Attempt], None],
-        senders_per_channel: int = 4,
-    ) -> None:
-        self.lanes = {
-            name: _Lane(channel, clock, on_attempt, senders_per_channel) for name, channel in channels.items()
-        }
-
-    def has(self, channel: str) -> bool:
-        return channel in self.lanes
-
-    def start(self) -> None:
-        for lane in self.lanes.values():
-            lane.start()
-
-    def submit(self, job: Job) -> None:
-        self.lanes[job.message.channel].submit(job)
-
-    def stop(self, timeout: float) -> None:
-        """Stop every lane; wait up to ``timeout`` seconds in all for the sends in flight."""
-        deadline = time.monotonic() + timeout
-        for lane in self.lanes.values():
-            lane.halt()
-        for lane in self.lanes.values():
-            lane.join(deadline)
-
-
-class _Lane:
-    """One channel: a scheduler thread over paced per-destination queues, and sender threads.
-
-    The scheduler is the only thread that sleeps on the clock (until the next delivery is due or a
-    destination's pace allows it); anything that changes the queues interrupts that sleep.
-    """
-
-    def __init__(
-        self, channel: Channel, clock: Clock, on_attempt: Callable[[Attempt], None], senders: int
-    ) -> None:
-        self.channel = channel
-        self.clock = clock
-        self.on_attempt = on_attempt
-        self.queues: PacedQueues[Job] = PacedQueues(channel.min_interval_s)
-        self._lock = threading.Lock()
-        self._interrupt = threading.Event()
-        self._stopping = False
-        self._free = senders
-        self._work: queue.SimpleQueue[tuple[str, Job] | None] = queue.SimpleQueue()
-        name = f"ubot-notify-{channel.name}"
-        self._scheduler = threading.Thread(target=self._schedule, name=name, daemon=True)
-        self._senders = [
-            threading.Thread(target=self._send_loop, name=f"{name}-{i}", daemon=True) for i in range(senders)
-        ]
-
-    def start(self) -> None:
-        self._scheduler.start()
-        for thread in self._senders:
-            thread.start()
-
-    def submit(self, job: Job) -> None:
-        with self._lock:
-            if self._stopping:
-                return  # stays pending in the database
-            self.queues.push(self._destination(job), job, job.due_ms / 1000)
-        self._poke()
-
-    def halt(self) -> None:
-        with self._lock:
-            self._stopping = True
-        self._poke()
-        for _ in self._senders:
-            self._work.put(None)  # behind any send already handed over: that one still goes
-
-    def join(self, deadline: float) -> None:
-        """Wait for the threads until ``deadline`` (``time.monotonic()``); a thread still stuck in
-        a provider's request is left behind (a daemon thread) and reported."""
-        for thread in (self._scheduler, *self._senders):
-            if thread.ident is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                log.error("notifier: %s did not stop in time", thread.name)
-
-    def _poke(self) -> None:
-        self._interrupt.set()
-        self.clock.wake()
-
-    def _destination(self, job: Job) -> str:
-        try:
-            return self.channel.destination(job.message)
-        except Exception:
-            log.exception("notifier: %s channel: destination() failed", self.channel.name)
-            return job.message.target
-
-    # -- scheduler thread ----------------------------------------------------------------------
-
-    def _schedule(self) -> None:
-        while True:
-            with self._lock:
-                self._interrupt.clear()
-                if self._stopping:
-                    return
-                now = self.clock.now()
-                while self._free and (taken := self.queues.take(now)) is not None:
-                    self._free -= 1
-                    self._work.put(taken)
-                wake = self.queues.next_time() if self._free else None
-            if wake is None:
-                self._interrupt.wait()  # until a submission, a finished send, or halt
-            elif wake > now:
-                self.clock.sleep_until(wake, self._interrupt)
-
-    # -- sender threads ----------------------------------------------------------------------
-
-    def _send_loop(self) -> None:
-        while (item := self._work.get()) is not None:
-            destination, job = item
-            outcome = self._send(job)
-            finished = self.clock.now()
-            pause = outcome.retry_after_s if outcome.status == RETRY else None
-            with self._lock:
-                self.queues.done(destination, finished, pause)
-                self._free += 1
-            self._poke()
-            self.on_attempt(Attempt(job, outcome, round(finished * 1000)))
-
-    def _send(self, job: Job) -> Outcome:
-        try:
-            return self.channel.send(job.message)
-        except Exception as error:  # a channel must not raise; if one does, it is a bug: retry later
-            log.exception(
-                "notifier: %s channel raised on delivery %d", self.channel.name, job.message.delivery_id
-            )
-            return Outcome(
-                RETRY, f"internal error in the {self.channel.name} channel ({type(error).__name__})"
-            )

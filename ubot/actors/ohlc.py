@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from typing import Any
 
 import pykka
 
-from ubot.actors.stage import Stage, tell_if_alive
+from ubot.actors.stage import Stage, tell_if_alive, unexpected
 from ubot.market.candles import CandleBook, CandleRows
 from ubot.messages import Candled, Stored
 from ubot.models.candle_store import CandleStore
@@ -51,9 +52,12 @@ class Ohlc(Stage):
                 f", {len(behind)} stored snapshot(s) folded in again" if behind else "",
             )
 
-    def handle(self, message: Any) -> None:
-        if not isinstance(message, Stored):
-            raise TypeError(f"ohlc: unexpected message {message!r}")
+    @functools.singledispatchmethod
+    def receive(self, message: Any) -> Any:
+        unexpected(self, message)
+
+    @receive.register
+    def _fold(self, message: Stored) -> None:
         started = time.perf_counter()
         closed: Mapping[str, CandleRows] = {}
         if message.snapshot_id <= self.watermark:

@@ -19,28 +19,23 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
 
 from __future__ import annotations
 
+import functools
 import logging
-import statistics
 import threading
 import time
-from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pykka
 
-from ubot.actors.stage import tell_if_alive
-from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
-from ubot.market.snapshot import Snapshot
+from ubot.actors.stage import not_fatal, tell_if_alive, unexpected
 from ubot.messages import Candled
 from ubot.models.db import close_connection
 from ubot.models.snapshots import SnapshotReader
 from ubot.notify.messages import GetAlertState, GetScanWatermark, Scanned, ScanOutcome
+from ubot.scan.backlog import Backlog
 from ubot.scan.frame import MarketFrame
 from ubot.scan.messages import (
     DisableStrategy,
-    GetScannerStats,
     ScanDone,
     ScanFinished,
     ScannerStats,
@@ -52,46 +47,11 @@ from ubot.scan.messages import (
     WorkerDied,
 )
 from ubot.scan.planner import Loader, ScanPlanner
-from ubot.scan.spec import StrategySpec
+from ubot.scan.rounds import Round, ScanFigures
 from ubot.scan.worker import ScanWorker
 
 log = logging.getLogger(__name__)
 ASK_TIMEOUT = 60.0
-#: At most this many stored-but-unscanned snapshots are scanned after a crash (the newest ones).
-MAX_CATCH_UP = 60
-
-
-def _open_candles(snapshot: Snapshot) -> dict[str, CandleRows]:
-    """Each coin's open candle as of ``snapshot``, enough for the history (its close: the price)."""
-    n = len(snapshot)
-    zeros = np.zeros(n, dtype=np.int64)
-    price = snapshot.column("price")
-    return {
-        tf: CandleRows(
-            tf,
-            snapshot.ids,
-            np.full(n, bucket_start(snapshot.timestamp_ms, tf)),
-            price,
-            price,
-            price,
-            price,
-            zeros,
-            zeros,
-            zeros,
-        )
-        for tf in TIMEFRAMES
-    }
-
-
-def _closed_bars(previous_ms: int | None, timestamp_ms: int) -> dict[str, int]:
-    """The timeframes whose bar closed between the previous snapshot and this one."""
-    if previous_ms is None:
-        return {}
-    return {
-        tf: int(bucket_start(timestamp_ms, tf)) - length
-        for tf, length in TIMEFRAMES.items()
-        if bucket_start(previous_ms, tf) < bucket_start(timestamp_ms, tf)
-    }
 
 
 class ScanWorkerActor(pykka.ThreadingActor):
@@ -109,33 +69,31 @@ class ScanWorkerActor(pykka.ThreadingActor):
         self.notifier = notifier
         self.worker = ScanWorker()
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ScanTick):
-            return self._scan(message)
-        if isinstance(message, SetStrategies):
-            return self._set(message.users)
-        raise TypeError(f"scan worker {self.index}: unexpected message {type(message).__name__}")
+        unexpected(self, message)
 
-    def _set(self, users: Mapping[int, tuple[StrategySpec, ...]]) -> None:
+    @on_receive.register
+    def _set(self, message: SetStrategies) -> None:
         known = set(self.worker.entries)
-        cleared = []
-        for user_id, specs in users.items():
-            cleared += self.worker.replace_user(user_id, specs)
-        new = tuple(sorted(set(self.worker.entries) - known))
-        if self.notifier is not None:
-            if cleared:
-                tell_if_alive(
-                    self.notifier,
-                    ScanOutcome(worker=self.index, tick=0, snapshot_ms=0, states=tuple(cleared)),
+        for user_id, specs in message.users.items():
+            self.worker.replace_user(user_id, specs, message.forget)
+        if self.notifier is None:
+            return
+        if message.forget:  # the saved state goes too, after this worker's earlier outcomes
+            tell_if_alive(
+                self.notifier, ScanOutcome(worker=self.index, tick=0, snapshot_ms=0, forget=message.forget)
+            )
+        # Strategies this worker has not seen in this run: continue from their saved state.
+        if new := tuple(sorted(set(self.worker.entries) - known - set(message.forget))):
+            try:
+                self.worker.restore(self.notifier.ask(GetAlertState(new), timeout=ASK_TIMEOUT))
+            except Exception:  # the database is down: start them afresh rather than not at all
+                log.exception(
+                    "scan worker %d: firing state of %d strategy(ies) unknown", self.index, len(new)
                 )
-            if new:  # strategies this worker has not seen in this run: continue from their saved state
-                try:
-                    self.worker.restore(self.notifier.ask(GetAlertState(new), timeout=ASK_TIMEOUT))
-                except Exception:  # the database is down: start them afresh rather than not at all
-                    log.exception(
-                        "scan worker %d: firing state of %d strategy(ies) unknown", self.index, len(new)
-                    )
 
+    @on_receive.register
     def _scan(self, message: ScanTick) -> None:
         started = time.perf_counter()
         frame = message.frame
@@ -189,8 +147,9 @@ class Scanner(pykka.ThreadingActor):
         self.planner = ScanPlanner(workers, load)
         self.snapshots = snapshots
         self.caught_up = False
-        self.backlog: deque[tuple[MarketFrame, int]] = deque()  # catch-up scans, before live ones
-        self.scanning = 0  # the snapshot id of the scan in progress
+        self.backlog = Backlog(self.planner)
+        self.round: Round | None = None  # the scan in progress
+        self.figures = ScanFigures()
         self.users = users
         self.notifier = notifier
         self.monitor = monitor
@@ -199,18 +158,6 @@ class Scanner(pykka.ThreadingActor):
         # Workers take turns on the CPU: the evaluation is Python bytecode under the GIL, so ten threads
         # at once only add switching (bench/scanner.py: p50 1.34 s a tick with turns, 1.57 s without).
         self.turn = threading.Lock()
-        self.outstanding: set[int] = set()
-        self.pending: tuple[Candled, dict[str, int]] | None = None
-        self.scan_started = 0.0
-        self.current_tick = 0
-        self.durations: deque[float] = deque(maxlen=200)
-        self.counts = {"scans": 0, "scans_skipped": 0, "worker_restarts": 0, "alerts": 0}
-        self.last = {"evaluated": 0, "coins": 0}
-        self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
-        self.errors: dict[int, str | None] = {}
-        self.disable: list[int] = []
-        self.frame: MarketFrame | None = None  # of the scan in progress (sent again to a restarted worker)
-        self.resent: set[int] = set()
 
     def on_start(self) -> None:
         me = self.actor_ref
@@ -219,8 +166,8 @@ class Scanner(pykka.ThreadingActor):
         ]
         if self.users is not None:
             everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
-            for worker, users in self.planner.set_all(everyone).items():
-                self.pool[worker].tell(SetStrategies(users))
+            for worker, message in self.planner.set_all(everyone).items():
+                self.pool[worker].tell(message)
             log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
 
     def on_stop(self) -> None:
@@ -231,97 +178,55 @@ class Scanner(pykka.ThreadingActor):
                 log.error("a scan worker did not stop within 30 s")
         close_connection()
 
+    # Told messages only: a failure (e.g. the database is down while loading candle history) loses that
+    # message's work (logged; a tick's scan), and the Scanner stays up for the next one.
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, GetScannerStats):
-            return self.stats()
-        handler = {
-            Candled: self._tick,
-            ScanDone: self._done,
-            StrategiesChanged: lambda m: self._change(m.user_id, m.specs),
-            WorkerDied: self._restart,
-        }.get(type(message))
-        if handler is None:
-            raise TypeError(f"scanner: unexpected message {type(message).__name__}")
-        try:
-            handler(message)
-        except Exception:  # e.g. the database is down while loading candle history: this tick's scan
-            # is lost (logged), the Scanner stays up for the next one
-            log.exception("scanner: %s failed", type(message).__name__)
-        return None
+        unexpected(self, message)
 
     # -- ticks -------------------------------------------------------------------------------------
 
+    @on_receive.register
+    @not_fatal
     def _tick(self, message: Candled) -> None:
-        snapshot = message.snapshot
         if not self.caught_up:
             self.caught_up = True
             self._catch_up(message.snapshot_id)
-            if self.backlog and not self.outstanding:
-                self._start(*self.backlog.popleft())
-        closed_bars = self.planner.update_candles(
-            snapshot.timestamp_ms, message.closed_candles, message.open_candles
-        )
-        if self.outstanding or self.backlog:
-            if self.pending is not None:
-                self.counts["scans_skipped"] += 1
-                skipped = self.pending[0].tick.number
-                log.warning("scanner: tick %d not scanned, a scan is still running", skipped)
-                self._finished(skipped)
-                closed_bars = {**self.pending[1], **closed_bars}
-            self.pending = (message, closed_bars)
-            return
-        self._start_live(message, closed_bars)
+        snapshot = message.snapshot
+        self.planner.update_candles(snapshot.timestamp_ms, message.closed_candles, message.open_candles)
+        replaced = self.backlog.wait(message)
+        if replaced is not None:
+            self.figures.skipped += 1
+            log.warning("scanner: tick %d not scanned, a scan is still running", replaced.tick.number)
+            self._finished(replaced.tick.number)
+        if self.round is None:
+            self._next()
 
     def _catch_up(self, live_id: int) -> None:
-        """Scan the snapshots stored before ``live_id`` that the last run stored but did not scan (it
-        was killed in between). Their frames are built now, from the database, before this tick's
-        candles move the history on; they are scanned before the live tick."""
+        """Queue the scans of the snapshots the last run stored but did not scan (``scan/backlog.py``)."""
         if self.notifier is None or self.snapshots is None:
             return
         watermark = self.notifier.ask(GetScanWatermark(), timeout=ASK_TIMEOUT)
-        if watermark is None:  # a new database, or one from before the watermark: nothing is owed
-            return
-        missed = [i for i in self.snapshots.ids_after(watermark) if i < live_id]
-        if len(missed) > MAX_CATCH_UP:
-            log.warning(
-                "scanner: %d stored snapshots were never scanned; scanning the last %d",
-                len(missed),
-                MAX_CATCH_UP,
-            )
-            missed = missed[-MAX_CATCH_UP:]
-        previous = self.snapshots.previous_timestamp(missed[0]) if missed else None
-        for snapshot_id in missed:
-            snapshot = self.snapshots.load(snapshot_id)
-            self.planner.histories = {}  # loaded as they were at this snapshot
-            self.planner.update_candles(snapshot.timestamp_ms, {}, _open_candles(snapshot))
-            closed_bars = _closed_bars(previous, snapshot.timestamp_ms)
-            frame = self.planner.frame(-snapshot_id, snapshot, closed_bars)
-            self.backlog.append((frame, snapshot_id))
-            previous = snapshot.timestamp_ms
-        if missed:
-            log.info("scanner: scanning %d snapshot(s) stored before a crash but never scanned", len(missed))
-        self.planner.histories = {}  # read again for the live tick, as they are now
+        if missed := self.backlog.catch_up_from(self.snapshots, watermark, live_id):
+            log.info("scanner: scanning %d snapshot(s) stored before a crash but never scanned", missed)
 
-    def _start_live(self, message: Candled, closed_bars: dict[str, int]) -> None:
-        if not self.planner.specs:
-            self._scanned(message.snapshot_id)
-            self._finished(message.tick.number)
+    def _next(self) -> None:
+        """Start the next waiting scan, if any. A live tick with no strategy to scan is done at once."""
+        while (scan := self.backlog.next()) is not None:
+            if scan.live and not self.planner.specs:
+                self._scanned(scan.snapshot_id)
+                self._finished(scan.frame.tick)
+                continue
+            self._start(scan.frame, scan.snapshot_id)
             return
-        frame = self.planner.frame(message.tick.number, message.snapshot, closed_bars)
-        self._start(frame, message.snapshot_id)
 
     def _start(self, frame: MarketFrame, snapshot_id: int) -> None:
-        self.scan_started = time.perf_counter()
-        self.current_tick = frame.tick
-        self.scanning = snapshot_id
-        self.frame = frame
-        self.resent = set()
-        self.outstanding = set(range(len(self.pool)))
-        self.round = {"evaluated": 0, "coins": 0, "alerts": 0}
-        for index in range(len(self.pool)):
+        self.round = Round(frame, snapshot_id, set(range(len(self.pool))), time.perf_counter())
+        self.planner.scan_started()
+        for worker in self.pool:
             # A worker that died after its last message is replaced when its WorkerDied arrives,
             # and gets this frame then.
-            tell_if_alive(self.pool[index], ScanTick(self.frame))
+            tell_if_alive(worker, ScanTick(frame))
 
     def _finished(self, tick: int) -> None:
         if self.monitor is not None:
@@ -332,85 +237,59 @@ class Scanner(pykka.ThreadingActor):
         if self.notifier is not None and snapshot_id:
             tell_if_alive(self.notifier, Scanned(snapshot_id))
 
+    @on_receive.register
+    @not_fatal
     def _done(self, message: ScanDone) -> None:
-        if message.tick != self.current_tick or message.worker not in self.outstanding:
+        if self.round is None or not self.round.done(message):
             return
-        self.outstanding.discard(message.worker)
-        for key in self.round:
-            self.round[key] += getattr(message, key)
-        self.errors.update(message.errors)
-        self.disable += message.disable
+        self.planner.scan_done(message.worker)
         for strategy_id in message.disable:
-            self.planner.forget(strategy_id)
-        if not self.outstanding:
-            self._finish()
+            self.planner.retire(strategy_id)
+        if self.round.finished:
+            self._finish(self.round)
 
-    def _finish(self) -> None:
-        self.frame = None
-        self.durations.append((time.perf_counter() - self.scan_started) * 1000)
-        self.counts["scans"] += 1
-        self.counts["alerts"] += self.round["alerts"]
-        self.last = {"evaluated": self.round["evaluated"], "coins": self.round["coins"]}
+    def _finish(self, scan: Round) -> None:
+        self.round = None
+        self.figures.finished(scan, (time.perf_counter() - scan.started) * 1000)
         if self.users is not None:
-            if self.errors:
-                tell_if_alive(self.users, StrategyErrors(dict(self.errors), self.now_ms()))
-            for strategy_id in self.disable:
+            if scan.errors:
+                tell_if_alive(self.users, StrategyErrors(dict(scan.errors), self.now_ms()))
+            for strategy_id in scan.disable:
                 tell_if_alive(self.users, DisableStrategy(strategy_id))
-        self.errors, self.disable = {}, []
-        self._scanned(self.scanning)
+        self._scanned(scan.snapshot_id)
         if self.monitor is not None:
             tell_if_alive(self.monitor, self.stats())  # for /health
-        if self.current_tick > 0:  # a live tick (catch-up scans have negative numbers)
-            self._finished(self.current_tick)
-        if self.backlog:
-            self._start(*self.backlog.popleft())
-        elif self.pending is not None:
-            message, closed_bars = self.pending
-            self.pending = None
-            self._start_live(message, closed_bars)
+        if scan.live:  # catch-up scans are no tick of this run
+            self._finished(scan.tick)
+        self._next()
 
     # -- strategies and workers ---------------------------------------------------------------------
 
-    def _change(self, user_id: int, specs: tuple[StrategySpec, ...]) -> None:
-        for worker, share in self.planner.set_user(user_id, specs).items():
-            tell_if_alive(self.pool[worker], SetStrategies({user_id: share}))  # a dead one gets it on restart
+    @on_receive.register
+    @not_fatal
+    def _change(self, message: StrategiesChanged) -> None:
+        for worker, change in self.planner.set_user(message.user_id, message.specs).items():
+            tell_if_alive(self.pool[worker], change)  # a dead one gets it on restart
 
+    @on_receive.register
+    @not_fatal
     def _restart(self, message: WorkerDied) -> None:
         index = message.worker
         if self.pool[index].is_alive():  # already replaced
             return
-        self.counts["worker_restarts"] += 1
+        self.figures.worker_restarts += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
         self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.turn)
-        self.pool[index].tell(SetStrategies(self.planner.share(index)))
-        if index in self.outstanding and self.frame is not None:
-            if index not in self.resent:  # its part of this tick, once (a frame that kills it twice
-                self.resent.add(index)  # is dropped, below)
-                self.pool[index].tell(ScanTick(self.frame))
-            else:
-                log.error(
-                    "scan worker %d died twice on tick %d: its part of that tick is lost",
-                    index,
-                    self.current_tick,
-                )
-                self.outstanding.discard(index)
-                if not self.outstanding:
-                    self._finish()
+        self.pool[index].tell(self.planner.restart(index))
+        scan = self.round
+        if scan is None or index not in scan.outstanding:
+            return
+        if scan.resend(index):  # its part of this scan, once
+            self.pool[index].tell(ScanTick(scan.frame))
+            return
+        log.error("scan worker %d died twice on tick %d: its part of that tick is lost", index, scan.tick)
+        if scan.finished:
+            self._finish(scan)
 
     def stats(self) -> ScannerStats:
-        durations = sorted(self.durations)
-        return ScannerStats(
-            workers=len(self.pool),
-            strategies=len(self.planner.specs),
-            scans=self.counts["scans"],
-            scans_skipped=self.counts["scans_skipped"],
-            worker_restarts=self.counts["worker_restarts"],
-            alerts=self.counts["alerts"],
-            last_scan_ms=round(self.durations[-1], 1) if durations else None,
-            scan_ms_p50=round(statistics.median(durations), 1) if durations else None,
-            scan_ms_p99=round(durations[min(len(durations) - 1, int(len(durations) * 0.99))], 1)
-            if durations
-            else None,
-            last_evaluated=self.last["evaluated"],
-            last_coins=self.last["coins"],
-        )
+        return self.figures.stats(len(self.pool), len(self.planner.specs))

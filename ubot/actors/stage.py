@@ -1,10 +1,18 @@
-"""What every pipeline actor shares: time its work, and never let one bad tick kill the pipeline."""
+"""What the actors share: dispatch on the message's type, time a pipeline stage's work, and never let
+one bad tick (or one failed told message) kill an actor.
+
+Every actor dispatches with :func:`functools.singledispatchmethod` on the message's type: each message
+class names its handler once (``@receive.register``), a message no handler takes is a ``TypeError``
+(:func:`unexpected`). See docs/architecture.md, "Messages".
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import pykka
 
@@ -14,9 +22,54 @@ from ubot.schedule import Tick
 
 log = logging.getLogger(__name__)
 
+A = TypeVar("A", bound=pykka.Actor)
+M = TypeVar("M")
+
+
+def unexpected(actor: object, message: Any) -> NoReturn:
+    """The base case of every actor's dispatch. The type only: a message's fields may hold a secret."""
+    raise TypeError(f"{type(actor).__name__}: unexpected message {type(message).__name__}")
+
+
+def not_fatal(handler: Callable[[A, M], None]) -> Callable[[A, M], None]:
+    """For a told message nobody waits on: a failure is logged and the actor stays up for the next."""
+
+    @functools.wraps(handler)
+    def guarded(actor: A, message: M) -> None:
+        try:
+            handler(actor, message)
+        except Exception:  # noqa: BLE001 - logged; the next message comes again
+            log.exception("%s: %s failed", type(actor).__name__, type(message).__name__)
+
+    return guarded
+
+
+@functools.singledispatch
+def skipped(message: Any, stage: tuple[str, float], reason: str) -> TickDone | None:
+    """The ``TickDone`` that ends ``message``'s tick at ``stage``; None for a message of no tick (a
+    query: its failure goes back to whoever asked)."""
+    return None
+
+
+@skipped.register
+def _tick_skipped(message: Tick, stage: tuple[str, float], reason: str) -> TickDone:
+    return TickDone(tick=message, stages=(stage,), outcome="skipped", reason=reason)
+
+
+@skipped.register
+def _fetched_skipped(message: Fetched, stage: tuple[str, float], reason: str) -> TickDone:
+    return TickDone(
+        tick=message.tick,
+        stages=message.stages + (stage,),
+        outcome="skipped",
+        reason=reason,
+        coins=len(message.snapshot),
+        position=message.position,
+    )
+
 
 class Stage(pykka.ThreadingActor):
-    """A pipeline actor: ``handle(message)`` does the work; failures end the tick, not the actor."""
+    """A pipeline actor: its ``receive`` handlers do the work; a failure ends the tick, not the actor."""
 
     name = "stage"
 
@@ -27,17 +80,22 @@ class Stage(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         started = time.perf_counter()
         try:
-            return self.handle(message)
+            return self.receive(message)
         except Exception as exc:  # noqa: BLE001 - reported, tick skipped, actor stays alive
-            if not isinstance(message, Fetched | Tick):
+            done = skipped(
+                message,
+                (self.name, self.elapsed_ms(started)),
+                f"{self.name} failed: {type(exc).__name__}: {exc}",
+            )
+            if done is None:
                 raise  # a query: the exception goes back to whoever asked
-            tick = message if isinstance(message, Tick) else message.tick
-            log.exception("%s failed on tick %d", self.name, tick.number)
-            self.skip(message, f"{self.name} failed: {type(exc).__name__}: {exc}", started)
+            log.exception("%s failed on tick %d", self.name, done.tick.number)
+            self.monitor.tell(done)
             return None
 
-    def handle(self, message: Any) -> Any:
-        raise NotImplementedError
+    def receive(self, message: Any) -> Any:
+        """Each stage's dispatch (a ``functools.singledispatchmethod``)."""
+        unexpected(self, message)
 
     def on_stop(self) -> None:
         close_connection()
@@ -47,19 +105,7 @@ class Stage(pykka.ThreadingActor):
 
     def skip(self, message: Fetched | Tick, reason: str, started: float) -> None:
         """End this tick here: tell the Monitor why."""
-        stage = ((self.name, self.elapsed_ms(started)),)
-        if isinstance(message, Tick):
-            done = TickDone(tick=message, stages=stage, outcome="skipped", reason=reason)
-        else:
-            done = TickDone(
-                tick=message.tick,
-                stages=message.stages + stage,
-                outcome="skipped",
-                reason=reason,
-                coins=len(message.snapshot),
-                position=message.position,
-            )
-        self.monitor.tell(done)
+        self.monitor.tell(skipped(message, (self.name, self.elapsed_ms(started)), reason))
 
 
 def tell_if_alive(ref: pykka.ActorRef, message: Any) -> bool:

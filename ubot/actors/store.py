@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
 
 import pykka
 
-from ubot.actors.stage import Stage
+from ubot.actors.stage import Stage, unexpected
 from ubot.messages import Fetched, Stored
 from ubot.models.store import SnapshotWriter
 from ubot.timeutil import iso_from_ms
@@ -34,9 +35,12 @@ class Store(Stage):
         self.retention_ms = retention_ms
         self._next_prune_ms: int | None = None
 
-    def handle(self, message: Any) -> None:
-        if not isinstance(message, Fetched):
-            raise TypeError(f"store: unexpected message {message!r}")
+    @functools.singledispatchmethod
+    def receive(self, message: Any) -> Any:
+        unexpected(self, message)
+
+    @receive.register
+    def _store(self, message: Fetched) -> None:
         started = time.perf_counter()
         snapshot = message.snapshot
         snapshot_id = self.writer.write(snapshot, message.source)

@@ -15,7 +15,6 @@ from typing import Any
 import pykka
 
 from ubot.models.db import close_connection
-from ubot.notify.messages import ForgetState
 from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
 from ubot.users import messages as m
 from ubot.users.errors import Refused, ValidationError, rejected
@@ -80,9 +79,6 @@ class UserManagerActor(pykka.ThreadingActor):
         except (ValidationError, Refused) as error:
             return rejected(error)
         if isinstance(message, CHANGES_STRATEGIES):
-            fresh, self.manager.fresh_state = self.manager.fresh_state, []
-            if fresh and self.notifier is not None:  # before the Scanner hears of the change
-                self.notifier.tell(ForgetState(tuple(fresh)))
             self._changed(message.user)
         return reply
 

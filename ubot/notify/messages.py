@@ -56,21 +56,16 @@ class AlertState:
 
 @dataclass(frozen=True)
 class ScanOutcome:
-    """One worker's result for one tick: alerts and state changes, to be written in one transaction."""
+    """One worker's result for one tick: alerts and state changes, to be written in one transaction.
+    ``forget``: strategies whose saved firing state is deleted first (their rules changed, or they
+    left the scan: see ``ScanPlanner.set_user``), so that a restart does not revive it."""
 
     worker: int
     tick: int
     snapshot_ms: int
     alerts: tuple[Alert, ...] = ()
     states: tuple[AlertState, ...] = ()
-
-
-@dataclass(frozen=True)
-class ForgetState:
-    """UserManager -> Notifier (tell): these strategies got new rules or were enabled again; their
-    firing state is deleted, so they start afresh (armed)."""
-
-    strategy_ids: tuple[int, ...]
+    forget: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,5 +8,9 @@ Plain, synchronous logic, unit-tested without threads; the Scanner supervisor an
 * :mod:`.frame`: one tick's market (fields, indicators computed once, scopes) shared by all workers;
 * :mod:`.firing`: when a true condition becomes an alert (once per crossing, per bar, ...);
 * :mod:`.worker`: one worker's strategies, evaluated over a frame;
+* :mod:`.planner`: the supervisor's side: routing, the plan, the histories, when firing state starts afresh;
+* :mod:`.bars`: which bars closed between two snapshots;
+* :mod:`.backlog`: what waits for the scan in progress (the catch-up after a crash, the latest tick);
+* :mod:`.rounds`: the scan in progress and the figures of every scan;
 * :mod:`.render`: the alert's text.
 """

@@ -45,9 +45,12 @@ class StrategyErrors:
 
 @dataclass(frozen=True)
 class SetStrategies:
-    """Scanner -> worker: for each user given, exactly these strategies (an empty tuple drops them)."""
+    """Scanner -> worker: for each user given, exactly these strategies (an empty tuple drops them).
+    ``forget``: strategies whose firing state starts afresh (decided by the planner): the worker resets
+    what it holds and tells the Notifier to delete the saved state (``ScanOutcome.forget``)."""
 
     users: Mapping[int, tuple[StrategySpec, ...]]
+    forget: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,16 +84,10 @@ class WorkerDied:
     reason: str
 
 
-# --- queries ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GetScannerStats:
-    pass
-
-
 @dataclass(frozen=True)
 class ScannerStats:
+    """Scanner -> Monitor after every scan (for /health)."""
+
     workers: int
     strategies: int
     scans: int

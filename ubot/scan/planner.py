@@ -2,7 +2,8 @@
 candle history that the tick frames are built from.
 
 Routing is by strategy id (``id % workers``): stable across restarts and edits, so a worker keeps its
-strategies' firing state without locks. The histories are kept only for the timeframes some enabled
+strategies' firing state without locks. The planner alone decides when that state starts afresh
+(:meth:`ScanPlanner.set_user`). The histories are kept only for the timeframes some enabled
 strategy uses, as deep as its indicators need (:func:`ubot.rules.indicators.window`); a timeframe that
 appears, or needs more depth, is (re)loaded from the database through ``load``.
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 
-from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
+from ubot.market.candles import CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
+from ubot.scan.bars import closed_bars, open_candles_of
 from ubot.scan.frame import MarketFrame, Plan
 from ubot.scan.history import CloseHistory
+from ubot.scan.messages import SetStrategies
 from ubot.scan.spec import StrategySpec, UserStrategies
 
 #: load(timeframe, depth, before_ms) -> the last ``depth`` closed candles of each coin opened before
@@ -31,23 +34,34 @@ class ScanPlanner:
         self.workers = workers
         self.load = load
         self.specs: dict[int, StrategySpec] = {}
+        #: ``once`` strategies that fired, until their owner's change without them comes.
+        self.retired: dict[int, StrategySpec] = {}
+        #: Per worker, the strategies it was told to forget that no scan since has confirmed; sent
+        #: again to a restarted worker, so that a worker's death cannot revive an old firing state.
+        self.unconfirmed: dict[int, set[int]] = {w: set() for w in range(workers)}
+        self._confirming: dict[int, set[int]] = {}
         self.compiled: dict[int, CompiledCondition] = {}
         self.plan = Plan()
         self.histories: dict[str, CloseHistory] = {}
+        #: When the snapshot of the last frame was taken: the next frame's closed bars are those since.
+        self.framed_ms: int | None = None
 
     def owner(self, strategy_id: int) -> int:
         return strategy_id % self.workers
 
-    def set_all(self, users: Iterable[UserStrategies]) -> dict[int, dict[int, tuple[StrategySpec, ...]]]:
+    def set_all(self, users: Iterable[UserStrategies]) -> dict[int, SetStrategies]:
         """Every user's strategies at once (at start; planned once, not once per user). Returns each
-        worker's share, by user."""
+        worker's message: its share, by user."""
         shares: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
         for user in users:
             for spec in user.specs:
                 self._add(spec)
                 shares[self.owner(spec.id)].setdefault(user.user_id, []).append(spec)
         self._replan()
-        return {w: {u: tuple(specs) for u, specs in by_user.items()} for w, by_user in shares.items()}
+        return {
+            w: SetStrategies({u: tuple(specs) for u, specs in by_user.items()})
+            for w, by_user in shares.items()
+        }
 
     def _add(self, spec: StrategySpec) -> None:
         self.specs[spec.id] = spec
@@ -56,29 +70,57 @@ class ScanPlanner:
         with contextlib.suppress(ConditionError):
             self.compiled[spec.id] = compile_condition(spec.condition)
 
-    def set_user(self, user_id: int, specs: Iterable[StrategySpec]) -> dict[int, tuple[StrategySpec, ...]]:
-        """Replace the strategies of ``user_id``; returns each worker's share of them (every worker, so
-        a worker that had some of this user's strategies learns they are gone)."""
-        for strategy_id in [i for i, s in self.specs.items() if s.user_id == user_id]:
-            del self.specs[strategy_id]
+    def set_user(self, user_id: int, specs: Iterable[StrategySpec]) -> dict[int, SetStrategies]:
+        """Replace the strategies of ``user_id``; returns each worker's message (every worker, so a
+        worker that had some of this user's strategies learns they are gone).
+
+        The one place that decides when a strategy's firing state starts afresh: when its rules
+        (:attr:`StrategySpec.rules`) changed, and when it leaves the user's enabled strategies
+        (disabled, deleted, or a ``once`` strategy that fired), so that it starts afresh (armed) if it
+        comes back. Its owner worker is told to forget it (``SetStrategies.forget``): it resets the
+        state it holds and has the saved one deleted, in order with its own outcomes."""
+        given = {spec.id: spec for spec in specs}
+        held = {i: s for i, s in (*self.specs.items(), *self.retired.items()) if s.user_id == user_id}
+        forget = sorted(i for i, old in held.items() if i not in given or given[i].rules != old.rules)
+        for strategy_id in held:
+            self.specs.pop(strategy_id, None)
+            self.retired.pop(strategy_id, None)
             self.compiled.pop(strategy_id, None)
         shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
-        for spec in specs:
+        for spec in given.values():
             self._add(spec)
             shares[self.owner(spec.id)].append(spec)
+        forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
+        for strategy_id in forget:
+            forgets[self.owner(strategy_id)].append(strategy_id)
+            self.unconfirmed[self.owner(strategy_id)].add(strategy_id)
         self._replan()
-        return {w: tuple(s) for w, s in shares.items()}
+        return {w: SetStrategies({user_id: tuple(shares[w])}, tuple(forgets[w])) for w in range(self.workers)}
 
-    def share(self, worker: int) -> dict[int, tuple[StrategySpec, ...]]:
-        """Worker ``worker``'s strategies, by user (to refill a restarted worker)."""
+    def restart(self, worker: int) -> SetStrategies:
+        """The message that refills a restarted worker: its strategies, by user, and the forgets that
+        its predecessor may have died before handling (see :meth:`scan_done`)."""
         users: dict[int, list[StrategySpec]] = {}
         for spec in self.specs.values():
             if self.owner(spec.id) == worker:
                 users.setdefault(spec.user_id, []).append(spec)
-        return {user: tuple(specs) for user, specs in users.items()}
+        forget = tuple(sorted(self.unconfirmed[worker]))
+        return SetStrategies({user: tuple(specs) for user, specs in users.items()}, forget)
 
-    def forget(self, strategy_id: int) -> None:
-        if self.specs.pop(strategy_id, None) is not None:
+    def scan_started(self) -> None:
+        """A frame goes to every worker, behind every forget told so far."""
+        self._confirming = {w: set(ids) for w, ids in self.unconfirmed.items() if ids}
+
+    def scan_done(self, worker: int) -> None:
+        """``worker`` finished the scan: it has handled every forget told before that scan started."""
+        self.unconfirmed[worker] -= self._confirming.pop(worker, set())
+
+    def retire(self, strategy_id: int) -> None:
+        """A ``once`` strategy fired: out of the plan at once. Its owner disables it and tells us the
+        user's strategies without it (:meth:`set_user` then forgets its state)."""
+        spec = self.specs.pop(strategy_id, None)
+        if spec is not None:
+            self.retired[strategy_id] = spec
             self.compiled.pop(strategy_id, None)
             self._replan()
 
@@ -87,15 +129,8 @@ class ScanPlanner:
 
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
-    ) -> dict[str, int]:
-        """Fold one tick's candles into the histories; returns the timeframes whose current bar closed
-        in this tick, with that bar's open time."""
-        closed_bars: dict[str, int] = {}
-        for timeframe in TIMEFRAMES:
-            rows = closed.get(timeframe)
-            previous = int(bucket_start(timestamp_ms, timeframe)) - TIMEFRAMES[timeframe]
-            if rows is not None and len(rows) and (rows.open_time == previous).any():
-                closed_bars[timeframe] = previous
+    ) -> None:
+        """Fold one tick's candles into the histories (every tick, scanned or not)."""
         for timeframe, depth in self.plan.depth.items():
             history = self.histories.get(timeframe)
             if history is None or history.depth < depth:
@@ -107,7 +142,6 @@ class ScanPlanner:
                 history.set_open(open_candles[timeframe])
         for timeframe in [tf for tf in self.histories if tf not in self.plan.depth]:
             del self.histories[timeframe]  # no strategy uses it any more
-        return closed_bars
 
     def _loaded(self, timeframe: str, depth: int, before_ms: int) -> CloseHistory:
         history = CloseHistory(timeframe, depth)
@@ -115,5 +149,23 @@ class ScanPlanner:
             history.add_closed(self.load(timeframe, depth, before_ms))
         return history
 
-    def frame(self, tick: int, snapshot: Snapshot, closed_bars: Mapping[str, int]) -> MarketFrame:
-        return MarketFrame(tick, snapshot, self.plan, self.histories, closed_bars)
+    def resume_after(self, timestamp_ms: int | None) -> None:
+        """At start: the last snapshot before this run's first frame was taken at ``timestamp_ms``."""
+        self.framed_ms = timestamp_ms
+
+    def frame(self, tick: int, snapshot: Snapshot) -> MarketFrame:
+        """The frame of ``snapshot`` over the histories as they are, with the bars closed since the
+        previous frame (a tick that was never framed, skipped, adds its closed bars to the next)."""
+        bars = closed_bars(self.framed_ms, snapshot.timestamp_ms)
+        self.framed_ms = snapshot.timestamp_ms
+        return MarketFrame(tick, snapshot, self.plan, self.histories, bars)
+
+    def replay(self, tick: int, snapshot: Snapshot) -> MarketFrame:
+        """The frame of a stored snapshot that the last run did not scan, with each history as it was
+        then: read from the database, up to that snapshot, with its prices as the open candles. The
+        live histories are read again at the next tick, as they are now."""
+        self.histories = {}
+        self.update_candles(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
+        frame = self.frame(tick, snapshot)
+        self.histories = {}
+        return frame

@@ -34,6 +34,11 @@ class StrategySpec:
         return ("top", self.top_n) if self.symbols is None else ("symbols", self.symbols)
 
     @property
+    def rules(self) -> tuple:
+        """What the firing state depends on: when any of it changes, the state starts afresh."""
+        return (self.condition, self.timeframe, self.scope, self.frequency)
+
+    @property
     def on_bar_close(self) -> bool:
         return self.frequency == "once_per_bar_close"
 

@@ -8,14 +8,14 @@ condition that cannot be compiled or evaluated is reported (``errors``) and the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ubot.jsonsafe import json_number
 from ubot.notify.messages import Alert, AlertState
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.rules.compiler import Evaluator
-from ubot.scan.firing import ARMED, FiringState, decide
+from ubot.scan.firing import FiringState, decide
 from ubot.scan.frame import MarketFrame
 from ubot.scan.render import render
 from ubot.scan.spec import StrategySpec
@@ -55,13 +55,10 @@ class ScanWorker:
     def strategies(self) -> list[tuple[StrategySpec, CompiledCondition]]:
         return [(e.spec, e.condition) for e in self.entries.values() if e.condition is not None]
 
-    def replace_user(self, user_id: int, specs: Iterable[StrategySpec]) -> list[AlertState]:
+    def replace_user(self, user_id: int, specs: Iterable[StrategySpec], forget: Collection[int] = ()) -> None:
         """Make ``specs`` this worker's strategies of ``user_id`` (the others of that user are dropped).
-
-        A strategy whose condition, timeframe, scope or firing rule changed starts afresh; the state
-        rows that this clears are returned so they are written too.
-        """
-        cleared: list[AlertState] = []
+        Those in ``forget`` start afresh: the planner decided their firing state is over
+        (:meth:`~ubot.scan.planner.ScanPlanner.set_user`)."""
         given = {spec.id: spec for spec in specs}
         for strategy_id in [
             i for i, e in self.entries.items() if e.spec.user_id == user_id and i not in given
@@ -69,17 +66,10 @@ class ScanWorker:
             del self.entries[strategy_id]
         for spec in given.values():
             entry = self.entries.get(spec.id)
-            if entry is not None and not _same_rules(entry.spec, spec):
-                state = entry.state
-                cleared += [AlertState(spec.id, c, False, state.fired_at.get(c), None) for c in state.active]
-                if state.armed:
-                    cleared.append(AlertState(spec.id, ARMED, False))
-                entry = None
-            if entry is None:
+            if entry is None or spec.id in forget:
                 self.entries[spec.id] = self._entry(spec, FiringState())
             else:
-                entry.spec = spec
-        return cleared
+                entry.spec = spec  # same rules (or it would be forgotten): same condition
 
     def _entry(self, spec: StrategySpec, state: FiringState) -> _Entry:
         try:
@@ -179,12 +169,3 @@ class ScanWorker:
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,
         )
-
-
-def _same_rules(old: StrategySpec, new: StrategySpec) -> bool:
-    return (old.condition, old.timeframe, old.scope, old.frequency) == (
-        new.condition,
-        new.timeframe,
-        new.scope,
-        new.frequency,
-    )

@@ -71,9 +71,6 @@ class UserManager:
         self.addresses = ThrottleBook(address_policy)
         #: usernames that do not exist are throttled like those that do (in memory)
         self.unknown_accounts = ThrottleBook(account_policy)
-        #: Strategies saved with new rules or enabled again: their firing state must be forgotten
-        #: (taken by the actor, which tells the Notifier).
-        self.fresh_state: list[int] = []
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
@@ -307,11 +304,6 @@ class UserManager:
 
     def _save(self, row: Strategy, values: dict[str, Any], now: int) -> StrategyView:
         self._check_name(row.user_id, values["name"], other_than=row.id)
-        rules = ("condition", "timeframe", "symbols", "top_n", "frequency")
-        changed = any(getattr(row, name) != values[name] for name in rules)
-        if values["enabled"] and (changed or not row.enabled):
-            # New rules, or back from disabled: its firing state starts afresh (see docs/alerts.md).
-            self.fresh_state.append(row.id)
         try:
             found = self.store.update_strategy(row.user_id, row.id, values, now)
         except IntegrityError:

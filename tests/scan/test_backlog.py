@@ -1,0 +1,93 @@
+"""What waits to be scanned, and which bars closed: the catch-up after a crash, the one live tick
+that waits (a newer one replaces it), and the closed bars a frame carries."""
+
+from __future__ import annotations
+
+from tests.scan.support import MINUTE, T0, candles, snapshot, spec
+from ubot.market.candles import TIMEFRAMES
+from ubot.market.simulated import SimulatedSource
+from ubot.market.snapshot import parse_listings
+from ubot.messages import Candled
+from ubot.models.snapshots import SnapshotReader
+from ubot.models.store import SnapshotWriter
+from ubot.scan.backlog import Backlog
+from ubot.scan.bars import closed_bars
+from ubot.scan.planner import ScanPlanner
+from ubot.schedule import Tick
+
+COINS = [(1, "BTC"), (2, "ETH")]
+HOUR = TIMEFRAMES["1h"]
+
+
+def live(number: int, ts: int) -> Candled:
+    return Candled(Tick(number, ts, ts), snapshot(ts, COINS, price=[1.0, 2.0]), "test", snapshot_id=number)
+
+
+def test_a_bar_closed_when_the_snapshots_straddle_its_end() -> None:
+    assert closed_bars(None, T0) == {}  # no previous snapshot: nothing is known to have closed
+    assert closed_bars(T0 + 1_000, T0 + 59_000) == {}
+    assert closed_bars(T0 + 59_000, T0 + MINUTE) == {"1m": T0}
+    assert closed_bars(T0 + HOUR - 1, T0 + HOUR + 5_000) == {
+        "1m": T0 + HOUR - MINUTE,
+        "5m": T0 + HOUR - 5 * MINUTE,
+        "15m": T0 + HOUR - 15 * MINUTE,
+        "1h": T0,
+    }
+    assert closed_bars(T0, T0 + 3 * MINUTE + 1) == {"1m": T0 + 2 * MINUTE}  # a gap: the latest bar
+
+
+def test_one_live_tick_waits_and_a_newer_one_replaces_it_keeping_its_closed_bars() -> None:
+    planner = ScanPlanner(1)
+    planner.set_user(7, [spec()])
+    backlog = Backlog(planner)
+    assert backlog.wait(live(1, T0 + 4 * MINUTE + 30_000)) is None
+    first = backlog.next()
+    assert first is not None and first.live and first.frame.closed_bar == {} and not backlog
+    assert backlog.wait(live(2, T0 + 5 * MINUTE + 10_000)) is None  # while 1 is scanned
+    replaced = backlog.wait(live(3, T0 + 5 * MINUTE + 40_000))
+    assert replaced is not None and replaced.tick.number == 2
+    third = backlog.next()
+    assert third is not None and (third.frame.tick, third.snapshot_id) == (3, 3)
+    # Tick 2 closed the 4th minute and the first 5 minutes; tick 3 closed nothing more: both count.
+    assert third.frame.closed_bar == {"1m": T0 + 4 * MINUTE, "5m": T0}
+    assert backlog.next() is None
+
+
+def stored(db, count: int) -> list[tuple[int, int]]:
+    """``count`` simulated snapshots a minute apart: (snapshot id, timestamp)."""
+    writer, out = SnapshotWriter(db), []
+    for k in range(count):
+        raw = SimulatedSource(limit=5, seed=3).fetch(T0 + k * MINUTE)
+        snap = parse_listings(raw.listings, "USD", raw.global_metrics)
+        out.append((writer.write(snap, "simulated"), snap.timestamp_ms))
+    return out
+
+
+def test_the_snapshots_stored_but_never_scanned_are_scanned_first_in_order(db) -> None:
+    asked = []
+
+    def load(timeframe, depth, before_ms):
+        asked.append(before_ms)
+        return candles(timeframe, [(1, before_ms - MINUTE, 5.0)])
+
+    planner = ScanPlanner(1, load)
+    planner.set_user(7, [spec(condition="ema(3) > 1")])
+    backlog = Backlog(planner)
+    (a, ta), (b, tb), (c, tc), (d, td) = stored(db, 4)
+    assert backlog.catch_up_from(SnapshotReader(db), watermark=a, live_id=d) == 2
+    first, second = backlog.next(), backlog.next()
+    assert (first.frame.tick, first.snapshot_id, second.frame.tick, second.snapshot_id) == (-b, b, -c, c)
+    assert not first.live and first.frame.closed_bar == closed_bars(ta, tb)
+    assert second.frame.closed_bar == closed_bars(tb, tc)
+    assert asked == [tb, tc] and planner.histories == {}  # each as it was then; the live one read again
+    backlog.wait(live(d, td))
+    assert backlog.next().frame.closed_bar == closed_bars(tc, td)
+
+
+def test_without_a_watermark_nothing_is_owed_but_the_previous_snapshot_is_known(db) -> None:
+    planner = ScanPlanner(1)
+    backlog = Backlog(planner)
+    (_, ta), (b, tb) = stored(db, 2)
+    assert backlog.catch_up_from(SnapshotReader(db), watermark=None, live_id=b) == 0
+    backlog.wait(live(b, tb))
+    assert backlog.next().frame.closed_bar == closed_bars(ta, tb) == {"1m": ta}

@@ -1,0 +1,194 @@
+"""Sending, beside the Notifier's mailbox: per channel, one scheduler thread over paced
+per-destination queues (:mod:`ubot.notify.pacing`), and a few sender threads.
+
+The :class:`Dispatcher` takes jobs (:meth:`Dispatcher.submit`) and reports every attempt's end through
+``on_attempt`` (called in a sender thread); what to write and whether to retry is decided by the
+Notifier (:mod:`ubot.notify.outbox`). A slow or failing provider, or destination, thus delays neither
+the other channels nor the mailbox. Time comes from the injected clock only: the scheduler is the only
+thread that sleeps on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from ubot.clocks import Clock
+from ubot.notify.channel import RETRY, Channel, Outcome
+from ubot.notify.outbox import Job
+from ubot.notify.pacing import PacedQueues
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sender thread's result: one attempt at ``job`` ended with ``outcome`` at ``finished_ms``."""
+
+    job: Job
+    outcome: Outcome
+    finished_ms: int
+
+
+class Dispatcher:
+    """One :class:`_Lane` per channel. Every attempt that ends is queued for :meth:`ended` and
+    ``nudge`` is called (in the sender thread) so that its owner comes to take it. After :meth:`stop`,
+    submissions are ignored (they stay pending in the database)."""
+
+    def __init__(
+        self,
+        channels: Mapping[str, Channel],
+        clock: Clock,
+        nudge: Callable[[], None],
+        senders_per_channel: int = 4,
+    ) -> None:
+        self.nudge = nudge
+        # Results cross over through this queue rather than as messages, so that the owner can still
+        # take those that end while it stops the senders.
+        self._ended: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
+        self.lanes = {
+            name: _Lane(channel, clock, self._attempt_ended, senders_per_channel)
+            for name, channel in channels.items()
+        }
+
+    def _attempt_ended(self, attempt: Attempt) -> None:
+        self._ended.put(attempt)
+        self.nudge()
+
+    def ended(self) -> Iterator[Attempt]:
+        """The attempts that ended since the last call, one at a time (what is not taken stays)."""
+        while True:
+            try:
+                yield self._ended.get_nowait()
+            except queue.Empty:
+                return
+
+    def has(self, channel: str) -> bool:
+        return channel in self.lanes
+
+    def start(self) -> None:
+        for lane in self.lanes.values():
+            lane.start()
+
+    def submit(self, job: Job) -> None:
+        self.lanes[job.message.channel].submit(job)
+
+    def stop(self, timeout: float) -> None:
+        """Stop every lane; wait up to ``timeout`` seconds in all for the sends in flight."""
+        deadline = time.monotonic() + timeout
+        for lane in self.lanes.values():
+            lane.halt()
+        for lane in self.lanes.values():
+            lane.join(deadline)
+
+
+class _Lane:
+    """One channel: a scheduler thread over paced per-destination queues, and sender threads.
+
+    The scheduler is the only thread that sleeps on the clock (until the next delivery is due or a
+    destination's pace allows it); anything that changes the queues interrupts that sleep.
+    """
+
+    def __init__(
+        self, channel: Channel, clock: Clock, on_attempt: Callable[[Attempt], None], senders: int
+    ) -> None:
+        self.channel = channel
+        self.clock = clock
+        self.on_attempt = on_attempt
+        self.queues: PacedQueues[Job] = PacedQueues(channel.min_interval_s)
+        self._lock = threading.Lock()
+        self._interrupt = threading.Event()
+        self._stopping = False
+        self._free = senders
+        self._work: queue.SimpleQueue[tuple[str, Job] | None] = queue.SimpleQueue()
+        name = f"ubot-notify-{channel.name}"
+        self._scheduler = threading.Thread(target=self._schedule, name=name, daemon=True)
+        self._senders = [
+            threading.Thread(target=self._send_loop, name=f"{name}-{i}", daemon=True) for i in range(senders)
+        ]
+
+    def start(self) -> None:
+        self._scheduler.start()
+        for thread in self._senders:
+            thread.start()
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            if self._stopping:
+                return  # stays pending in the database
+            self.queues.push(self._destination(job), job, job.due_ms / 1000)
+        self._poke()
+
+    def halt(self) -> None:
+        with self._lock:
+            self._stopping = True
+        self._poke()
+        for _ in self._senders:
+            self._work.put(None)  # behind any send already handed over: that one still goes
+
+    def join(self, deadline: float) -> None:
+        """Wait for the threads until ``deadline`` (``time.monotonic()``); a thread still stuck in
+        a provider's request is left behind (a daemon thread) and reported."""
+        for thread in (self._scheduler, *self._senders):
+            if thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.error("notifier: %s did not stop in time", thread.name)
+
+    def _poke(self) -> None:
+        self._interrupt.set()
+        self.clock.wake()
+
+    def _destination(self, job: Job) -> str:
+        try:
+            return self.channel.destination(job.message)
+        except Exception:
+            log.exception("notifier: %s channel: destination() failed", self.channel.name)
+            return job.message.target
+
+    # -- scheduler thread ----------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        while True:
+            with self._lock:
+                self._interrupt.clear()
+                if self._stopping:
+                    return
+                now = self.clock.now()
+                while self._free and (taken := self.queues.take(now)) is not None:
+                    self._free -= 1
+                    self._work.put(taken)
+                wake = self.queues.next_time() if self._free else None
+            if wake is None:
+                self._interrupt.wait()  # until a submission, a finished send, or halt
+            elif wake > now:
+                self.clock.sleep_until(wake, self._interrupt)
+
+    # -- sender threads ----------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while (item := self._work.get()) is not None:
+            destination, job = item
+            outcome = self._send(job)
+            finished = self.clock.now()
+            pause = outcome.retry_after_s if outcome.status == RETRY else None
+            with self._lock:
+                self.queues.done(destination, finished, pause)
+                self._free += 1
+            self._poke()
+            self.on_attempt(Attempt(job, outcome, round(finished * 1000)))
+
+    def _send(self, job: Job) -> Outcome:
+        try:
+            return self.channel.send(job.message)
+        except Exception as error:  # a channel must not raise; if one does, it is a bug: retry later
+            log.exception(
+                "notifier: %s channel raised on delivery %d", self.channel.name, job.message.delivery_id
+            )
+            return Outcome(
+                RETRY, f"internal error in the {self.channel.name} channel ({type(error).__name__})"
+            )
