@@ -20,6 +20,7 @@ import threading
 
 from peewee import DatabaseError
 
+from ubot import __version__
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="uBot: watches the crypto market and serves it over HTTP. Flags override "
         "settings.ini and UBOT_<SECTION>_<OPTION> environment variables.",
     )
+    parser.add_argument("--version", action="version", version=f"ubot {__version__}")
     parser.add_argument("--config", metavar="FILE", help="settings file (default: settings.ini if present)")
     parser.add_argument(
         "--source",
