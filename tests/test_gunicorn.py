@@ -1,4 +1,5 @@
-"""Requests gunicorn refuses before the app sees them come back in uBot's JSON error shape.
+"""Through the real gunicorn: requests it refuses before the app sees them come back in uBot's JSON
+error shape, and gzipped answers (``ubot/http/compress.py``) reach the client intact.
 
 A real gunicorn (``GatewayServer``, uBot's worker class) in a subprocess, on a free port, spoken to
 over a real socket with raw bytes: what a browser, curl or a fuzzer can send.
@@ -6,6 +7,7 @@ over a real socket with raw bytes: what a browser, curl or a fuzzer can send.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
@@ -21,15 +23,21 @@ from ubot.http.server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIM
 REPO = Path(__file__).resolve().parents[1]
 SERVER = """
 import sys, falcon
+from ubot.http.compress import Compression
 from ubot.http.server import GatewayServer
 
 class Hello:
     def on_get(self, req, resp):
         resp.media = {"hello": "world"}
 
+class Big:
+    def on_get(self, req, resp):
+        resp.media = {"rows": list(range(5000))}
+
 def make_app():
-    app = falcon.App()
+    app = falcon.App(middleware=[Compression()])
     app.add_route("/hello", Hello())
+    app.add_route("/big", Big())
     return app
 
 GatewayServer(("127.0.0.1", int(sys.argv[1])), 2, make_app, lambda: None, "info").run()
@@ -145,3 +153,19 @@ def test_too_many_or_too_large_headers_are_431_json(port, headers) -> None:
         "description": f"The request has more than {LIMIT_REQUEST_FIELDS} header fields, or one longer "
         f"than {LIMIT_REQUEST_FIELD_SIZE} bytes.",
     }
+
+
+def test_a_gzipped_answer_through_gunicorn(port) -> None:
+    raw = exchange(
+        port, b"GET /big HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, value in (line.split(b":", 1) for line in head.split(b"\r\n")[1:])
+    }
+    assert headers[b"content-encoding"] == b"gzip"
+    assert headers[b"vary"] == b"Accept-Encoding"
+    assert int(headers[b"content-length"]) == len(body)
+    assert json.loads(gzip.decompress(body)) == {"rows": list(range(5000))}
