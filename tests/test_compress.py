@@ -205,6 +205,23 @@ def test_two_bodies_that_share_an_etag_are_never_mixed_up() -> None:
     assert cache.compressions == 2
 
 
+def test_the_cache_holds_a_bounded_number_of_bytes() -> None:
+    cache = GzipCache(max_bytes=5000)
+    bodies = [bytes([65 + n]) * 2000 for n in range(3)]
+    for n, body in enumerate(bodies):
+        cache.gzip(f'"{n}"', body)
+        assert cache.held_bytes <= 5000
+    cache.gzip('"2"', bodies[2])
+    cache.gzip('"1"', bodies[1])
+    assert cache.compressions == 3  # the two newest were kept
+    cache.gzip('"0"', bodies[0])
+    assert cache.compressions == 4
+    huge = GzipCache(max_bytes=10)
+    huge.gzip('"big"', bodies[0])
+    huge.gzip('"big"', bodies[0])
+    assert huge.compressions == 1  # the newest always stays, whatever its size
+
+
 def test_the_cache_keeps_a_few_entries() -> None:
     cache = GzipCache(entries=2)
     bodies = {f'"{n}"': bytes([65 + n]) * 2000 for n in range(3)}

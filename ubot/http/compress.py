@@ -29,8 +29,10 @@ MIN_BYTES = 1024
 #: zlib's default level: a 5,000-coin snapshot (3.1 MB) in ~70 ms, once per tick, 4.5x smaller
 #: (level 1: ~20 ms, 3.8x).
 LEVEL = 6
-#: Distinct ETag'd bodies kept gzipped (the full snapshot and a few ``?symbols=`` selections).
+#: Distinct ETag'd bodies kept gzipped (the full snapshot and a few ``?symbols=`` selections), and
+#: the bytes they may hold (body and gzip): the oldest go first, the newest always stays.
 CACHE_ENTRIES = 8
+CACHE_BYTES = 8 * 2**20
 
 
 def accepts_gzip(header: str | None) -> bool:
@@ -76,8 +78,10 @@ class GzipCache:
     """The gzip of a few bodies, by ETag. The body is compared too (``is``, else ``==``: a
     memcmp), so two bodies that happen to share an ETag can never be served for each other."""
 
-    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+    def __init__(self, entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES) -> None:
         self._entries = entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._kept: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self.compressions = 0  # for tests: how many times a body was actually compressed
@@ -92,11 +96,21 @@ class GzipCache:
                 return kept[1]
             packed = compress(body)
             self.compressions += 1
+            if kept is not None:
+                self._drop(etag)
             self._kept[etag] = (body, packed)
-            self._kept.move_to_end(etag)
-            while len(self._kept) > self._entries:
-                self._kept.popitem(last=False)
+            self._bytes += len(body) + len(packed)
+            while len(self._kept) > 1 and (len(self._kept) > self._entries or self._bytes > self._max_bytes):
+                self._drop(next(iter(self._kept)))
             return packed
+
+    def _drop(self, etag: str) -> None:
+        body, packed = self._kept.pop(etag)
+        self._bytes -= len(body) + len(packed)
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
 
 
 def compress(body: bytes) -> bytes:
