@@ -1,5 +1,6 @@
 """Shared fixtures. The database is SQLite in a temporary directory, or the PostgreSQL database named
-by ``UBOT_TEST_DATABASE_URL`` (``.ci/run`` runs the whole suite once each way)."""
+by ``UBOT_TEST_DATABASE_URL`` (``.ci/run`` runs the whole suite once each way). Every test ends with
+no actor running (``stop_actors``, autouse); shared helpers are in ``tests/support/``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from urllib.parse import quote
 import pytest
 from peewee import Database
 
+from tests.support.actors import stop_actors  # noqa: F401  (autouse: every test)
 from ubot.models.db import is_sqlite, open_database
 from ubot.models.schema import ensure_schema
 from ubot.models.tables import ALL_TABLES

@@ -7,6 +7,12 @@ by the simulated market (gzip'ed when the client accepts it); error bodies are p
 4 spaces and carry the five status fields, as CMC's do. The key header is checked like CMC does
 (401/1002 when missing, 401/1001 when wrong).
 
+The bodies CoinMarketCap documents are kept in ``tests/fixtures/cmc/`` (:func:`captured`,
+:func:`captured_error`): ``/v1/key/info`` is served from that file (plan and usage set from the
+fake's fields); listings, global metrics and error bodies are checked field by field against it
+(``tests/market/test_cmc_fixtures.py``). A test can serve a captured body as is with
+``Ok(captured(...))`` or ``captured_error(...)``.
+
 Each endpoint has a queue of scripted behaviours (:meth:`FakeCmc.script`); an empty queue answers
 with success. Every request is recorded (path, query, headers, client port) in :attr:`FakeCmc.seen`.
 Slow answers wait on :attr:`FakeCmc.release`, set by :meth:`FakeCmc.stop`, so no test sleeps.
@@ -28,6 +34,7 @@ import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -41,6 +48,8 @@ T0_MS = parse_iso_ms("2026-11-24T08:31:00.000Z")
 KEY = "c0ffee00-1bca-4e8e-9a24-22ff2c3d462c"
 #: Ids of the coins past the simulated universe (served only by paged calls beyond 5000).
 EXTRA_ID_BASE = 900_000
+#: CoinMarketCap's bodies as documented (see the README there).
+CAPTURED = Path(__file__).resolve().parent / "fixtures" / "cmc"
 
 #: CMC's platform errors: code -> (HTTP status, verbatim message).
 ERRORS: dict[int, tuple[int, str]] = {
@@ -125,6 +134,18 @@ class Raw:
     http: int = 200
     content_type: str = "application/json; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def captured(name: str) -> Any:
+    """The captured body ``tests/fixtures/cmc/<name>.json``, parsed (a fresh copy each call)."""
+    return json.loads((CAPTURED / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def captured_error(name: str) -> Raw:
+    """The captured error body ``tests/fixtures/cmc/error_<HTTP>_<code>.json`` byte for byte, with
+    the HTTP status its name gives (e.g. ``captured_error("error_429_1008")``)."""
+    http = int(name.split("_")[1])
+    return Raw((CAPTURED / f"{name}.json").read_bytes(), http=http)
 
 
 def rate_limited(code: int = 1008, retry_after: str | int | None = None) -> Error:
@@ -221,25 +242,20 @@ class FakeCmc(Serving):
         return dict(doc)
 
     def key_info_doc(self) -> dict[str, Any]:
-        return {
-            "status": self._status(0, None, credit_count=0),
-            "data": {
-                "plan": {
-                    "credit_limit_monthly": self.plan_monthly,
-                    "credit_limit_monthly_reset": "In 6 days, 15 hours, 29 minutes",
-                    "credit_limit_monthly_reset_timestamp": "2026-12-01T00:00:00.000Z",
-                    "rate_limit_minute": self.plan_minute,
-                },
-                "usage": {
-                    "current_minute": {"requests_made": 1, "requests_left": self.plan_minute - 1},
-                    "current_day": {"credits_used": self.day_used},
-                    "current_month": {
-                        "credits_used": self.month_used,
-                        "credits_left": self.plan_monthly - self.month_used,
-                    },
-                },
-            },
-        }
+        """The captured ``/v1/key/info`` body with this fake's plan, usage and time."""
+        doc = captured("key_info")
+        doc["status"]["timestamp"] = iso_from_ms(self.now_ms)
+        plan, usage = doc["data"]["plan"], doc["data"]["usage"]
+        plan["credit_limit_monthly"] = self.plan_monthly
+        plan["credit_limit_monthly_reset"] = "In 6 days, 15 hours, 29 minutes"
+        plan["credit_limit_monthly_reset_timestamp"] = "2026-12-01T00:00:00.000Z"
+        plan["rate_limit_minute"] = self.plan_minute
+        usage["current_minute"].update(requests_made=1, requests_left=self.plan_minute - 1)
+        usage["current_day"]["credits_used"] = self.day_used  # credits_left: null (no daily limit)
+        usage["current_month"].update(
+            credits_used=self.month_used, credits_left=self.plan_monthly - self.month_used
+        )
+        return doc
 
     def _status(self, code: int, message: str | None, credit_count: int = 0) -> dict[str, Any]:
         return {

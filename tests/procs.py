@@ -20,29 +20,27 @@ the process stands between the two commits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from peewee import fn
 
+from tests.support.ports import free_port
+from tests.support.processes import Process, command, environment, launch
+from tests.support.waits import wait_until
 from ubot.market.simulated import SimulatedSource
 from ubot.models.candle_store import WATERMARK
 from ubot.models.tables import Candle, GlobalMetric, Meta, Quote, SnapshotRecord
 
-REPO = Path(__file__).resolve().parents[1]
-RUN = str(REPO / "run.py")
-SETTINGS = str(REPO / "settings.ini")
 TIMEOUT_S = 30
 MINUTE_MS = 60_000
 TIMEFRAME_MS = {
@@ -53,64 +51,18 @@ TIMEFRAME_MS = {
     "4h": 14_400_000,
     "1d": 86_400_000,
 }
-T = TypeVar("T")
-
-
-# --- waiting ---------------------------------------------------------------------------------------
-
-
-def wait_for(probe: Callable[[], T], what: str, timeout: float = TIMEOUT_S, alive: Ubot | None = None) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` s, or at once if
-    ``alive`` exits meanwhile."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if alive is not None and alive.proc.poll() is not None:
-            raise AssertionError(
-                f"uBot exited ({alive.proc.returncode}) while waiting for {what}:\n{alive.tail()}"
-            )
-        if time.monotonic() > deadline:
-            detail = f":\n{alive.tail()}" if alive is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(0.002)
 
 
 # --- the process -----------------------------------------------------------------------------------
 
 
-def environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment without any uBot setting, HOME in the test's directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_") and k != "XDG_RUNTIME_DIR"}
-    env["HOME"] = str(home)
-    env.update(extra or {})
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
-class Ubot:
+class Ubot(Process):
     """One ``run.py`` process. In server mode, :attr:`pid` is the gunicorn worker (where the actors
     live), found in the log; otherwise the process itself."""
 
-    proc: subprocess.Popen
-    log_path: Path
     base: str | None = None  # http://127.0.0.1:port in server mode
-    stopped_in_s: float | None = None
     workers_seen: int = field(default=0)
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.splitlines()[-lines:])
 
     @property
     def pid(self) -> int:
@@ -123,7 +75,7 @@ class Ubot:
 
     def wait_worker(self, count: int = 1) -> int:
         """The pid of the ``count``-th gunicorn worker once it has booted."""
-        pids = wait_for(lambda: self.worker_pids()[count - 1 :], f"gunicorn worker #{count}", alive=self)
+        pids = wait_until(lambda: self.worker_pids()[count - 1 :], f"gunicorn worker #{count}", alive=self)
         return pids[0]
 
     def freeze(self, pid: int | None = None) -> None:
@@ -151,30 +103,6 @@ class Ubot:
         code = self.wait_exit(timeout, started)
         return code
 
-    def wait_exit(self, timeout: float = TIMEOUT_S, started: float | None = None) -> int:
-        started = time.monotonic() if started is None else started
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"uBot did not exit within {timeout:.0f} s:\n{self.tail()}") from None
-        self.stopped_in_s = time.monotonic() - started
-        return code
-
-    def close(self) -> None:
-        """Make sure nothing is left running (a failed test)."""
-        if self.proc.poll() is None:
-            with _suppress():
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=TIMEOUT_S)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)  # type: ignore[arg-type]
-
 
 def start(
     tmp_path: Path,
@@ -197,16 +125,8 @@ def start(
         base = f"http://127.0.0.1:{port}"
     else:
         flags.append("--no-http")
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, RUN, "--config", SETTINGS, *flags],
-            cwd=tmp_path,
-            env=environment(home, env),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Ubot(proc, log_path, base)
+    started = launch(command(*flags), log_path, cwd=tmp_path, env=environment(home, env), new_session=True)
+    return Ubot(started.proc, log_path, base=base)
 
 
 # --- the database seen from outside ------------------------------------------------------------------
@@ -323,7 +243,7 @@ def kill_at(
                 return seen
         finally:
             if freeze:
-                with _suppress():
+                with contextlib.suppress(ProcessLookupError):
                     ubot.thaw(pid)
         time.sleep(0.001 + jitter())
 

@@ -22,8 +22,9 @@ import pytest
 from falcon.testing import TestClient
 
 from tests.fakes.webhook import FakeWebhook, status
-from tests.http.support import gateway_of, parse_sse, wait_until
+from tests.http.support import gateway_of, parse_sse
 from tests.replayfiles import ms, write_replay
+from tests.support.waits import wait_until
 from ubot.clocks import FakeClock
 from ubot.http.app import create_app
 from ubot.market.replay import ReplaySource

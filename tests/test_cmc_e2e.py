@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,14 +22,15 @@ import pytest
 import requests
 
 from tests.fakecmc import KEY, T0_MS, Error, FakeCmc, Ok, rate_limited
+from tests.support.ports import free_port
+from tests.support.processes import RUN, SETTINGS
+from tests.support.processes import environment as clean_environment
+from tests.support.waits import wait_until
 from ubot.market.coinmarketcap import GLOBAL_PATH, KEY_INFO_PATH, LISTINGS_PATH
 from ubot.market.credits import monthly_credits, shortest_interval
 from ubot.models.tables import Quote, SnapshotRecord
 from ubot.timeutil import iso_from_ms, parse_iso_ms
 
-REPO = Path(__file__).resolve().parents[1]
-RUN = str(REPO / "run.py")
-SETTINGS = str(REPO / "settings.ini")
 TIMEOUT_S = 30
 STEP_MS = 60_000
 COINS = 100  # settings.ini's [market] limit
@@ -46,13 +46,12 @@ def fake() -> Iterator[FakeCmc]:
 def environment(tmp_path: Path, fake: FakeCmc, **extra: str | None) -> dict[str, str]:
     """No inherited uBot setting; the fake's URL and key; the interval not stretched to fit the
     plan. ``extra``: more variables, or ``None`` to leave one unset (its default applies)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_") and k != "XDG_RUNTIME_DIR"}
-    env["HOME"] = str(tmp_path / "home")
-    env["UBOT_COINMARKETCAP_API_KEY"] = KEY
-    env["UBOT_COINMARKETCAP_BASE_URL"] = fake.base_url
-    env["UBOT_COINMARKETCAP_FIT_TO_PLAN"] = "false"
-    env.update(extra)
-    return {name: value for name, value in env.items() if value is not None}
+    settings = {
+        "UBOT_COINMARKETCAP_API_KEY": KEY,
+        "UBOT_COINMARKETCAP_BASE_URL": fake.base_url,
+        "UBOT_COINMARKETCAP_FIT_TO_PLAN": "false",
+    }
+    return clean_environment(tmp_path / "home", {**settings, **extra})
 
 
 def run(tmp_path: Path, fake: FakeCmc, *args: str, **env: str | None) -> subprocess.CompletedProcess:
@@ -168,12 +167,6 @@ def test_a_key_revoked_while_running_headless_exits_1(tmp_path, fake, db, databa
 # -- served by gunicorn ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class Served:
     proc: subprocess.Popen
@@ -189,17 +182,14 @@ class Served:
 
     def wait_health(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """Poll /health until ``predicate(doc)``; fail if uBot exits or time runs out."""
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
-            assert self.proc.poll() is None, f"uBot exited with {self.proc.returncode}:\n{self.log}"
-            try:
-                doc = self.get("/health").json()
-                if predicate(doc):
-                    return doc
-            except requests.ConnectionError:
-                pass  # not listening yet
-            assert time.monotonic() < deadline, f"/health never got there:\n{self.log}"
-            time.sleep(0.02)
+
+        def health() -> dict[str, Any] | None:
+            doc = self.get("/health").json()
+            return doc if predicate(doc) else None
+
+        return wait_until(
+            health, "/health to get there", alive=self, ignoring=(requests.ConnectionError,), interval=0.02
+        )
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)

@@ -41,8 +41,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.http.support import DEADLINE_S, gateway_of, wait_until
+from tests.http.support import DEADLINE_S, gateway_of
 from tests.replayfiles import write_replay
+from tests.support.waits import wait_until
 from ubot.clocks import SystemClock
 from ubot.http.app import create_app
 from ubot.market.replay import ReplaySource

@@ -42,11 +42,11 @@ from tests.procs import (
     start,
     stored_candles,
     tagged,
-    wait_for,
     watermark,
     write_market,
 )
 from tests.replayfiles import ms
+from tests.support.waits import wait_until
 from ubot.clocks import SystemClock
 from ubot.models.tables import AlertRecord, Delivery, SnapshotRecord
 from ubot.models.users import UserStore
@@ -93,7 +93,7 @@ def crash_repeatedly(tmp_path, market, database_url, kills) -> list[Moment]:
         before = last_snapshot()
         ubot = replay(tmp_path, market, url)
         try:
-            wait_for(
+            wait_until(
                 lambda before=before: last_snapshot() > before, "a new snapshot after the restart", alive=ubot
             )
             if seen:  # the snapshots stored but not folded when it was killed are folded at start-up
@@ -294,15 +294,15 @@ def test_kill_9_during_alert_delivery_sends_each_pending_delivery(
         try:
             # 1. a delivery in flight
             first = ubot.wait_worker(1)
-            wait_for(
+            wait_until(
                 lambda: len(hook.requests) == 3 and len(sent()) == 2, "the 3rd delivery held", alive=ubot
             )
             # Every tick scanned and its alert written (an alert of a tick in flight at a kill is the
             # subject of the next test).
-            wait_for(lambda: exhausted(ubot), "the end of the replay", alive=ubot)
+            wait_until(lambda: exhausted(ubot), "the end of the replay", alive=ubot)
             # Each tick's scan ended (under load the Scanner drops a tick that arrives mid-scan, by
             # design) and its alert written.
-            wait_for(
+            wait_until(
                 lambda: scanned(ubot) == ALERT_FILES and len(deliveries()) == alerts(ubot),
                 "the scans",
                 alive=ubot,
@@ -316,7 +316,7 @@ def test_kill_9_during_alert_delivery_sends_each_pending_delivery(
             # 2. an answer accepted, not yet read
             second = ubot.wait_worker(2)
             hook.freeze_at = (8, second)
-            wait_for(hook.frozen.is_set, "the 8th request", alive=ubot)
+            wait_until(hook.frozen.is_set, "the 8th request", alive=ubot)
             accepted = hook.ids()[7]
             assert deliveries()[accepted] == "pending"  # frozen before it could read the 200
             ubot.kill_worker(second)
@@ -325,8 +325,8 @@ def test_kill_9_during_alert_delivery_sends_each_pending_delivery(
 
             # 3. the third worker sends the rest; the replay ends, the gateway keeps serving
             ubot.wait_worker(3)
-            wait_for(lambda: exhausted(ubot), "the end of the replay", alive=ubot)
-            wait_for(lambda: set(deliveries()) == sent(), "every delivery sent", alive=ubot)
+            wait_until(lambda: exhausted(ubot), "the end of the replay", alive=ubot)
+            wait_until(lambda: set(deliveries()) == sent(), "every delivery sent", alive=ubot)
             assert ubot.stop(signal.SIGTERM) == 0, ubot.tail()
         finally:
             ubot.close()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,24 +13,12 @@ import pytest
 import requests
 
 from tests.replayfiles import COINS, Replay, iso, write_replay
+from tests.support.ports import free_port
+from tests.support.processes import RUN, SETTINGS, environment
+from tests.support.waits import wait_until
 from ubot.models.tables import SnapshotRecord
 
-REPO = Path(__file__).resolve().parents[1]
-RUN = str(REPO / "run.py")
-SETTINGS = str(REPO / "settings.ini")
 TIMEOUT_S = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_") and k != "XDG_RUNTIME_DIR"}
-    env["HOME"] = str(home)
-    return env
 
 
 @dataclass
@@ -52,17 +37,14 @@ class Ubot:
 
     def wait_health(self, predicate) -> dict:
         """Poll /health until ``predicate(doc)``; fail if the process dies or time runs out."""
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
-            assert self.proc.poll() is None, f"uBot exited with {self.proc.returncode}:\n{self.log}"
-            try:
-                doc = self.get("/health").json()
-                if predicate(doc):
-                    return doc
-            except requests.ConnectionError:
-                pass  # not listening yet
-            assert time.monotonic() < deadline, f"/health never got there:\n{self.log}"
-            time.sleep(0.02)
+
+        def health() -> dict | None:
+            doc = self.get("/health").json()
+            return doc if predicate(doc) else None
+
+        return wait_until(
+            health, "/health to get there", alive=self, ignoring=(requests.ConnectionError,), interval=0.02
+        )
 
 
 def start(tmp_path: Path, *args: str) -> Ubot:

@@ -38,9 +38,9 @@ from tests.procs import (
     sqlite_path,
     start,
     tagged,
-    wait_for,
     watermark,
 )
+from tests.support.waits import wait_until
 from tests.test_crash import alerted_bars, deliveries, sign_up
 from ubot.models.tables import SnapshotRecord
 
@@ -89,7 +89,7 @@ def assert_closed(db, database_url: str, tag: str) -> None:
             "uBot left the SQLite database open (its WAL is still there)"
         )
     else:
-        wait_for(lambda: pg_backends(tag) == 0, "uBot's PostgreSQL connections to go")
+        wait_until(lambda: pg_backends(tag) == 0, "uBot's PostgreSQL connections to go")
 
 
 def test_sigterm_headless_during_a_store_finishes_the_tick_and_exits_0(
@@ -100,7 +100,7 @@ def test_sigterm_headless_during_a_store_finishes_the_tick_and_exits_0(
     ubot = replay(tmp_path, market, url)
     signalled: list[float] = []
     try:
-        wait_for(lambda: last_snapshot() >= 3, "a few snapshots", alive=ubot)
+        wait_until(lambda: last_snapshot() >= 3, "a few snapshots", alive=ubot)
 
         def sigterm(pid: int) -> None:
             db.close()  # before uBot goes on: see assert_closed
@@ -141,7 +141,7 @@ def test_sigterm_to_the_server_during_a_store_ends_streams_flushes_and_exits_0(
     signalled: list[float] = []
     try:
         ubot.wait_worker(1)
-        wait_for(lambda: last_snapshot() >= 3, "a few snapshots", alive=ubot)
+        wait_until(lambda: last_snapshot() >= 3, "a few snapshots", alive=ubot)
         stream = requests.get(ubot.base + "/v1/stream", stream=True, timeout=TIMEOUT_S)
         assert stream.status_code == 200
 
@@ -188,7 +188,7 @@ def test_sigterm_with_a_webhook_delivery_hanging_is_bounded_and_keeps_it_pending
         env = {"UBOT_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "true", "UBOT_NOTIFY_WEBHOOK_TIMEOUT": "2"}
         ubot = replay(tmp_path, market, url, env=env)
         try:
-            wait_for(lambda: hook.requests, "the first webhook call", alive=ubot)
+            wait_until(lambda: hook.requests, "the first webhook call", alive=ubot)
             signalled = time.monotonic()
             ubot.proc.send_signal(signal.SIGTERM)
             code = ubot.wait_exit(started=signalled)
@@ -218,7 +218,7 @@ def test_sigterm_taken_by_another_thread_still_stops_headless_ubot(tmp_path, db,
     sent to a process stopped and continued). Simulated market: it never ends by itself."""
     ubot = start(tmp_path, "--source", "simulated", "--interval", "0", "--limit", "50", "--db", database_url)
     try:
-        wait_for(lambda: last_snapshot() >= 2, "a few snapshots", alive=ubot)
+        wait_until(lambda: last_snapshot() >= 2, "a few snapshots", alive=ubot)
         tid = max(int(t) for t in os.listdir(f"/proc/{ubot.pid}/task") if int(t) != ubot.pid)
         libc = ctypes.CDLL(None, use_errno=True)
         assert libc.syscall(SYS_TGKILL[os.uname().machine], ubot.pid, tid, signal.SIGTERM) == 0

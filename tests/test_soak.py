@@ -6,16 +6,17 @@ figure to read, not asserted: timing belongs to the benchmark)."""
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
 import threading
-import time
 from collections import Counter
 
 import pytest
 import requests
 
-from tests.test_run import TIMEOUT_S, command, environment
+from tests.support.ports import free_port
+from tests.support.processes import command, environment, launch
+from tests.support.waits import wait_until
+
+TIMEOUT_S = 30
 
 CLIENTS = 8
 PATHS = (
@@ -28,12 +29,6 @@ PATHS = (
 TICKS = 4  # ticks to keep the clients busy for
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def health(base: str) -> dict:
     return requests.get(base + "/health", timeout=10).json()
 
@@ -43,31 +38,20 @@ def server(tmp_path, database_url):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "ubot.log"
-    env = environment(tmp_path, {"UBOT_LIMITS_ENABLED": "false"})  # one address for every client
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            command("--interval", "1", "--limit", "200", "--db", database_url, "--bind", f"127.0.0.1:{port}"),
-            cwd=tmp_path,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+    env = environment(tmp_path / "home", {"UBOT_LIMITS_ENABLED": "false"})  # one address for every client
+    flags = ("--interval", "1", "--limit", "200", "--db", database_url, "--bind", f"127.0.0.1:{port}")
+    process = launch(command(*flags), log_path, cwd=tmp_path, env=env)
+    try:
+        wait_until(
+            lambda: health(base).get("last_snapshot_at"),
+            "a first snapshot",
+            alive=process,
+            ignoring=(requests.RequestException,),
+            interval=0.05,
         )
-        try:
-            deadline = time.monotonic() + TIMEOUT_S
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    if health(base).get("last_snapshot_at"):
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "no snapshot in time"
-                time.sleep(0.05)
-            yield proc, base, log_path
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        yield process.proc, base, log_path
+    finally:
+        process.close()
 
 
 def test_clients_and_ticks_together_without_an_error(server) -> None:
@@ -98,10 +82,8 @@ def test_clients_and_ticks_together_without_an_error(server) -> None:
     for thread in threads:
         thread.start()
     try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while health(base)["ticks"] < before["ticks"] + TICKS:  # the load runs across several ticks
-            assert time.monotonic() < deadline, "the pipeline stopped ticking under load"
-            time.sleep(0.1)
+        # the load runs across several ticks
+        wait_until(lambda: health(base)["ticks"] >= before["ticks"] + TICKS, f"{TICKS} ticks", interval=0.1)
     finally:
         stop.set()
         for thread in threads:

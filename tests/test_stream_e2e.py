@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support.ports import free_port
+from tests.support.waits import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 20  # each wait; below gunicorn's 30 s graceful timeout, so a stuck stop fails the test
@@ -77,12 +78,6 @@ def serve(port: int, heartbeat_s: float) -> None:
 # --- the test side -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class EventReader:
     """Complete SSE messages of a streamed response, each as a dict of its fields (``:`` for a
     comment), read from the chunks as gunicorn sends them."""
@@ -137,15 +132,17 @@ class Server:
     def stream(self, headers: dict[str, str] | None = None, **params: str) -> EventReader:
         """Open a stream. A stream a client just closed keeps its slot until the server notices
         (its next heartbeat fails to write): while all are taken, try again, as the 503 says."""
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
+
+        def opened() -> tuple[requests.Response] | None:  # (an error response is falsy)
             response = requests.get(
                 self.base + "/v1/stream", params=params, headers=headers, stream=True, timeout=TIMEOUT_S
             )
-            if response.status_code != 503 or time.monotonic() > deadline:
-                break
-            response.close()
-            time.sleep(0.01)
+            if response.status_code == 503:
+                response.close()
+                return None
+            return (response,)
+
+        (response,) = wait_until(opened, "a free stream slot", TIMEOUT_S, interval=0.01)
         assert response.status_code == 200, response.text
         return EventReader(response)
 
@@ -165,15 +162,16 @@ def start(tmp_path: Path, heartbeat_s: float) -> Server:
             stderr=subprocess.STDOUT,
         )
     server = Server(proc, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:  # until the worker answers (503: no snapshot, there are no real actors)
-        assert proc.poll() is None, f"the server exited:\n{server.log}"
-        try:
-            requests.get(server.base + "/v1/snapshot", timeout=TIMEOUT_S)
-            return server
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, f"the server never answered:\n{server.log}"
-            time.sleep(0.02)
+    # until the worker answers (503: no snapshot, there are no real actors)
+    wait_until(
+        lambda: requests.get(server.base + "/v1/snapshot", timeout=TIMEOUT_S).status_code,
+        "the server to answer",
+        TIMEOUT_S,
+        alive=server,
+        ignoring=(requests.ConnectionError,),
+        interval=0.02,
+    )
+    return server
 
 
 @pytest.fixture

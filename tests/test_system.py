@@ -10,10 +10,6 @@ import gzip
 import json
 import logging
 import threading
-from collections.abc import Iterator
-
-import pykka
-import pytest
 
 from ubot.clocks import FakeClock
 from ubot.market.candles import CandleBook
@@ -46,12 +42,6 @@ class Finished:
     def wait(self) -> list[str]:
         assert self.event.wait(WAIT), "the pipeline did not finish"
         return self.reasons
-
-
-@pytest.fixture(autouse=True)
-def stop_actors() -> Iterator[None]:
-    yield
-    pykka.ActorRegistry.stop_all(block=True, timeout=WAIT)
 
 
 def ours(thread: threading.Thread) -> bool:

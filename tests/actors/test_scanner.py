@@ -7,7 +7,6 @@ import queue
 from typing import Any
 
 import pykka
-import pytest
 
 from tests.scan.support import MINUTE, T0, candles, snapshot, spec
 from ubot.actors.scanner import Scanner
@@ -84,12 +83,6 @@ def _next(q: queue.Queue, kind: type) -> Any:
             raise AssertionError(f"no {kind.__name__} within {WAIT} s") from None
         if isinstance(item, kind):
             return item
-
-
-@pytest.fixture(autouse=True)
-def stop_actors():
-    yield
-    pykka.ActorRegistry.stop_all(block=True, timeout=WAIT)
 
 
 def armed(*ids):

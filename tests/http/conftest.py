@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from falcon.testing import TestClient
 
-from tests.http.support import DEADLINE_S, CannedActor, gateway_of, wait_until
+from tests.http.support import DEADLINE_S, CannedActor, gateway_of
 from tests.replayfiles import Replay, ms, write_replay
+from tests.support.waits import wait_until
 from ubot.clocks import FakeClock
 from ubot.http.app import create_app
 from ubot.http.gateway import Gateway

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pykka
-import pytest
 from falcon.testing import Result
 
 from ubot.http.gateway import Gateway
 from ubot.system import Actors
 
 DEADLINE_S = 20.0
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.002)
 
 
 def gateway_of(actors: Actors, **kwargs: Any) -> Gateway:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -30,6 +29,7 @@ from tests.fakecmc import (
     TruncatedJson,
     rate_limited,
 )
+from tests.support.ports import refused_port
 from ubot.clocks import FakeClock
 from ubot.market.coinmarketcap import (
     GLOBAL_PATH,
@@ -304,6 +304,16 @@ def test_an_unusable_key_is_refused_before_any_call(key):
             "minute request limit (1008)",
             T0 + 1,
         ),
+        (  # "-0000" (no zone) is UTC, the shared Retry-After rule; in the past: at least 1 s
+            rate_limited(1008, email.utils.formatdate(T0 - 300)),
+            "minute request limit (1008)",
+            T0 + 1,
+        ),
+        (
+            rate_limited(1008, email.utils.formatdate(T0 + 300)),
+            "minute request limit (1008)",
+            T0 + 300,
+        ),
     ],
 )
 def test_rate_limits_say_when_they_reset_and_are_not_retried(fake, client, behaviour, limit, resume):
@@ -392,14 +402,12 @@ def test_retries_stay_within_the_tick_budget(fake, client, sleeps, deadline, req
 
 
 def test_a_refused_connection_is_transient(clock, sleeps):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    cmc = CmcClient(KEY, f"http://127.0.0.1:{port}", clock=clock, sleeper=sleeps, max_attempts=2)
-    with pytest.raises(
-        CmcTransientError, match=r"^global metrics: connection refused \(gave up after 2 attempts\)$"
-    ):
-        cmc.global_metrics()
+    with refused_port() as port:
+        cmc = CmcClient(KEY, f"http://127.0.0.1:{port}", clock=clock, sleeper=sleeps, max_attempts=2)
+        with pytest.raises(
+            CmcTransientError, match=r"^global metrics: connection refused \(gave up after 2 attempts\)$"
+        ):
+            cmc.global_metrics()
     cmc.close()
 
 

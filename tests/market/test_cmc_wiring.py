@@ -9,15 +9,14 @@ have gone through the Monitor (an ask), never for time to pass.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pykka
 import pytest
 
 from tests.fakecmc import KEY, T0_MS, FakeCmc, Ok, Raw, rate_limited
+from tests.support.waits import wait_until
 from ubot.clocks import FakeClock
 from ubot.config import ConfigError, Settings, load_settings
 from ubot.http.gateway import Gateway
@@ -41,12 +40,6 @@ def fake() -> Iterator[FakeCmc]:
     server = FakeCmc(step_ms=60_000).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(autouse=True)
-def stop_actors() -> Iterator[None]:
-    yield
-    pykka.ActorRegistry.stop_all(block=True, timeout=WAIT)
 
 
 def settings_for(fake: FakeCmc, **environ: str) -> Settings:
@@ -193,10 +186,9 @@ def tick(clock: FakeClock, actors: Actors, number: int, at: float | None = None)
     """Move the clock to the next deadline (or to ``at``) and wait until tick ``number`` is done."""
     deadline = clock.wait_for_sleeper()
     clock.set(deadline if at is None else at)
-    give_up = time.monotonic() + WAIT
-    while actors.monitor.ask(GetHealth(), timeout=WAIT).ticks < number:
-        assert time.monotonic() < give_up, f"tick {number} never finished"
-        time.sleep(0.005)
+    wait_until(
+        lambda: actors.monitor.ask(GetHealth(), timeout=WAIT).ticks >= number, f"tick {number} to finish"
+    )
     # Asked after the Monitor has told the Clock the tick is finished: once answered, the Clock is
     # idle again, so the next deadline fires a tick rather than counting an overrun.
     actors.clock.ask(GetClockStats(), timeout=WAIT)

@@ -1,12 +1,10 @@
-"""The HTTP helpers the channels share: status classes, Retry-After, scrubbing."""
+"""The HTTP helpers the channels share: status classes, scrubbing (Retry-After: tests/test_retry_after.py)."""
 
 from __future__ import annotations
 
-from email.utils import formatdate
-
 import pytest
 
-from ubot.notify.channels.http import one_line, parse_retry_after, scrub, status_class
+from ubot.notify.channels.http import one_line, scrub, status_class
 
 NOW = 1764000000.0
 
@@ -19,28 +17,6 @@ NOW = 1764000000.0
 )  # fmt: skip
 def test_status_class(http, expected):
     assert status_class(http) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        (None, None),
-        ("", None),
-        ("120", 120.0),
-        (" 5 ", 5.0),
-        ("1.5", 1.5),
-        ("-3", 0.0),
-        ("soon", None),
-        ("inf", None),
-        ("nan", None),
-        (formatdate(NOW + 90, usegmt=True), 90.0),
-        ("Mon, 24 Nov 2025 16:00:30 GMT", 30.0),
-        (formatdate(NOW - 90, usegmt=True), 0.0),
-        ("Mon, 24 Nov 2025 16:00:30 -0000", None),  # not an HTTP-date (no zone)
-    ],
-)
-def test_parse_retry_after(value, seconds):
-    assert parse_retry_after(value, now=NOW) == seconds
 
 
 def test_scrub():

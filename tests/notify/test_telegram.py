@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from email.utils import formatdate
 
 import pytest
 
@@ -81,6 +82,19 @@ def test_429_without_parameters_uses_the_header(api, channel, make_message):
         Reply(429, {"ok": False, "error_code": 429, "description": "Too Many Requests"}, {"Retry-After": "4"})
     )
     assert channel.send(make_message(target="42")).retry_after_s == 4.0
+
+
+def test_a_retry_after_date_is_read_on_the_channels_clock(api, make_message):
+    now = 1764000000.0
+    channel = TelegramChannel(bot_token=TOKEN, base_url=api.base_url, timeout_s=2.0, clock=lambda: now)
+    api.script(
+        Reply(
+            429,
+            {"ok": False, "error_code": 429, "description": "Too Many Requests"},
+            {"Retry-After": formatdate(now + 45, usegmt=True)},
+        )
+    )
+    assert channel.send(make_message(target="42")).retry_after_s == 45.0
 
 
 def test_group_migration_is_named(api, channel, make_message):

@@ -4,6 +4,7 @@ budget, and Twilio's error codes mapped to outcomes."""
 from __future__ import annotations
 
 import base64
+from email.utils import formatdate
 
 import pytest
 
@@ -133,6 +134,13 @@ def test_rate_limits_and_server_errors_are_retried(api, make_message, reply, ret
     outcome = sms(api).send(make_message(target=TO))
     assert (outcome.status, outcome.retry_after_s) == ("retry", retry_after)
     assert AUTH_TOKEN not in outcome.detail
+
+
+def test_a_retry_after_date_is_read_on_the_channels_clock(api, make_message):
+    now = 1764000000.0
+    api.script(too_many(retry_after=formatdate(now + 120, usegmt=True)))
+    outcome = sms(api, clock=lambda: now).send(make_message(target=TO))
+    assert (outcome.status, outcome.retry_after_s) == ("retry", 120.0)
 
 
 def test_a_slow_api_is_retried(api, make_message):

@@ -9,10 +9,8 @@ with ``.message`` and ``.column``. Tests of the real language use ``pytest.impor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from types import SimpleNamespace
 
-import pykka
 import pytest
 from argon2 import PasswordHasher
 
@@ -55,12 +53,6 @@ def fake_analyze(text: str) -> SimpleNamespace:
 def cheap_hasher() -> PasswordHasher:
     """argon2id at its minimum cost: the same code path, microseconds instead of 50 ms."""
     return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-
-
-@pytest.fixture(autouse=True)
-def stop_actors() -> Iterator[None]:
-    yield
-    pykka.ActorRegistry.stop_all(block=True, timeout=10)
 
 
 @pytest.fixture

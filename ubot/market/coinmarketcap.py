@@ -23,7 +23,6 @@ message built here is passed through :meth:`CmcClient._redact` in case a server 
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import re
@@ -38,6 +37,7 @@ from urllib3.util.retry import Retry
 
 from ubot.clocks import Clock, SystemClock
 from ubot.market.credits import UsageTracker, pages
+from ubot.retry_after import retry_after_s
 from ubot.timeutil import iso_from_ms
 
 log = logging.getLogger(__name__)
@@ -370,7 +370,7 @@ class CmcClient:
     def _resume_at(self, code: int | None, retry_after: str | None) -> float:
         """When a rate limit can have reset: ``Retry-After`` if sent (at least 1 s), else by code."""
         now = self.clock.now()
-        waited = _retry_after(retry_after, now)
+        waited = retry_after_s(retry_after, now)
         if waited is not None:
             return now + max(1.0, waited)
         if code == 1009:
@@ -423,22 +423,6 @@ def next_utc_month(now: float) -> float:
 
 def _iso(epoch_s: float) -> str:
     return iso_from_ms(round(epoch_s * 1000))
-
-
-def _retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp() - now
 
 
 def _credit_count(doc: Mapping[str, Any]) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ubot.jsonsafe import json_literals, json_number
 from ubot.market.snapshot import (
     GLOBAL_FIELDS,
     GLOBAL_INT_FIELDS,
@@ -32,9 +33,8 @@ def etag_of(body: bytes) -> str:
 
 
 def _global_value(value: float | None, name: str) -> Any:
-    if value is None or value != value:
-        return None
-    return int(value) if name in GLOBAL_INT_FIELDS else value
+    number = json_number(value)
+    return int(number) if number is not None and name in GLOBAL_INT_FIELDS else number
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +72,7 @@ class SnapshotView:
             map(_quote, snap.symbols),
             map(_quote, snap.names),
             map(_quote, snap.slugs),
-            *(_json_column(snap.column(n), n in INT_FIELDS) for n in names),
+            *(json_literals(snap.column(n), n in INT_FIELDS) for n in names),
             stamps,
             strict=True,
         )
@@ -112,18 +112,6 @@ class SnapshotView:
 
 
 _quote = encode_basestring_ascii  # a str as a JSON string literal, as json.dumps writes it
-
-
-def _json_column(values: np.ndarray, integer: bool) -> list[str]:
-    """A numeric column as JSON literals: repr of each float (what json.dumps writes), null for NaN."""
-    missing = np.isnan(values)
-    if integer:
-        texts = list(map(str, np.where(missing, 0, values).astype(np.int64).tolist()))
-    else:
-        texts = list(map(float.__repr__, values.tolist()))
-    for i in np.flatnonzero(missing).tolist():
-        texts[i] = "null"
-    return texts
 
 
 def _render(

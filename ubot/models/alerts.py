@@ -11,13 +11,13 @@ next start. Delivery is at least once: a crash between a provider accepting a me
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from peewee import Database, IntegrityError, Model
 
+from ubot.jsonsafe import json_values
 from ubot.models.bulk import insert_rows
 from ubot.models.db import writing
 from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Meta, Strategy
@@ -294,15 +294,6 @@ def _insert_returning_ids(model: type[Model], rows: Sequence[dict[str, Any]]) ->
     if len(ids) != len(rows):
         raise RuntimeError(f"{model._meta.table_name}: {len(rows)} row(s) inserted, {len(ids)} id(s) back")
     return ids
-
-
-def json_values(values: Mapping[str, Any]) -> dict[str, float | None]:
-    """Plain floats (numpy's too), ``None`` for a missing or non-finite value (no NaN in JSON)."""
-    result: dict[str, float | None] = {}
-    for name, value in values.items():
-        number = None if value is None else float(value)
-        result[str(name)] = number if number is not None and math.isfinite(number) else None
-    return result
 
 
 def _alert_row(alert: Alert) -> dict[str, Any]:

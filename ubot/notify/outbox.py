@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfoNotFoundError
 
-from ubot.models.alerts import WrittenAlert, json_values
+from ubot.jsonsafe import json_values
+from ubot.models.alerts import WrittenAlert
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.messages import Alert
 from ubot.notify.quiet import quiet_until

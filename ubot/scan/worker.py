@@ -11,8 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from ubot.jsonsafe import json_number
 from ubot.notify.messages import Alert, AlertState
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.rules.compiler import Evaluator
@@ -158,9 +157,9 @@ class ScanWorker:
         for _, key, _ in condition.inputs:
             column = frame.column(spec, key, condition.calls.get(key))
             value = column if isinstance(column, float) or column is None else column[at]
-            values[key] = None if value is None or np.isnan(value) else float(value)
+            values[key] = json_number(value)
         price = frame.fields["price"][at]
-        price_value = None if np.isnan(price) else float(price)
+        price_value = json_number(price)
         symbol = frame.symbols[at]
         subject, text = render(spec, symbol, values, price_value, frame.timestamp_ms)
         return Alert(

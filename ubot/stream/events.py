@@ -20,13 +20,12 @@ the two share (id, strategy, coin, times, values, text), plus each channel's del
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from ubot.jsonsafe import json_number, json_values
 from ubot.market.snapshot import Snapshot
-from ubot.models.alerts import json_values
 from ubot.notify.messages import AlertView
 from ubot.timeutil import iso_from_ms
 
@@ -48,17 +47,12 @@ def snapshot_event(snapshot: Snapshot, etag: str | None = None, top: int = TOP_N
             "id": int(snapshot.ids[i]),
             "symbol": snapshot.symbols[i],
             "rank": int(ranks[i]),
-            "price": _number(prices[i]),
-            "percent_change_24h": _number(changes[i]),
+            "price": json_number(prices[i]),
+            "percent_change_24h": json_number(changes[i]),
         }
         for i in best
     ]
     return doc
-
-
-def _number(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def alert_event(alert: AlertView) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ubot.market.candles import TIMEFRAMES
+from ubot.outbound import host_refusal, is_loopback_host
 from ubot.timeutil import parse_iso_ms
 from ubot.users.errors import ValidationError
 from ubot.users.messages import ConditionInfo
@@ -231,12 +232,15 @@ def webhook_url(value: Any, *, allow_local: bool = False) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise ValidationError(field, "has an invalid port") from None
-    local = _is_local(host)
-    if local is None:
+    if _ip(host) is None and _legacy_ipv4(host):
         raise ValidationError(field, "write an IPv4 address as four decimal numbers (a.b.c.d)")
-    if local and not (allow_local and _is_loopback(host)):
-        raise ValidationError(field, "must not point to localhost or a private network address")
-    if scheme == "http" and not (allow_local and _is_loopback(host)):
+    loopback_allowed = allow_local and is_loopback_host(host)
+    why = None if loopback_allowed else host_refusal(host)  # a name's addresses: checked on connect
+    if why:
+        raise ValidationError(
+            field, f"must not point to localhost or a private network address: {host} is {why}"
+        )
+    if scheme == "http" and not loopback_allowed:
         raise ValidationError(field, "must be an https:// URL")
     return url
 
@@ -248,28 +252,14 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _is_local(host: str) -> bool | None:
-    """Whether ``host`` names this machine or a private network; ``None``: an IPv4 address in a
-    legacy form (``2130706433``, ``0x7f.1``) that resolvers accept but people do not read."""
-    name = host.lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    ip = _ip(name)
-    if ip is None:
-        try:
-            socket.inet_aton(name)
-        except OSError:
-            return False  # a host name: its addresses are checked when the notifier connects
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.lower()
-    ip = _ip(name)
-    return name == "localhost" or name.endswith(".localhost") or (ip is not None and ip.is_loopback)
+def _legacy_ipv4(host: str) -> bool:
+    """An IPv4 address in a legacy form (``2130706433``, ``0x7f.1``, ``127.1``) that resolvers
+    accept but people do not read."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
 
 
 def webhook_secret(value: Any) -> str:

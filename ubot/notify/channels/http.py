@@ -1,4 +1,4 @@
-"""What the HTTP channels share: a session, status classes, ``Retry-After``, and turning any requests
+"""What the HTTP channels share: a session, status classes, and turning any requests
 exception into an :class:`~ubot.notify.channel.Outcome` whose detail is one line without secrets.
 
 requests' exception texts contain the full URL (a Telegram token is in the path, a webhook URL may
@@ -8,15 +8,12 @@ the underlying socket error (``Connection refused``), and every detail goes thro
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import logging
-import math
 import re
 import socket
 import ssl
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,29 +46,6 @@ def status_class(http: int) -> str:
     if http in RETRY_STATUSES or 500 <= http < 600:
         return RETRY
     return FAILED
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` in seconds from now: delay-seconds or an HTTP-date; ``None`` when absent or
-    unreadable. A date in the past gives 0."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:  # "-0000" dates: HTTP-dates are always GMT
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def read_body(response: requests.Response, limit: int = MAX_BODY) -> bytes:

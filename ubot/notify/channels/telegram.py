@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -30,13 +32,13 @@ from ubot.notify.channels.http import (
     log_outcome,
     new_session,
     one_line,
-    parse_retry_after,
     read_body,
     redact_urllib3_logs,
     scrub,
     status_class,
 )
 from ubot.notify.channels.text import truncate, utf16_len
+from ubot.retry_after import retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,9 @@ _INTEGER = re.compile(r"-?\d+")
 
 
 class TelegramChannel:
-    """Send alerts through one bot to chats (``message.target`` is the chat id or ``@channel``)."""
+    """Send alerts through one bot to chats (``message.target`` is the chat id or ``@channel``).
+
+    ``clock`` (unix seconds) is what a ``Retry-After`` date is read against (tests step it)."""
 
     name = "telegram"
     min_interval_s = 1.0
@@ -58,11 +62,13 @@ class TelegramChannel:
         base_url: str = "https://api.telegram.org",
         timeout_s: float = 10.0,
         session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._token = bot_token
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self._session = session or new_session()
+        self._clock = clock
         redact_urllib3_logs()
 
     def __repr__(self) -> str:
@@ -100,7 +106,7 @@ class TelegramChannel:
             body = read_body(response)
         except Exception as exc:
             return exception_outcome(exc, what="Telegram", timeout_s=self.timeout_s)
-        return _classify(response, json_body(body))
+        return _classify(response, json_body(body), self._clock())
 
 
 def message_text(subject: str, text: str) -> str:
@@ -109,7 +115,7 @@ def message_text(subject: str, text: str) -> str:
     return truncate(full, MAX_TEXT, measure=utf16_len)
 
 
-def _classify(response: requests.Response, doc: Any) -> Outcome:
+def _classify(response: requests.Response, doc: Any, now: float) -> Outcome:
     http = response.status_code
     doc = doc if isinstance(doc, dict) else {}
     if 200 <= http < 300 and doc.get("ok") is True:
@@ -127,7 +133,7 @@ def _classify(response: requests.Response, doc: Any) -> Outcome:
         retry_after = (
             float(wait)
             if isinstance(wait, int | float) and not isinstance(wait, bool)
-            else parse_retry_after(response.headers.get("Retry-After"))
+            else retry_after_s(response.headers.get("Retry-After"), now)
         )
         return Outcome(RETRY, f"Telegram: {said}", retry_after)
     migrated = parameters.get("migrate_to_chat_id")

@@ -17,6 +17,8 @@ Answers: 429 or error 20429 and 5xx (and timeouts, connection errors) are retrie
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -28,12 +30,12 @@ from ubot.notify.channels.http import (
     log_outcome,
     new_session,
     one_line,
-    parse_retry_after,
     read_body,
     scrub,
     status_class,
 )
 from ubot.notify.channels.text import fit_sms, sms_segments, truncate
+from ubot.retry_after import retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,9 @@ RATE_LIMITED = 20429
 
 
 class TwilioChannel:
-    """SMS (``name="sms"``) or WhatsApp (``name="whatsapp"``) through one Twilio account."""
+    """SMS (``name="sms"``) or WhatsApp (``name="whatsapp"``) through one Twilio account.
+
+    ``clock`` (unix seconds) is what a ``Retry-After`` date is read against (tests step it)."""
 
     min_interval_s = 1.0
 
@@ -60,6 +64,7 @@ class TwilioChannel:
         timeout_s: float = 10.0,
         max_segments: int = 3,
         session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if name not in NAMES:
             raise ValueError(f"TwilioChannel name must be one of {', '.join(NAMES)}, not {name!r}")
@@ -73,6 +78,7 @@ class TwilioChannel:
         self.timeout_s = timeout_s
         self.max_segments = max_segments
         self._session = session or new_session()
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"TwilioChannel(name={self.name!r}, account_sid={self.account_sid!r})"
@@ -137,9 +143,9 @@ class TwilioChannel:
         said = f"error {code}: {one_line(str(text))}" if code and text else f"error {code}" if code else ""
         detail = f"Twilio: HTTP {http}" + (f", {said}" if said else "")
         if http == 429 or code == RATE_LIMITED:
-            return Outcome(RETRY, detail, parse_retry_after(response.headers.get("Retry-After")))
+            return Outcome(RETRY, detail, retry_after_s(response.headers.get("Retry-After"), self._clock()))
         if status_class(http) == RETRY:
-            return Outcome(RETRY, detail, parse_retry_after(response.headers.get("Retry-After")))
+            return Outcome(RETRY, detail, retry_after_s(response.headers.get("Retry-After"), self._clock()))
         return Outcome(FAILED, detail)
 
 

@@ -25,10 +25,11 @@ How a receiver verifies a delivery:
 Any 2xx answer is success. 408, 425, 429 and 5xx are tried again later (``Retry-After`` is honoured,
 in seconds or as an HTTP-date); every other status, and any redirect (never followed), is final.
 
-Private addresses: unless ``allow_private_addresses``, a URL whose host resolves to a loopback,
-private, shared (CGNAT), link-local, multicast, reserved or unspecified address (IPv4 or IPv6,
-IPv4-mapped IPv6 included) is refused, so an alert cannot be aimed at uBot's own network. The check
-is made when the connection is opened, by the connection itself: the host is resolved once, *every*
+Private addresses: unless ``allow_private_addresses``, a URL whose host resolves to an address of
+the outbound deny list (:mod:`ubot.outbound`: loopback, private, shared, link-local, documentation,
+multicast, reserved, NAT64, Teredo, ... the same list the settings check applies when the URL is
+saved) is refused, so an alert cannot be aimed at uBot's own network. The check is made when the
+connection is opened, by the connection itself: the host is resolved once, *every*
 address of the answer is checked (a name that resolves to one public and one private address is
 refused as a whole), and the socket connects to those checked addresses, never to a second
 resolution. A DNS answer that changes between the check and the connect (rebinding) therefore
@@ -41,10 +42,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import math
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -58,22 +57,23 @@ import urllib3.connectionpool
 import urllib3.exceptions
 import urllib3.util.connection
 
+from ubot.jsonsafe import json_document
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.channels.http import (
     exception_outcome,
     log_outcome,
     new_session,
     one_line,
-    parse_retry_after,
     read_body,
     scrub,
     status_class,
 )
+from ubot.outbound import address_of, refusal
+from ubot.retry_after import retry_after_s
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # IPv4 addresses reached through a NAT64 gateway
 
 
 class AddressRefused(Exception):
@@ -170,9 +170,7 @@ class WebhookChannel:
         said = _body_excerpt(response, answer)
         detail = f"{where} answered {reason}" + (f": {said}" if said else "")
         if status == RETRY:
-            return Outcome(
-                RETRY, detail, parse_retry_after(response.headers.get("Retry-After"), now=self._clock())
-            )
+            return Outcome(RETRY, detail, retry_after_s(response.headers.get("Retry-After"), self._clock()))
         return Outcome(FAILED, detail)
 
 
@@ -182,7 +180,7 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
         text = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
     except ValueError:
         text = json.dumps(
-            _finite(payload), separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
+            json_document(payload), separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
         )
     return text.encode("utf-8")
 
@@ -192,40 +190,17 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why webhooks may not reach ``address`` (``"a loopback address"``), or ``None`` if they may."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
-        if embedded is None and address in _NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return refusal(embedded)
-    checks = (
-        ("is_unspecified", "an unspecified address"),
-        ("is_loopback", "a loopback address"),
-        ("is_link_local", "a link-local address"),
-        ("is_multicast", "a multicast address"),
-        ("is_private", "a private address"),
-        ("is_reserved", "a reserved address"),
-    )
-    for attribute, what in checks:
-        if getattr(address, attribute):
-            return what
-    if not address.is_global:  # e.g. 100.64.0.0/10, shared address space (carrier-grade NAT)
-        return "a non-public address"
-    return None
-
-
 def checked_addresses(host: str, port: int) -> list[tuple[Any, ...]]:
-    """``getaddrinfo`` for the host, refused as a whole if any address is not public."""
+    """``getaddrinfo`` for the host, refused as a whole if any address is denied by the outbound
+    policy (:func:`ubot.outbound.refusal`)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        why = refusal(address)
+        address = address_of(str(info[4][0]))
+        why = "not an IP address" if address is None else refusal(address)
         if why:
             said = host if host == str(address) else f"{host} ({address})"
             raise AddressRefused(
-                f"refused to connect to {said}: {why} (webhooks may only reach public addresses)"
+                f"refused to connect to {said}: {why}; webhooks may only reach public addresses"
             )
     return infos
 
@@ -341,13 +316,3 @@ def _body_excerpt(response: requests.Response, body: bytes) -> str:
     if kind == "text/html":
         return ""
     return one_line(body.decode("utf-8", "replace"), 120)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value

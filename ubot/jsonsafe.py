@@ -1,0 +1,54 @@
+"""Numbers on their way to JSON: one rule, here. NaN and the infinities are not JSON; they become null.
+
+Every place where a float value or a float array becomes JSON goes through these functions: an
+alert's values (stored, listed, streamed, posted to a webhook), the webhook body, the stream's
+``snapshot`` event and the served snapshot document. numpy's floats come out as plain floats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+def json_number(value: Any) -> float | None:
+    """``value`` as a plain float (numpy's too); ``None`` when it is missing, NaN or infinite."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def json_values(values: Mapping[str, Any]) -> dict[str, float | None]:
+    """``{name: value}`` with every value through :func:`json_number` (an alert's values)."""
+    return {str(name): json_number(value) for name, value in values.items()}
+
+
+def json_document(value: Any) -> Any:
+    """``value`` with every non-finite float, at any depth of dicts, lists and tuples, made ``None``.
+
+    Other values are left as they are (a tuple becomes a list, as JSON writes it anyway).
+    """
+    if isinstance(value, float | np.floating):
+        return json_number(value)
+    if isinstance(value, Mapping):
+        return {key: json_document(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_document(item) for item in value]
+    return value
+
+
+def json_literals(values: np.ndarray, integer: bool = False) -> list[str]:
+    """A float array as JSON literals, one per element: ``null`` where not finite, else the float's
+    ``repr`` (what ``json.dumps`` writes) or, with ``integer``, the integer it holds."""
+    missing = ~np.isfinite(values)
+    if integer:
+        texts = list(map(str, np.where(missing, 0, values).astype(np.int64).tolist()))
+    else:
+        texts = list(map(float.__repr__, values.tolist()))
+    for i in np.flatnonzero(missing).tolist():
+        texts[i] = "null"
+    return texts
