@@ -10,7 +10,6 @@ import os
 import socket
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,22 +17,20 @@ import pytest
 
 from tests.fakecmc import KEY, FakeCmc
 from tests.replayfiles import write_replay
+from tests.support.ports import free_port, refused_port
+from tests.support.processes import EXIT_TIMEOUT_S, command, environment
 from ubot.models.db import open_database
 from ubot.models.schema import SCHEMA_VERSION, ensure_schema
 
-REPO = Path(__file__).resolve().parents[1]
-SETTINGS = str(REPO / "settings.ini")
-
 
 def check(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_") and k != "XDG_RUNTIME_DIR"}
     return subprocess.run(
-        [sys.executable, str(REPO / "run.py"), "check", "--config", SETTINGS, *args],
+        command("check", *args),
         cwd=tmp_path,
-        env={**clean, "HOME": str(tmp_path / "home"), **env},
+        env=environment(tmp_path / "home", env),
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=EXIT_TIMEOUT_S,
     )
 
 
@@ -57,12 +54,6 @@ def assert_ok(result: subprocess.CompletedProcess) -> dict[str, str]:
     assert result.stderr == ""
     assert result.stdout.splitlines()[-1] == "check: ok"
     return facts(result)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def database(tmp_path: Path, version: int | None = SCHEMA_VERSION) -> str:
@@ -234,8 +225,9 @@ def test_cmc_key_refused_is_a_problem(tmp_path, fake) -> None:
 
 
 def test_cmc_unreachable_is_said_but_not_a_problem(tmp_path) -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
-    result = check(tmp_path, "--no-http", UBOT_COINMARKETCAP_API_KEY=KEY, UBOT_COINMARKETCAP_BASE_URL=url)
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        result = check(tmp_path, "--no-http", UBOT_COINMARKETCAP_API_KEY=KEY, UBOT_COINMARKETCAP_BASE_URL=url)
     shown = assert_ok(result)
     assert shown["plan"].startswith("unknown (")
     assert shown["plan"].endswith("; [coinmarketcap] monthly_credits = 10000")

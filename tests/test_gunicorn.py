@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+from tests.support.processes import environment
 from ubot.http.server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,21 +46,14 @@ GatewayServer(("127.0.0.1", int(sys.argv[1])), 2, make_app, lambda: None, "info"
 DEADLINE_S = 20
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def port(tmp_path_factory) -> Iterator[int]:
     chosen = free_port()
     home = tmp_path_factory.mktemp("home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(chosen)],
         cwd=REPO,
-        env={**env, "HOME": str(home)},
+        env=environment(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
