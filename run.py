@@ -3,6 +3,8 @@
 
     python run.py                       # simulated market, SQLite file ubot.db, http://127.0.0.1:8080
     python run.py --source replay --replay-dir recordings/ --interval 0 --ticks 100 --no-http
+    python run.py check                 # validate settings, database, schema and source; start nothing
+    python run.py --version
 
 Settings come from settings.ini, then UBOT_<SECTION>_<OPTION> environment variables, then these
 flags. Everything is started and stopped here, in order.
