@@ -3,6 +3,8 @@
 
     python run.py                       # simulated market, SQLite file ubot.db, http://127.0.0.1:8080
     python run.py --source replay --replay-dir recordings/ --interval 0 --ticks 100 --no-http
+    python run.py check                 # validate settings, database, schema and source; start nothing
+    python run.py --version
 
 Settings come from settings.ini, then UBOT_<SECTION>_<OPTION> environment variables, then these
 flags. Everything is started and stopped here, in order.
@@ -20,6 +22,7 @@ import threading
 
 from peewee import DatabaseError
 
+from ubot import __version__
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
@@ -47,6 +50,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="uBot: watches the crypto market and serves it over HTTP. Flags override "
         "settings.ini and UBOT_<SECTION>_<OPTION> environment variables.",
     )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["check"],
+        help="check: validate settings, database, schema and source, print what would run, "
+        "and exit (0: all is well, 2: one line per problem on stderr)",
+    )
+    parser.add_argument("--version", action="version", version=f"ubot {__version__}")
     parser.add_argument("--config", metavar="FILE", help="settings file (default: settings.ini if present)")
     parser.add_argument(
         "--source",
@@ -241,6 +252,21 @@ def check_start(settings: Settings) -> None:
         db.close()
 
 
+def run_check(settings: Settings) -> int:
+    """``run.py check``: what would run on stdout, one line per problem on stderr; 0 or 2."""
+    from ubot.check import check
+
+    logging.getLogger().addHandler(logging.NullHandler())  # the report says it all
+    report = check(settings)
+    print(f"ubot {__version__} would run:")
+    for line in report.lines():
+        print(f"  {line}")
+    for problem in report.problems:
+        print(f"ubot: {problem}", file=sys.stderr)
+    print("check: " + (f"{len(report.problems)} problem(s)" if report.problems else "ok"))
+    return 2 if report.problems else 0
+
+
 #: How long a running Python thread keeps the GIL before another may take it (CPython's default: 5 ms).
 #: The Clock's timer thread wakes at each deadline and then waits for the GIL while gateway threads
 #: serialise JSON: with 5 ms its lateness p99 was 5.5 ms in bench/soak.py; 1 ms brings it back under.
@@ -255,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 2
+    if args.command == "check":
+        return run_check(settings)
     # Until the checks pass, log records are held back: a refused start shows one line, no more.
     root = logging.getLogger()
     root.setLevel(settings.log.level)

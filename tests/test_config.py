@@ -211,19 +211,104 @@ def test_value_with_a_newline_stays_on_one_line(tmp_path):
     assert "[market] source" in message
 
 
-def test_unknown_option_in_the_file_lists_the_known_ones(tmp_path):
+def test_unknown_option_in_the_file_names_the_likely_one(tmp_path):
     path = write(tmp_path, "[market]\nintervall = 30\n")
     message = error_of(path=path)
-    assert path in message
-    assert "unknown option [market] intervall" in message
-    assert "source, interval, limit, convert, seed, replay_dir, record_dir, ticks" in message
+    assert message == f"{path}: unknown option [market] intervall; did you mean interval?"
 
 
-def test_unknown_section_in_the_file_lists_the_known_sections(tmp_path):
-    path = write(tmp_path, "[markets]\ninterval = 30\n")
+def test_unknown_option_in_the_file_lists_the_known_ones_when_none_is_close(tmp_path):
+    path = write(tmp_path, "[market]\ncolour = blue\n")
     message = error_of(path=path)
-    assert path in message and "[markets] interval" in message
-    assert "market, coinmarketcap, database, http, scanner, log" in message
+    assert "unknown option [market] colour" in message
+    assert (
+        "known in [market]: source, interval, limit, convert, seed, replay_dir, record_dir, ticks" in message
+    )
+
+
+def test_an_option_in_the_wrong_section_names_its_section(tmp_path):
+    path = write(tmp_path, "[market]\napi_key = x\n")
+    assert error_of(path=path).endswith(
+        "unknown option [market] api_key; did you mean [coinmarketcap] api_key?"
+    )
+
+
+def test_unknown_section_in_the_file_names_the_likely_one(tmp_path):
+    path = write(tmp_path, "[markets]\ninterval = 30\n")
+    assert error_of(path=path) == f"{path}: unknown section [markets]; did you mean [market]?"
+
+
+def test_an_empty_unknown_section_is_refused_too(tmp_path):
+    path = write(tmp_path, "[notfiy]\n")
+    assert error_of(path=path) == f"{path}: unknown section [notfiy]; did you mean [notify]?"
+
+
+def test_unknown_section_lists_the_known_sections_when_none_is_close(tmp_path):
+    path = write(tmp_path, "[zzz]\n")
+    message = error_of(path=path)
+    assert "unknown section [zzz]" in message
+    assert "known sections: market, coinmarketcap, database, http, scanner, log, notify, limits" in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ("UBOT_MARKET_INTERVALL", "UBOT_MARKET_INTERVAL"),
+        ("UBOT_MARKT_INTERVAL", "UBOT_MARKET_INTERVAL"),
+        ("UBOT_COINMARKETCAP_KEY", "UBOT_COINMARKETCAP_API_KEY"),
+        ("ubot_market_interval", "UBOT_MARKET_INTERVAL"),
+        ("UBOT_NOTIFY_SMTP_PASS", "UBOT_NOTIFY_SMTP_PASSWORD"),
+    ],
+)
+def test_an_unknown_variable_names_the_likely_one(variable, expected):
+    message = error_of(environ={variable: "30"})
+    assert message == f"environment {variable}: unknown setting; did you mean {expected}?"
+
+
+def test_an_unknown_variable_far_from_any_setting_says_how_they_are_named():
+    message = error_of(environ={"UBOT_FOO": "1"})
+    assert message.startswith("environment UBOT_FOO: unknown setting; settings are UBOT_<SECTION>_<OPTION>")
+
+
+def test_the_test_suites_variables_and_other_programs_variables_are_not_settings():
+    environ = {
+        "UBOT_TEST_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test",
+        "UBOT_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:5432/test",
+        "UBOTX": "1",
+        "HOME": "/home/someone",
+        "UBOT_MARKET_LIMIT": "7",
+    }
+    assert load(environ=environ).market.limit == 7
+
+
+def test_a_value_of_an_unknown_variable_is_not_shown():
+    assert SECRET not in error_of(environ={"UBOT_COINMARKETCAP_APIKEY": SECRET})
+
+
+# -- comments -------------------------------------------------------------------------------------
+
+
+def test_inline_comments_after_whitespace(tmp_path):
+    path = write(
+        tmp_path,
+        "; a full-line comment\n# another\n[market]\ninterval = 30 ; half a minute\n"
+        "limit = 200\t; tab before it\nsource = simulated;\n",
+    )
+    message = error_of(path=path)  # "simulated;" (no space before ;) is the value, and it is invalid
+    assert "invalid value 'simulated;' for [market] source" in message
+    settings = load(write(tmp_path, "[market]\ninterval = 30 ; half a minute\nlimit = 200\t; tab\n"))
+    assert (settings.market.interval, settings.market.limit) == (30, 200)
+
+
+def test_a_semicolon_inside_a_value_is_kept(tmp_path):
+    url = "postgresql://bob:pa;ss@db:5432/ubot"
+    path = write(tmp_path, f"[database]\nurl = {url}   ; the production database\n")
+    assert load(path).database.url == url
+
+
+def test_an_option_emptied_by_its_comment_is_empty(tmp_path):
+    path = write(tmp_path, "[market]\nreplay_dir = ; none\n")
+    assert load(path).market.replay_dir == ""
 
 
 def test_file_that_is_not_an_ini_file(tmp_path):

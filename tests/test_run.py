@@ -78,7 +78,7 @@ def tick_lines(log: str) -> list[str]:
 def test_help_lists_every_flag(tmp_path) -> None:
     result = run(tmp_path, "--help", config=False)
     assert result.returncode == 0
-    for flag in FLAGS:
+    for flag in [*FLAGS, "--version", "{check}"]:
         assert flag in result.stdout, flag
     assert result.stderr == ""
 
@@ -99,6 +99,7 @@ def test_help_lists_every_flag(tmp_path) -> None:
             ["UBOT_MARKET_SOURCE", "'bogus'", "auto, simulated, replay, cmc"],
         ),
         ([], {"UBOT_HTTP_THREADS": "0"}, ["UBOT_HTTP_THREADS", "[http] threads", "1..256"]),
+        ([], {"UBOT_MARKET_INTERVALL": "5"}, ["UBOT_MARKET_INTERVALL", "did you mean UBOT_MARKET_INTERVAL?"]),
         (["--source", "replay"], {}, ["--replay-dir"]),
         (["--source", "cmc"], {}, ["UBOT_COINMARKETCAP_API_KEY"]),
     ],

@@ -3,17 +3,24 @@
 Every option is declared once in :data:`OPTIONS` with its default, its parser and the values it
 accepts; ``settings.ini`` documents the same options beside the same defaults (a test keeps the two
 in step). An invalid value raises :class:`ConfigError` whose message is one line naming the option,
-where the value came from, and what is accepted.
+where the value came from, and what is accepted. A name that is not an option (a section or option
+of the file, or a ``UBOT_*`` variable) is refused the same way, with the likely intended name.
+
+In the file, ``;`` starts a comment at the start of a line or after whitespace
+(``interval = 30 ; seconds``); a ``;`` right after other characters is part of the value
+(``postgresql://u:p;w@host/db``). Variables under ``UBOT_TEST_`` belong to the test suite, not to
+uBot, and are ignored here.
 """
 
 from __future__ import annotations
 
 import configparser
+import difflib
 import ipaddress
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -266,6 +273,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("limits", "login_burst", "10", _number(1, 10_000, integer=True), "an integer 1..10000"),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))
+ENV_NAMES: Mapping[str, Option] = {o.env: o for o in OPTIONS}
+#: Variables under this prefix are the test suite's (UBOT_TEST_DATABASE_URL, ...), not settings.
+NOT_SETTINGS_PREFIX = "UBOT_TEST_"
 
 
 class Settings(SimpleNamespace):
@@ -290,6 +301,43 @@ def _redact(text: str) -> str:
     except ValueError:
         return text
     return text.replace(f":{password}@", ":***@") if password else text
+
+
+def _close(word: str, candidates: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _section_hint(section: str) -> str:
+    close = _close(section.lower(), SECTIONS)
+    if close:
+        return f"; did you mean [{close}]?"
+    return "; known sections: " + ", ".join(SECTIONS)
+
+
+def _option_hint(section: str, name: str) -> str:
+    elsewhere = [o.section for o in OPTIONS if o.name == name]
+    if elsewhere:
+        return f"; did you mean [{elsewhere[0]}] {name}?"
+    known = [o.name for o in OPTIONS if o.section == section]
+    close = _close(name, known)
+    if close:
+        return f"; did you mean {close}?"
+    return f"; known in [{section}]: " + ", ".join(known)
+
+
+def _check_environment_names(environ: Mapping[str, str]) -> None:
+    """Refuse a ``UBOT_*`` variable that names no setting: a typo would otherwise be ignored."""
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith("UBOT_") or upper.startswith(NOT_SETTINGS_PREFIX) or variable in ENV_NAMES:
+            continue
+        close = _close(upper.removeprefix("UBOT_"), (name.removeprefix("UBOT_") for name in ENV_NAMES))
+        if close:
+            hint = f"did you mean UBOT_{close}?"
+        else:
+            hint = "settings are UBOT_<SECTION>_<OPTION>, e.g. UBOT_MARKET_INTERVAL (see settings.ini)"
+        raise ConfigError(f"environment {variable}: unknown setting; {hint}")
 
 
 def _parse(option: Option, raw: str, origin: str) -> Any:
@@ -319,7 +367,7 @@ def load_settings(
             if required:
                 raise ConfigError(f"configuration file {path} does not exist")
         else:
-            parser = configparser.ConfigParser(interpolation=None)
+            parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
             try:
                 with open(path, encoding="utf-8") as handle:
                     parser.read_file(handle)
@@ -327,15 +375,14 @@ def load_settings(
                 message = str(exc).splitlines()[0]
                 raise ConfigError(f"{path}: cannot read: {message}") from None
             for section in parser.sections():
+                if section not in SECTIONS:
+                    raise ConfigError(f"{path}: unknown section [{section}]{_section_hint(section)}")
                 for name, value in parser.items(section):
                     if (section, name) not in OPTION_INDEX:
-                        known = ", ".join(o.name for o in OPTIONS if o.section == section)
-                        if known:
-                            hint = f"; known in [{section}]: {known}"
-                        else:
-                            hint = "; known sections: " + ", ".join(dict.fromkeys(o.section for o in OPTIONS))
+                        hint = _option_hint(section, name)
                         raise ConfigError(f"{path}: unknown option [{section}] {name}{hint}")
                     raw[(section, name)] = (value, path)
+    _check_environment_names(environ)
     for key, option in OPTION_INDEX.items():
         if option.env in environ:
             raw[key] = (environ[option.env], f"environment {option.env}")

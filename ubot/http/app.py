@@ -7,6 +7,7 @@ import logging
 import falcon
 
 from ubot.http import openapi
+from ubot.http.compress import Compression
 from ubot.http.gateway import Gateway, NotEnabled, Unavailable
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
 from ubot.http.protection import Protection
@@ -75,6 +76,7 @@ def create_app(
     # limit needs the user that Authentication found.
     middleware: list = [
         *guard.before_auth,
+        Compression(),  # gzip (ubot/http/compress.py): compresses what the checks below let through
         BodyLimit(max_body_bytes),
         RequireJSON(),
         Authentication(authenticate),

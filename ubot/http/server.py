@@ -9,17 +9,101 @@ A graceful stop waits (up to 30 s) for the requests in progress, and an open eve
 ends by itself: ``on_stopping()`` is called in the worker as soon as the stop begins (on SIGTERM,
 SIGINT or SIGQUIT), before that wait, to end the streams (``StreamHub.close``). It runs in a signal
 handler, so it must be quick and must not take a lock the worker's main thread could hold.
+
+Requests gunicorn refuses before the app sees them (a malformed request line or header, a request
+line over :data:`LIMIT_REQUEST_LINE` bytes, more than :data:`LIMIT_REQUEST_FIELDS` headers or one
+over :data:`LIMIT_REQUEST_FIELD_SIZE` bytes) are answered by :class:`GatewayWorker` in the app's
+error shape, ``{"title": ..., "description": ...}`` as JSON, instead of gunicorn's HTML page.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import signal
 import socket
 from collections.abc import Callable
 from typing import Any
 
+import falcon
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.http import errors
+from gunicorn.workers.gthread import ThreadWorker
+
+#: The longest request line (method, path with query, version) in bytes; longer: 414.
+LIMIT_REQUEST_LINE = 4094
+#: Header fields a request may carry; more: 431.
+LIMIT_REQUEST_FIELDS = 100
+#: The longest header field (name and value) in bytes; longer: 431.
+LIMIT_REQUEST_FIELD_SIZE = 8190
+
+#: gunicorn's refusals other than a plain 400, by exception class name (``getattr``: not every
+#: gunicorn version has every class).
+_STATUS_OF = {
+    "LimitRequestLine": 414,
+    "LimitRequestHeaders": 431,
+    "UnsupportedTransferCoding": 501,
+    "ExpectationFailed": 417,
+    "ForbiddenProxyRequest": 403,
+    "InvalidResponseHeader": 500,  # the app's fault, not the client's
+    "InvalidResponseHeaderName": 500,
+    "ConfigurationProblem": 500,
+}
+_DESCRIPTION_MAX = 300
+
+
+def refusal(exc: BaseException) -> tuple[int, str]:
+    """(status, description) of the answer to a request gunicorn could not hand to the app."""
+    status = next(
+        (code for name, code in _STATUS_OF.items() if isinstance(exc, getattr(errors, name, ()))),
+        400 if isinstance(exc, errors.ParseException) else 500,
+    )
+    if status == 414:
+        return status, f"The request line (method, path and query) is longer than {LIMIT_REQUEST_LINE} bytes."
+    if status == 431:
+        return status, (
+            f"The request has more than {LIMIT_REQUEST_FIELDS} header fields, or one longer than "
+            f"{LIMIT_REQUEST_FIELD_SIZE} bytes."
+        )
+    if status == 500:
+        return status, "the error was logged; please report it"
+    detail = str(exc)
+    if len(detail) > _DESCRIPTION_MAX:
+        detail = detail[:_DESCRIPTION_MAX] + "..."
+    return status, f"Malformed request: {detail}"
+
+
+def error_response(status: int, description: str) -> bytes:
+    """A whole HTTP/1.1 response in the app's error shape; the connection is closed after it."""
+    title = falcon.code_to_http_status(status)
+    body = json.dumps({"title": title, "description": description}).encode()
+    head = (
+        f"HTTP/1.1 {title}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "Cache-Control: no-store\r\n"
+        "\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class GatewayWorker(ThreadWorker):
+    """gunicorn's gthread worker, answering the requests it refuses itself in uBot's JSON shape."""
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        status, description = refusal(exc)
+        if status == 500:
+            self.log.exception("Error handling request")
+        else:
+            peer = addr[0] if addr else ""
+            self.log.warning("Invalid request from ip=%s: %s", peer, exc)
+        try:
+            util.write_nonblock(client, error_response(status, description))
+        except OSError:
+            self.log.debug("Failed to send the error response.")
 
 
 class BindError(OSError):
@@ -67,7 +151,10 @@ class GatewayServer(BaseApplication):
         for key, value in {
             "bind": [address],
             "workers": 1,
-            "worker_class": "gthread",
+            "worker_class": GatewayWorker,
+            "limit_request_line": LIMIT_REQUEST_LINE,
+            "limit_request_fields": LIMIT_REQUEST_FIELDS,
+            "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
             "threads": self._threads,
             "graceful_timeout": 30,
             "timeout": 60,

@@ -40,9 +40,8 @@ def open_database(url: str) -> Database:
     """
     parsed = urlparse(url)
     scheme = parsed.scheme.split("+")[0]
-    if scheme == "sqlite":
-        path = url.split("://", 1)[1].split("?", 1)[0]
-        path = path[1:] if path.startswith("/") else path  # sqlite:///rel.db, sqlite:////abs.db
+    path = sqlite_path(url)
+    if path is not None:
         if path in ("", ":memory:"):
             raise DatabaseConfigError(
                 "an in-memory SQLite database cannot be shared between uBot's threads; "
@@ -73,6 +72,14 @@ def open_database(url: str) -> Database:
         raise DatabaseConfigError(f"cannot open database {redact(url)}: {first_line}") from None
     database.initialize(db)
     return db
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a ``sqlite:///rel.db`` or ``sqlite:////abs.db`` URL; ``None`` for another scheme."""
+    if urlparse(url).scheme.split("+")[0] != "sqlite":
+        return None
+    path = url.split("://", 1)[1].split("?", 1)[0]
+    return path[1:] if path.startswith("/") else path
 
 
 def redact(url: str) -> str:

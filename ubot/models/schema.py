@@ -105,23 +105,21 @@ def schema_version(db: Database) -> int | None:
     return int(row.value) if row else None
 
 
-def ensure_schema(
+def pending_migrations(
     db: Database,
     target: int = SCHEMA_VERSION,
     migrations: Mapping[int, Migration] = MIGRATIONS,
-) -> int:
-    """Bring ``db`` to schema ``target``; return the version it was at (0 when it was empty)."""
+) -> tuple[int | None, list[int]]:
+    """(the stored version, the versions ``ensure_schema`` would migrate to, in order), without
+    changing anything; ``None`` and ``[]`` for an empty database (created at ``target``).
+    Raises :class:`SchemaError` when the database cannot be used by this uBot."""
     current = schema_version(db)
     if current is None:
         existing = [m for m in ALL_TABLES if db.table_exists(m._meta.table_name)]
         if existing and existing != [Meta]:
             names = ", ".join(m._meta.table_name for m in existing)
             raise SchemaError(f"database has uBot-like tables ({names}) but no schema version")
-        with writing(db):
-            db.create_tables(ALL_TABLES, safe=True)
-            _set_version(target)
-        log.info("created database schema version %d", target)
-        return 0
+        return None, []
     if current > target:
         raise SchemaError(
             f"database schema version {current} is newer than this uBot understands ({target}); upgrade uBot"
@@ -129,8 +127,40 @@ def ensure_schema(
     missing = [v for v in range(current + 1, target + 1) if v not in migrations]
     if missing:
         raise SchemaError(f"no migration to schema version {missing[0]}")
+    return current, list(range(current + 1, target + 1))
+
+
+def schema_drift(db: Database) -> list[str]:
+    """One line per table or column of the current models missing from ``db`` (for ``run.py check``
+    on a database at :data:`SCHEMA_VERSION`: a hand-edited or half-restored database)."""
+    problems = []
+    for model in ALL_TABLES:
+        table = model._meta.table_name
+        if not db.table_exists(table):
+            problems.append(f"database schema version {SCHEMA_VERSION} lacks table {table}")
+            continue
+        present = {column.name for column in db.get_columns(table)}
+        for column in model._meta.columns:
+            if column not in present:
+                problems.append(f"database table {table} lacks column {column}")
+    return problems
+
+
+def ensure_schema(
+    db: Database,
+    target: int = SCHEMA_VERSION,
+    migrations: Mapping[int, Migration] = MIGRATIONS,
+) -> int:
+    """Bring ``db`` to schema ``target``; return the version it was at (0 when it was empty)."""
+    current, pending = pending_migrations(db, target, migrations)
+    if current is None:
+        with writing(db):
+            db.create_tables(ALL_TABLES, safe=True)
+            _set_version(target)
+        log.info("created database schema version %d", target)
+        return 0
     migrator = SchemaMigrator.from_database(db)
-    for version in range(current + 1, target + 1):
+    for version in pending:
         with writing(db):
             migrations[version](db, migrator)
             _set_version(version)

@@ -1,0 +1,93 @@
+"""The README's table of limits says what the code enforces: each row is rebuilt from the constant or
+setting default it states, so neither can change without the other."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ubot.config import OPTION_INDEX
+from ubot.http import compress, server
+from ubot.http.alerts import DEFAULT_ALERTS, MAX_ALERTS
+from ubot.http.params import DEFAULT_LIMIT, MAX_LIMIT
+from ubot.rules import language
+from ubot.users import passwords, tokens, validation
+from ubot.users.manager import MAX_STRATEGIES
+from ubot.users.throttle import ACCOUNT_POLICY
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+DAY_MS = 86_400_000
+
+
+def default(section: str, name: str) -> str:
+    return OPTION_INDEX[(section, name)].default
+
+
+def expected_rows() -> dict[str, str]:
+    body_max = OPTION_INDEX[("http", "max_body_bytes")].accepted.rsplit("..", 1)[1]
+    return {
+        "strategies per user": f"{MAX_STRATEGIES}",
+        "`symbols` of a strategy": (
+            f"1 to {validation.SYMBOLS_MAX}, each at most {validation.SYMBOL_MAX} characters"
+        ),
+        "`top_n` of a strategy": f"1 to {validation.TOP_N_MAX}",
+        "strategy `name`": f"{validation.NAME_MAX} characters",
+        "`condition`": (
+            f"{language.MAX_LENGTH} characters, {language.MAX_NODES} syntax nodes, nesting depth "
+            f"{language.MAX_DEPTH}, {language.MAX_INDICATORS} distinct indicators "
+            "([periods](docs/conditions.md))"
+        ),
+        "`cooldown_s`": f"0 to {validation.COOLDOWN_MAX_S} ({validation.COOLDOWN_MAX_S // 86_400} days)",
+        "`expires_at`": f"in the future, at most {validation.EXPIRY_MAX_MS // DAY_MS} days ahead",
+        "sessions per user": (
+            f"{tokens.MAX_SESSIONS} live tokens (logging in once more revokes the oldest), each valid "
+            f"{tokens.SESSION_LIFETIME_MS // DAY_MS} days"
+        ),
+        "password": f"{passwords.PASSWORD_MIN} to {passwords.PASSWORD_MAX} characters",
+        "e-mail address": f"{validation.EMAIL_MAX} characters",
+        "`webhook_url`": f"{validation.WEBHOOK_URL_MAX} characters",
+        "`GET /v1/me/alerts`": f"`limit` 1 to {MAX_ALERTS}, default {DEFAULT_ALERTS}",
+        "candles, quotes and global history": f"`limit` 1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}",
+        "request body": (
+            f"{default('http', 'max_body_bytes')} bytes (`[http] max_body_bytes`, at most {body_max}; "
+            "413 beyond)"
+        ),
+        "request line (method, path and query)": f"{server.LIMIT_REQUEST_LINE} bytes (414 beyond)",
+        "request headers": (
+            f"{server.LIMIT_REQUEST_FIELDS} fields, each at most {server.LIMIT_REQUEST_FIELD_SIZE} bytes "
+            "(431 beyond)"
+        ),
+        "open `/v1/stream` connections": (
+            f"{default('http', 'stream_max')} per server (`[http] stream_max`; 503 beyond)"
+        ),
+        "requests per client address": (
+            f"{default('limits', 'per_client_rate')} a second, bursts of "
+            f"{default('limits', 'per_client_burst')} (`[limits]`; 429 beyond)"
+        ),
+        "requests per user": (
+            f"{default('limits', 'per_user_rate')} a second, bursts of {default('limits', 'per_user_burst')}"
+        ),
+        "sign-up and login per address": (
+            f"{default('limits', 'login_per_minute')} a minute, bursts of {default('limits', 'login_burst')}"
+        ),
+        "failed logins per account": (
+            f"from the {ACCOUNT_POLICY.threshold}th, locked {ACCOUNT_POLICY.base_delay_ms // 1000} s, "
+            f"doubling up to {ACCOUNT_POLICY.max_delay_ms // 60_000} min (429)"
+        ),
+    }
+
+
+def readme_rows() -> dict[str, str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### Limits per user and per request", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| (.+?) \| (.+?) \|$", section, flags=re.MULTILINE)
+    return {what: limit for what, limit in rows if (what, limit) != ("what", "limit")}
+
+
+def test_the_readme_states_every_limit_as_the_code_has_it() -> None:
+    assert readme_rows() == expected_rows()
+
+
+def test_the_readme_states_the_gzip_threshold() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert f"JSON answers of at least {compress.MIN_BYTES} bytes are gzipped" in text
