@@ -10,11 +10,14 @@ A log keeps its newest entries only (``MAXLEN``). :class:`LogState` describes a 
 ``XINFO STREAM`` does, and :meth:`LogState.missed` decides, in one place for both implementations,
 whether a reader resuming after an id has lost entries:
 
-* ``max_deleted``: the highest id no longer in the log. When a log is created its first entry's
-  predecessor is recorded there, so an id from before the log existed (an earlier run of the
-  in-process bus, or a Redis that restarted and lost its streams) counts as missed;
 * an id above the newest the log ever gave is unknown (from a log that is gone): missed, and the
   reader goes on from the log's newest id;
+* ``max_deleted``: when a log is created, its first entry's predecessor is recorded there, so an id
+  from before the log existed (an earlier run of the in-process bus, or a Redis that restarted and
+  lost its streams) counts as missed;
+* trimming removes the oldest entries: a reader behind the oldest entry held missed some. The log
+  does not remember which id was trimmed last, so a reader whose very last entry was just trimmed
+  is told it missed entries too (conservative: it catches up from the database for nothing);
 * a reader after ``0-0`` ("from the beginning") missed entries only if some were trimmed.
 """
 
@@ -75,13 +78,17 @@ class LogState:
 
     length: int = 0  # entries held now
     entries_added: int = 0  # entries ever appended since the log was created
+    first: EntryId = ZERO  # the oldest id held (0-0: none)
     last: EntryId = ZERO  # the newest id ever given (even if trimmed since)
-    max_deleted: EntryId = ZERO  # the highest id no longer held (see the module docstring)
+    max_deleted: EntryId = ZERO  # the log's creation floor (see the module docstring)
 
     def missed(self, after: EntryId) -> bool:
         """Whether a reader resuming after ``after`` lost entries it can no longer read."""
         if after > self.last:
             return True
+        trimmed = self.entries_added > self.length
         if after == ZERO:
-            return self.entries_added > self.length
-        return after < self.max_deleted
+            return trimmed
+        if after < self.max_deleted:
+            return True
+        return trimmed and after < self.first.predecessor()

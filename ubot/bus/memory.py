@@ -4,7 +4,8 @@ against :class:`~ubot.bus.base.Bus` behaves the same on either implementation.
 
 * Ids come from the injected clock's milliseconds (a later run's ids start above an earlier run's,
   so a ``Last-Event-ID`` kept across a restart is recognised as missed, not matched by accident).
-* A topic keeps exactly its last ``maxlen`` entries (Redis' ``MAXLEN ~`` keeps at least that many).
+* A topic keeps exactly its last ``maxlen`` entries (Redis' ``MAXLEN ~`` keeps at least that many,
+  trimming whole nodes of entries).
 * Membership expiry is measured on the injected clock: tests step it.
 * It is always connected; nothing here survives the process (nothing kept travels only on the bus).
 """
@@ -67,11 +68,11 @@ class InProcessBus(Bus):
             log.payloads.append(payload)
             state = log.state
             excess = len(log.ids) - self.maxlens.get(topic, self.maxlen)
-            max_deleted = state.max_deleted
             if excess > 0:
-                max_deleted = log.ids[excess - 1]
                 del log.ids[:excess], log.payloads[:excess]
-            log.state = LogState(len(log.ids), state.entries_added + 1, entry_id, max_deleted)
+            log.state = LogState(
+                len(log.ids), state.entries_added + 1, log.ids[0], entry_id, state.max_deleted
+            )
             self._changed.notify_all()
             return entry_id
 

@@ -111,7 +111,7 @@ class RedisBus(Bus):
         """``url``: ``redis://host:port/db``. ``maxlen``: entries kept per topic (at least; ``~``),
         ``maxlens`` per-topic exceptions. ``clock``: membership time (None: Redis' own clock).
         ``timeout_s``: socket timeout and the retry budget of every call but a read."""
-        self.prefix = prefix
+        self.prefix = check_name("prefix", prefix)
         self.maxlen = maxlen
         self.maxlens = dict(maxlens or {})
         if min([maxlen, *self.maxlens.values()]) < 1:
@@ -122,7 +122,7 @@ class RedisBus(Bus):
         common: dict[str, Any] = dict(
             socket_connect_timeout=timeout_s,
             retry=Retry(EqualJitterBackoff(), 0),  # no retries inside redis-py: ours see every failure
-            client_name="ubot-bus",
+            client_name=f"ubot-bus.{prefix}",  # CLIENT LIST tells which deployment a connection serves
         )
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, **common)
         self._reader = redis.Redis.from_url(url, socket_timeout=max_block_s + timeout_s, **common)
@@ -235,6 +235,7 @@ class RedisBus(Bus):
     def close(self) -> None:
         """Also wakes readers blocked in ``XREAD BLOCK``: their connections are closed under them."""
         self._closed.set()
+        self._set_state(False, "closed")
         for client in (self._redis, self._reader):
             client.connection_pool.disconnect(inuse_connections=True)
 
@@ -262,7 +263,12 @@ class RedisBus(Bus):
                 if self._closed.wait(delay):
                     raise BusClosed("the bus is closed") from None
                 continue
-            self._set_state(True, None)
+            except Exception:
+                if self._closed.is_set():  # closed under a running command: whatever redis-py says
+                    raise BusClosed("the bus is closed") from None
+                raise
+            if not self._closed.is_set():
+                self._set_state(True, None)
             return result
 
     def _set_state(self, connected: bool, error: str | None) -> None:
@@ -279,6 +285,7 @@ def _log_state(info: Any) -> LogState:
     return LogState(
         length=info["length"],
         entries_added=info["entries-added"],
+        first=EntryId.parse(info["recorded-first-entry-id"]),
         last=EntryId.parse(info["last-generated-id"]),
         max_deleted=EntryId.parse(info["max-deleted-entry-id"]),
     )
