@@ -156,6 +156,8 @@ def test_an_id_from_before_the_log_or_beyond_it_reads_as_missed(bus: Bus) -> Non
     first = bus.publish(TICKS, tick(1))
     old = bus.read(TICKS, EntryId(first.ms - 60_000, 0), timeout=0)  # an earlier run's id
     assert old.missed and [e.id for e in old.entries] == [first]
+    just_before = bus.read(TICKS, first.predecessor(), timeout=0)
+    assert not just_before.missed and [e.id for e in just_before.entries] == [first]
     future = bus.read(TICKS, EntryId(first.ms + 60_000, 0), timeout=BOUND_S)  # answered at once
     assert future.missed and future.entries == () and future.cursor == first
     assert not bus.read(TICKS, future.cursor, timeout=0).missed
