@@ -9,11 +9,13 @@ import msgspec
 import pytest
 
 from tests.bus.conftest import MakeBus
+from tests.support.waits import wait_until
 from ubot.bus import (
     EVENTS,
     SNAPSHOT,
     TICKS,
     ZERO,
+    Batch,
     Bus,
     BusClosed,
     BusUnavailable,
@@ -23,6 +25,7 @@ from ubot.bus import (
     StreamEvent,
     TickReady,
 )
+from ubot.bus.relay import Relay
 from ubot.clocks import FakeClock
 
 BOUND_S = 30.0  # a bound on every wait: reached only by a failing test
@@ -245,3 +248,37 @@ def test_names_are_checked(bus: Bus) -> None:
         bus.publish("Ticks ", tick(1))
     with pytest.raises(TypeError, match="not a bus message"):
         bus.publish(TICKS, {"number": 1})  # type: ignore[arg-type]
+
+
+def test_a_relay_hands_every_batch_to_its_callback_in_order_until_the_bus_closes(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    received: list[int] = []
+    failed: list[int] = []
+    done = threading.Event()
+
+    def deliver(batch: Batch) -> None:
+        numbers = [e.message.number for e in batch.entries]
+        if 3 in numbers and not failed:
+            failed.extend(numbers)
+            if 10 in numbers:
+                done.set()
+            raise RuntimeError("the receiver failed once")  # logged; the relay goes on
+        received.extend(numbers)
+        if 10 in numbers:
+            done.set()
+
+    relay = Relay(bus, TICKS, deliver, after=bus.last_id(TICKS), timeout_s=BOUND_S).start()
+    for n in range(1, 11):
+        bus.publish(TICKS, tick(n))
+    assert done.wait(BOUND_S)
+
+    def logged() -> bool:
+        return any("handling the entries" in r.getMessage() for r in caplog.records)
+
+    wait_until(logged, "the relay to log the failure", BOUND_S)
+    assert 3 in failed and received == sorted(received)
+    assert sorted(received + failed) == list(range(1, 11))  # each batch once, the failed one included
+    assert relay.cursor == bus.last_id(TICKS)
+    bus.close()
+    assert relay.join(BOUND_S)

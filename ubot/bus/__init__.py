@@ -7,6 +7,8 @@
   wire) and the topic names.
 - :mod:`ubot.bus.ids`: entry ids (``ms-seq``, Redis' order) and the rule for missed entries.
 - :mod:`ubot.bus.memory`, :mod:`ubot.bus.redis_streams`: the two implementations.
+- :mod:`ubot.bus.relay`: :class:`Relay`, a thread that follows a topic and hands each batch to a
+  callback (the reading loop of every role).
 
 Nothing kept travels only on the bus: the database is written first, messages carry ids and small
 values, and a reader that missed entries (trimmed, Redis restarted) catches up from the database.
@@ -27,6 +29,7 @@ from ubot.bus.messages import (
     StreamEvent,
     TickReady,
 )
+from ubot.bus.relay import Relay
 
 __all__ = [
     "EVENTS",
@@ -44,6 +47,7 @@ __all__ = [
     "InProcessBus",
     "MalformedMessage",
     "Message",
+    "Relay",
     "SnapshotDocument",
     "StrategiesChanged",
     "StreamEvent",
