@@ -1,4 +1,5 @@
-"""The bus over Redis (every role but ``all``), with redis-py.
+"""The bus over Redis (every role but ``all``), with redis-py; Redis 7 or later (``XSETID`` with
+``MAXDELETEDID``, ``XINFO STREAM``'s ``entries-added`` and ``recorded-first-entry-id``).
 
 Keys, all under a configurable prefix (``ubot`` by default; tests use one of their own):
 
@@ -121,6 +122,7 @@ class RedisBus(Bus):
         self.max_block_s = max_block_s
         common: dict[str, Any] = dict(
             socket_connect_timeout=timeout_s,
+            protocol=2,  # the replies' shapes this module reads, whatever redis-py's default
             retry=Retry(EqualJitterBackoff(), 0),  # no retries inside redis-py: ours see every failure
             client_name=f"ubot-bus.{prefix}",  # CLIENT LIST tells which deployment a connection serves
         )
