@@ -5,16 +5,18 @@ test's, the server is shared), the server is never restarted or flushed."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.bus.conftest import REDIS_URL, delete_prefix
+from tests.bus.link import Link
 from tests.bus.test_bus import BOUND_S, Collector, tick
 from tests.support.ports import refused_port
 from tests.support.waits import wait_until
-from ubot.bus import SNAPSHOT, TICKS, ZERO, BusUnavailable, SnapshotDocument
+from ubot.bus import SNAPSHOT, TICKS, ZERO, BusUnavailable, Relay, SnapshotDocument
 from ubot.bus.redis_streams import RedisBus
 
 
@@ -29,8 +31,8 @@ def buses(redis_admin: Any, prefix: str) -> Iterator[list[RedisBus]]:
 
 @pytest.fixture
 def make(buses: list[RedisBus], prefix: str) -> Any:
-    def make(**options: Any) -> RedisBus:
-        bus = RedisBus(REDIS_URL or "", prefix=prefix, **options)
+    def make(url: str | None = None, **options: Any) -> RedisBus:
+        bus = RedisBus(url or REDIS_URL or "", prefix=prefix, **options)
         buses.append(bus)
         return bus
 
@@ -138,3 +140,49 @@ def test_a_stream_redis_lost_reads_as_missed(make: Any, redis_admin: Any, prefix
     # a reader that comes back once the stream exists again is told too
     late = bus.read(TICKS, ids[-1], timeout=0)
     assert late.missed and [e.id for e in late.entries] == [new]
+
+
+def test_an_outage_is_reported_and_a_relay_resumes_without_loss_once_redis_is_back(
+    make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ubot.bus.relay")
+    publisher = make()  # straight to Redis: only the reader's side of the network fails
+    with Link(REDIS_URL or "") as link:
+        reading = make(link.url, timeout_s=0.3)
+        received: list[int] = []
+        start = publisher.last_id(TICKS)
+        relay = Relay(
+            reading,
+            TICKS,
+            lambda b: received.extend(e.message.number for e in b.entries),
+            after=start,
+            timeout_s=0.3,
+        )
+        relay.start()
+        for n in range(1, 4):
+            publisher.publish(TICKS, tick(n))
+        wait_until(lambda: received == [1, 2, 3], "the first ticks to be read", BOUND_S)
+
+        link.cut()
+        for n in range(4, 7):
+            publisher.publish(TICKS, tick(n))
+
+        def relay_lines() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "ubot.bus.relay"]
+
+        wait_until(lambda: relay_lines(), "the relay to find the bus unreachable", BOUND_S)
+        assert not reading.health().connected
+        assert reading.health().error
+        with pytest.raises(BusUnavailable):  # within its budget, not forever
+            reading.publish(TICKS, tick(99))
+        assert received == [1, 2, 3]
+
+        link.restore()
+        wait_until(lambda: received == [1, 2, 3, 4, 5, 6], "the relay to catch up", BOUND_S)
+        wait_until(lambda: reading.health().connected, "the reader's bus to say it is connected", BOUND_S)
+        assert reading.read(TICKS, ZERO, timeout=0).entries[-1].message.number == 6  # 99 never went out
+        lines = relay_lines()
+        assert sum("unreachable" in line for line in lines) == 1  # once per outage
+        assert any("back" in line for line in lines)
+        reading.close()
+        assert relay.join(BOUND_S)
