@@ -79,6 +79,7 @@ def test_missed_entries() -> None:
 def test_messages_round_trip_and_bytes_stay_bytes() -> None:
     for message in (
         TickReady(number=3, snapshot_id=7, snapshot_ms=60_000, scheduled_ms=60_000, fired_ms=60_012),
+        TickReady(1, 1, 1, 1, 1, scanners=("scanner-a", "scanner-b")),
         StreamEvent(event="alert", data='{"id":1}', user_id=5),
         StreamEvent(event="snapshot", data="{}"),
         SnapshotDocument(etag='"a"', body=b"\x00{}", snapshot_id=1, snapshot_ms=2),

@@ -19,6 +19,7 @@ from ubot.bus.ids import ZERO, EntryId
 from ubot.bus.memory import InProcessBus
 from ubot.bus.messages import (
     EVENTS,
+    SCANNERS,
     SNAPSHOT,
     STRATEGIES,
     TICKS,
@@ -33,6 +34,7 @@ from ubot.bus.relay import Relay
 
 __all__ = [
     "EVENTS",
+    "SCANNERS",
     "SNAPSHOT",
     "STRATEGIES",
     "TICKS",

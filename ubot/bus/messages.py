@@ -6,7 +6,9 @@ read back from there by the receiver (the snapshot and its candles, strategies, 
 lost with Redis costs a delay, never data.
 
 * :class:`TickReady` (topic ``ticks``, engine -> every scanner): snapshot ``snapshot_id`` is stored
-  and candled; scan it.
+  and candled; scan it. It names the live scanners (group ``scanners``) as the engine saw them when
+  it published the tick, so every scanner splits that tick's strategies over the same list
+  (rendezvous hashing): none is scanned twice or skipped for a tick, even while scanners come and go.
 * :class:`StreamEvent` (topic ``events``, engine and notifiers -> every gateway): one event of
   ``GET /v1/stream``, ``snapshot`` (public) or ``alert`` (its user's only), its data already JSON
   text (the gateway copies it); the entry id is the event's SSE id.
@@ -29,6 +31,7 @@ TICKS = "ticks"
 EVENTS = "events"
 STRATEGIES = "strategies"
 SNAPSHOT = "snapshot"
+SCANNERS = "scanners"  # the membership group of the scanner role
 
 
 class TickReady(msgspec.Struct, frozen=True, tag="tick", tag_field="type"):
@@ -37,6 +40,7 @@ class TickReady(msgspec.Struct, frozen=True, tag="tick", tag_field="type"):
     snapshot_ms: int  # the snapshot's market time, epoch ms
     scheduled_ms: int  # the deadline the tick belongs to
     fired_ms: int  # when it fired
+    scanners: tuple[str, ...] = ()  # members("scanners") when published, sorted
 
 
 class StreamEvent(msgspec.Struct, frozen=True, tag="event", tag_field="type"):
