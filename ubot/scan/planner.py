@@ -13,17 +13,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 
-from ubot.market.candles import CandleRows, bucket_start
+from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.bars import closed_bars, open_candles_of
 from ubot.scan.frame import MarketFrame, Plan
-from ubot.scan.history import CloseHistory
+from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
 from ubot.scan.spec import StrategySpec, UserStrategies
 
-#: load(timeframe, depth, before_ms) -> the last ``depth`` closed candles of each coin opened before
-#: ``before_ms``.
+#: load(timeframe, depth, before_ms) -> the closed candles of each coin opened in the ``depth`` buckets
+#: before ``before_ms`` (``models.candle_store.CandleStore.recent_closed``).
 Loader = Callable[[str, int, int], CandleRows]
 
 
@@ -42,7 +42,7 @@ class ScanPlanner:
         self._confirming: dict[int, set[int]] = {}
         self.compiled: dict[int, CompiledCondition] = {}
         self.plan = Plan()
-        self.histories: dict[str, CloseHistory] = {}
+        self.histories: dict[str, IndicatorHistory] = {}
         #: When the snapshot of the last frame was taken: the next frame's closed bars are those since.
         self.framed_ms: int | None = None
 
@@ -131,22 +131,25 @@ class ScanPlanner:
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
     ) -> None:
         """Fold one tick's candles into the histories (every tick, scanned or not)."""
-        for timeframe, depth in self.plan.depth.items():
+        for timeframe, calls in self.plan.calls.items():
             history = self.histories.get(timeframe)
-            if history is None or history.depth < depth:
-                history = self._loaded(timeframe, depth, int(bucket_start(timestamp_ms, timeframe)))
+            if history is None or not calls <= history.calls:
+                history = self._loaded(timeframe, calls, int(bucket_start(timestamp_ms, timeframe)))
                 self.histories[timeframe] = history
             if timeframe in closed:
                 history.add_closed(closed[timeframe])
             if timeframe in open_candles:
                 history.set_open(open_candles[timeframe])
-        for timeframe in [tf for tf in self.histories if tf not in self.plan.depth]:
+        for timeframe in [tf for tf in self.histories if tf not in self.plan.calls]:
             del self.histories[timeframe]  # no strategy uses it any more
 
-    def _loaded(self, timeframe: str, depth: int, before_ms: int) -> CloseHistory:
-        history = CloseHistory(timeframe, depth)
+    def _loaded(self, timeframe: str, calls: frozenset, before_ms: int) -> IndicatorHistory:
+        """A history of ``calls`` seeded from every stored closed candle opened before ``before_ms``
+        (its ``depth`` reaches back to the epoch). A history that tracks more calls than needed is kept
+        as it is: only a call it lacks makes it read again."""
+        history = IndicatorHistory(timeframe, calls)
         if self.load is not None:
-            history.add_closed(self.load(timeframe, depth, before_ms))
+            history.add_closed(self.load(timeframe, before_ms // TIMEFRAMES[timeframe] + 1, before_ms))
         return history
 
     def resume_after(self, timestamp_ms: int | None) -> None:
