@@ -5,7 +5,7 @@
 
 The strategies are a mix of what users write (templates below, with random thresholds; timeframes
 1m..1d; scopes from 1-5 named coins to the top 1,000; every firing rule). The candle history of every
-coin is a random walk, as deep as the indicators need; each tick moves every price.
+coin is a random walk of 1,000 stored candles per timeframe; each tick moves every price.
 
 Part 1 runs the Scanner's own code in this thread: fold the tick's candles, build the shared frame
 (fields, every distinct indicator once), then each of the ``--workers`` workers scans its share (the
@@ -106,7 +106,11 @@ class Market:
 
     SCALES = {"percent_change_1h": 2.0, "percent_change_24h": 6.0, "percent_change_7d": 15.0}
 
+    #: Stored candles per coin and timeframe (the Scanner reads every stored candle).
+    HISTORY = 1_000
+
     def history(self, timeframe: str, depth: int, before_ms: int) -> CandleRows:
+        depth = min(depth, self.HISTORY)
         length = TIMEFRAMES[timeframe]
         steps = self.rng.normal(0, 0.002 * np.sqrt(length / 60_000), (self.coins, depth))
         walk = self.price[:, None] * np.exp(
@@ -178,7 +182,8 @@ def part1(specs, market, ticks, workers) -> list[float]:
         done = time.perf_counter()
         if k == 0:  # the first tick loads the history
             print(
-                f"  first tick (loads {sum(h.depth * len(h) for h in planner.histories.values()):,} closes): {done - started:.2f} s"
+                f"  first tick (seeds {sum(len(h) for h in planner.histories.values()):,} coin histories "
+                f"of {Market.HISTORY:,} candles): {done - started:.2f} s"
             )
             continue
         times.append(done - started)
