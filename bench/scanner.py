@@ -109,8 +109,13 @@ class Market:
     #: Stored candles per coin and timeframe (the Scanner reads every stored candle).
     HISTORY = 1_000
 
+    def stored(self, timeframe: str, after_ms: int | None, before_ms: int) -> list[CandleRows]:
+        """The Scanner's loader: every stored candle (the last ``HISTORY`` ones before ``before_ms``)."""
+        length = TIMEFRAMES[timeframe]
+        depth = self.HISTORY if after_ms is None else min(self.HISTORY, (before_ms - after_ms) // length)
+        return [self.history(timeframe, depth, before_ms)]
+
     def history(self, timeframe: str, depth: int, before_ms: int) -> CandleRows:
-        depth = min(depth, self.HISTORY)
         length = TIMEFRAMES[timeframe]
         steps = self.rng.normal(0, 0.002 * np.sqrt(length / 60_000), (self.coins, depth))
         walk = self.price[:, None] * np.exp(
@@ -161,7 +166,7 @@ class Market:
 
 
 def part1(specs, market, ticks, workers) -> list[float]:
-    planner = ScanPlanner(workers, market.history)
+    planner = ScanPlanner(workers, market.stored)
     pool = [ScanWorker() for _ in range(workers)]
     users: dict[int, list[StrategySpec]] = {}
     for s in specs:
@@ -222,7 +227,7 @@ def part2(specs, market, ticks, workers) -> list[float]:
             return tuple(UserStrategies(u, tuple(v)) for u, v in by_user.items())
 
     monitor, users = Monitor.start(), Users.start()
-    scanner = Scanner.start(workers, users=users, monitor=monitor, load=market.history)
+    scanner = Scanner.start(workers, users=users, monitor=monitor, load=market.stored)
     times = []
     try:
         for k in range(ticks + 1):

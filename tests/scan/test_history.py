@@ -97,10 +97,13 @@ def test_the_open_candle_is_the_newest_candle_of_the_open_view():
 
 
 def loader(rows: list[tuple[int, int, float]], reads: list):
-    def load(timeframe: str, depth: int, before_ms: int) -> CandleRows:
+    def load(timeframe: str, after_ms: int | None, before_ms: int) -> list[CandleRows]:
         reads.append((timeframe, before_ms))
-        start = before_ms - depth * MINUTE
-        return candles(timeframe, [r for r in rows if start <= r[1] < before_ms])
+        start = -1 if after_ms is None else after_ms
+        return [
+            candles(timeframe, [r for r in rows if start <= r[1] < before_ms and r[0] == c])
+            for c in (1, 2, 3)
+        ]
 
     return load
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 
-from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
+from ubot.market.candles import CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.bars import closed_bars, open_candles_of
@@ -22,9 +22,10 @@ from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
 from ubot.scan.spec import StrategySpec, UserStrategies
 
-#: load(timeframe, depth, before_ms) -> the closed candles of each coin opened in the ``depth`` buckets
-#: before ``before_ms`` (``models.candle_store.CandleStore.recent_closed``).
-Loader = Callable[[str, int, int], CandleRows]
+#: load(timeframe, after_ms, before_ms) -> the stored closed candles of ``timeframe`` opened in
+#: ``[after_ms, before_ms)`` (``after_ms`` None: all of them), in groups of whole coins
+#: (``models.closes.closed_candles``).
+Loader = Callable[[str, int | None, int], Iterable[CandleRows]]
 
 
 class ScanPlanner:
@@ -43,6 +44,8 @@ class ScanPlanner:
         self.compiled: dict[int, CompiledCondition] = {}
         self.plan = Plan()
         self.histories: dict[str, IndicatorHistory] = {}
+        #: While replaying stored snapshots: per timeframe, the time up to which its history was read.
+        self._read_until: dict[str, int] | None = None
         #: When the snapshot of the last frame was taken: the next frame's closed bars are those since.
         self.framed_ms: int | None = None
 
@@ -130,7 +133,13 @@ class ScanPlanner:
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
     ) -> None:
-        """Fold one tick's candles into the histories (every tick, scanned or not)."""
+        """Fold one live tick's candles into the histories (every tick, scanned or not)."""
+        self._read_until = None  # a replay of stored snapshots, if any, is over
+        self._fold(timestamp_ms, closed, open_candles)
+
+    def _fold(
+        self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
+    ) -> None:
         for timeframe, calls in self.plan.calls.items():
             history = self.histories.get(timeframe)
             if history is None or not calls <= history.calls:
@@ -145,11 +154,14 @@ class ScanPlanner:
 
     def _loaded(self, timeframe: str, calls: frozenset, before_ms: int) -> IndicatorHistory:
         """A history of ``calls`` seeded from every stored closed candle opened before ``before_ms``
-        (its ``depth`` reaches back to the epoch). A history that tracks more calls than needed is kept
+        (the whole stored history, read a group of coins at a time). A history that tracks more calls than needed is kept
         as it is: only a call it lacks makes it read again."""
         history = IndicatorHistory(timeframe, calls)
         if self.load is not None:
-            history.add_closed(self.load(timeframe, before_ms // TIMEFRAMES[timeframe] + 1, before_ms))
+            for candles in self.load(timeframe, None, before_ms):
+                history.add_closed(candles)
+        if self._read_until is not None:
+            self._read_until[timeframe] = before_ms
         return history
 
     def resume_after(self, timestamp_ms: int | None) -> None:
@@ -164,11 +176,17 @@ class ScanPlanner:
         return MarketFrame(tick, snapshot, self.plan, self.histories, bars)
 
     def replay(self, tick: int, snapshot: Snapshot) -> MarketFrame:
-        """The frame of a stored snapshot that the last run did not scan, with each history as it was
-        then: read from the database, up to that snapshot, with its prices as the open candles. The
-        live histories are read again at the next tick, as they are now."""
-        self.histories = {}
-        self.update_candles(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
-        frame = self.frame(tick, snapshot)
-        self.histories = {}
-        return frame
+        """The frame of a stored snapshot that the last run did not scan (oldest first, before any live
+        tick), with each history as it was then: read from the database up to that snapshot (whole at
+        the first one, then the candles closed since the one before), with its prices as the open
+        candles. The first live tick continues from there with its own closed candles."""
+        if self._read_until is None:
+            self.histories, self._read_until = {}, {}
+        for timeframe, history in self.histories.items():
+            since, until = self._read_until[timeframe], int(bucket_start(snapshot.timestamp_ms, timeframe))
+            if self.load is not None and since < until:
+                for candles in self.load(timeframe, since, until):
+                    history.add_closed(candles)
+            self._read_until[timeframe] = until
+        self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
+        return self.frame(tick, snapshot)
