@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import talib
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ubot.rules import IndicatorCall, indicators
 from ubot.rules.incremental import Tracker
@@ -162,3 +164,37 @@ def test_a_long_history_equals_ta_lib_and_the_windowed_reference():
         got = tracker.closed(call, np.array([0]))[0]
         check(call, got, closes)
         np.testing.assert_allclose(got, indicators.FUNCTIONS[call.name](closes, *call.args)[0], rtol=1e-9)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    data=st.data(),
+    name=st.sampled_from(sorted(indicators.FUNCTIONS)),
+    length=st.integers(0, 150),
+    flat=st.integers(0, 100),
+)
+def test_any_period_equals_the_windowed_reference_over_the_whole_history(data, name, length, flat):
+    """Any period, any history length, a flat run anywhere: closed and open values equal the windowed
+    functions over the whole history (themselves TA-Lib's, above)."""
+    if name in ("macd", "macd_signal"):
+        args: tuple = ()
+    elif name in ("bb_upper", "bb_lower"):
+        args = (data.draw(st.integers(2, 70)), data.draw(st.floats(0.5, 5)))
+    else:
+        args = (data.draw(st.integers(2 if name == "rsi" else 1, 70)),)
+    call = IndicatorCall(name, args)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    closes = walk(rng, length)
+    start = data.draw(st.integers(0, length))
+    closes[start : start + flat] = closes[start - 1] if start else 7.0
+    tracker = Tracker([call])
+    tracker.grow(1)
+    for price in closes:
+        tracker.advance(np.array([0]), np.array([price]))
+    row, price = np.array([0]), 123.0
+    for got, history in (
+        (tracker.closed(call, row), closes),
+        (tracker.opened(call, row, np.array([price])), np.append(closes, price)),
+    ):
+        expected = indicators.FUNCTIONS[name](history, *args)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=str(call))

@@ -275,8 +275,9 @@ class Extreme(State):
     in blocks of ``n``; a row keeps the running maximum of its current block (``prefix``) and the
     suffix maxima of its last complete block, so any ``n`` or ``n - 1`` newest closes are one max."""
 
+    FILL = {"prefix": -np.inf}
+
     def __init__(self, n: int, sign: float) -> None:
-        self.FILL = {"prefix": -np.inf}
         super().__init__()
         self.n, self.sign, self.need = n, sign, n
         self.suffix = np.full((0, n), -np.inf)
