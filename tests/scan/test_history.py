@@ -4,7 +4,7 @@
 import numpy as np
 import talib
 
-from tests.scan.support import MINUTE, T0, candles
+from tests.scan.support import MINUTE, T0, candles, snapshot, spec
 from ubot.market.candles import CandleRows
 from ubot.rules import IndicatorCall
 from ubot.scan.frame import Plan
@@ -128,3 +128,24 @@ def test_a_new_call_is_seeded_from_every_stored_candle():
         got = history.value(ema, history.rows_for(np.array([coin])), closed_only=True)[0]
         expected = talib.EMA(closes, 50)[-1] if len(closes) >= 50 else np.nan
         np.testing.assert_allclose(got, expected, rtol=1e-9, equal_nan=True)
+
+
+def test_a_coin_entering_the_watched_coins_has_its_whole_history():
+    """The state covers every coin with candles, watched or not: a coin that enters a strategy's
+    top 1 later has the value over its whole history at once."""
+    planner = ScanPlanner(1)
+    planner.set_user(7, [spec(condition="rsi(3) > 0", top_n=1)])
+    rng = np.random.default_rng(8)
+    prices = {coin: 10.0 * coin * np.cumprod(1 + rng.normal(0, 0.03, 40)) for coin in (1, 2, 3)}
+    for k in range(40):
+        ts = T0 + k * MINUTE + 30_000
+        closed = [(c, T0 + (k - 1) * MINUTE, float(p[k - 1])) for c, p in prices.items()] if k else []
+        opened = [(c, T0 + k * MINUTE, float(p[k])) for c, p in prices.items()]
+        planner.update_candles(
+            ts, {"1m": candles("1m", closed)} if closed else {}, {"1m": candles("1m", opened)}
+        )
+        order = [(1, "A"), (2, "B"), (3, "C")] if k < 30 else [(3, "C"), (1, "A"), (2, "B")]
+        frame = planner.frame(k + 1, snapshot(ts, order, price=[float(prices[c][k]) for c, _ in order]))
+        assert frame.ids.tolist() == [order[0][0]]
+    value = frame.indicators[("1m", False, IndicatorCall("rsi", (3,)))]
+    np.testing.assert_allclose(value, talib.RSI(prices[3], 3)[-1:], rtol=1e-9)
