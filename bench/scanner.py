@@ -5,7 +5,7 @@
 
 The strategies are a mix of what users write (templates below, with random thresholds; timeframes
 1m..1d; scopes from 1-5 named coins to the top 1,000; every firing rule). The candle history of every
-coin is a random walk, as deep as the indicators need; each tick moves every price.
+coin is a random walk of 1,000 stored candles per timeframe; each tick moves every price.
 
 Part 1 runs the Scanner's own code in this thread: fold the tick's candles, build the shared frame
 (fields, every distinct indicator once), then each of the ``--workers`` workers scans its share (the
@@ -106,6 +106,15 @@ class Market:
 
     SCALES = {"percent_change_1h": 2.0, "percent_change_24h": 6.0, "percent_change_7d": 15.0}
 
+    #: Stored candles per coin and timeframe (the Scanner reads every stored candle).
+    HISTORY = 1_000
+
+    def stored(self, timeframe: str, after_ms: int | None, before_ms: int) -> list[CandleRows]:
+        """The Scanner's loader: every stored candle (the last ``HISTORY`` ones before ``before_ms``)."""
+        length = TIMEFRAMES[timeframe]
+        depth = self.HISTORY if after_ms is None else min(self.HISTORY, (before_ms - after_ms) // length)
+        return [self.history(timeframe, depth, before_ms)]
+
     def history(self, timeframe: str, depth: int, before_ms: int) -> CandleRows:
         length = TIMEFRAMES[timeframe]
         steps = self.rng.normal(0, 0.002 * np.sqrt(length / 60_000), (self.coins, depth))
@@ -157,7 +166,7 @@ class Market:
 
 
 def part1(specs, market, ticks, workers) -> list[float]:
-    planner = ScanPlanner(workers, market.history)
+    planner = ScanPlanner(workers, market.stored)
     pool = [ScanWorker() for _ in range(workers)]
     users: dict[int, list[StrategySpec]] = {}
     for s in specs:
@@ -178,7 +187,8 @@ def part1(specs, market, ticks, workers) -> list[float]:
         done = time.perf_counter()
         if k == 0:  # the first tick loads the history
             print(
-                f"  first tick (loads {sum(h.depth * len(h) for h in planner.histories.values()):,} closes): {done - started:.2f} s"
+                f"  first tick (seeds {sum(len(h) for h in planner.histories.values()):,} coin histories "
+                f"of {Market.HISTORY:,} candles): {done - started:.2f} s"
             )
             continue
         times.append(done - started)
@@ -217,7 +227,7 @@ def part2(specs, market, ticks, workers) -> list[float]:
             return tuple(UserStrategies(u, tuple(v)) for u, v in by_user.items())
 
     monitor, users = Monitor.start(), Users.start()
-    scanner = Scanner.start(workers, users=users, monitor=monitor, load=market.history)
+    scanner = Scanner.start(workers, users=users, monitor=monitor, load=market.stored)
     times = []
     try:
         for k in range(ticks + 1):

@@ -35,6 +35,7 @@ from ubot.market.snapshot import Snapshot
 from ubot.market.source import MarketSource
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_store import CandleStore
+from ubot.models.closes import closed_candles
 from ubot.models.history import History
 from ubot.models.snapshots import SnapshotReader
 from ubot.models.store import SnapshotWriter
@@ -122,7 +123,7 @@ def start_system(
         users=users,
         notifier=notifier,
         monitor=monitor,
-        load=candle_store.recent_closed,
+        load=closed_candles,
         snapshots=SnapshotReader(db),
         now_ms=lambda: int(clock.now() * 1000),
     )

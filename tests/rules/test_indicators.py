@@ -66,8 +66,9 @@ def ref_rsi(row, n):
 
 
 def ref_macd_line(row) -> list[float]:
+    """TA-Lib's MACD line: the fast EMA starts with the slow one, from the 12 values that end there."""
     values = history(row)
-    fast = ref_ema_series(values, 12, 2 / 13)
+    fast = [NAN] * min(14, len(values)) + ref_ema_series(values[14:], 12, 2 / 13)
     slow = ref_ema_series(values, 26, 2 / 27)
     return [f - s for f, s in zip(fast, slow)]
 

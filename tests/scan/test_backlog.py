@@ -66,9 +66,9 @@ def stored(db, count: int) -> list[tuple[int, int]]:
 def test_the_snapshots_stored_but_never_scanned_are_scanned_first_in_order(db) -> None:
     asked = []
 
-    def load(timeframe, depth, before_ms):
-        asked.append(before_ms)
-        return candles(timeframe, [(1, before_ms - MINUTE, 5.0)])
+    def load(timeframe, after_ms, before_ms):
+        asked.append((after_ms, before_ms))
+        return [candles(timeframe, [(1, before_ms - MINUTE, 5.0)])]
 
     planner = ScanPlanner(1, load)
     planner.set_user(7, [spec(condition="ema(3) > 1")])
@@ -79,7 +79,8 @@ def test_the_snapshots_stored_but_never_scanned_are_scanned_first_in_order(db) -
     assert (first.frame.tick, first.snapshot_id, second.frame.tick, second.snapshot_id) == (-b, b, -c, c)
     assert not first.live and first.frame.closed_bar == closed_bars(ta, tb)
     assert second.frame.closed_bar == closed_bars(tb, tc)
-    assert asked == [tb, tc] and planner.histories == {}  # each as it was then; the live one read again
+    # Each as it was then: read whole for the first, then only the candles closed since.
+    assert asked == [(None, tb), (tb, tc)] and planner.histories["1m"].last_closed.max() == tb
     backlog.wait(live(d, td))
     assert backlog.next().frame.closed_bar == closed_bars(tc, td)
 

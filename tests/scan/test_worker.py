@@ -5,7 +5,7 @@ import pytest
 
 from tests.scan.support import MINUTE, T0, candles, snapshot, spec
 from ubot.notify.messages import AlertState, DeliveryTarget
-from ubot.rules import indicators
+from ubot.rules import IndicatorCall
 from ubot.scan.firing import ARMED, FiringState
 from ubot.scan.planner import ScanPlanner
 from ubot.scan.spec import UserStrategies
@@ -157,15 +157,18 @@ def test_routing_is_stable_by_id():
 def test_history_is_loaded_for_a_timeframe_when_a_strategy_needs_it():
     asked = []
 
-    def load(timeframe, depth, before):
-        asked.append((timeframe, depth, before))
-        return candles(timeframe, [(1, before - 3_600_000, 5.0)])
+    def load(timeframe, after, before):
+        asked.append((timeframe, after, before))
+        return [candles(timeframe, [(1, before - k * 3_600_000, 5.0 + k) for k in (1, 2, 3)])]
 
     planner = ScanPlanner(1, load)
     planner.set_user(7, [spec(condition="ema(3) > 1", timeframe="1h")])
     planner.update_candles(T0 + 10, {}, {})
-    assert asked == [("1h", indicators.window("ema", 3), T0)]
-    assert planner.histories["1h"].closes(np.array([0]), 1, closed_only=True).tolist() == [[5.0]]
+    assert asked == [("1h", None, T0)]  # every stored candle
+    history = planner.histories["1h"]
+    assert history.value(IndicatorCall("ema", (3,)), history.rows_for(np.array([1])), closed_only=True) == [
+        7.0
+    ]
 
 
 def test_a_fresh_crossing_strategy_only_arms_on_its_first_tick():

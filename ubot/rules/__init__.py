@@ -5,7 +5,8 @@
   :meth:`~CompiledCondition.evaluate` runs it over all coins at once and never raises.
 
 Pure and synchronous: no threads, no I/O. The language is documented for users in docs/conditions.md;
-the indicator maths is in :mod:`ubot.rules.indicators`.
+the indicator maths is in :mod:`ubot.rules.indicators` (over a matrix of closes) and
+:mod:`ubot.rules.incremental` (state advanced once per closed candle, what the Scanner uses).
 """
 
 from ubot.rules.compiler import CompiledCondition, EvalResult, compile_condition

@@ -10,14 +10,18 @@ coin has too little history (:func:`lookback` candles) or a ``NaN`` inside the w
   first ``n`` closes, then recursive over the rest of the history given.
 * ``rsi(n)``: Wilder's RSI: average gain and loss seeded with the mean of the first ``n`` changes,
   then smoothed with ``alpha = 1 / n``; ``100 * gain / (gain + loss)``, 50 when prices did not move.
-* ``macd()``: ``ema(12) - ema(26)``; ``macd_signal()``: the 9-period EMA of that line (seeded the same way).
+* ``macd()``: ``ema(12) - ema(26)`` as TA-Lib computes it: both EMAs start at the 26th candle, the fast
+  one from the mean of the 12 closes that end there; ``macd_signal()``: the 9-period EMA of that line
+  (seeded the same way).
 * ``bb_upper(n, k)`` / ``bb_lower(n, k)``: ``sma(n) +/- k`` population standard deviations (ddof 0).
 * ``highest(n)`` / ``lowest(n)``: the largest / smallest of the last ``n`` closes.
 * ``change(n)``: percent change from the close ``n`` candles ago to the latest one.
 
 EMA, RSI and MACD are recursive: their value depends (less and less) on every close since the seed, so
-two callers agree only if they pass the same history. :func:`lookback` is the *minimum* for a value;
-a caller that can afford it should pass more (a few times ``n``) for values closer to other charts'.
+two callers agree only if they pass the same history. :func:`lookback` is the *minimum* for a value.
+Given a coin's whole history these equal TA-Lib's values. The Scanner does not recompute them per tick:
+it keeps each indicator's state and advances it once per closed candle (:mod:`ubot.rules.incremental`),
+with the same values; these windowed functions are the reference it is tested against.
 """
 
 from __future__ import annotations
@@ -120,7 +124,12 @@ def rsi(closes: np.ndarray, n: int) -> np.ndarray:
 
 
 def _ema_pair(by_candle: np.ndarray, full: bool) -> tuple[np.ndarray, np.ndarray]:
-    fast = _seeded_ema(by_candle, MACD_FAST, 2.0 / (MACD_FAST + 1), full)
+    """The fast and the slow EMA, both starting at each series' 26th value (TA-Lib's MACD): the fast
+    one is seeded from values 15..26 only (the first 14 are hidden from it)."""
+    valid = ~np.isnan(by_candle)
+    first = np.where(valid.any(axis=0), valid.argmax(axis=0), len(by_candle))
+    hidden = np.arange(len(by_candle))[:, np.newaxis] < first + (MACD_SLOW - MACD_FAST)
+    fast = _seeded_ema(np.where(hidden, np.nan, by_candle), MACD_FAST, 2.0 / (MACD_FAST + 1), full)
     slow = _seeded_ema(by_candle, MACD_SLOW, 2.0 / (MACD_SLOW + 1), full)
     return fast, slow
 
@@ -221,20 +230,3 @@ def compute(calls: Iterable, closes: np.ndarray) -> dict[str, np.ndarray]:
     """
     closes = _closes(closes)
     return {str(call): FUNCTIONS[call.name](closes, *call.args) for call in calls}
-
-
-#: Recursive indicators (EMA, RSI, MACD) depend on every close since their seed. The Scanner gives each
-#: of them ``WARMUP`` times its lookback of history (at most ``MAX_HISTORY`` candles), so the value no
-#: longer depends noticeably on where that history starts: after 10 x n candles the seed's weight is
-#: below e^-10 (RSI) or e^-20 (EMA). The others get exactly their lookback.
-WARMUP = 10
-MAX_HISTORY = 1000
-RECURSIVE = frozenset({"ema", "rsi", "macd", "macd_signal"})
-
-
-def window(name: str, *args: float) -> int:
-    """Candles of history to pass when computing ``name(*args)`` (at least its :func:`lookback`)."""
-    needed = lookback(name, *args)
-    if name in RECURSIVE:
-        return max(needed, min(MAX_HISTORY, WARMUP * needed))
-    return needed

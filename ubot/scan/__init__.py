@@ -4,8 +4,8 @@ Plain, synchronous logic, unit-tested without threads; the Scanner supervisor an
 (``ubot/actors/scanner.py``) only route messages to it.
 
 * :mod:`.spec`: a strategy as the Scanner sees it (from the UserManager);
-* :mod:`.history`: each coin's recent candle closes per timeframe, in memory;
-* :mod:`.frame`: one tick's market (fields, indicators computed once, scopes) shared by all workers;
+* :mod:`.history`: each coin's indicator state per timeframe, seeded from its whole stored history;
+* :mod:`.frame`: one tick's market (fields, indicators read once, scopes) shared by all workers;
 * :mod:`.firing`: when a true condition becomes an alert (once per crossing, per bar, ...);
 * :mod:`.worker`: one worker's strategies, evaluated over a frame;
 * :mod:`.planner`: the supervisor's side: routing, the plan, the histories, when firing state starts afresh;

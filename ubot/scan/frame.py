@@ -3,8 +3,8 @@
 * the coins: those of the snapshot that any strategy looks at (the top N by rank for the largest N,
   plus every coin named explicitly), in snapshot order;
 * their fields (read-only float arrays) and the market-wide fields (numbers);
-* every indicator any strategy uses, computed once per (timeframe, open/closed candles, call) over all
-  those coins at once (numpy over a ``coins x candles`` matrix);
+* every indicator any strategy uses, read once per (timeframe, open/closed candles, call) over all
+  those coins at once from the timeframe's indicator state (:mod:`ubot.scan.history`): O(1) per coin;
 * caches that workers fill as they go: each scope's coins, and each result of a (condition, timeframe,
   candles) over all the frame's coins: strategies that say the same thing are evaluated once, whatever
   their scopes, and each takes its own coins from the result.
@@ -21,9 +21,8 @@ import numpy as np
 from ubot.market.candles import TIMEFRAMES, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, EvalResult, IndicatorCall
-from ubot.rules import indicators as maths
 from ubot.rules.language import COIN_FIELDS, GLOBAL_FIELDS
-from ubot.scan.history import CloseHistory
+from ubot.scan.history import IndicatorHistory
 from ubot.scan.spec import StrategySpec
 
 #: (timeframe, closed candles only, call)
@@ -32,16 +31,17 @@ IndicatorKey = tuple[str, bool, IndicatorCall]
 
 @dataclass(frozen=True)
 class Plan:
-    """What the enabled strategies need from each tick: coins, timeframes (with history depth), indicators."""
+    """What the enabled strategies need from each tick: coins, timeframes (with the indicator calls
+    tracked on each), indicators."""
 
     top_n: int = 0
     symbols: frozenset[str] = frozenset()
-    depth: Mapping[str, int] = field(default_factory=dict)
+    calls: Mapping[str, frozenset[IndicatorCall]] = field(default_factory=dict)
     indicators: frozenset[IndicatorKey] = frozenset()
 
     @classmethod
     def of(cls, strategies: Iterable[tuple[StrategySpec, CompiledCondition]]) -> Plan:
-        top_n, symbols, depth, needed = 0, set(), {}, set()
+        top_n, symbols, calls, needed = 0, set(), {}, set()
         for spec, compiled in strategies:
             if spec.symbols is None:
                 top_n = max(top_n, spec.top_n or 0)
@@ -49,9 +49,9 @@ class Plan:
                 symbols.update(spec.symbols)
             for call in compiled.indicators:
                 needed.add((spec.timeframe, spec.on_bar_close, call))
-                window = maths.window(call.name, *call.args)
-                depth[spec.timeframe] = max(depth.get(spec.timeframe, 1), window)
-        return cls(top_n, frozenset(symbols), depth, frozenset(needed))
+                calls.setdefault(spec.timeframe, set()).add(call)
+        frozen = {timeframe: frozenset(c) for timeframe, c in calls.items()}
+        return cls(top_n, frozenset(symbols), frozen, frozenset(needed))
 
 
 class MarketFrame:
@@ -60,7 +60,7 @@ class MarketFrame:
         tick: int,
         snapshot: Snapshot,
         plan: Plan,
-        histories: Mapping[str, CloseHistory],
+        histories: Mapping[str, IndicatorHistory],
         closed_bars: Mapping[str, int],
     ) -> None:
         self.tick = tick
@@ -86,23 +86,21 @@ class MarketFrame:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def _compute(self, plan: Plan, histories: Mapping[str, CloseHistory]) -> None:
+    def _compute(self, plan: Plan, histories: Mapping[str, IndicatorHistory]) -> None:
+        """Each indicator read from its timeframe's state: O(1) per coin, whatever its period."""
         rows: dict[str, np.ndarray] = {}
-        matrices: dict[tuple[str, bool, int], np.ndarray] = {}
         for key in sorted(plan.indicators, key=lambda k: (k[0], k[1], str(k[2]))):
             timeframe, closed_only, call = key
             history = histories.get(timeframe)
-            if history is None or (closed_only and timeframe not in self.closed_bar):
+            if (
+                history is None
+                or call not in history.calls
+                or (closed_only and timeframe not in self.closed_bar)
+            ):
                 continue
             if timeframe not in rows:
                 rows[timeframe] = history.rows_for(self.ids)
-            window = maths.window(call.name, *call.args)
-            matrix = matrices.get((timeframe, closed_only, window))
-            if matrix is None:
-                matrix = history.closes(rows[timeframe], window, closed_only=closed_only)
-                matrices[(timeframe, closed_only, window)] = matrix
-            with np.errstate(all="ignore"):
-                self.indicators[key] = _clean(maths.FUNCTIONS[call.name](matrix, *call.args))
+            self.indicators[key] = _clean(history.value(call, rows[timeframe], closed_only=closed_only))
 
     def scope(self, spec: StrategySpec) -> np.ndarray:
         """Positions (in this frame) of the coins ``spec`` looks at."""

@@ -1,32 +1,47 @@
-"""Each coin's recent closes on one timeframe, in memory: the input of the indicators.
+"""Each coin's indicators on one timeframe, in memory: the state the frame's indicator values come from.
 
-A matrix ``coins x depth`` of closed candles (oldest first, ``NaN`` on the left for a short history)
-plus the close of each coin's open candle. Strategies evaluate either on the open candle (its close is
-the latest price: ``closes(..., closed_only=False)`` ends with it) or on closed candles only
-(``once_per_bar_close``). Filled from the database at start (:meth:`load`), then from the candles the
-OHLC stage reports closed and open each tick. A candle older than or equal to the coin's last closed one
-is ignored, so the start-up load and the first ticks may overlap safely.
+One :class:`~ubot.rules.incremental.Tracker` per timeframe holds, per coin (row), the state of every
+indicator call the strategies use on that timeframe, plus the close of each coin's open candle.
+A closed candle advances the states once; a frame reads each value on the closed candles, or with
+the open candle as the newest one (its close is the latest price), in O(1) per coin either way.
+
+Seeded from the coin's whole stored history (:meth:`add_closed` with every stored closed candle: the
+planner reads them from the candle table when a timeframe, or a call it does not track yet, first
+appears), then advanced by the candles the OHLC stage reports closed each tick, so a value is the one
+over the coin's whole history, whatever its length. A candle older than or equal to the coin's last
+closed one is ignored, so the start-up load and the first ticks may overlap safely. A missing candle
+(a gap) is simply not there: the coin's next candle follows its previous one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from ubot.market.candles import CandleRows
+from ubot.rules import IndicatorCall
+from ubot.rules.incremental import Tracker
+
+#: A catch-up (the start-up load) is folded in column by column over a coins x candles matrix of at
+#: most this many cells, so its memory stays bounded whatever the history's length.
+FOLD_CELLS = 4_000_000
 
 
-class CloseHistory:
-    def __init__(self, timeframe: str, depth: int, capacity: int = 256) -> None:
-        if depth < 1:
-            raise ValueError("depth must be at least 1")
+class IndicatorHistory:
+    def __init__(self, timeframe: str, calls: Iterable[IndicatorCall], capacity: int = 256) -> None:
         self.timeframe = timeframe
-        self.depth = depth
+        self.tracker = Tracker(calls)
         self.row_of: dict[int, int] = {}
-        self.closed = np.full((capacity, depth), np.nan)
-        self.last_closed = np.full(capacity, -1, dtype=np.int64)  # open time of the last closed candle
-        self.open_close = np.full(capacity, np.nan)
+        self.last_closed = np.full(0, -1, dtype=np.int64)  # open time of the last closed candle
+        self.open_close = np.full(0, np.nan)
         self._ids = np.empty(0, dtype=np.int64)  # sorted coin ids, and their rows, for rows_for()
         self._rows = np.empty(0, dtype=np.int64)
+        self._grow(capacity)
+
+    @property
+    def calls(self) -> frozenset[IndicatorCall]:
+        return self.tracker.calls
 
     def __len__(self) -> int:
         return len(self.row_of)
@@ -42,14 +57,14 @@ class CloseHistory:
         return row
 
     def _grow(self, capacity: int) -> None:
-        closed = np.full((capacity, self.depth), np.nan)
-        closed[: len(self.closed)] = self.closed
-        self.closed = closed
-        self.last_closed = np.concatenate([self.last_closed, np.full(capacity - len(self.last_closed), -1)])
-        self.open_close = np.concatenate([self.open_close, np.full(capacity - len(self.open_close), np.nan)])
+        extra = capacity - len(self.last_closed)
+        self.last_closed = np.concatenate([self.last_closed, np.full(extra, -1, dtype=np.int64)])
+        self.open_close = np.concatenate([self.open_close, np.full(extra, np.nan)])
+        self.tracker.grow(capacity)
 
     def add_closed(self, candles: CandleRows) -> int:
-        """Append closed candles (any order, several per coin allowed); returns how many were new."""
+        """Fold in closed candles (any order, several per coin allowed: a start-up load is every stored
+        candle); returns how many were new."""
         if len(candles) == 0:
             return 0
         order = np.lexsort((candles.open_time, candles.coin_ids))
@@ -58,36 +73,39 @@ class CloseHistory:
         rows_of = np.fromiter((self._row(c) for c in unique.tolist()), dtype=np.int64, count=len(unique))
         rows = np.repeat(rows_of, np.diff(np.append(first, len(ids))))
         fresh = times > self.last_closed[rows]
-        if fresh.all() and (self.last_closed[rows_of] < 0).all():
-            return self._fill(rows, times, closes, first)
-        added = 0
-        # One candle per coin per pass (a catch-up may close several candles of one coin at once).
-        while len(rows):
-            first = np.ones(len(rows), dtype=bool)
-            first[1:] = rows[1:] != rows[:-1]
-            take = first & (times > self.last_closed[rows])
-            self._shift(rows[take], closes[take], times[take])
-            added += int(take.sum())
-            rows, times, closes = rows[~first], times[~first], closes[~first]
-        return added
-
-    def _fill(self, rows: np.ndarray, times: np.ndarray, closes: np.ndarray, first: np.ndarray) -> int:
-        """Coins seen for the first time (the start-up load): place each one's newest ``depth`` closes
-        at once, right-aligned, instead of shifting once per candle."""
-        counts = np.diff(np.append(first, len(rows)))
-        from_end = np.repeat(first + counts, counts) - np.arange(len(rows))  # 1 for each coin's newest
-        keep = from_end <= self.depth
-        self.closed[rows[keep], self.depth - from_end[keep]] = closes[keep]
-        last = first + counts - 1
-        self.last_closed[rows[last]] = times[last]
-        return int(keep.sum())
-
-    def _shift(self, rows: np.ndarray, closes: np.ndarray, times: np.ndarray) -> None:
+        fresh[1:] &= (rows[1:] != rows[:-1]) | (times[1:] != times[:-1])  # a repeated candle once
+        if not fresh.all():
+            rows, times, closes = rows[fresh], times[fresh], closes[fresh]
         if len(rows) == 0:
-            return
-        self.closed[rows, :-1] = self.closed[rows, 1:]
-        self.closed[rows, -1] = closes
-        self.last_closed[rows] = times
+            return 0
+        starts = np.flatnonzero(np.append(True, rows[1:] != rows[:-1]))
+        counts = np.diff(np.append(starts, len(rows)))
+        if counts.max() == 1:  # a tick: at most one candle per coin
+            self.tracker.advance(rows, closes)
+        else:
+            self._fold(rows, closes, starts, counts)
+        self.last_closed[rows[starts + counts - 1]] = times[starts + counts - 1]
+        return len(rows)
+
+    def _fold(self, rows: np.ndarray, closes: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> None:
+        """Several candles per coin: coins x candles matrices (each coin's candles left-aligned, the
+        longest histories first), advanced one column at a time over the coins that have it."""
+        by_length = np.argsort(-counts, kind="stable")
+        done = 0
+        while done < len(by_length):
+            longest = int(counts[by_length[done]])
+            group = by_length[done : done + max(1, FOLD_CELLS // longest)]
+            done += len(group)
+            lengths = counts[group]
+            matrix = np.full((len(group), longest), np.nan)
+            mask = np.arange(longest) < lengths[:, np.newaxis]
+            matrix[mask] = closes[
+                np.concatenate([np.arange(s, s + c) for s, c in zip(starts[group], lengths)])
+            ]
+            group_rows = rows[starts[group]]
+            active = np.searchsorted(-lengths, -np.arange(longest), side="left")  # coins with column j
+            for j in range(longest):
+                self.tracker.advance(group_rows[: active[j]], matrix[: active[j], j])
 
     def set_open(self, candles: CandleRows) -> None:
         """The open candle of each coin given (its close is the coin's latest price)."""
@@ -109,17 +127,13 @@ class CloseHistory:
         at = np.minimum(np.searchsorted(self._ids, coin_ids), len(self._ids) - 1)
         return np.where(self._ids[at] == coin_ids, self._rows[at], -1)
 
-    def closes(self, rows: np.ndarray, window: int, *, closed_only: bool) -> np.ndarray:
-        """``len(rows) x window`` closes, oldest first; row -1 gives all NaN. Ends with the open candle's
-        close unless ``closed_only``."""
-        window = max(1, min(window, self.depth + (0 if closed_only else 1)))
+    def value(self, call: IndicatorCall, rows: np.ndarray, *, closed_only: bool) -> np.ndarray:
+        """``call`` for each of ``rows`` (-1: NaN), on the closed candles, or with the open candle as
+        the newest one unless ``closed_only``."""
         valid = rows >= 0
         safe = np.where(valid, rows, 0)
         if closed_only:
-            out = self.closed[safe, -window:]
+            out = self.tracker.closed(call, safe)
         else:
-            out = np.empty((len(rows), window))
-            out[:, :-1] = self.closed[safe, self.depth - window + 1 :] if window > 1 else out[:, :0]
-            out[:, -1] = self.open_close[safe]
-        out[~valid] = np.nan
-        return out
+            out = self.tracker.opened(call, safe, self.open_close[safe])
+        return np.where(valid, out, np.nan)

@@ -18,13 +18,14 @@ from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.bars import closed_bars, open_candles_of
 from ubot.scan.frame import MarketFrame, Plan
-from ubot.scan.history import CloseHistory
+from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
 from ubot.scan.spec import StrategySpec, UserStrategies
 
-#: load(timeframe, depth, before_ms) -> the last ``depth`` closed candles of each coin opened before
-#: ``before_ms``.
-Loader = Callable[[str, int, int], CandleRows]
+#: load(timeframe, after_ms, before_ms) -> the stored closed candles of ``timeframe`` opened in
+#: ``[after_ms, before_ms)`` (``after_ms`` None: all of them), in groups of whole coins
+#: (``models.closes.closed_candles``).
+Loader = Callable[[str, int | None, int], Iterable[CandleRows]]
 
 
 class ScanPlanner:
@@ -42,7 +43,9 @@ class ScanPlanner:
         self._confirming: dict[int, set[int]] = {}
         self.compiled: dict[int, CompiledCondition] = {}
         self.plan = Plan()
-        self.histories: dict[str, CloseHistory] = {}
+        self.histories: dict[str, IndicatorHistory] = {}
+        #: While replaying stored snapshots: per timeframe, the time up to which its history was read.
+        self._read_until: dict[str, int] | None = None
         #: When the snapshot of the last frame was taken: the next frame's closed bars are those since.
         self.framed_ms: int | None = None
 
@@ -130,23 +133,35 @@ class ScanPlanner:
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
     ) -> None:
-        """Fold one tick's candles into the histories (every tick, scanned or not)."""
-        for timeframe, depth in self.plan.depth.items():
+        """Fold one live tick's candles into the histories (every tick, scanned or not)."""
+        self._read_until = None  # a replay of stored snapshots, if any, is over
+        self._fold(timestamp_ms, closed, open_candles)
+
+    def _fold(
+        self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
+    ) -> None:
+        for timeframe, calls in self.plan.calls.items():
             history = self.histories.get(timeframe)
-            if history is None or history.depth < depth:
-                history = self._loaded(timeframe, depth, int(bucket_start(timestamp_ms, timeframe)))
+            if history is None or not calls <= history.calls:
+                history = self._loaded(timeframe, calls, int(bucket_start(timestamp_ms, timeframe)))
                 self.histories[timeframe] = history
             if timeframe in closed:
                 history.add_closed(closed[timeframe])
             if timeframe in open_candles:
                 history.set_open(open_candles[timeframe])
-        for timeframe in [tf for tf in self.histories if tf not in self.plan.depth]:
+        for timeframe in [tf for tf in self.histories if tf not in self.plan.calls]:
             del self.histories[timeframe]  # no strategy uses it any more
 
-    def _loaded(self, timeframe: str, depth: int, before_ms: int) -> CloseHistory:
-        history = CloseHistory(timeframe, depth)
+    def _loaded(self, timeframe: str, calls: frozenset, before_ms: int) -> IndicatorHistory:
+        """A history of ``calls`` seeded from every stored closed candle opened before ``before_ms``
+        (the whole stored history, read a group of coins at a time). A history that tracks more calls than needed is kept
+        as it is: only a call it lacks makes it read again."""
+        history = IndicatorHistory(timeframe, calls)
         if self.load is not None:
-            history.add_closed(self.load(timeframe, depth, before_ms))
+            for candles in self.load(timeframe, None, before_ms):
+                history.add_closed(candles)
+        if self._read_until is not None:
+            self._read_until[timeframe] = before_ms
         return history
 
     def resume_after(self, timestamp_ms: int | None) -> None:
@@ -161,11 +176,17 @@ class ScanPlanner:
         return MarketFrame(tick, snapshot, self.plan, self.histories, bars)
 
     def replay(self, tick: int, snapshot: Snapshot) -> MarketFrame:
-        """The frame of a stored snapshot that the last run did not scan, with each history as it was
-        then: read from the database, up to that snapshot, with its prices as the open candles. The
-        live histories are read again at the next tick, as they are now."""
-        self.histories = {}
-        self.update_candles(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
-        frame = self.frame(tick, snapshot)
-        self.histories = {}
-        return frame
+        """The frame of a stored snapshot that the last run did not scan (oldest first, before any live
+        tick), with each history as it was then: read from the database up to that snapshot (whole at
+        the first one, then the candles closed since the one before), with its prices as the open
+        candles. The first live tick continues from there with its own closed candles."""
+        if self._read_until is None:
+            self.histories, self._read_until = {}, {}
+        for timeframe, history in self.histories.items():
+            since, until = self._read_until[timeframe], int(bucket_start(snapshot.timestamp_ms, timeframe))
+            if self.load is not None and since < until:
+                for candles in self.load(timeframe, since, until):
+                    history.add_closed(candles)
+            self._read_until[timeframe] = until
+        self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
+        return self.frame(tick, snapshot)

@@ -1,0 +1,96 @@
+"""The indicator state seeded from the candle table (``models/closes.py``), on SQLite or PostgreSQL:
+every stored closed candle is read, a group of whole coins at a time, and a restart rebuilds the state
+that the live run advanced candle by candle."""
+
+from __future__ import annotations
+
+import numpy as np
+import talib
+
+from tests.scan.support import MINUTE, T0, candles
+from ubot.models.closes import closed_candles
+from ubot.models.tables import Candle, Coin
+from ubot.rules import IndicatorCall
+from ubot.scan.frame import Plan
+from ubot.scan.planner import ScanPlanner
+
+RSI, EMA = IndicatorCall("rsi", (14,)), IndicatorCall("ema", (30,))
+
+
+def store(rows: list[tuple[int, int, float]], timeframe: str = "1m") -> None:
+    for coin in sorted({c for c, _, _ in rows}):
+        Coin.insert(
+            id=coin, symbol=f"C{coin}", name=f"Coin {coin}", slug=f"c{coin}", first_seen=0
+        ).on_conflict_ignore().execute()
+    Candle.insert_many(
+        [(c, timeframe, t, p, p, p, p, t, t, 1) for c, t, p in rows],
+        fields=[
+            Candle.coin,
+            Candle.timeframe,
+            Candle.open_time,
+            Candle.open,
+            Candle.high,
+            Candle.low,
+            Candle.close,
+            Candle.first_ts,
+            Candle.last_ts,
+            Candle.count,
+        ],
+    ).execute()
+
+
+def walks(minutes: int) -> list[tuple[int, int, float]]:
+    """Three coins: a random walk, one listed late with gaps, one that goes flat for 200 candles."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for coin, start in ((1, 0), (2, minutes // 3), (3, 0)):
+        price = 50.0 * coin
+        for minute in range(start, minutes):
+            if coin == 2 and rng.random() < 0.2:
+                continue
+            if not (coin == 3 and 100 <= minute < 300):
+                price *= 1 + rng.normal(0, 0.02)
+            rows.append((coin, T0 + minute * MINUTE, price))
+    return rows
+
+
+def test_every_closed_candle_is_read_in_groups_of_whole_coins(db):
+    rows = walks(400)
+    store(rows)
+    store([(1, T0, 1.0)], timeframe="5m")
+    before = T0 + 399 * MINUTE  # the candle opened at 399 is still open: not read
+    groups = list(closed_candles("1m", None, before, rows=150))
+    assert [sorted(set(g.coin_ids.tolist())) for g in groups] == [[1], [2], [3]]
+    got = sorted(
+        (int(c), int(t), float(p)) for g in groups for c, t, p in zip(g.coin_ids, g.open_time, g.close)
+    )
+    assert got == sorted(r for r in rows if r[1] < before)
+    since = list(closed_candles("1m", T0 + 390 * MINUTE, before))
+    assert len(since) == 1 and sorted(set(since[0].open_time.tolist())) == [
+        T0 + m * MINUTE for m in range(390, 399)
+    ]
+
+
+def test_a_restart_seeds_the_state_the_live_run_advanced(db):
+    rows = walks(400)
+    plan = Plan(calls={"1m": frozenset([RSI, EMA])})
+    live = ScanPlanner(1, closed_candles)
+    live.plan = plan
+    for minute in range(400):  # one tick a minute, 30 s in: the previous minute's candles close
+        closed = [r for r in rows if r[1] == T0 + (minute - 1) * MINUTE]
+        store(closed)
+        live.update_candles(
+            T0 + minute * MINUTE + 30_000, {"1m": candles("1m", closed)} if closed else {}, {}
+        )
+    restarted = ScanPlanner(1, closed_candles)
+    restarted.plan = plan
+    restarted.update_candles(T0 + 399 * MINUTE + 45_000, {}, {})
+    ids = np.array([1, 2, 3])
+    for call in (RSI, EMA):
+        a, b = (p.histories["1m"] for p in (live, restarted))
+        values = [h.value(call, h.rows_for(ids), closed_only=True) for h in (a, b)]
+        np.testing.assert_allclose(values[0], values[1], rtol=1e-12)
+        for coin in ids:
+            closes = np.array([p for c, t, p in rows if c == coin and t < T0 + 399 * MINUTE])
+            expected = (talib.RSI if call is RSI else talib.EMA)(closes, call.args[0])[-1]
+            np.testing.assert_allclose(values[1][coin - 1], expected, rtol=1e-9)

@@ -1,0 +1,63 @@
+"""Every stored closed candle of a timeframe, for the Scanner's indicator state (``scan/history.py``).
+
+Read group of coins by group of coins, each coin's candles whole and oldest first, so that memory stays
+bounded (about ``rows`` candles at a time) however long the history, and each group's query is a range
+of the candle table's primary key (coin, timeframe, open time). Only (coin, open time, close) are
+filled in; closed candles only (those opened before ``before_ms``): the open candle is not read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from peewee import fn
+
+from ubot.market.candles import CandleRows
+from ubot.models.tables import Candle
+
+#: Candles read per query (a group of coins whose candles add up to about this many), and coins at
+#: most (the length of the query's ``IN`` list).
+ROWS = 250_000
+COINS = 1_000
+
+
+def _range(timeframe: str, after_ms: int | None, before_ms: int):
+    where = (Candle.timeframe == timeframe) & (Candle.open_time < before_ms)
+    return where if after_ms is None else where & (Candle.open_time >= after_ms)
+
+
+def closed_candles(
+    timeframe: str, after_ms: int | None, before_ms: int, rows: int = ROWS
+) -> Iterator[CandleRows]:
+    """The closed candles of ``timeframe`` opened in ``[after_ms, before_ms)`` (``after_ms`` None: since
+    the first one stored), a group of whole coins at a time."""
+    where = _range(timeframe, after_ms, before_ms)
+    counts = Candle.select(Candle.coin, fn.COUNT(Candle.coin)).where(where).group_by(Candle.coin).tuples()
+    group: list[int] = []
+    size = 0
+    for coin, count in sorted(counts):
+        group.append(coin)
+        size += count
+        if size >= rows or len(group) >= COINS:
+            yield _read(timeframe, where, group)
+            group, size = [], 0
+    if group:
+        yield _read(timeframe, where, group)
+
+
+def _read(timeframe: str, where, coins: list[int]) -> CandleRows:
+    query = (
+        Candle.select(Candle.coin, Candle.open_time, Candle.close)
+        .where(where & Candle.coin.in_(coins))
+        .order_by(Candle.coin, Candle.open_time)
+        .tuples()
+    )
+    found = list(query)
+    n = len(found)
+    ids = np.fromiter((r[0] for r in found), dtype=np.int64, count=n)
+    times = np.fromiter((r[1] for r in found), dtype=np.int64, count=n)
+    close = np.fromiter((r[2] for r in found), dtype=np.float64, count=n)
+    zeros = np.zeros(n, dtype=np.int64)
+    nans = np.full(n, np.nan)
+    return CandleRows(timeframe, ids, times, nans, nans, nans, close, zeros, zeros, zeros)
