@@ -36,7 +36,7 @@ from ubot.clocks import Clock
 from ubot.models.alerts import AlertStore, WrittenAlert
 from ubot.models.db import close_connection
 from ubot.notify.channel import RETRY, SENT, Channel
-from ubot.notify.dispatch import Dispatcher
+from ubot.notify.dispatch import SENDERS_PER_CHANNEL, Dispatcher
 from ubot.notify.messages import (
     AlertState,
     GetAlerts,
@@ -86,7 +86,7 @@ class Notifier(pykka.ThreadingActor):
         backoff_max_s: float = 900.0,
         publish: Publish | None = None,
         on_delivery: OnDelivery | None = None,
-        senders_per_channel: int = 4,
+        senders_per_channel: int = SENDERS_PER_CHANNEL,
         sends_per_user: int | None = 2,
     ) -> None:
         super().__init__()

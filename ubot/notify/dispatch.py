@@ -32,6 +32,9 @@ from ubot.notify.pacing import PacedQueues
 
 log = logging.getLogger(__name__)
 
+#: Sender threads of each channel.
+SENDERS_PER_CHANNEL = 4
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -52,7 +55,7 @@ class Dispatcher:
         channels: Mapping[str, Channel],
         clock: Clock,
         nudge: Callable[[], None],
-        senders_per_channel: int = 4,
+        senders_per_channel: int = SENDERS_PER_CHANNEL,
         sends_per_user: int | None = None,
     ) -> None:
         self.nudge = nudge
