@@ -13,6 +13,10 @@ Outcomes: a 5xx reply (recipient refused, sender refused, data refused), a faile
 without STARTTLS or AUTH, or a certificate that does not verify are final; a 4xx reply (greylisting,
 ``451``), timeouts, refused or dropped connections are retried. Details quote the server's reply
 code and text, never the password.
+
+``timeout_s`` bounds each read; ``deadline_s`` the whole session: its socket is watched by the
+attempt's deadline (:mod:`ubot.notify.deadline`) from the connect on, so a server that drips its
+replies is cut off and the delivery retried (unless the message was already accepted).
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ How a receiver verifies a delivery:
 Any 2xx answer is success. 408, 425, 429 and 5xx are tried again later (``Retry-After`` is honoured,
 in seconds or as an HTTP-date); every other status, and any redirect (never followed), is final.
 
+Slow receivers: ``timeout_s`` bounds each read, ``deadline_s`` the whole attempt (the name lookup,
+which runs in a thread of its own so that the host's DNS server cannot hold it, connect, TLS, the
+request, the answer): a receiver still answering at the deadline is cut off and the attempt retried
+(:mod:`ubot.notify.deadline`). At most ``max_answer_bytes`` of the answer are read.
+
 Private addresses: unless ``allow_private_addresses``, a URL whose host resolves to an address of
 the outbound deny list (:mod:`ubot.outbound`: loopback, private, shared, link-local, documentation,
 multicast, reserved, NAT64, Teredo, ... the same list the settings check applies when the URL is
