@@ -266,8 +266,8 @@ def within(function: Callable[..., T], *args: object) -> T:
 def describe(deadline: Deadline) -> str:
     """Why a cut attempt ended, for an outcome's detail."""
     if deadline.cut_reason == STOPPING:
-        return "the attempt was interrupted: uBot is stopping (tried again at the next start)"
+        return "the attempt was interrupted: uBot is stopping"
     return (
         f"no complete answer within {deadline.seconds:g} s: the attempt was cut off at its deadline "
-        "([notify] attempt_deadline_s) and will be tried again"
+        "([notify] attempt_deadline_s)"
     )
