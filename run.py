@@ -119,6 +119,7 @@ def start_pipeline(settings: Settings, on_finished, hub=None):
         max_attempts=notify.max_attempts,
         backoff_s=notify.backoff_s,
         backoff_max_s=notify.backoff_max_s,
+        sends_per_user=notify.sends_per_user,
         allow_local_webhooks=notify.webhook_allow_private,
         publish=hub.publish if hub is not None else None,
         publish_snapshot=(

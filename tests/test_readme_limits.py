@@ -10,6 +10,7 @@ from ubot.config import OPTION_INDEX
 from ubot.http import compress, server
 from ubot.http.alerts import DEFAULT_ALERTS, MAX_ALERTS
 from ubot.http.params import DEFAULT_LIMIT, MAX_LIMIT
+from ubot.notify.dispatch import SENDERS_PER_CHANNEL
 from ubot.rules import language
 from ubot.users import passwords, tokens, validation
 from ubot.users.manager import MAX_STRATEGIES
@@ -73,6 +74,17 @@ def expected_rows() -> dict[str, str]:
         "failed logins per account": (
             f"from the {ACCOUNT_POLICY.threshold}th, locked {ACCOUNT_POLICY.base_delay_ms // 1000} s, "
             f"doubling up to {ACCOUNT_POLICY.max_delay_ms // 60_000} min (429)"
+        ),
+        "one delivery attempt (webhook, Telegram, Twilio, SMTP)": (
+            f"{default('notify', 'attempt_deadline_s')} s in all (`[notify] attempt_deadline_s`), "
+            "then cut off and retried"
+        ),
+        "answer read from a receiver or provider": (
+            f"{default('notify', 'answer_max_bytes')} bytes (`[notify] answer_max_bytes`); the rest is not read"
+        ),
+        "deliveries of one user in flight": (
+            f"{default('notify', 'sends_per_user')} per channel, of its {SENDERS_PER_CHANNEL} sender threads "
+            "(`[notify] sends_per_user`)"
         ),
     }
 

@@ -74,6 +74,8 @@ class AlertOptions:
     max_attempts: int = 8
     backoff_s: float = 5.0
     backoff_max_s: float = 900.0
+    #: Sends of one user in flight at once on a channel (``[notify] sends_per_user``).
+    sends_per_user: int = 2
     allow_local_webhooks: bool = False
     #: ``publish(event, data, user_id)``: the SSE stream (``StreamHub.publish``), if served.
     publish: Callable[[str, Mapping[str, Any], int | None], Any] | None = None
@@ -110,6 +112,7 @@ def start_system(
         max_attempts=alerts.max_attempts,
         backoff_s=alerts.backoff_s,
         backoff_max_s=alerts.backoff_max_s,
+        sends_per_user=alerts.sends_per_user,
         publish=alerts.publish,
     )
     users = UserManagerActor.start(

@@ -4,7 +4,9 @@ a record of every request, and a queue of scripted behaviours.
 A fake subclasses :class:`HttpFake` and implements :meth:`HttpFake.answer` (the provider's own
 behaviour). Tests can queue behaviours that take precedence, one per request: :class:`Reply` (any
 status, body and headers), :class:`Hang` (answer only once :attr:`HttpFake.release` is set, which
-:meth:`HttpFake.stop` also does, so no test sleeps) and :class:`Drop` (close without answering).
+:meth:`HttpFake.stop` also does, so no test sleeps), :class:`Drop` (close without answering),
+:class:`Drip` (the status line, then one byte every few seconds: no read ever times out) and
+:class:`Flood` (an answer whose body does not end). Each is bounded, and ends when the fake stops.
 With a ``certificate`` the fake serves HTTPS (the listening socket does the TLS handshake).
 """
 
@@ -63,6 +65,29 @@ class Drop:
     """Close the connection without an answer."""
 
 
+@dataclass(frozen=True)
+class Drip:
+    """The status line at once, then one byte of a header every ``every_s`` seconds, ``count`` bytes
+    in all, then the end of the answer (if the client is still there). A client that only times out
+    each read waits ``count * every_s`` seconds; the drip ends early when the fake stops."""
+
+    every_s: float = 1.0
+    count: int = 60
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Flood:
+    """``status`` with a body that does not end: ``total`` bytes (no length, then the connection
+    closes), written as fast as the client reads them."""
+
+    total: int = 64 * 1024 * 1024
+    status: int = 200
+
+
+Behaviour = Reply | Hang | Drop | Drip | Flood
+
+
 class HttpFake(Serving):
     """Base of the fake providers; a context manager (start on enter, stop on exit)."""
 
@@ -71,7 +96,8 @@ class HttpFake(Serving):
         self.requests: list[Request] = []
         self.release = threading.Event()
         self.lock = threading.Lock()
-        self._script: deque[Reply | Hang | Drop] = deque()
+        self._script: deque[Behaviour] = deque()
+        self.flooded = 0  # bytes of Flood bodies written (the client read them, or the kernel took them)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
@@ -103,7 +129,7 @@ class HttpFake(Serving):
         assert self._port is not None, "start() the fake first"
         return self._port
 
-    def script(self, *behaviours: Reply | Hang | Drop) -> None:
+    def script(self, *behaviours: Behaviour) -> None:
         """Queue behaviours: each request takes the next one; an empty queue means :meth:`answer`."""
         with self.lock:
             self._script.extend(behaviours)
@@ -114,7 +140,7 @@ class HttpFake(Serving):
         """The provider's own answer to a request (no scripted behaviour pending)."""
         raise NotImplementedError
 
-    def _next(self) -> Reply | Hang | Drop | None:
+    def _next(self) -> Behaviour | None:
         with self.lock:
             return self._script.popleft() if self._script else None
 
@@ -167,6 +193,14 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(behaviour, Hang):
             fake.release.wait(10)
             behaviour = None
+        if isinstance(behaviour, Drip | Flood):
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # the client gave up: what the test is about
+                if isinstance(behaviour, Drip):
+                    self._drip(behaviour)
+                else:
+                    self._flood(behaviour)
+            return
         reply = behaviour if isinstance(behaviour, Reply) else fake.answer(request)
         with contextlib.suppress(OSError):  # the client may have given up
             self._send(reply)
@@ -186,3 +220,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _drip(self, drip: Drip) -> None:
+        self.wfile.write(f"HTTP/1.1 {drip.status} Slow\r\nX-Drip: ".encode())
+        self.wfile.flush()
+        for _ in range(drip.count):
+            if self.owner.release.wait(drip.every_s):
+                return
+            self.wfile.write(b"z")
+            self.wfile.flush()
+        self.wfile.write(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def _flood(self, flood: Flood) -> None:
+        head = f"HTTP/1.1 {flood.status} Flood\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+        self.wfile.write(head.encode())
+        chunk = b"x" * 65536
+        written = 0
+        while written < flood.total and not self.owner.release.is_set():
+            self.wfile.write(chunk)
+            written += len(chunk)
+            with self.owner.lock:
+                self.owner.flooded += len(chunk)

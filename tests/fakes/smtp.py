@@ -5,7 +5,9 @@ MAIL FROM, RCPT TO, DATA (dot-unstuffed), RSET, NOOP, VRFY, QUIT.
 Faults: :attr:`FakeSmtp.rcpt_replies` answers chosen recipients with another reply (``550 ...``
 refused, ``451 ...`` greylisted), :attr:`FakeSmtp.data_reply` answers the end of DATA, ``greeting``
 replaces the 220 banner (``421`` busy), ``hang`` holds the banner until :attr:`FakeSmtp.release` is
-set (:meth:`FakeSmtp.stop` sets it). Accepted messages are in :attr:`FakeSmtp.messages`.
+set (:meth:`FakeSmtp.stop` sets it), ``drip_s`` stalls without ever going silent: every reply (the
+banner first) is sent one byte every ``drip_s`` seconds (until the fake stops). Accepted messages
+are in :attr:`FakeSmtp.messages`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class FakeSmtp(Serving):
     data_reply: str | None = None  # instead of "250 2.0.0 Ok: queued"
     greeting: str = f"220 {HOSTNAME} ESMTP ready"
     hang: bool = False
+    drip_s: float | None = None
     messages: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # verbs in order (EHLO, STARTTLS, AUTH...)
     release: threading.Event = field(default_factory=threading.Event)
@@ -118,12 +121,21 @@ class _Session(socketserver.BaseRequestHandler):
 
     def _reply(self, code: int | str, *lines: str) -> None:
         if isinstance(code, str):  # a whole reply line, as configured: "550 5.1.1 ..."
-            self.sock.sendall(code.encode() + b"\r\n")
+            self._send(code.encode() + b"\r\n")
             return
         text = "".join(
             f"{code}{'-' if i < len(lines) - 1 else ' '}{line}\r\n" for i, line in enumerate(lines)
         )
-        self.sock.sendall(text.encode())
+        self._send(text.encode())
+
+    def _send(self, data: bytes) -> None:
+        if self.fake.drip_s is None:
+            self.sock.sendall(data)
+            return
+        for i in range(len(data)):
+            if self.fake.release.wait(self.fake.drip_s):
+                return
+            self.sock.sendall(data[i : i + 1])
 
     def _readline(self) -> str | None:
         line = self.reader.readline(4096)

@@ -14,9 +14,9 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fakes.base import Drop, Hang, HttpFake, Reply, Request
+from tests.fakes.base import Drip, Drop, Flood, Hang, HttpFake, Reply, Request
 
-__all__ = ["TOKEN", "Drop", "FakeTelegram", "Hang", "Reply", "error", "flood"]
+__all__ = ["TOKEN", "Drip", "Drop", "FakeTelegram", "Flood", "Hang", "Reply", "error", "flood"]
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT = {"id": 123456789, "is_bot": True, "first_name": "uBot alerts", "username": "ubot_alerts_bot"}

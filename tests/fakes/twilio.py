@@ -18,9 +18,21 @@ import itertools
 import math
 import re
 
-from tests.fakes.base import Drop, Hang, HttpFake, Reply, Request
+from tests.fakes.base import Drip, Drop, Flood, Hang, HttpFake, Reply, Request
 
-__all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "FROM", "Drop", "FakeTwilio", "Hang", "Reply", "error", "too_many"]
+__all__ = [
+    "ACCOUNT_SID",
+    "AUTH_TOKEN",
+    "FROM",
+    "Drip",
+    "Drop",
+    "FakeTwilio",
+    "Flood",
+    "Hang",
+    "Reply",
+    "error",
+    "too_many",
+]
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f00dcafe" * 4

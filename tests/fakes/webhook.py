@@ -1,11 +1,12 @@
 """A webhook receiver: records every request (headers and raw body) and answers 200, unless a test
-scripted something else (a status with ``Retry-After``, a redirect, a hang, a dropped connection)."""
+scripted something else (a status with ``Retry-After``, a redirect, a hang, a dropped connection, a
+drip of one byte every few seconds, a body that does not end)."""
 
 from __future__ import annotations
 
-from tests.fakes.base import Drop, Hang, HttpFake, Reply, Request
+from tests.fakes.base import Drip, Drop, Flood, Hang, HttpFake, Reply, Request
 
-__all__ = ["Drop", "FakeWebhook", "Hang", "Reply", "Request", "redirect", "status"]
+__all__ = ["Drip", "Drop", "FakeWebhook", "Flood", "Hang", "Reply", "Request", "redirect", "status"]
 
 
 class FakeWebhook(HttpFake):

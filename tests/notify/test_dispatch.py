@@ -151,3 +151,38 @@ def test_stop_lets_the_send_in_flight_end_and_ignores_later_submissions(rig, mak
     assert [a.job.message.delivery_id for a in r.dispatcher.ended()] == [1]  # waited for
     r.dispatcher.submit(job(make_message, 2, "https://a.example"))  # stays pending in the database
     assert len(r.dispatcher.lanes["webhook"].queues) == 0
+
+
+def test_one_users_slow_destinations_leave_senders_for_the_others(clock, make_message) -> None:
+    """Three senders, two sends per user: alice's three held destinations take two of them, and bob's
+    delivery takes the third (without the cap, alice would hold all three and bob would wait)."""
+    webhook = Recording("webhook")
+    slow = [f"https://slow-{n}.example" for n in range(3)]
+    webhook.held.update(slow)
+    nudged: queue.Queue[None] = queue.Queue()
+    dispatcher = Dispatcher({"webhook": webhook}, clock, lambda: nudged.put(None), 3, sends_per_user=2)
+    dispatcher.start()
+    try:
+        for n, target in enumerate(slow):
+            dispatcher.submit(job(make_message, n + 1, target))  # user 1
+        bob = Job(
+            make_message(delivery_id=9, target="https://bob.example"),
+            user_id=2,
+            attempts=0,
+            due_ms=round(T0 * 1000),
+        )
+        dispatcher.submit(bob)
+        nudged.get(timeout=WAIT)
+        assert [a.job for a in dispatcher.ended()] == [bob]
+        lane = dispatcher.lanes["webhook"]
+        with lane._lock:
+            assert (lane.queues.owner_in_flight(1), len(lane.queues)) == (2, 1)  # the third waits
+        webhook.gate.set()
+        ended = set()
+        while len(ended) < 3:
+            nudged.get(timeout=WAIT)
+            ended.update(a.job.message.delivery_id for a in dispatcher.ended())
+        assert ended == {1, 2, 3}
+    finally:
+        webhook.gate.set()
+        dispatcher.stop(WAIT)

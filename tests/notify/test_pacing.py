@@ -125,3 +125,45 @@ def test_a_destination_idle_past_its_pace_sends_at_once() -> None:
     queues.push("d", "b", due=200.0)
 
     assert queues.take(200.0) == ("d", "b")
+
+
+def by_user(item: str) -> str:
+    return item.split(":")[0]  # "alice:1" belongs to alice
+
+
+def test_one_owner_has_at_most_per_owner_items_in_flight_over_all_its_destinations() -> None:
+    queues: PacedQueues[str] = PacedQueues(owner=by_user, per_owner=2)
+    for n in range(1, 5):
+        queues.push(f"https://slow-{n}.example", f"alice:{n}", due=100.0)
+    queues.push("https://bob.example", "bob:1", due=100.5)  # due later than all of alice's
+
+    taken = [queues.take(101.0), queues.take(101.0), queues.take(101.0), queues.take(101.0)]
+
+    assert [item for _, item in filter(None, taken)] == ["alice:1", "alice:2", "bob:1"]
+    assert queues.owner_in_flight("alice") == 2
+    assert queues.next_time() is None  # alice's others wait for one of hers to end, not for a time
+    queues.done("https://slow-1.example", at=102.0)
+    assert queues.owner_in_flight("alice") == 1
+    assert queues.next_time() == 100.0
+    assert queues.take(102.0) == ("https://slow-3.example", "alice:3")
+
+
+def test_a_shared_destination_waits_while_its_next_items_owner_is_at_the_cap() -> None:
+    queues: PacedQueues[str] = PacedQueues(owner=by_user, per_owner=1)
+    queues.push("https://alice.example", "alice:1", due=100.0)
+    queues.push("group-chat", "alice:2", due=100.0)
+    queues.push("group-chat", "bob:1", due=100.0)
+
+    assert queues.take(100.0) == ("https://alice.example", "alice:1")
+    assert queues.take(100.0) is None  # the group's next is alice's: its order holds
+    queues.done("https://alice.example", at=100.0)
+    assert queues.take(100.0) == ("group-chat", "alice:2")
+
+
+def test_without_an_owner_function_there_is_no_cap() -> None:
+    queues: PacedQueues[str] = PacedQueues(per_owner=1)
+    queues.push("a", "alice:1", due=100.0)
+    queues.push("b", "alice:2", due=100.0)
+
+    assert queues.take(100.0) is not None
+    assert queues.take(100.0) is not None

@@ -14,8 +14,9 @@ Sending happens beside the mailbox, in a :class:`~ubot.notify.dispatch.Dispatche
 (``ubot/notify/dispatch.py``: per channel, a scheduler thread over paced per-destination queues and
 a few sender threads). Time comes from the injected clock only.
 
-On start, every delivery not yet sent is resumed from the database; on stop, the senders finish the
-request they are in, and whatever was not sent stays pending in the database for the next start.
+On start, every delivery not yet sent is resumed from the database; on stop, the requests in flight
+are cut (no receiver is waited for), and whatever was not sent stays pending in the database for the
+next start.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ubot.clocks import Clock
 from ubot.models.alerts import AlertStore, WrittenAlert
 from ubot.models.db import close_connection
 from ubot.notify.channel import RETRY, SENT, Channel
-from ubot.notify.dispatch import Dispatcher
+from ubot.notify.dispatch import SENDERS_PER_CHANNEL, Dispatcher
 from ubot.notify.messages import (
     AlertState,
     GetAlerts,
@@ -62,7 +63,9 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, Mapping[str, Any], int | None], None]
 #: ``on_delivery(delivery_id, status)`` after a delivery's new state is written (sent/retry/failed).
 OnDelivery = Callable[[int, str], None]
-STOP_TIMEOUT_S = 30.0
+#: Seconds a stop waits for the sender threads: their attempts are cut at once (the receivers are not
+#: waited for), so this is only reached by a thread stuck outside any socket.
+STOP_TIMEOUT_S = 2.0
 #: ScanOutcomes kept while the database refuses writes (about an hour of one-minute ticks x 10 workers).
 MAX_UNWRITTEN = 600
 
@@ -83,7 +86,8 @@ class Notifier(pykka.ThreadingActor):
         backoff_max_s: float = 900.0,
         publish: Publish | None = None,
         on_delivery: OnDelivery | None = None,
-        senders_per_channel: int = 4,
+        senders_per_channel: int = SENDERS_PER_CHANNEL,
+        sends_per_user: int | None = 2,
     ) -> None:
         super().__init__()
         self.store = store
@@ -95,7 +99,7 @@ class Notifier(pykka.ThreadingActor):
         self.unwritten: collections.deque[ScanOutcome] = collections.deque()
         self.unwritten_failures = 0
         self.watermark_waiting: int | None = None
-        self.dispatcher = Dispatcher(channels, clock, self._nudge, senders_per_channel)
+        self.dispatcher = Dispatcher(channels, clock, self._nudge, senders_per_channel, sends_per_user)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -54,5 +54,6 @@ class Channel(Protocol):
         ...
 
     def send(self, message: Message) -> Outcome:
-        """Send now (one request, bounded by the channel's timeout). Never raises."""
+        """Send now: one attempt, ended by the attempt's deadline (:mod:`ubot.notify.deadline`)
+        whatever the far end does; a cut attempt is a ``retry`` that says so. Never raises."""
         ...

@@ -6,6 +6,13 @@ The :class:`Dispatcher` takes jobs (:meth:`Dispatcher.submit`) and reports every
 Notifier (:mod:`ubot.notify.outbox`). A slow or failing provider, or destination, thus delays neither
 the other channels nor the mailbox. Time comes from the injected clock only: the scheduler is the only
 thread that sleeps on it.
+
+Bounds, so that no user delays the others for long: each attempt ends by its channel's deadline
+(:mod:`ubot.notify.deadline`, enforced by the channel's connections); one user has at most
+``sends_per_user`` sends in flight on a channel (:class:`~ubot.notify.pacing.PacedQueues`); and
+:meth:`Dispatcher.stop` cuts the attempts in flight (each lane's :class:`~ubot.notify.deadline.Scope`)
+instead of waiting for their receivers. An attempt the stop cut short is not reported: its delivery
+stays as it was in the database (pending), for the next start.
 """
 
 from __future__ import annotations
@@ -19,10 +26,14 @@ from dataclasses import dataclass
 
 from ubot.clocks import Clock
 from ubot.notify.channel import RETRY, Channel, Outcome
+from ubot.notify.deadline import Scope
 from ubot.notify.outbox import Job
 from ubot.notify.pacing import PacedQueues
 
 log = logging.getLogger(__name__)
+
+#: Sender threads of each channel.
+SENDERS_PER_CHANNEL = 4
 
 
 @dataclass(frozen=True)
@@ -44,14 +55,15 @@ class Dispatcher:
         channels: Mapping[str, Channel],
         clock: Clock,
         nudge: Callable[[], None],
-        senders_per_channel: int = 4,
+        senders_per_channel: int = SENDERS_PER_CHANNEL,
+        sends_per_user: int | None = None,
     ) -> None:
         self.nudge = nudge
         # Results cross over through this queue rather than as messages, so that the owner can still
         # take those that end while it stops the senders.
         self._ended: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
         self.lanes = {
-            name: _Lane(channel, clock, self._attempt_ended, senders_per_channel)
+            name: _Lane(channel, clock, self._attempt_ended, senders_per_channel, sends_per_user)
             for name, channel in channels.items()
         }
 
@@ -78,12 +90,17 @@ class Dispatcher:
         self.lanes[job.message.channel].submit(job)
 
     def stop(self, timeout: float) -> None:
-        """Stop every lane; wait up to ``timeout`` seconds in all for the sends in flight."""
+        """Stop every lane: no new send starts, the attempts in flight are cut (their sockets shut
+        down: no receiver is waited for); wait up to ``timeout`` seconds in all for the threads."""
         deadline = time.monotonic() + timeout
         for lane in self.lanes.values():
             lane.halt()
         for lane in self.lanes.values():
             lane.join(deadline)
+
+
+def _user_of(job: Job) -> int:
+    return job.user_id
 
 
 class _Lane:
@@ -94,12 +111,18 @@ class _Lane:
     """
 
     def __init__(
-        self, channel: Channel, clock: Clock, on_attempt: Callable[[Attempt], None], senders: int
+        self,
+        channel: Channel,
+        clock: Clock,
+        on_attempt: Callable[[Attempt], None],
+        senders: int,
+        sends_per_user: int | None = None,
     ) -> None:
         self.channel = channel
         self.clock = clock
         self.on_attempt = on_attempt
-        self.queues: PacedQueues[Job] = PacedQueues(channel.min_interval_s)
+        self.queues: PacedQueues[Job] = PacedQueues(channel.min_interval_s, _user_of, sends_per_user)
+        self.scope = Scope()  # the attempts of this lane's senders: cut at stop
         self._lock = threading.Lock()
         self._interrupt = threading.Event()
         self._stopping = False
@@ -127,8 +150,9 @@ class _Lane:
         with self._lock:
             self._stopping = True
         self._poke()
+        self.scope.cut()
         for _ in self._senders:
-            self._work.put(None)  # behind any send already handed over: that one still goes
+            self._work.put(None)  # behind any send handed over but not begun: that one stays pending
 
     def join(self, deadline: float) -> None:
         """Wait for the threads until ``deadline`` (``time.monotonic()``); a thread still stuck in
@@ -171,16 +195,24 @@ class _Lane:
     # -- sender threads ----------------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        while (item := self._work.get()) is not None:
-            destination, job = item
-            outcome = self._send(job)
-            finished = self.clock.now()
-            pause = outcome.retry_after_s if outcome.status == RETRY else None
-            with self._lock:
-                self.queues.done(destination, finished, pause)
-                self._free += 1
-            self._poke()
-            self.on_attempt(Attempt(job, outcome, round(finished * 1000)))
+        with self.scope.entered():
+            while (item := self._work.get()) is not None:
+                destination, job = item
+                with self._lock:
+                    stopping = self._stopping
+                if stopping:
+                    continue  # not begun: stays pending in the database
+                outcome = self._send(job)
+                finished = self.clock.now()
+                pause = outcome.retry_after_s if outcome.status == RETRY else None
+                with self._lock:
+                    self.queues.done(destination, finished, pause)
+                    self._free += 1
+                    stopping = self._stopping
+                self._poke()
+                if stopping and outcome.status == RETRY:
+                    continue  # cut short by the stop (or failing as it came): not counted, stays pending
+                self.on_attempt(Attempt(job, outcome, round(finished * 1000)))
 
     def _send(self, job: Job) -> Outcome:
         try:

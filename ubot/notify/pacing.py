@@ -5,6 +5,11 @@ can be taken when it is due, its destination has nothing in flight (one send at 
 destination, so their order holds), and the destination's pace allows: ``min_interval_s`` after
 the previous send to it ended, or longer when the provider asked to wait (``pause_s``). Different
 destinations never wait for each other. Among the items ready, the one ready the longest goes first.
+
+With an ``owner`` function and ``per_owner``, at most that many items of one owner (a user) are in
+flight at once, over all destinations: one user's slow destinations cannot take every sender. A
+destination whose next item belongs to an owner at the cap waits (its order holds) until one of
+that owner's sends ends.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -22,6 +29,7 @@ T = TypeVar("T")
 class _Destination(Generic[T]):
     waiting: list[tuple[float, int, T]] = field(default_factory=list)  # heap of (due, seq, item)
     busy: bool = False
+    busy_owner: Hashable = None  # the owner of the item in flight
     ready_at: float = -math.inf  # pacing: no send before this
 
     def ready_time(self) -> float | None:
@@ -32,10 +40,30 @@ class _Destination(Generic[T]):
 
 
 class PacedQueues(Generic[T]):
-    def __init__(self, min_interval_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        min_interval_s: float = 0.0,
+        owner: Callable[[T], Hashable] | None = None,
+        per_owner: int | None = None,
+    ) -> None:
         self.min_interval_s = min_interval_s
+        self.owner = owner
+        self.per_owner = per_owner
         self._destinations: dict[str, _Destination[T]] = {}
         self._seq = itertools.count()
+        self._owners_busy: Counter[Hashable] = Counter()
+
+    def _owner_of(self, item: T) -> Hashable:
+        return None if self.owner is None else self.owner(item)
+
+    def _capped(self, state: _Destination[T]) -> bool:
+        """Its next item's owner has ``per_owner`` items in flight already."""
+        if self.per_owner is None or self.owner is None or not state.waiting:
+            return False
+        return self._owners_busy[self._owner_of(state.waiting[0][2])] >= self.per_owner
+
+    def owner_in_flight(self, owner: Hashable) -> int:
+        return self._owners_busy[owner]
 
     def __len__(self) -> int:
         """Items waiting (not in flight)."""
@@ -62,7 +90,7 @@ class PacedQueues(Generic[T]):
                 forget.append(name)  # nothing left, and its pace no longer matters
                 continue
             ready = state.ready_time()
-            if ready is not None and ready <= now:
+            if ready is not None and ready <= now and not self._capped(state):
                 key = (ready, state.waiting[0][1], name)
                 if best is None or key < best:
                     best = key
@@ -73,6 +101,8 @@ class PacedQueues(Generic[T]):
         state = self._destinations[best[2]]
         _, _, item = heapq.heappop(state.waiting)
         state.busy = True
+        state.busy_owner = self._owner_of(item)
+        self._owners_busy[state.busy_owner] += 1
         return best[2], item
 
     def done(self, destination: str, at: float, pause_s: float | None = None) -> None:
@@ -80,14 +110,18 @@ class PacedQueues(Generic[T]):
         ``pause_s`` when the provider asked for longer."""
         state = self._destinations[destination]
         state.busy = False
+        self._owners_busy[state.busy_owner] -= 1
+        if self._owners_busy[state.busy_owner] <= 0:
+            del self._owners_busy[state.busy_owner]
+        state.busy_owner = None
         state.ready_at = at + max(self.min_interval_s, pause_s or 0.0)
 
     def next_time(self) -> float | None:
         """The earliest time :meth:`take` may return an item (maybe already past), or ``None`` when
-        nothing waits except behind sends in flight."""
+        nothing waits except behind sends in flight (of its destination, or of its owner)."""
         times = [
             ready
             for state in self._destinations.values()
-            if not state.busy and (ready := state.ready_time()) is not None
+            if not state.busy and not self._capped(state) and (ready := state.ready_time()) is not None
         ]
         return min(times, default=None)

@@ -12,7 +12,8 @@ from typing import Any
 
 from ubot.notify.channel import Channel
 
-#: Seconds to wait for a provider API (Telegram, Twilio, the SMTP server) to answer.
+#: Seconds to wait for each read from a provider API (Telegram, Twilio, the SMTP server); the whole
+#: attempt is bounded by ``[notify] attempt_deadline_s``.
 PROVIDER_TIMEOUT_S = 10.0
 
 #: channel -> what turns it on.
@@ -38,9 +39,14 @@ def build_channels(settings: Any) -> dict[str, Channel]:
     from ubot.notify.channels import EmailChannel, TelegramChannel, TwilioChannel, WebhookChannel
 
     notify: SimpleNamespace = settings.notify
+    bounds = {"deadline_s": notify.attempt_deadline_s}
+    answers = {"max_answer_bytes": notify.answer_max_bytes}
     channels: dict[str, Channel] = {
         "webhook": WebhookChannel(
-            timeout_s=notify.webhook_timeout, allow_private_addresses=notify.webhook_allow_private
+            timeout_s=notify.webhook_timeout,
+            allow_private_addresses=notify.webhook_allow_private,
+            **bounds,
+            **answers,
         )
     }
     if notify.telegram_bot_token:
@@ -48,6 +54,8 @@ def build_channels(settings: Any) -> dict[str, Channel]:
             bot_token=notify.telegram_bot_token,
             base_url=notify.telegram_api_url,
             timeout_s=PROVIDER_TIMEOUT_S,
+            **bounds,
+            **answers,
         )
     twilio = notify.twilio_account_sid and notify.twilio_auth_token
     for name, sender in (("sms", notify.twilio_sms_from), ("whatsapp", notify.twilio_whatsapp_from)):
@@ -59,6 +67,8 @@ def build_channels(settings: Any) -> dict[str, Channel]:
                 from_number=sender,
                 base_url=notify.twilio_api_url,
                 timeout_s=PROVIDER_TIMEOUT_S,
+                **bounds,
+                **answers,
             )
     if notify.smtp_host and notify.smtp_from:
         channels["email"] = EmailChannel(
@@ -69,5 +79,6 @@ def build_channels(settings: Any) -> dict[str, Channel]:
             password=notify.smtp_password or None,
             security=notify.smtp_security,
             timeout_s=PROVIDER_TIMEOUT_S,
+            **bounds,
         )
     return channels

@@ -13,6 +13,10 @@ Outcomes: a 5xx reply (recipient refused, sender refused, data refused), a faile
 without STARTTLS or AUTH, or a certificate that does not verify are final; a 4xx reply (greylisting,
 ``451``), timeouts, refused or dropped connections are retried. Details quote the server's reply
 code and text, never the password.
+
+``timeout_s`` bounds each read; ``deadline_s`` the whole session: its socket is watched by the
+attempt's deadline (:mod:`ubot.notify.deadline`) from the connect on, so a server that drips its
+replies is cut off and the delivery retried (unless the message was already accepted).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
+from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
-from ubot.notify.channels.http import log_outcome, one_line, scrub
+from ubot.notify.channels.http import cut_outcome, log_outcome, one_line, scrub
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ class EmailChannel:
         password: str | None = None,
         security: str = "starttls",
         timeout_s: float = 10.0,
+        deadline_s: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if security not in SECURITY:
@@ -59,6 +65,7 @@ class EmailChannel:
         self._password = password
         self.security = security
         self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
         self._ssl_context = ssl_context
 
     def __repr__(self) -> str:
@@ -82,12 +89,15 @@ class EmailChannel:
         return email
 
     def send(self, message: Message) -> Outcome:
-        try:
-            outcome = self._send(message)
-        except Exception as exc:  # never raises
-            outcome = classify(exc, self.timeout_s)
-            if outcome.status == FAILED and outcome.detail.startswith("unexpected"):
-                log.exception("email delivery %s: unexpected error", message.delivery_id)
+        with deadline.attempt(self.deadline_s) as attempt:
+            try:
+                outcome = self._send(message)
+            except Exception as exc:  # never raises
+                outcome = classify(exc, self.timeout_s)
+                if outcome.status == FAILED and outcome.detail.startswith("unexpected"):
+                    log.exception("email delivery %s: unexpected error", message.delivery_id)
+            if attempt.expired and outcome.status != SENT:  # accepted is accepted, even if QUIT was cut
+                outcome = cut_outcome(f"the SMTP server {self.host}:{self.port}", attempt)
         outcome = Outcome(outcome.status, scrub(outcome.detail, [self._password]), outcome.retry_after_s)
         return log_outcome(log, self.name, self.destination(message), outcome)
 
@@ -97,12 +107,8 @@ class EmailChannel:
             return Outcome(FAILED, "not an e-mail address")
         email = self.build(message)
         context = self._ssl_context or ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if self.security == "ssl":
-            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s, context=context)
-        else:
-            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
-        with smtp:
+        implicit = context if self.security == "ssl" else None
+        with _Session(self.host, self.port, deadline.bound(self.timeout_s), implicit) as smtp:
             smtp.ehlo()
             if self.security == "starttls":
                 if not smtp.has_extn("starttls"):
@@ -119,6 +125,22 @@ class EmailChannel:
             if refused:  # only with several recipients; kept for completeness
                 return classify(smtplib.SMTPRecipientsRefused(refused), self.timeout_s)
         return Outcome(SENT, f"accepted by {self.host} as {email['Message-ID']}")
+
+
+class _Session(smtplib.SMTP):
+    """An SMTP session whose socket is watched by the attempt's deadline (smtplib, like any socket
+    client, only times out each read), with implicit TLS when given a context (``SMTP_SSL``'s)."""
+
+    def __init__(self, host: str, port: int, timeout: float, implicit_tls: ssl.SSLContext | None) -> None:
+        self._implicit_tls = implicit_tls
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = socket.create_connection((host, port), deadline.bound(timeout), self.source_address)
+        deadline.watch(sock)  # before the TLS handshake: a server can stall that too
+        if self._implicit_tls is not None:
+            return self._implicit_tls.wrap_socket(sock, server_hostname=host)
+        return sock
 
 
 def message_id(delivery_id: int, sender: str, host: str) -> str:

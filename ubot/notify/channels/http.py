@@ -1,5 +1,11 @@
-"""What the HTTP channels share: a session, status classes, and turning any requests
-exception into an :class:`~ubot.notify.channel.Outcome` whose detail is one line without secrets.
+"""What the HTTP channels share: a session whose connections keep to the attempt's deadline, status
+classes, a capped read of the answer, and turning any requests exception into an
+:class:`~ubot.notify.channel.Outcome` whose detail is one line without secrets.
+
+requests and urllib3 only time out each socket read. The connections of :class:`WatchedAdapter`
+(mounted by :func:`new_session`) hand every socket they open or reuse to the current attempt's
+deadline (:mod:`ubot.notify.deadline`), which shuts it down when the deadline passes, and bound
+their connect timeout by it; the channels run each request inside ``deadline.attempt(...)``.
 
 requests' exception texts contain the full URL (a Telegram token is in the path, a webhook URL may
 carry its own secret), so no detail is ever built from ``str(exc)`` of a requests exception: only from
@@ -18,12 +24,18 @@ from collections.abc import Iterable
 from typing import Any
 
 import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 
+from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Outcome
 
 USER_AGENT = "uBot"
-#: At most this much of a response body is read (an error description; receivers can be hostile).
+#: At most this much of a response body is read by default (``[notify] answer_max_bytes``): enough
+#: for Telegram's answer, which echoes the message (4,096 characters, JSON-escaped), and far more than
+#: an error description needs. The rest of a longer answer is never read (receivers can be hostile).
 MAX_BODY = 64 * 1024
 #: Statuses worth another try later: timeout, too early, rate limited, and every 5xx.
 RETRY_STATUSES = frozenset({408, 425, 429})
@@ -32,11 +44,26 @@ _TELEGRAM_TOKEN = re.compile(r"bot\d+:[A-Za-z0-9_-]+")
 
 
 def new_session(*, trust_env: bool = True) -> requests.Session:
-    """A session (pooled keep-alive connections) with uBot's User-Agent."""
+    """A session (pooled keep-alive connections, watched by the attempt's deadline) with uBot's
+    User-Agent, asking for answers without compression."""
     session = requests.Session()
     session.trust_env = trust_env
     session.headers["User-Agent"] = USER_AGENT
+    session.headers["Accept-Encoding"] = "identity"
+    mount(session, WatchedAdapter())
     return session
+
+
+def mount(session: requests.Session, adapter: requests.adapters.HTTPAdapter) -> requests.Session:
+    """``adapter`` for every ``http://`` and ``https://`` URL of ``session``."""
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def cut_outcome(what: str, attempt: deadline.Deadline) -> Outcome:
+    """The outcome of an attempt cut by its deadline (or by a stop): retried, saying why."""
+    return Outcome(RETRY, f"{what}: {deadline.describe(attempt)}")
 
 
 def status_class(http: int) -> str:
@@ -49,11 +76,12 @@ def status_class(http: int) -> str:
 
 
 def read_body(response: requests.Response, limit: int = MAX_BODY) -> bytes:
-    """The first ``limit`` bytes of the (streamed) body; the response is closed."""
+    """The first ``limit`` bytes of the (streamed) body; the rest is not read, the response is closed
+    (and its connection with it, when the body was cut)."""
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_content(8192):
+        for chunk in response.iter_content(min(8192, limit)):
             chunks.append(chunk)
             size += len(chunk)
             if size >= limit:
@@ -189,3 +217,56 @@ def redact_urllib3_logs() -> None:
     logger = logging.getLogger("urllib3.connectionpool")
     if _REDACT not in logger.filters:
         logger.addFilter(_REDACT)
+
+
+# -- connections watched by the attempt's deadline ------------------------------------------------
+
+
+class WatchedConnectionMixin:
+    """Every socket opened, or reused from the pool, is watched by the current attempt's deadline;
+    the connect timeout is bounded by it."""
+
+    timeout: Any
+    sock: Any
+
+    def _new_conn(self) -> Any:
+        self.timeout = deadline.bound(self.timeout)
+        sock = super()._new_conn()  # type: ignore[misc]
+        deadline.watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        if self.sock is not None:  # a kept-alive connection: this attempt watches it too
+            deadline.watch(self.sock)
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(WatchedConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(WatchedConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class WatchedAdapter(requests.adapters.HTTPAdapter):
+    """A requests adapter whose connections (through a proxy too) keep to the attempt's deadline."""
+
+    pool_classes: dict[str, type] = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(self.pool_classes)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(self.pool_classes)
+        return manager

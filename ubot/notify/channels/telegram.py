@@ -25,11 +25,16 @@ from typing import Any
 
 import requests
 
+from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.channels.http import (
+    MAX_BODY,
+    WatchedAdapter,
+    cut_outcome,
     exception_outcome,
     json_body,
     log_outcome,
+    mount,
     new_session,
     one_line,
     read_body,
@@ -61,13 +66,17 @@ class TelegramChannel:
         bot_token: str,
         base_url: str = "https://api.telegram.org",
         timeout_s: float = 10.0,
+        deadline_s: float = 10.0,
+        max_answer_bytes: int = MAX_BODY,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._token = bot_token
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._session = session or new_session()
+        self.deadline_s = deadline_s
+        self.max_answer_bytes = max_answer_bytes
+        self._session = new_session() if session is None else mount(session, WatchedAdapter())
         self._clock = clock
         redact_urllib3_logs()
 
@@ -95,17 +104,22 @@ class TelegramChannel:
             "text": message_text(message.subject, message.text),
             "disable_web_page_preview": True,
         }
-        try:
-            response = self._session.post(
-                f"{self.base_url}/bot{self._token}/sendMessage",
-                json=document,
-                timeout=self.timeout_s,
-                allow_redirects=False,
-                stream=True,
-            )
-            body = read_body(response)
-        except Exception as exc:
-            return exception_outcome(exc, what="Telegram", timeout_s=self.timeout_s)
+        with deadline.attempt(self.deadline_s) as attempt:
+            try:
+                response = self._session.post(
+                    f"{self.base_url}/bot{self._token}/sendMessage",
+                    json=document,
+                    timeout=attempt.bound(self.timeout_s),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                body = read_body(response, self.max_answer_bytes)
+            except Exception as exc:
+                if attempt.expired:
+                    return cut_outcome("Telegram", attempt)
+                return exception_outcome(exc, what="Telegram", timeout_s=self.timeout_s)
+            if attempt.expired:  # an answer cut short may still parse: it is not one
+                return cut_outcome("Telegram", attempt)
         return _classify(response, json_body(body), self._clock())
 
 

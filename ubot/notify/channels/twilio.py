@@ -23,11 +23,16 @@ from typing import Any
 
 import requests
 
+from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.channels.http import (
+    MAX_BODY,
+    WatchedAdapter,
+    cut_outcome,
     exception_outcome,
     json_body,
     log_outcome,
+    mount,
     new_session,
     one_line,
     read_body,
@@ -62,6 +67,8 @@ class TwilioChannel:
         from_number: str,
         base_url: str = "https://api.twilio.com",
         timeout_s: float = 10.0,
+        deadline_s: float = 10.0,
+        max_answer_bytes: int = MAX_BODY,
         max_segments: int = 3,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
@@ -76,8 +83,10 @@ class TwilioChannel:
         self.from_number = from_number
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.max_answer_bytes = max_answer_bytes
         self.max_segments = max_segments
-        self._session = session or new_session()
+        self._session = new_session() if session is None else mount(session, WatchedAdapter())
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -115,18 +124,23 @@ class TwilioChannel:
             return Outcome(FAILED, "Twilio: no phone number")
         prefix = WHATSAPP if self.name == "whatsapp" else ""
         form = {"To": prefix + number, "From": prefix + _bare(self.from_number), "Body": self.body(message)}
-        try:
-            response = self._session.post(
-                self.url,
-                data=form,
-                auth=(self.account_sid, self._auth_token),
-                timeout=self.timeout_s,
-                allow_redirects=False,
-                stream=True,
-            )
-            body = read_body(response)
-        except Exception as exc:
-            return exception_outcome(exc, what="Twilio", timeout_s=self.timeout_s)
+        with deadline.attempt(self.deadline_s) as attempt:
+            try:
+                response = self._session.post(
+                    self.url,
+                    data=form,
+                    auth=(self.account_sid, self._auth_token),
+                    timeout=attempt.bound(self.timeout_s),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                body = read_body(response, self.max_answer_bytes)
+            except Exception as exc:
+                if attempt.expired:
+                    return cut_outcome("Twilio", attempt)
+                return exception_outcome(exc, what="Twilio", timeout_s=self.timeout_s)
+            if attempt.expired:  # an answer cut short may still parse: it is not one
+                return cut_outcome("Twilio", attempt)
         return self._classify(response, json_body(body), form["Body"])
 
     def _classify(self, response: requests.Response, doc: Any, body: str) -> Outcome:

@@ -25,6 +25,11 @@ How a receiver verifies a delivery:
 Any 2xx answer is success. 408, 425, 429 and 5xx are tried again later (``Retry-After`` is honoured,
 in seconds or as an HTTP-date); every other status, and any redirect (never followed), is final.
 
+Slow receivers: ``timeout_s`` bounds each read, ``deadline_s`` the whole attempt (the name lookup,
+which runs in a thread of its own so that the host's DNS server cannot hold it, connect, TLS, the
+request, the answer): a receiver still answering at the deadline is cut off and the attempt retried
+(:mod:`ubot.notify.deadline`). At most ``max_answer_bytes`` of the answer are read.
+
 Private addresses: unless ``allow_private_addresses``, a URL whose host resolves to an address of
 the outbound deny list (:mod:`ubot.outbound`: loopback, private, shared, link-local, documentation,
 multicast, reserved, NAT64, Teredo, ... the same list the settings check applies when the URL is
@@ -51,17 +56,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import requests.adapters
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
 import urllib3.util.connection
 
 from ubot.jsonsafe import json_document
+from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.channels.http import (
+    MAX_BODY,
+    WatchedAdapter,
+    WatchedConnectionMixin,
+    cut_outcome,
     exception_outcome,
     log_outcome,
+    mount,
     new_session,
     one_line,
     read_body,
@@ -94,20 +104,21 @@ class WebhookChannel:
         self,
         *,
         timeout_s: float = 10.0,
+        deadline_s: float = 10.0,
+        max_answer_bytes: int = MAX_BODY,
         allow_private_addresses: bool = False,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.max_answer_bytes = max_answer_bytes
         self.allow_private_addresses = allow_private_addresses
         self._clock = clock
         if session is None:
             # Without the guard, proxies from the environment are fine; with it, none (see above).
             session = new_session(trust_env=allow_private_addresses)
-        if not allow_private_addresses:
-            adapter = GuardedAdapter()
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
+        mount(session, WatchedAdapter() if allow_private_addresses else GuardedAdapter())
         self._session = session
 
     def destination(self, message: Message) -> str:
@@ -144,20 +155,25 @@ class WebhookChannel:
         }
         if message.secret:
             headers["X-Ubot-Signature"] = sign(message.secret, body)
-        try:
-            response = self._session.post(
-                message.target,
-                data=body,
-                headers=headers,
-                timeout=self.timeout_s,
-                allow_redirects=False,
-                stream=True,
-            )
-            answer = read_body(response)
-        except AddressRefused as exc:
-            return Outcome(FAILED, f"{where}: {exc}")
-        except Exception as exc:
-            return exception_outcome(exc, what=where, timeout_s=self.timeout_s)
+        with deadline.attempt(self.deadline_s) as attempt:
+            try:
+                response = self._session.post(
+                    message.target,
+                    data=body,
+                    headers=headers,
+                    timeout=attempt.bound(self.timeout_s),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                answer = read_body(response, self.max_answer_bytes)
+            except AddressRefused as exc:
+                return Outcome(FAILED, f"{where}: {exc}")
+            except Exception as exc:
+                if attempt.expired:
+                    return cut_outcome(where, attempt)
+                return exception_outcome(exc, what=where, timeout_s=self.timeout_s)
+            if attempt.expired:  # an answer cut short may still parse: it is not one
+                return cut_outcome(where, attempt)
         http = response.status_code
         reason = f"HTTP {http}" + (f" {one_line(response.reason, 60)}" if response.reason else "")
         if 300 <= http < 400:
@@ -218,8 +234,8 @@ class _GuardedConnectionMixin:
     socket_options: Any
 
     def _new_conn(self) -> socket.socket:
-        try:
-            infos = checked_addresses(self.host, self.port)
+        try:  # the lookup, bounded by the attempt's deadline: the host's DNS server may be slow
+            infos = deadline.within(checked_addresses, self.host, self.port)
         except socket.gaierror as exc:
             raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
         last: OSError | None = None
@@ -228,7 +244,7 @@ class _GuardedConnectionMixin:
             try:
                 return urllib3.util.connection.create_connection(
                     (ip, self.port),
-                    self.timeout,
+                    deadline.bound(self.timeout),
                     source_address=self.source_address,
                     socket_options=self.socket_options,
                 )
@@ -244,11 +260,15 @@ class _GuardedConnectionMixin:
         ) from last
 
 
-class _GuardedHTTPConnection(_GuardedConnectionMixin, urllib3.connection.HTTPConnection):
+class _GuardedHTTPConnection(
+    WatchedConnectionMixin, _GuardedConnectionMixin, urllib3.connection.HTTPConnection
+):
     pass
 
 
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, urllib3.connection.HTTPSConnection):
+class _GuardedHTTPSConnection(
+    WatchedConnectionMixin, _GuardedConnectionMixin, urllib3.connection.HTTPSConnection
+):
     pass
 
 
@@ -260,12 +280,11 @@ class _GuardedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
-class GuardedAdapter(requests.adapters.HTTPAdapter):
-    """A requests adapter whose connections refuse non-public addresses (and which has no proxy)."""
+class GuardedAdapter(WatchedAdapter):
+    """A requests adapter whose connections refuse non-public addresses (and which has no proxy);
+    they keep to the attempt's deadline too."""
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+    pool_classes: dict[str, type] = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         raise AddressRefused("a proxy is configured, and webhooks are not sent through proxies")
