@@ -361,7 +361,7 @@ def write_market(directory: Path, files: int, coins: int, start_ms: int, seed: i
     times, quotes = [], []
     for i in range(files):
         at_ms = start_ms + i * MINUTE_MS
-        raw = source.fetch(at_ms)
+        raw = source.documents(at_ms)
         path = directory / f"{i:04d}.json"
         if not done.exists():
             path.write_text(json.dumps({"listings": raw.listings, "global": raw.global_metrics}))

@@ -29,7 +29,7 @@ def test_snapshot_and_candles_round_trip_on_postgres() -> None:
         source = SimulatedSource(limit=300, seed=3)
         writer, candles, book = SnapshotWriter(db), CandleStore(db), CandleBook()
         for minute in range(3):
-            raw = source.fetch(1_767_225_600_000 + minute * 60_000)
+            raw = source.documents(1_767_225_600_000 + minute * 60_000)
             snap = parse_listings(raw.listings, "USD", raw.global_metrics)
             snapshot_id = writer.write(snap, "simulated")
             candles.save(book, book.apply(snap.ids, snap.quote_ts_ms, snap.column("price")), snapshot_id)

@@ -63,7 +63,7 @@ def record(directory, stamps: list[int], bad: dict[int, str] | None = None) -> l
     source = SimulatedSource(limit=COINS, seed=5)
     snapshots = []
     for n, ts in enumerate(stamps):
-        raw = source.fetch(ts)
+        raw = source.documents(ts)
         text = json.dumps({"listings": raw.listings, "global": raw.global_metrics})
         if bad and n in bad:
             (directory / f"{n:04d}.json").write_text(bad[n])
