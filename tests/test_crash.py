@@ -132,8 +132,8 @@ def test_kill_9_during_a_store_leaves_no_partial_snapshot(tmp_path, db, database
     else:  # PostgreSQL says which statement ran last: after the snapshot row, then in the quotes
         kills = [
             ("store", statement('INSERT INTO "snapshot"')),
-            ("store", statement('INSERT INTO "quote"')),
-            ("store", statement('INSERT INTO "quote"')),
+            ("store", statement('COPY "quote"')),
+            ("store", statement('COPY "quote"')),
         ]
     crash_repeatedly(tmp_path, market, database_url, kills)
 

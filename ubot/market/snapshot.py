@@ -1,7 +1,11 @@
 """One market snapshot: CoinMarketCap's listings (+ global metrics) parsed into immutable columns.
 
-Sources hand the Fetcher *raw* documents in CoinMarketCap's own shapes (:class:`RawMarket`); this
-module turns them into a :class:`Snapshot`, the value every later stage receives. Coins are stored
+Sources hand the Fetcher *raw* documents in CoinMarketCap's own shapes (:class:`RawMarket`: the
+bytes as received, or JSON values); this module turns them into a :class:`Snapshot`, the value every
+later stage receives. The wire format is declared once, as msgspec Structs (:class:`CmcListings`):
+msgspec decodes a whole response straight into them in one pass in C, and the columns are taken
+from there. (The simulated market computes its columns itself and hands the Snapshot directly;
+tests check that it equals parsing its documents.) Coins are stored
 column-wise (one read-only numpy array per numeric field, ``NaN`` for CMC's nulls) so candle maths
 and, later, strategy evaluation run over all coins at once.
 

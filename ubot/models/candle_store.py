@@ -12,13 +12,11 @@ in again.
 
 from __future__ import annotations
 
-from itertools import repeat
-
 import numpy as np
 from peewee import Database, fn
 
 from ubot.market.candles import TIMEFRAMES, CandleBook, CandleRows, CandleUpdate, merge
-from ubot.models.bulk import insert_rows
+from ubot.models.bulk import upsert_columns
 from ubot.models.db import writing
 from ubot.models.tables import Candle, Meta, Quote, SnapshotRecord
 
@@ -50,10 +48,12 @@ _SELECT = (
 )
 
 
-def _rows(timeframe: str, c: CandleRows) -> list[tuple]:
-    """Rows ordered like ``_FIELDS``."""
-    columns = (c.open_time, c.open, c.high, c.low, c.close, c.first_ts, c.last_ts, c.count)
-    return list(zip(c.coin_ids.tolist(), repeat(timeframe), *(a.tolist() for a in columns)))
+def _columns(parts: list[CandleRows]) -> list[np.ndarray]:
+    """Candles of several timeframes as one set of columns, ordered like ``_FIELDS``."""
+    timeframes = np.repeat(np.array([c.timeframe for c in parts]), [len(c) for c in parts])
+    names = ("open_time", "open", "high", "low", "close", "first_ts", "last_ts", "count")
+    joined = [np.concatenate([getattr(c, name) for c in parts]) for name in names]
+    return [np.concatenate([c.coin_ids for c in parts]), timeframes, *joined]
 
 
 class CandleStore:
@@ -62,13 +62,14 @@ class CandleStore:
 
     def save(self, book: CandleBook, update: CandleUpdate, snapshot_id: int) -> int:
         """Write the candles ``update`` closed and advance the watermark; return the rows written."""
-        rows = [row for timeframe, closed in update.closed.items() for row in _rows(timeframe, closed)]
+        parts = [closed for closed in update.closed.values() if len(closed)]
         with writing(self._db):
-            insert_rows(Candle, _FIELDS, rows, conflict_target=_KEY, update=_VALUES)
+            if parts:
+                upsert_columns(Candle, _FIELDS, _columns(parts), conflict_target=_KEY, update=_VALUES)
             Meta.insert(key=WATERMARK, value=str(snapshot_id)).on_conflict(
                 conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}
             ).execute()
-        return len(rows)
+        return sum(map(len, parts))
 
     def watermark(self) -> int:
         row = Meta.get_or_none(Meta.key == WATERMARK)
