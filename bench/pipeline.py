@@ -73,7 +73,11 @@ def stages(url: str, coins: int, ticks: int, floor: Floor) -> dict[str, list[flo
     for n in range(ticks):
         t0 = time.perf_counter()
         raw = source.fetch(START_MS + n * 60_000)
-        snap = raw.snapshot or parse_listings(raw.listings, "USD", raw.global_metrics)  # as the Fetcher
+        snap = (
+            raw.snapshot
+            if raw.snapshot is not None
+            else parse_listings(raw.listings, "USD", raw.global_metrics)
+        )
         t1 = time.perf_counter()
         snapshot_id = writer.write(snap, "simulated")
         t2 = time.perf_counter()
