@@ -65,7 +65,7 @@ def write_replay(directory: str, coins: int) -> None:
     from ubot.market.recorder import Recorder
     from ubot.market.simulated import SimulatedSource
 
-    raw = SimulatedSource(limit=coins, seed=1).fetch(START_MS)
+    raw = SimulatedSource(limit=coins, seed=1).documents(START_MS)
     Recorder(directory).write(START_MS, raw.listings, raw.global_metrics)
 
 

@@ -287,7 +287,7 @@ class FakeCmc(Serving):
 @functools.lru_cache(maxsize=32)
 def _simulated(seed: int, limit: int, convert: str, at_ms: int) -> RawMarket:
     """The simulated market (deterministic, so shared by every fake; callers must not mutate it)."""
-    return SimulatedSource(limit=limit, seed=seed, convert=convert).fetch(at_ms)
+    return SimulatedSource(limit=limit, seed=seed, convert=convert).documents(at_ms)
 
 
 class _Server(ThreadingHTTPServer):

@@ -275,9 +275,9 @@ def assert_snapshots_whole() -> int:
 
 
 def candles_of(quotes: list[tuple[int, int, float]]) -> dict[tuple[int, str, int], tuple]:
-    """The candle rows ``quotes`` (coin, ts, price; in time order) imply, as uBot persists them: every
-    1m candle (the open one too); of the longer timeframes only those closed (a later quote of that
-    coin fell in a later bucket). Value: (open, high, low, close, count)."""
+    """The candle rows ``quotes`` (coin, ts, price; in time order) imply, as uBot persists them: only
+    those closed (a later quote of that coin fell in a later bucket), on every timeframe; the open
+    ones are rebuilt at start-up (the 1m one from the quotes). Value: (open, high, low, close, count)."""
     result: dict[tuple[int, str, int], tuple] = {}
     for timeframe, length in TIMEFRAME_MS.items():
         buckets: dict[tuple[int, int], list[float]] = {}
@@ -287,7 +287,7 @@ def candles_of(quotes: list[tuple[int, int, float]]) -> dict[tuple[int, str, int
             buckets.setdefault((coin, start), []).append(price)
             latest[coin] = max(latest.get(coin, start), start)
         for (coin, start), prices in buckets.items():
-            if timeframe != "1m" and start == latest[coin]:
+            if start == latest[coin]:
                 continue  # still open: rebuilt at start-up, written when it closes
             result[(coin, timeframe, start)] = (prices[0], max(prices), min(prices), prices[-1], len(prices))
     return result
@@ -361,7 +361,7 @@ def write_market(directory: Path, files: int, coins: int, start_ms: int, seed: i
     times, quotes = [], []
     for i in range(files):
         at_ms = start_ms + i * MINUTE_MS
-        raw = source.fetch(at_ms)
+        raw = source.documents(at_ms)
         path = directory / f"{i:04d}.json"
         if not done.exists():
             path.write_text(json.dumps({"listings": raw.listings, "global": raw.global_metrics}))

@@ -132,8 +132,8 @@ def test_kill_9_during_a_store_leaves_no_partial_snapshot(tmp_path, db, database
     else:  # PostgreSQL says which statement ran last: after the snapshot row, then in the quotes
         kills = [
             ("store", statement('INSERT INTO "snapshot"')),
-            ("store", statement('INSERT INTO "quote"')),
-            ("store", statement('INSERT INTO "quote"')),
+            ("store", statement('COPY "quote"')),
+            ("store", statement('COPY "quote"')),
         ]
     crash_repeatedly(tmp_path, market, database_url, kills)
 
@@ -149,7 +149,7 @@ def statement(prefix: str):
 def test_kill_9_during_candle_roll_over_keeps_candles_continuous(tmp_path, db, database_url, market) -> None:
     """(c) Killed while the OHLC writes the candles of a tick that closes 5m candles (and 1m ones), and
     killed between the Store's commit and the OHLC's (the snapshot stored, not yet folded): the
-    restart rebuilds the open candles from the table, folds the stored snapshot in once, and the
+    restart rebuilds the open candles (the 1m ones from the stored quotes), folds the stored snapshot in once, and the
     candles equal those of a run never killed."""
 
     def rolls_over(m: Moment, before: int) -> bool:

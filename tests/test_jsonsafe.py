@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from ubot.jsonsafe import json_document, json_literals, json_number, json_values
+from ubot.jsonsafe import encode_json, json_document, json_ints, json_number, json_values
 
 
 @pytest.mark.parametrize(
@@ -54,9 +54,13 @@ def test_json_document_reaches_every_depth_and_leaves_other_values_alone():
     }
 
 
-def test_json_literals_match_json_dumps_and_write_null_for_non_finite():
+def test_encode_json_writes_null_for_non_finite_and_the_floats_json_reads_back():
     values = np.array([1.5, math.nan, 1e-7, math.inf, -math.inf, 123456789.125])
-    literals = json_literals(values)
-    assert literals == ["1.5", "null", "1e-07", "null", "null", "123456789.125"]
-    assert json.loads("[" + ",".join(literals) + "]") == [1.5, None, 1e-07, None, None, 123456789.125]
-    assert json_literals(np.array([3.0, math.nan, 4.0, math.inf]), integer=True) == ["3", "null", "4", "null"]
+    body = encode_json({"v": values.tolist(), "n": np.float64(math.nan).item()})
+    assert json.loads(body) == {"v": [1.5, None, 1e-07, None, None, 123456789.125], "n": None}
+    assert b"NaN" not in body and b"Infinity" not in body
+
+
+def test_json_ints_are_integers_or_null():
+    assert json_ints(np.array([3.0, math.nan, 4.0, math.inf])) == [3, None, 4, None]
+    assert encode_json(json_ints(np.array([9915.0, -math.inf]))) == b"[9915,null]"

@@ -3,6 +3,8 @@
 Every place where a float value or a float array becomes JSON goes through these functions: an
 alert's values (stored, listed, streamed, posted to a webhook), the webhook body, the stream's
 ``snapshot`` event and the served snapshot document. numpy's floats come out as plain floats.
+:func:`encode_json` is the same rule inside msgspec's encoder (which writes NaN and the infinities
+as ``null``), for documents built of msgspec Structs (the served snapshot).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import numpy as np
 
 
@@ -41,14 +44,14 @@ def json_document(value: Any) -> Any:
     return value
 
 
-def json_literals(values: np.ndarray, integer: bool = False) -> list[str]:
-    """A float array as JSON literals, one per element: ``null`` where not finite, else the float's
-    ``repr`` (what ``json.dumps`` writes) or, with ``integer``, the integer it holds."""
+#: Compact JSON bytes of ``value`` (Structs, dicts, lists, numbers...), NaN and the infinities as null.
+encode_json = msgspec.json.Encoder().encode
+
+
+def json_ints(values: np.ndarray) -> list[int | None]:
+    """A float array of counts as JSON values: the integer each holds, ``None`` where not finite."""
     missing = ~np.isfinite(values)
-    if integer:
-        texts = list(map(str, np.where(missing, 0, values).astype(np.int64).tolist()))
-    else:
-        texts = list(map(float.__repr__, values.tolist()))
+    ints: list[int | None] = np.where(missing, 0, values).astype(np.int64).tolist()
     for i in np.flatnonzero(missing).tolist():
-        texts[i] = "null"
-    return texts
+        ints[i] = None
+    return ints

@@ -24,7 +24,7 @@ T0 = parse_iso_ms("2024-03-10T00:00:00.000Z")
 
 def market(at_ms: int, limit: int = 5) -> Snapshot:
     """The simulated market at ``at_ms``, parsed (deterministic: same time, same snapshot)."""
-    raw = SimulatedSource(limit=limit, seed=1).fetch(at_ms)
+    raw = SimulatedSource(limit=limit, seed=1).documents(at_ms)
     return parse_listings(raw.listings, "USD", raw.global_metrics)
 
 

@@ -335,7 +335,7 @@ def test_the_checks_see_a_missing_field_an_extra_one_a_wrong_type_a_null_and_the
 def test_the_simulated_market_sends_every_documented_field_and_no_other(convert: str) -> None:
     source = SimulatedSource(limit=300, seed=3, convert=convert)
     for at_ms in (T0_MS, T0_MS + 90 * 86_400_000 + 1234):
-        raw = source.fetch(at_ms)
+        raw = source.documents(at_ms)
         assert listings_problems(dict(raw.listings), convert)[:10] == []
         assert global_problems(dict(raw.global_metrics or {}), convert)[:10] == []
     tokens = [item for item in raw.listings["data"] if item["platform"] is not None]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import msgspec
+import numpy as np
 import pytest
 
 from ubot.market.simulated import ACTIVE_CRYPTOCURRENCIES, SimulatedSource, credit_count
@@ -80,7 +82,7 @@ def usd(item: dict) -> dict:
 
 
 def test_output_parses_cleanly() -> None:
-    raw = SimulatedSource().fetch(T0)
+    raw = SimulatedSource().documents(T0)
     snap = parse_listings(raw.listings, global_doc=raw.global_metrics)
     assert (len(snap), snap.dropped, snap.nulled) == (100, 0, 0)
     assert snap.warnings == ()
@@ -93,7 +95,7 @@ def test_output_parses_cleanly() -> None:
 
 
 def test_big_listing_parses_cleanly(big: SimulatedSource) -> None:
-    raw = big.fetch(T0)
+    raw = big.documents(T0)
     snap = parse_listings(raw.listings, global_doc=raw.global_metrics)
     assert (len(snap), snap.dropped, snap.nulled) == (5000, 0, 0)
     assert len(set(snap.ids.tolist())) == 5000
@@ -103,7 +105,7 @@ def test_big_listing_parses_cleanly(big: SimulatedSource) -> None:
 
 
 def test_status_block() -> None:
-    raw = SimulatedSource(limit=250).fetch(T0 + 123)
+    raw = SimulatedSource(limit=250).documents(T0 + 123)
     status = raw.listings["status"]
     assert list(status) == STATUS_KEYS
     assert status["timestamp"] == iso_from_ms(T0 + 123) == "2024-10-16T00:21:00.123Z"
@@ -121,39 +123,39 @@ def test_status_block() -> None:
 @pytest.mark.parametrize(("coins", "credits"), [(1, 1), (100, 1), (200, 1), (201, 2), (500, 3), (5000, 25)])
 def test_credit_count_rule(coins: int, credits: int) -> None:
     assert credit_count(coins) == credits
-    assert SimulatedSource(limit=coins).fetch(T0).listings["status"]["credit_count"] == credits
+    assert SimulatedSource(limit=coins).documents(T0).listings["status"]["credit_count"] == credits
 
 
 def test_same_seed_same_time_same_documents() -> None:
-    a = SimulatedSource(limit=300, seed=7).fetch(T0)
-    b = SimulatedSource(limit=300, seed=7).fetch(T0)
+    a = SimulatedSource(limit=300, seed=7).documents(T0)
+    b = SimulatedSource(limit=300, seed=7).documents(T0)
     assert a.listings == b.listings
     assert a.global_metrics == b.global_metrics
 
 
 def test_different_seeds_differ() -> None:
-    a = by_id(SimulatedSource(seed=1).fetch(T0))
-    b = by_id(SimulatedSource(seed=2).fetch(T0))
+    a = by_id(SimulatedSource(seed=1).documents(T0))
+    b = by_id(SimulatedSource(seed=2).documents(T0))
     assert usd(a[1])["price"] != usd(b[1])["price"]
     assert usd(a[1027])["price"] != usd(b[1027])["price"]
 
 
 def test_history_does_not_change_the_path() -> None:
     walked = SimulatedSource(limit=500, seed=3)
-    walked.fetch(T0)
-    walked.fetch(T0 + 60_000)
-    after_ticks = walked.fetch(T0 + 120_000)  # mostly served from cached grid values
-    walked.fetch(T0 + 400 * DAY)  # far away: nothing reusable
-    after_jump = walked.fetch(T0 + 120_000)
-    fresh = SimulatedSource(limit=500, seed=3).fetch(T0 + 120_000)
+    walked.documents(T0)
+    walked.documents(T0 + 60_000)
+    after_ticks = walked.documents(T0 + 120_000)  # mostly served from cached grid values
+    walked.documents(T0 + 400 * DAY)  # far away: nothing reusable
+    after_jump = walked.documents(T0 + 120_000)
+    fresh = SimulatedSource(limit=500, seed=3).documents(T0 + 120_000)
     for raw in (after_ticks, after_jump):
         assert raw.listings == fresh.listings
         assert raw.global_metrics == fresh.global_metrics
 
 
 def test_prices_positive_and_moving(big: SimulatedSource) -> None:
-    before = by_id(big.fetch(T0))
-    after = by_id(big.fetch(T0 + 60_000))
+    before = by_id(big.documents(T0))
+    after = by_id(big.documents(T0 + 60_000))
     common = before.keys() & after.keys()
     assert len(common) > 4900
     assert all(usd(item)["price"] > 0 for item in before.values())
@@ -167,7 +169,7 @@ def test_prices_positive_and_moving(big: SimulatedSource) -> None:
 def test_stablecoins_stay_near_the_peg() -> None:
     source = SimulatedSource(limit=50, seed=11)
     for step in range(0, 1000 * DAY, 7 * DAY + 12_345):
-        raw = source.fetch(T0 + step)
+        raw = source.documents(T0 + step)
         prices = {i["symbol"]: usd(i)["price"] for i in raw.listings["data"]}
         assert prices.keys() >= STABLECOINS
         for symbol in STABLECOINS:
@@ -175,17 +177,17 @@ def test_stablecoins_stay_near_the_peg() -> None:
 
 
 def test_ranks_follow_market_cap(big: SimulatedSource) -> None:
-    data = big.fetch(T0).listings["data"]
+    data = big.documents(T0).listings["data"]
     assert [item["cmc_rank"] for item in data] == list(range(1, 5001))
     caps = [usd(item)["market_cap"] for item in data]
     assert caps == sorted(caps, reverse=True)
     # A shorter listing is the head of the longer one.
-    head = SimulatedSource(limit=100).fetch(T0).listings["data"]
+    head = SimulatedSource(limit=100).documents(T0).listings["data"]
     assert [i["id"] for i in head] == [i["id"] for i in data[:100]]
 
 
 def test_majors_are_real_coins() -> None:
-    coins = by_id(SimulatedSource().fetch(T0))
+    coins = by_id(SimulatedSource().documents(T0))
     assert (coins[1]["symbol"], coins[1]["name"], coins[1]["slug"]) == ("BTC", "Bitcoin", "bitcoin")
     assert (coins[1027]["symbol"], coins[1027]["name"]) == ("ETH", "Ethereum")
     assert coins[1]["cmc_rank"] == 1
@@ -206,10 +208,10 @@ def test_majors_are_real_coins() -> None:
 
 
 def test_percent_changes_match_earlier_prices(big: SimulatedSource) -> None:
-    now = by_id(big.fetch(T0))
+    now = by_id(big.documents(T0))
     lags = {"percent_change_1h": HOUR, "percent_change_24h": DAY, "percent_change_7d": 7 * DAY}
     for key, lag in lags.items():
-        before = by_id(big.fetch(T0 - lag))
+        before = by_id(big.documents(T0 - lag))
         common = now.keys() & before.keys()
         assert len(common) > 4000
         for coin_id in common:
@@ -218,15 +220,15 @@ def test_percent_changes_match_earlier_prices(big: SimulatedSource) -> None:
 
 
 def test_volume_change_matches_earlier_volume(big: SimulatedSource) -> None:
-    now = by_id(big.fetch(T0))
-    before = by_id(big.fetch(T0 - DAY))
+    now = by_id(big.documents(T0))
+    before = by_id(big.documents(T0 - DAY))
     for coin_id in now.keys() & before.keys():
         expected = 100 * (usd(now[coin_id])["volume_24h"] / usd(before[coin_id])["volume_24h"] - 1)
         assert usd(now[coin_id])["volume_change_24h"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_derived_quote_fields(big: SimulatedSource) -> None:
-    raw = big.fetch(T0)
+    raw = big.documents(T0)
     for item in raw.listings["data"]:
         quote = usd(item)
         assert quote["volume_24h"] > 0
@@ -239,7 +241,7 @@ def test_derived_quote_fields(big: SimulatedSource) -> None:
 
 
 def test_global_metrics_consistent(big: SimulatedSource) -> None:
-    raw = big.fetch(T0)
+    raw = big.documents(T0)
     coins = by_id(raw)
     data = raw.global_metrics["data"]
     quote = data["quote"]["USD"]
@@ -259,13 +261,13 @@ def test_global_metrics_consistent(big: SimulatedSource) -> None:
     stables = sum(usd(i)["market_cap"] for i in coins.values() if "stablecoin" in i["tags"])
     assert quote["stablecoin_market_cap"] == pytest.approx(stables)
     assert quote["total_volume_24h"] > sum(usd(i)["volume_24h"] for i in coins.values())
-    yesterday = big.fetch(T0 - DAY).global_metrics["data"]
+    yesterday = big.documents(T0 - DAY).global_metrics["data"]
     assert data["btc_dominance_yesterday"] == pytest.approx(yesterday["btc_dominance"])
     assert quote["total_market_cap_yesterday"] == pytest.approx(yesterday["quote"]["USD"]["total_market_cap"])
 
 
 def test_key_order_matches_cmc() -> None:
-    data = SimulatedSource(limit=200).fetch(T0).listings["data"]
+    data = SimulatedSource(limit=200).documents(T0).listings["data"]
     coin = next(item for item in data if item["platform"] is None)
     token = next(item for item in data if item["platform"] is not None)
     assert list(coin) == ITEM_KEYS
@@ -280,7 +282,7 @@ def test_key_order_matches_cmc() -> None:
 
 
 def test_synthetic_coins_fill_the_tail(big: SimulatedSource) -> None:
-    data = big.fetch(T0).listings["data"]
+    data = big.documents(T0).listings["data"]
     synthetic = [item for item in data if item["id"] >= 100_000]
     assert len(synthetic) > 4900
     sample = synthetic[0]
@@ -296,7 +298,7 @@ def test_daily_moves_are_realistic() -> None:
     source = SimulatedSource(limit=300, seed=5)
     btc, small = [], []
     for day in range(60):
-        coins = by_id(source.fetch(T0 + day * DAY))
+        coins = by_id(source.documents(T0 + day * DAY))
         btc.append(usd(coins[1])["percent_change_24h"])
         small.extend(usd(i)["percent_change_24h"] for i in coins.values() if i["cmc_rank"] > 200)
 
@@ -308,14 +310,14 @@ def test_daily_moves_are_realistic() -> None:
 
 
 def test_other_currencies() -> None:
-    eur = by_id(SimulatedSource(convert="EUR").fetch(T0))
-    dollars = by_id(SimulatedSource().fetch(T0))
+    eur = by_id(SimulatedSource(convert="EUR").documents(T0))
+    dollars = by_id(SimulatedSource().documents(T0))
     assert list(eur[1]["quote"]) == ["EUR"]
     assert eur[1]["quote"]["EUR"]["price"] == pytest.approx(usd(dollars[1])["price"] * 0.92)
-    raw = SimulatedSource(convert="EUR").fetch(T0)
+    raw = SimulatedSource(convert="EUR").documents(T0)
     snap = parse_listings(raw.listings, convert="EUR", global_doc=raw.global_metrics)
     assert (snap.dropped, snap.nulled) == (0, 0)
-    in_btc = by_id(SimulatedSource(convert="BTC").fetch(T0))
+    in_btc = by_id(SimulatedSource(convert="BTC").documents(T0))
     assert in_btc[1]["quote"]["BTC"]["price"] == pytest.approx(1.0)
 
 
@@ -332,3 +334,24 @@ def test_close_is_harmless() -> None:
     source = SimulatedSource()
     assert source.name == "simulated"
     source.close()
+
+
+@pytest.mark.parametrize("convert", ["USD", "EUR", "BTC"])
+def test_the_columns_handed_on_are_what_parsing_the_documents_gives(convert: str) -> None:
+    """fetch() skips writing and parsing the documents: its snapshot must be exactly theirs."""
+    source = SimulatedSource(limit=800, seed=5, convert=convert)
+    for at_ms in (T0, T0 + 61_000 + 400 * DAY):
+        handed = source.fetch(at_ms).snapshot
+        raw = source.documents(at_ms)
+        parsed = parse_listings(
+            msgspec.json.encode(raw.listings), convert, msgspec.json.encode(raw.global_metrics)
+        )
+        for name in ("timestamp_ms", "convert", "symbols", "names", "slugs", "dropped", "nulled", "warnings"):
+            assert getattr(handed, name) == getattr(parsed, name), name
+        assert handed.ids.tolist() == parsed.ids.tolist()
+        assert handed.quote_ts_ms.tolist() == parsed.quote_ts_ms.tolist()
+        assert set(handed.columns) == set(parsed.columns)
+        for name, column in parsed.columns.items():
+            assert np.array_equal(handed.column(name), column, equal_nan=True), name
+            assert not handed.column(name).flags.writeable
+        assert handed.global_metrics == parsed.global_metrics

@@ -537,3 +537,60 @@ def test_parsing_does_not_modify_the_document():
     before = copy.deepcopy(doc)
     parse_listings(doc, "USD", global_doc())
     assert doc == before
+
+
+# -- bytes as received ----------------------------------------------------------------------------
+
+
+def _same(a, b) -> None:
+    for name in (
+        "timestamp_ms",
+        "symbols",
+        "names",
+        "slugs",
+        "dropped",
+        "nulled",
+        "warnings",
+        "global_metrics",
+    ):
+        assert getattr(a, name) == getattr(b, name), name
+    assert a.ids.tolist() == b.ids.tolist() and a.quote_ts_ms.tolist() == b.quote_ts_ms.tolist()
+    for name in NUMERIC_FIELDS:
+        assert np.array_equal(a.column(name), b.column(name), equal_nan=True), name
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [btc(), eth()],
+        [btc(), _with("id", "1"), eth()],
+        [_with("symbol", " "), eth(), _without("price", quote=True)],
+        [btc(), _with("volume_24h", "lots", quote=True), _with("cmc_rank", True)],
+        [btc(), _with("last_updated", 17), _with("slug", 3), btc()],
+        [_with("quote", {"EUR": {"price": 1.0}}), eth()],
+    ],
+)
+def test_bytes_as_received_parse_like_the_decoded_document(items):
+    doc = listing(*items)
+    _same(
+        parse_listings(json.dumps(doc).encode(), "USD", json.dumps(global_doc()).encode()),
+        parse_listings(doc, "USD", global_doc()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "listings: not JSON: Input data was truncated"),
+        (b'{"status": {"timestamp": ', "listings: not JSON: Input data was truncated"),
+        (b"[1, 2]", "listings: expected a JSON object, got list"),
+        (
+            b'{"status": {"timestamp": "2024-09-30T12:01:07Z", "error_code": 0}, "data": {}}',
+            "listings: 'data' must be an array, got dict",
+        ),
+    ],
+)
+def test_unusable_bytes_raise_precise_errors(body, message):
+    with pytest.raises(MarketDataError) as info:
+        parse_listings(body)
+    assert str(info.value) == message

@@ -13,7 +13,7 @@ T0 = 1_729_036_800_000
 
 
 def stored(db, at_ms: int):
-    raw = SimulatedSource(limit=30, seed=3).fetch(at_ms)
+    raw = SimulatedSource(limit=30, seed=3).documents(at_ms)
     snap = parse_listings(raw.listings, "USD", raw.global_metrics)
     return snap, SnapshotWriter(db).write(snap, "simulated")
 

@@ -57,7 +57,7 @@ def stored(db, count: int) -> list[tuple[int, int]]:
     """``count`` simulated snapshots a minute apart: (snapshot id, timestamp)."""
     writer, out = SnapshotWriter(db), []
     for k in range(count):
-        raw = SimulatedSource(limit=5, seed=3).fetch(T0 + k * MINUTE)
+        raw = SimulatedSource(limit=5, seed=3).documents(T0 + k * MINUTE)
         snap = parse_listings(raw.listings, "USD", raw.global_metrics)
         out.append((writer.write(snap, "simulated"), snap.timestamp_ms))
     return out

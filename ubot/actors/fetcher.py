@@ -55,7 +55,9 @@ class Fetcher(Stage):
             self.skip(message, str(exc), started)
             return
         try:
-            snapshot = parse_listings(raw.listings, self.convert, raw.global_metrics)
+            snapshot = raw.snapshot
+            if snapshot is None:
+                snapshot = parse_listings(raw.listings, self.convert, raw.global_metrics)
         except MarketDataError as exc:
             reason = f"{raw.origin or self.source.name}: {exc}"
             log.warning("tick %d skipped: %s", message.number, reason)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -430,6 +431,7 @@ def _credit_count(doc: Mapping[str, Any]) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+_JSON = msgspec.json.Decoder()
 _TITLE = re.compile(rb"<title[^>]*>\s*(.*?)\s*</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -443,6 +445,10 @@ def _decode(response: requests.Response) -> tuple[Any, str | None]:
         title = _TITLE.search(body[:4096])
         named = f" titled {title.group(1)[:80].decode('utf-8', 'replace')!r}" if title else ""
         return None, f"expected JSON, got an HTML page{named}"
+    try:
+        return _JSON.decode(body), None  # C speed; the parser then reads it with typed Structs
+    except msgspec.DecodeError:
+        pass  # say precisely what is wrong, as the standard library's parser tells it
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from ubot.market.credits import listings_credits
-from ubot.market.snapshot import RawMarket
+from ubot.market.snapshot import QUOTE_FIELDS, RawMarket, Snapshot, parse_global
 from ubot.market.source import FatalSourceError
 from ubot.timeutil import iso_from_ms
 
@@ -492,6 +493,19 @@ class _Universe:
                 )
             )
         self.statics = statics
+        # The same static facts as columns, for snapshots built straight from the arrays.
+        self.symbols = [c[2] for c in statics]
+        self.names = [c[1] for c in statics]
+        self.slugs = [c[3] for c in statics]
+        self.static_columns = {
+            name: np.array([c[k] for c in statics], dtype=np.float64)  # None -> NaN
+            for name, k in (
+                ("num_market_pairs", 4),
+                ("max_supply", 7),
+                ("circulating_supply", 8),
+                ("total_supply", 9),
+            )
+        }
 
         # The coins past UNIVERSE_SIZE, only as an aggregate market cap (they follow the market).
         tail_ranks = np.arange(UNIVERSE_SIZE + 1, ACTIVE_CRYPTOCURRENCIES + 1, dtype=np.float64)
@@ -500,6 +514,18 @@ class _Universe:
 
 
 # -- the source -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Market:
+    """The simulated market at one instant: the coins listed (universe rows, best first), their
+    ranks and quote columns, and the global-metrics document."""
+
+    at_ms: int
+    top: np.ndarray
+    ranks: np.ndarray
+    columns: dict[str, np.ndarray]  # QUOTE_FIELDS, aligned with top
+    global_doc: dict[str, Any]
 
 
 def credit_count(coins: int) -> int:
@@ -529,7 +555,7 @@ class SimulatedSource:
                 "or the symbol of a top coin such as BTC or ETH"
             )
         coin_keys = _hash(self.seed, 0x5EED, universe.ids)
-        self._market = _NoiseField(_hash(self.seed, 0x3A4E7, np.array([0])), _PRICE_OCTAVES)
+        self._market_field = _NoiseField(_hash(self.seed, 0x3A4E7, np.array([0])), _PRICE_OCTAVES)
         self._market_volume = _NoiseField(_hash(self.seed, 0x3A4E8, np.array([0])), _VOLUME_OCTAVES)
         self._idio = _NoiseField(coin_keys, _PRICE_OCTAVES)
         self._volume = _NoiseField(_hash(self.seed, 0x70107, universe.ids), _VOLUME_OCTAVES)
@@ -566,11 +592,43 @@ class SimulatedSource:
     # -- MarketSource -----------------------------------------------------------------------------
 
     def fetch(self, at_ms: int) -> RawMarket:
-        """The simulated market at ``at_ms`` (epoch ms): listings + global metrics, CMC-shaped."""
-        at_ms = int(at_ms)
+        """The simulated market at ``at_ms`` (epoch ms), already in columns: the :class:`Snapshot`
+        that parsing :meth:`documents` at the same instant gives, without writing the documents."""
+        market = self._market(int(at_ms))
+        columns = {name: values[market.top] for name, values in self.universe.static_columns.items()}
+        columns.update(market.columns)
+        columns["rank"] = market.ranks.astype(np.float64)
+        top = market.top.tolist()
+        snapshot = Snapshot.of(
+            timestamp_ms=market.at_ms,
+            convert=self.convert,
+            ids=self.universe.ids[market.top],
+            symbols=tuple(map(self.universe.symbols.__getitem__, top)),
+            names=tuple(map(self.universe.names.__getitem__, top)),
+            slugs=tuple(map(self.universe.slugs.__getitem__, top)),
+            quote_ts_ms=np.full(len(top), market.at_ms, dtype=np.int64),
+            columns=columns,
+            global_metrics=parse_global(market.global_doc, self.convert),
+        )
+        return RawMarket(snapshot=snapshot, origin="simulated")
+
+    def documents(self, at_ms: int) -> RawMarket:
+        """The simulated market at ``at_ms`` as CoinMarketCap would send it: listings and global
+        metrics, in its wire shapes."""
+        market = self._market(int(at_ms))
+        c = market.columns
+        listings = self._listings_doc(
+            market.at_ms,
+            market.top,
+            market.ranks.tolist(),
+            *(c[name].tolist() for name in QUOTE_FIELDS),
+        )
+        return RawMarket(listings=listings, global_metrics=market.global_doc, origin="simulated")
+
+    def _market(self, at_ms: int) -> _Market:
         u = self.universe
         times = tuple(at_ms - lag for lag in _LAGS_MS)
-        market = self._market.sample(times)  # (T, 1)
+        market = self._market_field.sample(times)  # (T, 1)
         usd = self._prices(times, market)  # (T, N)
         day = (times[0], times[_LAG_24H])
         market_volume = self._market_volume.sample(day)  # (2, 1)
@@ -595,17 +653,21 @@ class SimulatedSource:
         ranks = np.empty(u.size, dtype=np.int64)
         ranks[order] = np.arange(1, u.size + 1)
         top = order[: self.limit]
-        listings = self._listings_doc(
-            at_ms,
-            top,
-            ranks[top].tolist(),
-            price[0, top].tolist(),
-            volume[top].tolist(),
-            np.round(volume_change[top], 4).tolist(),
-            *(np.round(pct[i, top], 8).tolist() for i in range(len(_LAGS_MS) - 1)),
-            cap[top].tolist(),
-            np.round(dominance[top], 4).tolist(),
-            np.round(diluted[top], 2).tolist(),
+        changes = (np.round(pct[i, top], 8) for i in range(len(_LAGS_MS) - 1))
+        columns = dict(
+            zip(
+                QUOTE_FIELDS,
+                (
+                    price[0, top],
+                    volume[top],
+                    np.round(volume_change[top], 4),
+                    *changes,
+                    cap[top],
+                    np.round(dominance[top], 4),
+                    np.round(diluted[top], 2),
+                ),
+                strict=True,
+            )
         )
         derivatives = total_volume * 4.2 * np.exp(0.15 * market_volume[:, 0])
         global_doc = self._global_doc(
@@ -615,7 +677,7 @@ class SimulatedSource:
             (total_cap, total_volume, derivatives),
             (rate, float(rates[_LAG_24H, 0])),
         )
-        return RawMarket(listings=listings, global_metrics=global_doc, origin="simulated")
+        return _Market(at_ms, top, ranks[top], columns, global_doc)
 
     def close(self) -> None:
         """Nothing to release."""

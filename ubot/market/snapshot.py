@@ -1,7 +1,11 @@
 """One market snapshot: CoinMarketCap's listings (+ global metrics) parsed into immutable columns.
 
-Sources hand the Fetcher *raw* documents in CoinMarketCap's own shapes (:class:`RawMarket`); this
-module turns them into a :class:`Snapshot`, the value every later stage receives. Coins are stored
+Sources hand the Fetcher *raw* documents in CoinMarketCap's own shapes (:class:`RawMarket`: the
+bytes as received, or JSON values); this module turns them into a :class:`Snapshot`, the value every
+later stage receives. The wire format is declared once, as msgspec Structs (:class:`CmcListings`):
+msgspec decodes a whole response straight into them in one pass in C, and the columns are taken
+from there. (The simulated market computes its columns itself and hands the Snapshot directly;
+tests check that it equals parsing its documents.) Coins are stored
 column-wise (one read-only numpy array per numeric field, ``NaN`` for CMC's nulls) so candle maths
 and, later, strategy evaluation run over all coins at once.
 
@@ -16,9 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter, methodcaller
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import numpy as np
 
 from ubot.timeutil import parse_iso_ms
@@ -91,10 +97,12 @@ class MarketDataError(ValueError):
 
 @dataclass(frozen=True)
 class RawMarket:
-    """What a source returns per tick: CMC documents exactly as received (or generated)."""
+    """What a source returns per tick: CMC documents exactly as received (bytes) or decoded (JSON
+    values); or, from a source that computes the market itself, the :class:`Snapshot` already."""
 
-    listings: Mapping[str, Any]
-    global_metrics: Mapping[str, Any] | None = None
+    listings: Any = None
+    global_metrics: Any = None
+    snapshot: Snapshot | None = None
     #: For replays: (position, total) of this item, to drive the progress display.
     position: tuple[int, int] | None = None
     #: Where it came from (a replay file name), for log lines.
@@ -131,6 +139,28 @@ class Snapshot:
     def column(self, name: str) -> np.ndarray:
         return self.columns[name]
 
+    @classmethod
+    def of(cls, columns: Mapping[str, np.ndarray], nones: int | None = None, **fields: Any) -> Snapshot:
+        """A snapshot of freshly built arrays, made read-only. The infinities in ``columns`` become
+        NaN and are counted in ``nulled``; so are NaN beyond the ``nones`` nulls of the data, when
+        ``nones`` is given (else every NaN is a null of the data)."""
+        nulled = fields.pop("nulled", 0)
+        frozen = {}
+        for name in NUMERIC_FIELDS:
+            column = np.ascontiguousarray(columns[name], dtype=np.float64)
+            if nones is not None:
+                nulled += int(np.isnan(column).sum())
+            infinite = np.isinf(column)
+            if infinite.any():
+                nulled += int(infinite.sum())
+                column[infinite] = np.nan
+            column.flags.writeable = False
+            frozen[name] = column
+        nulled -= nones or 0
+        for name in ("ids", "quote_ts_ms"):
+            fields[name].flags.writeable = False
+        return cls(columns=MappingProxyType(frozen), nulled=nulled, **fields)
+
 
 def _number(value: Any) -> float | None:
     """A JSON number as float; ``None`` for null; raises ``TypeError`` for anything else."""
@@ -142,6 +172,64 @@ def _number(value: Any) -> float | None:
     if not math.isfinite(result):
         raise TypeError
     return result
+
+
+# -- the wire format, as typed Structs (see /v1/cryptocurrency/listings/latest) -----------------
+# Only the fields a snapshot keeps are declared; msgspec skips the others while decoding. A document
+# that does not fit (an essential field missing or of the wrong type, an optional one of the wrong
+# type) falls back to a per-coin path that says precisely what was wrong (see parse_listings).
+
+Number = float | None  # msgspec's float accepts JSON integers too
+
+
+class CmcStatus(msgspec.Struct):
+    timestamp: str
+    error_code: int | None = 0
+    error_message: str | None = None
+
+
+class CmcQuote(msgspec.Struct, gc=False):
+    price: Annotated[float, msgspec.Meta(ge=0)]
+    volume_24h: Number = None
+    volume_change_24h: Number = None
+    percent_change_1h: Number = None
+    percent_change_24h: Number = None
+    percent_change_7d: Number = None
+    percent_change_30d: Number = None
+    percent_change_60d: Number = None
+    percent_change_90d: Number = None
+    market_cap: Number = None
+    market_cap_dominance: Number = None
+    fully_diluted_market_cap: Number = None
+    last_updated: str | None = None
+
+
+class CmcListing(msgspec.Struct, gc=False):
+    id: Annotated[int, msgspec.Meta(gt=0)]
+    symbol: Annotated[str, msgspec.Meta(pattern=r"\S")]
+    name: str
+    quote: dict[str, CmcQuote]
+    slug: str | None = None
+    cmc_rank: Number = None
+    circulating_supply: Number = None
+    total_supply: Number = None
+    max_supply: Number = None
+    num_market_pairs: Number = None
+    last_updated: str | None = None
+
+
+class CmcListings(msgspec.Struct):
+    status: CmcStatus
+    data: list[CmcListing]
+
+
+_LISTINGS = msgspec.json.Decoder(CmcListings)
+_ITEM_NUMBERS = attrgetter("cmc_rank", *SUPPLY_FIELDS)
+_QUOTE_NUMBERS = attrgetter(*QUOTE_FIELDS)
+_COUNT_NONE = methodcaller("count", None)
+_ANY = msgspec.json.Decoder()
+assert tuple(f for f in CmcQuote.__struct_fields__ if f != "last_updated") == QUOTE_FIELDS
+assert set(SUPPLY_FIELDS) <= set(CmcListing.__struct_fields__)
 
 
 def check_status(doc: Any, what: str) -> Mapping[str, Any]:
@@ -167,82 +255,44 @@ def _timestamp(status: Mapping[str, Any], what: str) -> int:
         ) from None
 
 
+def decode_json(doc: Any, what: str) -> Any:
+    """``doc`` as JSON values: bytes are decoded, anything else is already JSON values."""
+    if isinstance(doc, bytes | bytearray | memoryview):
+        try:
+            return _ANY.decode(doc)
+        except msgspec.DecodeError as exc:
+            raise MarketDataError(f"{what}: not JSON: {exc}") from None
+    return doc
+
+
 def parse_listings(doc: Any, convert: str = "USD", global_doc: Any = None) -> Snapshot:
     """Parse a ``/v1/cryptocurrency/listings/latest`` response (and optionally a global-metrics one).
 
+    ``doc`` is the response's bytes as received, or its JSON already decoded (dicts and lists).
     Raises :class:`MarketDataError` when the document as a whole is unusable.
     """
     what = "listings"
-    status = check_status(doc, what)
-    timestamp_ms = _timestamp(status, what)
-    data = doc.get("data")
-    if not isinstance(data, list):
-        raise MarketDataError(f"{what}: 'data' must be an array, got {type(data).__name__}")
-
-    ids: list[int] = []
-    symbols: list[str] = []
-    names: list[str] = []
-    slugs: list[str] = []
-    stamps: list[int] = []
-    rows: list[list[float]] = []
-    seen: set[int] = set()
     warnings: list[str] = []
     nulled = 0
-    nones = 0  # nulls in the rows (legitimate, or wrong types already counted in `nulled`)
-    stamp_cache: dict[str, int] = {}  # most quotes of a response share a handful of timestamps
-    inf = math.inf
-    for position, item in enumerate(data):
-        try:  # fast path for well-formed items; anything unusual gets _essentials' full checks
-            coin_id, symbol, name = item["id"], item["symbol"], item["name"]
-            quote = item["quote"][convert]
-            price = quote["price"]
-            well_formed = (
-                type(coin_id) is int
-                and coin_id > 0
-                and type(symbol) is str
-                and symbol.strip() != ""
-                and type(name) is str
-                and type(quote) is dict
-                and (type(price) is float or type(price) is int)
-                and 0 <= price < inf
-            )
-        except (KeyError, TypeError, IndexError):
-            well_formed = False
-        if not well_formed:
-            try:
-                coin_id, symbol, name, quote = _essentials(item, convert)
-            except ValueError as exc:
-                warnings.append(f"coin #{position}: {exc}; dropped")
-                continue
-        if coin_id in seen:
-            warnings.append(f"coin #{position}: duplicate id {coin_id}; dropped")
-            continue
-        seen.add(coin_id)
-        row = [item.get("cmc_rank")]
-        row += [quote.get(key) for key in QUOTE_FIELDS]
-        row += [item.get(key) for key in SUPPLY_FIELDS]
-        if not _PLAIN_NUMBER_TYPES.issuperset(map(type, row)):  # rare: check value by value
-            row, bad = _checked(row)
-            nulled += bad
-        nones += row.count(None)
-        stamp = quote.get("last_updated") or item.get("last_updated")
-        if stamp is None:
-            stamps.append(timestamp_ms)
+    try:  # one pass in C: the whole document fits the wire format
+        if isinstance(doc, bytes | bytearray | memoryview):
+            typed = _LISTINGS.decode(doc)
         else:
-            ms = stamp_cache.get(stamp) if isinstance(stamp, str) else None
-            if ms is None:
-                try:
-                    ms = stamp_cache[stamp] = parse_iso_ms(stamp)
-                except (ValueError, TypeError):
-                    ms = timestamp_ms
-                    nulled += 1
-            stamps.append(ms)
-        ids.append(coin_id)
-        symbols.append(symbol)
-        names.append(name)
-        slug = item.get("slug")
-        slugs.append(slug if isinstance(slug, str) else "")
-        rows.append(row)
+            typed = msgspec.convert(doc, CmcListings)
+        status = typed.status
+        if status.error_code not in (0, None):
+            message = status.error_message or "no message"
+            raise MarketDataError(f"{what}: CoinMarketCap error {status.error_code}: {message}")
+        timestamp_ms = _timestamp({"timestamp": status.timestamp}, what)
+        items = typed.data
+    except msgspec.MsgspecError:  # something does not fit: find out what, coin by coin
+        plain = decode_json(doc, what)
+        status_doc = check_status(plain, what)
+        timestamp_ms = _timestamp(status_doc, what)
+        data = plain.get("data")
+        if not isinstance(data, list):
+            raise MarketDataError(f"{what}: 'data' must be an array, got {type(data).__name__}") from None
+        items, nulled = _lenient(data, convert, warnings)
 
     global_metrics = None
     if global_doc is not None:
@@ -250,37 +300,118 @@ def parse_listings(doc: Any, convert: str = "USD", global_doc: Any = None) -> Sn
             global_metrics = parse_global(global_doc, convert)
         except MarketDataError as exc:
             warnings.append(f"{exc}; global metrics left out")
-    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(NUMERIC_FIELDS))  # None -> NaN
-    # Python's json accepts NaN and Infinity, CMC never sends them: null them and count them.
-    infinite = np.isinf(matrix)
-    nulled += int(np.isnan(matrix).sum()) - nones + int(infinite.sum())
-    matrix[infinite] = np.nan
-    columns = {}
-    for index, name in enumerate(NUMERIC_FIELDS):
-        column = np.ascontiguousarray(matrix[:, index])
-        column.flags.writeable = False
-        columns[name] = column
-    id_array = np.array(ids, dtype=np.int64)
-    stamp_array = np.array(stamps, dtype=np.int64)
-    id_array.flags.writeable = False
-    stamp_array.flags.writeable = False
-    return Snapshot(
+    from_json = isinstance(doc, bytes | bytearray | memoryview)
+    return _columns(items, convert, timestamp_ms, global_metrics, warnings, nulled, from_json)
+
+
+def _columns(
+    items: list[CmcListing | None],
+    convert: str,
+    timestamp_ms: int,
+    global_metrics: GlobalMetrics | None,
+    warnings: list[str],
+    nulled: int,
+    from_json: bool,
+) -> Snapshot:
+    """The snapshot of decoded coins (``None`` for a coin already dropped with a warning)."""
+    ids = [item.id if item is not None else None for item in items]
+    quotes = [item.quote.get(convert) if item is not None else None for item in items]
+    kept = items
+    if None in quotes or len(set(ids)) != len(ids):  # rare: drop coin by coin, saying why
+        candidates, kept, quotes, seen = quotes, [], [], set()
+        for position, (item, quote) in enumerate(zip(items, candidates, strict=True)):
+            if item is None:
+                continue
+            if quote is None:
+                warnings.append(f"coin #{position}: id {item.id}: no 'quote.{convert}' object; dropped")
+            elif item.id in seen:
+                warnings.append(f"coin #{position}: duplicate id {item.id}; dropped")
+            else:
+                seen.add(item.id)
+                kept.append(item)
+                quotes.append(quote)
+        ids = [item.id for item in kept]
+
+    item_rows = list(map(_ITEM_NUMBERS, kept))
+    quote_rows = list(map(_QUOTE_NUMBERS, quotes))
+    # Decoded JSON has no NaN and no infinity, but Python values handed in may: those are nulled and
+    # counted, told apart from the data's own nulls by counting these.
+    nones = None if from_json else sum(map(_COUNT_NONE, item_rows)) + sum(map(_COUNT_NONE, quote_rows))
+    head = np.array(item_rows, dtype=np.float64).reshape(len(kept), 1 + len(SUPPLY_FIELDS))  # None: NaN
+    body = np.array(quote_rows, dtype=np.float64).reshape(len(kept), len(QUOTE_FIELDS))
+    columns = {name: head[:, i] for i, name in enumerate(("cmc_rank", *SUPPLY_FIELDS))}
+    columns["rank"] = columns.pop("cmc_rank")
+    columns.update((name, body[:, i]) for i, name in enumerate(QUOTE_FIELDS))
+
+    # Each quote's own time, else the coin's, else the status's; most share a handful of values.
+    texts = [quote.last_updated or item.last_updated for item, quote in zip(kept, quotes, strict=True)]
+    times: dict[str | None, int] = {None: timestamp_ms}
+    for text in set(texts) - {None}:
+        try:
+            times[text] = parse_iso_ms(text)
+        except (ValueError, TypeError):
+            times[text] = timestamp_ms
+            nulled += texts.count(text)
+    stamps = list(map(times.__getitem__, texts))
+    return Snapshot.of(
         timestamp_ms=timestamp_ms,
         convert=convert,
-        ids=id_array,
-        symbols=tuple(symbols),
-        names=tuple(names),
-        slugs=tuple(slugs),
-        quote_ts_ms=stamp_array,
-        columns=MappingProxyType(columns),
+        ids=np.array(ids, dtype=np.int64),
+        symbols=tuple(item.symbol for item in kept),
+        names=tuple(item.name for item in kept),
+        slugs=tuple(item.slug or "" for item in kept),
+        quote_ts_ms=np.array(stamps, dtype=np.int64),
+        columns=columns,
         global_metrics=global_metrics,
         dropped=sum(1 for w in warnings if w.startswith("coin #")),
         nulled=nulled,
         warnings=tuple(warnings),
+        nones=nones,
     )
 
 
-_PLAIN_NUMBER_TYPES = frozenset({int, float, type(None)})
+def _lenient(data: list[Any], convert: str, warnings: list[str]) -> tuple[list[CmcListing | None], int]:
+    """Decode coin by coin: a coin without its essentials is dropped (``None``) with a warning, an
+    optional field of the wrong type is nulled. Returns the coins and how many fields were nulled."""
+    items: list[CmcListing | None] = []
+    nulled = 0
+    for position, item in enumerate(data):
+        try:
+            items.append(msgspec.convert(item, CmcListing))
+            continue
+        except msgspec.ValidationError:
+            pass
+        try:
+            coin_id, symbol, name, quote = _essentials(item, convert)
+        except ValueError as exc:
+            warnings.append(f"coin #{position}: {exc}; dropped")
+            items.append(None)
+            continue
+        row, bad = _checked(
+            [
+                item.get("cmc_rank"),
+                *(quote.get(k) for k in QUOTE_FIELDS),
+                *(item.get(k) for k in SUPPLY_FIELDS),
+            ]
+        )
+        nulled += bad
+        stamp = quote.get("last_updated") or item.get("last_updated")
+        if stamp is not None and not isinstance(stamp, str):
+            stamp = None
+            nulled += 1
+        slug = item.get("slug")
+        items.append(
+            CmcListing(
+                id=coin_id,
+                symbol=symbol,
+                name=name,
+                slug=slug if isinstance(slug, str) else None,
+                cmc_rank=row[0],
+                quote={convert: CmcQuote(*row[1 : 1 + len(QUOTE_FIELDS)], last_updated=stamp)},
+                **dict(zip(SUPPLY_FIELDS, row[1 + len(QUOTE_FIELDS) :], strict=True)),
+            )
+        )
+    return items, nulled
 
 
 def _checked(row: list[Any]) -> tuple[list[float | None], int]:
@@ -324,6 +455,7 @@ def _essentials(item: Any, convert: str) -> tuple[int, str, str, Mapping[str, An
 def parse_global(doc: Any, convert: str = "USD") -> GlobalMetrics:
     """Parse a ``/v1/global-metrics/quotes/latest`` response. Raises :class:`MarketDataError`."""
     what = "global metrics"
+    doc = decode_json(doc, what)
     status = check_status(doc, what)
     data = doc.get("data")
     if not isinstance(data, Mapping):

@@ -1,21 +1,23 @@
 """The latest snapshot as the gateway serves it: JSON bytes built once per tick, with an ETag.
 
 Built by the Container actor when a snapshot arrives; immutable afterwards, so gateway threads can
-read it freely. ``?symbols=`` answers are built from the per-coin documents prepared here.
+read it freely. The document's shape is declared once, as msgspec Structs (:class:`CoinDocument`,
+:class:`SnapshotDocument`), and encoded by msgspec in one pass (NaN and the infinities come out as
+``null``: :data:`ubot.jsonsafe.encode_json`). ``?symbols=`` answers encode the requested coins'
+documents, prepared here, on demand.
 """
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from ubot.jsonsafe import json_literals, json_number
+from ubot.jsonsafe import encode_json, json_ints, json_number
 from ubot.market.snapshot import (
     GLOBAL_FIELDS,
     GLOBAL_INT_FIELDS,
@@ -25,6 +27,49 @@ from ubot.market.snapshot import (
     Snapshot,
 )
 from ubot.timeutil import iso_from_ms
+
+Number = float | None  # NaN and the infinities are written as null (msgspec's rule, see jsonsafe)
+
+
+class CoinDocument(msgspec.Struct, gc=False):
+    """One coin of the served snapshot, its members in the order they are written."""
+
+    id: int
+    symbol: str
+    name: str
+    slug: str
+    rank: int | None
+    price: Number
+    volume_24h: Number
+    volume_change_24h: Number
+    percent_change_1h: Number
+    percent_change_24h: Number
+    percent_change_7d: Number
+    percent_change_30d: Number
+    percent_change_60d: Number
+    percent_change_90d: Number
+    market_cap: Number
+    market_cap_dominance: Number
+    fully_diluted_market_cap: Number
+    circulating_supply: Number
+    total_supply: Number
+    max_supply: Number
+    num_market_pairs: int | None
+    last_updated: str
+
+
+class SnapshotDocument(msgspec.Struct, omit_defaults=True, rename={"global_": "global"}):
+    """The served snapshot (``GET /v1/snapshot``); ``unknown_symbols`` only in ``?symbols=`` answers."""
+
+    timestamp: str
+    convert: str
+    global_: dict[str, Any] | None
+    coins: list[CoinDocument]
+    unknown_symbols: list[str] | None = None
+
+
+_COLUMNS = ("rank", *QUOTE_FIELDS, *SUPPLY_FIELDS)
+assert CoinDocument.__struct_fields__ == ("id", "symbol", "name", "slug", *_COLUMNS, "last_updated")
 
 
 def etag_of(body: bytes) -> str:
@@ -43,61 +88,52 @@ class SnapshotView:
     convert: str
     body: bytes
     etag: str
-    fragments: tuple[str, ...]  # each coin's JSON object, serialized once
+    documents: tuple[CoinDocument, ...]  # each coin's document, built once
     ids: tuple[int, ...]
     symbols: tuple[str, ...]
-    global_json: str  # the "global" member's JSON (an object or null)
+    global_doc: dict[str, Any] | None
     by_symbol: Mapping[str, int]  # upper-case symbol -> coin index (best rank wins)
     by_id: Mapping[int, int]
 
     @property
     def coins(self) -> tuple[dict[str, Any], ...]:
-        """The coin documents as dicts (parsed back: for tests and tools, not the hot path)."""
-        return tuple(json.loads(fragment) for fragment in self.fragments)
+        """The coin documents as dicts (as a client reads them: for tests and tools)."""
+        return tuple(msgspec.json.decode(encode_json(self.documents)))
+
+    @property
+    def global_json(self) -> str:
+        """The ``global`` member's JSON (an object or null)."""
+        return encode_json(self.global_doc).decode()
 
     @classmethod
     def build(cls, snap: Snapshot) -> SnapshotView:
-        names = ("rank", *QUOTE_FIELDS, *SUPPLY_FIELDS)
         iso: dict[int, str] = {}  # most quotes share a handful of timestamps
-        stamps = [
-            iso.get(ms) or iso.setdefault(ms, _quote(iso_from_ms(ms))) for ms in snap.quote_ts_ms.tolist()
-        ]
-        # Each coin is rendered by one %-template over pre-rendered columns: the same bytes
-        # json.dumps would give (float repr, escaped strings), without building 5,000 dicts.
-        keys = ("id", "symbol", "name", "slug", *names, "last_updated")
-        template = "{" + ",".join(f'"{key}":%s' for key in keys) + "}"
+        stamps = [iso.get(ms) or iso.setdefault(ms, iso_from_ms(ms)) for ms in snap.quote_ts_ms.tolist()]
         ids = snap.ids.tolist()
-        rows = zip(
-            map(str, ids),
-            map(_quote, snap.symbols),
-            map(_quote, snap.names),
-            map(_quote, snap.slugs),
-            *(json_literals(snap.column(n), n in INT_FIELDS) for n in names),
-            stamps,
-            strict=True,
-        )
-        fragments = tuple(template % row for row in rows)
+        columns = [
+            json_ints(snap.column(n)) if n in INT_FIELDS else snap.column(n).tolist() for n in _COLUMNS
+        ]
+        documents = tuple(map(CoinDocument, ids, snap.symbols, snap.names, snap.slugs, *columns, stamps))
         global_doc = None
         if snap.global_metrics is not None:
             values = snap.global_metrics.values
             global_doc = {name: _global_value(values.get(name), name) for name in GLOBAL_FIELDS}
             global_doc["last_updated"] = iso_from_ms(snap.global_metrics.timestamp_ms)
-        global_json = json.dumps(global_doc, separators=(",", ":"), allow_nan=False)
         by_symbol: dict[str, int] = {}
         ranks = snap.column("rank")
         # Best rank first (unranked last, ties by position), so setdefault keeps the best per symbol.
         for i in np.lexsort((np.arange(len(ranks)), np.nan_to_num(ranks, nan=np.inf))).tolist():
             by_symbol.setdefault(snap.symbols[i].upper(), i)
-        body = _render(snap.timestamp_ms, snap.convert, global_json, fragments)
+        body = _render(snap.timestamp_ms, snap.convert, global_doc, documents)
         return cls(
             timestamp_ms=snap.timestamp_ms,
             convert=snap.convert,
             body=body,
             etag=etag_of(body),
-            fragments=fragments,
+            documents=documents,
             ids=tuple(ids),
             symbols=snap.symbols,
-            global_json=global_json,
+            global_doc=global_doc,
             by_symbol=by_symbol,
             by_id={coin_id: i for i, coin_id in enumerate(ids)},
         )
@@ -105,24 +141,18 @@ class SnapshotView:
     def filtered(self, symbols: Iterable[str]) -> tuple[bytes, str]:
         """The document restricted to ``symbols`` (upper-case), in the order asked."""
         wanted = list(dict.fromkeys(symbols))
-        found = [self.fragments[self.by_symbol[s]] for s in wanted if s in self.by_symbol]
+        found = [self.documents[self.by_symbol[s]] for s in wanted if s in self.by_symbol]
         missing = [s for s in wanted if s not in self.by_symbol]
-        body = _render(self.timestamp_ms, self.convert, self.global_json, found, missing)
+        body = _render(self.timestamp_ms, self.convert, self.global_doc, found, missing or None)
         return body, etag_of(body)
-
-
-_quote = encode_basestring_ascii  # a str as a JSON string literal, as json.dumps writes it
 
 
 def _render(
     timestamp_ms: int,
     convert: str,
-    global_json: str,
-    fragments: Iterable[str],
+    global_doc: dict[str, Any] | None,
+    documents: Iterable[CoinDocument],
     missing: list[str] | None = None,
 ) -> bytes:
-    head = f'{{"timestamp":{_quote(iso_from_ms(timestamp_ms))},"convert":{_quote(convert)},'
-    tail = "]"
-    if missing:
-        tail += ',"unknown_symbols":' + json.dumps(missing, separators=(",", ":"))
-    return (head + f'"global":{global_json},"coins":[' + ",".join(fragments) + tail + "}").encode()
+    document = SnapshotDocument(iso_from_ms(timestamp_ms), convert, global_doc, list(documents), missing)
+    return encode_json(document)

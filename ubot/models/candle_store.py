@@ -1,22 +1,22 @@
 """Persisting candles, and rebuilding the open ones after a restart.
 
 Per snapshot the OHLC stage writes, in one transaction with its watermark (the id of the last
-snapshot folded in): every candle that closed, and the open candle of the finest timeframe. Open
-candles of higher timeframes are not written each tick (that would be 6x the rows); after a restart
-they are rebuilt exactly by merging, level by level, the closed candles of the timeframe below in
-the open bucket with that timeframe's own open candle (:func:`ubot.market.candles.merge`). Snapshots
-stored after the watermark (a crash between the Store and OHLC commits) are then folded in again.
+snapshot folded in), the candles that closed, and nothing else: open candles are never written, as
+they are implied by rows stored anyway. After a restart the open candle of the finest timeframe is
+rebuilt from the stored quotes of its bucket (up to the watermark), and those of the higher
+timeframes by merging, level by level, the closed candles of the timeframe below in the open bucket
+with that timeframe's own open candle (:func:`ubot.market.candles.merge`, the one folding rule).
+Snapshots stored after the watermark (a crash between the Store and OHLC commits) are then folded
+in again.
 """
 
 from __future__ import annotations
-
-from itertools import repeat
 
 import numpy as np
 from peewee import Database, fn
 
 from ubot.market.candles import TIMEFRAMES, CandleBook, CandleRows, CandleUpdate, merge
-from ubot.models.bulk import insert_rows
+from ubot.models.bulk import upsert_columns
 from ubot.models.db import writing
 from ubot.models.tables import Candle, Meta, Quote, SnapshotRecord
 
@@ -48,10 +48,12 @@ _SELECT = (
 )
 
 
-def _rows(timeframe: str, c: CandleRows) -> list[tuple]:
-    """Rows ordered like ``_FIELDS``."""
-    columns = (c.open_time, c.open, c.high, c.low, c.close, c.first_ts, c.last_ts, c.count)
-    return list(zip(c.coin_ids.tolist(), repeat(timeframe), *(a.tolist() for a in columns)))
+def _columns(parts: list[CandleRows]) -> list[np.ndarray]:
+    """Candles of several timeframes as one set of columns, ordered like ``_FIELDS``."""
+    timeframes = np.repeat(np.array([c.timeframe for c in parts]), [len(c) for c in parts])
+    names = ("open_time", "open", "high", "low", "close", "first_ts", "last_ts", "count")
+    joined = [np.concatenate([getattr(c, name) for c in parts]) for name in names]
+    return [np.concatenate([c.coin_ids for c in parts]), timeframes, *joined]
 
 
 class CandleStore:
@@ -59,43 +61,52 @@ class CandleStore:
         self._db = db
 
     def save(self, book: CandleBook, update: CandleUpdate, snapshot_id: int) -> int:
-        """Write what ``update`` changed and advance the watermark; return the rows written."""
-        rows = _rows(book.finest, update.open[book.finest])
-        for timeframe, closed in update.closed.items():
-            if timeframe != book.finest:  # the finest was already written while it was open
-                rows.extend(_rows(timeframe, closed))
+        """Write the candles ``update`` closed and advance the watermark; return the rows written."""
+        parts = [closed for closed in update.closed.values() if len(closed)]
         with writing(self._db):
-            insert_rows(Candle, _FIELDS, rows, conflict_target=_KEY, update=_VALUES)
+            if parts:
+                upsert_columns(Candle, _FIELDS, _columns(parts), conflict_target=_KEY, update=_VALUES)
             Meta.insert(key=WATERMARK, value=str(snapshot_id)).on_conflict(
                 conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}
             ).execute()
-        return len(rows)
+        return sum(map(len, parts))
 
     def watermark(self) -> int:
         row = Meta.get_or_none(Meta.key == WATERMARK)
         return int(row.value) if row else 0
 
     def restore(self, book: CandleBook) -> None:
-        """Load the open candles of every timeframe into an empty ``book``."""
+        """Load the open candles of every timeframe, as of the watermark, into an empty ``book``."""
         finest = book.finest
-        latest = (
-            Candle.select(Candle.coin, fn.MAX(Candle.open_time).alias("t"))
-            .where(Candle.timeframe == finest)
-            .group_by(Candle.coin)
-        )
-        query = (
-            Candle.select(*_SELECT)
-            .join(latest, on=((Candle.coin == latest.c.coin_id) & (Candle.open_time == latest.c.t)))
-            .where(Candle.timeframe == finest)
-            .tuples()
-        )
-        below = CandleRows.from_rows(finest, query)
+        below = self._open_from_quotes(finest, self.watermark())
         book.restore(below)
         for timeframe in book.timeframes[1:]:
             if not len(below):
                 break
             below = self._rebuild(timeframe, below)
             book.restore(below)
+
+    @staticmethod
+    def _open_from_quotes(timeframe: str, watermark: int) -> CandleRows:
+        """Each coin's open candle of ``timeframe``: its quotes (snapshots up to ``watermark``, with a
+        price) in the bucket of its latest one, folded in the order they were stored. None of them
+        was late: a quote is late only when older than the bucket of a quote folded before it."""
+        length = TIMEFRAMES[timeframe]
+        folded = (Quote.snapshot <= watermark) & Quote.price.is_null(False)
+        latest = Quote.select(Quote.coin, fn.MAX(Quote.ts).alias("t")).where(folded).group_by(Quote.coin)
+        quotes = (
+            Quote.select(Quote.coin, Quote.ts, Quote.price)
+            .join(
+                latest,
+                # The bucket's start: integer division on both databases (peewee's % is GLOB).
+                on=((Quote.coin == latest.c.coin_id) & (Quote.ts >= latest.c.t / length * length)),
+            )
+            .where(folded)
+            .order_by(Quote.snapshot, Quote.coin)
+            .tuples()
+        )
+        singles = ((c, t - t % length, p, p, p, p, t, t, 1) for c, t, p in quotes)
+        return merge(timeframe, CandleRows.from_rows(timeframe, singles))
 
     @staticmethod
     def _rebuild(timeframe: str, below: CandleRows) -> CandleRows:

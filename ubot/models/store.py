@@ -9,7 +9,7 @@ import numpy as np
 from peewee import Database
 
 from ubot.market.snapshot import GLOBAL_FIELDS, NUMERIC_FIELDS, Snapshot
-from ubot.models.bulk import insert_rows
+from ubot.models.bulk import insert_columns, insert_rows, upsert_columns
 from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import Coin, GlobalMetric, Quote, SnapshotRecord
 
@@ -18,20 +18,6 @@ _GLOBAL_FIELDS = [GlobalMetric.snapshot, GlobalMetric.ts] + [
     getattr(GlobalMetric, name) for name in GLOBAL_FIELDS
 ]
 _COIN_FIELDS = [Coin.id, Coin.symbol, Coin.name, Coin.slug, Coin.first_seen]
-
-
-def _nullable(values: np.ndarray, as_int: bool = False) -> list:
-    """A column as a list for the driver, NaN -> None (SQL NULL)."""
-    missing = np.isnan(values)
-    if as_int:
-        values = values.astype(np.int64, copy=False) if not missing.any() else values
-    if not missing.any():
-        return values.tolist()
-    objects = values.astype(object)
-    if as_int:
-        objects[~missing] = values[~missing].astype(np.int64)
-    objects[missing] = None
-    return objects.tolist()
 
 
 class SnapshotWriter:
@@ -64,20 +50,21 @@ class SnapshotWriter:
             )
             if exists:
                 return None
-            insert_rows(
-                Coin,
-                _COIN_FIELDS,
-                changed,
-                conflict_target=[Coin.id],
-                update=[Coin.symbol, Coin.name, Coin.slug],
-            )
+            if changed:
+                upsert_columns(
+                    Coin,
+                    _COIN_FIELDS,
+                    [np.array(column) for column in zip(*changed, strict=True)],
+                    conflict_target=[Coin.id],
+                    update=[Coin.symbol, Coin.name, Coin.slug],
+                )
             snapshot_id = SnapshotRecord.insert(
                 timestamp=snap.timestamp_ms,
                 source=source,
                 convert=snap.convert,
                 coin_count=len(snap),
             ).execute()
-            insert_rows(Quote, _QUOTE_FIELDS, self._quote_rows(snapshot_id, snap))
+            insert_columns(Quote, _QUOTE_FIELDS, self.quote_columns(snapshot_id, snap))
             if snap.global_metrics is not None:
                 values = snap.global_metrics.values
                 row = (snapshot_id, snap.global_metrics.timestamp_ms) + tuple(
@@ -90,15 +77,9 @@ class SnapshotWriter:
         return snapshot_id
 
     @staticmethod
-    def _quote_rows(snapshot_id: int, snap: Snapshot) -> list[tuple]:
-        columns = [
-            [snapshot_id] * len(snap),
-            snap.ids.tolist(),
-            snap.quote_ts_ms.tolist(),
-        ]
-        for name in NUMERIC_FIELDS:
-            columns.append(_nullable(snap.column(name), as_int=name == "rank"))
-        return list(zip(*columns, strict=True))
+    def quote_columns(snapshot_id: int, snap: Snapshot) -> list:
+        """The quote rows of ``snap`` column-wise, ordered like the quote fields (NaN for NULL)."""
+        return [snapshot_id, snap.ids, snap.quote_ts_ms, *(snap.column(name) for name in NUMERIC_FIELDS)]
 
     def checkpoint(self) -> None:
         """Copy the SQLite write-ahead log into the database file without blocking anyone.
