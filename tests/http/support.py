@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pykka
@@ -47,6 +47,22 @@ def assert_error(result: Result, status: int) -> dict:
     assert isinstance(body["title"], str) and body["title"]
     assert isinstance(body["description"], str) and body["description"]
     return body
+
+
+class _Sessions:
+    def __init__(self, tokens: Mapping[str, int]) -> None:
+        self.tokens = tokens  # not a copy: a test may revoke one
+
+    def authenticate(self, token: str) -> int | None:
+        return self.tokens.get(token)
+
+
+class CannedUsers(pykka.ThreadingActor):
+    """A stand-in UserManager actor: its ``manager`` knows these tokens' users, and nothing else."""
+
+    def __init__(self, tokens: Mapping[str, int]) -> None:
+        super().__init__()
+        self.manager = pykka.traversable(_Sessions(tokens))
 
 
 class CannedActor(pykka.ThreadingActor):

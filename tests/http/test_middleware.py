@@ -6,7 +6,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from ubot.http.app import _serialize_error
+from ubot.http.errors import serialize_error
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON, validated
 
 SCHEMA = {
@@ -38,7 +38,7 @@ class Private(Echo):
 @pytest.fixture
 def client() -> falcon.testing.TestClient:
     app = falcon.App(middleware=[BodyLimit(64), RequireJSON(), Authentication(TOKENS.get)])
-    app.set_error_serializer(_serialize_error)
+    app.set_error_serializer(serialize_error)
     app.add_route("/echo", Echo())
     app.add_route("/private", Private())
     return falcon.testing.TestClient(app)

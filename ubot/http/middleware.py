@@ -24,15 +24,9 @@ from typing import Any
 import falcon
 from jsonschema import Draft202012Validator
 
+from ubot.http.errors import HTTPFieldError
+
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class HTTPFieldError(falcon.HTTPError):
-    """An HTTP error whose JSON body carries extra members (``field``, ``column``...)."""
-
-    def __init__(self, status: str, title: str, description: str, **members: Any) -> None:
-        super().__init__(status, title=title, description=description)
-        self.members = {k: v for k, v in members.items() if v is not None}
 
 
 class BodyLimit:

@@ -1,7 +1,8 @@
 """HTTP resources for accounts, sessions, settings, strategies and condition checks.
 
-Each resource turns a request into one UserManager message (through the :class:`Gateway`) and its
-reply into a response; a :class:`~ubot.users.messages.Rejected` reply becomes the matching error.
+Each resource turns a request into one call of the UserManager (through the :class:`Gateway`) and
+its value into a response; a domain exception it raises becomes the matching error
+(``ubot/http/errors.py``).
 The JSON schemas here check the *shape* of bodies (400 naming the field); the UserManager checks
 the meaning (422 naming the field, and the column for conditions).
 """
@@ -14,9 +15,10 @@ import falcon
 
 from ubot.http.clientaddr import client_address
 from ubot.http.gateway import Gateway
-from ubot.http.middleware import HTTPFieldError, validated
+from ubot.http.middleware import validated
 from ubot.timeutil import iso_from_ms
 from ubot.users import messages as m
+from ubot.users.manager import UserManager as U
 from ubot.users.validation import SETTINGS_FIELDS, STRATEGY_READ_ONLY
 
 _TEXT = {"type": "string", "maxLength": 1000}
@@ -85,22 +87,6 @@ CONDITION = {
 }
 
 
-def _answer(reply: Any) -> Any:
-    """The reply, or the HTTP error a Rejected reply stands for."""
-    if isinstance(reply, m.Rejected):
-        error = HTTPFieldError(
-            getattr(falcon, f"HTTP_{reply.status}"),
-            reply.title,
-            reply.description,
-            field=reply.field,
-            column=reply.column,
-        )
-        if reply.retry_after is not None:
-            error.headers = {"Retry-After": str(reply.retry_after)}
-        raise error
-    return reply
-
-
 def _strategy_doc(view: m.StrategyView) -> dict[str, Any]:
     doc = view.as_dict()
     for name in ("created_at", "updated_at", "expires_at", "last_error_at"):
@@ -116,16 +102,14 @@ def _writable(body: dict[str, Any]) -> dict[str, Any]:
 class _Resource:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-
-    def ask(self, message: Any) -> Any:
-        return _answer(self.gateway.users_ask(message))
+        self.ask = gateway.ask_users
 
 
 class UsersResource(_Resource):
     @validated(REGISTER)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        view = self.ask(m.Register(body["username"], body["email"], body["password"]))
+        view = self.ask(U.register, body["username"], body["email"], body["password"])
         resp.status = falcon.HTTP_201
         resp.media = {**view.as_dict(), "created_at": iso_from_ms(view.created_at)}
 
@@ -134,7 +118,7 @@ class SessionsResource(_Resource):
     @validated(LOGIN)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        login = self.ask(m.Login(body["username"], body["password"], client=client_address(req)))
+        login = self.ask(U.login, body["username"], body["password"], client_address(req))
         resp.status = falcon.HTTP_201
         resp.cache_control = ["no-store"]
         resp.media = {"token": login.token, "expires_at": iso_from_ms(login.expires_at)}
@@ -145,7 +129,7 @@ class CurrentSessionResource(_Resource):
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         _, _, token = req.auth.partition(" ")
-        self.ask(m.Logout(token.strip()))
+        self.ask(U.logout, token.strip())
         resp.status = falcon.HTTP_204
 
 
@@ -155,7 +139,7 @@ class AllSessionsResource(_Resource):
     auth_required = True
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        revoked = self.ask(m.LogoutEverywhere(req.context.user_id))
+        revoked = self.ask(U.logout_everywhere, req.context.user_id)
         resp.media = {"revoked": revoked}
 
 
@@ -167,7 +151,7 @@ class PasswordResource(_Resource):
     @validated(PASSWORD_CHANGE)
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        self.ask(m.ChangePassword(req.context.user_id, body["old_password"], body["new_password"]))
+        self.ask(U.change_password, req.context.user_id, body["old_password"], body["new_password"])
         resp.status = falcon.HTTP_204
 
 
@@ -175,23 +159,23 @@ class SettingsResource(_Resource):
     auth_required = True
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.ask(m.GetSettings(req.context.user_id)).as_dict()
+        resp.media = self.ask(U.get_settings, req.context.user_id).as_dict()
 
     @validated(SETTINGS)
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.ask(m.PutSettings(req.context.user_id, req.context.body)).as_dict()
+        resp.media = self.ask(U.put_settings, req.context.user_id, req.context.body).as_dict()
 
 
 class StrategiesResource(_Resource):
     auth_required = True
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        views = self.ask(m.ListStrategies(req.context.user_id))
+        views = self.ask(U.list_strategies, req.context.user_id)
         resp.media = {"strategies": [_strategy_doc(view) for view in views]}
 
     @validated(STRATEGY)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        view = self.ask(m.CreateStrategy(req.context.user_id, _writable(req.context.body)))
+        view = self.ask(U.create_strategy, req.context.user_id, _writable(req.context.body))
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/me/strategies/{view.id}"
         resp.media = _strategy_doc(view)
@@ -201,24 +185,24 @@ class StrategyResource(_Resource):
     auth_required = True
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, strategy_id: int) -> None:
-        resp.media = _strategy_doc(self.ask(m.GetStrategy(req.context.user_id, strategy_id)))
+        resp.media = _strategy_doc(self.ask(U.get_strategy, req.context.user_id, strategy_id))
 
     @validated(STRATEGY)
     def on_put(self, req: falcon.Request, resp: falcon.Response, strategy_id: int) -> None:
-        message = m.UpdateStrategy(req.context.user_id, strategy_id, _writable(req.context.body))
-        resp.media = _strategy_doc(self.ask(message))
+        view = self.ask(U.update_strategy, req.context.user_id, strategy_id, _writable(req.context.body))
+        resp.media = _strategy_doc(view)
 
     @validated(STRATEGY_PATCH)
     def on_patch(self, req: falcon.Request, resp: falcon.Response, strategy_id: int) -> None:
-        message = m.PatchStrategy(req.context.user_id, strategy_id, _writable(req.context.body))
-        resp.media = _strategy_doc(self.ask(message))
+        view = self.ask(U.patch_strategy, req.context.user_id, strategy_id, _writable(req.context.body))
+        resp.media = _strategy_doc(view)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, strategy_id: int) -> None:
-        self.ask(m.DeleteStrategy(req.context.user_id, strategy_id))
+        self.ask(U.delete_strategy, req.context.user_id, strategy_id)
         resp.status = falcon.HTTP_204
 
 
 class ConditionsResource(_Resource):
     @validated(CONDITION)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.ask(m.ValidateCondition(req.context.body["condition"])).as_dict()
+        resp.media = self.ask(U.validate_condition, req.context.body["condition"]).as_dict()

@@ -2,6 +2,6 @@
 
 ``validation`` (every field rule), ``passwords`` (argon2id, strength), ``tokens`` (bearer tokens),
 ``throttle`` (failed-login back-off), ``manager`` (the operations, on ``models/users.py``),
-``messages`` (what the gateway asks and what it gets back). Nothing here starts a thread; time comes
-from an injected ``ubot.clocks`` clock.
+``messages`` (the values it answers with), ``errors`` (the domain exceptions). Nothing here starts
+a thread; time comes from an injected ``ubot.clocks`` clock.
 """
