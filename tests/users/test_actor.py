@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ubot.actors.user_manager import UserManagerActor
-from ubot.users import messages as m
+from ubot.users import shapes as m
 from ubot.users.errors import BadCredentials, Conflict, NotFound, Throttled, ValidationError, WrongPassword
 from ubot.users.manager import UserManager as U
 

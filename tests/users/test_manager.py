@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from argon2 import PasswordHasher
 
 from ubot.models.tables import Session, User
+from ubot.timeutil import iso_from_ms
 from ubot.users import tokens
 from ubot.users.errors import (
     BadCredentials,
@@ -19,8 +21,8 @@ from ubot.users.errors import (
     WrongPassword,
 )
 from ubot.users.manager import UserManager
-from ubot.users.messages import LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.passwords import Passwords
+from ubot.users.shapes import LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.throttle import Policy
 
 PW = "correct horse 42"
@@ -32,6 +34,11 @@ def refused(kind: type[UserError], call: Any, *args: Any) -> Any:
     with pytest.raises(kind) as caught:
         call(*args)
     return caught.value
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as the gateway writes it."""
+    return msgspec.json.decode(msgspec.json.encode(value))
 
 
 def invalid(field: str, call: Any, *args: Any) -> ValidationError:
@@ -67,7 +74,7 @@ def with_targets(manager: UserManager, user_id: int, **more: Any) -> SettingsVie
 def test_registering_gives_the_user_view(manager, kit) -> None:
     view = manager.register("Alice", "Alice@Example.com", PW)
 
-    assert view == UserView(view.id, "alice", "Alice@Example.com", kit.T0_MS)
+    assert view == UserView(view.id, "alice", "Alice@Example.com", iso_from_ms(kit.T0_MS))
     row = User.get_by_id(view.id)
     assert row.password_hash.startswith("$argon2id$") and PW not in row.password_hash
 
@@ -89,7 +96,7 @@ def test_login_gives_a_token_that_authenticates_until_it_expires(manager, alice,
     login = manager.login("ALICE", PW, "10.0.0.1")
 
     assert isinstance(login, LoginToken) and tokens.well_formed(login.token)
-    assert login.expires_at == kit.T0_MS + 30 * DAY_S * 1000
+    assert login.expires_at == iso_from_ms(kit.T0_MS + 30 * DAY_S * 1000)
     assert login.token not in repr(login)
     stored = Session.get()
     assert stored.token_hash == tokens.hash_token(login.token) and login.token not in stored.token_hash
@@ -332,10 +339,10 @@ def test_a_strategy_is_created_with_its_indicators(manager, alice, kit) -> None:
     assert isinstance(view, StrategyView)
     assert view.indicators == ("rsi(14)", "sma(200)", "sma(50)")
     assert (view.top_n, view.symbols, view.channels, view.enabled) == (50, None, ("email",), True)
-    assert view.created_at == view.updated_at == kit.T0_MS
+    assert view.created_at == view.updated_at == iso_from_ms(kit.T0_MS)
     assert manager.get_strategy(alice.id, view.id) == view
     assert manager.list_strategies(alice.id) == (view,)
-    assert view.as_dict()["channels"] == ["email"]
+    assert as_json(view)["channels"] == ["email"]
 
 
 def test_a_strategy_needs_its_channels_targets(manager, alice) -> None:
@@ -372,7 +379,7 @@ def test_a_user_has_at_most_50_strategies(manager, alice) -> None:
     assert manager.create_strategy(alice.id, strategy(name="one more")).name == "one more"
 
 
-def test_put_replaces_the_whole_strategy(manager, alice, clock) -> None:
+def test_put_replaces_the_whole_strategy(manager, alice, clock, kit) -> None:
     with_targets(manager, alice.id)
     view = manager.create_strategy(alice.id, strategy(cooldown_s=600, enabled=False))
     clock.advance(10)
@@ -383,7 +390,7 @@ def test_put_replaces_the_whole_strategy(manager, alice, clock) -> None:
 
     assert (updated.symbols, updated.top_n, updated.indicators) == (("ETH",), None, ("ema(21)", "ema(9)"))
     assert (updated.cooldown_s, updated.enabled) == (0, True)  # back to the defaults
-    assert updated.updated_at == view.updated_at + 10_000 and updated.created_at == view.created_at
+    assert updated.updated_at == iso_from_ms(kit.T0_MS + 10_000) and updated.created_at == view.created_at
 
 
 def test_put_keeps_names_unique(manager, alice) -> None:
@@ -436,7 +443,7 @@ def test_an_expired_strategy_can_still_be_patched(manager, alice, clock, kit) ->
 
     patched = manager.patch_strategy(alice.id, view.id, {"enabled": False})
 
-    assert patched.expires_at == kit.T0_MS + 60_000
+    assert patched.expires_at == iso_from_ms(kit.T0_MS + 60_000)
     assert manager.patch_strategy(alice.id, view.id, {"expires_at": None}).expires_at is None
     invalid("expires_at", manager.patch_strategy, alice.id, view.id, {"expires_at": kit.T0_MS})
 
@@ -446,7 +453,7 @@ def test_read_only_fields_sent_back_are_ignored(manager, alice) -> None:
     view = manager.create_strategy(alice.id, strategy())
 
     again = manager.update_strategy(
-        alice.id, view.id, view.as_dict() | {"indicators": ["forged(1)"], "id": 999}
+        alice.id, view.id, as_json(view) | {"indicators": ["forged(1)"], "id": 999}
     )
 
     assert (again.id, again.indicators) == (view.id, ("rsi(14)",))
@@ -488,6 +495,10 @@ def test_validating_a_condition_saves_nothing(manager, alice) -> None:
     info = manager.validate_condition("rsi(14) < 30 and percent_change_24h < -10")
 
     assert info.indicators == ("rsi(14)",) and info.fields == ("percent_change_24h",)
-    assert info.as_dict() == {"valid": True, "indicators": ["rsi(14)"], "fields": ["percent_change_24h"]}
+    assert as_json(info) == {
+        "valid": True,
+        "indicators": ["rsi(14)"],
+        "fields": ["percent_change_24h"],
+    }
     assert invalid("condition", manager.validate_condition, "   ").column == 1
     assert manager.list_strategies(alice.id) == ()

@@ -12,6 +12,7 @@ from ubot.actors.user_manager import UserManagerActor
 from ubot.notify.messages import DeliveryTarget, ForgetState
 from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
 from ubot.scan.spec import UserStrategies
+from ubot.timeutil import iso_from_ms
 from ubot.users.errors import ValidationError
 from ubot.users.manager import UserManager as U
 
@@ -113,8 +114,8 @@ def test_runtime_errors_are_kept_for_the_owner_and_cleared(link, clock) -> None:
     created = ask(U.create_strategy, ada, strategy())
     ref.tell(StrategyErrors({created.id: "rsi(14) needs 15 candles of history"}, 1_700_000_000_000))
     view = ask(U.get_strategy, ada, created.id)
-    assert (
-        view.last_error == "rsi(14) needs 15 candles of history" and view.last_error_at == 1_700_000_000_000
+    assert view.last_error == "rsi(14) needs 15 candles of history" and view.last_error_at == iso_from_ms(
+        1_700_000_000_000
     )
     ref.tell(StrategyErrors({created.id: None}, 1_700_000_060_000))
     view = ask(U.get_strategy, ada, created.id)

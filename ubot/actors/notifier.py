@@ -170,7 +170,8 @@ class Notifier(pykka.ThreadingActor):
             self._flush()
             return self._states(message.strategy_ids)
         elif isinstance(message, GetAlerts):
-            return self.store.alerts(message.user_id, message.since_ms, message.strategy_id, message.limit)
+            m = message
+            return self.store.alerts(m.user_id, m.since_ms, m.strategy_id, m.limit, m.before)
         else:
             raise TypeError(f"notifier: unexpected message {type(message).__name__}")
         return None

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
+import msgspec
+import numpy as np
 
 from ubot.http import openapi
 from ubot.http.errors import add_error_handlers
 from ubot.http.gateway import Gateway
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
 from ubot.http.protection import Protection
-from ubot.http.routes import Wiring, served
+from ubot.http.routes import Wiring, served, with_head
 from ubot.http.stream import DEFAULT_HEARTBEAT_S, DEFAULT_MAX_STREAMS
 from ubot.stream.hub import StreamHub
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+#: Answers are written by msgspec: shapes (Structs, dataclasses) as they are, NaN as null.
+JSON = falcon.media.JSONHandler(
+    dumps=msgspec.json.Encoder(enc_hook=_encodable).encode, loads=msgspec.json.decode
+)
 
 
 def create_app(
@@ -45,9 +61,12 @@ def create_app(
     ]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.keep_blank_qs_values = True  # ?start= is a malformed time, not no time
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = JSON
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = JSON
     routes = served(accounts=gateway.users is not None)  # the one route table (ubot/http/routes.py)
     wiring = Wiring(gateway, authenticate, hub, max_streams, heartbeat_s, openapi.document(routes))
     for route in routes:
-        app.add_route(route.template, route.build(wiring))
+        app.add_route(route.template, with_head(route.build(wiring)))
     add_error_handlers(app)
     return app

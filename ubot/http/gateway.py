@@ -120,12 +120,17 @@ class Gateway:
         return self.ask_users(UserManager.authenticate, token)
 
     def alerts(
-        self, user_id: int, since_ms: int | None, strategy_id: int | None, limit: int
+        self,
+        user_id: int,
+        since_ms: int | None,
+        strategy_id: int | None,
+        limit: int,
+        before: int | None = None,
     ) -> tuple[AlertView, ...]:
         """The user's alerts, newest first (the Notifier answers for this user's alerts only)."""
         if self.notifier is None:
             raise NotEnabled("Alerts are not enabled in this process.")
-        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit))
+        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit, before))
 
     def health(self) -> tuple[int, dict[str, Any]]:
         stats: PipelineStats = self._ask(self.monitor, GetHealth())

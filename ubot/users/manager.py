@@ -19,10 +19,25 @@ from ubot.clocks import Clock
 from ubot.models.tables import Strategy, User
 from ubot.models.users import UserStore
 from ubot.scan.spec import UserStrategies
+from ubot.timeutil import iso_from_ms
 from ubot.users import tokens, validation
 from ubot.users.errors import BadCredentials, Conflict, NotFound, Throttled, ValidationError, WrongPassword
-from ubot.users.messages import ConditionInfo, LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.passwords import PASSWORD_MAX, Passwords, check_strength, normalize
+from ubot.users.shapes import (
+    ConditionInfo,
+    LoginToken,
+    Settings,
+    SettingsPatch,
+    SettingsView,
+    StrategyPatch,
+    StrategyView,
+    UserView,
+    convert,
+    given,
+)
+from ubot.users.shapes import (
+    Strategy as StrategyBody,
+)
 from ubot.users.specs import spec_of
 from ubot.users.throttle import (
     ACCOUNT_POLICY,
@@ -127,7 +142,7 @@ class UserManager:
         token = tokens.issue()
         expires_at = now + self.session_lifetime_ms
         self.store.add_session(user.id, tokens.hash_token(token), now, expires_at, keep=self.max_sessions)
-        return LoginToken(token, expires_at)
+        return LoginToken(token, iso_from_ms(expires_at))
 
     def authenticate(self, token: Any) -> int | None:
         if not tokens.well_formed(token):
@@ -190,11 +205,10 @@ class UserManager:
     def get_settings(self, user_id: int) -> SettingsView:
         return SettingsView(**self._settings(user_id))
 
-    def put_settings(self, user_id: int, fields: Mapping[str, Any]) -> SettingsView:
+    def put_settings(self, user_id: int, body: Settings | Mapping[str, Any]) -> SettingsView:
+        """Replace every setting: one left out is cleared (or back to its default)."""
         self._user(user_id)
-        values = validation.settings(
-            _mapping(fields), currencies=self.currencies, allow_local=self.allow_local_webhooks
-        )
+        values = validation.settings(body, currencies=self.currencies, allow_local=self.allow_local_webhooks)
         cleared = [c for c, target in validation.CHANNEL_TARGETS.items() if values[target] is None]
         for name, channel in self.store.strategies_sending_to(user_id, cleared)[:1]:
             target = validation.CHANNEL_TARGETS[channel]
@@ -206,6 +220,13 @@ class UserManager:
         self.store.put_settings(user_id, values)
         self.changed(user_id)
         return SettingsView(**values)
+
+    def patch_settings(self, user_id: int, changes: SettingsPatch | Mapping[str, Any]) -> SettingsView:
+        """Change the settings given (``null`` clears one); the others stay as they are."""
+        self._user(user_id)
+        return self.put_settings(
+            user_id, {**self._settings(user_id), **given(convert(SettingsPatch, changes))}
+        )
 
     def _settings(self, user_id: int) -> dict[str, Any]:
         saved = self.store.settings(user_id)
@@ -219,7 +240,7 @@ class UserManager:
     def get_strategy(self, user_id: int, strategy_id: Any) -> StrategyView:
         return _strategy_view(self._strategy(user_id, strategy_id))
 
-    def create_strategy(self, user_id: int, fields: Mapping[str, Any]) -> StrategyView:
+    def create_strategy(self, user_id: int, body: StrategyBody | Mapping[str, Any]) -> StrategyView:
         self._user(user_id)
         if self.store.count_strategies(user_id) >= self.max_strategies:
             raise Conflict(
@@ -227,7 +248,7 @@ class UserManager:
                 title="Too many strategies",
             )
         now = self.now_ms()
-        values = self._validate(user_id, _mapping(fields), now)
+        values = self._validate(user_id, body, now)
         self._check_name(user_id, values["name"])
         try:
             row = self.store.create_strategy(user_id, values, now)
@@ -236,17 +257,23 @@ class UserManager:
         self.changed(user_id)
         return _strategy_view(row)
 
-    def update_strategy(self, user_id: int, strategy_id: Any, fields: Mapping[str, Any]) -> StrategyView:
-        """Replace the strategy with ``fields`` (PUT)."""
+    def update_strategy(
+        self, user_id: int, strategy_id: Any, body: StrategyBody | Mapping[str, Any]
+    ) -> StrategyView:
+        """Replace the strategy with ``body`` (PUT)."""
         row = self._strategy(user_id, strategy_id)
         now = self.now_ms()
-        return self._save(row, self._validate(user_id, _mapping(fields), now), now)
+        return self._save(row, self._validate(user_id, body, now), now)
 
-    def patch_strategy(self, user_id: int, strategy_id: Any, fields: Mapping[str, Any]) -> StrategyView:
+    def patch_strategy(
+        self, user_id: int, strategy_id: Any, changes: StrategyPatch | Mapping[str, Any]
+    ) -> StrategyView:
         """Change the fields given (PATCH). ``symbols`` replaces ``top_n`` and the reverse; an expiry
         not given is kept as it is (even past: an expired strategy can still be renamed)."""
         row = self._strategy(user_id, strategy_id)
-        fields = _mapping(fields)
+        fields = {
+            k: v for k, v in given(convert(StrategyPatch, changes)).items() if k in validation.STRATEGY_FIELDS
+        }
         merged = {name: getattr(row, name) for name in validation.STRATEGY_FIELDS}
         merged.update(fields)
         if "symbols" in fields and "top_n" not in fields:
@@ -304,8 +331,8 @@ class UserManager:
             raise _not_found(strategy_id)
         return row
 
-    def _validate(self, user_id: int, fields: Mapping[str, Any], now: int) -> dict[str, Any]:
-        return validation.strategy(fields, targets=self._settings(user_id), now_ms=now, analyze=self.analyze)
+    def _validate(self, user_id: int, body: StrategyBody | Mapping[str, Any], now: int) -> dict[str, Any]:
+        return validation.strategy(body, targets=self._settings(user_id), now_ms=now, analyze=self.analyze)
 
     def _check_name(self, user_id: int, name: str, other_than: int | None = None) -> None:
         if self.store.strategy_name_taken(user_id, name, other_than):
@@ -332,12 +359,6 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _mapping(fields: Any) -> Mapping[str, Any]:
-    if not isinstance(fields, Mapping):
-        raise ValidationError("body", "must be a JSON object")
-    return fields
-
-
 def _failures(user: User) -> Failures:
     return Failures(user.failed_logins, user.last_failed_at, user.locked_until)
 
@@ -355,7 +376,7 @@ def _name_taken(name: str) -> Conflict:
 
 
 def _user_view(user: User) -> UserView:
-    return UserView(user.id, user.username, user.email, user.created_at)
+    return UserView(user.id, user.username, user.email, iso_from_ms(user.created_at))
 
 
 def _strategy_view(row: Strategy) -> StrategyView:
@@ -370,10 +391,14 @@ def _strategy_view(row: Strategy) -> StrategyView:
         channels=tuple(row.channels),
         frequency=row.frequency,
         cooldown_s=row.cooldown_s,
-        expires_at=row.expires_at,
+        expires_at=_iso(row.expires_at),
         enabled=bool(row.enabled),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        created_at=iso_from_ms(row.created_at),
+        updated_at=iso_from_ms(row.updated_at),
         last_error=row.last_error,
-        last_error_at=row.last_error_at,
+        last_error_at=_iso(row.last_error_at),
     )
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else iso_from_ms(ms)
