@@ -300,6 +300,11 @@ def test_each_settings_field_is_checked() -> None:
     fails(v.settings, {"webhook_url": "http://x.com"}, "webhook_url", "https")
 
 
+@pytest.mark.parametrize("url", ["https://[::1", "https://[zz]/hook"])
+def test_a_url_python_cannot_split_is_named(url) -> None:
+    fails(v.settings, {"webhook_url": url, "webhook_secret": "k" * 16}, "webhook_url", "not a valid URL")
+
+
 def test_a_webhook_url_needs_its_secret() -> None:
     fails(
         v.settings, {"webhook_url": "https://example.com/h"}, "webhook_secret", "is required with webhook_url"

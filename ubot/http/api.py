@@ -43,15 +43,14 @@ def operation(summary: str, answers: Mapping[int, str | tuple[str, Any]], **decl
     """Declare a responder's query, body and answers (see the module docstring)."""
     spec = Operation(summary, answers, **declared)
     query_decoder = _query_decoder(spec.query)
-    body_decoder = msgspec.json.Decoder(spec.body) if spec.body is not None else None
     body_shape = spec.body
 
     def decorate(responder: Callable) -> Callable:
         @functools.wraps(responder)
         def wrapper(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> Any:
             req.context.query = query_decoder(req.params)
-            if body_decoder is not None:
-                req.context.body = _decode_body(req, body_decoder, body_shape)
+            if body_shape is not None:
+                req.context.body = _decode_body(req, body_shape)
             return responder(self, req, resp, **params)
 
         wrapper.operation = spec  # type: ignore[attr-defined]
@@ -76,12 +75,12 @@ def _query_decoder(shape: type[Query]) -> Callable[[Mapping[str, Any]], Any]:
     return decode
 
 
-def _decode_body(req: falcon.Request, decoder: msgspec.json.Decoder, shape: Any) -> Any:
+def _decode_body(req: falcon.Request, shape: Any) -> Any:
     raw = req.bounded_stream.read()
     if not raw.strip():
         raise HTTPFieldError(falcon.HTTP_400, "Missing body", "This request needs a JSON body.")
     try:
-        return decoder.decode(raw)
+        return msgspec.convert(_integral(msgspec.json.decode(raw)), shape)
     except msgspec.ValidationError as error:
         name, message = field_of(error, shape)
         where = f"{name}: " if name else ""
@@ -90,6 +89,18 @@ def _decode_body(req: falcon.Request, decoder: msgspec.json.Decoder, shape: Any)
         ) from None
     except msgspec.DecodeError:
         raise HTTPFieldError(falcon.HTTP_400, "Malformed JSON", "The body is not valid JSON.") from None
+
+
+def _integral(value: Any) -> Any:
+    """JSON's ``328.0`` is the integer 328 (as JSON Schema says); msgspec would refuse it for an
+    ``int``, and an ``int`` is welcome wherever a ``float`` is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
 
 
 def _readable(message: str) -> str:

@@ -231,10 +231,23 @@ class ResetEvent(Struct, forbid_unknown_fields=True):
     refetch: list[str]
 
 
-#: event name -> the shape of its ``data`` (an alert event is an :class:`Alert` without deliveries).
-AlertEvent = msgspec.defstruct(
-    "AlertEvent",
-    [(f.name, f.type) for f in msgspec.structs.fields(Alert) if f.name != "deliveries"],
-    forbid_unknown_fields=True,
-)
+class AlertEvent(Struct, forbid_unknown_fields=True):
+    """The alert as the webhook body has it (``notify/outbox.alert_document``)."""
+
+    id: int
+    strategy_id: int | None
+    strategy_name: str
+    coin_id: int
+    symbol: str
+    timeframe: Timeframe
+    fired_at: Time
+    fired_at_ms: int
+    bar_open_ms: int | None
+    condition: str
+    values: dict[str, Number]
+    subject: str
+    text: str
+
+
+#: event name -> the shape of its ``data``.
 EVENTS: dict[str, Any] = {"snapshot": SnapshotEvent, "alert": AlertEvent, "reset": ResetEvent}

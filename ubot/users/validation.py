@@ -202,6 +202,16 @@ def _is_loopback(host: str) -> bool:
     return name == "localhost" or name.endswith(".localhost") or (ip is not None and ip.is_loopback)
 
 
+def _url(value: str, allow_local: bool) -> str:
+    """:func:`webhook_url`, with the ``ValueError`` of ``urllib`` (``https://[::1``) named too."""
+    try:
+        return webhook_url(value, allow_local=allow_local)
+    except ValidationError:
+        raise
+    except ValueError:
+        raise ValidationError("webhook_url", "is not a valid URL") from None
+
+
 def webhook_secret(value: str) -> str:
     if not SECRET.fullmatch(value):
         raise ValidationError("webhook_secret", "must be 16 to 128 printable ASCII characters without spaces")
@@ -248,7 +258,7 @@ def settings(
     given = shapes.convert(shapes.Settings, body)
     currencies = tuple(currencies)
     checks: dict[str, Callable[[Any], Any]] = {
-        "webhook_url": lambda v: webhook_url(v, allow_local=allow_local),
+        "webhook_url": lambda v: _url(v, allow_local),
         "webhook_secret": webhook_secret,
         "telegram_chat_id": telegram_chat_id,
         "sms_to": lambda v: phone(v, "sms_to"),
