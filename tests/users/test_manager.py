@@ -292,6 +292,23 @@ def test_settings_are_replaced_whole(manager, alice) -> None:
     assert (cleared.webhook_url, cleared.timezone, cleared.sms_to) == (None, "UTC", "+14155552671")
 
 
+def test_a_patch_changes_only_the_settings_given(manager, alice, store) -> None:
+    with_targets(manager, alice.id, quiet_hours="22:00-07:00")
+    scanner_told = []
+    manager.changed = scanner_told.append
+
+    patched = manager.patch_settings(alice.id, {"timezone": "Asia/Tokyo", "quiet_hours": None})
+
+    assert (patched.timezone, patched.quiet_hours) == ("Asia/Tokyo", None)
+    assert (patched.email_to, patched.sms_to) == ("alerts@example.com", "+14155552671")  # kept
+    assert manager.get_settings(alice.id) == patched
+    assert scanner_told == [alice.id]
+    invalid("timezone", manager.patch_settings, alice.id, {"timezone": "Mars/Olympus"})
+    invalid("fax", manager.patch_settings, alice.id, {"fax": "+1234"})
+    assert manager.get_settings(alice.id) == patched
+    refused(NotFound, manager.patch_settings, 12345, {})
+
+
 def test_bad_settings_change_nothing(manager, alice) -> None:
     with_targets(manager, alice.id)
 
