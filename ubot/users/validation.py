@@ -82,12 +82,6 @@ def _text(field: str, value: Any) -> str:
     return value
 
 
-def _show(value: Any, limit: int = 24) -> str:
-    """``repr`` of a user's value, cut short: error messages never echo a whole request."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # --- accounts ------------------------------------------------------------------------------
 
 
