@@ -74,10 +74,13 @@ class _Schemas:
         unique = list(dict.fromkeys(types))
         refs, self.components = msgspec.json.schema_components(unique, ref_template=REF)
         self.of = dict(zip(unique, refs, strict=True))
+        self.unused: set[str] = set()
 
     def query(self, shape: type) -> list[dict[str, Any]]:
-        """The query parameters of a query shape (its members, each optional)."""
+        """The query parameters of a query shape (its members, each optional); the shape itself is
+        no component of the document."""
         component = self.components[shape.__name__]
+        self.unused.add(shape.__name__)
         return [
             {
                 "name": name,
@@ -201,7 +204,7 @@ def document(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": schemas.components,
+            "schemas": {k: v for k, v in schemas.components.items() if k not in schemas.unused},
             "securitySchemes": {
                 "bearerAuth": {
                     "type": "http",
