@@ -5,8 +5,10 @@ database (SQLite, or PostgreSQL with ``UBOT_TEST_DATABASE_URL``) that has played
 its end, with the UserManager, the Notifier and a StreamHub wired as in production. schemathesis
 loads the document from ``GET /openapi.json`` and calls the WSGI app directly.
 
-For every operation (HEAD ones included) it generates requests that fit the document (positive)
-and requests that do not (negative), and runs every check schemathesis has (``--checks all``): no
+For every operation (HEAD ones included) it runs schemathesis' coverage phase (boundary values, each
+required member left out, repeated query parameters, methods the path does not serve), then
+generates requests that fit the document (positive) and requests that do not (negative), and runs
+every check schemathesis has (``--checks all``) on each answer: no
 5xx; status code, content type, headers and body as documented; a request that breaks the document
 is refused (negative data rejection), one that fits it is accepted (positive data acceptance: not a
 400; a 422 only where the document declares the rule a schema cannot state); a private operation
@@ -193,6 +195,26 @@ def _fuzz(
     return failures
 
 
+def _cover(operation, headers: Callable[[], dict]) -> list[str]:
+    """schemathesis' coverage phase for ``operation``: boundary values, each required member left
+    out, repeated query parameters, methods the path does not serve; every check on each."""
+    schema = operation.schema
+    failures: list[str] = []
+    cases = schema.iter_coverage_cases(
+        operation,
+        generation_modes=list(GenerationMode),
+        generation_config=schema.config.generation_for(operation=operation, phase="coverage"),
+    )
+    for case in cases:
+        try:
+            case.call_and_validate(headers=headers(), checks=CHECKS.get_all())
+        except BaseException as error:  # noqa: BLE001 - collected, reported together below
+            if not isinstance(error, Exception | BaseExceptionGroup):
+                raise
+            failures.append(f"{operation.label} (coverage): {error}")
+    return failures
+
+
 def _real_values(document: dict, operation, strategy_id: int) -> dict:
     """Values that reach past the 404s and 422s random ones get: a coin of the replay, the test
     user's strategy, and the document's own example body."""
@@ -235,6 +257,7 @@ def test_the_gateway_keeps_its_openapi_contract(contract) -> None:
         if key in LOCKING:
             shared = own()  # the revoking operations revoked the first one
         headers = own if key in REVOKING else functools.partial(dict, shared)
+        failures += _cover(operation, headers)
         for mode in EXAMPLES:
             failures += _fuzz(operation, mode, headers)
         fixed = _real_values(schema.raw_schema, operation, contract.strategy_id)

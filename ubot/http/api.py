@@ -15,12 +15,14 @@ route, 411/413/415 for a body, 429 from the rate limits) are added by the docume
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import falcon
 import msgspec
+import msgspec.inspect
 
 from ubot.http.errors import HTTPFieldError
 from ubot.http.shapes import Query
@@ -60,9 +62,19 @@ def operation(summary: str, answers: Mapping[int, str | tuple[str, Any]], **decl
 
 
 def _query_decoder(shape: type[Query]) -> Callable[[Mapping[str, Any]], Any]:
+    """Query values are text: a member that may be an integer takes one written in decimal digits
+    (``limit=5``, not ``5.0``, ``1e3`` or ``0x5``); everything else is decoded as the text it is."""
+    integers = {field.name for field in msgspec.inspect.type_info(shape).fields if _takes_int(field.type)}
+
     def decode(params: Mapping[str, Any]) -> Any:
+        values = {
+            name: int(value)
+            if name in integers and isinstance(value, str) and _DIGITS.fullmatch(value)
+            else value
+            for name, value in params.items()
+        }
         try:
-            return msgspec.convert(dict(params), shape, strict=False)
+            return msgspec.convert(values, shape)
         except msgspec.ValidationError as error:
             name, message = field_of(error, shape)
             raise HTTPFieldError(
@@ -73,6 +85,17 @@ def _query_decoder(shape: type[Query]) -> Callable[[Mapping[str, Any]], Any]:
             ) from None
 
     return decode
+
+
+_DIGITS = re.compile(r"-?[0-9]{1,30}")
+
+
+def _takes_int(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _takes_int(info.type)
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_takes_int(t) for t in info.types)
+    return isinstance(info, msgspec.inspect.IntType)
 
 
 def _decode_body(req: falcon.Request, shape: Any) -> Any:

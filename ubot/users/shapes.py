@@ -236,6 +236,8 @@ def field_of(error: msgspec.ValidationError, shape: Any = None) -> tuple[str | N
         message = f"must be one of {', '.join(allowed)}" if allowed else "is not an allowed value"
     elif " matching regex " in message:
         message = "does not have the expected format"
+    elif "RFC3339" in message or "timezone component" in message or "epoch timestamp" in message:
+        message = "must be an RFC3339 date-time with a timezone (2030-01-31T00:00:00Z) or epoch milliseconds"
     return field, message.replace("`", "")
 
 
