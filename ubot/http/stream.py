@@ -61,6 +61,31 @@ def frame(event_id: int, event: str, data: str) -> bytes:
     return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
 
 
+#: What GET (and HEAD) /v1/stream take and answer.
+STREAM = operation(
+    "Live events (Server-Sent Events): snapshot events, and your alert events",
+    {
+        200: ("the event stream", MEDIA_EVENT_STREAM),
+        401: "the token sent is unknown, expired or revoked",
+        503: "too many streams are open (with Retry-After), or the stream is not enabled",
+    },
+    query=StreamQuery,
+    description="An endless response: ``snapshot`` events for everyone, ``alert`` events for an "
+    "authenticated client (Authorization: Bearer, or ?access_token= for EventSource), "
+    "``: heartbeat`` comments, ``event: reset`` when a resumed id is too old. Each event's data "
+    "is one line of JSON: SnapshotEvent, AlertEvent or ResetEvent (components/schemas).",
+    parameters=(
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "resume after this event (an unknown id starts with a reset)",
+        },
+    ),
+)
+
+
 class StreamSlots:
     """A counter of open streams with a limit, safe across gunicorn's threads."""
 
@@ -100,28 +125,7 @@ class StreamResource:
         self.heartbeat_s = heartbeat_s
         self.retry_ms = retry_ms
 
-    @operation(
-        "Live events (Server-Sent Events): snapshot events, and your alert events",
-        {
-            200: ("the event stream", MEDIA_EVENT_STREAM),
-            401: "the token sent is unknown, expired or revoked",
-            503: "too many streams are open (with Retry-After), or the stream is not enabled",
-        },
-        query=StreamQuery,
-        description="An endless response: ``snapshot`` events for everyone, ``alert`` events for an "
-        "authenticated client (Authorization: Bearer, or ?access_token= for EventSource), "
-        "``: heartbeat`` comments, ``event: reset`` when a resumed id is too old. Each event's data "
-        "is one line of JSON: SnapshotEvent, AlertEvent or ResetEvent (components/schemas).",
-        parameters=(
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-                "description": "resume after this event (an unknown id starts with a reset)",
-            },
-        ),
-    )
+    @STREAM
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self.hub is None:
             raise NotEnabled("The event stream is not enabled in this process.")
@@ -140,6 +144,7 @@ class StreamResource:
         resp.set_header("X-Accel-Buffering", "no")
         resp.stream = _Body(session.chunks(self.hub, after), self.slots.release)
 
+    @STREAM
     def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The headers of a stream, without opening one (nor taking a slot)."""
         if self.hub is None:
