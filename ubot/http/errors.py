@@ -12,8 +12,10 @@ import logging
 from typing import Any
 
 import falcon
+import msgspec
 
 from ubot.http.gateway import NotEnabled, Unavailable
+from ubot.http.shapes import Error
 from ubot.users import errors as domain
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTP
         else:
             description = f"{exc.title}."
     resp.content_type = falcon.MEDIA_JSON
-    resp.media = {"title": exc.title, "description": description, **getattr(exc, "members", {})}
+    resp.data = msgspec.json.encode(Error(exc.title, description, **getattr(exc, "members", {})))
 
 
 def add_error_handlers(app: falcon.App) -> None:
