@@ -150,7 +150,7 @@ def test_replay_served_over_http_then_stopped_by_sigterm(served, replay) -> None
     assert set(missing.json()) == {"title", "description"}
     bad = served.get("/v1/coins/BTC/candles", params={"timeframe": "7m"})
     assert bad.status_code == 400
-    assert bad.json()["description"].startswith('The "timeframe" parameter is invalid. Expected one of')
+    assert bad.json()["description"].startswith('The "timeframe" parameter is invalid: must be one of')
 
     # SIGTERM: a clean stop, exit code 0
     served.proc.send_signal(signal.SIGTERM)

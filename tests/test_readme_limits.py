@@ -8,11 +8,10 @@ from pathlib import Path
 
 from ubot.config import OPTION_INDEX
 from ubot.http import compress, server
-from ubot.http.alerts import DEFAULT_ALERTS, MAX_ALERTS
-from ubot.http.params import DEFAULT_LIMIT, MAX_LIMIT
+from ubot.http.shapes import DEFAULT_ALERTS, DEFAULT_LIMIT, MAX_ALERTS, MAX_LIMIT
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL
 from ubot.rules import language
-from ubot.users import passwords, tokens, validation
+from ubot.users import passwords, shapes, tokens, validation
 from ubot.users.manager import MAX_STRATEGIES
 from ubot.users.throttle import ACCOUNT_POLICY
 
@@ -29,24 +28,24 @@ def expected_rows() -> dict[str, str]:
     return {
         "strategies per user": f"{MAX_STRATEGIES}",
         "`symbols` of a strategy": (
-            f"1 to {validation.SYMBOLS_MAX}, each at most {validation.SYMBOL_MAX} characters"
+            f"1 to {shapes.SYMBOLS_MAX}, each at most {shapes.SYMBOL_MAX} characters"
         ),
-        "`top_n` of a strategy": f"1 to {validation.TOP_N_MAX}",
-        "strategy `name`": f"{validation.NAME_MAX} characters",
+        "`top_n` of a strategy": f"1 to {shapes.TOP_N_MAX}",
+        "strategy `name`": f"{shapes.NAME_MAX} characters",
         "`condition`": (
             f"{language.MAX_LENGTH} characters, {language.MAX_NODES} syntax nodes, nesting depth "
             f"{language.MAX_DEPTH}, {language.MAX_INDICATORS} distinct indicators "
             "([periods](docs/conditions.md))"
         ),
-        "`cooldown_s`": f"0 to {validation.COOLDOWN_MAX_S} ({validation.COOLDOWN_MAX_S // 86_400} days)",
+        "`cooldown_s`": f"0 to {shapes.COOLDOWN_MAX_S} ({shapes.COOLDOWN_MAX_S // 86_400} days)",
         "`expires_at`": f"in the future, at most {validation.EXPIRY_MAX_MS // DAY_MS} days ahead",
         "sessions per user": (
             f"{tokens.MAX_SESSIONS} live tokens (logging in once more revokes the oldest), each valid "
             f"{tokens.SESSION_LIFETIME_MS // DAY_MS} days"
         ),
         "password": f"{passwords.PASSWORD_MIN} to {passwords.PASSWORD_MAX} characters",
-        "e-mail address": f"{validation.EMAIL_MAX} characters",
-        "`webhook_url`": f"{validation.WEBHOOK_URL_MAX} characters",
+        "e-mail address": f"{shapes.EMAIL_MAX} characters",
+        "`webhook_url`": f"{shapes.WEBHOOK_URL_MAX} characters",
         "`GET /v1/me/alerts`": f"`limit` 1 to {MAX_ALERTS}, default {DEFAULT_ALERTS}",
         "candles, quotes and global history": f"`limit` 1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}",
         "request body": (

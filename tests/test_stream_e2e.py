@@ -35,12 +35,11 @@ USER_ID = 7
 def serve(port: int, heartbeat_s: float) -> None:
     import falcon
 
-    from tests.http.support import CannedActor
+    from tests.http.support import CannedActor, CannedUsers
     from ubot.http.app import create_app
     from ubot.http.gateway import Gateway
     from ubot.http.server import GatewayServer
     from ubot.stream.hub import StreamHub
-    from ubot.users.messages import Authenticate
 
     state: dict = {}
 
@@ -52,9 +51,7 @@ def serve(port: int, heartbeat_s: float) -> None:
     def make_app() -> falcon.App:
         state["actors"] = actors = [
             CannedActor.start(lambda message: None),
-            CannedActor.start(
-                lambda m: USER_ID if isinstance(m, Authenticate) and m.token == TOKEN else None
-            ),
+            CannedUsers.start({TOKEN: USER_ID}),
         ]
         state["hub"] = hub = StreamHub()
         gateway = Gateway(

@@ -9,12 +9,14 @@ from typing import Any
 
 import falcon
 import falcon.testing
+import msgspec
 import pytest
 from falcon.testing import TestClient
 
 from tests.http.conftest import TOKENS, Canned
 from tests.http.support import assert_error, parse_sse
 from ubot.http.app import create_app
+from ubot.http.shapes import EVENTS
 from ubot.market.snapshot import parse_listings
 from ubot.stream.events import snapshot_event
 from ubot.stream.hub import StreamHub
@@ -152,6 +154,25 @@ def test_an_unknown_last_event_id_gets_a_reset_then_goes_on(setup, canned, last)
     stream.close()
 
 
+def test_a_reset_event_fits_its_declared_shape(setup) -> None:
+    setup.hub.publish("snapshot", {"n": 0})
+    stream = setup.open(headers={**ALICE, "Last-Event-ID": "1"})
+    stream.next()
+    (reset,) = stream.next()
+    assert reset["event"] == "reset"
+    decoded = msgspec.json.decode(reset["data"], type=EVENTS["reset"])
+    assert decoded.refetch == ["/v1/snapshot", "/v1/me/alerts"]
+    stream.close()
+
+
+def test_head_gives_the_stream_headers_without_opening_one(setup) -> None:
+    client = TestClient(setup.app)
+    for _ in range(3):  # more than the slots: none is taken
+        head = client.simulate_head("/v1/stream")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-type"] == "text/event-stream"
+
+
 def test_an_authenticated_reset_names_the_alerts_too(setup) -> None:
     stream = setup.open(headers={**ALICE, "Last-Event-ID": "1"})
     stream.next()
@@ -282,6 +303,7 @@ def test_the_snapshot_event_is_small_and_names_the_best_ranked_coins() -> None:
     }
     assert "etag" not in snapshot_event(snapshot)
     assert StreamHub().publish("snapshot", event)  # strict JSON
+    msgspec.json.decode(msgspec.json.encode(event), type=EVENTS["snapshot"])  # the declared shape
 
 
 def test_a_snapshot_event_turns_missing_numbers_into_null() -> None:

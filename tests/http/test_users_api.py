@@ -86,6 +86,52 @@ def test_a_user_signs_up_configures_and_writes_a_strategy(client) -> None:
     assert client.simulate_get(path, headers=auth).status_code == 404
 
 
+def test_put_replaces_the_settings_and_patch_changes_some(client) -> None:
+    auth = register_and_login(client, "settler")
+    assert client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth).status_code == 200
+
+    patched = client.simulate_patch("/v1/me/settings", json={"timezone": "Asia/Tokyo"}, headers=auth)
+    assert patched.status_code == 200, patched.text
+    assert (patched.json["timezone"], patched.json["webhook_url"]) == ("Asia/Tokyo", SETTINGS["webhook_url"])
+
+    replaced = client.simulate_put("/v1/me/settings", json={"timezone": "Asia/Tokyo"}, headers=auth)
+    assert (replaced.json["timezone"], replaced.json["webhook_url"]) == ("Asia/Tokyo", None)  # cleared
+
+    typo = client.simulate_patch("/v1/me/settings", json={"time_zone": "UTC"}, headers=auth)
+    assert (typo.status_code, typo.json["field"]) == (400, "time_zone")
+
+
+def test_shape_errors_are_400s_and_rules_422s(client) -> None:
+    auth = register_and_login(client, "shaper")
+    client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth)
+    for changes, status, field in [
+        ({"timeframe": "7m"}, 400, "timeframe"),
+        ({"condition": "x" * 501}, 400, "condition"),
+        ({"condition": "price > 1 and \u00e9"}, 400, "condition"),
+        ({"symbols": ["BTC", "B C"]}, 400, "symbols[1]"),
+        ({"colour": "red"}, 400, "colour"),
+        ({"top_n": 5}, 422, "top_n"),  # symbols and top_n both: a rule the schema cannot state
+        ({"expires_at": "2001-01-01T00:00:00Z"}, 422, "expires_at"),
+    ]:
+        result = client.simulate_post("/v1/me/strategies", json={**STRATEGY, **changes}, headers=auth)
+        assert (result.status_code, result.json.get("field")) == (status, field), (changes, result.text)
+    long = client.simulate_post(
+        "/v1/users", json={"username": "x1y", "email": "x@example.com", "password": "p" * 257}
+    )
+    assert (long.status_code, long.json["field"]) == (400, "password")
+    chat = client.simulate_put("/v1/me/settings", json={"telegram_chat_id": "not a chat"}, headers=auth)
+    assert (chat.status_code, chat.json["field"]) == (400, "telegram_chat_id")
+
+
+def test_head_answers_every_get_route_without_a_body(client) -> None:
+    auth = register_and_login(client, "header")
+    for path in ("/v1/me/settings", "/v1/me/strategies", "/v1/snapshot", "/health", "/openapi.json"):
+        head = client.simulate_head(path, headers=auth)
+        get = client.simulate_get(path, headers=auth)
+        assert (head.status_code, head.content) == (get.status_code, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+
+
 def test_another_users_strategy_is_not_found(client) -> None:
     alice = register_and_login(client, "alice")
     client.simulate_put("/v1/me/settings", json=SETTINGS, headers=alice)

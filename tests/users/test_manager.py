@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from argon2 import PasswordHasher
 
 from ubot.models.tables import Session, User
+from ubot.timeutil import iso_from_ms
 from ubot.users import tokens
-from ubot.users.errors import Refused, ValidationError
+from ubot.users.errors import (
+    BadCredentials,
+    Conflict,
+    NotFound,
+    Throttled,
+    UserError,
+    ValidationError,
+    WrongPassword,
+)
 from ubot.users.manager import UserManager
-from ubot.users.messages import LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.passwords import Passwords
+from ubot.users.shapes import LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.throttle import Policy
 
 PW = "correct horse 42"
@@ -20,11 +30,15 @@ NEW_PW = "battery staple 77"
 DAY_S = 86_400
 
 
-def refused(status: int, call: Any, *args: Any) -> Refused:
-    with pytest.raises(Refused) as caught:
+def refused(kind: type[UserError], call: Any, *args: Any) -> Any:
+    with pytest.raises(kind) as caught:
         call(*args)
-    assert caught.value.status == status, caught.value
     return caught.value
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as the gateway writes it."""
+    return msgspec.json.decode(msgspec.json.encode(value))
 
 
 def invalid(field: str, call: Any, *args: Any) -> ValidationError:
@@ -60,7 +74,7 @@ def with_targets(manager: UserManager, user_id: int, **more: Any) -> SettingsVie
 def test_registering_gives_the_user_view(manager, kit) -> None:
     view = manager.register("Alice", "Alice@Example.com", PW)
 
-    assert view == UserView(view.id, "alice", "Alice@Example.com", kit.T0_MS)
+    assert view == UserView(view.id, "alice", "Alice@Example.com", iso_from_ms(kit.T0_MS))
     row = User.get_by_id(view.id)
     assert row.password_hash.startswith("$argon2id$") and PW not in row.password_hash
 
@@ -74,15 +88,15 @@ def test_registering_checks_every_field(manager) -> None:
 
 
 def test_a_taken_username_or_e_mail_is_a_conflict_in_any_case(manager, alice) -> None:
-    assert refused(409, manager.register, "ALICE", "other@example.com", PW).field == "username"
-    assert refused(409, manager.register, "bob", "ALICE@example.COM", PW).field == "email"
+    assert refused(Conflict, manager.register, "ALICE", "other@example.com", PW).field == "username"
+    assert refused(Conflict, manager.register, "bob", "ALICE@example.COM", PW).field == "email"
 
 
 def test_login_gives_a_token_that_authenticates_until_it_expires(manager, alice, clock, kit) -> None:
     login = manager.login("ALICE", PW, "10.0.0.1")
 
     assert isinstance(login, LoginToken) and tokens.well_formed(login.token)
-    assert login.expires_at == kit.T0_MS + 30 * DAY_S * 1000
+    assert login.expires_at == iso_from_ms(kit.T0_MS + 30 * DAY_S * 1000)
     assert login.token not in repr(login)
     stored = Session.get()
     assert stored.token_hash == tokens.hash_token(login.token) and login.token not in stored.token_hash
@@ -112,14 +126,14 @@ def test_last_seen_is_written_at_most_once_a_minute(manager, alice, clock, kit) 
 
 
 def test_a_wrong_password_or_unknown_user_is_the_same_401(manager, alice) -> None:
-    wrong = refused(401, manager.login, "alice", "wrong password 1", None)
-    unknown = refused(401, manager.login, "nobody", PW, None)
+    wrong = refused(BadCredentials, manager.login, "alice", "wrong password 1", None)
+    unknown = refused(BadCredentials, manager.login, "nobody", PW, None)
 
     assert (wrong.title, wrong.description) == (unknown.title, unknown.description)
     assert PW not in wrong.description
-    refused(401, manager.login, "alice", None, None)
-    refused(401, manager.login, None, PW, None)
-    refused(401, manager.login, "alice", "x" * 10_000, None)
+    refused(BadCredentials, manager.login, "alice", None, None)
+    refused(BadCredentials, manager.login, None, PW, None)
+    refused(BadCredentials, manager.login, "alice", "x" * 10_000, None)
 
 
 def test_logout_revokes_that_token_only(manager, alice) -> None:
@@ -156,18 +170,21 @@ def test_changing_the_password_revokes_every_session(manager, alice) -> None:
     assert manager.change_password(alice.id, PW, NEW_PW) is None
 
     assert manager.authenticate(token) is None
-    refused(401, manager.login, "alice", PW, None)
+    refused(BadCredentials, manager.login, "alice", PW, None)
     assert manager.authenticate(manager.login("alice", NEW_PW, None).token) == alice.id
 
 
 def test_changing_the_password_checks_the_old_and_the_new(manager, alice) -> None:
     token = manager.login("alice", PW, None).token
 
-    assert refused(403, manager.change_password, alice.id, "not it at all 1", NEW_PW).field == "old_password"
+    assert (
+        refused(WrongPassword, manager.change_password, alice.id, "not it at all 1", NEW_PW).field
+        == "old_password"
+    )
     invalid("new_password", manager.change_password, alice.id, PW, "short")
     invalid("new_password", manager.change_password, alice.id, PW, "password123!")
     assert "differ" in invalid("new_password", manager.change_password, alice.id, PW, PW).message
-    refused(404, manager.change_password, alice.id + 99, PW, NEW_PW)
+    refused(NotFound, manager.change_password, alice.id + 99, PW, NEW_PW)
 
     assert manager.authenticate(token) == alice.id  # nothing changed
 
@@ -177,15 +194,15 @@ def test_changing_the_password_checks_the_old_and_the_new(manager, alice) -> Non
 
 def test_five_failures_lock_the_account_with_exponential_back_off(manager, alice, clock) -> None:
     for _ in range(5):
-        refused(401, manager.login, "alice", "wrong password 1", None)
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", None)
 
-    locked = refused(429, manager.login, "alice", PW, None)  # even the right password waits
-    assert locked.retry_after == 30
+    locked = refused(Throttled, manager.login, "alice", PW, None)  # even the right password waits
+    assert locked.retry_after_s == 30
     clock.advance(29)
-    assert refused(429, manager.login, "alice", PW, None).retry_after == 1
+    assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 1
     clock.advance(1)
-    refused(401, manager.login, "alice", "wrong password 1", None)  # the 6th failure
-    assert refused(429, manager.login, "alice", PW, None).retry_after == 60
+    refused(BadCredentials, manager.login, "alice", "wrong password 1", None)  # the 6th failure
+    assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 60
     clock.advance(60)
     assert manager.login("alice", PW, None).token
 
@@ -195,7 +212,7 @@ def test_five_failures_lock_the_account_with_exponential_back_off(manager, alice
 
 def test_failures_far_apart_never_lock(manager, alice, clock) -> None:
     for _ in range(10):
-        refused(401, manager.login, "alice", "wrong password 1", None)
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", None)
         clock.advance(15 * 60)
 
     assert manager.login("alice", PW, None).token
@@ -204,10 +221,10 @@ def test_failures_far_apart_never_lock(manager, alice, clock) -> None:
 def test_an_unknown_username_is_locked_out_like_a_real_one(manager, alice) -> None:
     for name in ("alice", "nobody"):
         for _ in range(5):
-            refused(401, manager.login, name, "wrong password 1", None)
+            refused(BadCredentials, manager.login, name, "wrong password 1", None)
 
-    assert refused(429, manager.login, "nobody", PW, None).retry_after == 30
-    assert refused(429, manager.login, "alice", PW, None).retry_after == 30
+    assert refused(Throttled, manager.login, "nobody", PW, None).retry_after_s == 30
+    assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 30
 
 
 def test_a_client_address_is_throttled_across_accounts(store, clock, passwords, kit) -> None:
@@ -216,18 +233,18 @@ def test_a_client_address_is_throttled_across_accounts(store, clock, passwords, 
     )
     manager.register("alice", "alice@example.com", PW)
     for name in ("u1", "u2", "u3"):
-        refused(401, manager.login, name, "wrong password 1", "198.51.100.7")
+        refused(BadCredentials, manager.login, name, "wrong password 1", "198.51.100.7")
 
-    assert refused(429, manager.login, "alice", PW, "198.51.100.7").retry_after == 30
+    assert refused(Throttled, manager.login, "alice", PW, "198.51.100.7").retry_after_s == 30
     assert manager.login("alice", PW, "203.0.113.9").token  # another address is not affected
 
 
 def test_wrong_old_passwords_count_as_failed_logins(manager, alice) -> None:
     for _ in range(5):
-        refused(403, manager.change_password, alice.id, "not it at all 1", NEW_PW)
+        refused(WrongPassword, manager.change_password, alice.id, "not it at all 1", NEW_PW)
 
-    assert refused(429, manager.change_password, alice.id, PW, NEW_PW).retry_after == 30
-    assert refused(429, manager.login, "alice", PW, None).retry_after == 30
+    assert refused(Throttled, manager.change_password, alice.id, PW, NEW_PW).retry_after_s == 30
+    assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 30
 
 
 def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock, kit) -> None:
@@ -275,6 +292,23 @@ def test_settings_are_replaced_whole(manager, alice) -> None:
     assert (cleared.webhook_url, cleared.timezone, cleared.sms_to) == (None, "UTC", "+14155552671")
 
 
+def test_a_patch_changes_only_the_settings_given(manager, alice, store) -> None:
+    with_targets(manager, alice.id, quiet_hours="22:00-07:00")
+    scanner_told = []
+    manager.changed = scanner_told.append
+
+    patched = manager.patch_settings(alice.id, {"timezone": "Asia/Tokyo", "quiet_hours": None})
+
+    assert (patched.timezone, patched.quiet_hours) == ("Asia/Tokyo", None)
+    assert (patched.email_to, patched.sms_to) == ("alerts@example.com", "+14155552671")  # kept
+    assert manager.get_settings(alice.id) == patched
+    assert scanner_told == [alice.id]
+    invalid("timezone", manager.patch_settings, alice.id, {"timezone": "Mars/Olympus"})
+    invalid("fax", manager.patch_settings, alice.id, {"fax": "+1234"})
+    assert manager.get_settings(alice.id) == patched
+    refused(NotFound, manager.patch_settings, 12345, {})
+
+
 def test_bad_settings_change_nothing(manager, alice) -> None:
     with_targets(manager, alice.id)
 
@@ -288,7 +322,7 @@ def test_a_target_in_use_by_a_strategy_cannot_be_cleared(manager, alice) -> None
     with_targets(manager, alice.id)
     manager.create_strategy(alice.id, strategy(name="Texts", channels=["sms"]))
 
-    error = refused(409, manager.put_settings, alice.id, {"email_to": "alerts@example.com"})
+    error = refused(Conflict, manager.put_settings, alice.id, {"email_to": "alerts@example.com"})
 
     assert error.field == "sms_to" and "'Texts' sends to sms" in error.description
     assert manager.get_settings(alice.id).sms_to == "+14155552671"
@@ -308,7 +342,7 @@ def test_currencies_and_local_webhooks_are_options(store, clock, passwords) -> N
 
 
 def test_settings_of_an_unknown_user_are_not_saved(manager) -> None:
-    refused(404, manager.put_settings, 12345, {})
+    refused(NotFound, manager.put_settings, 12345, {})
 
 
 # --- strategies ----------------------------------------------------------------------------
@@ -322,10 +356,10 @@ def test_a_strategy_is_created_with_its_indicators(manager, alice, kit) -> None:
     assert isinstance(view, StrategyView)
     assert view.indicators == ("rsi(14)", "sma(200)", "sma(50)")
     assert (view.top_n, view.symbols, view.channels, view.enabled) == (50, None, ("email",), True)
-    assert view.created_at == view.updated_at == kit.T0_MS
+    assert view.created_at == view.updated_at == iso_from_ms(kit.T0_MS)
     assert manager.get_strategy(alice.id, view.id) == view
     assert manager.list_strategies(alice.id) == (view,)
-    assert view.as_dict()["channels"] == ["email"]
+    assert as_json(view)["channels"] == ["email"]
 
 
 def test_a_strategy_needs_its_channels_targets(manager, alice) -> None:
@@ -347,7 +381,7 @@ def test_strategy_names_are_unique_per_user(manager, alice) -> None:
     with_targets(manager, alice.id)
     manager.create_strategy(alice.id, strategy())
 
-    assert refused(409, manager.create_strategy, alice.id, strategy()).field == "name"
+    assert refused(Conflict, manager.create_strategy, alice.id, strategy()).field == "name"
 
 
 def test_a_user_has_at_most_50_strategies(manager, alice) -> None:
@@ -355,14 +389,14 @@ def test_a_user_has_at_most_50_strategies(manager, alice) -> None:
     for i in range(50):
         manager.create_strategy(alice.id, strategy(name=f"s{i}"))
 
-    error = refused(409, manager.create_strategy, alice.id, strategy(name="one more"))
+    error = refused(Conflict, manager.create_strategy, alice.id, strategy(name="one more"))
 
     assert "50" in error.description
     manager.delete_strategy(alice.id, manager.list_strategies(alice.id)[0].id)
     assert manager.create_strategy(alice.id, strategy(name="one more")).name == "one more"
 
 
-def test_put_replaces_the_whole_strategy(manager, alice, clock) -> None:
+def test_put_replaces_the_whole_strategy(manager, alice, clock, kit) -> None:
     with_targets(manager, alice.id)
     view = manager.create_strategy(alice.id, strategy(cooldown_s=600, enabled=False))
     clock.advance(10)
@@ -373,7 +407,7 @@ def test_put_replaces_the_whole_strategy(manager, alice, clock) -> None:
 
     assert (updated.symbols, updated.top_n, updated.indicators) == (("ETH",), None, ("ema(21)", "ema(9)"))
     assert (updated.cooldown_s, updated.enabled) == (0, True)  # back to the defaults
-    assert updated.updated_at == view.updated_at + 10_000 and updated.created_at == view.created_at
+    assert updated.updated_at == iso_from_ms(kit.T0_MS + 10_000) and updated.created_at == view.created_at
 
 
 def test_put_keeps_names_unique(manager, alice) -> None:
@@ -381,7 +415,10 @@ def test_put_keeps_names_unique(manager, alice) -> None:
     first = manager.create_strategy(alice.id, strategy(name="first"))
     manager.create_strategy(alice.id, strategy(name="second"))
 
-    assert refused(409, manager.update_strategy, alice.id, first.id, strategy(name="second")).field == "name"
+    assert (
+        refused(Conflict, manager.update_strategy, alice.id, first.id, strategy(name="second")).field
+        == "name"
+    )
     assert manager.update_strategy(alice.id, first.id, strategy(name="first")).name == "first"  # its own name
 
 
@@ -423,7 +460,7 @@ def test_an_expired_strategy_can_still_be_patched(manager, alice, clock, kit) ->
 
     patched = manager.patch_strategy(alice.id, view.id, {"enabled": False})
 
-    assert patched.expires_at == kit.T0_MS + 60_000
+    assert patched.expires_at == iso_from_ms(kit.T0_MS + 60_000)
     assert manager.patch_strategy(alice.id, view.id, {"expires_at": None}).expires_at is None
     invalid("expires_at", manager.patch_strategy, alice.id, view.id, {"expires_at": kit.T0_MS})
 
@@ -433,7 +470,7 @@ def test_read_only_fields_sent_back_are_ignored(manager, alice) -> None:
     view = manager.create_strategy(alice.id, strategy())
 
     again = manager.update_strategy(
-        alice.id, view.id, view.as_dict() | {"indicators": ["forged(1)"], "id": 999}
+        alice.id, view.id, as_json(view) | {"indicators": ["forged(1)"], "id": 999}
     )
 
     assert (again.id, again.indicators) == (view.id, ("rsi(14)",))
@@ -444,8 +481,8 @@ def test_deleting_a_strategy(manager, alice) -> None:
     view = manager.create_strategy(alice.id, strategy())
 
     assert manager.delete_strategy(alice.id, view.id) is None
-    refused(404, manager.delete_strategy, alice.id, view.id)
-    refused(404, manager.get_strategy, alice.id, view.id)
+    refused(NotFound, manager.delete_strategy, alice.id, view.id)
+    refused(NotFound, manager.get_strategy, alice.id, view.id)
 
 
 def test_another_users_strategy_does_not_exist_for_them(manager, alice) -> None:
@@ -460,21 +497,25 @@ def test_another_users_strategy_does_not_exist_for_them(manager, alice) -> None:
         (manager.patch_strategy, (bob.id, view.id, {"enabled": False})),
         (manager.delete_strategy, (bob.id, view.id)),
     ):
-        assert refused(404, call, *args).description == f"no strategy {view.id}"
+        assert refused(NotFound, call, *args).description == f"no strategy {view.id}"
     assert manager.list_strategies(bob.id) == ()
     assert manager.get_strategy(alice.id, view.id) == view
 
 
 @pytest.mark.parametrize("strategy_id", ["1", None, 1.0, True])
 def test_a_strategy_id_that_is_not_an_integer_is_not_found(manager, alice, strategy_id) -> None:
-    refused(404, manager.get_strategy, alice.id, strategy_id)
-    refused(404, manager.delete_strategy, alice.id, strategy_id)
+    refused(NotFound, manager.get_strategy, alice.id, strategy_id)
+    refused(NotFound, manager.delete_strategy, alice.id, strategy_id)
 
 
 def test_validating_a_condition_saves_nothing(manager, alice) -> None:
     info = manager.validate_condition("rsi(14) < 30 and percent_change_24h < -10")
 
     assert info.indicators == ("rsi(14)",) and info.fields == ("percent_change_24h",)
-    assert info.as_dict() == {"valid": True, "indicators": ["rsi(14)"], "fields": ["percent_change_24h"]}
+    assert as_json(info) == {
+        "valid": True,
+        "indicators": ["rsi(14)"],
+        "fields": ["percent_change_24h"],
+    }
     assert invalid("condition", manager.validate_condition, "   ").column == 1
     assert manager.list_strategies(alice.id) == ()

@@ -166,7 +166,8 @@ class Notifier(pykka.ThreadingActor):
 
     @on_receive.register
     def _alerts(self, message: GetAlerts) -> Any:
-        return self.store.alerts(message.user_id, message.since_ms, message.strategy_id, message.limit)
+        m = message
+        return self.store.alerts(m.user_id, m.since_ms, m.strategy_id, m.limit, m.before)
 
     # -- alerts ------------------------------------------------------------------------------
 

@@ -1,14 +1,16 @@
 """The gateway's only way to the actors: ask them, with a timeout. Resources receive one of these.
 
-Every method sends one message and returns the answer; an actor that does not answer in time, or
-is gone, becomes :class:`Unavailable` (HTTP 503), never a hung request.
+Every method sends one message (or one proxy call) and returns the answer; an actor that does not
+answer in time, or is gone, becomes :class:`Unavailable` (HTTP 503), never a hung request. The
+UserManager is called through its typed proxy (:meth:`Gateway.ask_users`); the domain exceptions
+its calls raise (``ubot/users/errors.py``) come out of the future as they were raised.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
 
@@ -24,6 +26,10 @@ from ubot.messages import (
     ResolveCoin,
 )
 from ubot.notify.messages import AlertView, GetAlerts
+from ubot.users.manager import UserManager
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Unavailable(Exception):
@@ -55,6 +61,7 @@ class Gateway:
         self.notifier = notifier
         self.timeout = timeout
         self.now = now
+        self._users_proxy: Any = None
 
     def _ask(self, ref: pykka.ActorRef, message: Any) -> Any:
         try:
@@ -89,25 +96,41 @@ class Gateway:
     def global_metrics(self, start_ms: int | None, end_ms: int | None, limit: int) -> list:
         return self._ask(self.history, GetGlobal(start_ms, end_ms, limit))
 
-    def users_ask(self, message: Any) -> Any:
-        """One message to the UserManager; its reply (a value or a ``Rejected``)."""
+    def ask_users(
+        self, method: Callable[Concatenate[UserManager, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Call ``method`` (a method of :class:`~ubot.users.manager.UserManager`, e.g.
+        ``UserManager.register``) in the UserManager actor; its value, or the domain exception it
+        raised."""
         if self.users is None:
             raise NotEnabled("Accounts are not enabled in this process.")
-        return self._ask(self.users, message)
+        name = method.__name__
+        try:
+            if self._users_proxy is None:
+                self._users_proxy = self.users.proxy()
+            future = getattr(self._users_proxy.manager, name)(*args, **kwargs)
+            return future.get(timeout=self.timeout)
+        except pykka.Timeout:
+            raise Unavailable(f"UserManager.{name}: no answer within {self.timeout:g} s") from None
+        except pykka.ActorDeadError:
+            raise Unavailable(f"UserManager.{name}: the service is stopping") from None
 
     def authenticate(self, token: str) -> int | None:
         """The user id of a live session token, or None."""
-        from ubot.users.messages import Authenticate
-
-        return self.users_ask(Authenticate(token))
+        return self.ask_users(UserManager.authenticate, token)
 
     def alerts(
-        self, user_id: int, since_ms: int | None, strategy_id: int | None, limit: int
+        self,
+        user_id: int,
+        since_ms: int | None,
+        strategy_id: int | None,
+        limit: int,
+        before: int | None = None,
     ) -> tuple[AlertView, ...]:
         """The user's alerts, newest first (the Notifier answers for this user's alerts only)."""
         if self.notifier is None:
             raise NotEnabled("Alerts are not enabled in this process.")
-        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit))
+        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit, before))
 
     def health(self) -> tuple[int, dict[str, Any]]:
         stats: PipelineStats = self._ask(self.monitor, GetHealth())

@@ -16,6 +16,7 @@ from typing import Any
 
 from ubot.http import users
 from ubot.http.alerts import AlertsResource
+from ubot.http.api import operation
 from ubot.http.gateway import Gateway
 from ubot.http.resources import (
     CandlesResource,
@@ -49,6 +50,7 @@ class OpenAPIResource:
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
 
+    @operation("This document", {200: ("the OpenAPI 3.1 document", dict[str, Any])})
     def on_get(self, req: Any, resp: Any) -> None:
         resp.media = self.document
         resp.cache_control = ["no-cache"]
@@ -68,8 +70,20 @@ class Route:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The HTTP methods the resource has a responder for (Falcon's default OPTIONS aside)."""
-        return tuple(m for m in METHODS if callable(getattr(self.resource, f"on_{m.lower()}", None)))
+        """The HTTP methods the resource has a responder for (Falcon's default OPTIONS aside); every
+        GET route answers HEAD too (:func:`with_head`)."""
+        has = {m for m in METHODS if callable(getattr(self.resource, f"on_{m.lower()}", None))}
+        if "GET" in has:
+            has.add("HEAD")
+        return tuple(m for m in METHODS if m in has)
+
+
+def with_head(resource: Any) -> Any:
+    """``resource``, answering HEAD as GET when it has no HEAD responder of its own (Falcon sends
+    the headers only)."""
+    if callable(getattr(resource, "on_get", None)) and not callable(getattr(resource, "on_head", None)):
+        resource.on_head = resource.on_get
+    return resource
 
 
 def _on_gateway(resource: type) -> Callable[[Wiring], Any]:

@@ -41,7 +41,9 @@ from collections.abc import Callable, Generator, Iterator
 
 import falcon
 
+from ubot.http.api import operation
 from ubot.http.gateway import NotEnabled, Unavailable
+from ubot.http.shapes import StreamQuery
 from ubot.stream.hub import Batch, StreamHub
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,31 @@ HEARTBEAT = b": heartbeat\n\n"
 def frame(event_id: int, event: str, data: str) -> bytes:
     """One event in the SSE wire format (``data`` is one line: JSON has no raw newlines)."""
     return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
+
+
+#: What GET (and HEAD) /v1/stream take and answer.
+STREAM = operation(
+    "Live events (Server-Sent Events): snapshot events, and your alert events",
+    {
+        200: ("the event stream", MEDIA_EVENT_STREAM),
+        401: "the token sent is unknown, expired or revoked",
+        503: "too many streams are open (with Retry-After), or the stream is not enabled",
+    },
+    query=StreamQuery,
+    description="An endless response: ``snapshot`` events for everyone, ``alert`` events for an "
+    "authenticated client (Authorization: Bearer, or ?access_token= for EventSource), "
+    "``: heartbeat`` comments, ``event: reset`` when a resumed id is too old. Each event's data "
+    "is one line of JSON: SnapshotEvent, AlertEvent or ResetEvent (components/schemas).",
+    parameters=(
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "resume after this event (an unknown id starts with a reset)",
+        },
+    ),
+)
 
 
 class StreamSlots:
@@ -98,6 +125,7 @@ class StreamResource:
         self.heartbeat_s = heartbeat_s
         self.retry_ms = retry_ms
 
+    @STREAM
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self.hub is None:
             raise NotEnabled("The event stream is not enabled in this process.")
@@ -115,6 +143,14 @@ class StreamResource:
         resp.cache_control = ["no-cache"]
         resp.set_header("X-Accel-Buffering", "no")
         resp.stream = _Body(session.chunks(self.hub, after), self.slots.release)
+
+    @STREAM
+    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The headers of a stream, without opening one (nor taking a slot)."""
+        if self.hub is None:
+            raise NotEnabled("The event stream is not enabled in this process.")
+        resp.content_type = MEDIA_EVENT_STREAM
+        resp.cache_control = ["no-cache"]
 
 
 class _Session:

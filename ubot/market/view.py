@@ -139,12 +139,20 @@ class SnapshotView:
         )
 
     def filtered(self, symbols: Iterable[str]) -> tuple[bytes, str]:
-        """The document restricted to ``symbols`` (upper-case), in the order asked."""
+        """The document restricted to ``symbols`` (upper-case symbols, or CoinMarketCap ids in
+        digits), in the order asked; the keys it does not have are listed as ``unknown_symbols``."""
         wanted = list(dict.fromkeys(symbols))
-        found = [self.documents[self.by_symbol[s]] for s in wanted if s in self.by_symbol]
-        missing = [s for s in wanted if s not in self.by_symbol]
+        where = {key: self.index_of(key) for key in wanted}
+        found = [self.documents[where[key]] for key in wanted if where[key] is not None]
+        missing = [key for key in wanted if where[key] is None]
         body = _render(self.timestamp_ms, self.convert, self.global_doc, found, missing or None)
         return body, etag_of(body)
+
+    def index_of(self, key: str) -> int | None:
+        """The row of a coin: by id when ``key`` is ASCII digits, else by (upper-case) symbol."""
+        if key.isascii() and key.isdigit():
+            return self.by_id.get(int(key)) if len(key) < 19 else None
+        return self.by_symbol.get(key)
 
 
 def _render(

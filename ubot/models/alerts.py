@@ -240,10 +240,21 @@ class AlertStore:
         since_ms: int | None = None,
         strategy_id: int | None = None,
         limit: int = 50,
+        before: int | None = None,
     ) -> tuple[AlertView, ...]:
         """The user's alerts fired at or after ``since_ms`` (of one strategy when given), newest
-        first, each with every delivery's status."""
+        first, each with every delivery's status. ``before``: only those listed after that alert
+        (an id), to page back."""
         query = AlertRecord.select().where(AlertRecord.user == user_id)
+        if before is not None:
+            mark = AlertRecord.get_or_none((AlertRecord.id == before) & (AlertRecord.user == user_id))
+            if mark is None:
+                query = query.where(AlertRecord.id < before)
+            else:
+                query = query.where(
+                    (AlertRecord.fired_at < mark.fired_at)
+                    | ((AlertRecord.fired_at == mark.fired_at) & (AlertRecord.id < before))
+                )
         if since_ms is not None:
             query = query.where(AlertRecord.fired_at >= since_ms)
         if strategy_id is not None:

@@ -94,6 +94,7 @@ class GetAlerts:
     since_ms: int | None = None
     strategy_id: int | None = None
     limit: int = 50
+    before: int | None = None  # an alert's id: only the alerts listed after it (the next page)
 
 
 @dataclass(frozen=True)
