@@ -27,7 +27,7 @@ from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
-from ubot.models.schema import SchemaError, ensure_schema
+from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema
 
 log = logging.getLogger("ubot")
 
@@ -248,6 +248,7 @@ def check_start(settings: Settings) -> None:
     db = open_database(settings.database.url)
     try:
         ensure_schema(db)
+        ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
     finally:
         db.close()
 

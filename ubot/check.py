@@ -17,7 +17,14 @@ from ubot.config import Settings, resolved_source
 from ubot.http.server import BindError, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact, sqlite_path
-from ubot.models.schema import SCHEMA_VERSION, SchemaError, pending_migrations, schema_drift
+from ubot.models.schema import (
+    SCHEMA_VERSION,
+    SchemaError,
+    pending_migrations,
+    quote_currency_problem,
+    recorded_quote_currency,
+    schema_drift,
+)
 
 #: The longest ``check`` waits for CoinMarketCap's ``/v1/key/info``, retries included.
 KEY_INFO_WAIT_S = 5.0
@@ -38,7 +45,7 @@ class Report:
 def check(settings: Settings) -> Report:
     report = Report()
     _source(settings, report)
-    _database(settings.database.url, report)
+    _database(settings.database.url, settings.market.convert, report)
     _gateway(settings, report)
     return report
 
@@ -132,19 +139,21 @@ def _coinmarketcap(settings: Settings, report: Report) -> None:
     report.facts.append(("credits", text))
 
 
-def _database(url: str, report: Report) -> None:
+def _database(url: str, convert: str, report: Report) -> None:
     shown = redact(url)
     path = sqlite_path(url)
     created = path is not None and path not in ("", ":memory:") and not os.path.exists(path)
     try:
-        state, problems = _schema(url, created)
+        state, problems, recorded = _schema(url, created, convert)
     except (DatabaseConfigError, SchemaError) as exc:
+        recorded = None
         state, problems = (
             None,
             [str(exc) if isinstance(exc, DatabaseConfigError) else f"database {shown}: {exc}"],
         )
     except DatabaseError as exc:  # e.g. "file is not a database"
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        recorded = None
         state, problems = None, [f"cannot use database {shown}: {first_line}"]
     finally:
         if created:  # leave no file behind that was not there
@@ -152,15 +161,21 @@ def _database(url: str, report: Report) -> None:
                 if os.path.exists(path + suffix):  # type: ignore[operator]
                     os.remove(path + suffix)  # type: ignore[operator]
     report.facts.append(("database", f"{shown} ({state})" if state else shown))
+    if state:
+        held = f"{recorded} (recorded in the database)" if recorded else f"{convert} (to be recorded)"
+        report.facts.append(("prices in", held))
     report.problems.extend(problems)
 
 
-def _schema(url: str, created: bool) -> tuple[str, list[str]]:
-    """(what start-up would do to the schema, one line per table or column missing)."""
+def _schema(url: str, created: bool, convert: str) -> tuple[str, list[str], str | None]:
+    """(what start-up would do to the schema; one line per table or column missing, and for a quote
+    currency other than ``convert``; the database's quote currency, if it has one)."""
     db = open_database(url)
     try:
         current, pending = pending_migrations(db)
         drift = schema_drift(db) if current is not None and not pending else []
+        recorded = recorded_quote_currency(db)
+        currency = quote_currency_problem(db, convert, redact(url))
     finally:
         db.close()
     if created:
@@ -171,4 +186,5 @@ def _schema(url: str, created: bool) -> tuple[str, list[str]]:
         state = f"schema version {current}: migrations to {', '.join(map(str, pending))} would run"
     else:
         state = f"schema version {current}, current"
-    return state, [f"database {redact(url)}: {line}" for line in drift]
+    problems = [f"database {redact(url)}: {line}" for line in drift]
+    return state, problems + ([currency] if currency else []), recorded

@@ -33,6 +33,7 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Session,
+    SnapshotRecord,
     User,
     UserSettings,
 )
@@ -169,6 +170,59 @@ def ensure_schema(
 
 
 def _set_version(version: int) -> None:
-    Meta.insert(key="schema_version", value=str(version)).on_conflict(
-        conflict_target=[Meta.key], update={Meta.value: str(version)}
+    _set_meta("schema_version", str(version))
+
+
+def _set_meta(key: str, value: str) -> None:
+    Meta.insert(key=key, value=value).on_conflict(
+        conflict_target=[Meta.key], update={Meta.value: value}
     ).execute()
+
+
+# --- the quote currency ---------------------------------------------------------------------------
+
+#: Meta key of the currency every price of the database is in (``[market] convert``).
+QUOTE_CURRENCY = "quote_currency"
+
+
+class QuoteCurrencyError(SchemaError):
+    """The database holds prices in another currency than ``[market] convert``."""
+
+
+def recorded_quote_currency(db: Database) -> str | None:
+    """The currency the database's prices are in: the one recorded in ``meta``; for a database of an
+    uBot that did not record it yet, the currency of its newest snapshot; ``None`` for one without
+    any price (any currency will do)."""
+    if not db.table_exists(Meta._meta.table_name):
+        return None
+    row = Meta.get_or_none(Meta.key == QUOTE_CURRENCY)
+    if row is not None:
+        return row.value
+    if not db.table_exists(SnapshotRecord._meta.table_name):
+        return None
+    newest = SnapshotRecord.select(SnapshotRecord.convert).order_by(SnapshotRecord.timestamp.desc()).first()
+    return None if newest is None else newest.convert
+
+
+def quote_currency_problem(db: Database, convert: str, shown_url: str) -> str | None:
+    """The one line refusing ``convert`` on this database, or ``None`` when it fits."""
+    recorded = recorded_quote_currency(db)
+    if recorded is None or recorded == convert:
+        return None
+    return (
+        f"database {shown_url} holds prices in {recorded} but [market] convert = {convert}: "
+        f"mixing them would corrupt the candles and fire false alerts; set [market] convert = "
+        f"{recorded} again, or use a new database (--db) for {convert}"
+    )
+
+
+def ensure_quote_currency(db: Database, convert: str, shown_url: str) -> None:
+    """Record ``convert`` as the database's quote currency (at its first start, or the first start of
+    this uBot on an older database); raise :class:`QuoteCurrencyError` when it holds another one."""
+    problem = quote_currency_problem(db, convert, shown_url)
+    if problem is not None:
+        raise QuoteCurrencyError(problem)
+    if Meta.get_or_none(Meta.key == QUOTE_CURRENCY) is None:
+        with writing(db):
+            _set_meta(QUOTE_CURRENCY, convert)
+        log.info("database quote currency recorded: %s", convert)
