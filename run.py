@@ -24,6 +24,7 @@ from peewee import DatabaseError
 
 from ubot import __version__
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
+from ubot.engine_lock import EngineLocked, acquire, probe
 from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
@@ -95,8 +96,19 @@ def load(args: argparse.Namespace) -> Settings:
 
 
 def start_pipeline(settings: Settings, on_finished, hub=None):
-    """Open the database and source, start the actors. Returns (db, actors). ``hub``: the stream
-    the gateway serves (``/v1/stream``), fed with snapshot and alert events."""
+    """Take the database's engine lock, open the database and source, start the actors. Returns
+    (lock, actors): release the lock after stopping the actors. ``hub``: the stream the gateway
+    serves (``/v1/stream``), fed with snapshot and alert events. Raises :class:`EngineLocked` when
+    another engine runs on the database."""
+    lock = acquire(settings.database.url)  # held until this process ends or releases it
+    try:
+        return lock, _start_actors(settings, on_finished, hub)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _start_actors(settings: Settings, on_finished, hub):
     from ubot.market.sources import make_source
     from ubot.notify.registry import build_channels
     from ubot.stream.events import snapshot_event
@@ -137,7 +149,7 @@ def start_pipeline(settings: Settings, on_finished, hub=None):
         on_finished=on_finished,
         alerts=alerts,
     )
-    return db, actors
+    return actors
 
 
 def run_headless(settings: Settings) -> int:
@@ -158,7 +170,10 @@ def run_headless(settings: Settings) -> int:
         finished.set()
 
     try:
-        _, actors = start_pipeline(settings, on_finished)
+        lock, actors = start_pipeline(settings, on_finished)
+    except EngineLocked as exc:  # started between check_start and here
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
     except (StartupError, FatalSourceError) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 1
@@ -170,6 +185,7 @@ def run_headless(settings: Settings) -> int:
             pass
     finally:
         stop_system(actors)
+        lock.release()
     log.info("stopped")
     return 1 if outcome == ["failed"] else 0
 
@@ -191,7 +207,13 @@ def run_server(settings: Settings) -> int:
     def make_app():
         hub = StreamHub()
         state["hub"] = hub
-        _, actors = start_pipeline(settings, on_finished, hub)
+        try:
+            # In the worker: one restarted by gunicorn after a crash takes the lock again (the dead
+            # one's was released by the OS, or by PostgreSQL when its connection closed).
+            state["lock"], actors = start_pipeline(settings, on_finished, hub)
+        except EngineLocked as exc:
+            log.error("%s", exc)
+            raise SystemExit(3) from None  # gunicorn: the worker failed to boot, the master stops
         state["actors"] = actors
         gateway = Gateway(
             container=actors.container,
@@ -219,6 +241,8 @@ def run_server(settings: Settings) -> int:
         if "actors" in state:
             stop_system(state.pop("actors"))
             log.info("pipeline stopped")
+        if "lock" in state:
+            state.pop("lock").release()
 
     host, port = settings.http.bind
     log.info("gateway on http://%s:%d", host, port)
@@ -247,6 +271,7 @@ def check_start(settings: Settings) -> None:
         source.close()
     db = open_database(settings.database.url)
     try:
+        probe(settings.database.url)  # another engine on this database: refused before any change
         ensure_schema(db)
         ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
     finally:
@@ -291,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     root.addHandler(held)
     try:
         check_start(settings)
-    except (ConfigError, DatabaseConfigError, SchemaError, FatalSourceError, BindError) as exc:
+    except (ConfigError, DatabaseConfigError, SchemaError, FatalSourceError, BindError, EngineLocked) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 2
     except DatabaseError as exc:  # e.g. "file is not a database"

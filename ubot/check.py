@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from peewee import DatabaseError
 
 from ubot.config import Settings, resolved_source
+from ubot.engine_lock import other_engine
 from ubot.http.server import BindError, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact, sqlite_path
@@ -160,6 +161,10 @@ def _database(url: str, convert: str, report: Report) -> None:
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(path + suffix):  # type: ignore[operator]
                     os.remove(path + suffix)  # type: ignore[operator]
+    if state:
+        other = other_engine(url)
+        if other is not None:
+            problems.append(other)
     report.facts.append(("database", f"{shown} ({state})" if state else shown))
     if state:
         held = f"{recorded} (recorded in the database)" if recorded else f"{convert} (to be recorded)"
