@@ -110,11 +110,13 @@ def start_pipeline(settings: Settings, on_finished, hub=None):
 
 def _start_actors(settings: Settings, on_finished, hub):
     from ubot.market.sources import make_source
+    from ubot.models.watch import watch_database
     from ubot.notify.registry import build_channels
     from ubot.stream.events import snapshot_event
     from ubot.system import AlertOptions, start_system
 
     db = open_database(settings.database.url)
+    watch = watch_database(settings.database.url)  # the file's identity, as opened
     source = make_source(settings)
     if source.name == "cmc":
         try:
@@ -148,6 +150,7 @@ def _start_actors(settings: Settings, on_finished, hub):
         max_ticks=settings.market.ticks,
         on_finished=on_finished,
         alerts=alerts,
+        database_watch=watch.check if watch is not None else None,
     )
     return actors
 
@@ -187,7 +190,7 @@ def run_headless(settings: Settings) -> int:
         stop_system(actors)
         lock.release()
     log.info("stopped")
-    return 1 if outcome == ["failed"] else 0
+    return 1 if outcome[:1] in (["failed"], ["database"]) else 0
 
 
 def run_server(settings: Settings) -> int:

@@ -91,6 +91,7 @@ def start_system(
     clock: Clock | None = None,
     on_finished: Callable[[str], None] | None = None,
     alerts: AlertOptions | None = None,
+    database_watch: Callable[[], str | None] | None = None,
 ) -> Actors:
     clock = clock or SystemClock()
     alerts = alerts or AlertOptions()
@@ -101,6 +102,7 @@ def start_system(
         on_finished=on_finished,
         source_status=getattr(source, "status", None),  # sources that report their own health
         wait_for_scans=interval_s == 0,  # back-to-back ticks: never outrun the Scanner
+        database_watch=database_watch,  # the SQLite file deleted or replaced: stop, say so
     )
     notifier = Notifier.start(
         AlertStore(db),
