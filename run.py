@@ -23,6 +23,7 @@ import threading
 from peewee import DatabaseError
 
 from ubot import __version__
+from ubot.backfill import ReplayRefused, backfill, older_than_history
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.engine_lock import EngineLocked, acquire, probe
 from ubot.http.server import BindError, GatewayServer, check_bind
@@ -81,6 +82,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bind", metavar="HOST:PORT", help="gateway address (default 127.0.0.1:8080)")
     parser.add_argument("--ticks", metavar="N", help="stop after N ticks and exit 0 (0: run forever)")
     parser.add_argument("--no-http", action="store_true", help="run the pipeline without the gateway")
+    parser.add_argument(
+        "--deliver",
+        action="store_true",
+        help="replay: deliver its alerts too (by default they are only logged, marked replayed)",
+    )
+    parser.add_argument(
+        "--backfill",
+        action="store_true",
+        help="replay: add recordings older than the newest stored snapshot to the history "
+        "(candles rebuilt for their range, nothing scanned), then exit",
+    )
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
     return parser.parse_args(argv)
 
@@ -89,6 +101,10 @@ def load(args: argparse.Namespace) -> Settings:
     overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
     if args.no_http:
         overrides[("http", "enabled")] = "false"
+    if args.deliver:
+        overrides[("market", "replay_deliver")] = "true"
+    if args.backfill:
+        overrides[("market", "backfill")] = "true"
     if args.log_level is not None:
         overrides[("log", "level")] = args.log_level
     path = args.config or "settings.ini"
@@ -151,6 +167,7 @@ def _start_actors(settings: Settings, on_finished, hub):
         on_finished=on_finished,
         alerts=alerts,
         database_watch=watch.check if watch is not None else None,
+        deliver_replayed=settings.market.replay_deliver,
     )
     return actors
 
@@ -265,7 +282,7 @@ def check_start(settings: Settings) -> None:
     first, so a refused start leaves no database behind; the schema is created or upgraded last."""
     from ubot.market.sources import fit_to_plan, make_source
 
-    if settings.http.enabled:
+    if settings.http.enabled and not settings.market.backfill:  # a backfill serves nothing
         check_bind(*settings.http.bind)
     source = make_source(settings, announce=False)
     try:
@@ -277,8 +294,41 @@ def check_start(settings: Settings) -> None:
         probe(settings.database.url)  # another engine on this database: refused before any change
         ensure_schema(db)
         ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
+        if resolved_source(settings) == "replay" and not settings.market.backfill:
+            refused = older_than_history(
+                db, settings.market.replay_dir, settings.market.convert, redact(settings.database.url)
+            )
+            if refused is not None:
+                raise ReplayRefused(refused)
     finally:
         db.close()
+
+
+def run_backfill(settings: Settings) -> int:
+    """``--backfill``: store the recordings, fold them into the candles, exit (nothing is scanned)."""
+    try:
+        lock = acquire(settings.database.url)
+    except EngineLocked as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    try:
+        db = open_database(settings.database.url)
+        try:
+            result = backfill(db, settings.market.replay_dir, settings.market.convert)
+        finally:
+            db.close()
+    except ReplayRefused as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        lock.release()
+    log.info(
+        "backfill of %s: %d snapshot(s) stored, %d candle row(s) written; nothing was scanned",
+        settings.market.replay_dir,
+        result.stored,
+        result.candles,
+    )
+    return 0
 
 
 def run_check(settings: Settings) -> int:
@@ -319,7 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     root.addHandler(held)
     try:
         check_start(settings)
-    except (ConfigError, DatabaseConfigError, SchemaError, FatalSourceError, BindError, EngineLocked) as exc:
+    except (
+        ConfigError,
+        DatabaseConfigError,
+        SchemaError,
+        FatalSourceError,
+        BindError,
+        EngineLocked,
+        ReplayRefused,
+    ) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 2
     except DatabaseError as exc:  # e.g. "file is not a database"
@@ -341,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.market.limit,
         redact(settings.database.url),
     )
+    if settings.market.backfill:
+        return run_backfill(settings)
     if settings.http.enabled:
         return run_server(settings)
     return run_headless(settings)

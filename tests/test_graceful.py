@@ -185,7 +185,11 @@ def test_sigterm_with_a_webhook_delivery_hanging_is_bounded_and_keeps_it_pending
     with FakeWebhook() as hook:
         hook.script(Hang())
         sign_up(db, hook.url())
-        env = {"UBOT_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "true", "UBOT_NOTIFY_WEBHOOK_TIMEOUT": "2"}
+        env = {
+            "UBOT_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "true",
+            "UBOT_NOTIFY_WEBHOOK_TIMEOUT": "2",
+            "UBOT_MARKET_REPLAY_DELIVER": "true",  # the replay stands for a live market here
+        }
         ubot = replay(tmp_path, market, url, env=env)
         try:
             wait_until(lambda: hook.requests, "the first webhook call", alive=ubot)

@@ -8,11 +8,13 @@ SQLite file that did not exist is removed again, no schema is created or upgrade
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
 from peewee import DatabaseError
 
+from ubot.backfill import older_than_history
 from ubot.config import Settings, resolved_source
 from ubot.engine_lock import other_engine
 from ubot.http.server import BindError, check_bind
@@ -46,7 +48,7 @@ class Report:
 def check(settings: Settings) -> Report:
     report = Report()
     _source(settings, report)
-    _database(settings.database.url, settings.market.convert, report)
+    _database(settings, report)
     _gateway(settings, report)
     return report
 
@@ -140,12 +142,16 @@ def _coinmarketcap(settings: Settings, report: Report) -> None:
     report.facts.append(("credits", text))
 
 
-def _database(url: str, convert: str, report: Report) -> None:
+def _database(settings: Settings, report: Report) -> None:
+    url, convert = settings.database.url, settings.market.convert
+    replay = settings.market.replay_dir if resolved_source(settings) == "replay" else None
+    if settings.market.backfill:
+        replay = None  # older recordings are what a backfill is for
     shown = redact(url)
     path = sqlite_path(url)
     created = path is not None and path not in ("", ":memory:") and not os.path.exists(path)
     try:
-        state, problems, recorded = _schema(url, created, convert)
+        state, problems, recorded = _schema(url, created, convert, replay)
     except (DatabaseConfigError, SchemaError) as exc:
         recorded = None
         state, problems = (
@@ -172,7 +178,7 @@ def _database(url: str, convert: str, report: Report) -> None:
     report.problems.extend(problems)
 
 
-def _schema(url: str, created: bool, convert: str) -> tuple[str, list[str], str | None]:
+def _schema(url: str, created: bool, convert: str, replay: str | None) -> tuple[str, list[str], str | None]:
     """(what start-up would do to the schema; one line per table or column missing, and for a quote
     currency other than ``convert``; the database's quote currency, if it has one)."""
     db = open_database(url)
@@ -181,6 +187,11 @@ def _schema(url: str, created: bool, convert: str) -> tuple[str, list[str], str 
         drift = schema_drift(db) if current is not None and not pending else []
         recorded = recorded_quote_currency(db)
         currency = quote_currency_problem(db, convert, redact(url))
+        older = None
+        if replay is not None and current is not None and not pending:
+            # The replay directory's own problem is reported with the source.
+            with contextlib.suppress(FatalSourceError):
+                older = older_than_history(db, replay, convert, redact(url))
     finally:
         db.close()
     if created:
@@ -192,4 +203,4 @@ def _schema(url: str, created: bool, convert: str) -> tuple[str, list[str], str 
     else:
         state = f"schema version {current}, current"
     problems = [f"database {redact(url)}: {line}" for line in drift]
-    return state, problems + ([currency] if currency else []), recorded
+    return state, problems + [line for line in (currency, older) if line], recorded
