@@ -23,11 +23,13 @@ import threading
 from peewee import DatabaseError
 
 from ubot import __version__
+from ubot.backfill import ReplayRefused, backfill, older_than_history
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
+from ubot.engine_lock import EngineLocked, acquire, probe
 from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
-from ubot.models.schema import SchemaError, ensure_schema
+from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema
 
 log = logging.getLogger("ubot")
 
@@ -80,6 +82,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bind", metavar="HOST:PORT", help="gateway address (default 127.0.0.1:8080)")
     parser.add_argument("--ticks", metavar="N", help="stop after N ticks and exit 0 (0: run forever)")
     parser.add_argument("--no-http", action="store_true", help="run the pipeline without the gateway")
+    parser.add_argument(
+        "--deliver",
+        action="store_true",
+        help="replay: deliver its alerts too (by default they are only logged, marked replayed)",
+    )
+    parser.add_argument(
+        "--backfill",
+        action="store_true",
+        help="replay: add recordings older than the newest stored snapshot to the history "
+        "(candles rebuilt for their range, nothing scanned), then exit",
+    )
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
     return parser.parse_args(argv)
 
@@ -88,6 +101,10 @@ def load(args: argparse.Namespace) -> Settings:
     overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
     if args.no_http:
         overrides[("http", "enabled")] = "false"
+    if args.deliver:
+        overrides[("market", "replay_deliver")] = "true"
+    if args.backfill:
+        overrides[("market", "backfill")] = "true"
     if args.log_level is not None:
         overrides[("log", "level")] = args.log_level
     path = args.config or "settings.ini"
@@ -95,14 +112,27 @@ def load(args: argparse.Namespace) -> Settings:
 
 
 def start_pipeline(settings: Settings, on_finished, hub=None):
-    """Open the database and source, start the actors. Returns (db, actors). ``hub``: the stream
-    the gateway serves (``/v1/stream``), fed with snapshot and alert events."""
+    """Take the database's engine lock, open the database and source, start the actors. Returns
+    (lock, actors): release the lock after stopping the actors. ``hub``: the stream the gateway
+    serves (``/v1/stream``), fed with snapshot and alert events. Raises :class:`EngineLocked` when
+    another engine runs on the database."""
+    lock = acquire(settings.database.url)  # held until this process ends or releases it
+    try:
+        return lock, _start_actors(settings, on_finished, hub)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _start_actors(settings: Settings, on_finished, hub):
     from ubot.market.sources import make_source
+    from ubot.models.watch import watch_database
     from ubot.notify.registry import build_channels
     from ubot.stream.events import snapshot_event
     from ubot.system import AlertOptions, start_system
 
     db = open_database(settings.database.url)
+    watch = watch_database(settings.database.url)  # the file's identity, as opened
     source = make_source(settings)
     if source.name == "cmc":
         try:
@@ -137,8 +167,10 @@ def start_pipeline(settings: Settings, on_finished, hub=None):
         max_ticks=settings.market.ticks,
         on_finished=on_finished,
         alerts=alerts,
+        database_watch=watch.check if watch is not None else None,
+        deliver_replayed=settings.market.replay_deliver,
     )
-    return db, actors
+    return actors
 
 
 def run_headless(settings: Settings) -> int:
@@ -159,7 +191,10 @@ def run_headless(settings: Settings) -> int:
         finished.set()
 
     try:
-        _, actors = start_pipeline(settings, on_finished)
+        lock, actors = start_pipeline(settings, on_finished)
+    except EngineLocked as exc:  # started between check_start and here
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
     except (StartupError, FatalSourceError) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 1
@@ -171,8 +206,9 @@ def run_headless(settings: Settings) -> int:
             pass
     finally:
         stop_system(actors)
+        lock.release()
     log.info("stopped")
-    return 1 if outcome == ["failed"] else 0
+    return 1 if outcome[:1] in (["failed"], ["database"]) else 0
 
 
 def run_server(settings: Settings) -> int:
@@ -192,7 +228,13 @@ def run_server(settings: Settings) -> int:
     def make_app():
         hub = StreamHub()
         state["hub"] = hub
-        _, actors = start_pipeline(settings, on_finished, hub)
+        try:
+            # In the worker: one restarted by gunicorn after a crash takes the lock again (the dead
+            # one's was released by the OS, or by PostgreSQL when its connection closed).
+            state["lock"], actors = start_pipeline(settings, on_finished, hub)
+        except EngineLocked as exc:
+            log.error("%s", exc)
+            raise SystemExit(3) from None  # gunicorn: the worker failed to boot, the master stops
         state["actors"] = actors
         gateway = Gateway(
             container=actors.container,
@@ -220,6 +262,8 @@ def run_server(settings: Settings) -> int:
         if "actors" in state:
             stop_system(state.pop("actors"))
             log.info("pipeline stopped")
+        if "lock" in state:
+            state.pop("lock").release()
 
     host, port = settings.http.bind
     log.info("gateway on http://%s:%d", host, port)
@@ -239,7 +283,7 @@ def check_start(settings: Settings) -> None:
     first, so a refused start leaves no database behind; the schema is created or upgraded last."""
     from ubot.market.sources import fit_to_plan, make_source
 
-    if settings.http.enabled:
+    if settings.http.enabled and not settings.market.backfill:  # a backfill serves nothing
         check_bind(*settings.http.bind)
     source = make_source(settings, announce=False)
     try:
@@ -248,9 +292,44 @@ def check_start(settings: Settings) -> None:
         source.close()
     db = open_database(settings.database.url)
     try:
+        probe(settings.database.url)  # another engine on this database: refused before any change
         ensure_schema(db)
+        ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
+        if resolved_source(settings) == "replay" and not settings.market.backfill:
+            refused = older_than_history(
+                db, settings.market.replay_dir, settings.market.convert, redact(settings.database.url)
+            )
+            if refused is not None:
+                raise ReplayRefused(refused)
     finally:
         db.close()
+
+
+def run_backfill(settings: Settings) -> int:
+    """``--backfill``: store the recordings, fold them into the candles, exit (nothing is scanned)."""
+    try:
+        lock = acquire(settings.database.url)
+    except EngineLocked as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    try:
+        db = open_database(settings.database.url)
+        try:
+            result = backfill(db, settings.market.replay_dir, settings.market.convert)
+        finally:
+            db.close()
+    except ReplayRefused as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        lock.release()
+    log.info(
+        "backfill of %s: %d snapshot(s) stored, %d candle row(s) written; nothing was scanned",
+        settings.market.replay_dir,
+        result.stored,
+        result.candles,
+    )
+    return 0
 
 
 def run_check(settings: Settings) -> int:
@@ -291,7 +370,15 @@ def main(argv: list[str] | None = None) -> int:
     root.addHandler(held)
     try:
         check_start(settings)
-    except (ConfigError, DatabaseConfigError, SchemaError, FatalSourceError, BindError) as exc:
+    except (
+        ConfigError,
+        DatabaseConfigError,
+        SchemaError,
+        FatalSourceError,
+        BindError,
+        EngineLocked,
+        ReplayRefused,
+    ) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 2
     except DatabaseError as exc:  # e.g. "file is not a database"
@@ -313,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.market.limit,
         redact(settings.database.url),
     )
+    if settings.market.backfill:
+        return run_backfill(settings)
     if settings.http.enabled:
         return run_server(settings)
     return run_headless(settings)

@@ -46,6 +46,7 @@ class System:
             ReplaySource(replay_dir),
             interval_s=60,
             clock=clock,
+            deliver_replayed=True,  # the replay stands for a live market here
             alerts=AlertOptions(
                 workers=3,
                 channels={"webhook": WebhookChannel(timeout_s=5, allow_private_addresses=True)},

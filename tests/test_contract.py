@@ -144,6 +144,7 @@ def contract(db, tmp_path) -> Iterator[Contract]:
         ReplaySource(replay.directory),
         interval_s=0,
         on_finished=lambda why: done.set(),
+        deliver_replayed=True,  # the replay stands for a live market: its alert has a delivery
         alerts=AlertOptions(
             workers=2,
             publish=publish,

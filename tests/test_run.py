@@ -30,6 +30,8 @@ FLAGS = [
     "--bind",
     "--ticks",
     "--no-http",
+    "--deliver",
+    "--backfill",
     "--log-level",
 ]
 TIMEOUT_S = 30

@@ -184,6 +184,8 @@ OPTIONS: tuple[Option, ...] = (
         "market", "record_dir", "", _text, "a directory to record CoinMarketCap responses into", "--record"
     ),
     Option("market", "ticks", "0", _number(0, integer=True), "an integer >= 0 (0: forever)", "--ticks"),
+    Option("market", "replay_deliver", "false", _boolean, "true or false", "--deliver"),
+    Option("market", "backfill", "false", _boolean, "true or false", "--backfill"),
     Option("coinmarketcap", "api_key", "", _text, "a CoinMarketCap Pro API key", secret=True),
     Option(
         "coinmarketcap",
@@ -425,6 +427,12 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             "[market] source = cmc needs an API key: set UBOT_COINMARKETCAP_API_KEY "
             "or [coinmarketcap] api_key"
+        )
+    if settings.market.replay_deliver and source != "replay":
+        raise ConfigError("[market] replay_deliver (--deliver) is for replays: it needs --source replay")
+    if settings.market.backfill and source != "replay":
+        raise ConfigError(
+            "[market] backfill (--backfill) adds recordings to the history: it needs --source replay"
         )
     if settings.market.record_dir and source != "cmc":
         raise ConfigError(

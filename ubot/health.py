@@ -39,6 +39,7 @@ class PipelineStats:
     last_outcome: str = ""
     exhausted: bool = False
     failed: str = ""  # why the source can never work again, if so
+    database_lost: str = ""  # why the database can no longer be written (its file deleted), if so
     source_status: dict[str, Any] | None = None  # the source's own report (CoinMarketCap)
     scanner: dict[str, Any] | None = None  # the Scanner's figures after its last scan
 
@@ -65,7 +66,7 @@ class PipelineStats:
         interval = clock.interval_s if clock else 0.0
         stalled = self.stalled(now, interval, clock.ticking if clock else False)
         source_degraded = bool(self.source_status) and self.source_status.get("state") == "degraded"
-        if self.failed:
+        if self.failed or self.database_lost:
             status, code = "degraded", 503
         elif self.last_snapshot_ms is None:
             status, code = "starting", 503
@@ -98,7 +99,9 @@ class PipelineStats:
             doc["source_status"] = self.source_status
         if self.scanner is not None:
             doc["scanner"] = self.scanner
-        if self.failed:
+        if self.database_lost:
+            doc["reason"] = database_lost_line(self.database_lost)
+        elif self.failed:
             doc["reason"] = f"the market source failed: {self.failed}"
         elif stalled:
             doc["reason"] = f"no tick finished for more than {STALL_INTERVALS} intervals"
@@ -109,6 +112,14 @@ class PipelineStats:
         if self.exhausted:
             doc["source_exhausted"] = True
         return code, doc
+
+
+def database_lost_line(reason: str) -> str:
+    """What to say when the database file is lost: what happened, and what to do."""
+    return (
+        f"{reason}: the pipeline is stopped and nothing more is written; restore the file from a "
+        "backup, or restart uBot to begin a new database"
+    )
 
 
 def _round(value: float | None) -> float | None:

@@ -94,6 +94,8 @@ def start_system(
     clock: Clock | None = None,
     on_finished: Callable[[str], None] | None = None,
     alerts: AlertOptions | None = None,
+    database_watch: Callable[[], str | None] | None = None,
+    deliver_replayed: bool = False,
 ) -> Actors:
     clock = clock or SystemClock()
     alerts = alerts or AlertOptions()
@@ -104,9 +106,15 @@ def start_system(
         on_finished=on_finished,
         source_status=getattr(source, "status", None),  # sources that report their own health
         wait_for_scans=interval_s == 0,  # back-to-back ticks: never outrun the Scanner
+        database_watch=database_watch,  # the SQLite file deleted or replaced: stop, say so
     )
+    if source.name == "replay":
+        log.warning(
+            "replay: alerts are written to the alert log marked replayed, and %s",
+            "delivered too (--deliver)" if deliver_replayed else "never sent (--deliver to send them)",
+        )
     notifier = Notifier.start(
-        AlertStore(db),
+        AlertStore(db, replay=source.name == "replay", deliver_replayed=deliver_replayed),
         alerts.channels,
         clock,
         max_attempts=alerts.max_attempts,

@@ -111,3 +111,34 @@ def test_back_to_back_ticks_wait_for_their_scan(kit) -> None:
     ref.tell(ScanFinished(3))  # a scan may finish before the Container's TickDone arrives
     ref.tell(done(3))
     assert clock.next(TickFinished) == TickFinished(3)
+
+
+def test_a_lost_database_stops_the_clock_and_degrades_health(kit) -> None:
+    """The database watch is asked at the end of every tick, skipped ones too (a failed write ends
+    its tick there); once it says the file is lost, ticking stops and /health says why."""
+    finished, clock = Finished(), kit.inbox()
+    lost: list[str] = []
+    ref = Monitor.start(
+        "simulated",
+        FakeClock(1_700_000_000),
+        on_finished=finished,
+        database_watch=lambda: lost[0] if lost else None,
+    )
+    ref.tell(WatchTicks(clock.ref))
+    ref.tell(done(1))
+    assert clock.next(TickFinished) == TickFinished(1)
+
+    lost.append("database file /x/ubot.db was deleted while uBot was running")
+    ref.tell(done(2, "skipped", "store failed: disk I/O error"))
+    ref.tell(done(3, "skipped", "store failed: disk I/O error"))  # in flight: ends here, no second stop
+
+    assert finished.wait() == ["database"]
+    stats = ref.ask(GetHealth(), timeout=WAIT)
+    assert finished.reasons == ["database"]
+    assert clock.received() == [StopTicking("database lost")]
+    code, doc = stats.health(1_700_000_000, None)
+    assert (code, doc["status"]) == (503, "degraded")
+    assert doc["reason"] == (
+        "database file /x/ubot.db was deleted while uBot was running: the pipeline is stopped and "
+        "nothing more is written; restore the file from a backup, or restart uBot to begin a new database"
+    )

@@ -60,6 +60,7 @@ def test_the_alerts_of_the_user_newest_first_with_their_deliveries(client, canne
         "fired_at": "2024-10-16T00:05:00.012Z",
         "values": {"rsi(14)": 27.5, "percent_change_24h": None},
         "text": "BTC: rsi(14) 27.5 < 30",
+        "replayed": False,
         "deliveries": [
             {
                 "channel": "webhook",

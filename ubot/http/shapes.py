@@ -201,6 +201,7 @@ class Alert(Struct):
     fired_at: Time
     values: dict[str, Number]
     text: str
+    replayed: Annotated[bool, Meta(description="raised by a replay of recordings, not the live market")]
     deliveries: list[Delivery]
 
 
