@@ -24,6 +24,7 @@ from peewee import DatabaseError
 
 from ubot import __version__
 from ubot.backfill import ReplayRefused, backfill, older_than_history
+from ubot.cluster import RedisUnavailable
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.engine_lock import EngineLocked, acquire, probe
 from ubot.http.server import BindError, GatewayServer, check_bind
@@ -43,6 +44,8 @@ FLAGS = {
     "ticks": ("market", "ticks"),
     "db": ("database", "url"),
     "bind": ("http", "bind"),
+    "role": ("cluster", "role"),
+    "redis": ("cluster", "redis_url"),
 }
 
 
@@ -80,6 +83,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--db", metavar="URL", help="database URL: sqlite:///path or postgresql://user@host:port/name"
     )
     parser.add_argument("--bind", metavar="HOST:PORT", help="gateway address (default 127.0.0.1:8080)")
+    parser.add_argument(
+        "--role",
+        metavar="ROLE",
+        help="all (default: everything in this process), engine (the pipeline; one active per "
+        "database, others stand by) or gateway (the HTTP API); every role but all needs "
+        "PostgreSQL (--db) and Redis (--redis)",
+    )
+    parser.add_argument("--redis", metavar="URL", help="Redis for the roles: redis://host:port/db")
     parser.add_argument("--ticks", metavar="N", help="stop after N ticks and exit 0 (0: run forever)")
     parser.add_argument("--no-http", action="store_true", help="run the pipeline without the gateway")
     parser.add_argument(
@@ -278,21 +289,33 @@ def run_server(settings: Settings) -> int:
     return 0
 
 
+def serves_http(settings: Settings) -> bool:
+    """Whether this process serves the HTTP API: not a backfill, not an engine (pipeline only)."""
+    if settings.market.backfill or settings.cluster.role == "engine":
+        return False
+    return settings.http.enabled or settings.cluster.role == "gateway"
+
+
 def check_start(settings: Settings) -> None:
     """Refuse to start, with one line, when something cannot work. Side-effect-free checks come
     first, so a refused start leaves no database behind; the schema is created or upgraded last."""
+    from ubot.cluster import check_redis
     from ubot.market.sources import fit_to_plan, make_source
 
-    if settings.http.enabled and not settings.market.backfill:  # a backfill serves nothing
+    role = settings.cluster.role
+    check_redis(settings)  # every role but all: Redis answers (RedisUnavailable otherwise)
+    if serves_http(settings):
         check_bind(*settings.http.bind)
-    source = make_source(settings, announce=False)
-    try:
-        fit_to_plan(settings, source)  # may stretch settings.market.interval; the worker inherits it
-    finally:
-        source.close()
+    if role != "gateway":  # a gateway fetches nothing
+        source = make_source(settings, announce=False)
+        try:
+            fit_to_plan(settings, source)  # may stretch settings.market.interval; the worker inherits it
+        finally:
+            source.close()
     db = open_database(settings.database.url)
     try:
-        probe(settings.database.url)  # another engine on this database: refused before any change
+        if settings.cluster.role == "all":  # an engine stands by, a gateway takes no lock
+            probe(settings.database.url)  # another engine on this database: refused before any change
         ensure_schema(db)
         ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
         if resolved_source(settings) == "replay" and not settings.market.backfill:
@@ -378,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         BindError,
         EngineLocked,
         ReplayRefused,
+        RedisUnavailable,
     ) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 2
@@ -402,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if settings.market.backfill:
         return run_backfill(settings)
+    if settings.cluster.role != "all":
+        print(f"ubot: --role {settings.cluster.role} is not served yet", file=sys.stderr)
+        return 2
     if settings.http.enabled:
         return run_server(settings)
     return run_headless(settings)
