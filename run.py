@@ -122,24 +122,24 @@ def load(args: argparse.Namespace) -> Settings:
     return load_settings(path, overrides=overrides, required=args.config is not None)
 
 
-def start_pipeline(settings: Settings, on_finished, hub=None):
+def start_pipeline(settings: Settings, on_finished, publisher=None):
     """Take the database's engine lock, open the database and source, start the actors. Returns
-    (lock, actors): release the lock after stopping the actors. ``hub``: the stream the gateway
-    serves (``/v1/stream``), fed with snapshot and alert events. Raises :class:`EngineLocked` when
-    another engine runs on the database."""
+    (lock, actors): release the lock after stopping the actors. ``publisher``: an
+    :class:`~ubot.stream.publisher.EventPublisher` that puts each tick's document and events and the
+    alert events on the bus the gateway reads. Raises :class:`EngineLocked` when another engine
+    runs on the database."""
     lock = acquire(settings.database.url)  # held until this process ends or releases it
     try:
-        return lock, _start_actors(settings, on_finished, hub)
+        return lock, _start_actors(settings, on_finished, publisher)
     except BaseException:
         lock.release()
         raise
 
 
-def _start_actors(settings: Settings, on_finished, hub):
+def _start_actors(settings: Settings, on_finished, publisher):
     from ubot.market.sources import make_source
     from ubot.models.watch import watch_database
     from ubot.notify.registry import build_channels
-    from ubot.stream.events import snapshot_event
     from ubot.system import AlertOptions, start_system
 
     db = open_database(settings.database.url)
@@ -162,12 +162,8 @@ def _start_actors(settings: Settings, on_finished, hub):
         backoff_max_s=notify.backoff_max_s,
         sends_per_user=notify.sends_per_user,
         allow_local_webhooks=notify.webhook_allow_private,
-        publish=hub.publish if hub is not None else None,
-        publish_snapshot=(
-            (lambda snap, etag: hub.publish("snapshot", snapshot_event(snap, etag=etag)))
-            if hub is not None
-            else None
-        ),
+        publish=publisher.publish if publisher is not None else None,
+        publish_tick=publisher.tick if publisher is not None else None,
     )
     actors = start_system(
         db,
@@ -223,10 +219,13 @@ def run_headless(settings: Settings) -> int:
 
 
 def run_server(settings: Settings) -> int:
+    from ubot.cluster import make_bus
     from ubot.http.app import create_app
     from ubot.http.gateway import Gateway
     from ubot.http.protection import protection_middleware
     from ubot.stream.hub import StreamHub
+    from ubot.stream.latest import LatestSnapshot
+    from ubot.stream.publisher import EventPublisher
     from ubot.system import stop_system
 
     state: dict = {}
@@ -237,12 +236,13 @@ def run_server(settings: Settings) -> int:
             os.kill(os.getppid(), signal.SIGTERM)  # gunicorn's master: graceful stop, exit 0
 
     def make_app():
-        hub = StreamHub()
-        state["hub"] = hub
+        # Role all: the engine's side and the gateway's side of the roles, over an in-process bus.
+        bus = state["bus"] = make_bus(settings)
+        hub = state["hub"] = StreamHub(bus).start()
         try:
             # In the worker: one restarted by gunicorn after a crash takes the lock again (the dead
             # one's was released by the OS, or by PostgreSQL when its connection closed).
-            state["lock"], actors = start_pipeline(settings, on_finished, hub)
+            state["lock"], actors = start_pipeline(settings, on_finished, EventPublisher(bus))
         except EngineLocked as exc:
             log.error("%s", exc)
             raise SystemExit(3) from None  # gunicorn: the worker failed to boot, the master stops
@@ -254,6 +254,7 @@ def run_server(settings: Settings) -> int:
             clock=actors.clock,
             users=actors.users,
             notifier=actors.notifier,
+            snapshots=LatestSnapshot(bus),
         )
         return create_app(
             gateway,
@@ -275,6 +276,8 @@ def run_server(settings: Settings) -> int:
             log.info("pipeline stopped")
         if "lock" in state:
             state.pop("lock").release()
+        if "bus" in state:
+            state.pop("bus").close()
 
     host, port = settings.http.bind
     log.info("gateway on http://%s:%d", host, port)

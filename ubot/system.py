@@ -31,8 +31,9 @@ from ubot.actors.scanner import Scanner
 from ubot.actors.store import Store
 from ubot.actors.user_manager import UserManagerActor
 from ubot.clocks import Clock, SystemClock
-from ubot.market.snapshot import Snapshot
 from ubot.market.source import MarketSource
+from ubot.market.view import SnapshotView
+from ubot.messages import Candled
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_store import CandleStore
 from ubot.models.closes import closed_candles
@@ -77,10 +78,11 @@ class AlertOptions:
     #: Sends of one user in flight at once on a channel (``[notify] sends_per_user``).
     sends_per_user: int = 2
     allow_local_webhooks: bool = False
-    #: ``publish(event, data, user_id)``: the SSE stream (``StreamHub.publish``), if served.
+    #: ``publish(event, data, user_id)``: an alert event for the stream (``EventPublisher.publish``).
     publish: Callable[[str, Mapping[str, Any], int | None], Any] | None = None
-    #: ``publish_snapshot(snapshot, etag)`` after each tick, for the stream.
-    publish_snapshot: Callable[[Snapshot, str], Any] | None = None
+    #: ``publish_tick(candled, view)`` after each tick (``EventPublisher.tick``): its document,
+    #: ``TickReady`` and the snapshot event, onto the bus.
+    publish_tick: Callable[[Candled, SnapshotView], Any] | None = None
 
 
 def start_system(
@@ -138,7 +140,7 @@ def start_system(
         snapshots=SnapshotReader(db),
         now_ms=lambda: int(clock.now() * 1000),
     )
-    container = Container.start(monitor, alerts.publish_snapshot)
+    container = Container.start(monitor, alerts.publish_tick)
     ohlc = Ohlc.start(candle_store, container, monitor, scanner=scanner)
     try:  # answered only after on_start (the candle restore) has run
         ohlc.proxy().watermark.get(timeout=600)
