@@ -218,6 +218,56 @@ def run_headless(settings: Settings) -> int:
     return 1 if outcome[:1] in (["failed"], ["database"]) else 0
 
 
+def run_engine(settings: Settings) -> int:
+    """``--role engine``: stand by until this process holds the engine lock, then run the pipeline,
+    publishing to Redis, until a signal (or ``--ticks``)."""
+    from ubot.bus import STRATEGIES
+    from ubot.cluster import make_bus
+    from ubot.engine_lock import engine_lock
+    from ubot.engine_role import Standby, follow_strategies, standby_poll_s
+    from ubot.stream.publisher import EventPublisher
+    from ubot.system import StartupError, stop_system
+
+    finished = threading.Event()
+    outcome: list[str] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("received %s: finishing the tick in flight, then stopping", signal.Signals(signum).name)
+        finished.set()
+
+    def on_finished(why: str) -> None:
+        outcome.append(why)
+        finished.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    bus = make_bus(settings)
+    lock = engine_lock(settings.database.url)
+    try:
+        if not Standby(lock, standby_poll_s(settings.market.interval), finished).wait():
+            log.info("stopped while standing by")
+            return 0
+        log.info("engine: active (holding the engine lock of %s)", redact(settings.database.url))
+        strategies_from = bus.last_id(STRATEGIES)  # before the Scanner reads every strategy
+        try:
+            actors = _start_actors(settings, on_finished, EventPublisher(bus))
+        except (StartupError, FatalSourceError) as exc:
+            print(f"ubot: {exc}", file=sys.stderr)
+            return 1
+        relay = follow_strategies(bus, actors.users, actors.scanner, strategies_from)
+        try:
+            while not finished.wait(0.5):  # timed: see run_headless
+                pass
+        finally:
+            relay.stop()
+            stop_system(actors)
+    finally:
+        lock.release()
+        bus.close()
+    log.info("stopped")
+    return 1 if outcome[:1] in (["failed"], ["database"]) else 0
+
+
 def run_server(settings: Settings) -> int:
     from ubot.cluster import make_bus
     from ubot.http.app import create_app
@@ -429,7 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if settings.market.backfill:
         return run_backfill(settings)
-    if settings.cluster.role != "all":
+    if settings.cluster.role == "engine":
+        return run_engine(settings)
+    if settings.cluster.role == "gateway":
         print(f"ubot: --role {settings.cluster.role} is not served yet", file=sys.stderr)
         return 2
     if settings.http.enabled:
