@@ -268,6 +268,79 @@ def run_engine(settings: Settings) -> int:
     return 1 if outcome[:1] in (["failed"], ["database"]) else 0
 
 
+def run_gateway(settings: Settings) -> int:
+    """``--role gateway``: the HTTP API with no actor of the pipeline. The snapshot and the events
+    come from Redis; candles, quotes, alerts, users and strategies from PostgreSQL; a strategy
+    change is announced on the ``strategies`` topic, for the engine's Scanner."""
+    from ubot.bus import STRATEGIES, StrategiesChanged
+    from ubot.cluster import make_bus
+    from ubot.http.app import create_app
+    from ubot.http.gateway import Gateway
+    from ubot.http.protection import protection_middleware
+    from ubot.notify.registry import build_channels
+    from ubot.stream.hub import StreamHub
+    from ubot.stream.latest import LatestSnapshot
+    from ubot.system import AlertOptions, start_gateway_actors
+
+    state: dict = {}
+
+    def make_app():
+        bus = state["bus"] = make_bus(settings)
+        hub = state["hub"] = StreamHub(bus).start()
+        db = state["db"] = open_database(settings.database.url)
+        actors = state["actors"] = start_gateway_actors(
+            db,
+            convert=settings.market.convert,
+            alerts=AlertOptions(
+                channels=build_channels(settings),
+                allow_local_webhooks=settings.notify.webhook_allow_private,
+            ),
+            on_changed=lambda user_id: bus.publish(STRATEGIES, StrategiesChanged(user_id)),
+        )
+        gateway = Gateway(
+            container=None,
+            history=actors.history,
+            monitor=None,
+            clock=None,
+            users=actors.users,
+            notifier=actors.history,  # GetAlerts, from the alert tables
+            snapshots=LatestSnapshot(bus),
+        )
+        return create_app(
+            gateway,
+            settings.http.max_body_bytes,
+            hub=hub,
+            max_streams=settings.http.stream_max,
+            heartbeat_s=settings.http.stream_heartbeat,
+            protection=protection_middleware(settings.http, settings.limits),
+        )
+
+    def on_stopping() -> None:
+        if "hub" in state:
+            state["hub"].close()
+
+    def on_exit() -> None:
+        on_stopping()
+        if "actors" in state:
+            state.pop("actors").stop()
+        if "bus" in state:
+            state.pop("bus").close()
+        if "db" in state:
+            state.pop("db").close()
+
+    host, port = settings.http.bind
+    log.info("gateway (role gateway) on http://%s:%d", host, port)
+    GatewayServer(
+        settings.http.bind,
+        settings.http.threads,
+        make_app,
+        on_exit,
+        settings.log.level,
+        on_stopping=on_stopping,
+    ).run()
+    return 0
+
+
 def run_server(settings: Settings) -> int:
     from ubot.cluster import make_bus
     from ubot.http.app import create_app
@@ -482,8 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.cluster.role == "engine":
         return run_engine(settings)
     if settings.cluster.role == "gateway":
-        print(f"ubot: --role {settings.cluster.role} is not served yet", file=sys.stderr)
-        return 2
+        return run_gateway(settings)
     if settings.http.enabled:
         return run_server(settings)
     return run_headless(settings)

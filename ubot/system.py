@@ -85,6 +85,44 @@ class AlertOptions:
     publish_tick: Callable[[Candled, SnapshotView], Any] | None = None
 
 
+def user_manager(db: Database, clock: Clock, convert: str, alerts: AlertOptions) -> UserManager:
+    """The UserManager of this configuration: the one of ``all``/``engine`` and a gateway's alike."""
+    return UserManager(
+        UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
+    )
+
+
+@dataclass
+class GatewayActors:
+    """A gateway role's actors: reads of the database (history, alerts) and the UserManager."""
+
+    history: pykka.ActorRef
+    users: pykka.ActorRef
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for ref in (self.users, self.history):
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                log.error("an actor of the gateway did not stop within %.0f s", timeout)
+
+
+def start_gateway_actors(
+    db: Database,
+    *,
+    convert: str,
+    alerts: AlertOptions,
+    on_changed: Callable[[int], object],
+    clock: Clock | None = None,
+) -> GatewayActors:
+    """``--role gateway``: no pipeline; the History actor (which answers ``GetAlerts`` too) and a
+    UserManager whose changes are announced with ``on_changed`` (onto the bus, for the engine)."""
+    clock = clock or SystemClock()
+    history = HistoryActor.start(History(db), AlertStore(db))
+    users = UserManagerActor.start(user_manager(db, clock, convert, alerts), on_changed=on_changed)
+    return GatewayActors(history, users)
+
+
 def start_system(
     db: Database,
     source: MarketSource,
@@ -125,11 +163,7 @@ def start_system(
         sends_per_user=alerts.sends_per_user,
         publish=alerts.publish,
     )
-    users = UserManagerActor.start(
-        UserManager(
-            UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
-        )
-    )
+    users = UserManagerActor.start(user_manager(db, clock, convert, alerts))
     candle_store = CandleStore(db)
     scanner = Scanner.start(
         alerts.workers,

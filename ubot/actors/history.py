@@ -13,14 +13,19 @@ import pykka
 
 from ubot.actors.stage import unexpected
 from ubot.messages import GetCandles, GetGlobal, GetQuotes, ResolveCoin
+from ubot.models.alerts import AlertStore
 from ubot.models.db import close_connection
 from ubot.models.history import History
+from ubot.notify.messages import GetAlerts
 
 
 class HistoryActor(pykka.ThreadingActor):
-    def __init__(self, history: History) -> None:
+    def __init__(self, history: History, alerts: AlertStore | None = None) -> None:
+        """``alerts``: in a gateway role (no Notifier in the process), ``GetAlerts`` is answered
+        here, from the alert tables."""
         super().__init__()
         self.history = history
+        self.alerts = alerts
 
     def on_stop(self) -> None:
         close_connection()
@@ -44,3 +49,10 @@ class HistoryActor(pykka.ThreadingActor):
     @on_receive.register
     def _global(self, query: GetGlobal) -> Any:
         return self.history.global_metrics(query.start_ms, query.end_ms, query.limit)
+
+    @on_receive.register
+    def _alerts(self, query: GetAlerts) -> Any:
+        if self.alerts is None:
+            unexpected(self, query)
+        assert self.alerts is not None
+        return self.alerts.alerts(query.user_id, query.since_ms, query.strategy_id, query.limit, query.before)

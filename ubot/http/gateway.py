@@ -28,6 +28,7 @@ from ubot.messages import (
 )
 from ubot.notify.messages import AlertView, GetAlerts
 from ubot.stream.latest import LatestSnapshot
+from ubot.timeutil import iso_from_ms
 from ubot.users.manager import UserManager
 
 P = ParamSpec("P")
@@ -48,8 +49,8 @@ class Gateway:
         *,
         container: pykka.ActorRef | None,
         history: pykka.ActorRef,
-        monitor: pykka.ActorRef,
-        clock: pykka.ActorRef,
+        monitor: pykka.ActorRef | None,
+        clock: pykka.ActorRef | None,
         users: pykka.ActorRef | None = None,
         notifier: pykka.ActorRef | None = None,
         snapshots: LatestSnapshot | None = None,
@@ -150,12 +151,33 @@ class Gateway:
         return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit, before))
 
     def health(self) -> tuple[int, dict[str, Any]]:
+        if self.monitor is None:  # a gateway role: its bus and the latest document
+            return self._gateway_health()
         stats: PipelineStats = self._ask(self.monitor, GetHealth())
         try:
-            clock: ClockStats | None = self._ask(self.clock, GetClockStats())
+            clock: ClockStats | None = self._ask(self.clock, GetClockStats()) if self.clock else None
         except Unavailable:
             clock = None
         return stats.health(self.now(), clock)
+
+    def _gateway_health(self) -> tuple[int, dict[str, Any]]:
+        """``--role gateway``: ``degraded`` (503) while the bus is unreachable, ``starting`` (503)
+        before the engine's first document, else ``ok``; the engine's own figures are its log's."""
+        if self.snapshots is None:
+            raise NotEnabled("Health is not enabled in this process.")
+        try:
+            latest = self.snapshots.document()
+        except BusUnavailable:
+            latest = None
+        bus = self.snapshots.bus.health()
+        status = "degraded" if not bus.connected else "starting" if latest is None else "ok"
+        doc: dict[str, Any] = {
+            "status": status,
+            "role": "gateway",
+            "bus": {"kind": bus.kind, "connected": bus.connected, "error": bus.error},
+            "last_snapshot_at": iso_from_ms(latest.snapshot_ms) if latest is not None else None,
+        }
+        return (200 if doc["status"] == "ok" else 503), doc
 
 
 def _within(value: int, start_ms: int | None, end_ms: int | None) -> bool:
