@@ -30,7 +30,7 @@ from ubot.engine_lock import EngineLocked, acquire, probe
 from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
-from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema
+from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema, pending_migrations
 
 log = logging.getLogger("ubot")
 
@@ -442,6 +442,15 @@ def check_start(settings: Settings) -> None:
     try:
         if settings.cluster.role == "all":  # an engine stands by, a gateway takes no lock
             probe(settings.database.url)  # another engine on this database: refused before any change
+        if role == "gateway":  # the engine creates and upgrades the schema; a gateway only reads
+            current, pending = pending_migrations(db)
+            if current is None or pending:
+                raise SchemaError(
+                    f"database {redact(settings.database.url)} has no current uBot schema "
+                    f"({'empty' if current is None else f'version {current}'}): start an engine "
+                    "first (--role engine creates or upgrades it)"
+                )
+            return
         ensure_schema(db)
         ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
         if resolved_source(settings) == "replay" and not settings.market.backfill:

@@ -79,3 +79,29 @@ def test_check_says_the_role_and_that_redis_answers(tmp_path, role) -> None:
     )
     assert shown["role"].startswith(f"{role} (")
     assert shown["redis"] == f"{REDIS_URL} (answers; keys under ubot:)"
+
+
+@pytest.mark.skipif(not (POSTGRES_URL and REDIS_URL), reason="UBOT_TEST_POSTGRES_URL/REDIS_URL unset")
+def test_a_gateway_on_a_database_without_the_schema_is_refused_in_one_line(tmp_path) -> None:
+    """The engine creates and upgrades the schema; a gateway started first says so (two processes
+    creating it at once would collide)."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg2
+
+    schema = f"ubot_roles_{uuid.uuid4().hex[:10]}"
+    with psycopg2.connect(POSTGRES_URL) as admin, admin.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{POSTGRES_URL}?options={quote(f'-csearch_path={schema}')}"
+    try:
+        line = one_line_refusal(run(tmp_path, "--role", "gateway", "--db", url, "--redis", REDIS_URL))  # type: ignore[arg-type]
+        assert line.endswith(
+            "has no current uBot schema (empty): start an engine first (--role engine creates or upgrades it)"
+        )
+    finally:
+        admin = psycopg2.connect(POSTGRES_URL)
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
