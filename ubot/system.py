@@ -115,10 +115,11 @@ def start_gateway_actors(
     on_changed: Callable[[int], object],
     clock: Clock | None = None,
 ) -> GatewayActors:
-    """``--role gateway``: no pipeline; the History actor (which answers ``GetAlerts`` too) and a
+    """``--role gateway``: no pipeline; the History actor (which answers ``GetAlerts`` and
+    ``GetOpenCandle`` too, from the database) and a
     UserManager whose changes are announced with ``on_changed`` (onto the bus, for the engine)."""
     clock = clock or SystemClock()
-    history = HistoryActor.start(History(db), AlertStore(db))
+    history = HistoryActor.start(History(db), AlertStore(db), CandleStore(db))
     users = UserManagerActor.start(user_manager(db, clock, convert, alerts), on_changed=on_changed)
     return GatewayActors(history, users)
 

@@ -99,9 +99,8 @@ class Gateway:
     ) -> list[tuple[int, float, float, float, float]]:
         """Closed candles from the database, with the still-open one from memory appended."""
         rows = self._ask(self.history, GetCandles(coin_id, timeframe, start_ms, end_ms, limit))
-        current = None
-        if self.container is not None:
-            current = self._ask(self.container, GetOpenCandle(coin_id, timeframe))
+        # The open candle: the Container's (role all), else read from the database (a gateway).
+        current = self._ask(self.container or self.history, GetOpenCandle(coin_id, timeframe))
         if current is not None and _within(current[0], start_ms, end_ms):
             rows = [row for row in rows if row[0] != current[0]]
             rows.append(current)
