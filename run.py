@@ -221,7 +221,7 @@ def run_headless(settings: Settings) -> int:
 def run_engine(settings: Settings) -> int:
     """``--role engine``: stand by until this process holds the engine lock, then run the pipeline,
     publishing to Redis, until a signal (or ``--ticks``)."""
-    from ubot.bus import STRATEGIES
+    from ubot.bus import STRATEGIES, BusUnavailable
     from ubot.cluster import make_bus
     from ubot.engine_lock import engine_lock
     from ubot.engine_role import Standby, follow_strategies, standby_poll_s
@@ -248,7 +248,11 @@ def run_engine(settings: Settings) -> int:
             log.info("stopped while standing by")
             return 0
         log.info("engine: active (holding the engine lock of %s)", redact(settings.database.url))
-        strategies_from = bus.last_id(STRATEGIES)  # before the Scanner reads every strategy
+        try:
+            strategies_from = bus.last_id(STRATEGIES)  # before the Scanner reads every strategy
+        except BusUnavailable:  # Redis is down: follow from its newest entry once it is back
+            log.warning("engine: Redis is unreachable; strategy changes are followed once it is back")
+            strategies_from = None
         try:
             actors = _start_actors(settings, on_finished, EventPublisher(bus))
         except (StartupError, FatalSourceError) as exc:
@@ -425,7 +429,7 @@ def serves_http(settings: Settings) -> bool:
 def check_start(settings: Settings) -> None:
     """Refuse to start, with one line, when something cannot work. Side-effect-free checks come
     first, so a refused start leaves no database behind; the schema is created or upgraded last."""
-    from ubot.cluster import check_redis
+    from ubot.cluster import check_redis, schema_lock
     from ubot.market.sources import fit_to_plan, make_source
 
     role = settings.cluster.role
@@ -451,8 +455,9 @@ def check_start(settings: Settings) -> None:
                     "first (--role engine creates or upgrades it)"
                 )
             return
-        ensure_schema(db)
-        ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
+        with schema_lock(settings.database.url):  # engines started at once take turns
+            ensure_schema(db)
+            ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
         if resolved_source(settings) == "replay" and not settings.market.backfill:
             refused = older_than_history(
                 db, settings.market.replay_dir, settings.market.convert, redact(settings.database.url)

@@ -305,3 +305,20 @@ def test_engine_standby_and_two_gateways(deployment: Deployment) -> None:
     for process in (standby, gateway_a):
         process.proc.send_signal(signal.SIGTERM)
         assert process.wait_exit() == 0, process.tail()
+
+
+def test_two_engines_started_at_once_on_a_new_database_take_turns(deployment: Deployment) -> None:
+    """Both create the schema at start: they take turns (one creates it, the other finds it current);
+    then one is active and the other stands by."""
+    first, second = deployment.engine("engine-1"), deployment.engine("engine-2")
+    for process in (first, second):
+        wait_until(
+            lambda process=process: "engine: active" in process.log or "engine: standby" in process.log,
+            "each engine to be active or stand by",
+            TIMEOUT_S,
+            alive=process,
+        )
+    assert ["engine: active" in p.log for p in (first, second)].count(True) == 1
+    for process in (first, second):
+        process.proc.send_signal(signal.SIGTERM)
+        assert process.wait_exit() == 0, process.tail()

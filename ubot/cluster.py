@@ -11,9 +11,13 @@ Every role but ``all`` needs PostgreSQL and Redis (checked with the settings, ``
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from ubot.bus import Bus, BusUnavailable, InProcessBus
 from ubot.config import Settings
-from ubot.models.db import redact
+from ubot.engine_lock import lock_key
+from ubot.models.db import redact, sqlite_path
 
 ALL, ENGINE, GATEWAY = "all", "engine", "gateway"
 
@@ -52,3 +56,25 @@ def check_redis(settings: Settings) -> str | None:
     finally:
         bus.close()
     return f"{url} (answers; keys under {settings.cluster.redis_prefix}:)"
+
+
+@contextlib.contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """Held while this process creates or upgrades the schema: engines started at once on a new
+    database take turns (a PostgreSQL advisory lock of its own, beside the engine lock; nothing on
+    SQLite, which has one engine)."""
+    if sqlite_path(url) is not None:
+        yield
+        return
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT current_schema()")
+            key = lock_key(f"schema:{cursor.fetchone()[0] or ''}")
+            cursor.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
+    finally:
+        conn.close()  # the session ends: the lock is released

@@ -69,7 +69,7 @@ def follow_strategies(bus: Bus, users: pykka.ActorRef, scanner: pykka.ActorRef, 
     """A relay on ``strategies`` that tells ``scanner`` each changed user's strategies (all of them
     when entries were missed: Redis restarted, or the topic was trimmed past this reader).
     ``after``: the topic's last id taken *before* the Scanner read every strategy at its start, so
-    a change made meanwhile is not lost."""
+    a change made meanwhile is not lost (None: Redis was unreachable; from its newest entry)."""
     manager: Any = users.proxy().manager
 
     def deliver(batch: Batch) -> None:
