@@ -137,8 +137,8 @@ def test_a_lost_database_stops_the_clock_and_degrades_health() -> None:
     stats = ref.ask(GetHealth(), timeout=WAIT)
     assert finished.reasons == ["database"]
     assert clock.received() == [StopTicking("database lost")]
-    code, doc = stats.health(1_700_000_000, None)
-    assert (code, doc["status"]) == (503, "degraded")
+    current, doc = stats.health(1_700_000_000, None)
+    assert (current, doc["status"]) == (False, "degraded")
     assert doc["reason"] == (
         "database file /x/ubot.db was deleted while uBot was running: the pipeline is stopped and "
         "nothing more is written; restore the file from a backup, or restart uBot to begin a new database"
