@@ -12,9 +12,9 @@ from ubot.timeutil import parse_iso_ms
 T0 = parse_iso_ms("2024-03-10T00:00:00.000Z")
 
 
-def market(at_ms: int, limit: int = 5) -> Snapshot:
-    """The simulated market at ``at_ms``, parsed (deterministic: same time, same snapshot)."""
-    raw = SimulatedSource(limit=limit, seed=1).documents(at_ms)
+def market(at_ms: int, limit: int = 5, seed: int = 1) -> Snapshot:
+    """The simulated market at ``at_ms``, parsed (deterministic: same time and seed, same snapshot)."""
+    raw = SimulatedSource(limit=limit, seed=seed).documents(at_ms)
     return parse_listings(raw.listings, "USD", raw.global_metrics)
 
 
