@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import pytest
 
+from tests.support.actors import Inbox
+from tests.support.market import T0, fetched, market
 from ubot.actors.container import Container
 from ubot.market.candles import CandleBook
 from ubot.market.view import etag_of
@@ -15,38 +17,38 @@ from ubot.messages import Candled, GetOpenCandle, GetSnapshot, ResolveCoin, Stor
 WAIT = 10.0
 
 
-def candled(kit, number: int, ts: int) -> Candled:
-    snap = kit.market(ts)
+def candled(number: int, ts: int) -> Candled:
+    snap = market(ts)
     book = CandleBook()
     book.apply(snap.ids, snap.quote_ts_ms, snap.column("price"))
-    stored = Stored.extend(replace(kit.fetched(number, snap), position=(number, 9)), snapshot_id=number)
+    stored = Stored.extend(replace(fetched(number, snap), position=(number, 9)), snapshot_id=number)
     opened = {tf: book.open_candles(tf) for tf in book.timeframes}
     return Candled.extend(stored, open_candles=opened).timed("ohlc", 2.0)
 
 
 @pytest.fixture
-def container(kit):
-    monitor = kit.inbox()
+def container():
+    monitor = Inbox()
     return Container.start(monitor.ref), monitor
 
 
-def test_a_candled_snapshot_ends_the_tick_at_the_monitor(kit, container) -> None:
+def test_a_candled_snapshot_ends_the_tick_at_the_monitor(container) -> None:
     ref, monitor = container
 
-    ref.tell(candled(kit, 1, kit.T0))
+    ref.tell(candled(1, T0))
 
     done = monitor.next(TickDone)
     assert (done.tick.number, done.outcome, done.coins) == (1, "ok", 5)
-    assert done.snapshot_ms == kit.T0
+    assert done.snapshot_ms == T0
     assert done.position == (1, 9)
     assert [stage for stage, _ in done.stages] == ["fetch", "ohlc", "container"]
 
 
-def test_it_answers_with_the_latest_snapshot(kit, container) -> None:
+def test_it_answers_with_the_latest_snapshot(container) -> None:
     ref, monitor = container
     assert ref.ask(GetSnapshot(), timeout=WAIT) is None  # nothing yet
-    ref.tell(candled(kit, 1, kit.T0))
-    ref.tell(candled(kit, 2, kit.T0 + 60_000))
+    ref.tell(candled(1, T0))
+    ref.tell(candled(2, T0 + 60_000))
 
     body, etag = ref.ask(GetSnapshot(), timeout=WAIT)
 
@@ -63,22 +65,22 @@ def test_it_answers_with_the_latest_snapshot(kit, container) -> None:
     assert etag == etag_of(body)
 
 
-def test_it_resolves_coins_and_gives_open_candles(kit, container) -> None:
+def test_it_resolves_coins_and_gives_open_candles(container) -> None:
     ref, _ = container
     assert ref.ask(ResolveCoin("BTC"), timeout=WAIT) is None
     assert ref.ask(GetOpenCandle(1, "1m"), timeout=WAIT) is None
-    message = candled(kit, 1, kit.T0)
+    message = candled(1, T0)
     ref.tell(message)
 
     assert ref.ask(ResolveCoin("eth"), timeout=WAIT) == (1027, "ETH")
     assert ref.ask(ResolveCoin("1027"), timeout=WAIT) == (1027, "ETH")
     assert ref.ask(ResolveCoin("NOPE"), timeout=WAIT) is None
     price = float(message.snapshot.column("price")[0])
-    assert ref.ask(GetOpenCandle(1, "1h"), timeout=WAIT) == (kit.T0, price, price, price, price)
+    assert ref.ask(GetOpenCandle(1, "1h"), timeout=WAIT) == (T0, price, price, price, price)
     assert ref.ask(GetOpenCandle(999, "1h"), timeout=WAIT) is None
 
 
-def test_a_bad_query_fails_for_the_asker_only(kit, container) -> None:
+def test_a_bad_query_fails_for_the_asker_only(container) -> None:
     ref, _ = container
 
     with pytest.raises(TypeError, match="unexpected message"):

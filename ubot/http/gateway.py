@@ -138,7 +138,8 @@ class Gateway:
             clock: ClockStats | None = self._ask(self.clock, GetClockStats())
         except Unavailable:
             clock = None
-        return stats.health(self.now(), clock)
+        current, doc = stats.health(self.now(), clock)
+        return (200 if current else 503), doc
 
 
 def _within(value: int, start_ms: int | None, end_ms: int | None) -> bool:
