@@ -14,7 +14,9 @@ Several processes, one exposition (gunicorn with several workers): set ``PROMETH
 to an empty directory, wiped before every start, in the environment of every process. Each process
 then writes its figures to files of its own in that directory (prometheus_client's multiprocess
 mode), and :func:`exposition` in any of them sums the counters and histograms of all. Without it, a
-process exposes its own figures and the process collectors (CPU, memory, open files).
+process exposes its own figures and the process collectors (CPU, memory, open files). No gauge here
+is a ``live*`` one; one that is would need gunicorn's ``child_exit`` hook to call
+``multiprocess.mark_process_dead(worker.pid)``.
 """
 
 from __future__ import annotations
