@@ -237,6 +237,7 @@ OPTIONS: tuple[Option, ...] = (
         "comma-separated IP addresses or networks such as 10.0.0.0/8, or empty",
     ),
     Option("http", "hsts", "false", _boolean, "true or false"),
+    Option("http", "metrics", "true", _boolean, "true or false"),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
         "log",
