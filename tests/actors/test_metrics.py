@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tests.scan.support import T0, snapshot
+from tests.support.actors import Inbox
 from tests.support.metrics import sample
 from ubot.actors.clock import ClockActor
 from ubot.actors.monitor import Monitor
@@ -22,9 +23,9 @@ WAIT = 10.0
 START = 1_700_000_030.5
 
 
-def test_the_clock_counts_the_deadlines_it_missed(kit) -> None:
+def test_the_clock_counts_the_deadlines_it_missed() -> None:
     clock = FakeClock(START)
-    target = kit.inbox()
+    target = Inbox()
     ref = ClockActor.start(60, clock, target.ref)
     ref.ask(GetClockStats(), timeout=WAIT)  # started
     before = sample("ubot_ticks_total", outcome="missed")
