@@ -317,6 +317,7 @@ def run_gateway(settings: Settings) -> int:
             max_streams=settings.http.stream_max,
             heartbeat_s=settings.http.stream_heartbeat,
             protection=protection_middleware(settings.http, settings.limits),
+            metrics=settings.http.metrics,
         )
 
     def on_stopping() -> None:
@@ -390,6 +391,7 @@ def run_server(settings: Settings) -> int:
             max_streams=settings.http.stream_max,
             heartbeat_s=settings.http.stream_heartbeat,
             protection=protection_middleware(settings.http, settings.limits),
+            metrics=settings.http.metrics,
         )
 
     def on_stopping() -> None:

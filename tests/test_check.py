@@ -7,7 +7,6 @@ leaves nothing behind (no database file, no schema change).
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from tests.fakecmc import KEY, FakeCmc
 from tests.replayfiles import write_replay
-from tests.support.ports import free_port, refused_port
+from tests.support.ports import busy_port, free_port, refused_port
 from tests.support.processes import EXIT_TIMEOUT_S, command, environment
 from ubot.models.db import open_database
 from ubot.models.schema import SCHEMA_VERSION, ensure_schema
@@ -132,10 +131,7 @@ def test_a_file_that_is_not_a_database(tmp_path) -> None:
 
 
 def test_every_problem_gets_its_own_line(tmp_path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         result = check(
             tmp_path,
             "--bind",

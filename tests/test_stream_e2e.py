@@ -8,7 +8,6 @@ step waits for what the server sends, so nothing depends on timing.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,10 +19,10 @@ import pytest
 import requests
 
 from tests.support.ports import free_port
+from tests.support.processes import REPO, environment, launch
 from tests.support.waits import wait_until
 from ubot.bus import EntryId
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 20  # each wait; below gunicorn's 30 s graceful timeout, so a stuck stop fails the test
 MAX_STREAMS = 2
 TOKEN = "e2e-token"
@@ -154,16 +153,8 @@ def start(tmp_path: Path, heartbeat_s: float) -> Server:
     port = free_port()
     tmp_path.mkdir(exist_ok=True)
     log_path = tmp_path / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
-    env["HOME"] = str(tmp_path)
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.test_stream_e2e", str(port), str(heartbeat_s)],
-            cwd=REPO,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    args = [sys.executable, "-m", "tests.test_stream_e2e", str(port), str(heartbeat_s)]
+    proc = launch(args, log_path, cwd=REPO, env=environment(tmp_path)).proc
     server = Server(proc, f"http://127.0.0.1:{port}", log_path)
     # until the worker answers (503: no snapshot, there are no real actors)
     wait_until(

@@ -252,6 +252,7 @@ OPTIONS: tuple[Option, ...] = (
         "comma-separated IP addresses or networks such as 10.0.0.0/8, or empty",
     ),
     Option("http", "hsts", "false", _boolean, "true or false"),
+    Option("http", "metrics", "true", _boolean, "true or false"),
     Option("cluster", "role", "all", _choice(*ROLES), "one of " + ", ".join(ROLES), "--role"),
     Option(
         "cluster",

@@ -61,21 +61,23 @@ class PipelineStats:
         reference = self.last_done_at or self.started_at
         return now - reference > STALL_INTERVALS * interval_s + 5
 
-    def health(self, now: float, clock: ClockStats | None) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, document) for ``GET /health``."""
+    def health(self, now: float, clock: ClockStats | None) -> tuple[bool, dict[str, Any]]:
+        """(whether the data is current, the document) for ``GET /health``: not current when there is
+        no snapshot yet, no tick has finished for a while, or the source or the database is lost
+        (``ubot/http`` answers those with 503)."""
         interval = clock.interval_s if clock else 0.0
         stalled = self.stalled(now, interval, clock.ticking if clock else False)
         source_degraded = bool(self.source_status) and self.source_status.get("state") == "degraded"
         if self.failed or self.database_lost:
-            status, code = "degraded", 503
+            status, current = "degraded", False
         elif self.last_snapshot_ms is None:
-            status, code = "starting", 503
+            status, current = "starting", False
         elif stalled:
-            status, code = "degraded", 503
+            status, current = "degraded", False
         elif self.last_outcome == "skipped" or source_degraded:
-            status, code = "degraded", 200
+            status, current = "degraded", True
         else:
-            status, code = "ok", 200
+            status, current = "ok", True
         doc: dict[str, Any] = {
             "status": status,
             "source": self.source,
@@ -111,7 +113,7 @@ class PipelineStats:
             doc["reason"] = self.source_status["reason"]
         if self.exhausted:
             doc["source_exhausted"] = True
-        return code, doc
+        return current, doc
 
 
 def database_lost_line(reason: str) -> str:

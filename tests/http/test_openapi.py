@@ -122,6 +122,29 @@ def test_every_operation_refuses_unknown_query_parameters_with_a_400() -> None:
             assert "400" in op["responses"], (path, method)
 
 
+def test_the_servers_own_refusals_and_the_gzip_headers_are_declared() -> None:
+    """gunicorn's 400/414/431 (tests/test_gunicorn.py) on every operation, in the error shape; Vary on
+    every JSON answer and every 304, Content-Encoding on every JSON 2xx (tests/test_compress.py)."""
+    document = openapi.document()
+    assert set(document["components"]["headers"]) == {"Vary", "Content-Encoding"}
+    assert "414" in document["info"]["description"] and "431" in document["info"]["description"]
+    error = {"$ref": "#/components/schemas/Error"}
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            responses = op["responses"]
+            assert {"400", "414", "431"} <= set(responses), (path, method)
+            if method == "head":
+                continue
+            for status in ("414", "431"):
+                assert responses[status]["content"]["application/json"]["schema"] == error
+            for status, response in responses.items():
+                headers = response.get("headers", {})
+                if "application/json" in response.get("content", {}) or status == "304":
+                    assert headers["Vary"] == {"$ref": "#/components/headers/Vary"}, (path, method, status)
+                if "application/json" in response.get("content", {}) and status.startswith("2"):
+                    assert "Content-Encoding" in headers, (path, method, status)
+
+
 @pytest.mark.parametrize("strategy_id", [7, None], ids=["strategy", "deleted strategy"])
 def test_an_alert_as_listed_fits_its_shape(strategy_id) -> None:
     from ubot.notify.messages import AlertView, DeliveryView

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 from argon2 import PasswordHasher
 
+from tests.support.users import T0_MS, cheap_hasher, fake_analyze
 from ubot.models.tables import Session, User
 from ubot.timeutil import iso_from_ms
 from ubot.users import tokens
@@ -71,10 +72,10 @@ def with_targets(manager: UserManager, user_id: int, **more: Any) -> SettingsVie
 # --- accounts ------------------------------------------------------------------------------
 
 
-def test_registering_gives_the_user_view(manager, kit) -> None:
+def test_registering_gives_the_user_view(manager) -> None:
     view = manager.register("Alice", "Alice@Example.com", PW)
 
-    assert view == UserView(view.id, "alice", "Alice@Example.com", iso_from_ms(kit.T0_MS))
+    assert view == UserView(view.id, "alice", "Alice@Example.com", iso_from_ms(T0_MS))
     row = User.get_by_id(view.id)
     assert row.password_hash.startswith("$argon2id$") and PW not in row.password_hash
 
@@ -92,11 +93,11 @@ def test_a_taken_username_or_e_mail_is_a_conflict_in_any_case(manager, alice) ->
     assert refused(Conflict, manager.register, "bob", "ALICE@example.COM", PW).field == "email"
 
 
-def test_login_gives_a_token_that_authenticates_until_it_expires(manager, alice, clock, kit) -> None:
+def test_login_gives_a_token_that_authenticates_until_it_expires(manager, alice, clock) -> None:
     login = manager.login("ALICE", PW, "10.0.0.1")
 
     assert isinstance(login, LoginToken) and tokens.well_formed(login.token)
-    assert login.expires_at == iso_from_ms(kit.T0_MS + 30 * DAY_S * 1000)
+    assert login.expires_at == iso_from_ms(T0_MS + 30 * DAY_S * 1000)
     assert login.token not in repr(login)
     stored = Session.get()
     assert stored.token_hash == tokens.hash_token(login.token) and login.token not in stored.token_hash
@@ -114,15 +115,15 @@ def test_anything_but_a_live_token_authenticates_nobody(manager, alice, token) -
     assert manager.authenticate(token) is None
 
 
-def test_last_seen_is_written_at_most_once_a_minute(manager, alice, clock, kit) -> None:
+def test_last_seen_is_written_at_most_once_a_minute(manager, alice, clock) -> None:
     token = manager.login("alice", PW, None).token
 
     clock.advance(59)
     manager.authenticate(token)
-    assert Session.get().last_seen_at == kit.T0_MS
+    assert Session.get().last_seen_at == T0_MS
     clock.advance(1)
     manager.authenticate(token)
-    assert Session.get().last_seen_at == kit.T0_MS + 60_000
+    assert Session.get().last_seen_at == T0_MS + 60_000
 
 
 def test_a_wrong_password_or_unknown_user_is_the_same_401(manager, alice) -> None:
@@ -227,9 +228,9 @@ def test_an_unknown_username_is_locked_out_like_a_real_one(manager, alice) -> No
     assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 30
 
 
-def test_a_client_address_is_throttled_across_accounts(store, clock, passwords, kit) -> None:
+def test_a_client_address_is_throttled_across_accounts(store, clock, passwords) -> None:
     manager = UserManager(
-        store, clock, passwords=passwords, analyze=kit.fake_analyze, address_policy=Policy(threshold=3)
+        store, clock, passwords=passwords, analyze=fake_analyze, address_policy=Policy(threshold=3)
     )
     manager.register("alice", "alice@example.com", PW)
     for name in ("u1", "u2", "u3"):
@@ -247,8 +248,8 @@ def test_wrong_old_passwords_count_as_failed_logins(manager, alice) -> None:
     assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 30
 
 
-def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock, kit) -> None:
-    weak = UserManager(store, clock, passwords=Passwords(kit.cheap_hasher()))
+def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock) -> None:
+    weak = UserManager(store, clock, passwords=Passwords(cheap_hasher()))
     user = weak.register("alice", "alice@example.com", PW)
     old_hash = User.get_by_id(user.id).password_hash
     stronger = UserManager(
@@ -259,7 +260,7 @@ def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock, kit) 
 
     new_hash = User.get_by_id(user.id).password_hash
     assert new_hash != old_hash and "t=2" in new_hash
-    assert User.get_by_id(user.id).password_changed_at == kit.T0_MS  # the password itself did not change
+    assert User.get_by_id(user.id).password_changed_at == T0_MS  # the password itself did not change
     assert stronger.login("alice", PW, None).token
 
 
@@ -348,7 +349,7 @@ def test_settings_of_an_unknown_user_are_not_saved(manager) -> None:
 # --- strategies ----------------------------------------------------------------------------
 
 
-def test_a_strategy_is_created_with_its_indicators(manager, alice, kit) -> None:
+def test_a_strategy_is_created_with_its_indicators(manager, alice) -> None:
     with_targets(manager, alice.id)
 
     view = manager.create_strategy(alice.id, strategy(condition="sma(50) > sma(200) and rsi(14) < 30"))
@@ -356,7 +357,7 @@ def test_a_strategy_is_created_with_its_indicators(manager, alice, kit) -> None:
     assert isinstance(view, StrategyView)
     assert view.indicators == ("rsi(14)", "sma(200)", "sma(50)")
     assert (view.top_n, view.symbols, view.channels, view.enabled) == (50, None, ("email",), True)
-    assert view.created_at == view.updated_at == iso_from_ms(kit.T0_MS)
+    assert view.created_at == view.updated_at == iso_from_ms(T0_MS)
     assert manager.get_strategy(alice.id, view.id) == view
     assert manager.list_strategies(alice.id) == (view,)
     assert as_json(view)["channels"] == ["email"]
@@ -396,7 +397,7 @@ def test_a_user_has_at_most_50_strategies(manager, alice) -> None:
     assert manager.create_strategy(alice.id, strategy(name="one more")).name == "one more"
 
 
-def test_put_replaces_the_whole_strategy(manager, alice, clock, kit) -> None:
+def test_put_replaces_the_whole_strategy(manager, alice, clock) -> None:
     with_targets(manager, alice.id)
     view = manager.create_strategy(alice.id, strategy(cooldown_s=600, enabled=False))
     clock.advance(10)
@@ -407,7 +408,7 @@ def test_put_replaces_the_whole_strategy(manager, alice, clock, kit) -> None:
 
     assert (updated.symbols, updated.top_n, updated.indicators) == (("ETH",), None, ("ema(21)", "ema(9)"))
     assert (updated.cooldown_s, updated.enabled) == (0, True)  # back to the defaults
-    assert updated.updated_at == iso_from_ms(kit.T0_MS + 10_000) and updated.created_at == view.created_at
+    assert updated.updated_at == iso_from_ms(T0_MS + 10_000) and updated.created_at == view.created_at
 
 
 def test_put_keeps_names_unique(manager, alice) -> None:
@@ -453,16 +454,16 @@ def test_patch_validates_the_result(manager, alice) -> None:
     assert manager.get_strategy(alice.id, view.id) == view
 
 
-def test_an_expired_strategy_can_still_be_patched(manager, alice, clock, kit) -> None:
+def test_an_expired_strategy_can_still_be_patched(manager, alice, clock) -> None:
     with_targets(manager, alice.id)
-    view = manager.create_strategy(alice.id, strategy(expires_at=kit.T0_MS + 60_000))
+    view = manager.create_strategy(alice.id, strategy(expires_at=T0_MS + 60_000))
     clock.advance(120)
 
     patched = manager.patch_strategy(alice.id, view.id, {"enabled": False})
 
-    assert patched.expires_at == iso_from_ms(kit.T0_MS + 60_000)
+    assert patched.expires_at == iso_from_ms(T0_MS + 60_000)
     assert manager.patch_strategy(alice.id, view.id, {"expires_at": None}).expires_at is None
-    invalid("expires_at", manager.patch_strategy, alice.id, view.id, {"expires_at": kit.T0_MS})
+    invalid("expires_at", manager.patch_strategy, alice.id, view.id, {"expires_at": T0_MS})
 
 
 def test_read_only_fields_sent_back_are_ignored(manager, alice) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.users import fake_analyze
 from ubot.users import validation as v
 from ubot.users.errors import ValidationError
 
@@ -322,21 +323,21 @@ def test_settings_admit_local_webhooks_when_told() -> None:
 # --- conditions ----------------------------------------------------------------------------
 
 
-def test_a_condition_gives_its_indicators_and_fields_sorted_without_duplicates(kit) -> None:
-    info = v.condition("sma(50) > sma(200) and rsi(14) < 30 and sma(50) > price", kit.fake_analyze)
+def test_a_condition_gives_its_indicators_and_fields_sorted_without_duplicates() -> None:
+    info = v.condition("sma(50) > sma(200) and rsi(14) < 30 and sma(50) > price", fake_analyze)
 
     assert info.indicators == ("rsi(14)", "sma(200)", "sma(50)")
     assert info.fields == ("price",)
 
 
-def test_a_condition_error_carries_the_message_and_column(kit) -> None:
-    error = fails(v.condition, "rsi(14) ? 3", "condition", "unexpected '?'", analyze=kit.fake_analyze)
+def test_a_condition_error_carries_the_message_and_column() -> None:
+    error = fails(v.condition, "rsi(14) ? 3", "condition", "unexpected '?'", analyze=fake_analyze)
 
     assert error.column == 9
 
 
-def test_a_condition_must_be_text(kit) -> None:
-    fails(v.condition, 42, "condition", "must be a string", analyze=kit.fake_analyze)
+def test_a_condition_must_be_text() -> None:
+    fails(v.condition, 42, "condition", "must be a string", analyze=fake_analyze)
 
 
 def test_an_analyzer_bug_is_not_passed_off_as_a_condition_error() -> None:
@@ -363,18 +364,18 @@ def base(**changes: Any) -> dict[str, Any]:
     return {k: val for k, val in fields.items() if val is not ...}
 
 
-def check(fields: dict[str, Any], *, targets: dict[str, Any] = ALL_TARGETS, kit: Any) -> dict[str, Any]:
-    return v.strategy(fields, targets=targets, now_ms=NOW_MS, analyze=kit.fake_analyze)
+def check(fields: dict[str, Any], *, targets: dict[str, Any] = ALL_TARGETS) -> dict[str, Any]:
+    return v.strategy(fields, targets=targets, now_ms=NOW_MS, analyze=fake_analyze)
 
 
-def strategy_fails(kit: Any, fields: dict[str, Any], field: str, reason: str, targets=ALL_TARGETS) -> None:
+def strategy_fails(fields: dict[str, Any], field: str, reason: str, targets=ALL_TARGETS) -> None:
     with pytest.raises(ValidationError) as caught:
-        check(fields, targets=targets, kit=kit)
+        check(fields, targets=targets)
     assert (caught.value.field, reason in caught.value.message) == (field, True), caught.value
 
 
-def test_a_minimal_strategy_gets_the_defaults_and_its_indicators(kit) -> None:
-    assert check(base(), kit=kit) == {
+def test_a_minimal_strategy_gets_the_defaults_and_its_indicators() -> None:
+    assert check(base()) == {
         "name": "Oversold",
         "condition": "rsi(14) < 30",
         "indicators": ["rsi(14)"],
@@ -389,7 +390,7 @@ def test_a_minimal_strategy_gets_the_defaults_and_its_indicators(kit) -> None:
     }
 
 
-def test_a_full_strategy_is_normalized(kit) -> None:
+def test_a_full_strategy_is_normalized() -> None:
     values = check(
         base(
             top_n=None,
@@ -404,7 +405,6 @@ def test_a_full_strategy_is_normalized(kit) -> None:
             created_at=1,
             updated_at=2,
         ),
-        kit=kit,
     )
 
     assert values["symbols"] == ["BTC", "ETH", "1INCH"]
@@ -418,9 +418,9 @@ def test_a_full_strategy_is_normalized(kit) -> None:
 
 
 @pytest.mark.parametrize("name", ["name", "condition", "timeframe"])
-def test_required_strategy_fields(kit, name) -> None:
-    strategy_fails(kit, base(**{name: ...}), name, "is required")
-    strategy_fails(kit, base(**{name: None}), name, "got null")
+def test_required_strategy_fields(name) -> None:
+    strategy_fails(base(**{name: ...}), name, "is required")
+    strategy_fails(base(**{name: None}), name, "got null")
 
 
 @pytest.mark.parametrize(
@@ -464,26 +464,26 @@ def test_required_strategy_fields(kit, name) -> None:
         ({"frequency": None}, "frequency", "got null"),
     ],
 )
-def test_each_strategy_rule_names_its_field(kit, changes, field, reason) -> None:
-    strategy_fails(kit, base(**changes), field, reason)
+def test_each_strategy_rule_names_its_field(changes, field, reason) -> None:
+    strategy_fails(base(**changes), field, reason)
 
 
-def test_long_values_are_cut_short_in_messages(kit) -> None:
+def test_long_values_are_cut_short_in_messages() -> None:
     with pytest.raises(ValidationError) as caught:
-        check(base(channels=["x" * 1000]), kit=kit)
+        check(base(channels=["x" * 1000]))
     assert len(caught.value.message) < 120
 
 
 @pytest.mark.parametrize(("channel", "target"), list(v.CHANNEL_TARGETS.items()))
-def test_each_channel_needs_its_target_in_the_settings(kit, channel, target) -> None:
+def test_each_channel_needs_its_target_in_the_settings(channel, target) -> None:
     targets = {k: val for k, val in ALL_TARGETS.items() if k != target}
 
-    strategy_fails(kit, base(channels=[channel]), "channels", f"{channel} needs {target}", targets=targets)
-    assert check(base(channels=[channel]), kit=kit)["channels"] == [channel]
+    strategy_fails(base(channels=[channel]), "channels", f"{channel} needs {target}", targets=targets)
+    assert check(base(channels=[channel]))["channels"] == [channel]
 
 
-def test_a_left_out_optional_field_takes_its_default(kit) -> None:
-    values = check(base(frequency=..., cooldown_s=..., enabled=..., expires_at=None), kit=kit)
+def test_a_left_out_optional_field_takes_its_default() -> None:
+    values = check(base(frequency=..., cooldown_s=..., enabled=..., expires_at=None))
 
     assert (values["frequency"], values["cooldown_s"], values["enabled"], values["expires_at"]) == (
         "once_per_crossing",
@@ -493,7 +493,7 @@ def test_a_left_out_optional_field_takes_its_default(kit) -> None:
     )
 
 
-def test_no_channels_means_the_alert_log_only(kit) -> None:
-    values = check(base(channels=...), kit=kit)
+def test_no_channels_means_the_alert_log_only() -> None:
+    values = check(base(channels=...))
     assert values["channels"] == []
-    assert check(base(channels=[]), kit=kit)["channels"] == []
+    assert check(base(channels=[]))["channels"] == []

@@ -16,6 +16,7 @@ from typing import Any
 
 import pykka
 
+from ubot import metrics
 from ubot.actors.stage import unexpected
 from ubot.clocks import Clock
 from ubot.health import PipelineStats, database_lost_line, tick_line
@@ -85,6 +86,7 @@ class Monitor(pykka.ThreadingActor):
 
     @on_receive.register
     def _scanner_stats(self, message: ScannerStats) -> None:
+        metrics.scanned(message, self.stats.scanner)
         self.stats.scanner = message.as_dict()
 
     @on_receive.register
@@ -101,6 +103,7 @@ class Monitor(pykka.ThreadingActor):
     @on_receive.register
     def _done(self, done: TickDone) -> None:
         self.stats.record(done, self.clock.now())
+        metrics.tick_done(done)
         level = logging.INFO if done.outcome == "ok" else logging.WARNING
         log.log(level, tick_line(done))
         if done.position is not None:

@@ -10,16 +10,20 @@ The Scanner tells it three things (``ubot/scan/messages.py``): :class:`WatchStra
 with every user's strategies; from then on the Scanner is told each user's strategies after every
 change, through the manager's ``changed`` hook), :class:`DisableStrategy` and
 :class:`StrategyErrors`. No one waits for those: a failure is logged and never stops the actor.
+It dispatches on the message's type like every actor (``actors/stage.py``); a message of no known
+type is logged, not raised: this actor serves every login.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import pykka
 
+from ubot.actors.stage import not_fatal
 from ubot.models.db import close_connection
 from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
 from ubot.users.manager import UserManager
@@ -40,21 +44,25 @@ class UserManagerActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         close_connection()
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, WatchStrategies):
-            self.scanner = message.scanner
-            return self.manager.all_specs()
-        try:  # told: no one waits for an answer, and this actor serves every login
-            match message:
-                case DisableStrategy(strategy_id=strategy_id):
-                    self.manager.disable_strategy(strategy_id)
-                case StrategyErrors(errors=errors, at_ms=at_ms):
-                    self.manager.record_errors(errors, at_ms)
-                case _:  # the type only: a message's fields may hold a password
-                    log.error("user manager: unexpected message %s", type(message).__name__)
-        except Exception:
-            log.exception("user manager: could not record %s", type(message).__name__)
-        return None
+        # the type only: a message's fields may hold a password
+        log.error("user manager: unexpected message %s", type(message).__name__)
+
+    @on_receive.register
+    def _watch(self, message: WatchStrategies) -> Any:
+        self.scanner = message.scanner
+        return self.manager.all_specs()
+
+    @on_receive.register
+    @not_fatal
+    def _disable(self, message: DisableStrategy) -> None:
+        self.manager.disable_strategy(message.strategy_id)
+
+    @on_receive.register
+    @not_fatal
+    def _errors(self, message: StrategyErrors) -> None:
+        self.manager.record_errors(message.errors, message.at_ms)
 
     def _changed(self, user_id: int) -> None:
         """The user's strategies or settings changed: tell the Scanner the user's strategies."""

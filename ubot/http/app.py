@@ -12,9 +12,10 @@ from ubot.http import openapi
 from ubot.http.compress import Compression
 from ubot.http.errors import add_error_handlers
 from ubot.http.gateway import Gateway
+from ubot.http.metrics import RequestMetrics
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
 from ubot.http.protection import Protection
-from ubot.http.routes import Wiring, served, with_head
+from ubot.http.routes import ROUTES, Wiring, served, with_head
 from ubot.http.stream import DEFAULT_HEARTBEAT_S, DEFAULT_MAX_STREAMS
 from ubot.stream.hub import StreamHub
 
@@ -39,6 +40,7 @@ def create_app(
     max_streams: int = DEFAULT_MAX_STREAMS,
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     protection: Protection | None = None,
+    metrics: bool = True,
 ) -> falcon.App:
     """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``.
 
@@ -46,7 +48,8 @@ def create_app(
     most ``max_streams`` at once, a heartbeat every ``heartbeat_s`` seconds. The routes are those of
     ``ubot.http.routes.ROUTES``, described at ``GET /openapi.json``. ``protection``: request ids,
     client address, access log, CORS, security headers and rate limits (``ubot.http.protection``);
-    none when not given (tests of single resources).
+    none when not given (tests of single resources). ``metrics``: serve ``GET /metrics``
+    (``[http] metrics``); every request is counted and timed either way (``ubot/http/metrics.py``).
     """
     authenticate = gateway.authenticate if gateway.users is not None else None
     guard = protection or Protection([], [])
@@ -54,6 +57,7 @@ def create_app(
     # before any check; the per-client limit refuses floods before the body is read; the per-user
     # limit needs the user that Authentication found.
     middleware: list = [
+        RequestMetrics(ROUTES),  # first: it sees the final status (ubot/http/metrics.py)
         *guard.before_auth,
         Compression(),  # gzip (ubot/http/compress.py): compresses what the checks below let through
         BodyLimit(max_body_bytes),
@@ -66,7 +70,8 @@ def create_app(
     app.req_options.keep_blank_qs_values = True  # ?start= is a malformed time, not no time
     app.req_options.media_handlers[falcon.MEDIA_JSON] = JSON
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = JSON
-    routes = served(accounts=gateway.users is not None)  # the one route table (ubot/http/routes.py)
+    # The one route table (ubot/http/routes.py).
+    routes = served(accounts=gateway.users is not None, metrics=metrics)
     wiring = Wiring(gateway, authenticate, hub, max_streams, heartbeat_s, openapi.document(routes))
     for route in routes:
         app.add_route(route.template, with_head(route.build(wiring)))

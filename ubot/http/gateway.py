@@ -157,7 +157,8 @@ class Gateway:
             clock: ClockStats | None = self._ask(self.clock, GetClockStats()) if self.clock else None
         except Unavailable:
             clock = None
-        return stats.health(self.now(), clock)
+        current, doc = stats.health(self.now(), clock)
+        return (200 if current else 503), doc
 
     def _gateway_health(self) -> tuple[int, dict[str, Any]]:
         """``--role gateway``: ``degraded`` (503) while the bus is unreachable, ``starting`` (503)

@@ -4,6 +4,10 @@ Paths and methods come from the route table (:data:`ubot.http.routes.ROUTES`); e
 query, body and answers from its :func:`~ubot.http.api.operation` declaration; every schema from the
 shapes the gateway decodes and answers with (``ubot/users/shapes.py``, ``ubot/http/shapes.py``),
 through ``msgspec.json.schema_components``. So the document cannot say other than the server does.
+What every operation shares is added here: the answers of a kind of operation (:data:`_SHARED`),
+the refusals of the HTTP server itself (:data:`_SERVER`: gunicorn answers them before the app, in
+the same error shape, ``ubot/http/server.py``), and the headers of the gzip middleware
+(``ubot/http/compress.py``) on every JSON answer.
 A responder without a declaration stops the document (``create_app`` fails, and every test with it).
 """
 
@@ -17,8 +21,10 @@ import msgspec
 
 from ubot.http import shapes
 from ubot.http.api import Operation
+from ubot.http.compress import MIN_BYTES
 from ubot.http.ratelimit import EXEMPT_PATHS
 from ubot.http.routes import ROUTES, Route
+from ubot.http.server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 from ubot.http.stream import MEDIA_EVENT_STREAM
 
 JSON = "application/json"
@@ -38,6 +44,27 @@ _SHARED = {
     "private": {401: "no bearer token, or one that is unknown, expired or revoked"},
     "limited": {
         429: "over the rate limit (``[limits]``: per client address, per user, and for sign-up and login)"
+    },
+}
+#: Refusals of the HTTP server, before uBot reads the request (any operation can get them; a 400 for
+#: a request that is not valid HTTP comes without ``field``).
+_SERVER = {
+    414: f"the request line (method, path and query) is longer than {LIMIT_REQUEST_LINE} bytes (the HTTP "
+    "server's own refusal)",
+    431: f"more than {LIMIT_REQUEST_FIELDS} header fields, or one longer than {LIMIT_REQUEST_FIELD_SIZE} "
+    "bytes (the HTTP server's own refusal)",
+}
+#: The gzip middleware's headers, declared once in ``components/headers``: ``Vary`` on every JSON
+#: answer and every 304, ``Content-Encoding`` on a JSON 2xx.
+_GZIP_HEADERS = {
+    "Vary": {
+        "description": "Accept-Encoding (and Origin when [http] cors_origins is a list): the answer "
+        "depends on them",
+        "schema": {"type": "string"},
+    },
+    "Content-Encoding": {
+        "description": f"gzip when Accept-Encoding allows it and the JSON body has at least {MIN_BYTES} bytes",
+        "schema": {"type": "string", "enum": ["gzip"]},
     },
 }
 _HEADERS = {
@@ -138,6 +165,11 @@ def _response(
         else:
             response["content"] = {JSON: {"schema": schemas.of[shape]}}
     merged = {**_HEADERS.get(status, {}), **headers.get(status, {})}
+    json_body = shape is not None and not isinstance(shape, str)
+    if json_body or status == 304:
+        merged["Vary"] = {"$ref": "#/components/headers/Vary"}
+    if json_body and 200 <= status < 300:
+        merged["Content-Encoding"] = {"$ref": "#/components/headers/Content-Encoding"}
     if merged:
         response["headers"] = merged
     return response
@@ -147,7 +179,7 @@ def _operation(route: Route, method: str, op: Operation, schemas: _Schemas) -> d
     resource = route.resource
     private = getattr(resource, "auth_required", False)
     optional = getattr(resource, "auth_optional", False)
-    answers: dict[int, Any] = {**_SHARED["query"]}
+    answers: dict[int, Any] = {**_SERVER, **_SHARED["query"]}
     if op.body is not None:
         answers |= _SHARED["body"]
     if private or optional:
@@ -199,12 +231,18 @@ def document(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
             "description": 'Crypto market data and alerts. Errors are JSON {"title", "description"}, '
             'with "field" (and "column" for conditions) when a request field is at fault. A 400 means '
             "the request does not fit this document; a 422 a rule the document states in words. "
+            "Requests the HTTP server refuses before uBot reads them get the same shape: 400 (not valid "
+            f"HTTP), 414 (a request line over {LIMIT_REQUEST_LINE} bytes), 431 (over {LIMIT_REQUEST_FIELDS} "
+            f"header fields or one over {LIMIT_REQUEST_FIELD_SIZE} bytes). JSON answers of at least "
+            f"{MIN_BYTES} bytes are gzipped when Accept-Encoding allows it (Content-Encoding: gzip, "
+            "Vary: Accept-Encoding; a weak ETag). "
             "Times are ISO-8601 UTC; start, end and since also accept epoch milliseconds. "
             f"GET /v1/stream is {MEDIA_EVENT_STREAM}: each event's data fits the schema named after it.",
         },
         "paths": paths,
         "components": {
             "schemas": {k: v for k, v in schemas.components.items() if k not in schemas.unused},
+            "headers": _GZIP_HEADERS,
             "securitySchemes": {
                 "bearerAuth": {
                     "type": "http",

@@ -39,8 +39,9 @@ class HealthResource:
         {
             200: ("ticking", shapes.Health),
             503: (
-                "no snapshot yet, or no tick finished for 3 intervals (the health document); or the "
-                "Monitor did not answer (an error)",
+                "no snapshot yet, no tick finished for 3 intervals, the source failed for good or the "
+                "database file was lost (the health document, with its reason); or the Monitor did "
+                "not answer (an error)",
                 (shapes.Health, shapes.Error),
             ),
         },

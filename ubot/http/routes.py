@@ -4,7 +4,8 @@ document (:mod:`ubot.http.openapi`) describes exactly these, so the two cannot d
 A :class:`Route` names its Falcon URI template, its resource class and how to build the resource
 from a :class:`Wiring` (what ``create_app`` was given). ``accounts`` routes are served only when
 the UserManager is wired (``Gateway.users``). The methods a route serves are its resource's
-``on_<method>`` responders.
+``on_<method>`` responders. ``metrics`` routes (``GET /metrics``) are served unless ``[http] metrics``
+is false.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ubot.http import users
 from ubot.http.alerts import AlertsResource
 from ubot.http.api import operation
 from ubot.http.gateway import Gateway
+from ubot.http.metrics import MetricsResource
 from ubot.http.resources import (
     CandlesResource,
     GlobalResource,
@@ -62,6 +64,7 @@ class Route:
     resource: type
     build: Callable[[Wiring], Any]
     accounts: bool = False
+    metrics: bool = False
 
     @property
     def path(self) -> str:
@@ -103,6 +106,7 @@ def _route(template: str, resource: type, *, accounts: bool = False) -> Route:
 ROUTES: tuple[Route, ...] = (
     Route(OPENAPI_PATH, OpenAPIResource, lambda wiring: OpenAPIResource(wiring.document)),
     _route("/health", HealthResource),
+    Route("/metrics", MetricsResource, lambda wiring: MetricsResource(), metrics=True),
     _route("/v1/snapshot", SnapshotResource),
     _route("/v1/coins/{key}/candles", CandlesResource),
     _route("/v1/coins/{key}/quotes", QuotesResource),
@@ -125,6 +129,8 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def served(accounts: bool) -> tuple[Route, ...]:
-    """The routes an app serves, with or without the account routes."""
-    return tuple(route for route in ROUTES if accounts or not route.accounts)
+def served(accounts: bool, metrics: bool = True) -> tuple[Route, ...]:
+    """The routes an app serves, with or without the account routes and ``GET /metrics``."""
+    return tuple(
+        route for route in ROUTES if (accounts or not route.accounts) and (metrics or not route.metrics)
+    )

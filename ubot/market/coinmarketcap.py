@@ -36,6 +36,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ubot import metrics
 from ubot.clocks import Clock, SystemClock
 from ubot.market.credits import UsageTracker, pages
 from ubot.retry_after import retry_after_s
@@ -246,6 +247,7 @@ class CmcClient:
                     timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
                 continue
             credits = _credit_count(doc)
+            metrics.COINMARKETCAP_CREDITS.inc(credits)
             if self.usage is not None and credits:
                 self.usage.record(credits, self.clock.now())
             return doc
