@@ -77,7 +77,7 @@ def test_all_well_prints_what_would_run_and_leaves_nothing_behind(tmp_path) -> N
         == f"sqlite:///ubot.db (a new file: schema version {SCHEMA_VERSION} would be created)"
     )
     assert shown["bind"] == f"http://127.0.0.1:{port} (8 threads, 4 streams)"
-    assert shown["roles"] == "pipeline, gateway"
+    assert shown["role"] == "all (pipeline, gateway in this process, in-process bus)"
     assert shown["alerts"] == "10 scan workers; channels: webhook"
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no ubot.db, no -wal, no -shm
 
@@ -85,7 +85,7 @@ def test_all_well_prints_what_would_run_and_leaves_nothing_behind(tmp_path) -> N
 def test_without_the_gateway(tmp_path) -> None:
     shown = assert_ok(check(tmp_path, "--no-http"))
     assert shown["bind"] == "none (--no-http)"
-    assert shown["roles"] == "pipeline"
+    assert shown["role"] == "all (pipeline in this process, in-process bus)"
 
 
 def test_a_current_database_is_said_so_and_left_unchanged(tmp_path) -> None:

@@ -247,7 +247,10 @@ def test_unknown_section_lists_the_known_sections_when_none_is_close(tmp_path):
     path = write(tmp_path, "[zzz]\n")
     message = error_of(path=path)
     assert "unknown section [zzz]" in message
-    assert "known sections: market, coinmarketcap, database, http, scanner, log, notify, limits" in message
+    assert (
+        "known sections: market, coinmarketcap, database, http, cluster, scanner, log, notify, limits"
+        in message
+    )
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ from schemathesis.config import SchemathesisConfig
 from tests.http.support import DEADLINE_S, gateway_of
 from tests.replayfiles import write_replay
 from tests.support.waits import wait_until
+from ubot.bus import InProcessBus
 from ubot.clocks import SystemClock
 from ubot.http import openapi
 from ubot.http.app import create_app
@@ -56,6 +57,7 @@ from ubot.market.replay import ReplaySource
 from ubot.models.users import UserStore
 from ubot.stream.events import snapshot_event
 from ubot.stream.hub import StreamHub
+from ubot.stream.publisher import EventPublisher
 from ubot.system import AlertOptions, start_system, stop_system
 from ubot.users.manager import UserManager
 
@@ -131,12 +133,14 @@ def _sign_up(db) -> int:
 def contract(db, tmp_path) -> Iterator[Contract]:
     strategy_id = _sign_up(db)
     replay = write_replay(tmp_path / "replay")
-    hub = StreamHub()
+    bus = InProcessBus()
+    hub = StreamHub(bus).start()
+    publisher = EventPublisher(bus)
     published: list[tuple[str, Any]] = []
 
     def publish(event: str, data: Any, user_id: int | None = None) -> int:
         published.append((event, data))
-        return hub.publish(event, data, user_id)
+        return publisher.publish(event, data, user_id)
 
     done = threading.Event()
     actors = start_system(
@@ -148,7 +152,9 @@ def contract(db, tmp_path) -> Iterator[Contract]:
         alerts=AlertOptions(
             workers=2,
             publish=publish,
-            publish_snapshot=lambda snapshot, etag: publish("snapshot", snapshot_event(snapshot, etag=etag)),
+            publish_tick=lambda candled, view: publish(
+                "snapshot", snapshot_event(candled.snapshot, etag=view.etag)
+            ),
         ),
     )
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from peewee import DatabaseError
 
 from ubot.backfill import older_than_history
+from ubot.cluster import RedisUnavailable, check_redis
 from ubot.config import Settings, resolved_source
 from ubot.engine_lock import other_engine
 from ubot.http.server import BindError, check_bind
@@ -28,6 +29,12 @@ from ubot.models.schema import (
     recorded_quote_currency,
     schema_drift,
 )
+
+_ROLE_TEXT = {
+    "engine": "engine (Clock, Fetcher, Store, OHLC, Scanner, Notifier; one active per database, "
+    "others stand by; publishes to Redis)",
+    "gateway": "gateway (the HTTP API; snapshot and events from Redis, the rest from the database)",
+}
 
 #: The longest ``check`` waits for CoinMarketCap's ``/v1/key/info``, retries included.
 KEY_INFO_WAIT_S = 5.0
@@ -67,8 +74,17 @@ def _gateway(settings: Settings, report: Report) -> None:
             report.problems.append(str(exc))
     else:
         report.facts.append(("bind", "none (--no-http)"))
-    roles = ["pipeline", "gateway"] if http.enabled else ["pipeline"]
-    report.facts.append(("roles", ", ".join(roles)))
+    role = settings.cluster.role
+    if role == "all":
+        parts = ["pipeline", "gateway"] if http.enabled else ["pipeline"]
+        report.facts.append(("role", f"all ({', '.join(parts)} in this process, in-process bus)"))
+    else:
+        report.facts.append(("role", _ROLE_TEXT[role]))
+        try:
+            report.facts.append(("redis", check_redis(settings) or ""))
+        except RedisUnavailable as exc:
+            report.facts.append(("redis", redact(settings.cluster.redis_url)))
+            report.problems.append(str(exc))
     channels = ", ".join(build_channels(settings))
     report.facts.append(("alerts", f"{settings.scanner.workers} scan workers; channels: {channels}"))
 
@@ -169,8 +185,10 @@ def _database(settings: Settings, report: Report) -> None:
                     os.remove(path + suffix)  # type: ignore[operator]
     if state:
         other = other_engine(url)
-        if other is not None:
+        if other is not None and settings.cluster.role == "all":
             problems.append(other)
+        elif other is not None and settings.cluster.role == "engine":
+            report.facts.append(("engine", "another engine is active: this one would stand by"))
     report.facts.append(("database", f"{shown} ({state})" if state else shown))
     if state:
         held = f"{recorded} (recorded in the database)" if recorded else f"{convert} (to be recorded)"

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 SOURCES = ("auto", "simulated", "replay", "cmc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SMTP_SECURITY = ("starttls", "ssl", "none")
+ROLES = ("all", "engine", "gateway")
 
 
 class ConfigError(ValueError):
@@ -86,6 +87,20 @@ def _database_url(raw: str) -> str:
     value = raw.strip()
     scheme = urlparse(value).scheme.split("+")[0]
     if scheme not in ("sqlite", "postgres", "postgresql") or "://" not in value:
+        raise ValueError
+    return value
+
+
+def _redis_url_or_empty(raw: str) -> str:
+    value = raw.strip()
+    if value and (urlparse(value).scheme not in ("redis", "rediss", "unix") or "://" not in value):
+        raise ValueError
+    return value
+
+
+def _key_prefix(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,63}", value):
         raise ValueError
     return value
 
@@ -238,6 +253,22 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("http", "hsts", "false", _boolean, "true or false"),
     Option("http", "metrics", "true", _boolean, "true or false"),
+    Option("cluster", "role", "all", _choice(*ROLES), "one of " + ", ".join(ROLES), "--role"),
+    Option(
+        "cluster",
+        "redis_url",
+        "",
+        _redis_url_or_empty,
+        "redis://host:port/db (rediss:// for TLS), or empty",
+        "--redis",
+    ),
+    Option(
+        "cluster",
+        "redis_prefix",
+        "ubot",
+        _key_prefix,
+        "lower-case letters, digits, _ . - (64 at most), starting with a letter",
+    ),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
         "log",
@@ -450,6 +481,25 @@ def _check_together(settings: Settings) -> None:
             f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
         )
     _check_notify(settings.notify)
+    _check_cluster(settings)
+
+
+def _check_cluster(settings: Settings) -> None:
+    """Every role but ``all`` runs beside other processes: they share PostgreSQL and Redis."""
+    role = settings.cluster.role
+    if role == "all":
+        return
+    scheme = urlparse(settings.database.url).scheme.split("+")[0]
+    if scheme == "sqlite":
+        raise ConfigError(
+            f"--role {role} needs PostgreSQL, shared by every process: set --db postgresql://... "
+            "or [database] url (SQLite is for --role all only)"
+        )
+    if not settings.cluster.redis_url:
+        raise ConfigError(
+            f"--role {role} needs Redis, for what travels between processes: set --redis "
+            "redis://host:port/0 or [cluster] redis_url"
+        )
 
 
 def _check_notify(notify: SimpleNamespace) -> None:

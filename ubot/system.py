@@ -31,8 +31,9 @@ from ubot.actors.scanner import Scanner
 from ubot.actors.store import Store
 from ubot.actors.user_manager import UserManagerActor
 from ubot.clocks import Clock, SystemClock
-from ubot.market.snapshot import Snapshot
 from ubot.market.source import MarketSource
+from ubot.market.view import SnapshotView
+from ubot.messages import Candled
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_store import CandleStore
 from ubot.models.closes import closed_candles
@@ -77,10 +78,50 @@ class AlertOptions:
     #: Sends of one user in flight at once on a channel (``[notify] sends_per_user``).
     sends_per_user: int = 2
     allow_local_webhooks: bool = False
-    #: ``publish(event, data, user_id)``: the SSE stream (``StreamHub.publish``), if served.
+    #: ``publish(event, data, user_id)``: an alert event for the stream (``EventPublisher.publish``).
     publish: Callable[[str, Mapping[str, Any], int | None], Any] | None = None
-    #: ``publish_snapshot(snapshot, etag)`` after each tick, for the stream.
-    publish_snapshot: Callable[[Snapshot, str], Any] | None = None
+    #: ``publish_tick(candled, view)`` after each tick (``EventPublisher.tick``): its document,
+    #: ``TickReady`` and the snapshot event, onto the bus.
+    publish_tick: Callable[[Candled, SnapshotView], Any] | None = None
+
+
+def user_manager(db: Database, clock: Clock, convert: str, alerts: AlertOptions) -> UserManager:
+    """The UserManager of this configuration: the one of ``all``/``engine`` and a gateway's alike."""
+    return UserManager(
+        UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
+    )
+
+
+@dataclass
+class GatewayActors:
+    """A gateway role's actors: reads of the database (history, alerts) and the UserManager."""
+
+    history: pykka.ActorRef
+    users: pykka.ActorRef
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for ref in (self.users, self.history):
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                log.error("an actor of the gateway did not stop within %.0f s", timeout)
+
+
+def start_gateway_actors(
+    db: Database,
+    *,
+    convert: str,
+    alerts: AlertOptions,
+    on_changed: Callable[[int], object],
+    clock: Clock | None = None,
+) -> GatewayActors:
+    """``--role gateway``: no pipeline; the History actor (which answers ``GetAlerts`` and
+    ``GetOpenCandle`` too, from the database) and a
+    UserManager whose changes are announced with ``on_changed`` (onto the bus, for the engine)."""
+    clock = clock or SystemClock()
+    history = HistoryActor.start(History(db), AlertStore(db), CandleStore(db))
+    users = UserManagerActor.start(user_manager(db, clock, convert, alerts), on_changed=on_changed)
+    return GatewayActors(history, users)
 
 
 def start_system(
@@ -123,11 +164,7 @@ def start_system(
         sends_per_user=alerts.sends_per_user,
         publish=alerts.publish,
     )
-    users = UserManagerActor.start(
-        UserManager(
-            UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
-        )
-    )
+    users = UserManagerActor.start(user_manager(db, clock, convert, alerts))
     candle_store = CandleStore(db)
     scanner = Scanner.start(
         alerts.workers,
@@ -138,7 +175,7 @@ def start_system(
         snapshots=SnapshotReader(db),
         now_ms=lambda: int(clock.now() * 1000),
     )
-    container = Container.start(monitor, alerts.publish_snapshot)
+    container = Container.start(monitor, alerts.publish_tick)
     ohlc = Ohlc.start(candle_store, container, monitor, scanner=scanner)
     try:  # answered only after on_start (the candle restore) has run
         ohlc.proxy().watermark.get(timeout=600)

@@ -10,6 +10,7 @@ import pytest
 from tests.support.actors import Inbox
 from tests.support.market import T0, fetched, market
 from ubot.actors.container import Container
+from ubot.bus import EntryId
 from ubot.market.candles import CandleBook
 from ubot.market.view import etag_of
 from ubot.messages import Candled, GetOpenCandle, GetSnapshot, ResolveCoin, Stored, TickDone
@@ -88,3 +89,36 @@ def test_a_bad_query_fails_for_the_asker_only(container) -> None:
 
     assert ref.is_alive()
     assert ref.ask(GetSnapshot(), timeout=WAIT) is None
+
+
+def test_each_tick_goes_on_the_bus_and_a_gateway_serves_the_same_answers() -> None:
+    """The engine's side (the Container and the EventPublisher) and the gateway's (LatestSnapshot,
+    the StreamHub) over an in-process bus: the document, TickReady, the snapshot event."""
+    from ubot.bus import EVENTS, TICKS, InProcessBus, StreamEvent, TickReady
+    from ubot.stream.latest import LatestSnapshot
+    from ubot.stream.publisher import EventPublisher
+
+    bus = InProcessBus()
+    monitor = Inbox()
+    ref = Container.start(monitor.ref, EventPublisher(bus).tick)
+    served = LatestSnapshot(bus)
+    assert served.get(None) is None  # nothing yet
+    ref.tell(candled(1, T0))
+    ref.tell(candled(2, T0 + 60_000))
+    monitor.next(TickDone)
+    monitor.next(TickDone)  # published before the Monitor hears of the tick
+
+    assert served.get(None) == ref.ask(GetSnapshot(), timeout=WAIT)
+    for symbols in (("SOL", "NOPE", "BTC"), ("1",), ("eth",)):
+        assert served.get(symbols) == ref.ask(GetSnapshot(symbols), timeout=WAIT), symbols
+    ticks = [e.message for e in bus.read(TICKS, EntryId(0, 0), timeout=0).entries]
+    assert ticks == [
+        TickReady(n, n, T0 + (n - 1) * 60_000, ticks[n - 1].scheduled_ms, ticks[n - 1].fired_ms)
+        for n in (1, 2)
+    ]
+    events = [e.message for e in bus.read(EVENTS, EntryId(0, 0), timeout=0).entries]
+    assert [type(e) for e in events] == [StreamEvent, StreamEvent]
+    _, etag = ref.ask(GetSnapshot(), timeout=WAIT)
+    last = json.loads(events[-1].data)
+    assert (events[-1].event, events[-1].user_id) == ("snapshot", None)
+    assert last["etag"] == etag and last["timestamp"] == "2024-03-10T00:01:00.000Z"

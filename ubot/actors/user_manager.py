@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -31,10 +32,13 @@ log = logging.getLogger(__name__)
 
 
 class UserManagerActor(pykka.ThreadingActor):
-    def __init__(self, manager: UserManager) -> None:
+    def __init__(self, manager: UserManager, on_changed: Callable[[int], object] | None = None) -> None:
+        """``on_changed(user_id)``: also called after each change (a gateway role publishes
+        ``StrategiesChanged`` on the bus, for the engine's Scanner)."""
         super().__init__()
         self.manager = pykka.traversable(manager)
         self.scanner: pykka.ActorRef | None = None
+        self.on_changed = on_changed
         manager.changed = self._changed
 
     def on_stop(self) -> None:
@@ -62,6 +66,11 @@ class UserManagerActor(pykka.ThreadingActor):
 
     def _changed(self, user_id: int) -> None:
         """The user's strategies or settings changed: tell the Scanner the user's strategies."""
+        if self.on_changed is not None:
+            try:
+                self.on_changed(user_id)
+            except Exception:  # the change is written; the engine re-reads all after a bus outage
+                log.exception("user manager: could not announce the change of user %d", user_id)
         if self.scanner is not None:
             try:
                 self.scanner.tell(self.manager.specs_of(user_id))

@@ -14,6 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
 
+from ubot.bus import BusUnavailable
 from ubot.health import ClockStats, PipelineStats
 from ubot.messages import (
     GetCandles,
@@ -26,6 +27,8 @@ from ubot.messages import (
     ResolveCoin,
 )
 from ubot.notify.messages import AlertView, GetAlerts
+from ubot.stream.latest import LatestSnapshot
+from ubot.timeutil import iso_from_ms
 from ubot.users.manager import UserManager
 
 P = ParamSpec("P")
@@ -44,12 +47,13 @@ class Gateway:
     def __init__(
         self,
         *,
-        container: pykka.ActorRef,
+        container: pykka.ActorRef | None,
         history: pykka.ActorRef,
-        monitor: pykka.ActorRef,
-        clock: pykka.ActorRef,
+        monitor: pykka.ActorRef | None,
+        clock: pykka.ActorRef | None,
         users: pykka.ActorRef | None = None,
         notifier: pykka.ActorRef | None = None,
+        snapshots: LatestSnapshot | None = None,
         timeout: float = 5.0,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -59,6 +63,7 @@ class Gateway:
         self.clock = clock
         self.users = users
         self.notifier = notifier
+        self.snapshots = snapshots
         self.timeout = timeout
         self.now = now
         self._users_proxy: Any = None
@@ -72,18 +77,30 @@ class Gateway:
             raise Unavailable(f"{type(message).__name__}: the service is stopping") from None
 
     def snapshot(self, symbols: tuple[str, ...] | None) -> tuple[bytes, str] | None:
-        return self._ask(self.container, GetSnapshot(symbols))
+        """The latest snapshot document (from the bus, when wired; else the Container's)."""
+        if self.snapshots is None:
+            assert self.container is not None
+            return self._ask(self.container, GetSnapshot(symbols))
+        try:
+            return self.snapshots.get(symbols)
+        except BusUnavailable as exc:
+            raise Unavailable(f"the latest snapshot: {exc}") from None
 
     def resolve(self, key: str) -> tuple[int, str] | None:
         """A coin of the latest snapshot first (best rank per symbol), else one from history."""
-        return self._ask(self.container, ResolveCoin(key)) or self._ask(self.history, ResolveCoin(key))
+        if self.container is not None:
+            found = self._ask(self.container, ResolveCoin(key))
+            if found is not None:
+                return found
+        return self._ask(self.history, ResolveCoin(key))
 
     def candles(
         self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[tuple[int, float, float, float, float]]:
         """Closed candles from the database, with the still-open one from memory appended."""
         rows = self._ask(self.history, GetCandles(coin_id, timeframe, start_ms, end_ms, limit))
-        current = self._ask(self.container, GetOpenCandle(coin_id, timeframe))
+        # The open candle: the Container's (role all), else read from the database (a gateway).
+        current = self._ask(self.container or self.history, GetOpenCandle(coin_id, timeframe))
         if current is not None and _within(current[0], start_ms, end_ms):
             rows = [row for row in rows if row[0] != current[0]]
             rows.append(current)
@@ -133,13 +150,34 @@ class Gateway:
         return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit, before))
 
     def health(self) -> tuple[int, dict[str, Any]]:
+        if self.monitor is None:  # a gateway role: its bus and the latest document
+            return self._gateway_health()
         stats: PipelineStats = self._ask(self.monitor, GetHealth())
         try:
-            clock: ClockStats | None = self._ask(self.clock, GetClockStats())
+            clock: ClockStats | None = self._ask(self.clock, GetClockStats()) if self.clock else None
         except Unavailable:
             clock = None
         current, doc = stats.health(self.now(), clock)
         return (200 if current else 503), doc
+
+    def _gateway_health(self) -> tuple[int, dict[str, Any]]:
+        """``--role gateway``: ``degraded`` (503) while the bus is unreachable, ``starting`` (503)
+        before the engine's first document, else ``ok``; the engine's own figures are its log's."""
+        if self.snapshots is None:
+            raise NotEnabled("Health is not enabled in this process.")
+        try:
+            latest = self.snapshots.document()
+        except BusUnavailable:
+            latest = None
+        bus = self.snapshots.bus.health()
+        status = "degraded" if not bus.connected else "starting" if latest is None else "ok"
+        doc: dict[str, Any] = {
+            "status": status,
+            "role": "gateway",
+            "bus": {"kind": bus.kind, "connected": bus.connected, "error": bus.error},
+            "last_snapshot_at": iso_from_ms(latest.snapshot_ms) if latest is not None else None,
+        }
+        return (200 if doc["status"] == "ok" else 503), doc
 
 
 def _within(value: int, start_ms: int | None, end_ms: int | None) -> bool:

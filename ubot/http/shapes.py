@@ -88,7 +88,8 @@ class AlertsQuery(Query):
 
 class StreamQuery(Query):
     last_event_id: (
-        Annotated[str, Meta(pattern=r"^[0-9]{1,19}$", description="as Last-Event-ID")] | UnsetType
+        Annotated[str, Meta(pattern=r"^[0-9]{1,20}(-[0-9]{1,20})?$", description="as Last-Event-ID")]
+        | UnsetType
     ) = UNSET
     access_token: (
         Annotated[str, Meta(max_length=512, description="the bearer token, for EventSource")] | UnsetType
@@ -228,7 +229,7 @@ class SnapshotEvent(Struct, forbid_unknown_fields=True):
 
 
 class ResetEvent(Struct, forbid_unknown_fields=True):
-    last_id: Annotated[int, Meta(ge=0)]
+    last_id: Annotated[str, Meta(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$", description="the bus entry id")]
     refetch: list[str]
 
 
