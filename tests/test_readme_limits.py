@@ -13,7 +13,7 @@ from ubot.notify.dispatch import SENDERS_PER_CHANNEL
 from ubot.rules import language
 from ubot.users import passwords, shapes, tokens, validation
 from ubot.users.manager import MAX_STRATEGIES
-from ubot.users.throttle import ACCOUNT_POLICY
+from ubot.users.throttle import ACCOUNT_POLICY, ADDRESS_POLICY, PAIR_POLICY
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 DAY_MS = 86_400_000
@@ -68,11 +68,21 @@ def expected_rows() -> dict[str, str]:
             f"{default('limits', 'per_user_rate')} a second, bursts of {default('limits', 'per_user_burst')}"
         ),
         "sign-up and login per address": (
-            f"{default('limits', 'login_per_minute')} a minute, bursts of {default('limits', 'login_burst')}"
+            f"{default('limits', 'login_per_minute')} a minute, bursts of {default('limits', 'login_burst')}, "
+            "each on its own (sign-ups never spend logins)"
         ),
-        "failed logins per account": (
-            f"from the {ACCOUNT_POLICY.threshold}th, locked {ACCOUNT_POLICY.base_delay_ms // 1000} s, "
-            f"doubling up to {ACCOUNT_POLICY.max_delay_ms // 60_000} min (429)"
+        "failed logins of one address on one account": (
+            f"from the {PAIR_POLICY.threshold}th, that address locked out of it "
+            f"{PAIR_POLICY.base_delay_ms // 1000} s, doubling up to {PAIR_POLICY.max_delay_ms // 60_000} min (429)"
+        ),
+        "failed logins per account, from any address": (
+            f"from the {ACCOUNT_POLICY.threshold}th, every address that failed on it waits "
+            f"{ACCOUNT_POLICY.base_delay_ms // 1000} s, doubling up to {ACCOUNT_POLICY.max_delay_ms // 60_000} "
+            "min (429); an address that has not failed is never refused"
+        ),
+        "failed logins per address, on any account": (
+            f"from the {ADDRESS_POLICY.threshold}th, locked {ADDRESS_POLICY.base_delay_ms // 1000} s, "
+            f"doubling up to {ADDRESS_POLICY.max_delay_ms // 60_000} min (429)"
         ),
         "one delivery attempt (webhook, Telegram, Twilio, SMTP)": (
             f"{default('notify', 'attempt_deadline_s')} s in all (`[notify] attempt_deadline_s`), "

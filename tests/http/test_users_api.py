@@ -186,6 +186,26 @@ def test_wrong_passwords_are_throttled_with_retry_after(client) -> None:
     assert int(throttled[0].headers["retry-after"]) >= 1
 
 
+def test_wrong_passwords_from_five_addresses_leave_the_owner_in(client) -> None:
+    register_and_login(client, "gina1")
+    wrong = {"username": "gina1", "password": "wrong password 1"}
+    for i in range(1, 6):
+        assert (
+            client.simulate_post("/v1/sessions", json=wrong, remote_addr=f"198.51.100.{i}").status_code == 401
+        )
+
+    owner = client.simulate_post(
+        "/v1/sessions", json={"username": "gina1", "password": PASSWORD}, remote_addr="203.0.113.9"
+    )
+    assert owner.status_code == 201, owner.text
+    again = client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    assert again.status_code == 401  # the owner's success reset the account: the guesser goes on ...
+    for _ in range(3):
+        client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    slowed = client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) == 30  # ... 5 times, then waits
+
+
 def test_signup_errors_name_the_field(client) -> None:
     weak = client.simulate_post(
         "/v1/users", json={"username": "frank", "email": "f@example.com", "password": "short"}

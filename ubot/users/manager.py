@@ -42,6 +42,7 @@ from ubot.users.specs import spec_of
 from ubot.users.throttle import (
     ACCOUNT_POLICY,
     ADDRESS_POLICY,
+    PAIR_POLICY,
     Failures,
     Policy,
     ThrottleBook,
@@ -71,6 +72,7 @@ class UserManager:
         max_sessions: int = tokens.MAX_SESSIONS,
         account_policy: Policy = ACCOUNT_POLICY,
         address_policy: Policy = ADDRESS_POLICY,
+        pair_policy: Policy = PAIR_POLICY,
     ) -> None:
         """``analyze``: the condition checker (default ``ubot.rules.analyze``); ``currencies``: the
         quote currencies the market is fetched in (the first is the default); ``allow_local_webhooks``:
@@ -86,6 +88,10 @@ class UserManager:
         self.max_sessions = max_sessions
         self.account_policy = account_policy
         self.addresses = ThrottleBook(address_policy)
+        #: failures by (username, address): an address that failed on an account (see throttle.py)
+        self.pairs = ThrottleBook(pair_policy)
+        #: wrong current passwords given to change it, by user id (only a session holder can)
+        self.password_changes = ThrottleBook(pair_policy)
         #: usernames that do not exist are throttled like those that do (in memory)
         self.unknown_accounts = ThrottleBook(account_policy)
         #: Called with a user's id once their strategies or settings changed (set by the actor).
@@ -115,9 +121,12 @@ class UserManager:
         now = self.now_ms()
         name = username.lower()[:64] if isinstance(username, str) else ""
         user = self.store.user_by_username(name) if validation.USERNAME.fullmatch(name) else None
+        pair = (name, client)
         wait = max(
             self.addresses.retry_after(client, now) if client is not None else 0,
-            self._account_retry_after(user, name, now),
+            self.pairs.retry_after(pair, now),
+            # the account's lock holds back only the addresses that failed on it (throttle.py)
+            self._account_retry_after(user, name, now) if self.pairs.has_failed(pair, now) else 0,
         )
         if wait:
             raise _throttled(wait)
@@ -129,9 +138,11 @@ class UserManager:
         if not ok:
             if client is not None:
                 self.addresses.failed(client, now)
+            self.pairs.failed(pair, now)
             self._account_failed(user, name, now)
             raise BadCredentials("wrong username or password")
         assert user is not None
+        self.pairs.forget(pair)
         if user.failed_logins or user.locked_until is not None:
             self.store.save_failures(user.id, 0, None, None)
         if self.passwords.needs_rehash(user.password_hash):
@@ -161,20 +172,24 @@ class UserManager:
         return self.store.revoke_all_sessions(user_id, self.now_ms())
 
     def change_password(self, user_id: int, old_password: Any, new_password: Any) -> None:
-        """Revokes every session of the user: they log in again with the new password."""
+        """Revokes every session of the user: they log in again with the new password. Wrong current
+        passwords are throttled per user (only a session holder gets here) and count in the account's
+        record, like failed logins."""
         user = self._user(user_id)
         now = self.now_ms()
-        wait = self._account_retry_after(user, user.username, now)
+        wait = self.password_changes.retry_after(user.id, now)
         if wait:
             raise _throttled(wait)
         acceptable = isinstance(old_password, str) and len(old_password) <= PASSWORD_MAX
         if not (acceptable and self.passwords.verify(user.password_hash, old_password)):
+            self.password_changes.failed(user.id, now)
             self._account_failed(user, user.username, now)
             raise WrongPassword("old_password: is not your current password", field="old_password")
         check_strength(new_password, username=user.username, email=user.email, field="new_password")
         if tokens.same(normalize(new_password), normalize(old_password)):
             raise ValidationError("new_password", "must differ from the current password")
         self.store.change_password(user.id, self.passwords.hash(new_password), now)
+        self.password_changes.forget(user.id)
         log.info("user %d changed their password; sessions revoked", user.id)
 
     def _account_retry_after(self, user: User | None, name: str, now: int) -> int:
