@@ -21,7 +21,6 @@ that route is never logged; on every other route a parameter named like a secret
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from urllib.parse import quote, unquote_plus
@@ -29,6 +28,7 @@ from urllib.parse import quote, unquote_plus
 import falcon
 
 from ubot.http.clientaddr import client_address
+from ubot.logtext import printable
 
 ACCESS_LOGGER = "ubot.access"
 NO_QUERY_PATHS = frozenset({"/v1/stream"})
@@ -37,7 +37,6 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _BODILESS = frozenset({204, 304})
 _MAX_FIELD = 1024  # a header or a query string longer than this is cut in the log
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
-_NEEDS_ESCAPE = re.compile(r'["\\]|[^\x20-\x7e]')
 
 
 class AccessLog:
@@ -118,18 +117,7 @@ def clf_time(epoch_s: float) -> str:
 
 def escape(text: str) -> str:
     """Apache's escaping of log fields: ``"`` and ``\\`` backslashed, control characters as ``\\xhh``."""
-    if not _NEEDS_ESCAPE.search(text):
-        return text  # the usual case, quickly
-    out = []
-    for char in text:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif not char.isprintable():  # control characters, line and paragraph separators
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    return printable(text, also='"')
 
 
 def _header(req: falcon.Request, name: str) -> str:

@@ -37,6 +37,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ubot.clocks import Clock, SystemClock
+from ubot.logtext import printable
 from ubot.market.credits import UsageTracker, pages
 from ubot.retry_after import retry_after_s
 from ubot.timeutil import iso_from_ms
@@ -239,7 +240,7 @@ class CmcClient:
                         )
                     exc.attempts = attempt
                     raise exc from None
-                log.info("%s; retry %d in %.3g s", exc, attempt, delay)
+                log.info("%s; retry %d in %.3g s", printable(exc), attempt, delay)
                 self.sleeper(delay)
                 attempt += 1
                 if remaining is not None:
