@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ubot.config import OPTION_INDEX
 from ubot.http import compress, server
+from ubot.http.api import MAX_JSON_DEPTH
 from ubot.http.shapes import DEFAULT_ALERTS, DEFAULT_LIMIT, MAX_ALERTS, MAX_LIMIT
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL
 from ubot.rules import language
@@ -52,6 +53,7 @@ def expected_rows() -> dict[str, str]:
             f"{default('http', 'max_body_bytes')} bytes (`[http] max_body_bytes`, at most {body_max}; "
             "413 beyond)"
         ),
+        "nesting of a JSON body": f"{MAX_JSON_DEPTH} levels of arrays and objects (400 beyond)",
         "request line (method, path and query)": f"{server.LIMIT_REQUEST_LINE} bytes (414 beyond)",
         "request headers": (
             f"{server.LIMIT_REQUEST_FIELDS} fields, each at most {server.LIMIT_REQUEST_FIELD_SIZE} bytes "
