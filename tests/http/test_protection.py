@@ -39,7 +39,7 @@ def test_the_defaults():
     assert client_limit.clients.budget == Budget(20, 40)
     assert [b.budget for b in client_limit.logins.values()] == [Budget(5 / 60, 10)] * 2
     assert user_limit.users.budget == Budget(10, 20)
-    assert protection.before_auth[1].trusted  # loopback proxies
+    assert protection.before_auth[1].trusted == ()  # no proxy trusted by default
 
 
 def test_cors_comes_before_authentication_only_when_origins_are_set():

@@ -187,6 +187,19 @@ def test_clients_behind_a_trusted_proxy_have_separate_budgets():
     assert ok.status_code == 200
 
 
+def test_by_default_a_local_process_cannot_forge_its_address():
+    app = client(**LOW)  # the default settings
+    local = {"remote_addr": "127.0.0.1"}
+    for n in range(3):
+        app.simulate_get("/v1/global", headers={"X-Forwarded-For": f"203.0.113.{n}"}, **local)
+    refused = app.simulate_get("/v1/global", headers={"X-Forwarded-For": "203.0.113.9"}, **local)
+    assert refused.status_code == 429
+    assert (
+        app.simulate_get("/v1/global", remote_addr="::1", headers={"X-Forwarded-For": "1.1.1.1"}).status_code
+        == 200
+    )
+
+
 def test_a_forged_forwarded_for_does_not_escape_the_limit():
     app = client(**LOW, UBOT_HTTP_TRUSTED_PROXIES="")
     for n in range(3):
