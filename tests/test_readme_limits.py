@@ -29,9 +29,11 @@ def expected_rows() -> dict[str, str]:
     return {
         "strategies per user": f"{MAX_STRATEGIES}",
         "`symbols` of a strategy": (
-            f"1 to {shapes.SYMBOLS_MAX}, each at most {shapes.SYMBOL_MAX} characters"
+            f"1 to {shapes.SYMBOLS_MAX}, each at most {shapes.SYMBOL_MAX} characters and a coin of the market "
+            "fetched (422 naming the others)"
         ),
-        "`top_n` of a strategy": f"1 to {shapes.TOP_N_MAX}",
+        "`top_n` of a strategy": f"1 to {shapes.TOP_N_MAX}, and at most the coins fetched (`[market] limit`)",
+        "`channels` of a strategy": "those this server has configured (`[notify]`; 422 naming the setting)",
         "strategy `name`": f"{shapes.NAME_MAX} characters",
         "`condition`": (
             f"{language.MAX_LENGTH} characters, {language.MAX_NODES} syntax nodes, nesting depth "

@@ -42,6 +42,7 @@ from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
 from ubot.users.manager import UserManager
+from ubot.users.market import LatestMarket
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -123,9 +124,15 @@ def start_system(
         sends_per_user=alerts.sends_per_user,
         publish=alerts.publish,
     )
+    market = LatestMarket()  # the latest snapshot's coins, for checking strategies as they are saved
     users = UserManagerActor.start(
         UserManager(
-            UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
+            UserStore(db),
+            clock,
+            currencies=(convert,),
+            allow_local_webhooks=alerts.allow_local_webhooks,
+            channels=tuple(alerts.channels) or None,  # none at all: a test system, not checked
+            market=market,
         )
     )
     candle_store = CandleStore(db)
@@ -138,7 +145,7 @@ def start_system(
         snapshots=SnapshotReader(db),
         now_ms=lambda: int(clock.now() * 1000),
     )
-    container = Container.start(monitor, alerts.publish_snapshot)
+    container = Container.start(monitor, market.then(alerts.publish_snapshot))
     ohlc = Ohlc.start(candle_store, container, monitor, scanner=scanner)
     try:  # answered only after on_start (the candle restore) has run
         ohlc.proxy().watermark.get(timeout=600)

@@ -70,9 +70,9 @@ def test_a_user_signs_up_configures_and_writes_a_strategy(client) -> None:
     assert strategy["enabled"] is True
 
     path = f"/v1/me/strategies/{strategy['id']}"
-    patched = client.simulate_patch(path, json={"enabled": False, "top_n": 50}, headers=auth)
+    patched = client.simulate_patch(path, json={"enabled": False, "top_n": 5}, headers=auth)
     assert patched.status_code == 200, patched.text
-    assert (patched.json["enabled"], patched.json["top_n"], patched.json["symbols"]) == (False, 50, None)
+    assert (patched.json["enabled"], patched.json["top_n"], patched.json["symbols"]) == (False, 5, None)
 
     # A client may PUT back what it fetched (read-only members included).
     fetched = client.simulate_get(path, headers=auth).json
@@ -204,6 +204,23 @@ def test_wrong_passwords_from_five_addresses_leave_the_owner_in(client) -> None:
         client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
     slowed = client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
     assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) == 30  # ... 5 times, then waits
+
+
+def test_a_strategy_that_can_never_deliver_is_refused_naming_why(client) -> None:
+    auth = register_and_login(client, "hank1")
+    assert client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth).status_code == 200
+
+    unknown = client.simulate_post(
+        "/v1/me/strategies", json={**STRATEGY, "symbols": ["BTC", "NOPE"]}, headers=auth
+    )
+    assert unknown.status_code == 422 and unknown.json["field"] == "symbols"
+    assert unknown.json["description"].endswith(": NOPE")  # the replay's market: 6 coins
+    too_many = client.simulate_post(
+        "/v1/me/strategies", json={**STRATEGY, "symbols": None, "top_n": 7}, headers=auth
+    )
+    assert too_many.status_code == 422 and too_many.json["field"] == "top_n"
+    assert "at most 6" in too_many.json["description"]
+    assert client.simulate_get("/v1/me/strategies", headers=auth).json == {"strategies": []}
 
 
 def test_signup_errors_name_the_field(client) -> None:
