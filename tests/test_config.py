@@ -422,7 +422,7 @@ def test_streams_must_leave_threads_for_requests():
 def test_protection_defaults():
     settings = load()
     assert settings.http.cors_origins == ()
-    assert settings.http.trusted_proxies == ("127.0.0.1/32", "::1/128")
+    assert settings.http.trusted_proxies == ()  # trust nobody
     assert settings.http.hsts is False
     limits = settings.limits
     assert limits.enabled is True

@@ -247,7 +247,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "http",
         "trusted_proxies",
-        "127.0.0.1, ::1",
+        "",
         _networks,
         "comma-separated IP addresses or networks such as 10.0.0.0/8, or empty",
     ),

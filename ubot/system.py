@@ -43,6 +43,7 @@ from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
 from ubot.users.manager import UserManager
+from ubot.users.market import LatestMarket
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -85,10 +86,21 @@ class AlertOptions:
     publish_tick: Callable[[Candled, SnapshotView], Any] | None = None
 
 
-def user_manager(db: Database, clock: Clock, convert: str, alerts: AlertOptions) -> UserManager:
-    """The UserManager of this configuration: the one of ``all``/``engine`` and a gateway's alike."""
+def user_manager(
+    db: Database, clock: Clock, convert: str, alerts: AlertOptions, market: LatestMarket | None = None
+) -> UserManager:
+    """The UserManager of this configuration: the one of ``all``/``engine`` and a gateway's alike.
+
+    ``market``: the latest snapshot's coins, to refuse strategies on coins this server does not
+    fetch; a gateway role has none (no Container), so there ``symbols`` and ``top_n`` are checked
+    against their limits only, as before a first snapshot."""
     return UserManager(
-        UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
+        UserStore(db),
+        clock,
+        currencies=(convert,),
+        allow_local_webhooks=alerts.allow_local_webhooks,
+        channels=tuple(alerts.channels) or None,  # none at all: a test system, not checked
+        market=market,
     )
 
 
@@ -164,7 +176,8 @@ def start_system(
         sends_per_user=alerts.sends_per_user,
         publish=alerts.publish,
     )
-    users = UserManagerActor.start(user_manager(db, clock, convert, alerts))
+    market = LatestMarket()  # the latest snapshot's coins, for checking strategies as they are saved
+    users = UserManagerActor.start(user_manager(db, clock, convert, alerts, market))
     candle_store = CandleStore(db)
     scanner = Scanner.start(
         alerts.workers,
@@ -175,7 +188,7 @@ def start_system(
         snapshots=SnapshotReader(db),
         now_ms=lambda: int(clock.now() * 1000),
     )
-    container = Container.start(monitor, alerts.publish_tick)
+    container = Container.start(monitor, market.then(alerts.publish_tick))
     ohlc = Ohlc.start(candle_store, container, monitor, scanner=scanner)
     try:  # answered only after on_start (the candle restore) has run
         ohlc.proxy().watermark.get(timeout=600)

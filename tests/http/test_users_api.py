@@ -70,9 +70,9 @@ def test_a_user_signs_up_configures_and_writes_a_strategy(client) -> None:
     assert strategy["enabled"] is True
 
     path = f"/v1/me/strategies/{strategy['id']}"
-    patched = client.simulate_patch(path, json={"enabled": False, "top_n": 50}, headers=auth)
+    patched = client.simulate_patch(path, json={"enabled": False, "top_n": 5}, headers=auth)
     assert patched.status_code == 200, patched.text
-    assert (patched.json["enabled"], patched.json["top_n"], patched.json["symbols"]) == (False, 50, None)
+    assert (patched.json["enabled"], patched.json["top_n"], patched.json["symbols"]) == (False, 5, None)
 
     # A client may PUT back what it fetched (read-only members included).
     fetched = client.simulate_get(path, headers=auth).json
@@ -184,6 +184,43 @@ def test_wrong_passwords_are_throttled_with_retry_after(client) -> None:
     throttled = [r for r in codes if r.status_code == 429]
     assert throttled, [r.status_code for r in codes]
     assert int(throttled[0].headers["retry-after"]) >= 1
+
+
+def test_wrong_passwords_from_five_addresses_leave_the_owner_in(client) -> None:
+    register_and_login(client, "gina1")
+    wrong = {"username": "gina1", "password": "wrong password 1"}
+    for i in range(1, 6):
+        assert (
+            client.simulate_post("/v1/sessions", json=wrong, remote_addr=f"198.51.100.{i}").status_code == 401
+        )
+
+    owner = client.simulate_post(
+        "/v1/sessions", json={"username": "gina1", "password": PASSWORD}, remote_addr="203.0.113.9"
+    )
+    assert owner.status_code == 201, owner.text
+    again = client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    assert again.status_code == 401  # the owner's success reset the account: the guesser goes on ...
+    for _ in range(3):
+        client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    slowed = client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) == 30  # ... 5 times, then waits
+
+
+def test_a_strategy_that_can_never_deliver_is_refused_naming_why(client) -> None:
+    auth = register_and_login(client, "hank1")
+    assert client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth).status_code == 200
+
+    unknown = client.simulate_post(
+        "/v1/me/strategies", json={**STRATEGY, "symbols": ["BTC", "NOPE"]}, headers=auth
+    )
+    assert unknown.status_code == 422 and unknown.json["field"] == "symbols"
+    assert unknown.json["description"].endswith(": NOPE")  # the replay's market: 6 coins
+    too_many = client.simulate_post(
+        "/v1/me/strategies", json={**STRATEGY, "symbols": None, "top_n": 7}, headers=auth
+    )
+    assert too_many.status_code == 422 and too_many.json["field"] == "top_n"
+    assert "at most 6" in too_many.json["description"]
+    assert client.simulate_get("/v1/me/strategies", headers=auth).json == {"strategies": []}
 
 
 def test_signup_errors_name_the_field(client) -> None:

@@ -240,12 +240,64 @@ def test_a_client_address_is_throttled_across_accounts(store, clock, passwords) 
     assert manager.login("alice", PW, "203.0.113.9").token  # another address is not affected
 
 
-def test_wrong_old_passwords_count_as_failed_logins(manager, alice) -> None:
+def test_wrong_old_passwords_are_throttled_and_count_for_the_account(manager, alice) -> None:
     for _ in range(5):
         refused(WrongPassword, manager.change_password, alice.id, "not it at all 1", NEW_PW)
 
     assert refused(Throttled, manager.change_password, alice.id, PW, NEW_PW).retry_after_s == 30
-    assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 30
+    assert User.get_by_id(alice.id).failed_logins == 5  # the account's record: it is locked ...
+    refused(BadCredentials, manager.login, "alice", "wrong password 1", "198.51.100.7")
+    assert refused(Throttled, manager.login, "alice", PW, "198.51.100.7").retry_after_s == 60
+    assert manager.login("alice", PW, "203.0.113.9").token  # ... for addresses that failed on it only
+
+
+# --- nobody can lock somebody else out (issue 12) -------------------------------------------
+
+ATTACKERS = [f"198.51.100.{i}" for i in range(1, 6)]
+OWNER = "203.0.113.9"
+
+
+def test_wrong_passwords_from_five_addresses_do_not_lock_the_owner_out(manager, alice) -> None:
+    for address in ATTACKERS:
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", address)
+
+    assert manager.login("alice", PW, OWNER).token  # a sixth address, that has not failed
+
+
+def test_one_guess_per_lock_of_the_account_from_each_address_that_failed(manager, alice, clock) -> None:
+    for address in ATTACKERS:
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", address)
+
+    # The account is locked for the addresses that failed on it: even the right password waits.
+    for address in ATTACKERS:
+        assert refused(Throttled, manager.login, "alice", PW, address).retry_after_s == 30
+    # A fresh address gets its guess, and the lock doubles for all that failed.
+    refused(BadCredentials, manager.login, "alice", "wrong password 1", "198.51.100.6")
+    assert refused(Throttled, manager.login, "alice", "wrong password 1", ATTACKERS[0]).retry_after_s == 60
+    clock.advance(60)
+    refused(BadCredentials, manager.login, "alice", "wrong password 1", ATTACKERS[0])
+    assert refused(Throttled, manager.login, "alice", "wrong password 1", ATTACKERS[1]).retry_after_s == 120
+    # Meanwhile the owner is never refused.
+    assert manager.login("alice", PW, OWNER).token
+
+
+def test_one_address_guessing_one_account_is_locked_out_of_it_alone(manager, alice) -> None:
+    manager.register("bob", "bob@example.com", PW)
+    attacker = ATTACKERS[0]
+    for _ in range(5):
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", attacker)
+
+    assert refused(Throttled, manager.login, "alice", PW, attacker).retry_after_s == 30
+    assert manager.login("alice", PW, OWNER).token  # resets the account's record ...
+    assert refused(Throttled, manager.login, "alice", PW, attacker).retry_after_s == 30  # ... not the pair
+    assert manager.login("bob", PW, attacker).token  # another account from that address is fine
+
+
+def test_failed_sign_ups_do_not_count_as_failed_logins(manager, alice) -> None:
+    for _ in range(10):
+        refused(Conflict, manager.register, "alice", "x@example.com", PW)
+
+    assert manager.login("alice", PW, ATTACKERS[0]).token
 
 
 def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import falcon
 import msgspec
 import msgspec.inspect
+import numpy as np
 
 from ubot.http.errors import HTTPFieldError
 from ubot.http.shapes import Query
@@ -98,20 +99,59 @@ def _takes_int(info: msgspec.inspect.Type) -> bool:
     return isinstance(info, msgspec.inspect.IntType)
 
 
+#: How deeply arrays and objects may nest in a JSON body. The deepest body a route takes nests 2
+#: (a strategy's ``symbols`` inside the strategy); 32 leaves room, and keeps decoding far from
+#: Python's recursion limit (about 1,000 levels: msgspec raises ``RecursionError`` there).
+MAX_JSON_DEPTH = 32
+#: A JSON string; one left open runs to the end, so that every match attempt succeeds and the scan
+#: stays linear (possessive: no backtracking).
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
+_OPENING = np.frombuffer(b"[{", dtype=np.uint8)
+_CLOSING = np.frombuffer(b"]}", dtype=np.uint8)
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in the JSON text ``raw`` (brackets in strings do not
+    count). A cheap scan before decoding: one regular expression and one numpy pass."""
+    codes = np.frombuffer(_JSON_STRING.sub(b"", raw), dtype=np.uint8)
+    steps = np.isin(codes, _OPENING).astype(np.int64) - np.isin(codes, _CLOSING)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def decode_json(raw: bytes) -> Any:
+    """``raw`` decoded, refused with :class:`TooDeep` when it nests more than :data:`MAX_JSON_DEPTH`."""
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise TooDeep(depth)
+    return msgspec.json.decode(raw)
+
+
+class TooDeep(ValueError):
+    def __init__(self, depth: int) -> None:
+        super().__init__(
+            f"The JSON body nests arrays and objects {depth} levels deep; at most {MAX_JSON_DEPTH} "
+            "are accepted."
+        )
+
+
 def _decode_body(req: falcon.Request, shape: Any) -> Any:
     raw = req.bounded_stream.read()
     if not raw.strip():
         raise HTTPFieldError(falcon.HTTP_400, "Missing body", "This request needs a JSON body.")
     try:
-        return msgspec.convert(_integral(msgspec.json.decode(raw)), shape)
+        value = decode_json(raw)
+    except TooDeep as error:
+        raise HTTPFieldError(falcon.HTTP_400, "JSON nested too deeply", str(error)) from None
+    except msgspec.DecodeError:
+        raise HTTPFieldError(falcon.HTTP_400, "Malformed JSON", "The body is not valid JSON.") from None
+    try:
+        return msgspec.convert(_integral(value), shape)
     except msgspec.ValidationError as error:
         name, message = field_of(error, shape)
         where = f"{name}: " if name else ""
         raise HTTPFieldError(
             falcon.HTTP_400, "Invalid request body", where + _readable(message), field=name
         ) from None
-    except msgspec.DecodeError:
-        raise HTTPFieldError(falcon.HTTP_400, "Malformed JSON", "The body is not valid JSON.") from None
 
 
 def _integral(value: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from ubot.http import shapes
-from ubot.http.api import Operation
+from ubot.http.api import MAX_JSON_DEPTH, Operation
 from ubot.http.compress import MIN_BYTES
 from ubot.http.ratelimit import EXEMPT_PATHS
 from ubot.http.routes import ROUTES, Route
@@ -36,7 +36,10 @@ _RETRY_AFTER = {"description": "seconds to wait", "schema": {"type": "integer", 
 _SHARED = {
     "query": {400: "a query parameter is unknown, repeated or malformed (``field`` names it)"},
     "body": {
-        400: "the body or a query parameter is malformed (``field`` names it)",
+        400: (
+            "the body or a query parameter is malformed (``field`` names it), or the body nests arrays "
+            f"and objects more than {MAX_JSON_DEPTH} levels deep"
+        ),
         411: "a body was sent without Content-Length",
         413: "the body is larger than ``[http] max_body_bytes``",
         415: "the body is not application/json",

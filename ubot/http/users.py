@@ -20,8 +20,10 @@ from ubot.users.manager import UserManager as U
 UNAVAILABLE = "the UserManager did not answer in time, or accounts are not enabled"
 STRATEGY_RULES = (
     "a value breaks a rule the schema cannot state: the condition (``column`` says where), symbols "
-    "and top_n both given or neither, a channel whose target is not in the settings, an expiry in the "
-    "past or more than 10 years ahead, a name of spaces only"
+    "and top_n both given or neither, a channel whose target is not in the settings, a channel this "
+    "server has not configured (the setting is named), symbols not in the market fetched (named), "
+    "top_n above the coins fetched, an expiry in the past or more than 10 years ahead, a name of "
+    "spaces only"
 )
 SETTINGS_RULES = (
     "a value breaks a rule the schema cannot state: a webhook host that is local or private, a time "

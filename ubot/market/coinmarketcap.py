@@ -38,6 +38,7 @@ from urllib3.util.retry import Retry
 
 from ubot import metrics
 from ubot.clocks import Clock, SystemClock
+from ubot.logtext import printable
 from ubot.market.credits import UsageTracker, pages
 from ubot.retry_after import retry_after_s
 from ubot.timeutil import iso_from_ms
@@ -240,7 +241,7 @@ class CmcClient:
                         )
                     exc.attempts = attempt
                     raise exc from None
-                log.info("%s; retry %d in %.3g s", exc, attempt, delay)
+                log.info("%s; retry %d in %.3g s", printable(exc), attempt, delay)
                 self.sleeper(delay)
                 attempt += 1
                 if remaining is not None:

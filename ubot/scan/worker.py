@@ -8,8 +8,10 @@ condition that cannot be compiled or evaluated is reported (``errors``) and the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ubot.jsonsafe import json_number
 from ubot.notify.messages import Alert, AlertState
@@ -118,7 +120,9 @@ class ScanWorker:
             frame.results[key] = outcome
         result.evaluated += 1
         result.coins += len(scope)
-        self._report(entry, outcome.error_for(scope), result)
+        self._report(
+            entry, naming_coins(outcome.error_for(scope), frame.symbols, scope, outcome.undefined), result
+        )
         bar = frame.closed_bar[spec.timeframe] if spec.on_bar_close else frame.bar_open[spec.timeframe]
         coins = frame.ids[scope]
         matched, undefined = outcome.matched[scope], outcome.undefined[scope]
@@ -169,3 +173,15 @@ class ScanWorker:
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,
         )
+
+
+def naming_coins(
+    error: str | None, symbols: Sequence[str], scope: np.ndarray, undefined: np.ndarray
+) -> str | None:
+    """The error, naming the coins of ``scope`` it is about, unless it is about all of several:
+    ``division by zero (for DOGE)``, ``... (for DOGE, PEPE, SHIB and 4 more)``."""
+    coins = scope[undefined[scope]]
+    if error is None or not len(coins) or (len(coins) > 1 and len(coins) == len(scope)):
+        return error
+    named = ", ".join(symbols[i] for i in coins[:3].tolist())
+    return f"{error} (for {named}{f' and {len(coins) - 3} more' if len(coins) > 3 else ''})"

@@ -10,7 +10,7 @@ clock. Passwords and tokens are never logged, nor put in an error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from peewee import IntegrityError
@@ -18,10 +18,12 @@ from peewee import IntegrityError
 from ubot.clocks import Clock
 from ubot.models.tables import Strategy, User
 from ubot.models.users import UserStore
+from ubot.notify.registry import not_configured
 from ubot.scan.spec import UserStrategies
 from ubot.timeutil import iso_from_ms
 from ubot.users import tokens, validation
 from ubot.users.errors import BadCredentials, Conflict, NotFound, Throttled, ValidationError, WrongPassword
+from ubot.users.market import KnownMarket
 from ubot.users.passwords import PASSWORD_MAX, Passwords, check_strength, normalize
 from ubot.users.shapes import (
     ConditionInfo,
@@ -42,6 +44,7 @@ from ubot.users.specs import spec_of
 from ubot.users.throttle import (
     ACCOUNT_POLICY,
     ADDRESS_POLICY,
+    PAIR_POLICY,
     Failures,
     Policy,
     ThrottleBook,
@@ -71,10 +74,15 @@ class UserManager:
         max_sessions: int = tokens.MAX_SESSIONS,
         account_policy: Policy = ACCOUNT_POLICY,
         address_policy: Policy = ADDRESS_POLICY,
+        pair_policy: Policy = PAIR_POLICY,
+        channels: Collection[str] | None = None,
+        market: Callable[[], KnownMarket | None] | None = None,
     ) -> None:
         """``analyze``: the condition checker (default ``ubot.rules.analyze``); ``currencies``: the
         quote currencies the market is fetched in (the first is the default); ``allow_local_webhooks``:
-        admit http://localhost webhooks (development only)."""
+        admit http://localhost webhooks (development only). ``channels``: those this server has
+        (None: not checked); ``market``: the market fetched, or None before the first snapshot
+        (``ubot/users/market.py``)."""
         self.store = store
         self.clock = clock
         self.passwords = passwords or Passwords()
@@ -85,7 +93,13 @@ class UserManager:
         self.session_lifetime_ms = session_lifetime_ms
         self.max_sessions = max_sessions
         self.account_policy = account_policy
+        self.channels = None if channels is None else frozenset(channels)
+        self.market = market or (lambda: None)
         self.addresses = ThrottleBook(address_policy)
+        #: failures by (username, address): an address that failed on an account (see throttle.py)
+        self.pairs = ThrottleBook(pair_policy)
+        #: wrong current passwords given to change it, by user id (only a session holder can)
+        self.password_changes = ThrottleBook(pair_policy)
         #: usernames that do not exist are throttled like those that do (in memory)
         self.unknown_accounts = ThrottleBook(account_policy)
         #: Called with a user's id once their strategies or settings changed (set by the actor).
@@ -115,9 +129,12 @@ class UserManager:
         now = self.now_ms()
         name = username.lower()[:64] if isinstance(username, str) else ""
         user = self.store.user_by_username(name) if validation.USERNAME.fullmatch(name) else None
+        pair = (name, client)
         wait = max(
             self.addresses.retry_after(client, now) if client is not None else 0,
-            self._account_retry_after(user, name, now),
+            self.pairs.retry_after(pair, now),
+            # the account's lock holds back only the addresses that failed on it (throttle.py)
+            self._account_retry_after(user, name, now) if self.pairs.has_failed(pair, now) else 0,
         )
         if wait:
             raise _throttled(wait)
@@ -129,9 +146,11 @@ class UserManager:
         if not ok:
             if client is not None:
                 self.addresses.failed(client, now)
+            self.pairs.failed(pair, now)
             self._account_failed(user, name, now)
             raise BadCredentials("wrong username or password")
         assert user is not None
+        self.pairs.forget(pair)
         if user.failed_logins or user.locked_until is not None:
             self.store.save_failures(user.id, 0, None, None)
         if self.passwords.needs_rehash(user.password_hash):
@@ -161,20 +180,24 @@ class UserManager:
         return self.store.revoke_all_sessions(user_id, self.now_ms())
 
     def change_password(self, user_id: int, old_password: Any, new_password: Any) -> None:
-        """Revokes every session of the user: they log in again with the new password."""
+        """Revokes every session of the user: they log in again with the new password. Wrong current
+        passwords are throttled per user (only a session holder gets here) and count in the account's
+        record, like failed logins."""
         user = self._user(user_id)
         now = self.now_ms()
-        wait = self._account_retry_after(user, user.username, now)
+        wait = self.password_changes.retry_after(user.id, now)
         if wait:
             raise _throttled(wait)
         acceptable = isinstance(old_password, str) and len(old_password) <= PASSWORD_MAX
         if not (acceptable and self.passwords.verify(user.password_hash, old_password)):
+            self.password_changes.failed(user.id, now)
             self._account_failed(user, user.username, now)
             raise WrongPassword("old_password: is not your current password", field="old_password")
         check_strength(new_password, username=user.username, email=user.email, field="new_password")
         if tokens.same(normalize(new_password), normalize(old_password)):
             raise ValidationError("new_password", "must differ from the current password")
         self.store.change_password(user.id, self.passwords.hash(new_password), now)
+        self.password_changes.forget(user.id)
         log.info("user %d changed their password; sessions revoked", user.id)
 
     def _account_retry_after(self, user: User | None, name: str, now: int) -> int:
@@ -245,7 +268,9 @@ class UserManager:
                 title="Too many strategies",
             )
         now = self.now_ms()
+        self._check_channels(convert(StrategyBody, body).channels)  # before the settings' targets
         values = self._validate(user_id, body, now)
+        self._check_market(values, validation.STRATEGY_FIELDS)
         self._check_name(user_id, values["name"])
         try:
             row = self.store.create_strategy(user_id, values, now)
@@ -260,7 +285,10 @@ class UserManager:
         """Replace the strategy with ``body`` (PUT)."""
         row = self._strategy(user_id, strategy_id)
         now = self.now_ms()
-        return self._save(row, self._validate(user_id, body, now), now)
+        self._check_channels(convert(StrategyBody, body).channels)
+        values = self._validate(user_id, body, now)
+        self._check_market(values, validation.STRATEGY_FIELDS)
+        return self._save(row, values, now)
 
     def patch_strategy(
         self, user_id: int, strategy_id: Any, changes: StrategyPatch | Mapping[str, Any]
@@ -281,7 +309,10 @@ class UserManager:
         if keep_expiry:
             merged["expires_at"] = None
         now = self.now_ms()
+        # only what the patch sets: a strategy that can no longer deliver can still be disabled
+        self._check_channels(fields.get("channels", ()))
         values = self._validate(user_id, merged, now)
+        self._check_market(values, fields)
         if keep_expiry:
             values["expires_at"] = row.expires_at
         return self._save(row, values, now)
@@ -330,6 +361,30 @@ class UserManager:
 
     def _validate(self, user_id: int, body: StrategyBody | Mapping[str, Any], now: int) -> dict[str, Any]:
         return validation.strategy(body, targets=self._settings(user_id), now_ms=now, analyze=self.analyze)
+
+    def _check_channels(self, channels: Iterable[str]) -> None:
+        """Refuse a channel this server does not have, naming the setting (``ubot/users/market.py``)."""
+        for channel in channels:
+            if self.channels is not None and channel not in self.channels:
+                raise ValidationError("channels", not_configured(channel))
+
+    def _check_market(self, values: Mapping[str, Any], given: Collection[str]) -> None:
+        """Refuse symbols the market fetched does not have, or more top coins than it has."""
+        known = self.market()
+        if known is None:
+            return
+        if values["symbols"] is not None and "symbols" in given:
+            unknown = [s for s in values["symbols"] if s not in known.symbols]
+            if unknown:
+                raise ValidationError(
+                    "symbols",
+                    f"not in the market this server fetches (the top {known.coins} coins): {', '.join(unknown)}",
+                )
+        if values["top_n"] is not None and "top_n" in given and values["top_n"] > known.coins:
+            raise ValidationError(
+                "top_n",
+                f"at most {known.coins}: this server fetches the top {known.coins} coins ([market] limit)",
+            )
 
     def _check_name(self, user_id: int, name: str, other_than: int | None = None) -> None:
         if self.store.strategy_name_taken(user_id, name, other_than):

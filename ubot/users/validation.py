@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ubot.outbound import host_refusal, is_loopback_host
+from ubot.rules import language
 from ubot.users import shapes
 from ubot.users.errors import ValidationError
 from ubot.users.shapes import (
@@ -335,8 +336,9 @@ def strategy(
     """A complete strategy from ``body``, with the ``indicators`` derived from its condition.
     ``targets``: the user's settings."""
     given = shapes.convert(shapes.Strategy, body)
-    values: dict[str, Any] = {"name": strategy_name(given.name), "condition": given.condition}
-    values["indicators"] = list(condition(given.condition, analyze).indicators)
+    values: dict[str, Any] = {"name": strategy_name(given.name)}
+    values["indicators"] = list(condition(given.condition, analyze).indicators)  # columns as written
+    values["condition"] = language.normalize(given.condition)
     values["timeframe"] = given.timeframe
     has_symbols, has_top_n = given.symbols is not None, given.top_n is not None
     if has_symbols == has_top_n:
