@@ -43,7 +43,7 @@ from ubot.http.clientaddr import client_address, parse_ip
 from ubot.http.limits import DEFAULT_MAX_KEYS, Budget, TokenBuckets, retry_after
 
 EXEMPT_PATHS = frozenset({"/health", "/openapi.json"})
-LOGIN_ROUTES = frozenset({("POST", "/v1/sessions"), ("POST", "/v1/users")})
+LOGIN_ROUTES = frozenset({("POST", "/v1/sessions"), ("POST", "/v1/sessions/browser"), ("POST", "/v1/users")})
 
 DEFAULT_PER_CLIENT = Budget(rate=20.0, burst=40)
 DEFAULT_PER_USER = Budget(rate=10.0, burst=20)
