@@ -41,7 +41,7 @@ _SHARED = {
         413: "the body is larger than ``[http] max_body_bytes``",
         415: "the body is not application/json",
     },
-    "private": {401: "no bearer token, or one that is unknown, expired or revoked"},
+    "private": {401: "no bearer token (nor session cookie), or one that is unknown, expired or revoked"},
     "csrf": {403: browser.CSRF_REFUSED},
     "limited": {
         429: "over the rate limit (``[limits]``: per client address, per user, and for sign-up and login)"
