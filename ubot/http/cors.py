@@ -20,9 +20,10 @@ What :class:`CORS` adds:
 * ``Vary: Origin`` on every response when the allow-list is not ``*``: the answer depends on the
   ``Origin``, and a cache must not serve one origin's answer to another.
 
-Credentials (``allow_credentials``) stay off: uBot authenticates with a bearer token in the
-``Authorization`` header, which a script sends explicitly and CORS allows without credentials mode;
-cookies are never used.
+Credentials (``allow_credentials``) stay off: other origins authenticate with a bearer token in the
+``Authorization`` header, which a script sends explicitly and CORS allows without credentials mode.
+The dashboard's session cookie (``ubot/http/browser.py``) is for uBot's own page only: it is
+``SameSite=Strict``, and no other origin may read an answer made with it.
 """
 
 from __future__ import annotations

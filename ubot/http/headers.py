@@ -1,11 +1,14 @@
 """Security headers on every response, errors included (``process_response``).
 
-uBot serves JSON (and one event stream) to scripts and browsers, never a page, so the browser is
-told to treat nothing as a document:
+uBot serves JSON (and one event stream) to scripts and browsers, and one page, the dashboard
+(``ubot/http/dashboard.py``); everything but the page is treated as no document at all:
 
 * ``X-Content-Type-Options: nosniff``: a JSON body is never guessed to be HTML or script;
 * ``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'``: should a response be
-  opened as a page anyway, it may load nothing and be framed by nobody;
+  opened as a page anyway, it may load nothing and be framed by nobody. A resource may name a
+  policy of its own in ``content_security_policy``: the dashboard's is :data:`PAGE_CSP`, which lets
+  the page load its own scripts, styles and images and call its own origin, and nothing else (no
+  inline script or style, no other origin, no plugin, no form posted anywhere, no framing);
 * ``X-Frame-Options: DENY``: the same for browsers without CSP's ``frame-ancestors``;
 * ``Referrer-Policy: no-referrer``;
 * ``Cache-Control: no-store`` on the account routes (:data:`NO_STORE_PREFIXES`: tokens, e-mail
@@ -23,11 +26,15 @@ import falcon
 
 HSTS = "max-age=31536000"
 NO_STORE_PREFIXES = ("/v1/me", "/v1/sessions", "/v1/users")
+CSP = "default-src 'none'; frame-ancestors 'none'"
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 ALWAYS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
     ("X-Frame-Options", "DENY"),
-    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
 )
 
 
@@ -40,6 +47,7 @@ class SecurityHeaders:
     ) -> None:
         for name, value in self.headers:
             resp.set_header(name, value)
+        resp.set_header("Content-Security-Policy", getattr(resource, "content_security_policy", CSP))
         if resp.get_header("Cache-Control") is None and _private(req.path):
             resp.set_header("Cache-Control", "no-store")
 

@@ -10,7 +10,11 @@
   credential that is sent must be valid (401). A resource may name a query parameter in
   ``token_param`` that carries the token when there is no ``Authorization`` header (for browsers'
   ``EventSource``, which cannot send headers); such a route must never log its query string. With
-  ``authenticate=None`` (accounts not enabled) a request that needs it gets 503.
+  ``authenticate=None`` (accounts not enabled) a request that needs it gets 503. Without an
+  ``Authorization`` header (nor ``token_param``), the browser's session cookie serves instead
+  (``ubot/http/browser.py``): a request that changes something must then carry the CSRF header
+  (403), and a cookie that no longer authenticates is cleared with the 401 (on a route that serves
+  anonymous requests too, it is ignored). ``req.context.via_cookie`` says which.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import falcon
+
+from ubot.http import browser
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -64,12 +70,18 @@ class Authentication:
     ) -> None:
         req.context.user_id = None
         req.context.token = None
+        req.context.via_cookie = False
         if resource is None:
             return
         required = getattr(resource, "auth_required", False)
         if not required and not getattr(resource, "auth_optional", False):
             return
         token_param = getattr(resource, "token_param", None)
+        if req.auth is None and not (token_param and req.get_param(token_param) is not None):
+            cookie = browser.session_token(req)
+            if cookie is not None and self.authenticate is not None:
+                self._cookie(req, resp, cookie, required)
+                return
         if req.auth is None and token_param and req.get_param(token_param) is not None:
             scheme, token = "bearer", req.get_param(token_param).strip()
         elif req.auth is None and not required:
@@ -88,6 +100,18 @@ class Authentication:
             raise _unauthorized("The token is unknown, expired or revoked; log in again.")
         req.context.user_id = user_id
         req.context.token = token
+
+    def _cookie(self, req: falcon.Request, resp: falcon.Response, token: str, required: bool) -> None:
+        user_id = self.authenticate(token) if token and len(token) <= 512 else None  # type: ignore[misc]
+        if user_id is None:
+            browser.clear_session(resp)
+            if required:
+                raise _unauthorized("The session cookie is unknown, expired or revoked; log in again.")
+            return  # anonymous
+        browser.check_csrf(req, token)
+        req.context.user_id = user_id
+        req.context.token = token
+        req.context.via_cookie = True
 
 
 def _unauthorized(description: str) -> falcon.HTTPUnauthorized:

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from ubot.http import shapes
+from ubot.http import browser, shapes
 from ubot.http.api import MAX_JSON_DEPTH, Operation
 from ubot.http.compress import MIN_BYTES
 from ubot.http.ratelimit import EXEMPT_PATHS
@@ -44,7 +44,8 @@ _SHARED = {
         413: "the body is larger than ``[http] max_body_bytes``",
         415: "the body is not application/json",
     },
-    "private": {401: "no bearer token, or one that is unknown, expired or revoked"},
+    "private": {401: "no bearer token (nor session cookie), or one that is unknown, expired or revoked"},
+    "csrf": {403: browser.CSRF_REFUSED},
     "limited": {
         429: "over the rate limit (``[limits]``: per client address, per user, and for sign-up and login)"
     },
@@ -131,7 +132,7 @@ def _shapes_of(operations: Iterable[Operation]) -> list[Any]:
             found.append(op.body)
         for answer in op.answers.values():
             if isinstance(answer, tuple) and isinstance(answer[1], tuple):
-                found.extend(answer[1])  # one of these
+                found.extend(one for one in answer[1] if not isinstance(one, str))  # one of these
             elif isinstance(answer, tuple) and answer[1] is not None and not isinstance(answer[1], str):
                 found.append(answer[1])
     return found
@@ -163,12 +164,18 @@ def _response(
     if shape is not None and not head:
         if isinstance(shape, str):
             response["content"] = {shape: {"schema": {"type": "string"}}}
+        elif isinstance(shape, tuple) and all(isinstance(one, str) for one in shape):
+            response["content"] = {one: {"schema": {"type": "string"}} for one in shape}
         elif isinstance(shape, tuple):
             response["content"] = {JSON: {"schema": {"anyOf": [schemas.of[one] for one in shape]}}}
         else:
             response["content"] = {JSON: {"schema": schemas.of[shape]}}
     merged = {**_HEADERS.get(status, {}), **headers.get(status, {})}
-    json_body = shape is not None and not isinstance(shape, str)
+    json_body = (
+        shape is not None
+        and not isinstance(shape, str | tuple)
+        or (isinstance(shape, tuple) and not isinstance(shape[0], str))
+    )
     if json_body or status == 304:
         merged["Vary"] = {"$ref": "#/components/headers/Vary"}
     if json_body and 200 <= status < 300:
@@ -187,6 +194,8 @@ def _operation(route: Route, method: str, op: Operation, schemas: _Schemas) -> d
         answers |= _SHARED["body"]
     if private or optional:
         answers |= _SHARED["private"]
+    if (private or optional) and method not in browser.SAFE_METHODS:
+        answers |= _SHARED["csrf"]
     if route.path not in EXEMPT_PATHS:
         answers |= _SHARED["limited"]
     answers |= dict(op.answers)
@@ -206,10 +215,13 @@ def _operation(route: Route, method: str, op: Operation, schemas: _Schemas) -> d
         if op.example is not None:
             media["example"] = op.example
         doc["requestBody"] = {"required": True, "content": {JSON: media}}
+    cookie = (
+        {"sessionCookie": []} if method in browser.SAFE_METHODS else {"sessionCookie": [], "csrfToken": []}
+    )
     if private:
-        doc["security"] = [{"bearerAuth": []}]
+        doc["security"] = [{"bearerAuth": []}, cookie]
     elif optional:
-        doc["security"] = [{}, {"bearerAuth": []}, {"accessToken": []}]
+        doc["security"] = [{}, {"bearerAuth": []}, {"accessToken": []}, cookie]
     doc["responses"] = {
         str(status): _response(status, answers[status], schemas, dict(op.headers), head)
         for status in sorted(answers)
@@ -251,6 +263,19 @@ def document(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "POST /v1/sessions gives one",
+                },
+                "sessionCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": browser.SESSION_COOKIE,
+                    "description": "the dashboard's session (POST /v1/sessions/browser sets it)",
+                },
+                "csrfToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": browser.CSRF_HEADER,
+                    "description": f"with the session cookie, on every request that changes something: "
+                    f"the value of the {browser.CSRF_COOKIE} cookie",
                 },
                 "accessToken": {
                     "type": "apiKey",

@@ -44,8 +44,13 @@ from ubot.http.clientaddr import client_address, parse_ip
 from ubot.http.limits import DEFAULT_MAX_KEYS, Budget, TokenBuckets, retry_after
 
 EXEMPT_PATHS = frozenset({"/health", "/openapi.json"})
-#: route -> what its stricter budget is for (each its own budget)
-LOGIN_ROUTES = {("POST", "/v1/sessions"): "to log in", ("POST", "/v1/users"): "to sign up"}
+#: route -> what its stricter budget is for; routes for the same purpose share one budget (a login
+#: for a program and one for the dashboard spend the same allowance)
+LOGIN_ROUTES = {
+    ("POST", "/v1/sessions"): "to log in",
+    ("POST", "/v1/sessions/browser"): "to log in",
+    ("POST", "/v1/users"): "to sign up",
+}
 
 DEFAULT_PER_CLIENT = Budget(rate=20.0, burst=40)
 DEFAULT_PER_USER = Budget(rate=10.0, burst=20)
@@ -62,7 +67,9 @@ class ClientRateLimit:
         max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
         self.clients = TokenBuckets(per_client, now=now, max_keys=max_keys)
-        self.logins = {route: TokenBuckets(login, now=now, max_keys=max_keys) for route in LOGIN_ROUTES}
+        self.logins = {
+            purpose: TokenBuckets(login, now=now, max_keys=max_keys) for purpose in set(LOGIN_ROUTES.values())
+        }
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         path = _path(req)
@@ -74,7 +81,7 @@ class ClientRateLimit:
             raise too_many_requests(wait, "from your address", self.clients.budget)
         route = (req.method, path)
         if route in LOGIN_ROUTES:
-            buckets = self.logins[route]
+            buckets = self.logins[LOGIN_ROUTES[route]]
             wait = buckets.take(key)
             if wait:
                 raise too_many_requests(wait, f"{LOGIN_ROUTES[route]} from your address", buckets.budget)

@@ -18,6 +18,7 @@ from typing import Any
 from ubot.http import users
 from ubot.http.alerts import AlertsResource
 from ubot.http.api import operation
+from ubot.http.dashboard import AssetResource, Bundle, DashboardResource
 from ubot.http.gateway import Gateway
 from ubot.http.metrics import MetricsResource
 from ubot.http.resources import (
@@ -104,6 +105,8 @@ def _route(template: str, resource: type, *, accounts: bool = False) -> Route:
 
 
 ROUTES: tuple[Route, ...] = (
+    Route("/", DashboardResource, lambda wiring: DashboardResource(Bundle.packaged())),
+    Route("/ui/{version}/{name}", AssetResource, lambda wiring: AssetResource(Bundle.packaged())),
     Route(OPENAPI_PATH, OpenAPIResource, lambda wiring: OpenAPIResource(wiring.document)),
     _route("/health", HealthResource),
     Route("/metrics", MetricsResource, lambda wiring: MetricsResource(), metrics=True),
@@ -115,6 +118,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/v1/stream", StreamResource, _stream),
     _route("/v1/users", users.UsersResource, accounts=True),
     _route("/v1/sessions", users.SessionsResource, accounts=True),
+    _route("/v1/sessions/browser", users.BrowserSessionResource, accounts=True),
     _route("/v1/sessions/current", users.CurrentSessionResource, accounts=True),
     _route("/v1/me/sessions", users.AllSessionsResource, accounts=True),
     _route("/v1/me/password", users.PasswordResource, accounts=True),

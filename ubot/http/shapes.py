@@ -9,6 +9,7 @@ promises, and the contract test checks the answers against it.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -208,6 +209,15 @@ class Alert(Struct):
 
 class Alerts(Struct):
     alerts: list[Alert]
+
+
+@dataclasses.dataclass(frozen=True)
+class BrowserSession:
+    """A browser's login (``POST /v1/sessions/browser``): the session itself is in the HttpOnly
+    cookie; the page sends ``csrf_token`` back in ``X-CSRF-Token`` (``ubot/http/browser.py``)."""
+
+    csrf_token: str = dataclasses.field(repr=False)
+    expires_at: Time
 
 
 # --- /v1/stream's events (text/event-stream: not JSON, so checked by tests/http/test_stream.py) ---

@@ -9,11 +9,15 @@ a condition), 409 a conflict, 404 what is not there.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import falcon
 
+from ubot.http import browser
 from ubot.http.api import operation
 from ubot.http.clientaddr import client_address
 from ubot.http.gateway import Gateway
+from ubot.http.shapes import BrowserSession
 from ubot.users import shapes as s
 from ubot.users.manager import UserManager as U
 
@@ -99,12 +103,47 @@ class SessionsResource(_Resource):
         resp.media = login
 
 
+class BrowserSessionResource(_Resource):
+    """``POST /v1/sessions/browser``: log in the dashboard with a session cookie (ubot/http/browser.py)."""
+
+    @operation(
+        "Log in a browser: the session in an HttpOnly, SameSite=Strict cookie",
+        {
+            201: ("the CSRF token to send back, and the session's expiry", BrowserSession),
+            401: "wrong username or password",
+            429: "too many failed logins (wait Retry-After seconds), or over the rate limit",
+            503: UNAVAILABLE,
+        },
+        body=s.Credentials,
+        example={"username": "ada", "password": "correct horse battery staple"},
+        headers={201: {**browser.SET_COOKIE_HEADER, "Cache-Control": {"schema": {"type": "string"}}}},
+        description=f"Sets the cookies {browser.SESSION_COOKIE} (HttpOnly) and {browser.CSRF_COOKIE}; "
+        f"requests authenticated by the cookie that change something send {browser.CSRF_HEADER} "
+        f"(the csrf_token). DELETE /v1/sessions/current logs out and clears them.",
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = req.context.body
+        login = self.ask(U.login, body.username, body.password, client_address(req))
+        expires_s = datetime.fromisoformat(login.expires_at).timestamp()
+        max_age = max(1, int(expires_s - self.gateway.now()))
+        csrf = browser.set_session(req, resp, login.token, max_age)
+        resp.status = falcon.HTTP_201
+        resp.cache_control = ["no-store"]
+        resp.media = BrowserSession(csrf, login.expires_at)
+
+
 class CurrentSessionResource(_Resource):
     auth_required = True
 
-    @operation("Log out: revoke the token sent", {204: ("revoked", None), 503: UNAVAILABLE})
+    @operation(
+        "Log out: revoke the token sent (or the session cookie, which is cleared)",
+        {204: ("revoked", None), 503: UNAVAILABLE},
+        headers={204: browser.SET_COOKIE_HEADER},
+    )
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.ask(U.logout, req.context.token)
+        if req.context.via_cookie:
+            browser.clear_session(resp)
         resp.status = falcon.HTTP_204
 
 

@@ -1,0 +1,187 @@
+// The strategies view: the list (enable/disable, edit) and the form, whose condition is checked as
+// it is typed (POST /v1/conditions/validate): the message, and a caret under the column at fault.
+import { api } from "./api.js";
+import { el } from "./format.js";
+
+const CHECK_DELAY_MS = 250;
+
+export class StrategiesView {
+  constructor(root, toast) {
+    this.root = root;
+    this.toast = toast;
+    this.body = root.querySelector("#strategy-table").tBodies[0];
+    this.empty = root.querySelector("#strategy-empty");
+    this.form = root.querySelector("#strategy-form");
+    this.title = root.querySelector("#strategy-form-title");
+    this.condition = root.querySelector("#s-condition");
+    this.caret = root.querySelector("#s-caret");
+    this.conditionMessage = root.querySelector("#s-condition-message");
+    this.message = root.querySelector("#strategy-message");
+    this.editing = null; // the id of the strategy in the form, or null for a new one
+    this.checked = 0; // the number of the latest check sent: older answers are dropped
+    this.timer = null;
+    this.condition.addEventListener("input", () => this.scheduleCheck());
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.save();
+    });
+    for (const radio of this.form.elements.scope) radio.addEventListener("change", () => this.scope());
+    root.querySelector("#strategy-new").addEventListener("click", () => this.edit(null));
+  }
+
+  async load() {
+    const { data } = await api("GET", "/v1/me/strategies");
+    this.strategies = data.strategies;
+    this.body.replaceChildren(...data.strategies.map((strategy) => this.row(strategy)));
+    this.empty.hidden = data.strategies.length > 0;
+  }
+
+  row(strategy) {
+    const toggle = el("input", { type: "checkbox", checked: strategy.enabled, className: "switch" });
+    toggle.setAttribute("aria-label", `Enabled: ${strategy.name}`);
+    toggle.addEventListener("change", () => this.enable(strategy, toggle));
+    const edit = el("button", { type: "button", className: "ghost small" }, "Edit");
+    edit.setAttribute("aria-label", `Edit ${strategy.name}`);
+    edit.addEventListener("click", () => this.edit(strategy));
+    const coins = strategy.symbols ? strategy.symbols.join(", ") : `top ${strategy.top_n}`;
+    const name = el("th", { scope: "row" }, strategy.name);
+    if (strategy.last_error) name.append(el("small", { className: "neg block" }, strategy.last_error));
+    return el(
+      "tr",
+      {},
+      name,
+      el("td", {}, el("code", {}, strategy.condition)),
+      el("td", {}, strategy.timeframe),
+      el("td", {}, coins),
+      el("td", {}, toggle),
+      el("td", { className: "end" }, edit),
+    );
+  }
+
+  async enable(strategy, toggle) {
+    try {
+      await api("PATCH", `/v1/me/strategies/${strategy.id}`, { enabled: toggle.checked });
+      strategy.enabled = toggle.checked;
+      if (this.editing === strategy.id) this.form.elements.enabled.checked = toggle.checked;
+      this.toast(`${strategy.name} ${toggle.checked ? "enabled" : "disabled"}`);
+    } catch (error) {
+      toggle.checked = !toggle.checked;
+      this.toast(error.message);
+    }
+  }
+
+  edit(strategy) {
+    const fields = this.form.elements;
+    this.editing = strategy ? strategy.id : null;
+    this.title.textContent = strategy ? `Edit ${strategy.name}` : "New strategy";
+    fields.name.value = strategy ? strategy.name : "";
+    this.condition.value = strategy ? strategy.condition : "";
+    fields.timeframe.value = strategy ? strategy.timeframe : "1h";
+    fields.frequency.value = strategy ? strategy.frequency : "once_per_crossing";
+    fields.cooldown_s.value = strategy ? strategy.cooldown_s : 0;
+    fields.enabled.checked = strategy ? strategy.enabled : true;
+    fields.scope.value = strategy && strategy.symbols ? "symbols" : "top_n";
+    fields.symbols.value = strategy && strategy.symbols ? strategy.symbols.join(", ") : "";
+    fields.top_n.value = strategy && strategy.top_n ? strategy.top_n : 10;
+    this.scope();
+    this.message.textContent = "";
+    this.showCheck(null);
+    fields.name.focus();
+    if (strategy) this.check();
+  }
+
+  scope() {
+    const bySymbols = this.form.elements.scope.value === "symbols";
+    this.form.elements.symbols.disabled = !bySymbols;
+    this.form.elements.top_n.disabled = bySymbols;
+  }
+
+  scheduleCheck() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.check(), CHECK_DELAY_MS);
+  }
+
+  /** Ask uBot whether the condition is valid; show what it found, or where it is wrong. */
+  async check() {
+    const text = this.condition.value;
+    const number = ++this.checked;
+    if (!text.trim()) {
+      this.showCheck(null);
+      return;
+    }
+    try {
+      const { data } = await api("POST", "/v1/conditions/validate", { condition: text });
+      if (number !== this.checked) return;
+      const found = data.indicators.length ? `indicators ${data.indicators.join(", ")}` : "no indicator";
+      this.showCheck({ ok: true, message: `Valid: ${found}; fields ${data.fields.join(", ") || "none"}.` });
+    } catch (error) {
+      if (number !== this.checked) return;
+      this.showCheck({ ok: false, message: error.message, column: error.column, text });
+    }
+  }
+
+  showCheck(result) {
+    this.caret.hidden = true;
+    this.condition.removeAttribute("aria-invalid");
+    this.conditionMessage.className = "muted";
+    if (!result) {
+      this.conditionMessage.textContent = "";
+      return;
+    }
+    this.conditionMessage.textContent = result.message;
+    this.conditionMessage.className = result.ok ? "ok" : "neg";
+    if (result.ok) return;
+    this.condition.setAttribute("aria-invalid", "true");
+    if (result.column) {
+      // The column counts from the condition's first character; show the line it falls in.
+      const offset = Math.min(result.column - 1, result.text.length);
+      const start = result.text.lastIndexOf("\n", offset - 1) + 1;
+      const end = result.text.indexOf("\n", offset);
+      const line = result.text.slice(start, end < 0 ? undefined : end);
+      this.caret.textContent = `${line}\n${" ".repeat(offset - start)}^`;
+      this.caret.setAttribute("aria-label", `Column ${result.column}`);
+      this.caret.hidden = false;
+    }
+  }
+
+  body_() {
+    const fields = this.form.elements;
+    const body = {
+      name: fields.name.value.trim(),
+      condition: this.condition.value,
+      timeframe: fields.timeframe.value,
+      frequency: fields.frequency.value,
+      cooldown_s: Number(fields.cooldown_s.value || 0),
+      enabled: fields.enabled.checked,
+    };
+    if (fields.scope.value === "symbols") {
+      body.symbols = fields.symbols.value.split(/[\s,]+/).filter(Boolean).map((s) => s.toUpperCase());
+    } else {
+      body.top_n = Number(fields.top_n.value || 0);
+    }
+    return body;
+  }
+
+  async save() {
+    this.message.textContent = "";
+    const body = this.body_();
+    try {
+      const { data } =
+        this.editing === null
+          ? await api("POST", "/v1/me/strategies", body)
+          : await api("PUT", `/v1/me/strategies/${this.editing}`, body);
+      this.toast(`Saved ${data.name}`);
+      this.editing = data.id;
+      this.title.textContent = `Edit ${data.name}`;
+      await this.load();
+    } catch (error) {
+      this.message.textContent = error.field ? `${error.message}` : error.message;
+      if (error.field === "condition") {
+        this.showCheck({ ok: false, message: error.message, column: error.column, text: body.condition });
+        this.condition.focus();
+      } else if (error.field && this.form.elements[error.field.split(/[.[]/)[0]]) {
+        this.form.elements[error.field.split(/[.[]/)[0]].focus();
+      }
+    }
+  }
+}
