@@ -284,7 +284,13 @@ def test_kill_9_during_alert_delivery_sends_each_pending_delivery(
     with Receiver() as hook:
         strategy_id = sign_up(db, hook.url())
         hook.script(Reply(200, {"received": True}), Reply(200, {"received": True}), Hang())
-        env = {"UBOT_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "true", "UBOT_NOTIFY_WEBHOOK_TIMEOUT": "60"}
+        env = {
+            "UBOT_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "true",
+            "UBOT_NOTIFY_WEBHOOK_TIMEOUT": "60",
+            # the held request must stay in flight until the kill: no attempt deadline cuts it first
+            # (at the default 10 s a loaded machine let it be cut and retried, shifting the requests)
+            "UBOT_NOTIFY_ATTEMPT_DEADLINE_S": "120",
+        }
         ubot = start(
             tmp_path,
             *("--source", "replay", "--replay-dir", small_market.directory, "--interval", "0", "--db", url),
