@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from typing import Any
 
@@ -60,14 +59,13 @@ class ScanWorkerActor(pykka.ThreadingActor):
         index: int,
         supervisor: pykka.ActorRef,
         notifier: pykka.ActorRef | None,
-        turn: threading.Lock | None = None,
+        workers: int = 1,
     ) -> None:
         super().__init__()
         self.index = index
-        self.turn = turn or threading.Lock()
         self.supervisor = supervisor
         self.notifier = notifier
-        self.worker = ScanWorker()
+        self.worker = ScanWorker(index, workers)
 
     @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
@@ -97,8 +95,7 @@ class ScanWorkerActor(pykka.ThreadingActor):
     def _scan(self, message: ScanTick) -> None:
         started = time.perf_counter()
         frame = message.frame
-        with self.turn:
-            result = self.worker.scan(frame)
+        result = self.worker.scan(frame)
         if self.notifier is not None and (result.alerts or result.states):
             tell_if_alive(
                 self.notifier,
@@ -155,14 +152,12 @@ class Scanner(pykka.ThreadingActor):
         self.monitor = monitor
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.pool: list[pykka.ActorRef] = []
-        # Workers take turns on the CPU: the evaluation is Python bytecode under the GIL, so ten threads
-        # at once only add switching (bench/scanner.py: p50 1.34 s a tick with turns, 1.57 s without).
-        self.turn = threading.Lock()
 
     def on_start(self) -> None:
         me = self.actor_ref
         self.pool = [
-            ScanWorkerActor.start(i, me, self.notifier, self.turn) for i in range(self.planner.workers)
+            ScanWorkerActor.start(i, me, self.notifier, self.planner.workers)
+            for i in range(self.planner.workers)
         ]
         if self.users is not None:
             everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
@@ -279,7 +274,7 @@ class Scanner(pykka.ThreadingActor):
             return
         self.figures.worker_restarts += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
-        self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.turn)
+        self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.planner.workers)
         self.pool[index].tell(self.planner.restart(index))
         scan = self.round
         if scan is None or index not in scan.outstanding:
