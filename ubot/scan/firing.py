@@ -128,9 +128,11 @@ def _find(table: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _insert(table: np.ndarray, keys: np.ndarray, *columns: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
-    """``table`` with the (new, sorted) ``keys`` inserted in order; each (column, values) likewise."""
+    """``table`` with the new ``keys`` inserted in order; each (column, values) likewise."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
     at = np.searchsorted(table, keys)
-    return [np.insert(table, at, keys), *(np.insert(column, at, values) for column, values in columns)]
+    return [np.insert(table, at, keys), *(np.insert(column, at, values[order]) for column, values in columns)]
 
 
 def _never(ms: int | None) -> int:

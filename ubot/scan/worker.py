@@ -272,8 +272,19 @@ class ScanWorker:
                 once.append(entry.spec.id)
         for strategy_id in once:
             result.disable.append(strategy_id)
-            self._drop(strategy_id)
+            self._retire(strategy_id)
         self.table.forget(once)
+
+    def _retire(self, strategy_id: int) -> None:
+        """A ``once`` strategy that fired is gone; its place in the bindings is only marked (expired),
+        so that they need not be rebuilt."""
+        del self.entries[strategy_id]
+        self._erred.discard(strategy_id)
+        if self._bound is not None and strategy_id in self._bound[3]:
+            binding, k = self._bound[3].pop(strategy_id)
+            binding.expires_ms[k] = np.iinfo(np.int64).min
+        else:
+            self._version += 1
 
     def _report(self, entry: _Entry, error: str | None, result: ScanResult) -> None:
         if error != entry.error:
