@@ -44,7 +44,11 @@ class Plan:
     groups: tuple[Group, ...] = ()
 
     @classmethod
-    def of(cls, strategies: Iterable[tuple[StrategySpec, CompiledCondition]]) -> Plan:
+    def of(
+        cls,
+        strategies: Iterable[tuple[StrategySpec, CompiledCondition]],
+        owner: Callable[[int], int] | None = None,
+    ) -> Plan:
         strategies = list(strategies)
         top_n, symbols, calls, needed = 0, set(), {}, set()
         for spec, compiled in strategies:
@@ -56,7 +60,7 @@ class Plan:
                 needed.add((spec.timeframe, spec.on_bar_close, call))
                 calls.setdefault(spec.timeframe, set()).add(call)
         frozen = {timeframe: frozenset(c) for timeframe, c in calls.items()}
-        return cls(top_n, frozenset(symbols), frozen, frozenset(needed), group(strategies))
+        return cls(top_n, frozenset(symbols), frozen, frozenset(needed), group(strategies, owner))
 
 
 class MarketFrame:

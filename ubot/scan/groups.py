@@ -18,7 +18,7 @@ pairs' frame positions and outcomes (about 6 bytes a pair) until the tick's fram
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -42,8 +42,8 @@ class Group:
     condition: CompiledCondition  # the shape (any member's compiled condition)
     timeframe: str
     on_bar_close: bool
-    specs: tuple[StrategySpec, ...]  # by id
-    ids: np.ndarray  # their ids (int64, ascending)
+    specs: tuple[StrategySpec, ...]  # by worker, then id
+    ids: np.ndarray  # their ids (int64)
     literals: np.ndarray  # (strategies, literals) float64: row i is specs[i]'s literals
 
     def __len__(self) -> int:
@@ -51,9 +51,13 @@ class Group:
 
 
 def group(
-    strategies: Iterable[tuple[StrategySpec, CompiledCondition]], size: int = GROUP_SIZE
+    strategies: Iterable[tuple[StrategySpec, CompiledCondition]],
+    owner: Callable[[int], int] | None = None,
+    size: int = GROUP_SIZE,
 ) -> tuple[Group, ...]:
-    """``strategies`` in groups (each group's strategies by id; groups in order of their first)."""
+    """``strategies`` in groups: each group's strategies by ``owner`` (the worker of a strategy id),
+    then id, so that each worker's share of a group's pairs is one slice; groups in order of their
+    first strategy."""
     by_key: dict[tuple, list[tuple[StrategySpec, CompiledCondition]]] = {}
     for spec, compiled in strategies:
         by_key.setdefault((compiled.shape_key, spec.timeframe, spec.on_bar_close), []).append(
@@ -61,7 +65,7 @@ def group(
         )
     groups = []
     for members in by_key.values():
-        members.sort(key=lambda member: member[0].id)
+        members.sort(key=lambda member: (owner(member[0].id) if owner else 0, member[0].id))
         for start in range(0, len(members), size):
             chunk = members[start : start + size]
             spec, compiled = chunk[0]

@@ -66,6 +66,7 @@ class _Binding:
     rules: Rules
     expires_ms: np.ndarray  # int64; the largest int64 for none
     local: dict[int, int]  # index in the group -> index in ``members``
+    contiguous: bool  # ``members`` are consecutive
 
     @classmethod
     def of(cls, group: Group, members: list[int], entries: list[_Entry]) -> _Binding:
@@ -78,6 +79,7 @@ class _Binding:
             Rules.of([e.spec for e in entries]),
             np.array(expires, dtype=np.int64),
             {i: k for k, i in enumerate(members)},
+            members == list(range(members[0], members[0] + len(members))),
         )
 
 
@@ -240,7 +242,10 @@ class ScanWorker:
             bars.append(np.full(len(members), bar, dtype=np.int64))
             starts = outcome.offsets[members]
             counts.append(outcome.offsets[members + 1] - starts)
-            pairs = _ranges(starts, counts[-1])
+            if every and binding.contiguous:  # this worker's share is one slice (the usual case)
+                pairs = slice(int(starts[0]), int(outcome.offsets[members[-1] + 1]))
+            else:
+                pairs = _ranges(starts, counts[-1])
             positions.append(outcome.positions[pairs])
             matched.append(outcome.matched[pairs])
             undefined.append(outcome.undefined[pairs])
