@@ -247,7 +247,7 @@ def part1(specs, market, ticks, workers) -> list[float]:
     return times, cpus, pairs
 
 
-def part2(specs, market, ticks, workers) -> list[float]:
+def part2(specs, market, ticks, workers, parallel=False) -> list[float]:
     from ubot.actors.scanner import Scanner
     from ubot.scan.messages import ScannerStats
 
@@ -270,7 +270,8 @@ def part2(specs, market, ticks, workers) -> list[float]:
             return tuple(UserStrategies(u, tuple(v)) for u, v in by_user.items())
 
     monitor, users = Monitor.start(), Users.start()
-    scanner = Scanner.start(workers, users=users, monitor=monitor, load=market.stored)
+    options = {"parallel": parallel} if "parallel" in inspect.signature(Scanner).parameters else {}
+    scanner = Scanner.start(workers, users=users, monitor=monitor, load=market.stored, **options)
     times = []
     try:
         for k in range(ticks + 1):
@@ -359,13 +360,20 @@ def main() -> None:
                 f"p50 {p50 * 1000:.0f} ms (cpu {cpu * 1000:.0f} ms)"
             )
         if 2 in parts:
-            for workers in sorted({1, args.workers}):
-                print(f"part 2: the actors (Scanner supervisor + {workers} worker(s))")
-                actor_times = part2(specs, Market(args.coins, args.seed), args.ticks, workers)
+            runs = (
+                [(1, False), (args.workers, False), (args.workers, True)]
+                if args.workers > 1
+                else [(1, False)]
+            )
+            for workers, parallel in runs:
+                how = "in parallel" if parallel else "taking turns"
+                print(f"part 2: the actors (Scanner supervisor + {workers} worker(s), {how})")
+                actor_times = part2(specs, Market(args.coins, args.seed), args.ticks, workers, parallel)
                 p50 = statistics.median(actor_times)
                 print(f"  per tick: p50 {p50 * 1000:.0f} ms, max {max(actor_times) * 1000:.0f} ms")
                 rows.append(
-                    f"scan {mix}, {args.strategies:,} x {args.coins:,}, actors, workers={workers}: p50 {p50 * 1000:.0f} ms"
+                    f"scan {mix}, {args.strategies:,} x {args.coins:,}, actors, workers={workers} {how}: "
+                    f"p50 {p50 * 1000:.0f} ms"
                 )
         if 3 in parts and mix == mixes[0] and 1 in parts:
             print("part 3: naive (indicators per strategy per coin, fresh asteval per coin), sampled")

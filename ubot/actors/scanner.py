@@ -19,8 +19,10 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import threading
 import time
 from typing import Any
 
@@ -60,9 +62,11 @@ class ScanWorkerActor(pykka.ThreadingActor):
         supervisor: pykka.ActorRef,
         notifier: pykka.ActorRef | None,
         workers: int = 1,
+        turn: threading.Lock | None = None,
     ) -> None:
         super().__init__()
         self.index = index
+        self.turn = turn or contextlib.nullcontext()
         self.supervisor = supervisor
         self.notifier = notifier
         self.worker = ScanWorker(index, workers)
@@ -95,7 +99,8 @@ class ScanWorkerActor(pykka.ThreadingActor):
     def _scan(self, message: ScanTick) -> None:
         started = time.perf_counter()
         frame = message.frame
-        result = self.worker.scan(frame)
+        with self.turn:
+            result = self.worker.scan(frame)
         if self.notifier is not None and (result.alerts or result.states):
             tell_if_alive(
                 self.notifier,
@@ -137,6 +142,7 @@ class Scanner(pykka.ThreadingActor):
         load: Loader | None = None,
         snapshots: SnapshotReader | None = None,
         now_ms: Any = None,
+        parallel: bool = False,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database)."""
@@ -152,6 +158,10 @@ class Scanner(pykka.ThreadingActor):
         self.monitor = monitor
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.pool: list[pykka.ActorRef] = []
+        # The workers take turns (one scans at a time) unless ``parallel``: a worker's scan is mostly
+        # Python under the GIL (its share of the firing decisions, its alerts), and ten threads at
+        # once only add switching (docs/architecture.md, Scanner, has the figures of bench/scanner.py).
+        self.turn = None if parallel else threading.Lock()
 
     def on_start(self) -> None:
         me = self.actor_ref
@@ -274,7 +284,9 @@ class Scanner(pykka.ThreadingActor):
             return
         self.figures.worker_restarts += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
-        self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.planner.workers)
+        self.pool[index] = ScanWorkerActor.start(
+            index, self.actor_ref, self.notifier, self.planner.workers, self.turn
+        )
         self.pool[index].tell(self.planner.restart(index))
         scan = self.round
         if scan is None or index not in scan.outstanding:
