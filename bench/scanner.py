@@ -53,7 +53,7 @@ from ubot.market.snapshot import NUMERIC_FIELDS, GlobalMetrics, Snapshot  # noqa
 from ubot.messages import Candled  # noqa: E402
 from ubot.rules import compile_condition, indicators  # noqa: E402
 from ubot.scan.planner import ScanPlanner  # noqa: E402
-from ubot.scan.spec import StrategySpec  # noqa: E402
+from ubot.scan.spec import StrategySpec, UserStrategies  # noqa: E402
 from ubot.scan.worker import ScanWorker  # noqa: E402
 from ubot.schedule import Tick  # noqa: E402
 
@@ -211,10 +211,10 @@ def part1(specs, market, ticks, workers) -> list[float]:
     users: dict[int, list[StrategySpec]] = {}
     for s in specs:
         users.setdefault(s.user_id, []).append(s)
-    for user, mine in users.items():
-        for w, change in planner.set_user(user, mine).items():
-            if change.users[user]:
-                pool[w].replace_user(user, change.users[user])
+    everyone = [UserStrategies(user, tuple(mine)) for user, mine in users.items()]
+    for w, message in planner.set_all(everyone).items():  # as the Scanner starts
+        for user, mine in message.users.items():
+            pool[w].replace_user(user, mine)
     times, cpus, alerts, evaluated = [], [], 0, 0
     for k in range(ticks + 1):
         ts = START_MS + 60_000 * (k + 1)

@@ -97,6 +97,7 @@ class ScanWorker:
         #: Where this worker starts in the list of groups (the workers spread out over them).
         self.start = (index, max(1, workers))
         self.entries: dict[int, _Entry] = {}
+        self._users: dict[int, set[int]] = {}  # user id -> the ids of its strategies here
         self.table = FiringTable()
         self.evaluator = Evaluator()
         self._pending_errors: dict[int, str | None] = {}
@@ -115,9 +116,10 @@ class ScanWorker:
         Those in ``forget`` start afresh: the planner decided their firing state is over
         (:meth:`~ubot.scan.planner.ScanPlanner.set_user`)."""
         given = {spec.id: spec for spec in specs}
-        dropped = [i for i, e in self.entries.items() if e.spec.user_id == user_id and i not in given]
+        dropped = [i for i in self._users.get(user_id, ()) if i in self.entries and i not in given]
         for strategy_id in dropped:
             self._drop(strategy_id)
+        self._users[user_id] = set(given)
         self.table.forget(dropped + [i for i in given if i in forget])
         for spec in given.values():
             entry = self.entries.get(spec.id)
