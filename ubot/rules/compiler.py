@@ -51,6 +51,7 @@ import functools
 import io
 import logging
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -457,7 +458,15 @@ def compile_condition(text: str) -> CompiledCondition:
     assert all(symbol not in OPERATIONS for symbol, _, _ in inputs)
     literals = tuple(lowering.literals)
     assert all(np.isfinite(literals)), "the validator lets only finite literals through"
-    return CompiledCondition(analysis=analysis, shape=shape, literals=literals, inputs=tuple(inputs))
+    # Strategies that differ only in their numbers share one shape and one inputs tuple (memory).
+    if len(_SHARED) >= CACHE_SIZE * 16:  # only memory is at stake: start again
+        _SHARED.clear()
+    shared = _SHARED.setdefault((shape, tuple(inputs)), (sys.intern(shape), tuple(inputs)))
+    return CompiledCondition(analysis=analysis, shape=shared[0], literals=literals, inputs=shared[1])
+
+
+#: (shape, inputs) -> the one copy of each that compiled conditions hold; a few per shape in use.
+_SHARED: dict[tuple, tuple[str, tuple]] = {}
 
 
 def _missing_field(field: str) -> str:

@@ -105,7 +105,7 @@ def evaluate(frame: MarketFrame, group: Group, evaluator: Evaluator) -> GroupRes
     counts = np.fromiter((len(s) for s in scopes), dtype=np.int64, count=len(scopes))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     pairs = int(offsets[-1])
-    positions = np.concatenate(scopes) if pairs else np.empty(0, dtype=np.int64)
+    positions = np.concatenate(scopes).astype(np.int32) if pairs else np.empty(0, dtype=np.int32)
     owner = np.repeat(np.arange(len(group)), counts)
     spec, condition = group.specs[0], group.condition
     values: dict[str, np.ndarray | float] = {}
