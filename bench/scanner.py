@@ -229,8 +229,10 @@ def part1(specs, market, ticks, workers) -> list[float]:
         if k == 0:  # the first tick loads the history
             print(
                 f"  first tick (seeds {sum(len(h) for h in planner.histories.values()):,} coin histories "
-                f"of {Market.HISTORY:,} candles): {done - started:.2f} s"
+                f"of {Market.HISTORY:,} candles): {done - started:.2f} s; resident memory "
+                f"peak {rss_mb()[0]:.0f} MB, now {rss_mb()[1]:.0f} MB"
             )
+            del frame, results
             continue
         times.append(done - started)
         cpus.append(cpu)
@@ -243,6 +245,7 @@ def part1(specs, market, ticks, workers) -> list[float]:
             f"{len(frame.indicators)} indicator series, {len(frame.results)} evaluations; "
             f"{evaluated} strategies, {pairs:,} strategy-coin pairs)"
         )
+        del frame, results  # the Scanner drops a frame when its scan is over
     print(f"  alerts raised over {ticks} ticks: {alerts}")
     return times, cpus, pairs
 

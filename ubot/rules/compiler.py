@@ -12,7 +12,11 @@ whole strategy, and ``not nan_value`` would be True. So the checked tree (see :m
     ->  op_and(op_lt(ind_0, 30.0), op_lt(percent_change_24h, op_neg(10.0)))
 
 The lowering knows only the whitelisted node types (anything else is an error, a second whitelist)
-and emits nothing but names from fixed tables and float literals. asteval then evaluates that text,
+and emits nothing but names from fixed tables, ``lit_<k>`` for each literal number (lifted out into
+``CompiledCondition.literals``: the text without them, the *shape*, is shared by every condition that
+differs only in its numbers, so the Scanner evaluates such conditions together with the literals as
+arrays; :meth:`Evaluator.evaluate` accepts only finite float64 numbers there) and the float ``**``
+exponents (validated small whole numbers, part of the shape). asteval then evaluates that text,
 configured as the reference (shared/reference/condition-sandbox.md, section 3) asks:
 
 * a fresh ``Interpreter`` per evaluation (no state survives between evaluations or strategies);
@@ -389,7 +393,8 @@ def interpret(program: str, symbols: dict[str, object]) -> tuple[np.ndarray | No
 
 
 class _Lowering:
-    """Checked tree -> call-tree text over ``op_*``, field names, ``ind_<k>`` and float literals."""
+    """Checked tree -> call-tree text over ``op_*``, field names, ``ind_<k>``, ``lit_<k>`` (the literals
+    lifted out, in ``literals``) and float exponents."""
 
     def __init__(self, indicators: tuple[IndicatorCall, ...]) -> None:
         self.symbols = {call: f"ind_{index}" for index, call in enumerate(indicators)}
