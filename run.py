@@ -23,11 +23,14 @@ import threading
 from peewee import DatabaseError
 
 from ubot import __version__
+from ubot.backfill import ReplayRefused, backfill, older_than_history
+from ubot.cluster import RedisUnavailable
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
+from ubot.engine_lock import EngineLocked, acquire, probe
 from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
-from ubot.models.schema import SchemaError, ensure_schema
+from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema, pending_migrations
 
 log = logging.getLogger("ubot")
 
@@ -41,6 +44,8 @@ FLAGS = {
     "ticks": ("market", "ticks"),
     "db": ("database", "url"),
     "bind": ("http", "bind"),
+    "role": ("cluster", "role"),
+    "redis": ("cluster", "redis_url"),
 }
 
 
@@ -78,8 +83,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--db", metavar="URL", help="database URL: sqlite:///path or postgresql://user@host:port/name"
     )
     parser.add_argument("--bind", metavar="HOST:PORT", help="gateway address (default 127.0.0.1:8080)")
+    parser.add_argument(
+        "--role",
+        metavar="ROLE",
+        help="all (default: everything in this process), engine (the pipeline; one active per "
+        "database, others stand by) or gateway (the HTTP API); every role but all needs "
+        "PostgreSQL (--db) and Redis (--redis)",
+    )
+    parser.add_argument("--redis", metavar="URL", help="Redis for the roles: redis://host:port/db")
     parser.add_argument("--ticks", metavar="N", help="stop after N ticks and exit 0 (0: run forever)")
     parser.add_argument("--no-http", action="store_true", help="run the pipeline without the gateway")
+    parser.add_argument(
+        "--deliver",
+        action="store_true",
+        help="replay: deliver its alerts too (by default they are only logged, marked replayed)",
+    )
+    parser.add_argument(
+        "--backfill",
+        action="store_true",
+        help="replay: add recordings older than the newest stored snapshot to the history "
+        "(candles rebuilt for their range, nothing scanned), then exit",
+    )
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
     return parser.parse_args(argv)
 
@@ -88,21 +112,38 @@ def load(args: argparse.Namespace) -> Settings:
     overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
     if args.no_http:
         overrides[("http", "enabled")] = "false"
+    if args.deliver:
+        overrides[("market", "replay_deliver")] = "true"
+    if args.backfill:
+        overrides[("market", "backfill")] = "true"
     if args.log_level is not None:
         overrides[("log", "level")] = args.log_level
     path = args.config or "settings.ini"
     return load_settings(path, overrides=overrides, required=args.config is not None)
 
 
-def start_pipeline(settings: Settings, on_finished, hub=None):
-    """Open the database and source, start the actors. Returns (db, actors). ``hub``: the stream
-    the gateway serves (``/v1/stream``), fed with snapshot and alert events."""
+def start_pipeline(settings: Settings, on_finished, publisher=None):
+    """Take the database's engine lock, open the database and source, start the actors. Returns
+    (lock, actors): release the lock after stopping the actors. ``publisher``: an
+    :class:`~ubot.stream.publisher.EventPublisher` that puts each tick's document and events and the
+    alert events on the bus the gateway reads. Raises :class:`EngineLocked` when another engine
+    runs on the database."""
+    lock = acquire(settings.database.url)  # held until this process ends or releases it
+    try:
+        return lock, _start_actors(settings, on_finished, publisher)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _start_actors(settings: Settings, on_finished, publisher):
     from ubot.market.sources import make_source
+    from ubot.models.watch import watch_database
     from ubot.notify.registry import build_channels
-    from ubot.stream.events import snapshot_event
     from ubot.system import AlertOptions, start_system
 
     db = open_database(settings.database.url)
+    watch = watch_database(settings.database.url)  # the file's identity, as opened
     source = make_source(settings)
     if source.name == "cmc":
         try:
@@ -121,12 +162,8 @@ def start_pipeline(settings: Settings, on_finished, hub=None):
         backoff_max_s=notify.backoff_max_s,
         sends_per_user=notify.sends_per_user,
         allow_local_webhooks=notify.webhook_allow_private,
-        publish=hub.publish if hub is not None else None,
-        publish_snapshot=(
-            (lambda snap, etag: hub.publish("snapshot", snapshot_event(snap, etag=etag)))
-            if hub is not None
-            else None
-        ),
+        publish=publisher.publish if publisher is not None else None,
+        publish_tick=publisher.tick if publisher is not None else None,
     )
     actors = start_system(
         db,
@@ -137,8 +174,10 @@ def start_pipeline(settings: Settings, on_finished, hub=None):
         max_ticks=settings.market.ticks,
         on_finished=on_finished,
         alerts=alerts,
+        database_watch=watch.check if watch is not None else None,
+        deliver_replayed=settings.market.replay_deliver,
     )
-    return db, actors
+    return actors
 
 
 def run_headless(settings: Settings) -> int:
@@ -159,7 +198,10 @@ def run_headless(settings: Settings) -> int:
         finished.set()
 
     try:
-        _, actors = start_pipeline(settings, on_finished)
+        lock, actors = start_pipeline(settings, on_finished)
+    except EngineLocked as exc:  # started between check_start and here
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
     except (StartupError, FatalSourceError) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 1
@@ -171,15 +213,147 @@ def run_headless(settings: Settings) -> int:
             pass
     finally:
         stop_system(actors)
+        lock.release()
     log.info("stopped")
-    return 1 if outcome == ["failed"] else 0
+    return 1 if outcome[:1] in (["failed"], ["database"]) else 0
+
+
+def run_engine(settings: Settings) -> int:
+    """``--role engine``: stand by until this process holds the engine lock, then run the pipeline,
+    publishing to Redis, until a signal (or ``--ticks``)."""
+    from ubot.bus import STRATEGIES, BusUnavailable
+    from ubot.cluster import make_bus
+    from ubot.engine_lock import engine_lock
+    from ubot.engine_role import Standby, follow_strategies, standby_poll_s
+    from ubot.stream.publisher import EventPublisher
+    from ubot.system import StartupError, stop_system
+
+    finished = threading.Event()
+    outcome: list[str] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("received %s: finishing the tick in flight, then stopping", signal.Signals(signum).name)
+        finished.set()
+
+    def on_finished(why: str) -> None:
+        outcome.append(why)
+        finished.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    bus = make_bus(settings)
+    lock = engine_lock(settings.database.url)
+    try:
+        if not Standby(lock, standby_poll_s(settings.market.interval), finished).wait():
+            log.info("stopped while standing by")
+            return 0
+        log.info("engine: active (holding the engine lock of %s)", redact(settings.database.url))
+        try:
+            strategies_from = bus.last_id(STRATEGIES)  # before the Scanner reads every strategy
+        except BusUnavailable:  # Redis is down: follow from its newest entry once it is back
+            log.warning("engine: Redis is unreachable; strategy changes are followed once it is back")
+            strategies_from = None
+        try:
+            actors = _start_actors(settings, on_finished, EventPublisher(bus))
+        except (StartupError, FatalSourceError) as exc:
+            print(f"ubot: {exc}", file=sys.stderr)
+            return 1
+        relay = follow_strategies(bus, actors.users, actors.scanner, strategies_from)
+        try:
+            while not finished.wait(0.5):  # timed: see run_headless
+                pass
+        finally:
+            relay.stop()
+            stop_system(actors)
+    finally:
+        lock.release()
+        bus.close()
+    log.info("stopped")
+    return 1 if outcome[:1] in (["failed"], ["database"]) else 0
+
+
+def run_gateway(settings: Settings) -> int:
+    """``--role gateway``: the HTTP API with no actor of the pipeline. The snapshot and the events
+    come from Redis; candles, quotes, alerts, users and strategies from PostgreSQL; a strategy
+    change is announced on the ``strategies`` topic, for the engine's Scanner."""
+    from ubot.bus import STRATEGIES, StrategiesChanged
+    from ubot.cluster import make_bus
+    from ubot.http.app import create_app
+    from ubot.http.gateway import Gateway
+    from ubot.http.protection import protection_middleware
+    from ubot.notify.registry import build_channels
+    from ubot.stream.hub import StreamHub
+    from ubot.stream.latest import LatestSnapshot
+    from ubot.system import AlertOptions, start_gateway_actors
+
+    state: dict = {}
+
+    def make_app():
+        bus = state["bus"] = make_bus(settings)
+        hub = state["hub"] = StreamHub(bus).start()
+        db = state["db"] = open_database(settings.database.url)
+        actors = state["actors"] = start_gateway_actors(
+            db,
+            convert=settings.market.convert,
+            alerts=AlertOptions(
+                channels=build_channels(settings),
+                allow_local_webhooks=settings.notify.webhook_allow_private,
+            ),
+            on_changed=lambda user_id: bus.publish(STRATEGIES, StrategiesChanged(user_id)),
+        )
+        gateway = Gateway(
+            container=None,
+            history=actors.history,
+            monitor=None,
+            clock=None,
+            users=actors.users,
+            notifier=actors.history,  # GetAlerts, from the alert tables
+            snapshots=LatestSnapshot(bus),
+        )
+        return create_app(
+            gateway,
+            settings.http.max_body_bytes,
+            hub=hub,
+            max_streams=settings.http.stream_max,
+            heartbeat_s=settings.http.stream_heartbeat,
+            protection=protection_middleware(settings.http, settings.limits),
+            metrics=settings.http.metrics,
+        )
+
+    def on_stopping() -> None:
+        if "hub" in state:
+            state["hub"].close()
+
+    def on_exit() -> None:
+        on_stopping()
+        if "actors" in state:
+            state.pop("actors").stop()
+        if "bus" in state:
+            state.pop("bus").close()
+        if "db" in state:
+            state.pop("db").close()
+
+    host, port = settings.http.bind
+    log.info("gateway (role gateway) on http://%s:%d", host, port)
+    GatewayServer(
+        settings.http.bind,
+        settings.http.threads,
+        make_app,
+        on_exit,
+        settings.log.level,
+        on_stopping=on_stopping,
+    ).run()
+    return 0
 
 
 def run_server(settings: Settings) -> int:
+    from ubot.cluster import make_bus
     from ubot.http.app import create_app
     from ubot.http.gateway import Gateway
     from ubot.http.protection import protection_middleware
     from ubot.stream.hub import StreamHub
+    from ubot.stream.latest import LatestSnapshot
+    from ubot.stream.publisher import EventPublisher
     from ubot.system import stop_system
 
     state: dict = {}
@@ -190,9 +364,16 @@ def run_server(settings: Settings) -> int:
             os.kill(os.getppid(), signal.SIGTERM)  # gunicorn's master: graceful stop, exit 0
 
     def make_app():
-        hub = StreamHub()
-        state["hub"] = hub
-        _, actors = start_pipeline(settings, on_finished, hub)
+        # Role all: the engine's side and the gateway's side of the roles, over an in-process bus.
+        bus = state["bus"] = make_bus(settings)
+        hub = state["hub"] = StreamHub(bus).start()
+        try:
+            # In the worker: one restarted by gunicorn after a crash takes the lock again (the dead
+            # one's was released by the OS, or by PostgreSQL when its connection closed).
+            state["lock"], actors = start_pipeline(settings, on_finished, EventPublisher(bus))
+        except EngineLocked as exc:
+            log.error("%s", exc)
+            raise SystemExit(3) from None  # gunicorn: the worker failed to boot, the master stops
         state["actors"] = actors
         gateway = Gateway(
             container=actors.container,
@@ -201,6 +382,7 @@ def run_server(settings: Settings) -> int:
             clock=actors.clock,
             users=actors.users,
             notifier=actors.notifier,
+            snapshots=LatestSnapshot(bus),
         )
         return create_app(
             gateway,
@@ -209,6 +391,7 @@ def run_server(settings: Settings) -> int:
             max_streams=settings.http.stream_max,
             heartbeat_s=settings.http.stream_heartbeat,
             protection=protection_middleware(settings.http, settings.limits),
+            metrics=settings.http.metrics,
         )
 
     def on_stopping() -> None:
@@ -220,6 +403,10 @@ def run_server(settings: Settings) -> int:
         if "actors" in state:
             stop_system(state.pop("actors"))
             log.info("pipeline stopped")
+        if "lock" in state:
+            state.pop("lock").release()
+        if "bus" in state:
+            state.pop("bus").close()
 
     host, port = settings.http.bind
     log.info("gateway on http://%s:%d", host, port)
@@ -234,23 +421,80 @@ def run_server(settings: Settings) -> int:
     return 0
 
 
+def serves_http(settings: Settings) -> bool:
+    """Whether this process serves the HTTP API: not a backfill, not an engine (pipeline only)."""
+    if settings.market.backfill or settings.cluster.role == "engine":
+        return False
+    return settings.http.enabled or settings.cluster.role == "gateway"
+
+
 def check_start(settings: Settings) -> None:
     """Refuse to start, with one line, when something cannot work. Side-effect-free checks come
     first, so a refused start leaves no database behind; the schema is created or upgraded last."""
+    from ubot.cluster import check_redis, schema_lock
     from ubot.market.sources import fit_to_plan, make_source
 
-    if settings.http.enabled:
+    role = settings.cluster.role
+    check_redis(settings)  # every role but all: Redis answers (RedisUnavailable otherwise)
+    if serves_http(settings):
         check_bind(*settings.http.bind)
-    source = make_source(settings, announce=False)
-    try:
-        fit_to_plan(settings, source)  # may stretch settings.market.interval; the worker inherits it
-    finally:
-        source.close()
+    if role != "gateway":  # a gateway fetches nothing
+        source = make_source(settings, announce=False)
+        try:
+            fit_to_plan(settings, source)  # may stretch settings.market.interval; the worker inherits it
+        finally:
+            source.close()
     db = open_database(settings.database.url)
     try:
-        ensure_schema(db)
+        if settings.cluster.role == "all":  # an engine stands by, a gateway takes no lock
+            probe(settings.database.url)  # another engine on this database: refused before any change
+        if role == "gateway":  # the engine creates and upgrades the schema; a gateway only reads
+            current, pending = pending_migrations(db)
+            if current is None or pending:
+                raise SchemaError(
+                    f"database {redact(settings.database.url)} has no current uBot schema "
+                    f"({'empty' if current is None else f'version {current}'}): start an engine "
+                    "first (--role engine creates or upgrades it)"
+                )
+            return
+        with schema_lock(settings.database.url):  # engines started at once take turns
+            ensure_schema(db)
+            ensure_quote_currency(db, settings.market.convert, redact(settings.database.url))
+        if resolved_source(settings) == "replay" and not settings.market.backfill:
+            refused = older_than_history(
+                db, settings.market.replay_dir, settings.market.convert, redact(settings.database.url)
+            )
+            if refused is not None:
+                raise ReplayRefused(refused)
     finally:
         db.close()
+
+
+def run_backfill(settings: Settings) -> int:
+    """``--backfill``: store the recordings, fold them into the candles, exit (nothing is scanned)."""
+    try:
+        lock = acquire(settings.database.url)
+    except EngineLocked as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    try:
+        db = open_database(settings.database.url)
+        try:
+            result = backfill(db, settings.market.replay_dir, settings.market.convert)
+        finally:
+            db.close()
+    except ReplayRefused as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        lock.release()
+    log.info(
+        "backfill of %s: %d snapshot(s) stored, %d candle row(s) written; nothing was scanned",
+        settings.market.replay_dir,
+        result.stored,
+        result.candles,
+    )
+    return 0
 
 
 def run_check(settings: Settings) -> int:
@@ -291,7 +535,16 @@ def main(argv: list[str] | None = None) -> int:
     root.addHandler(held)
     try:
         check_start(settings)
-    except (ConfigError, DatabaseConfigError, SchemaError, FatalSourceError, BindError) as exc:
+    except (
+        ConfigError,
+        DatabaseConfigError,
+        SchemaError,
+        FatalSourceError,
+        BindError,
+        EngineLocked,
+        ReplayRefused,
+        RedisUnavailable,
+    ) as exc:
         print(f"ubot: {exc}", file=sys.stderr)
         return 2
     except DatabaseError as exc:  # e.g. "file is not a database"
@@ -313,6 +566,12 @@ def main(argv: list[str] | None = None) -> int:
         settings.market.limit,
         redact(settings.database.url),
     )
+    if settings.market.backfill:
+        return run_backfill(settings)
+    if settings.cluster.role == "engine":
+        return run_engine(settings)
+    if settings.cluster.role == "gateway":
+        return run_gateway(settings)
     if settings.http.enabled:
         return run_server(settings)
     return run_headless(settings)

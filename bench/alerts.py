@@ -17,7 +17,7 @@ give one every second tick, for twice the run time). The receiver is a Threading
 Measured, per alert, with ``time.perf_counter`` (one process, one clock):
 
 * arrival: the source's ``fetch()`` returns the document (the simulator's own work is excluded);
-* published: the Container hands the snapshot on (``publish_snapshot``; the OHLC actor told the
+* published: the Container hands the snapshot on (``publish_tick``; the OHLC actor told the
   Scanner just before it told the Container): parse + store + OHLC + container;
 * written: the Notifier has written the alert and its delivery (``publish("alert", ...)``, right after
   the transaction): scan + the Notifier's write;
@@ -68,8 +68,9 @@ from ubot.clocks import SystemClock  # noqa: E402
 from ubot.http.app import create_app  # noqa: E402
 from ubot.http.gateway import Gateway  # noqa: E402
 from ubot.market.simulated import SimulatedSource  # noqa: E402
-from ubot.market.snapshot import RawMarket, Snapshot  # noqa: E402
-from ubot.messages import StopTicking  # noqa: E402
+from ubot.market.snapshot import RawMarket  # noqa: E402
+from ubot.market.view import SnapshotView  # noqa: E402
+from ubot.messages import Candled, StopTicking  # noqa: E402
 from ubot.models.db import open_database  # noqa: E402
 from ubot.models.schema import ensure_schema  # noqa: E402
 from ubot.models.users import UserStore  # noqa: E402
@@ -119,9 +120,9 @@ class Timeline:
             if point == "received":
                 self.received.notify_all()
 
-    # publish_snapshot(snapshot, etag): called by the Container once its JSON is built
-    def on_snapshot(self, snapshot: Snapshot, etag: str) -> None:
-        self.mark("published", snapshot.timestamp_ms)
+    # publish_tick(candled, view): called by the Container once its JSON is built
+    def on_snapshot(self, candled: Candled, view: SnapshotView) -> None:
+        self.mark("published", candled.snapshot.timestamp_ms)
 
     # publish(event, data, user_id): called by the Notifier right after writing the alert
     def on_event(self, event: str, data: Any, user_id: int | None) -> None:
@@ -336,7 +337,7 @@ def run(args: argparse.Namespace, url: str) -> tuple[list[int], Timeline, dict]:
             channels={"webhook": channel},
             allow_local_webhooks=True,
             publish=timeline.on_event,
-            publish_snapshot=timeline.on_snapshot,
+            publish_tick=timeline.on_snapshot,
         ),
     )
     try:

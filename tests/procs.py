@@ -229,30 +229,30 @@ def kill_at(
 ) -> Moment:
     """Freeze the process again and again until ``wanted(moment)``; then, still frozen, SIGKILL it
     (or call ``action(pid)``, after which it is let go on). Returns that moment."""
-    deadline = time.monotonic() + TIMEOUT_S
     pid = ubot.pid
-    while True:
-        assert ubot.proc.poll() is None, f"uBot exited before {what}:\n{ubot.tail()}"
-        assert time.monotonic() < deadline, f"never caught {what}:\n{ubot.tail()}"
+
+    def caught() -> Moment | None:
         if freeze:
             ubot.freeze(pid)
         try:
             seen = moment(database_url, tag, pid)
             # Once the replay is over, uBot stops by itself: closing its SQLite connections takes
             # the write lock too. Only moments while it still ticks count.
-            if "source exhausted" not in ubot.log and wanted(seen):
-                if action is not None:
-                    action(pid)
-                    return seen
-                os.kill(pid, signal.SIGKILL)
-                if pid == ubot.proc.pid:
-                    ubot.proc.wait(timeout=TIMEOUT_S)
+            if "source exhausted" in ubot.log or not wanted(seen):
+                return None
+            if action is not None:
+                action(pid)
                 return seen
+            os.kill(pid, signal.SIGKILL)
+            if pid == ubot.proc.pid:
+                ubot.proc.wait(timeout=TIMEOUT_S)
+            return seen
         finally:
             if freeze:
                 with contextlib.suppress(ProcessLookupError):
                     ubot.thaw(pid)
-        time.sleep(0.001 + jitter())
+
+    return wait_until(caught, what, TIMEOUT_S, alive=ubot, interval=lambda: 0.001 + jitter())
 
 
 # --- invariants --------------------------------------------------------------------------------------

@@ -25,12 +25,14 @@ from tests.fakes.webhook import FakeWebhook, status
 from tests.http.support import gateway_of, parse_sse
 from tests.replayfiles import ms, write_replay
 from tests.support.waits import wait_until
+from ubot.bus import InProcessBus
 from ubot.clocks import FakeClock
 from ubot.http.app import create_app
 from ubot.market.replay import ReplaySource
 from ubot.notify.channels import WebhookChannel
 from ubot.notify.messages import GetAlertState
 from ubot.stream.hub import StreamHub
+from ubot.stream.publisher import EventPublisher
 from ubot.system import AlertOptions, start_system, stop_system
 
 SECRET = "s3cret-s3cret-s3cret"
@@ -40,19 +42,21 @@ PASSWORD = "correct horse battery staple"
 class System:
     def __init__(self, db, replay_dir: str, clock: FakeClock) -> None:
         self.clock = clock
-        self.hub = StreamHub()
+        self.bus = InProcessBus()
+        self.hub = StreamHub(self.bus).start()
         self.actors = start_system(
             db,
             ReplaySource(replay_dir),
             interval_s=60,
             clock=clock,
+            deliver_replayed=True,  # the replay stands for a live market here
             alerts=AlertOptions(
                 workers=3,
                 channels={"webhook": WebhookChannel(timeout_s=5, allow_private_addresses=True)},
                 backoff_s=0.1,
                 backoff_max_s=0.1,
                 allow_local_webhooks=True,
-                publish=self.hub.publish,
+                publish=EventPublisher(self.bus).publish,
             ),
         )
         gateway = gateway_of(

@@ -7,7 +7,6 @@ leaves nothing behind (no database file, no schema change).
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from tests.fakecmc import KEY, FakeCmc
 from tests.replayfiles import write_replay
-from tests.support.ports import free_port, refused_port
+from tests.support.ports import busy_port, free_port, refused_port
 from tests.support.processes import EXIT_TIMEOUT_S, command, environment
 from ubot.models.db import open_database
 from ubot.models.schema import SCHEMA_VERSION, ensure_schema
@@ -78,7 +77,7 @@ def test_all_well_prints_what_would_run_and_leaves_nothing_behind(tmp_path) -> N
         == f"sqlite:///ubot.db (a new file: schema version {SCHEMA_VERSION} would be created)"
     )
     assert shown["bind"] == f"http://127.0.0.1:{port} (8 threads, 4 streams)"
-    assert shown["roles"] == "pipeline, gateway"
+    assert shown["role"] == "all (pipeline, gateway in this process, in-process bus)"
     assert shown["alerts"] == "10 scan workers; channels: webhook"
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no ubot.db, no -wal, no -shm
 
@@ -86,7 +85,7 @@ def test_all_well_prints_what_would_run_and_leaves_nothing_behind(tmp_path) -> N
 def test_without_the_gateway(tmp_path) -> None:
     shown = assert_ok(check(tmp_path, "--no-http"))
     assert shown["bind"] == "none (--no-http)"
-    assert shown["roles"] == "pipeline"
+    assert shown["role"] == "all (pipeline in this process, in-process bus)"
 
 
 def test_a_current_database_is_said_so_and_left_unchanged(tmp_path) -> None:
@@ -132,10 +131,7 @@ def test_a_file_that_is_not_a_database(tmp_path) -> None:
 
 
 def test_every_problem_gets_its_own_line(tmp_path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         result = check(
             tmp_path,
             "--bind",

@@ -11,7 +11,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import requests
 
 from tests.fakecmc import KEY, T0_MS, Error, FakeCmc, Ok, rate_limited
 from tests.support.ports import free_port
-from tests.support.processes import RUN, SETTINGS
+from tests.support.processes import command, launch
 from tests.support.processes import environment as clean_environment
 from tests.support.waits import wait_until
 from ubot.market.coinmarketcap import GLOBAL_PATH, KEY_INFO_PATH, LISTINGS_PATH
@@ -56,7 +55,7 @@ def environment(tmp_path: Path, fake: FakeCmc, **extra: str | None) -> dict[str,
 
 def run(tmp_path: Path, fake: FakeCmc, *args: str, **env: str | None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, RUN, "--config", SETTINGS, *args],
+        command(*args),
         cwd=tmp_path,
         env=environment(tmp_path, fake, **env),
         capture_output=True,
@@ -204,15 +203,8 @@ def serve(tmp_path, fake, database_url) -> Iterator[Callable[..., Served]]:
         port = free_port()
         (tmp_path / "home").mkdir(exist_ok=True)
         log_path = tmp_path / "ubot.log"
-        with open(log_path, "w") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, RUN, "--config", SETTINGS, "--source", "cmc", "--db", database_url]
-                + ["--bind", f"127.0.0.1:{port}", *args],
-                cwd=tmp_path,
-                env=environment(tmp_path, fake),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        args = ("--source", "cmc", "--db", database_url, "--bind", f"127.0.0.1:{port}", *args)
+        proc = launch(command(*args), log_path, cwd=tmp_path, env=environment(tmp_path, fake)).proc
         started.append(Served(proc, f"http://127.0.0.1:{port}", log_path))
         return started[-1]
 

@@ -247,7 +247,10 @@ def test_unknown_section_lists_the_known_sections_when_none_is_close(tmp_path):
     path = write(tmp_path, "[zzz]\n")
     message = error_of(path=path)
     assert "unknown section [zzz]" in message
-    assert "known sections: market, coinmarketcap, database, http, scanner, log, notify, limits" in message
+    assert (
+        "known sections: market, coinmarketcap, database, http, cluster, scanner, log, notify, limits"
+        in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -419,7 +422,7 @@ def test_streams_must_leave_threads_for_requests():
 def test_protection_defaults():
     settings = load()
     assert settings.http.cors_origins == ()
-    assert settings.http.trusted_proxies == ("127.0.0.1/32", "::1/128")
+    assert settings.http.trusted_proxies == ()  # trust nobody
     assert settings.http.hsts is False
     limits = settings.limits
     assert limits.enabled is True

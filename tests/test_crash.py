@@ -288,6 +288,7 @@ def test_kill_9_during_alert_delivery_sends_each_pending_delivery(
         ubot = start(
             tmp_path,
             *("--source", "replay", "--replay-dir", small_market.directory, "--interval", "0", "--db", url),
+            "--deliver",  # the replay stands for a live market here
             env=env,
             http=True,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import requests
 
 from tests.replayfiles import COINS, Replay, iso, write_replay
 from tests.support.ports import free_port
-from tests.support.processes import RUN, SETTINGS, environment
+from tests.support.processes import command, environment, launch
 from tests.support.waits import wait_until
 from ubot.models.tables import SnapshotRecord
 
@@ -52,15 +51,10 @@ def start(tmp_path: Path, *args: str) -> Ubot:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     log_path = tmp_path / "ubot.log"
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, RUN, "--config", SETTINGS, "--bind", f"127.0.0.1:{port}", *args],
-            cwd=tmp_path,
-            env=environment(home),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    return Ubot(proc, f"http://127.0.0.1:{port}", log_path, home)
+    started = launch(
+        command("--bind", f"127.0.0.1:{port}", *args), log_path, cwd=tmp_path, env=environment(home)
+    )
+    return Ubot(started.proc, f"http://127.0.0.1:{port}", log_path, home)
 
 
 @pytest.fixture
@@ -150,7 +144,7 @@ def test_replay_served_over_http_then_stopped_by_sigterm(served, replay) -> None
     assert set(missing.json()) == {"title", "description"}
     bad = served.get("/v1/coins/BTC/candles", params={"timeframe": "7m"})
     assert bad.status_code == 400
-    assert bad.json()["description"].startswith('The "timeframe" parameter is invalid. Expected one of')
+    assert bad.json()["description"].startswith('The "timeframe" parameter is invalid: must be one of')
 
     # SIGTERM: a clean stop, exit code 0
     served.proc.send_signal(signal.SIGTERM)

@@ -218,6 +218,7 @@ def test_sigterm_with_four_receivers_dripping_exits_at_once_and_keeps_their_deli
             "UBOT_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "true",
             "UBOT_NOTIFY_WEBHOOK_TIMEOUT": "30",
             "UBOT_NOTIFY_ATTEMPT_DEADLINE_S": "60",
+            "UBOT_MARKET_REPLAY_DELIVER": "true",  # the replay stands for a live market here
         }
         ubot = replay(tmp_path, market, url, env=env)
         try:

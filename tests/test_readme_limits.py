@@ -8,13 +8,13 @@ from pathlib import Path
 
 from ubot.config import OPTION_INDEX
 from ubot.http import compress, server
-from ubot.http.alerts import DEFAULT_ALERTS, MAX_ALERTS
-from ubot.http.params import DEFAULT_LIMIT, MAX_LIMIT
+from ubot.http.api import MAX_JSON_DEPTH
+from ubot.http.shapes import DEFAULT_ALERTS, DEFAULT_LIMIT, MAX_ALERTS, MAX_LIMIT
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL
 from ubot.rules import language
-from ubot.users import passwords, tokens, validation
+from ubot.users import passwords, shapes, tokens, validation
 from ubot.users.manager import MAX_STRATEGIES
-from ubot.users.throttle import ACCOUNT_POLICY
+from ubot.users.throttle import ACCOUNT_POLICY, ADDRESS_POLICY, PAIR_POLICY
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 DAY_MS = 86_400_000
@@ -29,30 +29,33 @@ def expected_rows() -> dict[str, str]:
     return {
         "strategies per user": f"{MAX_STRATEGIES}",
         "`symbols` of a strategy": (
-            f"1 to {validation.SYMBOLS_MAX}, each at most {validation.SYMBOL_MAX} characters"
+            f"1 to {shapes.SYMBOLS_MAX}, each at most {shapes.SYMBOL_MAX} characters and a coin of the market "
+            "fetched (422 naming the others)"
         ),
-        "`top_n` of a strategy": f"1 to {validation.TOP_N_MAX}",
-        "strategy `name`": f"{validation.NAME_MAX} characters",
+        "`top_n` of a strategy": f"1 to {shapes.TOP_N_MAX}, and at most the coins fetched (`[market] limit`)",
+        "`channels` of a strategy": "those this server has configured (`[notify]`; 422 naming the setting)",
+        "strategy `name`": f"{shapes.NAME_MAX} characters",
         "`condition`": (
             f"{language.MAX_LENGTH} characters, {language.MAX_NODES} syntax nodes, nesting depth "
             f"{language.MAX_DEPTH}, {language.MAX_INDICATORS} distinct indicators "
             "([periods](docs/conditions.md))"
         ),
-        "`cooldown_s`": f"0 to {validation.COOLDOWN_MAX_S} ({validation.COOLDOWN_MAX_S // 86_400} days)",
+        "`cooldown_s`": f"0 to {shapes.COOLDOWN_MAX_S} ({shapes.COOLDOWN_MAX_S // 86_400} days)",
         "`expires_at`": f"in the future, at most {validation.EXPIRY_MAX_MS // DAY_MS} days ahead",
         "sessions per user": (
             f"{tokens.MAX_SESSIONS} live tokens (logging in once more revokes the oldest), each valid "
             f"{tokens.SESSION_LIFETIME_MS // DAY_MS} days"
         ),
         "password": f"{passwords.PASSWORD_MIN} to {passwords.PASSWORD_MAX} characters",
-        "e-mail address": f"{validation.EMAIL_MAX} characters",
-        "`webhook_url`": f"{validation.WEBHOOK_URL_MAX} characters",
+        "e-mail address": f"{shapes.EMAIL_MAX} characters",
+        "`webhook_url`": f"{shapes.WEBHOOK_URL_MAX} characters",
         "`GET /v1/me/alerts`": f"`limit` 1 to {MAX_ALERTS}, default {DEFAULT_ALERTS}",
         "candles, quotes and global history": f"`limit` 1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}",
         "request body": (
             f"{default('http', 'max_body_bytes')} bytes (`[http] max_body_bytes`, at most {body_max}; "
             "413 beyond)"
         ),
+        "nesting of a JSON body": f"{MAX_JSON_DEPTH} levels of arrays and objects (400 beyond)",
         "request line (method, path and query)": f"{server.LIMIT_REQUEST_LINE} bytes (414 beyond)",
         "request headers": (
             f"{server.LIMIT_REQUEST_FIELDS} fields, each at most {server.LIMIT_REQUEST_FIELD_SIZE} bytes "
@@ -69,11 +72,21 @@ def expected_rows() -> dict[str, str]:
             f"{default('limits', 'per_user_rate')} a second, bursts of {default('limits', 'per_user_burst')}"
         ),
         "sign-up and login per address": (
-            f"{default('limits', 'login_per_minute')} a minute, bursts of {default('limits', 'login_burst')}"
+            f"{default('limits', 'login_per_minute')} a minute, bursts of {default('limits', 'login_burst')}, "
+            "each on its own (sign-ups never spend logins)"
         ),
-        "failed logins per account": (
-            f"from the {ACCOUNT_POLICY.threshold}th, locked {ACCOUNT_POLICY.base_delay_ms // 1000} s, "
-            f"doubling up to {ACCOUNT_POLICY.max_delay_ms // 60_000} min (429)"
+        "failed logins of one address on one account": (
+            f"from the {PAIR_POLICY.threshold}th, that address locked out of it "
+            f"{PAIR_POLICY.base_delay_ms // 1000} s, doubling up to {PAIR_POLICY.max_delay_ms // 60_000} min (429)"
+        ),
+        "failed logins per account, from any address": (
+            f"from the {ACCOUNT_POLICY.threshold}th, every address that failed on it waits "
+            f"{ACCOUNT_POLICY.base_delay_ms // 1000} s, doubling up to {ACCOUNT_POLICY.max_delay_ms // 60_000} "
+            "min (429); an address that has not failed is never refused"
+        ),
+        "failed logins per address, on any account": (
+            f"from the {ADDRESS_POLICY.threshold}th, locked {ADDRESS_POLICY.base_delay_ms // 1000} s, "
+            f"doubling up to {ADDRESS_POLICY.max_delay_ms // 60_000} min (429)"
         ),
         "one delivery attempt (webhook, Telegram, Twilio, SMTP)": (
             f"{default('notify', 'attempt_deadline_s')} s in all (`[notify] attempt_deadline_s`), "

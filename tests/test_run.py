@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.replayfiles import MALFORMED, NULL_PRICE_COIN, write_replay
+from tests.support.ports import busy_port
+from tests.support.processes import EXIT_TIMEOUT_S, command, environment, launch
+from tests.support.waits import wait_until
 from ubot.models.tables import Coin, GlobalMetric, Quote, SnapshotRecord
 
-REPO = Path(__file__).resolve().parents[1]
-RUN = str(REPO / "run.py")
-SETTINGS = str(REPO / "settings.ini")
 FLAGS = [
     "--config",
     "--source",
@@ -30,31 +26,20 @@ FLAGS = [
     "--bind",
     "--ticks",
     "--no-http",
+    "--deliver",
+    "--backfill",
     "--log-level",
 ]
-TIMEOUT_S = 30
-
-
-def environment(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without any uBot setting, HOME in the test's directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_") and k != "XDG_RUNTIME_DIR"}
-    env["HOME"] = str(tmp_path / "home")
-    env.update(extra or {})
-    return env
-
-
-def command(*args: str, config: bool = True) -> list[str]:
-    return [sys.executable, RUN, *(["--config", SETTINGS] if config else []), *args]
 
 
 def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None, config: bool = True):
     return subprocess.run(
         command(*args, config=config),
         cwd=tmp_path,
-        env=environment(tmp_path, env),
+        env=environment(tmp_path / "home", env),
         capture_output=True,
         text=True,
-        timeout=TIMEOUT_S,
+        timeout=EXIT_TIMEOUT_S,
     )
 
 
@@ -140,10 +125,7 @@ def test_an_unusable_database_is_one_line(tmp_path, url, why) -> None:
 
 
 def test_a_port_in_use_is_one_line_and_leaves_nothing_behind(tmp_path) -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
+    with busy_port() as port:
         result = run(tmp_path, "--bind", f"127.0.0.1:{port}")
     assert_refused(result, f"127.0.0.1:{port}", "already in use", "--bind")
     assert not (tmp_path / "ubot.db").exists()  # refused before the database was created
@@ -207,28 +189,20 @@ def test_ticks_3_with_the_simulated_source_exits_after_exactly_3_ticks(tmp_path,
 def test_headless_stops_cleanly_on_a_signal_during_a_tick(tmp_path, db, database_url, signum) -> None:
     """The signal arrives while the first tick is between the Store and the Monitor (2,000 coins
     keep the OHLC and Container stages busy for a while): that tick is finished, nothing breaks."""
-    log_path = tmp_path / "ubot.log"
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            command("--no-http", "--interval", "1", "--limit", "2000", "--db", database_url),
-            cwd=tmp_path,
-            env=environment(tmp_path),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + TIMEOUT_S
-            while SnapshotRecord.select().count() < 1:  # the first tick is stored, not yet done
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "no snapshot stored in time"
-                time.sleep(0.005)
-            proc.send_signal(signum)
-            assert proc.wait(timeout=TIMEOUT_S) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    log = log_path.read_text()
+    ubot = launch(
+        command("--no-http", "--interval", "1", "--limit", "2000", "--db", database_url),
+        tmp_path / "ubot.log",
+        cwd=tmp_path,
+        env=environment(tmp_path / "home"),
+    )
+    try:
+        # the first tick is stored, not yet done
+        wait_until(lambda: SnapshotRecord.select().count() >= 1, "the first snapshot stored", alive=ubot)
+        ubot.proc.send_signal(signum)
+        assert ubot.wait_exit() == 0
+    finally:
+        ubot.close()
+    log = ubot.log
     assert f"received {signal.Signals(signum).name}" in log
     assert log.rstrip().endswith("INFO ubot: stopped")
     # Every tick that was logged as done is in the database: nothing in flight was lost.

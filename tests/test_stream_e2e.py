@@ -8,7 +8,6 @@ step waits for what the server sends, so nothing depends on timing.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -20,9 +19,10 @@ import pytest
 import requests
 
 from tests.support.ports import free_port
+from tests.support.processes import REPO, environment, launch
 from tests.support.waits import wait_until
+from ubot.bus import EntryId
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 20  # each wait; below gunicorn's 30 s graceful timeout, so a stuck stop fails the test
 MAX_STREAMS = 2
 TOKEN = "e2e-token"
@@ -35,28 +35,30 @@ USER_ID = 7
 def serve(port: int, heartbeat_s: float) -> None:
     import falcon
 
-    from tests.http.support import CannedActor
+    from tests.http.support import CannedActor, CannedUsers
+    from ubot.bus import InProcessBus
     from ubot.http.app import create_app
     from ubot.http.gateway import Gateway
     from ubot.http.server import GatewayServer
     from ubot.stream.hub import StreamHub
-    from ubot.users.messages import Authenticate
+    from ubot.stream.publisher import EventPublisher
 
     state: dict = {}
 
     class Publish:
         def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
             body = req.get_media()
-            resp.media = {"id": state["hub"].publish(body["event"], body["data"], body.get("user_id"))}
+            entry_id = state["publisher"].publish(body["event"], body["data"], body.get("user_id"))
+            resp.media = {"id": str(entry_id)}
 
     def make_app() -> falcon.App:
         state["actors"] = actors = [
             CannedActor.start(lambda message: None),
-            CannedActor.start(
-                lambda m: USER_ID if isinstance(m, Authenticate) and m.token == TOKEN else None
-            ),
+            CannedUsers.start({TOKEN: USER_ID}),
         ]
-        state["hub"] = hub = StreamHub()
+        bus = InProcessBus()
+        state["hub"] = hub = StreamHub(bus).start()
+        state["publisher"] = EventPublisher(bus)
         gateway = Gateway(
             container=actors[0], history=actors[0], monitor=actors[0], clock=actors[0], users=actors[1]
         )
@@ -123,11 +125,11 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def publish(self, event: str, data: dict, user_id: int | None = None) -> int:
+    def publish(self, event: str, data: dict, user_id: int | None = None) -> EntryId:
         body = {"event": event, "data": data, "user_id": user_id}
         response = requests.post(self.base + "/test/publish", json=body, timeout=TIMEOUT_S)
         assert response.status_code == 200, response.text
-        return response.json()["id"]
+        return EntryId.parse(response.json()["id"])
 
     def stream(self, headers: dict[str, str] | None = None, **params: str) -> EventReader:
         """Open a stream. A stream a client just closed keeps its slot until the server notices
@@ -151,16 +153,8 @@ def start(tmp_path: Path, heartbeat_s: float) -> Server:
     port = free_port()
     tmp_path.mkdir(exist_ok=True)
     log_path = tmp_path / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
-    env["HOME"] = str(tmp_path)
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.test_stream_e2e", str(port), str(heartbeat_s)],
-            cwd=REPO,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    args = [sys.executable, "-m", "tests.test_stream_e2e", str(port), str(heartbeat_s)]
+    proc = launch(args, log_path, cwd=REPO, env=environment(tmp_path)).proc
     server = Server(proc, f"http://127.0.0.1:{port}", log_path)
     # until the worker answers (503: no snapshot, there are no real actors)
     wait_until(
@@ -195,7 +189,7 @@ def test_events_arrive_in_order_resume_and_stay_private(servers) -> None:
     anonymous = server.stream()
     head = anonymous.next()
     assert head["retry"] == "3000"
-    start = int(head["id"])
+    start = EntryId.parse(head["id"])
     assert anonymous.response.headers["content-type"] == "text/event-stream"
     assert anonymous.response.headers["cache-control"] == "no-cache"
     assert anonymous.response.headers["x-accel-buffering"] == "no"

@@ -8,16 +8,33 @@ SQLite file that did not exist is removed again, no schema is created or upgrade
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
 from peewee import DatabaseError
 
+from ubot.backfill import older_than_history
+from ubot.cluster import RedisUnavailable, check_redis
 from ubot.config import Settings, resolved_source
+from ubot.engine_lock import other_engine
 from ubot.http.server import BindError, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact, sqlite_path
-from ubot.models.schema import SCHEMA_VERSION, SchemaError, pending_migrations, schema_drift
+from ubot.models.schema import (
+    SCHEMA_VERSION,
+    SchemaError,
+    pending_migrations,
+    quote_currency_problem,
+    recorded_quote_currency,
+    schema_drift,
+)
+
+_ROLE_TEXT = {
+    "engine": "engine (Clock, Fetcher, Store, OHLC, Scanner, Notifier; one active per database, "
+    "others stand by; publishes to Redis)",
+    "gateway": "gateway (the HTTP API; snapshot and events from Redis, the rest from the database)",
+}
 
 #: The longest ``check`` waits for CoinMarketCap's ``/v1/key/info``, retries included.
 KEY_INFO_WAIT_S = 5.0
@@ -38,7 +55,7 @@ class Report:
 def check(settings: Settings) -> Report:
     report = Report()
     _source(settings, report)
-    _database(settings.database.url, report)
+    _database(settings, report)
     _gateway(settings, report)
     return report
 
@@ -57,8 +74,17 @@ def _gateway(settings: Settings, report: Report) -> None:
             report.problems.append(str(exc))
     else:
         report.facts.append(("bind", "none (--no-http)"))
-    roles = ["pipeline", "gateway"] if http.enabled else ["pipeline"]
-    report.facts.append(("roles", ", ".join(roles)))
+    role = settings.cluster.role
+    if role == "all":
+        parts = ["pipeline", "gateway"] if http.enabled else ["pipeline"]
+        report.facts.append(("role", f"all ({', '.join(parts)} in this process, in-process bus)"))
+    else:
+        report.facts.append(("role", _ROLE_TEXT[role]))
+        try:
+            report.facts.append(("redis", check_redis(settings) or ""))
+        except RedisUnavailable as exc:
+            report.facts.append(("redis", redact(settings.cluster.redis_url)))
+            report.problems.append(str(exc))
     channels = ", ".join(build_channels(settings))
     report.facts.append(("alerts", f"{settings.scanner.workers} scan workers; channels: {channels}"))
 
@@ -132,35 +158,58 @@ def _coinmarketcap(settings: Settings, report: Report) -> None:
     report.facts.append(("credits", text))
 
 
-def _database(url: str, report: Report) -> None:
+def _database(settings: Settings, report: Report) -> None:
+    url, convert = settings.database.url, settings.market.convert
+    replay = settings.market.replay_dir if resolved_source(settings) == "replay" else None
+    if settings.market.backfill:
+        replay = None  # older recordings are what a backfill is for
     shown = redact(url)
     path = sqlite_path(url)
     created = path is not None and path not in ("", ":memory:") and not os.path.exists(path)
     try:
-        state, problems = _schema(url, created)
+        state, problems, recorded = _schema(url, created, convert, replay)
     except (DatabaseConfigError, SchemaError) as exc:
+        recorded = None
         state, problems = (
             None,
             [str(exc) if isinstance(exc, DatabaseConfigError) else f"database {shown}: {exc}"],
         )
     except DatabaseError as exc:  # e.g. "file is not a database"
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        recorded = None
         state, problems = None, [f"cannot use database {shown}: {first_line}"]
     finally:
         if created:  # leave no file behind that was not there
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(path + suffix):  # type: ignore[operator]
                     os.remove(path + suffix)  # type: ignore[operator]
+    if state:
+        other = other_engine(url)
+        if other is not None and settings.cluster.role == "all":
+            problems.append(other)
+        elif other is not None and settings.cluster.role == "engine":
+            report.facts.append(("engine", "another engine is active: this one would stand by"))
     report.facts.append(("database", f"{shown} ({state})" if state else shown))
+    if state:
+        held = f"{recorded} (recorded in the database)" if recorded else f"{convert} (to be recorded)"
+        report.facts.append(("prices in", held))
     report.problems.extend(problems)
 
 
-def _schema(url: str, created: bool) -> tuple[str, list[str]]:
-    """(what start-up would do to the schema, one line per table or column missing)."""
+def _schema(url: str, created: bool, convert: str, replay: str | None) -> tuple[str, list[str], str | None]:
+    """(what start-up would do to the schema; one line per table or column missing, and for a quote
+    currency other than ``convert``; the database's quote currency, if it has one)."""
     db = open_database(url)
     try:
         current, pending = pending_migrations(db)
         drift = schema_drift(db) if current is not None and not pending else []
+        recorded = recorded_quote_currency(db)
+        currency = quote_currency_problem(db, convert, redact(url))
+        older = None
+        if replay is not None and current is not None and not pending:
+            # The replay directory's own problem is reported with the source.
+            with contextlib.suppress(FatalSourceError):
+                older = older_than_history(db, replay, convert, redact(url))
     finally:
         db.close()
     if created:
@@ -171,4 +220,5 @@ def _schema(url: str, created: bool) -> tuple[str, list[str]]:
         state = f"schema version {current}: migrations to {', '.join(map(str, pending))} would run"
     else:
         state = f"schema version {current}, current"
-    return state, [f"database {redact(url)}: {line}" for line in drift]
+    problems = [f"database {redact(url)}: {line}" for line in drift]
+    return state, problems + [line for line in (currency, older) if line], recorded

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 SOURCES = ("auto", "simulated", "replay", "cmc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SMTP_SECURITY = ("starttls", "ssl", "none")
+ROLES = ("all", "engine", "gateway")
 
 
 class ConfigError(ValueError):
@@ -86,6 +87,20 @@ def _database_url(raw: str) -> str:
     value = raw.strip()
     scheme = urlparse(value).scheme.split("+")[0]
     if scheme not in ("sqlite", "postgres", "postgresql") or "://" not in value:
+        raise ValueError
+    return value
+
+
+def _redis_url_or_empty(raw: str) -> str:
+    value = raw.strip()
+    if value and (urlparse(value).scheme not in ("redis", "rediss", "unix") or "://" not in value):
+        raise ValueError
+    return value
+
+
+def _key_prefix(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,63}", value):
         raise ValueError
     return value
 
@@ -184,6 +199,8 @@ OPTIONS: tuple[Option, ...] = (
         "market", "record_dir", "", _text, "a directory to record CoinMarketCap responses into", "--record"
     ),
     Option("market", "ticks", "0", _number(0, integer=True), "an integer >= 0 (0: forever)", "--ticks"),
+    Option("market", "replay_deliver", "false", _boolean, "true or false", "--deliver"),
+    Option("market", "backfill", "false", _boolean, "true or false", "--backfill"),
     Option("coinmarketcap", "api_key", "", _text, "a CoinMarketCap Pro API key", secret=True),
     Option(
         "coinmarketcap",
@@ -230,11 +247,28 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "http",
         "trusted_proxies",
-        "127.0.0.1, ::1",
+        "",
         _networks,
         "comma-separated IP addresses or networks such as 10.0.0.0/8, or empty",
     ),
     Option("http", "hsts", "false", _boolean, "true or false"),
+    Option("http", "metrics", "true", _boolean, "true or false"),
+    Option("cluster", "role", "all", _choice(*ROLES), "one of " + ", ".join(ROLES), "--role"),
+    Option(
+        "cluster",
+        "redis_url",
+        "",
+        _redis_url_or_empty,
+        "redis://host:port/db (rediss:// for TLS), or empty",
+        "--redis",
+    ),
+    Option(
+        "cluster",
+        "redis_prefix",
+        "ubot",
+        _key_prefix,
+        "lower-case letters, digits, _ . - (64 at most), starting with a letter",
+    ),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
         "log",
@@ -426,6 +460,12 @@ def _check_together(settings: Settings) -> None:
             "[market] source = cmc needs an API key: set UBOT_COINMARKETCAP_API_KEY "
             "or [coinmarketcap] api_key"
         )
+    if settings.market.replay_deliver and source != "replay":
+        raise ConfigError("[market] replay_deliver (--deliver) is for replays: it needs --source replay")
+    if settings.market.backfill and source != "replay":
+        raise ConfigError(
+            "[market] backfill (--backfill) adds recordings to the history: it needs --source replay"
+        )
     if settings.market.record_dir and source != "cmc":
         raise ConfigError(
             "[market] record_dir (--record) records CoinMarketCap responses: it needs --source cmc"
@@ -441,6 +481,25 @@ def _check_together(settings: Settings) -> None:
             f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
         )
     _check_notify(settings.notify)
+    _check_cluster(settings)
+
+
+def _check_cluster(settings: Settings) -> None:
+    """Every role but ``all`` runs beside other processes: they share PostgreSQL and Redis."""
+    role = settings.cluster.role
+    if role == "all":
+        return
+    scheme = urlparse(settings.database.url).scheme.split("+")[0]
+    if scheme == "sqlite":
+        raise ConfigError(
+            f"--role {role} needs PostgreSQL, shared by every process: set --db postgresql://... "
+            "or [database] url (SQLite is for --role all only)"
+        )
+    if not settings.cluster.redis_url:
+        raise ConfigError(
+            f"--role {role} needs Redis, for what travels between processes: set --redis "
+            "redis://host:port/0 or [cluster] redis_url"
+        )
 
 
 def _check_notify(notify: SimpleNamespace) -> None:

@@ -39,6 +39,7 @@ class PipelineStats:
     last_outcome: str = ""
     exhausted: bool = False
     failed: str = ""  # why the source can never work again, if so
+    database_lost: str = ""  # why the database can no longer be written (its file deleted), if so
     source_status: dict[str, Any] | None = None  # the source's own report (CoinMarketCap)
     scanner: dict[str, Any] | None = None  # the Scanner's figures after its last scan
 
@@ -60,21 +61,23 @@ class PipelineStats:
         reference = self.last_done_at or self.started_at
         return now - reference > STALL_INTERVALS * interval_s + 5
 
-    def health(self, now: float, clock: ClockStats | None) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, document) for ``GET /health``."""
+    def health(self, now: float, clock: ClockStats | None) -> tuple[bool, dict[str, Any]]:
+        """(whether the data is current, the document) for ``GET /health``: not current when there is
+        no snapshot yet, no tick has finished for a while, or the source or the database is lost
+        (``ubot/http`` answers those with 503)."""
         interval = clock.interval_s if clock else 0.0
         stalled = self.stalled(now, interval, clock.ticking if clock else False)
         source_degraded = bool(self.source_status) and self.source_status.get("state") == "degraded"
-        if self.failed:
-            status, code = "degraded", 503
+        if self.failed or self.database_lost:
+            status, current = "degraded", False
         elif self.last_snapshot_ms is None:
-            status, code = "starting", 503
+            status, current = "starting", False
         elif stalled:
-            status, code = "degraded", 503
+            status, current = "degraded", False
         elif self.last_outcome == "skipped" or source_degraded:
-            status, code = "degraded", 200
+            status, current = "degraded", True
         else:
-            status, code = "ok", 200
+            status, current = "ok", True
         doc: dict[str, Any] = {
             "status": status,
             "source": self.source,
@@ -98,7 +101,9 @@ class PipelineStats:
             doc["source_status"] = self.source_status
         if self.scanner is not None:
             doc["scanner"] = self.scanner
-        if self.failed:
+        if self.database_lost:
+            doc["reason"] = database_lost_line(self.database_lost)
+        elif self.failed:
             doc["reason"] = f"the market source failed: {self.failed}"
         elif stalled:
             doc["reason"] = f"no tick finished for more than {STALL_INTERVALS} intervals"
@@ -108,7 +113,15 @@ class PipelineStats:
             doc["reason"] = self.source_status["reason"]
         if self.exhausted:
             doc["source_exhausted"] = True
-        return code, doc
+        return current, doc
+
+
+def database_lost_line(reason: str) -> str:
+    """What to say when the database file is lost: what happened, and what to do."""
+    return (
+        f"{reason}: the pipeline is stopped and nothing more is written; restore the file from a "
+        "backup, or restart uBot to begin a new database"
+    )
 
 
 def _round(value: float | None) -> float | None:

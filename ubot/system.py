@@ -31,8 +31,9 @@ from ubot.actors.scanner import Scanner
 from ubot.actors.store import Store
 from ubot.actors.user_manager import UserManagerActor
 from ubot.clocks import Clock, SystemClock
-from ubot.market.snapshot import Snapshot
 from ubot.market.source import MarketSource
+from ubot.market.view import SnapshotView
+from ubot.messages import Candled
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_store import CandleStore
 from ubot.models.closes import closed_candles
@@ -42,6 +43,7 @@ from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
 from ubot.users.manager import UserManager
+from ubot.users.market import LatestMarket
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -77,10 +79,61 @@ class AlertOptions:
     #: Sends of one user in flight at once on a channel (``[notify] sends_per_user``).
     sends_per_user: int = 2
     allow_local_webhooks: bool = False
-    #: ``publish(event, data, user_id)``: the SSE stream (``StreamHub.publish``), if served.
+    #: ``publish(event, data, user_id)``: an alert event for the stream (``EventPublisher.publish``).
     publish: Callable[[str, Mapping[str, Any], int | None], Any] | None = None
-    #: ``publish_snapshot(snapshot, etag)`` after each tick, for the stream.
-    publish_snapshot: Callable[[Snapshot, str], Any] | None = None
+    #: ``publish_tick(candled, view)`` after each tick (``EventPublisher.tick``): its document,
+    #: ``TickReady`` and the snapshot event, onto the bus.
+    publish_tick: Callable[[Candled, SnapshotView], Any] | None = None
+
+
+def user_manager(
+    db: Database, clock: Clock, convert: str, alerts: AlertOptions, market: LatestMarket | None = None
+) -> UserManager:
+    """The UserManager of this configuration: the one of ``all``/``engine`` and a gateway's alike.
+
+    ``market``: the latest snapshot's coins, to refuse strategies on coins this server does not
+    fetch; a gateway role has none (no Container), so there ``symbols`` and ``top_n`` are checked
+    against their limits only, as before a first snapshot."""
+    return UserManager(
+        UserStore(db),
+        clock,
+        currencies=(convert,),
+        allow_local_webhooks=alerts.allow_local_webhooks,
+        channels=tuple(alerts.channels) or None,  # none at all: a test system, not checked
+        market=market,
+    )
+
+
+@dataclass
+class GatewayActors:
+    """A gateway role's actors: reads of the database (history, alerts) and the UserManager."""
+
+    history: pykka.ActorRef
+    users: pykka.ActorRef
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for ref in (self.users, self.history):
+            try:
+                ref.stop(block=True, timeout=timeout)
+            except pykka.Timeout:
+                log.error("an actor of the gateway did not stop within %.0f s", timeout)
+
+
+def start_gateway_actors(
+    db: Database,
+    *,
+    convert: str,
+    alerts: AlertOptions,
+    on_changed: Callable[[int], object],
+    clock: Clock | None = None,
+) -> GatewayActors:
+    """``--role gateway``: no pipeline; the History actor (which answers ``GetAlerts`` and
+    ``GetOpenCandle`` too, from the database) and a
+    UserManager whose changes are announced with ``on_changed`` (onto the bus, for the engine)."""
+    clock = clock or SystemClock()
+    history = HistoryActor.start(History(db), AlertStore(db), CandleStore(db))
+    users = UserManagerActor.start(user_manager(db, clock, convert, alerts), on_changed=on_changed)
+    return GatewayActors(history, users)
 
 
 def start_system(
@@ -94,6 +147,8 @@ def start_system(
     clock: Clock | None = None,
     on_finished: Callable[[str], None] | None = None,
     alerts: AlertOptions | None = None,
+    database_watch: Callable[[], str | None] | None = None,
+    deliver_replayed: bool = False,
 ) -> Actors:
     clock = clock or SystemClock()
     alerts = alerts or AlertOptions()
@@ -104,9 +159,15 @@ def start_system(
         on_finished=on_finished,
         source_status=getattr(source, "status", None),  # sources that report their own health
         wait_for_scans=interval_s == 0,  # back-to-back ticks: never outrun the Scanner
+        database_watch=database_watch,  # the SQLite file deleted or replaced: stop, say so
     )
+    if source.name == "replay":
+        log.warning(
+            "replay: alerts are written to the alert log marked replayed, and %s",
+            "delivered too (--deliver)" if deliver_replayed else "never sent (--deliver to send them)",
+        )
     notifier = Notifier.start(
-        AlertStore(db),
+        AlertStore(db, replay=source.name == "replay", deliver_replayed=deliver_replayed),
         alerts.channels,
         clock,
         max_attempts=alerts.max_attempts,
@@ -115,11 +176,8 @@ def start_system(
         sends_per_user=alerts.sends_per_user,
         publish=alerts.publish,
     )
-    users = UserManagerActor.start(
-        UserManager(
-            UserStore(db), clock, currencies=(convert,), allow_local_webhooks=alerts.allow_local_webhooks
-        )
-    )
+    market = LatestMarket()  # the latest snapshot's coins, for checking strategies as they are saved
+    users = UserManagerActor.start(user_manager(db, clock, convert, alerts, market))
     candle_store = CandleStore(db)
     scanner = Scanner.start(
         alerts.workers,
@@ -130,7 +188,7 @@ def start_system(
         snapshots=SnapshotReader(db),
         now_ms=lambda: int(clock.now() * 1000),
     )
-    container = Container.start(monitor, alerts.publish_snapshot)
+    container = Container.start(monitor, market.then(alerts.publish_tick))
     ohlc = Ohlc.start(candle_store, container, monitor, scanner=scanner)
     try:  # answered only after on_start (the candle restore) has run
         ohlc.proxy().watermark.get(timeout=600)

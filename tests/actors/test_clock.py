@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from tests.support.actors import Inbox
 from ubot.actors.clock import ClockActor
 from ubot.clocks import FakeClock
 from ubot.health import ClockStats
@@ -27,8 +28,8 @@ def ms(seconds: float) -> int:
 
 
 class Ticking:
-    def __init__(self, kit, interval_s: float, clock: FakeClock, monitor=None) -> None:
-        self.target = kit.inbox()
+    def __init__(self, interval_s: float, clock: FakeClock, monitor=None) -> None:
+        self.target = Inbox()
         before = set(threading.enumerate())
         self.ref = ClockActor.start(interval_s, clock, self.target.ref, monitor)
         self.stats()  # answered after on_start: the timer thread is running
@@ -46,8 +47,8 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-def test_ticks_fire_on_exact_interval_boundaries(kit, clock) -> None:
-    ticking = Ticking(kit, 60, clock)
+def test_ticks_fire_on_exact_interval_boundaries(clock) -> None:
+    ticking = Ticking(60, clock)
     deadline = clock.wait_for_sleeper()
     assert deadline == FIRST
 
@@ -67,8 +68,8 @@ def test_ticks_fire_on_exact_interval_boundaries(kit, clock) -> None:
     assert ticking.target.received() == []
 
 
-def test_no_tick_while_the_previous_one_is_in_the_pipeline(kit, clock) -> None:
-    ticking = Ticking(kit, 60, clock)
+def test_no_tick_while_the_previous_one_is_in_the_pipeline(clock) -> None:
+    ticking = Ticking(60, clock)
     clock.set(clock.wait_for_sleeper())
     assert ticking.target.next(Tick).number == 1
 
@@ -85,8 +86,8 @@ def test_no_tick_while_the_previous_one_is_in_the_pipeline(kit, clock) -> None:
     assert ticking.stats().missed_ticks == 1
 
 
-def test_waking_up_intervals_late_fires_once_and_counts_the_missed_deadlines(kit, clock) -> None:
-    ticking = Ticking(kit, 60, clock)
+def test_waking_up_intervals_late_fires_once_and_counts_the_missed_deadlines(clock) -> None:
+    ticking = Ticking(60, clock)
     assert clock.wait_for_sleeper() == FIRST
 
     clock.set(FIRST + 3 * 60 + 5)  # e.g. the machine was suspended
@@ -99,8 +100,8 @@ def test_waking_up_intervals_late_fires_once_and_counts_the_missed_deadlines(kit
     assert stats.lateness_ms_max == pytest.approx(5000)
 
 
-def test_back_to_back_ticks_wait_for_the_previous_one_to_finish(kit, clock) -> None:
-    ticking = Ticking(kit, 0, clock)
+def test_back_to_back_ticks_wait_for_the_previous_one_to_finish(clock) -> None:
+    ticking = Ticking(0, clock)
 
     assert ticking.target.next(Tick) == Tick(1, ms(START), ms(START))
     assert ticking.stats().ticks == 1
@@ -119,8 +120,8 @@ def test_back_to_back_ticks_wait_for_the_previous_one_to_finish(kit, clock) -> N
     assert (stats.ticks, stats.missed_ticks, stats.ticking) == (2, 0, False)
 
 
-def test_stop_ticking_wakes_the_sleeping_timer_and_ends_it(kit, clock) -> None:
-    ticking = Ticking(kit, 60, clock)
+def test_stop_ticking_wakes_the_sleeping_timer_and_ends_it(clock) -> None:
+    ticking = Ticking(60, clock)
     assert clock.wait_for_sleeper() == FIRST
 
     ticking.ref.ask(StopTicking("tick limit reached"), timeout=WAIT)
@@ -132,8 +133,8 @@ def test_stop_ticking_wakes_the_sleeping_timer_and_ends_it(kit, clock) -> None:
     assert ticking.stats().ticking is False  # the actor itself still answers
 
 
-def test_stopping_the_actor_ends_its_timer_thread(kit, clock) -> None:
-    ticking = Ticking(kit, 60, clock)
+def test_stopping_the_actor_ends_its_timer_thread(clock) -> None:
+    ticking = Ticking(60, clock)
     clock.wait_for_sleeper()
 
     ticking.ref.stop(timeout=WAIT)
@@ -141,9 +142,9 @@ def test_stopping_the_actor_ends_its_timer_thread(kit, clock) -> None:
     assert not ticking.thread.is_alive()  # on_stop joined it
 
 
-def test_the_clock_asks_the_monitor_to_report_finished_ticks(kit, clock) -> None:
-    monitor = kit.inbox()
-    ticking = Ticking(kit, 60, clock, monitor=monitor.ref)
+def test_the_clock_asks_the_monitor_to_report_finished_ticks(clock) -> None:
+    monitor = Inbox()
+    ticking = Ticking(60, clock, monitor=monitor.ref)
 
     assert monitor.next(WatchTicks).clock == ticking.ref
 

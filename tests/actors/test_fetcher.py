@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from tests.support.actors import Inbox
+from tests.support.market import T0
 from ubot.actors.fetcher import Fetcher
 from ubot.market.simulated import SimulatedSource
 from ubot.market.snapshot import RawMarket
@@ -38,8 +40,8 @@ class ScriptedSource:
         self.closed = True
 
 
-def good(kit, position: tuple[int, int] | None = None) -> RawMarket:
-    return replace(SimulatedSource(limit=5, seed=1).fetch(kit.T0), position=position, origin="")
+def good(position: tuple[int, int] | None = None) -> RawMarket:
+    return replace(SimulatedSource(limit=5, seed=1).fetch(T0), position=position, origin="")
 
 
 def not_listings(origin: str) -> RawMarket:
@@ -48,30 +50,30 @@ def not_listings(origin: str) -> RawMarket:
 
 
 @pytest.fixture
-def start(kit):
+def start():
     """start(*answers) -> (fetcher ref, source, store inbox, monitor inbox)."""
 
     def start(*answers):
         source = ScriptedSource(*answers)
-        store, monitor = kit.inbox(), kit.inbox()
+        store, monitor = Inbox(), Inbox()
         return Fetcher.start(source, store.ref, monitor.ref, "USD"), source, store, monitor
 
     return start
 
 
-def tick(number: int, kit) -> Tick:
-    return Tick(number, kit.T0 + number * 60_000, kit.T0 + number * 60_000 + 3)
+def tick(number: int) -> Tick:
+    return Tick(number, T0 + number * 60_000, T0 + number * 60_000 + 3)
 
 
-def test_a_tick_becomes_a_parsed_snapshot_for_the_store(kit, start) -> None:
-    fetcher, source, store, monitor = start(good(kit, position=(3, 10)))
+def test_a_tick_becomes_a_parsed_snapshot_for_the_store(start) -> None:
+    fetcher, source, store, monitor = start(good(position=(3, 10)))
 
-    fetcher.tell(tick(1, kit))
+    fetcher.tell(tick(1))
 
     message = store.next(Fetched)
-    assert message.tick == tick(1, kit)
-    assert source.asked == [tick(1, kit).scheduled_ms]
-    assert len(message.snapshot) == 5 and message.snapshot.timestamp_ms == kit.T0
+    assert message.tick == tick(1)
+    assert source.asked == [tick(1).scheduled_ms]
+    assert len(message.snapshot) == 5 and message.snapshot.timestamp_ms == T0
     assert message.source == "scripted"
     assert [stage for stage, _ in message.stages] == ["fetch"]
     assert message.position == (3, 10)
@@ -86,42 +88,42 @@ def test_a_tick_becomes_a_parsed_snapshot_for_the_store(kit, start) -> None:
     ],
     ids=["unexpected error", "SourceError"],
 )
-def test_a_failing_source_skips_the_tick_and_the_fetcher_goes_on(kit, start, failure, reason) -> None:
-    fetcher, _, store, monitor = start(failure, good(kit))
+def test_a_failing_source_skips_the_tick_and_the_fetcher_goes_on(start, failure, reason) -> None:
+    fetcher, _, store, monitor = start(failure, good())
 
-    fetcher.tell(tick(1, kit))
+    fetcher.tell(tick(1))
     done = monitor.next(TickDone)
-    assert (done.tick, done.outcome, done.reason) == (tick(1, kit), "skipped", reason)
+    assert (done.tick, done.outcome, done.reason) == (tick(1), "skipped", reason)
     assert [stage for stage, _ in done.stages] == ["fetch"]
 
-    fetcher.tell(tick(2, kit))
+    fetcher.tell(tick(2))
     assert store.next(Fetched).tick.number == 2
     assert store.received() == [] and monitor.received() == []
 
 
 @pytest.mark.parametrize(("origin", "named"), [("0003.json.gz", "0003.json.gz"), ("", "scripted")])
-def test_a_bad_listings_document_skips_the_tick_naming_its_origin(kit, start, origin, named) -> None:
-    fetcher, _, store, monitor = start(not_listings(origin), good(kit))
+def test_a_bad_listings_document_skips_the_tick_naming_its_origin(start, origin, named) -> None:
+    fetcher, _, store, monitor = start(not_listings(origin), good())
 
-    fetcher.tell(tick(1, kit))
+    fetcher.tell(tick(1))
     done = monitor.next(TickDone)
     assert done.outcome == "skipped"
     assert done.reason == f"{named}: listings: 'data' must be an array, got dict"
 
-    fetcher.tell(tick(2, kit))
+    fetcher.tell(tick(2))
     assert store.next(Fetched).tick.number == 2
 
 
-def test_an_exhausted_source_tells_the_monitor(kit, start) -> None:
+def test_an_exhausted_source_tells_the_monitor(start) -> None:
     fetcher, _, store, monitor = start(SourceExhausted("replay finished"))
 
-    fetcher.tell(tick(1, kit))
+    fetcher.tell(tick(1))
 
-    assert monitor.next(Exhausted) == Exhausted(tick(1, kit))
+    assert monitor.next(Exhausted) == Exhausted(tick(1))
     assert store.received() == []
 
 
-def test_stopping_the_fetcher_closes_its_source(kit, start) -> None:
+def test_stopping_the_fetcher_closes_its_source(start) -> None:
     fetcher, source, _, _ = start()
 
     fetcher.stop(timeout=WAIT)

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from tests.support.actors import Inbox
 from ubot.actors.monitor import Monitor
 from ubot.clocks import FakeClock
 from ubot.messages import GetHealth, SourceExhausted, StopTicking, TickDone, TickFinished, WatchTicks
@@ -37,11 +38,11 @@ def done(number: int, outcome: str = "ok", reason: str = "") -> TickDone:
 
 
 @pytest.fixture
-def monitor(kit):
+def monitor():
     """start(max_ticks) -> (monitor ref, the clock's inbox, on_finished)."""
 
     def start(max_ticks: int = 0):
-        finished, clock = Finished(), kit.inbox()
+        finished, clock = Finished(), Inbox()
         ref = Monitor.start("simulated", FakeClock(1_700_000_000), max_ticks=max_ticks, on_finished=finished)
         ref.tell(WatchTicks(clock.ref))
         return ref, clock, finished
@@ -98,8 +99,8 @@ def test_health_is_a_copy_not_the_live_figures(monitor) -> None:
     assert ref.ask(GetHealth(), timeout=WAIT).ticks == 1
 
 
-def test_back_to_back_ticks_wait_for_their_scan(kit) -> None:
-    clock = kit.inbox()
+def test_back_to_back_ticks_wait_for_their_scan() -> None:
+    clock = Inbox()
     ref = Monitor.start("replay", FakeClock(1_700_000_000), wait_for_scans=True)
     ref.tell(WatchTicks(clock.ref))
     ref.tell(done(1))
@@ -111,3 +112,34 @@ def test_back_to_back_ticks_wait_for_their_scan(kit) -> None:
     ref.tell(ScanFinished(3))  # a scan may finish before the Container's TickDone arrives
     ref.tell(done(3))
     assert clock.next(TickFinished) == TickFinished(3)
+
+
+def test_a_lost_database_stops_the_clock_and_degrades_health() -> None:
+    """The database watch is asked at the end of every tick, skipped ones too (a failed write ends
+    its tick there); once it says the file is lost, ticking stops and /health says why."""
+    finished, clock = Finished(), Inbox()
+    lost: list[str] = []
+    ref = Monitor.start(
+        "simulated",
+        FakeClock(1_700_000_000),
+        on_finished=finished,
+        database_watch=lambda: lost[0] if lost else None,
+    )
+    ref.tell(WatchTicks(clock.ref))
+    ref.tell(done(1))
+    assert clock.next(TickFinished) == TickFinished(1)
+
+    lost.append("database file /x/ubot.db was deleted while uBot was running")
+    ref.tell(done(2, "skipped", "store failed: disk I/O error"))
+    ref.tell(done(3, "skipped", "store failed: disk I/O error"))  # in flight: ends here, no second stop
+
+    assert finished.wait() == ["database"]
+    stats = ref.ask(GetHealth(), timeout=WAIT)
+    assert finished.reasons == ["database"]
+    assert clock.received() == [StopTicking("database lost")]
+    current, doc = stats.health(1_700_000_000, None)
+    assert (current, doc["status"]) == (False, "degraded")
+    assert doc["reason"] == (
+        "database file /x/ubot.db was deleted while uBot was running: the pipeline is stopped and "
+        "nothing more is written; restore the file from a backup, or restart uBot to begin a new database"
+    )

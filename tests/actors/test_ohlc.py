@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support.actors import Inbox
+from tests.support.market import T0, fetched, market
 from ubot.actors.ohlc import Ohlc
 from ubot.market.candles import CandleBook
 from ubot.messages import Candled, Stored, TickDone
@@ -13,8 +15,8 @@ SECONDS_20 = 20_000
 WAIT = 10.0
 
 
-def stored(kit, number: int, snap, snapshot_id: int) -> Stored:
-    return Stored.extend(kit.fetched(number, snap), snapshot_id=snapshot_id)
+def stored(number: int, snap, snapshot_id: int) -> Stored:
+    return Stored.extend(fetched(number, snap), snapshot_id=snapshot_id)
 
 
 def open_rows(open_candles) -> dict[str, list[tuple]]:
@@ -42,23 +44,23 @@ def fold(db, snapshots: list, ids: list[int]) -> tuple[list[tuple], dict[str, li
     return result
 
 
-def start(kit, candles: CandleStore):
+def start(candles: CandleStore):
     """The OHLC actor, once its on_start (restore and catch-up) is done."""
-    container, monitor = kit.inbox(), kit.inbox()
+    container, monitor = Inbox(), Inbox()
     ohlc = Ohlc.start(candles, container.ref, monitor.ref)
     ohlc.proxy().watermark.get(timeout=WAIT)  # answered after on_start
     return ohlc, container, monitor
 
 
-def test_each_stored_snapshot_is_folded_saved_and_passed_on(db, kit) -> None:
-    snapshots = [kit.market(kit.T0 + n * SECONDS_20) for n in range(3)]
+def test_each_stored_snapshot_is_folded_saved_and_passed_on(db) -> None:
+    snapshots = [market(T0 + n * SECONDS_20) for n in range(3)]
     expected_rows, expected_open = fold(db, snapshots, [1, 2, 3])  # ids only set the watermark
     writer = SnapshotWriter(db)
-    ohlc, container, monitor = start(kit, CandleStore(db))
+    ohlc, container, monitor = start(CandleStore(db))
 
     for number, snap in enumerate(snapshots, start=1):
         snapshot_id = writer.write(snap, "simulated")  # as the Store does, then tells OHLC
-        ohlc.tell(stored(kit, number, snap, snapshot_id))
+        ohlc.tell(stored(number, snap, snapshot_id))
         candled = container.next(Candled)
         assert candled.snapshot_id == snapshot_id
         assert [stage for stage, _ in candled.stages] == ["fetch", "ohlc"]
@@ -70,8 +72,8 @@ def test_each_stored_snapshot_is_folded_saved_and_passed_on(db, kit) -> None:
     assert monitor.received() == []
 
 
-def test_a_snapshot_stored_but_not_folded_before_a_crash_is_folded_once_on_restart(db, kit) -> None:
-    snapshots = [kit.market(kit.T0 + n * SECONDS_20) for n in range(3)]
+def test_a_snapshot_stored_but_not_folded_before_a_crash_is_folded_once_on_restart(db) -> None:
+    snapshots = [market(T0 + n * SECONDS_20) for n in range(3)]
     rows_after_2, open_after_2 = fold(db, snapshots[:2], [1, 2])
     rows_after_3, open_after_3 = fold(db, snapshots, [1, 2, 3])
     # The crashed run: snapshot 1 stored, folded and saved; snapshot 2 committed by the Store,
@@ -83,12 +85,12 @@ def test_a_snapshot_stored_but_not_folded_before_a_crash_is_folded_once_on_resta
     )
     assert candles.watermark() == first
 
-    ohlc, container, monitor = start(kit, CandleStore(db))  # on_start: restore, fold snapshot 2
+    ohlc, container, monitor = start(CandleStore(db))  # on_start: restore, fold snapshot 2
 
     assert ohlc.proxy().watermark.get(timeout=WAIT) == second
     assert sorted(Candle.select().tuples()) == rows_after_2
     # The Stored message for snapshot 2 still arrives (it was queued when the process stopped).
-    ohlc.tell(stored(kit, 2, snapshots[1], second))
+    ohlc.tell(stored(2, snapshots[1], second))
     candled = container.next(Candled)
     assert open_rows(candled.open_candles) == open_after_2  # counted once, not twice
     assert {row[8] for row in open_after_2["1m"]} == {2}
@@ -96,14 +98,14 @@ def test_a_snapshot_stored_but_not_folded_before_a_crash_is_folded_once_on_resta
     assert CandleStore(db).watermark() == second
 
     third = writer.write(snapshots[2], "simulated")  # and the pipeline carries on as usual
-    ohlc.tell(stored(kit, 3, snapshots[2], third))
+    ohlc.tell(stored(3, snapshots[2], third))
 
     assert open_rows(container.next(Candled).open_candles) == open_after_3
     assert sorted(Candle.select().tuples()) == rows_after_3
     assert monitor.received() == []
 
 
-def test_a_failing_save_skips_the_tick_and_ohlc_goes_on(db, kit) -> None:
+def test_a_failing_save_skips_the_tick_and_ohlc_goes_on(db) -> None:
     class FailingOnce(CandleStore):
         failed = False
 
@@ -113,16 +115,16 @@ def test_a_failing_save_skips_the_tick_and_ohlc_goes_on(db, kit) -> None:
                 raise RuntimeError("disk I/O error")
             return super().save(book, update, snapshot_id)
 
-    snapshots = [kit.market(kit.T0 + n * SECONDS_20) for n in range(2)]
+    snapshots = [market(T0 + n * SECONDS_20) for n in range(2)]
     writer = SnapshotWriter(db)
-    ohlc, container, monitor = start(kit, FailingOnce(db))
+    ohlc, container, monitor = start(FailingOnce(db))
 
-    ohlc.tell(stored(kit, 1, snapshots[0], writer.write(snapshots[0], "simulated")))
+    ohlc.tell(stored(1, snapshots[0], writer.write(snapshots[0], "simulated")))
     done = monitor.next(TickDone)
     assert (done.tick.number, done.outcome) == (1, "skipped")
     assert done.reason == "ohlc failed: RuntimeError: disk I/O error"
 
     second = writer.write(snapshots[1], "simulated")
-    ohlc.tell(stored(kit, 2, snapshots[1], second))
+    ohlc.tell(stored(2, snapshots[1], second))
     assert container.next(Candled).tick.number == 2
     assert CandleStore(db).watermark() == second

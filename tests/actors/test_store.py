@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support.actors import Inbox
+from tests.support.market import T0, fetched, market
 from ubot.actors.store import Store
 from ubot.messages import Stored, TickDone
 from ubot.models.store import SnapshotWriter
@@ -22,19 +24,19 @@ class FailingOnce(SnapshotWriter):
         return super().write(snap, source)
 
 
-def start(kit, writer: SnapshotWriter, retention_ms: int = 7 * 24 * HOUR):
-    ohlc, monitor = kit.inbox(), kit.inbox()
+def start(writer: SnapshotWriter, retention_ms: int = 7 * 24 * HOUR):
+    ohlc, monitor = Inbox(), Inbox()
     return Store.start(writer, ohlc.ref, monitor.ref, retention_ms), ohlc, monitor
 
 
-def test_a_snapshot_is_stored_and_passed_on_with_its_id(db, kit) -> None:
-    store, ohlc, monitor = start(kit, SnapshotWriter(db))
-    message = kit.fetched(1, kit.market(kit.T0))
+def test_a_snapshot_is_stored_and_passed_on_with_its_id(db) -> None:
+    store, ohlc, monitor = start(SnapshotWriter(db))
+    message = fetched(1, market(T0))
 
     store.tell(message)
 
     stored = ohlc.next(Stored)
-    record = SnapshotRecord.get(SnapshotRecord.timestamp == kit.T0)
+    record = SnapshotRecord.get(SnapshotRecord.timestamp == T0)
     assert stored.snapshot_id == record.id
     assert (record.source, record.coin_count) == ("simulated", 5)
     assert Quote.select().where(Quote.snapshot == record.id).count() == 5
@@ -43,12 +45,12 @@ def test_a_snapshot_is_stored_and_passed_on_with_its_id(db, kit) -> None:
     assert monitor.received() == []
 
 
-def test_a_duplicate_timestamp_skips_the_tick(db, kit) -> None:
-    store, ohlc, monitor = start(kit, SnapshotWriter(db))
-    store.tell(kit.fetched(1, kit.market(kit.T0)))
+def test_a_duplicate_timestamp_skips_the_tick(db) -> None:
+    store, ohlc, monitor = start(SnapshotWriter(db))
+    store.tell(fetched(1, market(T0)))
     ohlc.next(Stored)
 
-    store.tell(kit.fetched(2, kit.market(kit.T0)))
+    store.tell(fetched(2, market(T0)))
 
     done = monitor.next(TickDone)
     assert (done.tick.number, done.outcome) == (2, "skipped")
@@ -59,25 +61,25 @@ def test_a_duplicate_timestamp_skips_the_tick(db, kit) -> None:
     assert SnapshotRecord.select().count() == 1
 
 
-def test_a_failing_write_skips_the_tick_and_the_store_goes_on(db, kit) -> None:
-    store, ohlc, monitor = start(kit, FailingOnce(db))
+def test_a_failing_write_skips_the_tick_and_the_store_goes_on(db) -> None:
+    store, ohlc, monitor = start(FailingOnce(db))
 
-    store.tell(kit.fetched(1, kit.market(kit.T0)))
+    store.tell(fetched(1, market(T0)))
     done = monitor.next(TickDone)
     assert (done.outcome, done.reason) == ("skipped", "store failed: RuntimeError: database is locked")
 
-    store.tell(kit.fetched(2, kit.market(kit.T0 + 60_000)))
+    store.tell(fetched(2, market(T0 + 60_000)))
     assert ohlc.next(Stored).tick.number == 2
-    assert [r.timestamp for r in SnapshotRecord.select()] == [kit.T0 + 60_000]
+    assert [r.timestamp for r in SnapshotRecord.select()] == [T0 + 60_000]
 
 
-def test_raw_history_older_than_the_retention_is_pruned(db, kit) -> None:
-    store, ohlc, _ = start(kit, SnapshotWriter(db), retention_ms=HOUR)
-    stamps = [kit.T0, kit.T0 + HOUR // 2, kit.T0 + 2 * HOUR]
+def test_raw_history_older_than_the_retention_is_pruned(db) -> None:
+    store, ohlc, _ = start(SnapshotWriter(db), retention_ms=HOUR)
+    stamps = [T0, T0 + HOUR // 2, T0 + 2 * HOUR]
 
     for number, ts in enumerate(stamps, start=1):
-        store.tell(kit.fetched(number, kit.market(ts)))
+        store.tell(fetched(number, market(ts)))
         ohlc.next(Stored)
 
-    assert [r.timestamp for r in SnapshotRecord.select()] == [kit.T0 + 2 * HOUR]
+    assert [r.timestamp for r in SnapshotRecord.select()] == [T0 + 2 * HOUR]
     assert Quote.select().count() == 5

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from falcon.testing import TestClient
 
-from tests.http.support import DEADLINE_S, CannedActor, gateway_of
+from tests.http.support import DEADLINE_S, CannedActor, CannedUsers, gateway_of
 from tests.replayfiles import Replay, ms, write_replay
 from tests.support.waits import wait_until
 from ubot.clocks import FakeClock
@@ -25,7 +25,6 @@ from ubot.http.app import create_app
 from ubot.http.gateway import Gateway
 from ubot.market.replay import ReplaySource
 from ubot.system import Actors, start_system, stop_system
-from ubot.users.messages import Authenticate
 
 
 @dataclass
@@ -108,7 +107,7 @@ class Canned:
 def canned() -> Iterator[Canned]:
     state = Canned()
     nothing = CannedActor.start(lambda message: None)
-    users = CannedActor.start(lambda m: TOKENS.get(m.token) if isinstance(m, Authenticate) else None)
+    users = CannedUsers.start(TOKENS)
     notifier = CannedActor.start(state.reply)
     state.gateway = Gateway(
         container=nothing, history=nothing, monitor=nothing, clock=nothing, users=users, notifier=notifier

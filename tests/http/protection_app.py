@@ -12,7 +12,7 @@ from falcon.testing import TestClient
 
 from ubot.clocks import FakeClock
 from ubot.config import load_settings
-from ubot.http.app import _serialize_error
+from ubot.http.errors import serialize_error
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
 from ubot.http.protection import protection_middleware
 
@@ -95,7 +95,7 @@ def protected_app(clock: FakeClock | None = None, **environ: str) -> falcon.App:
     ]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
-    app.set_error_serializer(_serialize_error)
+    app.set_error_serializer(serialize_error)
     app.add_route("/health", Public())
     app.add_route("/openapi.json", Public())
     app.add_route("/v1/global", Public())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pykka
@@ -25,14 +25,31 @@ def gateway_of(actors: Actors, **kwargs: Any) -> Gateway:
 
 
 def assert_error(result: Result, status: int) -> dict:
-    """An error answer: the status, and a JSON body of exactly ``{"title", "description"}``."""
+    """An error answer: the status, and a JSON body of ``{"title", "description"}`` (and ``field``
+    when a request field is at fault)."""
     assert result.status_code == status, result.text
     assert result.headers["content-type"].startswith("application/json")
     body = result.json
-    assert set(body) == {"title", "description"}, body
+    assert set(body) - {"field"} == {"title", "description"}, body
     assert isinstance(body["title"], str) and body["title"]
     assert isinstance(body["description"], str) and body["description"]
     return body
+
+
+class _Sessions:
+    def __init__(self, tokens: Mapping[str, int]) -> None:
+        self.tokens = tokens  # not a copy: a test may revoke one
+
+    def authenticate(self, token: str) -> int | None:
+        return self.tokens.get(token)
+
+
+class CannedUsers(pykka.ThreadingActor):
+    """A stand-in UserManager actor: its ``manager`` knows these tokens' users, and nothing else."""
+
+    def __init__(self, tokens: Mapping[str, int]) -> None:
+        super().__init__()
+        self.manager = pykka.traversable(_Sessions(tokens))
 
 
 class CannedActor(pykka.ThreadingActor):

@@ -11,6 +11,7 @@ import pytest
 from tests.http.protection_app import AUTH_7, client
 from ubot.clocks import FakeClock
 from ubot.http.accesslog import clf_time, escape, redact_query
+from ubot.users import tokens
 
 START = 1_729_036_950.0  # 2024-10-16T00:02:30Z
 # host ident user [time] "request" status bytes "referer" "agent" request-id duration
@@ -136,10 +137,44 @@ def test_a_token_in_the_query_of_another_route_is_redacted(caplog):
     assert one_line(caplog)["request"] == "GET /v1/global?access_token=REDACTED&x=1 HTTP/1.1"
 
 
+TOKEN = tokens.issue()
+
+
+@pytest.mark.parametrize(
+    ("query", "logged"),
+    [
+        (f"bearer={TOKEN}", "bearer=REDACTED"),
+        (f"x=1;access_token={TOKEN}", "x=1;access_token=REDACTED"),
+        (f"x={TOKEN}{TOKEN}&y=2", "x=REDACTED&y=2"),  # glued to more token characters: hidden whole
+        (f"next=%2Fv1%2Fme%3Ft%3D{TOKEN}", "next=%2Fv1%2Fme%3Ft%REDACTED"),  # "3D" glued to it
+        ("id=" + "a" * 42, "id=" + "a" * 42),  # shorter than a token: kept
+    ],
+)
+def test_anything_shaped_like_a_token_is_redacted_whatever_its_name(caplog, query, logged):
+    client().simulate_get("/v1/global", query_string=query)
+    assert one_line(caplog)["request"] == f"GET /v1/global?{logged} HTTP/1.1"
+    assert TOKEN not in caplog.text
+
+
+def test_a_token_in_the_path_or_a_header_is_redacted(caplog):
+    long_query = "x=" + "b." * 509 + "&t=" + TOKEN  # a token across the 1,024-character cut
+    client().simulate_get(
+        f"/v1/{TOKEN}",
+        query_string=long_query,
+        headers={"Referer": f"https://app.example/#access_token={TOKEN}", "User-Agent": f"bot {TOKEN}"},
+    )
+    line = one_line(caplog)
+    assert line["request"].startswith("GET /v1/REDACTED?x=b.b.")
+    assert line["referer"] == "https://app.example/#access_token=REDACTED"
+    assert line["agent"] == "bot REDACTED"
+    assert TOKEN[:20] not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
         ("a=1&b=2", "a=1&b=2"),
+        ("a=1;password=x&b=2", "a=1;password=REDACTED&b=2"),
         ("access_token=s3cret", "access_token=REDACTED"),
         ("ACCESS_TOKEN=s3cret&a=1", "ACCESS_TOKEN=REDACTED&a=1"),
         ("access%5Ftoken=s3cret", "access%5Ftoken=REDACTED"),

@@ -60,6 +60,7 @@ def test_the_alerts_of_the_user_newest_first_with_their_deliveries(client, canne
         "fired_at": "2024-10-16T00:05:00.012Z",
         "values": {"rsi(14)": 27.5, "percent_change_24h": None},
         "text": "BTC: rsi(14) 27.5 < 30",
+        "replayed": False,
         "deliveries": [
             {
                 "channel": "webhook",
@@ -78,8 +79,9 @@ def test_a_user_never_sees_another_users_alerts(client, canned) -> None:
     bob = client.simulate_get("/v1/me/alerts", headers=BOB).json["alerts"]
     assert [a["id"] for a in bob] == [13]
     # The user comes from the token only; nothing in the request can name another user.
-    client.simulate_get("/v1/me/alerts", params={"user_id": "7", "user": "7"}, headers=BOB)
-    assert [m.user_id for m in canned.asked] == [8, 8]
+    sneaky = client.simulate_get("/v1/me/alerts", params={"user_id": "7"}, headers=BOB)
+    assert (sneaky.status_code, sneaky.json["field"]) == (400, "user_id")
+    assert [m.user_id for m in canned.asked] == [8]
 
 
 def test_the_parameters_reach_the_notifier(client, canned) -> None:
@@ -89,9 +91,11 @@ def test_the_parameters_reach_the_notifier(client, canned) -> None:
         client.simulate_get("/v1/me/alerts", params={"since": "1729036800000"}, headers=ALICE).status_code
         == 200
     )
+    assert client.simulate_get("/v1/me/alerts", params={"before": "12"}, headers=ALICE).status_code == 200
     assert canned.asked == [
         GetAlerts(user_id=7, since_ms=ms("2024-10-16T00:00:00Z"), strategy_id=4, limit=500),
         GetAlerts(user_id=7, since_ms=1729036800000, strategy_id=None, limit=50),
+        GetAlerts(user_id=7, since_ms=None, strategy_id=None, limit=50, before=12),
     ]
 
 
@@ -106,6 +110,9 @@ def test_the_parameters_reach_the_notifier(client, canned) -> None:
         ({"strategy": str(2**63)}, "strategy"),
         ({"since": "yesterday"}, "since"),
         ({"since": "99999999999999999999"}, "since"),
+        ({"since": ""}, "since"),
+        ({"before": "0"}, "before"),
+        ({"limit": ["1", "2"]}, "limit"),
     ],
 )
 def test_bad_parameters_are_a_400_naming_them(client, canned, params, name) -> None:

@@ -136,18 +136,27 @@ def test_unknown_coin_is_404_before_any_snapshot(idle) -> None:
         ({"limit": "0"}, "limit"),
         ({"limit": "1001"}, "limit"),
         ({"limit": "ten"}, "limit"),
-        ({"start": "2024-10-16T00:06:00Z", "end": "2024-10-16T00:05:00Z"}, "start"),
+        ({"start": ""}, "start"),
+        ({"start": "2024-10-16T00:06:00"}, "start"),  # no zone
+        ({"limit": ["1", "2"]}, "limit"),
+        ({"colour": "red"}, "colour"),
     ],
 )
 def test_bad_parameters_are_400(served, params, named) -> None:
     body = assert_error(served.client.simulate_get("/v1/coins/BTC/candles", params=params), 400)
-    assert named in body["description"]
+    assert body["field"] == named
+    assert f'"{named}"' in body["description"]
     assert body["description"][0].isupper(), body["description"]
+
+
+def test_a_start_after_the_end_is_a_422(served) -> None:
+    params = {"start": "2024-10-16T00:06:00Z", "end": "2024-10-16T00:05:00Z"}
+    body = assert_error(served.client.simulate_get("/v1/coins/BTC/candles", params=params), 422)
+    assert (body["title"], body["field"]) == ("Invalid range", "start")
 
 
 def test_bad_timeframe_names_the_accepted_values(served) -> None:
     body = assert_error(served.client.simulate_get("/v1/coins/BTC/candles", params={"timeframe": "2m"}), 400)
     assert (
-        body["description"]
-        == 'The "timeframe" parameter is invalid. Expected one of 1m, 5m, 15m, 1h, 4h, 1d.'
+        body["description"] == 'The "timeframe" parameter is invalid: must be one of 1m, 5m, 15m, 1h, 4h, 1d.'
     )

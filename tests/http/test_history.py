@@ -65,7 +65,7 @@ def test_quotes_errors(served) -> None:
         served.client.simulate_get(
             "/v1/coins/BTC/quotes", params={"start": "2024-10-16T00:06:00Z", "end": "2024-10-16T00:05:00Z"}
         ),
-        400,
+        422,
     )
     assert body["title"] == "Invalid range"
 
@@ -95,11 +95,16 @@ def test_global_range_and_limit(served) -> None:
         {"limit": "5000"},
         {"end": "later"},
         {"start": "99999999999999999999"},
-        {"start": "2024-10-16T01:00:00Z", "end": "2024-10-16T00:00:00Z"},
+        {"symbols": "BTC"},
     ],
 )
 def test_global_bad_parameters_are_400(served, params) -> None:
     assert_error(served.client.simulate_get("/v1/global", params=params), 400)
+
+
+def test_global_start_after_end_is_a_422(served) -> None:
+    params = {"start": "2024-10-16T01:00:00Z", "end": "2024-10-16T00:00:00Z"}
+    assert_error(served.client.simulate_get("/v1/global", params=params), 422)
 
 
 def test_global_before_any_snapshot_is_empty(idle) -> None:

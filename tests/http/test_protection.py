@@ -37,9 +37,9 @@ def test_the_defaults():
     assert kinds(protection.after_auth) == [UserRateLimit]
     client_limit, user_limit = protection.before_auth[-1], protection.after_auth[0]
     assert client_limit.clients.budget == Budget(20, 40)
-    assert client_limit.logins.budget == Budget(5 / 60, 10)
+    assert [b.budget for b in client_limit.logins.values()] == [Budget(5 / 60, 10)] * 2
     assert user_limit.users.budget == Budget(10, 20)
-    assert protection.before_auth[1].trusted  # loopback proxies
+    assert protection.before_auth[1].trusted == ()  # no proxy trusted by default
 
 
 def test_cors_comes_before_authentication_only_when_origins_are_set():

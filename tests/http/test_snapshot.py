@@ -75,9 +75,16 @@ def test_symbols_filter_is_case_insensitive_keeps_order_and_lists_unknown(served
     assert [(c["id"], c["rank"]) for c in doc["coins"]] == [(3116, 5)]
 
 
+def test_symbols_filter_takes_coinmarketcap_ids_too(served) -> None:
+    doc = served.client.simulate_get("/v1/snapshot", params={"symbols": "2682,btc,99999"}).json
+    assert [(c["id"], c["symbol"]) for c in doc["coins"]] == [(2682, "HOT"), (1, "BTC")]
+    assert doc["unknown_symbols"] == ["99999"]
+
+
 def test_symbols_filter_rejects_an_empty_list(served) -> None:
     body = assert_error(served.client.simulate_get("/v1/snapshot", params={"symbols": " , "}), 400)
-    assert body["description"].startswith('The "symbols" parameter is invalid. Expected')
+    assert body["description"].startswith('The "symbols" parameter is invalid')
+    assert body["field"] == "symbols"
 
 
 def test_etag_and_if_none_match(served) -> None:

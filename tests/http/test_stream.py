@@ -9,17 +9,21 @@ from typing import Any
 
 import falcon
 import falcon.testing
+import msgspec
 import pytest
 from falcon.testing import TestClient
 
 from tests.http.conftest import TOKENS, Canned
 from tests.http.support import assert_error, parse_sse
+from ubot.bus import Bus, EntryId, InProcessBus
 from ubot.http.app import create_app
+from ubot.http.shapes import EVENTS
 from ubot.market.snapshot import parse_listings
 from ubot.stream.events import snapshot_event
 from ubot.stream.hub import StreamHub
+from ubot.stream.publisher import EventPublisher
 
-FIRST = 5_000
+WAIT_S = 30.0
 ALICE = {"Authorization": "Bearer token-of-7"}
 
 
@@ -38,10 +42,24 @@ class Stream:
         self.body.close()
 
 
+def hub_on(bus: Bus | None = None, capacity: int = 1024) -> StreamHub:
+    return StreamHub(bus or InProcessBus(), capacity, poll_s=1.0).start()
+
+
+def publish(hub: StreamHub, event: str, data: dict, user_id: int | None = None) -> EntryId:
+    """Publish on the hub's bus (as the engine does), and wait until the hub's relay has it."""
+    entry_id = EventPublisher(hub.bus).publish(event, data, user_id)
+    assert hub.caught_up(entry_id, WAIT_S)
+    return entry_id
+
+
 @dataclass
 class Setup:
     hub: StreamHub
     app: falcon.App
+
+    def publish(self, event: str, data: dict, user_id: int | None = None) -> EntryId:
+        return publish(self.hub, event, data, user_id)
 
     def open(self, query: str = "", headers: dict[str, str] | None = None) -> Stream:
         environ = falcon.testing.create_environ(path="/v1/stream", query_string=query, headers=headers)
@@ -56,7 +74,7 @@ class Setup:
 
 @pytest.fixture
 def setup(canned: Canned) -> Iterator[Setup]:
-    hub = StreamHub(capacity=4, first_id=FIRST)
+    hub = hub_on(InProcessBus(maxlen=4), capacity=4)
     yield Setup(hub, create_app(canned.gateway, hub=hub, max_streams=2, heartbeat_s=30))
     hub.close()
 
@@ -66,18 +84,18 @@ def data(messages: list[dict[str, str]]) -> list[tuple[str, str, str]]:
 
 
 def test_a_fresh_stream_starts_with_retry_and_its_position_then_gets_new_events(setup) -> None:
-    setup.hub.publish("snapshot", {"tick": 0})  # before the connection: not replayed
+    zero = setup.publish("snapshot", {"tick": 0})  # before the connection: not replayed
     stream = setup.open()
     assert stream.status == "200 OK"
     assert stream.headers["content-type"] == "text/event-stream"
     assert stream.headers["cache-control"] == "no-cache"
     assert stream.headers["x-accel-buffering"] == "no"
     assert "content-length" not in stream.headers
-    assert stream.next() == [{"retry": "3000", "id": str(FIRST)}]
-    first = setup.hub.publish("snapshot", {"tick": 1})
+    assert stream.next() == [{"retry": "3000", "id": str(zero)}]
+    first = setup.publish("snapshot", {"tick": 1})
     assert data(stream.next()) == [(str(first), "snapshot", '{"tick":1}')]
-    second = setup.hub.publish("snapshot", {"tick": 2})
-    third = setup.hub.publish("snapshot", {"tick": 3})
+    second = setup.publish("snapshot", {"tick": 2})
+    third = setup.publish("snapshot", {"tick": 3})
     assert data(stream.next()) == [
         (str(second), "snapshot", '{"tick":2}'),
         (str(third), "snapshot", '{"tick":3}'),
@@ -90,9 +108,9 @@ def test_anonymous_clients_get_public_events_users_their_own_alerts_too(setup) -
     alice = setup.open(headers=ALICE)
     for stream in (anonymous, alice):
         stream.next()
-    setup.hub.publish("alert", {"for": 8}, user_id=8)
-    mine = setup.hub.publish("alert", {"for": 7}, user_id=7)
-    tick = setup.hub.publish("snapshot", {"tick": 1})
+    setup.publish("alert", {"for": 8}, user_id=8)
+    mine = setup.publish("alert", {"for": 7}, user_id=7)
+    tick = setup.publish("snapshot", {"tick": 1})
     assert data(anonymous.next()) == [(str(tick), "snapshot", '{"tick":1}')]
     assert data(alice.next()) == [(str(mine), "alert", '{"for":7}'), (str(tick), "snapshot", '{"tick":1}')]
     anonymous.close()
@@ -102,8 +120,8 @@ def test_anonymous_clients_get_public_events_users_their_own_alerts_too(setup) -
 def test_the_token_may_come_in_the_query_string(setup) -> None:
     stream = setup.open(query="access_token=token-of-8")
     stream.next()
-    setup.hub.publish("alert", {"for": 7}, user_id=7)
-    theirs = setup.hub.publish("alert", {"for": 8}, user_id=8)
+    setup.publish("alert", {"for": 7}, user_id=7)
+    theirs = setup.publish("alert", {"for": 8}, user_id=8)
     assert data(stream.next()) == [(str(theirs), "alert", '{"for":8}')]
     stream.close()
 
@@ -118,12 +136,12 @@ def test_the_token_may_come_in_the_query_string(setup) -> None:
     ],
 )
 def test_a_credential_that_is_sent_must_be_valid(canned, query, headers) -> None:
-    client = TestClient(create_app(canned.gateway, hub=StreamHub()))
+    client = TestClient(create_app(canned.gateway, hub=hub_on()))
     assert_error(client.simulate_get("/v1/stream", query_string=query, headers=headers), 401)
 
 
 def test_last_event_id_resumes_exactly_after_it(setup) -> None:
-    ids = [setup.hub.publish("snapshot", {"n": n}) for n in range(3)]
+    ids = [setup.publish("snapshot", {"n": n}) for n in range(3)]
     stream = setup.open(headers={"Last-Event-ID": str(ids[0])})
     assert stream.next() == [{"retry": "3000"}]  # no id: the client has one
     assert [m["id"] for m in stream.next()] == [str(i) for i in ids[1:]]
@@ -140,16 +158,37 @@ def test_last_event_id_resumes_exactly_after_it(setup) -> None:
     stream.close()
 
 
-@pytest.mark.parametrize("last", ["4999", "123", "99999999", "not-an-id", str(10**30)])
+@pytest.mark.parametrize(
+    "last", ["4999", "123", "not-an-id", str(10**30), "1-0", "99999999999999-0", "1-2-3", f"{10**30}-0"]
+)
 def test_an_unknown_last_event_id_gets_a_reset_then_goes_on(setup, canned, last) -> None:
-    ids = [setup.hub.publish("snapshot", {"n": n}) for n in range(6)]  # the ring keeps 4
+    ids = [setup.publish("snapshot", {"n": n}) for n in range(6)]  # the ring keeps 4
     stream = setup.open(headers={"Last-Event-ID": last})
     stream.next()
     reset = stream.next()
-    assert data(reset) == [(str(ids[-1]), "reset", f'{{"last_id":{ids[-1]},"refetch":["/v1/snapshot"]}}')]
-    new = setup.hub.publish("snapshot", {"n": 6})
+    assert data(reset) == [(str(ids[-1]), "reset", f'{{"last_id":"{ids[-1]}","refetch":["/v1/snapshot"]}}')]
+    new = setup.publish("snapshot", {"n": 6})
     assert [m["id"] for m in stream.next()] == [str(new)]
     stream.close()
+
+
+def test_a_reset_event_fits_its_declared_shape(setup) -> None:
+    setup.publish("snapshot", {"n": 0})
+    stream = setup.open(headers={**ALICE, "Last-Event-ID": "1"})
+    stream.next()
+    (reset,) = stream.next()
+    assert reset["event"] == "reset"
+    decoded = msgspec.json.decode(reset["data"], type=EVENTS["reset"])
+    assert decoded.refetch == ["/v1/snapshot", "/v1/me/alerts"]
+    stream.close()
+
+
+def test_head_gives_the_stream_headers_without_opening_one(setup) -> None:
+    client = TestClient(setup.app)
+    for _ in range(3):  # more than the slots: none is taken
+        head = client.simulate_head("/v1/stream")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-type"] == "text/event-stream"
 
 
 def test_an_authenticated_reset_names_the_alerts_too(setup) -> None:
@@ -160,23 +199,23 @@ def test_an_authenticated_reset_names_the_alerts_too(setup) -> None:
 
 
 def test_a_malformed_last_event_id_parameter_is_a_400(canned) -> None:
-    client = TestClient(create_app(canned.gateway, hub=StreamHub()))
+    client = TestClient(create_app(canned.gateway, hub=hub_on()))
     result = client.simulate_get("/v1/stream", params={"last_event_id": "yesterday"})
     assert '"last_event_id"' in assert_error(result, 400)["description"]
 
 
 def test_heartbeats_when_nothing_happens(canned) -> None:
-    hub = StreamHub(first_id=FIRST)
+    hub = hub_on()
     stream = Setup(hub, create_app(canned.gateway, hub=hub, heartbeat_s=0.001)).open()
     stream.next()
     assert stream.next() == [{":": "heartbeat"}]
-    hub.publish("alert", {}, user_id=9)  # someone else's: still nothing for this client
+    publish(hub, "alert", {}, user_id=9)  # someone else's: still nothing for this client
     assert stream.next() == [{":": "heartbeat"}]
     stream.close()
 
 
 def test_a_revoked_token_ends_the_stream_at_the_next_heartbeat(canned, monkeypatch) -> None:
-    hub = StreamHub(first_id=FIRST)
+    hub = hub_on()
     stream = Setup(hub, create_app(canned.gateway, hub=hub, heartbeat_s=0.001)).open(headers=ALICE)
     stream.next()
     assert stream.next() == [{":": "heartbeat"}]
@@ -190,7 +229,7 @@ def test_closing_the_hub_ends_every_stream_and_frees_its_slot(setup) -> None:
     for stream in streams:
         stream.next()
     assert setup.open().status == "503 Service Unavailable"  # both slots taken
-    setup.hub.publish("snapshot", {"last": True})
+    setup.publish("snapshot", {"last": True})
     setup.hub.close()
     for stream in streams:
         assert [m["event"] for m in stream.next()] == ["snapshot"]  # what was published is delivered
@@ -281,7 +320,8 @@ def test_the_snapshot_event_is_small_and_names_the_best_ranked_coins() -> None:
         "percent_change_24h": 0.5,
     }
     assert "etag" not in snapshot_event(snapshot)
-    assert StreamHub().publish("snapshot", event)  # strict JSON
+    assert EventPublisher(InProcessBus()).publish("snapshot", event)  # strict JSON
+    msgspec.json.decode(msgspec.json.encode(event), type=EVENTS["snapshot"])  # the declared shape
 
 
 def test_a_snapshot_event_turns_missing_numbers_into_null() -> None:

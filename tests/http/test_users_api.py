@@ -70,9 +70,9 @@ def test_a_user_signs_up_configures_and_writes_a_strategy(client) -> None:
     assert strategy["enabled"] is True
 
     path = f"/v1/me/strategies/{strategy['id']}"
-    patched = client.simulate_patch(path, json={"enabled": False, "top_n": 50}, headers=auth)
+    patched = client.simulate_patch(path, json={"enabled": False, "top_n": 5}, headers=auth)
     assert patched.status_code == 200, patched.text
-    assert (patched.json["enabled"], patched.json["top_n"], patched.json["symbols"]) == (False, 50, None)
+    assert (patched.json["enabled"], patched.json["top_n"], patched.json["symbols"]) == (False, 5, None)
 
     # A client may PUT back what it fetched (read-only members included).
     fetched = client.simulate_get(path, headers=auth).json
@@ -84,6 +84,52 @@ def test_a_user_signs_up_configures_and_writes_a_strategy(client) -> None:
     assert [s["id"] for s in listed] == [strategy["id"]]
     assert client.simulate_delete(path, headers=auth).status_code == 204
     assert client.simulate_get(path, headers=auth).status_code == 404
+
+
+def test_put_replaces_the_settings_and_patch_changes_some(client) -> None:
+    auth = register_and_login(client, "settler")
+    assert client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth).status_code == 200
+
+    patched = client.simulate_patch("/v1/me/settings", json={"timezone": "Asia/Tokyo"}, headers=auth)
+    assert patched.status_code == 200, patched.text
+    assert (patched.json["timezone"], patched.json["webhook_url"]) == ("Asia/Tokyo", SETTINGS["webhook_url"])
+
+    replaced = client.simulate_put("/v1/me/settings", json={"timezone": "Asia/Tokyo"}, headers=auth)
+    assert (replaced.json["timezone"], replaced.json["webhook_url"]) == ("Asia/Tokyo", None)  # cleared
+
+    typo = client.simulate_patch("/v1/me/settings", json={"time_zone": "UTC"}, headers=auth)
+    assert (typo.status_code, typo.json["field"]) == (400, "time_zone")
+
+
+def test_shape_errors_are_400s_and_rules_422s(client) -> None:
+    auth = register_and_login(client, "shaper")
+    client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth)
+    for changes, status, field in [
+        ({"timeframe": "7m"}, 400, "timeframe"),
+        ({"condition": "x" * 501}, 400, "condition"),
+        ({"condition": "price > 1 and \u00e9"}, 400, "condition"),
+        ({"symbols": ["BTC", "B C"]}, 400, "symbols[1]"),
+        ({"colour": "red"}, 400, "colour"),
+        ({"top_n": 5}, 422, "top_n"),  # symbols and top_n both: a rule the schema cannot state
+        ({"expires_at": "2001-01-01T00:00:00Z"}, 422, "expires_at"),
+    ]:
+        result = client.simulate_post("/v1/me/strategies", json={**STRATEGY, **changes}, headers=auth)
+        assert (result.status_code, result.json.get("field")) == (status, field), (changes, result.text)
+    long = client.simulate_post(
+        "/v1/users", json={"username": "x1y", "email": "x@example.com", "password": "p" * 257}
+    )
+    assert (long.status_code, long.json["field"]) == (400, "password")
+    chat = client.simulate_put("/v1/me/settings", json={"telegram_chat_id": "not a chat"}, headers=auth)
+    assert (chat.status_code, chat.json["field"]) == (400, "telegram_chat_id")
+
+
+def test_head_answers_every_get_route_without_a_body(client) -> None:
+    auth = register_and_login(client, "header")
+    for path in ("/v1/me/settings", "/v1/me/strategies", "/v1/snapshot", "/health", "/openapi.json"):
+        head = client.simulate_head(path, headers=auth)
+        get = client.simulate_get(path, headers=auth)
+        assert (head.status_code, head.content) == (get.status_code, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"], path
 
 
 def test_another_users_strategy_is_not_found(client) -> None:
@@ -138,6 +184,43 @@ def test_wrong_passwords_are_throttled_with_retry_after(client) -> None:
     throttled = [r for r in codes if r.status_code == 429]
     assert throttled, [r.status_code for r in codes]
     assert int(throttled[0].headers["retry-after"]) >= 1
+
+
+def test_wrong_passwords_from_five_addresses_leave_the_owner_in(client) -> None:
+    register_and_login(client, "gina1")
+    wrong = {"username": "gina1", "password": "wrong password 1"}
+    for i in range(1, 6):
+        assert (
+            client.simulate_post("/v1/sessions", json=wrong, remote_addr=f"198.51.100.{i}").status_code == 401
+        )
+
+    owner = client.simulate_post(
+        "/v1/sessions", json={"username": "gina1", "password": PASSWORD}, remote_addr="203.0.113.9"
+    )
+    assert owner.status_code == 201, owner.text
+    again = client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    assert again.status_code == 401  # the owner's success reset the account: the guesser goes on ...
+    for _ in range(3):
+        client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    slowed = client.simulate_post("/v1/sessions", json=wrong, remote_addr="198.51.100.1")
+    assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) == 30  # ... 5 times, then waits
+
+
+def test_a_strategy_that_can_never_deliver_is_refused_naming_why(client) -> None:
+    auth = register_and_login(client, "hank1")
+    assert client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth).status_code == 200
+
+    unknown = client.simulate_post(
+        "/v1/me/strategies", json={**STRATEGY, "symbols": ["BTC", "NOPE"]}, headers=auth
+    )
+    assert unknown.status_code == 422 and unknown.json["field"] == "symbols"
+    assert unknown.json["description"].endswith(": NOPE")  # the replay's market: 6 coins
+    too_many = client.simulate_post(
+        "/v1/me/strategies", json={**STRATEGY, "symbols": None, "top_n": 7}, headers=auth
+    )
+    assert too_many.status_code == 422 and too_many.json["field"] == "top_n"
+    assert "at most 6" in too_many.json["description"]
+    assert client.simulate_get("/v1/me/strategies", headers=auth).json == {"strategies": []}
 
 
 def test_signup_errors_name_the_field(client) -> None:

@@ -378,6 +378,28 @@ def test_alerts_filters(store, strategy) -> None:
     assert [v.strategy_name for v in store.alerts(stranger.user_id)] == ["oversold"]
 
 
+def test_alerts_page_back_with_before(store, strategy) -> None:
+    other = make_strategy(User.get_by_id(strategy.user_id), "breakout")
+    for hour in range(5):  # two alerts fired at each time: ties are ordered by id
+        store.record(
+            outcome([make_alert(strategy, 1, NOW + hour * HOUR), make_alert(other, 2, NOW + hour * HOUR)]),
+            NOW,
+        )
+    everything = store.alerts(strategy.user_id)
+    pages, before = [], None
+    while True:
+        page = store.alerts(strategy.user_id, limit=3, before=before)
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1].id
+    assert [len(p) for p in pages] == [3, 3, 3, 1]
+    assert [v.id for p in pages for v in p] == [v.id for v in everything]
+    stranger = make_strategy(make_user("bob"))
+    store.record(outcome([make_alert(stranger)]), NOW)
+    assert store.alerts(stranger.user_id, before=everything[0].id) == ()  # not an id of theirs: by id
+
+
 def test_deleting_a_strategy_keeps_its_alerts_and_drops_its_states(store, strategy) -> None:
     (written,) = store.record(outcome([make_alert(strategy)], [AlertState(strategy.id, 1, True)]), NOW)
     strategy_id = strategy.id

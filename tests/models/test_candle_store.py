@@ -187,3 +187,16 @@ def test_watermark_and_snapshots_after(db, stream) -> None:
         assert stamps[order].tolist() == snap.quote_ts_ms[expected].tolist()
         assert prices[order].tolist() == snap.column("price")[expected].tolist()
     assert candles.snapshots_after(stream[-1][0]) == []
+
+
+@pytest.mark.parametrize("cut", ["03-10 00:03:20", "03-10 00:59:30", "03-10 04:00:30"])
+def test_one_coins_open_candle_read_alone_is_the_restored_one(db, stream, cut) -> None:
+    """A gateway role has no book: it reads one coin's open candle from the database, and gets what
+    a restored book holds for that coin, on every timeframe."""
+    candles, book = CandleStore(db), CandleBook()
+    for snapshot_id, snap in stream[: position_of(stream, cut)]:
+        candles.save(book, book.apply(snap.ids, snap.quote_ts_ms, snap.column("price")), snapshot_id)
+    for coin_id in (1, 5, 999):
+        for tf in TIMEFRAMES:
+            expected = [row for row in book.open_candles(tf).rows() if row[0] == coin_id]
+            assert list(candles.open_candle(coin_id, tf).rows()) == expected, (coin_id, tf)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ubot.market.simulated import SimulatedSource
-from ubot.market.snapshot import parse_listings
+from tests.support.market import market
 from ubot.models.snapshots import SnapshotReader
 from ubot.models.store import SnapshotWriter
 
@@ -13,8 +12,7 @@ T0 = 1_729_036_800_000
 
 
 def stored(db, at_ms: int):
-    raw = SimulatedSource(limit=30, seed=3).documents(at_ms)
-    snap = parse_listings(raw.listings, "USD", raw.global_metrics)
+    snap = market(at_ms, limit=30, seed=3)
     return snap, SnapshotWriter(db).write(snap, "simulated")
 
 

@@ -3,11 +3,10 @@ refused, implicit TLS, AUTH, and every SMTP fault mapped to an outcome."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from tests.fakes.smtp import FakeSmtp
+from tests.support.ports import refused_port
 from ubot.notify.channels import EmailChannel
 
 SENDER = "uBot alerts <alerts@ubot.example.org>"
@@ -172,9 +171,8 @@ def test_a_server_that_does_not_greet_in_time_is_retried(make_message):
 
 
 def test_connection_refused_is_retried(make_message):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        channel = EmailChannel(host="127.0.0.1", port=sock.getsockname()[1], sender=SENDER, security="none")
+    with refused_port() as port:
+        channel = EmailChannel(host="127.0.0.1", port=port, sender=SENDER, security="none")
         outcome = channel.send(make_message(target=TO))
     assert (outcome.status, outcome.detail) == (
         "retry",

@@ -4,13 +4,13 @@ outcome, flood control's retry_after, the 4,096-unit cut, and the token kept out
 from __future__ import annotations
 
 import logging
-import socket
 from email.utils import formatdate
 
 import pytest
 
 from tests.fakes.base import Reply
 from tests.fakes.telegram import TOKEN, Drop, FakeTelegram, Hang, error, flood
+from tests.support.ports import refused_port
 from ubot.notify.channels import TelegramChannel
 from ubot.notify.channels.telegram import MAX_TEXT, message_text
 from ubot.notify.channels.text import utf16_len
@@ -125,9 +125,8 @@ def test_faults_keep_the_token_out_of_details_and_logs(api, make_message, caplog
     channel = TelegramChannel(bot_token=TOKEN, base_url=api.base_url, timeout_s=0.2)
     outcomes = [channel.send(make_message(target="42")) for _ in range(5)]
     api.release.set()
-    with socket.socket() as sock:  # nobody listens here: connection refused
-        sock.bind(("127.0.0.1", 0))
-        refused = TelegramChannel(bot_token=TOKEN, base_url=f"http://127.0.0.1:{sock.getsockname()[1]}")
+    with refused_port() as port:
+        refused = TelegramChannel(bot_token=TOKEN, base_url=f"http://127.0.0.1:{port}")
         outcomes.append(refused.send(make_message(target="42")))
 
     assert [o.status for o in outcomes] == ["retry", "retry", "retry", "failed", "sent", "retry"]

@@ -12,6 +12,7 @@ from email.utils import formatdate
 import pytest
 
 from tests.fakes.webhook import Drop, FakeWebhook, Hang, redirect, status
+from tests.support.ports import refused_port
 from ubot.notify.channels import WebhookChannel
 from ubot.notify.channels import webhook as webhook_module
 from ubot.notify.channels.webhook import encode_payload, sign
@@ -119,9 +120,7 @@ def test_a_dropped_connection_is_retried(hook, channel, make_message):
 
 
 def test_connection_refused_is_retried(channel, make_message):
-    with socket.socket() as sock:  # a port nobody listens on (bound, never listening)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    with refused_port() as port:
         outcome = channel.send(make_message(target=f"http://127.0.0.1:{port}/hook"))
     assert outcome.status == "retry"
     assert outcome.detail == f"the webhook http://127.0.0.1:{port}: connection refused"

@@ -40,14 +40,15 @@ def wait_until(
     *,
     alive: Running | None = None,
     ignoring: tuple[type[BaseException], ...] = (),
-    interval: float = INTERVAL_S,
+    interval: float | Callable[[], float] = INTERVAL_S,
 ) -> T:
     """Call ``condition`` until it returns something truthy, and return that.
 
     Fails (``AssertionError`` saying it was waiting for ``what``) after ``timeout`` seconds, or at
     once if the process ``alive`` exits meanwhile; the failure shows the end of its log. An
     exception of a type in ``ignoring`` counts as "not yet" (a server not listening yet); the last
-    one is shown if time runs out.
+    one is shown if time runs out. ``interval``: seconds between two checks, or a function giving
+    them (a random pause, to sample a process at varied moments).
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -66,7 +67,7 @@ def wait_until(
         if time.monotonic() > deadline:
             error = f" (last: {last_error!r})" if last_error is not None else ""
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{error}{_tail(alive)}")
-        time.sleep(interval)
+        time.sleep(interval() if callable(interval) else interval)
 
 
 def _tail(alive: Running | None, lines: int = 40) -> str:

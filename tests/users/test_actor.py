@@ -1,4 +1,5 @@
-"""The UserManager actor driven by messages (ask), as the gateway will drive it."""
+"""The UserManager actor driven through its proxy, as the gateway drives it (``Gateway.ask_users``):
+values come back through the future, and so do the domain exceptions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 import pytest
 
 from ubot.actors.user_manager import UserManagerActor
-from ubot.users import messages as m
+from ubot.users import shapes as m
+from ubot.users.errors import BadCredentials, Conflict, NotFound, Throttled, ValidationError, WrongPassword
+from ubot.users.manager import UserManager as U
 
 PW = "correct horse 42"
 WAIT = 10.0  # seconds: only reached when a test is about to fail
@@ -23,138 +26,141 @@ STRATEGY = {
 
 @pytest.fixture
 def actor(manager) -> Any:
-    ref = UserManagerActor.start(manager)
+    proxy = UserManagerActor.start(manager).proxy()
 
-    def ask(message: Any) -> Any:
-        return ref.ask(message, timeout=WAIT)
+    def ask(method: Any, *args: Any) -> Any:
+        return getattr(proxy.manager, method.__name__)(*args).get(timeout=WAIT)
 
     return ask
 
 
 def signed_up(ask: Any, name: str) -> tuple[int, str]:
     """Register, log in and set a Telegram target: (user id, token)."""
-    ask(m.Register(name, f"{name}@example.com", PW))
-    token = ask(m.Login(name, PW, "192.0.2.1")).token
-    user = ask(m.Authenticate(token))
-    ask(m.PutSettings(user, {"telegram_chat_id": "12345"}))
+    ask(U.register, name, f"{name}@example.com", PW)
+    token = ask(U.login, name, PW, "192.0.2.1").token
+    user = ask(U.authenticate, token)
+    ask(U.put_settings, user, {"telegram_chat_id": "12345"})
     return user, token
 
 
 def test_a_user_signs_up_logs_in_and_out(actor) -> None:
-    view = actor(m.Register("Alice", "alice@example.com", PW))
+    view = actor(U.register, "Alice", "alice@example.com", PW)
     assert isinstance(view, m.UserView) and view.username == "alice"
 
-    login = actor(m.Login("alice", PW, "192.0.2.1"))
+    login = actor(U.login, "alice", PW, "192.0.2.1")
     assert isinstance(login, m.LoginToken)
-    assert actor(m.Authenticate(login.token)) == view.id
+    assert actor(U.authenticate, login.token) == view.id
 
-    assert actor(m.Logout(login.token)) is None
-    assert actor(m.Authenticate(login.token)) is None
+    assert actor(U.logout, login.token) is None
+    assert actor(U.authenticate, login.token) is None
 
 
-def test_refusals_come_back_as_values(actor) -> None:
-    actor(m.Register("alice", "alice@example.com", PW))
+def test_refusals_come_back_as_domain_exceptions(actor) -> None:
+    actor(U.register, "alice", "alice@example.com", PW)
 
-    assert actor(m.Register("alice", "other@example.com", PW)) == m.Rejected(
-        409, "Username taken", "username: is taken; choose another", field="username"
-    )
-    weak = actor(m.Register("bob", "bob@example.com", "password"))
-    assert (weak.status, weak.title, weak.field) == (422, "Invalid field", "password")
-    assert weak.description == "password: must be at least 10 characters long"
-    assert actor(m.Login("alice", "wrong password 1", None)) == m.Rejected(
-        401, "Invalid credentials", "wrong username or password"
-    )
+    with pytest.raises(Conflict) as taken:
+        actor(U.register, "alice", "other@example.com", PW)
+    assert (taken.value.title, taken.value.field) == ("Username taken", "username")
+    assert taken.value.description == "username: is taken; choose another"
+    with pytest.raises(ValidationError) as weak:
+        actor(U.register, "bob", "bob@example.com", "password")
+    assert (weak.value.title, weak.value.field) == ("Invalid field", "password")
+    assert weak.value.description == "password: must be at least 10 characters long"
+    with pytest.raises(BadCredentials, match="wrong username or password"):
+        actor(U.login, "alice", "wrong password 1", None)
+    assert actor(U.login, "alice", PW, None).token  # the actor lives on
 
 
 def test_a_throttled_login_says_when_to_retry(actor) -> None:
-    actor(m.Register("alice", "alice@example.com", PW))
+    actor(U.register, "alice", "alice@example.com", PW)
     for _ in range(5):
-        actor(m.Login("alice", "wrong password 1", "192.0.2.1"))
+        with pytest.raises(BadCredentials):
+            actor(U.login, "alice", "wrong password 1", "192.0.2.1")
 
-    reply = actor(m.Login("alice", PW, "192.0.2.1"))
+    with pytest.raises(Throttled) as throttled:
+        actor(U.login, "alice", PW, "192.0.2.1")
 
-    assert (reply.status, reply.retry_after) == (429, 30)
+    assert throttled.value.retry_after_s == 30
 
 
 def test_settings_and_strategies_through_messages(actor) -> None:
     user, _ = signed_up(actor, "alice")
 
-    assert actor(m.GetSettings(user)).telegram_chat_id == "12345"
-    created = actor(m.CreateStrategy(user, STRATEGY))
+    assert actor(U.get_settings, user).telegram_chat_id == "12345"
+    created = actor(U.create_strategy, user, STRATEGY)
     assert isinstance(created, m.StrategyView) and created.indicators == ("rsi(14)",)
-    assert actor(m.ListStrategies(user)) == (created,)
-    assert actor(m.GetStrategy(user, created.id)) == created
-    replaced = actor(m.UpdateStrategy(user, created.id, STRATEGY | {"timeframe": "4h"}))
+    assert actor(U.list_strategies, user) == (created,)
+    assert actor(U.get_strategy, user, created.id) == created
+    replaced = actor(U.update_strategy, user, created.id, STRATEGY | {"timeframe": "4h"})
     assert replaced.timeframe == "4h"
-    patched = actor(m.PatchStrategy(user, created.id, {"enabled": False}))
+    patched = actor(U.patch_strategy, user, created.id, {"enabled": False})
     assert (patched.timeframe, patched.enabled) == ("4h", False)
-    assert actor(m.DeleteStrategy(user, created.id)) is None
-    assert actor(m.ListStrategies(user)) == ()
+    assert actor(U.delete_strategy, user, created.id) is None
+    assert actor(U.list_strategies, user) == ()
 
 
 def test_a_condition_error_carries_its_column(actor) -> None:
     user, _ = signed_up(actor, "alice")
 
-    reply = actor(m.CreateStrategy(user, STRATEGY | {"condition": "rsi(14) ? 30"}))
-
-    assert reply == m.Rejected(
-        422, "Invalid condition", "condition: unexpected '?'", field="condition", column=9
-    )
-    assert actor(m.ValidateCondition("rsi(14) ? 30")) == reply
-    assert actor(m.ValidateCondition("rsi(14) < 30")) == m.ConditionInfo(("rsi(14)",), ())
+    for call, args in [
+        (U.create_strategy, (user, STRATEGY | {"condition": "rsi(14) ? 30"})),
+        (U.validate_condition, ("rsi(14) ? 30",)),
+    ]:
+        with pytest.raises(ValidationError) as error:
+            actor(call, *args)
+        assert (error.value.title, error.value.description) == (
+            "Invalid condition",
+            "condition: unexpected '?'",
+        )
+        assert (error.value.field, error.value.column) == ("condition", 9)
+    assert actor(U.validate_condition, "rsi(14) < 30") == m.ConditionInfo(("rsi(14)",), ())
 
 
 def test_two_users_never_see_each_others_strategies(actor) -> None:
     alice, _ = signed_up(actor, "alice")
     bob, _ = signed_up(actor, "bob")
-    mine = actor(m.CreateStrategy(alice, STRATEGY))
-    theirs = actor(m.CreateStrategy(bob, STRATEGY))  # the same name, another owner
+    mine = actor(U.create_strategy, alice, STRATEGY)
+    theirs = actor(U.create_strategy, bob, STRATEGY)  # the same name, another owner
 
-    not_found = m.Rejected(404, "Not found", f"no strategy {mine.id}")
-    assert actor(m.GetStrategy(bob, mine.id)) == not_found
-    assert actor(m.UpdateStrategy(bob, mine.id, STRATEGY | {"name": "taken"})) == not_found
-    assert actor(m.PatchStrategy(bob, mine.id, {"enabled": False})) == not_found
-    assert actor(m.DeleteStrategy(bob, mine.id)) == not_found
-    assert actor(m.ListStrategies(bob)) == (theirs,)
-    assert actor(m.ListStrategies(alice)) == (mine,)
+    for call, args in [
+        (U.get_strategy, (bob, mine.id)),
+        (U.update_strategy, (bob, mine.id, STRATEGY | {"name": "taken"})),
+        (U.patch_strategy, (bob, mine.id, {"enabled": False})),
+        (U.delete_strategy, (bob, mine.id)),
+    ]:
+        with pytest.raises(NotFound, match=f"^no strategy {mine.id}$"):
+            actor(call, *args)
+    assert actor(U.list_strategies, bob) == (theirs,)
+    assert actor(U.list_strategies, alice) == (mine,)
 
 
 def test_password_change_and_logout_everywhere(actor) -> None:
     user, token = signed_up(actor, "alice")
-    other = actor(m.Login("alice", PW, None)).token
+    other = actor(U.login, "alice", PW, None).token
 
-    assert actor(m.LogoutEverywhere(user)) == 2
-    assert actor(m.Authenticate(token)) is None and actor(m.Authenticate(other)) is None
+    assert actor(U.logout_everywhere, user) == 2
+    assert actor(U.authenticate, token) is None and actor(U.authenticate, other) is None
 
-    fresh = actor(m.Login("alice", PW, None)).token
-    wrong = actor(m.ChangePassword(user, "not it at all 1", "battery staple 77"))
-    assert (wrong.status, wrong.field) == (403, "old_password")
-    assert actor(m.ChangePassword(user, PW, "battery staple 77")) is None
-    assert actor(m.Authenticate(fresh)) is None
-    assert isinstance(actor(m.Login("alice", "battery staple 77", None)), m.LoginToken)
-
-
-def test_an_unknown_message_is_an_error_naming_only_its_type(actor) -> None:
-    with pytest.raises(TypeError, match="unexpected message str"):
-        actor("hello")
+    fresh = actor(U.login, "alice", PW, None).token
+    with pytest.raises(WrongPassword) as wrong:
+        actor(U.change_password, user, "not it at all 1", "battery staple 77")
+    assert wrong.value.field == "old_password"
+    assert actor(U.change_password, user, PW, "battery staple 77") is None
+    assert actor(U.authenticate, fresh) is None
+    assert isinstance(actor(U.login, "alice", "battery staple 77", None), m.LoginToken)
 
 
-def test_no_password_token_or_secret_shows_in_a_message_or_reply(actor, caplog) -> None:
-    caplog.set_level(logging.DEBUG)
+def test_no_password_token_or_secret_shows_in_a_reply_or_the_log(actor, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="ubot")  # peewee's own log shows the stored rows
     secret = "hook-secret-0123456789"
-    requests = [
-        m.Register("alice", "alice@example.com", PW),
-        m.Login("alice", PW, None),
-        m.ChangePassword(1, PW, "battery staple 77"),
-        m.PutSettings(1, {"webhook_secret": secret}),
-    ]
-    login = actor(m.Login("nobody", PW, None))
-    actor(requests[0])
-    token = actor(requests[1]).token
+    with pytest.raises(BadCredentials) as unknown:
+        actor(U.login, "nobody", PW, None)
+    user = actor(U.register, "alice", "alice@example.com", PW).id
+    login = actor(U.login, "alice", PW, None)
+    settings = actor(U.put_settings, user, {"webhook_url": "https://example.com/h", "webhook_secret": secret})
+    actor(U.change_password, user, PW, "battery staple 77")
 
-    shown = " ".join(repr(x) for x in [*requests, m.Authenticate(token), m.Logout(token), actor(requests[1])])
-    shown += " " + repr(m.SettingsView(None, secret, None, None, None, None, None, "UTC", "USD"))
-    shown += " " + repr(login) + caplog.text
+    shown = " ".join(repr(x) for x in [unknown.value, login, settings]) + caplog.text
 
-    for value in (PW, "battery staple 77", token, secret):
+    for value in (PW, "battery staple 77", login.token, secret):
         assert value not in shown

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from argon2 import PasswordHasher
 
+from tests.support.users import T0_MS, cheap_hasher, fake_analyze
 from ubot.models.tables import Session, User
+from ubot.timeutil import iso_from_ms
 from ubot.users import tokens
-from ubot.users.errors import Refused, ValidationError
+from ubot.users.errors import (
+    BadCredentials,
+    Conflict,
+    NotFound,
+    Throttled,
+    UserError,
+    ValidationError,
+    WrongPassword,
+)
 from ubot.users.manager import UserManager
-from ubot.users.messages import LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.passwords import Passwords
+from ubot.users.shapes import LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.throttle import Policy
 
 PW = "correct horse 42"
@@ -20,11 +31,15 @@ NEW_PW = "battery staple 77"
 DAY_S = 86_400
 
 
-def refused(status: int, call: Any, *args: Any) -> Refused:
-    with pytest.raises(Refused) as caught:
+def refused(kind: type[UserError], call: Any, *args: Any) -> Any:
+    with pytest.raises(kind) as caught:
         call(*args)
-    assert caught.value.status == status, caught.value
     return caught.value
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as the gateway writes it."""
+    return msgspec.json.decode(msgspec.json.encode(value))
 
 
 def invalid(field: str, call: Any, *args: Any) -> ValidationError:
@@ -57,10 +72,10 @@ def with_targets(manager: UserManager, user_id: int, **more: Any) -> SettingsVie
 # --- accounts ------------------------------------------------------------------------------
 
 
-def test_registering_gives_the_user_view(manager, kit) -> None:
+def test_registering_gives_the_user_view(manager) -> None:
     view = manager.register("Alice", "Alice@Example.com", PW)
 
-    assert view == UserView(view.id, "alice", "Alice@Example.com", kit.T0_MS)
+    assert view == UserView(view.id, "alice", "Alice@Example.com", iso_from_ms(T0_MS))
     row = User.get_by_id(view.id)
     assert row.password_hash.startswith("$argon2id$") and PW not in row.password_hash
 
@@ -74,15 +89,15 @@ def test_registering_checks_every_field(manager) -> None:
 
 
 def test_a_taken_username_or_e_mail_is_a_conflict_in_any_case(manager, alice) -> None:
-    assert refused(409, manager.register, "ALICE", "other@example.com", PW).field == "username"
-    assert refused(409, manager.register, "bob", "ALICE@example.COM", PW).field == "email"
+    assert refused(Conflict, manager.register, "ALICE", "other@example.com", PW).field == "username"
+    assert refused(Conflict, manager.register, "bob", "ALICE@example.COM", PW).field == "email"
 
 
-def test_login_gives_a_token_that_authenticates_until_it_expires(manager, alice, clock, kit) -> None:
+def test_login_gives_a_token_that_authenticates_until_it_expires(manager, alice, clock) -> None:
     login = manager.login("ALICE", PW, "10.0.0.1")
 
     assert isinstance(login, LoginToken) and tokens.well_formed(login.token)
-    assert login.expires_at == kit.T0_MS + 30 * DAY_S * 1000
+    assert login.expires_at == iso_from_ms(T0_MS + 30 * DAY_S * 1000)
     assert login.token not in repr(login)
     stored = Session.get()
     assert stored.token_hash == tokens.hash_token(login.token) and login.token not in stored.token_hash
@@ -100,26 +115,26 @@ def test_anything_but_a_live_token_authenticates_nobody(manager, alice, token) -
     assert manager.authenticate(token) is None
 
 
-def test_last_seen_is_written_at_most_once_a_minute(manager, alice, clock, kit) -> None:
+def test_last_seen_is_written_at_most_once_a_minute(manager, alice, clock) -> None:
     token = manager.login("alice", PW, None).token
 
     clock.advance(59)
     manager.authenticate(token)
-    assert Session.get().last_seen_at == kit.T0_MS
+    assert Session.get().last_seen_at == T0_MS
     clock.advance(1)
     manager.authenticate(token)
-    assert Session.get().last_seen_at == kit.T0_MS + 60_000
+    assert Session.get().last_seen_at == T0_MS + 60_000
 
 
 def test_a_wrong_password_or_unknown_user_is_the_same_401(manager, alice) -> None:
-    wrong = refused(401, manager.login, "alice", "wrong password 1", None)
-    unknown = refused(401, manager.login, "nobody", PW, None)
+    wrong = refused(BadCredentials, manager.login, "alice", "wrong password 1", None)
+    unknown = refused(BadCredentials, manager.login, "nobody", PW, None)
 
     assert (wrong.title, wrong.description) == (unknown.title, unknown.description)
     assert PW not in wrong.description
-    refused(401, manager.login, "alice", None, None)
-    refused(401, manager.login, None, PW, None)
-    refused(401, manager.login, "alice", "x" * 10_000, None)
+    refused(BadCredentials, manager.login, "alice", None, None)
+    refused(BadCredentials, manager.login, None, PW, None)
+    refused(BadCredentials, manager.login, "alice", "x" * 10_000, None)
 
 
 def test_logout_revokes_that_token_only(manager, alice) -> None:
@@ -156,18 +171,21 @@ def test_changing_the_password_revokes_every_session(manager, alice) -> None:
     assert manager.change_password(alice.id, PW, NEW_PW) is None
 
     assert manager.authenticate(token) is None
-    refused(401, manager.login, "alice", PW, None)
+    refused(BadCredentials, manager.login, "alice", PW, None)
     assert manager.authenticate(manager.login("alice", NEW_PW, None).token) == alice.id
 
 
 def test_changing_the_password_checks_the_old_and_the_new(manager, alice) -> None:
     token = manager.login("alice", PW, None).token
 
-    assert refused(403, manager.change_password, alice.id, "not it at all 1", NEW_PW).field == "old_password"
+    assert (
+        refused(WrongPassword, manager.change_password, alice.id, "not it at all 1", NEW_PW).field
+        == "old_password"
+    )
     invalid("new_password", manager.change_password, alice.id, PW, "short")
     invalid("new_password", manager.change_password, alice.id, PW, "password123!")
     assert "differ" in invalid("new_password", manager.change_password, alice.id, PW, PW).message
-    refused(404, manager.change_password, alice.id + 99, PW, NEW_PW)
+    refused(NotFound, manager.change_password, alice.id + 99, PW, NEW_PW)
 
     assert manager.authenticate(token) == alice.id  # nothing changed
 
@@ -177,15 +195,15 @@ def test_changing_the_password_checks_the_old_and_the_new(manager, alice) -> Non
 
 def test_five_failures_lock_the_account_with_exponential_back_off(manager, alice, clock) -> None:
     for _ in range(5):
-        refused(401, manager.login, "alice", "wrong password 1", None)
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", None)
 
-    locked = refused(429, manager.login, "alice", PW, None)  # even the right password waits
-    assert locked.retry_after == 30
+    locked = refused(Throttled, manager.login, "alice", PW, None)  # even the right password waits
+    assert locked.retry_after_s == 30
     clock.advance(29)
-    assert refused(429, manager.login, "alice", PW, None).retry_after == 1
+    assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 1
     clock.advance(1)
-    refused(401, manager.login, "alice", "wrong password 1", None)  # the 6th failure
-    assert refused(429, manager.login, "alice", PW, None).retry_after == 60
+    refused(BadCredentials, manager.login, "alice", "wrong password 1", None)  # the 6th failure
+    assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 60
     clock.advance(60)
     assert manager.login("alice", PW, None).token
 
@@ -195,7 +213,7 @@ def test_five_failures_lock_the_account_with_exponential_back_off(manager, alice
 
 def test_failures_far_apart_never_lock(manager, alice, clock) -> None:
     for _ in range(10):
-        refused(401, manager.login, "alice", "wrong password 1", None)
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", None)
         clock.advance(15 * 60)
 
     assert manager.login("alice", PW, None).token
@@ -204,34 +222,86 @@ def test_failures_far_apart_never_lock(manager, alice, clock) -> None:
 def test_an_unknown_username_is_locked_out_like_a_real_one(manager, alice) -> None:
     for name in ("alice", "nobody"):
         for _ in range(5):
-            refused(401, manager.login, name, "wrong password 1", None)
+            refused(BadCredentials, manager.login, name, "wrong password 1", None)
 
-    assert refused(429, manager.login, "nobody", PW, None).retry_after == 30
-    assert refused(429, manager.login, "alice", PW, None).retry_after == 30
+    assert refused(Throttled, manager.login, "nobody", PW, None).retry_after_s == 30
+    assert refused(Throttled, manager.login, "alice", PW, None).retry_after_s == 30
 
 
-def test_a_client_address_is_throttled_across_accounts(store, clock, passwords, kit) -> None:
+def test_a_client_address_is_throttled_across_accounts(store, clock, passwords) -> None:
     manager = UserManager(
-        store, clock, passwords=passwords, analyze=kit.fake_analyze, address_policy=Policy(threshold=3)
+        store, clock, passwords=passwords, analyze=fake_analyze, address_policy=Policy(threshold=3)
     )
     manager.register("alice", "alice@example.com", PW)
     for name in ("u1", "u2", "u3"):
-        refused(401, manager.login, name, "wrong password 1", "198.51.100.7")
+        refused(BadCredentials, manager.login, name, "wrong password 1", "198.51.100.7")
 
-    assert refused(429, manager.login, "alice", PW, "198.51.100.7").retry_after == 30
+    assert refused(Throttled, manager.login, "alice", PW, "198.51.100.7").retry_after_s == 30
     assert manager.login("alice", PW, "203.0.113.9").token  # another address is not affected
 
 
-def test_wrong_old_passwords_count_as_failed_logins(manager, alice) -> None:
+def test_wrong_old_passwords_are_throttled_and_count_for_the_account(manager, alice) -> None:
     for _ in range(5):
-        refused(403, manager.change_password, alice.id, "not it at all 1", NEW_PW)
+        refused(WrongPassword, manager.change_password, alice.id, "not it at all 1", NEW_PW)
 
-    assert refused(429, manager.change_password, alice.id, PW, NEW_PW).retry_after == 30
-    assert refused(429, manager.login, "alice", PW, None).retry_after == 30
+    assert refused(Throttled, manager.change_password, alice.id, PW, NEW_PW).retry_after_s == 30
+    assert User.get_by_id(alice.id).failed_logins == 5  # the account's record: it is locked ...
+    refused(BadCredentials, manager.login, "alice", "wrong password 1", "198.51.100.7")
+    assert refused(Throttled, manager.login, "alice", PW, "198.51.100.7").retry_after_s == 60
+    assert manager.login("alice", PW, "203.0.113.9").token  # ... for addresses that failed on it only
 
 
-def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock, kit) -> None:
-    weak = UserManager(store, clock, passwords=Passwords(kit.cheap_hasher()))
+# --- nobody can lock somebody else out (issue 12) -------------------------------------------
+
+ATTACKERS = [f"198.51.100.{i}" for i in range(1, 6)]
+OWNER = "203.0.113.9"
+
+
+def test_wrong_passwords_from_five_addresses_do_not_lock_the_owner_out(manager, alice) -> None:
+    for address in ATTACKERS:
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", address)
+
+    assert manager.login("alice", PW, OWNER).token  # a sixth address, that has not failed
+
+
+def test_one_guess_per_lock_of_the_account_from_each_address_that_failed(manager, alice, clock) -> None:
+    for address in ATTACKERS:
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", address)
+
+    # The account is locked for the addresses that failed on it: even the right password waits.
+    for address in ATTACKERS:
+        assert refused(Throttled, manager.login, "alice", PW, address).retry_after_s == 30
+    # A fresh address gets its guess, and the lock doubles for all that failed.
+    refused(BadCredentials, manager.login, "alice", "wrong password 1", "198.51.100.6")
+    assert refused(Throttled, manager.login, "alice", "wrong password 1", ATTACKERS[0]).retry_after_s == 60
+    clock.advance(60)
+    refused(BadCredentials, manager.login, "alice", "wrong password 1", ATTACKERS[0])
+    assert refused(Throttled, manager.login, "alice", "wrong password 1", ATTACKERS[1]).retry_after_s == 120
+    # Meanwhile the owner is never refused.
+    assert manager.login("alice", PW, OWNER).token
+
+
+def test_one_address_guessing_one_account_is_locked_out_of_it_alone(manager, alice) -> None:
+    manager.register("bob", "bob@example.com", PW)
+    attacker = ATTACKERS[0]
+    for _ in range(5):
+        refused(BadCredentials, manager.login, "alice", "wrong password 1", attacker)
+
+    assert refused(Throttled, manager.login, "alice", PW, attacker).retry_after_s == 30
+    assert manager.login("alice", PW, OWNER).token  # resets the account's record ...
+    assert refused(Throttled, manager.login, "alice", PW, attacker).retry_after_s == 30  # ... not the pair
+    assert manager.login("bob", PW, attacker).token  # another account from that address is fine
+
+
+def test_failed_sign_ups_do_not_count_as_failed_logins(manager, alice) -> None:
+    for _ in range(10):
+        refused(Conflict, manager.register, "alice", "x@example.com", PW)
+
+    assert manager.login("alice", PW, ATTACKERS[0]).token
+
+
+def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock) -> None:
+    weak = UserManager(store, clock, passwords=Passwords(cheap_hasher()))
     user = weak.register("alice", "alice@example.com", PW)
     old_hash = User.get_by_id(user.id).password_hash
     stronger = UserManager(
@@ -242,7 +312,7 @@ def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock, kit) 
 
     new_hash = User.get_by_id(user.id).password_hash
     assert new_hash != old_hash and "t=2" in new_hash
-    assert User.get_by_id(user.id).password_changed_at == kit.T0_MS  # the password itself did not change
+    assert User.get_by_id(user.id).password_changed_at == T0_MS  # the password itself did not change
     assert stronger.login("alice", PW, None).token
 
 
@@ -275,6 +345,23 @@ def test_settings_are_replaced_whole(manager, alice) -> None:
     assert (cleared.webhook_url, cleared.timezone, cleared.sms_to) == (None, "UTC", "+14155552671")
 
 
+def test_a_patch_changes_only_the_settings_given(manager, alice, store) -> None:
+    with_targets(manager, alice.id, quiet_hours="22:00-07:00")
+    scanner_told = []
+    manager.changed = scanner_told.append
+
+    patched = manager.patch_settings(alice.id, {"timezone": "Asia/Tokyo", "quiet_hours": None})
+
+    assert (patched.timezone, patched.quiet_hours) == ("Asia/Tokyo", None)
+    assert (patched.email_to, patched.sms_to) == ("alerts@example.com", "+14155552671")  # kept
+    assert manager.get_settings(alice.id) == patched
+    assert scanner_told == [alice.id]
+    invalid("timezone", manager.patch_settings, alice.id, {"timezone": "Mars/Olympus"})
+    invalid("fax", manager.patch_settings, alice.id, {"fax": "+1234"})
+    assert manager.get_settings(alice.id) == patched
+    refused(NotFound, manager.patch_settings, 12345, {})
+
+
 def test_bad_settings_change_nothing(manager, alice) -> None:
     with_targets(manager, alice.id)
 
@@ -288,7 +375,7 @@ def test_a_target_in_use_by_a_strategy_cannot_be_cleared(manager, alice) -> None
     with_targets(manager, alice.id)
     manager.create_strategy(alice.id, strategy(name="Texts", channels=["sms"]))
 
-    error = refused(409, manager.put_settings, alice.id, {"email_to": "alerts@example.com"})
+    error = refused(Conflict, manager.put_settings, alice.id, {"email_to": "alerts@example.com"})
 
     assert error.field == "sms_to" and "'Texts' sends to sms" in error.description
     assert manager.get_settings(alice.id).sms_to == "+14155552671"
@@ -308,13 +395,13 @@ def test_currencies_and_local_webhooks_are_options(store, clock, passwords) -> N
 
 
 def test_settings_of_an_unknown_user_are_not_saved(manager) -> None:
-    refused(404, manager.put_settings, 12345, {})
+    refused(NotFound, manager.put_settings, 12345, {})
 
 
 # --- strategies ----------------------------------------------------------------------------
 
 
-def test_a_strategy_is_created_with_its_indicators(manager, alice, kit) -> None:
+def test_a_strategy_is_created_with_its_indicators(manager, alice) -> None:
     with_targets(manager, alice.id)
 
     view = manager.create_strategy(alice.id, strategy(condition="sma(50) > sma(200) and rsi(14) < 30"))
@@ -322,10 +409,10 @@ def test_a_strategy_is_created_with_its_indicators(manager, alice, kit) -> None:
     assert isinstance(view, StrategyView)
     assert view.indicators == ("rsi(14)", "sma(200)", "sma(50)")
     assert (view.top_n, view.symbols, view.channels, view.enabled) == (50, None, ("email",), True)
-    assert view.created_at == view.updated_at == kit.T0_MS
+    assert view.created_at == view.updated_at == iso_from_ms(T0_MS)
     assert manager.get_strategy(alice.id, view.id) == view
     assert manager.list_strategies(alice.id) == (view,)
-    assert view.as_dict()["channels"] == ["email"]
+    assert as_json(view)["channels"] == ["email"]
 
 
 def test_a_strategy_needs_its_channels_targets(manager, alice) -> None:
@@ -347,7 +434,7 @@ def test_strategy_names_are_unique_per_user(manager, alice) -> None:
     with_targets(manager, alice.id)
     manager.create_strategy(alice.id, strategy())
 
-    assert refused(409, manager.create_strategy, alice.id, strategy()).field == "name"
+    assert refused(Conflict, manager.create_strategy, alice.id, strategy()).field == "name"
 
 
 def test_a_user_has_at_most_50_strategies(manager, alice) -> None:
@@ -355,7 +442,7 @@ def test_a_user_has_at_most_50_strategies(manager, alice) -> None:
     for i in range(50):
         manager.create_strategy(alice.id, strategy(name=f"s{i}"))
 
-    error = refused(409, manager.create_strategy, alice.id, strategy(name="one more"))
+    error = refused(Conflict, manager.create_strategy, alice.id, strategy(name="one more"))
 
     assert "50" in error.description
     manager.delete_strategy(alice.id, manager.list_strategies(alice.id)[0].id)
@@ -373,7 +460,7 @@ def test_put_replaces_the_whole_strategy(manager, alice, clock) -> None:
 
     assert (updated.symbols, updated.top_n, updated.indicators) == (("ETH",), None, ("ema(21)", "ema(9)"))
     assert (updated.cooldown_s, updated.enabled) == (0, True)  # back to the defaults
-    assert updated.updated_at == view.updated_at + 10_000 and updated.created_at == view.created_at
+    assert updated.updated_at == iso_from_ms(T0_MS + 10_000) and updated.created_at == view.created_at
 
 
 def test_put_keeps_names_unique(manager, alice) -> None:
@@ -381,7 +468,10 @@ def test_put_keeps_names_unique(manager, alice) -> None:
     first = manager.create_strategy(alice.id, strategy(name="first"))
     manager.create_strategy(alice.id, strategy(name="second"))
 
-    assert refused(409, manager.update_strategy, alice.id, first.id, strategy(name="second")).field == "name"
+    assert (
+        refused(Conflict, manager.update_strategy, alice.id, first.id, strategy(name="second")).field
+        == "name"
+    )
     assert manager.update_strategy(alice.id, first.id, strategy(name="first")).name == "first"  # its own name
 
 
@@ -416,16 +506,16 @@ def test_patch_validates_the_result(manager, alice) -> None:
     assert manager.get_strategy(alice.id, view.id) == view
 
 
-def test_an_expired_strategy_can_still_be_patched(manager, alice, clock, kit) -> None:
+def test_an_expired_strategy_can_still_be_patched(manager, alice, clock) -> None:
     with_targets(manager, alice.id)
-    view = manager.create_strategy(alice.id, strategy(expires_at=kit.T0_MS + 60_000))
+    view = manager.create_strategy(alice.id, strategy(expires_at=T0_MS + 60_000))
     clock.advance(120)
 
     patched = manager.patch_strategy(alice.id, view.id, {"enabled": False})
 
-    assert patched.expires_at == kit.T0_MS + 60_000
+    assert patched.expires_at == iso_from_ms(T0_MS + 60_000)
     assert manager.patch_strategy(alice.id, view.id, {"expires_at": None}).expires_at is None
-    invalid("expires_at", manager.patch_strategy, alice.id, view.id, {"expires_at": kit.T0_MS})
+    invalid("expires_at", manager.patch_strategy, alice.id, view.id, {"expires_at": T0_MS})
 
 
 def test_read_only_fields_sent_back_are_ignored(manager, alice) -> None:
@@ -433,7 +523,7 @@ def test_read_only_fields_sent_back_are_ignored(manager, alice) -> None:
     view = manager.create_strategy(alice.id, strategy())
 
     again = manager.update_strategy(
-        alice.id, view.id, view.as_dict() | {"indicators": ["forged(1)"], "id": 999}
+        alice.id, view.id, as_json(view) | {"indicators": ["forged(1)"], "id": 999}
     )
 
     assert (again.id, again.indicators) == (view.id, ("rsi(14)",))
@@ -444,8 +534,8 @@ def test_deleting_a_strategy(manager, alice) -> None:
     view = manager.create_strategy(alice.id, strategy())
 
     assert manager.delete_strategy(alice.id, view.id) is None
-    refused(404, manager.delete_strategy, alice.id, view.id)
-    refused(404, manager.get_strategy, alice.id, view.id)
+    refused(NotFound, manager.delete_strategy, alice.id, view.id)
+    refused(NotFound, manager.get_strategy, alice.id, view.id)
 
 
 def test_another_users_strategy_does_not_exist_for_them(manager, alice) -> None:
@@ -460,21 +550,25 @@ def test_another_users_strategy_does_not_exist_for_them(manager, alice) -> None:
         (manager.patch_strategy, (bob.id, view.id, {"enabled": False})),
         (manager.delete_strategy, (bob.id, view.id)),
     ):
-        assert refused(404, call, *args).description == f"no strategy {view.id}"
+        assert refused(NotFound, call, *args).description == f"no strategy {view.id}"
     assert manager.list_strategies(bob.id) == ()
     assert manager.get_strategy(alice.id, view.id) == view
 
 
 @pytest.mark.parametrize("strategy_id", ["1", None, 1.0, True])
 def test_a_strategy_id_that_is_not_an_integer_is_not_found(manager, alice, strategy_id) -> None:
-    refused(404, manager.get_strategy, alice.id, strategy_id)
-    refused(404, manager.delete_strategy, alice.id, strategy_id)
+    refused(NotFound, manager.get_strategy, alice.id, strategy_id)
+    refused(NotFound, manager.delete_strategy, alice.id, strategy_id)
 
 
 def test_validating_a_condition_saves_nothing(manager, alice) -> None:
     info = manager.validate_condition("rsi(14) < 30 and percent_change_24h < -10")
 
     assert info.indicators == ("rsi(14)",) and info.fields == ("percent_change_24h",)
-    assert info.as_dict() == {"valid": True, "indicators": ["rsi(14)"], "fields": ["percent_change_24h"]}
+    assert as_json(info) == {
+        "valid": True,
+        "indicators": ["rsi(14)"],
+        "fields": ["percent_change_24h"],
+    }
     assert invalid("condition", manager.validate_condition, "   ").column == 1
     assert manager.list_strategies(alice.id) == ()

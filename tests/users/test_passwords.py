@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
+from tests.support.users import cheap_hasher
 from ubot.users.errors import ValidationError
 from ubot.users.passwords import HASHER, Passwords, check_strength
 
@@ -82,8 +83,8 @@ def test_the_default_hasher_is_argon2id_with_rfc_9106_parameters() -> None:
     assert (HASHER.time_cost, HASHER.memory_cost, HASHER.parallelism) == (3, 65536, 4)
 
 
-def test_a_hash_verifies_its_password_only(kit) -> None:
-    passwords = Passwords(kit.cheap_hasher())
+def test_a_hash_verifies_its_password_only() -> None:
+    passwords = Passwords(cheap_hasher())
     encoded = passwords.hash("correct horse 42")
 
     assert "correct horse 42" not in encoded
@@ -93,23 +94,23 @@ def test_a_hash_verifies_its_password_only(kit) -> None:
     assert passwords.hash("correct horse 42") != encoded  # salted
 
 
-def test_a_broken_hash_verifies_nothing_and_needs_rehash(kit) -> None:
-    passwords = Passwords(kit.cheap_hasher())
+def test_a_broken_hash_verifies_nothing_and_needs_rehash() -> None:
+    passwords = Passwords(cheap_hasher())
 
     assert not passwords.verify("not-a-hash", "x")
     assert passwords.needs_rehash("not-a-hash")
 
 
-def test_passwords_are_nfkc_normalized(kit) -> None:
-    passwords = Passwords(kit.cheap_hasher())
+def test_passwords_are_nfkc_normalized() -> None:
+    passwords = Passwords(cheap_hasher())
     composed = "caf\u00e9 au lait 9"
     decomposed = "cafe\u0301 au lait 9"
 
     assert passwords.verify(passwords.hash(composed), decomposed)
 
 
-def test_a_hash_with_weaker_parameters_needs_rehash(kit) -> None:
-    weak_hash = Passwords(kit.cheap_hasher()).hash("correct horse 42")
+def test_a_hash_with_weaker_parameters_needs_rehash() -> None:
+    weak_hash = Passwords(cheap_hasher()).hash("correct horse 42")
     stronger = Passwords(PasswordHasher(time_cost=2, memory_cost=16, parallelism=1))
 
     assert stronger.verify(weak_hash, "correct horse 42")  # still accepted...
@@ -117,8 +118,8 @@ def test_a_hash_with_weaker_parameters_needs_rehash(kit) -> None:
     assert not stronger.needs_rehash(stronger.hash("correct horse 42"))
 
 
-def test_verifying_for_nobody_is_always_false(kit) -> None:
-    passwords = Passwords(kit.cheap_hasher())
+def test_verifying_for_nobody_is_always_false() -> None:
+    passwords = Passwords(cheap_hasher())
 
     assert passwords.verify_nothing("not a password: no user has this hash") is False
     assert passwords.verify_nothing("anything") is False

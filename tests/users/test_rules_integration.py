@@ -54,3 +54,23 @@ def test_a_strategy_stores_the_indicators_the_language_derives(store, clock, pas
     )
 
     assert set(view.indicators) >= {"ema(9)", "ema(21)", "rsi(14)"}
+
+
+def test_line_breaks_in_a_condition_are_stored_as_one_space(store, clock, passwords) -> None:
+    manager = UserManager(store, clock, passwords=passwords)
+    user = manager.register("alice", "alice@example.com", PW)
+    manager.put_settings(user.id, {"email_to": "alerts@example.com"})
+    written = "rsi(14) < 30\r\nand\n\tpercent_change_24h  >  5 "
+
+    saved = manager.create_strategy(
+        user.id,
+        {"name": "multi-line", "condition": written, "timeframe": "1h", "top_n": 5, "channels": ["email"]},
+    )
+
+    assert saved.condition == "rsi(14) < 30 and percent_change_24h > 5"
+    assert manager.get_strategy(user.id, saved.id).condition == saved.condition
+    assert manager.specs_of(user.id).specs[0].condition == saved.condition
+    # an error still points at the column as written
+    with pytest.raises(ValidationError) as caught:
+        manager.validate_condition("rsi(14) <\r\n  30 and ?")
+    assert caught.value.column == 21

@@ -18,6 +18,7 @@ from typing import Any
 
 import pykka
 
+from ubot import metrics
 from ubot.actors.stage import unexpected
 from ubot.clocks import Clock
 from ubot.health import ClockStats
@@ -133,6 +134,7 @@ class ClockActor(pykka.ThreadingActor):
             missed_before = self._ticker.missed
             tick = self._ticker.fire(now, busy=self._busy)
             if self._ticker.missed > missed_before:
+                metrics.ticks_missed(self._ticker.missed - missed_before)
                 log.warning(
                     "clock: %d tick(s) missed (%s)",
                     self._ticker.missed - missed_before,

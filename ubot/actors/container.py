@@ -1,6 +1,8 @@
 """Container actor: holds the latest snapshot (serialized, with its ETag) and every open candle.
 
-The gateway asks it instead of reading the database: ``GetSnapshot`` answers with ready bytes,
+After each tick it hands the tick and its document to ``publish`` (``EventPublisher.tick``: the
+document, ``TickReady`` and the ``snapshot`` event onto the bus, after the Store and the OHLC have
+committed). The gateway asks it instead of reading the database: ``GetSnapshot`` answers with ready bytes,
 ``ResolveCoin`` maps a symbol or id to a coin of the latest snapshot, ``GetOpenCandle`` gives the
 still-open candle that the candle endpoint appends to the closed ones from the database.
 """
@@ -17,7 +19,6 @@ import pykka
 
 from ubot.actors.stage import Stage, unexpected
 from ubot.market.candles import CandleRows
-from ubot.market.snapshot import Snapshot
 from ubot.market.view import SnapshotView
 from ubot.messages import Candled, GetOpenCandle, GetSnapshot, ResolveCoin, TickDone
 
@@ -30,7 +31,7 @@ class Container(Stage):
     def __init__(
         self,
         monitor: pykka.ActorRef,
-        publish: Callable[[Snapshot, str], None] | None = None,
+        publish: Callable[[Candled, SnapshotView], object] | None = None,
     ) -> None:
         super().__init__(monitor)
         self.publish = publish
@@ -52,11 +53,11 @@ class Container(Stage):
             for tf, rows in message.open_candles.items()
         }
         done = message.timed(self.name, self.elapsed_ms(started))
-        if self.publish is not None:
+        if self.publish is not None:  # the document, TickReady and the snapshot event (the bus)
             try:
-                self.publish(message.snapshot, self.view.etag)
-            except Exception:  # the stream is a convenience: never lose the tick for it
-                log.exception("publishing the snapshot event failed")
+                self.publish(message, self.view)
+            except Exception:  # kept in the database: never lose the tick for the bus
+                log.exception("publishing snapshot %s failed", message.snapshot_id)
         self.monitor.tell(
             TickDone(
                 tick=done.tick,

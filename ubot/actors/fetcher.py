@@ -10,6 +10,7 @@ from typing import Any
 import pykka
 
 from ubot.actors.stage import Stage, unexpected
+from ubot.logtext import printable
 from ubot.market.snapshot import MarketDataError, Snapshot, parse_listings
 from ubot.market.source import FatalSourceError, MarketSource, SourceError, SourceExhausted
 from ubot.messages import Fetched, SourceFailed
@@ -47,11 +48,11 @@ class Fetcher(Stage):
             self.monitor.tell(Exhausted(message))
             return
         except FatalSourceError as exc:
-            log.error("market source failed for good: %s", exc)
+            log.error("market source failed for good: %s", printable(exc))
             self.monitor.tell(SourceFailed(message, str(exc)))
             return
         except SourceError as exc:
-            log.warning("tick %d skipped: %s", message.number, exc)
+            log.warning("tick %d skipped: %s", message.number, printable(exc))
             self.skip(message, str(exc), started)
             return
         try:
@@ -60,7 +61,7 @@ class Fetcher(Stage):
                 snapshot = parse_listings(raw.listings, self.convert, raw.global_metrics)
         except MarketDataError as exc:
             reason = f"{raw.origin or self.source.name}: {exc}"
-            log.warning("tick %d skipped: %s", message.number, reason)
+            log.warning("tick %d skipped: %s", message.number, printable(reason))
             self.skip(message, reason, started)
             return
         _report(snapshot, raw.origin or self.source.name)
@@ -82,5 +83,5 @@ def _report(snapshot: Snapshot, origin: str) -> None:
             origin,
             snapshot.dropped,
             snapshot.nulled,
-            snapshot.warnings[0] if snapshot.warnings else "-",
+            printable(snapshot.warnings[0]) if snapshot.warnings else "-",
         )

@@ -12,15 +12,25 @@ from typing import Any
 import pykka
 
 from ubot.actors.stage import unexpected
-from ubot.messages import GetCandles, GetGlobal, GetQuotes, ResolveCoin
+from ubot.messages import GetCandles, GetGlobal, GetOpenCandle, GetQuotes, ResolveCoin
+from ubot.models.alerts import AlertStore
+from ubot.models.candle_store import CandleStore
 from ubot.models.db import close_connection
 from ubot.models.history import History
+from ubot.notify.messages import GetAlerts
 
 
 class HistoryActor(pykka.ThreadingActor):
-    def __init__(self, history: History) -> None:
+    def __init__(
+        self, history: History, alerts: AlertStore | None = None, candles: CandleStore | None = None
+    ) -> None:
+        """In a gateway role (no Notifier, no Container in the process): ``alerts`` answers
+        ``GetAlerts`` from the alert tables, ``candles`` answers ``GetOpenCandle`` from the stored
+        quotes and candles."""
         super().__init__()
         self.history = history
+        self.alerts = alerts
+        self.candles = candles
 
     def on_stop(self) -> None:
         close_connection()
@@ -44,3 +54,27 @@ class HistoryActor(pykka.ThreadingActor):
     @on_receive.register
     def _global(self, query: GetGlobal) -> Any:
         return self.history.global_metrics(query.start_ms, query.end_ms, query.limit)
+
+    @on_receive.register
+    def _alerts(self, query: GetAlerts) -> Any:
+        if self.alerts is None:
+            unexpected(self, query)
+        assert self.alerts is not None
+        return self.alerts.alerts(query.user_id, query.since_ms, query.strategy_id, query.limit, query.before)
+
+    @on_receive.register
+    def _open_candle(self, query: GetOpenCandle) -> tuple | None:
+        """``(open_time, open, high, low, close)``, as the Container answers it, or None."""
+        if self.candles is None:
+            unexpected(self, query)
+        assert self.candles is not None
+        rows = self.candles.open_candle(query.coin_id, query.timeframe)
+        if not len(rows):
+            return None
+        return (
+            int(rows.open_time[0]),
+            float(rows.open[0]),
+            float(rows.high[0]),
+            float(rows.low[0]),
+            float(rows.close[0]),
+        )

@@ -16,9 +16,10 @@ from typing import Any
 
 import pykka
 
+from ubot import metrics
 from ubot.actors.stage import unexpected
 from ubot.clocks import Clock
-from ubot.health import PipelineStats, tick_line
+from ubot.health import PipelineStats, database_lost_line, tick_line
 from ubot.messages import (
     GetHealth,
     SourceExhausted,
@@ -44,10 +45,13 @@ class Monitor(pykka.ThreadingActor):
         progress: Progress | None = None,
         source_status: Callable[[], Any] | None = None,
         wait_for_scans: bool = False,
+        database_watch: Callable[[], str | None] | None = None,
     ) -> None:
         """``wait_for_scans``: a tick is finished (for the Clock) only once the Scanner has scanned
         it too. Set with back-to-back ticks (interval 0: replays), so the Scanner is never outrun
-        and no snapshot goes unscanned; with a real interval the Scanner skips instead (counted)."""
+        and no snapshot goes unscanned; with a real interval the Scanner skips instead (counted).
+        ``database_watch``: checked at the end of every tick (``DatabaseWatch.check``); when it says
+        the database is lost, ticking stops ("failed") and ``/health`` says why."""
         super().__init__()
         self.wait_for_scans = wait_for_scans
         # With interval 0 one tick is in flight at a time: at most one scan finishes before its TickDone.
@@ -60,6 +64,7 @@ class Monitor(pykka.ThreadingActor):
         self.progress = progress or Progress()
         #: The source's own health (CoinMarketCap: credits, rate limits), if it reports one.
         self.source_status = source_status
+        self.database_watch = database_watch
         self.ticker: pykka.ActorRef | None = None
         self.finished = False
 
@@ -81,6 +86,7 @@ class Monitor(pykka.ThreadingActor):
 
     @on_receive.register
     def _scanner_stats(self, message: ScannerStats) -> None:
+        metrics.scanned(message, self.stats.scanner)
         self.stats.scanner = message.as_dict()
 
     @on_receive.register
@@ -97,11 +103,18 @@ class Monitor(pykka.ThreadingActor):
     @on_receive.register
     def _done(self, done: TickDone) -> None:
         self.stats.record(done, self.clock.now())
+        metrics.tick_done(done)
         level = logging.INFO if done.outcome == "ok" else logging.WARNING
         log.log(level, tick_line(done))
         if done.position is not None:
             self.progress.update(*done.position)
-        if self.max_ticks and self.stats.ticks >= self.max_ticks:
+        lost = self.database_watch() if self.database_watch is not None else None
+        if lost is not None:
+            if not self.stats.database_lost:
+                self.stats.database_lost = lost
+                log.error("%s", database_lost_line(lost))
+            self._finish("database")
+        elif self.max_ticks and self.stats.ticks >= self.max_ticks:
             self._finish("ticks")
         elif self.wait_for_scans and done.outcome == "ok" and done.tick.number != self.scanned_early:
             self.awaiting = done.tick.number  # TickFinished when its scan is over
@@ -128,12 +141,17 @@ class Monitor(pykka.ThreadingActor):
             self.ticker.tell(message)
 
     def _finish(self, why: str) -> None:
-        """``why``: "exhausted" (no more data), "failed" (the source can never work again) or
-        "ticks" (--ticks N reached)."""
+        """``why``: "exhausted" (no more data), "failed" (the source can never work again),
+        "database" (the database file is lost) or "ticks" (--ticks N reached)."""
         if self.finished:
             return
         self.finished = True
-        reasons = {"exhausted": "source exhausted", "failed": "source failed", "ticks": "tick limit reached"}
+        reasons = {
+            "exhausted": "source exhausted",
+            "failed": "source failed",
+            "database": "database lost",
+            "ticks": "tick limit reached",
+        }
         self._tell_clock(StopTicking(reasons[why]))
         if self.on_finished is not None:
             self.on_finished(why)

@@ -31,6 +31,7 @@ from typing import Any
 
 import pykka
 
+from ubot import metrics
 from ubot.actors.stage import not_fatal, unexpected
 from ubot.clocks import Clock
 from ubot.models.alerts import AlertStore, WrittenAlert
@@ -166,7 +167,8 @@ class Notifier(pykka.ThreadingActor):
 
     @on_receive.register
     def _alerts(self, message: GetAlerts) -> Any:
-        return self.store.alerts(message.user_id, message.since_ms, message.strategy_id, message.limit)
+        m = message
+        return self.store.alerts(m.user_id, m.since_ms, m.strategy_id, m.limit, m.before)
 
     # -- alerts ------------------------------------------------------------------------------
 
@@ -205,6 +207,7 @@ class Notifier(pykka.ThreadingActor):
             if self.unwritten_failures:
                 log.info("notifier: writing works again after %d failure(s)", self.unwritten_failures)
                 self.unwritten_failures = 0
+            metrics.ALERTS.inc(len(written))
             for w in written:
                 log.info("%s", describe(w.id, w.alert))
             for w in written:
@@ -281,6 +284,7 @@ class Notifier(pykka.ThreadingActor):
                 decision.attempts,
                 decision.detail,
             )
+        metrics.DELIVERIES.labels(message.channel, decision.status).inc()
         if self.on_delivery is not None:
             self.on_delivery(delivery_id, decision.status)
 

@@ -217,16 +217,19 @@ class Scanner(pykka.ThreadingActor):
 
     def _next(self) -> None:
         """Start the next waiting scan, if any. A live tick with no strategy to scan is done at once."""
-        while (scan := self.backlog.next()) is not None:
+        while True:
+            started = time.perf_counter()  # a scan's time includes building its frame
+            if (scan := self.backlog.next()) is None:
+                return
             if scan.live and not self.planner.specs:
                 self._scanned(scan.snapshot_id)
                 self._finished(scan.frame.tick)
                 continue
-            self._start(scan.frame, scan.snapshot_id)
+            self._start(scan.frame, scan.snapshot_id, started)
             return
 
-    def _start(self, frame: MarketFrame, snapshot_id: int) -> None:
-        self.round = Round(frame, snapshot_id, set(range(len(self.pool))), time.perf_counter())
+    def _start(self, frame: MarketFrame, snapshot_id: int, started: float) -> None:
+        self.round = Round(frame, snapshot_id, set(range(len(self.pool))), started)
         self.planner.scan_started()
         for worker in self.pool:
             # A worker that died after its last message is replaced when its WorkerDied arrives,

@@ -10,6 +10,7 @@ from typing import Any
 import pykka
 
 from ubot.actors.stage import Stage, unexpected
+from ubot.logtext import printable
 from ubot.messages import Fetched, Stored
 from ubot.models.store import SnapshotWriter
 from ubot.timeutil import iso_from_ms
@@ -46,7 +47,7 @@ class Store(Stage):
         snapshot_id = self.writer.write(snapshot, message.source)
         if snapshot_id is None:
             reason = f"duplicate snapshot timestamp {iso_from_ms(snapshot.timestamp_ms)}: already stored"
-            log.warning("tick %d skipped: %s", message.tick.number, reason)
+            log.warning("tick %d skipped: %s", message.tick.number, printable(reason))
             self.skip(message, reason, started)
             return
         self._maybe_prune(snapshot.timestamp_ms)

@@ -1,90 +1,77 @@
 """UserManager actor: owns the user tables (accounts, sessions, settings, strategies).
 
-The gateway asks it the messages of ``ubot/users/messages.py``; the work is done by the plain
-:class:`~ubot.users.manager.UserManager`. A refused request comes back as a ``Rejected`` value,
-never as an exception. Everything runs in this actor's thread and database connection, one message
-at a time, so account and strategy limits cannot race.
+The gateway calls the plain :class:`~ubot.users.manager.UserManager` through this actor's proxy
+(``ref.proxy().manager.register(...)``, a pykka future; see ``Gateway.ask_users``): every call runs
+in this actor's thread and database connection, one at a time, so account and strategy limits
+cannot race. A domain exception raised by a call (``ubot/users/errors.py``) comes back through the
+future and does not stop the actor.
+
+The Scanner tells it three things (``ubot/scan/messages.py``): :class:`WatchStrategies` (answered
+with every user's strategies; from then on the Scanner is told each user's strategies after every
+change, through the manager's ``changed`` hook), :class:`DisableStrategy` and
+:class:`StrategyErrors`. No one waits for those: a failure is logged and never stops the actor.
+It dispatches on the message's type like every actor (``actors/stage.py``); a message of no known
+type is logged, not raised: this actor serves every login.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import pykka
 
+from ubot.actors.stage import not_fatal
 from ubot.models.db import close_connection
 from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
-from ubot.users import messages as m
-from ubot.users.errors import Refused, ValidationError, rejected
 from ubot.users.manager import UserManager
 
 log = logging.getLogger(__name__)
 
-#: Requests after which the Scanner must learn the user's strategies again (when they succeed).
-CHANGES_STRATEGIES = (m.PutSettings, m.CreateStrategy, m.UpdateStrategy, m.PatchStrategy, m.DeleteStrategy)
-
 
 class UserManagerActor(pykka.ThreadingActor):
-    def __init__(self, manager: UserManager, notifier: pykka.ActorRef | None = None) -> None:
+    def __init__(self, manager: UserManager, on_changed: Callable[[int], object] | None = None) -> None:
+        """``on_changed(user_id)``: also called after each change (a gateway role publishes
+        ``StrategiesChanged`` on the bus, for the engine's Scanner)."""
         super().__init__()
-        self.manager = manager
-        self.notifier = notifier
-        u = manager
-        self.handlers: dict[type, Callable[[Any], Any]] = {
-            m.Register: lambda q: u.register(q.username, q.email, q.password),
-            m.Login: lambda q: u.login(q.username, q.password, q.client),
-            m.Authenticate: lambda q: u.authenticate(q.token),
-            m.Logout: lambda q: u.logout(q.token),
-            m.LogoutEverywhere: lambda q: u.logout_everywhere(q.user),
-            m.ChangePassword: lambda q: u.change_password(q.user, q.old_password, q.new_password),
-            m.GetSettings: lambda q: u.get_settings(q.user),
-            m.PutSettings: lambda q: u.put_settings(q.user, q.fields),
-            m.ListStrategies: lambda q: u.list_strategies(q.user),
-            m.GetStrategy: lambda q: u.get_strategy(q.user, q.strategy_id),
-            m.CreateStrategy: lambda q: u.create_strategy(q.user, q.fields),
-            m.UpdateStrategy: lambda q: u.update_strategy(q.user, q.strategy_id, q.fields),
-            m.PatchStrategy: lambda q: u.patch_strategy(q.user, q.strategy_id, q.fields),
-            m.DeleteStrategy: lambda q: u.delete_strategy(q.user, q.strategy_id),
-            m.ValidateCondition: lambda q: u.validate_condition(q.condition),
-        }
-
+        self.manager = pykka.traversable(manager)
         self.scanner: pykka.ActorRef | None = None
+        self.on_changed = on_changed
+        manager.changed = self._changed
 
     def on_stop(self) -> None:
         close_connection()
 
+    @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, WatchStrategies):
-            self.scanner = message.scanner
-            return self.manager.all_specs()
-        if isinstance(message, DisableStrategy | StrategyErrors):
-            # Told (no one waits for an answer): a failure here must not stop the actor that serves
-            # every login and strategy request. Logged; the next report or firing comes again.
-            try:
-                if isinstance(message, DisableStrategy):
-                    self._changed(self.manager.disable_strategy(message.strategy_id))
-                else:
-                    self.manager.record_errors(message.errors, message.at_ms)
-            except Exception:
-                log.exception("user manager: could not record %s", type(message).__name__)
-            return None
-        handler = self.handlers.get(type(message))
-        if handler is None:
-            # the type only: a message's fields may hold a password
-            raise TypeError(f"user manager: unexpected message {type(message).__name__}")
-        try:
-            reply = handler(message)
-        except (ValidationError, Refused) as error:
-            return rejected(error)
-        if isinstance(message, CHANGES_STRATEGIES):
-            self._changed(message.user)
-        return reply
+        # the type only: a message's fields may hold a password
+        log.error("user manager: unexpected message %s", type(message).__name__)
 
-    def _changed(self, user_id: int | None) -> None:
-        """Tell the Scanner the user's strategies as they are now."""
-        if user_id is not None and self.scanner is not None:
+    @on_receive.register
+    def _watch(self, message: WatchStrategies) -> Any:
+        self.scanner = message.scanner
+        return self.manager.all_specs()
+
+    @on_receive.register
+    @not_fatal
+    def _disable(self, message: DisableStrategy) -> None:
+        self.manager.disable_strategy(message.strategy_id)
+
+    @on_receive.register
+    @not_fatal
+    def _errors(self, message: StrategyErrors) -> None:
+        self.manager.record_errors(message.errors, message.at_ms)
+
+    def _changed(self, user_id: int) -> None:
+        """The user's strategies or settings changed: tell the Scanner the user's strategies."""
+        if self.on_changed is not None:
+            try:
+                self.on_changed(user_id)
+            except Exception:  # the change is written; the engine re-reads all after a bus outage
+                log.exception("user manager: could not announce the change of user %d", user_id)
+        if self.scanner is not None:
             try:
                 self.scanner.tell(self.manager.specs_of(user_id))
             except pykka.ActorDeadError:  # stopping

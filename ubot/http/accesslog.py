@@ -14,7 +14,11 @@ then runs after every other middleware's, and sees the final status and body.
 
 Secrets: ``GET /v1/stream`` may carry the bearer token in ``?access_token=``, so the query string of
 that route is never logged; on every other route a parameter named like a secret
-(:data:`SECRET_PARAMS`) is logged as ``REDACTED``. Every field is escaped as Apache does (``"`` and
+(:data:`SECRET_PARAMS`, between ``&`` or ``;``) is logged as ``REDACTED``, and so is anything shaped
+like one of uBot's tokens (:func:`ubot.users.tokens.redact`: a run of 43 or more URL-safe base64
+characters) wherever it is in the path, the query, ``Referer`` or ``User-Agent``, whatever it is
+called (``?bearer=``, ``?x=1;access_token=``). Redaction comes before a long field is cut, so a cut
+never leaves part of a token. Every field is escaped as Apache does (``"`` and
 ``\\`` and control characters become backslash sequences), so no request can forge a log line.
 """
 
@@ -29,6 +33,8 @@ from urllib.parse import quote, unquote_plus
 import falcon
 
 from ubot.http.clientaddr import client_address
+from ubot.logtext import printable
+from ubot.users import tokens
 
 ACCESS_LOGGER = "ubot.access"
 NO_QUERY_PATHS = frozenset({"/v1/stream"})
@@ -37,7 +43,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _BODILESS = frozenset({204, 304})
 _MAX_FIELD = 1024  # a header or a query string longer than this is cut in the log
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
-_NEEDS_ESCAPE = re.compile(r'["\\]|[^\x20-\x7e]')
+_SEPARATOR = re.compile(r"([&;])")  # kept in the split, to join back as it was
 
 
 class AccessLog:
@@ -82,21 +88,21 @@ class AccessLog:
 
 def request_target(req: falcon.Request) -> str:
     """The path (re-quoted: Falcon decodes it) and the query string, minus anything secret."""
-    path = quote(req.path, safe=_PATH_SAFE)
+    path = tokens.redact(quote(req.path, safe=_PATH_SAFE))
     query = req.query_string
     if not query or req.path.rstrip("/") in NO_QUERY_PATHS:
         return path
-    return f"{path}?{redact_query(query[:_MAX_FIELD])}"
+    return f"{path}?{tokens.redact(redact_query(query))[:_MAX_FIELD]}"
 
 
 def redact_query(query: str) -> str:
     parts = []
-    for part in query.split("&"):
+    for part in _SEPARATOR.split(query):
         name, sep, _ = part.partition("=")
         if sep and unquote_plus(name).strip().lower() in SECRET_PARAMS:
             part = f"{name}{sep}REDACTED"
         parts.append(part)
-    return "&".join(parts)
+    return "".join(parts)
 
 
 def body_size(req: falcon.Request, resp: falcon.Response) -> str:
@@ -118,20 +124,9 @@ def clf_time(epoch_s: float) -> str:
 
 def escape(text: str) -> str:
     """Apache's escaping of log fields: ``"`` and ``\\`` backslashed, control characters as ``\\xhh``."""
-    if not _NEEDS_ESCAPE.search(text):
-        return text  # the usual case, quickly
-    out = []
-    for char in text:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif not char.isprintable():  # control characters, line and paragraph separators
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    return printable(text, also='"')
 
 
 def _header(req: falcon.Request, name: str) -> str:
     value = req.get_header(name)
-    return "-" if value is None else escape(value[:_MAX_FIELD])
+    return "-" if value is None else escape(tokens.redact(value)[:_MAX_FIELD])

@@ -4,6 +4,7 @@ Query parameters (each refused with a 400 naming it):
 
 * ``since``: only alerts fired at or after this time (ISO-8601 UTC or epoch milliseconds);
 * ``strategy``: only this strategy's alerts (its id);
+* ``before``: only alerts older than this one (an id): the next page back, past the newest 500;
 * ``limit``: at most this many, 1..500 (default 50).
 
 Each item is ``alert_event(view)`` (:mod:`ubot.stream.events`): values, text, and each channel's
@@ -14,13 +15,12 @@ which have not happened when it is published).
 from __future__ import annotations
 
 import falcon
+import msgspec
 
+from ubot.http import shapes
+from ubot.http.api import operation
 from ubot.http.gateway import Gateway
-from ubot.http.params import id_param, limit_param, time_param
 from ubot.stream.events import alert_event
-
-MAX_ALERTS = 500
-DEFAULT_ALERTS = 50
 
 
 class AlertsResource:
@@ -29,10 +29,23 @@ class AlertsResource:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    @operation(
+        "Your alerts, newest first, with each channel's delivery status",
+        {
+            200: ("the alerts", shapes.Alerts),
+            503: "the Notifier did not answer in time, or alerts are not enabled",
+        },
+        query=shapes.AlertsQuery,
+        headers={200: {"Cache-Control": {"schema": {"type": "string"}}}},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        since = time_param(req, "since")
-        strategy = id_param(req, "strategy")
-        limit = limit_param(req, maximum=MAX_ALERTS, default=DEFAULT_ALERTS)
-        views = self.gateway.alerts(req.context.user_id, since, strategy, limit)
+        query = req.context.query
+        views = self.gateway.alerts(
+            req.context.user_id,
+            shapes.ms(query.since),
+            None if query.strategy is msgspec.UNSET else query.strategy,
+            query.limit,
+            before=None if query.before is msgspec.UNSET else query.before,
+        )
         resp.cache_control = ["no-store"]
         resp.media = {"alerts": [alert_event(view) for view in views]}

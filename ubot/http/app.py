@@ -2,54 +2,34 @@
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
 import falcon
+import msgspec
+import numpy as np
 
 from ubot.http import openapi
 from ubot.http.compress import Compression
-from ubot.http.gateway import Gateway, NotEnabled, Unavailable
+from ubot.http.errors import add_error_handlers
+from ubot.http.gateway import Gateway
+from ubot.http.metrics import RequestMetrics
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
 from ubot.http.protection import Protection
-from ubot.http.routes import Wiring, served
+from ubot.http.routes import ROUTES, Wiring, served, with_head
 from ubot.http.stream import DEFAULT_HEARTBEAT_S, DEFAULT_MAX_STREAMS
 from ubot.stream.hub import StreamHub
 
-log = logging.getLogger(__name__)
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
 
 
-def _unavailable(req: falcon.Request, resp: falcon.Response, exc: Unavailable, params: dict) -> None:
-    log.warning("%s %s: %s", req.method, req.path, exc)
-    raise falcon.HTTPServiceUnavailable(
-        title="Service busy", description="uBot did not answer in time; try again", retry_after=2
-    )
-
-
-def _not_enabled(req: falcon.Request, resp: falcon.Response, exc: NotEnabled, params: dict) -> None:
-    raise falcon.HTTPServiceUnavailable(title="Not enabled", description=str(exc))
-
-
-def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict) -> None:
-    if isinstance(exc, falcon.HTTPError):
-        raise exc
-    log.exception("%s %s failed", req.method, req.path)
-    raise falcon.HTTPInternalServerError(
-        title="Internal error", description="the error was logged; please report it"
-    )
-
-
-def _serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
-    """Always JSON (whatever the client accepts), always with a description."""
-    description = exc.description
-    if not description:  # Falcon's own 404 (no route) and 405 carry a title only
-        if isinstance(exc, falcon.HTTPMethodNotAllowed):
-            description = f"{req.path} does not accept {req.method}."
-        elif isinstance(exc, falcon.HTTPNotFound):
-            description = f"There is no resource at {req.path}."
-        else:
-            description = f"{exc.title}."
-    resp.content_type = falcon.MEDIA_JSON
-    resp.media = {"title": exc.title, "description": description, **getattr(exc, "members", {})}
+#: Answers are written by msgspec: shapes (Structs, dataclasses) as they are, NaN as null.
+JSON = falcon.media.JSONHandler(
+    dumps=msgspec.json.Encoder(enc_hook=_encodable).encode, loads=msgspec.json.decode
+)
 
 
 def create_app(
@@ -60,6 +40,7 @@ def create_app(
     max_streams: int = DEFAULT_MAX_STREAMS,
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     protection: Protection | None = None,
+    metrics: bool = True,
 ) -> falcon.App:
     """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``.
 
@@ -67,7 +48,8 @@ def create_app(
     most ``max_streams`` at once, a heartbeat every ``heartbeat_s`` seconds. The routes are those of
     ``ubot.http.routes.ROUTES``, described at ``GET /openapi.json``. ``protection``: request ids,
     client address, access log, CORS, security headers and rate limits (``ubot.http.protection``);
-    none when not given (tests of single resources).
+    none when not given (tests of single resources). ``metrics``: serve ``GET /metrics``
+    (``[http] metrics``); every request is counted and timed either way (``ubot/http/metrics.py``).
     """
     authenticate = gateway.authenticate if gateway.users is not None else None
     guard = protection or Protection([], [])
@@ -75,6 +57,7 @@ def create_app(
     # before any check; the per-client limit refuses floods before the body is read; the per-user
     # limit needs the user that Authentication found.
     middleware: list = [
+        RequestMetrics(ROUTES),  # first: it sees the final status (ubot/http/metrics.py)
         *guard.before_auth,
         Compression(),  # gzip (ubot/http/compress.py): compresses what the checks below let through
         BodyLimit(max_body_bytes),
@@ -84,12 +67,13 @@ def create_app(
     ]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
-    routes = served(accounts=gateway.users is not None)  # the one route table (ubot/http/routes.py)
+    app.req_options.keep_blank_qs_values = True  # ?start= is a malformed time, not no time
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = JSON
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = JSON
+    # The one route table (ubot/http/routes.py).
+    routes = served(accounts=gateway.users is not None, metrics=metrics)
     wiring = Wiring(gateway, authenticate, hub, max_streams, heartbeat_s, openapi.document(routes))
     for route in routes:
-        app.add_route(route.template, route.build(wiring))
-    app.add_error_handler(Exception, _unexpected)
-    app.add_error_handler(Unavailable, _unavailable)
-    app.add_error_handler(NotEnabled, _not_enabled)
-    app.set_error_serializer(_serialize_error)
+        app.add_route(route.template, with_head(route.build(wiring)))
+    add_error_handlers(app)
     return app

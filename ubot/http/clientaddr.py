@@ -4,7 +4,9 @@
 ``req.context.client_addr``; the rate limits and the access log read it with :func:`client_address`.
 
 Without ``[http] trusted_proxies`` the address is the TCP peer (``req.remote_addr``) and
-``X-Forwarded-For`` is ignored: anyone can write that header. With them, and only when the peer is
+``X-Forwarded-For`` is ignored: anyone can write that header. That is the default: no proxy is
+trusted, not even one on this machine (any local process could then pick a new address for each
+request and never meet a limit). With them, and only when the peer is
 one of them, the header is read from right to left (each proxy appends the address it received the
 request from) and the first address that is not a trusted proxy is the client. A malformed entry
 stops the walk at the last proxy trusted so far, so a forged header can never pick an arbitrary

@@ -1,17 +1,20 @@
 """The gateway's only way to the actors: ask them, with a timeout. Resources receive one of these.
 
-Every method sends one message and returns the answer; an actor that does not answer in time, or
-is gone, becomes :class:`Unavailable` (HTTP 503), never a hung request.
+Every method sends one message (or one proxy call) and returns the answer; an actor that does not
+answer in time, or is gone, becomes :class:`Unavailable` (HTTP 503), never a hung request. The
+UserManager is called through its typed proxy (:meth:`Gateway.ask_users`); the domain exceptions
+its calls raise (``ubot/users/errors.py``) come out of the future as they were raised.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
 
+from ubot.bus import BusUnavailable
 from ubot.health import ClockStats, PipelineStats
 from ubot.messages import (
     GetCandles,
@@ -24,6 +27,12 @@ from ubot.messages import (
     ResolveCoin,
 )
 from ubot.notify.messages import AlertView, GetAlerts
+from ubot.stream.latest import LatestSnapshot
+from ubot.timeutil import iso_from_ms
+from ubot.users.manager import UserManager
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Unavailable(Exception):
@@ -38,12 +47,13 @@ class Gateway:
     def __init__(
         self,
         *,
-        container: pykka.ActorRef,
+        container: pykka.ActorRef | None,
         history: pykka.ActorRef,
-        monitor: pykka.ActorRef,
-        clock: pykka.ActorRef,
+        monitor: pykka.ActorRef | None,
+        clock: pykka.ActorRef | None,
         users: pykka.ActorRef | None = None,
         notifier: pykka.ActorRef | None = None,
+        snapshots: LatestSnapshot | None = None,
         timeout: float = 5.0,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -53,8 +63,10 @@ class Gateway:
         self.clock = clock
         self.users = users
         self.notifier = notifier
+        self.snapshots = snapshots
         self.timeout = timeout
         self.now = now
+        self._users_proxy: Any = None
 
     def _ask(self, ref: pykka.ActorRef, message: Any) -> Any:
         try:
@@ -65,18 +77,30 @@ class Gateway:
             raise Unavailable(f"{type(message).__name__}: the service is stopping") from None
 
     def snapshot(self, symbols: tuple[str, ...] | None) -> tuple[bytes, str] | None:
-        return self._ask(self.container, GetSnapshot(symbols))
+        """The latest snapshot document (from the bus, when wired; else the Container's)."""
+        if self.snapshots is None:
+            assert self.container is not None
+            return self._ask(self.container, GetSnapshot(symbols))
+        try:
+            return self.snapshots.get(symbols)
+        except BusUnavailable as exc:
+            raise Unavailable(f"the latest snapshot: {exc}") from None
 
     def resolve(self, key: str) -> tuple[int, str] | None:
         """A coin of the latest snapshot first (best rank per symbol), else one from history."""
-        return self._ask(self.container, ResolveCoin(key)) or self._ask(self.history, ResolveCoin(key))
+        if self.container is not None:
+            found = self._ask(self.container, ResolveCoin(key))
+            if found is not None:
+                return found
+        return self._ask(self.history, ResolveCoin(key))
 
     def candles(
         self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[tuple[int, float, float, float, float]]:
         """Closed candles from the database, with the still-open one from memory appended."""
         rows = self._ask(self.history, GetCandles(coin_id, timeframe, start_ms, end_ms, limit))
-        current = self._ask(self.container, GetOpenCandle(coin_id, timeframe))
+        # The open candle: the Container's (role all), else read from the database (a gateway).
+        current = self._ask(self.container or self.history, GetOpenCandle(coin_id, timeframe))
         if current is not None and _within(current[0], start_ms, end_ms):
             rows = [row for row in rows if row[0] != current[0]]
             rows.append(current)
@@ -89,33 +113,71 @@ class Gateway:
     def global_metrics(self, start_ms: int | None, end_ms: int | None, limit: int) -> list:
         return self._ask(self.history, GetGlobal(start_ms, end_ms, limit))
 
-    def users_ask(self, message: Any) -> Any:
-        """One message to the UserManager; its reply (a value or a ``Rejected``)."""
+    def ask_users(
+        self, method: Callable[Concatenate[UserManager, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Call ``method`` (a method of :class:`~ubot.users.manager.UserManager`, e.g.
+        ``UserManager.register``) in the UserManager actor; its value, or the domain exception it
+        raised."""
         if self.users is None:
             raise NotEnabled("Accounts are not enabled in this process.")
-        return self._ask(self.users, message)
+        name = method.__name__
+        try:
+            if self._users_proxy is None:
+                self._users_proxy = self.users.proxy()
+            future = getattr(self._users_proxy.manager, name)(*args, **kwargs)
+            return future.get(timeout=self.timeout)
+        except pykka.Timeout:
+            raise Unavailable(f"UserManager.{name}: no answer within {self.timeout:g} s") from None
+        except pykka.ActorDeadError:
+            raise Unavailable(f"UserManager.{name}: the service is stopping") from None
 
     def authenticate(self, token: str) -> int | None:
         """The user id of a live session token, or None."""
-        from ubot.users.messages import Authenticate
-
-        return self.users_ask(Authenticate(token))
+        return self.ask_users(UserManager.authenticate, token)
 
     def alerts(
-        self, user_id: int, since_ms: int | None, strategy_id: int | None, limit: int
+        self,
+        user_id: int,
+        since_ms: int | None,
+        strategy_id: int | None,
+        limit: int,
+        before: int | None = None,
     ) -> tuple[AlertView, ...]:
         """The user's alerts, newest first (the Notifier answers for this user's alerts only)."""
         if self.notifier is None:
             raise NotEnabled("Alerts are not enabled in this process.")
-        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit))
+        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit, before))
 
     def health(self) -> tuple[int, dict[str, Any]]:
+        if self.monitor is None:  # a gateway role: its bus and the latest document
+            return self._gateway_health()
         stats: PipelineStats = self._ask(self.monitor, GetHealth())
         try:
-            clock: ClockStats | None = self._ask(self.clock, GetClockStats())
+            clock: ClockStats | None = self._ask(self.clock, GetClockStats()) if self.clock else None
         except Unavailable:
             clock = None
-        return stats.health(self.now(), clock)
+        current, doc = stats.health(self.now(), clock)
+        return (200 if current else 503), doc
+
+    def _gateway_health(self) -> tuple[int, dict[str, Any]]:
+        """``--role gateway``: ``degraded`` (503) while the bus is unreachable, ``starting`` (503)
+        before the engine's first document, else ``ok``; the engine's own figures are its log's."""
+        if self.snapshots is None:
+            raise NotEnabled("Health is not enabled in this process.")
+        try:
+            latest = self.snapshots.document()
+        except BusUnavailable:
+            latest = None
+        bus = self.snapshots.bus.health()
+        status = "degraded" if not bus.connected else "starting" if latest is None else "ok"
+        doc: dict[str, Any] = {
+            "status": status,
+            "role": "gateway",
+            "bus": {"kind": bus.kind, "connected": bus.connected, "error": bus.error},
+            "last_snapshot_at": iso_from_ms(latest.snapshot_ms) if latest is not None else None,
+        }
+        return (200 if doc["status"] == "ok" else 503), doc
 
 
 def _within(value: int, start_ms: int | None, end_ms: int | None) -> bool:

@@ -11,28 +11,16 @@
   ``token_param`` that carries the token when there is no ``Authorization`` header (for browsers'
   ``EventSource``, which cannot send headers); such a route must never log its query string. With
   ``authenticate=None`` (accounts not enabled) a request that needs it gets 503.
-* :func:`validated`: a responder decorator checking the JSON body against a JSON schema (400
-  naming the failing field).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import falcon
-from jsonschema import Draft202012Validator
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class HTTPFieldError(falcon.HTTPError):
-    """An HTTP error whose JSON body carries extra members (``field``, ``column``...)."""
-
-    def __init__(self, status: str, title: str, description: str, **members: Any) -> None:
-        super().__init__(status, title=title, description=description)
-        self.members = {k: v for k, v in members.items() if v is not None}
 
 
 class BodyLimit:
@@ -106,50 +94,3 @@ def _unauthorized(description: str) -> falcon.HTTPUnauthorized:
     return falcon.HTTPUnauthorized(
         title="Authentication required", description=description, challenges=["Bearer"]
     )
-
-
-def validated(schema: Mapping[str, Any]) -> Callable:
-    """Decorate ``on_post``/``on_put``/``on_patch``: the parsed body is checked against ``schema``
-    and handed to the responder as ``req.context.body``."""
-    Draft202012Validator.check_schema(schema)
-    validator = Draft202012Validator(schema)
-
-    def decorate(responder: Callable) -> Callable:
-        @functools.wraps(responder)
-        def wrapper(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> Any:
-            body = req.get_media(default_when_empty=None)
-            if body is None:
-                raise HTTPFieldError(falcon.HTTP_400, "Missing body", "This request needs a JSON body.")
-            error = next(iter(sorted(validator.iter_errors(body), key=lambda e: list(e.path))), None)
-            if error is not None:
-                field = ".".join(str(part) for part in error.path) or None
-                where = f"{field}: " if field else ""
-                raise HTTPFieldError(
-                    falcon.HTTP_400, "Invalid request body", f"{where}{_message(error)}", field=field
-                )
-            req.context.body = body
-            return responder(self, req, resp, **params)
-
-        return wrapper
-
-    return decorate
-
-
-def _message(error: Any) -> str:
-    """A readable reason that never echoes the (possibly huge) submitted value back."""
-    expected = error.validator_value
-    messages = {
-        "type": lambda: f"must be of type {expected if isinstance(expected, str) else ' or '.join(expected)}",
-        "maxLength": lambda: f"must be at most {expected} characters",
-        "minLength": lambda: f"must be at least {expected} characters",
-        "maxItems": lambda: f"must have at most {expected} items",
-        "minItems": lambda: f"must have at least {expected} items",
-        "pattern": lambda: "does not have the expected format",
-        "enum": lambda: "must be one of " + ", ".join(map(str, expected)),
-        "minimum": lambda: f"must be >= {expected}",
-        "maximum": lambda: f"must be <= {expected}",
-        "format": lambda: f"is not a valid {expected}",
-        "uniqueItems": lambda: "must not repeat items",
-    }
-    render = messages.get(error.validator)
-    return render() if render else error.message[:200]

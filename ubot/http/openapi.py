@@ -1,722 +1,251 @@
-"""The OpenAPI 3.1 document served at ``GET /openapi.json``.
+"""The OpenAPI 3.1 document served at ``GET /openapi.json``, generated.
 
-:func:`document` builds it from the routes an app serves (:data:`ubot.http.routes.ROUTES`): every
-path and method of the table must have an entry in :data:`OPERATIONS`, and every entry must belong
-to a route of the table, or building it raises (so ``create_app`` fails, and every test with it).
-Request bodies are the JSON schemas the gateway validates with (:mod:`ubot.http.users`); the lists
-of fields, timeframes, channels and frequencies come from the modules that define them.
+Paths and methods come from the route table (:data:`ubot.http.routes.ROUTES`); each responder's
+query, body and answers from its :func:`~ubot.http.api.operation` declaration; every schema from the
+shapes the gateway decodes and answers with (``ubot/users/shapes.py``, ``ubot/http/shapes.py``),
+through ``msgspec.json.schema_components``. So the document cannot say other than the server does.
+What every operation shares is added here: the answers of a kind of operation (:data:`_SHARED`),
+the refusals of the HTTP server itself (:data:`_SERVER`: gunicorn answers them before the app, in
+the same error shape, ``ubot/http/server.py``), and the headers of the gzip middleware
+(``ubot/http/compress.py``) on every JSON answer.
+A responder without a declaration stops the document (``create_app`` fails, and every test with it).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
-from ubot.http import users
-from ubot.http.alerts import DEFAULT_ALERTS, MAX_ALERTS
-from ubot.http.params import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
+import msgspec
+
+from ubot.http import shapes
+from ubot.http.api import MAX_JSON_DEPTH, Operation
+from ubot.http.compress import MIN_BYTES
 from ubot.http.ratelimit import EXEMPT_PATHS
 from ubot.http.routes import ROUTES, Route
+from ubot.http.server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIMIT_REQUEST_LINE
 from ubot.http.stream import MEDIA_EVENT_STREAM
-from ubot.market.candles import TIMEFRAMES
-from ubot.market.snapshot import GLOBAL_FIELDS, INT_FIELDS, NUMERIC_FIELDS
-from ubot.users.validation import CHANNELS, FREQUENCIES, SETTINGS_FIELDS
 
 JSON = "application/json"
 VERSION = "1"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-_TIME = {"type": "string", "description": "ISO-8601 UTC, e.g. 2024-10-16T00:00:00.000Z"}
-_NULLABLE_TIME = {"type": ["string", "null"], "description": _TIME["description"]}
-_NUMBER = {"type": ["number", "null"]}
-_INTEGER = {"type": ["integer", "null"]}
-
-
-def _object(
-    properties: dict[str, Any], *, required: Iterable[str] | None = None, closed: bool = True
-) -> dict:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "required": list(properties if required is None else required),
-        "properties": properties,
-    }
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
-
-
-_QUOTE_NUMBERS = {name: _INTEGER if name in INT_FIELDS else _NUMBER for name in NUMERIC_FIELDS}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "description": "Every error: a title, a description, and for a request field at fault its name "
-        "(``field``) and, in a condition, the 1-based ``column``.",
-        **_object(
-            {
-                "title": {"type": "string"},
-                "description": {"type": "string"},
-                "field": {"type": "string"},
-                "column": {"type": "integer", "minimum": 1},
-            },
-            required=("title", "description"),
-        ),
-    },
-    "Health": _object(
-        {
-            "status": {"enum": ["ok", "degraded", "starting"]},
-            "source": {"type": "string"},
-            "ticks": {"type": "integer", "minimum": 0},
-            "ticks_ok": {"type": "integer", "minimum": 0},
-            "ticks_skipped": {"type": "integer", "minimum": 0},
-            "last_snapshot_at": _NULLABLE_TIME,
-            "clock": {
-                "oneOf": [
-                    {"type": "null"},
-                    _object(
-                        {
-                            "interval_s": {"type": "number"},
-                            "ticking": {"type": "boolean"},
-                            "lateness_ms_p50": _NUMBER,
-                            "lateness_ms_p99": _NUMBER,
-                            "lateness_ms_max": _NUMBER,
-                            "missed_ticks": {"type": "integer"},
-                        }
-                    ),
-                ]
-            },
-            "last_tick_ms": {"type": "object", "additionalProperties": {"type": "number"}},
-            "source_status": {"type": "object", "description": "the market source's own status"},
-            "scanner": {"type": "object", "description": "the Scanner's figures"},
-            "reason": {"type": "string"},
-            "source_exhausted": {"type": "boolean"},
-        },
-        required=("status", "source", "ticks", "last_snapshot_at", "clock", "last_tick_ms"),
-    ),
-    "Snapshot": _object(
-        {
-            "timestamp": _TIME,
-            "convert": {"type": "string"},
-            "global": {
-                "oneOf": [
-                    {"type": "null"},
-                    _object({**{name: _NUMBER for name in GLOBAL_FIELDS}, "last_updated": _TIME}),
-                ]
-            },
-            "coins": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "id": {"type": "integer"},
-                        "symbol": {"type": "string"},
-                        "name": {"type": "string"},
-                        "slug": {"type": "string"},
-                        **_QUOTE_NUMBERS,
-                        "last_updated": _TIME,
-                    }
-                ),
-            },
-            "unknown_symbols": {"type": "array", "items": {"type": "string"}},
-        },
-        required=("timestamp", "convert", "global", "coins"),
-    ),
-    "Candles": _object(
-        {
-            "id": {"type": "integer"},
-            "symbol": {"type": "string"},
-            "timeframe": {"enum": list(TIMEFRAMES)},
-            "candles": {
-                "type": "array",
-                "items": _object(
-                    {"open_time": _TIME, "open": _NUMBER, "high": _NUMBER, "low": _NUMBER, "close": _NUMBER}
-                ),
-            },
-        }
-    ),
-    "Quotes": _object(
-        {
-            "id": {"type": "integer"},
-            "symbol": {"type": "string"},
-            "quotes": {"type": "array", "items": _object({"timestamp": _TIME, **_QUOTE_NUMBERS})},
-        }
-    ),
-    "GlobalHistory": _object(
-        {
-            "global": {
-                "type": "array",
-                "items": _object({"timestamp": _TIME, **{name: _NUMBER for name in GLOBAL_FIELDS}}),
-            }
-        }
-    ),
-    "User": _object(
-        {
-            "id": {"type": "integer"},
-            "username": {"type": "string"},
-            "email": {"type": "string"},
-            "created_at": _TIME,
-        }
-    ),
-    "Session": _object({"token": {"type": "string"}, "expires_at": _TIME}),
-    "Settings": _object(
-        {name: {"type": ["string", "null"]} for name in SETTINGS_FIELDS},
-    ),
-    "Strategy": _object(
-        {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "condition": {"type": "string"},
-            "indicators": {"type": "array", "items": {"type": "string"}, "readOnly": True},
-            "timeframe": {"enum": list(TIMEFRAMES)},
-            "symbols": {"type": ["array", "null"], "items": {"type": "string"}},
-            "top_n": _INTEGER,
-            "channels": {"type": "array", "items": {"enum": list(CHANNELS)}},
-            "frequency": {"enum": list(FREQUENCIES)},
-            "cooldown_s": {"type": "integer"},
-            "expires_at": _NULLABLE_TIME,
-            "enabled": {"type": "boolean"},
-            "created_at": _TIME,
-            "updated_at": _TIME,
-            "last_error": {"type": ["string", "null"]},
-            "last_error_at": _NULLABLE_TIME,
-        }
-    ),
-    "Strategies": _object({"strategies": {"type": "array", "items": _ref("Strategy")}}),
-    "ConditionInfo": _object(
-        {
-            "valid": {"const": True},
-            "indicators": {"type": "array", "items": {"type": "string"}},
-            "fields": {"type": "array", "items": {"type": "string"}},
-        }
-    ),
-    "Alert": _object(
-        {
-            "id": {"type": "integer"},
-            "strategy_id": {"type": ["integer", "null"], "description": "null once the strategy is deleted"},
-            "strategy_name": {"type": "string"},
-            "coin_id": {"type": "integer"},
-            "symbol": {"type": "string"},
-            "timeframe": {"enum": list(TIMEFRAMES)},
-            "fired_at": _TIME,
-            "values": {"type": "object", "additionalProperties": _NUMBER},
-            "text": {"type": "string"},
-            "deliveries": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "channel": {"type": "string"},
-                        "status": {"enum": ["pending", "held", "sent", "failed"]},
-                        "attempts": {"type": "integer", "minimum": 0},
-                        "detail": {"type": ["string", "null"]},
-                        "sent_at": _NULLABLE_TIME,
-                    }
-                ),
-            },
-        }
-    ),
-    "Alerts": _object({"alerts": {"type": "array", "items": _ref("Alert")}}),
-    # The request bodies: the very schemas the gateway validates with.
-    "Register": users.REGISTER,
-    "Login": users.LOGIN,
-    "PasswordChange": users.PASSWORD_CHANGE,
-    "SettingsUpdate": users.SETTINGS,
-    "StrategyInput": users.STRATEGY,
-    "StrategyPatch": users.STRATEGY_PATCH,
-    "Condition": users.CONDITION,
-}
+REF = "#/components/schemas/{name}"
 
 _RETRY_AFTER = {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}
-_CACHE_CONTROL = {"schema": {"type": "string"}}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {JSON: {"schema": schema}}
-
-
-def _error(description: str, **headers: Any) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": _json(_ref("Error"))}
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-RESPONSES: dict[str, Any] = {
-    "BadRequest": _error("a query parameter or the body is malformed (``field`` names it)"),
-    "Unauthorized": _error(
-        "no bearer token, or one that is unknown, expired or revoked",
-        **{"WWW-Authenticate": {"schema": {"type": "string"}}},
-    ),
-    "NotFound": _error("no such resource"),
-    "Conflict": _error("the request conflicts with what exists (a name taken, a limit reached)"),
-    "LengthRequired": _error("a body was sent without Content-Length"),
-    "ContentTooLarge": _error("the body is larger than ``[http] max_body_bytes``"),
-    "UnsupportedMediaType": _error("the body is not application/json"),
-    "Unprocessable": _error("a value is not allowed (``field`` names it; ``column`` for conditions)"),
-    "TooManyAttempts": _error(
-        "too many failed logins, or over the rate limit", **{"Retry-After": _RETRY_AFTER}
-    ),
-    "TooManyRequests": _error(
-        "over the rate limit (``[limits]``: per client address, per user, and for sign-up and login)",
-        **{"Retry-After": _RETRY_AFTER},
-    ),
-    "Unavailable": _error(
-        "uBot did not answer in time (with Retry-After), or the feature is not enabled in this process",
-        **{"Retry-After": _RETRY_AFTER},
-    ),
+#: Answers every operation of a kind shares.
+_SHARED = {
+    "query": {400: "a query parameter is unknown, repeated or malformed (``field`` names it)"},
+    "body": {
+        400: (
+            "the body or a query parameter is malformed (``field`` names it), or the body nests arrays "
+            f"and objects more than {MAX_JSON_DEPTH} levels deep"
+        ),
+        411: "a body was sent without Content-Length",
+        413: "the body is larger than ``[http] max_body_bytes``",
+        415: "the body is not application/json",
+    },
+    "private": {401: "no bearer token, or one that is unknown, expired or revoked"},
+    "limited": {
+        429: "over the rate limit (``[limits]``: per client address, per user, and for sign-up and login)"
+    },
+}
+#: Refusals of the HTTP server, before uBot reads the request (any operation can get them; a 400 for
+#: a request that is not valid HTTP comes without ``field``).
+_SERVER = {
+    414: f"the request line (method, path and query) is longer than {LIMIT_REQUEST_LINE} bytes (the HTTP "
+    "server's own refusal)",
+    431: f"more than {LIMIT_REQUEST_FIELDS} header fields, or one longer than {LIMIT_REQUEST_FIELD_SIZE} "
+    "bytes (the HTTP server's own refusal)",
+}
+#: The gzip middleware's headers, declared once in ``components/headers``: ``Vary`` on every JSON
+#: answer and every 304, ``Content-Encoding`` on a JSON 2xx.
+_GZIP_HEADERS = {
+    "Vary": {
+        "description": "Accept-Encoding (and Origin when [http] cors_origins is a list): the answer "
+        "depends on them",
+        "schema": {"type": "string"},
+    },
+    "Content-Encoding": {
+        "description": f"gzip when Accept-Encoding allows it and the JSON body has at least {MIN_BYTES} bytes",
+        "schema": {"type": "string", "enum": ["gzip"]},
+    },
+}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    429: {"Retry-After": _RETRY_AFTER},
+    503: {"Retry-After": _RETRY_AFTER},
 }
 
 
-def _use(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/responses/{name}"}
+def operation_of(route: Route, method: str) -> Operation:
+    """The declaration of ``route``'s responder for ``method`` (HEAD: the GET one's)."""
+    name = "get" if method == "HEAD" and not _own_head(route) else method.lower()
+    declared = getattr(getattr(route.resource, f"on_{name}", None), "operation", None)
+    if declared is None:
+        raise LookupError(f"{method} {route.path}: the responder has no @operation declaration")
+    return declared
 
 
-def _ok(description: str, schema: dict[str, Any], **headers: Any) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": _json(schema)}
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
-
-
-_TIME_PARAM = {
-    "anyOf": [
-        {"type": "string", "format": "date-time"},
-        {"type": "string", "pattern": "^[0-9]{1,15}$", "description": "epoch milliseconds"},
-    ]
-}
-_RANGE = [
-    _query("start", _TIME_PARAM, "from this time on (ISO-8601 UTC or epoch milliseconds)"),
-    _query("end", _TIME_PARAM, "up to this time (not before start)"),
-]
-
-
-def _limit(maximum: int, default: int) -> dict[str, Any]:
-    return _query(
-        "limit",
-        {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
-        "at most this many",
-    )
-
-
-_COIN_KEY = {
-    "name": "key",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "minLength": 1},
-    "description": "a symbol (the best-ranked coin with it) or a numeric CoinMarketCap id",
-}
-_STRATEGY_ID = {
-    "name": "strategy_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-}
-_PRIVATE = [{"bearerAuth": []}]
-_BODY_ERRORS = {
-    "400": _use("BadRequest"),
-    "411": _use("LengthRequired"),
-    "413": _use("ContentTooLarge"),
-    "415": _use("UnsupportedMediaType"),
-}
-
-
-def _body(schema: str, example: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {JSON: {"schema": _ref(schema), "example": example}}}
-
-
-_STRATEGY_EXAMPLE = {
-    "name": "BTC breakout",
-    "condition": "price > 67400 and rsi(14) < 70",
-    "timeframe": "1h",
-    "symbols": ["BTC"],
-    "channels": [],
-    "frequency": "once_per_crossing",
-    "cooldown_s": 3600,
-}
-
-
-def _private(operation: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **operation,
-        "security": _PRIVATE,
-        "responses": {"401": _use("Unauthorized"), **operation["responses"]},
-    }
-
-
-_STRATEGY_WRITE = {
-    "200": _ok("the strategy as saved", _ref("Strategy")),
-    **_BODY_ERRORS,
-    "404": _use("NotFound"),
-    "409": _use("Conflict"),
-    "422": _use("Unprocessable"),
-}
-
-#: ``{path: {method: operation}}``: one entry per route and responder of :data:`ROUTES`.
-OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "/openapi.json": {
-        "get": {
-            "summary": "This document",
-            "responses": {"200": _ok("the OpenAPI 3.1 document", {"type": "object"})},
-        }
-    },
-    "/health": {
-        "get": {
-            "summary": "Pipeline health",
-            "responses": {
-                "200": _ok("ticking", _ref("Health")),
-                "503": {
-                    "description": "no snapshot yet, or no tick finished for 3 intervals (the health "
-                    "document); or the Monitor did not answer (an error)",
-                    "content": _json({"anyOf": [_ref("Health"), _ref("Error")]}),
-                },
-            },
-        }
-    },
-    "/v1/snapshot": {
-        "get": {
-            "summary": "The latest snapshot",
-            "parameters": [
-                _query(
-                    "symbols", {"type": "string"}, "only these coins: a comma-separated list, at most 1,000"
-                ),
-                {
-                    "name": "If-None-Match",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "an ETag of an earlier answer: 304 if it is still current",
-                },
-            ],
-            "responses": {
-                "200": _ok(
-                    "the snapshot",
-                    _ref("Snapshot"),
-                    ETag={"required": True, "schema": {"type": "string"}},
-                    **{"Cache-Control": _CACHE_CONTROL},
-                ),
-                "304": {
-                    "description": "not modified (If-None-Match matched)",
-                    "headers": {"ETag": {"required": True, "schema": {"type": "string"}}},
-                },
-                "400": _use("BadRequest"),
-                "503": _use("Unavailable"),
-            },
-        }
-    },
-    "/v1/coins/{key}/candles": {
-        "get": {
-            "summary": "OHLC candles of one coin, ascending, the open one last",
-            "parameters": [
-                _COIN_KEY,
-                _query("timeframe", {"enum": list(TIMEFRAMES), "default": "1h"}, "the candle size"),
-                *_RANGE,
-                _limit(MAX_LIMIT, DEFAULT_LIMIT),
-            ],
-            "responses": {
-                "200": _ok("the candles", _ref("Candles")),
-                "400": _use("BadRequest"),
-                "404": _use("NotFound"),
-                "503": _use("Unavailable"),
-            },
-        }
-    },
-    "/v1/coins/{key}/quotes": {
-        "get": {
-            "summary": "Raw quote history of one coin, ascending",
-            "parameters": [_COIN_KEY, *_RANGE, _limit(MAX_LIMIT, DEFAULT_LIMIT)],
-            "responses": {
-                "200": _ok("the quotes", _ref("Quotes")),
-                "400": _use("BadRequest"),
-                "404": _use("NotFound"),
-                "503": _use("Unavailable"),
-            },
-        }
-    },
-    "/v1/global": {
-        "get": {
-            "summary": "Raw global-metrics history, ascending",
-            "parameters": [*_RANGE, _limit(MAX_LIMIT, DEFAULT_LIMIT)],
-            "responses": {
-                "200": _ok("the global metrics", _ref("GlobalHistory")),
-                "400": _use("BadRequest"),
-                "503": _use("Unavailable"),
-            },
-        }
-    },
-    "/v1/me/alerts": {
-        "get": _private(
-            {
-                "summary": "Your alerts, newest first, with each channel's delivery status",
-                "parameters": [
-                    _query("since", _TIME_PARAM, "only alerts fired at or after this time"),
-                    _query(
-                        "strategy", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "one strategy's"
-                    ),
-                    _limit(MAX_ALERTS, DEFAULT_ALERTS),
-                ],
-                "responses": {
-                    "200": _ok("the alerts", _ref("Alerts"), **{"Cache-Control": _CACHE_CONTROL}),
-                    "400": _use("BadRequest"),
-                    "503": _use("Unavailable"),
-                },
-            }
-        )
-    },
-    "/v1/stream": {
-        "get": {
-            "summary": "Live events (Server-Sent Events): snapshot events, and your alert events",
-            "description": "An endless response: ``snapshot`` events for everyone, ``alert`` events for "
-            "an authenticated client (Authorization: Bearer, or ?access_token= for EventSource), "
-            "``: heartbeat`` comments, ``event: reset`` when a resumed id is too old.",
-            "security": [{}, {"bearerAuth": []}, {"accessToken": []}],
-            "parameters": [
-                {
-                    "name": "Last-Event-ID",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "resume after this event (an unknown id starts with a reset)",
-                },
-                _query("last_event_id", {"type": "string", "pattern": "^[0-9]{1,19}$"}, "as Last-Event-ID"),
-            ],
-            "responses": {
-                "200": {
-                    "description": "the event stream",
-                    "content": {MEDIA_EVENT_STREAM: {"schema": {"type": "string"}}},
-                },
-                "400": _use("BadRequest"),
-                "401": _use("Unauthorized"),
-                "503": _use("Unavailable"),
-            },
-        }
-    },
-    "/v1/users": {
-        "post": {
-            "summary": "Create an account",
-            "requestBody": _body(
-                "Register",
-                {"username": "ada", "email": "ada@example.com", "password": "correct horse battery staple"},
-            ),
-            "responses": {
-                "201": _ok("the account", _ref("User")),
-                **_BODY_ERRORS,
-                "409": _use("Conflict"),
-                "422": _use("Unprocessable"),
-                "503": _use("Unavailable"),
-            },
-        }
-    },
-    "/v1/sessions": {
-        "post": {
-            "summary": "Log in: a bearer token valid for 30 days",
-            "requestBody": _body("Login", {"username": "ada", "password": "correct horse battery staple"}),
-            "responses": {
-                "201": _ok("the token", _ref("Session"), **{"Cache-Control": _CACHE_CONTROL}),
-                **_BODY_ERRORS,
-                "401": _error("wrong username or password"),
-                "429": _use("TooManyAttempts"),
-                "503": _use("Unavailable"),
-            },
-        }
-    },
-    "/v1/sessions/current": {
-        "delete": _private(
-            {
-                "summary": "Log out: revoke the token sent",
-                "responses": {"204": {"description": "revoked"}, "503": _use("Unavailable")},
-            }
-        )
-    },
-    "/v1/me/sessions": {
-        "delete": _private(
-            {
-                "summary": "Log out everywhere: revoke every token of the user",
-                "responses": {
-                    "200": _ok(
-                        "how many were revoked", _object({"revoked": {"type": "integer", "minimum": 0}})
-                    ),
-                    "503": _use("Unavailable"),
-                },
-            }
-        )
-    },
-    "/v1/me/password": {
-        "put": _private(
-            {
-                "summary": "Change the password; every session is revoked",
-                "requestBody": _body(
-                    "PasswordChange",
-                    {
-                        "old_password": "correct horse battery staple",
-                        "new_password": "a new and longer passphrase",
-                    },
-                ),
-                "responses": {
-                    "204": {"description": "changed"},
-                    **_BODY_ERRORS,
-                    "403": _error("old_password is not the current password"),
-                    "422": _use("Unprocessable"),
-                    "429": _use("TooManyAttempts"),
-                    "503": _use("Unavailable"),
-                },
-            }
-        )
-    },
-    "/v1/me/settings": {
-        "get": _private(
-            {
-                "summary": "Your settings",
-                "responses": {"200": _ok("the settings", _ref("Settings")), "503": _use("Unavailable")},
-            }
-        ),
-        "put": _private(
-            {
-                "summary": "Replace your settings (members left out are cleared)",
-                "requestBody": _body(
-                    "SettingsUpdate",
-                    {
-                        "webhook_url": "https://example.com/hook",
-                        "webhook_secret": "s3cret-s3cret-s3cret",
-                        "quiet_hours": "22:00-07:00",
-                        "timezone": "Europe/Paris",
-                    },
-                ),
-                "responses": {
-                    "200": _ok("the settings as saved", _ref("Settings")),
-                    **_BODY_ERRORS,
-                    "409": _use("Conflict"),
-                    "422": _use("Unprocessable"),
-                    "503": _use("Unavailable"),
-                },
-            }
-        ),
-    },
-    "/v1/me/strategies": {
-        "get": _private(
-            {
-                "summary": "Your strategies",
-                "responses": {"200": _ok("the strategies", _ref("Strategies")), "503": _use("Unavailable")},
-            }
-        ),
-        "post": _private(
-            {
-                "summary": "Create a strategy",
-                "requestBody": _body("StrategyInput", _STRATEGY_EXAMPLE),
-                "responses": {
-                    "201": _ok(
-                        "the strategy",
-                        _ref("Strategy"),
-                        Location={"required": True, "schema": {"type": "string"}},
-                    ),
-                    **_BODY_ERRORS,
-                    "409": _use("Conflict"),
-                    "422": _use("Unprocessable"),
-                    "503": _use("Unavailable"),
-                },
-            }
-        ),
-    },
-    "/v1/me/strategies/{strategy_id}": {
-        "get": _private(
-            {
-                "summary": "One of your strategies",
-                "parameters": [_STRATEGY_ID],
-                "responses": {
-                    "200": _ok("the strategy", _ref("Strategy")),
-                    "404": _use("NotFound"),
-                    "503": _use("Unavailable"),
-                },
-            }
-        ),
-        "put": _private(
-            {
-                "summary": "Replace a strategy",
-                "parameters": [_STRATEGY_ID],
-                "requestBody": _body("StrategyInput", _STRATEGY_EXAMPLE),
-                "responses": {**_STRATEGY_WRITE, "503": _use("Unavailable")},
-            }
-        ),
-        "patch": _private(
-            {
-                "summary": "Change some members of a strategy",
-                "parameters": [_STRATEGY_ID],
-                "requestBody": _body("StrategyPatch", {"enabled": False}),
-                "responses": {**_STRATEGY_WRITE, "503": _use("Unavailable")},
-            }
-        ),
-        "delete": _private(
-            {
-                "summary": "Delete a strategy",
-                "parameters": [_STRATEGY_ID],
-                "responses": {
-                    "204": {"description": "deleted"},
-                    "404": _use("NotFound"),
-                    "503": _use("Unavailable"),
-                },
-            }
-        ),
-    },
-    "/v1/conditions/validate": {
-        "post": {
-            "summary": "Check a condition without saving anything",
-            "requestBody": _body("Condition", {"condition": "rsi(14) < 30 and price > sma(50)"}),
-            "responses": {
-                "200": _ok(
-                    "valid: the indicators it computes and the fields it reads", _ref("ConditionInfo")
-                ),
-                **_BODY_ERRORS,
-                "422": _use("Unprocessable"),
-                "503": _use("Unavailable"),
-            },
-        }
-    },
-}
+def _own_head(route: Route) -> bool:
+    return getattr(getattr(route.resource, "on_head", None), "operation", None) is not None
 
 
 def check(routes: Iterable[Route] = ROUTES) -> None:
-    """Raise ``LookupError`` unless :data:`OPERATIONS` describes exactly ``routes``' paths and methods."""
-    served = {(route.path, method.lower()) for route in routes for method in route.methods}
-    described = {(path, method) for path, methods in OPERATIONS.items() for method in methods}
-    missing, extra = sorted(served - described), sorted(described - served)
-    if missing or extra:
-        raise LookupError(
-            f"OpenAPI operations out of step with the routes: undescribed {missing}, not served {extra}"
-        )
+    """Raise ``LookupError`` unless every responder of ``routes`` is declared."""
+    for route in routes:
+        for method in route.methods:
+            operation_of(route, method)
 
 
-def _limited(path: str, operation: dict[str, Any]) -> dict[str, Any]:
-    """``operation`` with the rate limit's 429, on every route the limits apply to."""
-    if path in EXEMPT_PATHS or "429" in operation["responses"]:
-        return operation
-    return {**operation, "responses": {**operation["responses"], "429": _use("TooManyRequests")}}
+class _Schemas:
+    """Each shape's schema, as a reference into one ``components/schemas``."""
+
+    def __init__(self, types: list[Any]) -> None:
+        unique = list(dict.fromkeys(types))
+        refs, self.components = msgspec.json.schema_components(unique, ref_template=REF)
+        self.of = dict(zip(unique, refs, strict=True))
+        self.unused: set[str] = set()
+
+    def query(self, shape: type) -> list[dict[str, Any]]:
+        """The query parameters of a query shape (its members, each optional); the shape itself is
+        no component of the document."""
+        component = self.components[shape.__name__]
+        self.unused.add(shape.__name__)
+        return [
+            {
+                "name": name,
+                "in": "query",
+                "required": name in component.get("required", ()),
+                "schema": {k: v for k, v in schema.items() if k not in ("description", "title")},
+                **({"description": schema["description"]} if "description" in schema else {}),
+            }
+            for name, schema in component["properties"].items()
+        ]
+
+
+def _shapes_of(operations: Iterable[Operation]) -> list[Any]:
+    found: list[Any] = [shapes.Error, *shapes.EVENTS.values()]
+    for op in operations:
+        found.append(op.query)
+        if op.body is not None:
+            found.append(op.body)
+        for answer in op.answers.values():
+            if isinstance(answer, tuple) and isinstance(answer[1], tuple):
+                found.extend(answer[1])  # one of these
+            elif isinstance(answer, tuple) and answer[1] is not None and not isinstance(answer[1], str):
+                found.append(answer[1])
+    return found
+
+
+def _path_parameters(route: Route, declared: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    given = {p["name"]: p for p in declared if p["in"] == "path"}
+    out = []
+    for name, converter in re.findall(r"\{(\w+)(?::([^}]*))?\}", route.template):
+        if name in given:
+            out.append(given[name])
+            continue
+        schema: dict[str, Any] = {"type": "string"}
+        bounds = re.fullmatch(r"int\(min=(\d+), max=(\d+)\)", converter or "")
+        if bounds:
+            schema = {"type": "integer", "minimum": int(bounds[1]), "maximum": int(bounds[2])}
+        out.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return out
+
+
+def _response(
+    status: int, answer: str | tuple[str, Any], schemas: _Schemas, headers: dict, head: bool
+) -> dict:
+    if isinstance(answer, str):
+        description, shape = answer, shapes.Error
+    else:
+        description, shape = answer
+    response: dict[str, Any] = {"description": description}
+    if shape is not None and not head:
+        if isinstance(shape, str):
+            response["content"] = {shape: {"schema": {"type": "string"}}}
+        elif isinstance(shape, tuple):
+            response["content"] = {JSON: {"schema": {"anyOf": [schemas.of[one] for one in shape]}}}
+        else:
+            response["content"] = {JSON: {"schema": schemas.of[shape]}}
+    merged = {**_HEADERS.get(status, {}), **headers.get(status, {})}
+    json_body = shape is not None and not isinstance(shape, str)
+    if json_body or status == 304:
+        merged["Vary"] = {"$ref": "#/components/headers/Vary"}
+    if json_body and 200 <= status < 300:
+        merged["Content-Encoding"] = {"$ref": "#/components/headers/Content-Encoding"}
+    if merged:
+        response["headers"] = merged
+    return response
+
+
+def _operation(route: Route, method: str, op: Operation, schemas: _Schemas) -> dict[str, Any]:
+    resource = route.resource
+    private = getattr(resource, "auth_required", False)
+    optional = getattr(resource, "auth_optional", False)
+    answers: dict[int, Any] = {**_SERVER, **_SHARED["query"]}
+    if op.body is not None:
+        answers |= _SHARED["body"]
+    if private or optional:
+        answers |= _SHARED["private"]
+    if route.path not in EXEMPT_PATHS:
+        answers |= _SHARED["limited"]
+    answers |= dict(op.answers)
+    head = method == "HEAD"
+    doc: dict[str, Any] = {"summary": op.summary if not head else f"{op.summary} (headers only)"}
+    if op.description:
+        doc["description"] = op.description
+    parameters = [
+        *_path_parameters(route, op.parameters),
+        *schemas.query(op.query),
+        *(p for p in op.parameters if p["in"] != "path"),
+    ]
+    if parameters:
+        doc["parameters"] = parameters
+    if op.body is not None:
+        media: dict[str, Any] = {"schema": schemas.of[op.body]}
+        if op.example is not None:
+            media["example"] = op.example
+        doc["requestBody"] = {"required": True, "content": {JSON: media}}
+    if private:
+        doc["security"] = [{"bearerAuth": []}]
+    elif optional:
+        doc["security"] = [{}, {"bearerAuth": []}, {"accessToken": []}]
+    doc["responses"] = {
+        str(status): _response(status, answers[status], schemas, dict(op.headers), head)
+        for status in sorted(answers)
+    }
+    return doc
 
 
 def document(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
-    """The OpenAPI document of ``routes`` (each must be described)."""
+    """The OpenAPI document of ``routes`` (each responder must be declared)."""
     check(ROUTES)
     routes = tuple(routes)
+    declared = {(route, method): operation_of(route, method) for route in routes for method in route.methods}
+    schemas = _Schemas(_shapes_of(declared.values()))
     paths: dict[str, Any] = {}
-    for route in routes:
-        operations = OPERATIONS[route.path]
-        paths[route.path] = {m.lower(): _limited(route.path, operations[m.lower()]) for m in route.methods}
+    for (route, method), op in declared.items():
+        paths.setdefault(route.path, {})[method.lower()] = _operation(route, method, op, schemas)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "uBot",
             "version": VERSION,
             "description": 'Crypto market data and alerts. Errors are JSON {"title", "description"}, '
-            'with "field" (and "column" for conditions) when a request field is at fault. Times are '
-            "ISO-8601 UTC; start, end and since also accept epoch milliseconds.",
+            'with "field" (and "column" for conditions) when a request field is at fault. A 400 means '
+            "the request does not fit this document; a 422 a rule the document states in words. "
+            "Requests the HTTP server refuses before uBot reads them get the same shape: 400 (not valid "
+            f"HTTP), 414 (a request line over {LIMIT_REQUEST_LINE} bytes), 431 (over {LIMIT_REQUEST_FIELDS} "
+            f"header fields or one over {LIMIT_REQUEST_FIELD_SIZE} bytes). JSON answers of at least "
+            f"{MIN_BYTES} bytes are gzipped when Accept-Encoding allows it (Content-Encoding: gzip, "
+            "Vary: Accept-Encoding; a weak ETag). "
+            "Times are ISO-8601 UTC; start, end and since also accept epoch milliseconds. "
+            f"GET /v1/stream is {MEDIA_EVENT_STREAM}: each event's data fits the schema named after it.",
         },
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
-            "responses": RESPONSES,
+            "schemas": {k: v for k, v in schemas.components.items() if k not in schemas.unused},
+            "headers": _GZIP_HEADERS,
             "securitySchemes": {
                 "bearerAuth": {
                     "type": "http",

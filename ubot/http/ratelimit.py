@@ -4,8 +4,9 @@ Over budget: 429 in the uniform JSON error shape, with ``Retry-After`` (whole se
 
 * :class:`ClientRateLimit` (``process_request``, before the body checks and authentication, so a
   flood costs as little as possible): every request from one client address spends a token; on top,
-  ``POST /v1/sessions`` (login) and ``POST /v1/users`` (sign-up) spend one from a second, much
-  smaller budget shared by the two. The address comes from :mod:`ubot.http.clientaddr`
+  ``POST /v1/sessions`` (login) and ``POST /v1/users`` (sign-up) each spend one from a second, much
+  smaller budget: one for logins and one for sign-ups, of the same size, so that sign-ups (failed
+  ones included) never use up the logins of an address. The address comes from :mod:`ubot.http.clientaddr`
   (``X-Forwarded-For`` only from trusted proxies). IPv6 clients are counted per /64 network: one
   host usually holds a whole /64, and could otherwise rotate through its addresses.
 * :class:`UserRateLimit` (``process_resource``): must come AFTER
@@ -24,7 +25,7 @@ Default budgets (``[limits]`` in settings.ini), and why:
   and it still leaves most of the 8 worker threads to everyone else.
 * per user 10/s, bursts of 20, on top: a token used from many addresses (a leaked token, a
   distributed script) is held to half of one client's budget; a real user never gets near.
-* login and sign-up 5 a minute, bursts of 10, per address: each attempt costs ~140 ms of argon2id in
+* login 5 a minute, bursts of 10, per address, and sign-up the same apart: each attempt costs ~140 ms of argon2id in
   the UserManager actor, whose one mailbox serves every account request. Ten attempts in a row cover
   any typing mistakes; then one every 12 s keeps online password guessing slow and the UserManager
   free for others.
@@ -43,7 +44,8 @@ from ubot.http.clientaddr import client_address, parse_ip
 from ubot.http.limits import DEFAULT_MAX_KEYS, Budget, TokenBuckets, retry_after
 
 EXEMPT_PATHS = frozenset({"/health", "/openapi.json"})
-LOGIN_ROUTES = frozenset({("POST", "/v1/sessions"), ("POST", "/v1/users")})
+#: route -> what its stricter budget is for (each its own budget)
+LOGIN_ROUTES = {("POST", "/v1/sessions"): "to log in", ("POST", "/v1/users"): "to sign up"}
 
 DEFAULT_PER_CLIENT = Budget(rate=20.0, burst=40)
 DEFAULT_PER_USER = Budget(rate=10.0, burst=20)
@@ -60,7 +62,7 @@ class ClientRateLimit:
         max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
         self.clients = TokenBuckets(per_client, now=now, max_keys=max_keys)
-        self.logins = TokenBuckets(login, now=now, max_keys=max_keys)
+        self.logins = {route: TokenBuckets(login, now=now, max_keys=max_keys) for route in LOGIN_ROUTES}
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         path = _path(req)
@@ -70,10 +72,12 @@ class ClientRateLimit:
         wait = self.clients.take(key)
         if wait:
             raise too_many_requests(wait, "from your address", self.clients.budget)
-        if (req.method, path) in LOGIN_ROUTES:
-            wait = self.logins.take(key)
+        route = (req.method, path)
+        if route in LOGIN_ROUTES:
+            buckets = self.logins[route]
+            wait = buckets.take(key)
             if wait:
-                raise too_many_requests(wait, "to log in or sign up from your address", self.logins.budget)
+                raise too_many_requests(wait, f"{LOGIN_ROUTES[route]} from your address", buckets.budget)
 
 
 class UserRateLimit:

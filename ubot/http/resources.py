@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import falcon
+import msgspec
 
+from ubot.http import shapes
+from ubot.http.api import operation
+from ubot.http.errors import HTTPFieldError
 from ubot.http.gateway import Gateway
-from ubot.http.params import limit_param, symbols_param, time_range, timeframe_param
 from ubot.timeutil import iso_from_ms
+
+UNAVAILABLE = "no snapshot yet (with Retry-After), or uBot did not answer in time"
+RANGE_RULE = "the start time is after the end time"
+COIN_KEY = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "a symbol (the best-ranked coin with it) or a numeric CoinMarketCap id",
+}
 
 
 def _not_ready() -> falcon.HTTPServiceUnavailable:
@@ -21,6 +34,18 @@ class HealthResource:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    @operation(
+        "Pipeline health",
+        {
+            200: ("ticking", shapes.Health),
+            503: (
+                "no snapshot yet, no tick finished for 3 intervals, the source failed for good or the "
+                "database file was lost (the health document, with its reason); or the Monitor did "
+                "not answer (an error)",
+                (shapes.Health, shapes.Error),
+            ),
+        },
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         code, doc = self.gateway.health()
         resp.status = code
@@ -32,8 +57,33 @@ class SnapshotResource:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    @operation(
+        "The latest snapshot",
+        {
+            200: ("the snapshot", shapes.Snapshot),
+            304: ("not modified (If-None-Match matched)", None),
+            503: UNAVAILABLE,
+        },
+        query=shapes.SnapshotQuery,
+        headers={
+            200: {
+                "ETag": {"required": True, "schema": {"type": "string"}},
+                "Cache-Control": {"schema": {"type": "string"}},
+            },
+            304: {"ETag": {"required": True, "schema": {"type": "string"}}},
+        },
+        parameters=(
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "an ETag of an earlier answer: 304 if it is still current",
+            },
+        ),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        answer = self.gateway.snapshot(symbols_param(req))
+        answer = self.gateway.snapshot(_symbols(req.context.query.symbols))
         if answer is None:
             raise _not_ready()
         body, etag = answer
@@ -44,6 +94,22 @@ class SnapshotResource:
             return
         resp.content_type = falcon.MEDIA_JSON
         resp.data = body
+
+
+def _symbols(text: str | msgspec.UnsetType) -> tuple[str, ...] | None:
+    """The keys of ``symbols=`` (upper-cased, empty items skipped): symbols, or ids in digits."""
+    if text is msgspec.UNSET:
+        return None
+    return tuple(s.strip().upper() for s in text.split(",") if s.strip())
+
+
+def _range(query: shapes.RangeQuery) -> tuple[int | None, int | None]:
+    start, end = shapes.ms(query.start), shapes.ms(query.end)
+    if start is not None and end is not None and start > end:
+        raise HTTPFieldError(
+            falcon.HTTP_422, "Invalid range", "start: the start time is after the end time", field="start"
+        )
+    return start, end
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -76,12 +142,18 @@ def _lookable(key: str) -> bool:
 
 
 class CandlesResource(_CoinResource):
+    @operation(
+        "OHLC candles of one coin, ascending, the open one last",
+        {200: ("the candles", shapes.Candles), 404: "no such coin", 422: RANGE_RULE, 503: UNAVAILABLE},
+        query=shapes.CandlesQuery,
+        parameters=(COIN_KEY,),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
-        timeframe = timeframe_param(req)
-        start, end = time_range(req)
-        limit = limit_param(req)
+        query = req.context.query
+        timeframe = query.timeframe
+        start, end = _range(query)
         coin_id, symbol = self.coin(key)
-        rows = self.gateway.candles(coin_id, timeframe, start, end, limit)
+        rows = self.gateway.candles(coin_id, timeframe, start, end, query.limit)
         resp.media = {
             "id": coin_id,
             "symbol": symbol,
@@ -94,11 +166,16 @@ class CandlesResource(_CoinResource):
 
 
 class QuotesResource(_CoinResource):
+    @operation(
+        "Raw quote history of one coin, ascending",
+        {200: ("the quotes", shapes.Quotes), 404: "no such coin", 422: RANGE_RULE, 503: UNAVAILABLE},
+        query=shapes.RangeQuery,
+        parameters=(COIN_KEY,),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
-        start, end = time_range(req)
-        limit = limit_param(req)
+        start, end = _range(req.context.query)
         coin_id, symbol = self.coin(key)
-        rows = self.gateway.quotes(coin_id, start, end, limit)
+        rows = self.gateway.quotes(coin_id, start, end, req.context.query.limit)
         resp.media = {"id": coin_id, "symbol": symbol, "quotes": rows}
 
 
@@ -106,7 +183,11 @@ class GlobalResource:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
+    @operation(
+        "Raw global-metrics history, ascending",
+        {200: ("the global metrics", shapes.GlobalHistory), 422: RANGE_RULE, 503: UNAVAILABLE},
+        query=shapes.RangeQuery,
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        start, end = time_range(req)
-        limit = limit_param(req)
-        resp.media = {"global": self.gateway.global_metrics(start, end, limit)}
+        start, end = _range(req.context.query)
+        resp.media = {"global": self.gateway.global_metrics(start, end, req.context.query.limit)}

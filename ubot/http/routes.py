@@ -4,7 +4,8 @@ document (:mod:`ubot.http.openapi`) describes exactly these, so the two cannot d
 A :class:`Route` names its Falcon URI template, its resource class and how to build the resource
 from a :class:`Wiring` (what ``create_app`` was given). ``accounts`` routes are served only when
 the UserManager is wired (``Gateway.users``). The methods a route serves are its resource's
-``on_<method>`` responders.
+``on_<method>`` responders. ``metrics`` routes (``GET /metrics``) are served unless ``[http] metrics``
+is false.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 from ubot.http import users
 from ubot.http.alerts import AlertsResource
+from ubot.http.api import operation
 from ubot.http.gateway import Gateway
+from ubot.http.metrics import MetricsResource
 from ubot.http.resources import (
     CandlesResource,
     GlobalResource,
@@ -49,6 +52,7 @@ class OpenAPIResource:
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
 
+    @operation("This document", {200: ("the OpenAPI 3.1 document", dict[str, Any])})
     def on_get(self, req: Any, resp: Any) -> None:
         resp.media = self.document
         resp.cache_control = ["no-cache"]
@@ -60,6 +64,7 @@ class Route:
     resource: type
     build: Callable[[Wiring], Any]
     accounts: bool = False
+    metrics: bool = False
 
     @property
     def path(self) -> str:
@@ -68,8 +73,20 @@ class Route:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The HTTP methods the resource has a responder for (Falcon's default OPTIONS aside)."""
-        return tuple(m for m in METHODS if callable(getattr(self.resource, f"on_{m.lower()}", None)))
+        """The HTTP methods the resource has a responder for (Falcon's default OPTIONS aside); every
+        GET route answers HEAD too (:func:`with_head`)."""
+        has = {m for m in METHODS if callable(getattr(self.resource, f"on_{m.lower()}", None))}
+        if "GET" in has:
+            has.add("HEAD")
+        return tuple(m for m in METHODS if m in has)
+
+
+def with_head(resource: Any) -> Any:
+    """``resource``, answering HEAD as GET when it has no HEAD responder of its own (Falcon sends
+    the headers only)."""
+    if callable(getattr(resource, "on_get", None)) and not callable(getattr(resource, "on_head", None)):
+        resource.on_head = resource.on_get
+    return resource
 
 
 def _on_gateway(resource: type) -> Callable[[Wiring], Any]:
@@ -89,6 +106,7 @@ def _route(template: str, resource: type, *, accounts: bool = False) -> Route:
 ROUTES: tuple[Route, ...] = (
     Route(OPENAPI_PATH, OpenAPIResource, lambda wiring: OpenAPIResource(wiring.document)),
     _route("/health", HealthResource),
+    Route("/metrics", MetricsResource, lambda wiring: MetricsResource(), metrics=True),
     _route("/v1/snapshot", SnapshotResource),
     _route("/v1/coins/{key}/candles", CandlesResource),
     _route("/v1/coins/{key}/quotes", QuotesResource),
@@ -111,6 +129,8 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def served(accounts: bool) -> tuple[Route, ...]:
-    """The routes an app serves, with or without the account routes."""
-    return tuple(route for route in ROUTES if accounts or not route.accounts)
+def served(accounts: bool, metrics: bool = True) -> tuple[Route, ...]:
+    """The routes an app serves, with or without the account routes and ``GET /metrics``."""
+    return tuple(
+        route for route in ROUTES if (accounts or not route.accounts) and (metrics or not route.metrics)
+    )

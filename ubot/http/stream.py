@@ -4,8 +4,9 @@
 What a client receives, in this order:
 
 * ``retry: <ms>`` (how long an ``EventSource`` waits before reconnecting) and, on a fresh
-  connection, ``id: <n>``: the position to resume from should the connection drop before any event;
-* events, each ``id: <n>`` / ``event: <name>`` / ``data: <one line of JSON>`` and a blank line:
+  connection, ``id: <ms>-<seq>``: the position to resume from should the connection drop before any
+  event;
+* events, each ``id: <ms>-<seq>`` (the bus's entry id, the same on every gateway) / ``event: <name>`` / ``data: <one line of JSON>`` and a blank line:
   ``snapshot`` (public, once per tick) and, for an authenticated client, its own ``alert`` events
   (never anyone else's); see :mod:`ubot.stream.events` for the data;
 * ``: heartbeat`` comment lines when nothing happened for ``heartbeat_s`` seconds, so proxies keep
@@ -14,10 +15,12 @@ What a client receives, in this order:
   of the ring of recent events, or comes from before a restart): events were missed. Its ``id`` is
   the current position and its data names what to re-fetch::
 
-      {"last_id": 1729036800000123, "refetch": ["/v1/snapshot", "/v1/me/alerts"]}
+      {"last_id": "1729036800000-3", "refetch": ["/v1/snapshot", "/v1/me/alerts"]}
 
 Resuming: the ``Last-Event-ID`` header (sent by ``EventSource`` on reconnection), else the
 ``last_event_id`` query parameter (for the first request, where ``EventSource`` sets no header).
+Ids are valid on any gateway process, after any restart, as long as the bus keeps the entry
+(``ms-seq``; the plain numbers of earlier versions are unknown ids: a reset).
 Without either the stream starts with the next event: open the stream first, then fetch the state.
 
 Authentication is optional: ``Authorization: Bearer <token>``, or ``?access_token=<token>`` because
@@ -41,8 +44,11 @@ from collections.abc import Callable, Generator, Iterator
 
 import falcon
 
+from ubot.bus import EntryId
+from ubot.http.api import operation
 from ubot.http.gateway import NotEnabled, Unavailable
-from ubot.stream.hub import Batch, StreamHub
+from ubot.http.shapes import StreamQuery
+from ubot.stream.hub import UNKNOWN, Batch, StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +56,37 @@ MEDIA_EVENT_STREAM = "text/event-stream"
 DEFAULT_MAX_STREAMS = 4
 DEFAULT_HEARTBEAT_S = 15.0
 DEFAULT_RETRY_MS = 3000
-_MAX_ID_DIGITS = 19  # ids are below 2**63
 HEARTBEAT = b": heartbeat\n\n"
 
 
-def frame(event_id: int, event: str, data: str) -> bytes:
+def frame(event_id: EntryId, event: str, data: str) -> bytes:
     """One event in the SSE wire format (``data`` is one line: JSON has no raw newlines)."""
     return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
+
+
+#: What GET (and HEAD) /v1/stream take and answer.
+STREAM = operation(
+    "Live events (Server-Sent Events): snapshot events, and your alert events",
+    {
+        200: ("the event stream", MEDIA_EVENT_STREAM),
+        401: "the token sent is unknown, expired or revoked",
+        503: "too many streams are open (with Retry-After), or the stream is not enabled",
+    },
+    query=StreamQuery,
+    description="An endless response: ``snapshot`` events for everyone, ``alert`` events for an "
+    "authenticated client (Authorization: Bearer, or ?access_token= for EventSource), "
+    "``: heartbeat`` comments, ``event: reset`` when a resumed id is too old. Each event's data "
+    "is one line of JSON: SnapshotEvent, AlertEvent or ResetEvent (components/schemas).",
+    parameters=(
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "resume after this event (an unknown id starts with a reset)",
+        },
+    ),
+)
 
 
 class StreamSlots:
@@ -98,6 +128,7 @@ class StreamResource:
         self.heartbeat_s = heartbeat_s
         self.retry_ms = retry_ms
 
+    @STREAM
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self.hub is None:
             raise NotEnabled("The event stream is not enabled in this process.")
@@ -116,6 +147,14 @@ class StreamResource:
         resp.set_header("X-Accel-Buffering", "no")
         resp.stream = _Body(session.chunks(self.hub, after), self.slots.release)
 
+    @STREAM
+    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The headers of a stream, without opening one (nor taking a slot)."""
+        if self.hub is None:
+            raise NotEnabled("The event stream is not enabled in this process.")
+        resp.content_type = MEDIA_EVENT_STREAM
+        resp.cache_control = ["no-cache"]
+
 
 class _Session:
     """One client's stream: who it is, and whether its token still holds."""
@@ -125,7 +164,7 @@ class _Session:
         self.user_id = user_id
         self.token = token
 
-    def chunks(self, hub: StreamHub, after: int | None) -> Generator[bytes, None, None]:
+    def chunks(self, hub: StreamHub, after: EntryId | None) -> Generator[bytes, None, None]:
         heartbeat_s = self.resource.heartbeat_s
         head = f"retry: {self.resource.retry_ms}\n"
         if after is None:
@@ -153,7 +192,7 @@ class _Session:
         parts = [frame(e.id, e.event, e.data) for e in batch.events]
         if batch.reset:
             refetch = ["/v1/snapshot"] if self.user_id is None else ["/v1/snapshot", "/v1/me/alerts"]
-            data = json.dumps({"last_id": batch.cursor, "refetch": refetch}, separators=(",", ":"))
+            data = json.dumps({"last_id": str(batch.cursor), "refetch": refetch}, separators=(",", ":"))
             parts.insert(0, frame(batch.cursor, "reset", data))
         return b"".join(parts)
 
@@ -187,23 +226,22 @@ class _Body:
                 release()
 
 
-def _resume_from(req: falcon.Request) -> int | None:
+def _resume_from(req: falcon.Request) -> EntryId | None:
     """The id to resume after: ``Last-Event-ID`` first (``EventSource`` sends the newest one when it
-    reconnects), else ``?last_event_id=``. An id that is not ours becomes -1: unknown, so the stream
-    starts with a reset. A malformed query parameter is the client's mistake: 400."""
+    reconnects), else ``?last_event_id=`` (its form is checked with the query: 400 otherwise). An id
+    that is not a bus entry id (``ms-seq``) is unknown: the stream starts with a reset."""
     header = (req.get_header("Last-Event-ID") or "").strip()
     if header:
-        return _event_id(header)
+        return event_id(header)
     raw = req.get_param("last_event_id")
     if raw is None:
         return None
-    value = _event_id(raw.strip())
-    if value < 0:
-        raise falcon.HTTPInvalidParam("Expected an event id (digits) from an earlier event.", "last_event_id")
-    return value
+    return event_id(raw.strip())
 
 
-def _event_id(text: str) -> int:
-    if text.isascii() and text.isdigit() and len(text) <= _MAX_ID_DIGITS:
-        return int(text)
-    return -1
+def event_id(text: str) -> EntryId:
+    """A client's event id; :data:`~ubot.stream.hub.UNKNOWN` (a reset) when it is none of ours."""
+    try:
+        return EntryId.parse(text)
+    except ValueError:
+        return UNKNOWN

@@ -1,151 +1,110 @@
 """HTTP resources for accounts, sessions, settings, strategies and condition checks.
 
-Each resource turns a request into one UserManager message (through the :class:`Gateway`) and its
-reply into a response; a :class:`~ubot.users.messages.Rejected` reply becomes the matching error.
-The JSON schemas here check the *shape* of bodies (400 naming the field); the UserManager checks
-the meaning (422 naming the field, and the column for conditions).
+Each responder declares its body and answers (:func:`~ubot.http.api.operation`): the body is decoded
+into a shape of ``ubot/users/shapes.py`` (400 naming the member), handed to one call of the
+UserManager (through the :class:`Gateway`), and its value is the answer. A domain exception it
+raises becomes the matching error (``ubot/http/errors.py``): 422 names the field (and the column in
+a condition), 409 a conflict, 404 what is not there.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 
+from ubot.http.api import operation
 from ubot.http.clientaddr import client_address
 from ubot.http.gateway import Gateway
-from ubot.http.middleware import HTTPFieldError, validated
-from ubot.timeutil import iso_from_ms
-from ubot.users import messages as m
-from ubot.users.validation import SETTINGS_FIELDS, STRATEGY_READ_ONLY
+from ubot.users import shapes as s
+from ubot.users.manager import UserManager as U
 
-_TEXT = {"type": "string", "maxLength": 1000}
-_NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 1000}
-_CHANNELS = {"type": "array", "maxItems": 5, "items": {"type": "string", "maxLength": 16}}
-
-REGISTER = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["username", "email", "password"],
-    "properties": {"username": _TEXT, "email": _TEXT, "password": _TEXT},
+UNAVAILABLE = "the UserManager did not answer in time, or accounts are not enabled"
+STRATEGY_RULES = (
+    "a value breaks a rule the schema cannot state: the condition (``column`` says where), symbols "
+    "and top_n both given or neither, a channel whose target is not in the settings, a channel this "
+    "server has not configured (the setting is named), symbols not in the market fetched (named), "
+    "top_n above the coins fetched, an expiry in the past or more than 10 years ahead, a name of "
+    "spaces only"
+)
+SETTINGS_RULES = (
+    "a value breaks a rule the schema cannot state: a webhook host that is local or private, a time "
+    "zone that does not exist, quiet hours that start and end together, a currency the market is not "
+    "fetched in, a webhook_url without webhook_secret"
+)
+STRATEGY_EXAMPLE = {
+    "name": "BTC breakout",
+    "condition": "price > 67400 and rsi(14) < 70",
+    "timeframe": "1h",
+    "symbols": ["BTC"],
+    "channels": [],
+    "frequency": "once_per_crossing",
+    "cooldown_s": 3600,
 }
-LOGIN = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["username", "password"],
-    "properties": {"username": _TEXT, "password": _TEXT},
+SETTINGS_EXAMPLE = {
+    "webhook_url": "https://example.com/hook",
+    "webhook_secret": "s3cret-s3cret-s3cret",
+    "quiet_hours": "22:00-07:00",
+    "timezone": "Europe/Paris",
 }
-SETTINGS = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {name: _NULLABLE_TEXT for name in SETTINGS_FIELDS},
+_STRATEGY_WRITE = {
+    200: ("the strategy as saved", s.StrategyView),
+    404: "no such strategy of yours",
+    409: "another strategy of yours has this name",
+    422: STRATEGY_RULES,
+    503: UNAVAILABLE,
 }
-_STRATEGY_PROPERTIES = {
-    "name": _TEXT,
-    "condition": _TEXT,
-    "timeframe": _TEXT,
-    "symbols": {"type": ["array", "null"], "maxItems": 50, "items": {"type": "string", "maxLength": 64}},
-    "top_n": {"type": ["integer", "null"]},
-    "channels": _CHANNELS,
-    "frequency": _TEXT,
-    "cooldown_s": {"type": "integer"},
-    "expires_at": {"type": ["string", "integer", "null"], "maxLength": 64},
-    "enabled": {"type": "boolean"},
-    # Read-only members: accepted (clients echo a fetched strategy back) and ignored.
-    "indicators": {"type": "array"},
-    "id": {"type": "integer"},
-    "created_at": {"type": ["string", "integer"]},
-    "last_error": {"type": ["string", "null"]},
-    "last_error_at": {"type": ["string", "integer", "null"]},
-    "updated_at": {"type": ["string", "integer"]},
-}
-STRATEGY = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name", "condition", "timeframe"],
-    "properties": _STRATEGY_PROPERTIES,
-}
-STRATEGY_PATCH = {
-    "type": "object",
-    "additionalProperties": False,
-    "minProperties": 1,
-    "properties": _STRATEGY_PROPERTIES,
-}
-PASSWORD_CHANGE = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["old_password", "new_password"],
-    "properties": {"old_password": _TEXT, "new_password": _TEXT},
-}
-CONDITION = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["condition"],
-    "properties": {"condition": _TEXT},
-}
-
-
-def _answer(reply: Any) -> Any:
-    """The reply, or the HTTP error a Rejected reply stands for."""
-    if isinstance(reply, m.Rejected):
-        error = HTTPFieldError(
-            getattr(falcon, f"HTTP_{reply.status}"),
-            reply.title,
-            reply.description,
-            field=reply.field,
-            column=reply.column,
-        )
-        if reply.retry_after is not None:
-            error.headers = {"Retry-After": str(reply.retry_after)}
-        raise error
-    return reply
-
-
-def _strategy_doc(view: m.StrategyView) -> dict[str, Any]:
-    doc = view.as_dict()
-    for name in ("created_at", "updated_at", "expires_at", "last_error_at"):
-        if doc[name] is not None:
-            doc[name] = iso_from_ms(doc[name])
-    return doc
-
-
-def _writable(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in body.items() if key not in STRATEGY_READ_ONLY}
 
 
 class _Resource:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-
-    def ask(self, message: Any) -> Any:
-        return _answer(self.gateway.users_ask(message))
+        self.ask = gateway.ask_users
 
 
 class UsersResource(_Resource):
-    @validated(REGISTER)
+    @operation(
+        "Create an account",
+        {
+            201: ("the account", s.UserView),
+            409: "the username or the e-mail address is taken",
+            422: "the password is too weak (``field`` says why), or the e-mail's local part is too long",
+            503: UNAVAILABLE,
+        },
+        body=s.Registration,
+        example={"username": "ada", "email": "ada@example.com", "password": "correct horse battery staple"},
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        view = self.ask(m.Register(body["username"], body["email"], body["password"]))
         resp.status = falcon.HTTP_201
-        resp.media = {**view.as_dict(), "created_at": iso_from_ms(view.created_at)}
+        resp.media = self.ask(U.register, body.username, body.email, body.password)
 
 
 class SessionsResource(_Resource):
-    @validated(LOGIN)
+    @operation(
+        "Log in: a bearer token valid for 30 days",
+        {
+            201: ("the token", s.LoginToken),
+            401: "wrong username or password",
+            429: "too many failed logins (wait Retry-After seconds), or over the rate limit",
+            503: UNAVAILABLE,
+        },
+        body=s.Credentials,
+        example={"username": "ada", "password": "correct horse battery staple"},
+        headers={201: {"Cache-Control": {"schema": {"type": "string"}}}},
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        login = self.ask(m.Login(body["username"], body["password"], client=client_address(req)))
+        login = self.ask(U.login, body.username, body.password, client_address(req))
         resp.status = falcon.HTTP_201
         resp.cache_control = ["no-store"]
-        resp.media = {"token": login.token, "expires_at": iso_from_ms(login.expires_at)}
+        resp.media = login
 
 
 class CurrentSessionResource(_Resource):
     auth_required = True
 
+    @operation("Log out: revoke the token sent", {204: ("revoked", None), 503: UNAVAILABLE})
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        _, _, token = req.auth.partition(" ")
-        self.ask(m.Logout(token.strip()))
+        self.ask(U.logout, req.context.token)
         resp.status = falcon.HTTP_204
 
 
@@ -154,9 +113,12 @@ class AllSessionsResource(_Resource):
 
     auth_required = True
 
+    @operation(
+        "Log out everywhere: revoke every token of the user",
+        {200: ("how many were revoked", s.Revoked), 503: UNAVAILABLE},
+    )
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        revoked = self.ask(m.LogoutEverywhere(req.context.user_id))
-        resp.media = {"revoked": revoked}
+        resp.media = s.Revoked(self.ask(U.logout_everywhere, req.context.user_id))
 
 
 class PasswordResource(_Resource):
@@ -164,61 +126,135 @@ class PasswordResource(_Resource):
 
     auth_required = True
 
-    @validated(PASSWORD_CHANGE)
+    @operation(
+        "Change the password; every session is revoked",
+        {
+            204: ("changed", None),
+            403: "old_password is not the current password",
+            422: "the new password is too weak, or the same as the old one (``field`` says why)",
+            429: "too many wrong passwords (wait Retry-After seconds), or over the rate limit",
+            503: UNAVAILABLE,
+        },
+        body=s.PasswordChange,
+        example={
+            "old_password": "correct horse battery staple",
+            "new_password": "a new and longer passphrase",
+        },
+    )
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        self.ask(m.ChangePassword(req.context.user_id, body["old_password"], body["new_password"]))
+        self.ask(U.change_password, req.context.user_id, body.old_password, body.new_password)
         resp.status = falcon.HTTP_204
 
 
 class SettingsResource(_Resource):
     auth_required = True
 
+    @operation("Your settings", {200: ("the settings", s.SettingsView), 503: UNAVAILABLE})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.ask(m.GetSettings(req.context.user_id)).as_dict()
+        resp.media = self.ask(U.get_settings, req.context.user_id)
 
-    @validated(SETTINGS)
+    @operation(
+        "Replace your settings",
+        {
+            200: ("the settings as saved", s.SettingsView),
+            409: "a strategy still sends to a target this clears",
+            422: SETTINGS_RULES,
+            503: UNAVAILABLE,
+        },
+        body=s.Settings,
+        example=SETTINGS_EXAMPLE,
+        description="PUT replaces everything: a member left out is cleared (timezone back to UTC, "
+        "quote_currency to the market's first currency). To change some members only, PATCH.",
+    )
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.ask(m.PutSettings(req.context.user_id, req.context.body)).as_dict()
+        resp.media = self.ask(U.put_settings, req.context.user_id, req.context.body)
+
+    @operation(
+        "Change some of your settings",
+        {
+            200: ("the settings as saved", s.SettingsView),
+            409: "a strategy still sends to a target this clears",
+            422: SETTINGS_RULES,
+            503: UNAVAILABLE,
+        },
+        body=s.SettingsPatch,
+        example={"quiet_hours": None, "timezone": "America/New_York"},
+        description="Only the members sent change; null clears one.",
+    )
+    def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self.ask(U.patch_settings, req.context.user_id, req.context.body)
 
 
 class StrategiesResource(_Resource):
     auth_required = True
 
+    @operation("Your strategies", {200: ("the strategies", s.Strategies), 503: UNAVAILABLE})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        views = self.ask(m.ListStrategies(req.context.user_id))
-        resp.media = {"strategies": [_strategy_doc(view) for view in views]}
+        resp.media = s.Strategies(self.ask(U.list_strategies, req.context.user_id))
 
-    @validated(STRATEGY)
+    @operation(
+        "Create a strategy",
+        {
+            201: ("the strategy", s.StrategyView),
+            409: "another strategy of yours has this name, or you have the most strategies allowed (50)",
+            422: STRATEGY_RULES,
+            503: UNAVAILABLE,
+        },
+        body=s.Strategy,
+        example=STRATEGY_EXAMPLE,
+        headers={201: {"Location": {"required": True, "schema": {"type": "string"}}}},
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        view = self.ask(m.CreateStrategy(req.context.user_id, _writable(req.context.body)))
+        view = self.ask(U.create_strategy, req.context.user_id, req.context.body)
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/me/strategies/{view.id}"
-        resp.media = _strategy_doc(view)
+        resp.media = view
 
 
 class StrategyResource(_Resource):
     auth_required = True
 
+    @operation(
+        "One of your strategies",
+        {200: ("the strategy", s.StrategyView), 404: "no such strategy of yours", 503: UNAVAILABLE},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, strategy_id: int) -> None:
-        resp.media = _strategy_doc(self.ask(m.GetStrategy(req.context.user_id, strategy_id)))
+        resp.media = self.ask(U.get_strategy, req.context.user_id, strategy_id)
 
-    @validated(STRATEGY)
+    @operation("Replace a strategy", _STRATEGY_WRITE, body=s.Strategy, example=STRATEGY_EXAMPLE)
     def on_put(self, req: falcon.Request, resp: falcon.Response, strategy_id: int) -> None:
-        message = m.UpdateStrategy(req.context.user_id, strategy_id, _writable(req.context.body))
-        resp.media = _strategy_doc(self.ask(message))
+        resp.media = self.ask(U.update_strategy, req.context.user_id, strategy_id, req.context.body)
 
-    @validated(STRATEGY_PATCH)
+    @operation(
+        "Change some members of a strategy",
+        _STRATEGY_WRITE,
+        body=s.StrategyPatch,
+        example={"enabled": False},
+        description="Only the members sent change (null clears an optional one); symbols replaces "
+        "top_n and the reverse; an expiry not sent is kept, even past.",
+    )
     def on_patch(self, req: falcon.Request, resp: falcon.Response, strategy_id: int) -> None:
-        message = m.PatchStrategy(req.context.user_id, strategy_id, _writable(req.context.body))
-        resp.media = _strategy_doc(self.ask(message))
+        resp.media = self.ask(U.patch_strategy, req.context.user_id, strategy_id, req.context.body)
 
+    @operation(
+        "Delete a strategy", {204: ("deleted", None), 404: "no such strategy of yours", 503: UNAVAILABLE}
+    )
     def on_delete(self, req: falcon.Request, resp: falcon.Response, strategy_id: int) -> None:
-        self.ask(m.DeleteStrategy(req.context.user_id, strategy_id))
+        self.ask(U.delete_strategy, req.context.user_id, strategy_id)
         resp.status = falcon.HTTP_204
 
 
 class ConditionsResource(_Resource):
-    @validated(CONDITION)
+    @operation(
+        "Check a condition without saving anything",
+        {
+            200: ("valid: the indicators it computes and the fields it reads", s.ConditionInfo),
+            422: "the condition is not valid in the condition language (``column`` says where)",
+            503: UNAVAILABLE,
+        },
+        body=s.ConditionText,
+        example={"condition": "rsi(14) < 30 and price > sma(50)"},
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.ask(m.ValidateCondition(req.context.body["condition"])).as_dict()
+        resp.media = self.ask(U.validate_condition, req.context.body.condition)

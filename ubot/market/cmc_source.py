@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ubot.clocks import Clock
+from ubot.logtext import printable
 from ubot.market.coinmarketcap import (
     CmcBadResponse,
     CmcClient,
@@ -131,10 +132,14 @@ class CmcSource:
             raise FatalSourceError(str(exc)) from None
         except CmcRateLimited as exc:
             self._rate_limited(exc)
-            log.warning("CoinMarketCap plan unknown: %s; using [coinmarketcap] monthly_credits", exc)
+            log.warning(
+                "CoinMarketCap plan unknown: %s; using [coinmarketcap] monthly_credits", printable(exc)
+            )
             return None
         except (CmcError, ValueError) as exc:
-            log.warning("CoinMarketCap plan unknown: %s; using [coinmarketcap] monthly_credits", exc)
+            log.warning(
+                "CoinMarketCap plan unknown: %s; using [coinmarketcap] monthly_credits", printable(exc)
+            )
             return None
         self.usage.seed(info.day_used, info.month_used, self.clock.now())
         with self._lock:
@@ -188,7 +193,7 @@ class CmcSource:
             return None, ""
         if self.clock.now() >= deadline:
             problem = "global metrics left out: the tick's time budget is used up"
-            log.warning("%s", problem)
+            log.warning("%s", printable(problem))
             return None, problem
         try:
             return self.client.global_metrics(self.convert, deadline), ""
@@ -201,7 +206,7 @@ class CmcSource:
             problem = f"global metrics left out: rate limited ({exc.limit}) until {_iso(exc.resume_at)}"
         except CmcError as exc:
             problem = f"global metrics left out: {exc}"
-        log.warning("%s", problem)
+        log.warning("%s", printable(problem))
         return None, problem
 
     def close(self) -> None:
@@ -227,7 +232,7 @@ class CmcSource:
             self._resume_at = max(resume_at, self._resume_at or 0.0)
             self._limit_name = exc.limit
             self._reason = f"rate limited ({exc.limit}) until {_iso(self._resume_at)}"
-        log.warning("CoinMarketCap: %s; no call until then", exc)
+        log.warning("CoinMarketCap: %s; no call until then", printable(exc))
 
     def status(self) -> CmcStatus:
         now = self.clock.now()

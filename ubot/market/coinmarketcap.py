@@ -36,7 +36,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ubot import metrics
 from ubot.clocks import Clock, SystemClock
+from ubot.logtext import printable
 from ubot.market.credits import UsageTracker, pages
 from ubot.retry_after import retry_after_s
 from ubot.timeutil import iso_from_ms
@@ -239,13 +241,14 @@ class CmcClient:
                         )
                     exc.attempts = attempt
                     raise exc from None
-                log.info("%s; retry %d in %.3g s", exc, attempt, delay)
+                log.info("%s; retry %d in %.3g s", printable(exc), attempt, delay)
                 self.sleeper(delay)
                 attempt += 1
                 if remaining is not None:
                     timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
                 continue
             credits = _credit_count(doc)
+            metrics.COINMARKETCAP_CREDITS.inc(credits)
             if self.usage is not None and credits:
                 self.usage.record(credits, self.clock.now())
             return doc

@@ -138,13 +138,52 @@ class SnapshotView:
             by_id={coin_id: i for i, coin_id in enumerate(ids)},
         )
 
+    @classmethod
+    def from_document(cls, body: bytes, etag: str, timestamp_ms: int) -> SnapshotView:
+        """The view of a served document (a gateway that holds no snapshot: the bus carries the
+        bytes): the same answers, ``?symbols=`` included, as the view it was built from."""
+        doc = _decoder.decode(body)
+        documents = tuple(doc.coins)
+        ids = tuple(coin.id for coin in documents)
+        symbols = tuple(coin.symbol for coin in documents)
+        by_symbol: dict[str, int] = {}
+        ranked = sorted(
+            range(len(documents)),
+            key=lambda i: (documents[i].rank is None, documents[i].rank or 0, i),
+        )
+        for i in ranked:  # best rank first, unranked last, ties by position: as build() does
+            by_symbol.setdefault(symbols[i].upper(), i)
+        return cls(
+            timestamp_ms=timestamp_ms,
+            convert=doc.convert,
+            body=body,
+            etag=etag,
+            documents=documents,
+            ids=ids,
+            symbols=symbols,
+            global_doc=doc.global_,
+            by_symbol=by_symbol,
+            by_id={coin_id: i for i, coin_id in enumerate(ids)},
+        )
+
     def filtered(self, symbols: Iterable[str]) -> tuple[bytes, str]:
-        """The document restricted to ``symbols`` (upper-case), in the order asked."""
+        """The document restricted to ``symbols`` (upper-case symbols, or CoinMarketCap ids in
+        digits), in the order asked; the keys it does not have are listed as ``unknown_symbols``."""
         wanted = list(dict.fromkeys(symbols))
-        found = [self.documents[self.by_symbol[s]] for s in wanted if s in self.by_symbol]
-        missing = [s for s in wanted if s not in self.by_symbol]
+        where = {key: self.index_of(key) for key in wanted}
+        found = [self.documents[where[key]] for key in wanted if where[key] is not None]
+        missing = [key for key in wanted if where[key] is None]
         body = _render(self.timestamp_ms, self.convert, self.global_doc, found, missing or None)
         return body, etag_of(body)
+
+    def index_of(self, key: str) -> int | None:
+        """The row of a coin: by id when ``key`` is ASCII digits, else by (upper-case) symbol."""
+        if key.isascii() and key.isdigit():
+            return self.by_id.get(int(key)) if len(key) < 19 else None
+        return self.by_symbol.get(key)
+
+
+_decoder = msgspec.json.Decoder(SnapshotDocument)
 
 
 def _render(

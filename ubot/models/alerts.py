@@ -59,8 +59,12 @@ class WrittenAlert:
 
 
 class AlertStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, replay: bool = False, deliver_replayed: bool = False) -> None:
+        """``replay``: the market is a replay of recordings, so every alert written is marked
+        ``replayed``; its deliveries are written (and so sent) only with ``deliver_replayed``."""
         self.db = db
+        self.replay = replay
+        self.deliver = deliver_replayed or not replay
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -86,7 +90,16 @@ class AlertStore:
     def _record(self, outcome: ScanOutcome, now_ms: int, hold_until: HoldUntil | None) -> list[WrittenAlert]:
         wanted = {a.strategy_id for a in outcome.alerts} | {s.strategy_id for s in outcome.states}
         live = _existing_strategies(wanted)
-        alerts = [replace(a, values=json_values(a.values)) for a in outcome.alerts if a.strategy_id in live]
+        alerts = [
+            replace(
+                a,
+                values=json_values(a.values),
+                replayed=a.replayed or self.replay,
+                deliveries=a.deliveries if self.deliver else (),
+            )
+            for a in outcome.alerts
+            if a.strategy_id in live
+        ]
         states = {(s.strategy_id, s.coin_id): s for s in outcome.states if s.strategy_id in live}
         if len(alerts) < len(outcome.alerts):
             log.info(
@@ -240,10 +253,21 @@ class AlertStore:
         since_ms: int | None = None,
         strategy_id: int | None = None,
         limit: int = 50,
+        before: int | None = None,
     ) -> tuple[AlertView, ...]:
         """The user's alerts fired at or after ``since_ms`` (of one strategy when given), newest
-        first, each with every delivery's status."""
+        first, each with every delivery's status. ``before``: only those listed after that alert
+        (an id), to page back."""
         query = AlertRecord.select().where(AlertRecord.user == user_id)
+        if before is not None:
+            mark = AlertRecord.get_or_none((AlertRecord.id == before) & (AlertRecord.user == user_id))
+            if mark is None:
+                query = query.where(AlertRecord.id < before)
+            else:
+                query = query.where(
+                    (AlertRecord.fired_at < mark.fired_at)
+                    | ((AlertRecord.fired_at == mark.fired_at) & (AlertRecord.id < before))
+                )
         if since_ms is not None:
             query = query.where(AlertRecord.fired_at >= since_ms)
         if strategy_id is not None:
@@ -267,6 +291,7 @@ class AlertStore:
                 deliveries=tuple(views[r.id]),
                 condition=r.condition,
                 bar_open_ms=r.bar_open,
+                replayed=r.replayed,
             )
             for r in rows
         )
@@ -310,6 +335,7 @@ def _alert_row(alert: Alert) -> dict[str, Any]:
         "values": dict(alert.values),
         "subject": alert.subject,
         "text": alert.text,
+        "replayed": alert.replayed,
     }
 
 
@@ -328,6 +354,7 @@ def _alert_of(row: AlertRecord) -> Alert:
         subject=row.subject,
         text=row.text,
         deliveries=(),
+        replayed=row.replayed,
     )
 
 

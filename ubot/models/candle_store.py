@@ -86,13 +86,26 @@ class CandleStore:
             below = self._rebuild(timeframe, below)
             book.restore(below)
 
+    def open_candle(self, coin_id: int, timeframe: str) -> CandleRows:
+        """One coin's open candle of ``timeframe`` as of the watermark, from the database alone (a
+        gateway role, which holds no book): what :meth:`restore` gives that coin, at most one row."""
+        names = list(TIMEFRAMES)  # finest first; each level is merged from the one below
+        below = self._open_from_quotes(names[0], self.watermark(), coin_id)
+        for tf in names[1 : names.index(timeframe) + 1]:
+            if not len(below):
+                break
+            below = self._rebuild(tf, below, coin_id)
+        return below
+
     @staticmethod
-    def _open_from_quotes(timeframe: str, watermark: int) -> CandleRows:
+    def _open_from_quotes(timeframe: str, watermark: int, coin_id: int | None = None) -> CandleRows:
         """Each coin's open candle of ``timeframe``: its quotes (snapshots up to ``watermark``, with a
         price) in the bucket of its latest one, folded in the order they were stored. None of them
         was late: a quote is late only when older than the bucket of a quote folded before it."""
         length = TIMEFRAMES[timeframe]
         folded = (Quote.snapshot <= watermark) & Quote.price.is_null(False)
+        if coin_id is not None:
+            folded &= Quote.coin == coin_id
         latest = Quote.select(Quote.coin, fn.MAX(Quote.ts).alias("t")).where(folded).group_by(Quote.coin)
         quotes = (
             Quote.select(Quote.coin, Quote.ts, Quote.price)
@@ -109,17 +122,16 @@ class CandleStore:
         return merge(timeframe, CandleRows.from_rows(timeframe, singles))
 
     @staticmethod
-    def _rebuild(timeframe: str, below: CandleRows) -> CandleRows:
+    def _rebuild(timeframe: str, below: CandleRows, coin_id: int | None = None) -> CandleRows:
         """Open candles of ``timeframe`` = merge of the open candles one level ``below`` and the
         closed candles of that level inside the same bucket."""
         length = TIMEFRAMES[timeframe]
         bucket = {c: t - t % length for c, t in zip(below.coin_ids.tolist(), below.open_time.tolist())}
         current = dict(zip(below.coin_ids.tolist(), below.open_time.tolist(), strict=True))
-        query = (
-            Candle.select(*_SELECT)
-            .where((Candle.timeframe == below.timeframe) & (Candle.open_time >= min(bucket.values())))
-            .tuples()
-        )
+        where = (Candle.timeframe == below.timeframe) & (Candle.open_time >= min(bucket.values()))
+        if coin_id is not None:
+            where &= Candle.coin == coin_id
+        query = Candle.select(*_SELECT).where(where).tuples()
         closed = [
             row
             for row in query

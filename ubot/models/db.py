@@ -102,10 +102,28 @@ def close_connection() -> None:
         database.close()
 
 
+class DatabaseLost(RuntimeError):
+    """The database file is gone or replaced (``models/watch.py``): nothing more is written."""
+
+
+#: Why writes are refused in this process (set once by the database watch), or ``None``.
+_writes_refused: str | None = None
+
+
+def refuse_writes(reason: str | None) -> None:
+    """From now on, :func:`writing` raises :class:`DatabaseLost` with ``reason`` (``None``: writes
+    are allowed again, for tests)."""
+    global _writes_refused
+    _writes_refused = reason
+
+
 def writing(db: Database) -> Any:
     """A write transaction. On SQLite it takes the write lock at ``BEGIN IMMEDIATE``: a deferred
     transaction that reads first and writes later cannot wait for another writer (SQLite answers
     "database is locked" at once rather than risk a deadlock), while an immediate one waits up to
     ``busy_timeout``. Several actors write (Store, OHLC, Notifier, UserManager), so every write
-    transaction goes through here."""
+    transaction goes through here, which is also where they all stop once the database file is
+    lost (:func:`refuse_writes`)."""
+    if _writes_refused is not None:
+        raise DatabaseLost(_writes_refused)
     return db.atomic(lock_type="IMMEDIATE") if is_sqlite(db) else db.atomic()

@@ -5,7 +5,8 @@ The schema version lives in the ``meta`` table. Each later change to the tables 
 bumps :data:`SCHEMA_VERSION`. Upgrades run in a transaction where the database allows it.
 
 Versions: 1 = market history; 2 = users, sessions, user settings and strategies; 3 = alerts, their
-deliveries and firing states, and two columns of ``strategy`` (``last_error``, ``last_error_at``).
+deliveries and firing states, and two columns of ``strategy`` (``last_error``, ``last_error_at``);
+4 = ``alert.replayed`` (an alert raised by a replay).
 """
 
 from __future__ import annotations
@@ -29,17 +30,20 @@ from ubot.models.db import writing
 from ubot.models.tables import (
     ALERT_TABLES,
     ALL_TABLES,
+    AlertRecord,
     BaseModel,
     JsonField,
     Meta,
     Session,
+    SnapshotRecord,
+    Strategy,
     User,
     UserSettings,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -81,16 +85,44 @@ class _StrategyV2(BaseModel):
 def add_alert_tables(db: Database, migrator: SchemaMigrator) -> None:
     """Version 3: the strategy's last runtime error (two nullable columns, existing rows untouched),
     and the alert tables, new, created from the models as they are now (copy their version-3
-    definition in here before a later version alters them, as for version 2)."""
+    definition in here before a later version alters them, as for version 2). ``alert`` is the
+    version-3 copy below (version 4 added a column)."""
     migrate(
         migrator.add_column("strategy", "last_error", TextField(null=True)),
         migrator.add_column("strategy", "last_error_at", BigIntegerField(null=True)),
     )
-    db.create_tables(ALERT_TABLES)
+    db.create_tables([_AlertV3, *(m for m in ALERT_TABLES if m is not AlertRecord)])
+
+
+class _AlertV3(BaseModel):
+    """``alert`` as schema version 3 created it (frozen here: do not change)."""
+
+    id = AutoField()
+    strategy = ForeignKeyField(Strategy, null=True, on_delete="SET NULL", index=True, backref="+")
+    user = ForeignKeyField(User, on_delete="CASCADE", index=False, backref="+")
+    strategy_name = CharField(max_length=64)
+    coin_id = IntegerField()
+    symbol = CharField(max_length=64)
+    timeframe = CharField(max_length=4)
+    fired_at = BigIntegerField()
+    bar_open = BigIntegerField()
+    condition = TextField()
+    values = JsonField()
+    subject = TextField()
+    text = TextField()
+
+    class Meta:
+        table_name = "alert"
+        indexes = ((("user", "fired_at"), False),)
+
+
+def mark_replayed_alerts(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 4: ``alert.replayed``, false for every alert already written (they were live)."""
+    migrate(migrator.add_column("alert", "replayed", BooleanField(default=False)))
 
 
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
-MIGRATIONS: dict[int, Migration] = {2: add_user_tables, 3: add_alert_tables}
+MIGRATIONS: dict[int, Migration] = {2: add_user_tables, 3: add_alert_tables, 4: mark_replayed_alerts}
 
 
 class SchemaError(RuntimeError):
@@ -169,6 +201,59 @@ def ensure_schema(
 
 
 def _set_version(version: int) -> None:
-    Meta.insert(key="schema_version", value=str(version)).on_conflict(
-        conflict_target=[Meta.key], update={Meta.value: str(version)}
+    _set_meta("schema_version", str(version))
+
+
+def _set_meta(key: str, value: str) -> None:
+    Meta.insert(key=key, value=value).on_conflict(
+        conflict_target=[Meta.key], update={Meta.value: value}
     ).execute()
+
+
+# --- the quote currency ---------------------------------------------------------------------------
+
+#: Meta key of the currency every price of the database is in (``[market] convert``).
+QUOTE_CURRENCY = "quote_currency"
+
+
+class QuoteCurrencyError(SchemaError):
+    """The database holds prices in another currency than ``[market] convert``."""
+
+
+def recorded_quote_currency(db: Database) -> str | None:
+    """The currency the database's prices are in: the one recorded in ``meta``; for a database of an
+    uBot that did not record it yet, the currency of its newest snapshot; ``None`` for one without
+    any price (any currency will do)."""
+    if not db.table_exists(Meta._meta.table_name):
+        return None
+    row = Meta.get_or_none(Meta.key == QUOTE_CURRENCY)
+    if row is not None:
+        return row.value
+    if not db.table_exists(SnapshotRecord._meta.table_name):
+        return None
+    newest = SnapshotRecord.select(SnapshotRecord.convert).order_by(SnapshotRecord.timestamp.desc()).first()
+    return None if newest is None else newest.convert
+
+
+def quote_currency_problem(db: Database, convert: str, shown_url: str) -> str | None:
+    """The one line refusing ``convert`` on this database, or ``None`` when it fits."""
+    recorded = recorded_quote_currency(db)
+    if recorded is None or recorded == convert:
+        return None
+    return (
+        f"database {shown_url} holds prices in {recorded} but [market] convert = {convert}: "
+        f"mixing them would corrupt the candles and fire false alerts; set [market] convert = "
+        f"{recorded} again, or use a new database (--db) for {convert}"
+    )
+
+
+def ensure_quote_currency(db: Database, convert: str, shown_url: str) -> None:
+    """Record ``convert`` as the database's quote currency (at its first start, or the first start of
+    this uBot on an older database); raise :class:`QuoteCurrencyError` when it holds another one."""
+    problem = quote_currency_problem(db, convert, shown_url)
+    if problem is not None:
+        raise QuoteCurrencyError(problem)
+    if Meta.get_or_none(Meta.key == QUOTE_CURRENCY) is None:
+        with writing(db):
+            _set_meta(QUOTE_CURRENCY, convert)
+        log.info("database quote currency recorded: %s", convert)

@@ -1,6 +1,7 @@
 """The schema: coins, snapshots, per-coin quotes, global metrics, candles, and a key/value meta table
 (schema version 1); users, their sessions, settings and strategies (added in version 2); alerts, their
-deliveries (the outbox) and each (strategy, coin)'s firing state (added in version 3).
+deliveries (the outbox) and each (strategy, coin)'s firing state (added in version 3); whether an
+alert was raised by a replay (version 4).
 
 Times are ``BIGINT`` epoch milliseconds (UTC). Numeric market values are double precision, ``NULL``
 where CoinMarketCap sent null. Quotes and global metrics are raw history, pruned after the retention
@@ -237,6 +238,9 @@ class AlertRecord(BaseModel):
     values = JsonField()  # {"rsi(14)": 28.4, "price": 61234.5}
     subject = TextField()
     text = TextField()
+    # Raised by a replay of recorded data (schema version 4): not a live alert, sent only when the
+    # operator asked (--deliver).
+    replayed = BooleanField(default=False)
 
     class Meta:
         table_name = "alert"

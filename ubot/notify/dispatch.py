@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from ubot import metrics
 from ubot.clocks import Clock
 from ubot.notify.channel import RETRY, Channel, Outcome
 from ubot.notify.deadline import Scope
@@ -202,8 +203,10 @@ class _Lane:
                     stopping = self._stopping
                 if stopping:
                     continue  # not begun: stays pending in the database
+                started = self.clock.now()
                 outcome = self._send(job)
                 finished = self.clock.now()
+                metrics.attempt_ended(self.channel.name, finished - started)
                 pause = outcome.retry_after_s if outcome.status == RETRY else None
                 with self._lock:
                     self.queues.done(destination, finished, pause)

@@ -40,6 +40,7 @@ class Alert:
     deliveries: tuple[DeliveryTarget, ...]  # empty: the alert log only (database + log line + stream)
     quiet_hours: str | None = None  # "22:00-07:00" in `timezone`: delivery is held, not dropped
     timezone: str = "UTC"
+    replayed: bool = False  # raised by a replay of recorded data (delivered only with --deliver)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class GetAlerts:
     since_ms: int | None = None
     strategy_id: int | None = None
     limit: int = 50
+    before: int | None = None  # an alert's id: only the alerts listed after it (the next page)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class AlertView:
     deliveries: tuple[DeliveryView, ...]
     condition: str = ""
     bar_open_ms: int | None = None
+    replayed: bool = False  # raised by a replay of recorded data, not by the live market
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfoNotFoundError
 
 from ubot.jsonsafe import json_values
+from ubot.logtext import printable
 from ubot.models.alerts import WrittenAlert
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.messages import Alert
@@ -125,16 +126,19 @@ def hold_until(alert: Alert, now_ms: int) -> int | None:
     try:
         return quiet_until(alert.quiet_hours, alert.timezone, now_ms)
     except (ValueError, ZoneInfoNotFoundError) as error:
-        log.warning("alert of strategy %s: quiet hours ignored: %s", alert.strategy_id, error)
+        log.warning("alert of strategy %s: quiet hours ignored: %s", alert.strategy_id, printable(error))
         return None
+
+
+QUOTE = "'"
 
 
 def describe(alert_id: int, alert: Alert) -> str:
     """The alert's log line: strategy, owner, coin, condition and the values that made it fire."""
     values = ", ".join(f"{name}={_number(value)}" for name, value in alert.values.items())
     return (
-        f"alert {alert_id}: strategy {alert.strategy_name!r} of user {alert.user_id}: "
-        f"{alert.symbol} {alert.timeframe} {alert.condition} [{values}]"
+        f"alert {alert_id}: strategy '{printable(alert.strategy_name, also=QUOTE)}' of user {alert.user_id}: "
+        f"{printable(alert.symbol)} {alert.timeframe} {printable(alert.condition)} [{values}]"
     )
 
 

@@ -19,6 +19,9 @@ and parentheses. Why each limit is what it is:
 * ``**``: only a whole literal exponent 0..4 (``x ** 2``); anything else is the classic
   ``9**9**9`` CPU/memory bomb. ``%``, ``//`` and bit operators are not part of the language.
 * ``min``/``max``: 2..10 arguments.
+
+Spaces, tabs and line breaks separate tokens (a condition may be written on several lines); it is
+stored normalised (:func:`normalize`), on one line.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ COIN_FIELDS: tuple[str, ...] = NUMERIC_FIELDS
 #: Market-wide fields: one number for all coins.
 GLOBAL_FIELDS: tuple[str, ...] = _GLOBAL_FIELDS
 FIELDS: frozenset[str] = frozenset(COIN_FIELDS) | frozenset(GLOBAL_FIELDS)
+
+
+def normalize(text: str) -> str:
+    """A condition as it is stored: each run of spaces, tabs and line breaks one space, none at the
+    ends (``rsi(14) <\r\n 30`` is ``rsi(14) < 30``). Whitespace only separates tokens, so the
+    meaning is the same; the stored text then fits on one line of a log, an alert or an e-mail."""
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)

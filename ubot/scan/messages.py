@@ -99,6 +99,7 @@ class ScannerStats:
     scan_ms_p99: float | None
     last_evaluated: int
     last_coins: int
+    last_errors: int = 0  # strategies whose run-time error began (or changed) in the last scan
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -71,12 +71,14 @@ class ScanFigures:
         self.alerts = 0
         self.last_evaluated = 0
         self.last_coins = 0
+        self.last_errors = 0
 
     def finished(self, scan: Round, ms: float) -> None:
         self.durations.append(ms)
         self.scans += 1
         self.alerts += scan.alerts
         self.last_evaluated, self.last_coins = scan.evaluated, scan.coins
+        self.last_errors = sum(error is not None for error in scan.errors.values())
 
     def stats(self, workers: int, strategies: int) -> ScannerStats:
         durations = sorted(self.durations)
@@ -94,4 +96,5 @@ class ScanFigures:
             else None,
             last_evaluated=self.last_evaluated,
             last_coins=self.last_coins,
+            last_errors=self.last_errors,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -201,7 +201,7 @@ class ScanWorker:
                 continue
             evaluated[at] = (binding, live, outcome)
         parts = [evaluated[at] for at in sorted(evaluated)]
-        self._errors(parts, where, now, result)
+        self._errors(parts, where, frame, result)
         if parts:
             self._fire(parts, frame, result)
         return result
@@ -210,16 +210,23 @@ class ScanWorker:
         self,
         parts: list[tuple[_Binding, np.ndarray, GroupResult]],
         where: dict[int, tuple[_Binding, int]],
-        now_ms: int,
+        frame: MarketFrame,
         result: ScanResult,
     ) -> None:
-        """Report each evaluated strategy's error when it changed (most have none, before and after)."""
-        now_erred: dict[int, tuple[_Entry, str]] = {}
+        """Report each evaluated strategy's error when it changed (most have none, before and after),
+        naming the coins it is about (:func:`naming_coins`)."""
+        now_ms = frame.timestamp_ms
+        now_erred: dict[int, tuple[_Entry, str | None]] = {}
         for binding, _, outcome in parts:
             for i, error in outcome.errors.items():
                 k = binding.local.get(i)
                 if k is not None and binding.expires_ms[k] > now_ms:
-                    now_erred[binding.entries[k].spec.id] = (binding.entries[k], error)
+                    pairs = slice(int(outcome.offsets[i]), int(outcome.offsets[i + 1]))
+                    scope = outcome.positions[pairs].astype(np.int64)
+                    undefined = np.zeros(len(frame), dtype=bool)
+                    undefined[scope[outcome.undefined[pairs]]] = True
+                    named = naming_coins(error, frame.symbols, scope, undefined)
+                    now_erred[binding.entries[k].spec.id] = (binding.entries[k], named)
         evaluated = {id(binding) for binding, _, _ in parts}
         for strategy_id in self._erred - set(now_erred):
             binding, k = where.get(strategy_id, (None, 0))
@@ -332,3 +339,15 @@ class ScanWorker:
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,
         )
+
+
+def naming_coins(
+    error: str | None, symbols: Sequence[str], scope: np.ndarray, undefined: np.ndarray
+) -> str | None:
+    """The error, naming the coins of ``scope`` it is about, unless it is about all of several:
+    ``division by zero (for DOGE)``, ``... (for DOGE, PEPE, SHIB and 4 more)``."""
+    coins = scope[undefined[scope]]
+    if error is None or not len(coins) or (len(coins) > 1 and len(coins) == len(scope)):
+        return error
+    named = ", ".join(symbols[i] for i in coins[:3].tolist())
+    return f"{error} (for {named}{f' and {len(coins) - 3} more' if len(coins) > 3 else ''})"

@@ -67,6 +67,7 @@ def alert_event(alert: AlertView) -> dict[str, Any]:
         "fired_at": iso_from_ms(alert.fired_at_ms),
         "values": json_values(alert.values),
         "text": alert.text,
+        "replayed": alert.replayed,
         "deliveries": [
             {
                 "channel": d.channel,

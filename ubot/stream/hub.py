@@ -1,40 +1,48 @@
-"""StreamHub: a bounded, thread-safe, in-memory log of live events (actors write, SSE streams read).
+"""StreamHub: a gateway process's window on the bus's ``events`` topic, that its SSE streams read.
 
-* :meth:`StreamHub.publish` appends an event and wakes every reader. The data is serialized to JSON
-  once, there; readers only copy the text. Publishing never blocks on a reader.
-* Ids increase strictly by one. The first id is the start time in microseconds since the epoch, so
-  the ids of a later run start above those of an earlier one (a run would have to publish more
-  events than it lived microseconds to overlap): a ``Last-Event-ID`` kept across a restart is
-  recognised as unknown instead of silently matching a different event. They stay below 2**53, so
-  JavaScript reads them exactly.
+* One :class:`~ubot.bus.Relay` per process follows ``events`` and appends each
+  :class:`~ubot.bus.StreamEvent` to a bounded ring in memory, waking every reader: one bus reader
+  per process whatever the number of streams (one blocked Redis connection, not one per client).
+* An event's id is its bus entry id (``ms-seq``), the same on every gateway: a client resumes after
+  it on any gateway, after any restart, for as long as the bus keeps the entry.
+* :meth:`StreamHub.read` answers from the ring when it holds everything after the asked id; an id
+  older than the ring (evicted, or from before this process followed the topic) is caught up from
+  the bus itself (a non-blocking read), then from the ring. An id the bus no longer has (trimmed,
+  from a log that is gone, or never issued) answers ``reset=True`` at once: the reader missed events
+  and must re-fetch the state (``/v1/snapshot``, ``/v1/me/alerts``), then go on from ``cursor``.
 * An event with ``user_id=None`` is public; one with a user id is visible to that user only.
-* The log keeps the last ``capacity`` events (a ring). :meth:`StreamHub.read` waits for visible
-  events after a given id; when that id is no longer in the ring (evicted, from an earlier run, or
-  never issued) it answers ``reset=True`` at once: the reader missed events and must re-fetch the
-  state (``/v1/snapshot``, ``/v1/me/alerts``), then go on from ``cursor``.
 * :meth:`StreamHub.close` wakes every reader for good (``closed=True``), so a server stopping with
-  streams open does not wait for them.
+  streams open does not wait for them. It does not close the bus.
+
+Publishing is the engine's side: :class:`ubot.stream.publisher.EventPublisher`.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
-import json
-import re
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from ubot.bus import EVENTS, Bus, BusUnavailable, EntryId, Relay, StreamEvent
+from ubot.bus import Batch as BusBatch
+from ubot.bus.ids import MAX_SEQ
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = 1024
-_EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+#: An id no bus ever gave: what a malformed ``Last-Event-ID`` becomes (the reader gets a reset).
+UNKNOWN = EntryId(MAX_SEQ, MAX_SEQ)
+#: How long a reader whose bus is unreachable waits before trying again (within its timeout).
+RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
 class Event:
-    id: int
+    id: EntryId
     event: str
     data: str  # JSON text, without newlines
     user_id: int | None = None
@@ -54,87 +62,158 @@ class Batch:
     """
 
     events: tuple[Event, ...]
-    cursor: int
+    cursor: EntryId
     reset: bool = False
     closed: bool = False
 
 
-def _start_id(clock: Callable[[], float] = time.time) -> int:
-    return int(clock() * 1_000_000)
+def _events(batch: BusBatch) -> list[Event]:
+    return [
+        Event(entry.id, m.event, m.data, m.user_id)
+        for entry in batch.entries
+        if isinstance(m := entry.message, StreamEvent)
+    ]
 
 
 class StreamHub:
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, first_id: int | None = None) -> None:
+    def __init__(
+        self, bus: Bus, capacity: int = DEFAULT_CAPACITY, *, topic: str = EVENTS, poll_s: float = 5.0
+    ) -> None:
+        """``poll_s``: the relay's longest single wait (it also bounds how long a stop takes)."""
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
-        first = _start_id() if first_id is None else first_id
+        self.bus = bus
+        self.topic = topic
         self.capacity = capacity
+        start = bus.last_id(topic)
         self._events: deque[Event] = deque(maxlen=capacity)
-        self._last_id = first - 1  # the id of the newest event (none yet: one below the first)
-        self._evicted_id = first - 1  # the id of the newest event no longer in the ring
+        self._floor = start  # the ring holds every event after this id (up to _last)
+        self._last = start  # the newest id the relay has read
         self._closed = False
         self._changed = threading.Condition(threading.Lock())
+        self._relay = Relay(bus, topic, self._take, after=start, timeout_s=poll_s)
+
+    def start(self) -> StreamHub:
+        self._relay.start()
+        return self
 
     @property
-    def last_id(self) -> int:
-        """The id of the newest event; a new reader starts after it (reading only what comes next)."""
+    def last_id(self) -> EntryId:
+        """The newest id of the topic (the bus's own, so an event published before a stream opens
+        is never sent to it); a new reader starts after it."""
+        try:
+            return self.bus.last_id(self.topic)
+        except BusUnavailable:
+            with self._changed:
+                return self._last
+
+    def caught_up(self, entry_id: EntryId, timeout: float) -> bool:
+        """Wait until the ring has read up to ``entry_id``; whether it has (tests, tools)."""
         with self._changed:
-            return self._last_id
+            return self._changed.wait_for(lambda: self._last >= entry_id, timeout)
 
     @property
     def closed(self) -> bool:
         with self._changed:
             return self._closed
 
-    def publish(self, event: str, data: Mapping[str, Any], user_id: int | None = None) -> int:
-        """Append an event, wake the readers, return its id.
-
-        ``event`` is a name such as ``snapshot`` or ``alert``; ``data`` must serialize to strict
-        JSON (no NaN): otherwise ``ValueError``/``TypeError`` and nothing is published. Publishing
-        to a closed hub is accepted (actors may still be finishing a tick) and reaches nobody.
-        """
-        if not _EVENT_NAME.fullmatch(event):
-            raise ValueError(f"invalid event name {event!r}")
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    def _take(self, batch: BusBatch) -> None:
+        """The relay's callback: append the batch's events, wake the readers."""
+        events = _events(batch)
         with self._changed:
-            self._last_id += 1
-            if len(self._events) == self.capacity:
-                self._evicted_id = self._events[0].id
-            self._events.append(Event(self._last_id, event, text, user_id))
+            if batch.missed:  # the relay lost entries: the ring cannot vouch for what came before
+                self._events.clear()
+                first = batch.entries[0].id.predecessor() if batch.entries else batch.cursor
+                self._floor = first
+                log.warning("events: entries were missed before %s (readers before it get a reset)", first)
+            for event in events:
+                if len(self._events) == self.capacity:
+                    self._floor = self._events[0].id
+                self._events.append(event)
+            self._last = max(self._last, batch.cursor)
             self._changed.notify_all()
-            return self._last_id
 
-    def read(self, after_id: int, user_id: int | None, timeout: float) -> Batch:
-        """The events after ``after_id`` that ``user_id`` (None: anonymous) may see.
+    def read(self, after: EntryId, user_id: int | None, timeout: float) -> Batch:
+        """The events after ``after`` that ``user_id`` (None: anonymous) may see.
 
         Waits up to ``timeout`` seconds for at least one; answers at once when there are some, when
-        ``after_id`` is unknown (``reset``) or when the hub is closed.
-        """
+        ``after`` is unknown (``reset``) or when the hub is closed."""
         deadline = time.monotonic() + timeout
-        cursor = after_id
-        with self._changed:
-            while True:
-                if not self._evicted_id <= cursor <= self._last_id:
-                    return Batch((), self._last_id, reset=True, closed=self._closed)
-                events = tuple(e for e in self._after(cursor) if e.visible_to(user_id))
-                cursor = self._last_id
-                if events:
-                    return Batch(events, cursor)
+        cursor = after
+        while True:
+            with self._changed:
+                while self._holds(cursor):
+                    events = tuple(e for e in self._after(cursor) if e.visible_to(user_id))
+                    cursor = self._last
+                    if events:  # a closed hub still delivers what it holds, then ends
+                        return Batch(events, cursor)
+                    if self._closed:
+                        return Batch((), cursor, closed=True)
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return Batch((), cursor)
+                    self._changed.wait(remaining)
                 if self._closed:
                     return Batch((), cursor, closed=True)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return Batch((), cursor)
-                self._changed.wait(remaining)
+                ahead = cursor > self._last
+            # Not in the ring: older than it (catch up from the bus) or newer (the relay lags, or
+            # the id is unknown). The bus decides.
+            try:
+                found = self.bus.read(self.topic, cursor, timeout=0)
+            except BusUnavailable:
+                if self._wait(deadline, RETRY_S):
+                    continue
+                return Batch((), cursor)
+            if found.missed:
+                return Batch((), self.last_id, reset=True)
+            if found.closed:
+                return Batch((), cursor, closed=True)
+            events = tuple(e for e in _events(found) if e.visible_to(user_id))
+            if events:
+                return Batch(events, found.cursor)
+            if found.entries:  # only others' events: go on after them
+                cursor = found.cursor
+                continue
+            if not ahead:  # the ring moved on meanwhile: read it again
+                continue
+            # A valid id the relay has not reached yet: wait for it.
+            if not self._wait(deadline, None, until=cursor):
+                return Batch((), cursor)
+
+    def _wait(self, deadline: float, at_most: float | None, until: EntryId | None = None) -> bool:
+        """Wait for the ring to change (or reach ``until``) within the deadline; False at the deadline."""
+        with self._changed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if until is not None and self._last >= until:
+                return True
+            self._changed.wait(remaining if at_most is None else min(remaining, at_most))
+            return deadline > time.monotonic() or (until is not None and self._last >= until)
 
     def close(self) -> None:
         """Wake every reader; from now on reads end with ``closed=True``. Idempotent."""
+        self._relay.stop()
         with self._changed:
             self._closed = True
             self._changed.notify_all()
 
-    def _after(self, cursor: int) -> itertools.islice[Event]:
-        """The retained events with an id above ``cursor`` (ids are consecutive)."""
-        if not self._events:
-            return itertools.islice((), 0)
-        return itertools.islice(self._events, cursor - self._events[0].id + 1, None)
+    def _holds(self, cursor: EntryId) -> bool:
+        """Whether the ring alone answers a reader after ``cursor``: an id it gave (its floor, its
+        newest, an event's). Any other id, even one in its range, is judged by the bus (an id of
+        another log must get a reset, not the events after it)."""
+        if cursor in (self._floor, self._last):
+            return True
+        if not self._floor < cursor < self._last:
+            return False
+        i = bisect.bisect_left(self._events, cursor, key=_id)
+        return i < len(self._events) and self._events[i].id == cursor
+
+    def _after(self, cursor: EntryId) -> list[Event]:
+        """The retained events with an id above ``cursor``."""
+        start = bisect.bisect_right(self._events, cursor, key=_id)
+        return list(itertools.islice(self._events, start, None))
+
+
+def _id(event: Event) -> EntryId:
+    return event.id

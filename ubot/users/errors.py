@@ -1,47 +1,62 @@
-"""The two ways a user request fails, and how each becomes a :class:`~ubot.users.messages.Rejected`.
+"""The ways a user request fails: domain exceptions, raised by the plain logic and by the actor
+(through the proxy's future) up to the gateway, which maps each class to an HTTP answer in one place
+(``ubot/http/errors.py``). Nothing here knows HTTP.
 
-:class:`ValidationError`: a field's value breaks a rule (422). :class:`Refused`: the request is well
-formed but cannot be carried out (wrong password 401, throttled 429, not found 404, conflict 409).
-The plain logic raises them; the actor returns them as values, so the gateway never guesses.
+Every one carries a short ``title``, a ``description`` for people, and when a request field is at
+fault its name (``field``).
 """
 
 from __future__ import annotations
 
-from ubot.users.messages import Rejected
+
+class UserError(Exception):
+    title = "Refused"
+
+    def __init__(self, description: str, *, field: str | None = None, title: str | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.field = field
+        if title is not None:
+            self.title = title
 
 
-class ValidationError(ValueError):
+class ValidationError(UserError, ValueError):
     """``field``: what is wrong (``message``); ``column``: 1-based position in a condition."""
 
     def __init__(self, field: str, message: str, column: int | None = None) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        title = "Invalid condition" if field == "condition" else "Invalid field"
+        super().__init__(f"{field}: {message}", field=field, title=title)
         self.message = message
         self.column = column
 
 
-class Refused(Exception):
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        description: str,
-        *,
-        field: str | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(f"{status} {title}: {description}")
-        self.status = status
-        self.title = title
-        self.description = description
-        self.field = field
-        self.retry_after = retry_after
+class BadCredentials(UserError):
+    """A login with a wrong username or password."""
+
+    title = "Invalid credentials"
 
 
-def rejected(error: ValidationError | Refused) -> Rejected:
-    if isinstance(error, ValidationError):
-        title = "Invalid condition" if error.field == "condition" else "Invalid field"
-        return Rejected(422, title, str(error), field=error.field, column=error.column)
-    return Rejected(
-        error.status, error.title, error.description, field=error.field, retry_after=error.retry_after
-    )
+class WrongPassword(UserError):
+    """The current password given to change it is not the current one."""
+
+    title = "Wrong password"
+
+
+class Throttled(UserError):
+    """Too many failed attempts: ``retry_after_s`` seconds to wait."""
+
+    title = "Too many attempts"
+
+    def __init__(self, description: str, retry_after_s: int) -> None:
+        super().__init__(description)
+        self.retry_after_s = retry_after_s
+
+
+class NotFound(UserError):
+    title = "Not found"
+
+
+class Conflict(UserError):
+    """Well formed, but in conflict with what exists: a name taken, a limit reached, a target in use."""
+
+    title = "Conflict"

@@ -1,14 +1,16 @@
 """The UserManager's work: accounts, sessions, settings and strategies, on :class:`UserStore`.
 
-A plain class: the actor (``actors/user_manager.py``) only hands it messages and turns the two
-exceptions it raises (:class:`ValidationError`, :class:`Refused`) into ``Rejected`` replies. Time
-comes from the injected clock. Passwords and tokens are never logged, nor put in an error.
+A plain class: the gateway calls its methods through the actor's proxy
+(``actors/user_manager.py``), and the domain exceptions they raise (``ubot/users/errors.py``) reach
+the gateway through the future. After a change to a user's strategies or settings it calls its
+``changed`` hook with the user's id (the actor tells the Scanner). Time comes from the injected
+clock. Passwords and tokens are never logged, nor put in an error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from peewee import IntegrityError
@@ -16,15 +18,33 @@ from peewee import IntegrityError
 from ubot.clocks import Clock
 from ubot.models.tables import Strategy, User
 from ubot.models.users import UserStore
+from ubot.notify.registry import not_configured
 from ubot.scan.spec import UserStrategies
+from ubot.timeutil import iso_from_ms
 from ubot.users import tokens, validation
-from ubot.users.errors import Refused, ValidationError
-from ubot.users.messages import ConditionInfo, LoginToken, SettingsView, StrategyView, UserView
+from ubot.users.errors import BadCredentials, Conflict, NotFound, Throttled, ValidationError, WrongPassword
+from ubot.users.market import KnownMarket
 from ubot.users.passwords import PASSWORD_MAX, Passwords, check_strength, normalize
+from ubot.users.shapes import (
+    ConditionInfo,
+    LoginToken,
+    Settings,
+    SettingsPatch,
+    SettingsView,
+    StrategyPatch,
+    StrategyView,
+    UserView,
+    convert,
+    given,
+)
+from ubot.users.shapes import (
+    Strategy as StrategyBody,
+)
 from ubot.users.specs import spec_of
 from ubot.users.throttle import (
     ACCOUNT_POLICY,
     ADDRESS_POLICY,
+    PAIR_POLICY,
     Failures,
     Policy,
     ThrottleBook,
@@ -54,10 +74,15 @@ class UserManager:
         max_sessions: int = tokens.MAX_SESSIONS,
         account_policy: Policy = ACCOUNT_POLICY,
         address_policy: Policy = ADDRESS_POLICY,
+        pair_policy: Policy = PAIR_POLICY,
+        channels: Collection[str] | None = None,
+        market: Callable[[], KnownMarket | None] | None = None,
     ) -> None:
         """``analyze``: the condition checker (default ``ubot.rules.analyze``); ``currencies``: the
         quote currencies the market is fetched in (the first is the default); ``allow_local_webhooks``:
-        admit http://localhost webhooks (development only)."""
+        admit http://localhost webhooks (development only). ``channels``: those this server has
+        (None: not checked); ``market``: the market fetched, or None before the first snapshot
+        (``ubot/users/market.py``)."""
         self.store = store
         self.clock = clock
         self.passwords = passwords or Passwords()
@@ -68,9 +93,17 @@ class UserManager:
         self.session_lifetime_ms = session_lifetime_ms
         self.max_sessions = max_sessions
         self.account_policy = account_policy
+        self.channels = None if channels is None else frozenset(channels)
+        self.market = market or (lambda: None)
         self.addresses = ThrottleBook(address_policy)
+        #: failures by (username, address): an address that failed on an account (see throttle.py)
+        self.pairs = ThrottleBook(pair_policy)
+        #: wrong current passwords given to change it, by user id (only a session holder can)
+        self.password_changes = ThrottleBook(pair_policy)
         #: usernames that do not exist are throttled like those that do (in memory)
         self.unknown_accounts = ThrottleBook(account_policy)
+        #: Called with a user's id once their strategies or settings changed (set by the actor).
+        self.changed: Callable[[int], None] = lambda user_id: None
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
@@ -82,13 +115,13 @@ class UserManager:
         address = validation.email(email)
         check_strength(password, username=name, email=address)
         if self.store.username_taken(name):
-            raise Refused(409, "Username taken", "username: is taken; choose another", field="username")
+            raise Conflict("username: is taken; choose another", field="username", title="Username taken")
         if self.store.email_taken(address):
-            raise Refused(409, "E-mail taken", "email: another account uses this address", field="email")
+            raise Conflict("email: another account uses this address", field="email", title="E-mail taken")
         try:
             user = self.store.create_user(name, address, self.passwords.hash(password), self.now_ms())
         except IntegrityError:  # registered in between, by another process
-            raise Refused(409, "Account exists", "username or email: is taken", field="username") from None
+            raise Conflict("username or email: is taken", field="username", title="Account exists") from None
         log.info("user %d registered", user.id)
         return _user_view(user)
 
@@ -96,9 +129,12 @@ class UserManager:
         now = self.now_ms()
         name = username.lower()[:64] if isinstance(username, str) else ""
         user = self.store.user_by_username(name) if validation.USERNAME.fullmatch(name) else None
+        pair = (name, client)
         wait = max(
             self.addresses.retry_after(client, now) if client is not None else 0,
-            self._account_retry_after(user, name, now),
+            self.pairs.retry_after(pair, now),
+            # the account's lock holds back only the addresses that failed on it (throttle.py)
+            self._account_retry_after(user, name, now) if self.pairs.has_failed(pair, now) else 0,
         )
         if wait:
             raise _throttled(wait)
@@ -110,9 +146,11 @@ class UserManager:
         if not ok:
             if client is not None:
                 self.addresses.failed(client, now)
+            self.pairs.failed(pair, now)
             self._account_failed(user, name, now)
-            raise Refused(401, "Invalid credentials", "wrong username or password")
+            raise BadCredentials("wrong username or password")
         assert user is not None
+        self.pairs.forget(pair)
         if user.failed_logins or user.locked_until is not None:
             self.store.save_failures(user.id, 0, None, None)
         if self.passwords.needs_rehash(user.password_hash):
@@ -120,7 +158,7 @@ class UserManager:
         token = tokens.issue()
         expires_at = now + self.session_lifetime_ms
         self.store.add_session(user.id, tokens.hash_token(token), now, expires_at, keep=self.max_sessions)
-        return LoginToken(token, expires_at)
+        return LoginToken(token, iso_from_ms(expires_at))
 
     def authenticate(self, token: Any) -> int | None:
         if not tokens.well_formed(token):
@@ -142,22 +180,24 @@ class UserManager:
         return self.store.revoke_all_sessions(user_id, self.now_ms())
 
     def change_password(self, user_id: int, old_password: Any, new_password: Any) -> None:
-        """Revokes every session of the user: they log in again with the new password."""
+        """Revokes every session of the user: they log in again with the new password. Wrong current
+        passwords are throttled per user (only a session holder gets here) and count in the account's
+        record, like failed logins."""
         user = self._user(user_id)
         now = self.now_ms()
-        wait = self._account_retry_after(user, user.username, now)
+        wait = self.password_changes.retry_after(user.id, now)
         if wait:
             raise _throttled(wait)
         acceptable = isinstance(old_password, str) and len(old_password) <= PASSWORD_MAX
         if not (acceptable and self.passwords.verify(user.password_hash, old_password)):
+            self.password_changes.failed(user.id, now)
             self._account_failed(user, user.username, now)
-            raise Refused(
-                403, "Wrong password", "old_password: is not your current password", field="old_password"
-            )
+            raise WrongPassword("old_password: is not your current password", field="old_password")
         check_strength(new_password, username=user.username, email=user.email, field="new_password")
         if tokens.same(normalize(new_password), normalize(old_password)):
             raise ValidationError("new_password", "must differ from the current password")
         self.store.change_password(user.id, self.passwords.hash(new_password), now)
+        self.password_changes.forget(user.id)
         log.info("user %d changed their password; sessions revoked", user.id)
 
     def _account_retry_after(self, user: User | None, name: str, now: int) -> int:
@@ -177,7 +217,7 @@ class UserManager:
     def _user(self, user_id: Any) -> User:
         user = self.store.user(user_id) if _is_id(user_id) else None
         if user is None:
-            raise Refused(404, "Not found", "no such user")
+            raise NotFound("no such user")
         return user
 
     # --- settings ------------------------------------------------------------------------
@@ -185,22 +225,28 @@ class UserManager:
     def get_settings(self, user_id: int) -> SettingsView:
         return SettingsView(**self._settings(user_id))
 
-    def put_settings(self, user_id: int, fields: Mapping[str, Any]) -> SettingsView:
+    def put_settings(self, user_id: int, body: Settings | Mapping[str, Any]) -> SettingsView:
+        """Replace every setting: one left out is cleared (or back to its default)."""
         self._user(user_id)
-        values = validation.settings(
-            _mapping(fields), currencies=self.currencies, allow_local=self.allow_local_webhooks
-        )
+        values = validation.settings(body, currencies=self.currencies, allow_local=self.allow_local_webhooks)
         cleared = [c for c, target in validation.CHANNEL_TARGETS.items() if values[target] is None]
         for name, channel in self.store.strategies_sending_to(user_id, cleared)[:1]:
             target = validation.CHANNEL_TARGETS[channel]
-            raise Refused(
-                409,
-                "Target in use",
+            raise Conflict(
                 f"{target}: strategy {name!r} sends to {channel}; change or delete that strategy first",
                 field=target,
+                title="Target in use",
             )
         self.store.put_settings(user_id, values)
+        self.changed(user_id)
         return SettingsView(**values)
+
+    def patch_settings(self, user_id: int, changes: SettingsPatch | Mapping[str, Any]) -> SettingsView:
+        """Change the settings given (``null`` clears one); the others stay as they are."""
+        self._user(user_id)
+        return self.put_settings(
+            user_id, {**self._settings(user_id), **given(convert(SettingsPatch, changes))}
+        )
 
     def _settings(self, user_id: int) -> dict[str, Any]:
         saved = self.store.settings(user_id)
@@ -214,34 +260,45 @@ class UserManager:
     def get_strategy(self, user_id: int, strategy_id: Any) -> StrategyView:
         return _strategy_view(self._strategy(user_id, strategy_id))
 
-    def create_strategy(self, user_id: int, fields: Mapping[str, Any]) -> StrategyView:
+    def create_strategy(self, user_id: int, body: StrategyBody | Mapping[str, Any]) -> StrategyView:
         self._user(user_id)
         if self.store.count_strategies(user_id) >= self.max_strategies:
-            raise Refused(
-                409,
-                "Too many strategies",
+            raise Conflict(
                 f"you have {self.max_strategies} strategies, the most allowed; delete one first",
+                title="Too many strategies",
             )
         now = self.now_ms()
-        values = self._validate(user_id, _mapping(fields), now)
+        self._check_channels(convert(StrategyBody, body).channels)  # before the settings' targets
+        values = self._validate(user_id, body, now)
+        self._check_market(values, validation.STRATEGY_FIELDS)
         self._check_name(user_id, values["name"])
         try:
             row = self.store.create_strategy(user_id, values, now)
         except IntegrityError:
             raise _name_taken(values["name"]) from None
+        self.changed(user_id)
         return _strategy_view(row)
 
-    def update_strategy(self, user_id: int, strategy_id: Any, fields: Mapping[str, Any]) -> StrategyView:
-        """Replace the strategy with ``fields`` (PUT)."""
+    def update_strategy(
+        self, user_id: int, strategy_id: Any, body: StrategyBody | Mapping[str, Any]
+    ) -> StrategyView:
+        """Replace the strategy with ``body`` (PUT)."""
         row = self._strategy(user_id, strategy_id)
         now = self.now_ms()
-        return self._save(row, self._validate(user_id, _mapping(fields), now), now)
+        self._check_channels(convert(StrategyBody, body).channels)
+        values = self._validate(user_id, body, now)
+        self._check_market(values, validation.STRATEGY_FIELDS)
+        return self._save(row, values, now)
 
-    def patch_strategy(self, user_id: int, strategy_id: Any, fields: Mapping[str, Any]) -> StrategyView:
+    def patch_strategy(
+        self, user_id: int, strategy_id: Any, changes: StrategyPatch | Mapping[str, Any]
+    ) -> StrategyView:
         """Change the fields given (PATCH). ``symbols`` replaces ``top_n`` and the reverse; an expiry
         not given is kept as it is (even past: an expired strategy can still be renamed)."""
         row = self._strategy(user_id, strategy_id)
-        fields = _mapping(fields)
+        fields = {
+            k: v for k, v in given(convert(StrategyPatch, changes)).items() if k in validation.STRATEGY_FIELDS
+        }
         merged = {name: getattr(row, name) for name in validation.STRATEGY_FIELDS}
         merged.update(fields)
         if "symbols" in fields and "top_n" not in fields:
@@ -252,7 +309,10 @@ class UserManager:
         if keep_expiry:
             merged["expires_at"] = None
         now = self.now_ms()
+        # only what the patch sets: a strategy that can no longer deliver can still be disabled
+        self._check_channels(fields.get("channels", ()))
         values = self._validate(user_id, merged, now)
+        self._check_market(values, fields)
         if keep_expiry:
             values["expires_at"] = row.expires_at
         return self._save(row, values, now)
@@ -260,6 +320,7 @@ class UserManager:
     def delete_strategy(self, user_id: int, strategy_id: Any) -> None:
         if not (_is_id(strategy_id) and self.store.delete_strategy(user_id, strategy_id)):
             raise _not_found(strategy_id)
+        self.changed(user_id)
 
     # --- the Scanner's view ------------------------------------------------------------
 
@@ -281,7 +342,10 @@ class UserManager:
 
     def disable_strategy(self, strategy_id: int) -> int | None:
         """A ``once`` strategy fired: disable it. The owner's id, or None when it no longer exists."""
-        return self.store.disable_strategy(strategy_id, self.now_ms())
+        owner = self.store.disable_strategy(strategy_id, self.now_ms())
+        if owner is not None:
+            self.changed(owner)
+        return owner
 
     def record_errors(self, errors: Mapping[int, str | None], at_ms: int) -> None:
         self.store.record_errors(errors, at_ms)
@@ -295,8 +359,32 @@ class UserManager:
             raise _not_found(strategy_id)
         return row
 
-    def _validate(self, user_id: int, fields: Mapping[str, Any], now: int) -> dict[str, Any]:
-        return validation.strategy(fields, targets=self._settings(user_id), now_ms=now, analyze=self.analyze)
+    def _validate(self, user_id: int, body: StrategyBody | Mapping[str, Any], now: int) -> dict[str, Any]:
+        return validation.strategy(body, targets=self._settings(user_id), now_ms=now, analyze=self.analyze)
+
+    def _check_channels(self, channels: Iterable[str]) -> None:
+        """Refuse a channel this server does not have, naming the setting (``ubot/users/market.py``)."""
+        for channel in channels:
+            if self.channels is not None and channel not in self.channels:
+                raise ValidationError("channels", not_configured(channel))
+
+    def _check_market(self, values: Mapping[str, Any], given: Collection[str]) -> None:
+        """Refuse symbols the market fetched does not have, or more top coins than it has."""
+        known = self.market()
+        if known is None:
+            return
+        if values["symbols"] is not None and "symbols" in given:
+            unknown = [s for s in values["symbols"] if s not in known.symbols]
+            if unknown:
+                raise ValidationError(
+                    "symbols",
+                    f"not in the market this server fetches (the top {known.coins} coins): {', '.join(unknown)}",
+                )
+        if values["top_n"] is not None and "top_n" in given and values["top_n"] > known.coins:
+            raise ValidationError(
+                "top_n",
+                f"at most {known.coins}: this server fetches the top {known.coins} coins ([market] limit)",
+            )
 
     def _check_name(self, user_id: int, name: str, other_than: int | None = None) -> None:
         if self.store.strategy_name_taken(user_id, name, other_than):
@@ -310,6 +398,7 @@ class UserManager:
             raise _name_taken(values["name"]) from None
         if not found:  # deleted in between
             raise _not_found(row.id)
+        self.changed(row.user_id)
         return _strategy_view(self._strategy(row.user_id, row.id))
 
 
@@ -317,34 +406,24 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _mapping(fields: Any) -> Mapping[str, Any]:
-    if not isinstance(fields, Mapping):
-        raise ValidationError("body", "must be a JSON object")
-    return fields
-
-
 def _failures(user: User) -> Failures:
     return Failures(user.failed_logins, user.last_failed_at, user.locked_until)
 
 
-def _throttled(wait: int) -> Refused:
-    return Refused(
-        429, "Too many attempts", f"too many failed logins; try again in {wait} s", retry_after=wait
-    )
+def _throttled(wait: int) -> Throttled:
+    return Throttled(f"too many failed logins; try again in {wait} s", retry_after_s=wait)
 
 
-def _not_found(strategy_id: Any) -> Refused:
-    return Refused(
-        404, "Not found", f"no strategy {strategy_id}" if _is_id(strategy_id) else "no such strategy"
-    )
+def _not_found(strategy_id: Any) -> NotFound:
+    return NotFound(f"no strategy {strategy_id}" if _is_id(strategy_id) else "no such strategy")
 
 
-def _name_taken(name: str) -> Refused:
-    return Refused(409, "Name taken", f"name: you already have a strategy called {name!r}", field="name")
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"name: you already have a strategy called {name!r}", field="name", title="Name taken")
 
 
 def _user_view(user: User) -> UserView:
-    return UserView(user.id, user.username, user.email, user.created_at)
+    return UserView(user.id, user.username, user.email, iso_from_ms(user.created_at))
 
 
 def _strategy_view(row: Strategy) -> StrategyView:
@@ -359,10 +438,14 @@ def _strategy_view(row: Strategy) -> StrategyView:
         channels=tuple(row.channels),
         frequency=row.frequency,
         cooldown_s=row.cooldown_s,
-        expires_at=row.expires_at,
+        expires_at=_iso(row.expires_at),
         enabled=bool(row.enabled),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        created_at=iso_from_ms(row.created_at),
+        updated_at=iso_from_ms(row.updated_at),
         last_error=row.last_error,
-        last_error_at=row.last_error_at,
+        last_error_at=_iso(row.last_error_at),
     )
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else iso_from_ms(ms)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ubot.models.tables import Strategy
 from ubot.notify.messages import DeliveryTarget
+from ubot.rules import language
 from ubot.scan.spec import StrategySpec
 from ubot.users.validation import CHANNEL_TARGETS
 
@@ -26,7 +27,7 @@ def spec_of(row: Strategy, settings: Mapping[str, Any]) -> StrategySpec:
         id=row.id,
         user_id=row.user_id,
         name=row.name,
-        condition=row.condition,
+        condition=language.normalize(row.condition),  # one saved before normalising, too
         timeframe=row.timeframe,
         symbols=None if row.symbols is None else tuple(s.upper() for s in row.symbols),
         top_n=row.top_n,

@@ -2,19 +2,27 @@
 
 A :class:`Failures` record counts consecutive failures. From the ``threshold``-th failure on, each
 failure locks further attempts for ``base_delay`` doubled per failure beyond the threshold, at most
-``max_delay`` (per account: 30 s, 1 min, 2 min, ... capped at 15 min). Attempts while locked are
-refused without being checked, and do not count. The count starts over after ``window`` without a
-failure (counted from the end of the last lock, so waiting out a lock does not also reset it), and
-after a successful login of the account.
+``max_delay`` (30 s, 1 min, 2 min, ... capped at 15 min). Attempts while locked are refused without
+being checked, and do not count. The count starts over after ``window`` without a failure (counted
+from the end of the last lock, so waiting out a lock does not also reset it).
 
-Per account the record is kept in the ``user`` row (it survives restarts); per client address, and
-for usernames that do not exist (which must behave exactly like those that do, or the lock-out
-would tell who has an account), it is kept in memory by :class:`ThrottleBook`. A success does not
-reset an address: an attacker with an account of their own could otherwise reset it between
-guesses.
+Who is locked out (``UserManager.login``), so that nobody can lock somebody else out:
 
-At the account cap an online guesser gets about four tries an hour per account; the address policy
-has a higher threshold, since many people may share one address (NAT, an office).
+* **per (account, address)**: an address's failures on one account lock that address out of that
+  account (:data:`PAIR_POLICY`, in memory in a :class:`ThrottleBook`). This is what slows a guesser.
+* **per account, only for addresses that have failed on it**: every failure on an account also
+  counts in the account's record (kept in the ``user`` row, it survives restarts; for usernames that
+  do not exist, in memory, so that they behave exactly like those that do). While that record is
+  locked, an address with a recent failure on the account (within the window) waits for it too, but
+  an address that has not failed on the account is let through and its password checked. So a
+  guesser spread over many addresses gets one guess per address per account lock (at most 15 min),
+  while the owner, from an address that has not failed, always logs in with the right password.
+* **per address, across accounts** (:data:`ADDRESS_POLICY`): one address guessing many accounts.
+  Its threshold is higher, since many people may share one address (NAT, an office).
+
+A success resets the account record and the (account, address) record, never the address's own:
+an attacker with an account of their own could otherwise reset it between guesses. Sign-ups are not
+logins: a refused sign-up counts nowhere here. The in-memory records are lost at a restart.
 """
 
 from __future__ import annotations
@@ -33,7 +41,11 @@ class Policy:
     max_delay_ms: int = 15 * MINUTE_MS
 
 
+#: One account's failures from all addresses; the lock applies only to addresses that failed on it.
 ACCOUNT_POLICY = Policy()
+#: One address's failures on one account.
+PAIR_POLICY = Policy()
+#: One address's failures on any account.
 ADDRESS_POLICY = Policy(threshold=20)
 
 
@@ -97,6 +109,11 @@ class ThrottleBook:
         if len(self._records) > self.max_entries:
             self._prune(now_ms)
         return retry_after(record, now_ms)
+
+    def has_failed(self, key: Hashable, now_ms: int) -> bool:
+        """Whether ``key`` failed recently (its count has not started over)."""
+        record = self._records.get(key)
+        return record is not None and not is_stale(record, now_ms, self.policy)
 
     def forget(self, key: Hashable) -> None:
         self._records.pop(key, None)

@@ -20,7 +20,14 @@ SESSION_LIFETIME_MS = 30 * 86_400_000
 LAST_SEEN_RESOLUTION_MS = 60_000
 #: Live sessions per user; logging in once more revokes the oldest.
 MAX_SESSIONS = 20
-_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+#: The shape of a token: 43 characters of the URL-safe base64 alphabet.
+TOKEN_LENGTH = 43
+_CHARS = "A-Za-z0-9_-"
+_SHAPE = re.compile(f"[{_CHARS}]{{{TOKEN_LENGTH}}}")
+#: Anything in a text that could be a token: a run of at least 43 of its characters (a token glued
+#: to more of them must not slip through; a longer run of those characters is hidden whole).
+_ANYWHERE = re.compile(f"[{_CHARS}]{{{TOKEN_LENGTH},}}")
+REDACTED = "REDACTED"
 
 
 def issue() -> str:
@@ -35,6 +42,11 @@ def hash_token(token: str) -> str:
 def well_formed(token: object) -> bool:
     """Whether ``token`` could be one of ours (anything else is refused before any work)."""
     return isinstance(token, str) and _SHAPE.fullmatch(token) is not None
+
+
+def redact(text: str) -> str:
+    """``text`` with everything shaped like a token replaced by ``REDACTED`` (for logs)."""
+    return _ANYWHERE.sub(REDACTED, text)
 
 
 def same(a: str, b: str) -> bool:

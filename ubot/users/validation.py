@@ -1,7 +1,8 @@
-"""Every rule a user's input must follow. Each check returns the normalized value or raises
+"""The domain rules of a user's input: what the shapes (``shapes.py``, checked when a body is
+decoded) cannot say. Each check returns the normalized value or raises
 :class:`~ubot.users.errors.ValidationError` naming the field and why.
 
-Limits, and why:
+Limits, and why (the ones a JSON schema can state are declared in ``shapes.py``):
 
 * username 3..32 of ``a-z 0-9 _ . -`` starting with a letter or digit, case-insensitive (stored
   lower-case): fits in URLs, logs and chat mentions, and ``Alice`` cannot impersonate ``alice``;
@@ -16,13 +17,14 @@ Limits, and why:
   The notifier must still check the address a name resolves to when it connects;
 * webhook secret 16..128 printable ASCII characters: enough entropy for an HMAC key, small enough to
   store; required with a webhook URL, since every call is signed;
-* quiet hours ``HH:MM-HH:MM`` (may wrap midnight) in the user's IANA time zone;
-* strategies: name 1..64 characters; condition checked by ``ubot.rules.analyze`` (its own limits);
-  a timeframe uBot builds candles for; either 1..50 symbols (a watch list a person keeps up) or the
-  top 1..1000 coins by rank (bounds a strategy's work per tick; coins ranked past 1000 are rarely
-  liquid); 0..5 channels, each with its target set in the settings (none, the default: the alert is
-  kept in the alert log, shown by GET /v1/me/alerts and pushed on /v1/stream only); a cooldown
-  of 0 s..7 days; an expiry in the future, at most 10 years ahead.
+* quiet hours ``HH:MM-HH:MM`` (may wrap midnight, not empty) in the user's IANA time zone (one that
+  exists);
+* strategies: name 1..64 printable characters; condition checked by ``ubot.rules.analyze`` (its own
+  limits); a timeframe uBot builds candles for; either 1..50 symbols (a watch list a person keeps
+  up) or the top 1..1000 coins by rank (bounds a strategy's work per tick; coins ranked past 1000
+  are rarely liquid); 0..5 channels, each with its target set in the settings (none, the default:
+  the alert is kept in the alert log, shown by GET /v1/me/alerts and pushed on /v1/stream only);
+  a cooldown of 0 s..7 days; an expiry in the future, at most 10 years ahead.
 """
 
 from __future__ import annotations
@@ -31,39 +33,37 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ubot.market.candles import TIMEFRAMES
 from ubot.outbound import host_refusal, is_loopback_host
-from ubot.timeutil import parse_iso_ms
+from ubot.rules import language
+from ubot.users import shapes
 from ubot.users.errors import ValidationError
-from ubot.users.messages import ConditionInfo
-
-USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{2,31}")
-EMAIL = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+from ubot.users.shapes import (
+    CHANNELS,
+    EMAIL_MAX,
+    FREQUENCIES,
+    SETTINGS_FIELDS,
+    STRATEGY_FIELDS,
+    WEBHOOK_URL_MAX,
+    ConditionInfo,
 )
-EMAIL_MAX = 254
-EMAIL_LOCAL_MAX = 64
-E164 = re.compile(r"\+[1-9][0-9]{7,14}")
-TELEGRAM_ID = re.compile(r"-?[1-9][0-9]{0,15}")
-TELEGRAM_CHANNEL = re.compile(r"@[A-Za-z][A-Za-z0-9_]{4,31}")
-WEBHOOK_URL_MAX = 2048
-HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")  # urlsplit lower-cases it
-SECRET = re.compile(r"[\x21-\x7e]{16,128}")
-QUIET_HOURS = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])")
-TIMEZONE = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
-NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})  # files in the zone directory
 
-NAME_MAX = 64
-SYMBOL = re.compile(r"[A-Z0-9$._-]{0,19}[A-Z0-9][A-Z0-9$._-]{0,19}")
-SYMBOL_MAX = 20
-SYMBOLS_MAX = 50
-TOP_N_MAX = 1000
-CHANNELS = ("webhook", "telegram", "sms", "whatsapp", "email")
+__all__ = ["CHANNELS", "FREQUENCIES", "SETTINGS_FIELDS", "STRATEGY_FIELDS"]
+
+USERNAME = re.compile(shapes.USERNAME_PATTERN[1:-1])  # on the lower-cased name
+EMAIL = re.compile(shapes.EMAIL_PATTERN[1:-1])
+EMAIL_LOCAL_MAX = 64
+E164 = re.compile(shapes.E164_PATTERN[1:-1])
+TELEGRAM = re.compile(shapes.TELEGRAM_PATTERN[1:-1])
+HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")  # urlsplit lower-cases it
+SECRET = re.compile(shapes.SECRET_PATTERN[1:-1])
+QUIET_HOURS = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])")
+TIMEZONE = re.compile(shapes.TIMEZONE_PATTERN[1:-1])
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})  # files in the zone directory
 #: channel -> the settings field that says where it sends to
 CHANNEL_TARGETS = {
     "webhook": "webhook_url",
@@ -72,94 +72,22 @@ CHANNEL_TARGETS = {
     "whatsapp": "whatsapp_to",
     "email": "email_to",
 }
-FREQUENCIES = ("once_per_crossing", "once", "once_per_bar", "once_per_bar_close")
-COOLDOWN_MAX_S = 7 * 86_400
 EXPIRY_MAX_MS = 10 * 366 * 86_400_000
-
-SETTINGS_FIELDS = (
-    "webhook_url",
-    "webhook_secret",
-    "telegram_chat_id",
-    "sms_to",
-    "whatsapp_to",
-    "email_to",
-    "quiet_hours",
-    "timezone",
-    "quote_currency",
-)
-STRATEGY_FIELDS = (
-    "name",
-    "condition",
-    "timeframe",
-    "symbols",
-    "top_n",
-    "channels",
-    "frequency",
-    "cooldown_s",
-    "expires_at",
-    "enabled",
-)
-#: In a strategy document but derived or set by uBot: ignored on input (a client may send back
-#: what it read).
-STRATEGY_READ_ONLY = ("id", "indicators", "created_at", "updated_at", "last_error", "last_error_at")
-STRATEGY_DEFAULTS: Mapping[str, Any] = {
-    "symbols": None,
-    "top_n": None,
-    "channels": [],
-    "frequency": "once_per_crossing",
-    "cooldown_s": 0,
-    "expires_at": None,
-    "enabled": True,
-}
+DEFAULT_FREQUENCY = "once_per_crossing"
 
 Analyze = Callable[[str], Any]  # ubot.rules.analyze: text -> Analysis(.indicators, .fields)
 
 
-# --- small helpers -------------------------------------------------------------------------
-
-
 def _text(field: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ValidationError(field, f"must be a string, not {_kind(value)}")
+        raise ValidationError(field, "must be a string")
     return value
-
-
-def _integer(field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(field, f"must be an integer, not {_kind(value)}")
-    return value
-
-
-def _kind(value: Any) -> str:
-    return {
-        type(None): "null",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        tuple: "a list",
-        dict: "an object",
-    }.get(type(value), type(value).__name__)
-
-
-def _show(value: Any, limit: int = 24) -> str:
-    """``repr`` of a user's value, cut short: error messages never echo a whole request."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _unknown(fields: Mapping[str, Any], known: tuple[str, ...], ignored: tuple[str, ...] = ()) -> None:
-    allowed = set(known) | set(ignored)
-    for name in fields:
-        if name not in allowed:
-            raise ValidationError(str(name)[:64], f"unknown field; known: {', '.join(known)}")
 
 
 # --- accounts ------------------------------------------------------------------------------
 
 
-def username(value: Any) -> str:
+def username(value: str) -> str:
     """The username, lower-cased."""
     name = _text("username", value).lower()
     if not 3 <= len(name) <= 32:
@@ -172,7 +100,7 @@ def username(value: Any) -> str:
     return name
 
 
-def email(value: Any, field: str = "email") -> str:
+def email(value: str, field: str = "email") -> str:
     address = _text(field, value)
     if len(address) > EMAIL_MAX:
         raise ValidationError(field, f"must be at most {EMAIL_MAX} characters long")
@@ -186,24 +114,21 @@ def email(value: Any, field: str = "email") -> str:
 # --- settings ------------------------------------------------------------------------------
 
 
-def phone(value: Any, field: str) -> str:
-    number = _text(field, value)
-    if not E164.fullmatch(number):
+def phone(value: str, field: str) -> str:
+    if not E164.fullmatch(value):
         raise ValidationError(
             field, "must be a phone number in E.164 form: '+' then 8 to 15 digits, e.g. +14155552671"
         )
-    return number
+    return value
 
 
-def telegram_chat_id(value: Any) -> str:
+def telegram_chat_id(value: str | int) -> str:
     """A chat id (as text) or ``@channelname``; a JSON integer is accepted too."""
-    field = "telegram_chat_id"
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    text = _text(field, value)
-    if not (TELEGRAM_ID.fullmatch(text) or TELEGRAM_CHANNEL.fullmatch(text)):
+    text = str(value)
+    if isinstance(value, bool) or not TELEGRAM.fullmatch(text):
         raise ValidationError(
-            field, "must be a chat id (a non-zero integer, negative for groups) or a public @channelname"
+            "telegram_chat_id",
+            "must be a chat id (a non-zero integer, negative for groups) or a public @channelname",
         )
     return text
 
@@ -262,37 +187,44 @@ def _legacy_ipv4(host: str) -> bool:
     return True
 
 
-def webhook_secret(value: Any) -> str:
-    secret = _text("webhook_secret", value)
-    if not SECRET.fullmatch(secret):
+def _url(value: str, allow_local: bool) -> str:
+    """:func:`webhook_url`, with the ``ValueError`` of ``urllib`` (``https://[::1``) named too."""
+    try:
+        return webhook_url(value, allow_local=allow_local)
+    except ValidationError:
+        raise
+    except ValueError:
+        raise ValidationError("webhook_url", "is not a valid URL") from None
+
+
+def webhook_secret(value: str) -> str:
+    if not SECRET.fullmatch(value):
         raise ValidationError("webhook_secret", "must be 16 to 128 printable ASCII characters without spaces")
-    return secret
+    return value
 
 
-def quiet_hours(value: Any) -> str:
-    text = _text("quiet_hours", value)
-    match = QUIET_HOURS.fullmatch(text)
+def quiet_hours(value: str) -> str:
+    match = QUIET_HOURS.fullmatch(value)
     if not match:
         raise ValidationError("quiet_hours", "must be HH:MM-HH:MM in 24-hour time, e.g. 22:00-07:00")
     if match[1] == match[3] and match[2] == match[4]:
         raise ValidationError("quiet_hours", "must not start and end at the same time")
-    return text
+    return value
 
 
-def timezone(value: Any) -> str:
-    name = _text("timezone", value)
-    if len(name) <= 64 and TIMEZONE.fullmatch(name) and name not in NOT_ZONES:
+def timezone(value: str) -> str:
+    if len(value) <= 64 and TIMEZONE.fullmatch(value) and value not in NOT_ZONES:
         try:
-            ZoneInfo(name)
-            return name
+            ZoneInfo(value)
+            return value
         except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
     raise ValidationError("timezone", "must be an IANA time zone name, e.g. Europe/Paris or UTC")
 
 
-def quote_currency(value: Any, allowed: Iterable[str]) -> str:
+def quote_currency(value: str, allowed: Iterable[str]) -> str:
     allowed = tuple(allowed)
-    code = _text("quote_currency", value).upper()
+    code = value.upper()
     if code not in allowed:
         raise ValidationError(
             "quote_currency", f"must be one of {', '.join(allowed)} (the market's currencies)"
@@ -301,14 +233,17 @@ def quote_currency(value: Any, allowed: Iterable[str]) -> str:
 
 
 def settings(
-    fields: Mapping[str, Any], *, currencies: Iterable[str] = ("USD",), allow_local: bool = False
+    body: shapes.Settings | Mapping[str, Any],
+    *,
+    currencies: Iterable[str] = ("USD",),
+    allow_local: bool = False,
 ) -> dict[str, Any]:
-    """A complete set of settings from ``fields`` (a full replacement: absent fields are cleared;
+    """A complete set of settings from ``body`` (a full replacement: absent fields are cleared;
     ``timezone`` defaults to UTC and ``quote_currency`` to the first of ``currencies``)."""
+    given = shapes.convert(shapes.Settings, body)
     currencies = tuple(currencies)
-    _unknown(fields, SETTINGS_FIELDS)
     checks: dict[str, Callable[[Any], Any]] = {
-        "webhook_url": lambda v: webhook_url(v, allow_local=allow_local),
+        "webhook_url": lambda v: _url(v, allow_local),
         "webhook_secret": webhook_secret,
         "telegram_chat_id": telegram_chat_id,
         "sms_to": lambda v: phone(v, "sms_to"),
@@ -318,9 +253,10 @@ def settings(
         "timezone": timezone,
         "quote_currency": lambda v: quote_currency(v, currencies),
     }
-    values = {
-        name: None if fields.get(name) is None else check(fields[name]) for name, check in checks.items()
-    }
+    values = {}
+    for name, check in checks.items():
+        value = getattr(given, name)
+        values[name] = None if value is None else check(value)
     if values["timezone"] is None:
         values["timezone"] = "UTC"
     if values["quote_currency"] is None:
@@ -333,7 +269,7 @@ def settings(
 # --- strategies ----------------------------------------------------------------------------
 
 
-def condition(text: Any, analyze: Analyze | None = None) -> ConditionInfo:
+def condition(text: str, analyze: Analyze | None = None) -> ConditionInfo:
     """Check a condition with the condition language; the indicators and fields it uses.
 
     ``analyze`` defaults to ``ubot.rules.analyze``. Its errors are ``ValueError``\\ s with
@@ -356,60 +292,22 @@ def condition(text: Any, analyze: Analyze | None = None) -> ConditionInfo:
     )
 
 
-def strategy_name(value: Any) -> str:
-    name = _text("name", value)
-    if not 1 <= len(name) <= NAME_MAX or not name.strip():
-        raise ValidationError("name", f"must be 1 to {NAME_MAX} characters long, not only spaces")
-    if not name.isprintable():
+def strategy_name(value: str) -> str:
+    if not value.strip():
+        raise ValidationError("name", f"must be 1 to {shapes.NAME_MAX} characters long, not only spaces")
+    if not value.isprintable():
         raise ValidationError("name", "must not contain control characters")
-    return name
+    return value
 
 
-def timeframe(value: Any) -> str:
-    text = _text("timeframe", value)
-    if text not in TIMEFRAMES:
-        raise ValidationError("timeframe", f"must be one of {', '.join(TIMEFRAMES)}")
-    return text
-
-
-def symbols(value: Any) -> list[str]:
+def symbols(value: Iterable[str]) -> list[str]:
     """Upper-cased, duplicates dropped, in the order given."""
-    if not isinstance(value, (list, tuple)):
-        raise ValidationError("symbols", f"must be a list of coin symbols, not {_kind(value)}")
-    if not 1 <= len(value) <= SYMBOLS_MAX:
-        raise ValidationError("symbols", f"must list 1 to {SYMBOLS_MAX} symbols (or use top_n)")
-    result: list[str] = []
-    for item in value:
-        symbol = _text("symbols", item).upper()
-        if len(symbol) > SYMBOL_MAX or not SYMBOL.fullmatch(symbol):
-            raise ValidationError(
-                "symbols",
-                f"{_show(item)} is not a coin symbol (up to {SYMBOL_MAX} letters and digits, like BTC)",
-            )
-        if symbol not in result:
-            result.append(symbol)
-    return result
+    return list(dict.fromkeys(symbol.upper() for symbol in value))
 
 
-def top_n(value: Any) -> int:
-    n = _integer("top_n", value)
-    if not 1 <= n <= TOP_N_MAX:
-        raise ValidationError("top_n", f"must be between 1 and {TOP_N_MAX}")
-    return n
-
-
-def channels(value: Any, targets: Mapping[str, Any]) -> list[str]:
+def channels(value: Iterable[str], targets: Mapping[str, Any]) -> list[str]:
     """Channels without duplicates; each needs its target in ``targets`` (the user's settings)."""
-    if not isinstance(value, (list, tuple)):
-        raise ValidationError(
-            "channels", f"must be a list of: {', '.join(CHANNELS)} (or empty: the alert log only)"
-        )
-    result: list[str] = []
-    for item in value:
-        if item not in CHANNELS:
-            raise ValidationError("channels", f"{_show(item)} is not a channel; known: {', '.join(CHANNELS)}")
-        if item not in result:
-            result.append(item)
+    result = list(dict.fromkeys(value))
     for channel in result:
         if targets.get(CHANNEL_TARGETS[channel]) is None:
             raise ValidationError(
@@ -418,30 +316,9 @@ def channels(value: Any, targets: Mapping[str, Any]) -> list[str]:
     return result
 
 
-def frequency(value: Any) -> str:
-    text = _text("frequency", value)
-    if text not in FREQUENCIES:
-        raise ValidationError("frequency", f"must be one of {', '.join(FREQUENCIES)}")
-    return text
-
-
-def cooldown_s(value: Any) -> int:
-    seconds = _integer("cooldown_s", value)
-    if not 0 <= seconds <= COOLDOWN_MAX_S:
-        raise ValidationError("cooldown_s", f"must be between 0 and {COOLDOWN_MAX_S} seconds (7 days)")
-    return seconds
-
-
-def expires_at(value: Any, now_ms: int) -> int:
-    """Epoch milliseconds, or an ISO-8601 date-time string."""
-    if isinstance(value, str):
-        try:
-            value = parse_iso_ms(value)
-        except ValueError:
-            raise ValidationError(
-                "expires_at", "must be an ISO-8601 date-time (2030-01-31T00:00:00Z) or epoch milliseconds"
-            ) from None
-    when = _integer("expires_at", value)
+def expires_at(value: datetime | int, now_ms: int) -> int:
+    """Epoch milliseconds, from epoch milliseconds or a date-time with its zone."""
+    when = value if isinstance(value, int) else int(value.timestamp() * 1000)
     if when <= now_ms:
         raise ValidationError("expires_at", "must be in the future")
     if when > now_ms + EXPIRY_MAX_MS:
@@ -449,31 +326,21 @@ def expires_at(value: Any, now_ms: int) -> int:
     return when
 
 
-def enabled(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationError("enabled", f"must be true or false, not {_kind(value)}")
-    return value
-
-
 def strategy(
-    fields: Mapping[str, Any],
+    body: shapes.Strategy | Mapping[str, Any],
     *,
     targets: Mapping[str, Any],
     now_ms: int,
     analyze: Analyze | None = None,
 ) -> dict[str, Any]:
-    """A complete strategy from ``fields`` (absent optional fields take their defaults), with the
-    ``indicators`` derived from its condition. ``targets``: the user's settings."""
-    _unknown(fields, STRATEGY_FIELDS, STRATEGY_READ_ONLY)
-    for name in ("name", "condition", "timeframe"):
-        if fields.get(name) is None:
-            raise ValidationError(name, "is required")
-    given = {**STRATEGY_DEFAULTS, **{k: v for k, v in fields.items() if k in STRATEGY_FIELDS}}
-    values: dict[str, Any] = {"name": strategy_name(given["name"])}
-    values["condition"] = given["condition"]
-    values["indicators"] = list(condition(given["condition"], analyze).indicators)
-    values["timeframe"] = timeframe(given["timeframe"])
-    has_symbols, has_top_n = given["symbols"] is not None, given["top_n"] is not None
+    """A complete strategy from ``body``, with the ``indicators`` derived from its condition.
+    ``targets``: the user's settings."""
+    given = shapes.convert(shapes.Strategy, body)
+    values: dict[str, Any] = {"name": strategy_name(given.name)}
+    values["indicators"] = list(condition(given.condition, analyze).indicators)  # columns as written
+    values["condition"] = language.normalize(given.condition)
+    values["timeframe"] = given.timeframe
+    has_symbols, has_top_n = given.symbols is not None, given.top_n is not None
     if has_symbols == has_top_n:
         raise ValidationError(
             "top_n" if has_symbols else "symbols",
@@ -481,16 +348,11 @@ def strategy(
             if has_symbols
             else "give either symbols (a list) or top_n (the top coins by rank)",
         )
-    values["symbols"] = symbols(given["symbols"]) if has_symbols else None
-    values["top_n"] = top_n(given["top_n"]) if has_top_n else None
-    values["channels"] = channels(_default_if_none(given, "channels"), targets)
-    values["frequency"] = frequency(_default_if_none(given, "frequency"))
-    values["cooldown_s"] = cooldown_s(_default_if_none(given, "cooldown_s"))
-    values["expires_at"] = None if given["expires_at"] is None else expires_at(given["expires_at"], now_ms)
-    values["enabled"] = enabled(_default_if_none(given, "enabled"))
+    values["symbols"] = symbols(given.symbols) if given.symbols is not None else None
+    values["top_n"] = given.top_n
+    values["channels"] = channels(given.channels, targets)
+    values["frequency"] = given.frequency
+    values["cooldown_s"] = given.cooldown_s
+    values["expires_at"] = None if given.expires_at is None else expires_at(given.expires_at, now_ms)
+    values["enabled"] = given.enabled
     return values
-
-
-def _default_if_none(given: Mapping[str, Any], name: str) -> Any:
-    value = given[name]
-    return STRATEGY_DEFAULTS[name] if value is None else value

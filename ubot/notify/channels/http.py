@@ -29,6 +29,7 @@ import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
 
+from ubot.logtext import printable
 from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Outcome
 
@@ -191,9 +192,9 @@ def log_outcome(log: logging.Logger, channel: str, destination: str, outcome: Ou
         logging.DEBUG if outcome.status == SENT else logging.INFO,
         "%s to %s: %s%s",
         channel,
-        destination,
+        printable(destination),
         outcome.status,
-        f" ({outcome.detail})" if outcome.detail else "",
+        f" ({printable(outcome.detail)})" if outcome.detail else "",
     )
     return outcome
 

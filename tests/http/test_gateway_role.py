@@ -1,0 +1,72 @@
+"""A gateway role's app (no pipeline actor): /health from its bus and the latest document; the
+snapshot from the bus; the database's answers through the History actor."""
+
+from __future__ import annotations
+
+from falcon.testing import TestClient
+
+from tests.support.ports import refused_port
+from ubot.bus import SNAPSHOT, InProcessBus, SnapshotDocument
+from ubot.http.app import create_app
+from ubot.http.gateway import Gateway
+from ubot.stream.hub import StreamHub
+from ubot.stream.latest import LatestSnapshot
+from ubot.system import AlertOptions, start_gateway_actors
+
+BODY = b'{"timestamp":"2024-03-10T00:00:00.000Z","convert":"USD","global":null,"coins":[]}'
+
+
+def app_over(bus, db):
+    actors = start_gateway_actors(db, convert="USD", alerts=AlertOptions(), on_changed=lambda user_id: None)
+    gateway = Gateway(
+        container=None,
+        history=actors.history,
+        monitor=None,
+        clock=None,
+        users=actors.users,
+        notifier=actors.history,
+        snapshots=LatestSnapshot(bus),
+    )
+    return actors, TestClient(create_app(gateway, hub=StreamHub(bus).start()))
+
+
+def test_health_is_starting_then_ok_and_the_snapshot_is_the_buss_document(db) -> None:
+    bus = InProcessBus()
+    actors, client = app_over(bus, db)
+    try:
+        starting = client.simulate_get("/health")
+        assert starting.status_code == 503
+        assert starting.json == {
+            "status": "starting",
+            "role": "gateway",
+            "bus": {"kind": "in-process", "connected": True, "error": None},
+            "last_snapshot_at": None,
+        }
+        assert client.simulate_get("/v1/snapshot").status_code == 503  # no snapshot yet
+        bus.set_latest(SNAPSHOT, SnapshotDocument('"abc-1"', BODY, 7, 1_710_028_800_000))
+        ok = client.simulate_get("/health")
+        assert ok.status_code == 200
+        assert ok.json["status"] == "ok" and ok.json["last_snapshot_at"] == "2024-03-10T00:00:00.000Z"
+        served = client.simulate_get("/v1/snapshot")
+        assert served.status_code == 200 and served.content == BODY and served.headers["etag"] == '"abc-1"'
+        assert (
+            client.simulate_get("/v1/me/alerts").status_code == 401
+        )  # accounts are served: a token is asked
+    finally:
+        actors.stop()
+        bus.close()
+
+
+def test_health_is_degraded_while_redis_does_not_answer(db) -> None:
+    from ubot.bus.redis_streams import RedisBus
+
+    with refused_port() as port:
+        bus = RedisBus(f"redis://127.0.0.1:{port}/0", timeout_s=0.2)
+        gateway = Gateway(
+            container=None, history=None, monitor=None, clock=None, snapshots=LatestSnapshot(bus)
+        )  # type: ignore[arg-type]
+        status, doc = gateway.health()
+        bus.close()
+    assert status == 503
+    assert doc["status"] == "degraded" and doc["bus"]["connected"] is False
+    assert doc["bus"]["error"]

@@ -1,0 +1,216 @@
+"""Old recordings and a live database: refused by default, added to the history on request.
+
+A replay appends its snapshots to the history as if they were happening now. Recordings older than
+the newest stored snapshot would land behind newer history: their candles would be folded into the
+current ones, and the scan would fire alerts dated days ago. So a replay whose first recording is
+older than the newest stored snapshot (and not stored already: a replay resumed after a stop
+starts with recordings the database has) is refused at start-up (:func:`older_than_history`),
+unless the operator asks to backfill.
+
+A backfill (:func:`backfill`) stores every recording (duplicates are skipped as always), then
+folds every snapshot not yet in the candles into them by merging: each (coin, timeframe, bucket) it
+touches becomes the merge of the stored candle and the new quotes, by their own timestamps (open
+from the earliest, close from the latest, the extremes, the counts added). Candles are kept when
+raw quotes are pruned, so merging is right where recomputing from quotes would not be. The open
+candles of the longer timeframes are not stored (they are rebuilt at start-up from the finer ones),
+so they are not written here either. Nothing is scanned: the watermarks of the candles and of the
+scan move past the backfilled snapshots, so the next start neither folds nor scans them again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from peewee import Database, fn
+
+from ubot.market.candles import TIMEFRAMES
+from ubot.market.replay import ReplaySource
+from ubot.market.snapshot import MarketDataError, Snapshot, parse_listings
+from ubot.market.source import SourceError, SourceExhausted
+from ubot.models.alerts import SCAN_WATERMARK
+from ubot.models.bulk import insert_rows
+from ubot.models.candle_store import WATERMARK
+from ubot.models.db import writing
+from ubot.models.store import SnapshotWriter
+from ubot.models.tables import Candle, Meta, Quote, SnapshotRecord
+from ubot.timeutil import iso_from_ms
+
+log = logging.getLogger(__name__)
+
+FINEST = next(iter(TIMEFRAMES))
+_FIELDS = [
+    Candle.coin,
+    Candle.timeframe,
+    Candle.open_time,
+    Candle.open,
+    Candle.high,
+    Candle.low,
+    Candle.close,
+    Candle.first_ts,
+    Candle.last_ts,
+    Candle.count,
+]
+CHUNK = 500
+
+
+class ReplayRefused(RuntimeError):
+    """This replay cannot go into this database; ``str()`` is the one line saying what to do."""
+
+
+def recordings(directory: str, convert: str) -> Iterator[Snapshot]:
+    """The parsed snapshots of a replay directory, in file order; unreadable ones skipped (logged)."""
+    source = ReplaySource(directory)
+    while True:
+        try:
+            raw = source.fetch(0)
+            yield parse_listings(raw.listings, convert, raw.global_metrics)
+        except SourceExhausted:
+            return
+        except (SourceError, MarketDataError) as exc:
+            log.warning("backfill: skipped: %s", exc)
+
+
+def older_than_history(db: Database, directory: str, convert: str, shown_url: str) -> str | None:
+    """The one line refusing this replay when its first recording is older than the newest stored
+    snapshot and not stored already; ``None`` when it may be played."""
+    newest = SnapshotRecord.select(fn.MAX(SnapshotRecord.timestamp)).scalar()
+    if newest is None:
+        return None
+    first = next(recordings(directory, convert), None)
+    if first is None or first.timestamp_ms >= newest:
+        return None
+    if SnapshotRecord.select().where(SnapshotRecord.timestamp == first.timestamp_ms).exists():
+        return None  # a replay resumed: its stored recordings are skipped as duplicates
+    return (
+        f"replay of {directory} starts at {iso_from_ms(first.timestamp_ms)}, before the newest snapshot "
+        f"of database {shown_url} ({iso_from_ms(newest)}): its snapshots would go behind newer history "
+        "and its alerts would be sent as new; use a new database, or --backfill to add the recordings "
+        "to the history (candles rebuilt for their range, nothing scanned or sent)"
+    )
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    stored: int  # snapshots stored (the others were already there)
+    candles: int  # candle rows written
+
+
+def backfill(db: Database, directory: str, convert: str) -> BackfillResult:
+    """Store the recordings of ``directory`` and fold every snapshot not yet in the candles into
+    them (see the module's text)."""
+    mark_row = Meta.get_or_none(Meta.key == WATERMARK)
+    last = SnapshotRecord.select(fn.MAX(SnapshotRecord.id)).scalar() or 0
+    if last > (int(mark_row.value) if mark_row else 0):
+        raise ReplayRefused(
+            "the candles are behind the stored snapshots (uBot stopped before folding them): start uBot "
+            "once with its usual source so that it folds them, then backfill"
+        )
+    writer = SnapshotWriter(db)
+    stored = 0
+    for snap in recordings(directory, convert):
+        if writer.write(snap, "replay") is not None:
+            stored += 1
+    candles = fold_unfolded(db)
+    return BackfillResult(stored, candles)
+
+
+def fold_unfolded(db: Database) -> int:
+    """Merge the quotes of every snapshot after the candle watermark into the candles, by time, and
+    move both watermarks to the last snapshot. Returns the candle rows written."""
+    mark_row = Meta.get_or_none(Meta.key == WATERMARK)
+    mark = int(mark_row.value) if mark_row else 0
+    last = SnapshotRecord.select(fn.MAX(SnapshotRecord.id)).scalar() or 0
+    if last <= mark:
+        return 0
+    quotes = list(
+        Quote.select(Quote.coin, Quote.ts, Quote.price)
+        .where(Quote.snapshot > mark)
+        .order_by(Quote.ts, Quote.snapshot)
+        .tuples()
+    )
+    latest = dict(
+        Candle.select(Candle.coin, fn.MAX(Candle.last_ts))
+        .where(Candle.timeframe == FINEST)
+        .group_by(Candle.coin)
+        .tuples()
+    )
+    for coin, ts, _ in quotes:
+        if ts > latest.get(coin, ts - 1):
+            latest[coin] = ts
+    rows: list[tuple] = []
+    for timeframe, length in TIMEFRAMES.items():
+        new = _candles(quotes, length)
+        old = _stored(timeframe, new)
+        for (coin, start), candle in new.items():
+            if timeframe != FINEST and start == latest[coin] - latest[coin] % length:
+                continue  # still open: rebuilt at start-up from the finer candles
+            merged = _merge(old[(coin, start)], candle) if (coin, start) in old else candle
+            rows.append((coin, timeframe, start, *merged))
+    with writing(db):
+        for begin in range(0, len(rows), CHUNK):
+            insert_rows(
+                Candle,
+                _FIELDS,
+                rows[begin : begin + CHUNK],
+                conflict_target=[Candle.coin, Candle.timeframe, Candle.open_time],
+                update=_FIELDS[3:],
+            )
+        for key in (WATERMARK, SCAN_WATERMARK):
+            Meta.insert(key=key, value=str(last)).on_conflict(
+                conflict_target=[Meta.key], update={Meta.value: str(last)}
+            ).execute()
+    return len(rows)
+
+
+#: (open, high, low, close, first_ts, last_ts, count)
+Values = tuple[float, float, float, float, int, int, int]
+
+
+def _candles(quotes: Iterable[tuple[int, int, float]], length: int) -> dict[tuple[int, int], Values]:
+    """The candle of each (coin, bucket) of ``quotes`` (in time order)."""
+    result: dict[tuple[int, int], Values] = {}
+    for coin, ts, price in quotes:
+        key = (coin, ts - ts % length)
+        seen = result.get(key)
+        if seen is None:
+            result[key] = (price, price, price, price, ts, ts, 1)
+        else:
+            o, h, lo, _, first, _, n = seen
+            result[key] = (o, max(h, price), min(lo, price), price, first, ts, n + 1)
+    return result
+
+
+def _stored(timeframe: str, wanted: dict[tuple[int, int], Values]) -> dict[tuple[int, int], Values]:
+    """The stored candles of ``timeframe`` among the keys of ``wanted``."""
+    if not wanted:
+        return {}
+    starts = [start for _, start in wanted]
+    coins = sorted({coin for coin, _ in wanted})
+    found: dict[tuple[int, int], Values] = {}
+    for begin in range(0, len(coins), CHUNK):
+        query = Candle.select(*_FIELDS).where(
+            (Candle.timeframe == timeframe)
+            & Candle.coin.in_(coins[begin : begin + CHUNK])
+            & Candle.open_time.between(min(starts), max(starts))
+        )
+        for coin, _, start, *values in query.tuples():
+            if (coin, start) in wanted:
+                found[(coin, start)] = tuple(values)  # type: ignore[assignment]
+    return found
+
+
+def _merge(a: Values, b: Values) -> Values:
+    """One candle of the quotes of two candles of the same bucket (no quote in both)."""
+    opening = a if a[4] <= b[4] else b
+    closing = a if a[5] >= b[5] else b
+    return (
+        opening[0],
+        max(a[1], b[1]),
+        min(a[2], b[2]),
+        closing[3],
+        min(a[4], b[4]),
+        max(a[5], b[5]),
+        a[6] + b[6],
+    )

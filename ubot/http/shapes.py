@@ -1,0 +1,255 @@
+"""The HTTP-only shapes, declared once: query parameters, the market's answers, the error.
+
+The gateway decodes every query string into its operation's query shape (an unknown parameter, a
+repeated one or a malformed value is a 400 naming it), and ``/openapi.json`` is generated from these
+classes and those of ``ubot/users/shapes.py``. The market answers are written by other code
+(``market/view.py``, ``health.py``, ``stream/events.py``): their shapes here are what the document
+promises, and the contract test checks the answers against it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from ubot.market.candles import TIMEFRAMES
+from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS
+from ubot.users.shapes import MAX_TIME_MS, Instant, Time, Timeframe
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_ALERTS = 500
+DEFAULT_ALERTS = 50
+MAX_ID = 2**62  # as the routes' int(max=...) converters: larger ids overflow the database
+SYMBOLS_TEXT_MAX = 4096
+
+__all__ = ["MAX_TIME_MS", "TIMEFRAMES"]
+
+Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
+Number = float | None
+
+
+def limit(maximum: int, default: int) -> Any:
+    return Annotated[int, Meta(ge=1, le=maximum, description=f"at most this many (default {default})")]
+
+
+class Error(Struct, omit_defaults=True):
+    """Every error: a title, a description, and for a request field at fault its name (``field``)
+    and, in a condition, the 1-based ``column``."""
+
+    title: str
+    description: str
+    field: str | UnsetType = UNSET
+    column: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+
+
+# --- query parameters ----------------------------------------------------------------------
+
+
+class Query(Struct, forbid_unknown_fields=True, kw_only=True):
+    """No query parameters: any one is refused (a typo is not silently ignored)."""
+
+
+class SnapshotQuery(Query):
+    symbols: (
+        Annotated[
+            str,
+            Meta(
+                pattern=r"[^\s,]",
+                max_length=SYMBOLS_TEXT_MAX,
+                description="only these coins: a comma-separated list of symbols or CoinMarketCap ids",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+class RangeQuery(Query):
+    start: Annotated[Instant, Meta(description="from this time on")] | UnsetType = UNSET
+    end: Annotated[Instant, Meta(description="up to this time (not before start)")] | UnsetType = UNSET
+    limit: limit(MAX_LIMIT, DEFAULT_LIMIT) = DEFAULT_LIMIT  # type: ignore[valid-type]
+
+
+class CandlesQuery(RangeQuery):
+    timeframe: Annotated[Timeframe, Meta(description="the candle size")] = "1h"
+
+
+class AlertsQuery(Query):
+    since: Annotated[Instant, Meta(description="only alerts fired at or after this time")] | UnsetType = UNSET
+    before: (
+        Annotated[Id, Meta(description="only alerts older than this one (its id): the next page")] | UnsetType
+    ) = UNSET
+    strategy: Annotated[Id, Meta(description="only this strategy's alerts")] | UnsetType = UNSET
+    limit: limit(MAX_ALERTS, DEFAULT_ALERTS) = DEFAULT_ALERTS  # type: ignore[valid-type]
+
+
+class StreamQuery(Query):
+    last_event_id: (
+        Annotated[str, Meta(pattern=r"^[0-9]{1,20}(-[0-9]{1,20})?$", description="as Last-Event-ID")]
+        | UnsetType
+    ) = UNSET
+    access_token: (
+        Annotated[str, Meta(max_length=512, description="the bearer token, for EventSource")] | UnsetType
+    ) = UNSET
+
+
+def ms(value: datetime | int | UnsetType) -> int | None:
+    """Epoch milliseconds of an :data:`Instant` query value; None when not given."""
+    if value is UNSET:
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value.timestamp() * 1000)
+
+
+# --- the market's answers ------------------------------------------------------------------
+
+
+def _numbers(names: tuple[str, ...], ints: frozenset[str]) -> list[tuple[str, Any]]:
+    return [(name, int | None if name in ints else Number) for name in names]
+
+
+Coin = msgspec.defstruct(
+    "Coin",
+    [("id", int), ("symbol", str), ("name", str), ("slug", str), *_numbers(NUMERIC_FIELDS, INT_FIELDS)]
+    + [("last_updated", Time)],
+    forbid_unknown_fields=True,
+)
+GlobalQuote = msgspec.defstruct(
+    "GlobalQuote", [*_numbers(GLOBAL_FIELDS, GLOBAL_INT_FIELDS), ("last_updated", Time)]
+)
+GlobalPoint = msgspec.defstruct(
+    "GlobalPoint", [("timestamp", Time), *_numbers(GLOBAL_FIELDS, GLOBAL_INT_FIELDS)]
+)
+QuotePoint = msgspec.defstruct("QuotePoint", [("timestamp", Time), *_numbers(NUMERIC_FIELDS, INT_FIELDS)])
+
+
+class Snapshot(Struct):
+    timestamp: Time
+    convert: str
+    coins: list[Coin]  # type: ignore[valid-type]
+    global_: GlobalQuote | None = msgspec.field(name="global")  # type: ignore[valid-type]
+    unknown_symbols: list[str] | UnsetType = UNSET
+
+
+class Candle(Struct):
+    open_time: Time
+    open: Number
+    high: Number
+    low: Number
+    close: Number
+
+
+class Candles(Struct):
+    id: int
+    symbol: str
+    timeframe: Timeframe
+    candles: list[Candle]
+
+
+class Quotes(Struct):
+    id: int
+    symbol: str
+    quotes: list[QuotePoint]  # type: ignore[valid-type]
+
+
+class GlobalHistory(Struct):
+    global_: list[GlobalPoint] = msgspec.field(name="global")  # type: ignore[valid-type]
+
+
+class ClockHealth(Struct):
+    interval_s: float
+    ticking: bool
+    lateness_ms_p50: Number
+    lateness_ms_p99: Number
+    lateness_ms_max: Number
+    missed_ticks: int
+
+
+class Health(Struct):
+    status: Literal["ok", "degraded", "starting"]
+    source: str
+    ticks: Annotated[int, Meta(ge=0)]
+    last_snapshot_at: Time | None
+    clock: ClockHealth | None
+    last_tick_ms: dict[str, float]
+    ticks_ok: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    ticks_skipped: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    source_status: Annotated[dict[str, Any], Meta(description="the source's own status")] | UnsetType = UNSET
+    scanner: Annotated[dict[str, Any], Meta(description="the Scanner's figures")] | UnsetType = UNSET
+    reason: str | UnsetType = UNSET
+    source_exhausted: bool | UnsetType = UNSET
+
+
+class Delivery(Struct):
+    channel: str
+    status: Literal["pending", "held", "sent", "failed"]
+    attempts: Annotated[int, Meta(ge=0)]
+    detail: str | None
+    sent_at: Time | None
+
+
+class Alert(Struct):
+    id: int
+    strategy_id: Annotated[int | None, Meta(description="null once the strategy is deleted")]
+    strategy_name: str
+    coin_id: int
+    symbol: str
+    timeframe: Timeframe
+    fired_at: Time
+    values: dict[str, Number]
+    text: str
+    replayed: Annotated[bool, Meta(description="raised by a replay of recordings, not the live market")]
+    deliveries: list[Delivery]
+
+
+class Alerts(Struct):
+    alerts: list[Alert]
+
+
+# --- /v1/stream's events (text/event-stream: not JSON, so checked by tests/http/test_stream.py) ---
+
+
+class TopCoin(Struct):
+    id: int
+    symbol: str
+    rank: int
+    price: Number
+    percent_change_24h: Number
+
+
+class SnapshotEvent(Struct, forbid_unknown_fields=True):
+    timestamp: Time
+    coins: Annotated[int, Meta(ge=0)]
+    top: list[TopCoin]
+    etag: str | UnsetType = UNSET
+
+
+class ResetEvent(Struct, forbid_unknown_fields=True):
+    last_id: Annotated[str, Meta(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$", description="the bus entry id")]
+    refetch: list[str]
+
+
+class AlertEvent(Struct, forbid_unknown_fields=True):
+    """The alert as the webhook body has it (``notify/outbox.alert_document``)."""
+
+    id: int
+    strategy_id: int | None
+    strategy_name: str
+    coin_id: int
+    symbol: str
+    timeframe: Timeframe
+    fired_at: Time
+    fired_at_ms: int
+    bar_open_ms: int | None
+    condition: str
+    values: dict[str, Number]
+    subject: str
+    text: str
+
+
+#: event name -> the shape of its ``data``.
+EVENTS: dict[str, Any] = {"snapshot": SnapshotEvent, "alert": AlertEvent, "reset": ResetEvent}
