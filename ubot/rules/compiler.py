@@ -155,7 +155,7 @@ class CompiledCondition:
         """The lowered call tree with the literals written in (what :meth:`evaluate` runs)."""
         return _LITERAL.sub(lambda m: repr(self.literals[int(m[1])]), self.shape)
 
-    @property
+    @functools.cached_property
     def shape_key(self) -> tuple:
         """Conditions with equal keys differ only in their literals, and can be evaluated as one
         program with the literals as arrays (:meth:`Evaluator.evaluate`). Indicator arguments and
