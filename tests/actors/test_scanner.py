@@ -4,6 +4,7 @@ and the Monitor. Every wait is for a message."""
 from __future__ import annotations
 
 import queue
+import threading
 from typing import Any
 
 import pykka
@@ -26,15 +27,17 @@ class Stand(pykka.ThreadingActor):
     Notifier: keeps the state rows of every ScanOutcome, after deleting those it forgets (like the
     real one writes them), and answers GetAlertState from them."""
 
-    def __init__(self, told: queue.Queue, specs=(), states=()) -> None:
+    def __init__(self, told: queue.Queue, specs=(), states=(), gate: threading.Event | None = None) -> None:
         super().__init__()
-        self.told, self.specs = told, specs
+        self.told, self.specs, self.gate = told, specs, gate
         self.states = {(s.strategy_id, s.coin_id): s for s in states}
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WatchStrategies):
             return (UserStrategies(7, tuple(self.specs)),)
         if isinstance(message, GetAlertState):
+            if self.gate is not None:  # the asking worker waits, and its mailbox with it
+                self.gate.wait(WAIT)
             return tuple(s for s in self.states.values() if s.strategy_id in message.strategy_ids)
         if isinstance(message, ScanOutcome):
             self.states = {key: s for key, s in self.states.items() if key[0] not in message.forget}
@@ -44,10 +47,10 @@ class Stand(pykka.ThreadingActor):
 
 
 class Rig:
-    def __init__(self, specs, states=(), workers=3) -> None:
+    def __init__(self, specs, states=(), workers=3, gate=None) -> None:
         self.users_q, self.notes_q, self.monitor_q = queue.Queue(), queue.Queue(), queue.Queue()
         self.users = Stand.start(self.users_q, specs)
-        self.notifier = Stand.start(self.notes_q, states=states)
+        self.notifier = Stand.start(self.notes_q, states=states, gate=gate)
         self.monitor = Stand.start(self.monitor_q)
         self.scanner = Scanner.start(
             workers, users=self.users, notifier=self.notifier, monitor=self.monitor, now_ms=lambda: T0
@@ -127,14 +130,14 @@ def test_a_dead_worker_is_restarted_with_its_strategies_and_state():
 
 
 def test_ticks_arriving_during_a_scan_wait_and_only_the_latest_is_kept():
-    rig = Rig([spec(1, "price > 10")], states=armed(1))
-    turn = rig.scanner.proxy().turn.get()
-    with turn:  # every worker waits for its turn: the first scan cannot finish
-        rig.tick([20, 5, 5])
-        rig.tick([5, 20, 5])  # waits
-        rig.tick([5, 5, 20])  # replaces it: tick 2 is never scanned
-        stats = rig.scanner.proxy().stats().get()
-        assert stats.scans == 0 and stats.scans_skipped == 1
+    gate = threading.Event()  # strategy 1's worker waits for its firing state: no scan can finish
+    rig = Rig([spec(1, "price > 10")], states=armed(1), gate=gate)
+    rig.tick([20, 5, 5])
+    rig.tick([5, 20, 5])  # waits
+    rig.tick([5, 5, 20])  # replaces it: tick 2 is never scanned
+    stats = rig.scanner.proxy().stats().get()
+    assert stats.scans == 0 and stats.scans_skipped == 1
+    gate.set()
     rig.stats()
     outcomes, stats = rig.outcomes_until_stats()
     assert stats.scans == 2 and stats.scans_skipped == 1
@@ -181,7 +184,9 @@ def test_a_worker_that_dies_during_a_scan_gets_that_tick_again_after_its_restart
 
 
 def test_new_rules_or_enabling_again_start_afresh_and_a_restart_does_not_revive_the_old_state():
-    rig = Rig([spec(1, "price > 10")], states=armed(1), workers=1)
+    gate = threading.Event()
+    gate.set()
+    rig = Rig([spec(1, "price > 10")], states=armed(1), workers=1, gate=gate)
     rig.tick([20, 5, 5])  # BTC true: fires, and is remembered as true
     first, _ = rig.outcomes_until_stats()
     assert [a.coin_id for o in first for a in o.alerts] == [1]
@@ -192,21 +197,23 @@ def test_new_rules_or_enabling_again_start_afresh_and_a_restart_does_not_revive_
     assert [a for o in outcomes for a in o.alerts] == []  # armed again: BTC, already true, waits
     assert AlertState(1, ARMED, True) in outcomes[1].states
 
-    turn, worker = rig.scanner.proxy().turn.get(), rig.scanner.proxy().pool.get()[0]
-    with turn:  # the worker is held in its next scan...
-        rig.tick([20, 5, 5])
-        rig.scanner.proxy().stats().get()  # (the frame is sent)
-        worker.tell(object())  # ...and a message it does not know waits next: it dies of it
-        rig.scanner.tell(UserStrategies(7, ()))  # disabled and enabled again: forget, told to
-        rig.scanner.tell(UserStrategies(7, (spec(1, "price > 15"),)))  # a worker about to die
-        rig.scanner.proxy().stats().get()
+    worker = rig.scanner.proxy().pool.get()[0]
+    gate.clear()  # the worker is held (asking for another user's new strategy's saved state)...
+    rig.scanner.tell(UserStrategies(8, (spec(5, "price > 1000", user_id=8),)))
+    rig.tick([20, 5, 5])  # ...with its next scan waiting
+    rig.scanner.proxy().stats().get()  # (the frame is sent)
+    worker.tell(object())  # ...and a message it does not know waits next: it dies of it
+    rig.scanner.tell(UserStrategies(7, ()))  # disabled and enabled again: forget, told to
+    rig.scanner.tell(UserStrategies(7, (spec(1, "price > 15"),)))  # a worker about to die
+    rig.scanner.proxy().stats().get()
+    gate.set()
     rig.stats()
     rig.tick([20, 20, 5])
     outcomes, stats = rig.outcomes_until_stats()
     assert stats.worker_restarts == 1
     assert [o.forget for o in outcomes if o.forget] == [(1,)]  # told again to its successor
     assert [a for o in outcomes for a in o.alerts] == []  # armed again: the old state was not revived
-    assert rig.notifier.proxy().states.get() == {
+    assert {k: v for k, v in rig.notifier.proxy().states.get().items() if k[0] == 1} == {
         (1, ARMED): AlertState(1, ARMED, True),
         (1, 1): AlertState(1, 1, True),
         (1, 2): AlertState(1, 2, True),

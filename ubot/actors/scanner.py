@@ -19,6 +19,7 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -60,14 +61,15 @@ class ScanWorkerActor(pykka.ThreadingActor):
         index: int,
         supervisor: pykka.ActorRef,
         notifier: pykka.ActorRef | None,
+        workers: int = 1,
         turn: threading.Lock | None = None,
     ) -> None:
         super().__init__()
         self.index = index
-        self.turn = turn or threading.Lock()
+        self.turn = turn or contextlib.nullcontext()
         self.supervisor = supervisor
         self.notifier = notifier
-        self.worker = ScanWorker()
+        self.worker = ScanWorker(index, workers)
 
     @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:
@@ -140,6 +142,7 @@ class Scanner(pykka.ThreadingActor):
         load: Loader | None = None,
         snapshots: SnapshotReader | None = None,
         now_ms: Any = None,
+        parallel: bool = False,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database)."""
@@ -155,14 +158,16 @@ class Scanner(pykka.ThreadingActor):
         self.monitor = monitor
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.pool: list[pykka.ActorRef] = []
-        # Workers take turns on the CPU: the evaluation is Python bytecode under the GIL, so ten threads
-        # at once only add switching (bench/scanner.py: p50 1.34 s a tick with turns, 1.57 s without).
-        self.turn = threading.Lock()
+        # The workers take turns (one scans at a time) unless ``parallel``: a worker's scan is mostly
+        # Python under the GIL (its share of the firing decisions, its alerts), and ten threads at
+        # once only add switching (docs/architecture.md, Scanner, has the figures of bench/scanner.py).
+        self.turn = None if parallel else threading.Lock()
 
     def on_start(self) -> None:
         me = self.actor_ref
         self.pool = [
-            ScanWorkerActor.start(i, me, self.notifier, self.turn) for i in range(self.planner.workers)
+            ScanWorkerActor.start(i, me, self.notifier, self.planner.workers)
+            for i in range(self.planner.workers)
         ]
         if self.users is not None:
             everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
@@ -282,7 +287,9 @@ class Scanner(pykka.ThreadingActor):
             return
         self.figures.worker_restarts += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
-        self.pool[index] = ScanWorkerActor.start(index, self.actor_ref, self.notifier, self.turn)
+        self.pool[index] = ScanWorkerActor.start(
+            index, self.actor_ref, self.notifier, self.planner.workers, self.turn
+        )
         self.pool[index].tell(self.planner.restart(index))
         scan = self.round
         if scan is None or index not in scan.outstanding:

@@ -12,7 +12,11 @@ whole strategy, and ``not nan_value`` would be True. So the checked tree (see :m
     ->  op_and(op_lt(ind_0, 30.0), op_lt(percent_change_24h, op_neg(10.0)))
 
 The lowering knows only the whitelisted node types (anything else is an error, a second whitelist)
-and emits nothing but names from fixed tables and float literals. asteval then evaluates that text,
+and emits nothing but names from fixed tables, ``lit_<k>`` for each literal number (lifted out into
+``CompiledCondition.literals``: the text without them, the *shape*, is shared by every condition that
+differs only in its numbers, so the Scanner evaluates such conditions together with the literals as
+arrays; :meth:`Evaluator.evaluate` accepts only finite float64 numbers there) and the float ``**``
+exponents (validated small whole numbers, part of the shape). asteval then evaluates that text,
 configured as the reference (shared/reference/condition-sandbox.md, section 3) asks:
 
 * a fresh ``Interpreter`` per evaluation (no state survives between evaluations or strategies);
@@ -50,7 +54,9 @@ import ast
 import functools
 import io
 import logging
-from collections.abc import Mapping
+import re
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,7 +64,7 @@ from asteval import Interpreter
 from asteval.asteval import ALL_NODES
 
 from ubot.rules.kernel import OPERATIONS, Faults, make_operations
-from ubot.rules.language import COIN_FIELDS, FIELDS, INDICATORS, MAX_INDICATORS, IndicatorCall
+from ubot.rules.language import COIN_FIELDS, FIELDS, INDICATORS, MAX_INDICATORS, MAX_NODES, IndicatorCall
 from ubot.rules.validate import Analysis, ConditionError, check
 
 log = logging.getLogger(__name__)
@@ -68,8 +74,12 @@ CACHE_SIZE = 4096
 #: Node types asteval may run: exactly what the lowering emits.
 _ASTEVAL_NODES = ("module", "expr", "call", "name", "constant")
 _ASTEVAL_CONFIG = {node: node in _ASTEVAL_NODES for node in ALL_NODES}
-#: Every name a compiled program's inputs can have (read-only in an :class:`Evaluator`).
-_INPUT_NAMES = set(FIELDS) | {f"ind_{k}" for k in range(MAX_INDICATORS)}
+#: Every name a compiled program's inputs can have (read-only in an :class:`Evaluator`): fields,
+#: indicators, and the literals lifted out of a shape (at most one per node).
+_INPUT_NAMES = (
+    set(FIELDS) | {f"ind_{k}" for k in range(MAX_INDICATORS)} | {f"lit_{k}" for k in range(MAX_NODES)}
+)
+_LITERAL = re.compile(r"\blit_(\d+)\b")
 
 _BINARY = {ast.Add: "op_add", ast.Sub: "op_sub", ast.Mult: "op_mul", ast.Div: "op_div", ast.Pow: "op_pow"}
 _COMPARE = {
@@ -132,10 +142,25 @@ class CompiledCondition:
     """A valid condition, ready to evaluate. Immutable and shareable between threads."""
 
     analysis: Analysis
-    #: The lowered call tree that asteval runs (see the module docstring).
-    program: str
+    #: The lowered call tree with its literal numbers lifted out as ``lit_0``, ``lit_1``, ... (see
+    #: :attr:`shape_key`): what asteval runs.
+    shape: str
     #: (symbol in ``program``, key in ``values``, what to tell the user when it is undefined).
     inputs: tuple[tuple[str, str, str], ...]
+    #: The lifted literals, in order (``lit_k`` is ``literals[k]``); finite floats only.
+    literals: tuple[float, ...] = ()
+
+    @functools.cached_property
+    def program(self) -> str:
+        """The lowered call tree with the literals written in (what :meth:`evaluate` runs)."""
+        return _LITERAL.sub(lambda m: repr(self.literals[int(m[1])]), self.shape)
+
+    @functools.cached_property
+    def shape_key(self) -> tuple:
+        """Conditions with equal keys differ only in their literals, and can be evaluated as one
+        program with the literals as arrays (:meth:`Evaluator.evaluate`). Indicator arguments and
+        exponents are part of the shape (an indicator's period selects its series)."""
+        return (self.shape, tuple(key for _, key, _ in self.inputs))
 
     @property
     def text(self) -> str:
@@ -194,8 +219,8 @@ class CompiledCondition:
 
     @functools.cached_property
     def tree(self) -> ast.Module:
-        """The parsed ``program`` (parsed once; it is our own lowered text, never the user's)."""
-        return ast.fix_missing_locations(ast.parse(self.program, mode="exec"))
+        """The parsed ``shape`` (parsed once; it is our own lowered text, never the user's)."""
+        return ast.fix_missing_locations(ast.parse(self.shape, mode="exec"))
 
 
 def _outcome(outcome: np.ndarray | None, coins: int, faults: Faults) -> EvalResult:
@@ -224,10 +249,18 @@ class Evaluator:
         self.interpreter = _interpreter(symbols, readonly=set(symbols) | _INPUT_NAMES)
 
     def evaluate(
-        self, condition: CompiledCondition, values: Mapping[str, np.ndarray | float], coins: int
+        self,
+        condition: CompiledCondition,
+        values: Mapping[str, np.ndarray | float],
+        coins: int,
+        literals: Sequence[np.ndarray] | None = None,
     ) -> EvalResult:
+        """``condition``'s shape over ``coins`` elements. ``literals`` (default: the condition's own):
+        one float64 array per lifted literal, one number per element, so that one evaluation serves
+        every (strategy, coin) pair of the strategies that share this shape; they must be finite
+        numbers (anything else is refused: a literal is a value, never code)."""
         try:
-            return self._evaluate(condition, values, coins)
+            return self._evaluate(condition, values, coins, literals)
         except Exception:
             log.exception("condition %r: evaluation failed", condition.text)
             return _failed(coins, UNEVALUABLE)
@@ -235,17 +268,30 @@ class Evaluator:
             symtable = self.interpreter.symtable
             for symbol, _, _ in condition.inputs:
                 symtable.pop(symbol, None)
+            for k in range(len(condition.literals)):
+                symtable.pop(f"lit_{k}", None)
 
     def _evaluate(
-        self, condition: CompiledCondition, values: Mapping[str, np.ndarray | float], coins: int
+        self,
+        condition: CompiledCondition,
+        values: Mapping[str, np.ndarray | float],
+        coins: int,
+        literals: Sequence[np.ndarray] | None,
     ) -> EvalResult:
         self.faults.found = {}
         symtable = self.interpreter.symtable
         if any(name not in symtable for name in self._operations):  # never: symbols are read-only
             raise RuntimeError("an operation disappeared from the evaluator")
+        if literals is None:
+            literals = [np.float64(value) for value in condition.literals]
+        if not _numbers(literals, len(condition.literals), coins):
+            log.error("refused literals for a compiled condition: %.200s", condition.shape)
+            return _failed(coins, UNEVALUABLE)
         problem = condition._bind(values, coins, self.faults, symtable)
         if problem is not None:
             return _failed(coins, problem)
+        for k, array in enumerate(literals):
+            symtable[f"lit_{k}"] = array
         with np.errstate(all="ignore"):
             try:
                 outcome = self.interpreter.eval(condition.tree, show_errors=False, raise_errors=True)
@@ -253,13 +299,28 @@ class Evaluator:
                 log.error(
                     "asteval failed on a compiled condition (%s): %.200s",
                     type(exc).__name__,
-                    condition.program,
+                    condition.shape,
                 )
                 return _failed(coins, UNEVALUABLE)
         if self.interpreter.error or not isinstance(outcome, np.ndarray | float) or isinstance(outcome, bool):
-            log.error("asteval failed on a compiled condition: %.200s", condition.program)
+            log.error("asteval failed on a compiled condition: %.200s", condition.shape)
             return _failed(coins, UNEVALUABLE)
         return _outcome(np.asarray(outcome, dtype=np.float64), coins, self.faults)
+
+
+def _numbers(literals: Sequence[object], count: int, coins: int) -> bool:
+    """True when ``literals`` are ``count`` read-only-able float64 arrays (or numbers), each a single
+    number or one per element, all finite. Marks the arrays read-only."""
+    if len(literals) != count:
+        return False
+    for array in literals:
+        if not isinstance(array, np.ndarray | np.float64) or array.dtype != np.float64:
+            return False
+        if array.ndim > 1 or (array.ndim == 1 and array.shape[0] != coins) or not np.isfinite(array).all():
+            return False
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
+    return True
 
 
 def _count_coins(values: Mapping[str, object], used: list[str]) -> int | None:
@@ -332,10 +393,12 @@ def interpret(program: str, symbols: dict[str, object]) -> tuple[np.ndarray | No
 
 
 class _Lowering:
-    """Checked tree -> call-tree text over ``op_*``, field names, ``ind_<k>`` and float literals."""
+    """Checked tree -> call-tree text over ``op_*``, field names, ``ind_<k>``, ``lit_<k>`` (the literals
+    lifted out, in ``literals``) and float exponents."""
 
     def __init__(self, indicators: tuple[IndicatorCall, ...]) -> None:
         self.symbols = {call: f"ind_{index}" for index, call in enumerate(indicators)}
+        self.literals: list[float] = []
 
     def lower(self, node: ast.AST) -> str:
         if isinstance(node, ast.BoolOp):
@@ -349,6 +412,9 @@ class _Lowering:
                 return f"op_neg({operand})"
             if isinstance(node.op, ast.UAdd):
                 return operand
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            # The exponent stays in the shape: a small whole number written directly (validated).
+            return f"op_pow({self.lower(node.left)}, {float(ast.literal_eval(node.right))!r})"
         elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             return self.apply(_BINARY[type(node.op)], [node.left, node.right])
         elif isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
@@ -367,7 +433,8 @@ class _Lowering:
         elif isinstance(node, ast.Name) and node.id in FIELDS:
             return node.id
         elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return repr(float(node.value))
+            self.literals.append(float(node.value))  # lifted: the shape says where, not what
+            return f"lit_{len(self.literals) - 1}"
         raise ConditionError("internal error: the condition uses something the compiler does not know")
 
     def apply(self, function: str, nodes: list[ast.AST]) -> str:
@@ -387,14 +454,24 @@ def compile_condition(text: str) -> CompiledCondition:
     """Validate and compile ``text`` (cached per text). Raises :class:`ConditionError`."""
     analysis, tree = check(text)
     lowering = _Lowering(analysis.indicators)
-    program = lowering.lower(tree.body)
+    shape = lowering.lower(tree.body)
     inputs = [(field, field, _missing_field(field)) for field in analysis.fields]
     inputs += [
         (symbol, str(call), f"{call} needs {call.lookback} candles of history")
         for call, symbol in lowering.symbols.items()
     ]
     assert all(symbol not in OPERATIONS for symbol, _, _ in inputs)
-    return CompiledCondition(analysis=analysis, program=program, inputs=tuple(inputs))
+    literals = tuple(lowering.literals)
+    assert all(np.isfinite(literals)), "the validator lets only finite literals through"
+    # Strategies that differ only in their numbers share one shape and one inputs tuple (memory).
+    if len(_SHARED) >= CACHE_SIZE * 16:  # only memory is at stake: start again
+        _SHARED.clear()
+    shared = _SHARED.setdefault((shape, tuple(inputs)), (sys.intern(shape), tuple(inputs)))
+    return CompiledCondition(analysis=analysis, shape=shared[0], literals=literals, inputs=shared[1])
+
+
+#: (shape, inputs) -> the one copy of each that compiled conditions hold; a few per shape in use.
+_SHARED: dict[tuple, tuple[str, tuple]] = {}
 
 
 def _missing_field(field: str) -> str:

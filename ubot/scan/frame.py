@@ -5,23 +5,26 @@
 * their fields (read-only float arrays) and the market-wide fields (numbers);
 * every indicator any strategy uses, read once per (timeframe, open/closed candles, call) over all
   those coins at once from the timeframe's indicator state (:mod:`ubot.scan.history`): O(1) per coin;
-* caches that workers fill as they go: each scope's coins, and each result of a (condition, timeframe,
-  candles) over all the frame's coins: strategies that say the same thing are evaluated once, whatever
-  their scopes, and each takes its own coins from the result.
-  Workers run in threads; a race on a cache only means a value computed twice, never a wrong one.
+* caches that workers fill as they go: each scope's coins, and each group's result
+  (:mod:`ubot.scan.groups`: strategies whose conditions differ only in their literals, evaluated once
+  over all their (strategy, coin) pairs). Workers run in threads, in parallel: a scope raced for is
+  only computed twice, never wrong; a group is evaluated once (:meth:`MarketFrame.result`), by the
+  first worker that needs it, while the others wait for it or evaluate other groups.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ubot.market.candles import TIMEFRAMES, bucket_start
 from ubot.market.snapshot import Snapshot
-from ubot.rules import CompiledCondition, EvalResult, IndicatorCall
+from ubot.rules import CompiledCondition, IndicatorCall
 from ubot.rules.language import COIN_FIELDS, GLOBAL_FIELDS
+from ubot.scan.groups import Group, GroupResult, group
 from ubot.scan.history import IndicatorHistory
 from ubot.scan.spec import StrategySpec
 
@@ -32,15 +35,21 @@ IndicatorKey = tuple[str, bool, IndicatorCall]
 @dataclass(frozen=True)
 class Plan:
     """What the enabled strategies need from each tick: coins, timeframes (with the indicator calls
-    tracked on each), indicators."""
+    tracked on each), indicators; and the strategies in groups evaluated as one."""
 
     top_n: int = 0
     symbols: frozenset[str] = frozenset()
     calls: Mapping[str, frozenset[IndicatorCall]] = field(default_factory=dict)
     indicators: frozenset[IndicatorKey] = frozenset()
+    groups: tuple[Group, ...] = ()
 
     @classmethod
-    def of(cls, strategies: Iterable[tuple[StrategySpec, CompiledCondition]]) -> Plan:
+    def of(
+        cls,
+        strategies: Iterable[tuple[StrategySpec, CompiledCondition]],
+        owner: Callable[[int], int] | None = None,
+    ) -> Plan:
+        strategies = list(strategies)
         top_n, symbols, calls, needed = 0, set(), {}, set()
         for spec, compiled in strategies:
             if spec.symbols is None:
@@ -51,7 +60,7 @@ class Plan:
                 needed.add((spec.timeframe, spec.on_bar_close, call))
                 calls.setdefault(spec.timeframe, set()).add(call)
         frozen = {timeframe: frozenset(c) for timeframe, c in calls.items()}
-        return cls(top_n, frozenset(symbols), frozen, frozenset(needed))
+        return cls(top_n, frozenset(symbols), frozen, frozenset(needed), group(strategies, owner))
 
 
 class MarketFrame:
@@ -64,6 +73,7 @@ class MarketFrame:
         closed_bars: Mapping[str, int],
     ) -> None:
         self.tick = tick
+        self.plan = plan
         self.timestamp_ms = snapshot.timestamp_ms
         self.currency = snapshot.convert
         positions = _positions(snapshot, plan)
@@ -80,7 +90,9 @@ class MarketFrame:
         self.indicators: dict[IndicatorKey, np.ndarray] = {}
         self._first_of: dict[str, int] | None = None
         self.scopes: dict[tuple, np.ndarray] = {}
-        self.results: dict[tuple, EvalResult] = {}
+        self.results: dict[Group, GroupResult] = {}
+        self._evaluating: dict[Group, threading.Lock] = {}
+        self._guard = threading.Lock()
         self._compute(plan, histories)
 
     def __len__(self) -> int:
@@ -101,6 +113,20 @@ class MarketFrame:
             if timeframe not in rows:
                 rows[timeframe] = history.rows_for(self.ids)
             self.indicators[key] = _clean(history.value(call, rows[timeframe], closed_only=closed_only))
+
+    def result(self, group: Group, evaluate: Callable[[], GroupResult]) -> GroupResult:
+        """``group``'s result, from ``evaluate()`` by the first caller (once per frame, whatever the
+        threads: a second caller waits for the first)."""
+        done = self.results.get(group)
+        if done is not None:
+            return done
+        with self._guard:
+            lock = self._evaluating.setdefault(group, threading.Lock())
+        with lock:
+            done = self.results.get(group)
+            if done is None:
+                done = self.results[group] = evaluate()
+        return done
 
     def scope(self, spec: StrategySpec) -> np.ndarray:
         """Positions (in this frame) of the coins ``spec`` looks at."""

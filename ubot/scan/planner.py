@@ -128,7 +128,7 @@ class ScanPlanner:
             self._replan()
 
     def _replan(self) -> None:
-        self.plan = Plan.of((self.specs[i], c) for i, c in self.compiled.items())
+        self.plan = Plan.of(((self.specs[i], c) for i, c in self.compiled.items()), self.owner)
 
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]

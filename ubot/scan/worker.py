@@ -1,12 +1,17 @@
 """One Scanner worker's job: its strategies, their firing state, and one tick's evaluation of them.
 
 A worker owns a fixed share of the strategies (the Scanner routes by strategy id), so the firing state
-of each strategy is touched by one thread only. ``scan(frame)`` never raises for a strategy's fault: a
+of each strategy is touched by one thread only. A tick's evaluation is shared between the workers: the
+strategies are evaluated in groups (:mod:`ubot.scan.groups`, one evaluation per condition shape over
+every worker's strategies of that shape, cached in the frame); each worker then takes its strategies'
+pairs from the groups' results and decides what fires over all of them at once
+(:meth:`~ubot.scan.firing.FiringTable.decide`). ``scan(frame)`` never raises for a strategy's fault: a
 condition that cannot be compiled or evaluated is reported (``errors``) and the others go on.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,9 +21,11 @@ import numpy as np
 from ubot.jsonsafe import json_number
 from ubot.notify.messages import Alert, AlertState
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
-from ubot.rules.compiler import Evaluator
-from ubot.scan.firing import FiringState, decide
+from ubot.rules.compiler import UNEVALUABLE, Evaluator
+from ubot.scan import groups
+from ubot.scan.firing import FiringState, FiringTable, Rules
 from ubot.scan.frame import MarketFrame
+from ubot.scan.groups import Group, GroupResult
 from ubot.scan.render import render
 from ubot.scan.spec import StrategySpec
 
@@ -37,19 +44,66 @@ class ScanResult:
     coins: int = 0  # (strategy, coin) pairs evaluated
 
 
-@dataclass
+@dataclass(eq=False)
 class _Entry:
     spec: StrategySpec
     condition: CompiledCondition | None
-    state: FiringState
+    table: FiringTable
     error: str | None = None  # last error reported to the owner
+
+    @property
+    def state(self) -> FiringState:
+        return self.table.state_of(self.spec.id)
+
+
+@dataclass(eq=False)
+class _Binding:
+    """This worker's strategies in one group: ``members`` (indices into the group) and their entries."""
+
+    group: Group
+    members: np.ndarray
+    entries: list[_Entry]
+    rules: Rules
+    expires_ms: np.ndarray  # int64; the largest int64 for none
+    local: dict[int, int]  # index in the group -> index in ``members``
+    contiguous: bool  # ``members`` are consecutive
+
+    @classmethod
+    def of(cls, group: Group, members: list[int], entries: list[_Entry]) -> _Binding:
+        never = np.iinfo(np.int64).max
+        expires = [never if e.spec.expires_at_ms is None else e.spec.expires_at_ms for e in entries]
+        return cls(
+            group,
+            np.array(members, dtype=np.int64),
+            entries,
+            Rules.of([e.spec for e in entries]),
+            np.array(expires, dtype=np.int64),
+            {i: k for k, i in enumerate(members)},
+            members == list(range(members[0], members[0] + len(members))),
+        )
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices ``starts[i] .. starts[i] + counts[i] - 1`` for every i, end to end."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return np.arange(total, dtype=np.int64) + shift
 
 
 class ScanWorker:
-    def __init__(self) -> None:
+    def __init__(self, index: int = 0, workers: int = 1) -> None:
+        #: Where this worker starts in the list of groups (the workers spread out over them).
+        self.start = (index, max(1, workers))
         self.entries: dict[int, _Entry] = {}
+        self._users: dict[int, set[int]] = {}  # user id -> the ids of its strategies here
+        self.table = FiringTable()
         self.evaluator = Evaluator()
         self._pending_errors: dict[int, str | None] = {}
+        self._erred: set[int] = set()  # strategies whose last reported error is not None
+        self._version = 0  # entries changed: the bindings are rebuilt
+        self._bound: tuple[object, int, list[_Binding], dict[int, tuple[_Binding, int]]] | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -62,86 +116,198 @@ class ScanWorker:
         Those in ``forget`` start afresh: the planner decided their firing state is over
         (:meth:`~ubot.scan.planner.ScanPlanner.set_user`)."""
         given = {spec.id: spec for spec in specs}
-        for strategy_id in [
-            i for i, e in self.entries.items() if e.spec.user_id == user_id and i not in given
-        ]:
-            del self.entries[strategy_id]
+        dropped = [i for i in self._users.get(user_id, ()) if i in self.entries and i not in given]
+        for strategy_id in dropped:
+            self._drop(strategy_id)
+        self._users[user_id] = set(given)
+        self.table.forget(dropped + [i for i in given if i in forget])
         for spec in given.values():
             entry = self.entries.get(spec.id)
             if entry is None or spec.id in forget:
-                self.entries[spec.id] = self._entry(spec, FiringState())
+                self._erred.discard(spec.id)
+                self.entries[spec.id] = self._entry(spec)
             else:
                 entry.spec = spec  # same rules (or it would be forgotten): same condition
+        self._version += 1
 
-    def _entry(self, spec: StrategySpec, state: FiringState) -> _Entry:
+    def _drop(self, strategy_id: int) -> None:
+        del self.entries[strategy_id]
+        self._erred.discard(strategy_id)
+        self._version += 1
+
+    def _entry(self, spec: StrategySpec) -> _Entry:
         try:
             condition = compile_condition(spec.condition)
         except ConditionError as error:  # validated when saved: only a language change can get here
             self._pending_errors[spec.id] = f"the condition is no longer valid: {error}"
-            return _Entry(spec, None, state, self._pending_errors[spec.id])
-        return _Entry(spec, condition, state)
+            self._erred.add(spec.id)
+            return _Entry(spec, None, self.table, self._pending_errors[spec.id])
+        return _Entry(spec, condition, self.table)
 
     def restore(self, states: Iterable[AlertState]) -> None:
         """Firing state read back from the database (after a restart of this worker)."""
-        by_strategy: dict[int, list[AlertState]] = {}
-        for row in states:
-            by_strategy.setdefault(row.strategy_id, []).append(row)
-        for strategy_id, rows in by_strategy.items():
-            entry = self.entries.get(strategy_id)
-            if entry is not None:
-                entry.state = FiringState.restore(rows)
+        self.table.restore(row for row in states if row.strategy_id in self.entries)
+
+    def _bindings(self, plan: object) -> tuple[list[_Binding], dict[int, tuple[_Binding, int]]]:
+        """Where this worker's strategies are in ``plan``'s groups (rebuilt when either changes). A
+        strategy that the plan does not have as this worker has it (a frame planned before a change
+        reached this worker) is evaluated in a group of this worker's own."""
+        if self._bound is not None and self._bound[0] is plan and self._bound[1] == self._version:
+            return self._bound[2], self._bound[3]
+        mine = np.fromiter(self.entries, dtype=np.int64, count=len(self.entries))
+        bindings, bound = [], set()
+        for group in getattr(plan, "groups", ()):
+            members, entries = [], []
+            for i in np.flatnonzero(np.isin(group.ids, mine)).tolist():
+                entry = self.entries[int(group.ids[i])]
+                if entry.condition is not None and entry.spec.rules == group.specs[i].rules:
+                    members.append(i)
+                    entries.append(entry)
+                    bound.add(entry.spec.id)
+            if members:
+                bindings.append(_Binding.of(group, members, entries))
+        strays = [(e.spec, e.condition) for i, e in self.entries.items() if i not in bound and e.condition]
+        for own in groups.group(strays):
+            bindings.append(_Binding.of(own, list(range(len(own))), [self.entries[s.id] for s in own.specs]))
+        where = {e.spec.id: (b, k) for b in bindings for k, e in enumerate(b.entries)}
+        self._bound = (plan, self._version, bindings, where)
+        return bindings, where
 
     def scan(self, frame: MarketFrame) -> ScanResult:
         result = ScanResult(errors=self._pending_errors)
         self._pending_errors = {}
-        for entry in list(self.entries.values()):
-            spec = entry.spec
-            if entry.condition is None or spec.expired(frame.timestamp_ms):
+        bindings, where = self._bindings(frame.plan)
+        now = frame.timestamp_ms
+        evaluated: dict[int, tuple[_Binding, np.ndarray, GroupResult]] = {}
+        # Each worker starts at its own place in the groups, so that they evaluate different groups
+        # at the same time; a group another worker is evaluating is waited for.
+        start = self.start[0] * len(bindings) // self.start[1]
+        for at in [*range(start, len(bindings)), *range(start)]:
+            binding = bindings[at]
+            group = binding.group
+            if group.on_bar_close and group.timeframe not in frame.closed_bar:
                 continue
-            if spec.on_bar_close and spec.timeframe not in frame.closed_bar:
+            live = np.flatnonzero(binding.expires_ms > now)
+            if len(live) == 0:
                 continue
             try:
-                self._scan_one(entry, frame, result)
-            except Exception:  # a bug with one strategy must not stop the others
-                log.exception("strategy %d: scan failed", spec.id)
-                self._report(entry, "the condition could not be evaluated", result)
+                outcome = frame.result(
+                    group, functools.partial(groups.evaluate, frame, group, self.evaluator)
+                )
+            except Exception:  # a bug with one group must not stop the others
+                log.exception("strategies %s: scan failed", group.ids[:10].tolist())
+                for k in live.tolist():
+                    self._report(binding.entries[k], UNEVALUABLE, result)
+                continue
+            evaluated[at] = (binding, live, outcome)
+        parts = [evaluated[at] for at in sorted(evaluated)]
+        self._errors(parts, where, frame, result)
+        if parts:
+            self._fire(parts, frame, result)
         return result
 
-    def _scan_one(self, entry: _Entry, frame: MarketFrame, result: ScanResult) -> None:
-        spec, condition = entry.spec, entry.condition
-        assert condition is not None
-        scope = frame.scope(spec)
-        # Evaluated once per tick over every coin of the frame for all strategies with this condition
-        # on this timeframe (whatever their scope), then each strategy takes its own coins.
-        key = (condition.text, spec.timeframe, spec.on_bar_close)
-        outcome = frame.results.get(key)
-        if outcome is None:
-            outcome = self.evaluator.evaluate(condition, frame.values(spec, condition), len(frame))
-            frame.results[key] = outcome
-        result.evaluated += 1
-        result.coins += len(scope)
-        self._report(
-            entry, naming_coins(outcome.error_for(scope), frame.symbols, scope, outcome.undefined), result
-        )
-        bar = frame.closed_bar[spec.timeframe] if spec.on_bar_close else frame.bar_open[spec.timeframe]
-        coins = frame.ids[scope]
-        matched, undefined = outcome.matched[scope], outcome.undefined[scope]
-        fire, changed = decide(spec, entry.state, coins, matched, undefined, frame.timestamp_ms, bar)
-        result.states += changed
-        if not fire:
-            return
-        positions = dict(zip(coins.tolist(), scope.tolist()))
-        for coin in fire:
-            result.alerts.append(self._alert(spec, condition, frame, positions[coin], bar))
-        if spec.frequency == "once":
-            result.disable.append(spec.id)
-            del self.entries[spec.id]
+    def _errors(
+        self,
+        parts: list[tuple[_Binding, np.ndarray, GroupResult]],
+        where: dict[int, tuple[_Binding, int]],
+        frame: MarketFrame,
+        result: ScanResult,
+    ) -> None:
+        """Report each evaluated strategy's error when it changed (most have none, before and after),
+        naming the coins it is about (:func:`naming_coins`)."""
+        now_ms = frame.timestamp_ms
+        now_erred: dict[int, tuple[_Entry, str | None]] = {}
+        for binding, _, outcome in parts:
+            for i, error in outcome.errors.items():
+                k = binding.local.get(i)
+                if k is not None and binding.expires_ms[k] > now_ms:
+                    pairs = slice(int(outcome.offsets[i]), int(outcome.offsets[i + 1]))
+                    scope = outcome.positions[pairs].astype(np.int64)
+                    undefined = np.zeros(len(frame), dtype=bool)
+                    undefined[scope[outcome.undefined[pairs]]] = True
+                    named = naming_coins(error, frame.symbols, scope, undefined)
+                    now_erred[binding.entries[k].spec.id] = (binding.entries[k], named)
+        evaluated = {id(binding) for binding, _, _ in parts}
+        for strategy_id in self._erred - set(now_erred):
+            binding, k = where.get(strategy_id, (None, 0))
+            if id(binding) in evaluated and binding.expires_ms[k] > now_ms:
+                self._report(binding.entries[k], None, result)
+        for entry, error in now_erred.values():
+            self._report(entry, error, result)
 
-    @staticmethod
-    def _report(entry: _Entry, error: str | None, result: ScanResult) -> None:
+    def _fire(
+        self, parts: list[tuple[_Binding, np.ndarray, GroupResult]], frame: MarketFrame, result: ScanResult
+    ) -> None:
+        """What fires, for every pair of this worker's evaluated strategies at once."""
+        entries: list[_Entry] = []
+        rules, bars, counts, positions, matched, undefined = [], [], [], [], [], []
+        for binding, live, outcome in parts:
+            group = binding.group
+            every = len(live) == len(binding.members)
+            members = binding.members if every else binding.members[live]
+            entries += binding.entries if every else [binding.entries[k] for k in live.tolist()]
+            rules.append(binding.rules if every else binding.rules.take(live))
+            bar = frame.closed_bar[group.timeframe] if group.on_bar_close else frame.bar_open[group.timeframe]
+            bars.append(np.full(len(members), bar, dtype=np.int64))
+            starts = outcome.offsets[members]
+            counts.append(outcome.offsets[members + 1] - starts)
+            if every and binding.contiguous:  # this worker's share is one slice (the usual case)
+                pairs = slice(int(starts[0]), int(outcome.offsets[members[-1] + 1]))
+            else:
+                pairs = _ranges(starts, counts[-1])
+            positions.append(outcome.positions[pairs])
+            matched.append(outcome.matched[pairs])
+            undefined.append(outcome.undefined[pairs])
+        count = np.concatenate(counts)
+        position = np.concatenate(positions)
+        bar_ms = np.concatenate(bars)
+        result.evaluated += len(entries)
+        result.coins += len(position)
+        fire, changed = self.table.decide(
+            Rules.concatenate(rules),
+            bar_ms,
+            count,
+            frame.ids[position],
+            np.concatenate(matched),
+            np.concatenate(undefined),
+            frame.timestamp_ms,
+        )
+        result.states += changed
+        fired = np.flatnonzero(fire)
+        if len(fired) == 0:
+            return
+        owner = np.repeat(np.arange(len(entries)), count)[fired]
+        once: list[int] = []
+        for k, at in zip(owner.tolist(), position[fired].tolist()):
+            entry = entries[k]
+            assert entry.condition is not None
+            result.alerts.append(self._alert(entry.spec, entry.condition, frame, at, int(bar_ms[k])))
+            if entry.spec.frequency == "once" and (not once or once[-1] != entry.spec.id):
+                once.append(entry.spec.id)
+        for strategy_id in once:
+            result.disable.append(strategy_id)
+            self._retire(strategy_id)
+        self.table.forget(once)
+
+    def _retire(self, strategy_id: int) -> None:
+        """A ``once`` strategy that fired is gone; its place in the bindings is only marked (expired),
+        so that they need not be rebuilt."""
+        del self.entries[strategy_id]
+        self._erred.discard(strategy_id)
+        if self._bound is not None and strategy_id in self._bound[3]:
+            binding, k = self._bound[3].pop(strategy_id)
+            binding.expires_ms[k] = np.iinfo(np.int64).min
+        else:
+            self._version += 1
+
+    def _report(self, entry: _Entry, error: str | None, result: ScanResult) -> None:
         if error != entry.error:
             entry.error = error
             result.errors[entry.spec.id] = error
+        if error is None:
+            self._erred.discard(entry.spec.id)
+        else:
+            self._erred.add(entry.spec.id)
 
     @staticmethod
     def _alert(
