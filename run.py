@@ -151,6 +151,8 @@ def _start_actors(settings: Settings, on_finished, hub):
         backoff_max_s=notify.backoff_max_s,
         sends_per_user=notify.sends_per_user,
         allow_local_webhooks=notify.webhook_allow_private,
+        retention_days=notify.retention_days,
+        public_url=settings.http.public_url,
         publish=hub.publish if hub is not None else None,
         publish_snapshot=(
             (lambda snap, etag: hub.publish("snapshot", snapshot_event(snap, etag=etag)))

@@ -16,10 +16,11 @@ from typing import Any
 import pykka
 import pytest
 
+from tests.support.waits import wait_until
 from ubot.actors.notifier import Notifier
 from ubot.clocks import FakeClock
 from ubot.models.alerts import AlertStore
-from ubot.models.tables import Delivery, Strategy, User
+from ubot.models.tables import Delivery, Strategy, User, UserSettings
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.messages import (
     Alert,
@@ -145,6 +146,7 @@ def strategy(db) -> Strategy:
     user = User.create(
         username="alice", email="alice@example.com", password_hash="h", created_at=1, password_changed_at=1
     )
+    UserSettings.create(user=user, webhook_url="https://example.com/hook", webhook_secret="s3cret")
     return Strategy.create(
         user=user,
         name="oversold",
@@ -186,7 +188,7 @@ def scan(*alerts: Alert, states: Sequence[AlertState] = (), tick: int = 1) -> Sc
 
 
 def hook(target: str = "https://example.com/hook") -> DeliveryTarget:
-    return DeliveryTarget("webhook", target, "s3cret")
+    return DeliveryTarget("webhook", target)
 
 
 def delivery(delivery_id: int) -> Delivery:
@@ -366,6 +368,56 @@ def test_a_retry_waits_the_backoff_then_sends(db, clock, strategy, make) -> None
     assert running.written() == (first.delivery_id, SENT)
     row = delivery(first.delivery_id)
     assert (row.status, row.attempts, row.sent_at) == ("sent", 2, T0_MS + 5_000)
+
+
+def test_a_retry_is_signed_with_the_secret_set_when_it_is_sent(db, clock, strategy, make) -> None:
+    webhook = make("webhook", answers=[Outcome(RETRY, "HTTP 401 invalid signature")])
+    running = Running(db, clock, [webhook], backoff_s=5)
+
+    running.tell(scan(alert(strategy, hook())))
+    first = webhook.next()
+    assert first.secret == "s3cret"
+    assert running.written() == (first.delivery_id, RETRY)
+    assert "secret" not in Delivery._meta.columns  # nothing of it in the outbox
+    UserSettings.update(webhook_secret="rotated-0123456789").execute()  # the owner rotates it
+
+    assert clock.wait_for_sleeper() == T0 + 5
+    clock.advance(5)
+    second = webhook.next()
+    assert (second.delivery_id, second.key, second.secret) == (
+        first.delivery_id,
+        first.key,
+        "rotated-0123456789",
+    )
+    assert running.written() == (first.delivery_id, SENT)
+
+
+def test_old_alerts_are_pruned_in_batches_once_an_hour_of_data_time(db, clock, strategy, make) -> None:
+    day = 86_400_000
+    store = AlertStore(db)
+    old = [alert(strategy, hook(), coin_id=c, fired_at_ms=T0_MS - 91 * day) for c in range(1, 6)]
+    for written in store.record(ScanOutcome(0, 0, T0_MS - 91 * day, tuple(old)), T0_MS - 91 * day):
+        for d in written.deliveries:
+            store.mark_sent(d.id, T0_MS - 91 * day)
+    kept = alert(strategy, coin_id=7, fired_at_ms=T0_MS - 89 * day)
+    store.record(ScanOutcome(0, 0, T0_MS, (kept,)), T0_MS)
+    running = Running(db, clock, [make("webhook")], retention_ms=90 * day, prune_batch=2)
+
+    running.tell(scan(alert(strategy, coin_id=8)))  # data time T0: alerts before T0 - 90 days go
+
+    wait_until(lambda: len(running.alerts(strategy.user_id)) == 2, "the old alerts pruned, 2 at a time")
+    assert sorted(v.symbol for v in running.alerts(strategy.user_id)) == ["C7", "C8"]
+    assert Delivery.select().count() == 0
+
+    # Within the hour of data time, no second look; an hour later, one.
+    running.store.record(
+        ScanOutcome(0, 0, T0_MS, (alert(strategy, coin_id=9, fired_at_ms=T0_MS - 95 * day),)), T0_MS
+    )
+    running.tell(ScanOutcome(0, 2, T0_MS + 3_599_000, (alert(strategy, coin_id=10),)))
+    running.alerts(strategy.user_id)  # answered after the outcome (and any prune it told itself)
+    assert sorted(v.symbol for v in running.alerts(strategy.user_id)) == ["C10", "C7", "C8", "C9"]
+    running.tell(ScanOutcome(0, 3, T0_MS + 3_600_000, (alert(strategy, coin_id=11),)))
+    wait_until(lambda: "C9" not in {v.symbol for v in running.alerts(strategy.user_id)}, "the next prune")
 
 
 def test_the_providers_retry_after_is_honoured(db, clock, strategy, make) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -89,7 +90,8 @@ def jobs_of(written: WrittenAlert) -> list[Job]:
                 subject=alert.subject,
                 text=alert.text,
                 payload=payload,
-                secret=d.secret,
+                key=d.key,
+                short=alert.short,
             ),
             user_id=alert.user_id,
             attempts=d.attempts,
@@ -97,6 +99,14 @@ def jobs_of(written: WrittenAlert) -> list[Job]:
         )
         for d in written.deliveries
     ]
+
+
+def signed(job: Job, secret_of: Callable[[int], str | None]) -> Message:
+    """The job's message as sent: a webhook's with its owner's secret as set now (``secret_of``, called
+    in the sender thread just before the attempt: never stored with the delivery)."""
+    if job.message.channel != "webhook":
+        return job.message
+    return replace(job.message, secret=secret_of(job.user_id))
 
 
 def alert_document(alert_id: int, alert: Alert) -> dict[str, Any]:
