@@ -175,6 +175,8 @@ def alert(strategy: Strategy, *targets: DeliveryTarget, coin_id: int = 1, **over
         "bar_open_ms": T0_MS - T0_MS % 3_600_000,
         "condition": "rsi(14) < 30",
         "values": {"rsi(14)": 28.5},
+        "name": f"Coin {coin_id}",
+        "price": 61250.5,
         "subject": f"C{coin_id}: rsi(14) < 30",
         "text": f"C{coin_id} 1h: rsi(14) 28.5",
         "deliveries": targets,
@@ -215,8 +217,10 @@ def test_an_alert_without_deliveries_is_written_logged_and_published(db, clock, 
         T0_MS,
         (),
     )
-    line = f"alert {view.id}: strategy 'oversold' of user {strategy.user_id}: C1 1h rsi(14) < 30"
-    assert f"{line} [rsi(14)=28.5, close=61250.5]" in caplog.messages
+    line = (
+        f"alert {view.id}: user {strategy.user_id}, strategy 'oversold' (#{strategy.id}): C1 at 61,250.50 USD"
+    )
+    assert f"{line} on 1h: 'rsi(14) < 30' [rsi(14)=28.50, close=61,250.50]" in caplog.messages
     ((event, data, user_id),) = running.published
     assert (event, data["id"], data["symbol"], data["values"], user_id) == (
         "alert",
@@ -305,7 +309,7 @@ def test_a_failing_write_is_kept_and_written_first_when_the_database_is_back(
     )
     running.tell(scan(alert(strategy, hook(), coin_id=2), tick=2))
 
-    assert {webhook.next().subject[:2], webhook.next().subject[:2]} == {"C1", "C2"}
+    assert {webhook.next().payload["symbol"], webhook.next().payload["symbol"]} == {"C1", "C2"}
     assert [v.symbol for v in running.alerts(strategy.user_id)] == ["C2", "C1"]
     assert "writing 1 alert(s) of worker 0, tick 1 failed; kept to try again" in caplog.text
 
@@ -325,7 +329,16 @@ def test_a_delivery_is_sent_then_marked_sent(db, clock, strategy, make) -> None:
         "https://example.com/hook",
         "s3cret",
     )
-    assert message.subject == "C1: rsi(14) < 30" and message.text == "C1 1h: rsi(14) 28.5"
+    # Worded by the Notifier (ubot/notify/words.py), whatever the alert came with.
+    assert message.subject == 'uBot: "oversold" fired for C1 (Coin 1)'
+    assert message.text == (
+        'C1 (Coin 1) is at 61,250.50 USD: your strategy "oversold" fired on 1h.\n'
+        "rsi(14) = 28.50\n"
+        "Condition: rsi(14) < 30\n"
+        "Time: 2023-11-14 22:13:20 UTC"
+    )
+    assert message.short == 'uBot: C1 61,250.50 USD, rsi(14) 28.50. "oversold" 1h, 22:13 UTC'
+    assert message.payload["text"] == message.text and message.payload["subject"] == message.subject
     assert message.payload["id"] == message.alert_id and message.payload["values"] == {"rsi(14)": 28.5}
     assert running.written() == (message.delivery_id, SENT)
     row = delivery(message.delivery_id)
@@ -344,6 +357,26 @@ def test_a_channel_this_server_does_not_have_fails_at_once(db, clock, strategy, 
     row = delivery(delivery_id)
     assert (row.status, row.attempts) == ("failed", 0)
     assert row.detail == "telegram is not configured on this server: set [notify] telegram_bot_token"
+
+
+def test_the_words_follow_the_users_timezone_the_servers_url_and_a_simulated_market(
+    db, clock, strategy, make
+) -> None:
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook], public_url="https://ubot.example.com", simulated=True)
+
+    running.tell(scan(alert(strategy, hook(), timezone="Europe/Berlin", values={"rsi(14)": 28.5})))
+    message = webhook.next()
+
+    assert message.subject == 'uBot: "oversold" fired for C1 (Coin 1) (simulated market)'
+    assert message.text.splitlines()[3:] == [
+        "Time: 2023-11-14 23:13:20 CET (Europe/Berlin)",
+        "Chart: https://ubot.example.com/v1/coins/1/candles?timeframe=1h",
+        "Simulated market: these prices are not real.",
+    ]
+    assert message.short.endswith('"oversold" 1h, 23:13 CET. Simulated market')
+    (view,) = running.alerts(strategy.user_id)
+    assert view.text == message.text  # the alert log keeps the words as sent
 
 
 def test_a_retry_waits_the_backoff_then_sends(db, clock, strategy, make) -> None:
@@ -536,14 +569,14 @@ def test_messages_to_one_destination_are_paced_others_are_not(db, clock, strateg
     first, other = telegram.next(), telegram.next()
 
     # both at T0, in parallel: chat 43 did not wait, chat 42's second message did
-    assert {(first.target, first.subject[:2]), (other.target, other.subject[:2])} == {
+    assert {(first.target, first.payload["symbol"]), (other.target, other.payload["symbol"])} == {
         ("42", "C1"),
         ("43", "C3"),
     }
     assert clock.wait_for_sleeper() == T0 + 1  # chat 42's pace
     assert len(telegram.calls) == 2
     clock.advance(1)
-    assert telegram.next().subject.startswith("C2")
+    assert telegram.next().payload["symbol"] == "C2"
 
 
 # -- stopping and resuming ---------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from ubot.notify.outbox import (
     RetryPolicy,
     alert_document,
     decide,
-    describe,
     hold_until,
     jobs_of,
     signed,
@@ -176,14 +175,6 @@ def test_the_alert_document_is_json_with_its_id() -> None:
     assert document["fired_at"] == "2023-11-14T22:13:20.000Z"
     assert document["fired_at_ms"] == NOW
     assert document["strategy_name"] == "oversold" and document["condition"] == "rsi(14) < 30"
-
-
-def test_the_log_line_names_strategy_user_coin_condition_and_values() -> None:
-    line = describe(5, make_alert(values={"rsi(14)": 28.4, "volume_24h": None}))
-
-    assert (
-        line == "alert 5: strategy 'oversold' of user 9: BTC 1h rsi(14) < 30 [rsi(14)=28.4, volume_24h=null]"
-    )
 
 
 # -- quiet hours -----------------------------------------------------------------------------------

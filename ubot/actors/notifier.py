@@ -2,7 +2,8 @@
 
 Mailbox (one message at a time, in this actor's thread and database connection):
 
-- ``ScanOutcome`` (``tell``, from the Scanner workers): the saved state of the strategies it forgets
+- ``ScanOutcome`` (``tell``, from the Scanner workers): its alerts are worded
+  (``ubot/notify/words.py``: subject, text, SMS text); the saved state of the strategies it forgets
   is deleted; the alerts, their deliveries and the state changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
   alert, the ``"alert"`` event to the stream (``publish``), and the deliveries go to the senders. The
   log line, the row and the event are the built-in channel: an alert without deliveries is
@@ -55,12 +56,12 @@ from ubot.notify.outbox import (
     RetryPolicy,
     alert_document,
     decide,
-    describe,
     hold_until,
     jobs_of,
     signed,
     unconfigured,
 )
+from ubot.notify.words import Style, log_line, worded
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,9 @@ class Notifier(pykka.ThreadingActor):
         #: ``[notify] retention_days`` in ms (``None``: alerts are kept for ever); the next data time
         #: at which old alerts are looked for.
         self.retention_ms = retention_ms
-        #: How alerts are worded: a link to the coin under ``public_url``, "simulated market" said.
-        self.public_url = public_url
-        self.simulated = simulated
+        #: How alerts are worded (``ubot/notify/words.py``): a link to the coin under ``public_url``,
+        #: "simulated market" said when it is.
+        self.style = Style(public_url, simulated)
         self.next_prune_ms: int | None = None
         self.prune_batch = prune_batch
         self.dispatcher = Dispatcher(
@@ -175,7 +176,8 @@ class Notifier(pykka.ThreadingActor):
 
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:
-        self.unwritten.append(message)
+        alerts = tuple(worded(alert, self.style) for alert in message.alerts)
+        self.unwritten.append(replace(message, alerts=alerts))
         self._flush()
 
     @on_receive.register
@@ -256,7 +258,7 @@ class Notifier(pykka.ThreadingActor):
             self._maybe_prune(outcome.snapshot_ms)
             metrics.ALERTS.inc(len(written))
             for w in written:
-                log.info("%s", describe(w.id, w.alert))
+                log.info("%s", log_line(w.id, w.alert))
             for w in written:
                 self._publish(w)
                 self._dispatch(w)

@@ -137,18 +137,3 @@ def hold_until(alert: Alert, now_ms: int) -> int | None:
     except (ValueError, ZoneInfoNotFoundError) as error:
         log.warning("alert of strategy %s: quiet hours ignored: %s", alert.strategy_id, error)
         return None
-
-
-def describe(alert_id: int, alert: Alert) -> str:
-    """The alert's log line: strategy, owner, coin, condition and the values that made it fire."""
-    values = ", ".join(f"{name}={_number(value)}" for name, value in alert.values.items())
-    return (
-        f"alert {alert_id}: strategy {alert.strategy_name!r} of user {alert.user_id}: "
-        f"{alert.symbol} {alert.timeframe} {alert.condition} [{values}]"
-    )
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return "null"
-    return f"{value:.10g}" if isinstance(value, int | float) else repr(value)
