@@ -76,3 +76,24 @@ def test_the_upgraded_schema_is_the_fresh_one(empty) -> None:
     empty.drop_tables(ALL_TABLES)
     assert ensure_schema(empty) == 0
     assert shape(empty) == upgraded
+
+
+def test_a_version_3_database_keeps_its_deliveries_through_versions_4_and_5(empty) -> None:
+    """SQLite rebuilds a table to add a NOT NULL column with playhouse, and dropping the old ``alert``
+    cascaded to every delivery: the migrations add their columns in SQL instead."""
+    make_version_2(empty)
+    assert ensure_schema(empty, target=3) == 2
+    empty.execute_sql(
+        "INSERT INTO alert (strategy_id, user_id, strategy_name, coin_id, symbol, timeframe, fired_at, "
+        "bar_open, condition, \"values\", subject, text) VALUES (1, 1, 'oversold', 1, 'BTC', '1h', 10, 0, "
+        "'rsi(14) < 30', '{}', 's', 't')"
+    )
+    empty.execute_sql(
+        "INSERT INTO delivery (alert_id, channel, target, secret, status, attempts, next_attempt_at, "
+        "created_at) VALUES (1, 'telegram', '42', NULL, 'pending', 0, 10, 10)"
+    )
+
+    assert ensure_schema(empty) == 3
+
+    assert [(d.channel, d.status, len(d.key)) for d in Delivery.select()] == [("telegram", "pending", 32)]
+    assert [(a.symbol, a.replayed, a.short) for a in AlertRecord.select()] == [("BTC", False, "")]

@@ -141,8 +141,16 @@ class _DeliveryV3(BaseModel):
 
 
 def mark_replayed_alerts(db: Database, migrator: SchemaMigrator) -> None:
-    """Version 4: ``alert.replayed``, false for every alert already written (they were live)."""
-    migrate(migrator.add_column("alert", "replayed", BooleanField(default=False)))
+    """Version 4: ``alert.replayed``, false for every alert already written (they were live).
+
+    In SQL: playhouse would add the NOT NULL column on SQLite by rebuilding ``alert``, and dropping
+    the old table cascades to every delivery (foreign keys are on): the first version of this
+    migration lost the deliveries of every SQLite database it upgraded, pending ones included."""
+    if is_sqlite(db):
+        db.execute_sql("ALTER TABLE alert ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0")
+    else:
+        db.execute_sql("ALTER TABLE alert ADD COLUMN replayed BOOLEAN NOT NULL DEFAULT false")
+        db.execute_sql("ALTER TABLE alert ALTER COLUMN replayed DROP DEFAULT")  # as a fresh table has it
 
 
 def delivery_keys(db: Database, migrator: SchemaMigrator) -> None:
