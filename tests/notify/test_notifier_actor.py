@@ -641,6 +641,23 @@ def test_a_send_in_flight_at_stop_is_finished_and_written(db, clock, strategy, m
     assert Delivery.get().status == "sent"
 
 
+def test_an_outcome_written_at_stop_that_is_due_a_prune_still_stops_every_thread(
+    db, clock, strategy, make, caplog
+) -> None:
+    running = Running(db, clock, [make("webhook")], retention_ms=86_400_000)
+    real = running.store.record
+    running.store.record = lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionError("down"))  # type: ignore[method-assign]
+    running.tell(scan(alert(strategy, hook())))
+    running.alerts(strategy.user_id)  # the write failed: kept
+    running.store.record = real  # type: ignore[method-assign]
+
+    running.stop()  # on_stop writes it, which is due a prune: told to a stopped actor, left for later
+
+    assert [v.symbol for v in AlertStore(db).alerts(strategy.user_id)] == ["C1"]
+    assert notifier_threads() == set()
+    assert "ActorDeadError" not in caplog.text
+
+
 def test_stop_joins_every_thread(db, clock, strategy, make) -> None:
     assert notifier_threads() == set()
     running = Running(db, clock, [make("webhook"), make("telegram")], senders_per_channel=3)

@@ -191,7 +191,7 @@ class Notifier(pykka.ThreadingActor):
         pruned = self.store.prune(message.before_ms, self.prune_batch)
         total = message.pruned + pruned
         if pruned == self.prune_batch:  # maybe more: the next batch after what is waiting in the mailbox
-            self.actor_ref.tell(_Prune(message.before_ms, total))
+            self._tell_self(_Prune(message.before_ms, total))
         elif total:
             log.info("notifier: %d alert(s) older than the retention deleted, with their deliveries", total)
 
@@ -268,7 +268,11 @@ class Notifier(pykka.ThreadingActor):
         if self.retention_ms is None or (self.next_prune_ms is not None and data_ms < self.next_prune_ms):
             return
         self.next_prune_ms = data_ms + PRUNE_EVERY_MS
-        self.actor_ref.tell(_Prune(data_ms - self.retention_ms))
+        self._tell_self(_Prune(data_ms - self.retention_ms))
+
+    def _tell_self(self, message: _Prune) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):  # stopping (on_stop writes what is left): later
+            self.actor_ref.tell(message)
 
     def _set_watermark(self, snapshot_id: int) -> None:
         try:
