@@ -162,6 +162,8 @@ def _start_actors(settings: Settings, on_finished, publisher):
         backoff_max_s=notify.backoff_max_s,
         sends_per_user=notify.sends_per_user,
         allow_local_webhooks=notify.webhook_allow_private,
+        retention_days=notify.retention_days,
+        public_url=settings.http.public_url,
         publish=publisher.publish if publisher is not None else None,
         publish_tick=publisher.tick if publisher is not None else None,
     )

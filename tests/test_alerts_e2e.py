@@ -169,8 +169,9 @@ def test_a_crossing_gives_exactly_one_signed_webhook_and_one_stream_event(db, re
             assert listed[0]["values"] == {"price": 67500.0}
             assert len(hook.requests) == 1
             request = hook.requests[0]
-            expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-            assert request.header("X-Ubot-Signature") == expected
+            stamp, digest = request.header("X-Ubot-Signature").split(",")
+            signed = stamp.removeprefix("t=").encode() + b"." + request.body
+            assert digest == "v1=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
             body = json.loads(request.body)
             assert (
                 body["symbol"] == "BTC"

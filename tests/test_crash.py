@@ -198,9 +198,9 @@ class Receiver(FakeWebhook):
             self.frozen.set()
         return super().answer(request)
 
-    def ids(self) -> list[int]:
+    def ids(self) -> list[str]:
         with self.lock:
-            return [int(r.header("X-Ubot-Delivery")) for r in self.requests]
+            return [r.header("X-Ubot-Delivery") for r in self.requests]
 
 
 def exhausted(ubot) -> bool:
@@ -223,11 +223,12 @@ def alerts(ubot) -> int:
     return scanner(ubot).get("alerts", -1)
 
 
-def deliveries() -> dict[int, str]:
-    return dict(Delivery.select(Delivery.id, Delivery.status).tuples())
+def deliveries() -> dict[str, str]:
+    """Status by delivery key (``X-Ubot-Delivery``)."""
+    return dict(Delivery.select(Delivery.key, Delivery.status).tuples())
 
 
-def sent() -> set[int]:
+def sent() -> set[str]:
     return {i for i, status in deliveries().items() if status == "sent"}
 
 

@@ -10,7 +10,7 @@ from ubot.logtext import printable
 from ubot.notify.channel import FAILED, Outcome
 from ubot.notify.channels.http import log_outcome
 from ubot.notify.messages import Alert
-from ubot.notify.outbox import describe
+from ubot.notify.words import log_line
 
 FORGED = "rsi(14) < 30\r\n2024-10-16 00:00:00 INFO forged line\u2028and\x1b[31mred"
 
@@ -45,10 +45,12 @@ def alert(**changes: object) -> Alert:
 
 
 def test_the_alert_log_line_stays_one_line_whatever_the_user_and_the_market_wrote() -> None:
-    line = describe(5, alert(strategy_name="it's\nme", symbol="BT\rC", condition=FORGED))
+    line = log_line(5, alert(strategy_name="it's\nme", symbol="BT\rC", condition=FORGED))
 
     assert "\n" not in line and "\r" not in line and "\u2028" not in line
-    assert line.startswith("alert 5: strategy 'it\\'s\\x0ame' of user 9: BT\\x0dC 1h rsi(14) < 30\\x0d\\x0a")
+    assert line.startswith(
+        "alert 5: user 9, strategy 'it\\'s\\x0ame' (#4): BT\\x0dC on 1h: 'rsi(14) < 30\\x0d\\x0a"
+    )
 
 
 def test_a_delivery_line_escapes_the_destination_and_the_receiver_answer(caplog) -> None:

@@ -50,6 +50,9 @@ def expected_rows() -> dict[str, str]:
         "e-mail address": f"{shapes.EMAIL_MAX} characters",
         "`webhook_url`": f"{shapes.WEBHOOK_URL_MAX} characters",
         "`GET /v1/me/alerts`": f"`limit` 1 to {MAX_ALERTS}, default {DEFAULT_ALERTS}",
+        "alerts and their deliveries kept": (
+            f"{default('notify', 'retention_days')} days (`[notify] retention_days`), then deleted"
+        ),
         "candles, quotes and global history": f"`limit` 1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}",
         "request body": (
             f"{default('http', 'max_body_bytes')} bytes (`[http] max_body_bytes`, at most {body_max}; "

@@ -113,6 +113,10 @@ def _http_url(raw: str) -> str:
     return value
 
 
+def _http_url_or_empty(raw: str) -> str:
+    return _http_url(raw) if raw.strip() else ""
+
+
 def _phone_or_empty(raw: str) -> str:
     """An E.164 number (``+15551234567``), or empty."""
     value = raw.strip()
@@ -269,6 +273,13 @@ OPTIONS: tuple[Option, ...] = (
         _key_prefix,
         "lower-case letters, digits, _ . - (64 at most), starting with a letter",
     ),
+    Option(
+        "http",
+        "public_url",
+        "",
+        _http_url_or_empty,
+        "an http(s) URL such as https://ubot.example.com, or empty",
+    ),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
         "log",
@@ -291,6 +302,7 @@ OPTIONS: tuple[Option, ...] = (
         "an integer 16384..1048576",
     ),
     Option("notify", "sends_per_user", "2", _number(1, 3, integer=True), "an integer 1..3"),
+    Option("notify", "retention_days", "90", _number(1, 3650, integer=True), "an integer 1..3650 (days)"),
     Option("notify", "webhook_allow_private", "false", _boolean, "true or false"),
     Option("notify", "telegram_bot_token", "", _text, "a Telegram bot token from @BotFather", secret=True),
     Option("notify", "telegram_api_url", "https://api.telegram.org", _http_url, "an http(s) URL"),

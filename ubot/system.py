@@ -79,6 +79,10 @@ class AlertOptions:
     #: Sends of one user in flight at once on a channel (``[notify] sends_per_user``).
     sends_per_user: int = 2
     allow_local_webhooks: bool = False
+    #: Days of alerts kept (``[notify] retention_days``); ``None``: kept for ever.
+    retention_days: int | None = None
+    #: ``[http] public_url``: alert messages link to the coin there ("" = no link).
+    public_url: str = ""
     #: ``publish(event, data, user_id)``: an alert event for the stream (``EventPublisher.publish``).
     publish: Callable[[str, Mapping[str, Any], int | None], Any] | None = None
     #: ``publish_tick(candled, view)`` after each tick (``EventPublisher.tick``): its document,
@@ -175,6 +179,9 @@ def start_system(
         backoff_max_s=alerts.backoff_max_s,
         sends_per_user=alerts.sends_per_user,
         publish=alerts.publish,
+        retention_ms=None if alerts.retention_days is None else alerts.retention_days * DAY_MS,
+        public_url=alerts.public_url,
+        simulated=source.name == "simulated",
     )
     market = LatestMarket()  # the latest snapshot's coins, for checking strategies as they are saved
     users = UserManagerActor.start(user_manager(db, clock, convert, alerts, market))

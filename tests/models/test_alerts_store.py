@@ -3,12 +3,14 @@ delivery state changes that never resend a sent delivery, and the alert history 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from peewee import IntegrityError
 
 import ubot.models.alerts as alerts_module
 from ubot.models.alerts import AlertStore
-from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Strategy, User
+from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Strategy, User, UserSettings
 from ubot.notify.messages import Alert, AlertState, DeliveryTarget, ScanOutcome
 
 NOW = 1_700_000_000_000
@@ -53,7 +55,7 @@ def make_alert(strategy: Strategy, coin_id: int = 1, fired_at: int = NOW, **over
         "subject": f"C{coin_id}: rsi(14) < 30",
         "text": f"C{coin_id} 1h: rsi(14) 28.5",
         "deliveries": (
-            DeliveryTarget("webhook", "https://example.com/hook", "s3cret"),
+            DeliveryTarget("webhook", "https://example.com/hook"),
             DeliveryTarget("telegram", "12345"),
         ),
     }
@@ -95,7 +97,12 @@ def test_record_writes_alerts_deliveries_and_states(store, strategy) -> None:
         ("webhook", "https://example.com/hook", "pending", 0, NOW),
         ("telegram", "12345", "pending", 0, NOW),
     ]
-    assert first.deliveries[0].secret == "s3cret" and first.deliveries[1].secret is None
+    keys = [d.key for d in first.deliveries]
+    assert all(re.fullmatch("[0-9a-f]{32}", key) for key in keys) and len(set(keys)) == 2
+    assert [
+        d.key for d in Delivery.select().order_by(Delivery.id)
+    ] == keys  # stored: the same on every attempt
+    assert "secret" not in Delivery._meta.columns  # the webhook secret is read from the settings when sent
     assert second.deliveries == ()
     assert counts() == (2, 2, 2)
     row = AlertRecord.get_by_id(first.id)
@@ -277,7 +284,7 @@ def test_pending_and_due_return_unsent_deliveries_with_their_alert(store, strate
         NOW + 10_000,
     )
     assert [d.status for d in pending[1].deliveries] == ["held", "held"]
-    assert pending[1].deliveries[0].secret == "s3cret"
+    assert pending[1].deliveries[0].key == Delivery.get_by_id(pending[1].deliveries[0].id).key
 
 
 def test_a_sent_delivery_is_never_sent_or_changed_again(store, strategy) -> None:
@@ -419,3 +426,49 @@ def test_deleting_the_user_deletes_their_alerts(store, strategy) -> None:
     User.get_by_id(strategy.user_id).delete_instance()
 
     assert counts() == (0, 0, 0)
+
+
+# -- the webhook secret, read when sending -----------------------------------------------------------
+
+
+def test_the_webhook_secret_is_read_from_the_settings_as_they_are_now(store, strategy) -> None:
+    assert store.webhook_secret(strategy.user_id) is None  # no settings yet
+    UserSettings.create(
+        user=strategy.user_id, webhook_url="https://example.com/hook", webhook_secret="first-0123456789"
+    )
+    assert store.webhook_secret(strategy.user_id) == "first-0123456789"
+    UserSettings.update(webhook_secret="second-0123456789").execute()  # rotated while deliveries wait
+    assert store.webhook_secret(strategy.user_id) == "second-0123456789"
+    UserSettings.update(webhook_secret=None).execute()
+    assert store.webhook_secret(strategy.user_id) is None
+
+
+# -- retention --------------------------------------------------------------------------------------
+
+
+def test_prune_deletes_old_alerts_with_their_deliveries_in_bounded_batches(store, strategy) -> None:
+    old = [make_alert(strategy, coin, fired_at=NOW - 100 * 86_400_000 + coin) for coin in range(1, 6)]
+    recent = make_alert(strategy, 9, fired_at=NOW)
+    for written in [*store.record(outcome(old), NOW), *store.record(outcome([recent]), NOW)]:
+        for d in written.deliveries:
+            store.mark_sent(d.id, NOW)
+    cutoff = NOW - 90 * 86_400_000
+
+    assert store.prune(cutoff, batch=2) == 2  # the oldest two: a full batch, maybe more
+    assert counts()[:2] == (4, 8)
+    assert store.prune(cutoff, batch=2) == 2
+    assert store.prune(cutoff, batch=2) == 1  # less than a batch: done
+    assert store.prune(cutoff, batch=2) == 0
+    assert [a.symbol for a in AlertRecord.select()] == ["C9"]
+    assert {d.alert_id for d in Delivery.select()} == {AlertRecord.get().id}
+
+
+def test_prune_keeps_an_old_alert_whose_delivery_is_still_to_send(store, strategy) -> None:
+    (stuck,) = store.record(outcome([make_alert(strategy, 1, fired_at=NOW - 100 * 86_400_000)]), NOW)
+    (done,) = store.record(outcome([make_alert(strategy, 2, fired_at=NOW - 100 * 86_400_000)]), NOW)
+    for d in done.deliveries:
+        store.mark_failed(d.id, "gone")
+
+    assert store.prune(NOW - 90 * 86_400_000) == 1
+    assert [a.id for a in AlertRecord.select()] == [stuck.id]
+    assert Delivery.select().count() == 2

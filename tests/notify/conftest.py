@@ -27,6 +27,7 @@ def make_message() -> Callable[..., Message]:
             "text": "BTC 1h: close 61,250.5 USD, rsi_14 28.4",
             "payload": {"alert_id": 3, "symbol": "BTC", "values": {"rsi_14": 28.4}},
             "secret": None,
+            "key": "5f0c9a1e3b7d4c2a8e6f1b0d9c7a5e3f",
         }
         fields.update(overrides)
         return Message(**fields)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -44,10 +45,10 @@ class Recording:
 
 
 class Rig:
-    def __init__(self, clock: FakeClock, *channels: Recording, senders: int = 2) -> None:
+    def __init__(self, clock: FakeClock, *channels: Recording, senders: int = 2, **options: Any) -> None:
         self.nudged: queue.Queue[None] = queue.Queue()
         self.dispatcher = Dispatcher(
-            {c.name: c for c in channels}, clock, lambda: self.nudged.put(None), senders
+            {c.name: c for c in channels}, clock, lambda: self.nudged.put(None), senders, **options
         )
         self.dispatcher.start()
 
@@ -83,6 +84,39 @@ def job(
 ) -> Job:
     message = make_message(delivery_id=delivery_id, target=target, **kw)
     return Job(message, user_id=1, attempts=0, due_ms=round(due_s * 1000))
+
+
+def test_each_attempt_is_prepared_in_its_sender_thread_which_says_when_it_ends(rig, make_message) -> None:
+    prepared: list[str] = []
+    ended: list[str] = []
+    sent: list[Message] = []
+    channel = Recording("webhook")
+    channel.send = lambda message: sent.append(message) or Outcome(SENT)  # type: ignore[method-assign]
+
+    def prepare(j: Job) -> Message:
+        prepared.append(threading.current_thread().name)
+        return replace(j.message, secret="read-now")
+
+    r = rig(
+        channel, senders=1, prepare=prepare, sender_done=lambda: ended.append(threading.current_thread().name)
+    )
+    r.dispatcher.submit(job(make_message, 1, "https://a.example"))
+    assert r.next().outcome.status == SENT
+    assert sent[0].secret == "read-now" and prepared == ["ubot-notify-webhook-0"]
+    r.dispatcher.stop(WAIT)
+    assert ended == ["ubot-notify-webhook-0"]  # its database connection closed there
+
+
+def test_a_delivery_that_cannot_be_prepared_is_retried_not_sent(rig, make_message) -> None:
+    def prepare(j: Job) -> Message:
+        raise OSError("the database is down")
+
+    channel = Recording("webhook")
+    r = rig(channel, prepare=prepare)
+    r.dispatcher.submit(job(make_message, 1, "https://a.example"))
+    attempt = r.next()
+    assert attempt.outcome == Outcome(RETRY, "the delivery could not be prepared (OSError); retried later")
+    assert not channel.entered.is_set()
 
 
 def test_a_job_is_sent_and_its_attempt_reported(rig, make_message) -> None:

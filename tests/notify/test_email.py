@@ -27,7 +27,10 @@ def test_sends_a_plain_text_email(make_message):
         outcome = channel_for(smtp).send(message)
 
     assert outcome.status == "sent", outcome
-    assert outcome.detail == "accepted by 127.0.0.1 as <ubot.delivery.7@ubot.example.org>"
+    assert (
+        outcome.detail
+        == "accepted by 127.0.0.1 as <ubot.delivery.5f0c9a1e3b7d4c2a8e6f1b0d9c7a5e3f@ubot.example.org>"
+    )
     [received] = smtp.messages
     assert (received.mail_from, received.rcpt_tos, received.tls, received.user) == (
         "alerts@ubot.example.org",
@@ -39,7 +42,7 @@ def test_sends_a_plain_text_email(make_message):
     assert email["From"] == SENDER
     assert email["To"] == TO
     assert email["Subject"] == "BTC: rsi_14 < 30 ✓"
-    assert email["Message-ID"] == "<ubot.delivery.7@ubot.example.org>"
+    assert email["Message-ID"] == "<ubot.delivery.5f0c9a1e3b7d4c2a8e6f1b0d9c7a5e3f@ubot.example.org>"
     assert email["Auto-Submitted"] == "auto-generated"
     assert email["Date"].datetime is not None
     assert email.get_content_type() == "text/plain"

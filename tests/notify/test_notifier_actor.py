@@ -16,10 +16,11 @@ from typing import Any
 import pykka
 import pytest
 
+from tests.support.waits import wait_until
 from ubot.actors.notifier import Notifier
 from ubot.clocks import FakeClock
 from ubot.models.alerts import AlertStore
-from ubot.models.tables import Delivery, Strategy, User
+from ubot.models.tables import Delivery, Strategy, User, UserSettings
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.messages import (
     Alert,
@@ -145,6 +146,7 @@ def strategy(db) -> Strategy:
     user = User.create(
         username="alice", email="alice@example.com", password_hash="h", created_at=1, password_changed_at=1
     )
+    UserSettings.create(user=user, webhook_url="https://example.com/hook", webhook_secret="s3cret")
     return Strategy.create(
         user=user,
         name="oversold",
@@ -173,6 +175,8 @@ def alert(strategy: Strategy, *targets: DeliveryTarget, coin_id: int = 1, **over
         "bar_open_ms": T0_MS - T0_MS % 3_600_000,
         "condition": "rsi(14) < 30",
         "values": {"rsi(14)": 28.5},
+        "name": f"Coin {coin_id}",
+        "price": 61250.5,
         "subject": f"C{coin_id}: rsi(14) < 30",
         "text": f"C{coin_id} 1h: rsi(14) 28.5",
         "deliveries": targets,
@@ -186,7 +190,7 @@ def scan(*alerts: Alert, states: Sequence[AlertState] = (), tick: int = 1) -> Sc
 
 
 def hook(target: str = "https://example.com/hook") -> DeliveryTarget:
-    return DeliveryTarget("webhook", target, "s3cret")
+    return DeliveryTarget("webhook", target)
 
 
 def delivery(delivery_id: int) -> Delivery:
@@ -213,8 +217,10 @@ def test_an_alert_without_deliveries_is_written_logged_and_published(db, clock, 
         T0_MS,
         (),
     )
-    line = f"alert {view.id}: strategy 'oversold' of user {strategy.user_id}: C1 1h rsi(14) < 30"
-    assert f"{line} [rsi(14)=28.5, close=61250.5]" in caplog.messages
+    line = (
+        f"alert {view.id}: user {strategy.user_id}, strategy 'oversold' (#{strategy.id}): C1 at 61,250.50 USD"
+    )
+    assert f"{line} on 1h: 'rsi(14) < 30' [rsi(14)=28.50, close=61,250.50]" in caplog.messages
     ((event, data, user_id),) = running.published
     assert (event, data["id"], data["symbol"], data["values"], user_id) == (
         "alert",
@@ -303,7 +309,7 @@ def test_a_failing_write_is_kept_and_written_first_when_the_database_is_back(
     )
     running.tell(scan(alert(strategy, hook(), coin_id=2), tick=2))
 
-    assert {webhook.next().subject[:2], webhook.next().subject[:2]} == {"C1", "C2"}
+    assert {webhook.next().payload["symbol"], webhook.next().payload["symbol"]} == {"C1", "C2"}
     assert [v.symbol for v in running.alerts(strategy.user_id)] == ["C2", "C1"]
     assert "writing 1 alert(s) of worker 0, tick 1 failed; kept to try again" in caplog.text
 
@@ -323,7 +329,16 @@ def test_a_delivery_is_sent_then_marked_sent(db, clock, strategy, make) -> None:
         "https://example.com/hook",
         "s3cret",
     )
-    assert message.subject == "C1: rsi(14) < 30" and message.text == "C1 1h: rsi(14) 28.5"
+    # Worded by the Notifier (ubot/notify/words.py), whatever the alert came with.
+    assert message.subject == 'uBot: "oversold" fired for C1 (Coin 1)'
+    assert message.text == (
+        'C1 (Coin 1) is at 61,250.50 USD: your strategy "oversold" fired on 1h.\n'
+        "rsi(14) = 28.50\n"
+        "Condition: rsi(14) < 30\n"
+        "Time: 2023-11-14 22:13:20 UTC"
+    )
+    assert message.short == 'uBot: C1 61,250.50 USD, rsi(14) 28.50. "oversold" 1h, 22:13 UTC'
+    assert message.payload["text"] == message.text and message.payload["subject"] == message.subject
     assert message.payload["id"] == message.alert_id and message.payload["values"] == {"rsi(14)": 28.5}
     assert running.written() == (message.delivery_id, SENT)
     row = delivery(message.delivery_id)
@@ -342,6 +357,26 @@ def test_a_channel_this_server_does_not_have_fails_at_once(db, clock, strategy, 
     row = delivery(delivery_id)
     assert (row.status, row.attempts) == ("failed", 0)
     assert row.detail == "telegram is not configured on this server: set [notify] telegram_bot_token"
+
+
+def test_the_words_follow_the_users_timezone_the_servers_url_and_a_simulated_market(
+    db, clock, strategy, make
+) -> None:
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook], public_url="https://ubot.example.com", simulated=True)
+
+    running.tell(scan(alert(strategy, hook(), timezone="Europe/Berlin", values={"rsi(14)": 28.5})))
+    message = webhook.next()
+
+    assert message.subject == 'uBot: "oversold" fired for C1 (Coin 1) (simulated market)'
+    assert message.text.splitlines()[3:] == [
+        "Time: 2023-11-14 23:13:20 CET (Europe/Berlin)",
+        "Chart: https://ubot.example.com/v1/coins/1/candles?timeframe=1h",
+        "Simulated market: these prices are not real.",
+    ]
+    assert message.short.endswith('"oversold" 1h, 23:13 CET. Simulated market')
+    (view,) = running.alerts(strategy.user_id)
+    assert view.text == message.text  # the alert log keeps the words as sent
 
 
 def test_a_retry_waits_the_backoff_then_sends(db, clock, strategy, make) -> None:
@@ -366,6 +401,56 @@ def test_a_retry_waits_the_backoff_then_sends(db, clock, strategy, make) -> None
     assert running.written() == (first.delivery_id, SENT)
     row = delivery(first.delivery_id)
     assert (row.status, row.attempts, row.sent_at) == ("sent", 2, T0_MS + 5_000)
+
+
+def test_a_retry_is_signed_with_the_secret_set_when_it_is_sent(db, clock, strategy, make) -> None:
+    webhook = make("webhook", answers=[Outcome(RETRY, "HTTP 401 invalid signature")])
+    running = Running(db, clock, [webhook], backoff_s=5)
+
+    running.tell(scan(alert(strategy, hook())))
+    first = webhook.next()
+    assert first.secret == "s3cret"
+    assert running.written() == (first.delivery_id, RETRY)
+    assert "secret" not in Delivery._meta.columns  # nothing of it in the outbox
+    UserSettings.update(webhook_secret="rotated-0123456789").execute()  # the owner rotates it
+
+    assert clock.wait_for_sleeper() == T0 + 5
+    clock.advance(5)
+    second = webhook.next()
+    assert (second.delivery_id, second.key, second.secret) == (
+        first.delivery_id,
+        first.key,
+        "rotated-0123456789",
+    )
+    assert running.written() == (first.delivery_id, SENT)
+
+
+def test_old_alerts_are_pruned_in_batches_once_an_hour_of_data_time(db, clock, strategy, make) -> None:
+    day = 86_400_000
+    store = AlertStore(db)
+    old = [alert(strategy, hook(), coin_id=c, fired_at_ms=T0_MS - 91 * day) for c in range(1, 6)]
+    for written in store.record(ScanOutcome(0, 0, T0_MS - 91 * day, tuple(old)), T0_MS - 91 * day):
+        for d in written.deliveries:
+            store.mark_sent(d.id, T0_MS - 91 * day)
+    kept = alert(strategy, coin_id=7, fired_at_ms=T0_MS - 89 * day)
+    store.record(ScanOutcome(0, 0, T0_MS, (kept,)), T0_MS)
+    running = Running(db, clock, [make("webhook")], retention_ms=90 * day, prune_batch=2)
+
+    running.tell(scan(alert(strategy, coin_id=8)))  # data time T0: alerts before T0 - 90 days go
+
+    wait_until(lambda: len(running.alerts(strategy.user_id)) == 2, "the old alerts pruned, 2 at a time")
+    assert sorted(v.symbol for v in running.alerts(strategy.user_id)) == ["C7", "C8"]
+    assert Delivery.select().count() == 0
+
+    # Within the hour of data time, no second look; an hour later, one.
+    running.store.record(
+        ScanOutcome(0, 0, T0_MS, (alert(strategy, coin_id=9, fired_at_ms=T0_MS - 95 * day),)), T0_MS
+    )
+    running.tell(ScanOutcome(0, 2, T0_MS + 3_599_000, (alert(strategy, coin_id=10),)))
+    running.alerts(strategy.user_id)  # answered after the outcome (and any prune it told itself)
+    assert sorted(v.symbol for v in running.alerts(strategy.user_id)) == ["C10", "C7", "C8", "C9"]
+    running.tell(ScanOutcome(0, 3, T0_MS + 3_600_000, (alert(strategy, coin_id=11),)))
+    wait_until(lambda: "C9" not in {v.symbol for v in running.alerts(strategy.user_id)}, "the next prune")
 
 
 def test_the_providers_retry_after_is_honoured(db, clock, strategy, make) -> None:
@@ -484,14 +569,14 @@ def test_messages_to_one_destination_are_paced_others_are_not(db, clock, strateg
     first, other = telegram.next(), telegram.next()
 
     # both at T0, in parallel: chat 43 did not wait, chat 42's second message did
-    assert {(first.target, first.subject[:2]), (other.target, other.subject[:2])} == {
+    assert {(first.target, first.payload["symbol"]), (other.target, other.payload["symbol"])} == {
         ("42", "C1"),
         ("43", "C3"),
     }
     assert clock.wait_for_sleeper() == T0 + 1  # chat 42's pace
     assert len(telegram.calls) == 2
     clock.advance(1)
-    assert telegram.next().subject.startswith("C2")
+    assert telegram.next().payload["symbol"] == "C2"
 
 
 # -- stopping and resuming ---------------------------------------------------------------------------
@@ -554,6 +639,23 @@ def test_a_send_in_flight_at_stop_is_finished_and_written(db, clock, strategy, m
     stopped.get(timeout=WAIT * 4)
 
     assert Delivery.get().status == "sent"
+
+
+def test_an_outcome_written_at_stop_that_is_due_a_prune_still_stops_every_thread(
+    db, clock, strategy, make, caplog
+) -> None:
+    running = Running(db, clock, [make("webhook")], retention_ms=86_400_000)
+    real = running.store.record
+    running.store.record = lambda *args, **kwargs: (_ for _ in ()).throw(ConnectionError("down"))  # type: ignore[method-assign]
+    running.tell(scan(alert(strategy, hook())))
+    running.alerts(strategy.user_id)  # the write failed: kept
+    running.store.record = real  # type: ignore[method-assign]
+
+    running.stop()  # on_stop writes it, which is due a prune: told to a stopped actor, left for later
+
+    assert [v.symbol for v in AlertStore(db).alerts(strategy.user_id)] == ["C1"]
+    assert notifier_threads() == set()
+    assert "ActorDeadError" not in caplog.text
 
 
 def test_stop_joins_every_thread(db, clock, strategy, make) -> None:

@@ -18,9 +18,9 @@ from ubot.notify.outbox import (
     RetryPolicy,
     alert_document,
     decide,
-    describe,
     hold_until,
     jobs_of,
+    signed,
     unconfigured,
 )
 from ubot.timeutil import parse_iso_ms
@@ -42,7 +42,7 @@ def make_alert(**overrides) -> Alert:
         "values": {"rsi(14)": 28.4, "close": 61250.5},
         "subject": "BTC: rsi(14) < 30",
         "text": "BTC 1h: rsi(14) 28.4",
-        "deliveries": (DeliveryTarget("webhook", "https://example.com/hook", "k3y"),),
+        "deliveries": (DeliveryTarget("webhook", "https://example.com/hook"),),
     }
     fields.update(overrides)
     return Alert(**fields)
@@ -133,7 +133,7 @@ def test_an_unconfigured_channel_fails_naming_the_setting() -> None:
 def test_jobs_of_a_written_alert() -> None:
     alert = make_alert()
     rows = (
-        DeliveryRow(11, 5, "webhook", "https://example.com/hook", "pending", 0, NOW, secret="k3y"),
+        DeliveryRow(11, 5, "webhook", "https://example.com/hook", "pending", 0, NOW, key="ab" * 16),
         DeliveryRow(12, 5, "telegram", "42", "held", 2, NOW + 3_600_000),
     )
 
@@ -144,15 +144,24 @@ def test_jobs_of_a_written_alert() -> None:
         (12, 2, NOW + 3_600_000, 9),
     ]
     first = jobs[0].message
-    assert (first.alert_id, first.channel, first.target, first.secret) == (
+    assert (first.alert_id, first.channel, first.target, first.key, first.secret) == (
         5,
         "webhook",
         rows[0].target,
-        "k3y",
+        "ab" * 16,
+        None,  # read from the settings when sent: signed() below
     )
     assert (first.subject, first.text) == (alert.subject, alert.text)
     assert first.payload == alert_document(5, alert)
     assert jobs[1].message.secret is None
+    asked: list[int] = []
+
+    def secret_of(user_id: int) -> str:
+        asked.append(user_id)
+        return "k3y"
+
+    assert signed(jobs[0], secret_of).secret == "k3y" and asked == [9]
+    assert signed(jobs[1], secret_of) is jobs[1].message and asked == [9]  # only a webhook is signed
 
 
 def test_the_alert_document_is_json_with_its_id() -> None:
@@ -166,14 +175,6 @@ def test_the_alert_document_is_json_with_its_id() -> None:
     assert document["fired_at"] == "2023-11-14T22:13:20.000Z"
     assert document["fired_at_ms"] == NOW
     assert document["strategy_name"] == "oversold" and document["condition"] == "rsi(14) < 30"
-
-
-def test_the_log_line_names_strategy_user_coin_condition_and_values() -> None:
-    line = describe(5, make_alert(values={"rsi(14)": 28.4, "volume_24h": None}))
-
-    assert (
-        line == "alert 5: strategy 'oversold' of user 9: BTC 1h rsi(14) < 30 [rsi(14)=28.4, volume_24h=null]"
-    )
 
 
 # -- quiet hours -----------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_sends_one_message(api, channel, make_message):
     assert request.header("Content-Type") == "application/json"
     assert request.json() == {
         "chat_id": 42,
-        "text": "BTC: rsi_14 < 30\n\nBTC 1h: close 61,250.5 USD, rsi_14 28.4",
+        "text": "BTC 1h: close 61,250.5 USD, rsi_14 28.4",  # the text: its first line is the headline
         "disable_web_page_preview": True,
     }
     assert api.sent[0]["chat"]["id"] == 42
@@ -146,11 +146,11 @@ def test_long_texts_are_cut_to_telegrams_limit(api, channel, make_message):
     assert outcome.status == "sent"
     sent = api.requests[0].json()["text"]
     assert utf16_len(sent) <= MAX_TEXT < utf16_len(text)
-    assert sent.endswith("…") and sent.startswith("BTC: rsi_14 < 30\n\n📈 BTC crossed")
+    assert sent.endswith("…") and sent.startswith("📈 BTC crossed")
 
 
 def test_message_text():
-    assert message_text("Subject", "Body") == "Subject\n\nBody"
+    assert message_text("Subject", "Body") == "Body"  # the subject is the e-mail's
     assert message_text("", "Body") == "Body"
     assert message_text("Subject ", "") == "Subject"
     assert utf16_len(message_text("S", "x" * 5000)) == MAX_TEXT

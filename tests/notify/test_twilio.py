@@ -63,6 +63,13 @@ def test_sends_a_whatsapp_message(api, make_message):
     assert channel.destination(make_message(target=f"whatsapp:{TO}")) == TO
 
 
+def test_an_sms_is_the_short_text_and_a_whatsapp_message_the_text(api, make_message):
+    short = 'uBot: BTC 61,250.50 USD, rsi_14 28.40. "oversold" 1h, 20:21 CET'
+    sms(api).send(make_message(channel="sms", target=TO, short=short))
+    sms(api, name="whatsapp").send(make_message(channel="whatsapp", target=TO, short=short))
+    assert [r.form()["Body"] for r in api.requests] == [short, "BTC 1h: close 61,250.5 USD, rsi_14 28.4"]
+
+
 @pytest.mark.parametrize(
     ("text", "max_segments"),
     [

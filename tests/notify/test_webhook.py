@@ -15,10 +15,11 @@ from tests.fakes.webhook import Drop, FakeWebhook, Hang, redirect, status
 from tests.support.ports import refused_port
 from ubot.notify.channels import WebhookChannel
 from ubot.notify.channels import webhook as webhook_module
-from ubot.notify.channels.webhook import encode_payload, sign
+from ubot.notify.channels.webhook import TOLERANCE_S, encode_payload, sign, verify
 
 NOW = 1764000000.75
 SECRET = "whsec-5b7f1c0e9a"
+KEY = "5f0c9a1e3b7d4c2a8e6f1b0d9c7a5e3f"  # the make_message fixture's
 
 
 @pytest.fixture
@@ -51,10 +52,10 @@ def test_posts_the_signed_payload(hook, channel, make_message):
     assert request.header("Content-Type") == "application/json"
     assert request.header("Content-Length") == str(len(expected))
     assert request.header("User-Agent") == "uBot"
-    assert request.header("X-Ubot-Delivery") == "7"
-    assert request.header("X-Ubot-Timestamp") == "1764000000"
-    digest = hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(request.header("X-Ubot-Signature"), f"sha256={digest}")
+    assert request.header("X-Ubot-Delivery") == KEY
+    assert request.header("X-Ubot-Timestamp") is None  # the time is in the signature, signed
+    digest = hmac.new(SECRET.encode(), b"1764000000." + request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(request.header("X-Ubot-Signature"), f"t=1764000000,v1={digest}")
 
 
 def test_no_signature_without_a_secret(hook, channel, make_message):
@@ -65,7 +66,36 @@ def test_no_signature_without_a_secret(hook, channel, make_message):
 def test_body_is_canonical_and_non_finite_numbers_become_null():
     assert encode_payload({"b": 1, "a": [1.5, "é"]}) == '{"a":[1.5,"é"],"b":1}'.encode()
     assert encode_payload({"x": float("nan"), "y": {"z": float("inf")}}) == b'{"x":null,"y":{"z":null}}'
-    assert sign("k", b"{}") == "sha256=" + hmac.new(b"k", b"{}", hashlib.sha256).hexdigest()
+    assert sign("k", 17, b"{}") == "t=17,v1=" + hmac.new(b"k", b"17.{}", hashlib.sha256).hexdigest()
+
+
+def test_the_signature_covers_the_time_so_a_replay_is_refused():
+    body = b'{"id":1}'
+    header = sign(SECRET, 1_764_000_000, body)
+    assert verify(SECRET, header, body, now=1_764_000_000 + TOLERANCE_S)
+    assert not verify(SECRET, header, body, now=1_764_000_000 + TOLERANCE_S + 1)  # replayed later
+    assert not verify(SECRET, header, body, now=1_764_000_000 - TOLERANCE_S - 1)  # from the future
+    assert not verify(SECRET, header, body + b" ", now=1_764_000_000)  # another body
+    assert not verify("another-secret-0123", header, body, now=1_764_000_000)
+    # The time cannot be moved forward without the secret: the signature no longer matches.
+    moved = header.replace("t=1764000000", "t=1764000600")
+    assert not verify(SECRET, moved, body, now=1_764_000_600)
+    assert not verify(SECRET, "sha256=" + header.split("v1=")[1], body, now=1_764_000_000)
+    assert not verify(SECRET, "", body, now=1_764_000_000)
+
+
+def test_each_attempt_is_signed_at_its_own_time_with_the_same_delivery_id(hook, make_message):
+    now = [1_764_000_000.0]
+    channel = WebhookChannel(timeout_s=2.0, allow_private_addresses=True, clock=lambda: now[0])
+    message = make_message(target=hook.url(), secret=SECRET)
+    channel.send(message)
+    now[0] += 600  # a retry ten minutes later: a fresh timestamp, the same id
+    channel.send(message)
+    first, second = hook.requests
+    assert first.header("X-Ubot-Delivery") == second.header("X-Ubot-Delivery") == KEY
+    assert first.header("X-Ubot-Signature").startswith("t=1764000000,v1=")
+    assert second.header("X-Ubot-Signature").startswith("t=1764000600,v1=")
+    assert verify(SECRET, second.header("X-Ubot-Signature"), second.body, now=now[0])
 
 
 @pytest.mark.parametrize(
@@ -252,7 +282,8 @@ def test_https_through_the_guard_verifies_the_url_host(certificate, loopback_is_
         sent = channel.send(make_message(target=f"https://127.0.0.1:{secure.port}/hook", secret=SECRET))
         mismatch = channel.send(make_message(target=f"https://evil.example.test:{secure.port}/hook"))
     assert sent.status == "sent", sent
-    assert secure.requests[0].header("X-Ubot-Signature") == sign(SECRET, secure.requests[0].body)
+    signature = secure.requests[0].header("X-Ubot-Signature")
+    assert verify(SECRET, signature, secure.requests[0].body, now=float(signature[2:].split(",")[0]))
     assert mismatch.status == "failed"
     assert mismatch.detail.startswith(
         f"the webhook https://evil.example.test:{secure.port}: TLS certificate rejected"

@@ -43,7 +43,9 @@ def test_an_alert_carries_the_values_the_text_and_the_targets():
     alert = result.alerts[0]
     assert alert.values == {"price": 150.0, "percent_change_24h": -10.0}
     assert alert.coin_id == 1 and alert.fired_at_ms == T0 and alert.bar_open_ms == T0
-    assert alert.deliveries == s.deliveries and "BTC" in alert.subject and "price = 150" in alert.text
+    assert alert.deliveries == s.deliveries
+    # What the Notifier words the alert with (ubot/notify/words.py): the snapshot's name and price.
+    assert (alert.name, alert.price, alert.currency) == ("Btc", 150.0, "USD")
     assert result.states == [AlertState(1, 1, True, T0, T0), AlertState(1, 4, True, T0, T0)]
 
 

@@ -72,7 +72,7 @@ def test_watching_returns_every_enabled_strategy_with_its_targets(link) -> None:
     assert len(everyone) == 1 and everyone[0].user_id == ada
     (spec,) = everyone[0].specs
     assert spec.name == "Dip" and spec.top_n == 50 and spec.symbols is None and spec.timeframe == "1h"
-    assert spec.deliveries == (DeliveryTarget("webhook", "https://hooks.example.com/x", "0123456789abcdef"),)
+    assert spec.deliveries == (DeliveryTarget("webhook", "https://hooks.example.com/x"),)
     assert told.empty()
 
 

@@ -2,13 +2,17 @@
 
 Mailbox (one message at a time, in this actor's thread and database connection):
 
-- ``ScanOutcome`` (``tell``, from the Scanner workers): the saved state of the strategies it forgets
+- ``ScanOutcome`` (``tell``, from the Scanner workers): its alerts are worded
+  (``ubot/notify/words.py``: subject, text, SMS text); the saved state of the strategies it forgets
   is deleted; the alerts, their deliveries and the state changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
   alert, the ``"alert"`` event to the stream (``publish``), and the deliveries go to the senders. The
   log line, the row and the event are the built-in channel: an alert without deliveries is
   complete once written.
 - ``GetAlertState`` and ``GetAlerts`` (``ask``): answered after every write queued before them.
 - The senders' results, written here too (the decisions are ``ubot/notify/outbox.py``).
+- Retention: once an hour of data time (the snapshots' timestamps), alerts and deliveries older than
+  ``retention_ms`` are deleted, one bounded batch (``AlertStore.prune``) per message to itself, so
+  that a long backlog never holds the mailbox.
 
 Sending happens beside the mailbox, in a :class:`~ubot.notify.dispatch.Dispatcher`
 (``ubot/notify/dispatch.py``: per channel, a scheduler thread over paced per-destination queues and
@@ -26,7 +30,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pykka
@@ -34,7 +38,7 @@ import pykka
 from ubot import metrics
 from ubot.actors.stage import not_fatal, unexpected
 from ubot.clocks import Clock
-from ubot.models.alerts import AlertStore, WrittenAlert
+from ubot.models.alerts import PRUNE_BATCH, AlertStore, WrittenAlert
 from ubot.models.db import close_connection
 from ubot.notify.channel import RETRY, SENT, Channel
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL, Dispatcher
@@ -52,11 +56,12 @@ from ubot.notify.outbox import (
     RetryPolicy,
     alert_document,
     decide,
-    describe,
     hold_until,
     jobs_of,
+    signed,
     unconfigured,
 )
+from ubot.notify.words import Style, log_line, worded
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +76,20 @@ STOP_TIMEOUT_S = 2.0
 MAX_UNWRITTEN = 600
 
 
+#: Alerts older than the retention are looked for once per this much data time.
+PRUNE_EVERY_MS = 3_600_000
+
+
 class _AttemptsWaiting:
     """Nudge: ended attempts are waiting in the dispatcher."""
+
+
+@dataclass(frozen=True)
+class _Prune:
+    """Delete one more batch of the alerts fired before ``before_ms`` (told to itself)."""
+
+    before_ms: int
+    pruned: int = 0  # alerts deleted by the earlier batches of this round
 
 
 class Notifier(pykka.ThreadingActor):
@@ -89,6 +106,10 @@ class Notifier(pykka.ThreadingActor):
         on_delivery: OnDelivery | None = None,
         senders_per_channel: int = SENDERS_PER_CHANNEL,
         sends_per_user: int | None = 2,
+        retention_ms: int | None = None,
+        prune_batch: int = PRUNE_BATCH,
+        public_url: str = "",
+        simulated: bool = False,
     ) -> None:
         super().__init__()
         self.store = store
@@ -100,7 +121,23 @@ class Notifier(pykka.ThreadingActor):
         self.unwritten: collections.deque[ScanOutcome] = collections.deque()
         self.unwritten_failures = 0
         self.watermark_waiting: int | None = None
-        self.dispatcher = Dispatcher(channels, clock, self._nudge, senders_per_channel, sends_per_user)
+        #: ``[notify] retention_days`` in ms (``None``: alerts are kept for ever); the next data time
+        #: at which old alerts are looked for.
+        self.retention_ms = retention_ms
+        #: How alerts are worded (``ubot/notify/words.py``): a link to the coin under ``public_url``,
+        #: "simulated market" said when it is.
+        self.style = Style(public_url, simulated)
+        self.next_prune_ms: int | None = None
+        self.prune_batch = prune_batch
+        self.dispatcher = Dispatcher(
+            channels,
+            clock,
+            self._nudge,
+            senders_per_channel,
+            sends_per_user,
+            prepare=functools.partial(signed, secret_of=store.webhook_secret),
+            sender_done=close_connection,  # a sender thread reads the webhook secret: its own connection
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -139,13 +176,24 @@ class Notifier(pykka.ThreadingActor):
 
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:
-        self.unwritten.append(message)
+        alerts = tuple(worded(alert, self.style) for alert in message.alerts)
+        self.unwritten.append(replace(message, alerts=alerts))
         self._flush()
 
     @on_receive.register
     @not_fatal  # what was not written stays pending: resumed at the next start
     def _attempts_waiting(self, message: _AttemptsWaiting) -> None:
         self._write_attempts()
+
+    @on_receive.register
+    @not_fatal  # the next hour of data tries again
+    def _prune(self, message: _Prune) -> None:
+        pruned = self.store.prune(message.before_ms, self.prune_batch)
+        total = message.pruned + pruned
+        if pruned == self.prune_batch:  # maybe more: the next batch after what is waiting in the mailbox
+            self._tell_self(_Prune(message.before_ms, total))
+        elif total:
+            log.info("notifier: %d alert(s) older than the retention deleted, with their deliveries", total)
 
     @on_receive.register
     def _scanned(self, message: Scanned) -> None:
@@ -207,12 +255,24 @@ class Notifier(pykka.ThreadingActor):
             if self.unwritten_failures:
                 log.info("notifier: writing works again after %d failure(s)", self.unwritten_failures)
                 self.unwritten_failures = 0
+            self._maybe_prune(outcome.snapshot_ms)
             metrics.ALERTS.inc(len(written))
             for w in written:
-                log.info("%s", describe(w.id, w.alert))
+                log.info("%s", log_line(w.id, w.alert))
             for w in written:
                 self._publish(w)
                 self._dispatch(w)
+
+    def _maybe_prune(self, data_ms: int) -> None:
+        """Once an hour of data time, start deleting the alerts older than the retention."""
+        if self.retention_ms is None or (self.next_prune_ms is not None and data_ms < self.next_prune_ms):
+            return
+        self.next_prune_ms = data_ms + PRUNE_EVERY_MS
+        self._tell_self(_Prune(data_ms - self.retention_ms))
+
+    def _tell_self(self, message: _Prune) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):  # stopping (on_stop writes what is left): later
+            self.actor_ref.tell(message)
 
     def _set_watermark(self, snapshot_id: int) -> None:
         try:

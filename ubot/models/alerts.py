@@ -5,14 +5,19 @@ the Notifier actor alone.
 one delivery row per channel, the state upserts) in one transaction, before anything is sent: a
 crash after it loses nothing, the deliveries are resumed from :meth:`~AlertStore.pending` on the
 next start. Delivery is at least once: a crash between a provider accepting a message and
-:meth:`~AlertStore.mark_sent` sends that message again after the restart.
+:meth:`~AlertStore.mark_sent` sends that message again after the restart; each delivery has a random
+public id (``key``) that stays the same on every attempt, for the receiver to drop the repeat.
+
+A webhook's secret is not written with its deliveries: :meth:`AlertStore.webhook_secret` reads it
+from the user's settings when the delivery is sent. Alerts and their deliveries older than the
+retention go in bounded batches (:meth:`AlertStore.prune`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from peewee import Database, IntegrityError, Model
@@ -20,7 +25,7 @@ from peewee import Database, IntegrityError, Model
 from ubot.jsonsafe import json_values
 from ubot.models.bulk import insert_rows
 from ubot.models.db import writing
-from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Meta, Strategy
+from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Meta, Strategy, UserSettings
 from ubot.notify.messages import Alert, AlertState, AlertView, DeliveryView, ScanOutcome
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,8 @@ SCAN_WATERMARK = "scan_watermark"
 PENDING, HELD, SENT, FAILED = "pending", "held", "sent", "failed"
 UNSENT = (PENDING, HELD)
 CHUNK = 500  # rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits
+#: Alerts deleted (with their deliveries) per transaction by :meth:`AlertStore.prune`.
+PRUNE_BATCH = 1000
 
 #: ``(alert, now_ms) -> end of the recipient's quiet hours (epoch ms)``, or ``None``: send now.
 HoldUntil = Callable[[Alert, int], int | None]
@@ -46,7 +53,7 @@ class DeliveryRow:
     status: str
     attempts: int
     next_attempt_ms: int
-    secret: str | None = field(default=None, repr=False)
+    key: str = ""  # the public id (32 hex digits): the same on every attempt
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ class AlertStore:
                         "alert": alert_id,
                         "channel": target.channel,
                         "target": target.target,
-                        "secret": target.secret,
+                        "key": Delivery.key.default(),  # 128 random bits, 32 hex digits
                         "status": HELD if held else PENDING,
                         "attempts": 0,
                         "next_attempt_at": until if held else now_ms,
@@ -155,7 +162,7 @@ class AlertStore:
                     status=row["status"],
                     attempts=0,
                     next_attempt_ms=row["next_attempt_at"],
-                    secret=row["secret"],
+                    key=row["key"],
                 )
             )
         return [
@@ -190,7 +197,38 @@ class AlertStore:
             == 1
         )
 
+    def prune(self, older_than_ms: int, batch: int = PRUNE_BATCH) -> int:
+        """Delete at most ``batch`` of the oldest alerts fired before ``older_than_ms``, with their
+        deliveries, in one transaction; how many alerts went (``batch``: call again, there may be more).
+        A delivery still to send is kept with its alert (it cannot be that old: retries end within
+        hours; only a bug would leave one)."""
+        with writing(self.db):
+            unsent = Delivery.select(Delivery.alert).where(Delivery.status.in_(UNSENT))
+            ids = [
+                i
+                for (i,) in AlertRecord.select(AlertRecord.id)
+                .where((AlertRecord.fired_at < older_than_ms) & AlertRecord.id.not_in(unsent))
+                .order_by(AlertRecord.id)  # the oldest first, by the primary key: no sort, no scan
+                .limit(batch)
+                .tuples()
+            ]
+            if ids:
+                Delivery.delete().where(Delivery.alert.in_(ids)).execute()
+                AlertRecord.delete().where(AlertRecord.id.in_(ids)).execute()
+        return len(ids)
+
     # --- reads -----------------------------------------------------------------------------
+
+    def webhook_secret(self, user_id: int) -> str | None:
+        """The user's webhook secret as set now (``None`` without one): what a webhook delivery is
+        signed with, read when it is sent, so that a rotated secret applies to deliveries in wait."""
+        row = (
+            UserSettings.select(UserSettings.webhook_secret)
+            .where(UserSettings.user == user_id)
+            .tuples()
+            .first()
+        )
+        return row[0] if row and row[0] else None
 
     def pending(self) -> list[WrittenAlert]:
         """Every delivery not yet sent (pending or held), with its alert, earliest due first: what to
@@ -335,6 +373,7 @@ def _alert_row(alert: Alert) -> dict[str, Any]:
         "values": dict(alert.values),
         "subject": alert.subject,
         "text": alert.text,
+        "short": alert.short,
         "replayed": alert.replayed,
     }
 
@@ -355,6 +394,7 @@ def _alert_of(row: AlertRecord) -> Alert:
         text=row.text,
         deliveries=(),
         replayed=row.replayed,
+        short=row.short,
     )
 
 
@@ -367,5 +407,5 @@ def _delivery_of(row: Delivery) -> DeliveryRow:
         status=row.status,
         attempts=row.attempts,
         next_attempt_ms=row.next_attempt_at,
-        secret=row.secret,
+        key=row.key,
     )

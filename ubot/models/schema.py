@@ -6,7 +6,9 @@ bumps :data:`SCHEMA_VERSION`. Upgrades run in a transaction where the database a
 
 Versions: 1 = market history; 2 = users, sessions, user settings and strategies; 3 = alerts, their
 deliveries and firing states, and two columns of ``strategy`` (``last_error``, ``last_error_at``);
-4 = ``alert.replayed`` (an alert raised by a replay).
+4 = ``alert.replayed`` (an alert raised by a replay); 5 = ``delivery.key`` (a random public id instead
+of the row id), ``alert.short`` (the SMS text), and no more ``delivery.secret`` (the webhook secret is
+read from the user's settings when sending).
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from peewee import (
 )
 from playhouse.migrate import SchemaMigrator, migrate
 
-from ubot.models.db import writing
+from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import (
     ALERT_TABLES,
     ALL_TABLES,
     AlertRecord,
     BaseModel,
+    Delivery,
     JsonField,
     Meta,
     Session,
@@ -43,7 +46,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -85,13 +88,14 @@ class _StrategyV2(BaseModel):
 def add_alert_tables(db: Database, migrator: SchemaMigrator) -> None:
     """Version 3: the strategy's last runtime error (two nullable columns, existing rows untouched),
     and the alert tables, new, created from the models as they are now (copy their version-3
-    definition in here before a later version alters them, as for version 2). ``alert`` is the
-    version-3 copy below (version 4 added a column)."""
+    definition in here before a later version alters them, as for version 2). ``alert`` and
+    ``delivery`` are the version-3 copies below (versions 4 and 5 changed them)."""
     migrate(
         migrator.add_column("strategy", "last_error", TextField(null=True)),
         migrator.add_column("strategy", "last_error_at", BigIntegerField(null=True)),
     )
-    db.create_tables([_AlertV3, *(m for m in ALERT_TABLES if m is not AlertRecord)])
+    frozen = {AlertRecord: _AlertV3, Delivery: _DeliveryV3}
+    db.create_tables([frozen.get(m, m) for m in ALERT_TABLES])
 
 
 class _AlertV3(BaseModel):
@@ -116,13 +120,67 @@ class _AlertV3(BaseModel):
         indexes = ((("user", "fired_at"), False),)
 
 
+class _DeliveryV3(BaseModel):
+    """``delivery`` as schema version 3 created it (frozen here: do not change)."""
+
+    id = AutoField()
+    alert = ForeignKeyField(_AlertV3, on_delete="CASCADE", index=True, backref="+")
+    channel = CharField(max_length=16)
+    target = CharField(max_length=2048)
+    secret = CharField(max_length=128, null=True)
+    status = CharField(max_length=8)
+    attempts = IntegerField(default=0)
+    next_attempt_at = BigIntegerField()
+    detail = TextField(null=True)
+    sent_at = BigIntegerField(null=True)
+    created_at = BigIntegerField()
+
+    class Meta:
+        table_name = "delivery"
+        indexes = ((("status", "next_attempt_at"), False),)
+
+
 def mark_replayed_alerts(db: Database, migrator: SchemaMigrator) -> None:
-    """Version 4: ``alert.replayed``, false for every alert already written (they were live)."""
-    migrate(migrator.add_column("alert", "replayed", BooleanField(default=False)))
+    """Version 4: ``alert.replayed``, false for every alert already written (they were live).
+
+    In SQL: playhouse would add the NOT NULL column on SQLite by rebuilding ``alert``, and dropping
+    the old table cascades to every delivery (foreign keys are on): the first version of this
+    migration lost the deliveries of every SQLite database it upgraded, pending ones included."""
+    if is_sqlite(db):
+        db.execute_sql("ALTER TABLE alert ADD COLUMN replayed INTEGER NOT NULL DEFAULT 0")
+    else:
+        db.execute_sql("ALTER TABLE alert ADD COLUMN replayed BOOLEAN NOT NULL DEFAULT false")
+        db.execute_sql("ALTER TABLE alert ALTER COLUMN replayed DROP DEFAULT")  # as a fresh table has it
+
+
+def delivery_keys(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 5: ``delivery.key``, 128 random bits in hex for every delivery already written (drawn
+    by the database, in one statement); ``alert.short``, empty for the alerts already written (their
+    SMS is then the subject and the text, as before); and ``delivery.secret`` dropped: the copies of
+    the users' webhook secrets are gone, the secret is read from the settings when sending."""
+    # In SQL rather than with playhouse: on SQLite, playhouse adds a NOT NULL column by rebuilding the
+    # table, and dropping the old ``alert`` would cascade to every delivery (foreign keys are on).
+    db.execute_sql("ALTER TABLE alert ADD COLUMN short TEXT NOT NULL DEFAULT ''")
+    if not is_sqlite(db):
+        db.execute_sql("ALTER TABLE alert ALTER COLUMN short DROP DEFAULT")  # as a fresh table has it
+    migrate(migrator.add_column("delivery", "key", CharField(max_length=32, null=True)))
+    random_hex = (
+        "lower(hex(randomblob(16)))" if is_sqlite(db) else "replace(gen_random_uuid()::text, '-', '')"
+    )
+    db.execute_sql(f'UPDATE delivery SET "key" = {random_hex}')
+    migrate(
+        migrator.add_not_null("delivery", "key"),  # rebuilds ``delivery`` on SQLite: nothing refers to it
+        migrator.drop_column("delivery", "secret"),
+    )
 
 
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
-MIGRATIONS: dict[int, Migration] = {2: add_user_tables, 3: add_alert_tables, 4: mark_replayed_alerts}
+MIGRATIONS: dict[int, Migration] = {
+    2: add_user_tables,
+    3: add_alert_tables,
+    4: mark_replayed_alerts,
+    5: delivery_keys,
+}
 
 
 class SchemaError(RuntimeError):

@@ -12,6 +12,7 @@ period; candles are kept forever. The user tables belong to the UserManager acto
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from peewee import (
@@ -241,6 +242,8 @@ class AlertRecord(BaseModel):
     # Raised by a replay of recorded data (schema version 4): not a live alert, sent only when the
     # operator asked (--deliver).
     replayed = BooleanField(default=False)
+    # The text of one SMS (schema version 5); empty for an alert written before: subject + text then.
+    short = TextField(default="")
 
     class Meta:
         table_name = "alert"
@@ -252,13 +255,17 @@ class Delivery(BaseModel):
 
     ``status``: ``pending`` (to send at ``next_attempt_at``), ``held`` (quiet hours: to send at
     ``next_attempt_at``, their end), ``sent``, ``failed`` (``detail`` says why, for the user).
+    Rows go with their alert (``CASCADE``), pruned after ``[notify] retention_days``.
     """
 
     id = AutoField()
     alert = ForeignKeyField(AlertRecord, on_delete="CASCADE", index=True)
     channel = CharField(max_length=16)
     target = CharField(max_length=2048)  # URL, chat id, phone number or e-mail address
-    secret = CharField(max_length=128, null=True)  # webhook HMAC key, frozen with the alert
+    # The delivery's public id (schema version 5): 128 random bits in hex, the same on every attempt
+    # (``X-Ubot-Delivery``). The webhook secret is not stored here: it is read from the user's
+    # settings when the delivery is sent.
+    key = CharField(max_length=32, default=lambda: secrets.token_hex(16))
     status = CharField(max_length=8)
     attempts = IntegerField(default=0)
     next_attempt_at = BigIntegerField()

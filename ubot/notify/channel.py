@@ -28,7 +28,12 @@ class Message:
     subject: str  # one line (e-mail subject, first line elsewhere)
     text: str  # the rendered alert, plain text
     payload: Mapping[str, Any]  # the alert as a JSON document (the webhook body)
-    secret: str | None = field(default=None, repr=False)  # webhook HMAC key
+    secret: str | None = field(default=None, repr=False)  # webhook HMAC key, read at send time
+    #: The delivery's public id: 32 hex digits (128 random bits), the same on every attempt
+    #: (``X-Ubot-Delivery``, the e-mail's ``Message-ID``): a receiver's idempotency key.
+    key: str = ""
+    #: The text for one short message (SMS), when it differs from subject + text.
+    short: str = ""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ubot import metrics
 from ubot.clocks import Clock
-from ubot.notify.channel import RETRY, Channel, Outcome
+from ubot.notify.channel import RETRY, Channel, Message, Outcome
 from ubot.notify.deadline import Scope
 from ubot.notify.outbox import Job
 from ubot.notify.pacing import PacedQueues
@@ -58,13 +58,26 @@ class Dispatcher:
         nudge: Callable[[], None],
         senders_per_channel: int = SENDERS_PER_CHANNEL,
         sends_per_user: int | None = None,
+        prepare: Callable[[Job], Message] | None = None,
+        sender_done: Callable[[], None] | None = None,
     ) -> None:
+        """``prepare(job)``: the message to send, made in the sender thread just before each attempt
+        (the webhook secret is read there: :func:`~ubot.notify.outbox.signed`); ``sender_done()`` is
+        called by each sender thread as it ends (to close its database connection)."""
         self.nudge = nudge
         # Results cross over through this queue rather than as messages, so that the owner can still
         # take those that end while it stops the senders.
         self._ended: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
         self.lanes = {
-            name: _Lane(channel, clock, self._attempt_ended, senders_per_channel, sends_per_user)
+            name: _Lane(
+                channel,
+                clock,
+                self._attempt_ended,
+                senders_per_channel,
+                sends_per_user,
+                prepare or _as_is,
+                sender_done or _nothing,
+            )
             for name, channel in channels.items()
         }
 
@@ -104,6 +117,14 @@ def _user_of(job: Job) -> int:
     return job.user_id
 
 
+def _as_is(job: Job) -> Message:
+    return job.message
+
+
+def _nothing() -> None:
+    pass
+
+
 class _Lane:
     """One channel: a scheduler thread over paced per-destination queues, and sender threads.
 
@@ -118,8 +139,12 @@ class _Lane:
         on_attempt: Callable[[Attempt], None],
         senders: int,
         sends_per_user: int | None = None,
+        prepare: Callable[[Job], Message] = _as_is,
+        sender_done: Callable[[], None] = _nothing,
     ) -> None:
         self.channel = channel
+        self.prepare = prepare
+        self.sender_done = sender_done
         self.clock = clock
         self.on_attempt = on_attempt
         self.queues: PacedQueues[Job] = PacedQueues(channel.min_interval_s, _user_of, sends_per_user)
@@ -196,6 +221,12 @@ class _Lane:
     # -- sender threads ----------------------------------------------------------------------
 
     def _send_loop(self) -> None:
+        try:
+            self._sending()
+        finally:
+            self.sender_done()
+
+    def _sending(self) -> None:
         with self.scope.entered():
             while (item := self._work.get()) is not None:
                 destination, job = item
@@ -219,7 +250,19 @@ class _Lane:
 
     def _send(self, job: Job) -> Outcome:
         try:
-            return self.channel.send(job.message)
+            message = self.prepare(job)
+        except Exception as error:  # the database is down: try again later
+            log.warning(
+                "notifier: %s delivery %d: preparing it failed (%s)",
+                self.channel.name,
+                job.message.delivery_id,
+                type(error).__name__,
+            )
+            return Outcome(
+                RETRY, f"the delivery could not be prepared ({type(error).__name__}); retried later"
+            )
+        try:
+            return self.channel.send(message)
         except Exception as error:  # a channel must not raise; if one does, it is a bug: retry later
             log.exception(
                 "notifier: %s channel raised on delivery %d", self.channel.name, job.message.delivery_id

@@ -5,16 +5,16 @@ the Scanner ``ask`` the Notifier, which owns the alert tables. Small frozen valu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class DeliveryTarget:
-    """Where one channel of an alert goes, frozen when the alert is raised."""
+    """Where one channel of an alert goes, frozen when the alert is raised (a webhook's secret is not:
+    it is read from the user's settings when the delivery is sent)."""
 
     channel: str
     target: str
-    secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,10 @@ class Alert:
     quiet_hours: str | None = None  # "22:00-07:00" in `timezone`: delivery is held, not dropped
     timezone: str = "UTC"
     replayed: bool = False  # raised by a replay of recorded data (delivered only with --deliver)
+    name: str = ""  # the coin's name ("Shiba Inu"), from the snapshot
+    price: float | None = None  # the coin's price in this snapshot, in ``currency``
+    currency: str = "USD"
+    short: str = ""  # the SMS text (written by the Notifier with subject and text)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -90,7 +91,8 @@ def jobs_of(written: WrittenAlert) -> list[Job]:
                 subject=alert.subject,
                 text=alert.text,
                 payload=payload,
-                secret=d.secret,
+                key=d.key,
+                short=alert.short,
             ),
             user_id=alert.user_id,
             attempts=d.attempts,
@@ -98,6 +100,14 @@ def jobs_of(written: WrittenAlert) -> list[Job]:
         )
         for d in written.deliveries
     ]
+
+
+def signed(job: Job, secret_of: Callable[[int], str | None]) -> Message:
+    """The job's message as sent: a webhook's with its owner's secret as set now (``secret_of``, called
+    in the sender thread just before the attempt: never stored with the delivery)."""
+    if job.message.channel != "webhook":
+        return job.message
+    return replace(job.message, secret=secret_of(job.user_id))
 
 
 def alert_document(alert_id: int, alert: Alert) -> dict[str, Any]:
@@ -128,21 +138,3 @@ def hold_until(alert: Alert, now_ms: int) -> int | None:
     except (ValueError, ZoneInfoNotFoundError) as error:
         log.warning("alert of strategy %s: quiet hours ignored: %s", alert.strategy_id, printable(error))
         return None
-
-
-QUOTE = "'"
-
-
-def describe(alert_id: int, alert: Alert) -> str:
-    """The alert's log line: strategy, owner, coin, condition and the values that made it fire."""
-    values = ", ".join(f"{name}={_number(value)}" for name, value in alert.values.items())
-    return (
-        f"alert {alert_id}: strategy '{printable(alert.strategy_name, also=QUOTE)}' of user {alert.user_id}: "
-        f"{printable(alert.symbol)} {alert.timeframe} {printable(alert.condition)} [{values}]"
-    )
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return "null"
-    return f"{value:.10g}" if isinstance(value, int | float) else repr(value)

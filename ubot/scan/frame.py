@@ -79,6 +79,7 @@ class MarketFrame:
         positions = _positions(snapshot, plan)
         self.ids: np.ndarray = snapshot.ids[positions]
         self.symbols: list[str] = [snapshot.symbols[i] for i in positions.tolist()]
+        self.names: list[str] = [snapshot.names[i] for i in positions.tolist()]
         self.fields: dict[str, np.ndarray] = {
             name: _clean(snapshot.columns[name][positions]) for name in COIN_FIELDS
         }

@@ -26,7 +26,6 @@ from ubot.scan import groups
 from ubot.scan.firing import FiringState, FiringTable, Rules
 from ubot.scan.frame import MarketFrame
 from ubot.scan.groups import Group, GroupResult
-from ubot.scan.render import render
 from ubot.scan.spec import StrategySpec
 
 log = logging.getLogger(__name__)
@@ -321,20 +320,22 @@ class ScanWorker:
         price = frame.fields["price"][at]
         price_value = json_number(price)
         symbol = frame.symbols[at]
-        subject, text = render(spec, symbol, values, price_value, frame.timestamp_ms)
-        return Alert(
+        return Alert(  # worded by the Notifier (ubot/notify/words.py)
             strategy_id=spec.id,
             user_id=spec.user_id,
             strategy_name=spec.name,
             coin_id=int(frame.ids[at]),
             symbol=symbol,
+            name=frame.names[at],
+            price=price_value,
+            currency=frame.currency,
             timeframe=spec.timeframe,
             fired_at_ms=frame.timestamp_ms,
             bar_open_ms=bar,
             condition=spec.condition,
             values=values,
-            subject=subject,
-            text=text,
+            subject="",
+            text="",
             deliveries=spec.deliveries,
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,

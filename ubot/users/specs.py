@@ -21,8 +21,7 @@ def spec_of(row: Strategy, settings: Mapping[str, Any]) -> StrategySpec:
     for channel in row.channels:
         target = settings.get(CHANNEL_TARGETS[channel])
         if target:  # saving settings refuses to clear a target in use, so this is always set
-            secret = settings.get("webhook_secret") if channel == "webhook" else None
-            deliveries.append(DeliveryTarget(channel, str(target), secret or None))
+            deliveries.append(DeliveryTarget(channel, str(target)))  # a webhook's secret: read when sent
     return StrategySpec(
         id=row.id,
         user_id=row.user_id,

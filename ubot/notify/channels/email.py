@@ -7,7 +7,7 @@ refuses to send in clear text when it does not; ``"ssl"`` is implicit TLS (port 
 
 The message is a plain-text :class:`email.message.EmailMessage` with ``Subject``, ``Date``,
 ``Auto-Submitted: auto-generated`` (RFC 3834: no vacation replies) and a ``Message-ID`` made from the
-delivery id, the same on every attempt, so a receiver that sees one twice can tell.
+delivery's random id (:attr:`~ubot.notify.channel.Message.key`), the same on every attempt, so a receiver that sees one twice can tell.
 
 Outcomes: a 5xx reply (recipient refused, sender refused, data refused), a failed login, a server
 without STARTTLS or AUTH, or a certificate that does not verify are final; a 4xx reply (greylisting,
@@ -83,7 +83,7 @@ class EmailChannel:
         email["To"] = message.target.strip()
         email["Subject"] = " ".join(message.subject.split())
         email["Date"] = formatdate(usegmt=True)
-        email["Message-ID"] = message_id(message.delivery_id, self.sender, self.host)
+        email["Message-ID"] = message_id(message.key or str(message.delivery_id), self.sender, self.host)
         email["Auto-Submitted"] = "auto-generated"
         email.set_content(message.text)
         return email
@@ -143,11 +143,11 @@ class _Session(smtplib.SMTP):
         return sock
 
 
-def message_id(delivery_id: int, sender: str, host: str) -> str:
-    """``<ubot.delivery.N@domain>``, the domain of the sender (or the SMTP host)."""
+def message_id(key: str, sender: str, host: str) -> str:
+    """``<ubot.delivery.KEY@domain>`` (the delivery's id), the domain of the sender (or the SMTP host)."""
     _, address = parseaddr(sender)
     domain = address.rpartition("@")[2] or host
-    return f"<ubot.delivery.{delivery_id}@{domain}>"
+    return f"<ubot.delivery.{key}@{domain}>"
 
 
 def classify(exc: BaseException, timeout_s: float) -> Outcome:

@@ -1,8 +1,8 @@
 """The Telegram channel: one ``sendMessage`` call of the Bot API per alert.
 
 ``POST {base_url}/bot{token}/sendMessage`` with JSON ``{chat_id, text, disable_web_page_preview}``.
-The text is the subject, a blank line and the alert text, cut to Telegram's 4,096 characters counted
-in UTF-16 code units (:func:`~ubot.notify.channels.text.utf16_len`: Telegram's own unit for lengths
+The text is the alert's text (its first line is the headline: the subject is the e-mail's), or the
+subject when there is no text, cut to Telegram's 4,096 characters counted in UTF-16 code units (:func:`~ubot.notify.channels.text.utf16_len`: Telegram's own unit for lengths
 and offsets, and never less than the character count, so the cut text fits either way).
 
 Answers: ``{"ok":true,"result":{...}}`` is sent. 429 carries ``parameters.retry_after`` (seconds) and
@@ -124,9 +124,8 @@ class TelegramChannel:
 
 
 def message_text(subject: str, text: str) -> str:
-    """Subject, blank line, text; cut cleanly to :data:`MAX_TEXT` UTF-16 code units."""
-    full = "\n\n".join(part for part in (subject.strip(), text.strip()) if part)
-    return truncate(full, MAX_TEXT, measure=utf16_len)
+    """The text (else the subject), cut cleanly to :data:`MAX_TEXT` UTF-16 code units."""
+    return truncate(text.strip() or subject.strip(), MAX_TEXT, measure=utf16_len)
 
 
 def _classify(response: requests.Response, doc: Any, now: float) -> Outcome:

@@ -5,9 +5,11 @@
 ``whatsapp:`` prefix. Twilio answers 201 with the message resource (``sid``, ``status`` "queued",
 ``num_segments``...); errors are ``{"code", "message", "more_info", "status"}``.
 
-The body is the subject, a newline and the text. An SMS is shortened to at most ``max_segments``
-segments (GSM-7 or UCS-2 arithmetic in :mod:`ubot.notify.channels.text`: every segment is billed);
-a WhatsApp message to Twilio's 1,600 characters.
+An SMS is the alert's short text (:attr:`~ubot.notify.channel.Message.short`, written to fit one
+segment: :mod:`ubot.notify.words`), or else the subject, a newline and the text; either is shortened
+to at most ``max_segments`` segments (GSM-7 or UCS-2 arithmetic in :mod:`ubot.notify.channels.text`:
+every segment is billed). A WhatsApp message is the text (else the subject), cut to Twilio's 1,600
+characters.
 
 Answers: 429 or error 20429 and 5xx (and timeouts, connection errors) are retried, with
 ``Retry-After`` when Twilio sends one; 400 (21211 invalid To, 21610 unsubscribed recipient...),
@@ -101,10 +103,13 @@ class TwilioChannel:
         return _bare(message.target)
 
     def body(self, message: Message) -> str:
-        """Subject, newline, text; fitted to the segment budget (SMS) or 1,600 characters."""
-        full = "\n".join(part for part in (message.subject.strip(), message.text.strip()) if part)
+        """The short text (SMS) or the text (WhatsApp), fitted to the segment budget (SMS) or 1,600
+        characters."""
         if self.name == "whatsapp":
-            return truncate(full, MAX_BODY_CHARS)
+            return truncate(message.text.strip() or message.subject.strip(), MAX_BODY_CHARS)
+        full = message.short.strip() or "\n".join(
+            part for part in (message.subject.strip(), message.text.strip()) if part
+        )
         return fit_sms(full, self.max_segments, max_chars=MAX_BODY_CHARS)
 
     def send(self, message: Message) -> Outcome:

@@ -5,22 +5,26 @@ The request::
     POST <url>
     Content-Type: application/json
     User-Agent: uBot
-    X-Ubot-Delivery: 1234                    (the delivery id: the same on every attempt)
-    X-Ubot-Timestamp: 1764000000             (unix seconds of this attempt)
-    X-Ubot-Signature: sha256=<64 hex digits> (only when the webhook has a secret)
+    X-Ubot-Delivery: 9f1c...e2 (32 hex digits)   (the delivery's random 128-bit id: the same on every attempt)
+    X-Ubot-Signature: t=1764000000,v1=<64 hex digits>   (only when the webhook has a secret)
 
-    {"alert_id":...}                         (the alert: compact JSON, sorted keys, UTF-8)
+    {"id":...}                                   (the alert: compact JSON, sorted keys, UTF-8)
 
-How a receiver verifies a delivery:
+``v1`` is the hex HMAC-SHA256, keyed with the user's ``webhook_secret`` (read from the settings when
+the attempt is made, never stored with the delivery), of ``"<t>.<raw body>"``; ``t`` is the unix time
+of this attempt in seconds. The timestamp is signed with the body, so a captured request cannot be
+replayed later: a receiver refuses a ``t`` more than :data:`TOLERANCE_S` (5 minutes) from its own clock.
+
+How a receiver verifies a delivery (:func:`verify` is the reference; docs/alerts.md has the same in
+Python and JavaScript, tested against :func:`sign`):
 
 1. Read the raw body bytes, before any JSON parsing (re-serialising changes the bytes).
-2. Compute ``hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()`` and compare
-   ``"sha256=" + digest`` with ``X-Ubot-Signature`` in constant time (``hmac.compare_digest``);
-   refuse the request when they differ.
-3. Drop a delivery id already seen: after a crash or a lost answer uBot sends the same delivery again
-   (an at-least-once sender; the id is the idempotency key).
-4. ``X-Ubot-Timestamp`` says when this attempt was made (not covered by the signature); the alert's
-   own time is in the body.
+2. Split ``X-Ubot-Signature`` on ``,`` into ``t=`` and ``v1=``; refuse when ``t`` is more than 5 minutes
+   from now.
+3. Compute ``hmac.new(secret, f"{t}.".encode() + body, sha256).hexdigest()`` and compare it with ``v1``
+   in constant time (``hmac.compare_digest``); refuse the request when they differ.
+4. Drop a delivery id already seen: after a crash or a lost answer uBot sends the same delivery again
+   (an at-least-once sender; ``X-Ubot-Delivery`` is the idempotency key).
 
 Any 2xx answer is success. 408, 425, 429 and 5xx are tried again later (``Retry-After`` is honoured,
 in seconds or as an HTTP-date); every other status, and any redirect (never followed), is final.
@@ -84,6 +88,8 @@ from ubot.retry_after import retry_after_s
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Receivers refuse a signature whose timestamp is further than this from their clock (seconds).
+TOLERANCE_S = 300
 
 
 class AddressRefused(Exception):
@@ -150,11 +156,10 @@ class WebhookChannel:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "uBot",
-            "X-Ubot-Delivery": str(message.delivery_id),
-            "X-Ubot-Timestamp": str(int(self._clock())),
+            "X-Ubot-Delivery": message.key,
         }
         if message.secret:
-            headers["X-Ubot-Signature"] = sign(message.secret, body)
+            headers["X-Ubot-Signature"] = sign(message.secret, int(self._clock()), body)
         with deadline.attempt(self.deadline_s) as attempt:
             try:
                 response = self._session.post(
@@ -201,9 +206,24 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Ubot-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the body bytes."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Ubot-Signature`` value: ``t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<body>">``."""
+    return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
+
+
+def verify(secret: str, header: str, body: bytes, now: float, tolerance_s: int = TOLERANCE_S) -> bool:
+    """What a receiver does (the reference for the snippets in docs/alerts.md): true when ``header``
+    is a signature of ``body`` with ``secret`` made within ``tolerance_s`` of ``now``."""
+    parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    stamp, given = parts.get("t", ""), parts.get("v1", "")
+    if not stamp.isdigit() or abs(now - int(stamp)) > tolerance_s:
+        return False
+    return hmac.compare_digest(given, _digest(secret, int(stamp), body))
+
+
+def _digest(secret: str, timestamp: int, body: bytes) -> str:
+    signed = f"{timestamp}.".encode("ascii") + body
+    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
 
 
 def checked_addresses(host: str, port: int) -> list[tuple[Any, ...]]:

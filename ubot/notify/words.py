@@ -1,0 +1,203 @@
+"""What a person reads: the words of an alert on every channel, and how numbers and times are written.
+
+One alert gets, once, when the Notifier receives it (and stored with it, so a resumed delivery says
+the same):
+
+- ``subject``: one line, the e-mail's subject: ``uBot: "BTC breakout" fired for BTC (Bitcoin)``;
+- ``text``: the message itself, for e-mail, Telegram and WhatsApp, headline first::
+
+      BTC (Bitcoin) is at 67,432.12 USD: your strategy "BTC breakout" fired on 1h.
+      rsi(14) = 71.32, percent_change_24h = +3.18%
+      Condition: price > 67000 and rsi(14) > 70
+      Time: 2026-12-04 20:21:35 CET (Europe/Berlin)
+      Chart: https://ubot.example.com/v1/coins/1/candles?timeframe=1h
+      Simulated market: these prices are not real.
+
+- ``short``: one SMS, GSM-7 whenever the user's own words allow, fitted to one segment by dropping
+  the least useful parts first: ``uBot: BTC 67,432.12 USD, rsi(14) 71.32. "BTC breakout" 1h, 20:21 CET``.
+
+The price is said once per message (it is left out of the values, which repeat the condition's
+fields); the log line (:func:`log_line`) is the operator's, on one line.
+
+Numbers (:func:`number`), one rule by magnitude, never in scientific notation:
+
+- 4 significant digits, never fewer than 2 decimals, at most :data:`MAX_DECIMALS`; trailing zeros
+  past the second decimal dropped; thousands separated by commas: ``67,432.12``, ``1.235``,
+  ``0.4568``, ``0.00002613`` (``2.61312e-05``), ``0.50``;
+- a value that is not a price and is at least a million is shortened: ``1.23 B``, ``45.6 M``
+  (volumes, market capitalisations, supplies);
+- percentages (``percent_change_*``, ``volume_change_24h``, ``*_dominance``) get a sign and ``%``:
+  ``-2.92%``; counts (``rank``, ``num_market_pairs``, ...) are whole numbers;
+- a missing value is ``n/a``.
+
+Times are the user's ``timezone`` (a zoneinfo name; UTC when it cannot be read), to the second,
+with the zone's abbreviation: ``2026-12-04 20:21:35 CET``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ubot.logtext import printable
+from ubot.market.snapshot import GLOBAL_INT_FIELDS, INT_FIELDS
+from ubot.notify.channels.text import sms_segments
+from ubot.notify.messages import Alert
+
+#: Significant digits of a number, and the decimals shown at least and at most.
+SIGNIFICANT = 4
+MIN_DECIMALS = 2
+MAX_DECIMALS = 12
+_COMPACT = ((1e12, "T"), (1e9, "B"), (1e6, "M"))
+_COUNTS = INT_FIELDS | GLOBAL_INT_FIELDS
+
+
+@dataclass(frozen=True)
+class Style:
+    """What the server adds to every alert: a link to the coin under ``public_url`` (``[http]
+    public_url``, empty for none), and whether the market is simulated."""
+
+    public_url: str = ""
+    simulated: bool = False
+
+
+# -- numbers and times ---------------------------------------------------------------------------
+
+
+def number(value: float | None, *, compact: bool = False) -> str:
+    """``value`` written by the rule above; ``compact``: a million or more as ``1.23 M``."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if compact:
+        for size, suffix in _COMPACT:
+            if abs(value) >= size:
+                return f"{_plain(value / size)} {suffix}"
+    return _plain(value)
+
+
+def _plain(value: float) -> str:
+    if value == 0:
+        return "0.00"
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = min(MAX_DECIMALS, max(MIN_DECIMALS, SIGNIFICANT - 1 - magnitude))
+    text = f"{value:,.{decimals}f}"
+    if decimals > MIN_DECIMALS:  # 0.5000 -> 0.50, 1.2300 -> 1.23
+        whole, _, fraction = text.partition(".")
+        text = f"{whole}.{fraction.rstrip('0').ljust(MIN_DECIMALS, '0')}"
+    if float(text.replace(",", "")) == 0:
+        return "0.00"  # smaller than the last decimal shown (-0.00 too)
+    return text
+
+
+def value_text(name: str, value: float | None) -> str:
+    """One value of the condition, as its kind is read: percentage, count, amount or plain number."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    if is_percentage(name):
+        return f"{value:+.2f}%"
+    if name in _COUNTS:
+        return f"{value:,.0f}"
+    return number(value, compact=name != "price")
+
+
+def is_percentage(name: str) -> bool:
+    return name.startswith("percent_change_") or name == "volume_change_24h" or name.endswith("_dominance")
+
+
+def local_time(at_ms: int, timezone: str, *, seconds: bool = True) -> str:
+    """``2026-12-04 20:21:35 CET``: the instant in ``timezone`` (UTC when unknown), without
+    milliseconds; ``seconds=False``: ``20:21 CET`` (for an SMS)."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    moment = datetime.fromtimestamp(at_ms // 1000, tz=UTC).astimezone(zone)
+    abbreviation = moment.tzname() or timezone
+    if not seconds:
+        return f"{moment:%H:%M} {abbreviation}"
+    return f"{moment:%Y-%m-%d %H:%M:%S} {abbreviation}"
+
+
+def coin_link(public_url: str, coin_id: int, timeframe: str) -> str | None:
+    """Where the coin is on this server: its candles of the strategy's timeframe."""
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}/v1/coins/{coin_id}/candles?timeframe={timeframe}"
+
+
+# -- the words of an alert -----------------------------------------------------------------------
+
+
+def worded(alert: Alert, style: Style) -> Alert:
+    """``alert`` with its ``subject``, ``text`` and ``short`` written."""
+    return replace(alert, subject=subject(alert, style), text=text(alert, style), short=short(alert, style))
+
+
+def subject(alert: Alert, style: Style) -> str:
+    simulated = " (simulated market)" if style.simulated else ""
+    return f'uBot: "{alert.strategy_name}" fired for {_coin(alert)}{simulated}'
+
+
+def text(alert: Alert, style: Style) -> str:
+    lines = [
+        f"{_coin(alert)} is at {number(alert.price)} {alert.currency}: "
+        f'your strategy "{alert.strategy_name}" fired on {alert.timeframe}.'
+    ]
+    values = _values(alert)
+    if values:
+        lines.append(", ".join(f"{name} = {shown}" for name, shown in values))
+    lines.append(f"Condition: {alert.condition}")
+    zone = "" if alert.timezone == "UTC" else f" ({alert.timezone})"
+    lines.append(f"Time: {local_time(alert.fired_at_ms, alert.timezone)}{zone}")
+    link = coin_link(style.public_url, alert.coin_id, alert.timeframe)
+    if link:
+        lines.append(f"Chart: {link}")
+    if style.simulated:
+        lines.append("Simulated market: these prices are not real.")
+    if alert.replayed:
+        lines.append("Replayed from recorded data: not the live market.")
+    return "\n".join(lines)
+
+
+def short(alert: Alert, style: Style) -> str:
+    """One SMS: the parts that do not fit one segment are dropped, least useful first (the values,
+    then the time); what still does not fit is cut by the SMS channel (``max_segments``)."""
+    head = f"uBot: {alert.symbol} {number(alert.price)} {alert.currency}"
+    values = ", ".join(f"{name} {shown}" for name, shown in _values(alert)[:2])
+    strategy = f'"{alert.strategy_name}" {alert.timeframe}'
+    when = local_time(alert.fired_at_ms, alert.timezone, seconds=False)
+    tail = ". Simulated market" if style.simulated else ""
+    candidates = [
+        f"{head}, {values}. {strategy}, {when}{tail}" if values else f"{head}. {strategy}, {when}{tail}",
+        f"{head}. {strategy}, {when}{tail}",
+        f"{head}. {strategy}{tail}",
+    ]
+    return next((c for c in candidates if sms_segments(c) <= 1), candidates[-1])
+
+
+def log_line(alert_id: int, alert: Alert) -> str:
+    """The alert's INFO line: who, which strategy, the coin, its price, the condition and its values
+    (user and market text through ``logtext.printable``, so that no line break or control character
+    gets into the log)."""
+    values = ", ".join(f"{name}={value_text(name, value)}" for name, value in alert.values.items())
+    price = f" at {number(alert.price)} {alert.currency}" if alert.price is not None else ""
+    name, condition = printable(alert.strategy_name, also="'"), printable(alert.condition, also="'")
+    return (
+        f"alert {alert_id}: user {alert.user_id}, strategy '{name}' (#{alert.strategy_id}): "
+        f"{printable(alert.symbol)}{price} on {alert.timeframe}: '{condition}' [{values}]"
+    )
+
+
+def _coin(alert: Alert) -> str:
+    return f"{alert.symbol} ({alert.name})" if alert.name and alert.name != alert.symbol else alert.symbol
+
+
+def _values(alert: Alert) -> list[tuple[str, str]]:
+    """The condition's values as shown, the price left out when the headline says it."""
+    return [
+        (name, value_text(name, value))
+        for name, value in alert.values.items()
+        if not (name == "price" and alert.price is not None)
+    ]
