@@ -1,6 +1,7 @@
 """End to end: GET /v1/stream through the real gunicorn gthread worker, read as it arrives.
 
-The test starts this very module as a subprocess (``python -m tests.test_stream_e2e PORT HEARTBEAT``): a
+The test starts this very module as a subprocess (``python -m tests.test_stream_e2e PORT HEARTBEAT
+PER_ADDRESS``): a
 :class:`GatewayServer` serving ``create_app`` with a :class:`StreamHub`, over stand-in actors, plus
 one test-only route, ``POST /test/publish``, through which the test publishes into the hub. Each
 step waits for what the server sends, so nothing depends on timing.
@@ -9,6 +10,8 @@ step waits for what the server sends, so nothing depends on timing.
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,6 +28,7 @@ from ubot.bus import EntryId
 
 TIMEOUT_S = 20  # each wait; below gunicorn's 30 s graceful timeout, so a stuck stop fails the test
 MAX_STREAMS = 2
+UNCAPPED = 255  # per address: the server's cap binds first (every client here is 127.0.0.1)
 TOKEN = "e2e-token"
 USER_ID = 7
 
@@ -32,7 +36,7 @@ USER_ID = 7
 # --- the server (runs in the subprocess) ------------------------------------------------------
 
 
-def serve(port: int, heartbeat_s: float) -> None:
+def serve(port: int, heartbeat_s: float, per_address: int) -> None:
     import falcon
 
     from tests.http.support import CannedActor, CannedUsers
@@ -62,7 +66,13 @@ def serve(port: int, heartbeat_s: float) -> None:
         gateway = Gateway(
             container=actors[0], history=actors[0], monitor=actors[0], clock=actors[0], users=actors[1]
         )
-        app = create_app(gateway, hub=hub, max_streams=MAX_STREAMS, heartbeat_s=heartbeat_s)
+        app = create_app(
+            gateway,
+            hub=hub,
+            max_streams=MAX_STREAMS,
+            max_streams_per_address=per_address,
+            heartbeat_s=heartbeat_s,
+        )
         app.add_route("/test/publish", Publish())
         return app
 
@@ -149,11 +159,11 @@ class Server:
         return EventReader(response)
 
 
-def start(tmp_path: Path, heartbeat_s: float) -> Server:
+def start(tmp_path: Path, heartbeat_s: float, per_address: int) -> Server:
     port = free_port()
     tmp_path.mkdir(exist_ok=True)
     log_path = tmp_path / "server.log"
-    args = [sys.executable, "-m", "tests.test_stream_e2e", str(port), str(heartbeat_s)]
+    args = [sys.executable, "-m", "tests.test_stream_e2e", str(port), str(heartbeat_s), str(per_address)]
     proc = launch(args, log_path, cwd=REPO, env=environment(tmp_path)).proc
     server = Server(proc, f"http://127.0.0.1:{port}", log_path)
     # until the worker answers (503: no snapshot, there are no real actors)
@@ -169,12 +179,13 @@ def start(tmp_path: Path, heartbeat_s: float) -> Server:
 
 
 @pytest.fixture
-def servers(tmp_path) -> Iterator[Callable[[float], Server]]:
-    """Start a server with this heartbeat interval; killed at the end if still running."""
+def servers(tmp_path) -> Iterator[Callable[..., Server]]:
+    """Start a server with this heartbeat interval (and this many streams per address); killed at
+    the end if still running."""
     started: list[Server] = []
 
-    def make(heartbeat_s: float) -> Server:
-        started.append(start(tmp_path / str(len(started)), heartbeat_s))
+    def make(heartbeat_s: float, per_address: int = UNCAPPED) -> Server:
+        started.append(start(tmp_path / str(len(started)), heartbeat_s, per_address))
         return started[-1]
 
     yield make
@@ -249,5 +260,50 @@ def test_sigterm_ends_open_streams_and_stops_promptly(servers) -> None:
     assert "e2e server stopped" in log
 
 
+class RawStream:
+    """A stream read from a bare socket, as a client that can leave abruptly (no HTTP library)."""
+
+    def __init__(self, server: Server) -> None:
+        host, port = server.base.removeprefix("http://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT_S)
+        self.sock.sendall(f"GET /v1/stream HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        self.received = b""
+
+    def read_until(self, marker: bytes) -> bytes:
+        while marker not in self.received:
+            chunk = self.sock.recv(65536)
+            assert chunk, f"the stream ended before {marker!r}: {self.received!r}"
+            self.received += chunk
+        return self.received
+
+    def leave(self, how: str) -> None:
+        if how == "reset":  # RST instead of FIN: as a client that crashed or lost its network
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+
+def stream_status(server: Server) -> int:
+    response = requests.get(server.base + "/v1/stream", stream=True, timeout=TIMEOUT_S)
+    response.close()
+    return response.status_code
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_a_slot_is_free_within_a_second_of_its_client_leaving(servers, how) -> None:
+    # No heartbeat for an hour: the slot is freed because the server saw the client leave, not
+    # because a write failed.
+    server = servers(3600, per_address=1)
+    client = RawStream(server)
+    assert client.read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 200 OK")
+    client.read_until(b"\n\n" + b"\r\n")  # the head (retry, id), one chunk
+    event_id = server.publish("snapshot", {"tick": 1})
+    client.read_until(f"id: {event_id}\nevent: snapshot".encode())  # the first event
+    assert stream_status(server) == 429  # the address's one slot is taken
+    client.leave(how)
+    # The liveness bound: a departure check is 0.5 s; 2 s leaves room for a loaded machine.
+    wait_until(lambda: stream_status(server) == 200, "the slot to be free", 2, alive=server)
+    assert "Traceback" not in server.log
+
+
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), float(sys.argv[2]))
+    serve(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))

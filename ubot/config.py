@@ -240,6 +240,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "http", "stream_max", "4", _number(1, 255, integer=True), "an integer 1..255, below [http] threads"
     ),
+    Option("http", "stream_max_per_address", "2", _number(1, 255, integer=True), "an integer 1..255"),
+    Option("http", "stream_max_per_user", "3", _number(1, 255, integer=True), "an integer 1..255"),
     Option("http", "stream_heartbeat", "15", _number(1, 300), "seconds, 1..300"),
     Option(
         "http",

@@ -61,8 +61,20 @@ class Setup:
     def publish(self, event: str, data: dict, user_id: int | None = None) -> EntryId:
         return publish(self.hub, event, data, user_id)
 
-    def open(self, query: str = "", headers: dict[str, str] | None = None) -> Stream:
-        environ = falcon.testing.create_environ(path="/v1/stream", query_string=query, headers=headers)
+    def open(
+        self,
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        remote_addr: str = "127.0.0.1",
+        socket: Any = None,
+    ) -> Stream:
+        """Open a stream as a client at ``remote_addr``; ``socket``: the connection's, as gunicorn
+        puts it in the environ (the stream asks it whether the client left)."""
+        environ = falcon.testing.create_environ(
+            path="/v1/stream", query_string=query, headers=headers, remote_addr=remote_addr
+        )
+        if socket is not None:
+            environ["gunicorn.socket"] = socket
         started: dict[str, Any] = {}
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
@@ -225,10 +237,10 @@ def test_a_revoked_token_ends_the_stream_at_the_next_heartbeat(canned, monkeypat
 
 
 def test_closing_the_hub_ends_every_stream_and_frees_its_slot(setup) -> None:
-    streams = [setup.open(), setup.open(headers=ALICE)]
+    streams = [setup.open(), setup.open(headers=ALICE, remote_addr="192.0.2.2")]
     for stream in streams:
         stream.next()
-    assert setup.open().status == "503 Service Unavailable"  # both slots taken
+    assert setup.open(remote_addr="192.0.2.3").status == "503 Service Unavailable"  # both slots taken
     setup.publish("snapshot", {"last": True})
     setup.hub.close()
     for stream in streams:
@@ -237,7 +249,7 @@ def test_closing_the_hub_ends_every_stream_and_frees_its_slot(setup) -> None:
         stream.close()
     # Both slots are free again. A client reconnecting to a closed hub gets an empty stream
     # (EventSource retries later; the server is stopping).
-    late = [setup.open(), setup.open()]
+    late = [setup.open(), setup.open(remote_addr="192.0.2.2")]
     for stream in late:
         assert stream.status == "200 OK"
         assert stream.next() == [{"retry": "3000", "id": str(setup.hub.last_id)}]
@@ -246,13 +258,16 @@ def test_closing_the_hub_ends_every_stream_and_frees_its_slot(setup) -> None:
 
 
 def test_beyond_the_limit_a_503_with_retry_after_until_a_stream_closes(setup) -> None:
-    first, second = setup.open(), setup.open()
+    first, second = setup.open(remote_addr="192.0.2.1"), setup.open(remote_addr="192.0.2.2")
     client = TestClient(setup.app)
-    result = client.simulate_get("/v1/stream")
-    assert assert_error(result, 503)["title"] == "Too many streams"
+    result = client.simulate_get("/v1/stream", remote_addr="192.0.2.3")
+    assert assert_error(result, 503) == {
+        "title": "Too many streams",
+        "description": "2 event streams are open, the most this server allows; retry in 10 s",
+    }
     assert result.headers["retry-after"] == "10"
     first.close()  # the WSGI server closes the body when the client leaves
-    third = setup.open()
+    third = setup.open(remote_addr="192.0.2.3")
     assert third.status == "200 OK"
     for stream in (second, third):
         stream.close()

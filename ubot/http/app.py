@@ -16,8 +16,9 @@ from ubot.http.metrics import RequestMetrics
 from ubot.http.middleware import Authentication, BodyLimit, RequireJSON
 from ubot.http.protection import Protection
 from ubot.http.routes import ROUTES, Wiring, served, with_head
-from ubot.http.stream import DEFAULT_HEARTBEAT_S, DEFAULT_MAX_STREAMS
+from ubot.http.stream import DEFAULT_CAPS, DEFAULT_HEARTBEAT_S
 from ubot.stream.hub import StreamHub
+from ubot.stream.slots import StreamCaps
 
 
 def _encodable(value: Any) -> Any:
@@ -37,7 +38,9 @@ def create_app(
     max_body_bytes: int = 16_384,
     *,
     hub: StreamHub | None = None,
-    max_streams: int = DEFAULT_MAX_STREAMS,
+    max_streams: int = DEFAULT_CAPS.total,
+    max_streams_per_address: int = DEFAULT_CAPS.per_address,
+    max_streams_per_user: int = DEFAULT_CAPS.per_user,
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     protection: Protection | None = None,
     metrics: bool = True,
@@ -45,7 +48,8 @@ def create_app(
     """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``.
 
     ``hub``: where ``GET /v1/stream`` reads live events (without one the route answers 503), at
-    most ``max_streams`` at once, a heartbeat every ``heartbeat_s`` seconds. The routes are those of
+    most ``max_streams`` at once, ``max_streams_per_address`` from one client address and
+    ``max_streams_per_user`` for one user, a heartbeat every ``heartbeat_s`` seconds. The routes are those of
     ``ubot.http.routes.ROUTES``, described at ``GET /openapi.json``. ``protection``: request ids,
     client address, access log, CORS, security headers and rate limits (``ubot.http.protection``);
     none when not given (tests of single resources). ``metrics``: serve ``GET /metrics``
@@ -72,7 +76,8 @@ def create_app(
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = JSON
     # The one route table (ubot/http/routes.py).
     routes = served(accounts=gateway.users is not None, metrics=metrics)
-    wiring = Wiring(gateway, authenticate, hub, max_streams, heartbeat_s, openapi.document(routes))
+    caps = StreamCaps(max_streams, max_streams_per_address, max_streams_per_user)
+    wiring = Wiring(gateway, authenticate, hub, caps, heartbeat_s, openapi.document(routes))
     for route in routes:
         app.add_route(route.template, with_head(route.build(wiring)))
     add_error_handlers(app)

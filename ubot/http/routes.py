@@ -30,6 +30,7 @@ from ubot.http.resources import (
 )
 from ubot.http.stream import StreamResource
 from ubot.stream.hub import StreamHub
+from ubot.stream.slots import StreamCaps
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 OPENAPI_PATH = "/openapi.json"
@@ -42,7 +43,7 @@ class Wiring:
     gateway: Gateway
     authenticate: Callable[[str], int | None] | None
     hub: StreamHub | None
-    max_streams: int
+    stream_caps: StreamCaps
     heartbeat_s: float
     document: dict[str, Any]
 
@@ -96,7 +97,7 @@ def _on_gateway(resource: type) -> Callable[[Wiring], Any]:
 
 def _stream(wiring: Wiring) -> StreamResource:
     return StreamResource(
-        wiring.hub, wiring.authenticate, max_streams=wiring.max_streams, heartbeat_s=wiring.heartbeat_s
+        wiring.hub, wiring.authenticate, caps=wiring.stream_caps, heartbeat_s=wiring.heartbeat_s
     )
 
 

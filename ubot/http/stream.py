@@ -10,7 +10,7 @@ What a client receives, in this order:
   ``snapshot`` (public, once per tick) and, for an authenticated client, its own ``alert`` events
   (never anyone else's); see :mod:`ubot.stream.events` for the data;
 * ``: heartbeat`` comment lines when nothing happened for ``heartbeat_s`` seconds, so proxies keep
-  the connection and the server notices clients that left;
+  the connection;
 * ``event: reset`` when the client asked to resume from an id the server no longer has (it fell out
   of the ring of recent events, or comes from before a restart): events were missed. Its ``id`` is
   the current position and its data names what to re-fetch::
@@ -29,34 +29,50 @@ uBot never logs the query string of this route (gunicorn's access log is off), b
 where the client can send it. A token that is sent must be valid (401). It is checked again at every
 heartbeat: once revoked or expired, the stream ends (and reconnecting gets the 401).
 
-Each open stream holds one of gunicorn's threads, so at most ``max_streams`` are open at once (by
-default half of the 8 threads, leaving the rest to the other requests); beyond, 503 with a
-``Retry-After`` (``EventSource`` does not reconnect after an error status: the client decides).
-Every stream ends when the hub closes, so a stopping server does not wait for them.
+Each open stream holds one of gunicorn's threads, so few are open at once
+(:class:`~ubot.stream.slots.StreamCaps`, ``[http] stream_max*``): in all (by default half of the 8
+threads, leaving the rest to the other requests; 503 beyond), per client address (as
+:mod:`ubot.http.clientaddr` finds it; an IPv6 address counts with its /64) and per user (429 beyond),
+so one client cannot take every slot. Each refusal has a ``Retry-After`` and names its cap
+(``EventSource`` does not reconnect after an error status: the client decides).
+
+A stream's slot is free within :data:`DEPARTURE_CHECK_S` (plus the time to end the response) of its
+client leaving: the stream waits on the hub at most that long at a time, and each time asks the
+socket whether the client has closed it (:mod:`ubot.http.departure`; nothing is sent for it). Every
+stream ends when the hub closes, so a stopping server does not wait for them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 
 import falcon
 
 from ubot.bus import EntryId
 from ubot.http.api import operation
+from ubot.http.clientaddr import client_address
+from ubot.http.departure import departure
 from ubot.http.gateway import NotEnabled, Unavailable
+from ubot.http.ratelimit import client_key
 from ubot.http.shapes import StreamQuery
 from ubot.stream.hub import UNKNOWN, Batch, StreamHub
+from ubot.stream.slots import PER_ADDRESS, PER_USER, StreamCaps, StreamSlots, TooManyStreams
 
 log = logging.getLogger(__name__)
 
 MEDIA_EVENT_STREAM = "text/event-stream"
-DEFAULT_MAX_STREAMS = 4
+DEFAULT_CAPS = StreamCaps()
 DEFAULT_HEARTBEAT_S = 15.0
 DEFAULT_RETRY_MS = 3000
 HEARTBEAT = b": heartbeat\n\n"
+#: Seconds a stream waits on the hub at most before it asks whether its client has left: its slot
+#: is free within this (and the moment gunicorn takes to end the response) of the client leaving.
+DEPARTURE_CHECK_S = 0.5
+#: ``Retry-After`` of a refused stream, in seconds.
+RETRY_AFTER_S = 10
 
 
 def frame(event_id: EntryId, event: str, data: str) -> bytes:
@@ -70,7 +86,10 @@ STREAM = operation(
     {
         200: ("the event stream", MEDIA_EVENT_STREAM),
         401: "the token sent is unknown, expired or revoked",
-        503: "too many streams are open (with Retry-After), or the stream is not enabled",
+        429: "too many streams are open from your client address (``[http] stream_max_per_address``) "
+        "or for your account (``[http] stream_max_per_user``), with Retry-After; or over the rate limit",
+        503: "too many streams are open on this server (``[http] stream_max``, with Retry-After), or the "
+        "stream is not enabled",
     },
     query=StreamQuery,
     description="An endless response: ``snapshot`` events for everyone, ``alert`` events for an "
@@ -89,26 +108,6 @@ STREAM = operation(
 )
 
 
-class StreamSlots:
-    """A counter of open streams with a limit, safe across gunicorn's threads."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._open = 0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> bool:
-        with self._lock:
-            if self._open >= self.limit:
-                return False
-            self._open += 1
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            self._open -= 1
-
-
 class StreamResource:
     auth_optional = True
     token_param = "access_token"
@@ -118,34 +117,34 @@ class StreamResource:
         hub: StreamHub | None,
         authenticate: Callable[[str], int | None] | None = None,
         *,
-        max_streams: int = DEFAULT_MAX_STREAMS,
+        caps: StreamCaps = DEFAULT_CAPS,
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         retry_ms: int = DEFAULT_RETRY_MS,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hub = hub
         self.authenticate = authenticate
-        self.slots = StreamSlots(max_streams)
+        self.slots = StreamSlots(caps)
         self.heartbeat_s = heartbeat_s
         self.retry_ms = retry_ms
+        self.now = now
 
     @STREAM
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         if self.hub is None:
             raise NotEnabled("The event stream is not enabled in this process.")
         after = _resume_from(req)
-        if not self.slots.acquire():
-            raise falcon.HTTPServiceUnavailable(
-                title="Too many streams",
-                description=f"{self.slots.limit} event streams are open, the most this server allows; "
-                "try again later",
-                retry_after=10,
-            )
         user_id, token = req.context.user_id, req.context.token
+        try:
+            slot = self.slots.acquire(client_key(client_address(req)), user_id)
+        except TooManyStreams as refused:
+            raise _refusal(refused) from None
         session = _Session(self, user_id, token)
         resp.content_type = MEDIA_EVENT_STREAM
         resp.cache_control = ["no-cache"]
         resp.set_header("X-Accel-Buffering", "no")
-        resp.stream = _Body(session.chunks(self.hub, after), self.slots.release)
+        chunks = session.chunks(self.hub, after, departure(req.env))
+        resp.stream = _Body(chunks, lambda: self.slots.release(slot))
 
     @STREAM
     def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -156,6 +155,34 @@ class StreamResource:
         resp.cache_control = ["no-cache"]
 
 
+def _refusal(refused: TooManyStreams) -> falcon.HTTPError:
+    """The answer to a stream refused for want of a slot: 429 when the client's own streams fill its
+    cap, 503 when the server's are all taken; each says which cap and how many."""
+    if refused.cap == PER_USER:
+        return falcon.HTTPTooManyRequests(
+            title="Too many streams for this account",
+            description=f"{_are_open(refused.limit)} for your account, the most this server "
+            f"allows per user; close one, or retry in {RETRY_AFTER_S} s",
+            retry_after=RETRY_AFTER_S,
+        )
+    if refused.cap == PER_ADDRESS:
+        return falcon.HTTPTooManyRequests(
+            title="Too many streams from this address",
+            description=f"{_are_open(refused.limit)} from your address, the most this server "
+            f"allows per client address; close one, or retry in {RETRY_AFTER_S} s",
+            retry_after=RETRY_AFTER_S,
+        )
+    return falcon.HTTPServiceUnavailable(
+        title="Too many streams",
+        description=f"{_are_open(refused.limit)}, the most this server allows; retry in {RETRY_AFTER_S} s",
+        retry_after=RETRY_AFTER_S,
+    )
+
+
+def _are_open(count: int) -> str:
+    return "1 event stream is open" if count == 1 else f"{count} event streams are open"
+
+
 class _Session:
     """One client's stream: who it is, and whether its token still holds."""
 
@@ -164,27 +191,35 @@ class _Session:
         self.user_id = user_id
         self.token = token
 
-    def chunks(self, hub: StreamHub, after: EntryId | None) -> Generator[bytes, None, None]:
-        heartbeat_s = self.resource.heartbeat_s
+    def chunks(
+        self, hub: StreamHub, after: EntryId | None, departed: Callable[[], bool]
+    ) -> Generator[bytes, None, None]:
+        """The stream's chunks; it ends when the hub closes, the token no longer holds, or
+        ``departed()`` says the client left (asked every :data:`DEPARTURE_CHECK_S` at most)."""
+        heartbeat_s, now = self.resource.heartbeat_s, self.resource.now
         head = f"retry: {self.resource.retry_ms}\n"
         if after is None:
             after = hub.last_id
             head += f"id: {after}\n"
         yield (head + "\n").encode()
         cursor = after
+        wrote = now()
         try:
             while True:
-                batch = hub.read(cursor, self.user_id, heartbeat_s)
+                wait = min(DEPARTURE_CHECK_S, max(0.0, wrote + heartbeat_s - now()))
+                batch = hub.read(cursor, self.user_id, wait)
                 cursor = batch.cursor
                 chunk = self._render(batch)
                 if chunk:
                     yield chunk
-                elif not batch.closed:
+                    wrote = now()
+                if batch.closed or departed():
+                    return
+                if not chunk and now() - wrote >= heartbeat_s:
                     if not self._still_authorized():
                         return
                     yield HEARTBEAT
-                if batch.closed:
-                    return
+                    wrote = now()
         except Exception:  # never let gunicorn log the request line (it may carry a token)
             log.exception("event stream of user %s failed", self.user_id)
 
