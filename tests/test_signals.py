@@ -31,6 +31,7 @@ import pytest
 
 from tests.procs import assert_snapshots_whole, start
 from tests.support.waits import wait_until
+from tests.test_roles_cluster import POSTGRES_URL, REDIS_URL, deployment  # noqa: F401, F811 (a fixture)
 
 #: Seconds from the signal to the exit (README, "Stopping").
 STOP_BOUND_S = 3.0
@@ -110,3 +111,39 @@ def test_a_signal_at_any_moment_stops_cleanly_within_the_bound(
     assert "did not stop" not in log, ubot.tail()
     assert assert_snapshots_whole() >= 1
     assert ubot.stopped_in_s <= STOP_BOUND_S, ubot.tail()
+
+
+#: Milliseconds after a tick's deadline for the roles: at the tick, within it, between ticks.
+ROLE_MOMENTS_MS = (0, 6, 500)
+
+
+@pytest.mark.skipif(not (POSTGRES_URL and REDIS_URL), reason="the roles need PostgreSQL and Redis")
+@pytest.mark.parametrize("offset_ms", ROLE_MOMENTS_MS, ids=[f"{ms}ms" for ms in ROLE_MOMENTS_MS])
+def test_ctrl_c_stops_the_engine_and_the_gateway_roles_within_the_bound(
+    deployment,  # noqa: F811 (the fixture of tests/test_roles_cluster.py)
+    offset_ms: int,
+) -> None:
+    """``--role engine`` and ``--role gateway`` (gunicorn), each Ctrl-C'd in its terminal (SIGINT to
+    its process group) at the same moment: both exit 0 within the bound, the engine logs its stop."""
+    engine = deployment.engine("engine")
+    wait_until(lambda: ticks_logged(engine.log) >= 1, "the engine's first tick", alive=engine)  # schema made
+    gateway, _ = deployment.gateway("gateway")  # answers once the engine has published a snapshot
+    moment = math.floor(time.time()) + 1 + offset_ms / 1000
+    time.sleep(max(0.0, moment - time.time()))  # the experiment's variable, as above
+    signalled = time.monotonic()
+    for role in (engine, gateway):
+        os.killpg(role.proc.pid, signal.SIGINT)
+    codes = {
+        name: role.wait_exit(10 * STOP_BOUND_S, signalled)
+        for name, role in (("engine", engine), ("gateway", gateway))
+    }
+    for name, role in (("engine", engine), ("gateway", gateway)):
+        print(
+            f"\n[signal stop] role {name}, SIGINT to its group, {offset_ms} ms after a tick's deadline: "
+            f"exited {role.stopped_in_s:.2f} s after the signal"
+        )
+    for name, role in (("engine", engine), ("gateway", gateway)):
+        assert codes[name] == 0, role.tail()
+        assert "Traceback" not in role.log, role.log
+        assert role.stopped_in_s <= STOP_BOUND_S, role.tail()
+    assert "INFO ubot: stopped" in engine.log, engine.tail()
