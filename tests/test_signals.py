@@ -28,10 +28,13 @@ import signal
 import time
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
 
 from tests.procs import assert_snapshots_whole, start
 from tests.support.waits import wait_until
 from tests.test_roles_cluster import POSTGRES_URL, REDIS_URL, deployment  # noqa: F401, F811 (a fixture)
+from ubot.http.server import GatewayWorker
 
 #: Seconds from the signal to the exit (README, "Stopping").
 STOP_BOUND_S = 3.0
@@ -111,6 +114,42 @@ def test_a_signal_at_any_moment_stops_cleanly_within_the_bound(
     assert "did not stop" not in log, ubot.tail()
     assert assert_snapshots_whole() >= 1
     assert ubot.stopped_in_s <= STOP_BOUND_S, ubot.tail()
+
+
+def worker() -> tuple[GatewayWorker, list[GatewayWorker]]:
+    """A GatewayWorker as gunicorn builds it (not started), and the list its ``worker_int`` fills."""
+    interrupted: list[GatewayWorker] = []
+    cfg = Config()
+    cfg.set("worker_int", interrupted.append)
+    made = GatewayWorker(1, os.getpid(), [], None, 30, cfg, Logger(cfg))
+    made.tmp.close()
+    return made, interrupted
+
+
+@pytest.mark.parametrize(
+    "second", [signal.SIGINT, signal.SIGQUIT, signal.SIGTERM], ids=["SIGINT", "SIGQUIT", "SIGTERM"]
+)
+def test_only_the_first_quick_stop_signal_raises(second: int) -> None:
+    """Ctrl-C brings the worker SIGINT from the terminal and SIGQUIT from the master: the first one
+    raises SystemExit (the quick stop), later ones must not cut the way out short."""
+    made, interrupted = worker()
+    with pytest.raises(SystemExit) as exited:
+        made.handle_quit(signal.SIGINT, None)
+    assert exited.value.code == 0 and not made.alive and interrupted == [made]
+    (made.handle_quit if second != signal.SIGTERM else made.handle_exit)(second, None)  # no raise
+    assert interrupted == [made]
+
+
+def test_no_quick_stop_signal_raises_once_the_main_loop_has_ended() -> None:
+    """SIGTERM ended the main loop (graceful); the master's SIGQUIT (a Ctrl-C meanwhile) arrives
+    while the worker stops the actors: ignored."""
+    made, interrupted = worker()
+    made.handle_exit(signal.SIGTERM, None)
+    assert not made.alive
+    made.leaving = True  # what run() sets when the main loop ends
+    made.handle_quit(signal.SIGQUIT, None)
+    made.handle_quit(signal.SIGINT, None)
+    assert interrupted == []
 
 
 #: Milliseconds after a tick's deadline for the roles: at the tick, within it, between ticks.
