@@ -36,7 +36,7 @@ from tests.support.waits import wait_until
 from tests.test_roles_cluster import POSTGRES_URL, REDIS_URL, deployment  # noqa: F401, F811 (a fixture)
 from ubot.http.server import GatewayWorker
 
-#: Seconds from the signal to the exit (README, "Stopping").
+#: Seconds from the signal to the exit (README, where it says what `Ctrl-C` does).
 STOP_BOUND_S = 3.0
 #: The simulated market's default: a tick takes ~10 ms, the window the issue names.
 COINS = "100"
