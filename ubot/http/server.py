@@ -22,6 +22,7 @@ import errno
 import json
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -91,7 +92,38 @@ def error_response(status: int, description: str) -> bytes:
 
 
 class GatewayWorker(ThreadWorker):
-    """gunicorn's gthread worker, answering the requests it refuses itself in uBot's JSON shape."""
+    """gunicorn's gthread worker, answering the requests it refuses itself in uBot's JSON shape, and
+    stopping once whatever signals arrive.
+
+    gunicorn's worker answers SIGINT and SIGQUIT by raising ``SystemExit`` from the signal handler,
+    wherever the main thread is; the worker then stops the actors on the way out (``worker_exit``).
+    A terminal's Ctrl-C sends SIGINT to the master *and* the worker, and the master relays a SIGQUIT
+    of its own: when that second signal landed while the worker was already on its way out (a tick in
+    flight makes that way longer), its ``SystemExit`` cut the actors' stop short, the actor threads
+    kept the process alive, and the master SIGKILLed it 30 s later. Here only the first SIGINT or
+    SIGQUIT raises; once the worker is leaving (that first one, or the main loop ended by SIGTERM),
+    later ones are logged and ignored, and the stop runs to its end.
+    """
+
+    leaving = False
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.leaving = True  # from here on, the way out (worker_exit) must not be interrupted
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        self.alive = False
+        if self.leaving:
+            self.log.info("Worker already stopping: %s ignored", signal.Signals(sig).name)
+            return
+        self.leaving = True
+        self.cfg.worker_int(self)
+        sys.exit(0)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.alive = False  # graceful: the main loop ends, then the way out
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         status, description = refusal(exc)
