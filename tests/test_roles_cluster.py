@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -251,8 +252,12 @@ def test_engine_standby_and_two_gateways(deployment: Deployment) -> None:
         request = wait_until(lambda: hook.requests[:1], "the webhook call", TIMEOUT_S)[0]
         body = json.loads(request.body)
         assert body["strategy_id"] == strategy_id and body["symbol"] == "BTC"
-        expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-        assert request.header("X-Ubot-Signature") == expected
+        # X-Ubot-Signature: t=<unix seconds>,v1=<HMAC-SHA256 of "<t>.<body>">, made just now
+        signature = request.header("X-Ubot-Signature")
+        stamp = signature.removeprefix("t=").split(",", 1)[0]
+        signed = f"{stamp}.".encode() + request.body
+        assert signature == f"t={stamp},v1=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+        assert abs(time.time() - int(stamp)) < 300
         assert json.loads(alert["data"])["id"] == body["id"]
         listed = requests.get(
             base_b + "/v1/me/alerts", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S
