@@ -57,6 +57,30 @@ TIMEFRAME_MS = {
 # --- the process -----------------------------------------------------------------------------------
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP ``pid`` and return once every thread of it has stopped.
+
+    ``kill`` only starts a group stop: the kernel wakes one thread, which stops the others when it
+    next runs. Until then (on a loaded machine, a while) the other threads go on: a sender thread
+    may read an answer sent after the ``kill``, record it, and put its next request on the wire."""
+    os.kill(pid, signal.SIGSTOP)
+    wait_until(lambda: _all_stopped(pid), f"every thread of process {pid} stopped")
+
+
+def _all_stopped(pid: int) -> bool:
+    """No thread of ``pid`` can run: each is stopped (``T``/``t``) or gone (``Z``/``X``)."""
+    task = Path(f"/proc/{pid}/task")
+    for thread in task.iterdir():
+        try:
+            stat = (thread / "stat").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        state = stat.rsplit(")", 1)[1].split()[0]  # the field after "(comm)"; comm may hold spaces
+        if state not in "TtZX":
+            return False
+    return True
+
+
 @dataclass
 class Ubot(Process):
     """One ``run.py`` process. In server mode, :attr:`pid` is the gunicorn worker (where the actors
@@ -80,7 +104,7 @@ class Ubot(Process):
         return pids[0]
 
     def freeze(self, pid: int | None = None) -> None:
-        os.kill(pid or self.pid, signal.SIGSTOP)
+        freeze(pid or self.pid)
 
     def thaw(self, pid: int | None = None) -> None:
         os.kill(pid or self.pid, signal.SIGCONT)

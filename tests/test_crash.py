@@ -20,7 +20,6 @@ recorded files).
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import threading
@@ -35,6 +34,7 @@ from tests.procs import (
     assert_candles_match_quotes,
     assert_same_candles,
     assert_snapshots_whole,
+    freeze,
     kill_at,
     last_snapshot,
     replay,
@@ -182,8 +182,11 @@ ALERT_FILES = 30
 
 class Receiver(FakeWebhook):
     """The webhook receiver: a real socket; counts deliveries by ``X-Ubot-Delivery``. ``freeze_at``:
-    on that request (1-based), SIGSTOP the sender's process *before* answering 200, so the answer
-    is accepted by the receiver but never read by uBot (the at-least-once window)."""
+    on that request (1-based), SIGSTOP the sender's process and wait until all its threads stopped
+    *before* answering 200, so the answer is accepted by the receiver but never read by uBot (the
+    at-least-once window). Answering as soon as ``kill`` returned let, under load, a sender thread
+    not stopped yet read the 200, mark the delivery sent and send the next one, which the receiver
+    recorded after the test had looked (and the next worker sent again)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -194,7 +197,7 @@ class Receiver(FakeWebhook):
         with self.lock:
             number = len(self.requests)
         if self.freeze_at is not None and number == self.freeze_at[0]:
-            os.kill(self.freeze_at[1], signal.SIGSTOP)
+            freeze(self.freeze_at[1])  # every thread stopped: none reads the answer below
             self.frozen.set()
         return super().answer(request)
 
