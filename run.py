@@ -563,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=settings.log.level, format=LOG_FORMAT, stream=sys.stderr)
     install_request_id_logging()  # "[<request id>]" on lines logged while a request is handled
+    # pykka logs every exception a proxy call hands back to its caller at INFO, with a traceback: a
+    # refused sign-up or condition is a domain answer (a 4xx), not an event for the log
+    logging.getLogger("pykka").setLevel(max(logging.WARNING, logging.getLogger().level))
     for record in held.buffer:
         logging.getLogger(record.name).handle(record)
     log.info(

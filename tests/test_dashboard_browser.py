@@ -135,7 +135,8 @@ def test_a_new_user_walks_through_the_dashboard(page, tmp_path: Path) -> None:
     rows = table.locator("tbody tr")
     expect(rows).to_have_count(30)
     first_status = page.locator("#market-status").inner_text()
-    expect(page.locator("#market-status")).not_to_have_text(first_status)  # a later snapshot, no reload
+    # a later snapshot, no reload (ticks are 1 s apart; the bound allows for a loaded machine)
+    expect(page.locator("#market-status")).not_to_have_text(first_status, timeout=20_000)
     expect(page.locator("#metrics")).to_contain_text("Market cap")
     # Search filters the rows.
     btc = rows.filter(has=page.get_by_role("rowheader", name="BTC", exact=True))

@@ -211,8 +211,13 @@ class PostgresEngineLock:
     def release(self) -> None:
         if self._conn is None:
             return
+        # Unlocked first, by the server before it answers: closing alone ends the session a moment
+        # later, and a standby asking at once would still find the lock taken.
+        if self.held:
+            with contextlib.suppress(Exception), self._conn.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
         with contextlib.suppress(Exception):
-            self._conn.close()  # the session ends: PostgreSQL releases its advisory locks
+            self._conn.close()  # the session ends: PostgreSQL releases any advisory lock left
         self._conn = None
         self.held = False
 

@@ -67,12 +67,28 @@ export class MarketView {
   }
 
   connect() {
+    clearTimeout(this.retry);
     if (this.stream) this.stream.close();
-    this.stream = new EventSource("/v1/stream");
-    this.stream.addEventListener("open", () => this.live.classList.add("on"));
-    this.stream.addEventListener("error", () => this.live.classList.remove("on"));
-    this.stream.addEventListener("snapshot", () => this.refresh());
-    this.stream.addEventListener("reset", () => this.refresh());
+    const stream = (this.stream = new EventSource("/v1/stream"));
+    stream.addEventListener("open", () => {
+      this.live.classList.add("on");
+      this.backoff = 0;
+    });
+    stream.addEventListener("error", () => {
+      this.live.classList.remove("on");
+      // The browser retries a dropped stream by itself, but not one refused (a 429 while the
+      // slot of the stream just closed is being freed, a 503 while the server restarts): open it
+      // again after a pause that grows to half a minute, and catch up on the snapshot then.
+      if (stream === this.stream && stream.readyState === EventSource.CLOSED) {
+        this.backoff = Math.min(30_000, (this.backoff || 500) * 2);
+        this.retry = setTimeout(() => {
+          this.connect();
+          this.refresh();
+        }, this.backoff);
+      }
+    });
+    stream.addEventListener("snapshot", () => this.refresh());
+    stream.addEventListener("reset", () => this.refresh());
   }
 
   /** Conditional GET: a 304 when the snapshot shown is still the latest. */
