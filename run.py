@@ -19,6 +19,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from peewee import DatabaseError
 
@@ -337,17 +339,7 @@ def run_gateway(settings: Settings) -> int:
         if "db" in state:
             state.pop("db").close()
 
-    host, port = settings.http.bind
-    log.info("gateway (role gateway) on http://%s:%d", host, port)
-    GatewayServer(
-        settings.http.bind,
-        settings.http.threads,
-        make_app,
-        on_exit,
-        settings.log.level,
-        on_stopping=on_stopping,
-    ).run()
-    return 0
+    return serve(settings, make_app, on_exit, on_stopping, "gateway (role gateway)")
 
 
 def run_server(settings: Settings) -> int:
@@ -414,8 +406,19 @@ def run_server(settings: Settings) -> int:
         if "bus" in state:
             state.pop("bus").close()
 
+    return serve(settings, make_app, on_exit, on_stopping, "gateway")
+
+
+def serve(
+    settings: Settings,
+    make_app: Callable[[], Any],
+    on_exit: Callable[[], None],
+    on_stopping: Callable[[], None],
+    what: str,
+) -> int:
+    """Run the gunicorn server of ``[http]`` until it stops; ``on_exit`` in its worker at the end."""
     host, port = settings.http.bind
-    log.info("gateway on http://%s:%d", host, port)
+    log.info("%s on http://%s:%d", what, host, port)
     GatewayServer(
         settings.http.bind,
         settings.http.threads,

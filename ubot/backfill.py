@@ -31,7 +31,7 @@ from ubot.market.snapshot import MarketDataError, Snapshot, parse_listings
 from ubot.market.source import SourceError, SourceExhausted
 from ubot.models.alerts import SCAN_WATERMARK
 from ubot.models.bulk import insert_rows
-from ubot.models.candle_store import WATERMARK
+from ubot.models.candle_store import CANDLE_FIELDS, WATERMARK
 from ubot.models.db import writing
 from ubot.models.store import SnapshotWriter
 from ubot.models.tables import Candle, Meta, Quote, SnapshotRecord
@@ -40,18 +40,6 @@ from ubot.timeutil import iso_from_ms
 log = logging.getLogger(__name__)
 
 FINEST = next(iter(TIMEFRAMES))
-_FIELDS = [
-    Candle.coin,
-    Candle.timeframe,
-    Candle.open_time,
-    Candle.open,
-    Candle.high,
-    Candle.low,
-    Candle.close,
-    Candle.first_ts,
-    Candle.last_ts,
-    Candle.count,
-]
 CHUNK = 500
 
 
@@ -152,10 +140,10 @@ def fold_unfolded(db: Database) -> int:
         for begin in range(0, len(rows), CHUNK):
             insert_rows(
                 Candle,
-                _FIELDS,
+                CANDLE_FIELDS,
                 rows[begin : begin + CHUNK],
                 conflict_target=[Candle.coin, Candle.timeframe, Candle.open_time],
-                update=_FIELDS[3:],
+                update=CANDLE_FIELDS[3:],
             )
         for key in (WATERMARK, SCAN_WATERMARK):
             Meta.insert(key=key, value=str(last)).on_conflict(
@@ -190,7 +178,7 @@ def _stored(timeframe: str, wanted: dict[tuple[int, int], Values]) -> dict[tuple
     coins = sorted({coin for coin, _ in wanted})
     found: dict[tuple[int, int], Values] = {}
     for begin in range(0, len(coins), CHUNK):
-        query = Candle.select(*_FIELDS).where(
+        query = Candle.select(*CANDLE_FIELDS).where(
             (Candle.timeframe == timeframe)
             & Candle.coin.in_(coins[begin : begin + CHUNK])
             & Candle.open_time.between(min(starts), max(starts))

@@ -20,7 +20,8 @@ from ubot.models.bulk import upsert_columns
 from ubot.models.db import writing
 from ubot.models.tables import Candle, Meta, Quote, SnapshotRecord
 
-_FIELDS = [
+#: A candle row's columns, in the order every read and write of candles uses.
+CANDLE_FIELDS = [
     Candle.coin,
     Candle.timeframe,
     Candle.open_time,
@@ -49,7 +50,7 @@ _SELECT = (
 
 
 def _columns(parts: list[CandleRows]) -> list[np.ndarray]:
-    """Candles of several timeframes as one set of columns, ordered like ``_FIELDS``."""
+    """Candles of several timeframes as one set of columns, ordered like ``CANDLE_FIELDS``."""
     timeframes = np.repeat(np.array([c.timeframe for c in parts]), [len(c) for c in parts])
     names = ("open_time", "open", "high", "low", "close", "first_ts", "last_ts", "count")
     joined = [np.concatenate([getattr(c, name) for c in parts]) for name in names]
@@ -65,7 +66,7 @@ class CandleStore:
         parts = [closed for closed in update.closed.values() if len(closed)]
         with writing(self._db):
             if parts:
-                upsert_columns(Candle, _FIELDS, _columns(parts), conflict_target=_KEY, update=_VALUES)
+                upsert_columns(Candle, CANDLE_FIELDS, _columns(parts), conflict_target=_KEY, update=_VALUES)
             Meta.insert(key=WATERMARK, value=str(snapshot_id)).on_conflict(
                 conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}
             ).execute()
