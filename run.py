@@ -282,9 +282,7 @@ def run_gateway(settings: Settings) -> int:
     change is announced on the ``strategies`` topic, for the engine's Scanner."""
     from ubot.bus import STRATEGIES, StrategiesChanged
     from ubot.cluster import make_bus
-    from ubot.http.app import create_app
     from ubot.http.gateway import Gateway
-    from ubot.http.protection import protection_middleware
     from ubot.notify.registry import build_channels
     from ubot.stream.hub import StreamHub
     from ubot.stream.latest import LatestSnapshot
@@ -314,17 +312,7 @@ def run_gateway(settings: Settings) -> int:
             notifier=actors.history,  # GetAlerts, from the alert tables
             snapshots=LatestSnapshot(bus),
         )
-        return create_app(
-            gateway,
-            settings.http.max_body_bytes,
-            hub=hub,
-            max_streams=settings.http.stream_max,
-            max_streams_per_address=settings.http.stream_max_per_address,
-            max_streams_per_user=settings.http.stream_max_per_user,
-            heartbeat_s=settings.http.stream_heartbeat,
-            protection=protection_middleware(settings.http, settings.limits),
-            metrics=settings.http.metrics,
-        )
+        return gateway_app(settings, gateway, hub)
 
     def on_stopping() -> None:
         if "hub" in state:
@@ -344,9 +332,7 @@ def run_gateway(settings: Settings) -> int:
 
 def run_server(settings: Settings) -> int:
     from ubot.cluster import make_bus
-    from ubot.http.app import create_app
     from ubot.http.gateway import Gateway
-    from ubot.http.protection import protection_middleware
     from ubot.stream.hub import StreamHub
     from ubot.stream.latest import LatestSnapshot
     from ubot.stream.publisher import EventPublisher
@@ -380,17 +366,7 @@ def run_server(settings: Settings) -> int:
             notifier=actors.notifier,
             snapshots=LatestSnapshot(bus),
         )
-        return create_app(
-            gateway,
-            settings.http.max_body_bytes,
-            hub=hub,
-            max_streams=settings.http.stream_max,
-            max_streams_per_address=settings.http.stream_max_per_address,
-            max_streams_per_user=settings.http.stream_max_per_user,
-            heartbeat_s=settings.http.stream_heartbeat,
-            protection=protection_middleware(settings.http, settings.limits),
-            metrics=settings.http.metrics,
-        )
+        return gateway_app(settings, gateway, hub)
 
     def on_stopping() -> None:
         if "hub" in state:  # end open streams now, so the graceful stop does not wait for them
@@ -407,6 +383,25 @@ def run_server(settings: Settings) -> int:
             state.pop("bus").close()
 
     return serve(settings, make_app, on_exit, on_stopping, "gateway")
+
+
+def gateway_app(settings: Settings, gateway: Any, hub: Any) -> Any:
+    """The Falcon app of ``[http]`` and ``[limits]`` over ``gateway`` and the stream ``hub``: the
+    same for the ``all`` and ``gateway`` roles."""
+    from ubot.http.app import create_app
+    from ubot.http.protection import protection_middleware
+
+    return create_app(
+        gateway,
+        settings.http.max_body_bytes,
+        hub=hub,
+        max_streams=settings.http.stream_max,
+        max_streams_per_address=settings.http.stream_max_per_address,
+        max_streams_per_user=settings.http.stream_max_per_user,
+        heartbeat_s=settings.http.stream_heartbeat,
+        protection=protection_middleware(settings.http, settings.limits),
+        metrics=settings.http.metrics,
+    )
 
 
 def serve(
