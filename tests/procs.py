@@ -419,8 +419,9 @@ def json_of(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def replay(tmp_path, market: Market, url: str, **kwargs):
-    """``run.py`` replaying ``market`` back-to-back (interval 0) into the database at ``url``."""
+def replay(tmp_path, market: Market, url: str, *flags: str, **kwargs):
+    """``run.py`` replaying ``market`` back-to-back (interval 0) into the database at ``url``, with
+    ``flags`` after."""
     return start(
         tmp_path,
         "--source",
@@ -431,5 +432,6 @@ def replay(tmp_path, market: Market, url: str, **kwargs):
         "0",
         "--db",
         url,
+        *flags,
         **kwargs,
     )

@@ -19,7 +19,6 @@ from tests.procs import (
     assert_same_candles,
     candles_of,
     replay,
-    start,
     stored_candles,
     write_market,
 )
@@ -57,18 +56,7 @@ def play(tmp_path: Path, market: Market, url: str, *flags: str) -> str:
 
 
 def _start(tmp_path: Path, market: Market, url: str, *flags: str) -> Ubot:
-    return start(
-        tmp_path,
-        "--source",
-        "replay",
-        "--replay-dir",
-        market.directory,
-        "--interval",
-        "0",
-        "--db",
-        url,
-        *flags,
-    )
+    return replay(tmp_path, market, url, *flags)
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -8,6 +8,7 @@ import numpy as np
 import talib
 
 from tests.scan.support import MINUTE, T0, candles
+from ubot.models.candle_store import CANDLE_FIELDS
 from ubot.models.closes import closed_candles
 from ubot.models.tables import Candle, Coin
 from ubot.rules import IndicatorCall
@@ -24,18 +25,7 @@ def store(rows: list[tuple[int, int, float]], timeframe: str = "1m") -> None:
         ).on_conflict_ignore().execute()
     Candle.insert_many(
         [(c, timeframe, t, p, p, p, p, t, t, 1) for c, t, p in rows],
-        fields=[
-            Candle.coin,
-            Candle.timeframe,
-            Candle.open_time,
-            Candle.open,
-            Candle.high,
-            Candle.low,
-            Candle.close,
-            Candle.first_ts,
-            Candle.last_ts,
-            Candle.count,
-        ],
+        fields=CANDLE_FIELDS,
     ).execute()
 
 
