@@ -19,6 +19,7 @@ from ubot.http.clientaddr import client_address
 from ubot.http.gateway import Gateway
 from ubot.http.shapes import BrowserSession
 from ubot.users import shapes as s
+from ubot.users.manager import MAX_STRATEGIES
 from ubot.users.manager import UserManager as U
 
 UNAVAILABLE = "the UserManager did not answer in time, or accounts are not enabled"
@@ -236,7 +237,7 @@ class StrategiesResource(_Resource):
         "Create a strategy",
         {
             201: ("the strategy", s.StrategyView),
-            409: "another strategy of yours has this name, or you have the most strategies allowed (50)",
+            409: f"another strategy of yours has this name, or you have the most strategies allowed ({MAX_STRATEGIES})",
             422: STRATEGY_RULES,
             503: UNAVAILABLE,
         },
