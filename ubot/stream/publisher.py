@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ubot.bus import EVENTS, SNAPSHOT, TICKS, Bus, EntryId, SnapshotDocument, StreamEvent, TickReady
+from ubot.bus import EVENTS, SCANNERS, SNAPSHOT, TICKS, Bus, EntryId, SnapshotDocument, StreamEvent, TickReady
 from ubot.market.view import SnapshotView
 from ubot.messages import Candled
 from ubot.stream.events import snapshot_event
@@ -56,6 +56,7 @@ class EventPublisher:
                 snapshot_ms=snapshot.timestamp_ms,
                 scheduled_ms=message.tick.scheduled_ms,
                 fired_ms=message.tick.fired_ms,
+                scanners=self.bus.members(SCANNERS),  # this tick's split (scan/assign.py)
             ),
         )
         return self.publish("snapshot", snapshot_event(snapshot, etag=view.etag))
