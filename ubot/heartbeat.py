@@ -4,7 +4,7 @@ membership groups ``scanners`` and ``notifiers``, with a TTL) and what it is doi
 ``/health`` lists the live members of each group with their documents (:func:`roles_health`).
 
 The ``scanners`` group is also what splits the strategies (``scan/assign.py``): the engine names its
-live members in every tick. A member's TTL is one interval (at least 2 s), renewed four times per
+live members in every tick. A member's TTL is one interval (at least 1 s), renewed four times per
 TTL: a dead scanner leaves the engine's list within an interval, so its share moves within 2 ticks.
 """
 
@@ -54,8 +54,8 @@ def beat_key(group: str, member: str) -> str:
 
 
 def ttl_s(interval_s: float) -> float:
-    """A member's TTL: one interval, at least 2 s (back-to-back ticks, or a short interval)."""
-    return max(2.0, interval_s)
+    """A member's TTL: one interval, at least 1 s (back-to-back ticks, or a shorter interval)."""
+    return max(1.0, interval_s)
 
 
 class Heartbeat:

@@ -26,7 +26,17 @@ from typing import Any
 
 import pykka
 
-from ubot.bus import STRATEGIES, TICKS, Batch, Bus, BusUnavailable, EntryId, Relay, TickReady
+from ubot.bus import (
+    STRATEGIES,
+    TICKS,
+    Batch,
+    Bus,
+    BusUnavailable,
+    EntryId,
+    Relay,
+    StrategiesChanged,
+    TickReady,
+)
 from ubot.clocks import Clock, SystemClock
 from ubot.config import Settings, resolved_source
 from ubot.heartbeat import Heartbeat, member_name, ttl_s
@@ -177,7 +187,11 @@ def start_scanner(settings: Settings) -> RoleProcess:
         options = AlertOptions(
             channels=build_channels(settings), allow_local_webhooks=settings.notify.webhook_allow_private
         )
-        users = UserManagerActor.start(user_manager(db, clock, settings.market.convert, options))
+        users = UserManagerActor.start(
+            user_manager(db, clock, settings.market.convert, options),
+            # A ``once`` strategy this process disables: every scanner is told, as after a gateway's change.
+            on_changed=lambda user_id: bus.publish(STRATEGIES, StrategiesChanged(user_id)),
+        )
         running.stops.append(_stop_actor(users))
         ticks_from, strategies_from = _last_id(bus, TICKS), _last_id(bus, STRATEGIES)
         scanner = Scanner.start(
