@@ -266,7 +266,8 @@ def run_engine(settings: Settings) -> int:
             log.warning("engine: Redis is unreachable; strategy changes are followed once it is back")
             strategies_from = None
         try:
-            actors = _start_actors(settings, on_finished, EventPublisher(bus))
+            split = settings.cluster.scanners == "external"  # TickReady names the live scanners
+            actors = _start_actors(settings, on_finished, EventPublisher(bus, split=split))
         except (StartupError, FatalSourceError) as exc:
             print(f"ubot: {exc}", file=sys.stderr)
             return 1

@@ -99,6 +99,11 @@ class TickFeed:
         if not ticks:
             return
         entry_id, tick = ticks[-1]
+        if not tick.scanners and (self.last is None or self.last.scanners):
+            log.warning(
+                "scanner: the engine names no scanner in its ticks ([cluster] scanners = internal: it "
+                "scans itself, or none is live yet); this scanner scans nothing meanwhile"
+            )
         previous = self.last.scanners if self.last is not None else tick.scanners
         self.wait_for(handed_over(previous, tick.scanners, self.member), tick.snapshot_id)
         self.scanner.tell(ScanStored(tick.number, tick.snapshot_id, tuple(tick.scanners)))
