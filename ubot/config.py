@@ -536,16 +536,18 @@ def _check_cluster(settings: Settings) -> None:
             f"--role {role} needs Redis, for what travels between processes: set --redis "
             "redis://host:port/0 or [cluster] redis_url"
         )
+    notify = settings.notify
+    if role in ("engine", "notifier") and notify.lease_s <= notify.attempt_deadline_s:
+        raise ConfigError(
+            f"[notify] lease_s ({notify.lease_s:g}) must be longer than [notify] attempt_deadline_s "
+            f"({notify.attempt_deadline_s:g}) for --role {role}: a claim must outlast the attempt it covers"
+        )
 
 
 def _check_notify(notify: SimpleNamespace) -> None:
     if notify.backoff_max_s < notify.backoff_s:
         raise ConfigError("[notify] backoff_max_s must be at least [notify] backoff_s")
-    if notify.lease_s <= notify.attempt_deadline_s:
-        raise ConfigError(
-            f"[notify] lease_s ({notify.lease_s:g}) must be longer than [notify] attempt_deadline_s "
-            f"({notify.attempt_deadline_s:g}): a claim must outlast the attempt it covers"
-        )
+
     twilio = (notify.twilio_account_sid, notify.twilio_auth_token)
     senders = (notify.twilio_sms_from, notify.twilio_whatsapp_from)
     if any(twilio) and not all(twilio):
