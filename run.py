@@ -192,15 +192,21 @@ def _start_actors(settings: Settings, on_finished, publisher):
     return actors
 
 
-def run_headless(settings: Settings) -> int:
+def stop_on_signals(doing: str = "finishing the tick in flight, then stopping") -> threading.Event:
+    """An event that SIGINT and SIGTERM set (logged, saying what happens next)."""
     finished = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
-        log.info("received %s: finishing the tick in flight, then stopping", signal.Signals(signum).name)
+        log.info("received %s: %s", signal.Signals(signum).name, doing)
         finished.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return finished
+
+
+def run_headless(settings: Settings) -> int:
+    finished = stop_on_signals()
     from ubot.system import StartupError, stop_system
 
     outcome: list[str] = []
@@ -240,19 +246,13 @@ def run_engine(settings: Settings) -> int:
     from ubot.stream.publisher import EventPublisher
     from ubot.system import StartupError, stop_system
 
-    finished = threading.Event()
+    finished = stop_on_signals()
     outcome: list[str] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        log.info("received %s: finishing the tick in flight, then stopping", signal.Signals(signum).name)
-        finished.set()
 
     def on_finished(why: str) -> None:
         outcome.append(why)
         finished.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     bus = make_bus(settings)
     lock = engine_lock(settings.database.url)
     try:
@@ -295,14 +295,7 @@ def run_worker_role(settings: Settings) -> int:
     """``--role scanner`` or ``--role notifier`` (``ubot/worker_roles.py``), until a signal."""
     from ubot.worker_roles import start_notifier, start_scanner
 
-    finished = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        finished.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    finished = stop_on_signals("stopping")
     start = start_scanner if settings.cluster.role == "scanner" else start_notifier
     running = start(settings)
     try:

@@ -51,9 +51,7 @@ class Watermarks:
 
 def feed(clock: FakeClock, watermarks: Watermarks) -> tuple[TickFeed, Told]:
     told = Told()
-    made = TickFeed(
-        "b", told, wait_s=2.0, clock=clock, watermark=watermarks, previous_snapshot=lambda i: i - 1
-    )
+    made = TickFeed("b", told, 2.0, lambda snapshot_id: snapshot_id - 1, clock=clock, watermark=watermarks)
     return made, told
 
 

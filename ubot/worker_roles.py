@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
+from peewee import Database
 
 from ubot.bus import (
     STRATEGIES,
@@ -42,7 +43,8 @@ from ubot.config import Settings, resolved_source
 from ubot.heartbeat import Heartbeat, member_name, ttl_s
 from ubot.models.alerts import AlertStore, member_watermark
 from ubot.models.db import close_connection, open_database
-from ubot.models.tables import Meta, SnapshotRecord
+from ubot.models.snapshots import SnapshotReader
+from ubot.models.tables import Meta
 from ubot.scan.assign import handed_over
 from ubot.scan.messages import ScanStored
 
@@ -78,16 +80,18 @@ class TickFeed:
         member: str,
         scanner: pykka.ActorRef,
         wait_s: float,
+        previous_snapshot: Callable[[int], int | None],
         clock: Clock | None = None,
         watermark: Callable[[str], int | None] | None = None,
-        previous_snapshot: Callable[[int], int | None] | None = None,
     ) -> None:
+        """``previous_snapshot(id)``: the id stored just before (``SnapshotReader.previous_id``);
+        ``watermark(member)``: a scanner's scan watermark (default: read from ``meta``)."""
         self.member = member
         self.scanner = scanner
         self.wait_s = wait_s
         self.clock = clock or SystemClock()
         self.watermark = watermark or _watermark
-        self.previous_snapshot = previous_snapshot or _previous_snapshot
+        self.previous_snapshot = previous_snapshot
         self.last: TickReady | None = None
         self.cursor: EntryId | None = None
         self.stopping = threading.Event()
@@ -140,16 +144,6 @@ def _watermark(member: str) -> int | None:
     return None if row is None else int(row.value)
 
 
-def _previous_snapshot(snapshot_id: int) -> int | None:
-    row = (
-        SnapshotRecord.select(SnapshotRecord.id)
-        .where(SnapshotRecord.id < snapshot_id)
-        .order_by(SnapshotRecord.id.desc())
-        .first()
-    )
-    return None if row is None else row.id
-
-
 def _last_id(bus: Bus, topic: str) -> EntryId | None:
     try:
         return bus.last_id(topic)
@@ -157,25 +151,31 @@ def _last_id(bus: Bus, topic: str) -> EntryId | None:
         return None
 
 
+def _process(settings: Settings, role: str) -> tuple[RoleProcess, Bus, Database]:
+    """This process's name in its group, its bus and its database (closed last at stop)."""
+    from ubot.cluster import make_bus
+
+    running = RoleProcess(member_name(role))
+    bus = make_bus(settings)
+    running.stops.append(bus.close)
+    db = open_database(settings.database.url)
+    running.stops.append(db.close)
+    return running, bus, db
+
+
 def start_scanner(settings: Settings) -> RoleProcess:
     from ubot.actors.notifier import Notifier
     from ubot.actors.scanner import Scanner
     from ubot.actors.user_manager import UserManagerActor
-    from ubot.cluster import make_bus
     from ubot.engine_role import follow_strategies
     from ubot.models.closes import closed_candles
-    from ubot.models.snapshots import SnapshotReader
     from ubot.notify.registry import build_channels
     from ubot.scan.assign import Shares
     from ubot.stream.publisher import EventPublisher
     from ubot.system import AlertOptions, user_manager
 
-    member = member_name("scanner")
-    running = RoleProcess(member)
-    bus = make_bus(settings)
-    running.stops.append(bus.close)
-    db = open_database(settings.database.url)
-    running.stops.append(db.close)
+    running, bus, db = _process(settings, "scanner")
+    member = running.member
     clock = SystemClock()
     interval = settings.market.interval
     try:
@@ -199,16 +199,17 @@ def start_scanner(settings: Settings) -> RoleProcess:
         )
         running.stops.append(_stop_actor(users))
         ticks_from, strategies_from = _last_id(bus, TICKS), _last_id(bus, STRATEGIES)
+        snapshots = SnapshotReader(db)
         scanner = Scanner.start(
             settings.scanner.workers,
             users=users,
             notifier=notifier,
             load=closed_candles,
-            snapshots=SnapshotReader(db),
+            snapshots=snapshots,
             shares=Shares(member),
         )
         running.stops.append(_stop_actor(scanner))
-        feed = TickFeed(member, scanner, wait_s=max(1.0, interval))
+        feed = TickFeed(member, scanner, max(1.0, interval), snapshots.previous_id)
         running.stops.append(feed.stopping.set)
         ticks = Relay(bus, TICKS, _in_thread(feed.deliver), after=ticks_from).start()
         running.stops.append(ticks.stop)
@@ -251,15 +252,10 @@ def _in_thread(deliver: Callable[[Batch], None]) -> Callable[[Batch], None]:
 
 def start_notifier(settings: Settings) -> RoleProcess:
     from ubot.actors.notifier import Claims, Notifier
-    from ubot.cluster import make_bus
     from ubot.notify.registry import build_channels
 
-    member = member_name("notifier")
-    running = RoleProcess(member)
-    bus = make_bus(settings)
-    running.stops.append(bus.close)
-    db = open_database(settings.database.url)
-    running.stops.append(db.close)
+    running, bus, db = _process(settings, "notifier")
+    member = running.member
     clock = SystemClock()
     notify = settings.notify
     store = AlertStore(db)
