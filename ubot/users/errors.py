@@ -60,3 +60,15 @@ class Conflict(UserError):
     """Well formed, but in conflict with what exists: a name taken, a limit reached, a target in use."""
 
     title = "Conflict"
+
+
+class OverBudget(UserError):
+    """A strategy would take its owner's enabled strategies, or everyone's, past the Scanner's budget
+    (``ubot/scan/cost.py``): ``budget`` names the setting, ``cost`` is the strategy's."""
+
+    title = "Over the scan budget"
+
+    def __init__(self, description: str, *, field: str, budget: str, cost: int) -> None:
+        super().__init__(description, field=field)
+        self.budget = budget
+        self.cost = cost

@@ -321,6 +321,9 @@ class StrategyView:
     #: None when the last evaluation gave every coin a result.
     last_error: str | None = None
     last_error_at: Time | None = None
+    #: Its scan cost in series-coins: coins x (1 + distinct indicator series), counted against
+    #: ``[scanner] user_budget`` and ``server_budget`` while it is enabled (``ubot/scan/cost.py``).
+    cost: Annotated[int, Meta(ge=0, description="scan cost: coins x (1 + distinct indicator series)")] = 0
 
 
 @dataclass(frozen=True)
