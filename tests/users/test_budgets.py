@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ubot.config import ConfigError, load_settings
 from ubot.scan.cost import USER_BUDGET, Budgets, call_of, cost_of, series
 from ubot.users.errors import OverBudget
 from ubot.users.manager import UserManager
@@ -137,3 +138,11 @@ def test_series_that_share_a_state_count_once() -> None:
     assert cost_of([], None, 1000).total == 1000
     with pytest.raises(ValueError):
         call_of("rsi")
+
+
+def test_the_budgets_are_validated_naming_the_option() -> None:
+    assert load_settings(environ={}).scanner.user_budget == USER_BUDGET
+    with pytest.raises(ConfigError, match=r"\[scanner\] user_budget; expected an integer 1..1000000000"):
+        load_settings(environ={"UBOT_SCANNER_USER_BUDGET": "0"})
+    with pytest.raises(ConfigError, match=r"server_budget \(5000\) must be at least \[scanner\] user_budget"):
+        load_settings(environ={"UBOT_SCANNER_SERVER_BUDGET": "5000"})

@@ -179,6 +179,7 @@ class Strategy(_Body):
     updated_at: Annotated[str | int, _READ_ONLY] | UnsetType = UNSET
     last_error: Annotated[str | None, _READ_ONLY] | UnsetType = UNSET
     last_error_at: Annotated[str | int | None, _READ_ONLY] | UnsetType = UNSET
+    cost: Annotated[int, _READ_ONLY] | UnsetType = UNSET
 
 
 #: The members of a strategy a client writes (the rest are read-only).
