@@ -170,6 +170,37 @@ class ClockHealth(Struct):
     missed_ticks: int
 
 
+class CostlyStrategy(Struct):
+    id: int
+    cost: Annotated[int, Meta(ge=0, description="series-coins: coins x (1 + distinct indicator series)")]
+
+
+class ScannerHealth(Struct):
+    """The Scanner's figures after its last scan (``ScannerStats``). Scan times include building the
+    tick's frame and folding its candles into the indicator state (seeding it from the database when
+    a strategy needs a series not tracked yet)."""
+
+    workers: int
+    strategies: int
+    scans: int
+    scans_skipped: Annotated[int, Meta(description="ticks not scanned: the previous scan was still running")]
+    worker_restarts: int
+    alerts: int
+    last_scan_ms: float | None
+    scan_ms_p50: float | None
+    scan_ms_p99: float | None
+    last_evaluated: int
+    last_coins: int
+    last_errors: int
+    last_history_ms: Annotated[
+        float | None, Meta(description="the last tick's candles folded into the indicator state")
+    ]
+    cost: Annotated[
+        int, Meta(ge=0, description="the enabled strategies' costs added up ([scanner] server_budget)")
+    ]
+    costliest: Annotated[list[CostlyStrategy], Meta(description="the costliest strategies, costliest first")]
+
+
 class Health(Struct):
     status: Literal["ok", "degraded", "starting"]
     source: str
@@ -180,7 +211,7 @@ class Health(Struct):
     ticks_ok: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
     ticks_skipped: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
     source_status: Annotated[dict[str, Any], Meta(description="the source's own status")] | UnsetType = UNSET
-    scanner: Annotated[dict[str, Any], Meta(description="the Scanner's figures")] | UnsetType = UNSET
+    scanner: ScannerHealth | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     source_exhausted: bool | UnsetType = UNSET
 

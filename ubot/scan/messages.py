@@ -100,6 +100,11 @@ class ScannerStats:
     last_evaluated: int
     last_coins: int
     last_errors: int = 0  # strategies whose run-time error began (or changed) in the last scan
+    #: The last tick's candles folded into the indicator state (and any history seeded), in ms:
+    #: counted in the scan times above too (with the frame's build).
+    last_history_ms: float | None = None
+    cost: int = 0  # the planned strategies' costs added up (ubot/scan/cost.py), in series-coins
+    costliest: tuple[dict[str, int], ...] = ()  # {"id", "cost"} of the costliest, costliest first
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "costliest": [dict(item) for item in self.costliest]}
