@@ -328,6 +328,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("limits", "per_user_burst", "20", _number(1, 100_000, integer=True), "an integer 1..100000"),
     Option("limits", "login_per_minute", "5", _number(0.1, 10_000), "attempts a minute, 0.1..10000"),
     Option("limits", "login_burst", "10", _number(1, 10_000, integer=True), "an integer 1..10000"),
+    Option("accounts", "hash_workers", "2", _number(1, 64, integer=True), "an integer 1..64"),
+    Option("accounts", "hash_queue", "4", _number(0, 1024, integer=True), "an integer 0..1024"),
+    Option("accounts", "session_cache_s", "10", _number(0, 300), "seconds, 0..300 (0: no cache)"),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))
