@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 #: A login's verification is taken to have ended after this long even if it never reported back.
 IN_FLIGHT_MS = 30_000
+#: Seconds a second login of the same (username, address) pair waits while the first is verified.
+IN_FLIGHT_RETRY_S = 1
 #: Pairs in flight kept before the ended ones are pruned.
 IN_FLIGHT_MAX = 10_000
 
@@ -213,7 +215,7 @@ class UserManager:
             self.pairs.retry_after(pair, now),
             # the account's lock holds back only the addresses that failed on it (throttle.py)
             self._account_retry_after(user, name, now) if self.pairs.has_failed(pair, now) else 0,
-            1 if self._logins_in_flight.get(pair, 0) > now else 0,
+            IN_FLIGHT_RETRY_S if self._logins_in_flight.get(pair, 0) > now else 0,
         )
         if wait:
             raise _throttled(wait)
