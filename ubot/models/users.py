@@ -1,5 +1,6 @@
 """The queries on the user tables: accounts, sessions, settings, strategies. Used by the UserManager
-alone. Every strategy query is scoped by its owner: another user's strategy is simply not found.
+alone, but for :meth:`UserStore.live_session`, which the gateway's token check also reads on its own
+connections (``ubot/users/sessions.py``). Every strategy query is scoped by its owner: another user's strategy is simply not found.
 """
 
 from __future__ import annotations
