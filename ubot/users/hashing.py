@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 #: Defaults of ``[accounts] hash_workers`` and ``hash_queue`` (``settings.ini``).
 DEFAULT_WORKERS = 2
-DEFAULT_QUEUE = 4
+DEFAULT_QUEUE = 1
 #: Seconds a refused client is told to wait: a few hashes' time.
 RETRY_AFTER_S = 1
 
