@@ -72,3 +72,14 @@ class OverBudget(UserError):
         super().__init__(description, field=field)
         self.budget = budget
         self.cost = cost
+
+
+class Busy(UserError):
+    """Every argon2 thread is busy and the queue in front of them is full: nothing was done; try
+    again in ``retry_after_s`` seconds (``ubot/users/hashing.py``)."""
+
+    title = "Busy"
+
+    def __init__(self, description: str, retry_after_s: int) -> None:
+        super().__init__(description)
+        self.retry_after_s = retry_after_s
