@@ -53,6 +53,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from tests.fakes.webhook import Drip, FakeWebhook  # noqa: E402
+from tests.support.users import attack_strategy  # noqa: E402
 from ubot.actors.notifier import Notifier  # noqa: E402
 from ubot.clocks import SystemClock  # noqa: E402
 from ubot.config import load_settings  # noqa: E402
@@ -167,17 +168,6 @@ def webhook_latency(args: argparse.Namespace) -> tuple[str, float, str]:
     return what, latency, f"<= {WEBHOOK_TARGET_S:g} s"
 
 
-def _attack(k: int) -> dict:
-    """The issue's attack: 10 distinct RSI periods (2..500), on the top 1,000 coins."""
-    periods = [2 + (10 * k + j) % 499 for j in range(10)]
-    return {
-        "name": f"attack {k}",
-        "condition": " or ".join(f"rsi({p}) < 0" for p in periods),
-        "timeframe": "1m",
-        "top_n": 1000,
-    }
-
-
 def scan_at_budget(args: argparse.Namespace) -> tuple[str, float, str]:
     """(what, median seconds, target) of a tick's scan with one account at its budget."""
     from bench.scanner import START_MS, Market  # the random-walk market of bench/scanner.py
@@ -193,7 +183,7 @@ def scan_at_budget(args: argparse.Namespace) -> tuple[str, float, str]:
         saved = refused = 0
         for k in range(50):
             try:
-                manager.create_strategy(user, _attack(k))
+                manager.create_strategy(user, attack_strategy(k))
                 saved += 1
             except OverBudget:
                 refused += 1

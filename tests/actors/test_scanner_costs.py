@@ -10,7 +10,7 @@ from tests.actors.test_scanner import COINS, Stand, _next
 from tests.scan.support import MINUTE, T0, candles, snapshot, spec
 from ubot.actors.scanner import Scanner
 from ubot.messages import Candled
-from ubot.scan.messages import ScannerStats
+from ubot.scan.messages import CostlyStrategy, ScannerStats
 from ubot.schedule import Tick
 
 SEED_S = 7.0  # what the fake timer says seeding a history from the database took
@@ -56,7 +56,7 @@ def test_seeding_and_folding_the_history_count_in_the_scan_time_and_costs_are_na
     assert stats.last_history_ms == SEED_S * 1000
     assert stats.scan_ms_p50 >= SEED_S * 1000  # the seed is part of the scan's time
     assert stats.cost == 100 + 150 + 4
-    assert stats.costliest == ({"id": 2, "cost": 150}, {"id": 1, "cost": 100}, {"id": 3, "cost": 4})
+    assert stats.costliest == [CostlyStrategy(2, 150), CostlyStrategy(1, 100), CostlyStrategy(3, 4)]
     assert stats.as_dict()["costliest"] == [
         {"id": 2, "cost": 150},
         {"id": 1, "cost": 100},

@@ -7,10 +7,9 @@ its budget, with the real condition checker."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
+from tests.support.users import attack_strategy
 from ubot.config import ConfigError, load_settings
 from ubot.scan.cost import USER_BUDGET, Budgets, call_of, cost_of, series
 from ubot.users.errors import OverBudget
@@ -19,17 +18,6 @@ from ubot.users.market import KnownMarket
 
 PW = "correct horse 42"
 MARKET = KnownMarket(frozenset(f"C{i}" for i in range(1, 1001)), 1000)
-
-
-def attack(k: int) -> dict[str, Any]:
-    """The ``k``-th strategy of the attack: 10 distinct RSI periods (2..500), on the top 1,000."""
-    periods = [2 + (10 * k + j) % 499 for j in range(10)]
-    return {
-        "name": f"attack {k}",
-        "condition": " or ".join(f"rsi({p}) < 0" for p in periods),
-        "timeframe": "1m",
-        "top_n": 1000,
-    }
 
 
 def manager_of(store, clock, passwords, budgets: Budgets | None = None) -> UserManager:
@@ -46,7 +34,7 @@ def test_the_attack_is_refused_at_the_users_budget(store, clock, passwords) -> N
     accepted, refused = [], []
     for k in range(50):
         try:
-            accepted.append(manager.create_strategy(mallory, attack(k)))
+            accepted.append(manager.create_strategy(mallory, attack_strategy(k)))
         except OverBudget as error:
             refused.append(error)
     assert [view.cost for view in accepted] == [11_000] * 9  # 1,000 coins x (1 + 10 series)
@@ -63,17 +51,17 @@ def test_the_attack_is_refused_at_the_users_budget(store, clock, passwords) -> N
     assert enabled <= USER_BUDGET
     # everyone else still gets their strategies
     alice = user(manager, "alice")
-    assert manager.create_strategy(alice, attack(0)).cost == 11_000
+    assert manager.create_strategy(alice, attack_strategy(0)).cost == 11_000
 
 
 def test_the_servers_budget_counts_everyones_enabled_strategies(store, clock, passwords) -> None:
     manager = manager_of(store, clock, passwords, Budgets(user=30_000, server=40_000))
     alice, bob, carol = user(manager, "alice"), user(manager, "bob"), user(manager, "carol")
     for uid, k in ((alice, 0), (alice, 1), (bob, 2)):
-        manager.create_strategy(uid, attack(k))  # 33,000 in all
-    manager.create_strategy(carol, attack(5) | {"top_n": 100})  # 1,100: 34,100
+        manager.create_strategy(uid, attack_strategy(k))  # 33,000 in all
+    manager.create_strategy(carol, attack_strategy(5) | {"top_n": 100})  # 1,100: 34,100
     with pytest.raises(OverBudget) as refused:  # carol's own 12,100 is within her 30,000
-        manager.create_strategy(carol, attack(6))
+        manager.create_strategy(carol, attack_strategy(6))
     assert refused.value.budget == "server_budget"
     assert (
         "the server's other enabled strategies use 34,100 of the budget of 40,000 ([scanner] server_budget)"
@@ -84,19 +72,19 @@ def test_the_servers_budget_counts_everyones_enabled_strategies(store, clock, pa
 def test_checked_on_update_enable_and_a_wider_scope(store, clock, passwords) -> None:
     manager = manager_of(store, clock, passwords, Budgets(user=12_000, server=100_000))
     uid = user(manager, "alice")
-    first = manager.create_strategy(uid, attack(0))  # 11,000
-    paused = manager.create_strategy(uid, attack(1) | {"enabled": False})  # disabled: costs nothing
+    first = manager.create_strategy(uid, attack_strategy(0))  # 11,000
+    paused = manager.create_strategy(uid, attack_strategy(1) | {"enabled": False})  # disabled: costs nothing
     assert paused.cost == 11_000
     with pytest.raises(OverBudget):  # enable
         manager.patch_strategy(uid, paused.id, {"enabled": True})
-    small = manager.create_strategy(uid, attack(2) | {"condition": "rsi(14) < 30", "top_n": 250})
+    small = manager.create_strategy(uid, attack_strategy(2) | {"condition": "rsi(14) < 30", "top_n": 250})
     assert small.cost == 500  # 11,500 in all
     with pytest.raises(OverBudget) as wider:  # the scope widened by PATCH
         manager.patch_strategy(uid, small.id, {"top_n": 600})
     assert wider.value.field == "condition" and wider.value.cost == 1_200
     assert manager.patch_strategy(uid, small.id, {"top_n": 500}).cost == 1_000  # 12,000: at the budget
     with pytest.raises(OverBudget):  # the scope widened by PUT
-        manager.update_strategy(uid, small.id, attack(2) | {"top_n": 1000})
+        manager.update_strategy(uid, small.id, attack_strategy(2) | {"top_n": 1000})
     with pytest.raises(OverBudget):  # more indicators on the same coins
         manager.patch_strategy(uid, small.id, {"condition": "rsi(14) < 30 or ema(9) > price"})
     # what does not cost more passes, even above a budget lowered since: rename, narrow, disable

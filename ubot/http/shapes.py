@@ -18,6 +18,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ubot.market.candles import TIMEFRAMES
 from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS
+from ubot.scan.messages import ScannerStats
 from ubot.users.shapes import MAX_TIME_MS, Instant, Time, Timeframe
 
 MAX_LIMIT = 1000
@@ -170,37 +171,6 @@ class ClockHealth(Struct):
     missed_ticks: int
 
 
-class CostlyStrategy(Struct):
-    id: int
-    cost: Annotated[int, Meta(ge=0, description="series-coins: coins x (1 + distinct indicator series)")]
-
-
-class ScannerHealth(Struct):
-    """The Scanner's figures after its last scan (``ScannerStats``). Scan times include building the
-    tick's frame and folding its candles into the indicator state (seeding it from the database when
-    a strategy needs a series not tracked yet)."""
-
-    workers: int
-    strategies: int
-    scans: int
-    scans_skipped: Annotated[int, Meta(description="ticks not scanned: the previous scan was still running")]
-    worker_restarts: int
-    alerts: int
-    last_scan_ms: float | None
-    scan_ms_p50: float | None
-    scan_ms_p99: float | None
-    last_evaluated: int
-    last_coins: int
-    last_errors: int
-    last_history_ms: Annotated[
-        float | None, Meta(description="the last tick's candles folded into the indicator state")
-    ]
-    cost: Annotated[
-        int, Meta(ge=0, description="the enabled strategies' costs added up ([scanner] server_budget)")
-    ]
-    costliest: Annotated[list[CostlyStrategy], Meta(description="the costliest strategies, costliest first")]
-
-
 class Health(Struct):
     status: Literal["ok", "degraded", "starting"]
     source: str
@@ -211,7 +181,7 @@ class Health(Struct):
     ticks_ok: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
     ticks_skipped: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
     source_status: Annotated[dict[str, Any], Meta(description="the source's own status")] | UnsetType = UNSET
-    scanner: ScannerHealth | UnsetType = UNSET
+    scanner: ScannerStats | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     source_exhausted: bool | UnsetType = UNSET
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ubot.scan.cost import Cost
 from ubot.scan.frame import MarketFrame
-from ubot.scan.messages import ScanDone, ScannerStats
+from ubot.scan.messages import CostlyStrategy, ScanDone, ScannerStats
 
 
 @dataclass(eq=False)
@@ -109,5 +109,5 @@ class ScanFigures:
             last_errors=self.last_errors,
             last_history_ms=None if self.history_ms is None else round(self.history_ms, 1),
             cost=sum(cost.total for cost in costs.values()),
-            costliest=tuple({"id": i, "cost": cost.total} for i, cost in costliest),
+            costliest=[CostlyStrategy(i, cost.total) for i, cost in costliest],
         )
