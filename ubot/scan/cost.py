@@ -36,8 +36,8 @@ from ubot.rules.incremental import state_key
 from ubot.rules.language import IndicatorCall
 
 #: ``[scanner] user_budget``: a user's enabled strategies, in series-coins. 50 strategies with one
-#: indicator each over the top 1,000 coins fit (50 x 1,000 x 2); at the budget a tick's scan work is
-#: about 20 ms, and a fresh seed at 1,000 stored candles about 12 s (bench/abuse.py).
+#: indicator each over the top 1,000 coins fit (50 x 1,000 x 2); at the budget a tick's scan takes
+#: about 20 ms, and a fresh seed from 1,000 stored candles about 20 s (bench/abuse.py).
 USER_BUDGET = 100_000
 #: ``[scanner] server_budget``: everyone's enabled strategies, in series-coins: ten users at their
 #: budget, about 200 ms of scan work a tick on 2 cores (the target is 250 ms), before any sharing.
