@@ -33,6 +33,7 @@ from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
 from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema, pending_migrations
+from ubot.scan.cost import Budgets
 
 log = logging.getLogger("ubot")
 
@@ -125,6 +126,11 @@ def load(args: argparse.Namespace) -> Settings:
     return load_settings(path, overrides=overrides, required=args.config is not None)
 
 
+def budgets_of(settings: Settings) -> Budgets:
+    """The Scanner's budgets of ``[scanner]``, checked when strategies are saved."""
+    return Budgets(user=settings.scanner.user_budget, server=settings.scanner.server_budget)
+
+
 def start_pipeline(settings: Settings, on_finished, publisher=None):
     """Take the database's engine lock, open the database and source, start the actors. Returns
     (lock, actors): release the lock after stopping the actors. ``publisher``: an
@@ -170,6 +176,7 @@ def _start_actors(settings: Settings, on_finished, publisher):
         allow_local_webhooks=notify.webhook_allow_private,
         retention_days=notify.retention_days,
         public_url=settings.http.public_url,
+        budgets=budgets_of(settings),
         publish=publisher.publish if publisher is not None else None,
         publish_tick=publisher.tick if publisher is not None else None,
         scan=not engine or settings.cluster.scanners == "internal",
@@ -331,6 +338,7 @@ def run_gateway(settings: Settings) -> int:
             alerts=AlertOptions(
                 channels=build_channels(settings),
                 allow_local_webhooks=settings.notify.webhook_allow_private,
+                budgets=budgets_of(settings),
             ),
             on_changed=lambda user_id: bus.publish(STRATEGIES, StrategiesChanged(user_id)),
         )
@@ -342,6 +350,7 @@ def run_gateway(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.history,  # GetAlerts, from the alert tables
             snapshots=LatestSnapshot(bus),
+            **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
 
@@ -351,6 +360,7 @@ def run_gateway(settings: Settings) -> int:
 
     def on_exit() -> None:
         on_stopping()
+        close_accounts(state)
         if "actors" in state:
             state.pop("actors").stop()
         if "bus" in state:
@@ -396,6 +406,7 @@ def run_server(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.notifier,
             snapshots=LatestSnapshot(bus),
+            **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
 
@@ -405,6 +416,7 @@ def run_server(settings: Settings) -> int:
 
     def on_exit() -> None:
         on_stopping()
+        close_accounts(state)
         if "actors" in state:
             stop_system(state.pop("actors"))
             log.info("pipeline stopped")
@@ -414,6 +426,32 @@ def run_server(settings: Settings) -> int:
             state.pop("bus").close()
 
     return serve(settings, make_app, on_exit, on_stopping, "gateway")
+
+
+def gateway_accounts(settings: Settings, bus: Any, state: dict) -> dict[str, Any]:
+    """The gateway's side of accounts, the same for the ``all`` and ``gateway`` roles: the token
+    check on this process's own database connections behind ``[accounts] session_cache_s``, the
+    revocations over the bus, argon2 in a pool of ``hash_workers`` threads and ``hash_queue``
+    places (``Gateway`` keyword arguments; :func:`close_accounts` stops them)."""
+    from ubot.clocks import SystemClock
+    from ubot.http.sessions import GatewaySessions
+    from ubot.models.db import database
+    from ubot.models.users import UserStore
+    from ubot.users.hashing import HashPool
+
+    accounts = settings.accounts
+    sessions = state["sessions"] = GatewaySessions(
+        bus, UserStore(database).live_session, SystemClock(), accounts.session_cache_s
+    ).start()
+    hashing = state["hashing"] = HashPool(accounts.hash_workers, accounts.hash_queue)
+    return {"sessions": sessions.reader, "hashing": hashing, "on_revoked": sessions.revoked}
+
+
+def close_accounts(state: dict) -> None:
+    if "sessions" in state:
+        state.pop("sessions").stop()
+    if "hashing" in state:
+        state.pop("hashing").close()
 
 
 def gateway_app(settings: Settings, gateway: Any, hub: Any) -> Any:

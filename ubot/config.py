@@ -299,6 +299,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
+        "scanner",
+        "user_budget",
+        "100000",
+        _number(1, 1_000_000_000, integer=True),
+        "an integer 1..1000000000 (series-coins)",
+    ),
+    Option(
+        "scanner",
+        "server_budget",
+        "1000000",
+        _number(1, 1_000_000_000, integer=True),
+        "an integer 1..1000000000 (series-coins), at least [scanner] user_budget",
+    ),
+    Option(
         "log",
         "level",
         "INFO",
@@ -344,6 +358,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("limits", "per_user_burst", "20", _number(1, 100_000, integer=True), "an integer 1..100000"),
     Option("limits", "login_per_minute", "5", _number(0.1, 10_000), "attempts a minute, 0.1..10000"),
     Option("limits", "login_burst", "10", _number(1, 10_000, integer=True), "an integer 1..10000"),
+    Option(
+        "accounts",
+        "hash_workers",
+        "2",
+        _number(1, 64, integer=True),
+        "an integer 1..64; hash_workers + hash_queue below [http] threads",
+    ),
+    Option(
+        "accounts", "hash_queue", "1", _number(0, 1024, integer=True), "an integer 0..1024, see hash_workers"
+    ),
+    Option("accounts", "session_cache_s", "10", _number(0, 300), "seconds, 0..300 (0: no cache)"),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))
@@ -509,6 +534,18 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             f"[http] stream_max ({settings.http.stream_max}) must be below [http] threads "
             f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
+        )
+    if settings.scanner.server_budget < settings.scanner.user_budget:
+        raise ConfigError(
+            f"[scanner] server_budget ({settings.scanner.server_budget}) must be at least [scanner] "
+            f"user_budget ({settings.scanner.user_budget}): one user at their budget must fit"
+        )
+    held = settings.accounts.hash_workers + settings.accounts.hash_queue
+    if held >= settings.http.threads:
+        raise ConfigError(
+            f"[accounts] hash_workers + hash_queue ({held}) must be below [http] threads "
+            f"({settings.http.threads}): each login being checked or waiting holds a thread, and "
+            "other requests need some too"
         )
     _check_notify(settings.notify)
     _check_cluster(settings)
