@@ -172,7 +172,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
     from ubot.notify.registry import build_channels
     from ubot.scan.assign import Shares
     from ubot.stream.publisher import EventPublisher
-    from ubot.system import AlertOptions, user_manager
+    from ubot.system import DAY_MS, AlertOptions, user_manager
 
     running, bus, db = _process(settings, "scanner")
     member = running.member
@@ -187,6 +187,8 @@ def start_scanner(settings: Settings) -> RoleProcess:
             public_url=settings.http.public_url,
             simulated=resolved_source(settings) == "simulated",
             deliver=False,
+            # The alerts it writes move its pruning on, as in the engine: old alerts go.
+            retention_ms=settings.notify.retention_days * DAY_MS,
         )
         running.stops.append(_stop_actor(notifier))
         options = AlertOptions(
