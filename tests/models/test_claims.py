@@ -79,3 +79,10 @@ def test_pacing_is_shared_between_notifiers(store) -> None:
     assert store.pace("telegram", "43", NOW + 400, 1000) == 0  # another destination: free
     assert store.pace("telegram", "42", NOW + 1000, 1000) == 0  # open again
     assert store.pace("webhook", "https://x", NOW, 0) == 0  # unpaced: always free
+
+
+def test_a_notifier_that_stops_releases_its_claims(store, written) -> None:
+    ids = claimed_ids(store.claim("n1", NOW, LEASE, limit=10))
+    store.mark_sent(ids[0], NOW + 5)
+    assert store.release("n1") == len(ids) - 1  # the sent one is not held any more
+    assert claimed_ids(store.claim("n2", NOW + 1, LEASE, limit=10)) == ids[1:]  # at once

@@ -106,3 +106,16 @@ def test_pacing_holds_across_notifiers(db, clock, strategy, make) -> None:
     assert telegram_2.next().payload["symbol"] == "C2"
     first.stop()
     second.stop()
+
+
+def test_a_stopping_notifier_releases_what_it_holds(db, clock, strategy, make) -> None:
+    store = AlertStore(db)
+    (written,) = store.record(scan(alert(strategy, hook())), T0_MS)
+    (delivery_id,) = [d.id for d in written.deliveries]
+    webhook = make("webhook", blocked=["https://example.com/hook"])  # held in flight until the stop
+    running = claiming(db, clock, [webhook], "n1")
+    assert webhook.entered.wait(10)
+    assert delivery(delivery_id).lease_until is not None
+    running.stop()  # the attempt is cut: not written; the claim is released
+    row = delivery(delivery_id)
+    assert (row.status, row.claimed_by, row.lease_until) == ("pending", "n1", None)

@@ -225,6 +225,11 @@ class Notifier(pykka.ThreadingActor):
             )
         self.dispatcher.stop(STOP_TIMEOUT_S)
         self._write_attempts()  # those that ended while stopping: written, not resubmitted
+        if self.claims is not None and self.deliver:
+            try:  # what it held goes to the other notifiers now, not after the lease
+                self.store.release(self.claims.member)
+            except Exception:
+                log.exception("notifier: releasing its claims failed (they pass with their lease)")
         close_connection()
 
     def on_failure(self, *exc_info: object) -> None:

@@ -326,6 +326,16 @@ class AlertStore:
             Delivery.update(lease_until=until_ms).where(held).execute()
             return {i for (i,) in Delivery.select(Delivery.id).where(held).tuples()}
 
+    def release(self, member: str) -> int:
+        """End ``member``'s leases (it stops): what it held unsent is claimable by any notifier at
+        once; how many."""
+        with writing(self.db):
+            return (
+                Delivery.update(lease_until=None)
+                .where((Delivery.claimed_by == member) & Delivery.status.in_(UNSENT))
+                .execute()
+            )
+
     def claims(self, member: str, now_ms: int) -> int:
         """How many unsent deliveries ``member`` holds a live lease on (for ``/health``)."""
         return (
