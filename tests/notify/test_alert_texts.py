@@ -108,7 +108,9 @@ def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> No
     assert whatsapp["body"] == TEXT
     [request] = hook.requests
     document = request.json()
-    assert (document["symbol"], document["subject"], document["text"]) == ("SHIB", SUBJECT, TEXT)
+    assert document["delivery_id"] == request.header("X-Ubot-Delivery")
+    (alert,) = document["alerts"]
+    assert (alert["symbol"], alert["subject"], alert["text"]) == ("SHIB", SUBJECT, TEXT)
     assert verify(SECRET, request.header("X-Ubot-Signature"), request.body, now=AT / 1000 + 1)
     assert request.header("X-Ubot-Delivery") == Delivery.get(Delivery.channel == "webhook").key
     log = next(m for m in caplog.messages if m.startswith("alert "))

@@ -3,7 +3,9 @@
 Mailbox (one message at a time, in this actor's thread and database connection):
 
 - ``ScanOutcome`` (``tell``, from the Scanner workers): its alerts are worded
-  (``ubot/notify/words.py``: subject, text, SMS text); the saved state of the strategies it forgets
+  (``ubot/notify/words.py``: subject, text, SMS text) and batched: one message per strategy per
+  destination, the coins listed (``ubot/notify/batches.py``), after the hourly caps and the pause of
+  a strategy that fires too often (``ubot/notify/caps.py``: its owner's ``pause`` hook disables it); the saved state of the strategies it forgets
   is deleted; the alerts, their deliveries and the state changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
   alert, the ``"alert"`` event to the stream (``publish``), and the deliveries go to the senders. The
   log line, the row and the event are the built-in channel: an alert without deliveries is
@@ -40,6 +42,8 @@ from ubot.actors.stage import not_fatal, unexpected
 from ubot.clocks import Clock
 from ubot.models.alerts import PRUNE_BATCH, AlertStore, WrittenAlert
 from ubot.models.db import close_connection
+from ubot.notify.batches import Pause, batched
+from ubot.notify.caps import HOUR_MS, Caps, FiringLimit
 from ubot.notify.channel import RETRY, SENT, Channel
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL, Dispatcher
 from ubot.notify.messages import (
@@ -110,7 +114,15 @@ class Notifier(pykka.ThreadingActor):
         prune_batch: int = PRUNE_BATCH,
         public_url: str = "",
         simulated: bool = False,
+        messages_per_user_hour: int | None = None,
+        messages_per_destination_hour: int | None = None,
+        pause_after_alerts: int | None = None,
+        pause_window_s: float = 3600.0,
+        pause: Pause | None = None,
     ) -> None:
+        """``messages_per_user_hour`` / ``messages_per_destination_hour``: the hourly caps (``None``:
+        none); ``pause_after_alerts`` alerts of one strategy within ``pause_window_s`` pause it:
+        ``pause(strategy_id, reason)`` (the UserManager disables it)."""
         super().__init__()
         self.store = store
         self.clock = clock
@@ -127,6 +139,9 @@ class Notifier(pykka.ThreadingActor):
         #: How alerts are worded (``ubot/notify/words.py``): a link to the coin under ``public_url``,
         #: "simulated market" said when it is.
         self.style = Style(public_url, simulated)
+        self.caps = Caps(messages_per_user_hour, messages_per_destination_hour)
+        self.firing = FiringLimit(pause_after_alerts, round(pause_window_s * 1000))
+        self.pause = pause
         self.next_prune_ms: int | None = None
         self.prune_batch = prune_batch
         self.dispatcher = Dispatcher(
@@ -135,13 +150,14 @@ class Notifier(pykka.ThreadingActor):
             self._nudge,
             senders_per_channel,
             sends_per_user,
-            prepare=functools.partial(signed, secret_of=store.webhook_secret),
+            prepare=functools.partial(signed, secret_of=store.webhook_secret, unsent=store.still_unsent),
             sender_done=close_connection,  # a sender thread reads the webhook secret: its own connection
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        self.caps.seed(self.store.recent_messages(self._now_ms() - HOUR_MS))
         resumed = self.store.pending()
         self.dispatcher.start()
         try:
@@ -177,8 +193,16 @@ class Notifier(pykka.ThreadingActor):
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:
         alerts = tuple(worded(alert, self.style) for alert in message.alerts)
-        self.unwritten.append(replace(message, alerts=alerts))
+        batches = batched(alerts, self.style, self.caps, self.firing, self._now_ms())
+        self.unwritten.append(replace(message, alerts=batches.alerts))
         self._flush()
+        for strategy_id, reason in batches.paused:
+            log.warning("notifier: strategy %d %s", strategy_id, reason)
+            if self.pause is not None:
+                try:
+                    self.pause(strategy_id, reason)
+                except Exception:  # it fires on; the next window pauses it again
+                    log.exception("notifier: pausing strategy %d failed", strategy_id)
 
     @on_receive.register
     @not_fatal  # what was not written stays pending: resumed at the next start
@@ -323,7 +347,16 @@ class Notifier(pykka.ThreadingActor):
             self.store.mark_sent(delivery_id, decision.at_ms, decision.attempts)
         elif decision.status == RETRY:
             assert decision.next_attempt_ms is not None and decision.detail is not None
-            self.store.mark_retry(delivery_id, decision.attempts, decision.next_attempt_ms, decision.detail)
+            if not self.store.mark_retry(
+                delivery_id, decision.attempts, decision.next_attempt_ms, decision.detail
+            ):
+                log.info(
+                    "delivery %d (alert %d, %s): cancelled, not sent",
+                    delivery_id,
+                    message.alert_id,
+                    message.channel,
+                )
+                return  # cancelled meanwhile (its strategy was disabled or deleted)
             log.info(
                 "delivery %d (alert %d, %s): attempt %d failed, retry in %.0f s: %s",
                 delivery_id,

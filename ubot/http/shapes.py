@@ -244,7 +244,8 @@ class ResetEvent(Struct, forbid_unknown_fields=True):
 
 
 class AlertEvent(Struct, forbid_unknown_fields=True):
-    """The alert as the webhook body has it (``notify/outbox.alert_document``)."""
+    """One alert, as the stream's ``alert`` event and each item of a webhook body's ``alerts`` have
+    it (``notify/outbox.alert_document``)."""
 
     id: int
     strategy_id: int | None
@@ -259,6 +260,25 @@ class AlertEvent(Struct, forbid_unknown_fields=True):
     values: dict[str, Number]
     subject: str
     text: str
+
+
+class WebhookBody(Struct, forbid_unknown_fields=True):
+    """The body of a webhook POST (``notify/outbox.batch_document``): a strategy's alerts of one tick,
+    one message per destination, the most significant coin (by market cap rank) first."""
+
+    delivery_id: Annotated[
+        str,
+        Meta(pattern=r"^[0-9a-f]{32}$", description="unique, the same on every retry (X-Ubot-Delivery)"),
+    ]
+    strategy_id: int | None
+    strategy_name: str
+    timeframe: Timeframe
+    fired_at: Time
+    skipped: Annotated[
+        int,
+        Meta(ge=0, description="alerts not sent to this webhook before this one: an hourly cap was reached"),
+    ]
+    alerts: Annotated[list[AlertEvent], Meta(min_length=1)]
 
 
 #: event name -> the shape of its ``data``.
