@@ -340,9 +340,11 @@ class UserManager:
             out.append(UserStrategies(user_id, tuple(spec_of(row, settings) for row in rows)))
         return tuple(out)
 
-    def disable_strategy(self, strategy_id: int) -> int | None:
-        """A ``once`` strategy fired: disable it. The owner's id, or None when it no longer exists."""
-        owner = self.store.disable_strategy(strategy_id, self.now_ms())
+    def disable_strategy(self, strategy_id: int, reason: str | None = None) -> int | None:
+        """A ``once`` strategy fired, or one fired too often (``reason``, shown as ``paused_reason``):
+        disable it. The owner's id, or None when it no longer exists. Its deliveries still to send
+        are not cancelled (the one saying it was paused among them)."""
+        owner = self.store.disable_strategy(strategy_id, self.now_ms(), reason)
         if owner is not None:
             self.changed(owner)
         return owner
@@ -444,6 +446,7 @@ def _strategy_view(row: Strategy) -> StrategyView:
         updated_at=iso_from_ms(row.updated_at),
         last_error=row.last_error,
         last_error_at=_iso(row.last_error_at),
+        paused_reason=row.paused_reason,
     )
 
 
