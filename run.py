@@ -302,7 +302,7 @@ def run_gateway(settings: Settings) -> int:
             db,
             convert=settings.market.convert,
             alerts=AlertOptions(
-                channels=build_channels(settings),
+                channels=(channels := build_channels(settings)),
                 allow_local_webhooks=settings.notify.webhook_allow_private,
             ),
             on_changed=lambda user_id: bus.publish(STRATEGIES, StrategiesChanged(user_id)),
@@ -315,6 +315,7 @@ def run_gateway(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.history,  # GetAlerts, from the alert tables
             snapshots=LatestSnapshot(bus),
+            channels=channels,
         )
         return gateway_app(settings, gateway, hub)
 
@@ -337,6 +338,7 @@ def run_gateway(settings: Settings) -> int:
 def run_server(settings: Settings) -> int:
     from ubot.cluster import make_bus
     from ubot.http.gateway import Gateway
+    from ubot.notify.registry import build_channels
     from ubot.stream.hub import StreamHub
     from ubot.stream.latest import LatestSnapshot
     from ubot.stream.publisher import EventPublisher
@@ -369,6 +371,7 @@ def run_server(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.notifier,
             snapshots=LatestSnapshot(bus),
+            channels=build_channels(settings),  # for GET /v1/channels and test messages
         )
         return gateway_app(settings, gateway, hub)
 

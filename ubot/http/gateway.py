@@ -9,7 +9,7 @@ its calls raise (``ubot/users/errors.py``) come out of the future as they were r
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
@@ -26,6 +26,7 @@ from ubot.messages import (
     GetSnapshot,
     ResolveCoin,
 )
+from ubot.notify.channel import Channel
 from ubot.notify.messages import AlertView, GetAlerts
 from ubot.stream.latest import LatestSnapshot
 from ubot.timeutil import iso_from_ms
@@ -56,6 +57,7 @@ class Gateway:
         snapshots: LatestSnapshot | None = None,
         timeout: float = 5.0,
         now: Callable[[], float] = time.time,
+        channels: Mapping[str, Channel] | None = None,
     ) -> None:
         self.container = container
         self.history = history
@@ -66,6 +68,8 @@ class Gateway:
         self.snapshots = snapshots
         self.timeout = timeout
         self.now = now
+        #: The delivery channels this server has (``[notify]``): listed, and used for test messages.
+        self.channels: Mapping[str, Channel] = channels or {}
         self._users_proxy: Any = None
 
     def _ask(self, ref: pykka.ActorRef, message: Any) -> Any:

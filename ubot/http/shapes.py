@@ -281,5 +281,27 @@ class WebhookBody(Struct, forbid_unknown_fields=True):
     alerts: Annotated[list[AlertEvent], Meta(min_length=1)]
 
 
+class ChannelInfo(Struct):
+    """A delivery channel this server has configured."""
+
+    name: Annotated[str, Meta(description="webhook, telegram, sms, whatsapp or email")]
+    setting: Annotated[str, Meta(description="the member of your settings that holds its target")]
+    min_interval_s: Annotated[
+        float, Meta(ge=0, description="the least time between two messages to one destination")
+    ]
+
+
+class Channels(Struct):
+    channels: list[ChannelInfo]
+
+
+class ChannelTest(Struct):
+    """What the provider answered to a test message."""
+
+    channel: str
+    status: Annotated[Literal["sent", "retry", "failed"], Meta(description="retry: a fault that may pass")]
+    detail: Annotated[str, Meta(description="the provider's answer, one line, without secrets")]
+
+
 #: event name -> the shape of its ``data``.
 EVENTS: dict[str, Any] = {"snapshot": SnapshotEvent, "alert": AlertEvent, "reset": ResetEvent}

@@ -37,13 +37,16 @@ with the zone's abbreviation: ``2026-12-04 20:21:35 CET``.
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ubot.logtext import printable
 from ubot.market.snapshot import GLOBAL_INT_FIELDS, INT_FIELDS
+from ubot.notify.channel import Message
 from ubot.notify.channels.text import sms_segments, truncate, utf16_len
 from ubot.notify.messages import Alert
 
@@ -317,3 +320,25 @@ def batch_short(batch: Sequence[Alert], style: Style, *, skipped: int = 0, note:
             break
         best = option
     return best
+
+
+def test_message(where: Any, now_ms: int) -> Message:
+    """A test message to ``where`` (a ``TestTarget``: channel, target, webhook secret, time zone),
+    sent at ``now_ms``."""
+    said = (
+        f"This is a test message from uBot, sent {local_time(now_ms, where.timezone)}: "
+        f"your {where.channel} alerts will arrive here."
+    )
+    key = secrets.token_hex(16)
+    return Message(
+        delivery_id=0,
+        alert_id=0,
+        channel=where.channel,
+        target=where.target,
+        subject="uBot: test message",
+        text=said,
+        payload={"delivery_id": key, "test": True, "text": said},
+        secret=where.secret,
+        key=key,
+        short=f"uBot: test message. Your {where.channel} alerts will arrive here.",
+    )

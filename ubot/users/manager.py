@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from peewee import IntegrityError
@@ -18,6 +19,7 @@ from peewee import IntegrityError
 from ubot.clocks import Clock
 from ubot.models.tables import Strategy, User
 from ubot.models.users import UserStore
+from ubot.notify.caps import Window
 from ubot.notify.registry import not_configured
 from ubot.scan.spec import UserStrategies
 from ubot.timeutil import iso_from_ms
@@ -57,6 +59,22 @@ log = logging.getLogger(__name__)
 #: Strategies per user: each one is evaluated on every tick for up to 1000 coins, so this bounds
 #: the scanner's work per user; 50 is far above what a person watches by hand.
 MAX_STRATEGIES = 50
+
+
+#: Test messages one user may send in ``TEST_WINDOW_MS``.
+TEST_MESSAGES = 5
+TEST_WINDOW_MS = 600_000
+
+
+@dataclass(frozen=True)
+class TestTarget:
+    """Where a test message goes: the channel, the user's target on it, the webhook secret, the
+    user's time zone."""
+
+    channel: str
+    target: str
+    secret: str | None
+    timezone: str
 
 
 class UserManager:
@@ -102,6 +120,8 @@ class UserManager:
         self.password_changes = ThrottleBook(pair_policy)
         #: usernames that do not exist are throttled like those that do (in memory)
         self.unknown_accounts = ThrottleBook(account_policy)
+        #: test messages sent, by user id (``test_target``), in memory
+        self.tests = Window(TEST_WINDOW_MS)
         #: Called with a user's id once their strategies or settings changed (set by the actor).
         self.changed: Callable[[int], None] = lambda user_id: None
 
@@ -247,6 +267,28 @@ class UserManager:
         return self.put_settings(
             user_id, {**self._settings(user_id), **given(convert(SettingsPatch, changes))}
         )
+
+    def test_target(self, user_id: int, channel: str, now_ms: int | None = None) -> TestTarget:
+        """Where a test message on ``channel`` goes (``POST /v1/me/channels/{channel}/test``): the
+        target in the user's settings, with the webhook secret. At most :data:`TEST_MESSAGES` a user
+        in :data:`TEST_WINDOW_MS` (one test is a message to someone: it is throttled like one)."""
+        self._user(user_id)
+        setting = validation.CHANNEL_TARGETS.get(channel)
+        if setting is None:
+            raise NotFound(f"unknown channel {channel!r}: one of {', '.join(validation.CHANNEL_TARGETS)}")
+        settings = self._settings(user_id)
+        target = settings.get(setting)
+        if not target:
+            raise ValidationError("channel", f"no {channel} target in your settings: set {setting} first")
+        now = self.now_ms() if now_ms is None else now_ms
+        sent = self.tests.total(user_id, now)
+        if sent >= TEST_MESSAGES:
+            raise Throttled(
+                f"at most {TEST_MESSAGES} test messages in {TEST_WINDOW_MS // 60_000} minutes; try again later",
+                retry_after_s=60,
+            )
+        self.tests.add(user_id, now)
+        return TestTarget(channel, target, settings.get("webhook_secret"), settings.get("timezone") or "UTC")
 
     def _settings(self, user_id: int) -> dict[str, Any]:
         saved = self.store.settings(user_id)
