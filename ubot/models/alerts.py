@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from peewee import Database, IntegrityError, Model
+from peewee import Case, Database, IntegrityError, Model
 
 from ubot.jsonsafe import json_values
 from ubot.models.bulk import insert_rows
@@ -207,8 +207,10 @@ class AlertStore:
         ]
 
     def mark_sent(self, delivery_id: int, now_ms: int, attempts: int | None = None) -> bool:
-        """The provider accepted it. ``attempts``: how many it took (default: one more)."""
-        return self._finish(delivery_id, SENT, attempts, sent_at=now_ms)
+        """The provider accepted it. ``attempts``: how many it took (default: one more). A delivery
+        cancelled while its attempt was under way was sent all the same: it says so."""
+        detail = Case(Delivery.status, [(CANCELLED, None)], Delivery.detail)  # "cancelled: ..." no more
+        return self._finish(delivery_id, SENT, attempts, (*UNSENT, CANCELLED), sent_at=now_ms, detail=detail)
 
     def mark_retry(self, delivery_id: int, attempts: int, next_at_ms: int, detail: str) -> bool:
         """It failed in a way that may pass: ``pending`` again, from ``next_at_ms``."""
@@ -223,12 +225,19 @@ class AlertStore:
         """It will never be sent; ``detail`` tells the user why."""
         return self._finish(delivery_id, FAILED, attempts, detail=detail)
 
-    def _finish(self, delivery_id: int, status: str, attempts: int | None, **values: Any) -> bool:
-        """Only an unsent delivery changes: a sent one is never sent (nor failed) again."""
+    def _finish(
+        self,
+        delivery_id: int,
+        status: str,
+        attempts: int | None,
+        before: tuple[str, ...] = UNSENT,
+        **values: Any,
+    ) -> bool:
+        """Only an unsent delivery changes (``before``): a sent one is never sent (nor failed) again."""
         count = Delivery.attempts + 1 if attempts is None else attempts
         return (
             Delivery.update(status=status, attempts=count, **values)
-            .where((Delivery.id == delivery_id) & Delivery.status.in_(UNSENT))
+            .where((Delivery.id == delivery_id) & Delivery.status.in_(before))
             .execute()
             == 1
         )
@@ -407,7 +416,7 @@ def cancel_deliveries(strategy_id: int, why: str) -> int:
     finds it cancelled (``AlertStore.still_unsent``) and does not."""
     alerts = AlertRecord.select(AlertRecord.id).where(AlertRecord.strategy == strategy_id)
     return (
-        Delivery.update(status=CANCELLED, detail=why, sent_at=None)
+        Delivery.update(status=CANCELLED, detail=why)
         .where(Delivery.status.in_(UNSENT) & Delivery.alert.in_(alerts))
         .execute()
     )
