@@ -192,7 +192,7 @@ class Notifier(pykka.ThreadingActor):
 
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:
-        alerts = tuple(worded(alert, self.style) for alert in message.alerts)
+        alerts = tuple(worded(alert, self.style, with_short=False) for alert in message.alerts)
         batches = batched(alerts, self.style, self.caps, self.firing, self._now_ms())
         self.unwritten.append(replace(message, alerts=batches.alerts))
         self._flush()
@@ -281,8 +281,9 @@ class Notifier(pykka.ThreadingActor):
                 self.unwritten_failures = 0
             self._maybe_prune(outcome.snapshot_ms)
             metrics.ALERTS.inc(len(written))
-            for w in written:
-                log.info("%s", log_line(w.id, w.alert))
+            if log.isEnabledFor(logging.INFO):  # a thousand lines' words only when they are logged
+                for w in written:
+                    log.info("%s", log_line(w.id, w.alert))
             for w in written:
                 self._publish(w)
                 self._dispatch(w)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from ubot.notify.caps import Caps, FiringLimit
 from ubot.notify.messages import Alert, DeliveryTarget
-from ubot.notify.words import TEXT_LIMITS, Style, batch_short, batch_subject, batch_text, significance
+from ubot.notify.words import TEXT_LIMITS, Style, batch_short, batch_subject, batch_text, short, significance
 
 #: ``pause(strategy_id, reason)``: disable a strategy that fired too often.
 Pause = Callable[[int, str], None]
@@ -45,6 +45,8 @@ def batched(alerts: Sequence[Alert], style: Style, caps: Caps, limit: FiringLimi
     out: list[Alert] = []
     paused: list[tuple[int, str]] = []
     for batch in group(alerts):
+        if len(batch) == 1 and not batch[0].short:
+            batch[0] = replace(batch[0], short=short(batch[0], style))  # its own SMS (kept with it)
         lead = batch[0]
         reason = limit.fire(lead.strategy_id, len(batch), now_ms) if lead.strategy_id is not None else None
         note = ""

@@ -134,9 +134,11 @@ def coin_link(public_url: str, coin_id: int, timeframe: str) -> str | None:
 # -- the words of an alert -----------------------------------------------------------------------
 
 
-def worded(alert: Alert, style: Style) -> Alert:
-    """``alert`` with its ``subject``, ``text`` and ``short`` written."""
-    return replace(alert, subject=subject(alert, style), text=text(alert, style), short=short(alert, style))
+def worded(alert: Alert, style: Style, *, with_short: bool = True) -> Alert:
+    """``alert`` with its ``subject``, ``text`` and ``short`` written (``with_short=False``: not the
+    SMS text, which only a batch of one alert uses: ``ubot/notify/batches.py`` writes it then)."""
+    said = short(alert, style) if with_short else alert.short
+    return replace(alert, subject=subject(alert, style), text=text(alert, style), short=said)
 
 
 def subject(alert: Alert, style: Style) -> str:
