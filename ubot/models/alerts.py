@@ -16,7 +16,8 @@ retention go in bounded batches (:meth:`AlertStore.prune`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +26,15 @@ from peewee import Case, Database, IntegrityError, Model
 from ubot.jsonsafe import json_values
 from ubot.models.bulk import insert_rows
 from ubot.models.db import writing
-from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Meta, Strategy, UserSettings
+from ubot.models.tables import (
+    AlertRecord,
+    AlertStateRecord,
+    Delivery,
+    JsonField,
+    Meta,
+    Strategy,
+    UserSettings,
+)
 from ubot.notify.messages import Alert, AlertState, AlertView, DeliveryView, ScanOutcome
 
 log = logging.getLogger(__name__)
@@ -113,7 +122,9 @@ class AlertStore:
         wanted = {a.strategy_id for a in outcome.alerts} | {s.strategy_id for s in outcome.states}
         live = _existing_strategies(wanted)
         alerts = [
-            replace(
+            a
+            if self.deliver and not self.replay and _plain(a.values)  # as they are: no copy of a thousand
+            else replace(
                 a,
                 values=json_values(a.values),
                 replayed=a.replayed or self.replay,
@@ -422,6 +433,11 @@ def cancel_deliveries(strategy_id: int, why: str) -> int:
     )
 
 
+def _plain(values: Mapping[str, Any]) -> bool:
+    """Every value a finite ``float`` or ``None`` already (as the Scanner makes them)."""
+    return all(v is None or (type(v) is float and math.isfinite(v)) for v in values.values())
+
+
 def _existing_strategies(ids: set[int | None]) -> set[int]:
     wanted = [i for i in ids if i is not None]
     if not wanted:
@@ -449,12 +465,16 @@ def _insert_returning_ids(model: type[Model], rows: Sequence[dict[str, Any]]) ->
         by_column[name.strip().strip('"')] for name in head[head.index("(") + 1 : head.rindex(")")].split(",")
     ]
     param = model._meta.database.param
+    # only JSON needs writing out; the drivers take the other values as they are
+    converters = [(f.name, f.db_value if isinstance(f, JsonField) else None) for f in fields]
     row_sql = "(" + ", ".join([param] * len(fields)) + ")"
     returning = f' RETURNING "{model._meta.primary_key.column_name}"'
     ids: list[int] = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
-        params = [field.db_value(row[field.name]) for row in chunk for field in fields]
+        params = [
+            convert(row[name]) if convert else row[name] for row in chunk for name, convert in converters
+        ]
         sql = f"{head} VALUES {', '.join([row_sql] * len(chunk))}{returning}"
         cursor = model._meta.database.execute_sql(sql, params)
         ids.extend(sorted(i for (i,) in cursor.fetchall()))
