@@ -1,6 +1,7 @@
 """Starting and stopping the actor system, in one explicit order.
 
-Start: Monitor, Notifier (resumes unsent deliveries), UserManager, Scanner (asks the UserManager for
+Start: Monitor, UserManager, Notifier (resumes unsent deliveries; pauses strategies through the
+UserManager), Scanner (asks the UserManager for
 every enabled strategy and starts its workers), Container, OHLC (restores candles), Store, Fetcher,
 History, then the Clock last, so the first tick finds every stage ready. Stop: the Clock first (no new
 ticks), then each stage in pipeline order, then the Scanner (its workers finish their scan and tell
