@@ -122,3 +122,106 @@ def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> No
     print(f"[telegram]\n{sent['text']}\n[sms] {sms['body']}\n[whatsapp]\n{whatsapp['body']}\n[log] {log}")
     print(f"[webhook] X-Ubot-Signature: {request.header('X-Ubot-Signature')}")
     print(f"X-Ubot-Delivery: {request.header('X-Ubot-Delivery')}\n{request.body.decode()}")
+
+
+BATCH_SUBJECT = 'uBot: "majors up" fired for 4 coins: BTC, ETH, SOL and 1 more (simulated market)'
+BATCH_TEXT = (
+    'Your strategy "majors up" fired on 1h for 4 coins:\n'
+    "BTC (Bitcoin) 67,432.12 USD, percent_change_1h = +2.10% https://ubot.example.com/v1/coins/1/candles?timeframe=1h\n"
+    "ETH (Ethereum) 3,101.50 USD, percent_change_1h = +3.40% https://ubot.example.com/v1/coins/1027/candles?timeframe=1h\n"
+    "SOL (Solana) 142.31 USD, percent_change_1h = +5.00% https://ubot.example.com/v1/coins/5426/candles?timeframe=1h\n"
+    "SHIB (Shiba Inu) 0.00002613 USD, percent_change_1h = +2.92% https://ubot.example.com/v1/coins/5994/candles?timeframe=1h\n"
+    "Condition: percent_change_1h > 2\n"
+    "Time: 2026-12-04 20:21:35 CET (Europe/Berlin)\n"
+    "Simulated market: these prices are not real."
+)
+BATCH_SMS = 'uBot: "majors up" 1h: BTC 67,432.12, ETH 3,101.50, SOL 142.31, SHIB 0.00002613, 20:21 CET. Simulated market'
+
+
+def test_a_strategys_coins_of_one_tick_are_one_message_on_each_channel(db, fakes) -> None:
+    hook, telegram, twilio, smtp = fakes
+    user = User.create(
+        username="ada", email="ada@example.com", password_hash="h", created_at=1, password_changed_at=1
+    )
+    UserSettings.create(user=user, webhook_url=hook.url(), webhook_secret=SECRET, timezone="Europe/Berlin")
+    strategy = Strategy.create(
+        user=user, name="majors up", condition="percent_change_1h > 2", indicators=[],
+        timeframe="1h", top_n=10, channels=["webhook", "telegram", "sms", "whatsapp", "email"],
+        frequency="once_per_bar", cooldown_s=0, enabled=True, created_at=1, updated_at=1,
+    )  # fmt: skip
+    twilio_options = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM}
+    channels = {
+        "webhook": WebhookChannel(allow_private_addresses=True, clock=lambda: AT / 1000 + 1),
+        "telegram": TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url),
+        "sms": TwilioChannel(name="sms", base_url=twilio.base_url, **twilio_options),
+        "whatsapp": TwilioChannel(name="whatsapp", base_url=twilio.base_url, **twilio_options),
+        "email": EmailChannel(
+            host=smtp.host, port=smtp.port, sender="uBot <alerts@ubot.example.com>", security="none"
+        ),
+    }
+    targets = (
+        DeliveryTarget("webhook", hook.url()), DeliveryTarget("telegram", "42"),
+        DeliveryTarget("sms", PHONE), DeliveryTarget("whatsapp", PHONE),
+        DeliveryTarget("email", "ada@example.com"),
+    )  # fmt: skip
+    coins = [  # as the scan gives them: not by rank
+        (5994, "SHIB", "Shiba Inu", 2.61312e-05, 2.916, 12),
+        (1027, "ETH", "Ethereum", 3101.5, 3.4, 2),
+        (1, "BTC", "Bitcoin", 67432.123, 2.1, 1),
+        (5426, "SOL", "Solana", 142.31, 5.0, 5),
+    ]
+    alerts = tuple(
+        Alert(
+            strategy_id=strategy.id,
+            user_id=user.id,
+            strategy_name="majors up",
+            coin_id=coin_id,
+            symbol=symbol,
+            name=name,
+            price=price,
+            currency="USD",
+            timeframe="1h",
+            fired_at_ms=AT,
+            bar_open_ms=AT - AT % 3_600_000,
+            condition="percent_change_1h > 2",
+            values={"percent_change_1h": change},
+            subject="",
+            text="",
+            deliveries=targets,
+            timezone="Europe/Berlin",
+            rank=rank,
+        )  # fmt: skip
+        for coin_id, symbol, name, price, change, rank in coins
+    )
+    notifier = Notifier.start(
+        AlertStore(db),
+        channels,
+        FakeClock(AT / 1000 + 1),
+        public_url="https://ubot.example.com",
+        simulated=True,
+    )
+    try:
+        notifier.tell(ScanOutcome(worker=0, tick=1, snapshot_ms=AT, alerts=alerts))
+        wait_until(
+            lambda: {d.status for d in Delivery.select()} == {"sent"} and Delivery.select().count() == 5,
+            "one delivery per channel, sent",
+        )
+    finally:
+        notifier.stop()
+
+    [email] = smtp.messages
+    received = email.message()
+    assert received["Subject"] == BATCH_SUBJECT
+    assert received.get_content().replace("\r\n", "\n").rstrip("\n") == BATCH_TEXT
+    [sent] = telegram.sent
+    assert sent["text"] == BATCH_TEXT
+    sms, whatsapp = sorted(twilio.messages, key=lambda m: str(m["to"]).startswith("whatsapp:"))
+    assert sms["body"] == BATCH_SMS and sms_segments(BATCH_SMS) == 1
+    assert whatsapp["body"] == BATCH_TEXT
+    [request] = hook.requests
+    document = request.json()
+    assert [a["symbol"] for a in document["alerts"]] == ["BTC", "ETH", "SOL", "SHIB"]
+    assert (document["strategy_name"], document["timeframe"], document["skipped"]) == ("majors up", "1h", 0)
+    assert verify(SECRET, request.header("X-Ubot-Signature"), request.body, now=AT / 1000 + 1)
+    print(f"\n[e-mail] Subject: {received['Subject']}\n{BATCH_TEXT}\n[sms] {sms['body']}")
+    print(f"[webhook] X-Ubot-Delivery: {request.header('X-Ubot-Delivery')}\n{request.body.decode()[:400]}…")
