@@ -5,7 +5,8 @@ A strategy belongs to one Scanner worker, so its alerts of a tick arrive togethe
 :func:`~ubot.notify.words.significance`) and gives the first of each strategy (its batch's lead)
 one delivery per channel, each with the batch's message fitted to that channel (the coins listed,
 the rest counted) after the hourly caps and the pause rule (:mod:`ubot.notify.caps`); the other
-alerts of the batch get no delivery of their own. The store writes the batch so
+alerts of the batch keep the targets they were raised with, but the store writes deliveries for the
+lead only. The store writes the batch so
 (``AlertStore.record``: ``alert.batch``), and every alert stays one row in the alert log and one
 event on the stream.
 """
@@ -55,7 +56,7 @@ def batched(alerts: Sequence[Alert], style: Style, caps: Caps, limit: FiringLimi
             note = f'uBot paused "{lead.strategy_name}": it fired too often. Enable it again when you want it back.'
         targets = tuple(_delivery(batch, target, style, caps, now_ms, note) for target in lead.deliveries)
         out.append(replace(lead, deliveries=targets))
-        out.extend(replace(alert, deliveries=()) for alert in batch[1:])
+        out.extend(batch[1:])  # their own deliveries are not written: the lead's carry the batch
     return Batched(tuple(out), tuple(paused))
 
 

@@ -36,6 +36,7 @@ with the zone's abbreviation: ``2026-12-04 20:21:35 CET``.
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 from collections.abc import Callable, Sequence
@@ -110,6 +111,7 @@ def is_percentage(name: str) -> bool:
     return name.startswith("percent_change_") or name == "volume_change_24h" or name.endswith("_dominance")
 
 
+@functools.lru_cache(maxsize=256)  # a tick's alerts share their instant and mostly their zone
 def local_time(at_ms: int, timezone: str, *, seconds: bool = True) -> str:
     """``2026-12-04 20:21:35 CET``: the instant in ``timezone`` (UTC when unknown), without
     milliseconds; ``seconds=False``: ``20:21 CET`` (for an SMS)."""
