@@ -187,7 +187,12 @@ class Health(Struct):
 
 class Delivery(Struct):
     channel: str
-    status: Literal["pending", "held", "sent", "failed"]
+    status: Annotated[
+        Literal["pending", "held", "sent", "failed", "capped", "cancelled"],
+        Meta(
+            description="capped: over an hourly cap, not sent; cancelled: its strategy was disabled or deleted"
+        ),
+    ]
     attempts: Annotated[int, Meta(ge=0)]
     detail: str | None
     sent_at: Time | None
