@@ -7,7 +7,7 @@ Mailbox (one message at a time, in this actor's thread and database connection):
   destination, the coins listed (``ubot/notify/batches.py``), after the hourly caps and the pause of
   a strategy that fires too often (``ubot/notify/caps.py``: its owner's ``pause`` hook disables it); the saved state of the strategies it forgets
   is deleted; the alerts, their deliveries and the state changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
-  alert, the ``"alert"`` event to the stream (``publish``), and the deliveries go to the senders. The
+  alert, the deliveries go to the senders, and the ``"alert"`` events to the stream (``publish``). The
   log line, the row and the event are the built-in channel: an alert without deliveries is
   complete once written.
 - ``GetAlertState`` and ``GetAlerts`` (``ask``): answered after every write queued before them.
@@ -284,9 +284,10 @@ class Notifier(pykka.ThreadingActor):
             if log.isEnabledFor(logging.INFO):  # a thousand lines' words only when they are logged
                 for w in written:
                     log.info("%s", log_line(w.id, w.alert))
+            for w in written:  # the sends first: a batch's thousand stream events need not delay them
+                self._dispatch(w)
             for w in written:
                 self._publish(w)
-                self._dispatch(w)
 
     def _maybe_prune(self, data_ms: int) -> None:
         """Once an hour of data time, start deleting the alerts older than the retention."""
