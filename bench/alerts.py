@@ -114,7 +114,9 @@ class Timeline:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.points: dict[str, dict[int, float]] = {name: {} for name in ("arrival", "published", *HOPS)}
+        self.points: dict[str, dict[int, float]] = {
+            name: {} for name in ("arrival", "published", "written", *HOPS)
+        }
         self.fetch_ms: dict[int, float] = {}  # the simulator's own time per snapshot
         self.order: list[int] = []  # snapshot timestamps in fetch order (tick n is order[n - 1])
         self.stages: dict[int, dict[str, float]] = {}  # tick number -> stage ms (Monitor's log line)
