@@ -180,6 +180,7 @@ class Strategy(_Body):
     last_error: Annotated[str | None, _READ_ONLY] | UnsetType = UNSET
     last_error_at: Annotated[str | int | None, _READ_ONLY] | UnsetType = UNSET
     paused_reason: Annotated[str | None, _READ_ONLY] | UnsetType = UNSET
+    cost: Annotated[int, _READ_ONLY] | UnsetType = UNSET
 
 
 #: The members of a strategy a client writes (the rest are read-only).
@@ -325,6 +326,9 @@ class StrategyView:
     #: Why uBot disabled it by itself (it fired more than ``[notify] pause_after_alerts`` alerts in
     #: ``pause_window_s``); None otherwise. Cleared when it is enabled again.
     paused_reason: str | None = None
+    #: Its scan cost in series-coins: coins x (1 + distinct indicator series), counted against
+    #: ``[scanner] user_budget`` and ``server_budget`` while it is enabled (``ubot/scan/cost.py``).
+    cost: Annotated[int, Meta(ge=0, description="scan cost: coins x (1 + distinct indicator series)")] = 0
 
 
 @dataclass(frozen=True)
