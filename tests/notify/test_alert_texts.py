@@ -46,20 +46,27 @@ def fakes():
         yield hook, telegram, twilio, smtp
 
 
-def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> None:
-    hook, telegram, twilio, smtp = fakes
-    caplog.set_level(logging.INFO, logger="ubot.actors.notifier")
+def owner_with_strategy(
+    hook: FakeWebhook, name: str, condition: str, timeframe: str
+) -> tuple[User, Strategy]:
+    """Ada (in Europe/Berlin, a signed webhook) and her strategy on every channel."""
     user = User.create(
         username="ada", email="ada@example.com", password_hash="h", created_at=1, password_changed_at=1
     )
     UserSettings.create(user=user, webhook_url=hook.url(), webhook_secret=SECRET, timezone="Europe/Berlin")
     strategy = Strategy.create(
-        user=user, name="tg test", condition="price > 0 and percent_change_24h > -100", indicators=[],
-        timeframe="1m", top_n=1000, channels=["webhook", "telegram", "sms", "whatsapp", "email"],
-        frequency="once_per_bar", cooldown_s=0, enabled=True, created_at=1, updated_at=1,
+        user=user, name=name, condition=condition, indicators=[], timeframe=timeframe, top_n=1000,
+        channels=["webhook", "telegram", "sms", "whatsapp", "email"], frequency="once_per_bar",
+        cooldown_s=0, enabled=True, created_at=1, updated_at=1,
     )  # fmt: skip
+    return user, strategy
+
+
+def real_channels(fakes) -> dict:
+    """The five real channels, on the fakes."""
+    _, telegram, twilio, smtp = fakes
     twilio_options = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM}
-    channels = {
+    return {
         "webhook": WebhookChannel(allow_private_addresses=True, clock=lambda: AT / 1000 + 1),
         "telegram": TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url),
         "sms": TwilioChannel(name="sms", base_url=twilio.base_url, **twilio_options),
@@ -68,18 +75,19 @@ def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> No
             host=smtp.host, port=smtp.port, sender="uBot <alerts@ubot.example.com>", security="none"
         ),
     }
-    alert = Alert(
-        strategy_id=strategy.id, user_id=user.id, strategy_name="tg test", coin_id=5994, symbol="SHIB",
-        name="Shiba Inu", price=2.61312e-05, currency="USD", timeframe="1m", fired_at_ms=AT,
-        bar_open_ms=AT - AT % 60_000, condition="price > 0 and percent_change_24h > -100",
-        values={"price": 2.61312e-05, "percent_change_24h": -2.916}, subject="", text="",
-        deliveries=(
-            DeliveryTarget("webhook", hook.url()), DeliveryTarget("telegram", "42"),
-            DeliveryTarget("sms", PHONE), DeliveryTarget("whatsapp", PHONE),
-            DeliveryTarget("email", "ada@example.com"),
-        ),
-        timezone="Europe/Berlin",
+
+
+def every_target(hook: FakeWebhook) -> tuple[DeliveryTarget, ...]:
+    return (
+        DeliveryTarget("webhook", hook.url()), DeliveryTarget("telegram", "42"),
+        DeliveryTarget("sms", PHONE), DeliveryTarget("whatsapp", PHONE),
+        DeliveryTarget("email", "ada@example.com"),
     )  # fmt: skip
+
+
+def deliver(db, channels: dict, alerts: tuple[Alert, ...]) -> None:
+    """One tick's alerts through a Notifier on the real channels, for a server with a public URL on the
+    simulated market, until the five deliveries (one per channel) are sent."""
     notifier = Notifier.start(
         AlertStore(db),
         channels,
@@ -88,13 +96,29 @@ def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> No
         simulated=True,
     )
     try:
-        notifier.tell(ScanOutcome(worker=0, tick=1, snapshot_ms=AT, alerts=(alert,)))
+        notifier.tell(ScanOutcome(worker=0, tick=1, snapshot_ms=AT, alerts=alerts))
         wait_until(
             lambda: {d.status for d in Delivery.select()} == {"sent"} and Delivery.select().count() == 5,
-            "the five deliveries sent",
+            "one delivery per channel, sent",
         )
     finally:
         notifier.stop()
+
+
+def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> None:
+    hook, telegram, twilio, smtp = fakes
+    caplog.set_level(logging.INFO, logger="ubot.actors.notifier")
+    user, strategy = owner_with_strategy(hook, "tg test", "price > 0 and percent_change_24h > -100", "1m")
+    channels = real_channels(fakes)
+    alert = Alert(
+        strategy_id=strategy.id, user_id=user.id, strategy_name="tg test", coin_id=5994, symbol="SHIB",
+        name="Shiba Inu", price=2.61312e-05, currency="USD", timeframe="1m", fired_at_ms=AT,
+        bar_open_ms=AT - AT % 60_000, condition="price > 0 and percent_change_24h > -100",
+        values={"price": 2.61312e-05, "percent_change_24h": -2.916}, subject="", text="",
+        deliveries=every_target(hook),
+        timezone="Europe/Berlin",
+    )  # fmt: skip
+    deliver(db, channels, (alert,))
 
     [email] = smtp.messages
     received = email.message()
@@ -140,30 +164,9 @@ BATCH_SMS = 'uBot: "majors up" 1h: BTC 67,432.12, ETH 3,101.50, SOL 142.31, SHIB
 
 def test_a_strategys_coins_of_one_tick_are_one_message_on_each_channel(db, fakes) -> None:
     hook, telegram, twilio, smtp = fakes
-    user = User.create(
-        username="ada", email="ada@example.com", password_hash="h", created_at=1, password_changed_at=1
-    )
-    UserSettings.create(user=user, webhook_url=hook.url(), webhook_secret=SECRET, timezone="Europe/Berlin")
-    strategy = Strategy.create(
-        user=user, name="majors up", condition="percent_change_1h > 2", indicators=[],
-        timeframe="1h", top_n=10, channels=["webhook", "telegram", "sms", "whatsapp", "email"],
-        frequency="once_per_bar", cooldown_s=0, enabled=True, created_at=1, updated_at=1,
-    )  # fmt: skip
-    twilio_options = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM}
-    channels = {
-        "webhook": WebhookChannel(allow_private_addresses=True, clock=lambda: AT / 1000 + 1),
-        "telegram": TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url),
-        "sms": TwilioChannel(name="sms", base_url=twilio.base_url, **twilio_options),
-        "whatsapp": TwilioChannel(name="whatsapp", base_url=twilio.base_url, **twilio_options),
-        "email": EmailChannel(
-            host=smtp.host, port=smtp.port, sender="uBot <alerts@ubot.example.com>", security="none"
-        ),
-    }
-    targets = (
-        DeliveryTarget("webhook", hook.url()), DeliveryTarget("telegram", "42"),
-        DeliveryTarget("sms", PHONE), DeliveryTarget("whatsapp", PHONE),
-        DeliveryTarget("email", "ada@example.com"),
-    )  # fmt: skip
+    user, strategy = owner_with_strategy(hook, "majors up", "percent_change_1h > 2", "1h")
+    channels = real_channels(fakes)
+    targets = every_target(hook)
     coins = [  # as the scan gives them: not by rank
         (5994, "SHIB", "Shiba Inu", 2.61312e-05, 2.916, 12),
         (1027, "ETH", "Ethereum", 3101.5, 3.4, 2),
@@ -193,21 +196,7 @@ def test_a_strategys_coins_of_one_tick_are_one_message_on_each_channel(db, fakes
         )  # fmt: skip
         for coin_id, symbol, name, price, change, rank in coins
     )
-    notifier = Notifier.start(
-        AlertStore(db),
-        channels,
-        FakeClock(AT / 1000 + 1),
-        public_url="https://ubot.example.com",
-        simulated=True,
-    )
-    try:
-        notifier.tell(ScanOutcome(worker=0, tick=1, snapshot_ms=AT, alerts=alerts))
-        wait_until(
-            lambda: {d.status for d in Delivery.select()} == {"sent"} and Delivery.select().count() == 5,
-            "one delivery per channel, sent",
-        )
-    finally:
-        notifier.stop()
+    deliver(db, channels, alerts)
 
     [email] = smtp.messages
     received = email.message()
