@@ -9,8 +9,9 @@ in (epoch ms), no threads, no database.
   is paused (disabled, with the reason shown by the API), as TradingView stops an alert that
   triggers too often; the message of the tick that crossed the limit says so.
 
-Counts live in the Notifier's memory: :meth:`Caps.seed` refills the windows from the deliveries of
-the last hour at start; the alerts kept back before a restart are not counted again.
+Counts live in the Notifier's memory: :meth:`Caps.seed` refills the caps' windows from the
+deliveries of the last hour at start; the alerts kept back before a restart are not said again, and
+the firing limit's window starts empty after a restart.
 """
 
 from __future__ import annotations
