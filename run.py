@@ -175,6 +175,10 @@ def _start_actors(settings: Settings, on_finished, publisher):
         sends_per_user=notify.sends_per_user,
         allow_local_webhooks=notify.webhook_allow_private,
         retention_days=notify.retention_days,
+        messages_per_user_hour=notify.messages_per_user_hour or None,
+        messages_per_destination_hour=notify.messages_per_destination_hour or None,
+        pause_after_alerts=notify.pause_after_alerts or None,
+        pause_window_s=notify.pause_window_s,
         public_url=settings.http.public_url,
         budgets=budgets_of(settings),
         publish=publisher.publish if publisher is not None else None,
@@ -336,7 +340,7 @@ def run_gateway(settings: Settings) -> int:
             db,
             convert=settings.market.convert,
             alerts=AlertOptions(
-                channels=build_channels(settings),
+                channels=(channels := build_channels(settings)),
                 allow_local_webhooks=settings.notify.webhook_allow_private,
                 budgets=budgets_of(settings),
             ),
@@ -350,6 +354,7 @@ def run_gateway(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.history,  # GetAlerts, from the alert tables
             snapshots=LatestSnapshot(bus),
+            channels=channels,
             **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
@@ -374,6 +379,7 @@ def run_gateway(settings: Settings) -> int:
 def run_server(settings: Settings) -> int:
     from ubot.cluster import make_bus
     from ubot.http.gateway import Gateway
+    from ubot.notify.registry import build_channels
     from ubot.stream.hub import StreamHub
     from ubot.stream.latest import LatestSnapshot
     from ubot.stream.publisher import EventPublisher
@@ -406,6 +412,7 @@ def run_server(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.notifier,
             snapshots=LatestSnapshot(bus),
+            channels=build_channels(settings),  # for GET /v1/channels and test messages
             **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)

@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 import falcon.testing
+import msgspec
 import pytest
 from falcon.testing import TestClient
 
@@ -28,6 +29,7 @@ from tests.support.waits import wait_until
 from ubot.bus import InProcessBus
 from ubot.clocks import FakeClock
 from ubot.http.app import create_app
+from ubot.http.shapes import WebhookBody
 from ubot.market.replay import ReplaySource
 from ubot.notify.channels import WebhookChannel
 from ubot.notify.messages import GetAlertState
@@ -172,7 +174,9 @@ def test_a_crossing_gives_exactly_one_signed_webhook_and_one_stream_event(db, re
             stamp, digest = request.header("X-Ubot-Signature").split(",")
             signed = stamp.removeprefix("t=").encode() + b"." + request.body
             assert digest == "v1=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
-            body = json.loads(request.body)
+            document = msgspec.json.decode(request.body, type=WebhookBody)  # the documented shape
+            assert document.delivery_id == request.header("X-Ubot-Delivery") and document.skipped == 0
+            (body,) = json.loads(request.body)["alerts"]
             assert (
                 body["symbol"] == "BTC"
                 and body["values"] == {"price": 67500.0}

@@ -253,7 +253,9 @@ def test_engine_standby_and_two_gateways(deployment: Deployment) -> None:
         (alert,) = wait_until(lambda: stream.of("alert"), "the alert event on gateway B", TIMEOUT_S)
         request = wait_until(lambda: hook.requests[:1], "the webhook call", TIMEOUT_S)[0]
         body = json.loads(request.body)
-        assert body["strategy_id"] == strategy_id and body["symbol"] == "BTC"
+        assert body["strategy_id"] == strategy_id and body["delivery_id"] == request.header("X-Ubot-Delivery")
+        (body,) = body["alerts"]  # one coin fired: one alert in the message
+        assert body["symbol"] == "BTC"
         # X-Ubot-Signature: t=<unix seconds>,v1=<HMAC-SHA256 of "<t>.<body>">, made just now
         signature = request.header("X-Ubot-Signature")
         stamp = signature.removeprefix("t=").split(",", 1)[0]

@@ -1,6 +1,7 @@
 """Starting and stopping the actor system, in one explicit order.
 
-Start: Monitor, Notifier (resumes unsent deliveries), UserManager, Scanner (asks the UserManager for
+Start: Monitor, UserManager, Notifier (resumes unsent deliveries; pauses strategies through the
+UserManager), Scanner (asks the UserManager for
 every enabled strategy and starts its workers), Container, OHLC (restores candles), Store, Fetcher,
 History, then the Clock last, so the first tick finds every stage ready. Stop: the Clock first (no new
 ticks), then each stage in pipeline order, then the Scanner (its workers finish their scan and tell
@@ -43,6 +44,7 @@ from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
 from ubot.scan.cost import Budgets
+from ubot.scan.messages import DisableStrategy
 from ubot.users.manager import UserManager
 from ubot.users.market import LatestMarket
 
@@ -80,6 +82,12 @@ class AlertOptions:
     #: Sends of one user in flight at once on a channel (``[notify] sends_per_user``).
     sends_per_user: int = 2
     allow_local_webhooks: bool = False
+    #: ``[notify] messages_per_user_hour`` / ``messages_per_destination_hour`` (``None``: no cap).
+    messages_per_user_hour: int | None = None
+    messages_per_destination_hour: int | None = None
+    #: ``[notify] pause_after_alerts`` alerts within ``pause_window_s`` pause a strategy (``None``: never).
+    pause_after_alerts: int | None = None
+    pause_window_s: float = 600.0
     #: Days of alerts kept (``[notify] retention_days``); ``None``: kept for ever.
     retention_days: int | None = None
     #: ``[http] public_url``: alert messages link to the coin there ("" = no link).
@@ -181,6 +189,12 @@ def start_system(
             "replay: alerts are written to the alert log marked replayed, and %s",
             "delivered too (--deliver)" if deliver_replayed else "never sent (--deliver to send them)",
         )
+    market = LatestMarket()  # the latest snapshot's coins, for checking strategies as they are saved
+    users = UserManagerActor.start(user_manager(db, clock, convert, alerts, market))
+
+    def pause(strategy_id: int, reason: str) -> None:
+        users.tell(DisableStrategy(strategy_id, reason))
+
     notifier = Notifier.start(
         AlertStore(db, replay=source.name == "replay", deliver_replayed=deliver_replayed),
         alerts.channels,
@@ -195,9 +209,12 @@ def start_system(
         simulated=source.name == "simulated",
         claims=alerts.claims,
         deliver=alerts.deliver,
+        messages_per_user_hour=alerts.messages_per_user_hour,
+        messages_per_destination_hour=alerts.messages_per_destination_hour,
+        pause_after_alerts=alerts.pause_after_alerts,
+        pause_window_s=alerts.pause_window_s,
+        pause=pause,
     )
-    market = LatestMarket()  # the latest snapshot's coins, for checking strategies as they are saved
-    users = UserManagerActor.start(user_manager(db, clock, convert, alerts, market))
     candle_store = CandleStore(db)
     scanner = (
         Scanner.start(

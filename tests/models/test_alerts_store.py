@@ -136,9 +136,10 @@ def test_values_are_stored_as_plain_json_numbers(store, strategy) -> None:
 
 def test_ids_line_up_with_many_alerts(store, strategy, monkeypatch) -> None:
     monkeypatch.setattr(alerts_module, "CHUNK", 7)  # several INSERTs
+    strategies = [strategy] + [make_strategy(strategy.user, f"s{n}") for n in range(1, 30)]
     alerts = [
-        make_alert(strategy, coin, deliveries=(DeliveryTarget("webhook", f"https://h/{coin}"),))
-        for coin in range(1, 31)
+        make_alert(s, coin, deliveries=(DeliveryTarget("webhook", f"https://h/{coin}"),))
+        for coin, s in enumerate(strategies, start=1)
     ]
 
     written = store.record(outcome(alerts), NOW)
@@ -148,6 +149,31 @@ def test_ids_line_up_with_many_alerts(store, strategy, monkeypatch) -> None:
         (delivery,) = w.deliveries
         assert Delivery.get_by_id(delivery.id).target == f"https://h/{w.alert.coin_id}"
         assert Delivery.get_by_id(delivery.id).alert_id == w.id
+
+
+def test_a_strategys_alerts_of_one_tick_are_one_batch_with_one_delivery_per_channel(
+    store, strategy, monkeypatch
+) -> None:
+    monkeypatch.setattr(alerts_module, "CHUNK", 7)  # several UPDATEs
+    other = make_strategy(strategy.user, "other")
+    alerts = [make_alert(strategy, coin) for coin in range(1, 21)] + [make_alert(other, 99)]
+
+    lead, *rest, alone = store.record(outcome(alerts), NOW)
+
+    assert [(i, a.coin_id) for i, a in lead.batch] == [(w.id, w.alert.coin_id) for w in [lead, *rest]]
+    assert [d.channel for d in lead.deliveries] == ["webhook", "telegram"]
+    assert all(w.deliveries == () and w.members == () for w in rest)
+    assert alone.members == () and len(alone.deliveries) == 2
+    assert Delivery.select().count() == 4  # not 42
+    assert {r.batch for r in AlertRecord.select().where(AlertRecord.id << [w.id for w in rest])} == {lead.id}
+    (resumed, resumed_alone) = store.pending()
+    assert [i for i, _ in resumed.batch] == [i for i, _ in lead.batch]
+    assert resumed_alone.members == ()
+    views = {v.id: v for v in store.alerts(strategy.user_id, limit=100)}
+    assert [d.channel for d in views[rest[-1].id].deliveries] == ["webhook", "telegram"]
+    store.mark_sent(lead.deliveries[0].id, NOW + 1)
+    assert [d.status for d in views[rest[0].id].deliveries] == ["pending", "pending"]
+    assert [d.status for d in store.alerts(strategy.user_id, limit=100)[-2].deliveries] == ["sent", "pending"]
 
 
 def test_states_are_upserted(store, strategy) -> None:
@@ -190,7 +216,8 @@ def test_a_delivery_in_quiet_hours_is_held_until_they_end(store, strategy) -> No
         seen.append((alert.coin_id, now_ms))
         return NOW + 8 * HOUR if alert.quiet_hours else None
 
-    (held, normal) = store.record(outcome([quiet, make_alert(strategy, 2)]), NOW, hold_until)
+    other = make_strategy(strategy.user, "other")
+    (held, normal) = store.record(outcome([quiet, make_alert(other, 2)]), NOW, hold_until)
 
     assert seen == [(1, NOW), (2, NOW)]
     assert {(d.status, d.next_attempt_ms) for d in held.deliveries} == {("held", NOW + 8 * HOUR)}
@@ -447,7 +474,10 @@ def test_the_webhook_secret_is_read_from_the_settings_as_they_are_now(store, str
 
 
 def test_prune_deletes_old_alerts_with_their_deliveries_in_bounded_batches(store, strategy) -> None:
-    old = [make_alert(strategy, coin, fired_at=NOW - 100 * 86_400_000 + coin) for coin in range(1, 6)]
+    old = [
+        make_alert(make_strategy(strategy.user, f"s{coin}"), coin, fired_at=NOW - 100 * 86_400_000 + coin)
+        for coin in range(1, 6)
+    ]
     recent = make_alert(strategy, 9, fired_at=NOW)
     for written in [*store.record(outcome(old), NOW), *store.record(outcome([recent]), NOW)]:
         for d in written.deliveries:
@@ -461,6 +491,16 @@ def test_prune_deletes_old_alerts_with_their_deliveries_in_bounded_batches(store
     assert store.prune(cutoff, batch=2) == 0
     assert [a.symbol for a in AlertRecord.select()] == ["C9"]
     assert {d.alert_id for d in Delivery.select()} == {AlertRecord.get().id}
+
+
+def test_prune_keeps_a_batch_whose_message_is_still_to_send(store, strategy) -> None:
+    old = NOW - 100 * 86_400_000
+    lead, member = store.record(outcome([make_alert(strategy, 1, old), make_alert(strategy, 2, old)]), NOW)
+
+    assert store.prune(NOW - 90 * 86_400_000) == 0  # the message lists both: both kept
+    for d in lead.deliveries:
+        store.mark_sent(d.id, NOW)
+    assert store.prune(NOW - 90 * 86_400_000) == 2
 
 
 def test_prune_keeps_an_old_alert_whose_delivery_is_still_to_send(store, strategy) -> None:

@@ -1,4 +1,4 @@
-"""The outbox shared by several notifiers (schema version 8): claims with a lease, renewal, takeover
+"""The outbox shared by several notifiers (schema version 7): claims with a lease, renewal, takeover
 after the lease, results ending the lease, and per-destination pacing across notifiers. Time is a
 value passed in (no clock, no threads); both databases (UBOT_TEST_DATABASE_URL for PostgreSQL)."""
 
@@ -20,8 +20,9 @@ def store(db) -> AlertStore:
 
 @pytest.fixture
 def written(store):
-    strategy = make_strategy(make_user())
-    return store.record(outcome([make_alert(strategy, coin_id=c) for c in (1, 2)]), NOW)
+    user = make_user()  # two strategies: two batches of two deliveries each
+    strategies = [make_strategy(user, name=f"s{c}") for c in (1, 2)]
+    return store.record(outcome([make_alert(s, coin_id=c) for s, c in zip(strategies, (1, 2))]), NOW)
 
 
 def claimed_ids(claimed) -> list[int]:

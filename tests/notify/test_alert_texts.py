@@ -46,20 +46,27 @@ def fakes():
         yield hook, telegram, twilio, smtp
 
 
-def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> None:
-    hook, telegram, twilio, smtp = fakes
-    caplog.set_level(logging.INFO, logger="ubot.actors.notifier")
+def owner_with_strategy(
+    hook: FakeWebhook, name: str, condition: str, timeframe: str
+) -> tuple[User, Strategy]:
+    """Ada (in Europe/Berlin, a signed webhook) and her strategy on every channel."""
     user = User.create(
         username="ada", email="ada@example.com", password_hash="h", created_at=1, password_changed_at=1
     )
     UserSettings.create(user=user, webhook_url=hook.url(), webhook_secret=SECRET, timezone="Europe/Berlin")
     strategy = Strategy.create(
-        user=user, name="tg test", condition="price > 0 and percent_change_24h > -100", indicators=[],
-        timeframe="1m", top_n=1000, channels=["webhook", "telegram", "sms", "whatsapp", "email"],
-        frequency="once_per_bar", cooldown_s=0, enabled=True, created_at=1, updated_at=1,
+        user=user, name=name, condition=condition, indicators=[], timeframe=timeframe, top_n=1000,
+        channels=["webhook", "telegram", "sms", "whatsapp", "email"], frequency="once_per_bar",
+        cooldown_s=0, enabled=True, created_at=1, updated_at=1,
     )  # fmt: skip
+    return user, strategy
+
+
+def real_channels(fakes) -> dict:
+    """The five real channels, on the fakes."""
+    _, telegram, twilio, smtp = fakes
     twilio_options = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM}
-    channels = {
+    return {
         "webhook": WebhookChannel(allow_private_addresses=True, clock=lambda: AT / 1000 + 1),
         "telegram": TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url),
         "sms": TwilioChannel(name="sms", base_url=twilio.base_url, **twilio_options),
@@ -68,18 +75,19 @@ def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> No
             host=smtp.host, port=smtp.port, sender="uBot <alerts@ubot.example.com>", security="none"
         ),
     }
-    alert = Alert(
-        strategy_id=strategy.id, user_id=user.id, strategy_name="tg test", coin_id=5994, symbol="SHIB",
-        name="Shiba Inu", price=2.61312e-05, currency="USD", timeframe="1m", fired_at_ms=AT,
-        bar_open_ms=AT - AT % 60_000, condition="price > 0 and percent_change_24h > -100",
-        values={"price": 2.61312e-05, "percent_change_24h": -2.916}, subject="", text="",
-        deliveries=(
-            DeliveryTarget("webhook", hook.url()), DeliveryTarget("telegram", "42"),
-            DeliveryTarget("sms", PHONE), DeliveryTarget("whatsapp", PHONE),
-            DeliveryTarget("email", "ada@example.com"),
-        ),
-        timezone="Europe/Berlin",
+
+
+def every_target(hook: FakeWebhook) -> tuple[DeliveryTarget, ...]:
+    return (
+        DeliveryTarget("webhook", hook.url()), DeliveryTarget("telegram", "42"),
+        DeliveryTarget("sms", PHONE), DeliveryTarget("whatsapp", PHONE),
+        DeliveryTarget("email", "ada@example.com"),
     )  # fmt: skip
+
+
+def deliver(db, channels: dict, alerts: tuple[Alert, ...]) -> None:
+    """One tick's alerts through a Notifier on the real channels, for a server with a public URL on the
+    simulated market, until the five deliveries (one per channel) are sent."""
     notifier = Notifier.start(
         AlertStore(db),
         channels,
@@ -88,13 +96,29 @@ def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> No
         simulated=True,
     )
     try:
-        notifier.tell(ScanOutcome(worker=0, tick=1, snapshot_ms=AT, alerts=(alert,)))
+        notifier.tell(ScanOutcome(worker=0, tick=1, snapshot_ms=AT, alerts=alerts))
         wait_until(
             lambda: {d.status for d in Delivery.select()} == {"sent"} and Delivery.select().count() == 5,
-            "the five deliveries sent",
+            "one delivery per channel, sent",
         )
     finally:
         notifier.stop()
+
+
+def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> None:
+    hook, telegram, twilio, smtp = fakes
+    caplog.set_level(logging.INFO, logger="ubot.actors.notifier")
+    user, strategy = owner_with_strategy(hook, "tg test", "price > 0 and percent_change_24h > -100", "1m")
+    channels = real_channels(fakes)
+    alert = Alert(
+        strategy_id=strategy.id, user_id=user.id, strategy_name="tg test", coin_id=5994, symbol="SHIB",
+        name="Shiba Inu", price=2.61312e-05, currency="USD", timeframe="1m", fired_at_ms=AT,
+        bar_open_ms=AT - AT % 60_000, condition="price > 0 and percent_change_24h > -100",
+        values={"price": 2.61312e-05, "percent_change_24h": -2.916}, subject="", text="",
+        deliveries=every_target(hook),
+        timezone="Europe/Berlin",
+    )  # fmt: skip
+    deliver(db, channels, (alert,))
 
     [email] = smtp.messages
     received = email.message()
@@ -108,7 +132,9 @@ def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> No
     assert whatsapp["body"] == TEXT
     [request] = hook.requests
     document = request.json()
-    assert (document["symbol"], document["subject"], document["text"]) == ("SHIB", SUBJECT, TEXT)
+    assert document["delivery_id"] == request.header("X-Ubot-Delivery")
+    (alert,) = document["alerts"]
+    assert (alert["symbol"], alert["subject"], alert["text"]) == ("SHIB", SUBJECT, TEXT)
     assert verify(SECRET, request.header("X-Ubot-Signature"), request.body, now=AT / 1000 + 1)
     assert request.header("X-Ubot-Delivery") == Delivery.get(Delivery.channel == "webhook").key
     log = next(m for m in caplog.messages if m.startswith("alert "))
@@ -120,3 +146,71 @@ def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> No
     print(f"[telegram]\n{sent['text']}\n[sms] {sms['body']}\n[whatsapp]\n{whatsapp['body']}\n[log] {log}")
     print(f"[webhook] X-Ubot-Signature: {request.header('X-Ubot-Signature')}")
     print(f"X-Ubot-Delivery: {request.header('X-Ubot-Delivery')}\n{request.body.decode()}")
+
+
+BATCH_SUBJECT = 'uBot: "majors up" fired for 4 coins: BTC, ETH, SOL and 1 more (simulated market)'
+BATCH_TEXT = (
+    'Your strategy "majors up" fired on 1h for 4 coins:\n'
+    "BTC (Bitcoin) 67,432.12 USD, percent_change_1h = +2.10% https://ubot.example.com/v1/coins/1/candles?timeframe=1h\n"
+    "ETH (Ethereum) 3,101.50 USD, percent_change_1h = +3.40% https://ubot.example.com/v1/coins/1027/candles?timeframe=1h\n"
+    "SOL (Solana) 142.31 USD, percent_change_1h = +5.00% https://ubot.example.com/v1/coins/5426/candles?timeframe=1h\n"
+    "SHIB (Shiba Inu) 0.00002613 USD, percent_change_1h = +2.92% https://ubot.example.com/v1/coins/5994/candles?timeframe=1h\n"
+    "Condition: percent_change_1h > 2\n"
+    "Time: 2026-12-04 20:21:35 CET (Europe/Berlin)\n"
+    "Simulated market: these prices are not real."
+)
+BATCH_SMS = 'uBot: "majors up" 1h: BTC 67,432.12, ETH 3,101.50, SOL 142.31, SHIB 0.00002613, 20:21 CET. Simulated market'
+
+
+def test_a_strategys_coins_of_one_tick_are_one_message_on_each_channel(db, fakes) -> None:
+    hook, telegram, twilio, smtp = fakes
+    user, strategy = owner_with_strategy(hook, "majors up", "percent_change_1h > 2", "1h")
+    channels = real_channels(fakes)
+    targets = every_target(hook)
+    coins = [  # as the scan gives them: not by rank
+        (5994, "SHIB", "Shiba Inu", 2.61312e-05, 2.916, 12),
+        (1027, "ETH", "Ethereum", 3101.5, 3.4, 2),
+        (1, "BTC", "Bitcoin", 67432.123, 2.1, 1),
+        (5426, "SOL", "Solana", 142.31, 5.0, 5),
+    ]
+    alerts = tuple(
+        Alert(
+            strategy_id=strategy.id,
+            user_id=user.id,
+            strategy_name="majors up",
+            coin_id=coin_id,
+            symbol=symbol,
+            name=name,
+            price=price,
+            currency="USD",
+            timeframe="1h",
+            fired_at_ms=AT,
+            bar_open_ms=AT - AT % 3_600_000,
+            condition="percent_change_1h > 2",
+            values={"percent_change_1h": change},
+            subject="",
+            text="",
+            deliveries=targets,
+            timezone="Europe/Berlin",
+            rank=rank,
+        )  # fmt: skip
+        for coin_id, symbol, name, price, change, rank in coins
+    )
+    deliver(db, channels, alerts)
+
+    [email] = smtp.messages
+    received = email.message()
+    assert received["Subject"] == BATCH_SUBJECT
+    assert received.get_content().replace("\r\n", "\n").rstrip("\n") == BATCH_TEXT
+    [sent] = telegram.sent
+    assert sent["text"] == BATCH_TEXT
+    sms, whatsapp = sorted(twilio.messages, key=lambda m: str(m["to"]).startswith("whatsapp:"))
+    assert sms["body"] == BATCH_SMS and sms_segments(BATCH_SMS) == 1
+    assert whatsapp["body"] == BATCH_TEXT
+    [request] = hook.requests
+    document = request.json()
+    assert [a["symbol"] for a in document["alerts"]] == ["BTC", "ETH", "SOL", "SHIB"]
+    assert (document["strategy_name"], document["timeframe"], document["skipped"]) == ("majors up", "1h", 0)
+    assert verify(SECRET, request.header("X-Ubot-Signature"), request.body, now=AT / 1000 + 1)
+    print(f"\n[e-mail] Subject: {received['Subject']}\n{BATCH_TEXT}\n[sms] {sms['body']}")
+    print(f"[webhook] X-Ubot-Delivery: {request.header('X-Ubot-Delivery')}\n{request.body.decode()[:400]}…")

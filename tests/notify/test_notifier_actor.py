@@ -163,6 +163,11 @@ def strategy(db) -> Strategy:
     )
 
 
+def another(strategy: Strategy, name: str) -> Strategy:
+    """A second strategy of the same owner (its alerts are another batch)."""
+    return Strategy.create(**{**strategy.__data__, "id": None, "name": name})
+
+
 def alert(strategy: Strategy, *targets: DeliveryTarget, coin_id: int = 1, **overrides: Any) -> Alert:
     fields: dict[str, Any] = {
         "strategy_id": strategy.id,
@@ -309,7 +314,10 @@ def test_a_failing_write_is_kept_and_written_first_when_the_database_is_back(
     )
     running.tell(scan(alert(strategy, hook(), coin_id=2), tick=2))
 
-    assert {webhook.next().payload["symbol"], webhook.next().payload["symbol"]} == {"C1", "C2"}
+    assert {webhook.next().payload["alerts"][0]["symbol"], webhook.next().payload["alerts"][0]["symbol"]} == {
+        "C1",
+        "C2",
+    }
     assert [v.symbol for v in running.alerts(strategy.user_id)] == ["C2", "C1"]
     assert "writing 1 alert(s) of worker 0, tick 1 failed; kept to try again" in caplog.text
 
@@ -338,8 +346,13 @@ def test_a_delivery_is_sent_then_marked_sent(db, clock, strategy, make) -> None:
         "Time: 2023-11-14 22:13:20 UTC"
     )
     assert message.short == 'uBot: C1 61,250.50 USD, rsi(14) 28.50. "oversold" 1h, 22:13 UTC'
-    assert message.payload["text"] == message.text and message.payload["subject"] == message.subject
-    assert message.payload["id"] == message.alert_id and message.payload["values"] == {"rsi(14)": 28.5}
+    assert (
+        message.payload["alerts"][0]["text"] == message.text
+        and message.payload["alerts"][0]["subject"] == message.subject
+    )
+    assert message.payload["alerts"][0]["id"] == message.alert_id and message.payload["alerts"][0][
+        "values"
+    ] == {"rsi(14)": 28.5}
     assert running.written() == (message.delivery_id, SENT)
     row = delivery(message.delivery_id)
     assert (row.status, row.attempts, row.sent_at) == ("sent", 1, T0_MS)
@@ -562,21 +575,24 @@ def test_messages_to_one_destination_are_paced_others_are_not(db, clock, strateg
     running.tell(
         scan(
             alert(strategy, chat, coin_id=1),
-            alert(strategy, chat, coin_id=2),
-            alert(strategy, DeliveryTarget("telegram", "43"), coin_id=3),
+            alert(another(strategy, "second"), chat, coin_id=2),
+            alert(another(strategy, "third"), DeliveryTarget("telegram", "43"), coin_id=3),
         )
     )
     first, other = telegram.next(), telegram.next()
 
     # both at T0, in parallel: chat 43 did not wait, chat 42's second message did
-    assert {(first.target, first.payload["symbol"]), (other.target, other.payload["symbol"])} == {
+    assert {
+        (first.target, first.payload["alerts"][0]["symbol"]),
+        (other.target, other.payload["alerts"][0]["symbol"]),
+    } == {
         ("42", "C1"),
         ("43", "C3"),
     }
     assert clock.wait_for_sleeper() == T0 + 1  # chat 42's pace
     assert len(telegram.calls) == 2
     clock.advance(1)
-    assert telegram.next().payload["symbol"] == "C2"
+    assert telegram.next().payload["alerts"][0]["symbol"] == "C2"
 
 
 # -- stopping and resuming ---------------------------------------------------------------------------

@@ -46,8 +46,12 @@ def test_two_notifiers_send_each_delivery_once(db, clock, strategy, make) -> Non
     writer = Running(db, clock, [], deliver=False)
     first = claiming(db, clock, [webhook], "n1")
     second = claiming(db, clock, [webhook], "n2")
-    writer.tell(scan(*(alert(strategy, hook(f"https://example.com/{c}"), coin_id=c) for c in range(1, 7))))
-    assert len(writer.alerts(strategy.user_id)) == 6  # written (nobody was told: the pollers find them)
+    # one alert to six destinations: six deliveries (a strategy's alerts of one tick are one batch)
+    writer.tell(scan(alert(strategy, *(hook(f"https://example.com/{c}") for c in range(1, 7)))))
+    ((view,),) = [
+        [v] for v in writer.alerts(strategy.user_id)
+    ]  # written; nobody was told: the pollers find it
+    assert len(view.deliveries) == 6
     clock.advance(0.5)
     sent = sorted(webhook.next().delivery_id for _ in range(6))
     assert len(set(sent)) == 6
@@ -93,17 +97,18 @@ def test_a_retry_goes_back_to_the_outbox_and_is_claimed_when_due(db, clock, stra
 def test_pacing_holds_across_notifiers(db, clock, strategy, make) -> None:
     store = AlertStore(db)
     chat = DeliveryTarget("telegram", "42")
-    store.record(scan(alert(strategy, chat, coin_id=1), alert(strategy, chat, coin_id=2)), T0_MS)
+    store.record(scan(alert(strategy, chat, coin_id=1), tick=1), T0_MS)  # two ticks: two messages
+    store.record(scan(alert(strategy, chat, coin_id=2), tick=2), T0_MS)
     telegram_1, telegram_2 = make("telegram", min_interval_s=1.0), make("telegram", min_interval_s=1.0)
     slow = {"poll_s": 10.0, "limit": 1}  # one claim each; the pollers sleep past the pace
     first = Running(db, clock, [telegram_1], claims=Claims("n1", lease_s=LEASE_S, **slow))
-    assert telegram_1.next().payload["symbol"] == "C1"
+    assert telegram_1.next().payload["alerts"][0]["symbol"] == "C1"
     second = Running(db, clock, [telegram_2], claims=Claims("n2", lease_s=LEASE_S, **slow))
     # n2 holds the other delivery to chat 42: it waits for the slot n1 took, a second after T0.
     wait_until(lambda: clock.wait_for_sleeper() == T0_MS / 1000 + 1, "n2 to wait for the slot", 10)
     assert telegram_2.calls == []
     clock.advance(1)
-    assert telegram_2.next().payload["symbol"] == "C2"
+    assert telegram_2.next().payload["alerts"][0]["symbol"] == "C2"
     first.stop()
     second.stop()
 

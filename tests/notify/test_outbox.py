@@ -17,6 +17,7 @@ from ubot.notify.outbox import (
     Job,
     RetryPolicy,
     alert_document,
+    batch_document,
     decide,
     hold_until,
     jobs_of,
@@ -152,7 +153,8 @@ def test_jobs_of_a_written_alert() -> None:
         None,  # read from the settings when sent: signed() below
     )
     assert (first.subject, first.text) == (alert.subject, alert.text)
-    assert first.payload == alert_document(5, alert)
+    assert first.payload == batch_document("ab" * 16, alert, [alert_document(5, alert)])
+    assert first.payload["delivery_id"] == first.key and first.payload["fired_at"].endswith("Z")
     assert jobs[1].message.secret is None
     asked: list[int] = []
 

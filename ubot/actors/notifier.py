@@ -3,9 +3,11 @@
 Mailbox (one message at a time, in this actor's thread and database connection):
 
 - ``ScanOutcome`` (``tell``, from the Scanner workers): its alerts are worded
-  (``ubot/notify/words.py``: subject, text, SMS text); the saved state of the strategies it forgets
+  (``ubot/notify/words.py``: subject, text, SMS text) and batched: one message per strategy per
+  destination, the coins listed (``ubot/notify/batches.py``), after the hourly caps and the pause of
+  a strategy that fires too often (``ubot/notify/caps.py``: its owner's ``pause`` hook disables it); the saved state of the strategies it forgets
   is deleted; the alerts, their deliveries and the state changes are written in one transaction (``AlertStore.record``: the outbox); then one log line per
-  alert, the ``"alert"`` event to the stream (``publish``), and the deliveries go to the senders. The
+  alert, the deliveries go to the senders, and the ``"alert"`` events to the stream (``publish``). The
   log line, the row and the event are the built-in channel: an alert without deliveries is
   complete once written.
 - ``GetAlertState`` and ``GetAlerts`` (``ask``): answered after every write queued before them.
@@ -50,6 +52,8 @@ from ubot.actors.stage import not_fatal, unexpected
 from ubot.clocks import Clock
 from ubot.models.alerts import PRUNE_BATCH, AlertStore, WrittenAlert
 from ubot.models.db import close_connection
+from ubot.notify.batches import Pause, batched
+from ubot.notify.caps import HOUR_MS, Caps, FiringLimit
 from ubot.notify.channel import RETRY, SENT, Channel
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL, Dispatcher
 from ubot.notify.messages import (
@@ -155,9 +159,17 @@ class Notifier(pykka.ThreadingActor):
         simulated: bool = False,
         claims: Claims | None = None,
         deliver: bool = True,
+        messages_per_user_hour: int | None = None,
+        messages_per_destination_hour: int | None = None,
+        pause_after_alerts: int | None = None,
+        pause_window_s: float = 3600.0,
+        pause: Pause | None = None,
     ) -> None:
         """``claims``: share the outbox with other notifier processes (see the module's text);
-        ``deliver=False``: write alerts, never send them (a scanner process)."""
+        ``deliver=False``: write alerts, never send them (a scanner process).
+        ``messages_per_user_hour`` / ``messages_per_destination_hour``: the hourly caps (``None``:
+        none); ``pause_after_alerts`` alerts of one strategy within ``pause_window_s`` pause it:
+        ``pause(strategy_id, reason)`` (the UserManager disables it)."""
         super().__init__()
         self.store = store
         self.claims = claims
@@ -178,6 +190,9 @@ class Notifier(pykka.ThreadingActor):
         #: How alerts are worded (``ubot/notify/words.py``): a link to the coin under ``public_url``,
         #: "simulated market" said when it is.
         self.style = Style(public_url, simulated)
+        self.caps = Caps(messages_per_user_hour, messages_per_destination_hour)
+        self.firing = FiringLimit(pause_after_alerts, round(pause_window_s * 1000))
+        self.pause = pause
         self.next_prune_ms: int | None = None
         self.prune_batch = prune_batch
         self.dispatcher = Dispatcher(
@@ -186,7 +201,7 @@ class Notifier(pykka.ThreadingActor):
             self._nudge,
             senders_per_channel,
             sends_per_user,
-            prepare=functools.partial(signed, secret_of=store.webhook_secret),
+            prepare=functools.partial(signed, secret_of=store.webhook_secret, unsent=store.still_unsent),
             sender_done=close_connection,  # a sender thread reads the webhook secret: its own connection
             pace=self._pace if claims is not None else None,
         )
@@ -194,6 +209,7 @@ class Notifier(pykka.ThreadingActor):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        self.caps.seed(self.store.recent_messages(self._now_ms() - HOUR_MS))
         if not self.deliver:
             return
         if self.claims is not None:
@@ -245,9 +261,17 @@ class Notifier(pykka.ThreadingActor):
 
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:
-        alerts = tuple(worded(alert, self.style) for alert in message.alerts)
-        self.unwritten.append(replace(message, alerts=alerts))
+        alerts = tuple(worded(alert, self.style, with_short=False) for alert in message.alerts)
+        batches = batched(alerts, self.style, self.caps, self.firing, self._now_ms())
+        self.unwritten.append(replace(message, alerts=batches.alerts))
         self._flush()
+        for strategy_id, reason in batches.paused:
+            log.warning("notifier: strategy %d %s", strategy_id, reason)
+            if self.pause is not None:
+                try:
+                    self.pause(strategy_id, reason)
+                except Exception:  # it fires on; the next window pauses it again
+                    log.exception("notifier: pausing strategy %d failed", strategy_id)
 
     @on_receive.register
     @not_fatal  # what was not written stays pending: resumed at the next start
@@ -344,12 +368,14 @@ class Notifier(pykka.ThreadingActor):
                 self.unwritten_failures = 0
             self._maybe_prune(outcome.snapshot_ms)
             metrics.ALERTS.inc(len(written))
-            for w in written:
-                log.info("%s", log_line(w.id, w.alert))
+            if log.isEnabledFor(logging.INFO):  # a thousand lines' words only when they are logged
+                for w in written:
+                    log.info("%s", log_line(w.id, w.alert))
+            if self.deliver and self.claims is None:
+                for w in written:  # the sends first: a batch's thousand stream events need not delay them
+                    self._dispatch(w)
             for w in written:
                 self._publish(w)
-                if self.deliver and self.claims is None:
-                    self._dispatch(w)
             if written and self.deliver and self.claims is not None:
                 self._tell_self(_Claim())  # claimed from the outbox, by whichever notifier is first
 
@@ -414,7 +440,16 @@ class Notifier(pykka.ThreadingActor):
             self.store.mark_sent(delivery_id, decision.at_ms, decision.attempts)
         elif decision.status == RETRY:
             assert decision.next_attempt_ms is not None and decision.detail is not None
-            self.store.mark_retry(delivery_id, decision.attempts, decision.next_attempt_ms, decision.detail)
+            if not self.store.mark_retry(
+                delivery_id, decision.attempts, decision.next_attempt_ms, decision.detail
+            ):
+                log.info(
+                    "delivery %d (alert %d, %s): cancelled, not sent",
+                    delivery_id,
+                    message.alert_id,
+                    message.channel,
+                )
+                return  # cancelled meanwhile (its strategy was disabled or deleted)
             log.info(
                 "delivery %d (alert %d, %s): attempt %d failed, retry in %.0f s: %s",
                 delivery_id,

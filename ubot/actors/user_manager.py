@@ -59,7 +59,7 @@ class UserManagerActor(pykka.ThreadingActor):
     @on_receive.register
     @not_fatal
     def _disable(self, message: DisableStrategy) -> None:
-        self.manager.disable_strategy(message.strategy_id)
+        self.manager.disable_strategy(message.strategy_id, message.reason)
 
     @on_receive.register
     @not_fatal

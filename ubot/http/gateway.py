@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
@@ -35,6 +35,7 @@ from ubot.messages import (
     GetSnapshot,
     ResolveCoin,
 )
+from ubot.notify.channel import Channel
 from ubot.notify.messages import AlertView, GetAlerts
 from ubot.stream.latest import LatestSnapshot
 from ubot.timeutil import iso_from_ms
@@ -71,6 +72,7 @@ class Gateway:
         snapshots: LatestSnapshot | None = None,
         timeout: float = 5.0,
         now: Callable[[], float] = time.time,
+        channels: Mapping[str, Channel] | None = None,
         sessions: SessionReader | None = None,
         hashing: Hashing | None = None,
         passwords: Passwords | None = None,
@@ -90,6 +92,8 @@ class Gateway:
         self.snapshots = snapshots
         self.timeout = timeout
         self.now = now
+        #: The delivery channels this server has (``[notify]``): listed, and used for test messages.
+        self.channels: Mapping[str, Channel] = channels or {}
         self._users_proxy: Any = None
         self.sessions = sessions
         if sessions is not None and sessions.touch is None:

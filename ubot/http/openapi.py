@@ -125,7 +125,7 @@ class _Schemas:
 
 
 def _shapes_of(operations: Iterable[Operation]) -> list[Any]:
-    found: list[Any] = [shapes.Error, *shapes.EVENTS.values()]
+    found: list[Any] = [shapes.Error, *shapes.EVENTS.values(), shapes.WebhookBody]
     for op in operations:
         found.append(op.query)
         if op.body is not None:
@@ -255,6 +255,21 @@ def document(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
             f"GET /v1/stream is {MEDIA_EVENT_STREAM}: each event's data fits the schema named after it.",
         },
         "paths": paths,
+        "webhooks": {
+            "alert": {
+                "post": {
+                    "summary": "A strategy's alerts of one tick, POSTed to the user's webhook_url",
+                    "description": "Headers: X-Ubot-Delivery (the body's delivery_id, the same on every "
+                    "retry) and, with a webhook_secret, X-Ubot-Signature: t=<unix seconds>,v1=<hex "
+                    'HMAC-SHA256 of "<t>.<raw body>">; refuse a t more than 5 minutes away. See docs/alerts.md.',
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": REF.format(name="WebhookBody")}}},
+                    },
+                    "responses": {"200": {"description": "any 2xx: received (others are retried or fail)"}},
+                }
+            }
+        },
         "components": {
             "schemas": {k: v for k, v in schemas.components.items() if k not in schemas.unused},
             "headers": _GZIP_HEADERS,

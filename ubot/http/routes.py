@@ -131,6 +131,8 @@ ROUTES: tuple[Route, ...] = (
         accounts=True,
     ),
     _route("/v1/conditions/validate", users.ConditionsResource, accounts=True),
+    _route("/v1/channels", users.ChannelsResource),
+    _route("/v1/me/channels/{channel}/test", users.ChannelTestResource, accounts=True),
 )
 
 

@@ -188,7 +188,12 @@ class Health(Struct):
 
 class Delivery(Struct):
     channel: str
-    status: Literal["pending", "held", "sent", "failed"]
+    status: Annotated[
+        Literal["pending", "held", "sent", "failed", "capped", "cancelled"],
+        Meta(
+            description="capped: over an hourly cap, not sent; cancelled: its strategy was disabled or deleted"
+        ),
+    ]
     attempts: Annotated[int, Meta(ge=0)]
     detail: str | None
     sent_at: Time | None
@@ -245,7 +250,8 @@ class ResetEvent(Struct, forbid_unknown_fields=True):
 
 
 class AlertEvent(Struct, forbid_unknown_fields=True):
-    """The alert as the webhook body has it (``notify/outbox.alert_document``)."""
+    """One alert, as the stream's ``alert`` event and each item of a webhook body's ``alerts`` have
+    it (``notify/outbox.alert_document``)."""
 
     id: int
     strategy_id: int | None
@@ -260,6 +266,47 @@ class AlertEvent(Struct, forbid_unknown_fields=True):
     values: dict[str, Number]
     subject: str
     text: str
+
+
+class WebhookBody(Struct, forbid_unknown_fields=True):
+    """The body of a webhook POST (``notify/outbox.batch_document``): a strategy's alerts of one tick,
+    one message per destination, the most significant coin (by market cap rank) first."""
+
+    delivery_id: Annotated[
+        str,
+        Meta(pattern=r"^[0-9a-f]{32}$", description="unique, the same on every retry (X-Ubot-Delivery)"),
+    ]
+    strategy_id: int | None
+    strategy_name: str
+    timeframe: Timeframe
+    fired_at: Time
+    skipped: Annotated[
+        int,
+        Meta(ge=0, description="alerts not sent to this webhook before this one: an hourly cap was reached"),
+    ]
+    alerts: Annotated[list[AlertEvent], Meta(min_length=1)]
+
+
+class ChannelInfo(Struct):
+    """A delivery channel this server has configured."""
+
+    name: Annotated[str, Meta(description="webhook, telegram, sms, whatsapp or email")]
+    setting: Annotated[str, Meta(description="the member of your settings that holds its target")]
+    min_interval_s: Annotated[
+        float, Meta(ge=0, description="the least time between two messages to one destination")
+    ]
+
+
+class Channels(Struct):
+    channels: list[ChannelInfo]
+
+
+class ChannelTest(Struct):
+    """What the provider answered to a test message."""
+
+    channel: str
+    status: Annotated[Literal["sent", "retry", "failed"], Meta(description="retry: a fault that may pass")]
+    detail: Annotated[str, Meta(description="the provider's answer, one line, without secrets")]
 
 
 #: event name -> the shape of its ``data``.

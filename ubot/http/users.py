@@ -17,10 +17,14 @@ from ubot.http import browser
 from ubot.http.api import operation
 from ubot.http.clientaddr import client_address
 from ubot.http.gateway import Gateway
-from ubot.http.shapes import BrowserSession
+from ubot.http.shapes import BrowserSession, ChannelInfo, Channels, ChannelTest
+from ubot.notify.registry import not_configured
+from ubot.notify.words import test_message
 from ubot.users import shapes as s
-from ubot.users.manager import MAX_STRATEGIES
+from ubot.users.errors import NotFound
+from ubot.users.manager import MAX_STRATEGIES, TEST_MESSAGES, TEST_WINDOW_MS
 from ubot.users.manager import UserManager as U
+from ubot.users.validation import CHANNEL_TARGETS
 
 UNAVAILABLE = "the UserManager did not answer in time, or accounts are not enabled"
 HASHING_BUSY = (
@@ -303,3 +307,39 @@ class ConditionsResource(_Resource):
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self.ask(U.validate_condition, req.context.body.condition)
+
+
+class ChannelsResource(_Resource):
+    @operation("The delivery channels this server has configured", {200: ("the channels", Channels)})
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = Channels(
+            [
+                ChannelInfo(name, CHANNEL_TARGETS[name], channel.min_interval_s)
+                for name, channel in self.gateway.channels.items()
+                if name in CHANNEL_TARGETS
+            ]
+        )
+
+
+class ChannelTestResource(_Resource):
+    auth_required = True
+
+    @operation(
+        "Send yourself a test message on a channel",
+        {
+            200: ("what the provider answered (sent, retry or failed, and its words)", ChannelTest),
+            404: "no such channel, or this server has not configured it (the setting is named)",
+            422: "your settings have no target on this channel",
+            429: f"more than {TEST_MESSAGES} test messages in {TEST_WINDOW_MS // 60_000} minutes",
+            503: UNAVAILABLE,
+        },
+        description="Sent at once to the target in your settings, through the same channel alerts use "
+        "(a webhook's body is {delivery_id, test: true, text}, signed as alerts are).",
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response, channel: str) -> None:
+        sender = self.gateway.channels.get(channel)
+        if sender is None:
+            raise NotFound(not_configured(channel))
+        where = self.ask(U.test_target, req.context.user_id, channel)
+        outcome = sender.send(test_message(where, int(self.gateway.now() * 1000)))
+        resp.media = ChannelTest(channel, outcome.status, outcome.detail)

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from peewee import JOIN, Database, IntegrityError, Model
+from peewee import JOIN, Case, Database, IntegrityError, Model
 
 from ubot.jsonsafe import json_values
 from ubot.models.bulk import insert_rows
@@ -39,6 +40,7 @@ from ubot.models.tables import (
     AlertRecord,
     AlertStateRecord,
     Delivery,
+    JsonField,
     Meta,
     Pacing,
     Strategy,
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 SCAN_WATERMARK = "scan_watermark"
 
 PENDING, HELD, SENT, FAILED = "pending", "held", "sent", "failed"
+CAPPED, CANCELLED = "capped", "cancelled"
 UNSENT = (PENDING, HELD)
 CHUNK = 500  # rows per INSERT: well under SQLite's and PostgreSQL's bound-parameter limits
 #: Alerts deleted (with their deliveries) per transaction by :meth:`AlertStore.prune`.
@@ -72,15 +75,26 @@ class DeliveryRow:
     attempts: int
     next_attempt_ms: int
     key: str = ""  # the public id (32 hex digits): the same on every attempt
+    subject: str | None = None  # the batch's message on this channel; None: the alert's own
+    text: str | None = None
+    skipped: int = 0  # alerts not sent to this destination before it (hourly caps)
 
 
 @dataclass(frozen=True)
 class WrittenAlert:
-    """An alert with its id and its deliveries (those still to send, when read back)."""
+    """An alert with its id and its deliveries (those still to send, when read back). The first alert
+    of a batch (a strategy's alerts of one tick) holds the batch's deliveries and its ``members``
+    (the other alerts, in order, with their ids); the others have neither."""
 
     id: int
     alert: Alert
     deliveries: tuple[DeliveryRow, ...]
+    members: tuple[tuple[int, Alert], ...] = ()
+
+    @property
+    def batch(self) -> tuple[tuple[int, Alert], ...]:
+        """Every alert of the batch, this one first."""
+        return ((self.id, self.alert), *self.members)
 
 
 class AlertStore:
@@ -108,9 +122,12 @@ class AlertStore:
     ) -> list[WrittenAlert]:
         """Write the outcome's alerts, their deliveries and its state changes, all or nothing.
 
-        A delivery whose recipient is in quiet hours is ``held`` until their end
-        (``hold_until``), the others are ``pending`` from ``now_ms``. Alerts and states of a
-        strategy deleted since the scan are dropped (its owner deleted it: nothing to tell).
+        The alerts of one strategy form its batch (``ubot/notify/batches.py``): the first holds the
+        deliveries, the others point to it (``alert.batch``); their own deliveries, if any, are not
+        written. A delivery whose recipient is in quiet hours is ``held`` until their end
+        (``hold_until``), one over an hourly cap is ``capped``, the others are ``pending`` from
+        ``now_ms``. Alerts and states of a strategy deleted since the scan are dropped (its owner
+        deleted it: nothing to tell).
         """
         for attempt in (1, 2):
             try:
@@ -126,7 +143,9 @@ class AlertStore:
         wanted = {a.strategy_id for a in outcome.alerts} | {s.strategy_id for s in outcome.states}
         live = _existing_strategies(wanted)
         alerts = [
-            replace(
+            a
+            if self.deliver and not self.replay and _plain(a.values)  # as they are: no copy of a thousand
+            else replace(
                 a,
                 values=json_values(a.values),
                 replayed=a.replayed or self.replay,
@@ -145,8 +164,14 @@ class AlertStore:
             )
 
         alert_ids = _insert_returning_ids(AlertRecord, [_alert_row(a) for a in alerts])
+        leads: dict[int | None, int] = {}  # strategy -> the id of its batch's first alert
+        members: dict[int, list[tuple[int, Alert]]] = {}
         delivery_rows: list[dict[str, Any]] = []
         for alert_id, alert in zip(alert_ids, alerts):
+            lead = leads.setdefault(alert.strategy_id, alert_id)
+            if lead != alert_id:
+                members.setdefault(lead, []).append((alert_id, alert))
+                continue
             until = hold_until(alert, now_ms) if hold_until and alert.deliveries else None
             held = until is not None and until > now_ms
             for target in alert.deliveries:
@@ -156,12 +181,19 @@ class AlertStore:
                         "channel": target.channel,
                         "target": target.target,
                         "key": Delivery.key.default(),  # 128 random bits, 32 hex digits
-                        "status": HELD if held else PENDING,
+                        "status": CAPPED if target.capped else HELD if held else PENDING,
                         "attempts": 0,
                         "next_attempt_at": until if held else now_ms,
                         "created_at": now_ms,
+                        "subject": target.subject or None,
+                        "text": target.text or None,
+                        "skipped": target.skipped,
                     }
                 )
+        for lead, batch in members.items():
+            ids = [i for i, _ in batch]
+            for start in range(0, len(ids), CHUNK):
+                AlertRecord.update(batch=lead).where(AlertRecord.id.in_(ids[start : start + CHUNK])).execute()
         delivery_ids = _insert_returning_ids(Delivery, delivery_rows)
 
         fields = (
@@ -191,16 +223,26 @@ class AlertStore:
                     attempts=0,
                     next_attempt_ms=row["next_attempt_at"],
                     key=row["key"],
+                    subject=row["subject"],
+                    text=row["text"],
+                    skipped=row["skipped"],
                 )
             )
         return [
-            WrittenAlert(alert_id, alert, tuple(by_alert.get(alert_id, ())))
+            WrittenAlert(
+                alert_id,
+                alert,
+                tuple(d for d in by_alert.get(alert_id, ()) if d.status != CAPPED),
+                tuple(members.get(alert_id, ())),
+            )
             for alert_id, alert in zip(alert_ids, alerts)
         ]
 
     def mark_sent(self, delivery_id: int, now_ms: int, attempts: int | None = None) -> bool:
-        """The provider accepted it. ``attempts``: how many it took (default: one more)."""
-        return self._finish(delivery_id, SENT, attempts, sent_at=now_ms)
+        """The provider accepted it. ``attempts``: how many it took (default: one more). A delivery
+        cancelled while its attempt was under way was sent all the same: it says so."""
+        detail = Case(Delivery.status, [(CANCELLED, None)], Delivery.detail)  # "cancelled: ..." no more
+        return self._finish(delivery_id, SENT, attempts, (*UNSENT, CANCELLED), sent_at=now_ms, detail=detail)
 
     def mark_retry(self, delivery_id: int, attempts: int, next_at_ms: int, detail: str) -> bool:
         """It failed in a way that may pass: ``pending`` again, from ``next_at_ms``."""
@@ -221,12 +263,19 @@ class AlertStore:
         """It will never be sent; ``detail`` tells the user why."""
         return self._finish(delivery_id, FAILED, attempts, detail=detail)
 
-    def _finish(self, delivery_id: int, status: str, attempts: int | None, **values: Any) -> bool:
-        """Only an unsent delivery changes: a sent one is never sent (nor failed) again."""
+    def _finish(
+        self,
+        delivery_id: int,
+        status: str,
+        attempts: int | None,
+        before: tuple[str, ...] = UNSENT,
+        **values: Any,
+    ) -> bool:
+        """Only an unsent delivery changes (``before``): a sent one is never sent (nor failed) again."""
         count = Delivery.attempts + 1 if attempts is None else attempts
         return (
             Delivery.update(status=status, attempts=count, lease_until=None, **values)
-            .where((Delivery.id == delivery_id) & Delivery.status.in_(UNSENT))
+            .where((Delivery.id == delivery_id) & Delivery.status.in_(before))
             .execute()
             == 1
         )
@@ -241,7 +290,11 @@ class AlertStore:
             ids = [
                 i
                 for (i,) in AlertRecord.select(AlertRecord.id)
-                .where((AlertRecord.fired_at < older_than_ms) & AlertRecord.id.not_in(unsent))
+                .where(
+                    (AlertRecord.fired_at < older_than_ms)
+                    & AlertRecord.id.not_in(unsent)
+                    & (AlertRecord.batch.is_null() | AlertRecord.batch.not_in(unsent))
+                )
                 .order_by(AlertRecord.id)  # the oldest first, by the primary key: no sort, no scan
                 .limit(batch)
                 .tuples()
@@ -283,7 +336,32 @@ class AlertStore:
                 alerts[row.alert_id] = _alert_of(row.alert)
                 deliveries[row.alert_id] = []
             deliveries[row.alert_id].append(_delivery_of(row))
-        return [WrittenAlert(i, alert, tuple(deliveries[i])) for i, alert in alerts.items()]
+        members: dict[int, list[tuple[int, Alert]]] = {}
+        leads = list(alerts)
+        for start in range(0, len(leads), CHUNK):
+            rows = AlertRecord.select().where(AlertRecord.batch.in_(leads[start : start + CHUNK]))
+            for member in rows.order_by(AlertRecord.id):
+                members.setdefault(member.batch, []).append((member.id, _alert_of(member)))
+        return [
+            WrittenAlert(i, alert, tuple(deliveries[i]), tuple(members.get(i, ())))
+            for i, alert in alerts.items()
+        ]
+
+    def still_unsent(self, delivery_id: int) -> bool:
+        """Whether the delivery is still to be sent (not cancelled meanwhile by its strategy's owner)."""
+        row = Delivery.select(Delivery.status).where(Delivery.id == delivery_id).tuples().first()
+        return row is not None and row[0] in UNSENT
+
+    def recent_messages(self, since_ms: int) -> list[tuple[int, str, str, int]]:
+        """``(user_id, channel, target, created_ms)`` of the deliveries written since ``since_ms`` and
+        not capped or cancelled, oldest first: what the hourly caps count (``Caps.seed``)."""
+        query = (
+            Delivery.select(AlertRecord.user, Delivery.channel, Delivery.target, Delivery.created_at)
+            .join(AlertRecord)
+            .where((Delivery.created_at >= since_ms) & Delivery.status.not_in((CAPPED, CANCELLED)))
+            .order_by(Delivery.created_at, Delivery.id)
+        )
+        return [(u, c, t, at) for u, c, t, at in query.tuples()]
 
     # --- claims (several notifier processes) ----------------------------------------------------
 
@@ -435,7 +513,8 @@ class AlertStore:
         if strategy_id is not None:
             query = query.where(AlertRecord.strategy == strategy_id)
         rows = list(query.order_by(AlertRecord.fired_at.desc(), AlertRecord.id.desc()).limit(limit))
-        views: dict[int, list[DeliveryView]] = {row.id: [] for row in rows}
+        # An alert's deliveries are its batch's: those of the batch's first alert.
+        views: dict[int, list[DeliveryView]] = {row.batch or row.id: [] for row in rows}
         if rows:
             for d in Delivery.select().where(Delivery.alert.in_(list(views))).order_by(Delivery.id):
                 views[d.alert_id].append(DeliveryView(d.channel, d.status, d.attempts, d.detail, d.sent_at))
@@ -450,13 +529,30 @@ class AlertStore:
                 fired_at_ms=r.fired_at,
                 values=r.values,
                 text=r.text,
-                deliveries=tuple(views[r.id]),
+                deliveries=tuple(views[r.batch or r.id]),
                 condition=r.condition,
                 bar_open_ms=r.bar_open,
                 replayed=r.replayed,
             )
             for r in rows
         )
+
+
+def cancel_deliveries(strategy_id: int, why: str) -> int:
+    """Cancel the unsent deliveries of a strategy's alerts (its owner disabled or deleted it); how
+    many. Called by the UserManager in the transaction of that change; a sender about to send one
+    finds it cancelled (``AlertStore.still_unsent``) and does not."""
+    alerts = AlertRecord.select(AlertRecord.id).where(AlertRecord.strategy == strategy_id)
+    return (
+        Delivery.update(status=CANCELLED, detail=why)
+        .where(Delivery.status.in_(UNSENT) & Delivery.alert.in_(alerts))
+        .execute()
+    )
+
+
+def _plain(values: Mapping[str, Any]) -> bool:
+    """Every value a finite ``float`` or ``None`` already (as the Scanner makes them)."""
+    return all(v is None or (type(v) is float and math.isfinite(v)) for v in values.values())
 
 
 def _existing_strategies(ids: set[int | None]) -> set[int]:
@@ -467,17 +563,38 @@ def _existing_strategies(ids: set[int | None]) -> set[int]:
 
 
 def _insert_returning_ids(model: type[Model], rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert ``rows``; their new ids, in the order of ``rows``.
+    """Insert ``rows`` (dicts of the same field names); their new ids, in the order of ``rows``.
 
-    Ids are handed out in insertion order on both databases (SQLite's rowid, a PostgreSQL
-    sequence), so sorting the returned ids lines them up with the rows whatever order RETURNING
-    yields them in.
+    peewee renders the one-row statement (table and column names from the model); the rows go to
+    the driver as one multi-row ``VALUES`` per chunk (peewee's own rendering of a thousand rows took
+    most of a 1,000-coin tick's write). Ids are handed out in insertion order on both databases
+    (SQLite's rowid, a PostgreSQL sequence), so sorting the returned ids lines them up with the rows
+    whatever order RETURNING yields them in.
     """
+    if not rows:
+        return []
+    given = [model._meta.fields[name] for name in rows[0]]
+    one, _ = model.insert({field: None for field in given}).sql()
+    head = one.partition(" VALUES ")[0]
+    # the columns in the order peewee wrote them (its own, not the dict's)
+    by_column = {field.column_name: field for field in given}
+    fields = [
+        by_column[name.strip().strip('"')] for name in head[head.index("(") + 1 : head.rindex(")")].split(",")
+    ]
+    param = model._meta.database.param
+    # only JSON needs writing out; the drivers take the other values as they are
+    converters = [(f.name, f.db_value if isinstance(f, JsonField) else None) for f in fields]
+    row_sql = "(" + ", ".join([param] * len(fields)) + ")"
+    returning = f' RETURNING "{model._meta.primary_key.column_name}"'
     ids: list[int] = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
-        cursor = model.insert_many(chunk).returning(model._meta.primary_key).tuples().execute()
-        ids.extend(sorted(i for (i,) in cursor))
+        params = [
+            convert(row[name]) if convert else row[name] for row in chunk for name, convert in converters
+        ]
+        sql = f"{head} VALUES {', '.join([row_sql] * len(chunk))}{returning}"
+        cursor = model._meta.database.execute_sql(sql, params)
+        ids.extend(sorted(i for (i,) in cursor.fetchall()))
     if len(ids) != len(rows):
         raise RuntimeError(f"{model._meta.table_name}: {len(rows)} row(s) inserted, {len(ids)} id(s) back")
     return ids
@@ -532,6 +649,9 @@ def _delivery_of(row: Delivery) -> DeliveryRow:
         attempts=row.attempts,
         next_attempt_ms=row.next_attempt_at,
         key=row.key,
+        subject=row.subject,
+        text=row.text,
+        skipped=row.skipped,
     )
 
 

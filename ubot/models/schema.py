@@ -8,8 +8,10 @@ Versions: 1 = market history; 2 = users, sessions, user settings and strategies;
 deliveries and firing states, and two columns of ``strategy`` (``last_error``, ``last_error_at``);
 4 = ``alert.replayed`` (an alert raised by a replay); 5 = ``delivery.key`` (a random public id instead
 of the row id), ``alert.short`` (the SMS text), and no more ``delivery.secret`` (the webhook secret is
-read from the user's settings when sending). 6 and 7 are reserved for other branches (no change here);
-8 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
+read from the user's settings when sending); 6 = alerts batched by (strategy, tick) (``alert.batch``),
+the batch's message stored with each delivery (``delivery.subject``, ``text``, ``skipped``), the
+statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``strategy.paused_reason``;
+7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
 ``pacing`` table (per-destination pacing shared by notifier processes).
 """
 
@@ -49,7 +51,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 7
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -177,12 +179,29 @@ def delivery_keys(db: Database, migrator: SchemaMigrator) -> None:
     )
 
 
-def reserved(db: Database, migrator: SchemaMigrator) -> None:
-    """Versions 6 and 7: reserved for changes of other branches (nothing to do on this one)."""
+def batched_deliveries(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 6: ``alert.batch`` (NULL for every alert already written: each its own batch, as it
+    was sent), ``delivery.subject``/``text`` (NULL: the alert's own), ``delivery.skipped`` (0),
+    ``delivery.status`` 16 characters wide (``cancelled``), ``strategy.paused_reason`` (NULL).
+
+    In SQL for the NOT NULL column: on SQLite, playhouse adds one by rebuilding the table, and dropping
+    the old table would cascade (foreign keys are on). SQLite does not enforce a VARCHAR's length, so
+    only PostgreSQL's ``status`` is altered."""
+    migrate(
+        migrator.add_column("alert", "batch", BigIntegerField(null=True)),
+        migrator.add_index("alert", ("batch",), False),
+        migrator.add_column("delivery", "subject", TextField(null=True)),
+        migrator.add_column("delivery", "text", TextField(null=True)),
+        migrator.add_column("strategy", "paused_reason", TextField(null=True)),
+    )
+    db.execute_sql("ALTER TABLE delivery ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0")
+    if not is_sqlite(db):
+        db.execute_sql("ALTER TABLE delivery ALTER COLUMN skipped DROP DEFAULT")  # as a fresh table has it
+        db.execute_sql("ALTER TABLE delivery ALTER COLUMN status TYPE VARCHAR(16)")
 
 
 def delivery_claims(db: Database, migrator: SchemaMigrator) -> None:
-    """Version 8: ``delivery.claimed_by`` and ``delivery.lease_until`` (nullable: every delivery
+    """Version 7: ``delivery.claimed_by`` and ``delivery.lease_until`` (nullable: every delivery
     already written is unclaimed), and the ``pacing`` table, new."""
     migrate(
         migrator.add_column("delivery", "claimed_by", CharField(max_length=64, null=True)),
@@ -197,9 +216,8 @@ MIGRATIONS: dict[int, Migration] = {
     3: add_alert_tables,
     4: mark_replayed_alerts,
     5: delivery_keys,
-    6: reserved,
-    7: reserved,
-    8: delivery_claims,
+    6: batched_deliveries,
+    7: delivery_claims,
 }
 
 

@@ -1,7 +1,8 @@
 """The schema: coins, snapshots, per-coin quotes, global metrics, candles, and a key/value meta table
 (schema version 1); users, their sessions, settings and strategies (added in version 2); alerts, their
 deliveries (the outbox) and each (strategy, coin)'s firing state (added in version 3); whether an
-alert was raised by a replay (version 4).
+alert was raised by a replay (version 4); alerts grouped by (strategy, tick), grouped messages and
+capped or cancelled deliveries, a strategy's pause reason (version 6); notifier claims and the shared pacing (version 7).
 
 Times are ``BIGINT`` epoch milliseconds (UTC). Numeric market values are double precision, ``NULL``
 where CoinMarketCap sent null. Quotes and global metrics are raw history, pruned after the retention
@@ -209,6 +210,9 @@ class Strategy(BaseModel):
     # The last runtime error of the condition (reported by the Scanner to the owner), and when (v3).
     last_error = TextField(null=True)
     last_error_at = BigIntegerField(null=True)
+    # Why uBot disabled it by itself (schema version 6): it fired too often (``[notify]
+    # pause_after_alerts``). Cleared when its owner enables it again.
+    paused_reason = TextField(null=True)
 
     class Meta:
         indexes = ((("user", "name"), True),)
@@ -244,6 +248,10 @@ class AlertRecord(BaseModel):
     replayed = BooleanField(default=False)
     # The text of one SMS (schema version 5); empty for an alert written before: subject + text then.
     short = TextField(default="")
+    # The first alert of its strategy's tick (schema version 6): the alerts a strategy raised in one
+    # tick are sent as one message per destination, whose deliveries hang on that first alert.
+    # NULL: the alert is the first (or alone).
+    batch = BigIntegerField(null=True, index=True)
 
     class Meta:
         table_name = "alert"
@@ -251,10 +259,13 @@ class AlertRecord(BaseModel):
 
 
 class Delivery(BaseModel):
-    """The outbox: one row per (alert, channel), written with the alert before anything is sent.
+    """The outbox: one row per (strategy, tick, channel), written with the alerts before anything is
+    sent, on the first alert of the tick's batch (``alert.batch``).
 
     ``status``: ``pending`` (to send at ``next_attempt_at``), ``held`` (quiet hours: to send at
-    ``next_attempt_at``, their end), ``sent``, ``failed`` (``detail`` says why, for the user).
+    ``next_attempt_at``, their end), ``sent``, ``failed`` (``detail`` says why, for the user),
+    ``capped`` (never sent: an hourly cap was reached; the next message says so), ``cancelled``
+    (the strategy was disabled or deleted before it went).
     Rows go with their alert (``CASCADE``), pruned after ``[notify] retention_days``.
     """
 
@@ -266,13 +277,19 @@ class Delivery(BaseModel):
     # (``X-Ubot-Delivery``). The webhook secret is not stored here: it is read from the user's
     # settings when the delivery is sent.
     key = CharField(max_length=32, default=lambda: secrets.token_hex(16))
-    status = CharField(max_length=8)
+    status = CharField(max_length=16)  # 8 until schema version 6
     attempts = IntegerField(default=0)
     next_attempt_at = BigIntegerField()
     detail = TextField(null=True)  # the last error, one line without secrets
     sent_at = BigIntegerField(null=True)
     created_at = BigIntegerField()
-    # Schema version 8 (roles): the notifier process that claimed it, and until when (epoch ms) the
+    # The message of a batch as sent on this channel (schema version 6), fitted to its limits; NULL:
+    # the alert's own subject and text (a batch of one).
+    subject = TextField(null=True)
+    text = TextField(null=True)
+    # Alerts not sent to this destination before this message (hourly caps), said in its text.
+    skipped = IntegerField(default=0)
+    # Schema version 7: the notifier process that claimed it, and until when (epoch ms) the
     # claim holds; another notifier takes it over once ``lease_until`` has passed. ``claimed_by`` stays
     # on a sent delivery (who sent it); ``lease_until`` is cleared when the attempt's result is written.
     claimed_by = CharField(max_length=64, null=True)
@@ -301,7 +318,7 @@ ALERT_TABLES = (AlertRecord, Delivery, AlertStateRecord)
 
 
 class Pacing(BaseModel):
-    """Schema version 8: per destination of a paced channel, when its next send may start (epoch ms),
+    """Schema version 7: per destination of a paced channel, when its next send may start (epoch ms),
     shared by every notifier process (``AlertStore.pace``). ``key``: SHA-256 of channel and
     destination, in hex (a destination may be a long URL; the key never shows it)."""
 
@@ -309,6 +326,6 @@ class Pacing(BaseModel):
     next_at = BigIntegerField()
 
 
-#: Schema version 8: what the notifier processes share.
+#: Schema version 7: what the notifier processes share.
 CLUSTER_TABLES = (Pacing,)
 ALL_TABLES = HISTORY_TABLES + USER_TABLES + ALERT_TABLES + CLUSTER_TABLES

@@ -10,6 +10,7 @@ from typing import Any
 
 from peewee import Database, fn
 
+from ubot.models.alerts import cancel_deliveries
 from ubot.models.db import writing
 from ubot.models.tables import Session, Strategy, User, UserSettings
 
@@ -172,12 +173,15 @@ class UserStore:
             .tuples()
         )
 
-    def disable_strategy(self, strategy_id: int, now_ms: int) -> int | None:
-        """Disable a strategy (a ``once`` strategy that fired); its owner's id, or None if it is gone."""
+    def disable_strategy(self, strategy_id: int, now_ms: int, reason: str | None = None) -> int | None:
+        """Disable a strategy (a ``once`` strategy that fired, or one paused for firing too often:
+        ``reason``); its owner's id, or None if it is gone."""
         row = Strategy.get_or_none(Strategy.id == strategy_id)
         if row is None:
             return None
-        Strategy.update(enabled=False, updated_at=now_ms).where(Strategy.id == strategy_id).execute()
+        Strategy.update(enabled=False, updated_at=now_ms, paused_reason=reason).where(
+            Strategy.id == strategy_id
+        ).execute()
         return row.user_id
 
     def record_errors(self, errors: Mapping[int, str | None], now_ms: int) -> None:
@@ -220,15 +224,25 @@ class UserStore:
         """Replace the strategy's columns; ``False`` if the user has no such strategy."""
         row: dict[Any, Any] = {getattr(Strategy, name): values[name] for name in STRATEGY_COLUMNS}
         row[Strategy.updated_at] = now_ms
+        if values.get("enabled"):
+            row[Strategy.paused_reason] = None  # enabled again by its owner
         with writing(self.db):
             count = (
                 Strategy.update(row)
                 .where((Strategy.user == user_id) & (Strategy.id == strategy_id))
                 .execute()
             )
+            if count == 1 and not values.get("enabled", True):
+                cancel_deliveries(strategy_id, "cancelled: the strategy was disabled")
         return count == 1
 
     def delete_strategy(self, user_id: int, strategy_id: int) -> bool:
-        return (
-            Strategy.delete().where((Strategy.user == user_id) & (Strategy.id == strategy_id)).execute() == 1
-        )
+        """Delete the strategy (its alerts are kept); its deliveries still to send are cancelled."""
+        with writing(self.db):
+            owned = (
+                Strategy.select().where((Strategy.user == user_id) & (Strategy.id == strategy_id)).exists()
+            )
+            if not owned:
+                return False
+            cancel_deliveries(strategy_id, "cancelled: the strategy was deleted")
+            return Strategy.delete().where(Strategy.id == strategy_id).execute() == 1

@@ -15,6 +15,13 @@ class DeliveryTarget:
 
     channel: str
     target: str
+    #: The batch's message on this channel (``ubot/notify/batches.py``); empty: the alert's own.
+    subject: str = ""
+    text: str = ""
+    #: Alerts not sent to this destination before this message (hourly caps), said in ``text``.
+    skipped: int = 0
+    #: Over an hourly cap: written ``capped``, never sent (the next message says so).
+    capped: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Alert:
     price: float | None = None  # the coin's price in this snapshot, in ``currency``
     currency: str = "USD"
     short: str = ""  # the SMS text (written by the Notifier with subject and text)
+    rank: int | None = None  # the coin's market cap rank in this snapshot (the most significant first)
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ class GetAlerts:
 @dataclass(frozen=True)
 class DeliveryView:
     channel: str
-    status: str  # "pending" | "held" | "sent" | "failed"
+    status: str  # "pending" | "held" | "sent" | "failed" | "capped" | "cancelled"
     attempts: int
     detail: str | None
     sent_at_ms: int | None

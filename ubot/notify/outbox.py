@@ -78,8 +78,11 @@ def unconfigured(job: Job, now_ms: int) -> Decision:
 
 
 def jobs_of(written: WrittenAlert) -> list[Job]:
-    """The deliveries of a written alert, ready to hand to the senders."""
-    payload = alert_document(written.id, written.alert)
+    """The deliveries of a written alert (a batch's first: its deliveries carry the whole batch),
+    ready to hand to the senders."""
+    if not written.deliveries:
+        return []
+    alerts = [alert_document(i, a) for i, a in written.batch]
     alert = written.alert
     return [
         Job(
@@ -88,11 +91,11 @@ def jobs_of(written: WrittenAlert) -> list[Job]:
                 alert_id=written.id,
                 channel=d.channel,
                 target=d.target,
-                subject=alert.subject,
-                text=alert.text,
-                payload=payload,
+                subject=alert.subject if d.subject is None else d.subject,
+                text=alert.text if d.text is None else d.text,
+                payload=batch_document(d.key, alert, alerts, d.skipped),
                 key=d.key,
-                short=alert.short,
+                short=alert.short if d.text is None else d.text,
             ),
             user_id=alert.user_id,
             attempts=d.attempts,
@@ -102,12 +105,37 @@ def jobs_of(written: WrittenAlert) -> list[Job]:
     ]
 
 
-def signed(job: Job, secret_of: Callable[[int], str | None]) -> Message:
+class DeliveryCancelled(Exception):
+    """The delivery was cancelled (its strategy disabled or deleted) after it was queued."""
+
+
+def signed(
+    job: Job, secret_of: Callable[[int], str | None], unsent: Callable[[int], bool] | None = None
+) -> Message:
     """The job's message as sent: a webhook's with its owner's secret as set now (``secret_of``, called
-    in the sender thread just before the attempt: never stored with the delivery)."""
+    in the sender thread just before the attempt: never stored with the delivery). ``unsent``: whether
+    the delivery is still to send; when not (cancelled), :class:`DeliveryCancelled` is raised and
+    nothing is sent."""
+    if unsent is not None and not unsent(job.message.delivery_id):
+        raise DeliveryCancelled(f"delivery {job.message.delivery_id} was cancelled")
     if job.message.channel != "webhook":
         return job.message
     return replace(job.message, secret=secret_of(job.user_id))
+
+
+def batch_document(key: str, lead: Alert, alerts: list[dict[str, Any]], skipped: int = 0) -> dict[str, Any]:
+    """The webhook body of one delivery (``ubot.http.shapes.WebhookBody``): the strategy's alerts of
+    one tick, the most significant coin first. ``delivery_id`` is the delivery's public id, the same
+    on every attempt; ``skipped``: alerts not sent to this webhook before (hourly caps)."""
+    return {
+        "delivery_id": key,
+        "strategy_id": lead.strategy_id,
+        "strategy_name": lead.strategy_name,
+        "timeframe": lead.timeframe,
+        "fired_at": iso_from_ms(lead.fired_at_ms),
+        "skipped": skipped,
+        "alerts": alerts,
+    }
 
 
 def alert_document(alert_id: int, alert: Alert) -> dict[str, Any]:

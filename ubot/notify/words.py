@@ -36,14 +36,19 @@ with the zone's abbreviation: ``2026-12-04 20:21:35 CET``.
 
 from __future__ import annotations
 
+import functools
 import math
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ubot.logtext import printable
 from ubot.market.snapshot import GLOBAL_INT_FIELDS, INT_FIELDS
-from ubot.notify.channels.text import sms_segments
+from ubot.notify.channel import Message
+from ubot.notify.channels.text import sms_segments, truncate, utf16_len
 from ubot.notify.messages import Alert
 
 #: Significant digits of a number, and the decimals shown at least and at most.
@@ -106,6 +111,7 @@ def is_percentage(name: str) -> bool:
     return name.startswith("percent_change_") or name == "volume_change_24h" or name.endswith("_dominance")
 
 
+@functools.lru_cache(maxsize=256)  # a tick's alerts share their instant and mostly their zone
 def local_time(at_ms: int, timezone: str, *, seconds: bool = True) -> str:
     """``2026-12-04 20:21:35 CET``: the instant in ``timezone`` (UTC when unknown), without
     milliseconds; ``seconds=False``: ``20:21 CET`` (for an SMS)."""
@@ -130,9 +136,11 @@ def coin_link(public_url: str, coin_id: int, timeframe: str) -> str | None:
 # -- the words of an alert -----------------------------------------------------------------------
 
 
-def worded(alert: Alert, style: Style) -> Alert:
-    """``alert`` with its ``subject``, ``text`` and ``short`` written."""
-    return replace(alert, subject=subject(alert, style), text=text(alert, style), short=short(alert, style))
+def worded(alert: Alert, style: Style, *, with_short: bool = True) -> Alert:
+    """``alert`` with its ``subject``, ``text`` and ``short`` written (``with_short=False``: not the
+    SMS text, which only a batch of one alert uses: ``ubot/notify/batches.py`` writes it then)."""
+    said = short(alert, style) if with_short else alert.short
+    return replace(alert, subject=subject(alert, style), text=text(alert, style), short=said)
 
 
 def subject(alert: Alert, style: Style) -> str:
@@ -201,3 +209,140 @@ def _values(alert: Alert) -> list[tuple[str, str]]:
         for name, value in alert.values.items()
         if not (name == "price" and alert.price is not None)
     ]
+
+
+# -- one message for a strategy's tick -----------------------------------------------------------
+
+#: Channel -> (the longest text, how it is measured): Telegram counts UTF-16 code units, Twilio
+#: characters; an e-mail lists every coin (a 1,000-coin batch is about 80 KB).
+TEXT_LIMITS: dict[str, tuple[int, Callable[[str], int]]] = {
+    "telegram": (4096, utf16_len),
+    "whatsapp": (1600, len),
+    "email": (200_000, len),
+}
+
+
+def significance(alert: Alert) -> tuple[bool, int, str]:
+    """The order of a batch: the most significant coin first, by market cap rank (unranked coins
+    last), then by symbol."""
+    return (alert.rank is None, alert.rank or 0, alert.symbol)
+
+
+def skipped_line(skipped: int) -> str:
+    """What the next message says of the alerts an hourly cap kept back."""
+    return f"{skipped:,} alert{'s' if skipped != 1 else ''} not sent before this one: hourly message cap reached."
+
+
+def batch_subject(batch: Sequence[Alert], style: Style) -> str:
+    """``uBot: "dip" fired for 12 coins: BTC, ETH, SOL and 9 more`` (one line)."""
+    lead = batch[0]
+    if len(batch) == 1:
+        return lead.subject or subject(lead, style)
+    named = ", ".join(a.symbol for a in batch[:3])
+    more = f" and {len(batch) - 3:,} more" if len(batch) > 3 else ""
+    simulated = " (simulated market)" if style.simulated else ""
+    return f'uBot: "{lead.strategy_name}" fired for {len(batch):,} coins: {named}{more}{simulated}'
+
+
+def batch_text(
+    batch: Sequence[Alert],
+    style: Style,
+    *,
+    limit: int | None = None,
+    measure: Callable[[str], int] = len,
+    skipped: int = 0,
+    note: str = "",
+) -> str:
+    """The message of a batch: the coins in order (``significance``), one line each, as many as fit
+    ``limit`` (in ``measure``), the rest counted; then the condition, the time, the link and what
+    the market is. ``skipped``: alerts an hourly cap kept back before (said first); ``note``: a last
+    line (the strategy was paused)."""
+    lead = batch[0]
+    head = [skipped_line(skipped)] if skipped else []
+    tail = [note] if note else []
+    if len(batch) == 1:
+        body = lead.text or text(lead, style)
+        whole = "\n".join([*head, body, *tail])
+        return whole if limit is None else truncate(whole, limit, measure=measure)
+    head.append(f'Your strategy "{lead.strategy_name}" fired on {lead.timeframe} for {len(batch):,} coins:')
+    zone = "" if lead.timezone == "UTC" else f" ({lead.timezone})"
+    footer = [f"Condition: {lead.condition}", f"Time: {local_time(lead.fired_at_ms, lead.timezone)}{zone}"]
+    if style.simulated:
+        footer.append("Simulated market: these prices are not real.")
+    if lead.replayed:
+        footer.append("Replayed from recorded data: not the live market.")
+    footer.extend(tail)
+    lines = [coin_line(a, style) for a in batch]
+    shown = len(lines)
+    if limit is not None:
+        fixed = measure("\n".join([*head, *footer])) + 1
+        room = limit - fixed - measure(f"…and {len(batch):,} more coins") - 1
+        used, shown = 0, 0
+        for line in lines:
+            cost = measure(line) + 1
+            if used + cost > room:
+                break
+            used, shown = used + cost, shown + 1
+    listed = lines[:shown]
+    if shown < len(batch):
+        listed.append(f"…and {len(batch) - shown:,} more coins")
+    whole = "\n".join([*head, *listed, *footer])
+    return whole if limit is None else truncate(whole, limit, measure=measure)
+
+
+def coin_line(alert: Alert, style: Style) -> str:
+    """``BTC (Bitcoin) 67,432.12 USD, rsi(14) = 71.32 https://…/v1/coins/1/candles?timeframe=1h``"""
+    values = ", ".join(f"{name} = {shown}" for name, shown in _values(alert))
+    link = coin_link(style.public_url, alert.coin_id, alert.timeframe)
+    return (
+        f"{_coin(alert)} {number(alert.price)} {alert.currency}"
+        + (f", {values}" if values else "")
+        + (f" {link}" if link else "")
+    )
+
+
+def batch_short(batch: Sequence[Alert], style: Style, *, skipped: int = 0, note: str = "") -> str:
+    """One SMS for the batch: ``uBot: "dip" 1h: BTC 67,432.12, ETH 3,100.00 +10 more, 20:21 CET``,
+    as many coins as one segment holds (the rest counted)."""
+    lead = batch[0]
+    before = f"({skipped:,} not sent) " if skipped else ""
+    after = f" {note}" if note else ""
+    if len(batch) == 1:
+        return f"{before}{lead.short or short(lead, style)}{after}"
+    when = local_time(lead.fired_at_ms, lead.timezone, seconds=False)
+    tail = ". Simulated market" if style.simulated else ""
+
+    def candidate(n: int) -> str:
+        coins = ", ".join(f"{a.symbol} {number(a.price)}" for a in batch[:n])
+        more = f" +{len(batch) - n:,} more" if n < len(batch) else ""
+        return f'{before}uBot: "{lead.strategy_name}" {lead.timeframe}: {coins}{more}, {when}{tail}{after}'
+
+    best = candidate(1)
+    for n in range(2, min(len(batch), 20) + 1):
+        option = candidate(n)
+        if sms_segments(option) > 1:
+            break
+        best = option
+    return best
+
+
+def test_message(where: Any, now_ms: int) -> Message:
+    """A test message to ``where`` (a ``TestTarget``: channel, target, webhook secret, time zone),
+    sent at ``now_ms``."""
+    said = (
+        f"This is a test message from uBot, sent {local_time(now_ms, where.timezone)}: "
+        f"your {where.channel} alerts will arrive here."
+    )
+    key = secrets.token_hex(16)
+    return Message(
+        delivery_id=0,
+        alert_id=0,
+        channel=where.channel,
+        target=where.target,
+        subject="uBot: test message",
+        text=said,
+        payload={"delivery_id": key, "test": True, "text": said},
+        secret=where.secret,
+        key=key,
+        short=f"uBot: test message. Your {where.channel} alerts will arrive here.",
+    )

@@ -29,9 +29,11 @@ StrategiesChanged = UserStrategies  # UserManager -> Scanner (tell): a user's en
 
 @dataclass(frozen=True)
 class DisableStrategy:
-    """Scanner -> UserManager (tell): a ``once`` strategy fired."""
+    """Scanner -> UserManager (tell): a ``once`` strategy fired; Notifier -> UserManager: a strategy
+    fired too often (``reason``: why it is paused, shown by the API)."""
 
     strategy_id: int
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

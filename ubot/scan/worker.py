@@ -329,6 +329,7 @@ class ScanWorker:
             name=frame.names[at],
             price=price_value,
             currency=frame.currency,
+            rank=_rank(frame, at),
             timeframe=spec.timeframe,
             fired_at_ms=frame.timestamp_ms,
             bar_open_ms=bar,
@@ -340,6 +341,12 @@ class ScanWorker:
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,
         )
+
+
+def _rank(frame: MarketFrame, at: int) -> int | None:
+    """The coin's market cap rank, ``None`` when CoinMarketCap gave none."""
+    rank = json_number(frame.fields["rank"][at])
+    return None if rank is None else int(rank)
 
 
 def naming_coins(

@@ -19,6 +19,7 @@ from peewee import IntegrityError
 from ubot.clocks import Clock
 from ubot.models.tables import Strategy, User
 from ubot.models.users import UserStore
+from ubot.notify.caps import Window
 from ubot.notify.registry import not_configured
 from ubot.scan.cost import Budgets, Cost, cost_of
 from ubot.scan.spec import UserStrategies
@@ -109,6 +110,22 @@ class PasswordCheck:
 MAX_STRATEGIES = 50
 
 
+#: Test messages one user may send in ``TEST_WINDOW_MS``.
+TEST_MESSAGES = 5
+TEST_WINDOW_MS = 600_000
+
+
+@dataclass(frozen=True)
+class TestTarget:
+    """Where a test message goes: the channel, the user's target on it, the webhook secret, the
+    user's time zone."""
+
+    channel: str
+    target: str
+    secret: str | None
+    timezone: str
+
+
 class UserManager:
     def __init__(
         self,
@@ -155,6 +172,8 @@ class UserManager:
         self.password_changes = ThrottleBook(pair_policy)
         #: usernames that do not exist are throttled like those that do (in memory)
         self.unknown_accounts = ThrottleBook(account_policy)
+        #: test messages sent, by user id (``test_target``), in memory
+        self.tests = Window(TEST_WINDOW_MS)
         #: (username, address) pairs with a login being verified now, until when (epoch ms)
         self._logins_in_flight: dict[tuple[str, str | None], int] = {}
         #: Called with a user's id once their strategies or settings changed (set by the actor).
@@ -382,6 +401,28 @@ class UserManager:
             user_id, {**self._settings(user_id), **given(convert(SettingsPatch, changes))}
         )
 
+    def test_target(self, user_id: int, channel: str, now_ms: int | None = None) -> TestTarget:
+        """Where a test message on ``channel`` goes (``POST /v1/me/channels/{channel}/test``): the
+        target in the user's settings, with the webhook secret. At most :data:`TEST_MESSAGES` a user
+        in :data:`TEST_WINDOW_MS` (one test is a message to someone: it is throttled like one)."""
+        self._user(user_id)
+        setting = validation.CHANNEL_TARGETS.get(channel)
+        if setting is None:
+            raise NotFound(f"unknown channel {channel!r}: one of {', '.join(validation.CHANNEL_TARGETS)}")
+        settings = self._settings(user_id)
+        target = settings.get(setting)
+        if not target:
+            raise ValidationError("channel", f"no {channel} target in your settings: set {setting} first")
+        now = self.now_ms() if now_ms is None else now_ms
+        sent = self.tests.total(user_id, now)
+        if sent >= TEST_MESSAGES:
+            raise Throttled(
+                f"at most {TEST_MESSAGES} test messages in {TEST_WINDOW_MS // 60_000} minutes; try again later",
+                retry_after_s=60,
+            )
+        self.tests.add(user_id, now)
+        return TestTarget(channel, target, settings.get("webhook_secret"), settings.get("timezone") or "UTC")
+
     def _settings(self, user_id: int) -> dict[str, Any]:
         saved = self.store.settings(user_id)
         return saved if saved is not None else validation.settings({}, currencies=self.currencies)
@@ -477,9 +518,11 @@ class UserManager:
             out.append(UserStrategies(user_id, tuple(spec_of(row, settings) for row in rows)))
         return tuple(out)
 
-    def disable_strategy(self, strategy_id: int) -> int | None:
-        """A ``once`` strategy fired: disable it. The owner's id, or None when it no longer exists."""
-        owner = self.store.disable_strategy(strategy_id, self.now_ms())
+    def disable_strategy(self, strategy_id: int, reason: str | None = None) -> int | None:
+        """A ``once`` strategy fired, or one fired too often (``reason``, shown as ``paused_reason``):
+        disable it. The owner's id, or None when it no longer exists. Its deliveries still to send
+        are not cancelled (the one saying it was paused among them)."""
+        owner = self.store.disable_strategy(strategy_id, self.now_ms(), reason)
         if owner is not None:
             self.changed(owner)
         return owner
@@ -624,6 +667,7 @@ def _strategy_view(row: Strategy) -> StrategyView:
         updated_at=iso_from_ms(row.updated_at),
         last_error=row.last_error,
         last_error_at=_iso(row.last_error_at),
+        paused_reason=row.paused_reason,
         cost=cost_of(row.indicators, row.symbols, row.top_n).total,
     )
 

@@ -179,6 +179,7 @@ class Strategy(_Body):
     updated_at: Annotated[str | int, _READ_ONLY] | UnsetType = UNSET
     last_error: Annotated[str | None, _READ_ONLY] | UnsetType = UNSET
     last_error_at: Annotated[str | int | None, _READ_ONLY] | UnsetType = UNSET
+    paused_reason: Annotated[str | None, _READ_ONLY] | UnsetType = UNSET
     cost: Annotated[int, _READ_ONLY] | UnsetType = UNSET
 
 
@@ -322,6 +323,9 @@ class StrategyView:
     #: None when the last evaluation gave every coin a result.
     last_error: str | None = None
     last_error_at: Time | None = None
+    #: Why uBot disabled it by itself (it fired more than ``[notify] pause_after_alerts`` alerts in
+    #: ``pause_window_s``); None otherwise. Cleared when it is enabled again.
+    paused_reason: str | None = None
     #: Its scan cost in series-coins: coins x (1 + distinct indicator series), counted against
     #: ``[scanner] user_budget`` and ``server_budget`` while it is enabled (``ubot/scan/cost.py``).
     cost: Annotated[int, Meta(ge=0, description="scan cost: coins x (1 + distinct indicator series)")] = 0

@@ -32,6 +32,8 @@ GSM7_BASIC = frozenset(
 #: The extension table: each costs two septets (escape + character).
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
+
 SMS_LIMITS: dict[str, tuple[int, int]] = {"GSM-7": (160, 153), "UCS-2": (70, 67)}
 
 #: Near the cut, prefer the last whitespace within this many characters.
@@ -54,8 +56,7 @@ def truncate(text: str, limit: int, *, measure: Callable[[str], int] = len, elli
 
 def sms_encoding(text: str) -> Literal["GSM-7", "UCS-2"]:
     """GSM-7 when every character is in the default alphabet or its extension, else UCS-2."""
-    ok = GSM7_BASIC | GSM7_EXTENSION
-    return "GSM-7" if all(char in ok for char in text) else "UCS-2"
+    return "GSM-7" if _GSM7.issuperset(text) else "UCS-2"
 
 
 def sms_units(text: str) -> int:
