@@ -24,18 +24,20 @@ refused with a message naming the field. This module is plain: the data comes in
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ubot.jsonsafe import json_number
 from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
-from ubot.rules import CompiledCondition
+from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.rules.compiler import Evaluator
 from ubot.rules.series import Series
 from ubot.scan.firing import fire_over_time
 from ubot.timeutil import iso_from_ms
-from ubot.users.errors import ValidationError
+from ubot.users.errors import Busy, ValidationError
 
 MINUTE_MS = TIMEFRAMES["1m"]
 #: The longest range of one dry run, in days (its 1m candles are read and evaluated at once).
@@ -48,6 +50,10 @@ MAX_FIRINGS = 5_000
 #: most 500; a recursive indicator, EMA, RSI or MACD, then differs from one over the whole history
 #: by less than a billionth).
 WARMUP_CANDLES = 5_000
+#: Dry runs of one user at once (a further one is refused), and of the whole process (each runs in
+#: one of this many threads: ``actors/dryrun.py``).
+PER_USER = 1
+WORKERS = 2
 #: The fields a dry run can read at every tick (the candles keep the price only).
 FIELDS = frozenset({"price"})
 
@@ -95,6 +101,42 @@ class DryRunResult:
     from_ms: int  # the first and last tick evaluated
     to_ms: int
     truncated: bool  # more than MAX_FIRINGS would have fired: these are the first ones
+
+
+def dry_run(spec: DryRunSpec, read: Callable[[DryRunSpec], StoredHistory]) -> DryRunResult:
+    """Check ``spec`` (the condition, then the bounds), read its history with ``read``, run it."""
+    try:
+        condition = compile_condition(spec.condition)
+    except ConditionError as error:
+        raise ValidationError("condition", error.message, error.column) from None
+    check(spec, condition)
+    return run(spec, condition, read(spec))
+
+
+class Admission:
+    """Who is running a dry run: at most ``per_user`` of one user at once (thread-safe)."""
+
+    def __init__(self, per_user: int = PER_USER) -> None:
+        self.per_user = per_user
+        self.running: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, user_id: int) -> None:
+        with self._lock:
+            if self.running.get(user_id, 0) >= self.per_user:
+                raise Busy(
+                    f"you have {self.per_user} dry run{'s' if self.per_user > 1 else ''} in progress, the "
+                    "most at once; wait for it to finish"
+                )
+            self.running[user_id] = self.running.get(user_id, 0) + 1
+
+    def leave(self, user_id: int) -> None:
+        with self._lock:
+            left = self.running.get(user_id, 0) - 1
+            if left > 0:
+                self.running[user_id] = left
+            else:
+                self.running.pop(user_id, None)
 
 
 def check(spec: DryRunSpec, condition: CompiledCondition) -> None:
