@@ -19,13 +19,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from peewee import DatabaseError
 
 from ubot import __version__
-from ubot.backfill import ReplayRefused, backfill, older_than_history
+from ubot.backfill import ReplayRefused, backfill, backfill_times, newer_than_backfill, older_than_history
 from ubot.cluster import RedisUnavailable
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.engine_lock import EngineLocked, acquire, probe
@@ -34,6 +35,7 @@ from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
 from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema, pending_migrations
 from ubot.scan.cost import Budgets
+from ubot.timeutil import iso_from_ms
 
 log = logging.getLogger("ubot")
 
@@ -75,7 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--replay-dir", metavar="DIR", help="directory of recorded responses to replay")
     parser.add_argument(
-        "--record", metavar="DIR", help="record every CoinMarketCap response pair into DIR (replay format)"
+        "--record",
+        metavar="DIR",
+        help="record every response pair fetched (CoinMarketCap or simulated) into DIR (replay format)",
     )
     parser.add_argument(
         "--interval", metavar="SECONDS", help="seconds between ticks, on UTC boundaries (0: back-to-back)"
@@ -104,9 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--backfill",
-        action="store_true",
-        help="replay: add recordings older than the newest stored snapshot to the history "
-        "(candles rebuilt for their range, nothing scanned), then exit",
+        nargs="?",
+        const="",
+        metavar="DAYS",
+        help="simulated: make DAYS of history before now (stored, candles built, nothing scanned); "
+        "replay (no DAYS): add recordings older than the newest stored snapshot to the history "
+        "(candles rebuilt for their range, nothing scanned); then exit",
     )
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
     return parser.parse_args(argv)
@@ -118,8 +125,10 @@ def load(args: argparse.Namespace) -> Settings:
         overrides[("http", "enabled")] = "false"
     if args.deliver:
         overrides[("market", "replay_deliver")] = "true"
-    if args.backfill:
+    if args.backfill == "":
         overrides[("market", "backfill")] = "true"
+    elif args.backfill is not None:
+        overrides[("market", "backfill_days")] = args.backfill
     if args.log_level is not None:
         overrides[("log", "level")] = args.log_level
     path = args.config or "settings.ini"
@@ -355,6 +364,7 @@ def run_gateway(settings: Settings) -> int:
             notifier=actors.history,  # GetAlerts, from the alert tables
             snapshots=LatestSnapshot(bus),
             channels=channels,
+            dry_runs=actors.dry_runs,
             **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
@@ -413,6 +423,7 @@ def run_server(settings: Settings) -> int:
             notifier=actors.notifier,
             snapshots=LatestSnapshot(bus),
             channels=build_channels(settings),  # for GET /v1/channels and test messages
+            dry_runs=actors.dry_runs,
             **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
@@ -503,7 +514,9 @@ def serve(
 
 def serves_http(settings: Settings) -> bool:
     """Whether this process serves the HTTP API: not a backfill, not an engine (pipeline only)."""
-    if settings.market.backfill or settings.cluster.role in ("engine", "scanner", "notifier"):
+    if settings.market.backfill or settings.market.backfill_days:
+        return False
+    if settings.cluster.role in ("engine", "scanner", "notifier"):
         return False
     return settings.http.enabled or settings.cluster.role == "gateway"
 
@@ -546,33 +559,95 @@ def check_start(settings: Settings) -> None:
             )
             if refused is not None:
                 raise ReplayRefused(refused)
+        if settings.market.backfill_days:
+            times = backfill_times(
+                settings.market.backfill_days, settings.market.interval, int(time.time() * 1000)
+            )
+            refused = newer_than_backfill(times, f"database {redact(settings.database.url)}")
+            if refused is not None:
+                raise ReplayRefused(refused)
     finally:
         db.close()
 
 
-def run_backfill(settings: Settings) -> int:
-    """``--backfill``: store the recordings, fold them into the candles, exit (nothing is scanned)."""
+def _locked(settings: Settings, work: Callable[[Any], Any]) -> tuple[Any, int]:
+    """``work(db)`` under the database's engine lock: its value and exit code 0, or None and 2 with
+    one line on stderr (the lock held by another engine, the backfill refused)."""
     try:
         lock = acquire(settings.database.url)
     except EngineLocked as exc:
         print(f"ubot: {exc}", file=sys.stderr)
-        return 2
+        return None, 2
     try:
         db = open_database(settings.database.url)
         try:
-            result = backfill(db, settings.market.replay_dir, settings.market.convert)
+            return work(db), 0
         finally:
             db.close()
     except ReplayRefused as exc:
         print(f"ubot: {exc}", file=sys.stderr)
-        return 2
+        return None, 2
     finally:
         lock.release()
+
+
+def run_backfill(settings: Settings) -> int:
+    """``--backfill``: store the recordings, fold them into the candles, exit (nothing is scanned)."""
+    result, code = _locked(
+        settings, lambda db: backfill(db, settings.market.replay_dir, settings.market.convert)
+    )
+    if code:
+        return code
     log.info(
         "backfill of %s: %d snapshot(s) stored, %d candle row(s) written; nothing was scanned",
         settings.market.replay_dir,
         result.stored,
         result.candles,
+    )
+    return 0
+
+
+def run_simulated_backfill(settings: Settings) -> int:
+    """``--backfill DAYS`` (simulated): make DAYS of history through the Store and OHLC code, exit."""
+    from ubot.backfill import simulated_history
+    from ubot.market.sources import make_source, recorder_of
+    from ubot.progress import Progress
+
+    market = settings.market
+
+    def work(db: Any) -> Any:
+        source = make_source(settings, announce=False)
+        try:
+            return simulated_history(
+                db,
+                source,
+                market.backfill_days,
+                market.interval,
+                int(time.time() * 1000),
+                retention_days=settings.database.retention_days,
+                progress=Progress(minimum=1, label="backfill"),
+                recorder=recorder_of(settings),
+                shown_url=f"database {redact(settings.database.url)}",
+            )
+        finally:
+            source.close()
+
+    started = time.monotonic()
+    result, code = _locked(settings, work)
+    if code:
+        return code
+    seconds = time.monotonic() - started
+    days = (result.last_ms - result.first_ms) / 86_400_000 or 1
+    log.info(
+        "backfill: %d simulated snapshot(s) of %d coins stored (%s .. %s), %d candle row(s) written, "
+        "in %.0f s (%.1f min per day of data); nothing was scanned",
+        result.stored,
+        market.limit,
+        iso_from_ms(result.first_ms),
+        iso_from_ms(result.last_ms),
+        result.candles,
+        seconds,
+        seconds / 60 / days,
     )
     return 0
 
@@ -651,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if settings.market.backfill:
         return run_backfill(settings)
+    if settings.market.backfill_days:
+        return run_simulated_backfill(settings)
     if settings.cluster.role == "engine":
         return run_engine(settings)
     if settings.cluster.role == "gateway":

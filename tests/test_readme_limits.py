@@ -12,6 +12,7 @@ from ubot.http.api import MAX_JSON_DEPTH
 from ubot.http.shapes import DEFAULT_ALERTS, DEFAULT_LIMIT, MAX_ALERTS, MAX_LIMIT
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL
 from ubot.rules import language
+from ubot.scan import dryrun
 from ubot.users import passwords, shapes, tokens, validation
 from ubot.users.manager import IN_FLIGHT_RETRY_S, MAX_STRATEGIES
 from ubot.users.throttle import ACCOUNT_POLICY, ADDRESS_POLICY, PAIR_POLICY
@@ -122,6 +123,12 @@ def expected_rows() -> dict[str, str]:
             f"{default('notify', 'sends_per_user')} per channel, of its {SENDERS_PER_CHANNEL} sender threads "
             "(`[notify] sends_per_user`)"
         ),
+        "range of a dry run": f"{dryrun.MAX_DAYS} days",
+        "coins of a dry run": f"{dryrun.MAX_COINS} (`symbols` or `top_n`)",
+        "dry runs at once": (
+            f"{dryrun.PER_USER} per user (422 beyond), {dryrun.WORKERS} per server process (503 beyond)"
+        ),
+        "firings of a dry run": f"the first {dryrun.MAX_FIRINGS} (`truncated` says more followed)",
     }
 
 

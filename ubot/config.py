@@ -206,6 +206,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("market", "ticks", "0", _number(0, integer=True), "an integer >= 0 (0: forever)", "--ticks"),
     Option("market", "replay_deliver", "false", _boolean, "true or false", "--deliver"),
     Option("market", "backfill", "false", _boolean, "true or false", "--backfill"),
+    Option(
+        "market",
+        "backfill_days",
+        "0",
+        _number(0, 3650),
+        "a number of days 0..3650 (0: none)",
+        "--backfill DAYS",
+    ),
     Option("coinmarketcap", "api_key", "", _text, "a CoinMarketCap Pro API key", secret=True),
     Option(
         "coinmarketcap",
@@ -541,11 +549,23 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError("[market] replay_deliver (--deliver) is for replays: it needs --source replay")
     if settings.market.backfill and source != "replay":
         raise ConfigError(
-            "[market] backfill (--backfill) adds recordings to the history: it needs --source replay"
+            "[market] backfill (--backfill without DAYS) adds a replay's recordings to the history: it "
+            "needs --source replay; with the simulated source give the days to make (--backfill 7)"
         )
-    if settings.market.record_dir and source != "cmc":
+    if settings.market.backfill_days and source != "simulated":
         raise ConfigError(
-            "[market] record_dir (--record) records CoinMarketCap responses: it needs --source cmc"
+            f"[market] backfill_days (--backfill {settings.market.backfill_days:g}) makes history from the "
+            f"simulated market: it needs --source simulated, not {source}"
+            + ("; a replay's --backfill takes no DAYS" if source == "replay" else "")
+        )
+    if settings.market.backfill and settings.market.backfill_days:
+        raise ConfigError(
+            "[market] backfill and backfill_days: give one (a replay's, or DAYS of simulated history)"
+        )
+    if settings.market.record_dir and source == "replay":
+        raise ConfigError(
+            "[market] record_dir (--record) records what a source fetches: it needs --source cmc or "
+            "simulated, not replay"
         )
     if source == "cmc" and settings.market.interval == 0:
         raise ConfigError(

@@ -83,3 +83,9 @@ class Busy(UserError):
     def __init__(self, description: str, retry_after_s: int) -> None:
         super().__init__(description)
         self.retry_after_s = retry_after_s
+
+
+class InProgress(UserError):
+    """A bound on work in progress reached (a user's dry runs at once): the description names it."""
+
+    title = "Too many at once"
