@@ -26,6 +26,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ClientAddress:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
         self.trusted: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies

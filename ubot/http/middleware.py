@@ -30,6 +30,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyLimit:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
@@ -51,6 +53,8 @@ class BodyLimit:
 
 
 class RequireJSON:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.method in _BODY_METHODS and (req.content_length or 0) > 0:
             media_type = (req.content_type or "").split(";", 1)[0].strip().lower()

@@ -58,6 +58,8 @@ DEFAULT_LOGIN = Budget(rate=5 / 60, burst=10)
 
 
 class ClientRateLimit:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(
         self,
         per_client: Budget = DEFAULT_PER_CLIENT,
@@ -88,6 +90,8 @@ class ClientRateLimit:
 
 
 class UserRateLimit:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(
         self,
         per_user: Budget = DEFAULT_PER_USER,

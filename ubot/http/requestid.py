@@ -42,6 +42,8 @@ def current_request_id() -> str | None:
 
 
 class RequestId:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         incoming = req.get_header(HEADER)
         request_id = incoming if incoming is not None and _SANE.fullmatch(incoming) else uuid.uuid4().hex

@@ -18,6 +18,7 @@ from typing import Any
 from ubot.http import users
 from ubot.http.alerts import AlertsResource
 from ubot.http.api import operation
+from ubot.http.asgi import Offload
 from ubot.http.dashboard import AssetResource, Bundle, DashboardResource
 from ubot.http.gateway import Gateway
 from ubot.http.metrics import MetricsResource
@@ -46,6 +47,7 @@ class Wiring:
     stream_caps: StreamCaps
     heartbeat_s: float
     document: dict[str, Any]
+    offload: Offload | None = None  # the blocking-work pool (ubot/http/asgi.py)
 
 
 class OpenAPIResource:
@@ -97,7 +99,11 @@ def _on_gateway(resource: type) -> Callable[[Wiring], Any]:
 
 def _stream(wiring: Wiring) -> StreamResource:
     return StreamResource(
-        wiring.hub, wiring.authenticate, caps=wiring.stream_caps, heartbeat_s=wiring.heartbeat_s
+        wiring.hub,
+        wiring.authenticate,
+        caps=wiring.stream_caps,
+        heartbeat_s=wiring.heartbeat_s,
+        offload=wiring.offload,
     )
 
 
