@@ -234,11 +234,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("http", "enabled", "true", _boolean, "true or false", "--no-http"),
     Option("http", "bind", "127.0.0.1:8080", _bind, "HOST:PORT", "--bind"),
     Option("http", "threads", "8", _number(1, 256, integer=True), "an integer 1..256"),
+    Option("http", "request_timeout", "10", _number(1, 300), "seconds, 1..300"),
     Option(
         "http", "max_body_bytes", "16384", _number(256, 1_048_576, integer=True), "an integer 256..1048576"
     ),
     Option(
-        "http", "stream_max", "4", _number(1, 255, integer=True), "an integer 1..255, below [http] threads"
+        "http", "stream_max", "2000", _number(1, 100_000, integer=True), "an integer 1..100000"
     ),
     Option("http", "stream_max_per_address", "2", _number(1, 255, integer=True), "an integer 1..255"),
     Option("http", "stream_max_per_user", "3", _number(1, 255, integer=True), "an integer 1..255"),
@@ -488,11 +489,6 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             "[market] interval = 0 (back-to-back ticks) is only for the simulated and replay "
             "sources; CoinMarketCap needs a real interval such as 60"
-        )
-    if settings.http.stream_max >= settings.http.threads:
-        raise ConfigError(
-            f"[http] stream_max ({settings.http.stream_max}) must be below [http] threads "
-            f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
         )
     _check_notify(settings.notify)
     _check_cluster(settings)

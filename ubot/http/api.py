@@ -26,7 +26,6 @@ import msgspec
 import msgspec.inspect
 import numpy as np
 
-from ubot.http.asgi import request_body
 from ubot.http.errors import HTTPFieldError
 from ubot.http.shapes import Query
 from ubot.users.shapes import field_of
@@ -150,7 +149,7 @@ class TooDeep(ValueError):
 
 
 def _decode_body(req: falcon.Request, shape: Any) -> Any:
-    raw = request_body(req)
+    raw = req.bounded_stream.read()
     if not raw.strip():
         raise HTTPFieldError(falcon.HTTP_400, "Missing body", "This request needs a JSON body.")
     try:

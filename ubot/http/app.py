@@ -9,14 +9,7 @@ import msgspec
 import numpy as np
 
 from ubot.http import openapi
-from ubot.http.asgi import (
-    DEFAULT_REQUEST_TIMEOUT_S,
-    App,
-    Offload,
-    asyncify_error_handler,
-    asyncify_middleware,
-    asyncify_resource,
-)
+from ubot.http.asgi import DEFAULT_REQUEST_TIMEOUT_S, App, Offload
 from ubot.http.compress import Compression
 from ubot.http.errors import add_error_handlers
 from ubot.http.gateway import Gateway
@@ -82,11 +75,7 @@ def create_app(
         *guard.after_auth,
     ]
     offload = Offload(threads)
-    app = App(
-        middleware=[asyncify_middleware(m, offload) for m in middleware],
-        request_timeout_s=request_timeout_s,
-    )
-    app.offload = offload
+    app = App(middleware=middleware, offload=offload, request_timeout_s=request_timeout_s)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = True  # ?start= is a malformed time, not no time
     app.req_options.media_handlers[falcon.MEDIA_JSON] = JSON
@@ -96,6 +85,6 @@ def create_app(
     caps = StreamCaps(max_streams, max_streams_per_address, max_streams_per_user)
     wiring = Wiring(gateway, authenticate, hub, caps, heartbeat_s, openapi.document(routes), offload)
     for route in routes:
-        app.add_route(route.template, asyncify_resource(with_head(route.build(wiring)), offload))
-    add_error_handlers(app, asyncify_error_handler)
+        app.add_route(route.template, with_head(route.build(wiring)))
+    add_error_handlers(app)
     return app

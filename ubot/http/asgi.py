@@ -8,7 +8,8 @@ event loop, so the app adapts them once, when it is built (:func:`asyncify_resou
 
 * a synchronous responder (``on_get``, ``on_post``, ...) runs in :class:`Offload`, a bounded thread
   pool (``[http] threads``), with the request's context variables (the request id of the log lines).
-  The request body is read first, on the loop (:func:`request_body` gives it to the responder);
+  The request body is read first, on the loop; in the thread, :class:`Request` reads as a WSGI
+  request does (``bounded_stream.read()``, ``get_media()``, ``media``);
 * a synchronous middleware method runs in the same pool, unless its class says it does not block
   (``nonblocking = True``: the request id, the client address, the access log, CORS, the headers,
   the rate limits and the metrics are a few dictionary operations; they run on the loop, so that
@@ -27,6 +28,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import io
 import types
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ from typing import Any, TypeVar
 
 import falcon
 import falcon.asgi
+from falcon._typing import _UNSET
 
 from ubot.http.server import error_response_parts
 
@@ -41,11 +44,12 @@ T = TypeVar("T")
 
 #: The key of the client-left event in the ASGI scope.
 GONE = "ubot.gone"
-#: What a sync responder finds in ``req.context`` when the body was read for it on the loop.
+#: Where the body read on the loop waits in ``req.context`` for a sync responder.
 RAW_BODY = "raw_body"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _METHODS = ("get", "head", "post", "put", "patch", "delete", "options")
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
+DEFAULT_THREADS = 8
 
 
 class Offload:
@@ -65,12 +69,46 @@ class Offload:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def request_body(req: Any) -> bytes:
-    """The request body: read on the loop before a sync responder ran (ASGI), else read now (WSGI)."""
-    raw = getattr(req.context, RAW_BODY, None)
-    if raw is not None:
-        return raw
-    return req.bounded_stream.read()
+def _in_loop_thread() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class Request(falcon.asgi.Request):
+    """Falcon's ASGI request, readable as a WSGI one from a pool thread: there ``stream`` and
+    ``bounded_stream`` are the body already read (a file), ``get_media()`` and ``media`` the decoded
+    body; on the loop they are Falcon's coroutines as usual."""
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        if _in_loop_thread():
+            return super().stream
+        return io.BytesIO(getattr(self.context, RAW_BODY, None) or b"")
+
+    @property
+    def bounded_stream(self) -> Any:  # type: ignore[override]
+        return self.stream
+
+    def get_media(self, default_when_empty: Any = _UNSET) -> Any:  # type: ignore[override]
+        if _in_loop_thread():
+            return super().get_media(default_when_empty)
+        raw = getattr(self.context, RAW_BODY, None) or b""
+        handler, _, deserialize_sync = self.options.media_handlers._resolve(
+            self.content_type, self.options.default_media_type
+        )
+        try:
+            if deserialize_sync is not None:
+                return deserialize_sync(raw)
+            return handler.deserialize(io.BytesIO(raw), self.content_type, len(raw))
+        except falcon.MediaNotFoundError:
+            if default_when_empty is not _UNSET:
+                return default_when_empty
+            raise
+
+    media = property(get_media)  # type: ignore[assignment]
 
 
 def asyncify_responder(responder: Callable[..., Any], offload: Offload, resource: Any) -> Callable[..., Awaitable[Any]]:
@@ -168,11 +206,39 @@ class RequestTimeout(falcon.HTTPError):
 
 
 class App(falcon.asgi.App):
-    """``falcon.asgi.App``, with the client-left event and the request deadline (module docstring)."""
+    """``falcon.asgi.App`` that adapts what it is given (module docstring): middleware, every
+    resource's responders (:meth:`add_route`, so a resource added later needs nothing of its own)
+    and error handlers; with the client-left event and the request deadline."""
 
-    def __init__(self, *args: Any, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *,
+        middleware: Any = None,
+        offload: Offload | None = None,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        **kwargs: Any,
+    ) -> None:
+        self.offload = offload or Offload(DEFAULT_THREADS)
         self.request_timeout_s = request_timeout_s
+        if middleware is not None:
+            if not isinstance(middleware, list | tuple):
+                middleware = [middleware]
+            middleware = [asyncify_middleware(m, self.offload) for m in middleware]
+        kwargs.setdefault("request_type", Request)
+        super().__init__(middleware=middleware, **kwargs)
+
+    def add_route(self, uri_template: str, resource: object, **kwargs: Any) -> None:
+        super().add_route(uri_template, asyncify_resource(resource, self.offload), **kwargs)
+
+    def add_middleware(self, middleware: Any) -> None:  # type: ignore[override]
+        if not isinstance(middleware, list | tuple):
+            middleware = [middleware]
+        super().add_middleware([asyncify_middleware(m, self.offload) for m in middleware])
+
+    def add_error_handler(self, exception: Any, handler: Any = None) -> None:  # type: ignore[override]
+        if handler is not None and not inspect.iscoroutinefunction(handler) and inspect.isfunction(handler):
+            handler = asyncify_error_handler(handler)
+        super().add_error_handler(exception, handler)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:  # type: ignore[override]
         if scope.get("type") != "http":

@@ -9,7 +9,6 @@ and a ``Throttled`` one its ``Retry-After``. :func:`add_error_handlers` installs
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -85,11 +84,11 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTP
     resp.data = msgspec.json.encode(Error(exc.title, description, **getattr(exc, "members", {})))
 
 
-def add_error_handlers(app: Any, adapt: Callable[[Callable], Callable] = lambda handler: handler) -> None:
-    """Falcon picks the handler of the most specific class: the catch-all comes first. ``adapt``:
-    how a handler is given to the app (an ASGI app takes coroutines: ``ubot.http.asgi``)."""
-    app.add_error_handler(Exception, adapt(_unexpected))
-    app.add_error_handler(Unavailable, adapt(_unavailable))
-    app.add_error_handler(NotEnabled, adapt(_not_enabled))
-    app.add_error_handler(domain.UserError, adapt(_user_error))
+def add_error_handlers(app: falcon.App) -> None:
+    """Falcon picks the handler of the most specific class: the catch-all comes first. (The ASGI
+    app, ``ubot.http.asgi.App``, runs these plain functions as coroutines.)"""
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(Unavailable, _unavailable)
+    app.add_error_handler(NotEnabled, _not_enabled)
+    app.add_error_handler(domain.UserError, _user_error)
     app.set_error_serializer(serialize_error)

@@ -71,14 +71,26 @@ MEDIA_EVENT_STREAM = "text/event-stream"
 DEFAULT_CAPS = StreamCaps()
 DEFAULT_HEARTBEAT_S = 15.0
 DEFAULT_RETRY_MS = 3000
-HEARTBEAT = "heartbeat"  # the comment line of a heartbeat: ``: heartbeat``
+HEARTBEAT = b": heartbeat\n\n"
 #: ``Retry-After`` of a refused stream, in seconds.
 RETRY_AFTER_S = 10
 
 
-def frame(event_id: EntryId, event: str, data: str) -> falcon.asgi.SSEvent:
-    """One event (``data`` is one line: JSON has no raw newlines)."""
-    return falcon.asgi.SSEvent(event=event, event_id=str(event_id), text=data)
+def frame(event_id: EntryId, event: str, data: str) -> bytes:
+    """One event in the SSE wire format (``data`` is one line: JSON has no raw newlines)."""
+    return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
+
+
+class Frames(falcon.asgi.SSEvent):
+    """Events already in the wire format, as Falcon's SSE writes them: what one read of the hub
+    found goes out in one write (``id`` first, as before; ``SSEvent`` alone writes ``event`` first)."""
+
+    def __init__(self, wire: bytes) -> None:
+        super().__init__()
+        self.wire = wire
+
+    def serialize(self, handler: object = None) -> bytes:
+        return self.wire
 
 
 #: What GET (and HEAD) /v1/stream take and answer.
@@ -204,41 +216,40 @@ class _Session:
         resource = self.resource
         heartbeat_s, now, offload = resource.heartbeat_s, resource.now, resource.offload
         try:
+            head = f"retry: {resource.retry_ms}\n"
             if after is None:
                 after = await offload(lambda: hub.last_id)  # the bus's own newest id (a round trip)
-                yield falcon.asgi.SSEvent(retry=resource.retry_ms, event_id=str(after))
-            else:
-                yield falcon.asgi.SSEvent(retry=resource.retry_ms)
+                head += f"id: {after}\n"
+            yield Frames((head + "\n").encode())
             cursor = after
             wrote = now()
             while not gone.is_set():
                 wait = max(0.0, wrote + heartbeat_s - now())
                 batch = await hub.read_async(cursor, self.user_id, wait, also=gone, offload=offload)
                 cursor = batch.cursor
-                events = self._render(batch)
-                for event in events:
-                    yield event
-                if events:
+                chunk = self._render(batch)
+                if chunk:
+                    yield Frames(chunk)
                     wrote = now()
                 if batch.closed or gone.is_set():
                     return
-                if not events and now() - wrote >= heartbeat_s:
+                if not chunk and now() - wrote >= heartbeat_s:
                     if not await offload(self._still_authorized):
                         return
-                    yield falcon.asgi.SSEvent(comment=HEARTBEAT)
+                    yield Frames(HEARTBEAT)
                     wrote = now()
         except Exception:  # never let the server log the request line (it may carry a token)
             log.exception("event stream of user %s failed", self.user_id)
         finally:
             release()
 
-    def _render(self, batch: Batch) -> list[falcon.asgi.SSEvent]:
+    def _render(self, batch: Batch) -> bytes:
         parts = [frame(e.id, e.event, e.data) for e in batch.events]
         if batch.reset:
             refetch = ["/v1/snapshot"] if self.user_id is None else ["/v1/snapshot", "/v1/me/alerts"]
             data = json.dumps({"last_id": str(batch.cursor), "refetch": refetch}, separators=(",", ":"))
             parts.insert(0, frame(batch.cursor, "reset", data))
-        return parts
+        return b"".join(parts)
 
     def _still_authorized(self) -> bool:
         authenticate = self.resource.authenticate
