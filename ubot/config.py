@@ -238,9 +238,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "http", "max_body_bytes", "16384", _number(256, 1_048_576, integer=True), "an integer 256..1048576"
     ),
-    Option(
-        "http", "stream_max", "2000", _number(1, 100_000, integer=True), "an integer 1..100000"
-    ),
+    Option("http", "stream_max", "2000", _number(1, 100_000, integer=True), "an integer 1..100000"),
     Option("http", "stream_max_per_address", "2", _number(1, 255, integer=True), "an integer 1..255"),
     Option("http", "stream_max_per_user", "3", _number(1, 255, integer=True), "an integer 1..255"),
     Option("http", "stream_heartbeat", "15", _number(1, 300), "seconds, 1..300"),

@@ -6,6 +6,7 @@ and ``close()`` is the client leaving (the server's ``http.disconnect``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -97,10 +98,8 @@ class Stream:
     def close(self) -> None:
         """The client leaves; the app's call must end."""
         if self._loop is not None and not self._loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop just ended
                 self._loop.call_soon_threadsafe(self._left.set)  # type: ignore[union-attr]
-            except RuntimeError:  # the loop just ended
-                pass
         self._thread.join(WAIT_S)
         assert not self._thread.is_alive(), "the stream did not end when its client left"
 
@@ -192,7 +191,10 @@ def test_anonymous_clients_get_public_events_users_their_own_alerts_too(setup) -
     mine = setup.publish("alert", {"for": 7}, user_id=7)
     tick = setup.publish("snapshot", {"tick": 1})
     assert data(anonymous.next()) == [(str(tick), "snapshot", '{"tick":1}')]
-    assert data(alice.messages(2)) == [(str(mine), "alert", '{"for":7}'), (str(tick), "snapshot", '{"tick":1}')]
+    assert data(alice.messages(2)) == [
+        (str(mine), "alert", '{"for":7}'),
+        (str(tick), "snapshot", '{"tick":1}'),
+    ]
     anonymous.close()
     alice.close()
 

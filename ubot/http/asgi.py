@@ -111,7 +111,9 @@ class Request(falcon.asgi.Request):
     media = property(get_media)  # type: ignore[assignment]
 
 
-def asyncify_responder(responder: Callable[..., Any], offload: Offload, resource: Any) -> Callable[..., Awaitable[Any]]:
+def asyncify_responder(
+    responder: Callable[..., Any], offload: Offload, resource: Any
+) -> Callable[..., Awaitable[Any]]:
     """A coroutine responder that reads the body on the loop, then runs ``responder`` (a bound
     method) in the pool; itself a method bound to the same resource."""
 
@@ -256,7 +258,7 @@ class App(falcon.asgi.App):
             else:
                 try:
                     message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     raise RequestTimeout(self.request_timeout_s) from None
                 body_done = message.get("type") != "http.request" or not message.get("more_body", False)
             if message.get("type") == "http.disconnect":

@@ -35,6 +35,7 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 class RequestMetrics:
     """Counts (``ubot_http_requests_total``) and times (``ubot_http_request_seconds``) every request.
     ``routes``: every route the app may serve (``ubot.http.routes.ROUTES``)."""
+
     nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
 
     def __init__(self, routes: Iterable[Route], timer: Callable[[], float] = time.perf_counter) -> None:

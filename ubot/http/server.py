@@ -22,7 +22,6 @@ import asyncio
 import errno
 import json
 import os
-import signal
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any

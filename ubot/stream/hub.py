@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import logging
 import threading
@@ -89,10 +90,8 @@ class Pulse:
         return self._event
 
     def fire(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             self.loop.call_soon_threadsafe(self._fire)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
 
     def _fire(self) -> None:
         fired, self._event = self._event, asyncio.Event()
@@ -127,7 +126,9 @@ class StreamHub:
         self._last = start  # the newest id the relay has read
         self._closed = False
         self._changed = threading.Condition(threading.Lock())
-        self._pulses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pulse] = weakref.WeakKeyDictionary()
+        self._pulses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pulse] = (
+            weakref.WeakKeyDictionary()
+        )
         self._relay = Relay(bus, topic, self._take, after=start, timeout_s=poll_s)
 
     def start(self) -> StreamHub:
