@@ -124,7 +124,9 @@ class Clients:
     async def _stream(self, n: int, opened: asyncio.Event) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
         self.writers.append(writer)
-        writer.write(f"GET /v1/stream HTTP/1.1\r\nHost: b\r\nX-Forwarded-For: {forwarded(n)}\r\n\r\n".encode())
+        writer.write(
+            f"GET /v1/stream HTTP/1.1\r\nHost: b\r\nX-Forwarded-For: {forwarded(n)}\r\n\r\n".encode()
+        )
         status = await reader.readline()
         if b" 200 " not in status:
             raise RuntimeError(f"stream {n}: {status!r}")
@@ -154,7 +156,9 @@ class Clients:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--streams", type=int, default=2000)
     parser.add_argument("--half-open", type=int, default=500)
     parser.add_argument("--requests", type=int, default=500)
@@ -180,7 +184,9 @@ def main() -> int:
     try:
         wait_ready(port)
         worker = worker_pid(server.pid)
-        print(f"uBot on 127.0.0.1:{port} (gunicorn asgi, worker pid {worker}), {args.coins} coins, a tick a second")
+        print(
+            f"uBot on 127.0.0.1:{port} (gunicorn asgi, worker pid {worker}), {args.coins} coins, a tick a second"
+        )
         baseline = snapshot_latencies(port, args.requests)
         clients = Clients(port)
         before = rss_kib(worker)
@@ -206,7 +212,9 @@ def main() -> int:
             return f"{seconds * 1000:.1f} ms"
 
         print(f"GET /v1/snapshot, {args.requests} sequential requests each run:")
-        print(f"  nothing else open:        p50 {ms(statistics.median(baseline))}, p99 {ms(percentile(baseline, 0.99))}")
+        print(
+            f"  nothing else open:        p50 {ms(statistics.median(baseline))}, p99 {ms(percentile(baseline, 0.99))}"
+        )
         print(
             f"  {args.streams} streams + {args.half_open} half-open: p50 {ms(statistics.median(loaded))}, "
             f"p99 {ms(percentile(loaded, 0.99))} "
