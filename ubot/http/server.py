@@ -1,19 +1,21 @@
-"""Serving the gateway with gunicorn (one gthread worker), the actor system inside that worker.
+"""Serving the gateway with gunicorn (one ASGI worker), the actor system inside that worker.
 
-gunicorn's master process binds the socket and supervises; the worker process builds the app by
-calling ``make_app()`` after the fork (threads must not cross a fork), so the actors live in the
-process that serves the requests. When the worker exits (SIGTERM: graceful; SIGINT: quick),
-gunicorn calls ``on_exit()`` in that process, which stops the actors in order.
+gunicorn's master process binds the socket and supervises; the worker process (gunicorn's own ASGI
+worker, one asyncio event loop for every connection) builds the app by calling ``make_app()`` after
+the fork (threads must not cross a fork), so the actors live in the process that serves the
+requests. When the worker exits (SIGTERM: graceful; SIGINT: quick), gunicorn calls ``on_exit()`` in
+that process, which stops the actors in order.
 
 A graceful stop waits (up to 30 s) for the requests in progress, and an open event stream never
 ends by itself: ``on_stopping()`` is called in the worker as soon as the stop begins (on SIGTERM,
-SIGINT or SIGQUIT), before that wait, to end the streams (``StreamHub.close``). It runs in a signal
-handler, so it must be quick and must not take a lock the worker's main thread could hold.
+SIGINT or SIGQUIT), before that wait, to end the streams (``StreamHub.close``). It runs on the
+event loop (gunicorn's ASGI worker handles signals there), so it must be quick.
 
 Requests gunicorn refuses before the app sees them (a malformed request line or header, a request
 line over :data:`LIMIT_REQUEST_LINE` bytes, more than :data:`LIMIT_REQUEST_FIELDS` headers or one
-over :data:`LIMIT_REQUEST_FIELD_SIZE` bytes) are answered by :class:`GatewayWorker` in the app's
-error shape, ``{"title": ..., "description": ...}`` as JSON, instead of gunicorn's HTML page.
+over :data:`LIMIT_REQUEST_FIELD_SIZE` bytes, headers not complete within ``request_timeout``) are
+answered by :class:`GatewayProtocol` in the app's error shape, ``{"title": ..., "description": ...}``
+as JSON, instead of gunicorn's plain text.
 """
 
 from __future__ import annotations
