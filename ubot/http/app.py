@@ -19,7 +19,7 @@ from ubot.http.protection import Protection
 from ubot.http.routes import ROUTES, Wiring, served, with_head
 from ubot.http.stream import DEFAULT_CAPS, DEFAULT_HEARTBEAT_S
 from ubot.stream.hub import StreamHub
-from ubot.stream.slots import StreamCaps
+from ubot.stream.slots import StreamCaps, StreamSlots
 
 
 def _encodable(value: Any) -> Any:
@@ -83,7 +83,9 @@ def create_app(
     # The one route table (ubot/http/routes.py).
     routes = served(accounts=gateway.users is not None, metrics=metrics)
     caps = StreamCaps(max_streams, max_streams_per_address, max_streams_per_user)
-    wiring = Wiring(gateway, authenticate, hub, caps, heartbeat_s, openapi.document(routes), offload)
+    wiring = Wiring(
+        gateway, authenticate, hub, caps, heartbeat_s, openapi.document(routes), offload, StreamSlots(caps)
+    )
     for route in routes:
         app.add_route(route.template, with_head(route.build(wiring)))
     add_error_handlers(app)

@@ -139,13 +139,14 @@ def asyncify_resource(resource: Any, offload: Offload) -> Any:
 
 
 _HOOKS = ("process_request", "process_resource", "process_response")
+_WS_HOOKS = ("process_request_ws", "process_resource_ws")  # Falcon takes these as they are named
 
 
 def asyncify_middleware(component: Any, offload: Offload) -> Any:
     """``component`` as ASGI middleware: its synchronous methods run in ``offload``, or on the loop
     when the class says ``nonblocking = True``. A component with coroutine methods is returned as
     it is."""
-    methods = {name: getattr(component, name, None) for name in _HOOKS}
+    methods = {name: getattr(component, name, None) for name in _HOOKS + _WS_HOOKS}
     if not any(callable(m) and not inspect.iscoroutinefunction(m) for m in methods.values()):
         return component
     on_loop = bool(getattr(component, "nonblocking", False))
@@ -159,7 +160,8 @@ def asyncify_middleware(component: Any, offload: Offload) -> Any:
             wrapped = _on_loop(method)
         else:
             wrapped = _in_pool(method, offload)
-        setattr(adapter, f"{name}_async", types.MethodType(wrapped, adapter))
+        target = name if name in _WS_HOOKS else f"{name}_async"
+        setattr(adapter, target, types.MethodType(wrapped, adapter))
     return adapter
 
 

@@ -30,8 +30,9 @@ from ubot.http.resources import (
     SnapshotResource,
 )
 from ubot.http.stream import StreamResource
+from ubot.http.ws import WebSocketResource
 from ubot.stream.hub import StreamHub
-from ubot.stream.slots import StreamCaps
+from ubot.stream.slots import StreamCaps, StreamSlots
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 OPENAPI_PATH = "/openapi.json"
@@ -48,6 +49,7 @@ class Wiring:
     heartbeat_s: float
     document: dict[str, Any]
     offload: Offload | None = None  # the blocking-work pool (ubot/http/asgi.py)
+    slots: StreamSlots | None = None  # the open streams and WebSockets, counted together
 
 
 class OpenAPIResource:
@@ -104,7 +106,12 @@ def _stream(wiring: Wiring) -> StreamResource:
         caps=wiring.stream_caps,
         heartbeat_s=wiring.heartbeat_s,
         offload=wiring.offload,
+        slots=wiring.slots,
     )
+
+
+def _ws(wiring: Wiring) -> WebSocketResource:
+    return WebSocketResource(_stream(wiring), wiring.gateway)
 
 
 def _route(template: str, resource: type, *, accounts: bool = False) -> Route:
@@ -123,6 +130,7 @@ ROUTES: tuple[Route, ...] = (
     _route("/v1/global", GlobalResource),
     _route("/v1/me/alerts", AlertsResource),
     Route("/v1/stream", StreamResource, _stream),
+    Route("/v1/ws", WebSocketResource, _ws),
     _route("/v1/users", users.UsersResource, accounts=True),
     _route("/v1/sessions", users.SessionsResource, accounts=True),
     _route("/v1/sessions/browser", users.BrowserSessionResource, accounts=True),

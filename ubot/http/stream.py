@@ -51,6 +51,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -135,12 +136,13 @@ class StreamResource:
         retry_ms: int = DEFAULT_RETRY_MS,
         now: Callable[[], float] = time.monotonic,
         offload: Offload | None = None,
+        slots: StreamSlots | None = None,
     ) -> None:
         """``offload``: where blocking calls run (the token check at each heartbeat, a catch-up from
         the bus); ``asyncio.to_thread`` without one."""
         self.hub = hub
         self.authenticate = authenticate
-        self.slots = StreamSlots(caps)
+        self.slots = slots or StreamSlots(caps)  # shared with GET /v1/ws (ubot/http/ws.py)
         self.heartbeat_s = heartbeat_s
         self.retry_ms = retry_ms
         self.now = now
@@ -150,13 +152,13 @@ class StreamResource:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         if self.hub is None:
             raise NotEnabled("The event stream is not enabled in this process.")
-        after = _resume_from(req)
+        after = resume_from(req)
         user_id, token = req.context.user_id, req.context.token
         try:
             slot = self.slots.acquire(client_key(client_address(req)), user_id)
         except TooManyStreams as refused:
-            raise _refusal(refused) from None
-        session = _Session(self, user_id, token)
+            raise refusal(refused) from None
+        session = Session(self, user_id, token)
         resp.content_type = MEDIA_EVENT_STREAM
         resp.cache_control = ["no-cache"]
         resp.set_header("X-Accel-Buffering", "no")
@@ -172,7 +174,7 @@ class StreamResource:
         resp.cache_control = ["no-cache"]
 
 
-def _refusal(refused: TooManyStreams) -> falcon.HTTPError:
+def refusal(refused: TooManyStreams) -> falcon.HTTPError:
     """The answer to a stream refused for want of a slot: 429 when the client's own streams fill its
     cap, 503 when the server's are all taken; each says which cap and how many."""
     if refused.cap == PER_USER:
@@ -200,7 +202,7 @@ def _are_open(count: int) -> str:
     return "1 event stream is open" if count == 1 else f"{count} event streams are open"
 
 
-class _Session:
+class Session:
     """One client's stream: who it is, and whether its token still holds."""
 
     def __init__(self, resource: StreamResource, user_id: int | None, token: str | None) -> None:
@@ -208,47 +210,65 @@ class _Session:
         self.user_id = user_id
         self.token = token
 
+    async def feed(
+        self, hub: StreamHub, after: EntryId | None, gone: asyncio.Event
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        """What the client is sent, whatever the transport: ``("head", id or None)`` first (the
+        position a fresh client starts from; None when it resumes), then ``("batch", Batch)``
+        for events (or a reset) and ``("heartbeat", None)`` when nothing happened for
+        ``heartbeat_s``. It ends when the hub closes, the token no longer holds, or ``gone`` is set
+        (the client left)."""
+        resource = self.resource
+        heartbeat_s, now, offload = resource.heartbeat_s, resource.now, resource.offload
+        fresh = after is None
+        if after is None:
+            after = await offload(lambda: hub.last_id)  # the bus's own newest id (a round trip)
+        yield "head", after if fresh else None
+        cursor = after
+        wrote = now()
+        while not gone.is_set():
+            wait = max(0.0, wrote + heartbeat_s - now())
+            batch = await hub.read_async(cursor, self.user_id, wait, also=gone, offload=offload)
+            cursor = batch.cursor
+            found = bool(batch.events) or batch.reset
+            if found:
+                yield "batch", batch
+                wrote = now()
+            if batch.closed or gone.is_set():
+                return
+            if not found and now() - wrote >= heartbeat_s:
+                if not await offload(self._still_authorized):
+                    return
+                yield "heartbeat", None
+                wrote = now()
+
     async def events(
         self, hub: StreamHub, after: EntryId | None, gone: asyncio.Event, release: Callable[[], None]
     ) -> AsyncGenerator[falcon.asgi.SSEvent, None]:
-        """The stream's events; it ends when the hub closes, the token no longer holds, or ``gone``
-        is set (the client left), and then calls ``release`` (once, however it ends)."""
-        resource = self.resource
-        heartbeat_s, now, offload = resource.heartbeat_s, resource.now, resource.offload
+        """The stream's Server-Sent Events (:meth:`feed` in the SSE wire format); ``release`` is
+        called once, however it ends."""
         try:
-            head = f"retry: {resource.retry_ms}\n"
-            if after is None:
-                after = await offload(lambda: hub.last_id)  # the bus's own newest id (a round trip)
-                head += f"id: {after}\n"
-            yield Frames((head + "\n").encode())
-            cursor = after
-            wrote = now()
-            while not gone.is_set():
-                wait = max(0.0, wrote + heartbeat_s - now())
-                batch = await hub.read_async(cursor, self.user_id, wait, also=gone, offload=offload)
-                cursor = batch.cursor
-                chunk = self._render(batch)
-                if chunk:
-                    yield Frames(chunk)
-                    wrote = now()
-                if batch.closed or gone.is_set():
-                    return
-                if not chunk and now() - wrote >= heartbeat_s:
-                    if not await offload(self._still_authorized):
-                        return
+            async for kind, value in self.feed(hub, after, gone):
+                if kind == "head":
+                    head = f"retry: {self.resource.retry_ms}\n" + ("" if value is None else f"id: {value}\n")
+                    yield Frames((head + "\n").encode())
+                elif kind == "batch":
+                    yield Frames(self._render(value))
+                else:
                     yield Frames(HEARTBEAT)
-                    wrote = now()
         except Exception:  # never let the server log the request line (it may carry a token)
             log.exception("event stream of user %s failed", self.user_id)
         finally:
             release()
 
+    def reset_data(self, cursor: EntryId) -> str:
+        refetch = ["/v1/snapshot"] if self.user_id is None else ["/v1/snapshot", "/v1/me/alerts"]
+        return json.dumps({"last_id": str(cursor), "refetch": refetch}, separators=(",", ":"))
+
     def _render(self, batch: Batch) -> bytes:
         parts = [frame(e.id, e.event, e.data) for e in batch.events]
         if batch.reset:
-            refetch = ["/v1/snapshot"] if self.user_id is None else ["/v1/snapshot", "/v1/me/alerts"]
-            data = json.dumps({"last_id": str(batch.cursor), "refetch": refetch}, separators=(",", ":"))
-            parts.insert(0, frame(batch.cursor, "reset", data))
+            parts.insert(0, frame(batch.cursor, "reset", self.reset_data(batch.cursor)))
         return b"".join(parts)
 
     def _still_authorized(self) -> bool:
@@ -261,7 +281,7 @@ class _Session:
             return True  # the UserManager is busy or stopping: not a reason to drop the client
 
 
-def _resume_from(req: falcon.Request) -> EntryId | None:
+def resume_from(req: falcon.Request) -> EntryId | None:
     """The id to resume after: ``Last-Event-ID`` first (``EventSource`` sends the newest one when it
     reconnects), else ``?last_event_id=`` (its form is checked with the query: 400 otherwise). An id
     that is not a bus entry id (``ms-seq``) is unknown: the stream starts with a reset."""
