@@ -64,7 +64,7 @@ def expected_rows() -> dict[str, str]:
             f"{server.LIMIT_REQUEST_FIELDS} fields, each at most {server.LIMIT_REQUEST_FIELD_SIZE} bytes "
             "(431 beyond)"
         ),
-        "open `/v1/stream` connections": (
+        "open `/v1/stream` and `/v1/ws` connections, counted together": (
             f"{default('http', 'stream_max')} per server (`[http] stream_max`; 503 beyond), "
             f"{default('http', 'stream_max_per_address')} per client address (`[http] stream_max_per_address`) "
             f"and {default('http', 'stream_max_per_user')} per user (`[http] stream_max_per_user`; 429 beyond); "
