@@ -16,6 +16,7 @@ import requests
 
 from tests.procs import Ubot, start
 from tests.support.waits import wait_until
+from tests.test_stream_e2e import RawStream
 
 HALF_OPEN = 500
 STREAMS = 200
@@ -82,30 +83,6 @@ def test_half_open_sockets_hold_nothing_and_are_closed_at_the_deadline(ubot) -> 
     assert requests.get(ubot.base + "/health", timeout=TIMEOUT_S).status_code == 200
 
 
-class RawStream:
-    """``GET /v1/stream`` on a bare socket, from the address ``forwarded``."""
-
-    def __init__(self, ubot: Ubot, forwarded: str) -> None:
-        self.sock = socket.create_connection(address(ubot), timeout=TIMEOUT_S)
-        self.sock.sendall(
-            f"GET /v1/stream HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {forwarded}\r\n\r\n".encode()
-        )
-        self.received = b""
-
-    def read_until(self, marker: bytes) -> bytes:
-        while marker not in self.received:
-            chunk = self.sock.recv(65536)
-            assert chunk, f"the stream ended before {marker!r}: {self.received!r}"
-            self.received += chunk
-        return self.received
-
-    def status(self) -> int:
-        return int(self.read_until(b"\r\n\r\n").split(b" ", 2)[1])
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def forwarded(n: int) -> str:
     return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
 
@@ -130,17 +107,17 @@ def test_many_open_streams_get_every_snapshot_while_other_requests_are_served(ub
             stream.read_until(b"event: snapshot\n")
         # Half of the clients leave: their slots are free for others.
         for stream in streams[: STREAMS // 2]:
-            stream.close()
+            stream.leave()
 
         def reopened() -> list[RawStream] | None:
             fresh = [RawStream(ubot, forwarded(STREAMS + 1 + n)) for n in range(STREAMS // 2)]
             if all(stream.status() == 200 for stream in fresh):
                 return fresh
             for stream in fresh:
-                stream.close()
+                stream.leave()
             return None
 
         streams[: STREAMS // 2] = wait_until(reopened, "the slots of the clients that left", TIMEOUT_S)
     finally:
         for stream in streams:
-            stream.close()
+            stream.leave()

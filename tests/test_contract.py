@@ -74,17 +74,22 @@ USERNAME = "contract-user"
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis' own
 
 
+#: Answers a request that fits the schema may get where the document declares them: a 422 (a rule a
+#: schema cannot state, given in words), a 426 (GET /v1/ws: a WebSocket, which plain HTTP cannot open).
+DECLARED_REFUSALS = ("422", "426")
+
+
 def config_of(document: Mapping[str, Any]) -> SchemathesisConfig:
-    """schemathesis' defaults, but where the document declares a 422 (a rule a schema cannot state,
-    given in words), a request that fits the schema may get it."""
+    """schemathesis' defaults, but where the document declares one of :data:`DECLARED_REFUSALS`, a
+    request that fits the schema may get it."""
     operations = [
         {
             "include-name": f"{method.upper()} {path}",
-            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_STATUSES, "422"]}},
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_STATUSES, *declared]}},
         }
         for path, item in document["paths"].items()
         for method, operation in item.items()
-        if "422" in operation["responses"]
+        if (declared := [status for status in DECLARED_REFUSALS if status in operation["responses"]])
     ]
     return SchemathesisConfig.from_dict({"operations": operations})
 

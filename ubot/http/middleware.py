@@ -94,17 +94,7 @@ class Authentication:
         else:
             scheme, _, token = (req.auth or "").partition(" ")
             token = token.strip()
-        if self.authenticate is None:
-            raise falcon.HTTPServiceUnavailable(
-                title="Not enabled", description="Accounts are not enabled in this process."
-            )
-        if scheme.lower() != "bearer" or not token or len(token) > 512:
-            raise _unauthorized("Send Authorization: Bearer <token> (POST /v1/sessions gives one).")
-        user_id = self.authenticate(token)
-        if user_id is None:
-            raise _unauthorized("The token is unknown, expired or revoked; log in again.")
-        req.context.user_id = user_id
-        req.context.token = token
+        self._bearer(req, scheme, token)
 
     def process_resource_ws(
         self, req: falcon.Request, ws: object, resource: Any, params: Mapping[str, Any]
@@ -125,6 +115,10 @@ class Authentication:
                 raise _unauthorized("Send Authorization: Bearer <token> (POST /v1/sessions gives one).")
             return  # anonymous
         token = token.strip()
+        self._bearer(req, scheme, token)
+
+    def _bearer(self, req: falcon.Request, scheme: str, token: str) -> None:
+        """Check a credential sent as ``<scheme> <token>``; the user lands in ``req.context``."""
         if self.authenticate is None:
             raise falcon.HTTPServiceUnavailable(
                 title="Not enabled", description="Accounts are not enabled in this process."

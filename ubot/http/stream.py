@@ -64,7 +64,7 @@ from ubot.http.gateway import NotEnabled, Unavailable
 from ubot.http.ratelimit import client_key
 from ubot.http.shapes import StreamQuery
 from ubot.stream.hub import UNKNOWN, Batch, Offloader, StreamHub
-from ubot.stream.slots import PER_ADDRESS, PER_USER, StreamCaps, StreamSlots, TooManyStreams
+from ubot.stream.slots import PER_ADDRESS, PER_USER, Slot, StreamCaps, StreamSlots, TooManyStreams
 
 log = logging.getLogger(__name__)
 
@@ -148,17 +148,21 @@ class StreamResource:
         self.now = now
         self.offload: Offloader = offload or asyncio.to_thread
 
-    @STREAM
-    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+    def admit(self, req: falcon.asgi.Request) -> tuple[EntryId | None, Slot]:
+        """Where the client resumes from, and its slot (or the refusal: 503 not enabled, 429, 503);
+        for this route and ``GET /v1/ws`` alike."""
         if self.hub is None:
             raise NotEnabled("The event stream is not enabled in this process.")
         after = resume_from(req)
-        user_id, token = req.context.user_id, req.context.token
         try:
-            slot = self.slots.acquire(client_key(client_address(req)), user_id)
+            return after, self.slots.acquire(client_key(client_address(req)), req.context.user_id)
         except TooManyStreams as refused:
             raise refusal(refused) from None
-        session = Session(self, user_id, token)
+
+    @STREAM
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        after, slot = self.admit(req)
+        session = Session(self, req.context.user_id, req.context.token)
         resp.content_type = MEDIA_EVENT_STREAM
         resp.cache_control = ["no-cache"]
         resp.set_header("X-Accel-Buffering", "no")

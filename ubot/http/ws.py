@@ -39,13 +39,10 @@ import msgspec
 from falcon.errors import WebSocketDisconnected
 
 from ubot.http.api import operation
-from ubot.http.clientaddr import client_address
-from ubot.http.gateway import Gateway, NotEnabled, Unavailable
-from ubot.http.ratelimit import client_key
+from ubot.http.gateway import Gateway, Unavailable
 from ubot.http.shapes import StreamQuery
-from ubot.http.stream import Session, StreamResource, refusal, resume_from
+from ubot.http.stream import Session, StreamResource
 from ubot.stream.hub import Batch
-from ubot.stream.slots import TooManyStreams
 from ubot.users.shapes import field_of
 
 log = logging.getLogger(__name__)
@@ -95,14 +92,8 @@ class WebSocketResource:
 
     async def on_websocket(self, req: falcon.asgi.Request, ws: falcon.asgi.WebSocket) -> None:
         stream = self.stream
-        if stream.hub is None:
-            raise NotEnabled("The event stream is not enabled in this process.")
-        after = resume_from(req)
+        after, slot = stream.admit(req)
         user_id, token = req.context.user_id, req.context.token
-        try:
-            slot = stream.slots.acquire(client_key(client_address(req)), user_id)
-        except TooManyStreams as refused:
-            raise refusal(refused) from None
         try:
             await ws.accept()
             await _Connection(self, ws, Session(stream, user_id, token)).run(after)
