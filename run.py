@@ -488,6 +488,8 @@ def gateway_app(settings: Settings, gateway: Any, hub: Any) -> Any:
         heartbeat_s=settings.http.stream_heartbeat,
         protection=protection_middleware(settings.http, settings.limits),
         metrics=settings.http.metrics,
+        threads=settings.http.threads,
+        request_timeout_s=settings.http.request_timeout,
     )
 
 
@@ -508,6 +510,7 @@ def serve(
         on_exit,
         settings.log.level,
         on_stopping=on_stopping,
+        request_timeout_s=settings.http.request_timeout,
     ).run()
     return 0
 

@@ -4,8 +4,8 @@ for every script in bench/): GET /v1/snapshot (5,000 coins) on uBot beside a bar
 
     python bench/http_gateway.py [--coins 5000] [--duration 10] [--connections 64] [--threads 8]
 
-Both servers run under the same gunicorn configuration (uBot's GatewayServer: one gthread worker,
-``--threads`` threads, keep-alive), each in its own process:
+Both servers run under the same gunicorn configuration (uBot's GatewayServer: one ASGI worker,
+its responders in a pool of ``--threads`` threads, keep-alive), each in its own process:
 
 * uBot: ``run.py`` on a replay of one recorded 5,000-coin snapshot (the simulated market written in
   the replay format), so the pipeline runs once and then stays idle while the gateway is measured;
@@ -74,6 +74,7 @@ def serve_bare(port: int, body_file: str, etag: str, threads: int) -> None:
     import falcon
 
     from run import SWITCH_INTERVAL_S
+    from ubot.http.asgi import App, Offload
     from ubot.http.server import GatewayServer
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as uBot's own process (run.py) sets it
@@ -89,8 +90,8 @@ def serve_bare(port: int, body_file: str, etag: str, threads: int) -> None:
             resp.content_type = falcon.MEDIA_JSON
             resp.data = body
 
-    def make_app() -> falcon.App:
-        app = falcon.App()
+    def make_app() -> App:
+        app = App(offload=Offload(threads))  # uBot's ASGI app: the responder runs in its pool too
         app.add_route("/v1/snapshot", Snapshot())
         return app
 
@@ -179,7 +180,7 @@ def main() -> None:
         assert floor_body == body
         print(
             f"GET /v1/snapshot: {args.coins} coins, {len(body) / 1e6:.2f} MB; {args.connections} keep-alive "
-            f"clients (wrk), {args.duration} s per run; gunicorn gthread, 1 worker x {args.threads} threads"
+            f"clients (wrk), {args.duration} s per run; gunicorn asgi, 1 worker, a pool of {args.threads} threads"
         )
         results = {}
         for name, url, tag in (

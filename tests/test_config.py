@@ -413,10 +413,10 @@ def test_back_to_back_ticks_are_fine_without_cmc():
     assert settings.market.interval == 0
 
 
-def test_streams_must_leave_threads_for_requests():
-    message = error_of(overrides={("http", "threads"): "4", ("http", "stream_max"): "4"})
-    assert "[http] stream_max (4) must be below [http] threads (4)" in message
-    assert load(overrides={("http", "threads"): "4", ("http", "stream_max"): "3"}).http.stream_max == 3
+def test_streams_hold_no_thread_so_they_may_outnumber_the_threads():
+    assert load(overrides={("http", "threads"): "4", ("http", "stream_max"): "2000"}).http.stream_max == 2000
+    assert "[http] stream_max" in error_of(overrides={("http", "stream_max"): "100001"})
+    assert "[http] request_timeout" in error_of(overrides={("http", "request_timeout"): "0"})
 
 
 def test_logins_must_leave_threads_for_requests():

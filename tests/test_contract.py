@@ -3,7 +3,8 @@
 The app is the real one (``create_app``, without the rate limits) over a real actor system and
 database (SQLite, or PostgreSQL with ``UBOT_TEST_DATABASE_URL``) that has played the test replay to
 its end, with the UserManager, the Notifier and a StreamHub wired as in production. schemathesis
-loads the document from ``GET /openapi.json`` and calls the WSGI app directly.
+loads the document from ``GET /openapi.json`` and calls the ASGI app directly (through a small WSGI
+adapter, ``tests/support/asgi_wsgi.py``: schemathesis' ASGI loader needs a package uBot does not install).
 
 For every operation (HEAD ones included) it runs schemathesis' coverage phase (boundary values, each
 required member left out, repeated query parameters, methods the path does not serve), then
@@ -34,7 +35,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import falcon
 import hypothesis
 import msgspec
 import pytest
@@ -47,6 +47,7 @@ from schemathesis.config import SchemathesisConfig
 
 from tests.http.support import DEADLINE_S, gateway_of
 from tests.replayfiles import write_replay
+from tests.support.asgi_wsgi import AsgiAsWsgi
 from tests.support.waits import wait_until
 from ubot.bus import InProcessBus
 from ubot.clocks import SystemClock
@@ -73,24 +74,29 @@ USERNAME = "contract-user"
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis' own
 
 
+#: Answers a request that fits the schema may get where the document declares them: a 422 (a rule a
+#: schema cannot state, given in words), a 426 (GET /v1/ws: a WebSocket, which plain HTTP cannot open).
+DECLARED_REFUSALS = ("422", "426")
+
+
 def config_of(document: Mapping[str, Any]) -> SchemathesisConfig:
-    """schemathesis' defaults, but where the document declares a 422 (a rule a schema cannot state,
-    given in words), a request that fits the schema may get it."""
+    """schemathesis' defaults, but where the document declares one of :data:`DECLARED_REFUSALS`, a
+    request that fits the schema may get it."""
     operations = [
         {
             "include-name": f"{method.upper()} {path}",
-            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_STATUSES, "422"]}},
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE_STATUSES, *declared]}},
         }
         for path, item in document["paths"].items()
         for method, operation in item.items()
-        if "422" in operation["responses"]
+        if (declared := [status for status in DECLARED_REFUSALS if status in operation["responses"]])
     ]
     return SchemathesisConfig.from_dict({"operations": operations})
 
 
 @dataclass
 class Contract:
-    app: falcon.App
+    app: Any
     client: TestClient
     strategy_id: int  # the test user's
     _addresses: Iterator[int]
@@ -244,7 +250,9 @@ def _order(key: tuple[str, str]) -> int:
 def test_the_gateway_keeps_its_openapi_contract(contract) -> None:
     load_all_checks()
     document = contract.client.simulate_get("/openapi.json").json
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", contract.app, config=config_of(document))
+    schema = schemathesis.openapi.from_wsgi(
+        "/openapi.json", AsgiAsWsgi(contract.app), config=config_of(document)
+    )
     operations = [result.ok() for result in schema.get_all_operations()]
     labels = {(op.method.upper(), op.path) for op in operations}
     assert labels >= NOT_FUZZED | REVOKING | LOCKING

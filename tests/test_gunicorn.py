@@ -23,7 +23,8 @@ from ubot.http.server import LIMIT_REQUEST_FIELD_SIZE, LIMIT_REQUEST_FIELDS, LIM
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER = """
-import sys, falcon
+import sys
+from ubot.http.asgi import App
 from ubot.http.compress import Compression
 from ubot.http.server import GatewayServer
 
@@ -36,7 +37,7 @@ class Big:
         resp.media = {"rows": list(range(5000))}
 
 def make_app():
-    app = falcon.App(middleware=[Compression()])
+    app = App(middleware=[Compression()])  # uBot's ASGI app takes the sync middleware and resources
     app.add_route("/hello", Hello())
     app.add_route("/big", Big())
     return app

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from ubot.config import OPTION_INDEX
-from ubot.http import compress, server, stream
+from ubot.http import compress, server
 from ubot.http.api import MAX_JSON_DEPTH
 from ubot.http.shapes import DEFAULT_ALERTS, DEFAULT_LIMIT, MAX_ALERTS, MAX_LIMIT
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL
@@ -71,11 +71,14 @@ def expected_rows() -> dict[str, str]:
             f"{server.LIMIT_REQUEST_FIELDS} fields, each at most {server.LIMIT_REQUEST_FIELD_SIZE} bytes "
             "(431 beyond)"
         ),
-        "open `/v1/stream` connections": (
+        "open `/v1/stream` and `/v1/ws` connections, counted together": (
             f"{default('http', 'stream_max')} per server (`[http] stream_max`; 503 beyond), "
             f"{default('http', 'stream_max_per_address')} per client address (`[http] stream_max_per_address`) "
             f"and {default('http', 'stream_max_per_user')} per user (`[http] stream_max_per_user`; 429 beyond); "
-            f"a slot is free within a second of its client leaving (checked every {stream.DEPARTURE_CHECK_S:g} s)"
+            "a slot is free as soon as its client leaves"
+        ),
+        "a request's headers, then its body": (
+            f"each within {default('http', 'request_timeout')} s (`[http] request_timeout`; 408 and closed beyond)"
         ),
         "requests per client address": (
             f"{default('limits', 'per_client_rate')} a second, bursts of "

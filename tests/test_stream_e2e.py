@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -261,12 +262,15 @@ def test_sigterm_ends_open_streams_and_stops_promptly(servers) -> None:
 
 
 class RawStream:
-    """A stream read from a bare socket, as a client that can leave abruptly (no HTTP library)."""
+    """A stream read from a bare socket, as a client that can leave abruptly (no HTTP library);
+    ``forwarded``: its ``X-Forwarded-For`` (a server behind a trusted proxy takes it as the address).
+    ``server``: anything with a ``base`` URL."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Any, forwarded: str | None = None) -> None:
         host, port = server.base.removeprefix("http://").split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT_S)
-        self.sock.sendall(f"GET /v1/stream HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        extra = "" if forwarded is None else f"X-Forwarded-For: {forwarded}\r\n"
+        self.sock.sendall(f"GET /v1/stream HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode())
         self.received = b""
 
     def read_until(self, marker: bytes) -> bytes:
@@ -276,7 +280,10 @@ class RawStream:
             self.received += chunk
         return self.received
 
-    def leave(self, how: str) -> None:
+    def status(self) -> int:
+        return int(self.read_until(b"\r\n\r\n").split(b" ", 2)[1])
+
+    def leave(self, how: str = "close") -> None:
         if how == "reset":  # RST instead of FIN: as a client that crashed or lost its network
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.close()

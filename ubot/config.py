@@ -243,12 +243,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("http", "enabled", "true", _boolean, "true or false", "--no-http"),
     Option("http", "bind", "127.0.0.1:8080", _bind, "HOST:PORT", "--bind"),
     Option("http", "threads", "8", _number(1, 256, integer=True), "an integer 1..256"),
+    Option("http", "request_timeout", "10", _number(1, 300), "seconds, 1..300"),
     Option(
         "http", "max_body_bytes", "16384", _number(256, 1_048_576, integer=True), "an integer 256..1048576"
     ),
-    Option(
-        "http", "stream_max", "4", _number(1, 255, integer=True), "an integer 1..255, below [http] threads"
-    ),
+    Option("http", "stream_max", "2000", _number(1, 100_000, integer=True), "an integer 1..100000"),
     Option("http", "stream_max_per_address", "2", _number(1, 255, integer=True), "an integer 1..255"),
     Option("http", "stream_max_per_user", "3", _number(1, 255, integer=True), "an integer 1..255"),
     Option("http", "stream_heartbeat", "15", _number(1, 300), "seconds, 1..300"),
@@ -572,11 +571,6 @@ def _check_together(settings: Settings) -> None:
             "[market] interval = 0 (back-to-back ticks) is only for the simulated and replay "
             "sources; CoinMarketCap needs a real interval such as 60"
         )
-    if settings.http.stream_max >= settings.http.threads:
-        raise ConfigError(
-            f"[http] stream_max ({settings.http.stream_max}) must be below [http] threads "
-            f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
-        )
     if settings.scanner.server_budget < settings.scanner.user_budget:
         raise ConfigError(
             f"[scanner] server_budget ({settings.scanner.server_budget}) must be at least [scanner] "
@@ -586,8 +580,8 @@ def _check_together(settings: Settings) -> None:
     if held >= settings.http.threads:
         raise ConfigError(
             f"[accounts] hash_workers + hash_queue ({held}) must be below [http] threads "
-            f"({settings.http.threads}): each login being checked or waiting holds a thread, and "
-            "other requests need some too"
+            f"({settings.http.threads}): each login being checked or waiting holds a thread of the "
+            "gateway's pool, and other requests need some too"
         )
     _check_notify(settings.notify)
     _check_cluster(settings)

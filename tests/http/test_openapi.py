@@ -33,6 +33,8 @@ def _served_by(app) -> set[tuple[str, str]]:
             continue
         path = Route(node.uri_template, type(node.resource), lambda wiring: None).path
         for method, responder in node.method_map.items():
+            if method == "WEBSOCKET":  # not an HTTP method: GET /v1/ws's operation describes it
+                continue
             if getattr(responder, "__self__", None) is node.resource:
                 found.add((path, method.lower()))
     return found

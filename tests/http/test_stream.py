@@ -1,14 +1,21 @@
-"""GET /v1/stream through the WSGI app, read chunk by chunk; and the snapshot event's payload."""
+"""GET /v1/stream through the ASGI app, read write by write; and the snapshot event's payload.
+
+Each stream runs the app on an event loop of its own (a thread): the test reads what the app sends,
+and ``close()`` is the client leaving (the server's ``http.disconnect``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import falcon
-import falcon.testing
 import msgspec
 import pytest
 from falcon.testing import TestClient
@@ -27,19 +34,92 @@ WAIT_S = 30.0
 ALICE = {"Authorization": "Bearer token-of-7"}
 
 
-@dataclass
 class Stream:
-    status: str
-    headers: dict[str, str]
-    body: Any  # the WSGI iterable
-    chunks: Iterator[bytes]
+    """One client's stream: the app called on its own event loop, in a thread."""
+
+    def __init__(self, app: Any, scope: dict) -> None:
+        self._sent: queue.Queue[dict] = queue.Queue()
+        self._started = threading.Event()
+        self._left: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._call(app, scope),), daemon=True)
+        self._thread.start()
+        assert self._started.wait(WAIT_S)
+        start = self._sent.get(timeout=WAIT_S)
+        assert start["type"] == "http.response.start", start
+        self.status = falcon.code_to_http_status(start["status"])
+        self.headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        self.chunks = self._chunks()
+
+    async def _call(self, app: Any, scope: dict) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._left = asyncio.Event()
+        self._started.set()
+        requested = False
+
+        async def receive() -> dict:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await self._left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            self._sent.put(message)
+
+        try:
+            await app(scope, receive, send)
+        finally:
+            self._sent.put({"type": "ended"})
+
+    def _chunks(self) -> Iterator[bytes]:
+        while True:
+            message = self._sent.get(timeout=WAIT_S)
+            if message["type"] == "ended" or not message.get("more_body", False):
+                if message.get("body"):
+                    yield message["body"]
+                return
+            if message.get("body"):
+                yield message["body"]
 
     def next(self) -> list[dict[str, str]]:
-        """The messages of the next chunk the server sends (waits for it)."""
+        """The messages of the next write the server makes (waits for it)."""
         return parse_sse(next(self.chunks))
 
+    def messages(self, count: int) -> list[dict[str, str]]:
+        """The next ``count`` messages, in one write or several (the app writes as events come)."""
+        found: list[dict[str, str]] = []
+        while len(found) < count:
+            found += self.next()
+        assert len(found) == count, found
+        return found
+
     def close(self) -> None:
-        self.body.close()
+        """The client leaves; the app's call must end."""
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop just ended
+                self._loop.call_soon_threadsafe(self._left.set)  # type: ignore[union-attr]
+        self._thread.join(WAIT_S)
+        assert not self._thread.is_alive(), "the stream did not end when its client left"
+
+
+def scope_of(path: str, query: str, headers: dict[str, str] | None, remote_addr: str) -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": quote(path).encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        + [(b"host", b"testserver")],
+        "client": (remote_addr, 50000),
+        "server": ("testserver", 80),
+    }
 
 
 def hub_on(bus: Bus | None = None, capacity: int = 1024) -> StreamHub:
@@ -56,7 +136,7 @@ def publish(hub: StreamHub, event: str, data: dict, user_id: int | None = None) 
 @dataclass
 class Setup:
     hub: StreamHub
-    app: falcon.App
+    app: Any
 
     def publish(self, event: str, data: dict, user_id: int | None = None) -> EntryId:
         return publish(self.hub, event, data, user_id)
@@ -66,22 +146,9 @@ class Setup:
         query: str = "",
         headers: dict[str, str] | None = None,
         remote_addr: str = "127.0.0.1",
-        socket: Any = None,
     ) -> Stream:
-        """Open a stream as a client at ``remote_addr``; ``socket``: the connection's, as gunicorn
-        puts it in the environ (the stream asks it whether the client left)."""
-        environ = falcon.testing.create_environ(
-            path="/v1/stream", query_string=query, headers=headers, remote_addr=remote_addr
-        )
-        if socket is not None:
-            environ["gunicorn.socket"] = socket
-        started: dict[str, Any] = {}
-
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-            started.update(status=status, headers={k.lower(): v for k, v in headers})
-
-        body = self.app(environ, start_response)
-        return Stream(started["status"], started["headers"], body, iter(body))
+        """Open a stream as a client at ``remote_addr``."""
+        return Stream(self.app, scope_of("/v1/stream", query, headers, remote_addr))
 
 
 @pytest.fixture
@@ -108,7 +175,7 @@ def test_a_fresh_stream_starts_with_retry_and_its_position_then_gets_new_events(
     assert data(stream.next()) == [(str(first), "snapshot", '{"tick":1}')]
     second = setup.publish("snapshot", {"tick": 2})
     third = setup.publish("snapshot", {"tick": 3})
-    assert data(stream.next()) == [
+    assert data(stream.messages(2)) == [
         (str(second), "snapshot", '{"tick":2}'),
         (str(third), "snapshot", '{"tick":3}'),
     ]
@@ -124,7 +191,10 @@ def test_anonymous_clients_get_public_events_users_their_own_alerts_too(setup) -
     mine = setup.publish("alert", {"for": 7}, user_id=7)
     tick = setup.publish("snapshot", {"tick": 1})
     assert data(anonymous.next()) == [(str(tick), "snapshot", '{"tick":1}')]
-    assert data(alice.next()) == [(str(mine), "alert", '{"for":7}'), (str(tick), "snapshot", '{"tick":1}')]
+    assert data(alice.messages(2)) == [
+        (str(mine), "alert", '{"for":7}'),
+        (str(tick), "snapshot", '{"tick":1}'),
+    ]
     anonymous.close()
     alice.close()
 
@@ -266,7 +336,7 @@ def test_beyond_the_limit_a_503_with_retry_after_until_a_stream_closes(setup) ->
         "description": "2 event streams are open, the most this server allows; retry in 10 s",
     }
     assert result.headers["retry-after"] == "10"
-    first.close()  # the WSGI server closes the body when the client leaves
+    first.close()  # the client leaves: its slot is free
     third = setup.open(remote_addr="192.0.2.3")
     assert third.status == "200 OK"
     for stream in (second, third):
@@ -288,13 +358,12 @@ def test_without_a_hub_the_route_answers_503_not_enabled(canned) -> None:
 
 
 def test_a_failing_stream_ends_and_its_log_never_shows_the_token(setup, monkeypatch, caplog) -> None:
-    stream = setup.open(query="access_token=token-of-7")
-    stream.next()
-
-    def broken(*args: Any) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(setup.hub, "read", broken)
+    monkeypatch.setattr(setup.hub, "read_async", broken)
+    stream = setup.open(query="access_token=token-of-7")
+    stream.next()
     with caplog.at_level(logging.ERROR):
         assert list(stream.chunks) == []
     stream.close()

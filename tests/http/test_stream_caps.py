@@ -3,29 +3,23 @@ addresses and users still get theirs; and a slot freed as soon as its client lea
 
 All real clients here are 127.0.0.1: addresses come from ``X-Forwarded-For`` through the real
 protection middleware with 127.0.0.1 as the trusted proxy (``[http] trusted_proxies``), exactly as a
-gateway behind a proxy finds them. The departure of a client is tested over a real TCP connection
-(the socket the stream asks, as gunicorn gives it); tests/test_stream_e2e.py does it through gunicorn.
+gateway behind a proxy finds them. A client leaving is the server's ``http.disconnect`` here;
+tests/test_stream_e2e.py does it over TCP through gunicorn.
 """
 
 from __future__ import annotations
 
-import select
-import socket
-import struct
-import threading
 from collections.abc import Iterator
 
 import pytest
 from falcon.testing import TestClient
 
 from tests.http.support import assert_error
-from tests.http.test_stream import ALICE, WAIT_S, Setup, Stream, hub_on
-from tests.support.waits import wait_until
+from tests.http.test_stream import ALICE, Setup, Stream, hub_on
 from ubot.bus import InProcessBus
 from ubot.clocks import FakeClock
 from ubot.config import load_settings
 from ubot.http.app import create_app
-from ubot.http.departure import has_left
 from ubot.http.protection import protection_middleware
 from ubot.stream.slots import IN_ALL, PER_ADDRESS, PER_USER, StreamCaps, StreamSlots, TooManyStreams
 
@@ -192,62 +186,15 @@ def test_without_a_trusted_proxy_the_header_is_ignored(canned) -> None:
 # --- a client that leaves ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def connection() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A real TCP connection on loopback: (the server's end, the client's end)."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        client = socket.create_connection(listener.getsockname())
-        server, _ = listener.accept()
-    yield server, client
-    server.close()
-    client.close()
-
-
-def readable(sock: socket.socket) -> bool:
-    return bool(select.select([sock], [], [], 0)[0])
-
-
-def test_has_left_when_the_client_closes(connection) -> None:
-    server, client = connection
-    assert not has_left(server)
-    client.close()
-    wait_until(lambda: has_left(server), "the close to be seen", 2)
-
-
-def test_has_left_when_the_client_resets(connection) -> None:
-    server, client = connection
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    client.close()  # RST
-    wait_until(lambda: has_left(server), "the reset to be seen", 2)
-
-
-def test_has_left_when_the_client_shuts_its_sending_side(connection) -> None:
-    server, client = connection
-    client.shutdown(socket.SHUT_WR)
-    wait_until(lambda: has_left(server), "the shutdown to be seen", 2)
-
-
-def test_a_client_that_sends_bytes_has_not_left_and_they_stay_unread(connection) -> None:
-    server, client = connection
-    client.sendall(b"x")
-    wait_until(lambda: readable(server), "the byte to arrive", 2)
-    assert not has_left(server)
-    assert server.recv(1) == b"x"
-
-
-def test_a_stream_whose_client_left_ends_and_frees_its_slot_without_a_heartbeat(canned, connection) -> None:
-    server, client = connection
+def test_a_stream_whose_client_left_ends_and_frees_its_slot_without_a_heartbeat(canned) -> None:
     hub = hub_on()
     setup = Setup(hub, create_app(canned.gateway, hub=hub, max_streams_per_address=1, heartbeat_s=300))
-    stream = setup.open(socket=server)
+    stream = setup.open()
     stream.next()
     assert setup.open().status == "429 Too Many Requests"
-    client.close()
-    rest: list[list[bytes]] = []  # read in a thread, so a stream that never ends fails the test
-    reader = threading.Thread(target=lambda: rest.append(list(stream.chunks)), daemon=True)
-    reader.start()
-    reader.join(WAIT_S)  # it ends within a departure check, not at the heartbeat 300 s away
-    assert rest == [[]]
-    stream.close()  # as the WSGI server does once the body ends
-    assert setup.open().status == "200 OK"
+    stream.close()  # returns once the app's call ended: at the disconnect, not the heartbeat 300 s away
+    assert list(stream.chunks) == []
+    again = setup.open()
+    assert again.status == "200 OK"
+    again.close()
     hub.close()

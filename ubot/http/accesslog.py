@@ -47,6 +47,8 @@ _SEPARATOR = re.compile(r"([&;])")  # kept in the split, to join back as it was
 
 
 class AccessLog:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(
         self,
         logger: logging.Logger | None = None,
@@ -76,7 +78,7 @@ class AccessLog:
         arrived, begun = started if started is not None else (self.now(), self.timer())
         elapsed_ms = max(0.0, self.timer() - begun) * 1000
         user_id = getattr(req.context, "user_id", None)
-        protocol = req.env.get("SERVER_PROTOCOL") or "HTTP/1.1"
+        protocol = _protocol(req)
         request_line = f"{req.method} {request_target(req)} {protocol}"
         return (
             f"{escape(client_address(req))} - {'-' if user_id is None else user_id} "
@@ -109,12 +111,21 @@ def body_size(req: falcon.Request, resp: falcon.Response) -> str:
     if req.method == "HEAD" or resp.status_code in _BODILESS or resp.status_code < 200:
         return "0"
     try:
-        data = resp.render_body()  # Falcon keeps the rendered media: it is not serialized twice
+        # Falcon keeps the rendered media: it is not serialized twice. (The WSGI method renders
+        # synchronously on an ASGI response too, whose own render_body is a coroutine.)
+        data = falcon.Response.render_body(resp)
     except Exception:
         return "-"
     if data is not None:
         return str(len(data))
-    return "-" if resp.stream is not None else "0"
+    return "-" if resp.stream is not None or getattr(resp, "sse", None) is not None else "0"
+
+
+def _protocol(req: falcon.Request) -> str:
+    scope = getattr(req, "scope", None)  # ASGI; a WSGI request has the environ
+    if scope is not None:
+        return f"HTTP/{scope.get('http_version') or '1.1'}"
+    return req.env.get("SERVER_PROTOCOL") or "HTTP/1.1"
 
 
 def clf_time(epoch_s: float) -> str:

@@ -15,6 +15,7 @@ route, 411/413/415 for a body, 429 from the rate limits) are added by the docume
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,11 +50,24 @@ def operation(summary: str, answers: Mapping[int, str | tuple[str, Any]], **decl
     body_shape = spec.body
 
     def decorate(responder: Callable) -> Callable:
-        @functools.wraps(responder)
-        def wrapper(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> Any:
+        def prepare(req: falcon.Request) -> None:
             req.context.query = query_decoder(req.params)
             if body_shape is not None:
                 req.context.body = _decode_body(req, body_shape)
+
+        if inspect.iscoroutinefunction(responder):  # an ASGI responder (GET /v1/stream): no body
+
+            @functools.wraps(responder)
+            async def coroutine(self: Any, req: Any, resp: Any, **params: Any) -> Any:
+                prepare(req)
+                return await responder(self, req, resp, **params)
+
+            coroutine.operation = spec  # type: ignore[attr-defined]
+            return coroutine
+
+        @functools.wraps(responder)
+        def wrapper(self: Any, req: falcon.Request, resp: falcon.Response, **params: Any) -> Any:
+            prepare(req)
             return responder(self, req, resp, **params)
 
         wrapper.operation = spec  # type: ignore[attr-defined]

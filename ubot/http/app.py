@@ -9,6 +9,7 @@ import msgspec
 import numpy as np
 
 from ubot.http import openapi
+from ubot.http.asgi import DEFAULT_REQUEST_TIMEOUT_S, App, Offload
 from ubot.http.compress import Compression
 from ubot.http.errors import add_error_handlers
 from ubot.http.gateway import Gateway
@@ -18,7 +19,7 @@ from ubot.http.protection import Protection
 from ubot.http.routes import ROUTES, Wiring, served, with_head
 from ubot.http.stream import DEFAULT_CAPS, DEFAULT_HEARTBEAT_S
 from ubot.stream.hub import StreamHub
-from ubot.stream.slots import StreamCaps
+from ubot.stream.slots import StreamCaps, StreamSlots
 
 
 def _encodable(value: Any) -> Any:
@@ -44,8 +45,10 @@ def create_app(
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     protection: Protection | None = None,
     metrics: bool = True,
-) -> falcon.App:
-    """Build the WSGI app. Errors are JSON ``{"title": ..., "description": ...}``.
+    threads: int = 8,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+) -> App:
+    """Build the ASGI app (:mod:`ubot.http.asgi`). Errors are JSON ``{"title": ..., "description": ...}``.
 
     ``hub``: where ``GET /v1/stream`` reads live events (without one the route answers 503), at
     most ``max_streams`` at once, ``max_streams_per_address`` from one client address and
@@ -54,6 +57,8 @@ def create_app(
     client address, access log, CORS, security headers and rate limits (``ubot.http.protection``);
     none when not given (tests of single resources). ``metrics``: serve ``GET /metrics``
     (``[http] metrics``); every request is counted and timed either way (``ubot/http/metrics.py``).
+    ``threads``: the pool the synchronous responders and middleware run in (``[http] threads``);
+    ``request_timeout_s``: a request body not complete by then is a 408 (``[http] request_timeout``).
     """
     authenticate = gateway.authenticate if gateway.users is not None else None
     guard = protection or Protection([], [])
@@ -69,7 +74,8 @@ def create_app(
         Authentication(authenticate),
         *guard.after_auth,
     ]
-    app = falcon.App(middleware=middleware)
+    offload = Offload(threads)
+    app = App(middleware=middleware, offload=offload, request_timeout_s=request_timeout_s)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.keep_blank_qs_values = True  # ?start= is a malformed time, not no time
     app.req_options.media_handlers[falcon.MEDIA_JSON] = JSON
@@ -77,7 +83,9 @@ def create_app(
     # The one route table (ubot/http/routes.py).
     routes = served(accounts=gateway.users is not None, metrics=metrics)
     caps = StreamCaps(max_streams, max_streams_per_address, max_streams_per_user)
-    wiring = Wiring(gateway, authenticate, hub, caps, heartbeat_s, openapi.document(routes))
+    wiring = Wiring(
+        gateway, authenticate, hub, caps, heartbeat_s, openapi.document(routes), offload, StreamSlots(caps)
+    )
     for route in routes:
         app.add_route(route.template, with_head(route.build(wiring)))
     add_error_handlers(app)

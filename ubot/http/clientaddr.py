@@ -26,6 +26,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ClientAddress:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
         self.trusted: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies
@@ -33,6 +35,10 @@ class ClientAddress:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.client_addr = self.resolve(req.remote_addr, req.get_header("X-Forwarded-For"))
+
+    def process_request_ws(self, req: falcon.Request, ws: object) -> None:
+        """The same for a WebSocket (``GET /v1/ws``)."""
+        self.process_request(req, None)  # type: ignore[arg-type]
 
     def resolve(self, peer: str, forwarded: str | None) -> str:
         if not forwarded or not self.trusted:

@@ -126,9 +126,10 @@ class Compression:
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
         not_modified = resp.status_code == 304
-        if resp.stream is not None and not not_modified:
+        if (resp.stream is not None or getattr(resp, "sse", None) is not None) and not not_modified:
             return
-        body = None if not_modified else resp.render_body()  # renders media, sets its content type
+        # Renders media, sets its content type (the WSGI method: synchronous on an ASGI response too).
+        body = None if not_modified else falcon.Response.render_body(resp)
         if not (not_modified or _is_json(resp.content_type)):
             return
         resp.append_header("Vary", "Accept-Encoding")

@@ -38,6 +38,8 @@ EXPOSE_HEADERS = ("ETag", "Location", "Retry-After", "X-Request-ID")
 
 
 class CORS(falcon.CORSMiddleware):
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(self, allow_origins: Iterable[str], expose_headers: Iterable[str] = EXPOSE_HEADERS) -> None:
         origins = tuple(allow_origins)
         if not origins:

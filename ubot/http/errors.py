@@ -88,7 +88,8 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTP
 
 
 def add_error_handlers(app: falcon.App) -> None:
-    """Falcon picks the handler of the most specific class: the catch-all comes first."""
+    """Falcon picks the handler of the most specific class: the catch-all comes first. (The ASGI
+    app, ``ubot.http.asgi.App``, runs these plain functions as coroutines.)"""
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(Unavailable, _unavailable)
     app.add_error_handler(NotEnabled, _not_enabled)

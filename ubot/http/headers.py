@@ -39,6 +39,8 @@ ALWAYS = (
 
 
 class SecurityHeaders:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(self, hsts: bool = False) -> None:
         self.headers = ALWAYS + ((("Strict-Transport-Security", HSTS),) if hsts else ())
 

@@ -12,7 +12,7 @@ Memory stays bounded in two ways:
 * At most ``max_keys`` buckets are kept; beyond, the least recently used one is dropped even if it is
   not full yet (that key then starts afresh: the price of a hard memory cap).
 
-Thread-safe: gunicorn's gthread worker serves requests from several threads.
+Thread-safe: the rate limits run on the gateway's event loop, and a sync caller may be in its pool.
 """
 
 from __future__ import annotations

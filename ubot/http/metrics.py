@@ -36,12 +36,14 @@ class RequestMetrics:
     """Counts (``ubot_http_requests_total``) and times (``ubot_http_request_seconds``) every request.
     ``routes``: every route the app may serve (``ubot.http.routes.ROUTES``)."""
 
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(self, routes: Iterable[Route], timer: Callable[[], float] = time.perf_counter) -> None:
         self.timer = timer
         self.router = CompiledRouter()
         self.label: dict[str, str] = {}  # Falcon's template -> the label (its converters left out)
         for route in routes:
-            self.router.add_route(route.template, route.resource)
+            self.router.add_route(route.template, object())  # only the template is asked for
             self.label[route.template] = route.path
         self.router.find("/")  # compiled now, not by two requests at once
 

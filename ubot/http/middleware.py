@@ -31,6 +31,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyLimit:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
@@ -52,6 +54,8 @@ class BodyLimit:
 
 
 class RequireJSON:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.method in _BODY_METHODS and (req.content_length or 0) > 0:
             media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
@@ -90,6 +94,31 @@ class Authentication:
         else:
             scheme, _, token = (req.auth or "").partition(" ")
             token = token.strip()
+        self._bearer(req, scheme, token)
+
+    def process_resource_ws(
+        self, req: falcon.Request, ws: object, resource: Any, params: Mapping[str, Any]
+    ) -> None:
+        """A WebSocket (``GET /v1/ws``) authenticates with ``Authorization: Bearer`` or its
+        ``token_param``, never with the session cookie (a page of another site may open a
+        WebSocket to us, cookies included). A refusal closes it with 3401 (Falcon: 3000 + status)."""
+        req.context.user_id = None
+        req.context.token = None
+        req.context.via_cookie = False
+        token_param = getattr(resource, "token_param", None)
+        if req.auth is not None:
+            scheme, _, token = req.auth.partition(" ")
+        elif token_param and req.get_param(token_param) is not None:
+            scheme, token = "bearer", req.get_param(token_param)
+        else:
+            if getattr(resource, "auth_required", False):
+                raise _unauthorized("Send Authorization: Bearer <token> (POST /v1/sessions gives one).")
+            return  # anonymous
+        token = token.strip()
+        self._bearer(req, scheme, token)
+
+    def _bearer(self, req: falcon.Request, scheme: str, token: str) -> None:
+        """Check a credential sent as ``<scheme> <token>``; the user lands in ``req.context``."""
         if self.authenticate is None:
             raise falcon.HTTPServiceUnavailable(
                 title="Not enabled", description="Accounts are not enabled in this process."

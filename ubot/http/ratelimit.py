@@ -22,7 +22,7 @@ Default budgets (``[limits]`` in settings.ini), and why:
 * per client 20 requests/s, bursts of 40: a browser opening the app fires a dozen or two requests at
   once (snapshot, settings, strategies, alerts, a few candle series) and then a few a minute; a
   script polling every second is far below. 20/s sustained from one address is a loop, not a user,
-  and it still leaves most of the 8 worker threads to everyone else.
+  and it still leaves most of the gateway's pool of threads to everyone else.
 * per user 10/s, bursts of 20, on top: a token used from many addresses (a leaked token, a
   distributed script) is held to half of one client's budget; a real user never gets near.
 * login 5 a minute, bursts of 10, per address, and sign-up the same apart: each attempt costs ~140 ms of argon2id in
@@ -58,6 +58,8 @@ DEFAULT_LOGIN = Budget(rate=5 / 60, burst=10)
 
 
 class ClientRateLimit:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(
         self,
         per_client: Budget = DEFAULT_PER_CLIENT,
@@ -88,6 +90,8 @@ class ClientRateLimit:
 
 
 class UserRateLimit:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def __init__(
         self,
         per_user: Budget = DEFAULT_PER_USER,

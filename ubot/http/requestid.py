@@ -9,7 +9,8 @@ every other middleware, the access log included, logs with the id):
   anything else is replaced by a fresh ``uuid4().hex``;
 * the id is ``req.context.request_id`` and the response's ``X-Request-ID`` header;
 * while the request is handled it is also in a :class:`contextvars.ContextVar`, reset when the
-  response is done (gunicorn's threads serve one request after the other).
+  response is done (each request is one task on the gateway's event loop; its blocking work runs in
+  the pool with a copy of the task's context, so the id follows it there).
 
 Logging: :class:`RequestIdFilter` sets ``record.request_id`` (``-`` outside a request) on every
 record passing a handler; :func:`install_request_id_logging` puts it on the root logger's handlers.
@@ -42,6 +43,8 @@ def current_request_id() -> str | None:
 
 
 class RequestId:
+    nonblocking = True  # runs on the event loop (ubot/http/asgi.py)
+
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         incoming = req.get_header(HEADER)
         request_id = incoming if incoming is not None and _SANE.fullmatch(incoming) else uuid.uuid4().hex

@@ -18,6 +18,7 @@ from typing import Any
 from ubot.http import users
 from ubot.http.alerts import AlertsResource
 from ubot.http.api import operation
+from ubot.http.asgi import Offload
 from ubot.http.dashboard import AssetResource, Bundle, DashboardResource
 from ubot.http.dryrun import ConditionDryRunResource, StrategyDryRunResource
 from ubot.http.gateway import Gateway
@@ -30,8 +31,9 @@ from ubot.http.resources import (
     SnapshotResource,
 )
 from ubot.http.stream import StreamResource
+from ubot.http.ws import WebSocketResource
 from ubot.stream.hub import StreamHub
-from ubot.stream.slots import StreamCaps
+from ubot.stream.slots import StreamCaps, StreamSlots
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 OPENAPI_PATH = "/openapi.json"
@@ -47,6 +49,8 @@ class Wiring:
     stream_caps: StreamCaps
     heartbeat_s: float
     document: dict[str, Any]
+    offload: Offload | None = None  # the blocking-work pool (ubot/http/asgi.py)
+    slots: StreamSlots | None = None  # the open streams and WebSockets, counted together
 
 
 class OpenAPIResource:
@@ -98,8 +102,17 @@ def _on_gateway(resource: type) -> Callable[[Wiring], Any]:
 
 def _stream(wiring: Wiring) -> StreamResource:
     return StreamResource(
-        wiring.hub, wiring.authenticate, caps=wiring.stream_caps, heartbeat_s=wiring.heartbeat_s
+        wiring.hub,
+        wiring.authenticate,
+        caps=wiring.stream_caps,
+        heartbeat_s=wiring.heartbeat_s,
+        offload=wiring.offload,
+        slots=wiring.slots,
     )
+
+
+def _ws(wiring: Wiring) -> WebSocketResource:
+    return WebSocketResource(_stream(wiring), wiring.gateway)
 
 
 def _route(template: str, resource: type, *, accounts: bool = False) -> Route:
@@ -118,6 +131,7 @@ ROUTES: tuple[Route, ...] = (
     _route("/v1/global", GlobalResource),
     _route("/v1/me/alerts", AlertsResource),
     Route("/v1/stream", StreamResource, _stream),
+    Route("/v1/ws", WebSocketResource, _ws),
     _route("/v1/users", users.UsersResource, accounts=True),
     _route("/v1/sessions", users.SessionsResource, accounts=True),
     _route("/v1/sessions/browser", users.BrowserSessionResource, accounts=True),

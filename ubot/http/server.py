@@ -1,36 +1,38 @@
-"""Serving the gateway with gunicorn (one gthread worker), the actor system inside that worker.
+"""Serving the gateway with gunicorn (one ASGI worker), the actor system inside that worker.
 
-gunicorn's master process binds the socket and supervises; the worker process builds the app by
-calling ``make_app()`` after the fork (threads must not cross a fork), so the actors live in the
-process that serves the requests. When the worker exits (SIGTERM: graceful; SIGINT: quick),
-gunicorn calls ``on_exit()`` in that process, which stops the actors in order.
+gunicorn's master process binds the socket and supervises; the worker process (gunicorn's own ASGI
+worker, one asyncio event loop for every connection) builds the app by calling ``make_app()`` after
+the fork (threads must not cross a fork), so the actors live in the process that serves the
+requests. When the worker exits (SIGTERM: graceful; SIGINT: quick), gunicorn calls ``on_exit()`` in
+that process, which stops the actors in order.
 
 A graceful stop waits (up to 30 s) for the requests in progress, and an open event stream never
 ends by itself: ``on_stopping()`` is called in the worker as soon as the stop begins (on SIGTERM,
-SIGINT or SIGQUIT), before that wait, to end the streams (``StreamHub.close``). It runs in a signal
-handler, so it must be quick and must not take a lock the worker's main thread could hold.
+SIGINT or SIGQUIT), before that wait, to end the streams (``StreamHub.close``). It runs on the
+event loop (gunicorn's ASGI worker handles signals there), so it must be quick.
 
 Requests gunicorn refuses before the app sees them (a malformed request line or header, a request
 line over :data:`LIMIT_REQUEST_LINE` bytes, more than :data:`LIMIT_REQUEST_FIELDS` headers or one
-over :data:`LIMIT_REQUEST_FIELD_SIZE` bytes) are answered by :class:`GatewayWorker` in the app's
-error shape, ``{"title": ..., "description": ...}`` as JSON, instead of gunicorn's HTML page.
+over :data:`LIMIT_REQUEST_FIELD_SIZE` bytes, headers not complete within ``request_timeout``) are
+answered by :class:`GatewayProtocol` in the app's error shape, ``{"title": ..., "description": ...}``
+as JSON, instead of gunicorn's plain text.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
-import signal
+import os
 import socket
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import falcon
-from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.http import errors
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gasgi import ASGIWorker
 
 #: The longest request line (method, path with query, version) in bytes; longer: 414.
 LIMIT_REQUEST_LINE = 4094
@@ -52,6 +54,9 @@ _STATUS_OF = {
     "ConfigurationProblem": 500,
 }
 _DESCRIPTION_MAX = 300
+#: How often the worker's loop tells the master it is alive and checks whether it should stop (so a
+#: stop begins within this).
+WORKER_POLL_S = 0.25
 
 
 def refusal(exc: BaseException) -> tuple[int, str]:
@@ -60,6 +65,13 @@ def refusal(exc: BaseException) -> tuple[int, str]:
         (code for name, code in _STATUS_OF.items() if isinstance(exc, getattr(errors, name, ()))),
         400 if isinstance(exc, errors.ParseException) else 500,
     )
+    return describe(status, str(exc))
+
+
+def describe(status: int, detail: str) -> tuple[int, str]:
+    """(status, description) of gunicorn's refusal ``status`` with its message ``detail``."""
+    if status == 408:
+        return status, detail
     if status == 414:
         return status, f"The request line (method, path and query) is longer than {LIMIT_REQUEST_LINE} bytes."
     if status == 431:
@@ -67,75 +79,121 @@ def refusal(exc: BaseException) -> tuple[int, str]:
             f"The request has more than {LIMIT_REQUEST_FIELDS} header fields, or one longer than "
             f"{LIMIT_REQUEST_FIELD_SIZE} bytes."
         )
-    if status == 500:
-        return status, "the error was logged; please report it"
-    detail = str(exc)
+    if status >= 500 and status != 501:
+        return 500, "the error was logged; please report it"
     if len(detail) > _DESCRIPTION_MAX:
         detail = detail[:_DESCRIPTION_MAX] + "..."
     return status, f"Malformed request: {detail}"
 
 
-def error_response(status: int, description: str) -> bytes:
-    """A whole HTTP/1.1 response in the app's error shape; the connection is closed after it."""
+def error_response_parts(status: int, description: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """(status, headers, body) of an answer in the app's error shape; the connection closes after it."""
     title = falcon.code_to_http_status(status)
     body = json.dumps({"title": title, "description": description}).encode()
-    head = (
-        f"HTTP/1.1 {title}\r\n"
-        "Connection: close\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "X-Content-Type-Options: nosniff\r\n"
-        "Cache-Control: no-store\r\n"
-        "\r\n"
-    )
-    return head.encode("latin-1") + body
+    headers = [
+        (b"connection", b"close"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"cache-control", b"no-store"),
+    ]
+    return status, headers, body
 
 
-class GatewayWorker(ThreadWorker):
-    """gunicorn's gthread worker, answering the requests it refuses itself in uBot's JSON shape, and
-    stopping once whatever signals arrive.
+def error_response(status: int, description: str, extra_headers: Iterable[tuple[str, str]] = ()) -> bytes:
+    """A whole HTTP/1.1 response in the app's error shape; the connection is closed after it."""
+    _, headers, body = error_response_parts(status, description)
+    lines = [f"HTTP/1.1 {falcon.code_to_http_status(status)}"]
+    lines += [f"{name.decode()}: {value.decode()}" for name, value in headers]
+    lines += [f"{name}: {value}" for name, value in extra_headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
-    gunicorn's worker answers SIGINT and SIGQUIT by raising ``SystemExit`` from the signal handler,
-    wherever the main thread is; the worker then stops the actors on the way out (``worker_exit``).
-    A terminal's Ctrl-C sends SIGINT to the master *and* the worker, and the master relays a SIGQUIT
-    of its own: when that second signal landed while the worker was already on its way out (a tick in
-    flight makes that way longer), its ``SystemExit`` cut the actors' stop short, the actor threads
-    kept the process alive, and the master SIGKILLed it 30 s later. Here only the first SIGINT or
-    SIGQUIT raises; once the worker is leaving (that first one, or the main loop ended by SIGTERM),
-    later ones are logged and ignored, and the stop runs to its end.
+
+class GatewayProtocol(ASGIProtocol):
+    """gunicorn's ASGI connection, with a deadline for the request's headers, and refusals in the
+    app's JSON shape.
+
+    gunicorn's own timers close a connection idle between two requests (``keepalive``) and bound each
+    wait for a body part, but nothing bounds the *first* request's headers: a client that connects and
+    sends ``G`` held its connection (and its file descriptor) for ever. Here the first request's
+    headers must be complete within ``request_timeout`` seconds of the connection; otherwise it is
+    answered 408 and closed. (Later requests on a kept-alive connection are bounded by ``keepalive``;
+    the body, by the app: ``ubot/http/asgi.py``.)
     """
 
-    leaving = False
+    _deadline: asyncio.TimerHandle | None = None
 
-    def run(self) -> None:
-        try:
-            super().run()
-        finally:
-            self.leaving = True  # from here on, the way out (worker_exit) must not be interrupted
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        timeout = getattr(self.worker, "request_timeout_s", None)
+        if timeout:
+            self._deadline = self.worker.loop.call_later(timeout, self._request_timed_out, timeout)
 
-    def handle_quit(self, sig: int, frame: Any) -> None:
-        self.alive = False
-        if self.leaving:
-            self.log.info("Worker already stopping: %s ignored", signal.Signals(sig).name)
+    def _on_headers_complete(self) -> Any:
+        self._cancel_deadline()
+        return super()._on_headers_complete()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _request_timed_out(self, timeout: float) -> None:
+        self._deadline = None
+        if self._closed:
             return
-        self.leaving = True
-        self.cfg.worker_int(self)
-        sys.exit(0)
+        self.worker.timed_out += 1
+        self._send_error_response(408, f"The request was not complete within {timeout:g} s.")
+        self._close_transport()
+        if self._request_ready is not None:
+            self._request_ready.set()  # wake the connection's task: it sees the close and ends
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        self.alive = False  # graceful: the main loop ends, then the way out
-
-    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        status, description = refusal(exc)
+    def _send_error_response(self, status: int, message: str, extra_headers: Any = ()) -> None:
+        status, description = describe(status, message)
         if status == 500:
-            self.log.exception("Error handling request")
-        else:
-            peer = addr[0] if addr else ""
-            self.log.warning("Invalid request from ip=%s: %s", peer, exc)
+            self.log.error("Error handling request: %s", message)
+        elif status != 408:
+            self.log.warning("Invalid request: %s", message)
+        self._safe_write(error_response(status, description, extra_headers))
+
+
+class GatewayWorker(ASGIWorker):
+    """gunicorn's ASGI worker: one event loop serves every connection (each request's blocking work
+    goes to the app's thread pool, ``ubot/http/asgi.py``). Its connections are
+    :class:`GatewayProtocol`; SIGTERM calls the ``worker_int`` hook too (it ends the streams at once,
+    so the graceful wait is for ordinary requests only)."""
+
+    request_timeout_s: float = 10.0
+    timed_out = 0  # connections closed at the request deadline (tests, tools)
+
+    def handle_exit_signal(self) -> None:
+        if self.alive:
+            self.cfg.worker_int(self)
+        super().handle_exit_signal()
+
+    async def _serve(self) -> None:
+        """gunicorn's ``_serve`` with :class:`GatewayProtocol` for the connections and no ASGI
+        lifespan (the app is built, and its actors started, before the loop runs)."""
+        for sock in self.sockets:
+            server = await self.loop.create_server(
+                lambda: GatewayProtocol(self), sock=sock.sock, reuse_address=True, start_serving=True
+            )
+            self.servers.append(server)
+            self.log.info("ASGI server listening on %s", sock)
         try:
-            util.write_nonblock(client, error_response(status, description))
-        except OSError:
-            self.log.debug("Failed to send the error response.")
+            while self.alive:
+                self.notify()
+                if self.ppid != os.getppid():
+                    self.log.info("Parent changed, shutting down: %s", self)
+                    break
+                await asyncio.sleep(WORKER_POLL_S)
+        except asyncio.CancelledError:
+            pass
+        await self._shutdown()
 
 
 class BindError(OSError):
@@ -168,9 +226,12 @@ class GatewayServer(BaseApplication):
         on_exit: Callable[[], None],
         loglevel: str = "info",
         on_stopping: Callable[[], None] | None = None,
+        request_timeout_s: float = 10.0,
     ) -> None:
+        """``threads`` is the app's pool (``create_app``), not gunicorn's: only logged here."""
         self._bind = bind
         self._threads = threads
+        self._request_timeout_s = request_timeout_s
         self._make_app = make_app
         self._on_exit = on_exit
         self._loglevel = loglevel
@@ -187,7 +248,7 @@ class GatewayServer(BaseApplication):
             "limit_request_line": LIMIT_REQUEST_LINE,
             "limit_request_fields": LIMIT_REQUEST_FIELDS,
             "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
-            "threads": self._threads,
+            "worker_connections": 100_000,  # the open files allowed are the real bound
             "graceful_timeout": 30,
             "timeout": 60,
             "keepalive": 5,
@@ -195,8 +256,8 @@ class GatewayServer(BaseApplication):
             "accesslog": None,
             "proc_name": "ubot",
             "worker_exit": lambda server, worker: self._on_exit(),
-            "post_worker_init": self._hook_stop_signal,
-            "worker_int": lambda worker: self._stopping(),  # SIGINT, SIGQUIT
+            "post_worker_init": self._set_deadline,
+            "worker_int": lambda worker: self._stopping(),  # SIGINT, SIGQUIT, and SIGTERM (GatewayWorker)
         }.items():
             self.cfg.set(key, value)
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
@@ -210,14 +271,5 @@ class GatewayServer(BaseApplication):
         if self._on_stopping is not None:
             self._on_stopping()
 
-    def _hook_stop_signal(self, worker: Any) -> None:
-        """Call ``on_stopping`` on SIGTERM too (gunicorn has no hook there), then gunicorn's handler."""
-        graceful = signal.getsignal(signal.SIGTERM)
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            self._stopping()
-            if callable(graceful):
-                graceful(signum, frame)
-
-        signal.signal(signal.SIGTERM, on_sigterm)
-        signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: do not disturb requests
+    def _set_deadline(self, worker: Any) -> None:
+        worker.request_timeout_s = self._request_timeout_s

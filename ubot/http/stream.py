@@ -29,37 +29,42 @@ uBot never logs the query string of this route (gunicorn's access log is off), b
 where the client can send it. A token that is sent must be valid (401). It is checked again at every
 heartbeat: once revoked or expired, the stream ends (and reconnecting gets the 401).
 
-Each open stream holds one of gunicorn's threads, so few are open at once
-(:class:`~ubot.stream.slots.StreamCaps`, ``[http] stream_max*``): in all (by default half of the 8
-threads, leaving the rest to the other requests; 503 beyond), per client address (as
-:mod:`ubot.http.clientaddr` finds it; an IPv6 address counts with its /64) and per user (429 beyond),
-so one client cannot take every slot. Each refusal has a ``Retry-After`` and names its cap
-(``EventSource`` does not reconnect after an error status: the client decides).
+A stream is a coroutine on the gateway's event loop (Falcon's Server-Sent Events: ``resp.sse``, an
+async generator of ``SSEvent``), waiting on the hub (:meth:`~ubot.stream.hub.StreamHub.read_async`):
+it holds no thread, so thousands can be open. They are still counted
+(:class:`~ubot.stream.slots.StreamCaps`, ``[http] stream_max*``): in all (2,000 by default; 503
+beyond), per client address (as :mod:`ubot.http.clientaddr` finds it; an IPv6 address counts with
+its /64) and per user (429 beyond), so one client cannot take every slot. Each refusal has a
+``Retry-After`` and names its cap (``EventSource`` does not reconnect after an error status: the
+client decides).
 
-A stream's slot is free within :data:`DEPARTURE_CHECK_S` (plus the time to end the response) of its
-client leaving: the stream waits on the hub at most that long at a time, and each time asks the
-socket whether the client has closed it (:mod:`ubot.http.departure`; nothing is sent for it). Every
-stream ends when the hub closes, so a stopping server does not wait for them.
+A stream's slot is free as soon as its client leaves: the server's ``http.disconnect`` sets the
+request's client-left event (``ubot.http.asgi.GONE``), which the stream waits on beside the hub, so
+it ends at once rather than at its next write. Every stream ends when the hub closes, so a stopping
+server does not wait for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
 import falcon
+import falcon.asgi
 
 from ubot.bus import EntryId
 from ubot.http.api import operation
+from ubot.http.asgi import GONE, Offload
 from ubot.http.clientaddr import client_address
-from ubot.http.departure import departure
 from ubot.http.gateway import NotEnabled, Unavailable
 from ubot.http.ratelimit import client_key
 from ubot.http.shapes import StreamQuery
-from ubot.stream.hub import UNKNOWN, Batch, StreamHub
-from ubot.stream.slots import PER_ADDRESS, PER_USER, StreamCaps, StreamSlots, TooManyStreams
+from ubot.stream.hub import UNKNOWN, Batch, Offloader, StreamHub
+from ubot.stream.slots import PER_ADDRESS, PER_USER, Slot, StreamCaps, StreamSlots, TooManyStreams
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +73,6 @@ DEFAULT_CAPS = StreamCaps()
 DEFAULT_HEARTBEAT_S = 15.0
 DEFAULT_RETRY_MS = 3000
 HEARTBEAT = b": heartbeat\n\n"
-#: Seconds a stream waits on the hub at most before it asks whether its client has left: its slot
-#: is free within this (and the moment gunicorn takes to end the response) of the client leaving.
-DEPARTURE_CHECK_S = 0.5
 #: ``Retry-After`` of a refused stream, in seconds.
 RETRY_AFTER_S = 10
 
@@ -78,6 +80,18 @@ RETRY_AFTER_S = 10
 def frame(event_id: EntryId, event: str, data: str) -> bytes:
     """One event in the SSE wire format (``data`` is one line: JSON has no raw newlines)."""
     return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
+
+
+class Frames(falcon.asgi.SSEvent):
+    """Events already in the wire format, as Falcon's SSE writes them: what one read of the hub
+    found goes out in one write (``id`` first, as before; ``SSEvent`` alone writes ``event`` first)."""
+
+    def __init__(self, wire: bytes) -> None:
+        super().__init__()
+        self.wire = wire
+
+    def serialize(self, handler: object = None) -> bytes:
+        return self.wire
 
 
 #: What GET (and HEAD) /v1/stream take and answer.
@@ -121,33 +135,42 @@ class StreamResource:
         heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         retry_ms: int = DEFAULT_RETRY_MS,
         now: Callable[[], float] = time.monotonic,
+        offload: Offload | None = None,
+        slots: StreamSlots | None = None,
     ) -> None:
+        """``offload``: where blocking calls run (the token check at each heartbeat, a catch-up from
+        the bus); ``asyncio.to_thread`` without one."""
         self.hub = hub
         self.authenticate = authenticate
-        self.slots = StreamSlots(caps)
+        self.slots = slots or StreamSlots(caps)  # shared with GET /v1/ws (ubot/http/ws.py)
         self.heartbeat_s = heartbeat_s
         self.retry_ms = retry_ms
         self.now = now
+        self.offload: Offloader = offload or asyncio.to_thread
 
-    @STREAM
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def admit(self, req: falcon.asgi.Request) -> tuple[EntryId | None, Slot]:
+        """Where the client resumes from, and its slot (or the refusal: 503 not enabled, 429, 503);
+        for this route and ``GET /v1/ws`` alike."""
         if self.hub is None:
             raise NotEnabled("The event stream is not enabled in this process.")
-        after = _resume_from(req)
-        user_id, token = req.context.user_id, req.context.token
+        after = resume_from(req)
         try:
-            slot = self.slots.acquire(client_key(client_address(req)), user_id)
+            return after, self.slots.acquire(client_key(client_address(req)), req.context.user_id)
         except TooManyStreams as refused:
-            raise _refusal(refused) from None
-        session = _Session(self, user_id, token)
+            raise refusal(refused) from None
+
+    @STREAM
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        after, slot = self.admit(req)
+        session = Session(self, req.context.user_id, req.context.token)
         resp.content_type = MEDIA_EVENT_STREAM
         resp.cache_control = ["no-cache"]
         resp.set_header("X-Accel-Buffering", "no")
-        chunks = session.chunks(self.hub, after, departure(req.env))
-        resp.stream = _Body(chunks, lambda: self.slots.release(slot))
+        gone = req.scope.get(GONE) or asyncio.Event()
+        resp.sse = session.events(self.hub, after, gone, lambda: self.slots.release(slot))
 
     @STREAM
-    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_head(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """The headers of a stream, without opening one (nor taking a slot)."""
         if self.hub is None:
             raise NotEnabled("The event stream is not enabled in this process.")
@@ -155,7 +178,7 @@ class StreamResource:
         resp.cache_control = ["no-cache"]
 
 
-def _refusal(refused: TooManyStreams) -> falcon.HTTPError:
+def refusal(refused: TooManyStreams) -> falcon.HTTPError:
     """The answer to a stream refused for want of a slot: 429 when the client's own streams fill its
     cap, 503 when the server's are all taken; each says which cap and how many."""
     if refused.cap == PER_USER:
@@ -183,7 +206,7 @@ def _are_open(count: int) -> str:
     return "1 event stream is open" if count == 1 else f"{count} event streams are open"
 
 
-class _Session:
+class Session:
     """One client's stream: who it is, and whether its token still holds."""
 
     def __init__(self, resource: StreamResource, user_id: int | None, token: str | None) -> None:
@@ -191,44 +214,65 @@ class _Session:
         self.user_id = user_id
         self.token = token
 
-    def chunks(
-        self, hub: StreamHub, after: EntryId | None, departed: Callable[[], bool]
-    ) -> Generator[bytes, None, None]:
-        """The stream's chunks; it ends when the hub closes, the token no longer holds, or
-        ``departed()`` says the client left (asked every :data:`DEPARTURE_CHECK_S` at most)."""
-        heartbeat_s, now = self.resource.heartbeat_s, self.resource.now
-        head = f"retry: {self.resource.retry_ms}\n"
+    async def feed(
+        self, hub: StreamHub, after: EntryId | None, gone: asyncio.Event
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        """What the client is sent, whatever the transport: ``("head", id or None)`` first (the
+        position a fresh client starts from; None when it resumes), then ``("batch", Batch)``
+        for events (or a reset) and ``("heartbeat", None)`` when nothing happened for
+        ``heartbeat_s``. It ends when the hub closes, the token no longer holds, or ``gone`` is set
+        (the client left)."""
+        resource = self.resource
+        heartbeat_s, now, offload = resource.heartbeat_s, resource.now, resource.offload
+        fresh = after is None
         if after is None:
-            after = hub.last_id
-            head += f"id: {after}\n"
-        yield (head + "\n").encode()
+            after = await offload(lambda: hub.last_id)  # the bus's own newest id (a round trip)
+        yield "head", after if fresh else None
         cursor = after
         wrote = now()
-        try:
-            while True:
-                wait = min(DEPARTURE_CHECK_S, max(0.0, wrote + heartbeat_s - now()))
-                batch = hub.read(cursor, self.user_id, wait)
-                cursor = batch.cursor
-                chunk = self._render(batch)
-                if chunk:
-                    yield chunk
-                    wrote = now()
-                if batch.closed or departed():
+        while not gone.is_set():
+            wait = max(0.0, wrote + heartbeat_s - now())
+            batch = await hub.read_async(cursor, self.user_id, wait, also=gone, offload=offload)
+            cursor = batch.cursor
+            found = bool(batch.events) or batch.reset
+            if found:
+                yield "batch", batch
+                wrote = now()
+            if batch.closed or gone.is_set():
+                return
+            if not found and now() - wrote >= heartbeat_s:
+                if not await offload(self._still_authorized):
                     return
-                if not chunk and now() - wrote >= heartbeat_s:
-                    if not self._still_authorized():
-                        return
-                    yield HEARTBEAT
-                    wrote = now()
-        except Exception:  # never let gunicorn log the request line (it may carry a token)
+                yield "heartbeat", None
+                wrote = now()
+
+    async def events(
+        self, hub: StreamHub, after: EntryId | None, gone: asyncio.Event, release: Callable[[], None]
+    ) -> AsyncGenerator[falcon.asgi.SSEvent, None]:
+        """The stream's Server-Sent Events (:meth:`feed` in the SSE wire format); ``release`` is
+        called once, however it ends."""
+        try:
+            async for kind, value in self.feed(hub, after, gone):
+                if kind == "head":
+                    head = f"retry: {self.resource.retry_ms}\n" + ("" if value is None else f"id: {value}\n")
+                    yield Frames((head + "\n").encode())
+                elif kind == "batch":
+                    yield Frames(self._render(value))
+                else:
+                    yield Frames(HEARTBEAT)
+        except Exception:  # never let the server log the request line (it may carry a token)
             log.exception("event stream of user %s failed", self.user_id)
+        finally:
+            release()
+
+    def reset_data(self, cursor: EntryId) -> str:
+        refetch = ["/v1/snapshot"] if self.user_id is None else ["/v1/snapshot", "/v1/me/alerts"]
+        return json.dumps({"last_id": str(cursor), "refetch": refetch}, separators=(",", ":"))
 
     def _render(self, batch: Batch) -> bytes:
         parts = [frame(e.id, e.event, e.data) for e in batch.events]
         if batch.reset:
-            refetch = ["/v1/snapshot"] if self.user_id is None else ["/v1/snapshot", "/v1/me/alerts"]
-            data = json.dumps({"last_id": str(batch.cursor), "refetch": refetch}, separators=(",", ":"))
-            parts.insert(0, frame(batch.cursor, "reset", data))
+            parts.insert(0, frame(batch.cursor, "reset", self.reset_data(batch.cursor)))
         return b"".join(parts)
 
     def _still_authorized(self) -> bool:
@@ -241,27 +285,7 @@ class _Session:
             return True  # the UserManager is busy or stopping: not a reason to drop the client
 
 
-class _Body:
-    """The response body: iterates the chunks; ``close()`` (called by the WSGI server when the
-    response ends, or the client left) stops them and frees the stream's slot, once."""
-
-    def __init__(self, chunks: Generator[bytes, None, None], release: Callable[[], None]) -> None:
-        self._chunks = chunks
-        self._release: Callable[[], None] | None = release
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
-
-    def close(self) -> None:
-        try:
-            self._chunks.close()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
-
-
-def _resume_from(req: falcon.Request) -> EntryId | None:
+def resume_from(req: falcon.Request) -> EntryId | None:
     """The id to resume after: ``Last-Event-ID`` first (``EventSource`` sends the newest one when it
     reconnects), else ``?last_event_id=`` (its form is checked with the query: 400 otherwise). An id
     that is not a bus entry id (``ms-seq``) is unknown: the stream starts with a reset."""

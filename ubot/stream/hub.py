@@ -14,18 +14,28 @@
 * :meth:`StreamHub.close` wakes every reader for good (``closed=True``), so a server stopping with
   streams open does not wait for them. It does not close the bus.
 
+* :meth:`StreamHub.read_async` is the same read for a coroutine (an ASGI gateway's streams): it
+  answers from the ring on the event loop and waits there on a :class:`Pulse` (one per loop, fired
+  by the relay after each batch), so an open stream holds no thread; only what the ring cannot answer
+  (a catch-up from the bus) runs :meth:`read` in a thread.
+
 Publishing is the engine's side: :class:`ubot.stream.publisher.EventPublisher`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import itertools
 import logging
 import threading
 import time
+import weakref
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ubot.bus import EVENTS, Bus, BusUnavailable, EntryId, Relay, StreamEvent
 from ubot.bus import Batch as BusBatch
@@ -67,6 +77,31 @@ class Batch:
     closed: bool = False
 
 
+class Pulse:
+    """Wakes the coroutines of one event loop from any thread: they wait on :meth:`current`, and
+    :meth:`fire` (from any thread) sets that event and puts a fresh one in its place, on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        """The event the next :meth:`fire` sets (call on the loop)."""
+        return self._event
+
+    def fire(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self._fire)
+
+    def _fire(self) -> None:
+        fired, self._event = self._event, asyncio.Event()
+        fired.set()
+
+
+#: How a coroutine runs a blocking call (``ubot.http.asgi.Offload``; ``asyncio.to_thread`` by default).
+Offloader = Callable[..., Awaitable[Any]]
+
+
 def _events(batch: BusBatch) -> list[Event]:
     return [
         Event(entry.id, m.event, m.data, m.user_id)
@@ -91,6 +126,9 @@ class StreamHub:
         self._last = start  # the newest id the relay has read
         self._closed = False
         self._changed = threading.Condition(threading.Lock())
+        self._pulses: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pulse] = (
+            weakref.WeakKeyDictionary()
+        )
         self._relay = Relay(bus, topic, self._take, after=start, timeout_s=poll_s)
 
     def start(self) -> StreamHub:
@@ -132,6 +170,9 @@ class StreamHub:
                 self._events.append(event)
             self._last = max(self._last, batch.cursor)
             self._changed.notify_all()
+            pulses = list(self._pulses.values())
+        for pulse in pulses:
+            pulse.fire()
 
     def read(self, after: EntryId, user_id: int | None, timeout: float) -> Batch:
         """The events after ``after`` that ``user_id`` (None: anonymous) may see.
@@ -197,6 +238,62 @@ class StreamHub:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+            pulses = list(self._pulses.values())
+        for pulse in pulses:
+            pulse.fire()
+
+    def _pulse(self) -> Pulse:
+        loop = asyncio.get_running_loop()
+        with self._changed:
+            pulse = self._pulses.get(loop)
+            if pulse is None:
+                pulse = self._pulses[loop] = Pulse(loop)
+            return pulse
+
+    async def read_async(
+        self,
+        after: EntryId,
+        user_id: int | None,
+        timeout: float,
+        *,
+        also: asyncio.Event | None = None,
+        offload: Offloader = asyncio.to_thread,
+    ) -> Batch:
+        """:meth:`read` for a coroutine: the same answers, waiting on the event loop (no thread)
+        while the ring holds ``after``; it also returns (with no events) once ``also`` is set (the
+        client left). What the ring cannot answer is read from the bus by :meth:`read` through
+        ``offload``, waiting there at most :data:`RETRY_S`."""
+        loop = asyncio.get_running_loop()
+        pulse = self._pulse()
+        deadline = loop.time() + timeout
+        cursor = after
+        while True:
+            with self._changed:
+                holds = self._holds(cursor)
+                if holds:
+                    events = tuple(e for e in self._after(cursor) if e.visible_to(user_id))
+                    cursor = self._last
+                    if events:
+                        return Batch(events, cursor)
+                    signal = pulse.current()
+                closed = self._closed
+            if closed:
+                return Batch((), cursor, closed=True)
+            remaining = deadline - loop.time()
+            if not holds:
+                return await offload(self.read, cursor, user_id, max(0.0, min(remaining, RETRY_S)))
+            if remaining <= 0 or (also is not None and also.is_set()):
+                return Batch((), cursor)
+            waits = [asyncio.ensure_future(signal.wait())]
+            if also is not None:
+                waits.append(asyncio.ensure_future(also.wait()))
+            try:
+                done, _ = await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+            if not done:
+                return Batch((), cursor)
 
     def _holds(self, cursor: EntryId) -> bool:
         """Whether the ring alone answers a reader after ``cursor``: an id it gave (its floor, its
