@@ -10,6 +10,7 @@ is false, false, false, true, false.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,7 +18,7 @@ import queue
 import threading
 from typing import Any
 
-import falcon.testing
+import falcon
 import msgspec
 import pytest
 from falcon.testing import TestClient
@@ -25,6 +26,8 @@ from falcon.testing import TestClient
 from tests.fakes.webhook import FakeWebhook, status
 from tests.http.support import gateway_of, parse_sse
 from tests.replayfiles import ms, write_replay
+from tests.support.asgi_stream import Stream as AsgiStream
+from tests.support.asgi_stream import scope_of
 from tests.support.waits import wait_until
 from ubot.bus import InProcessBus
 from ubot.clocks import FakeClock
@@ -84,20 +87,20 @@ class System:
 
 
 class Stream:
-    """GET /v1/stream read in a thread, its messages in a queue."""
+    """GET /v1/stream of the ASGI app read in a thread, its messages in a queue."""
 
     def __init__(self, app, token: str) -> None:
-        environ = falcon.testing.create_environ(
-            path="/v1/stream", headers={"Authorization": f"Bearer {token}"}
-        )
-        self.body = app(environ, lambda status, headers, exc_info=None: None)
+        headers = {"Authorization": f"Bearer {token}"}
+        self.stream = AsgiStream(app, scope_of("/v1/stream", "", headers, "127.0.0.1"))
+        assert self.stream.status == falcon.HTTP_200, self.stream.status
         self.messages: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for chunk in self.body:
-            for message in parse_sse(chunk):
-                self.messages.put(message)
+        with contextlib.suppress(queue.Empty):  # the test ended without the stream
+            for chunk in self.stream.chunks:
+                for message in parse_sse(chunk):
+                    self.messages.put(message)
 
     def alerts(self) -> list[dict[str, Any]]:
         found = []

@@ -161,20 +161,25 @@ def test_two_scanners_and_two_notifiers_share_the_work_and_survive_kill_9(deploy
             TIMEOUT_S,
         )
 
-        # The receiver stalls: deliveries stay claimed, in flight, by both notifiers.
+        # The receiver stalls: deliveries stay claimed, in flight.
         hook.stalling.set()
         once += [create(base, token, f"stalled {i}", "once") for i in range(6)]
-        dead_scanner, dead_notifier = scanner_members[0], notifier_members[0]
+        # The notifier to kill: one holding a claim in flight (whichever polled first may hold all).
         in_flight = (
-            f"SELECT key FROM delivery WHERE claimed_by = '{dead_notifier}' AND status IN ('pending', 'held')"
+            "SELECT claimed_by FROM delivery WHERE claimed_by IS NOT NULL AND status IN ('pending', 'held')"
             " AND lease_until IS NOT NULL"
         )
-        wait_until(lambda: deployment.query(in_flight), "notifier 1 to hold a claim in flight", TIMEOUT_S)
+        ((dead_notifier,), *_) = wait_until(
+            lambda: deployment.query(in_flight), "a notifier to hold a claim in flight", TIMEOUT_S
+        )
+        dead = notifier_members.index(dead_notifier)
+        notifier, survivor = notifiers[dead], notifiers[1 - dead]
+        dead_scanner = scanner_members[0]
 
         # kill -9 one scanner and one notifier, mid-run.
         killed_at_ms = int(deployment.query("SELECT (extract(epoch from now()) * 1000)::bigint")[0][0])
         kill9(scanners[0])
-        kill9(notifiers[0])
+        kill9(notifier)
         # The at-least-once window: what the dead notifier held unsent (it may have been accepted).
         window = {
             key
@@ -203,7 +208,7 @@ def test_two_scanners_and_two_notifiers_share_the_work_and_survive_kill_9(deploy
             lambda: deployment.query("SELECT count(*) FROM delivery WHERE status <> 'sent'")[0][0] == 0,
             "every delivery sent (the dead notifier's after its lease)",
             TIMEOUT_S,
-            alive=notifiers[1],
+            alive=survivor,
         )
 
         # No alert lost or raised twice: each `once` strategy fired exactly once, each `once_per_bar`
@@ -229,8 +234,8 @@ def test_two_scanners_and_two_notifiers_share_the_work_and_survive_kill_9(deploy
                 ", ".join(f"'{k}'" for k in window)
             )
         )
-        assert taken_over == [(notifier_members[1],)]
+        assert taken_over == [(notifier_members[1 - dead],)]
 
-    for process in (scanners[1], notifiers[1], engine, gateway):
+    for process in (scanners[1], survivor, engine, gateway):
         process.proc.send_signal(signal.SIGTERM)
         assert process.wait_exit() == 0, process.tail()
