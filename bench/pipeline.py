@@ -39,7 +39,7 @@ from ubot.market.candles import CandleBook  # noqa: E402
 from ubot.market.simulated import SimulatedSource  # noqa: E402
 from ubot.market.snapshot import parse_listings  # noqa: E402
 from ubot.market.view import SnapshotView  # noqa: E402
-from ubot.models.bulk import _kind, _rows, binary_copy  # noqa: E402
+from ubot.models.bulk import _kind, _sqlite_rows, binary_copy  # noqa: E402
 from ubot.models.candle_store import CandleStore  # noqa: E402
 from ubot.models.db import SQLITE_PRAGMAS, is_sqlite, open_database  # noqa: E402
 from ubot.models.schema import ensure_schema  # noqa: E402
@@ -134,7 +134,7 @@ class SqliteFloor(Floor):
         con.execute("INSERT INTO snapshot VALUES (?, ?, 's', 'USD', 0)", (snapshot_id, snapshot_id))
         con.execute("COMMIT")
         self.coins |= new
-        rows = _rows(_QUOTE_FIELDS, columns, len(columns[1]))
+        rows = _sqlite_rows(columns, len(columns[1]))
         started = time.perf_counter()
         con.execute("BEGIN")
         con.executemany(self.sql, rows)
