@@ -17,7 +17,7 @@ from ubot.market.candles import CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.bars import closed_bars, open_candles_of
-from ubot.scan.frame import MarketFrame, Plan
+from ubot.scan.frame import MarketFrame, Plan, Planning
 from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
 from ubot.scan.spec import StrategySpec, UserStrategies
@@ -42,6 +42,8 @@ class ScanPlanner:
         self.unconfirmed: dict[int, set[int]] = {w: set() for w in range(workers)}
         self._confirming: dict[int, set[int]] = {}
         self.compiled: dict[int, CompiledCondition] = {}
+        #: The plan kept up to date one strategy at a time (a change regroups only its own shape).
+        self._planning = Planning(self.owner)
         self.plan = Plan()
         self.histories: dict[str, IndicatorHistory] = {}
         #: While replaying stored snapshots: per timeframe, the time up to which its history was read.
@@ -71,7 +73,8 @@ class ScanPlanner:
         # Compiled once when it changes, not for everyone's strategies on each change. An invalid one
         # is left out of the plan; its worker reports it to the owner.
         with contextlib.suppress(ConditionError):
-            self.compiled[spec.id] = compile_condition(spec.condition)
+            self.compiled[spec.id] = compiled = compile_condition(spec.condition)
+            self._planning.add(spec, compiled)
 
     def set_user(self, user_id: int, specs: Iterable[StrategySpec]) -> dict[int, SetStrategies]:
         """Replace the strategies of ``user_id``; returns each worker's message (every worker, so a
@@ -85,13 +88,17 @@ class ScanPlanner:
         given = {spec.id: spec for spec in specs}
         held = {i: s for i, s in (*self.specs.items(), *self.retired.items()) if s.user_id == user_id}
         forget = sorted(i for i, old in held.items() if i not in given or given[i].rules != old.rules)
-        for strategy_id in held:
+        # A strategy given exactly as held stays where it is in the plan (its group is not rebuilt).
+        same = {i for i, old in held.items() if i in self.specs and given.get(i) == old}
+        for strategy_id in held.keys() - same:
             self.specs.pop(strategy_id, None)
             self.retired.pop(strategy_id, None)
             self.compiled.pop(strategy_id, None)
+            self._planning.remove(strategy_id)
         shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
         for spec in given.values():
-            self._add(spec)
+            if spec.id not in same:
+                self._add(spec)
             shares[self.owner(spec.id)].append(spec)
         forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
         for strategy_id in forget:
@@ -125,10 +132,11 @@ class ScanPlanner:
         if spec is not None:
             self.retired[strategy_id] = spec
             self.compiled.pop(strategy_id, None)
+            self._planning.remove(strategy_id)
             self._replan()
 
     def _replan(self) -> None:
-        self.plan = Plan.of(((self.specs[i], c) for i, c in self.compiled.items()), self.owner)
+        self.plan = self._planning.plan()
 
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
