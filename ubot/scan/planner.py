@@ -166,8 +166,7 @@ class ScanPlanner:
         as it is: only a call it lacks makes it read again."""
         history = IndicatorHistory(timeframe, calls)
         if self.load is not None:
-            for candles in self.load(timeframe, None, before_ms):
-                history.add_closed(candles)
+            history.add_history(self.load(timeframe, None, before_ms))
         if self._read_until is not None:
             self._read_until[timeframe] = before_ms
         return history
@@ -193,8 +192,7 @@ class ScanPlanner:
         for timeframe, history in self.histories.items():
             since, until = self._read_until[timeframe], int(bucket_start(snapshot.timestamp_ms, timeframe))
             if self.load is not None and since < until:
-                for candles in self.load(timeframe, since, until):
-                    history.add_closed(candles)
+                history.add_history(self.load(timeframe, since, until))
             self._read_until[timeframe] = until
         self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
         return self.frame(tick, snapshot)
