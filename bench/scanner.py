@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scanner benchmark: 10,000 strategies over 5,000 coins, per tick, against the naive approach.
 
-    python bench/scanner.py [--strategies 10000] [--coins 5000] [--ticks 5] [--workers 10]
+    python bench/scanner.py [--strategies 10000[,100000...]] [--coins 5000] [--ticks 5] [--workers 10]
                             [--mix both|template|distinct] [--distinct] [--parts 1,2,3] [--sample 300]
                             [--code DIR]
 
@@ -25,7 +25,11 @@ from that coin's closes, then evaluate the condition for that one coin with a fr
 interpreter, and extrapolates to all pairs of one tick.
 
 ``--code DIR`` imports ``ubot`` from another checkout (e.g. a worktree of main, for old against new
-in one run on the same machine). The process's resident memory (peak, and now) is printed at the end.
+in one run on the same machine). Several ``--strategies`` counts run one after another in one process,
+each also timing a strategy change (one user edits one strategy: the planner replans and every worker
+rebinds, as before its next scan). The process's resident memory (peak, and now) is printed at the
+end, and every figure again as ``RESULT`` lines (issue 14's rows side by side:
+``--distinct --strategies 10000,100000 --parts 1``).
 Targets (issue 14): a scan of 10,000 all-distinct strategies x 5,000 coins <= 150 ms; of 100,000
 <= 1.5 s; resident memory at 100,000 x 5,000 <= 600 MB.
 """
@@ -354,29 +358,12 @@ def rss_mb() -> tuple[float, float]:
     return peak, now
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--strategies", type=int, default=10_000)
-    parser.add_argument("--coins", type=int, default=5_000)
-    parser.add_argument("--ticks", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=10)
-    parser.add_argument("--sample", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--mix", choices=["both", "template", "distinct"], default="both")
-    parser.add_argument("--distinct", action="store_true", help="the distinct mix only (--mix distinct)")
-    parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 1 or 1,2")
-    parser.add_argument("--code", help="import ubot from this checkout (old against new)")
-    args = parser.parse_args()
-    mixes = ["distinct"] if args.distinct else ["template", "distinct"] if args.mix == "both" else [args.mix]
-    parts = {int(p) for p in args.parts.split(",")}
-    import ubot
-
-    print(f"code: {os.path.dirname(os.path.dirname(os.path.abspath(ubot.__file__)))}")
-    print(f"{args.strategies:,} strategies, {args.coins:,} coins, {args.workers} workers, {args.ticks} ticks")
-    rows = []
+def run(args, count: int, mixes: list[str], parts: set[int], rows: list[str]) -> None:
+    """Parts 1-3 for ``count`` strategies, each mix; the summary lines go to ``rows``."""
+    print(f"{count:,} strategies, {args.coins:,} coins, {args.workers} workers, {args.ticks} ticks")
     for mix in mixes:
         r = random.Random(args.seed)
-        specs = make_strategies(args.strategies, args.coins, r, distinct=mix == "distinct")
+        specs = make_strategies(count, args.coins, r, distinct=mix == "distinct")
         print(f"mix {mix}: {len({s.condition for s in specs}):,} distinct condition texts")
         if 1 in parts:
             print("part 1: the Scanner's code, one thread")
@@ -388,16 +375,12 @@ def main() -> None:
                 f"  per tick: p50 {p50 * 1000:.0f} ms (cpu {cpu * 1000:.0f} ms), max {max(times) * 1000:.0f} ms"
             )
             rows.append(
-                f"scan {mix}, {args.strategies:,} strategies x {args.coins:,} coins, code in one thread: "
+                f"scan {mix}, {count:,} strategies x {args.coins:,} coins, code in one thread: "
                 f"p50 {p50 * 1000:.0f} ms (cpu {cpu * 1000:.0f} ms)"
-                + (
-                    f"   target <= {TARGETS[args.strategies]:g} ms"
-                    if mix == "distinct" and args.strategies in TARGETS
-                    else ""
-                )
+                + (f"   target <= {TARGETS[count]:g} ms" if mix == "distinct" and count in TARGETS else "")
             )
             rows.append(
-                f"strategy change ({mix}, {args.strategies:,} strategies): replan + every worker rebinds, "
+                f"strategy change ({mix}, {count:,} strategies): replan + every worker rebinds, "
                 f"p50 {statistics.median(changes) * 1000:.1f} ms over {len(changes)} changes"
             )
         if 2 in parts:
@@ -413,7 +396,7 @@ def main() -> None:
                 p50 = statistics.median(actor_times)
                 print(f"  per tick: p50 {p50 * 1000:.0f} ms, max {max(actor_times) * 1000:.0f} ms")
                 rows.append(
-                    f"scan {mix}, {args.strategies:,} x {args.coins:,}, actors, workers={workers} {how}: "
+                    f"scan {mix}, {count:,} x {args.coins:,}, actors, workers={workers} {how}: "
                     f"p50 {p50 * 1000:.0f} ms"
                 )
         if 3 in parts and mix == mixes[0] and 1 in parts:
@@ -423,10 +406,36 @@ def main() -> None:
             print(
                 f"  {per_pair * 1e6:.0f} us per pair over {n} sampled pairs -> {naive:.0f} s per tick for {pairs:,} pairs"
             )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--strategies", default="10000", help="strategy counts, run one after another: e.g. 10000,100000"
+    )
+    parser.add_argument("--coins", type=int, default=5_000)
+    parser.add_argument("--ticks", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=10)
+    parser.add_argument("--sample", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mix", choices=["both", "template", "distinct"], default="both")
+    parser.add_argument("--distinct", action="store_true", help="the distinct mix only (--mix distinct)")
+    parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 1 or 1,2")
+    parser.add_argument("--code", help="import ubot from this checkout (old against new)")
+    args = parser.parse_args()
+    mixes = ["distinct"] if args.distinct else ["template", "distinct"] if args.mix == "both" else [args.mix]
+    parts = {int(p) for p in args.parts.split(",")}
+    counts = [int(c) for c in args.strategies.split(",")]
+    import ubot
+
+    print(f"code: {os.path.dirname(os.path.dirname(os.path.abspath(ubot.__file__)))}")
+    rows = []
+    for count in counts:
+        run(args, count, mixes, parts, rows)
     peak, now = rss_mb()
     rows.append(
         f"resident memory: peak {peak:.0f} MB, now {now:.0f} MB"
-        + ("   target <= 600 MB at 100,000 x 5,000" if args.strategies == 100_000 else "")
+        + ("   target <= 600 MB at 100,000 x 5,000" if max(counts) == 100_000 else "")
     )
     for row in rows:
         print(f"RESULT {row}")
