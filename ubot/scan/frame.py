@@ -64,7 +64,6 @@ class Planning:
 
     def __init__(self, owner: Callable[[int], int] | None = None) -> None:
         self._grouping = Grouping(owner)
-        self._held: dict[int, tuple[StrategySpec, CompiledCondition]] = {}
         self._top_n: Counter[int] = Counter()
         self._symbols: Counter[str] = Counter()
         self._calls: Counter[tuple[str, IndicatorCall]] = Counter()
@@ -72,18 +71,17 @@ class Planning:
         self._plan: Plan | None = None
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self._grouping)
 
     def add(self, spec: StrategySpec, compiled: CompiledCondition) -> None:
         """Add ``spec`` (replacing the strategy of the same id, if held)."""
         self.remove(spec.id)
-        self._held[spec.id] = (spec, compiled)
         self._count(spec, compiled, 1)
         self._grouping.add(spec, compiled)
         self._plan = None
 
     def remove(self, strategy_id: int) -> None:
-        held = self._held.pop(strategy_id, None)
+        held = self._grouping.get(strategy_id)
         if held is None:
             return
         self._count(*held, -1)

@@ -93,6 +93,11 @@ class Grouping:
         self._dirty.add(key)
         self._ordered = None
 
+    def get(self, strategy_id: int) -> tuple[StrategySpec, CompiledCondition] | None:
+        """The strategy held with this id, and its compiled condition; None if none is."""
+        key = self._key_of.get(strategy_id)
+        return None if key is None else self._members[key][strategy_id]
+
     def remove(self, strategy_id: int) -> None:
         key = self._key_of.pop(strategy_id, None)
         if key is None:
