@@ -311,6 +311,7 @@ def run_gateway(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.history,  # GetAlerts, from the alert tables
             snapshots=LatestSnapshot(bus),
+            **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
 
@@ -320,6 +321,7 @@ def run_gateway(settings: Settings) -> int:
 
     def on_exit() -> None:
         on_stopping()
+        close_accounts(state)
         if "actors" in state:
             state.pop("actors").stop()
         if "bus" in state:
@@ -365,6 +367,7 @@ def run_server(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.notifier,
             snapshots=LatestSnapshot(bus),
+            **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
 
@@ -374,6 +377,7 @@ def run_server(settings: Settings) -> int:
 
     def on_exit() -> None:
         on_stopping()
+        close_accounts(state)
         if "actors" in state:
             stop_system(state.pop("actors"))
             log.info("pipeline stopped")
@@ -383,6 +387,32 @@ def run_server(settings: Settings) -> int:
             state.pop("bus").close()
 
     return serve(settings, make_app, on_exit, on_stopping, "gateway")
+
+
+def gateway_accounts(settings: Settings, bus: Any, state: dict) -> dict[str, Any]:
+    """The gateway's side of accounts, the same for the ``all`` and ``gateway`` roles: the token
+    check on this process's own database connections behind ``[accounts] session_cache_s``, the
+    revocations over the bus, argon2 in a pool of ``hash_workers`` threads and ``hash_queue``
+    places (``Gateway`` keyword arguments; :func:`close_accounts` stops them)."""
+    from ubot.clocks import SystemClock
+    from ubot.http.sessions import GatewaySessions
+    from ubot.models.db import database
+    from ubot.models.users import UserStore
+    from ubot.users.hashing import HashPool
+
+    accounts = settings.accounts
+    sessions = state["sessions"] = GatewaySessions(
+        bus, UserStore(database).live_session, SystemClock(), accounts.session_cache_s
+    ).start()
+    hashing = state["hashing"] = HashPool(accounts.hash_workers, accounts.hash_queue)
+    return {"sessions": sessions.reader, "hashing": hashing, "on_revoked": sessions.revoked}
+
+
+def close_accounts(state: dict) -> None:
+    if "sessions" in state:
+        state.pop("sessions").stop()
+    if "hashing" in state:
+        state.pop("hashing").close()
 
 
 def gateway_app(settings: Settings, gateway: Any, hub: Any) -> Any:

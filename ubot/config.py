@@ -328,6 +328,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("limits", "per_user_burst", "20", _number(1, 100_000, integer=True), "an integer 1..100000"),
     Option("limits", "login_per_minute", "5", _number(0.1, 10_000), "attempts a minute, 0.1..10000"),
     Option("limits", "login_burst", "10", _number(1, 10_000, integer=True), "an integer 1..10000"),
+    Option(
+        "accounts",
+        "hash_workers",
+        "2",
+        _number(1, 64, integer=True),
+        "an integer 1..64; hash_workers + hash_queue below [http] threads",
+    ),
+    Option(
+        "accounts", "hash_queue", "1", _number(0, 1024, integer=True), "an integer 0..1024, see hash_workers"
+    ),
+    Option("accounts", "session_cache_s", "10", _number(0, 300), "seconds, 0..300 (0: no cache)"),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))
@@ -493,6 +504,13 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             f"[http] stream_max ({settings.http.stream_max}) must be below [http] threads "
             f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
+        )
+    held = settings.accounts.hash_workers + settings.accounts.hash_queue
+    if held >= settings.http.threads:
+        raise ConfigError(
+            f"[accounts] hash_workers + hash_queue ({held}) must be below [http] threads "
+            f"({settings.http.threads}): each login being checked or waiting holds a thread, and "
+            "other requests need some too"
         )
     _check_notify(settings.notify)
     _check_cluster(settings)

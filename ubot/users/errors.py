@@ -60,3 +60,14 @@ class Conflict(UserError):
     """Well formed, but in conflict with what exists: a name taken, a limit reached, a target in use."""
 
     title = "Conflict"
+
+
+class Busy(UserError):
+    """Every argon2 thread is busy and the queue in front of them is full: nothing was done; try
+    again in ``retry_after_s`` seconds (``ubot/users/hashing.py``)."""
+
+    title = "Busy"
+
+    def __init__(self, description: str, retry_after_s: int) -> None:
+        super().__init__(description)
+        self.retry_after_s = retry_after_s
