@@ -29,7 +29,8 @@ from urllib.parse import urlparse
 SOURCES = ("auto", "simulated", "replay", "cmc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SMTP_SECURITY = ("starttls", "ssl", "none")
-ROLES = ("all", "engine", "gateway")
+ROLES = ("all", "engine", "scanner", "notifier", "gateway")
+PLACEMENTS = ("internal", "external")
 
 
 class ConfigError(ValueError):
@@ -270,6 +271,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "cluster",
+        "scanners",
+        "internal",
+        _choice(*PLACEMENTS),
+        "internal (the engine scans) or external (scanner processes do)",
+    ),
+    Option(
+        "cluster",
+        "notifiers",
+        "internal",
+        _choice(*PLACEMENTS),
+        "internal (the engine delivers too) or external (notifier processes only)",
+    ),
+    Option(
+        "cluster",
         "redis_prefix",
         "ubot",
         _key_prefix,
@@ -284,6 +299,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
+        "scanner",
+        "user_budget",
+        "100000",
+        _number(1, 1_000_000_000, integer=True),
+        "an integer 1..1000000000 (series-coins)",
+    ),
+    Option(
+        "scanner",
+        "server_budget",
+        "1000000",
+        _number(1, 1_000_000_000, integer=True),
+        "an integer 1..1000000000 (series-coins), at least [scanner] user_budget",
+    ),
+    Option(
         "log",
         "level",
         "INFO",
@@ -296,6 +325,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("notify", "backoff_max_s", "900", _number(0.1, 86400), "seconds, 0.1..86400"),
     Option("notify", "webhook_timeout", "10", _number(0.1, 120), "seconds, 0.1..120"),
     Option("notify", "attempt_deadline_s", "10", _number(0.1, 120), "seconds, 0.1..120"),
+    Option("notify", "lease_s", "60", _number(5, 3600), "seconds, 5..3600"),
     Option(
         "notify",
         "answer_max_bytes",
@@ -505,6 +535,11 @@ def _check_together(settings: Settings) -> None:
             f"[http] stream_max ({settings.http.stream_max}) must be below [http] threads "
             f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
         )
+    if settings.scanner.server_budget < settings.scanner.user_budget:
+        raise ConfigError(
+            f"[scanner] server_budget ({settings.scanner.server_budget}) must be at least [scanner] "
+            f"user_budget ({settings.scanner.user_budget}): one user at their budget must fit"
+        )
     held = settings.accounts.hash_workers + settings.accounts.hash_queue
     if held >= settings.http.threads:
         raise ConfigError(
@@ -520,6 +555,12 @@ def _check_cluster(settings: Settings) -> None:
     """Every role but ``all`` runs beside other processes: they share PostgreSQL and Redis."""
     role = settings.cluster.role
     if role == "all":
+        for name in ("scanners", "notifiers"):
+            if getattr(settings.cluster, name) == "external":
+                raise ConfigError(
+                    f"[cluster] {name} = external needs --role engine (with {name[:-1]} processes); "
+                    f"--role all runs everything itself: set [cluster] {name} = internal"
+                )
         return
     scheme = urlparse(settings.database.url).scheme.split("+")[0]
     if scheme == "sqlite":
@@ -532,11 +573,18 @@ def _check_cluster(settings: Settings) -> None:
             f"--role {role} needs Redis, for what travels between processes: set --redis "
             "redis://host:port/0 or [cluster] redis_url"
         )
+    notify = settings.notify
+    if role in ("engine", "notifier") and notify.lease_s <= notify.attempt_deadline_s:
+        raise ConfigError(
+            f"[notify] lease_s ({notify.lease_s:g}) must be longer than [notify] attempt_deadline_s "
+            f"({notify.attempt_deadline_s:g}) for --role {role}: a claim must outlast the attempt it covers"
+        )
 
 
 def _check_notify(notify: SimpleNamespace) -> None:
     if notify.backoff_max_s < notify.backoff_s:
         raise ConfigError("[notify] backoff_max_s must be at least [notify] backoff_s")
+
     twilio = (notify.twilio_account_sid, notify.twilio_auth_token)
     senders = (notify.twilio_sms_from, notify.twilio_whatsapp_from)
     if any(twilio) and not all(twilio):

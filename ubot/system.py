@@ -25,7 +25,7 @@ from ubot.actors.container import Container
 from ubot.actors.fetcher import Fetcher
 from ubot.actors.history import HistoryActor
 from ubot.actors.monitor import Monitor
-from ubot.actors.notifier import Notifier
+from ubot.actors.notifier import Claims, Notifier
 from ubot.actors.ohlc import Ohlc
 from ubot.actors.scanner import Scanner
 from ubot.actors.store import Store
@@ -42,6 +42,7 @@ from ubot.models.snapshots import SnapshotReader
 from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
+from ubot.scan.cost import Budgets
 from ubot.users.manager import UserManager
 from ubot.users.market import LatestMarket
 
@@ -83,11 +84,20 @@ class AlertOptions:
     retention_days: int | None = None
     #: ``[http] public_url``: alert messages link to the coin there ("" = no link).
     public_url: str = ""
+    #: The Scanner's budgets (``[scanner] user_budget``, ``server_budget``), checked when strategies are saved.
+    budgets: Budgets = field(default_factory=Budgets)
     #: ``publish(event, data, user_id)``: an alert event for the stream (``EventPublisher.publish``).
     publish: Callable[[str, Mapping[str, Any], int | None], Any] | None = None
     #: ``publish_tick(candled, view)`` after each tick (``EventPublisher.tick``): its document,
     #: ``TickReady`` and the snapshot event, onto the bus.
     publish_tick: Callable[[Candled, SnapshotView], Any] | None = None
+    #: The engine scans (``[cluster] scanners = internal``); False: scanner processes do, no Scanner.
+    scan: bool = True
+    #: The engine delivers (``[cluster] notifiers = internal``); False: notifier processes only.
+    deliver: bool = True
+    #: Deliveries claimed from the outbox beside other notifier processes (the engine role);
+    #: None: handed to the senders as written (role all, one process).
+    claims: Claims | None = None
 
 
 def user_manager(
@@ -105,6 +115,7 @@ def user_manager(
         allow_local_webhooks=alerts.allow_local_webhooks,
         channels=tuple(alerts.channels) or None,  # none at all: a test system, not checked
         market=market,
+        budgets=alerts.budgets,
     )
 
 
@@ -162,7 +173,7 @@ def start_system(
         max_ticks=max_ticks,
         on_finished=on_finished,
         source_status=getattr(source, "status", None),  # sources that report their own health
-        wait_for_scans=interval_s == 0,  # back-to-back ticks: never outrun the Scanner
+        wait_for_scans=interval_s == 0 and alerts.scan,  # back-to-back ticks: never outrun the Scanner
         database_watch=database_watch,  # the SQLite file deleted or replaced: stop, say so
     )
     if source.name == "replay":
@@ -182,18 +193,24 @@ def start_system(
         retention_ms=None if alerts.retention_days is None else alerts.retention_days * DAY_MS,
         public_url=alerts.public_url,
         simulated=source.name == "simulated",
+        claims=alerts.claims,
+        deliver=alerts.deliver,
     )
     market = LatestMarket()  # the latest snapshot's coins, for checking strategies as they are saved
     users = UserManagerActor.start(user_manager(db, clock, convert, alerts, market))
     candle_store = CandleStore(db)
-    scanner = Scanner.start(
-        alerts.workers,
-        users=users,
-        notifier=notifier,
-        monitor=monitor,
-        load=closed_candles,
-        snapshots=SnapshotReader(db),
-        now_ms=lambda: int(clock.now() * 1000),
+    scanner = (
+        Scanner.start(
+            alerts.workers,
+            users=users,
+            notifier=notifier,
+            monitor=monitor,
+            load=closed_candles,
+            snapshots=SnapshotReader(db),
+            now_ms=lambda: int(clock.now() * 1000),
+        )
+        if alerts.scan
+        else None  # scanner processes scan (``[cluster] scanners = external``)
     )
     container = Container.start(monitor, market.then(alerts.publish_tick))
     ohlc = Ohlc.start(candle_store, container, monitor, scanner=scanner)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tests.scan.support import spec
 from ubot.rules import compile_condition
 from ubot.scan import groups
+from ubot.scan.cost import cost_of
 from ubot.scan.frame import Plan
 from ubot.scan.planner import ScanPlanner
 from ubot.scan.worker import ScanWorker
@@ -74,6 +75,7 @@ def test_the_plan_kept_up_to_date_equals_the_plan_built_afresh(changes, workers)
         planner.set_user(user_id, _specs(user_id, drawn))
         strategies = [(planner.specs[i], c) for i, c in planner.compiled.items()]
         assert _described(planner.plan) == _described(Plan.of(strategies, planner.owner))
+        assert planner.costs == {s.id: cost_of(c.indicators, s.symbols, s.top_n) for s, c in strategies}
 
 
 @SETTINGS

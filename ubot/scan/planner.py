@@ -17,6 +17,7 @@ from ubot.market.candles import CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.bars import closed_bars, open_candles_of
+from ubot.scan.cost import Cost, cost_of
 from ubot.scan.frame import MarketFrame, Plan, Planning
 from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
@@ -45,6 +46,8 @@ class ScanPlanner:
         #: The plan kept up to date one strategy at a time (a change regroups only its own shape).
         self._planning = Planning(self.owner)
         self.plan = Plan()
+        #: Each planned strategy's cost (``scan/cost.py``), for ``/health``'s costliest strategies.
+        self.costs: dict[int, Cost] = {}
         self.histories: dict[str, IndicatorHistory] = {}
         #: While replaying stored snapshots: per timeframe, the time up to which its history was read.
         self._read_until: dict[str, int] | None = None
@@ -75,8 +78,17 @@ class ScanPlanner:
         with contextlib.suppress(ConditionError):
             self.compiled[spec.id] = compiled = compile_condition(spec.condition)
             self._planning.add(spec, compiled)
+            self.costs[spec.id] = cost_of(compiled.indicators, spec.symbols, spec.top_n)
 
-    def set_user(self, user_id: int, specs: Iterable[StrategySpec]) -> dict[int, SetStrategies]:
+    def _remove(self, strategy_id: int) -> None:
+        """Out of the plan (its spec stays where the caller keeps it)."""
+        self.compiled.pop(strategy_id, None)
+        self.costs.pop(strategy_id, None)
+        self._planning.remove(strategy_id)
+
+    def set_user(
+        self, user_id: int, specs: Iterable[StrategySpec], moved: Iterable[int] = ()
+    ) -> dict[int, SetStrategies]:
         """Replace the strategies of ``user_id``; returns each worker's message (every worker, so a
         worker that had some of this user's strategies learns they are gone).
 
@@ -84,17 +96,24 @@ class ScanPlanner:
         (:attr:`StrategySpec.rules`) changed, and when it leaves the user's enabled strategies
         (disabled, deleted, or a ``once`` strategy that fired), so that it starts afresh (armed) if it
         comes back. Its owner worker is told to forget it (``SetStrategies.forget``): it resets the
-        state it holds and has the saved one deleted, in order with its own outcomes."""
+        state it holds and has the saved one deleted, in order with its own outcomes.
+
+        ``moved``: strategies that leave because another scanner process scans them from now on
+        (``scan/assign.py``): dropped from this process, their saved state kept for the new owner."""
         given = {spec.id: spec for spec in specs}
         held = {i: s for i, s in (*self.specs.items(), *self.retired.items()) if s.user_id == user_id}
-        forget = sorted(i for i, old in held.items() if i not in given or given[i].rules != old.rules)
+        kept = set(moved)
+        forget = sorted(
+            i
+            for i, old in held.items()
+            if (i not in given and i not in kept) or (i in given and given[i].rules != old.rules)
+        )
         # A strategy given exactly as held stays where it is in the plan (its group is not rebuilt).
         same = {i for i, old in held.items() if i in self.specs and given.get(i) == old}
         for strategy_id in held.keys() - same:
             self.specs.pop(strategy_id, None)
             self.retired.pop(strategy_id, None)
-            self.compiled.pop(strategy_id, None)
-            self._planning.remove(strategy_id)
+            self._remove(strategy_id)
         shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
         for spec in given.values():
             if spec.id not in same:
@@ -131,11 +150,12 @@ class ScanPlanner:
         spec = self.specs.pop(strategy_id, None)
         if spec is not None:
             self.retired[strategy_id] = spec
-            self.compiled.pop(strategy_id, None)
-            self._planning.remove(strategy_id)
+            self._remove(strategy_id)
             self._replan()
 
     def _replan(self) -> None:
+        """The plan and the costs are kept up to date by :meth:`_add` and :meth:`_remove`, one
+        strategy at a time; this takes the plan of what they hold."""
         self.plan = self._planning.plan()
 
     def update_candles(
