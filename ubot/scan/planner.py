@@ -48,6 +48,7 @@ class ScanPlanner:
         self.plan = Plan()
         #: Each planned strategy's cost (``scan/cost.py``), for ``/health``'s costliest strategies.
         self.costs: dict[int, Cost] = {}
+        self._cost_values: dict[Cost, Cost] = {}
         self.histories: dict[str, IndicatorHistory] = {}
         #: While replaying stored snapshots: per timeframe, the time up to which its history was read.
         self._read_until: dict[str, int] | None = None
@@ -78,7 +79,8 @@ class ScanPlanner:
         with contextlib.suppress(ConditionError):
             self.compiled[spec.id] = compiled = compile_condition(spec.condition)
             self._planning.add(spec, compiled)
-            self.costs[spec.id] = cost_of(compiled.indicators, spec.symbols, spec.top_n)
+            cost = cost_of(compiled.indicators, spec.symbols, spec.top_n)
+            self.costs[spec.id] = self._cost_values.setdefault(cost, cost)  # few distinct: one object each
 
     def _remove(self, strategy_id: int) -> None:
         """Out of the plan (its spec stays where the caller keeps it)."""
