@@ -87,6 +87,39 @@ def main() -> None:
     print(f"{'indicator':<16}{'old (window)':>14}{'new open':>10}{'new close':>11}")
     for n in (14, 200):
         measure(n, ids, walk, price, args.repeat)
+    flat_runs()
+
+
+def flat_runs() -> None:
+    """Issue 14's row "rsi(n) vs TA-Lib after any flat run" (target <= 1e-9 relative): a random walk,
+    then a flat run of 10 (n + 1) + 50 candles (the old window went flat there), then a small move;
+    the state seeded from the whole history against TA-Lib's RSI over it, after every candle of the
+    run and the move."""
+    try:
+        import talib
+    except ImportError:
+        print("rsi(n) vs TA-Lib after a flat run: skipped (pip install -e '.[test]' for TA-Lib)")
+        return
+    rng = np.random.default_rng(2)
+    worst = 0.0
+    for n in (2, 14, 50):
+        walk = 100 * np.cumprod(1 + rng.normal(0, 0.02, 300))
+        closes = np.concatenate([walk, np.full(10 * (n + 1) + 50, walk[-1]), [walk[-1] * 1.005]])
+        history = IndicatorHistory("1m", [IndicatorCall("rsi", (n,))])
+        expected = talib.RSI(closes, n)
+        got = []
+        for k, close in enumerate(closes):
+            history.add_closed(
+                rows("1m", np.array([1]), np.array([START_MS + k * MINUTE]), np.array([close]))
+            )
+            got.append(history.value(IndicatorCall("rsi", (n,)), np.array([0]), closed_only=True)[0])
+        tail = slice(len(walk), None)
+        error = np.max(np.abs(np.array(got)[tail] - expected[tail]) / np.abs(expected[tail]))
+        worst = max(worst, float(error))
+    print(
+        f"rsi(n) vs TA-Lib after a flat run (n = 2, 14, 50; every candle of the run and after): "
+        f"max relative difference {worst:.1e}   target <= 1e-9: {'MET' if worst <= 1e-9 else 'NOT MET'}"
+    )
 
 
 def measure(n: int, ids: np.ndarray, walk: np.ndarray, price: np.ndarray, repeat: int) -> None:

@@ -13,6 +13,7 @@ from ubot.models.closes import closed_candles
 from ubot.models.tables import Candle, Coin
 from ubot.rules import IndicatorCall
 from ubot.scan.frame import Plan
+from ubot.scan.history import IndicatorHistory
 from ubot.scan.planner import ScanPlanner
 
 RSI, EMA = IndicatorCall("rsi", (14,)), IndicatorCall("ema", (30,))
@@ -84,3 +85,77 @@ def test_a_restart_seeds_the_state_the_live_run_advanced(db):
             closes = np.array([p for c, t, p in rows if c == coin and t < T0 + 399 * MINUTE])
             expected = (talib.RSI if call is RSI else talib.EMA)(closes, call.args[0])[-1]
             np.testing.assert_allclose(values[1][coin - 1], expected, rtol=1e-9)
+
+
+CALLS = [
+    RSI,
+    EMA,
+    IndicatorCall("rsi", (2,)),
+    IndicatorCall("macd", ()),
+    IndicatorCall("macd_signal", ()),
+    IndicatorCall("sma", (20,)),
+    IndicatorCall("bb_upper", (20, 2.0)),
+    IndicatorCall("highest", (24,)),
+]
+
+
+def reference(call: IndicatorCall, closes: np.ndarray) -> float:
+    """TA-Lib's value over the whole history."""
+    n = call.args[0] if call.args else 0
+    if call.name == "rsi":
+        return talib.RSI(closes, n)[-1]
+    if call.name == "ema":
+        return talib.EMA(closes, n)[-1]
+    if call.name in ("macd", "macd_signal"):
+        line, signal, _ = talib.MACD(closes, 12, 26, 9)
+        return (line if call.name == "macd" else signal)[-1]
+    if call.name == "sma":
+        return talib.SMA(closes, n)[-1]
+    if call.name == "bb_upper":
+        return talib.BBANDS(closes, n, call.args[1], call.args[1])[0][-1]
+    return talib.MAX(closes, n)[-1]
+
+
+def test_a_restart_over_a_long_history_equals_ta_lib_and_the_live_state(db):
+    """6,000 candles a coin, with flat runs far longer than 10 (n + 1), read in many chunks and
+    joined into several folds: the restarted state equals the one advanced candle by candle, and
+    TA-Lib over each coin's whole history."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for coin, start in ((1, 0), (2, 1_500), (3, 0), (4, 0)):
+        price = 20.0 * coin
+        for minute in range(start, 6_000):
+            if coin == 2 and rng.random() < 0.1:
+                continue  # gaps
+            flat = coin == 3 and 1_000 <= minute < 3_500 or coin == 4 and minute % 700 >= 300
+            if not flat:
+                price *= 1 + rng.normal(0, 0.01)
+            rows.append((coin, T0 + minute * MINUTE, price))
+    store(rows)
+    before = T0 + 6_000 * MINUTE
+    live = IndicatorHistory("1m", CALLS)
+    by_minute: dict[int, list] = {}
+    for row in rows:
+        by_minute.setdefault(row[1], []).append(row)
+    for minute in sorted(by_minute):
+        live.add_closed(candles("1m", by_minute[minute]))
+    restarted = ScanPlanner(1, lambda tf, a, b: closed_candles(tf, a, b, rows=2_500))
+    restarted.plan = Plan(calls={"1m": frozenset(CALLS)})
+    chunks = list(closed_candles("1m", None, before, rows=2_500))
+    assert len(chunks) == 4  # one coin a chunk
+    seeded = IndicatorHistory("1m", CALLS)
+    assert seeded.add_history(iter(chunks), cells=9_000) == len(rows)  # joined into two folds
+    restarted.update_candles(before + 30_000, {}, {})
+    ids = np.array([1, 2, 3, 4])
+    for call in CALLS:
+        got = [
+            h.value(call, h.rows_for(ids), closed_only=True)
+            for h in (live, seeded, restarted.histories["1m"])
+        ]
+        np.testing.assert_allclose(got[1], got[0], rtol=1e-12, err_msg=str(call))
+        np.testing.assert_allclose(got[2], got[0], rtol=1e-12, err_msg=str(call))
+        for coin in ids.tolist():
+            closes = np.array([p for c, _, p in rows if c == coin])
+            np.testing.assert_allclose(
+                got[2][coin - 1], reference(call, closes), rtol=1e-9, err_msg=str(call)
+            )

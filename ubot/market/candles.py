@@ -172,6 +172,9 @@ class CandleBook:
         self._index: dict[int, int] = {}
         self._frames = {name: _Frame(name, capacity) for name in names}
         self.finest = names[0]
+        #: The last ids looked up and their rows (most snapshots list the same coins in the same order).
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+        self._ids: np.ndarray | None = None  # every coin id in row order, see _all_ids()
 
     @property
     def timeframes(self) -> tuple[str, ...]:
@@ -181,6 +184,15 @@ class CandleBook:
         return len(self._index)
 
     def _rows_for(self, ids: np.ndarray) -> np.ndarray:
+        last = self._last
+        if last is not None and np.array_equal(last[0], ids):
+            return last[1]
+        rows = self._lookup(ids)
+        rows.flags.writeable = False
+        self._last = (ids.copy(), rows)
+        return rows
+
+    def _lookup(self, ids: np.ndarray) -> np.ndarray:
         index = self._index
         get = index.get
         rows = [get(coin_id, -1) for coin_id in ids.tolist()]
@@ -217,13 +229,19 @@ class CandleBook:
         if coin_ids is None:
             # Rows are handed out in insertion order (row = len(index) at insertion), so the
             # dict's own order is row order.
-            ids = np.fromiter(self._index, dtype=np.int64, count=len(self._index))
+            ids = self._all_ids()
             rows = np.arange(len(ids), dtype=np.int64)
         else:
             ids = np.array([c for c in coin_ids if c in self._index], dtype=np.int64)
             rows = np.array([self._index[c] for c in ids.tolist()], dtype=np.int64)
         present = frame.open_time[rows] != NO_CANDLE
         return frame.rows(ids[present], rows[present])
+
+    def _all_ids(self) -> np.ndarray:
+        """Every coin id, in row order (kept while no coin is added)."""
+        if self._ids is None or len(self._ids) != len(self._index):
+            self._ids = np.fromiter(self._index, dtype=np.int64, count=len(self._index))
+        return self._ids
 
     def restore(self, candles: CandleRows) -> None:
         """Set open candles (after a restart), replacing whatever the book held for those coins."""

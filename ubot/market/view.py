@@ -9,13 +9,13 @@ documents, prepared here, on demand.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from ubot.jsonsafe import encode_json, json_ints, json_number
 from ubot.market.snapshot import (
@@ -92,8 +92,26 @@ class SnapshotView:
     ids: tuple[int, ...]
     symbols: tuple[str, ...]
     global_doc: dict[str, Any] | None
-    by_symbol: Mapping[str, int]  # upper-case symbol -> coin index (best rank wins)
-    by_id: Mapping[int, int]
+
+    @functools.cached_property
+    def by_symbol(self) -> Mapping[str, int]:
+        """Upper-case symbol -> coin index, the best rank winning (unranked last, ties by position).
+
+        Built on first use (by a query, off the tick's path), like :attr:`by_id`."""
+        documents = self.documents
+        ranked = sorted(
+            range(len(documents)),
+            key=lambda i: (documents[i].rank is None, documents[i].rank or 0, i),
+        )
+        by_symbol: dict[str, int] = {}
+        for i in ranked:
+            by_symbol.setdefault(self.symbols[i].upper(), i)
+        return by_symbol
+
+    @functools.cached_property
+    def by_id(self) -> Mapping[int, int]:
+        """Coin id -> coin index."""
+        return {coin_id: i for i, coin_id in enumerate(self.ids)}
 
     @property
     def coins(self) -> tuple[dict[str, Any], ...]:
@@ -119,11 +137,6 @@ class SnapshotView:
             values = snap.global_metrics.values
             global_doc = {name: _global_value(values.get(name), name) for name in GLOBAL_FIELDS}
             global_doc["last_updated"] = iso_from_ms(snap.global_metrics.timestamp_ms)
-        by_symbol: dict[str, int] = {}
-        ranks = snap.column("rank")
-        # Best rank first (unranked last, ties by position), so setdefault keeps the best per symbol.
-        for i in np.lexsort((np.arange(len(ranks)), np.nan_to_num(ranks, nan=np.inf))).tolist():
-            by_symbol.setdefault(snap.symbols[i].upper(), i)
         body = _render(snap.timestamp_ms, snap.convert, global_doc, documents)
         return cls(
             timestamp_ms=snap.timestamp_ms,
@@ -134,8 +147,6 @@ class SnapshotView:
             ids=tuple(ids),
             symbols=snap.symbols,
             global_doc=global_doc,
-            by_symbol=by_symbol,
-            by_id={coin_id: i for i, coin_id in enumerate(ids)},
         )
 
     @classmethod
@@ -146,13 +157,6 @@ class SnapshotView:
         documents = tuple(doc.coins)
         ids = tuple(coin.id for coin in documents)
         symbols = tuple(coin.symbol for coin in documents)
-        by_symbol: dict[str, int] = {}
-        ranked = sorted(
-            range(len(documents)),
-            key=lambda i: (documents[i].rank is None, documents[i].rank or 0, i),
-        )
-        for i in ranked:  # best rank first, unranked last, ties by position: as build() does
-            by_symbol.setdefault(symbols[i].upper(), i)
         return cls(
             timestamp_ms=timestamp_ms,
             convert=doc.convert,
@@ -162,8 +166,6 @@ class SnapshotView:
             ids=ids,
             symbols=symbols,
             global_doc=doc.global_,
-            by_symbol=by_symbol,
-            by_id={coin_id: i for i, coin_id in enumerate(ids)},
         )
 
     def filtered(self, symbols: Iterable[str]) -> tuple[bytes, str]:

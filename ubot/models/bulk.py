@@ -4,7 +4,8 @@ Rows are handed over column-wise (numpy arrays, ``NaN`` for SQL ``NULL``; a scal
 is the same in every row). peewee renders the statements (so table and column names come from the
 models); the rows go straight to the driver:
 
-* SQLite: ``executemany`` over one prepared statement;
+* SQLite: ``executemany`` over one prepared statement, the rows zipped from the columns as they are
+  (SQLite stores NaN as ``NULL`` and a whole float in an integer column as an integer);
 * PostgreSQL: ``COPY ... FROM STDIN`` in the binary format (psycopg2's ``copy_expert``), the buffer
   built by numpy: rows with the same ``NULL`` columns share one fixed layout, so each such group is
   one structured array. An upsert copies into a temporary table first, then moves the rows with one
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 from peewee import Field, ForeignKeyField, Model
@@ -38,7 +40,7 @@ def insert_columns(model: type[Model], fields: Sequence[Field], columns: Sequenc
         return
     if is_sqlite(database):
         sql, _ = model.insert({f: None for f in fields}).sql()
-        database.cursor().executemany(sql, _rows(fields, columns, n))
+        database.cursor().executemany(sql, _sqlite_rows(columns, n))
         return
     _copy(_table(model), fields, columns, n)
 
@@ -59,7 +61,7 @@ def upsert_columns(
         conflict_target=list(conflict_target), preserve=list(update)
     )
     if is_sqlite(database):
-        database.cursor().executemany(query.sql()[0], _rows(fields, columns, n))
+        database.cursor().executemany(query.sql()[0], _sqlite_rows(columns, n))
         return
     table = _table(model)
     staging = f"{model._meta.table_name}_staging"
@@ -120,27 +122,12 @@ def _kind(field: Field) -> str:
     return target.field_type
 
 
-def _rows(fields: Sequence[Field], columns: Sequence[Column], n: int) -> list[tuple]:
-    """Row tuples for the driver: NaN -> None, integer columns as ints."""
-    lists = []
-    for field, column in zip(fields, columns, strict=True):
-        if not isinstance(column, np.ndarray):
-            lists.append([column] * n)
-            continue
-        integer = _kind(field) in ("INT", "AUTO", "BIGINT")
-        if column.dtype.kind != "f":
-            lists.append(column.tolist())
-            continue
-        missing = np.isnan(column)
-        if not missing.any():
-            lists.append(column.astype(np.int64).tolist() if integer else column.tolist())
-            continue
-        objects = column.astype(object)
-        if integer:
-            objects[~missing] = column[~missing].astype(np.int64)
-        objects[missing] = None
-        lists.append(objects.tolist())
-    return list(zip(*lists, strict=True))
+def _sqlite_rows(columns: Sequence[Column], n: int) -> list[tuple]:
+    """Row tuples for SQLite, straight from the columns: SQLite itself stores a NaN as ``NULL``, and a
+    whole float as an integer in an integer column (its type affinity), so no column needs a pass
+    of its own in Python."""
+    lists = [column.tolist() if isinstance(column, np.ndarray) else repeat(column, n) for column in columns]
+    return list(zip(*lists))
 
 
 def _copy(table: str, fields: Sequence[Field], columns: Sequence[Column], n: int) -> None:

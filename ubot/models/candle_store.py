@@ -50,11 +50,15 @@ _SELECT = (
 
 
 def _columns(parts: list[CandleRows]) -> list[np.ndarray]:
-    """Candles of several timeframes as one set of columns, ordered like ``CANDLE_FIELDS``."""
+    """Candles of several timeframes as one set of columns, ordered like ``CANDLE_FIELDS``, the rows
+    in key order (coin, timeframe, open time): the key's index is then written one page after the
+    next rather than at scattered places."""
     timeframes = np.repeat(np.array([c.timeframe for c in parts]), [len(c) for c in parts])
     names = ("open_time", "open", "high", "low", "close", "first_ts", "last_ts", "count")
     joined = [np.concatenate([getattr(c, name) for c in parts]) for name in names]
-    return [np.concatenate([c.coin_ids for c in parts]), timeframes, *joined]
+    coins = np.concatenate([c.coin_ids for c in parts])
+    order = np.lexsort((joined[0], timeframes, coins))
+    return [coins[order], timeframes[order], *(column[order] for column in joined)]
 
 
 class CandleStore:

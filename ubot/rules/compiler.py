@@ -51,11 +51,13 @@ construction; the largest conditions the limits allow take about 1.5 ms for 5,00
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import io
 import logging
 import re
 import sys
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -137,9 +139,42 @@ def _failed(coins: int, error: str) -> EvalResult:
     return _result(np.zeros(coins, dtype=bool), np.ones(coins, dtype=bool), error)
 
 
-@dataclass(frozen=True, eq=False)
+class _Shape:
+    """What every condition of one shape shares (one object per shape in use, :func:`_shape_of`)."""
+
+    def __init__(self, shape: str, inputs: tuple[tuple[str, str, str], ...], analysis: Analysis) -> None:
+        self.shape = sys.intern(shape)
+        self.inputs = inputs
+        self.key = (self.shape, tuple(key for _, key, _ in inputs))
+        self.fields = analysis.fields
+        self.indicators = analysis.indicators
+        self.calls = {str(call): call for call in analysis.indicators}
+
+    @functools.cached_property
+    def tree(self) -> ast.Module:
+        return ast.fix_missing_locations(ast.parse(self.shape, mode="exec"))
+
+
+def _shape_of(shape: str, inputs: tuple[tuple[str, str, str], ...], analysis: Analysis) -> _Shape:
+    """The one :class:`_Shape` of (``shape``, ``inputs``)."""
+    shared = _SHARED.get((shape, inputs))
+    if shared is None:
+        if len(_SHARED) >= CACHE_SIZE * 16:  # only memory is at stake: start again
+            _SHARED.clear()
+        shared = _SHARED.setdefault((shape, inputs), _Shape(shape, inputs, analysis))
+    return shared
+
+
+#: (shape, inputs) -> what the compiled conditions of that shape share; a few per shape in use.
+_SHARED: dict[tuple, _Shape] = {}
+
+
+@dataclass(frozen=True, eq=False, slots=True, weakref_slot=True)
 class CompiledCondition:
-    """A valid condition, ready to evaluate. Immutable and shareable between threads."""
+    """A valid condition, ready to evaluate. Immutable and shareable between threads.
+
+    Slotted, with everything its shape determines held once per shape (:class:`_Shape`): the
+    Scanner holds one per strategy, 100,000 of them and more."""
 
     analysis: Analysis
     #: The lowered call tree with its literal numbers lifted out as ``lit_0``, ``lit_1``, ... (see
@@ -149,18 +184,24 @@ class CompiledCondition:
     inputs: tuple[tuple[str, str, str], ...]
     #: The lifted literals, in order (``lit_k`` is ``literals[k]``); finite floats only.
     literals: tuple[float, ...] = ()
+    _shared: _Shape | None = field(default=None, repr=False)
 
-    @functools.cached_property
+    def __post_init__(self) -> None:
+        if self._shared is None:
+            object.__setattr__(self, "_shared", _shape_of(self.shape, self.inputs, self.analysis))
+
+    @property
     def program(self) -> str:
         """The lowered call tree with the literals written in (what :meth:`evaluate` runs)."""
         return _LITERAL.sub(lambda m: repr(self.literals[int(m[1])]), self.shape)
 
-    @functools.cached_property
+    @property
     def shape_key(self) -> tuple:
         """Conditions with equal keys differ only in their literals, and can be evaluated as one
         program with the literals as arrays (:meth:`Evaluator.evaluate`). Indicator arguments and
         exponents are part of the shape (an indicator's period selects its series)."""
-        return (self.shape, tuple(key for _, key, _ in self.inputs))
+        assert self._shared is not None
+        return self._shared.key
 
     @property
     def text(self) -> str:
@@ -170,10 +211,12 @@ class CompiledCondition:
     def indicators(self) -> tuple[IndicatorCall, ...]:
         return self.analysis.indicators
 
-    @functools.cached_property
-    def calls(self) -> dict[str, IndicatorCall]:
-        """Each indicator call by its canonical text (the key of its values)."""
-        return {str(call): call for call in self.analysis.indicators}
+    @property
+    def calls(self) -> Mapping[str, IndicatorCall]:
+        """Each indicator call by its canonical text (the key of its values); shared by the shape,
+        read-only."""
+        assert self._shared is not None
+        return self._shared.calls
 
     def evaluate(self, values: Mapping[str, np.ndarray | float], *, coins: int | None = None) -> EvalResult:
         """Evaluate for every coin. ``values`` maps each field name and each indicator's canonical string
@@ -217,10 +260,11 @@ class CompiledCondition:
             symbols[symbol] = array
         return None
 
-    @functools.cached_property
+    @property
     def tree(self) -> ast.Module:
-        """The parsed ``shape`` (parsed once; it is our own lowered text, never the user's)."""
-        return ast.fix_missing_locations(ast.parse(self.shape, mode="exec"))
+        """The parsed ``shape`` (parsed once per shape; it is our own lowered text, never the user's)."""
+        assert self._shared is not None
+        return self._shared.tree
 
 
 def _outcome(outcome: np.ndarray | None, coins: int, faults: Faults) -> EvalResult:
@@ -451,7 +495,24 @@ class _Lowering:
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def compile_condition(text: str) -> CompiledCondition:
-    """Validate and compile ``text`` (cached per text). Raises :class:`ConditionError`."""
+    """Validate and compile ``text`` (cached per text). Raises :class:`ConditionError`.
+
+    Beyond the cache, a text compiled before and still held by someone (the Scanner's planner and
+    the worker that owns the strategy both hold it) is that same object, not a second copy: with
+    100,000 strategies of distinct texts, two copies of each were a third of the Scanner's memory."""
+    live = _LIVE.get(text)
+    if live is not None:
+        return live
+    compiled = _compile(text)
+    _LIVE[text] = compiled
+    return compiled
+
+
+#: Every compiled condition still referenced somewhere, by text (entries leave with their condition).
+_LIVE: weakref.WeakValueDictionary[str, CompiledCondition] = weakref.WeakValueDictionary()
+
+
+def _compile(text: str) -> CompiledCondition:
     analysis, tree = check(text)
     lowering = _Lowering(analysis.indicators)
     shape = lowering.lower(tree.body)
@@ -463,15 +524,14 @@ def compile_condition(text: str) -> CompiledCondition:
     assert all(symbol not in OPERATIONS for symbol, _, _ in inputs)
     literals = tuple(lowering.literals)
     assert all(np.isfinite(literals)), "the validator lets only finite literals through"
-    # Strategies that differ only in their numbers share one shape and one inputs tuple (memory).
-    if len(_SHARED) >= CACHE_SIZE * 16:  # only memory is at stake: start again
-        _SHARED.clear()
-    shared = _SHARED.setdefault((shape, tuple(inputs)), (sys.intern(shape), tuple(inputs)))
-    return CompiledCondition(analysis=analysis, shape=shared[0], literals=literals, inputs=shared[1])
-
-
-#: (shape, inputs) -> the one copy of each that compiled conditions hold; a few per shape in use.
-_SHARED: dict[tuple, tuple[str, tuple]] = {}
+    # Strategies that differ only in their numbers share one shape, one inputs tuple, and the
+    # analysis' field and indicator tuples (memory).
+    shared = _shape_of(shape, tuple(inputs), analysis)
+    if shared.fields == analysis.fields and shared.indicators == analysis.indicators:
+        analysis = dataclasses.replace(analysis, fields=shared.fields, indicators=shared.indicators)
+    return CompiledCondition(
+        analysis=analysis, shape=shared.shape, literals=literals, inputs=shared.inputs, _shared=shared
+    )
 
 
 def _missing_field(field: str) -> str:

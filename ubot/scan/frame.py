@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from ubot.market.candles import TIMEFRAMES, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, IndicatorCall
 from ubot.rules.language import COIN_FIELDS, GLOBAL_FIELDS
-from ubot.scan.groups import Group, GroupResult, group
+from ubot.scan.groups import Group, Grouping, GroupResult
 from ubot.scan.history import IndicatorHistory
 from ubot.scan.spec import StrategySpec
 
@@ -49,18 +50,72 @@ class Plan:
         strategies: Iterable[tuple[StrategySpec, CompiledCondition]],
         owner: Callable[[int], int] | None = None,
     ) -> Plan:
-        strategies = list(strategies)
-        top_n, symbols, calls, needed = 0, set(), {}, set()
+        planning = Planning(owner)
         for spec, compiled in strategies:
-            if spec.symbols is None:
-                top_n = max(top_n, spec.top_n or 0)
-            else:
-                symbols.update(spec.symbols)
-            for call in compiled.indicators:
-                needed.add((spec.timeframe, spec.on_bar_close, call))
-                calls.setdefault(spec.timeframe, set()).add(call)
-        frozen = {timeframe: frozenset(c) for timeframe, c in calls.items()}
-        return cls(top_n, frozenset(symbols), frozen, frozenset(needed), group(strategies, owner))
+            planning.add(spec, compiled)
+        return planning.plan()
+
+
+class Planning:
+    """The :class:`Plan` of a set of strategies that changes a few at a time: each change updates
+    counts of what the strategies need and regroups only its own shape's strategies
+    (:class:`~ubot.scan.groups.Grouping`), so a change costs about what the changed strategies do,
+    not what all do. :meth:`plan` equals :meth:`Plan.of` over the strategies held."""
+
+    def __init__(self, owner: Callable[[int], int] | None = None) -> None:
+        self._grouping = Grouping(owner)
+        self._top_n: Counter[int] = Counter()
+        self._symbols: Counter[str] = Counter()
+        self._calls: Counter[tuple[str, IndicatorCall]] = Counter()
+        self._needed: Counter[IndicatorKey] = Counter()
+        self._plan: Plan | None = None
+
+    def __len__(self) -> int:
+        return len(self._grouping)
+
+    def add(self, spec: StrategySpec, compiled: CompiledCondition) -> None:
+        """Add ``spec`` (replacing the strategy of the same id, if held)."""
+        self.remove(spec.id)
+        self._count(spec, compiled, 1)
+        self._grouping.add(spec, compiled)
+        self._plan = None
+
+    def remove(self, strategy_id: int) -> None:
+        held = self._grouping.get(strategy_id)
+        if held is None:
+            return
+        self._count(*held, -1)
+        self._grouping.remove(strategy_id)
+        self._plan = None
+
+    def _count(self, spec: StrategySpec, compiled: CompiledCondition, step: int) -> None:
+        def count(counter: Counter, key: object) -> None:
+            counter[key] += step
+            if not counter[key]:
+                del counter[key]
+
+        if spec.symbols is None:
+            count(self._top_n, spec.top_n or 0)
+        else:
+            for symbol in spec.symbols:
+                count(self._symbols, symbol)
+        for call in compiled.indicators:
+            count(self._needed, (spec.timeframe, spec.on_bar_close, call))
+            count(self._calls, (spec.timeframe, call))
+
+    def plan(self) -> Plan:
+        if self._plan is None:
+            calls: dict[str, set[IndicatorCall]] = {}
+            for timeframe, call in self._calls:
+                calls.setdefault(timeframe, set()).add(call)
+            self._plan = Plan(
+                max(self._top_n, default=0),
+                frozenset(self._symbols),
+                {timeframe: frozenset(c) for timeframe, c in calls.items()},
+                frozenset(self._needed),
+                self._grouping.groups(),
+            )
+        return self._plan
 
 
 class MarketFrame:

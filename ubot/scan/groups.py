@@ -58,21 +58,84 @@ def group(
     """``strategies`` in groups: each group's strategies by ``owner`` (the worker of a strategy id),
     then id, so that each worker's share of a group's pairs is one slice; groups in order of their
     first strategy."""
-    by_key: dict[tuple, list[tuple[StrategySpec, CompiledCondition]]] = {}
+    grouping = Grouping(owner, size)
     for spec, compiled in strategies:
-        by_key.setdefault((compiled.shape_key, spec.timeframe, spec.on_bar_close), []).append(
-            (spec, compiled)
-        )
-    groups = []
-    for members in by_key.values():
+        grouping.add(spec, compiled)
+    return grouping.groups()
+
+
+Key = tuple  # (shape key, timeframe, on bar close)
+
+
+class Grouping:
+    """The groups of a set of strategies that changes a few at a time: a change regroups only the
+    strategies of its own key (shape, timeframe, candles); every other group stays the same object.
+    :meth:`groups` equals :func:`group` over the strategies held (``tests/scan/test_groups.py``)."""
+
+    def __init__(self, owner: Callable[[int], int] | None = None, size: int = GROUP_SIZE) -> None:
+        self._owner = owner
+        self._size = size
+        self._members: dict[Key, dict[int, tuple[StrategySpec, CompiledCondition]]] = {}
+        self._key_of: dict[int, Key] = {}
+        self._groups: dict[Key, tuple[Group, ...]] = {}
+        self._dirty: set[Key] = set()
+        self._ordered: tuple[Group, ...] | None = ()
+
+    def __len__(self) -> int:
+        return len(self._key_of)
+
+    def add(self, spec: StrategySpec, compiled: CompiledCondition) -> None:
+        """Add ``spec`` (replacing the strategy of the same id, if held)."""
+        self.remove(spec.id)
+        key = (compiled.shape_key, spec.timeframe, spec.on_bar_close)
+        self._members.setdefault(key, {})[spec.id] = (spec, compiled)
+        self._key_of[spec.id] = key
+        self._dirty.add(key)
+        self._ordered = None
+
+    def get(self, strategy_id: int) -> tuple[StrategySpec, CompiledCondition] | None:
+        """The strategy held with this id, and its compiled condition; None if none is."""
+        key = self._key_of.get(strategy_id)
+        return None if key is None else self._members[key][strategy_id]
+
+    def remove(self, strategy_id: int) -> None:
+        key = self._key_of.pop(strategy_id, None)
+        if key is None:
+            return
+        members = self._members[key]
+        del members[strategy_id]
+        if not members:
+            del self._members[key]
+        self._dirty.add(key)
+        self._ordered = None
+
+    def groups(self) -> tuple[Group, ...]:
+        """Every group, in order of its first strategy."""
+        if self._ordered is not None:
+            return self._ordered
+        for key in self._dirty:
+            members = self._members.get(key)
+            if members:
+                self._groups[key] = self._chunks(list(members.values()))
+            else:
+                self._groups.pop(key, None)
+        self._dirty.clear()
+        everything = [g for chunks in self._groups.values() for g in chunks]
+        everything.sort(key=lambda g: int(g.ids[0]))
+        self._ordered = tuple(everything)
+        return self._ordered
+
+    def _chunks(self, members: list[tuple[StrategySpec, CompiledCondition]]) -> tuple[Group, ...]:
+        owner = self._owner
         members.sort(key=lambda member: (owner(member[0].id) if owner else 0, member[0].id))
-        for start in range(0, len(members), size):
-            chunk = members[start : start + size]
+        chunks = []
+        for start in range(0, len(members), self._size):
+            chunk = members[start : start + self._size]
             spec, compiled = chunk[0]
             literals = np.array([c.literals for _, c in chunk], dtype=np.float64).reshape(
                 len(chunk), len(compiled.literals)
             )
-            groups.append(
+            chunks.append(
                 Group(
                     condition=compiled,
                     timeframe=spec.timeframe,
@@ -82,8 +145,7 @@ def group(
                     literals=literals,
                 )
             )
-    groups.sort(key=lambda g: int(g.ids[0]))
-    return tuple(groups)
+        return tuple(chunks)
 
 
 @dataclass(frozen=True, eq=False)

@@ -87,6 +87,22 @@ class IndicatorHistory:
         self.last_closed[rows[starts + counts - 1]] = times[starts + counts - 1]
         return len(rows)
 
+    def add_history(self, chunks: Iterable[CandleRows], cells: int = FOLD_CELLS) -> int:
+        """:meth:`add_closed` over a start-up load given in chunks of whole coins: the chunks are
+        joined up to about :data:`FOLD_CELLS` candles, so that each fold advances as many coins at a
+        time as memory allows (a fold's cost is one step per candle of its longest coin, whatever
+        the number of coins in it). Returns how many candles were new. ``cells``: the join's size."""
+        added, pending, size = 0, [], 0
+        for chunk in chunks:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= cells:
+                added += self.add_closed(_joined(pending))
+                pending, size = [], 0
+        if pending:
+            added += self.add_closed(_joined(pending))
+        return added
+
     def _fold(self, rows: np.ndarray, closes: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> None:
         """Several candles per coin: coins x candles matrices (each coin's candles left-aligned, the
         longest histories first), advanced one column at a time over the coins that have it."""
@@ -137,3 +153,14 @@ class IndicatorHistory:
         else:
             out = self.tracker.opened(call, safe, self.open_close[safe])
         return np.where(valid, out, np.nan)
+
+
+def _joined(parts: list[CandleRows]) -> CandleRows:
+    """Candles of one timeframe, several sets as one (only the columns the indicators read)."""
+    if len(parts) == 1:
+        return parts[0]
+    ids = np.concatenate([p.coin_ids for p in parts])
+    times = np.concatenate([p.open_time for p in parts])
+    close = np.concatenate([p.close for p in parts])
+    zeros = np.zeros(len(ids), dtype=np.int64)
+    return CandleRows(parts[0].timeframe, ids, times, close, close, close, close, zeros, zeros, zeros)

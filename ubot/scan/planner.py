@@ -18,7 +18,7 @@ from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.bars import closed_bars, open_candles_of
 from ubot.scan.cost import Cost, cost_of
-from ubot.scan.frame import MarketFrame, Plan
+from ubot.scan.frame import MarketFrame, Plan, Planning
 from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
 from ubot.scan.spec import StrategySpec, UserStrategies
@@ -43,9 +43,12 @@ class ScanPlanner:
         self.unconfirmed: dict[int, set[int]] = {w: set() for w in range(workers)}
         self._confirming: dict[int, set[int]] = {}
         self.compiled: dict[int, CompiledCondition] = {}
+        #: The plan kept up to date one strategy at a time (a change regroups only its own shape).
+        self._planning = Planning(self.owner)
         self.plan = Plan()
         #: Each planned strategy's cost (``scan/cost.py``), for ``/health``'s costliest strategies.
         self.costs: dict[int, Cost] = {}
+        self._cost_values: dict[Cost, Cost] = {}
         self.histories: dict[str, IndicatorHistory] = {}
         #: While replaying stored snapshots: per timeframe, the time up to which its history was read.
         self._read_until: dict[str, int] | None = None
@@ -74,7 +77,16 @@ class ScanPlanner:
         # Compiled once when it changes, not for everyone's strategies on each change. An invalid one
         # is left out of the plan; its worker reports it to the owner.
         with contextlib.suppress(ConditionError):
-            self.compiled[spec.id] = compile_condition(spec.condition)
+            self.compiled[spec.id] = compiled = compile_condition(spec.condition)
+            self._planning.add(spec, compiled)
+            cost = cost_of(compiled.indicators, spec.symbols, spec.top_n)
+            self.costs[spec.id] = self._cost_values.setdefault(cost, cost)  # few distinct: one object each
+
+    def _remove(self, strategy_id: int) -> None:
+        """Out of the plan (its spec stays where the caller keeps it)."""
+        self.compiled.pop(strategy_id, None)
+        self.costs.pop(strategy_id, None)
+        self._planning.remove(strategy_id)
 
     def set_user(
         self, user_id: int, specs: Iterable[StrategySpec], moved: Iterable[int] = ()
@@ -98,13 +110,16 @@ class ScanPlanner:
             for i, old in held.items()
             if (i not in given and i not in kept) or (i in given and given[i].rules != old.rules)
         )
-        for strategy_id in held:
+        # A strategy given exactly as held stays where it is in the plan (its group is not rebuilt).
+        same = {i for i, old in held.items() if i in self.specs and given.get(i) == old}
+        for strategy_id in held.keys() - same:
             self.specs.pop(strategy_id, None)
             self.retired.pop(strategy_id, None)
-            self.compiled.pop(strategy_id, None)
+            self._remove(strategy_id)
         shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
         for spec in given.values():
-            self._add(spec)
+            if spec.id not in same:
+                self._add(spec)
             shares[self.owner(spec.id)].append(spec)
         forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
         for strategy_id in forget:
@@ -137,15 +152,13 @@ class ScanPlanner:
         spec = self.specs.pop(strategy_id, None)
         if spec is not None:
             self.retired[strategy_id] = spec
-            self.compiled.pop(strategy_id, None)
+            self._remove(strategy_id)
             self._replan()
 
     def _replan(self) -> None:
-        self.plan = Plan.of(((self.specs[i], c) for i, c in self.compiled.items()), self.owner)
-        self.costs = {
-            i: cost_of(c.indicators, self.specs[i].symbols, self.specs[i].top_n)
-            for i, c in self.compiled.items()
-        }
+        """The plan and the costs are kept up to date by :meth:`_add` and :meth:`_remove`, one
+        strategy at a time; this takes the plan of what they hold."""
+        self.plan = self._planning.plan()
 
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
@@ -175,8 +188,7 @@ class ScanPlanner:
         as it is: only a call it lacks makes it read again."""
         history = IndicatorHistory(timeframe, calls)
         if self.load is not None:
-            for candles in self.load(timeframe, None, before_ms):
-                history.add_closed(candles)
+            history.add_history(self.load(timeframe, None, before_ms))
         if self._read_until is not None:
             self._read_until[timeframe] = before_ms
         return history
@@ -202,8 +214,7 @@ class ScanPlanner:
         for timeframe, history in self.histories.items():
             since, until = self._read_until[timeframe], int(bucket_start(snapshot.timestamp_ms, timeframe))
             if self.load is not None and since < until:
-                for candles in self.load(timeframe, since, until):
-                    history.add_closed(candles)
+                history.add_history(self.load(timeframe, since, until))
             self._read_until[timeframe] = until
         self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
         return self.frame(tick, snapshot)

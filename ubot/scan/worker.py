@@ -82,6 +82,32 @@ class _Binding:
         )
 
 
+class _Places:
+    """Strategy id -> (its binding, its index there): built on first use, as most scans never ask
+    (only a strategy whose error went away, or a ``once`` strategy that fired)."""
+
+    def __init__(self, bindings: list[_Binding]) -> None:
+        self._bindings = bindings
+        self._map: dict[int, tuple[_Binding, int]] | None = None
+
+    def _built(self) -> dict[int, tuple[_Binding, int]]:
+        if self._map is None:
+            self._map = {e.spec.id: (b, k) for b in self._bindings for k, e in enumerate(b.entries)}
+        return self._map
+
+    def get(self, strategy_id: int, default: tuple | None = None) -> tuple | None:
+        return self._built().get(strategy_id, default)
+
+    def __getitem__(self, strategy_id: int) -> tuple[_Binding, int]:
+        return self._built()[strategy_id]
+
+    def __contains__(self, strategy_id: object) -> bool:
+        return strategy_id in self._built()
+
+    def pop(self, strategy_id: int) -> tuple[_Binding, int]:
+        return self._built().pop(strategy_id)
+
+
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The indices ``starts[i] .. starts[i] + counts[i] - 1`` for every i, end to end."""
     total = int(counts.sum())
@@ -102,7 +128,12 @@ class ScanWorker:
         self._pending_errors: dict[int, str | None] = {}
         self._erred: set[int] = set()  # strategies whose last reported error is not None
         self._version = 0  # entries changed: the bindings are rebuilt
-        self._bound: tuple[object, int, list[_Binding], dict[int, tuple[_Binding, int]]] | None = None
+        self._bound: tuple[object, int, list[_Binding], _Places] | None = None
+        #: Each group's binding as last built (None: none of this worker's strategies in it), and the
+        #: strategies added, changed or dropped since: a group that is the same object and holds none
+        #: of them keeps its binding, so a change costs its own groups, not every group.
+        self._group_bindings: dict[Group, _Binding | None] = {}
+        self._changed: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -119,6 +150,7 @@ class ScanWorker:
         for strategy_id in dropped:
             self._drop(strategy_id)
         self._users[user_id] = set(given)
+        self._changed.update(given)
         self.table.forget(dropped + [i for i in given if i in forget])
         for spec in given.values():
             entry = self.entries.get(spec.id)
@@ -132,6 +164,7 @@ class ScanWorker:
     def _drop(self, strategy_id: int) -> None:
         del self.entries[strategy_id]
         self._erred.discard(strategy_id)
+        self._changed.add(strategy_id)
         self._version += 1
 
     def _entry(self, spec: StrategySpec) -> _Entry:
@@ -147,30 +180,52 @@ class ScanWorker:
         """Firing state read back from the database (after a restart of this worker)."""
         self.table.restore(row for row in states if row.strategy_id in self.entries)
 
-    def _bindings(self, plan: object) -> tuple[list[_Binding], dict[int, tuple[_Binding, int]]]:
-        """Where this worker's strategies are in ``plan``'s groups (rebuilt when either changes). A
-        strategy that the plan does not have as this worker has it (a frame planned before a change
-        reached this worker) is evaluated in a group of this worker's own."""
+    def _bindings(self, plan: object) -> tuple[list[_Binding], _Places]:
+        """Where this worker's strategies are in ``plan``'s groups (rebuilt when either changes, and
+        then only for the groups that are new or hold a strategy changed since). A strategy that the
+        plan does not have as this worker has it (a frame planned before a change reached this
+        worker) is evaluated in a group of this worker's own."""
         if self._bound is not None and self._bound[0] is plan and self._bound[1] == self._version:
             return self._bound[2], self._bound[3]
-        mine = np.fromiter(self.entries, dtype=np.int64, count=len(self.entries))
-        bindings, bound = [], set()
-        for group in getattr(plan, "groups", ()):
-            members, entries = [], []
-            for i in np.flatnonzero(np.isin(group.ids, mine)).tolist():
-                entry = self.entries[int(group.ids[i])]
-                if entry.condition is not None and entry.spec.rules == group.specs[i].rules:
-                    members.append(i)
-                    entries.append(entry)
-                    bound.add(entry.spec.id)
-            if members:
-                bindings.append(_Binding.of(group, members, entries))
-        strays = [(e.spec, e.condition) for i, e in self.entries.items() if i not in bound and e.condition]
+        planned: tuple[Group, ...] = tuple(getattr(plan, "groups", ()))
+        mine = np.sort(np.fromiter(self.entries, dtype=np.int64, count=len(self.entries)))
+        previous, self._group_bindings = self._group_bindings, {}
+        touched = np.zeros(len(planned), dtype=bool)
+        if self._changed and planned:
+            changed = np.fromiter(self._changed, dtype=np.int64, count=len(self._changed))
+            hit = np.isin(np.concatenate([g.ids for g in planned]), changed)
+            starts = np.cumsum([0] + [len(g) for g in planned[:-1]])
+            touched = np.add.reduceat(hit, starts) > 0
+        self._changed.clear()
+        bindings: list[_Binding] = []
+        for group, changed_here in zip(planned, touched.tolist(), strict=True):
+            binding = previous.get(group, False)
+            if binding is False or changed_here:
+                binding = self._bind(group, mine)
+            self._group_bindings[group] = binding
+            if binding is not None:
+                bindings.append(binding)
+        bound = [b.group.ids[b.members] for b in bindings]
+        loose = np.setdiff1d(mine, np.concatenate(bound)) if bound else mine
+        strays = [(e.spec, e.condition) for e in map(self.entries.__getitem__, loose.tolist()) if e.condition]
         for own in groups.group(strays):
             bindings.append(_Binding.of(own, list(range(len(own))), [self.entries[s.id] for s in own.specs]))
-        where = {e.spec.id: (b, k) for b in bindings for k, e in enumerate(b.entries)}
+        where = _Places(bindings)
         self._bound = (plan, self._version, bindings, where)
         return bindings, where
+
+    def _bind(self, group: Group, mine: np.ndarray) -> _Binding | None:
+        """This worker's strategies in ``group`` (those it holds with the rules the group has);
+        ``mine``: the ids of the strategies it holds, sorted."""
+        members, entries = [], []
+        at = np.minimum(np.searchsorted(mine, group.ids), max(len(mine) - 1, 0))
+        held = mine[at] == group.ids if len(mine) else np.zeros(len(group), dtype=bool)
+        for i in np.flatnonzero(held).tolist():
+            entry = self.entries[int(group.ids[i])]
+            if entry.condition is not None and entry.spec.rules == group.specs[i].rules:
+                members.append(i)
+                entries.append(entry)
+        return _Binding.of(group, members, entries) if members else None
 
     def scan(self, frame: MarketFrame) -> ScanResult:
         result = ScanResult(errors=self._pending_errors)
@@ -208,7 +263,7 @@ class ScanWorker:
     def _errors(
         self,
         parts: list[tuple[_Binding, np.ndarray, GroupResult]],
-        where: dict[int, tuple[_Binding, int]],
+        where: _Places,
         frame: MarketFrame,
         result: ScanResult,
     ) -> None:
@@ -297,6 +352,7 @@ class ScanWorker:
             binding, k = self._bound[3].pop(strategy_id)
             binding.expires_ms[k] = np.iinfo(np.int64).min
         else:
+            self._changed.add(strategy_id)
             self._version += 1
 
     def _report(self, entry: _Entry, error: str | None, result: ScanResult) -> None:
