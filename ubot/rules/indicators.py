@@ -223,6 +223,81 @@ def lookback(name: str, *args: float) -> int:
     return LOOKBACK[name](*args)
 
 
+def _sliding(closes: np.ndarray, n: int, reduce: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``reduce`` over every window of ``n`` closes, placed at the window's last candle (NaN before)."""
+    out = np.full(len(closes), np.nan)
+    if len(closes) >= n:
+        out[n - 1 :] = reduce(np.lib.stride_tricks.sliding_window_view(closes, n))
+    return out
+
+
+def _series_ema(closes: np.ndarray, n: int) -> np.ndarray:
+    if len(closes) < n:
+        return np.full(len(closes), np.nan)
+    return _seeded_ema(closes[:, np.newaxis], n, 2.0 / (n + 1), full=True)[:, 0]
+
+
+def _series_rsi(closes: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(len(closes), np.nan)
+    if len(closes) < n + 1:
+        return out
+    delta = np.diff(closes)
+    moves = np.stack([np.maximum(delta, 0.0), -np.minimum(delta, 0.0)], axis=1)
+    both = _seeded_ema(moves, n, 1.0 / n, full=True)
+    gain, loss = both[:, 0], both[:, 1]
+    total = gain + loss
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = 100.0 * gain / total
+    out[1:] = np.where(total == 0.0, 50.0, value)  # change t is candle t + 1's
+    return out
+
+
+def _series_macd(closes: np.ndarray, signal: bool) -> np.ndarray:
+    if len(closes) < MACD_SLOW:
+        return np.full(len(closes), np.nan)
+    fast, slow = _ema_pair(closes[:, np.newaxis], full=True)
+    line = fast - slow
+    if signal:
+        line = _seeded_ema(line, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1), full=True)
+    return line[:, 0]
+
+
+def _series_change(closes: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(len(closes), np.nan)
+    if len(closes) > n:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            value = (closes[n:] / closes[:-n] - 1.0) * 100.0
+        out[n:] = np.where(np.isfinite(value), value, np.nan)
+    return out
+
+
+#: name -> function(closes of one coin, *args): the value at every candle, over the candles up to it.
+SERIES: dict[str, Callable[..., np.ndarray]] = {
+    "sma": lambda c, n: _sliding(c, n, lambda w: w.mean(axis=1)),
+    "ema": _series_ema,
+    "rsi": _series_rsi,
+    "macd": lambda c: _series_macd(c, signal=False),
+    "macd_signal": lambda c: _series_macd(c, signal=True),
+    "bb_upper": lambda c, n, k: _sliding(c, n, lambda w: w.mean(axis=1) + k * w.std(axis=1)),
+    "bb_lower": lambda c, n, k: _sliding(c, n, lambda w: w.mean(axis=1) - k * w.std(axis=1)),
+    "highest": lambda c, n: _sliding(c, n, lambda w: w.max(axis=1)),
+    "lowest": lambda c, n: _sliding(c, n, lambda w: w.min(axis=1)),
+    "change": _series_change,
+}
+
+
+def series(call: object, closes: np.ndarray) -> np.ndarray:
+    """The value of one indicator call (``name`` and ``args``) at every candle of one coin's closes
+    (oldest first), over the candles up to and including it: ``series(call, c)[t]`` equals
+    ``FUNCTIONS[name](c[: t + 1])``, computed in one vectorised pass over time (the chart's overlays).
+    """
+    array = np.asarray(closes, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"closes must be a 1-D array (one coin), got {array.ndim} dimensions")
+    with np.errstate(all="ignore"):
+        return SERIES[call.name](array, *call.args)  # type: ignore[attr-defined]
+
+
 def compute(calls: Iterable, closes: np.ndarray) -> dict[str, np.ndarray]:
     """The values of several indicator calls (objects with ``name`` and ``args``), keyed by ``str(call)``.
 
