@@ -1,10 +1,12 @@
 // The dashboard's entry: who is logged in, which view shows (the URL's hash), the account form.
 import { api } from "./api.js";
+import { CoinView } from "./coin.js";
 import { MarketView } from "./market.js";
 import { StrategiesView } from "./strategies.js";
 
 const USERNAME_KEY = "ubot.username"; // only to greet: the session itself is the HttpOnly cookie
-const VIEWS = ["market", "strategies", "account"];
+const VIEWS = ["market", "coin", "strategies", "alerts", "settings", "health", "account"];
+const NAV = { coin: "market" }; // the menu entry a view belongs to
 const $ = (selector) => document.querySelector(selector);
 
 let toastTimer = null;
@@ -19,6 +21,10 @@ function toast(text) {
 const state = { user: null };
 const market = new MarketView($("#view-market"));
 const strategies = new StrategiesView($("#view-strategies"), toast);
+const coin = new CoinView($("#view-coin"), { toast, signedIn: () => Boolean(state.user) });
+coin.market = (id) => market.coin(id);
+market.on("snapshot", () => coin.tick());
+market.on("alert", (alert) => coin.alert(alert));
 
 function setUser(username) {
   state.user = username;
@@ -31,14 +37,25 @@ function setUser(username) {
   show();
 }
 
+/** The view the URL's hash names, and what follows it: #coin/1/1h is ["coin", ["1", "1h"]]. */
+function route() {
+  const [name, ...rest] = location.hash.slice(1).split("/");
+  const view = VIEWS.includes(name) && $(`#view-${name}`) ? name : "market";
+  return [view, rest.map(decodeURIComponent)];
+}
+
 function show() {
-  const wanted = location.hash.slice(1);
-  const view = VIEWS.includes(wanted) ? wanted : "market";
-  for (const name of VIEWS) $(`#view-${name}`).hidden = name !== view;
+  const [view, rest] = route();
+  for (const name of VIEWS) {
+    const section = $(`#view-${name}`);
+    if (section) section.hidden = name !== view;
+  }
+  const nav = NAV[view] || view;
   for (const link of document.querySelectorAll("nav a")) {
-    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+    if (link.dataset.view === nav) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  if (view === "coin") coin.open(rest[0] || "BTC", rest[1]);
   if (view === "strategies") {
     $("#strategies-login").hidden = Boolean(state.user);
     $("#strategies-body").hidden = !state.user;

@@ -1,7 +1,7 @@
 // The strategies view: the list (enable/disable, edit) and the form, whose condition is checked as
 // it is typed (POST /v1/conditions/validate): the message, and a caret under the column at fault.
 import { api } from "./api.js";
-import { el } from "./format.js";
+import { caretText, el } from "./format.js";
 
 const CHECK_DELAY_MS = 250;
 
@@ -134,11 +134,7 @@ export class StrategiesView {
     this.condition.setAttribute("aria-invalid", "true");
     if (result.column) {
       // The column counts from the condition's first character; show the line it falls in.
-      const offset = Math.min(result.column - 1, result.text.length);
-      const start = result.text.lastIndexOf("\n", offset - 1) + 1;
-      const end = result.text.indexOf("\n", offset);
-      const line = result.text.slice(start, end < 0 ? undefined : end);
-      this.caret.textContent = `${line}\n${" ".repeat(offset - start)}^`;
+      this.caret.textContent = caretText(result.text, result.column);
       this.caret.setAttribute("aria-label", `Column ${result.column}`);
       this.caret.hidden = false;
     }
