@@ -65,8 +65,12 @@ export class AlertsView {
     this.alerts.unshift({ ...event, deliveries: null });
     this.render();
     if (!this.root.hidden) this.toast(`Alert: ${event.subject}`);
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => this.load().catch(() => {}), 3000);
+    if (!this.refreshTimer) {
+      this.refreshTimer = setTimeout(() => {
+        this.refreshTimer = null;
+        this.load().catch(() => {});
+      }, 3000);
+    }
   }
 
   visible() {

@@ -32,6 +32,7 @@ export class StrategiesView {
   async load() {
     const { data } = await api("GET", "/v1/me/strategies");
     this.strategies = data.strategies;
+    if (this.listed) this.listed(data.strategies);
     this.body.replaceChildren(...data.strategies.map((strategy) => this.row(strategy)));
     this.empty.hidden = data.strategies.length > 0;
   }
