@@ -1,13 +1,22 @@
 """The dashboard in a real browser: headless Chromium (Debian's, driven by Playwright; no browser is
-downloaded) against ``run.py`` as a user starts it, on the simulated market ticking every second.
+downloaded) against ``run.py`` as a user starts it, replaying a recorded market one file a second.
 
-One walk through the page, as a new user takes it: sign up, log out, log in; the market table fills
-from the snapshot and changes on the next tick without a reload; the search filters its rows; a
-strategy with a mistake in its condition shows the message and a caret under the column, and once
-fixed it is saved and listed; "Log out" ends the session. A screenshot of the end is written to the
-test's temporary directory (``UBOT_TEST_SCREENSHOTS=DIR`` copies it there), never into the repository.
+The recording is the simulated market's, 30 coins a minute (``tests/procs.write_market``): its first
+13 hours are stored beforehand by a headless ``run.py --interval 0`` (once per module, the database
+copied for each test), so the charts have history; each test's ``run.py`` then replays the following
+minutes at one a second, so the page sees ticks, candles and alerts arrive.
 
-Skipped only when no Chromium binary is installed (``.ci/run`` installs Debian's ``chromium``).
+* a new user's walk: sign up, log out, log in; the market table fills and changes on the next tick
+  without a reload; search and sort; a strategy with a mistake shows the message and a caret under
+  its column, fixed it is saved and listed; "Log out" ends the session;
+* the coin chart draws, in another timeframe too, zooms and pans from the keyboard, and draws an
+  overlay typed in the condition language (a mistake in it shows its caret);
+* an alert raised by the replay appears in the alerts feed without a reload, and as a marker on the
+  coin's chart; settings are saved; "Log out everywhere" ends the session.
+
+Each test saves a screenshot in ``tests/output/screenshots/`` (git-ignored; ``UBOT_TEST_SCREENSHOTS``
+names another directory). Skipped only when no Chromium binary is installed (``.ci/run`` installs
+Debian's ``chromium``).
 """
 
 from __future__ import annotations
@@ -21,8 +30,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.procs import write_market
 from tests.support.ports import free_port
-from tests.support.processes import Process, command, environment, launch
+from tests.support.processes import REPO, Process, command, environment, launch
 from tests.support.waits import wait_until
 
 CHROMIUM = next(
@@ -37,20 +47,70 @@ PASSWORD = "a browser walk, 2026"
 #: How Chromium logs an HTTP error status the page expects (a 401 when logged out, the 422 of a
 #: condition with a mistake); anything else on the console (a script error, a CSP refusal) fails.
 REFUSED = "Failed to load resource: the server responded with a status of"
+COINS = 30
+HISTORY_FILES = 780  # 13 hours of minutes, stored before each test's run.py starts
+LIVE_FILES = 240  # then replayed at one a second: four minutes of ticks, more than a test takes
+MARKET_START_MS = 1_729_036_800_000  # 2024-10-16T00:00:00Z
+SCREENSHOTS = Path(os.environ.get("UBOT_TEST_SCREENSHOTS") or REPO / "tests" / "output" / "screenshots")
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> tuple[Path, Path]:
+    """(the replay directory of the live minutes, a database holding the history before them)."""
+    base = tmp_path_factory.mktemp("dashboard-market")
+    market = write_market(base / "all", HISTORY_FILES + LIVE_FILES, COINS, MARKET_START_MS)
+    history, live = base / "history", base / "live"
+    history.mkdir()
+    live.mkdir()
+    for number, path in enumerate(sorted(Path(market.directory).glob("*.json"))):
+        shutil.copy(path, (history if number < HISTORY_FILES else live) / path.name)
+    database = base / "history.db"
+    home = base / "home"
+    home.mkdir()
+    stored = launch(
+        command(
+            "--source",
+            "replay",
+            "--replay-dir",
+            str(history),
+            "--interval",
+            "0",
+            "--no-http",
+            "--limit",
+            str(COINS),
+            "--db",
+            f"sqlite:///{database}",
+        ),
+        base / "history.log",
+        cwd=base,
+        env=environment(home),
+        new_session=True,
+    )
+    try:
+        assert stored.wait_exit(timeout=300) == 0, stored.tail()
+    finally:
+        stored.close()
+    return live, database
 
 
 @pytest.fixture
-def ubot(tmp_path: Path) -> Iterator[str]:
+def ubot(tmp_path: Path, recorded: tuple[Path, Path]) -> Iterator[str]:
+    live, history = recorded
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{history}{suffix}").exists():
+            shutil.copy(f"{history}{suffix}", tmp_path / f"ubot.db{suffix}")
     port = free_port()
     home = tmp_path / "home"
     home.mkdir()
     args = (
         "--source",
-        "simulated",
+        "replay",
+        "--replay-dir",
+        str(live),
         "--interval",
         "1",
         "--limit",
-        "30",
+        str(COINS),
         "--db",
         f"sqlite:///{tmp_path}/ubot.db",
     )
@@ -109,22 +169,36 @@ def page(ubot: str) -> Iterator:
             browser.close()
 
 
-def test_a_new_user_walks_through_the_dashboard(page, tmp_path: Path) -> None:
+def screenshot(page, name: str) -> Path:
+    """The page as it is now, in the screenshots directory (``name``.png)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path
+
+
+def sign_up(page, username: str) -> None:
     from playwright.sync_api import expect
 
     page.goto("/#account")
-    # Sign up (which logs in), log out, log in.
-    page.get_by_label("Username").fill("walker")
-    page.get_by_label("E-mail").fill("walker@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("E-mail", exact=True).fill(f"{username}@example.com")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def test_a_new_user_walks_through_the_dashboard(page) -> None:
+    from playwright.sync_api import expect
+
+    # Sign up (which logs in), log out, log in.
+    sign_up(page, "walker")
     logout = page.get_by_role("button", name="Log out")
-    expect(logout).to_be_visible()
     logout.click()
     expect(page.get_by_role("link", name="Log in or sign up", exact=True)).to_be_visible()
     page.goto("/#account")
-    page.get_by_label("Username").fill("walker")
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Username", exact=True).fill("walker")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(logout).to_be_visible()
     assert {c["name"]: c for c in page.context.cookies()}["ubot_session"]["httpOnly"]
@@ -179,10 +253,7 @@ def test_a_new_user_walks_through_the_dashboard(page, tmp_path: Path) -> None:
     toggle.uncheck()
     expect(page.locator("#toast")).to_contain_text("BTC dip disabled")
 
-    shot = tmp_path / "dashboard.png"
-    page.screenshot(path=str(shot), full_page=False)
-    if os.environ.get("UBOT_TEST_SCREENSHOTS"):
-        shutil.copy(shot, Path(os.environ["UBOT_TEST_SCREENSHOTS"]) / shot.name)
+    screenshot(page, "strategies")
 
     # Log out: the session is over (the cookie is gone, the strategies ask to log in).
     page.get_by_role("button", name="Log out").click()
@@ -190,3 +261,141 @@ def test_a_new_user_walks_through_the_dashboard(page, tmp_path: Path) -> None:
     assert "ubot_session" not in {c["name"] for c in page.context.cookies()}
     expect(page.locator("#strategies-login")).to_be_visible()
     assert re.search(r"#strategies$", page.url)
+
+
+def test_the_coin_chart_draws_zooms_pans_and_overlays(page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    page.get_by_role("link", name="BTC", exact=True).click()
+    expect(page).to_have_url(re.compile(r"#coin/1$"))
+    expect(page.get_by_role("heading", name="BTC")).to_be_visible()
+    chart = page.get_by_role("img", name=re.compile(r"^BTC 1h candle chart"))
+    expect(chart).to_have_attribute("data-drawn", re.compile(r"^[1-9]"))
+    assert _painted(chart)  # pixels, not only the bookkeeping
+
+    # Another timeframe: the 15-minute candles of the 13 hours stored (and the minutes since)
+    page.get_by_role("group", name="Timeframe").get_by_role("button", name="15m").click()
+    expect(page.get_by_role("button", name="15m")).to_have_attribute("aria-pressed", "true")
+    chart = page.get_by_role("img", name=re.compile(r"^BTC 15m candle chart"))
+    # 13 hours stored and the minutes since: the 52 quarters of the history and one or two more
+    expect(chart).to_have_attribute("data-drawn", re.compile(r"^5[2-5]$"))
+    expect(page.locator("#coin-status")).to_contain_text("candles of 15m")
+    drawn = int(chart.get_attribute("data-drawn"))
+    # Keyboard: + zooms in (fewer candles), the left arrow pans back (an earlier first candle)
+    chart.focus()
+    page.keyboard.press("+")
+    expect(chart).not_to_have_attribute("data-drawn", str(drawn))
+    zoomed = int(chart.get_attribute("data-drawn"))
+    assert zoomed < drawn
+    first = int(chart.get_attribute("data-first"))
+    assert first > 0
+    page.keyboard.press("ArrowLeft")
+    expect(chart).not_to_have_attribute("data-first", str(first))
+    assert int(chart.get_attribute("data-first")) < first
+    # The mouse wheel zooms out again
+    chart.hover()
+    page.mouse.wheel(0, 400)
+    expect(chart).not_to_have_attribute("data-drawn", str(zoomed))
+    assert int(chart.get_attribute("data-drawn")) > zoomed
+
+    # An overlay in the condition language; a mistake in one shows its caret
+    overlay = page.get_by_label("Overlay", exact=True)
+    overlay.fill("bb_upper(20, 2)")
+    page.get_by_role("button", name="Add overlay").click()
+    expect(chart).to_have_attribute("data-overlays", "1")
+    expect(page.get_by_role("button", name="Remove overlay bb_upper(20, 2)")).to_be_visible()
+    overlay.fill("sma(20) + volume_24h")
+    page.get_by_role("button", name="Add overlay").click()
+    expect(page.locator("#overlay-message")).to_contain_text("no volume_24h")
+    caret = page.locator("#overlay-caret")
+    line, marker = caret.inner_text().split("\n")
+    assert (line, marker) == ("sma(20) + volume_24h", " " * line.index("volume_24h") + "^")
+    expect(chart).to_have_attribute("data-overlays", "1")
+    overlay.fill("sma(20)")
+    page.get_by_role("button", name="Add overlay").click()
+    expect(chart).to_have_attribute("data-overlays", "2")
+    expect(page.locator("#coin-readout")).to_contain_text("sma(20)")
+    screenshot(page, "coin")
+
+
+def _painted(chart) -> bool:
+    """Whether the canvas holds more than its background: a few distinct colours at least."""
+    colours = chart.evaluate(
+        """canvas => {
+            const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+            const seen = new Set();
+            for (let i = 0; i < data.length; i += 4 * 97) seen.add(data[i] << 16 | data[i + 1] << 8 | data[i + 2]);
+            return seen.size;
+        }"""
+    )
+    return colours > 4
+
+
+def test_an_alert_of_the_replay_appears_in_the_feed_and_on_the_chart(page) -> None:
+    from playwright.sync_api import expect
+
+    sign_up(page, "watcher")
+    page.get_by_role("link", name="Strategies").click()
+    page.get_by_label("Name", exact=True).fill("BTC above its mean")
+    page.get_by_label("Condition").fill("price > 0")
+    page.get_by_role("combobox", name="Timeframe").select_option("1m")
+    page.get_by_role("combobox", name="Frequency").select_option("once_per_bar")
+    page.get_by_role("radio", name="Symbols").check()
+    page.get_by_label("Symbols (comma-separated)").fill("BTC")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#strategy-table tbody tr")).to_have_count(1)
+
+    # The feed: the alert arrives from the stream, no reload.
+    page.get_by_role("link", name="Alerts").click()
+    feed = page.get_by_role("table").filter(has=page.get_by_role("columnheader", name="Deliveries"))
+    alert = feed.locator("tbody tr").filter(has=page.get_by_role("rowheader", name=re.compile(r"^BTC")))
+    expect(alert.first).to_be_visible(timeout=30_000)
+    expect(alert.first).to_contain_text("BTC above its mean")
+    expect(alert.first.locator(".badge", has_text="live")).to_be_visible()
+    # Filters: a coin no alert is about empties the list
+    page.get_by_role("searchbox", name="Coin").fill("ETH")
+    expect(page.locator("#alerts-empty")).to_have_text("No alert matches the filters.")
+    page.get_by_role("searchbox", name="Coin").fill("")
+    expect(alert.first).to_be_visible()
+    screenshot(page, "alerts")
+
+    # The same alerts as markers on BTC's 1m chart
+    alert.first.get_by_role("link", name="BTC").click()
+    chart = page.get_by_role("img", name=re.compile(r"^BTC 1m candle chart"))
+    expect(chart).to_have_attribute("data-markers", re.compile(r"^[1-9]"))
+    expect(page.locator("#coin-alerts")).to_contain_text("of your alerts on this coin")
+
+    # Settings: saved, and read back after a reload
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Quiet hours").fill("22:00-07:00")
+    page.get_by_label("Time zone").fill("Europe/Paris")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#toast")).to_contain_text("Settings saved")
+    page.reload()
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Paris")
+    expect(page.get_by_label("Quiet hours")).to_have_value("22:00-07:00")
+    page.get_by_label("Quiet hours").fill("25:00-07:00")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-message")).to_contain_text("quiet_hours")
+    expect(page.get_by_label("Quiet hours")).to_be_focused()
+
+    # Log out everywhere: this session ends too
+    page.get_by_role("button", name="Log out everywhere").click()
+    expect(page.get_by_role("link", name="Log in or sign up", exact=True)).to_be_visible()
+    assert "ubot_session" not in {c["name"] for c in page.context.cookies()}
+    page.goto("/#settings")
+    expect(page.locator("#settings-login")).to_be_visible()
+
+
+def test_health_shows_the_pipeline(page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/#health")
+    expect(page.locator("#health-status")).to_have_text("ok")
+    stages = page.locator(".stages li")
+    expect(stages.first).to_contain_text("fetch")
+    expect(page.get_by_role("heading", name="Clock")).to_be_visible()
+    expect(page.locator("#health-body")).to_contain_text("Interval")
+    expect(page.locator("#health-body")).to_contain_text("spends no CoinMarketCap credits")
+    screenshot(page, "health")
