@@ -311,6 +311,7 @@ def run_gateway(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.history,  # GetAlerts, from the alert tables
             snapshots=LatestSnapshot(bus),
+            dry_runs=actors.dry_runs,
         )
         return gateway_app(settings, gateway, hub)
 
@@ -365,6 +366,7 @@ def run_server(settings: Settings) -> int:
             users=actors.users,
             notifier=actors.notifier,
             snapshots=LatestSnapshot(bus),
+            dry_runs=actors.dry_runs,
         )
         return gateway_app(settings, gateway, hub)
 

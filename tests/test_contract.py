@@ -159,7 +159,7 @@ def contract(db, tmp_path) -> Iterator[Contract]:
     )
     try:
         assert done.wait(DEADLINE_S), "the replay did not finish"
-        gateway = gateway_of(actors, users=actors.users, notifier=actors.notifier)
+        gateway = gateway_of(actors, users=actors.users, notifier=actors.notifier, dry_runs=actors.dry_runs)
         app = create_app(gateway, hub=hub)
         contract = Contract(app, TestClient(app), strategy_id, itertools.count(), published)
         auth = {"Authorization": f"Bearer {contract.token()}"}

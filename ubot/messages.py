@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ubot.market.candles import CandleRows
 from ubot.market.snapshot import Snapshot
 from ubot.schedule import Tick
+
+if TYPE_CHECKING:
+    from ubot.scan.dryrun import DryRunSpec
 
 Stages = tuple[tuple[str, float], ...]  # (stage name, milliseconds), in pipeline order
 
@@ -142,3 +145,10 @@ class GetHealth:
 @dataclass(frozen=True)
 class GetClockStats:
     pass
+
+
+@dataclass(frozen=True)
+class RunDryRun:
+    """Gateway -> a DryRun actor: the alerts ``spec`` would have raised (``scan/dryrun.py``)."""
+
+    spec: DryRunSpec

@@ -22,6 +22,7 @@ from peewee import Database
 
 from ubot.actors.clock import ClockActor
 from ubot.actors.container import Container
+from ubot.actors.dryrun import DryRunActor
 from ubot.actors.fetcher import Fetcher
 from ubot.actors.history import HistoryActor
 from ubot.actors.monitor import Monitor
@@ -37,11 +38,13 @@ from ubot.messages import Candled
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_store import CandleStore
 from ubot.models.closes import closed_candles
+from ubot.models.dryrun import DryRunReader
 from ubot.models.history import History
 from ubot.models.snapshots import SnapshotReader
 from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
+from ubot.scan import dryrun
 from ubot.users.manager import UserManager
 from ubot.users.market import LatestMarket
 
@@ -65,6 +68,7 @@ class Actors:
     users: pykka.ActorRef | None = None
     scanner: pykka.ActorRef | None = None
     notifier: pykka.ActorRef | None = None
+    dry_runs: tuple[pykka.ActorRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,9 +118,10 @@ class GatewayActors:
 
     history: pykka.ActorRef
     users: pykka.ActorRef
+    dry_runs: tuple[pykka.ActorRef, ...] = ()
 
     def stop(self, timeout: float = 30.0) -> None:
-        for ref in (self.users, self.history):
+        for ref in (self.users, self.history, *self.dry_runs):
             try:
                 ref.stop(block=True, timeout=timeout)
             except pykka.Timeout:
@@ -137,7 +142,12 @@ def start_gateway_actors(
     clock = clock or SystemClock()
     history = HistoryActor.start(History(db), AlertStore(db), CandleStore(db))
     users = UserManagerActor.start(user_manager(db, clock, convert, alerts), on_changed=on_changed)
-    return GatewayActors(history, users)
+    return GatewayActors(history, users, start_dry_runs(db))
+
+
+def start_dry_runs(db: Database) -> tuple[pykka.ActorRef, ...]:
+    """The gateway's DryRun actors (``scan/dryrun.py: WORKERS``), each on its own connection."""
+    return tuple(DryRunActor.start(DryRunReader(db)) for _ in range(dryrun.WORKERS))
 
 
 def start_system(
@@ -205,8 +215,11 @@ def start_system(
     store = Store.start(SnapshotWriter(db), ohlc, monitor, retention_days * DAY_MS)
     fetcher = Fetcher.start(source, store, monitor, convert)
     history = HistoryActor.start(History(db))
+    dry_runs = start_dry_runs(db)
     ticker = ClockActor.start(interval_s, clock, fetcher, monitor)
-    return Actors(monitor, container, ohlc, store, fetcher, history, ticker, users, scanner, notifier)
+    return Actors(
+        monitor, container, ohlc, store, fetcher, history, ticker, users, scanner, notifier, dry_runs
+    )
 
 
 def stop_system(actors: Actors, timeout: float = 30.0) -> None:
@@ -223,8 +236,8 @@ def stop_system(actors: Actors, timeout: float = 30.0) -> None:
         "history",
         "users",
     )
-    for name in order:
-        ref: pykka.ActorRef | None = getattr(actors, name)
+    refs = [(name, getattr(actors, name)) for name in order]
+    for name, ref in refs + [("a dry run", ref) for ref in actors.dry_runs]:
         if ref is None:
             continue
         try:

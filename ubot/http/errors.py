@@ -28,6 +28,7 @@ USER_ERRORS: dict[type[domain.UserError], str] = {
     domain.NotFound: falcon.HTTP_404,
     domain.Conflict: falcon.HTTP_409,
     domain.Throttled: falcon.HTTP_429,
+    domain.Busy: falcon.HTTP_422,
     domain.UserError: falcon.HTTP_400,
 }
 

@@ -8,8 +8,9 @@ its calls raise (``ubot/users/errors.py``) come out of the future as they were r
 
 from __future__ import annotations
 
+import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pykka
@@ -25,8 +26,10 @@ from ubot.messages import (
     GetQuotes,
     GetSnapshot,
     ResolveCoin,
+    RunDryRun,
 )
 from ubot.notify.messages import AlertView, GetAlerts
+from ubot.scan.dryrun import Admission, DryRunResult, DryRunSpec
 from ubot.stream.latest import LatestSnapshot
 from ubot.timeutil import iso_from_ms
 from ubot.users.manager import UserManager
@@ -54,7 +57,9 @@ class Gateway:
         users: pykka.ActorRef | None = None,
         notifier: pykka.ActorRef | None = None,
         snapshots: LatestSnapshot | None = None,
+        dry_runs: Sequence[pykka.ActorRef] = (),
         timeout: float = 5.0,
+        dry_run_timeout: float = 60.0,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.container = container
@@ -64,15 +69,23 @@ class Gateway:
         self.users = users
         self.notifier = notifier
         self.snapshots = snapshots
+        #: The idle DryRun actors (a request takes one, or is refused when none is idle).
+        self.dry_runs: queue.SimpleQueue[pykka.ActorRef] = queue.SimpleQueue()
+        for ref in dry_runs:
+            self.dry_runs.put(ref)
+        self.dry_run_workers = len(dry_runs)
+        self.admission = Admission()
+        self.dry_run_timeout = dry_run_timeout
         self.timeout = timeout
         self.now = now
         self._users_proxy: Any = None
 
-    def _ask(self, ref: pykka.ActorRef, message: Any) -> Any:
+    def _ask(self, ref: pykka.ActorRef, message: Any, timeout: float | None = None) -> Any:
+        timeout = self.timeout if timeout is None else timeout
         try:
-            return ref.ask(message, timeout=self.timeout)
+            return ref.ask(message, timeout=timeout)
         except pykka.Timeout:
-            raise Unavailable(f"{type(message).__name__}: no answer within {self.timeout:g} s") from None
+            raise Unavailable(f"{type(message).__name__}: no answer within {timeout:g} s") from None
         except pykka.ActorDeadError:
             raise Unavailable(f"{type(message).__name__}: the service is stopping") from None
 
@@ -112,6 +125,26 @@ class Gateway:
 
     def global_metrics(self, start_ms: int | None, end_ms: int | None, limit: int) -> list:
         return self._ask(self.history, GetGlobal(start_ms, end_ms, limit))
+
+    def dry_run(self, user_id: int, spec: DryRunSpec) -> DryRunResult:
+        """``spec`` run by an idle DryRun actor: at most ``PER_USER`` of one user at once (``Busy``, a
+        422), and as many at once as there are actors (then 503)."""
+        if self.dry_run_workers == 0:
+            raise NotEnabled("Dry runs are not enabled in this process.")
+        self.admission.enter(user_id)
+        try:
+            try:
+                ref = self.dry_runs.get_nowait()
+            except queue.Empty:
+                raise Unavailable(
+                    f"the server runs {self.dry_run_workers} dry runs at once, the most it does; try again shortly"
+                ) from None
+            try:
+                return self._ask(ref, RunDryRun(spec), self.dry_run_timeout)
+            finally:
+                self.dry_runs.put(ref)
+        finally:
+            self.admission.leave(user_id)
 
     def ask_users(
         self, method: Callable[Concatenate[UserManager, P], T], *args: P.args, **kwargs: P.kwargs

@@ -19,6 +19,7 @@ from ubot.http import users
 from ubot.http.alerts import AlertsResource
 from ubot.http.api import operation
 from ubot.http.dashboard import AssetResource, Bundle, DashboardResource
+from ubot.http.dryrun import ConditionDryRunResource, StrategyDryRunResource
 from ubot.http.gateway import Gateway
 from ubot.http.metrics import MetricsResource
 from ubot.http.resources import (
@@ -132,7 +133,13 @@ ROUTES: tuple[Route, ...] = (
         users.StrategyResource,
         accounts=True,
     ),
+    _route(
+        "/v1/me/strategies/{strategy_id:int(min=1, max=4611686018427387904)}/dry-run",
+        StrategyDryRunResource,
+        accounts=True,
+    ),
     _route("/v1/conditions/validate", users.ConditionsResource, accounts=True),
+    _route("/v1/conditions/dry-run", ConditionDryRunResource, accounts=True),
 )
 
 

@@ -322,3 +322,94 @@ def decide(
         after.fired_bar,
     )
     return coin_ids[fire].tolist(), rows
+
+
+#: Bits of a time (epoch ms) in the keys of :func:`fire_over_time` (coin row in the high bits).
+_TIME_BITS = 42
+
+
+def fire_over_time(
+    frequency: str,
+    cooldown_ms: int,
+    coins: np.ndarray,
+    times_ms: np.ndarray,
+    frames: np.ndarray,
+    bars_ms: np.ndarray,
+    matched: np.ndarray,
+    undefined: np.ndarray,
+    limit: int,
+) -> tuple[np.ndarray, bool]:
+    """The rules of :meth:`FiringTable.decide` over many ticks of one strategy at once (a dry run,
+    :mod:`ubot.scan.dryrun`): which of the given evaluations alert, for a strategy that starts afresh
+    at the first frame. Each evaluation is one (coin, tick): ``coins`` (a row number), its time,
+    ``frames`` (the tick's number: evaluations of one tick share it), its bar, and its outcome.
+
+    Returns the indices of those that alert, by time (then coin), at most ``limit`` of them, and
+    whether more would have followed (then what is returned is exactly the first ``limit``).
+
+    The state per coin is what the table keeps: whether the condition was last true (a coin without
+    a result keeps its previous state), the time and bar of its last alert. Without a cooldown every
+    rule is a closed form over the coin's sequence; with one, each coin's next alert is the first
+    candidate at least ``cooldown_ms`` after its previous alert (and, per bar, in a later bar), found
+    for every coin at once by one binary search per alert a coin raises."""
+    n = len(coins)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), False
+    order = np.lexsort((times_ms, coins))
+    coin, time, frame = coins[order], times_ms[order], frames[order]
+    bar, true, unknown = bars_ms[order], matched[order], undefined[order]
+    rule = FREQUENCIES[frequency]
+    first_frame = frame.min()
+    if rule == ONCE:  # the coins true at the first tick any is; then the strategy is disabled
+        hits = frame[true]
+        candidates = true & (frame == hits.min()) if len(hits) else np.zeros(n, dtype=bool)
+    elif rule == CROSSING:
+        index = np.arange(n)
+        starts = np.append(True, coin[1:] != coin[:-1])
+        segment = np.maximum.accumulate(np.where(starts, index, 0))
+        last_known = np.maximum.accumulate(np.where(true | ~unknown, index, -1))
+        previous = np.append(-1, last_known[:-1])  # the last evaluation with a result, before this one
+        was_true = (previous >= segment) & true[np.maximum(previous, 0)]
+        # A strategy's first evaluation only arms it: nothing fires then.
+        candidates = true & ~was_true & (frame != first_frame)
+    else:
+        candidates = true
+    which = np.flatnonzero(candidates)
+    if cooldown_ms <= 0 or rule == ONCE:
+        if rule == PER_BAR:  # the first true evaluation of each (coin, bar)
+            c, b = coin[which], bar[which]
+            which = which[np.append(True, (c[1:] != c[:-1]) | (b[1:] != b[:-1]))]
+        return _first(order[which], times_ms, coins, limit, None)
+    # With a cooldown: a chain per coin, all coins advanced together, one alert each per round.
+    c, t, b = coin[which].astype(np.int64), time[which], bar[which]
+    time_keys = (c << _TIME_BITS) | t
+    bar_keys = (c << _TIME_BITS) | b
+    current = np.flatnonzero(np.append(True, c[1:] != c[:-1])) if len(which) else which
+    fired: list[np.ndarray] = []
+    total = 0
+    while len(current) and total < limit:
+        fired.append(current)
+        total += len(current)
+        following = np.searchsorted(time_keys, time_keys[current] + cooldown_ms, side="left")
+        if rule == PER_BAR:
+            following = np.maximum(following, np.searchsorted(bar_keys, bar_keys[current] + 1, side="left"))
+        same = following < len(which)
+        same[same] = c[following[same]] == c[current[same]]
+        current = following[same]
+    chosen = np.concatenate(fired) if fired else np.empty(0, dtype=np.int64)
+    pending = int(t[current].min()) if len(current) else None  # alerts from then on were not followed
+    return _first(order[which[chosen]], times_ms, coins, limit, pending)
+
+
+def _first(
+    which: np.ndarray, times_ms: np.ndarray, coins: np.ndarray, limit: int, pending: int | None
+) -> tuple[np.ndarray, bool]:
+    """``which`` by time then coin, cut to the first ``limit`` (and before ``pending``, the time from
+    which some alerts were not computed)."""
+    which = which[np.lexsort((coins[which], times_ms[which]))]
+    cut = pending is not None
+    if cut:
+        which = which[times_ms[which] < pending]
+    if len(which) > limit:
+        return which[:limit], True
+    return which, cut

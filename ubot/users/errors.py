@@ -60,3 +60,9 @@ class Conflict(UserError):
     """Well formed, but in conflict with what exists: a name taken, a limit reached, a target in use."""
 
     title = "Conflict"
+
+
+class Busy(UserError):
+    """A bound on work in progress reached (a user's dry runs at once): the description names it."""
+
+    title = "Too many at once"

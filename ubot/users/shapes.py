@@ -340,3 +340,50 @@ class ConditionInfo:
 @dataclass(frozen=True)
 class Revoked:
     revoked: Annotated[int, Meta(ge=0)]
+
+
+# --- dry runs -------------------------------------------------------------------------------
+
+
+class DryRunRange(_Body):
+    """The range of a dry run (``POST /v1/me/strategies/{id}/dry-run``): ticks in ``[start, end)``."""
+
+    start: Instant
+    end: Instant
+
+
+class DryRun(_Body):
+    """A strategy's rules and a range, to dry-run without saving (``POST /v1/conditions/dry-run``).
+    Either ``symbols`` or ``top_n``."""
+
+    condition: Condition
+    timeframe: Timeframe
+    start: Instant
+    end: Instant
+    symbols: Symbols | None = None
+    top_n: TopN | None = None
+    frequency: Frequency = "once_per_crossing"
+    cooldown_s: Cooldown = 0
+
+
+class DryRunFiring(Struct, frozen=True):
+    """One alert the strategy would have raised: when, for which coin, and the condition's inputs
+    then (``{"price": 67412.5, "rsi(14)": 28.1}``; null where a value was missing)."""
+
+    time: Time
+    coin_id: int
+    symbol: str
+    values: dict[str, float | None]
+
+
+class DryRunAnswer(Struct, frozen=True):
+    """The firings over the range, earliest first; ``coins`` and ``candles`` (1m candles) evaluated;
+    ``from`` and ``to``: the first and last tick of stored history in the range. ``truncated``: more
+    would have fired than are answered (these are the earliest)."""
+
+    firings: tuple[DryRunFiring, ...]
+    coins: int
+    candles: int
+    from_: Time = msgspec.field(name="from")
+    to: Time
+    truncated: bool

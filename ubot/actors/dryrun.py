@@ -1,0 +1,33 @@
+"""DryRun actor: runs one dry run at a time for the gateway, off the request's thread and off the
+History actor (a dry run reads and computes for up to a few seconds). The gateway keeps a few of them
+(``scan/dryrun.py: WORKERS``) and hands each request to an idle one (``http/gateway.py``)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pykka
+
+from ubot.actors.stage import unexpected
+from ubot.messages import RunDryRun
+from ubot.models.db import close_connection
+from ubot.models.dryrun import DryRunReader
+from ubot.scan import dryrun
+
+
+class DryRunActor(pykka.ThreadingActor):
+    def __init__(self, reader: DryRunReader) -> None:
+        super().__init__()
+        self.reader = reader
+
+    def on_stop(self) -> None:
+        close_connection()
+
+    @functools.singledispatchmethod
+    def on_receive(self, message: Any) -> Any:
+        unexpected(self, message)
+
+    @on_receive.register
+    def _run(self, message: RunDryRun) -> dryrun.DryRunResult:
+        return dryrun.dry_run(message.spec, self.reader.read)

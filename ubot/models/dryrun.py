@@ -1,0 +1,112 @@
+"""What a dry run reads (``scan/dryrun.py``): the coins of its scope, their 1m candles in the range and
+their closed candles of the strategy's timeframe before it. Range reads of the candle table's primary
+key (coin, timeframe, open time), one query per kind, rows straight into numpy columns."""
+
+from __future__ import annotations
+
+import numpy as np
+from peewee import Database, fn
+
+from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
+from ubot.models.tables import Candle, Coin, Quote, SnapshotRecord
+from ubot.scan.dryrun import WARMUP_CANDLES, DryRunSpec, StoredHistory
+from ubot.users.errors import ValidationError
+
+
+class DryRunReader:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def read(self, spec: DryRunSpec) -> StoredHistory:
+        ids, symbols = self._scope(spec)
+        start_minute = int(bucket_start(spec.start_ms, "1m"))
+        minutes = self._candles("1m", ids, start_minute, spec.end_ms)
+        length = TIMEFRAMES[spec.timeframe]
+        first_bar = int(bucket_start(spec.start_ms, spec.timeframe))
+        warmup = self._candles(spec.timeframe, ids, first_bar - WARMUP_CANDLES * length, first_bar)
+        stored = None if len(minutes) else self.stored()
+        return StoredHistory(ids, symbols, minutes, warmup, stored)
+
+    def stored(self) -> tuple[int, int] | None:
+        """When the stored 1m candles begin and end (of any coin), or None."""
+        row = (
+            Candle.select(fn.MIN(Candle.open_time), fn.MAX(Candle.last_ts))
+            .where(Candle.timeframe == "1m")
+            .tuples()
+            .first()
+        )
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+    def _scope(self, spec: DryRunSpec) -> tuple[np.ndarray, tuple[str, ...]]:
+        """The coins of the scope, ascending by id: each symbol's best-ranked coin (by its latest
+        quote), or the top ``top_n`` of the latest snapshot stored before the range's end."""
+        if spec.symbols is not None:
+            wanted = {s.upper() for s in spec.symbols}
+            rows = list(
+                Coin.select(Coin.id, Coin.symbol).where(fn.UPPER(Coin.symbol).in_(sorted(wanted))).tuples()
+            )
+            rank = self._latest_ranks([r[0] for r in rows])
+            best: dict[str, tuple[int, str]] = {}
+            for coin_id, symbol in sorted(rows, key=lambda r: (rank.get(r[0], float("inf")), r[0])):
+                best.setdefault(symbol.upper(), (coin_id, symbol))
+            missing = sorted(wanted - set(best))
+            if missing:
+                raise ValidationError("symbols", f"no stored history of {', '.join(missing)}")
+            chosen = sorted(best.values())
+        else:
+            snapshot = (
+                SnapshotRecord.select(SnapshotRecord.id)
+                .where(SnapshotRecord.timestamp < spec.end_ms)
+                .order_by(SnapshotRecord.timestamp.desc())
+                .limit(1)
+                .scalar()
+            ) or SnapshotRecord.select(fn.MIN(SnapshotRecord.id)).scalar()
+            chosen = sorted(
+                Quote.select(Quote.coin, Coin.symbol)
+                .join(Coin)
+                .where((Quote.snapshot == snapshot) & (Quote.rank <= spec.top_n))
+                .tuples()
+            )
+        ids = np.array([c for c, _ in chosen], dtype=np.int64)
+        return ids, tuple(s for _, s in chosen)
+
+    def _latest_ranks(self, coin_ids: list[int]) -> dict[int, float]:
+        ranks = {}
+        for coin_id in coin_ids:
+            rank = (
+                Quote.select(Quote.rank)
+                .where(Quote.coin == coin_id)
+                .order_by(Quote.ts.desc())
+                .limit(1)
+                .scalar()
+            )
+            if rank is not None:
+                ranks[coin_id] = float(rank)
+        return ranks
+
+    def _candles(self, timeframe: str, ids: np.ndarray, after_ms: int, before_ms: int) -> CandleRows:
+        """The candles of ``timeframe`` of ``ids`` opened in ``[after_ms, before_ms)``: coin, open
+        time, close and last quote time filled in."""
+        if not len(ids):
+            return CandleRows.from_rows(timeframe, [])
+        query = (
+            Candle.select(Candle.coin, Candle.open_time, Candle.close, Candle.last_ts)
+            .where(
+                Candle.coin.in_(ids.tolist())
+                & (Candle.timeframe == timeframe)
+                & (Candle.open_time >= after_ms)
+                & (Candle.open_time < before_ms)
+            )
+            .order_by(Candle.coin, Candle.open_time)
+        )
+        sql, params = query.sql()
+        found = self._db.execute_sql(sql, params).fetchall()
+        n = len(found)
+        if n == 0:
+            return CandleRows.from_rows(timeframe, [])
+        table = np.array(found, dtype=np.float64).reshape(n, 4)
+        ints = table[:, [0, 1, 3]].astype(np.int64)
+        zeros, nans = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
+        return CandleRows(
+            timeframe, ints[:, 0], ints[:, 1], nans, nans, nans, table[:, 2], zeros, ints[:, 2], zeros
+        )

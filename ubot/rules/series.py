@@ -1,0 +1,249 @@
+"""Indicator values over time: for many ticks at once, the value the live Scanner reads at each.
+
+A dry run (:mod:`ubot.scan.dryrun`) replays a strategy over stored history. At each tick the live
+Scanner reads an indicator from its timeframe's state (:mod:`ubot.rules.incremental`): over the coin's
+closed candles, or with the still-open candle as the newest one, whose close is the tick's price.
+Here the same values are computed for every tick of a range in one vectorised pass per indicator,
+not one step per tick:
+
+* ``closes``: each coin's closed candles of the timeframe, one row per coin, oldest first, left-aligned
+  (a row shorter than the matrix is NaN-padded on the right; a gap in a coin's candles is simply not
+  there, as in the live state);
+* a tick is (``row``, ``at``, ``price``): ``at`` closed candles of that row come before it (columns
+  ``0 .. at - 1``), and ``price`` is the close of its open candle.
+
+The maths is that of the live state, written over whole series: the recursive indicators (EMA, RSI,
+MACD) run :func:`ubot.rules.indicators._seeded_ema` over the closed candles (the reference the live
+state is tested against, vectorised over coins) and take one step with the open candle, exactly as
+:meth:`~ubot.rules.incremental.State.opened` does; the windowed ones (SMA, Bollinger bands, highest,
+lowest, change) are prefix sums and block maxima over time. Values agree with the live state's to
+rounding (``tests/rules/test_series.py``: relative 1e-9).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ubot.rules.indicators import MACD_FAST, MACD_SIGNAL, MACD_SLOW, _ema_pair, _seeded_ema
+from ubot.rules.language import IndicatorCall
+
+
+class Series:
+    """One timeframe's closed candles of some coins, and the ticks to read indicators at."""
+
+    def __init__(self, closes: np.ndarray, rows: np.ndarray, at: np.ndarray, price: np.ndarray) -> None:
+        self.closes = np.asarray(closes, dtype=np.float64)  # coins x candles, left-aligned
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.at = np.asarray(at, dtype=np.int64)
+        self.price = np.asarray(price, dtype=np.float64)
+        width = self.closes.shape[1]
+        #: Per row, the sums of its closes' deviations from its first close (and their squares),
+        #: column j + 1 holding the sum of columns 0 .. j: sums over any window by two reads.
+        self.base = np.nan_to_num(self.closes[:, 0]) if width else np.zeros(len(self.closes))
+        deviation = np.nan_to_num(self.closes - self.base[:, np.newaxis])
+        zero = np.zeros((len(self.closes), 1))
+        self._sums = np.hstack([zero, np.cumsum(deviation, axis=1)])
+        self._squares = np.hstack([zero, np.cumsum(deviation * deviation, axis=1)])
+        self._plain = np.hstack([zero, np.cumsum(np.nan_to_num(self.closes), axis=1)])
+        self._ema: dict[tuple, np.ndarray] = {}
+
+    def value(self, call: IndicatorCall, *, closed_only: bool) -> np.ndarray:
+        """``call`` at every tick: over the closed candles before it, or (``closed_only`` False) with
+        its open candle, whose close is the tick's price, as the newest one."""
+        with np.errstate(all="ignore"):
+            out = _FUNCTIONS[call.name](self, *call.args, closed_only=closed_only)
+        return np.where(np.isfinite(out), out, np.nan)
+
+    # --- helpers over the ticks ---------------------------------------------------------------
+
+    def _close(self, back: np.ndarray) -> np.ndarray:
+        """The close of column ``back`` of each tick's row (NaN where there is none)."""
+        ok = (back >= 0) & (back < self.closes.shape[1])
+        return np.where(
+            ok, self.closes[self.rows, np.clip(back, 0, max(self.closes.shape[1] - 1, 0))], np.nan
+        )
+
+    def _window(self, table: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
+        """Sum of ``table``'s columns ``end - width .. end - 1`` (its prefix sums) of each tick's row."""
+        return table[self.rows, end] - table[self.rows, np.maximum(end - width, 0)]
+
+    def _full_ema(self, key: tuple, series: np.ndarray, n: int, alpha: float) -> np.ndarray:
+        """The seeded EMA of every column of ``series`` (candles x series), computed once."""
+        found = self._ema.get(key)
+        if found is None:
+            found = self._ema[key] = _seeded_ema(np.ascontiguousarray(series), n, alpha, full=True)
+        return found
+
+    def _at(self, full: np.ndarray, column: np.ndarray) -> np.ndarray:
+        """``full`` (candles x rows) at ``column`` of each tick's row (NaN before the first)."""
+        ok = column >= 0
+        return np.where(ok, full[np.maximum(column, 0), self.rows] if len(full) else np.nan, np.nan)
+
+
+def _sma(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
+    return _band(s, n, 0.0, 0.0, closed_only=closed_only)
+
+
+def _band(s: Series, n: int, k: float, sign: float, *, closed_only: bool) -> np.ndarray:
+    at, base = s.at, s.base[s.rows]
+    if closed_only:
+        total, squares, count = s._window(s._sums, at, n), s._window(s._squares, at, n), at
+    else:
+        extra = s.price - base
+        total = s._window(s._sums, at, n - 1) + extra
+        squares = s._window(s._squares, at, n - 1) + extra * extra
+        count = at + 1
+    mean = total / n
+    spread = k * np.sqrt(np.maximum(squares / n - mean * mean, 0.0)) if k else 0.0
+    return np.where(count >= n, base + mean + sign * spread, np.nan)
+
+
+def _bb_upper(s: Series, n: int, k: float, *, closed_only: bool) -> np.ndarray:
+    return _band(s, n, k, 1.0, closed_only=closed_only)
+
+
+def _bb_lower(s: Series, n: int, k: float, *, closed_only: bool) -> np.ndarray:
+    return _band(s, n, k, -1.0, closed_only=closed_only)
+
+
+def rolling_max(values: np.ndarray, width: int) -> np.ndarray:
+    """Per row, the maximum of each ``width`` consecutive columns ending at column j (-inf before
+    ``width`` of them), by van Herk/Gil-Werman block maxima: O(columns) whatever ``width``."""
+    rows, columns = values.shape
+    if width <= 0:
+        return np.full((rows, columns), -np.inf)
+    blocks = -(-columns // width)
+    padded = np.full((rows, blocks * width), -np.inf)
+    padded[:, :columns] = values
+    shaped = padded.reshape(rows, blocks, width)
+    prefix = np.maximum.accumulate(shaped, axis=2).reshape(rows, -1)
+    suffix = np.maximum.accumulate(shaped[:, :, ::-1], axis=2)[:, :, ::-1].reshape(rows, -1)
+    out = np.full((rows, columns), -np.inf)
+    j = np.arange(width - 1, columns)
+    out[:, width - 1 :] = np.maximum(suffix[:, j - width + 1], prefix[:, j])
+    return out
+
+
+def _extreme(s: Series, n: int, sign: float, *, closed_only: bool) -> np.ndarray:
+    signed = np.where(np.isnan(s.closes), -np.inf, sign * s.closes)
+    width = n if closed_only else n - 1
+    table = rolling_max(signed, width)
+    column = s.at - 1
+    before = np.where(
+        width == 0, -np.inf, np.where(column >= 0, table[s.rows, np.maximum(column, 0)], -np.inf)
+    )
+    if closed_only:
+        return np.where(s.at >= n, sign * before, np.nan)
+    return np.where(s.at + 1 >= n, sign * np.maximum(before, sign * s.price), np.nan)
+
+
+def _highest(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
+    return _extreme(s, n, 1.0, closed_only=closed_only)
+
+
+def _lowest(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
+    return _extreme(s, n, -1.0, closed_only=closed_only)
+
+
+def _change(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
+    if closed_only:
+        latest, before = s._close(s.at - 1), s._close(s.at - 1 - n)
+    else:
+        latest, before = s.price, s._close(s.at - n)
+    return (latest / before - 1.0) * 100.0
+
+
+def _ema_open(value: np.ndarray, x: np.ndarray, n: int, count: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """One EMA step with ``x`` as the ``count``-th value (1-based) of its series: the seed (mean of the
+    first ``n``: ``total`` is the sum of those before) at the ``n``-th, TA-Lib's step after."""
+    k = 2.0 / (n + 1)
+    return np.where(count == n, (total + x) / n, np.where(count > n, (x - value) * k + value, np.nan))
+
+
+def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
+    full = s._full_ema(("ema", n), s.closes.T, n, 2.0 / (n + 1))
+    previous = s._at(full, s.at - 1)
+    if closed_only:
+        return previous
+    return _ema_open(previous, s.price, n, s.at + 1, s._plain[s.rows, np.minimum(s.at, n)])
+
+
+def _moves(s: Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's gains and losses from one closed candle to the next (candles - 1 x rows each)."""
+    delta = np.diff(s.closes, axis=1).T
+    return np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
+
+
+def _rsi(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
+    gains, losses = _moves(s)
+    gain = s._full_ema(("gain", n), gains, n, 1.0 / n)
+    loss = s._full_ema(("loss", n), losses, n, 1.0 / n)
+    # After the closed candles: the averages of the moves up to column at - 1 (move index at - 2).
+    g, l_ = s._at(gain, s.at - 2), s._at(loss, s.at - 2)
+    if not closed_only:
+        moves = s.at  # with the open candle: at + 1 candles, at moves
+        delta = s.price - s._close(s.at - 1)
+        up, down = np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
+        sums_g = np.vstack([np.zeros(len(s.closes)), np.nancumsum(gains, axis=0)]) if len(gains) else None
+        sums_l = np.vstack([np.zeros(len(s.closes)), np.nancumsum(losses, axis=0)]) if len(losses) else None
+        first = np.clip(s.at - 1, 0, len(gains))  # the closed moves, when they are the seed
+        seed_g = sums_g[first, s.rows] if sums_g is not None else 0.0
+        seed_l = sums_l[first, s.rows] if sums_l is not None else 0.0
+        g = np.where(moves == n, (seed_g + up) / n, np.where(moves > n, (g * (n - 1) + up) / n, np.nan))
+        l_ = np.where(moves == n, (seed_l + down) / n, np.where(moves > n, (l_ * (n - 1) + down) / n, np.nan))
+    total = g + l_
+    return np.where(total == 0.0, 50.0, 100.0 * g / total)
+
+
+def _macd_parts(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The MACD line and its signal at every tick."""
+    key = ("macd",)
+    if key not in s._ema:
+        fast, slow = _ema_pair(np.ascontiguousarray(s.closes.T), full=True)
+        line = fast - slow
+        s._ema[key] = fast
+        s._ema[("slow",)] = slow
+        s._ema[("line",)] = line
+        s._ema[("signal",)] = _seeded_ema(line, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1), full=True)
+        zero = np.zeros((1, len(s.closes)))
+        s._ema[("lines",)] = np.vstack([zero, np.nancumsum(line, axis=0)])
+    fast, slow, line, signal = (s._ema[k] for k in (key, ("slow",), ("line",), ("signal",)))
+    if closed_only:
+        return s._at(line, s.at - 1), s._at(signal, s.at - 1)
+    count = s.at + 1
+    slow_open = _ema_open(
+        s._at(slow, s.at - 1), s.price, MACD_SLOW, count, s._plain[s.rows, np.minimum(s.at, MACD_SLOW)]
+    )
+    hidden = MACD_SLOW - MACD_FAST  # the fast EMA starts from the 15th candle
+    fast_total = (
+        s._plain[s.rows, np.clip(s.at, hidden, MACD_SLOW)] - s._plain[s.rows, np.minimum(s.at, hidden)]
+    )
+    fast_open = _ema_open(s._at(fast, s.at - 1), s.price, MACD_FAST, count - hidden, fast_total)
+    line_open = fast_open - slow_open
+    lines = count - MACD_SLOW + 1  # MACD values so far, this one included
+    sums = s._ema[("lines",)]
+    line_total = sums[np.clip(s.at, 0, len(sums) - 1), s.rows]
+    signal_open = _ema_open(s._at(signal, s.at - 1), line_open, MACD_SIGNAL, lines, line_total)
+    return line_open, signal_open
+
+
+def _macd(s: Series, *, closed_only: bool) -> np.ndarray:
+    return _macd_parts(s, closed_only=closed_only)[0]
+
+
+def _macd_signal(s: Series, *, closed_only: bool) -> np.ndarray:
+    return _macd_parts(s, closed_only=closed_only)[1]
+
+
+_FUNCTIONS = {
+    "sma": _sma,
+    "ema": _ema,
+    "rsi": _rsi,
+    "macd": _macd,
+    "macd_signal": _macd_signal,
+    "bb_upper": _bb_upper,
+    "bb_lower": _bb_lower,
+    "highest": _highest,
+    "lowest": _lowest,
+    "change": _change,
+}

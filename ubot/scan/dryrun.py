@@ -1,0 +1,310 @@
+"""A dry run: the alerts a strategy would have raised over stored history, computed at once.
+
+The live Scanner evaluates each strategy at every tick, on the tick's prices and on indicators over
+the strategy's timeframe with the open candle as the newest one, and decides what fires with
+:class:`~ubot.scan.firing.FiringTable`. A dry run gives the same answers over a range of stored
+history without replaying ticks one by one:
+
+* the ticks are the stored 1m candles of the coins in scope: one evaluation per coin per minute, at
+  the candle's last quote, with its close as the price (the live Scanner at the default interval of
+  60 s ticks once a minute, on the same prices);
+* every indicator is computed for every tick of the range in one vectorised pass over time
+  (:mod:`ubot.rules.series`: the live state's maths over whole series), seeded from the timeframe's
+  stored candles before the range (at most :data:`WARMUP_CANDLES`);
+* the condition is evaluated once over every (tick, coin) of the range by the live evaluator
+  (:class:`~ubot.rules.compiler.Evaluator`, the shape and literals of the compiled condition);
+* what fires is :func:`~ubot.scan.firing.fire_over_time`, the firing rules over time (every
+  frequency, the cooldown), for a strategy that starts afresh at the range's first tick.
+
+A condition may read ``price`` and indicators: the other fields (volume, market cap, changes,
+global metrics) are kept only as raw quotes for the retention period, not in the candles, and are
+refused with a message naming the field. This module is plain: the data comes in as
+:class:`StoredHistory` (read by ``models/dryrun.py``), nothing here touches a database or a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ubot.jsonsafe import json_number
+from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
+from ubot.rules import CompiledCondition, ConditionError, compile_condition
+from ubot.rules.compiler import Evaluator
+from ubot.rules.series import Series
+from ubot.scan.firing import fire_over_time
+from ubot.timeutil import iso_from_ms
+from ubot.users.errors import Busy, ValidationError
+
+MINUTE_MS = TIMEFRAMES["1m"]
+#: The longest range of one dry run, in days (its 1m candles are read and evaluated at once).
+MAX_DAYS = 31
+#: The most coins one dry run looks at (a strategy's ``top_n`` or ``symbols``).
+MAX_COINS = 100
+#: Firings answered at most (the earliest ones; ``truncated`` says when more followed).
+MAX_FIRINGS = 5_000
+#: Closed candles of the timeframe read before the range to seed its indicators (periods are at
+#: most 500; a recursive indicator, EMA, RSI or MACD, then differs from one over the whole history
+#: by less than a billionth).
+WARMUP_CANDLES = 5_000
+#: Dry runs of one user at once (a further one is refused), and of the whole process (each runs in
+#: one of this many threads: ``actors/dryrun.py``).
+PER_USER = 1
+WORKERS = 2
+#: The fields a dry run can read at every tick (the candles keep the price only).
+FIELDS = frozenset({"price"})
+
+
+@dataclass(frozen=True)
+class DryRunSpec:
+    """What to run: a strategy's rules (a saved strategy's, or given), and the range."""
+
+    condition: str
+    timeframe: str
+    frequency: str
+    cooldown_s: int
+    start_ms: int
+    end_ms: int
+    symbols: tuple[str, ...] | None = None
+    top_n: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredHistory:
+    """What the database holds for a dry run: the coins in scope (``ids``, ``symbols``), their 1m
+    candles in the range, their closed candles of the timeframe before the range (the warm-up), and
+    the span of stored 1m candles of any coin (None: none at all)."""
+
+    ids: np.ndarray
+    symbols: tuple[str, ...]
+    minutes: CandleRows
+    warmup: CandleRows
+    stored: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class Firing:
+    time_ms: int
+    coin_id: int
+    symbol: str
+    values: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class DryRunResult:
+    firings: tuple[Firing, ...]
+    coins: int  # coins with candles in the range
+    candles: int  # 1m candles evaluated
+    from_ms: int  # the first and last tick evaluated
+    to_ms: int
+    truncated: bool  # more than MAX_FIRINGS would have fired: these are the first ones
+
+
+def dry_run(spec: DryRunSpec, read: Callable[[DryRunSpec], StoredHistory]) -> DryRunResult:
+    """Check ``spec`` (the condition, then the bounds), read its history with ``read``, run it."""
+    try:
+        condition = compile_condition(spec.condition)
+    except ConditionError as error:
+        raise ValidationError("condition", error.message, error.column) from None
+    check(spec, condition)
+    return run(spec, condition, read(spec))
+
+
+class Admission:
+    """Who is running a dry run: at most ``per_user`` of one user at once (thread-safe)."""
+
+    def __init__(self, per_user: int = PER_USER) -> None:
+        self.per_user = per_user
+        self.running: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, user_id: int) -> None:
+        with self._lock:
+            if self.running.get(user_id, 0) >= self.per_user:
+                raise Busy(
+                    f"you have {self.per_user} dry run{'s' if self.per_user > 1 else ''} in progress, the "
+                    "most at once; wait for it to finish"
+                )
+            self.running[user_id] = self.running.get(user_id, 0) + 1
+
+    def leave(self, user_id: int) -> None:
+        with self._lock:
+            left = self.running.get(user_id, 0) - 1
+            if left > 0:
+                self.running[user_id] = left
+            else:
+                self.running.pop(user_id, None)
+
+
+def check(spec: DryRunSpec, condition: CompiledCondition) -> None:
+    """Refuse what a dry run cannot do, naming the field and the bound (:class:`ValidationError`)."""
+    if spec.end_ms <= spec.start_ms:
+        raise ValidationError("end", "must be after start")
+    if spec.end_ms - spec.start_ms > MAX_DAYS * 86_400_000:
+        raise ValidationError("end", f"a dry run covers at most {MAX_DAYS} days; make the range shorter")
+    if spec.top_n is not None and spec.top_n > MAX_COINS:
+        raise ValidationError(
+            "top_n", f"a dry run looks at most at {MAX_COINS} coins; got top_n {spec.top_n}"
+        )
+    if spec.symbols is not None and len(spec.symbols) > MAX_COINS:
+        raise ValidationError("symbols", f"a dry run looks at most at {MAX_COINS} coins")
+    unread = sorted(key for _, key, _ in condition.inputs if key not in condition.calls and key not in FIELDS)
+    if unread:
+        raise ValidationError(
+            "condition",
+            f"a dry run reads the price and indicators from the stored candles; {', '.join(unread)} "
+            f"{'is' if len(unread) == 1 else 'are'} not kept in them",
+        )
+
+
+def run(
+    spec: DryRunSpec, condition: CompiledCondition, history: StoredHistory, limit: int = MAX_FIRINGS
+) -> DryRunResult:
+    """The alerts ``spec`` would have raised over ``history`` (see the module docstring)."""
+    check(spec, condition)
+    order = np.argsort(history.ids, kind="stable")
+    ids, symbols = history.ids[order], tuple(history.symbols[i] for i in order.tolist())
+    minutes = _sorted(history.minutes)
+    inside = (minutes.last_ts >= spec.start_ms) & (minutes.last_ts < spec.end_ms)
+    if not inside.any():
+        raise NoHistory(spec, history.stored)
+    minutes = minutes.take(inside)
+    ticks = _Ticks(spec.timeframe, minutes, _sorted(history.warmup), ids)
+    evaluated = ticks.evaluated(spec.frequency == "once_per_bar_close")
+    values = ticks.values(condition, evaluated, closed_only=spec.frequency == "once_per_bar_close")
+    outcome = Evaluator().evaluate(condition, values, int(evaluated.sum()))
+    fired, truncated = fire_over_time(
+        spec.frequency,
+        spec.cooldown_s * 1000,
+        ticks.row[evaluated],
+        ticks.time[evaluated],
+        ticks.frame[evaluated],
+        ticks.bar(spec.frequency == "once_per_bar_close")[evaluated],
+        np.asarray(outcome.matched, dtype=bool),
+        np.asarray(outcome.undefined, dtype=bool),
+        limit,
+    )
+    rows = ticks.row[evaluated][fired]
+    firings = tuple(
+        Firing(
+            int(ticks.time[evaluated][k]),
+            int(ids[r]),
+            symbols[r],
+            {key: json_number(_at(values.get(key), k)) for _, key, _ in condition.inputs},
+        )
+        for k, r in zip(fired.tolist(), rows.tolist())
+    )
+    return DryRunResult(
+        firings,
+        coins=len(np.unique(ticks.row)),
+        candles=len(ticks.row),
+        from_ms=int(ticks.time.min()),
+        to_ms=int(ticks.time.max()),
+        truncated=truncated,
+    )
+
+
+class NoHistory(ValidationError):
+    """No stored 1m candle of the coins in scope falls in the range: says what history exists."""
+
+    def __init__(self, spec: DryRunSpec, stored: tuple[int, int] | None) -> None:
+        asked = f"no stored candles of these coins between {iso_from_ms(spec.start_ms)} and {iso_from_ms(spec.end_ms)}"
+        if stored is None:
+            told = "no history is stored yet (run.py --backfill DAYS makes some)"
+        else:
+            told = f"the stored history runs from {iso_from_ms(stored[0])} to {iso_from_ms(stored[1])}"
+        super().__init__("start", f"{asked}; {told}")
+        self.stored = stored
+
+
+def _at(value: np.ndarray | float | None, k: int) -> float | None:
+    if value is None:
+        return None
+    return float(value) if np.ndim(value) == 0 else float(value[k])
+
+
+def _sorted(candles: CandleRows) -> CandleRows:
+    order = np.lexsort((candles.open_time, candles.coin_ids))
+    return candles.take(order)
+
+
+class _Ticks:
+    """The range's ticks (one per stored 1m candle, sorted by coin then time) and, per coin (row of
+    ``ids``), its closed candles of the timeframe: the warm-up, then those the range's minutes make
+    (a candle's close is its last minute's close, as the OHLC stage merges them)."""
+
+    def __init__(self, timeframe: str, minutes: CandleRows, warmup: CandleRows, ids: np.ndarray) -> None:
+        self.timeframe = timeframe
+        coins = len(ids)
+        self.row = np.searchsorted(ids, minutes.coin_ids)  # ids ascending, minutes by coin then time
+        self.time = minutes.last_ts.astype(np.int64)
+        self.price = minutes.close.astype(np.float64)
+        self.minute = minutes.open_time.astype(np.int64)
+        minutes_list = np.unique(self.minute)
+        self.frame = np.searchsorted(minutes_list, self.minute)
+        self.open_bar = bucket_start(self.time, timeframe).astype(np.int64)
+        # Per row: the warm-up closes, then one close per bar of the range (the bar's last minute).
+        warm_row = np.searchsorted(ids, warmup.coin_ids) if len(warmup) else np.empty(0, np.int64)
+        keep = _last_per_group(warm_row, warmup.open_time, WARMUP_CANDLES)
+        warm_row, warm_close = warm_row[keep], warmup.close[keep]
+        last_in_bar = np.append(
+            (self.row[1:] != self.row[:-1]) | (self.open_bar[1:] != self.open_bar[:-1]), True
+        )
+        bar_row, bar_close = self.row[last_in_bar], self.price[last_in_bar]
+        all_row = np.concatenate([warm_row, bar_row])
+        all_close = np.concatenate([warm_close, bar_close])
+        sequence = np.lexsort((np.concatenate([np.zeros(len(warm_row)), np.ones(len(bar_row))]), all_row))
+        all_row, all_close = all_row[sequence], all_close[sequence]
+        lengths = np.bincount(all_row, minlength=coins)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        column = np.arange(len(all_row)) - starts[all_row]
+        self.closes = np.full((coins, int(lengths.max(initial=0))), np.nan)
+        self.closes[all_row, column] = all_close
+        # Each tick's bar: the warm-up's length plus the bars of the range before it.
+        warm_count = np.bincount(warm_row, minlength=coins)
+        new_bar = np.append(True, (self.row[1:] != self.row[:-1]) | (self.open_bar[1:] != self.open_bar[:-1]))
+        ordinal = np.cumsum(new_bar) - 1
+        first_of_row = np.append(True, self.row[1:] != self.row[:-1])
+        row_base = np.maximum.accumulate(np.where(first_of_row, ordinal, 0))
+        self.at = warm_count[self.row] + ordinal - row_base
+
+    def evaluated(self, on_bar_close: bool) -> np.ndarray:
+        """Which ticks are evaluated: all, or (``once_per_bar_close``) those of the first minute of
+        a new bar, when the frame before was in an earlier bar (the live ``closed_bars``)."""
+        if not on_bar_close:
+            return np.ones(len(self.row), dtype=bool)
+        minutes_list = np.unique(self.minute)
+        previous = np.append(minutes_list[0] - MINUTE_MS, minutes_list[:-1])
+        closing = bucket_start(previous, self.timeframe) < bucket_start(minutes_list, self.timeframe)
+        return closing[self.frame]
+
+    def bar(self, on_bar_close: bool) -> np.ndarray:
+        """Each tick's bar for the firing rules: its open bar, or the bar that just closed."""
+        if on_bar_close:
+            return bucket_start(self.minute, self.timeframe) - TIMEFRAMES[self.timeframe]
+        return self.open_bar
+
+    def values(
+        self, condition: CompiledCondition, evaluated: np.ndarray, *, closed_only: bool
+    ) -> dict[str, np.ndarray]:
+        """The condition's inputs at every evaluated tick (the price, each indicator)."""
+        at = self.at[evaluated]
+        series = Series(self.closes, self.row[evaluated], at, self.price[evaluated])
+        out: dict[str, np.ndarray] = {"price": self.price[evaluated]}
+        for key, call in condition.calls.items():
+            out[key] = series.value(call, closed_only=closed_only)
+        return out
+
+
+def _last_per_group(groups: np.ndarray, times: np.ndarray, keep: int) -> np.ndarray:
+    """Indices of the newest ``keep`` rows of each group, oldest first within each group."""
+    if len(groups) == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.lexsort((times, groups))
+    g = groups[order]
+    counts = np.bincount(g)
+    from_end = counts[g] - (np.arange(len(g)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[g])
+    return order[from_end <= keep]
