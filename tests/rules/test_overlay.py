@@ -1,5 +1,5 @@
-"""``indicators.series``: an indicator at every candle of one coin, in one pass over time, equals the
-windowed function applied to the candles up to each one (what the Scanner's values are tested against)."""
+"""Overlays: expressions of the condition language that are numbers, computed at every candle of one
+coin; an indicator alone equals the windowed function applied to the candles up to each one."""
 
 from __future__ import annotations
 
@@ -25,15 +25,15 @@ CALLS = [
 
 @pytest.mark.parametrize("call", CALLS, ids=str)
 @pytest.mark.parametrize("length", [0, 3, 50])
-def test_series_is_the_windowed_value_at_every_candle(call: IndicatorCall, length: int) -> None:
+def test_an_indicator_overlay_is_the_windowed_value_at_every_candle(call: IndicatorCall, length: int) -> None:
     rng = np.random.default_rng(length)
     closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, length)))
-    got = indicators.series(call, closes)
+    got = overlay_series(compile_overlay(str(call)), closes)
     assert got.shape == (length,)
     windowed = np.array(
         [indicators.FUNCTIONS[call.name](closes[: t + 1], *call.args)[0] for t in range(length)]
     )
-    np.testing.assert_allclose(got, windowed, rtol=1e-12, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(got, windowed, rtol=1e-9, atol=1e-9, equal_nan=True)
     if length >= call.lookback:  # a value from the lookback on, none before
         assert np.isnan(got[: call.lookback - 1]).all()
         assert np.isfinite(got[call.lookback - 1 :]).all()
@@ -41,13 +41,8 @@ def test_series_is_the_windowed_value_at_every_candle(call: IndicatorCall, lengt
 
 def test_flat_prices_have_an_rsi_of_50_and_no_change() -> None:
     closes = np.full(20, 3.0)
-    assert indicators.series(IndicatorCall("rsi", (14,)), closes)[-1] == 50.0
-    assert indicators.series(IndicatorCall("change", (5,)), closes)[-1] == 0.0
-
-
-def test_series_takes_one_coin() -> None:
-    with pytest.raises(ValueError, match="1-D"):
-        indicators.series(IndicatorCall("sma", (2,)), np.ones((2, 5)))
+    assert overlay_series(compile_overlay("rsi(14)"), closes)[-1] == 50.0
+    assert overlay_series(compile_overlay("change(5)"), closes)[-1] == 0.0
 
 
 # -- overlays: expressions of the language over one coin's candles -----------------------------------
@@ -57,7 +52,7 @@ def test_an_overlay_is_computed_at_every_candle() -> None:
     closes = np.arange(1.0, 31.0)
     band = compile_overlay("(bb_upper(5, 2) + bb_lower(5, 2)) / 2")
     np.testing.assert_allclose(
-        overlay_series(band, closes), indicators.series(IndicatorCall("sma", (5,)), closes), equal_nan=True
+        overlay_series(band, closes), overlay_series(compile_overlay("sma(5)"), closes), equal_nan=True
     )
     spread = overlay_series(compile_overlay("price - sma(3)"), closes)
     assert np.isnan(spread[:2]).all()

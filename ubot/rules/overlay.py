@@ -4,9 +4,9 @@ one coin.
 
 The expression is validated and compiled by the condition language's own code
 (:func:`~ubot.rules.compiler.compile_expression`), each indicator's values over time come from
-:func:`ubot.rules.indicators.series` (one vectorised pass, the same values as the windowed functions
-the Scanner's state is tested against), and the compiled program runs once with the candles as its
-"coins". Only ``price`` (each candle's close) and indicators make sense on a candle: any other field
+:class:`ubot.rules.series.Series` (the dry run's: one vectorised pass, the live state's values), read
+at each candle over the candles up to and including it, and the compiled program runs once with the
+candles as its "coins". Only ``price`` (each candle's close) and indicators make sense on a candle: any other field
 is refused, naming it and its column.
 """
 
@@ -16,8 +16,8 @@ import re
 
 import numpy as np
 
-from ubot.rules import indicators
 from ubot.rules.compiler import CompiledCondition, compile_expression
+from ubot.rules.series import Series
 from ubot.rules.validate import ConditionError
 
 #: The fields an overlay may use: the candle's close.
@@ -57,7 +57,11 @@ def overlay_series(compiled: CompiledCondition, closes: np.ndarray) -> np.ndarra
     """The overlay's value at every candle of ``closes`` (one coin, oldest first); NaN where there
     is not enough history yet."""
     closes = np.asarray(closes, dtype=np.float64)
+    count = len(closes)
     values: dict[str, np.ndarray] = {"price": closes}
-    for call in compiled.indicators:
-        values[str(call)] = indicators.series(call, closes)
-    return compiled.numbers(values, len(closes))
+    if count and compiled.indicators:
+        # one coin; a "tick" at each candle, with that candle and those before it closed
+        over = Series(closes[np.newaxis, :], np.zeros(count, dtype=np.int64), np.arange(1, count + 1), closes)
+        for call in compiled.indicators:
+            values[str(call)] = over.value(call, closed_only=True)
+    return compiled.numbers(values, count)
