@@ -11,6 +11,8 @@ minutes at one a second, so the page sees ticks, candles and alerts arrive.
   its column, fixed it is saved and listed; "Log out" ends the session;
 * the coin chart draws, in another timeframe too, zooms and pans from the keyboard, and draws an
   overlay typed in the condition language (a mistake in it shows its caret);
+* a dry run over the stored day draws its firings as markers on the chart and lists them in a table;
+  a mistake in its condition shows the caret;
 * an alert raised by the replay appears in the alerts feed without a reload, and as a marker on the
   coin's chart; settings are saved; "Log out everywhere" ends the session.
 
@@ -243,7 +245,6 @@ def test_a_new_user_walks_through_the_dashboard(page) -> None:
     condition.fill("rsi(14) < 30 and price > 5")
     expect(message).to_contain_text("Valid")
     expect(caret).to_be_hidden()
-    expect(page.get_by_role("button", name="Dry run")).to_be_disabled()
     page.get_by_role("button", name="Save").click()
     listed = page.locator("#strategy-table tbody tr")
     expect(listed).to_have_count(1)
@@ -399,3 +400,54 @@ def test_health_shows_the_pipeline(page) -> None:
     expect(page.locator("#health-body")).to_contain_text("Interval")
     expect(page.locator("#health-body")).to_contain_text("spends no CoinMarketCap credits")
     screenshot(page, "health")
+
+
+def test_a_dry_run_draws_its_firings_as_markers_and_a_table(page) -> None:
+    from playwright.sync_api import expect
+
+    sign_up(page, "dreamer")
+    page.get_by_role("link", name="Strategies").click()
+    page.get_by_label("Name", exact=True).fill("Over the mean")
+    condition = page.get_by_label("Condition")
+    page.get_by_role("combobox", name="Timeframe").select_option("15m")
+    page.get_by_role("radio", name="Symbols").check()
+    page.get_by_label("Symbols (comma-separated)").fill("BTC, ETH")
+    # A mistake: refused with the caret under it, nothing drawn
+    condition.fill("price >> sma(20)")
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.locator("#strategy-message")).to_contain_text("'>>'")
+    expect(page.locator("#s-caret")).to_have_text("price >> sma(20)\n      ^")
+    expect(page.locator("#dry-run")).to_be_hidden()
+
+    condition.fill("price > sma(20)")
+    page.get_by_role("button", name="Dry run").click()
+    summary = page.locator("#dry-run-summary")
+    expect(summary).to_contain_text(re.compile(r"^\d+ firings? over 2 coins"))
+    # The range: the day before the latest snapshot (filled in), inside the 13 hours stored
+    assert (
+        page.get_by_label("From", exact=True).input_value()
+        < page.get_by_label("To", exact=True).input_value()
+    )
+    fired = int(summary.inner_text().split()[0])
+    assert fired > 0
+    table = page.get_by_role("table").filter(has=page.get_by_role("columnheader", name="Values"))
+    rows = table.locator("tbody tr")
+    expect(rows).to_have_count(fired)
+    expect(rows.first).to_contain_text("sma(20) =")
+    # The chart shows the coin with the most firings, each one a marker
+    coin = page.get_by_role("combobox", name="Coin")
+    symbol, count = re.fullmatch(r"(\w+) \((\d+)\)", coin.locator("option:checked").inner_text()).groups()
+    chart = page.get_by_role("img", name=re.compile(rf"^Dry run chart of {symbol}"))
+    expect(chart).to_have_attribute("data-markers", count)
+    assert rows.filter(has=page.get_by_role("rowheader", name=symbol, exact=True)).count() == int(count)
+    assert _painted(chart)
+    # The other coin's firings on its own chart
+    other = coin.locator("option:not(:checked)")
+    if other.count():
+        name, other_count = re.fullmatch(r"(\w+) \((\d+)\)", other.first.inner_text()).groups()
+        coin.select_option(label=other.first.inner_text())
+        chart = page.get_by_role("img", name=re.compile(rf"^Dry run chart of {name}"))
+        expect(chart).to_have_attribute("data-markers", other_count)
+    page.locator("#dry-run").scroll_into_view_if_needed()
+    expect(page.locator("#toast")).not_to_have_class(re.compile(r"\bshow\b"), timeout=10_000)
+    screenshot(page, "dry-run")

@@ -30,6 +30,7 @@ const alerts = new AlertsView($("#view-alerts"), { toast });
 const settings = new SettingsView($("#view-settings"), { toast, ended: (error, text) => ended(error, text) });
 const health = new HealthView($("#view-health"));
 strategies.listed = (list) => alerts.setStrategies(list);
+strategies.latest = () => market.snapshot && market.snapshot.timestamp;
 market.on("snapshot", () => {
   coin.tick();
   health.refresh();

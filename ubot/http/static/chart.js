@@ -345,13 +345,17 @@ export class CandleChart {
     // Markers: a triangle above the candle's high (alerts) or below its low (dry-run firings)
     const index = new Map(this.candles.map((c, i) => [c.t, i]));
     let drawnMarkers = 0;
+    const stacked = new Map(); // markers already on a candle's side: the next one goes further out
     for (const marker of this.markers) {
       const i = index.get(marker.t);
       if (i == null || i < from || i > to) continue;
       const c = this.candles[i];
       const xx = x(i);
       const above = marker.kind === "alert";
-      const yy = above ? y(c.h ?? c.c) - 6 : y(c.l ?? c.c) + 6;
+      const key = `${i}${above}`;
+      const depth = stacked.get(key) || 0;
+      stacked.set(key, depth + 1);
+      const yy = above ? y(c.h ?? c.c) - 6 - depth * 9 : y(c.l ?? c.c) + 6 + depth * 9;
       g.fillStyle = above ? colors.accent : colors.ink;
       g.beginPath();
       if (above) {

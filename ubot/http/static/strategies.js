@@ -1,7 +1,16 @@
 // The strategies view: the list (enable/disable, edit) and the form, whose condition is checked as
 // it is typed (POST /v1/conditions/validate): the message, and a caret under the column at fault.
 import { api } from "./api.js";
+import { DryRunPanel } from "./dryrun.js";
 import { caretText, el } from "./format.js";
+
+const DAY_MS = 86_400_000;
+
+/** A datetime-local input's value for epoch milliseconds (the browser's local time). */
+function localInput(ms) {
+  const date = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return date.toISOString().slice(0, 16);
+}
 
 const CHECK_DELAY_MS = 250;
 
@@ -27,6 +36,59 @@ export class StrategiesView {
     });
     for (const radio of this.form.elements.scope) radio.addEventListener("change", () => this.scope());
     root.querySelector("#strategy-new").addEventListener("click", () => this.edit(null));
+    this.dryRunButton = root.querySelector("#strategy-dry-run");
+    this.dryRunButton.addEventListener("click", () => this.dryRun());
+    this.panel = new DryRunPanel(root.querySelector("#dry-run"));
+    this.latest = () => null; // the latest snapshot's time (app.js sets it): where history ends
+  }
+
+  /** The range to dry-run: the form's, or the day before the latest snapshot (filled in). */
+  range() {
+    const fields = this.form.elements;
+    if (!fields.dry_end.value) {
+      const latest = this.latest();
+      const end = latest ? Date.parse(latest) + 60_000 : Date.now();
+      fields.dry_end.value = localInput(end);
+    }
+    if (!fields.dry_start.value) fields.dry_start.value = localInput(new Date(fields.dry_end.value).getTime() - DAY_MS);
+    return [new Date(fields.dry_start.value).getTime(), new Date(fields.dry_end.value).getTime()];
+  }
+
+  /** Run the form's rules (saved or not) over stored history: POST /v1/conditions/dry-run. */
+  async dryRun() {
+    this.message.textContent = "";
+    const rules = this.body_();
+    delete rules.name;
+    delete rules.enabled;
+    const [start, end] = this.range();
+    this.dryRunButton.disabled = true;
+    this.panel.running();
+    try {
+      const { data } = await api("POST", "/v1/conditions/dry-run", {
+        ...rules,
+        start: new Date(start).toISOString(),
+        end: new Date(end).toISOString(),
+      });
+      await this.panel.show(data, rules.timeframe, start, end);
+    } catch (error) {
+      this.panel.failed();
+      this.refused(error, rules.condition, { start: "dry_start", end: "dry_end" });
+    } finally {
+      this.dryRunButton.disabled = false;
+    }
+  }
+
+  /** A refusal of the form's content: the message, the caret, the field at fault focused. */
+  refused(error, condition, names = {}) {
+    this.message.textContent = error.message;
+    if (error.field === "condition") {
+      this.showCheck({ ok: false, message: error.message, column: error.column, text: condition });
+      this.condition.focus();
+      return;
+    }
+    const name = error.field && (names[error.field] || error.field.split(/[.[]/)[0]);
+    const field = name && this.form.elements[name];
+    if (field && typeof field.focus === "function") field.focus();
   }
 
   async load() {
@@ -172,13 +234,7 @@ export class StrategiesView {
       this.title.textContent = `Edit ${data.name}`;
       await this.load();
     } catch (error) {
-      this.message.textContent = error.field ? `${error.message}` : error.message;
-      if (error.field === "condition") {
-        this.showCheck({ ok: false, message: error.message, column: error.column, text: body.condition });
-        this.condition.focus();
-      } else if (error.field && this.form.elements[error.field.split(/[.[]/)[0]]) {
-        this.form.elements[error.field.split(/[.[]/)[0]].focus();
-      }
+      this.refused(error, body.condition);
     }
   }
 }
