@@ -2,7 +2,7 @@
 // time) with each channel's delivery state, and the live feed (the stream's "alert" events) on top.
 // Filters: a strategy and a start time (asked of uBot), a coin and a delivery state (on the page).
 import { api } from "./api.js";
-import { el, price } from "./format.js";
+import { el, inputs } from "./format.js";
 
 const PAGE = 50;
 const STATES = { sent: "pos", failed: "neg", pending: "muted", held: "muted" };
@@ -98,9 +98,7 @@ export class AlertsView {
     const when = el("td", {}, el("time", { dateTime: alert.fired_at }, fired.toLocaleString([], { dateStyle: "short", timeStyle: "medium" })));
     if (this.live.has(alert.id)) when.append(" ", el("span", { className: "badge" }, "live"));
     if (alert.replayed) when.append(" ", el("span", { className: "badge muted" }, "replayed"));
-    const values = Object.entries(alert.values || {})
-      .map(([name, value]) => `${name} = ${value == null ? "—" : price(value, "").trim()}`)
-      .join(", ");
+    const values = inputs(alert.values);
     const deliveries = alert.deliveries === null
       ? el("span", { className: "muted" }, "…")
       : alert.deliveries.length

@@ -7,10 +7,11 @@ import { caretText, change, el, price } from "./format.js";
 
 export const TIMEFRAMES = { "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000 };
 const PAGE = 500; // candles per request
-const MAX_CANDLES = 1000; // the most a request (and so an overlay) covers
+export const MAX_CANDLES = 1000; // the most a request (and so an overlay) covers
 const COLORS = ["#f59e0b", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16"];
 
-const candle = (c) => ({ t: Date.parse(c.open_time), o: c.open, h: c.high, l: c.low, c: c.close });
+/** A candle of the API as the chart takes it. */
+export const candle = (c) => ({ t: Date.parse(c.open_time), o: c.open, h: c.high, l: c.low, c: c.close });
 
 export class CoinView {
   constructor(root, { toast, signedIn }) {

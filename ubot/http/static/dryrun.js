@@ -3,12 +3,8 @@
 // strategy's timeframe, or a longer one when the range holds more candles than one request gives.
 import { api } from "./api.js";
 import { CandleChart } from "./chart.js";
-import { TIMEFRAMES } from "./coin.js";
-import { el, price } from "./format.js";
-
-const MAX_CANDLES = 1000;
-
-const candle = (c) => ({ t: Date.parse(c.open_time), o: c.open, h: c.high, l: c.low, c: c.close });
+import { MAX_CANDLES, TIMEFRAMES, candle } from "./coin.js";
+import { el, inputs } from "./format.js";
 
 /** The strategy's timeframe, or the shortest longer one whose candles over the range fit one request. */
 export function displayTimeframe(timeframe, startMs, endMs) {
@@ -62,9 +58,7 @@ export class DryRunPanel {
     this.coinSelect.disabled = coins.length === 0;
     this.body.replaceChildren(
       ...firings.map((firing) => {
-        const values = Object.entries(firing.values)
-          .map(([name, value]) => `${name} = ${value == null ? "—" : price(value, "").trim()}`)
-          .join(", ");
+        const values = inputs(firing.values);
         const row = el(
           "tr",
           {},

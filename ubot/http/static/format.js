@@ -46,3 +46,10 @@ export function caretText(text, column) {
   const line = text.slice(start, end < 0 ? undefined : end);
   return `${line}\n${" ".repeat(offset - start)}^`;
 }
+
+/** A condition's inputs as an alert or a firing has them: "price = 67,412.5, rsi(14) = 28.1". */
+export function inputs(values) {
+  return Object.entries(values || {})
+    .map(([name, value]) => `${name} = ${value == null ? "—" : price(value, "").trim()}`)
+    .join(", ");
+}
