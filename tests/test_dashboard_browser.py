@@ -101,26 +101,23 @@ def ubot(tmp_path: Path, recorded: tuple[Path, Path]) -> Iterator[str]:
     for suffix in ("", "-wal", "-shm"):
         if Path(f"{history}{suffix}").exists():
             shutil.copy(f"{history}{suffix}", tmp_path / f"ubot.db{suffix}")
+    yield from _serve(
+        tmp_path,
+        ("--source", "replay", "--replay-dir", str(live), "--interval", "1", "--limit", str(COINS)),
+        {},
+    )
+
+
+def _serve(tmp_path: Path, args: tuple[str, ...], env: dict[str, str]) -> Iterator[str]:
+    """``run.py args`` serving on a free port, with ``env``; its base URL once it has a snapshot."""
     port = free_port()
     home = tmp_path / "home"
     home.mkdir()
-    args = (
-        "--source",
-        "replay",
-        "--replay-dir",
-        str(live),
-        "--interval",
-        "1",
-        "--limit",
-        str(COINS),
-        "--db",
-        f"sqlite:///{tmp_path}/ubot.db",
-    )
     started = launch(
-        command("--bind", f"127.0.0.1:{port}", *args),
+        command("--bind", f"127.0.0.1:{port}", "--db", f"sqlite:///{tmp_path}/ubot.db", *args),
         tmp_path / "ubot.log",
         cwd=tmp_path,
-        env=environment(home),
+        env=environment(home, env),
         new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -147,12 +144,17 @@ def _stop(started: Process) -> None:
 
 @pytest.fixture
 def page(ubot: str) -> Iterator:
+    yield from _browse(ubot)
+
+
+def _browse(base: str) -> Iterator:
+    """A page of a fresh Chromium on ``base``; the test fails on any script error or CSP refusal."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
-            context = browser.new_context(base_url=ubot, viewport={"width": 1280, "height": 900})
+            context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
             context.set_default_timeout(WAIT_MS)
             page = context.new_page()
             errors: list[str] = []
@@ -451,3 +453,40 @@ def test_a_dry_run_draws_its_firings_as_markers_and_a_table(page) -> None:
     page.locator("#dry-run").scroll_into_view_if_needed()
     expect(page.locator("#toast")).not_to_have_class(re.compile(r"\bshow\b"), timeout=10_000)
     screenshot(page, "dry-run")
+
+
+@pytest.fixture
+def cmc_page(tmp_path: Path) -> Iterator:
+    """The dashboard of ``run.py --source cmc`` on the fake CoinMarketCap (a 10,000-credit plan), a
+    tick a second: far more than the plan pays for."""
+    from tests.fakecmc import KEY, FakeCmc
+
+    fake = FakeCmc(step_ms=60_000).start()
+    try:
+        env = {
+            "UBOT_COINMARKETCAP_API_KEY": KEY,
+            "UBOT_COINMARKETCAP_BASE_URL": fake.base_url,
+            "UBOT_COINMARKETCAP_FIT_TO_PLAN": "false",
+        }
+        for base in _serve(tmp_path, ("--source", "cmc", "--interval", "1"), env):
+            yield from _browse(base)
+    finally:
+        fake.stop()
+
+
+def test_health_shows_the_coinmarketcap_budget(cmc_page) -> None:
+    from playwright.sync_api import expect
+
+    page = cmc_page
+    page.goto("/#health")
+    budget = page.get_by_role("region", name="CoinMarketCap budget")
+    expect(budget).to_contain_text("Plan allowance10,000 a month")
+    expect(budget).to_contain_text("Per tick2")  # 100 coins' listings and the global metrics
+    # A tick a second at 2 credits runs through 10,000 credits within the month
+    expect(budget.get_by_role("meter", name="The month's projected credits of the allowance")).to_be_visible()
+    expect(budget).to_contain_text("the plan runs out before the month ends")
+    used = int(
+        budget.locator("dt", has_text="Used this month").locator("xpath=../dd").inner_text().replace(",", "")
+    )
+    assert used > 0
+    screenshot(page, "health-budget")

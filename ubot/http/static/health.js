@@ -14,6 +14,17 @@ function figures(items) {
   }));
 }
 
+/** `part` of `whole` in percent, capped in the text (a tick a second can project 46,000 %). */
+function share(part, whole) {
+  const percent = Math.round((100 * part) / whole);
+  return percent > 999 ? "> 999%" : `${percent}%`;
+}
+
+/** A card of the view: a region named by its heading. */
+function card(title, ...children) {
+  return el("section", { className: "card", "aria-label": title }, el("h2", {}, title), ...children);
+}
+
 /** A bar of `part` out of `whole`, labelled for assistive technology. */
 function meter(label, part, whole, warnAt = 0.8) {
   const bar = el("meter", { min: 0, max: whole || 1, value: Math.min(part, whole || 1), low: (whole || 1) * warnAt, high: whole || 1, optimum: 0 });
@@ -66,11 +77,7 @@ export class HealthView {
         return el("li", {}, el("span", { className: "stage-name" }, name), bar, el("span", { className: "num" }, ms(value)));
       }),
     );
-    return el(
-      "section",
-      { className: "card" },
-      el("h2", {}, "Pipeline"),
-      figures([
+    return card("Pipeline", figures([
         ["Source", doc.source],
         ["Ticks", `${count(doc.ticks_ok)} ok · ${count(doc.ticks_skipped)} skipped`],
         ["Last snapshot", doc.last_snapshot_at ? new Date(doc.last_snapshot_at).toLocaleString() : "—"],
@@ -82,11 +89,7 @@ export class HealthView {
 
   clock(clock) {
     if (!clock) return null;
-    return el(
-      "section",
-      { className: "card" },
-      el("h2", {}, "Clock"),
-      figures([
+    return card("Clock", figures([
         ["Interval", clock.interval_s ? `${clock.interval_s} s` : "back-to-back"],
         ["Ticking", clock.ticking ? "yes" : "no"],
         ["Lateness p50", ms(clock.lateness_ms_p50), "how late the ticks fired after their deadline"],
@@ -98,12 +101,8 @@ export class HealthView {
   }
 
   scanner(scanner) {
-    if (!scanner) return el("section", { className: "card" }, el("h2", {}, "Scanner"), el("p", { className: "muted" }, "No scan yet: the scanner starts with the first enabled strategy."));
-    return el(
-      "section",
-      { className: "card" },
-      el("h2", {}, "Scanner"),
-      figures([
+    if (!scanner) return card("Scanner", el("p", { className: "muted" }, "No scan yet: the scanner starts with the first enabled strategy."));
+    return card("Scanner", figures([
         ["Strategies", count(scanner.strategies)],
         ["Workers", count(scanner.workers)],
         ["Last scan", ms(scanner.last_scan_ms)],
@@ -118,7 +117,7 @@ export class HealthView {
 
   budget(status, clock) {
     if (!status || status.credits_month === undefined) {
-      return el("section", { className: "card" }, el("h2", {}, "CoinMarketCap budget"), el("p", { className: "muted" }, "This market source spends no CoinMarketCap credits."));
+      return card("CoinMarketCap budget", el("p", { className: "muted" }, "This market source spends no CoinMarketCap credits."));
     }
     const allowance = status.credit_limit_monthly;
     const projected = status.projected_month;
@@ -129,30 +128,26 @@ export class HealthView {
       ["Month's projection", projected == null ? "—" : count(projected), "the credits this month ends at if the interval and the coins stay as they are"],
       ["Plan allowance", allowance == null ? "unknown" : `${count(allowance)} a month`, `read from ${status.plan_from}`],
     ];
-    const parts = [el("h2", {}, "CoinMarketCap budget"), figures(items)];
+    const parts = [figures(items)];
     if (allowance) {
       parts.push(
-        el("p", { className: "meter-line" }, el("span", {}, "This month"), meter("Credits used this month of the allowance", status.credits_month, allowance), el("span", { className: "num" }, `${Math.round((100 * status.credits_month) / allowance)}%`)),
+        el("p", { className: "meter-line" }, el("span", {}, "This month"), meter("Credits used this month of the allowance", status.credits_month, allowance), el("span", { className: "num" }, share(status.credits_month, allowance))),
       );
       if (projected != null) {
         const over = projected > allowance;
         parts.push(
-          el("p", { className: "meter-line" }, el("span", {}, "Projection"), meter("The month's projected credits of the allowance", projected, allowance), el("span", { className: `num ${over ? "neg" : ""}` }, `${Math.round((100 * projected) / allowance)}%`)),
+          el("p", { className: "meter-line" }, el("span", {}, "Projection"), meter("The month's projected credits of the allowance", projected, allowance), el("span", { className: `num ${over ? "neg" : ""}` }, share(projected, allowance))),
           el("p", { className: over ? "neg" : "muted" }, over ? "At this interval the plan runs out before the month ends: lengthen [market] interval or lower the coins." : "The plan lasts the month at this interval."),
         );
       }
     }
     if (status.state !== "ok") parts.push(el("p", { className: "neg" }, status.reason));
     if (clock && !clock.interval_s) parts.push(el("p", { className: "muted" }, "Ticks are back-to-back: no rate to project."));
-    return el("section", { className: "card" }, ...parts);
+    return card("CoinMarketCap budget", ...parts);
   }
 
   gateway(doc) {
-    return el(
-      "section",
-      { className: "card" },
-      el("h2", {}, "Gateway"),
-      figures([
+    return card("Gateway", figures([
         ["Role", doc.role],
         ["Bus", `${doc.bus.kind}${doc.bus.connected ? "" : " (not connected)"}`],
         ["Last snapshot", doc.last_snapshot_at ? new Date(doc.last_snapshot_at).toLocaleString() : "—"],
