@@ -22,6 +22,8 @@ rounding (``tests/rules/test_series.py``: relative 1e-9).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ubot.rules.indicators import MACD_FAST, MACD_SIGNAL, MACD_SLOW, _ema_pair, _seeded_ema
@@ -37,15 +39,23 @@ class Series:
         self.at = np.asarray(at, dtype=np.int64)
         self.price = np.asarray(price, dtype=np.float64)
         width = self.closes.shape[1]
-        #: Per row, the sums of its closes' deviations from its first close (and their squares),
-        #: column j + 1 holding the sum of columns 0 .. j: sums over any window by two reads.
+        #: Each row's first close: the windowed sums are of deviations from it (against cancellation).
         self.base = np.nan_to_num(self.closes[:, 0]) if width else np.zeros(len(self.closes))
-        deviation = np.nan_to_num(self.closes - self.base[:, np.newaxis])
-        zero = np.zeros((len(self.closes), 1))
-        self._sums = np.hstack([zero, np.cumsum(deviation, axis=1)])
-        self._squares = np.hstack([zero, np.cumsum(deviation * deviation, axis=1)])
-        self._plain = np.hstack([zero, np.cumsum(np.nan_to_num(self.closes), axis=1)])
         self._ema: dict[tuple, np.ndarray] = {}
+
+    # Per row, prefix sums: column j + 1 holds the sum of columns 0 .. j (a window's sum: two reads).
+
+    @functools.cached_property
+    def _deviation(self) -> np.ndarray:
+        return np.nan_to_num(self.closes - self.base[:, np.newaxis])
+
+    @functools.cached_property
+    def _sums(self) -> np.ndarray:
+        return _prefix(self._deviation)
+
+    @functools.cached_property
+    def _squares(self) -> np.ndarray:
+        return _prefix(self._deviation * self._deviation)
 
     def value(self, call: IndicatorCall, *, closed_only: bool) -> np.ndarray:
         """``call`` at every tick: over the closed candles before it, or (``closed_only`` False) with
@@ -63,6 +73,15 @@ class Series:
             ok, self.closes[self.rows, np.clip(back, 0, max(self.closes.shape[1] - 1, 0))], np.nan
         )
 
+    def _head(self, first: int, last: int, table: np.ndarray | None = None) -> np.ndarray:
+        """Per tick, the sum of its row's columns ``first .. last - 1`` (of ``table``, candles x rows,
+        or of the closes): a seed, read only where the tick is the one that seeds."""
+        if table is None:
+            sums = np.nansum(self.closes[:, first:last], axis=1)
+        else:
+            sums = np.nansum(table[first:last], axis=0)
+        return sums[self.rows]
+
     def _window(self, table: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
         """Sum of ``table``'s columns ``end - width .. end - 1`` (its prefix sums) of each tick's row."""
         return table[self.rows, end] - table[self.rows, np.maximum(end - width, 0)]
@@ -78,6 +97,12 @@ class Series:
         """``full`` (candles x rows) at ``column`` of each tick's row (NaN before the first)."""
         ok = column >= 0
         return np.where(ok, full[np.maximum(column, 0), self.rows] if len(full) else np.nan, np.nan)
+
+
+def _prefix(values: np.ndarray) -> np.ndarray:
+    out = np.zeros((values.shape[0], values.shape[1] + 1))
+    np.cumsum(values, axis=1, out=out[:, 1:])
+    return out
 
 
 def _sma(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
@@ -165,7 +190,7 @@ def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
     previous = s._at(full, s.at - 1)
     if closed_only:
         return previous
-    return _ema_open(previous, s.price, n, s.at + 1, s._plain[s.rows, np.minimum(s.at, n)])
+    return _ema_open(previous, s.price, n, s.at + 1, s._head(0, n - 1))
 
 
 def _moves(s: Series) -> tuple[np.ndarray, np.ndarray]:
@@ -176,19 +201,16 @@ def _moves(s: Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _rsi(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
     gains, losses = _moves(s)
-    gain = s._full_ema(("gain", n), gains, n, 1.0 / n)
-    loss = s._full_ema(("loss", n), losses, n, 1.0 / n)
+    both = s._full_ema(("rsi", n), np.hstack([gains, losses]), n, 1.0 / n)  # one pass for both
+    gain, loss = both[:, : len(s.closes)], both[:, len(s.closes) :]
     # After the closed candles: the averages of the moves up to column at - 1 (move index at - 2).
     g, l_ = s._at(gain, s.at - 2), s._at(loss, s.at - 2)
     if not closed_only:
         moves = s.at  # with the open candle: at + 1 candles, at moves
         delta = s.price - s._close(s.at - 1)
         up, down = np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
-        sums_g = np.vstack([np.zeros(len(s.closes)), np.nancumsum(gains, axis=0)]) if len(gains) else None
-        sums_l = np.vstack([np.zeros(len(s.closes)), np.nancumsum(losses, axis=0)]) if len(losses) else None
-        first = np.clip(s.at - 1, 0, len(gains))  # the closed moves, when they are the seed
-        seed_g = sums_g[first, s.rows] if sums_g is not None else 0.0
-        seed_l = sums_l[first, s.rows] if sums_l is not None else 0.0
+        # The first n - 1 moves (all the closed ones, when the open candle makes the n-th).
+        seed_g, seed_l = s._head(0, n - 1, gains), s._head(0, n - 1, losses)
         g = np.where(moves == n, (seed_g + up) / n, np.where(moves > n, (g * (n - 1) + up) / n, np.nan))
         l_ = np.where(moves == n, (seed_l + down) / n, np.where(moves > n, (l_ * (n - 1) + down) / n, np.nan))
     total = g + l_
@@ -205,24 +227,17 @@ def _macd_parts(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray
         s._ema[("slow",)] = slow
         s._ema[("line",)] = line
         s._ema[("signal",)] = _seeded_ema(line, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1), full=True)
-        zero = np.zeros((1, len(s.closes)))
-        s._ema[("lines",)] = np.vstack([zero, np.nancumsum(line, axis=0)])
     fast, slow, line, signal = (s._ema[k] for k in (key, ("slow",), ("line",), ("signal",)))
     if closed_only:
         return s._at(line, s.at - 1), s._at(signal, s.at - 1)
     count = s.at + 1
-    slow_open = _ema_open(
-        s._at(slow, s.at - 1), s.price, MACD_SLOW, count, s._plain[s.rows, np.minimum(s.at, MACD_SLOW)]
-    )
+    slow_open = _ema_open(s._at(slow, s.at - 1), s.price, MACD_SLOW, count, s._head(0, MACD_SLOW - 1))
     hidden = MACD_SLOW - MACD_FAST  # the fast EMA starts from the 15th candle
-    fast_total = (
-        s._plain[s.rows, np.clip(s.at, hidden, MACD_SLOW)] - s._plain[s.rows, np.minimum(s.at, hidden)]
-    )
+    fast_total = s._head(hidden, MACD_SLOW - 1)
     fast_open = _ema_open(s._at(fast, s.at - 1), s.price, MACD_FAST, count - hidden, fast_total)
     line_open = fast_open - slow_open
     lines = count - MACD_SLOW + 1  # MACD values so far, this one included
-    sums = s._ema[("lines",)]
-    line_total = sums[np.clip(s.at, 0, len(sums) - 1), s.rows]
+    line_total = s._head(MACD_SLOW - 1, MACD_SLOW + MACD_SIGNAL - 2, line)  # the 8 closed lines
     signal_open = _ema_open(s._at(signal, s.at - 1), line_open, MACD_SIGNAL, lines, line_total)
     return line_open, signal_open
 

@@ -171,35 +171,41 @@ def run(
     inside = (minutes.last_ts >= spec.start_ms) & (minutes.last_ts < spec.end_ms)
     if not inside.any():
         raise NoHistory(spec, history.stored)
-    minutes = minutes.take(inside)
+    if not inside.all():
+        minutes = minutes.take(inside)
+    on_bar_close = spec.frequency == "once_per_bar_close"
     ticks = _Ticks(spec.timeframe, minutes, _sorted(history.warmup), ids)
-    evaluated = ticks.evaluated(spec.frequency == "once_per_bar_close")
-    values = ticks.values(condition, evaluated, closed_only=spec.frequency == "once_per_bar_close")
-    outcome = Evaluator().evaluate(condition, values, int(evaluated.sum()))
+    evaluated = ticks.evaluated(on_bar_close)
+    every = evaluated is None
+    row = ticks.row if every else ticks.row[evaluated]
+    time = ticks.time if every else ticks.time[evaluated]
+    values = ticks.values(condition, evaluated, closed_only=on_bar_close)
+    outcome = Evaluator().evaluate(condition, values, len(row))
+    bar = ticks.bar(on_bar_close)
     fired, truncated = fire_over_time(
         spec.frequency,
         spec.cooldown_s * 1000,
-        ticks.row[evaluated],
-        ticks.time[evaluated],
-        ticks.frame[evaluated],
-        ticks.bar(spec.frequency == "once_per_bar_close")[evaluated],
+        row,
+        time,
+        ticks.frame if every else ticks.frame[evaluated],
+        bar if every else bar[evaluated],
         np.asarray(outcome.matched, dtype=bool),
         np.asarray(outcome.undefined, dtype=bool),
         limit,
     )
-    rows = ticks.row[evaluated][fired]
+    columns = {key: values.get(key) for _, key, _ in condition.inputs}
     firings = tuple(
         Firing(
-            int(ticks.time[evaluated][k]),
-            int(ids[r]),
-            symbols[r],
-            {key: json_number(_at(values.get(key), k)) for _, key, _ in condition.inputs},
+            int(time[k]),
+            int(ids[row[k]]),
+            symbols[row[k]],
+            {key: json_number(_at(column, k)) for key, column in columns.items()},
         )
-        for k, r in zip(fired.tolist(), rows.tolist())
+        for k in fired.tolist()
     )
     return DryRunResult(
         firings,
-        coins=len(np.unique(ticks.row)),
+        coins=int((np.bincount(ticks.row, minlength=len(ids)) > 0).sum()),
         candles=len(ticks.row),
         from_ms=int(ticks.time.min()),
         to_ms=int(ticks.time.max()),
@@ -227,8 +233,13 @@ def _at(value: np.ndarray | float | None, k: int) -> float | None:
 
 
 def _sorted(candles: CandleRows) -> CandleRows:
-    order = np.lexsort((candles.open_time, candles.coin_ids))
-    return candles.take(order)
+    """``candles`` by coin then open time (as the database reads them: then as they are)."""
+    if len(candles) < 2:
+        return candles
+    coins, times = candles.coin_ids, candles.open_time
+    if np.all((coins[1:] > coins[:-1]) | ((coins[1:] == coins[:-1]) & (times[1:] > times[:-1]))):
+        return candles
+    return candles.take(np.lexsort((times, coins)))
 
 
 class _Ticks:
@@ -240,45 +251,49 @@ class _Ticks:
         self.timeframe = timeframe
         coins = len(ids)
         self.row = np.searchsorted(ids, minutes.coin_ids)  # ids ascending, minutes by coin then time
-        self.time = minutes.last_ts.astype(np.int64)
-        self.price = minutes.close.astype(np.float64)
-        self.minute = minutes.open_time.astype(np.int64)
-        minutes_list = np.unique(self.minute)
-        self.frame = np.searchsorted(minutes_list, self.minute)
-        self.open_bar = bucket_start(self.time, timeframe).astype(np.int64)
-        # Per row: the warm-up closes, then one close per bar of the range (the bar's last minute).
+        self.time = minutes.last_ts.astype(np.int64, copy=False)
+        self.price = minutes.close.astype(np.float64, copy=False)
+        self.minute = minutes.open_time.astype(np.int64, copy=False)
+        self.first_minute = int(self.minute.min())
+        #: The tick (frame) number: minutes since the first (ticks of one minute share it).
+        self.frame = (self.minute - self.first_minute) // MINUTE_MS
+        # A 1m candle's quotes are all in its minute, so its bar is its minute's.
+        self.open_bar = self.minute if timeframe == "1m" else bucket_start(self.minute, timeframe)
+        n = len(self.row)
+        # Per row: the newest warm-up closes, then one close per bar of the range (its last minute).
         warm_row = np.searchsorted(ids, warmup.coin_ids) if len(warmup) else np.empty(0, np.int64)
-        keep = _last_per_group(warm_row, warmup.open_time, WARMUP_CANDLES)
+        keep = _last_per_group(warm_row, WARMUP_CANDLES)
         warm_row, warm_close = warm_row[keep], warmup.close[keep]
-        last_in_bar = np.append(
-            (self.row[1:] != self.row[:-1]) | (self.open_bar[1:] != self.open_bar[:-1]), True
-        )
-        bar_row, bar_close = self.row[last_in_bar], self.price[last_in_bar]
-        all_row = np.concatenate([warm_row, bar_row])
-        all_close = np.concatenate([warm_close, bar_close])
-        sequence = np.lexsort((np.concatenate([np.zeros(len(warm_row)), np.ones(len(bar_row))]), all_row))
-        all_row, all_close = all_row[sequence], all_close[sequence]
-        lengths = np.bincount(all_row, minlength=coins)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        column = np.arange(len(all_row)) - starts[all_row]
-        self.closes = np.full((coins, int(lengths.max(initial=0))), np.nan)
-        self.closes[all_row, column] = all_close
-        # Each tick's bar: the warm-up's length plus the bars of the range before it.
         warm_count = np.bincount(warm_row, minlength=coins)
-        new_bar = np.append(True, (self.row[1:] != self.row[:-1]) | (self.open_bar[1:] != self.open_bar[:-1]))
+        same_row = self.row[1:] == self.row[:-1]
+        new_bar = np.ones(n, dtype=bool)
+        new_bar[1:] = ~same_row | (self.open_bar[1:] != self.open_bar[:-1])
         ordinal = np.cumsum(new_bar) - 1
-        first_of_row = np.append(True, self.row[1:] != self.row[:-1])
+        first_of_row = np.ones(n, dtype=bool)
+        first_of_row[1:] = ~same_row
         row_base = np.maximum.accumulate(np.where(first_of_row, ordinal, 0))
+        #: Each tick's open bar: the number of closed candles of its row before it.
         self.at = warm_count[self.row] + ordinal - row_base
+        last_in_bar = np.ones(n, dtype=bool)
+        last_in_bar[:-1] = new_bar[1:]
+        width = int((warm_count + np.bincount(self.row[last_in_bar], minlength=coins)).max(initial=0))
+        self.closes = np.full((coins, width), np.nan)
+        warm_starts = np.concatenate([[0], np.cumsum(warm_count)[:-1]])
+        self.closes[warm_row, np.arange(len(warm_row)) - warm_starts[warm_row]] = warm_close
+        self.closes[self.row[last_in_bar], self.at[last_in_bar]] = self.price[last_in_bar]
 
-    def evaluated(self, on_bar_close: bool) -> np.ndarray:
-        """Which ticks are evaluated: all, or (``once_per_bar_close``) those of the first minute of
-        a new bar, when the frame before was in an earlier bar (the live ``closed_bars``)."""
+    def evaluated(self, on_bar_close: bool) -> np.ndarray | None:
+        """Which ticks are evaluated: all (None), or (``once_per_bar_close``) those of the first minute
+        of a new bar, when the frame before was in an earlier bar (the live ``closed_bars``)."""
         if not on_bar_close:
-            return np.ones(len(self.row), dtype=bool)
-        minutes_list = np.unique(self.minute)
-        previous = np.append(minutes_list[0] - MINUTE_MS, minutes_list[:-1])
-        closing = bucket_start(previous, self.timeframe) < bucket_start(minutes_list, self.timeframe)
+            return None
+        minutes = self.first_minute + MINUTE_MS * np.arange(int(self.frame.max()) + 1)
+        present = np.zeros(len(minutes), dtype=bool)
+        present[self.frame] = True
+        minutes = minutes[present]
+        previous = np.append(minutes[0] - MINUTE_MS, minutes[:-1])
+        closing = np.zeros(len(present), dtype=bool)
+        closing[present] = bucket_start(previous, self.timeframe) < bucket_start(minutes, self.timeframe)
         return closing[self.frame]
 
     def bar(self, on_bar_close: bool) -> np.ndarray:
@@ -288,23 +303,25 @@ class _Ticks:
         return self.open_bar
 
     def values(
-        self, condition: CompiledCondition, evaluated: np.ndarray, *, closed_only: bool
+        self, condition: CompiledCondition, evaluated: np.ndarray | None, *, closed_only: bool
     ) -> dict[str, np.ndarray]:
         """The condition's inputs at every evaluated tick (the price, each indicator)."""
-        at = self.at[evaluated]
-        series = Series(self.closes, self.row[evaluated], at, self.price[evaluated])
-        out: dict[str, np.ndarray] = {"price": self.price[evaluated]}
+        if evaluated is None:
+            row, at, price = self.row, self.at, self.price
+        else:
+            row, at, price = self.row[evaluated], self.at[evaluated], self.price[evaluated]
+        series = Series(self.closes, row, at, price)
+        out: dict[str, np.ndarray] = {"price": price}
         for key, call in condition.calls.items():
             out[key] = series.value(call, closed_only=closed_only)
         return out
 
 
-def _last_per_group(groups: np.ndarray, times: np.ndarray, keep: int) -> np.ndarray:
-    """Indices of the newest ``keep`` rows of each group, oldest first within each group."""
+def _last_per_group(groups: np.ndarray, keep: int) -> np.ndarray:
+    """Indices of the newest ``keep`` rows of each group (``groups`` sorted; rows oldest first)."""
     if len(groups) == 0:
         return np.empty(0, dtype=np.int64)
-    order = np.lexsort((times, groups))
-    g = groups[order]
-    counts = np.bincount(g)
-    from_end = counts[g] - (np.arange(len(g)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[g])
-    return order[from_end <= keep]
+    counts = np.bincount(groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    from_end = counts[groups] - (np.arange(len(groups)) - starts[groups])
+    return np.flatnonzero(from_end <= keep)

@@ -355,9 +355,14 @@ def fire_over_time(
     n = len(coins)
     if n == 0:
         return np.empty(0, dtype=np.int64), False
-    order = np.lexsort((times_ms, coins))
-    coin, time, frame = coins[order], times_ms[order], frames[order]
-    bar, true, unknown = bars_ms[order], matched[order], undefined[order]
+    later = (coins[1:] > coins[:-1]) | ((coins[1:] == coins[:-1]) & (times_ms[1:] >= times_ms[:-1]))
+    if later.all():  # already by coin then time (a dry run's ticks are)
+        order = np.arange(n)
+        coin, time, frame, bar, true, unknown = coins, times_ms, frames, bars_ms, matched, undefined
+    else:
+        order = np.lexsort((times_ms, coins))
+        coin, time, frame = coins[order], times_ms[order], frames[order]
+        bar, true, unknown = bars_ms[order], matched[order], undefined[order]
     rule = FREQUENCIES[frequency]
     first_frame = frame.min()
     if rule == ONCE:  # the coins true at the first tick any is; then the strategy is disabled

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Dry-run cost: one strategy over ``--days`` of 1m candles of ``--coins`` coins (issue 15's bound:
+30 days x 100 coins within 2 s).
+
+    python bench/dryrun.py [--days 30] [--coins 100] [--repeat 5] [--read]
+
+* compute: ``scan.dryrun.run`` over history already in memory (a random walk per coin, plus the
+  timeframe's warm-up candles): the indicators over time, the condition over every (minute, coin),
+  the firing rules; for a few conditions, timeframes and frequencies;
+* read (``--read``): the same candles stored in a temporary SQLite file first, then
+  ``models.dryrun.DryRunReader.read``, what a request pays on top (the writing is not timed).
+
+Each figure is the median over ``--repeat`` runs, in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+
+from ubot.market.candles import TIMEFRAMES, CandleRows  # noqa: E402
+from ubot.rules import compile_condition  # noqa: E402
+from ubot.scan import dryrun  # noqa: E402
+
+MINUTE = 60_000
+START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+CASES = (
+    ("rsi(14) < 30 and price > sma(50)", "1m", "once_per_crossing", 0),
+    ("price > bb_upper(20, 2) and macd() > macd_signal()", "1m", "once_per_bar", 3600),
+    ("ema(12) > ema(26) and rsi(14) > 55", "1h", "once_per_crossing", 0),
+    ("change(4) > 2 or lowest(24) == price", "4h", "once_per_bar_close", 0),
+)
+
+
+def history(days: int, coins: int, timeframe: str, seed: int = 1) -> dryrun.StoredHistory:
+    rng = np.random.default_rng(seed)
+    minutes = days * 1440
+    ids = np.arange(1, coins + 1, dtype=np.int64)
+    walk = 100.0 * np.cumprod(1 + rng.normal(0, 0.002, (coins, minutes)), axis=1)
+    times = START_MS + MINUTE * np.arange(minutes, dtype=np.int64)
+    coin_ids, open_time = np.repeat(ids, minutes), np.tile(times, coins)
+    nans, zeros = np.full(coins * minutes, np.nan), np.zeros(coins * minutes, dtype=np.int64)
+    ticks = CandleRows("1m", coin_ids, open_time, nans, nans, nans, walk.ravel(), zeros, open_time, zeros)
+    length = TIMEFRAMES[timeframe]
+    warm = min(dryrun.WARMUP_CANDLES, 1000)
+    warm_times = START_MS - length * np.arange(warm, 0, -1, dtype=np.int64)
+    closes = 100.0 * np.cumprod(1 + rng.normal(0, 0.01, (coins, warm)), axis=1)
+    w_ids, w_times = np.repeat(ids, warm), np.tile(warm_times, coins)
+    w_nans, w_zeros = np.full(coins * warm, np.nan), np.zeros(coins * warm, dtype=np.int64)
+    warmup = CandleRows(
+        timeframe, w_ids, w_times, w_nans, w_nans, w_nans, closes.ravel(), w_zeros, w_times, w_zeros
+    )
+    return dryrun.StoredHistory(
+        ids, tuple(f"C{i}" for i in ids.tolist()), ticks, warmup, (START_MS, int(times[-1]))
+    )
+
+
+def median_ms(function, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        out = function()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--coins", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--read", action="store_true", help="also time reading the candles from SQLite")
+    args = parser.parse_args()
+    end = START_MS + args.days * 86_400_000
+    print(f"{args.days} days x {args.coins} coins = {args.days * 1440 * args.coins:,} 1m candles")
+    for condition, timeframe, frequency, cooldown in CASES:
+        spec = dryrun.DryRunSpec(condition, timeframe, frequency, cooldown, START_MS, end, top_n=args.coins)
+        stored = history(args.days, args.coins, timeframe)
+        compiled = compile_condition(condition)
+        ms, result = median_ms(functools.partial(dryrun.run, spec, compiled, stored), args.repeat)
+        print(
+            f"compute  {ms:8.0f} ms  {condition!r} {timeframe} {frequency} cooldown {cooldown}s: "
+            f"{len(result.firings)} firings{' (truncated)' if result.truncated else ''}"
+        )
+    if args.read:
+        read(args, end)
+
+
+def read(args: argparse.Namespace, end: int) -> None:
+    from ubot.models.candle_store import CANDLE_FIELDS
+    from ubot.models.db import open_database
+    from ubot.models.dryrun import DryRunReader
+    from ubot.models.schema import ensure_schema
+    from ubot.models.tables import Coin
+
+    with tempfile.TemporaryDirectory() as directory:
+        db = open_database(f"sqlite:///{directory}/bench.db")
+        ensure_schema(db)
+        stored = history(args.days, args.coins, "1m")
+        with db.atomic():
+            Coin.insert_many(
+                [(int(i), f"C{i}", f"Coin {i}", f"c{i}", 0) for i in stored.ids],
+                fields=[Coin.id, Coin.symbol, Coin.name, Coin.slug, Coin.first_seen],
+            ).execute()
+            m = stored.minutes
+            rows = zip(
+                m.coin_ids.tolist(),
+                ["1m"] * len(m),
+                m.open_time.tolist(),
+                m.close.tolist(),
+                m.close.tolist(),
+                m.close.tolist(),
+                m.close.tolist(),
+                m.open_time.tolist(),
+                m.open_time.tolist(),
+                [1] * len(m),
+            )
+            cursor = db.cursor()
+            placeholders = ", ".join("?" * len(CANDLE_FIELDS))
+            columns = ", ".join(f.column_name for f in CANDLE_FIELDS)
+            cursor.executemany(f"INSERT INTO candle ({columns}) VALUES ({placeholders})", rows)
+        symbols = tuple(f"C{i}" for i in stored.ids.tolist()[:50])
+        spec = dryrun.DryRunSpec("price > 1", "1m", "once_per_crossing", 0, START_MS, end, symbols=symbols)
+        reader = DryRunReader(db)
+        ms, got = median_ms(functools.partial(reader.read, spec), args.repeat)
+        print(f"read     {ms:8.0f} ms  {len(got.minutes):,} 1m candles of {len(symbols)} coins from SQLite")
+        db.close()
+
+
+if __name__ == "__main__":
+    main()
