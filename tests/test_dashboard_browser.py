@@ -252,6 +252,9 @@ def test_a_new_user_walks_through_the_dashboard(page) -> None:
     expect(listed).to_have_count(1)
     expect(listed.first).to_contain_text("BTC dip")
     expect(listed.first).to_contain_text("rsi(14) < 30 and price > 5")
+    expect(listed.first).to_contain_text("this page only")  # no channel ticked
+    # each channel's state: no destination is set up yet
+    expect(page.get_by_role("group", name="Channels")).to_contain_text("Webhook (no destination yet)")
     toggle = page.get_by_role("checkbox", name="Enabled: BTC dip")
     toggle.uncheck()
     expect(page.locator("#toast")).to_contain_text("BTC dip disabled")

@@ -5,6 +5,8 @@ import { DryRunPanel } from "./dryrun.js";
 import { caretText, el } from "./format.js";
 
 const DAY_MS = 86_400_000;
+/** Each channel's destination in the settings. */
+const DESTINATIONS = { webhook: "webhook_url", telegram: "telegram_chat_id", sms: "sms_to", whatsapp: "whatsapp_to", email: "email_to" };
 
 /** A datetime-local input's value for epoch milliseconds (the browser's local time). */
 function localInput(ms) {
@@ -60,6 +62,7 @@ export class StrategiesView {
     const rules = this.body_();
     delete rules.name;
     delete rules.enabled;
+    delete rules.channels;
     const [start, end] = this.range();
     this.dryRunButton.disabled = true;
     this.panel.running();
@@ -92,11 +95,21 @@ export class StrategiesView {
   }
 
   async load() {
-    const { data } = await api("GET", "/v1/me/strategies");
+    const [{ data }, settings] = await Promise.all([api("GET", "/v1/me/strategies"), api("GET", "/v1/me/settings")]);
+    this.channelStates(settings.data);
     this.strategies = data.strategies;
     if (this.listed) this.listed(data.strategies);
     this.body.replaceChildren(...data.strategies.map((strategy) => this.row(strategy)));
     this.empty.hidden = data.strategies.length > 0;
+  }
+
+  /** Each channel's state: whether the user's settings give it a destination. */
+  channelStates(settings) {
+    for (const [channel, field] of Object.entries(DESTINATIONS)) {
+      const state = this.form.querySelector(`[data-state="${channel}"]`);
+      state.textContent = settings[field] ? `to ${settings[field]}` : "(no destination yet)";
+      state.className = settings[field] ? "muted" : "neg";
+    }
   }
 
   row(strategy) {
@@ -107,6 +120,7 @@ export class StrategiesView {
     edit.setAttribute("aria-label", `Edit ${strategy.name}`);
     edit.addEventListener("click", () => this.edit(strategy));
     const coins = strategy.symbols ? strategy.symbols.join(", ") : `top ${strategy.top_n}`;
+    const channels = strategy.channels.length ? strategy.channels.join(", ") : "this page only";
     const name = el("th", { scope: "row" }, strategy.name);
     if (strategy.last_error) name.append(el("small", { className: "neg block" }, strategy.last_error));
     return el(
@@ -116,6 +130,7 @@ export class StrategiesView {
       el("td", {}, el("code", {}, strategy.condition)),
       el("td", {}, strategy.timeframe),
       el("td", {}, coins),
+      el("td", {}, channels),
       el("td", {}, toggle),
       el("td", { className: "end" }, edit),
     );
@@ -146,6 +161,7 @@ export class StrategiesView {
     fields.scope.value = strategy && strategy.symbols ? "symbols" : "top_n";
     fields.symbols.value = strategy && strategy.symbols ? strategy.symbols.join(", ") : "";
     fields.top_n.value = strategy && strategy.top_n ? strategy.top_n : 10;
+    for (const box of fields.channels) box.checked = Boolean(strategy && strategy.channels.includes(box.value));
     this.scope();
     this.message.textContent = "";
     this.showCheck(null);
@@ -212,6 +228,7 @@ export class StrategiesView {
       frequency: fields.frequency.value,
       cooldown_s: Number(fields.cooldown_s.value || 0),
       enabled: fields.enabled.checked,
+      channels: [...fields.channels].filter((box) => box.checked).map((box) => box.value),
     };
     if (fields.scope.value === "symbols") {
       body.symbols = fields.symbols.value.split(/[\s,]+/).filter(Boolean).map((s) => s.toUpperCase());
