@@ -66,7 +66,8 @@ export class CandleChart {
     this.candles = candles;
     if (timeframeMs) this.timeframeMs = timeframeMs;
     if (reset) {
-      this.span = Math.min(80, Math.max(MIN_SPAN, candles.length));
+      const fits = Math.floor((this.canvas.clientWidth - AXIS_W) / 7) || 80; // candles 7 px apart at least
+      this.span = Math.max(MIN_SPAN, Math.min(80, fits, candles.length));
       this.end = -1;
     } else if (following) {
       this.end = -1;
