@@ -386,6 +386,22 @@ def test_an_alert_of_the_replay_appears_in_the_feed_and_on_the_chart(page) -> No
     expect(page.locator("#settings-message")).to_contain_text("quiet_hours")
     expect(page.get_by_label("Quiet hours")).to_be_focused()
 
+    # The password: a wrong current one is refused there; the change ends the session
+    page.get_by_label("Current password").fill("not my password at all")
+    page.get_by_label("New password").fill("another walk, 2027")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#password-message")).not_to_be_empty()
+    expect(page.get_by_label("Current password")).to_be_focused()
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator("#toast")).to_contain_text("Password changed")
+    expect(page.get_by_role("link", name="Log in or sign up", exact=True)).to_be_visible()
+    page.get_by_label("Username", exact=True).fill("watcher")
+    page.get_by_label("Password", exact=True).fill("another walk, 2027")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    page.get_by_role("link", name="Settings").click()
+
     # Log out everywhere: this session ends too
     page.get_by_role("button", name="Log out everywhere").click()
     expect(page.get_by_role("link", name="Log in or sign up", exact=True)).to_be_visible()
