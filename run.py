@@ -19,13 +19,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from peewee import DatabaseError
 
 from ubot import __version__
-from ubot.backfill import ReplayRefused, backfill, older_than_history
+from ubot.backfill import ReplayRefused, backfill, backfill_times, newer_than_backfill, older_than_history
 from ubot.cluster import RedisUnavailable
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.engine_lock import EngineLocked, acquire, probe
@@ -33,6 +34,7 @@ from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
 from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema, pending_migrations
+from ubot.timeutil import iso_from_ms
 
 log = logging.getLogger("ubot")
 
@@ -74,7 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--replay-dir", metavar="DIR", help="directory of recorded responses to replay")
     parser.add_argument(
-        "--record", metavar="DIR", help="record every CoinMarketCap response pair into DIR (replay format)"
+        "--record",
+        metavar="DIR",
+        help="record every response pair fetched (CoinMarketCap or simulated) into DIR (replay format)",
     )
     parser.add_argument(
         "--interval", metavar="SECONDS", help="seconds between ticks, on UTC boundaries (0: back-to-back)"
@@ -102,9 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--backfill",
-        action="store_true",
-        help="replay: add recordings older than the newest stored snapshot to the history "
-        "(candles rebuilt for their range, nothing scanned), then exit",
+        nargs="?",
+        const="",
+        metavar="DAYS",
+        help="simulated: make DAYS of history before now (stored, candles built, nothing scanned); "
+        "replay (no DAYS): add recordings older than the newest stored snapshot to the history "
+        "(candles rebuilt for their range, nothing scanned); then exit",
     )
     parser.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR")
     return parser.parse_args(argv)
@@ -116,8 +123,10 @@ def load(args: argparse.Namespace) -> Settings:
         overrides[("http", "enabled")] = "false"
     if args.deliver:
         overrides[("market", "replay_deliver")] = "true"
-    if args.backfill:
+    if args.backfill == "":
         overrides[("market", "backfill")] = "true"
+    elif args.backfill is not None:
+        overrides[("market", "backfill_days")] = args.backfill
     if args.log_level is not None:
         overrides[("log", "level")] = args.log_level
     path = args.config or "settings.ini"
@@ -312,6 +321,7 @@ def run_gateway(settings: Settings) -> int:
             notifier=actors.history,  # GetAlerts, from the alert tables
             snapshots=LatestSnapshot(bus),
             dry_runs=actors.dry_runs,
+            **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
 
@@ -321,6 +331,7 @@ def run_gateway(settings: Settings) -> int:
 
     def on_exit() -> None:
         on_stopping()
+        close_accounts(state)
         if "actors" in state:
             state.pop("actors").stop()
         if "bus" in state:
@@ -367,6 +378,7 @@ def run_server(settings: Settings) -> int:
             notifier=actors.notifier,
             snapshots=LatestSnapshot(bus),
             dry_runs=actors.dry_runs,
+            **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
 
@@ -376,6 +388,7 @@ def run_server(settings: Settings) -> int:
 
     def on_exit() -> None:
         on_stopping()
+        close_accounts(state)
         if "actors" in state:
             stop_system(state.pop("actors"))
             log.info("pipeline stopped")
@@ -385,6 +398,32 @@ def run_server(settings: Settings) -> int:
             state.pop("bus").close()
 
     return serve(settings, make_app, on_exit, on_stopping, "gateway")
+
+
+def gateway_accounts(settings: Settings, bus: Any, state: dict) -> dict[str, Any]:
+    """The gateway's side of accounts, the same for the ``all`` and ``gateway`` roles: the token
+    check on this process's own database connections behind ``[accounts] session_cache_s``, the
+    revocations over the bus, argon2 in a pool of ``hash_workers`` threads and ``hash_queue``
+    places (``Gateway`` keyword arguments; :func:`close_accounts` stops them)."""
+    from ubot.clocks import SystemClock
+    from ubot.http.sessions import GatewaySessions
+    from ubot.models.db import database
+    from ubot.models.users import UserStore
+    from ubot.users.hashing import HashPool
+
+    accounts = settings.accounts
+    sessions = state["sessions"] = GatewaySessions(
+        bus, UserStore(database).live_session, SystemClock(), accounts.session_cache_s
+    ).start()
+    hashing = state["hashing"] = HashPool(accounts.hash_workers, accounts.hash_queue)
+    return {"sessions": sessions.reader, "hashing": hashing, "on_revoked": sessions.revoked}
+
+
+def close_accounts(state: dict) -> None:
+    if "sessions" in state:
+        state.pop("sessions").stop()
+    if "hashing" in state:
+        state.pop("hashing").close()
 
 
 def gateway_app(settings: Settings, gateway: Any, hub: Any) -> Any:
@@ -429,7 +468,7 @@ def serve(
 
 def serves_http(settings: Settings) -> bool:
     """Whether this process serves the HTTP API: not a backfill, not an engine (pipeline only)."""
-    if settings.market.backfill or settings.cluster.role == "engine":
+    if settings.market.backfill or settings.market.backfill_days or settings.cluster.role == "engine":
         return False
     return settings.http.enabled or settings.cluster.role == "gateway"
 
@@ -472,6 +511,13 @@ def check_start(settings: Settings) -> None:
             )
             if refused is not None:
                 raise ReplayRefused(refused)
+        if settings.market.backfill_days:
+            times = backfill_times(
+                settings.market.backfill_days, settings.market.interval, int(time.time() * 1000)
+            )
+            refused = newer_than_backfill(times, f"database {redact(settings.database.url)}")
+            if refused is not None:
+                raise ReplayRefused(refused)
     finally:
         db.close()
 
@@ -499,6 +545,58 @@ def run_backfill(settings: Settings) -> int:
         settings.market.replay_dir,
         result.stored,
         result.candles,
+    )
+    return 0
+
+
+def run_simulated_backfill(settings: Settings) -> int:
+    """``--backfill DAYS`` (simulated): make DAYS of history through the Store and OHLC code, exit."""
+    from ubot.backfill import simulated_history
+    from ubot.market.sources import make_source, recorder_of
+    from ubot.progress import Progress
+
+    market = settings.market
+    try:
+        lock = acquire(settings.database.url)
+    except EngineLocked as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        db = open_database(settings.database.url)
+        source = make_source(settings, announce=False)
+        try:
+            result = simulated_history(
+                db,
+                source,
+                market.backfill_days,
+                market.interval,
+                int(time.time() * 1000),
+                retention_days=settings.database.retention_days,
+                progress=Progress(minimum=1, label="backfill"),
+                recorder=recorder_of(settings),
+                shown_url=f"database {redact(settings.database.url)}",
+            )
+        finally:
+            source.close()
+            db.close()
+    except ReplayRefused as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        lock.release()
+    seconds = time.monotonic() - started
+    days = (result.last_ms - result.first_ms) / 86_400_000 or 1
+    log.info(
+        "backfill: %d simulated snapshot(s) of %d coins stored (%s .. %s), %d candle row(s) written, "
+        "in %.0f s (%.1f min per day of data); nothing was scanned",
+        result.stored,
+        market.limit,
+        iso_from_ms(result.first_ms),
+        iso_from_ms(result.last_ms),
+        result.candles,
+        seconds,
+        seconds / 60 / days,
     )
     return 0
 
@@ -577,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if settings.market.backfill:
         return run_backfill(settings)
+    if settings.market.backfill_days:
+        return run_simulated_backfill(settings)
     if settings.cluster.role == "engine":
         return run_engine(settings)
     if settings.cluster.role == "gateway":

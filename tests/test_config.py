@@ -163,6 +163,9 @@ INVALID = [
     ("http", "threads", "257"),
     ("scanner", "workers", "0"),
     ("scanner", "workers", "65"),
+    ("accounts", "hash_workers", "0"),
+    ("accounts", "hash_queue", "-1"),
+    ("accounts", "session_cache_s", "301"),
     ("log", "level", "VERBOSE"),
 ]
 
@@ -414,6 +417,16 @@ def test_streams_must_leave_threads_for_requests():
     message = error_of(overrides={("http", "threads"): "4", ("http", "stream_max"): "4"})
     assert "[http] stream_max (4) must be below [http] threads (4)" in message
     assert load(overrides={("http", "threads"): "4", ("http", "stream_max"): "3"}).http.stream_max == 3
+
+
+def test_logins_must_leave_threads_for_requests():
+    message = error_of(
+        overrides={("http", "threads"): "4", ("http", "stream_max"): "3", ("accounts", "hash_queue"): "2"}
+    )
+    assert "[accounts] hash_workers + hash_queue (4) must be below [http] threads (4)" in message
+    settings = load(overrides={("http", "threads"): "4", ("http", "stream_max"): "3"})
+    assert (settings.accounts.hash_workers, settings.accounts.hash_queue) == (2, 1)
+    assert load(environ={"UBOT_ACCOUNTS_SESSION_CACHE_S": "0"}).accounts.session_cache_s == 0
 
 
 # -- protection: CORS, proxies, HSTS, rate limits -------------------------------------------------

@@ -12,8 +12,9 @@ from ubot.http.api import MAX_JSON_DEPTH
 from ubot.http.shapes import DEFAULT_ALERTS, DEFAULT_LIMIT, MAX_ALERTS, MAX_LIMIT
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL
 from ubot.rules import language
+from ubot.scan import dryrun
 from ubot.users import passwords, shapes, tokens, validation
-from ubot.users.manager import MAX_STRATEGIES
+from ubot.users.manager import IN_FLIGHT_RETRY_S, MAX_STRATEGIES
 from ubot.users.throttle import ACCOUNT_POLICY, ADDRESS_POLICY, PAIR_POLICY
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -94,6 +95,17 @@ def expected_rows() -> dict[str, str]:
             f"from the {ADDRESS_POLICY.threshold}th, locked {ADDRESS_POLICY.base_delay_ms // 1000} s, "
             f"doubling up to {ADDRESS_POLICY.max_delay_ms // 60_000} min (429)"
         ),
+        "logins of one address on one account at once": (
+            f"1 (another one meanwhile: 429, `Retry-After: {IN_FLIGHT_RETRY_S}`)"
+        ),
+        "password checks (argon2: login, sign-up, password change) per gateway process": (
+            f"{default('accounts', 'hash_workers')} at once and {default('accounts', 'hash_queue')} waiting "
+            "(`[accounts] hash_workers`, `hash_queue`; 503 with `Retry-After` beyond)"
+        ),
+        "a checked token kept in a gateway's memory": (
+            f"{default('accounts', 'session_cache_s')} s (`[accounts] session_cache_s`); logout, log out "
+            "everywhere and a password change end it at once, on every gateway"
+        ),
         "one delivery attempt (webhook, Telegram, Twilio, SMTP)": (
             f"{default('notify', 'attempt_deadline_s')} s in all (`[notify] attempt_deadline_s`), "
             "then cut off and retried"
@@ -105,6 +117,12 @@ def expected_rows() -> dict[str, str]:
             f"{default('notify', 'sends_per_user')} per channel, of its {SENDERS_PER_CHANNEL} sender threads "
             "(`[notify] sends_per_user`)"
         ),
+        "range of a dry run": f"{dryrun.MAX_DAYS} days",
+        "coins of a dry run": f"{dryrun.MAX_COINS} (`symbols` or `top_n`)",
+        "dry runs at once": (
+            f"{dryrun.PER_USER} per user (422 beyond), {dryrun.WORKERS} per server process (503 beyond)"
+        ),
+        "firings of a dry run": f"the first {dryrun.MAX_FIRINGS} (`truncated` says more followed)",
     }
 
 

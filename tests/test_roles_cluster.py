@@ -65,6 +65,8 @@ class Deployment:
                 "UBOT_NOTIFY_BACKOFF_S": "0.2",
                 "UBOT_NOTIFY_BACKOFF_MAX_S": "0.2",
                 "UBOT_LIMITS_ENABLED": "false",
+                # a checked token is kept 5 minutes: a refusal within a test's wait is the bus's doing
+                "UBOT_ACCOUNTS_SESSION_CACHE_S": "300",
             },
         )
 
@@ -325,5 +327,53 @@ def test_two_engines_started_at_once_on_a_new_database_take_turns(deployment: De
         )
     assert ["engine: active" in p.log for p in (first, second)].count(True) == 1
     for process in (first, second):
+        process.proc.send_signal(signal.SIGTERM)
+        assert process.wait_exit() == 0, process.tail()
+
+
+def test_a_session_ended_on_one_gateway_is_refused_on_the_other(deployment: Deployment) -> None:
+    """Logout and a password change through gateway A reach gateway B's session cache over the bus
+    (SessionsRevoked), not after its five-minute TTL."""
+    engine = deployment.engine("engine")
+    wait_until(lambda: "engine: active" in engine.log, "the engine to be active", TIMEOUT_S, alive=engine)
+    (gateway_a, base_a), (gateway_b, base_b) = (
+        deployment.gateway("gateway-a"),
+        deployment.gateway("gateway-b"),
+    )
+
+    def settings_on(base: str, token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return requests.get(base + "/v1/me/settings", headers=headers, timeout=TIMEOUT_S).status_code
+
+    def log_in(password: str) -> str:
+        answer = requests.post(
+            base_a + "/v1/sessions", json={"username": "ada", "password": password}, timeout=TIMEOUT_S
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()["token"]
+
+    with FakeWebhook() as hook:
+        token = sign_up(base_a, hook.url())
+    other = log_in(PASSWORD)
+    assert settings_on(base_b, token) == settings_on(base_b, other) == 200  # both cached on B
+
+    logout = requests.delete(
+        base_a + "/v1/sessions/current", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S
+    )
+    assert logout.status_code == 204
+    assert settings_on(base_a, token) == 401  # where it ended: at once
+    wait_until(lambda: settings_on(base_b, token) == 401, "gateway B to refuse the token", TIMEOUT_S)
+    assert settings_on(base_b, other) == 200  # only that session ended
+
+    changed = requests.put(
+        base_a + "/v1/me/password",
+        json={"old_password": PASSWORD, "new_password": "a new and longer passphrase"},
+        headers={"Authorization": f"Bearer {other}"},
+        timeout=TIMEOUT_S,
+    )
+    assert changed.status_code == 204, changed.text
+    wait_until(lambda: settings_on(base_b, other) == 401, "gateway B to refuse the other token", TIMEOUT_S)
+    assert settings_on(base_b, log_in("a new and longer passphrase")) == 200
+    for process in (gateway_a, gateway_b, engine):
         process.proc.send_signal(signal.SIGTERM)
         assert process.wait_exit() == 0, process.tail()

@@ -15,6 +15,10 @@ raw quotes are pruned, so merging is right where recomputing from quotes would n
 candles of the longer timeframes are not stored (they are rebuilt at start-up from the finer ones),
 so they are not written here either. Nothing is scanned: the watermarks of the candles and of the
 scan move past the backfilled snapshots, so the next start neither folds nor scans them again.
+
+With the simulated source, ``--backfill DAYS`` makes the history instead (:func:`simulated_history`):
+the simulated market's snapshots of the last DAYS, stored and folded into the candles by the
+pipeline's own Store and OHLC code, so that a new user sees charts and can dry-run at once.
 """
 
 from __future__ import annotations
@@ -25,16 +29,18 @@ from dataclasses import dataclass
 
 from peewee import Database, fn
 
-from ubot.market.candles import TIMEFRAMES
+from ubot.market.candles import TIMEFRAMES, CandleBook
+from ubot.market.recorder import Recorder
 from ubot.market.replay import ReplaySource
 from ubot.market.snapshot import MarketDataError, Snapshot, parse_listings
-from ubot.market.source import SourceError, SourceExhausted
+from ubot.market.source import MarketSource, SourceError, SourceExhausted
 from ubot.models.alerts import SCAN_WATERMARK
 from ubot.models.bulk import insert_rows
-from ubot.models.candle_store import CANDLE_FIELDS, WATERMARK
+from ubot.models.candle_store import CANDLE_FIELDS, WATERMARK, CandleStore
 from ubot.models.db import writing
 from ubot.models.store import SnapshotWriter
 from ubot.models.tables import Candle, Meta, Quote, SnapshotRecord
+from ubot.progress import Progress
 from ubot.timeutil import iso_from_ms
 
 log = logging.getLogger(__name__)
@@ -201,4 +207,94 @@ def _merge(a: Values, b: Values) -> Values:
         min(a[4], b[4]),
         max(a[5], b[5]),
         a[6] + b[6],
+    )
+
+
+@dataclass(frozen=True)
+class SimulatedBackfill:
+    stored: int  # snapshots stored
+    candles: int  # closed candle rows written
+    first_ms: int  # the first and last snapshot's time
+    last_ms: int
+
+
+def simulated_history(
+    db: Database,
+    source: MarketSource,
+    days: float,
+    interval_s: float,
+    now_ms: int,
+    *,
+    retention_days: int | None = None,
+    progress: Progress | None = None,
+    recorder: Recorder | None = None,
+    shown_url: str = "the database",
+) -> SimulatedBackfill:
+    """``run.py --backfill DAYS`` with the simulated source: the ``days`` before ``now_ms`` of the
+    simulated market, one snapshot per ``interval_s`` (60 s when 0) at its own timestamps (the
+    deadlines the Clock would have fired), through the pipeline's own code: each snapshot stored by
+    the Store's :class:`SnapshotWriter`, folded into the candles by the OHLC stage's
+    :class:`CandleBook` and saved by its :class:`CandleStore` (watermark included). Nothing is
+    scanned: the scan watermark moves past them. Raw quotes older than ``retention_days`` are pruned
+    at the end, as the Store does. ``recorder``: each tick's documents are recorded too (``--record``).
+
+    Refused (:class:`ReplayRefused`) when the database holds a snapshot at or after the first one
+    this would write, or candles behind its snapshots."""
+    times = backfill_times(days, interval_s, now_ms)
+    refused = newer_than_backfill(times, shown_url)
+    if refused is not None:
+        raise ReplayRefused(refused)
+    candles = CandleStore(db)
+    last = SnapshotRecord.select(fn.MAX(SnapshotRecord.id)).scalar() or 0
+    if last > candles.watermark():
+        raise ReplayRefused(
+            "the candles are behind the stored snapshots (uBot stopped before folding them): start uBot "
+            "once so that it folds them, then backfill"
+        )
+    book = CandleBook()
+    candles.restore(book)
+    writer = SnapshotWriter(db)
+    stored = written = 0
+    snapshot_id = None
+    for done, at_ms in enumerate(times, start=1):
+        snap = source.fetch(at_ms).snapshot
+        assert snap is not None  # the simulated source answers in columns
+        if recorder is not None:
+            documents = source.documents(at_ms)  # type: ignore[attr-defined]
+            recorder.write(at_ms, documents.listings, documents.global_metrics)
+        snapshot_id = writer.write(snap, source.name)
+        if snapshot_id is not None:
+            stored += 1
+            update = book.apply(snap.ids, snap.quote_ts_ms, snap.column("price"))
+            written += candles.save(book, update, snapshot_id)
+        if progress is not None:
+            progress.update(done, len(times))
+    if snapshot_id is not None:
+        with writing(db):
+            Meta.insert(key=SCAN_WATERMARK, value=str(snapshot_id)).on_conflict(
+                conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}
+            ).execute()
+    if retention_days:
+        writer.prune(times[-1] - retention_days * 86_400_000)
+    return SimulatedBackfill(stored, written, times[0], times[-1])
+
+
+def backfill_times(days: float, interval_s: float, now_ms: int) -> range:
+    """The ticks of ``--backfill DAYS``: the Clock's deadlines (``k x interval``, 60 s when 0) over the
+    ``days`` up to ``now_ms``."""
+    step = int((interval_s or 60) * 1000)
+    end = now_ms - now_ms % step
+    count = max(1, round(days * 86_400_000 / step))
+    return range(end - (count - 1) * step, end + 1, step)
+
+
+def newer_than_backfill(times: range, shown_url: str) -> str | None:
+    """The one line refusing a backfill into a database that holds a snapshot at or after its first
+    tick; ``None`` when it may go ahead."""
+    newest = SnapshotRecord.select(fn.MAX(SnapshotRecord.timestamp)).scalar()
+    if newest is None or newest < times[0]:
+        return None
+    return (
+        f"{shown_url} already holds history up to {iso_from_ms(newest)}, newer than the backfill's "
+        f"start ({iso_from_ms(times[0])}): backfill into a new database, or fewer days"
     )

@@ -205,6 +205,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("market", "ticks", "0", _number(0, integer=True), "an integer >= 0 (0: forever)", "--ticks"),
     Option("market", "replay_deliver", "false", _boolean, "true or false", "--deliver"),
     Option("market", "backfill", "false", _boolean, "true or false", "--backfill"),
+    Option(
+        "market",
+        "backfill_days",
+        "0",
+        _number(0, 3650),
+        "a number of days 0..3650 (0: none)",
+        "--backfill DAYS",
+    ),
     Option("coinmarketcap", "api_key", "", _text, "a CoinMarketCap Pro API key", secret=True),
     Option(
         "coinmarketcap",
@@ -328,6 +336,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("limits", "per_user_burst", "20", _number(1, 100_000, integer=True), "an integer 1..100000"),
     Option("limits", "login_per_minute", "5", _number(0.1, 10_000), "attempts a minute, 0.1..10000"),
     Option("limits", "login_burst", "10", _number(1, 10_000, integer=True), "an integer 1..10000"),
+    Option(
+        "accounts",
+        "hash_workers",
+        "2",
+        _number(1, 64, integer=True),
+        "an integer 1..64; hash_workers + hash_queue below [http] threads",
+    ),
+    Option(
+        "accounts", "hash_queue", "1", _number(0, 1024, integer=True), "an integer 0..1024, see hash_workers"
+    ),
+    Option("accounts", "session_cache_s", "10", _number(0, 300), "seconds, 0..300 (0: no cache)"),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))
@@ -478,11 +497,23 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError("[market] replay_deliver (--deliver) is for replays: it needs --source replay")
     if settings.market.backfill and source != "replay":
         raise ConfigError(
-            "[market] backfill (--backfill) adds recordings to the history: it needs --source replay"
+            "[market] backfill (--backfill without DAYS) adds a replay's recordings to the history: it "
+            "needs --source replay; with the simulated source give the days to make (--backfill 7)"
         )
-    if settings.market.record_dir and source != "cmc":
+    if settings.market.backfill_days and source != "simulated":
         raise ConfigError(
-            "[market] record_dir (--record) records CoinMarketCap responses: it needs --source cmc"
+            f"[market] backfill_days (--backfill {settings.market.backfill_days:g}) makes history from the "
+            f"simulated market: it needs --source simulated, not {source}"
+            + ("; a replay's --backfill takes no DAYS" if source == "replay" else "")
+        )
+    if settings.market.backfill and settings.market.backfill_days:
+        raise ConfigError(
+            "[market] backfill and backfill_days: give one (a replay's, or DAYS of simulated history)"
+        )
+    if settings.market.record_dir and source == "replay":
+        raise ConfigError(
+            "[market] record_dir (--record) records what a source fetches: it needs --source cmc or "
+            "simulated, not replay"
         )
     if source == "cmc" and settings.market.interval == 0:
         raise ConfigError(
@@ -493,6 +524,13 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             f"[http] stream_max ({settings.http.stream_max}) must be below [http] threads "
             f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
+        )
+    held = settings.accounts.hash_workers + settings.accounts.hash_queue
+    if held >= settings.http.threads:
+        raise ConfigError(
+            f"[accounts] hash_workers + hash_queue ({held}) must be below [http] threads "
+            f"({settings.http.threads}): each login being checked or waiting holds a thread, and "
+            "other requests need some too"
         )
     _check_notify(settings.notify)
     _check_cluster(settings)

@@ -1,4 +1,4 @@
-"""A progress display for long replays: a bar on a terminal, a line per 10 % in a log file."""
+"""A progress display for long replays and backfills: a bar on a terminal, a line per 10 % in a log file."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def bar(done: int, total: int, width: int = 30) -> str:
 
 
 class Progress:
-    def __init__(self, stream: TextIO | None = None, minimum: int = 20) -> None:
+    def __init__(self, stream: TextIO | None = None, minimum: int = 20, label: str = "replay") -> None:
         self.stream = stream or sys.stderr
+        self.label = label
         self.minimum = minimum  # replays shorter than this show nothing
         self._last_decile = -1
 
@@ -30,5 +31,5 @@ class Progress:
         decile = done * 10 // total
         if decile != self._last_decile:
             self._last_decile = decile
-            self.stream.write("replay " + bar(done, total) + "\n")
+            self.stream.write(f"{self.label} {bar(done, total)}\n")
             self.stream.flush()

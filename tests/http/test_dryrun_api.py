@@ -102,7 +102,7 @@ def test_refusals_name_the_field_and_the_bound(client) -> None:
 def test_one_dry_run_per_user_at_once() -> None:
     admission = dryrun.Admission(per_user=1)
     admission.enter(7)
-    with pytest.raises(dryrun.Busy, match="1 dry run in progress, the most at once"):
+    with pytest.raises(dryrun.InProgress, match="1 dry run in progress, the most at once"):
         admission.enter(7)
     admission.enter(8)  # another user is not held back
     admission.leave(7)

@@ -86,9 +86,14 @@ def test_an_unwritable_record_directory_is_fatal(fake, tmp_path, where) -> None:
     assert fake.calls() == []
 
 
-def test_recording_needs_the_cmc_source(fake, tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"--record.*--source cmc"):
-        settings_for(fake, UBOT_MARKET_SOURCE="simulated", UBOT_MARKET_RECORD_DIR=str(tmp_path))
+def test_recording_needs_a_source_that_fetches(fake, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"--record.*--source cmc or simulated, not replay"):
+        settings_for(
+            fake,
+            UBOT_MARKET_SOURCE="replay",
+            UBOT_MARKET_REPLAY_DIR=str(tmp_path),
+            UBOT_MARKET_RECORD_DIR=str(tmp_path),
+        )
 
 
 # -- fit_to_plan ----------------------------------------------------------------------------------

@@ -6,12 +6,16 @@ those coins at ``ts`` (epoch ms); ``cmc.coin`` takes any listing or quote field 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from peewee import Database
 
 from ubot.market.snapshot import GLOBAL_QUOTE_FIELDS, QUOTE_FIELDS, Snapshot, parse_listings
+from ubot.models.db import is_sqlite, open_database
+from ubot.models.tables import ALL_TABLES
 from ubot.timeutil import iso_from_ms, parse_iso_ms
 
 T0 = parse_iso_ms("2024-03-09T23:50:00.000Z")
@@ -73,3 +77,14 @@ def snapshot(
 @pytest.fixture
 def cmc() -> SimpleNamespace:
     return SimpleNamespace(T0=T0, coin=coin, listings=listings, global_doc=global_doc, snapshot=snapshot)
+
+
+@pytest.fixture
+def empty(database_url) -> Iterator[Database]:
+    """A database without any uBot table (the schema tests build old versions in it)."""
+    database = open_database(database_url)
+    if not is_sqlite(database):
+        database.drop_tables(ALL_TABLES, cascade=True, safe=True)
+    assert database.get_tables() == []
+    yield database
+    database.close()

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from peewee import CharField, Database
 from playhouse.migrate import SchemaMigrator, migrate
 
-from ubot.models.db import is_sqlite, open_database
 from ubot.models.schema import SCHEMA_VERSION, SchemaError, ensure_schema, schema_version
 from ubot.models.tables import ALL_TABLES, Coin, Meta
 
 NEXT = SCHEMA_VERSION + 1  # a version that does not exist yet, for made-up migrations
-
-
-@pytest.fixture
-def empty(database_url) -> Iterator[Database]:
-    """A database without any uBot table."""
-    database = open_database(database_url)
-    if not is_sqlite(database):
-        database.drop_tables(ALL_TABLES, cascade=True, safe=True)
-    assert database.get_tables() == []
-    yield database
-    database.close()
 
 
 def add_logo(db: Database, migrator: SchemaMigrator) -> None:

@@ -4,12 +4,9 @@ tests/models/test_schema_v3.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from peewee import Database, IntegrityError
 
-from ubot.models.db import is_sqlite, open_database
 from ubot.models.schema import MIGRATIONS, SCHEMA_VERSION, ensure_schema, schema_version
 from ubot.models.tables import (
     ALL_TABLES,
@@ -24,15 +21,6 @@ from ubot.models.tables import (
     Strategy,
     User,
 )
-
-
-@pytest.fixture
-def empty(database_url) -> Iterator[Database]:
-    database = open_database(database_url)
-    if not is_sqlite(database):
-        database.drop_tables(ALL_TABLES, cascade=True, safe=True)
-    yield database
-    database.close()
 
 
 def make_version_1(db: Database) -> None:

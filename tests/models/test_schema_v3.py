@@ -3,12 +3,8 @@ get it directly; a version-2 database with users and strategies is upgraded in p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from peewee import Database
 
-from ubot.models.db import is_sqlite, open_database
 from ubot.models.schema import MIGRATIONS, SCHEMA_VERSION, ensure_schema, schema_version
 from ubot.models.tables import (
     ALERT_TABLES,
@@ -24,15 +20,6 @@ from ubot.models.tables import (
     User,
     UserSettings,
 )
-
-
-@pytest.fixture
-def empty(database_url) -> Iterator[Database]:
-    database = open_database(database_url)
-    if not is_sqlite(database):
-        database.drop_tables(ALL_TABLES, cascade=True, safe=True)
-    yield database
-    database.close()
 
 
 def make_version_2(db: Database) -> None:

@@ -3,24 +3,9 @@ alerts kept and marked live (not replayed); and the result is the schema a fresh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from peewee import Database
-
 from tests.models.test_schema_v3 import make_version_2, shape
-from ubot.models.db import is_sqlite, open_database
 from ubot.models.schema import SCHEMA_VERSION, ensure_schema, schema_version
 from ubot.models.tables import ALL_TABLES, AlertRecord
-
-
-@pytest.fixture
-def empty(database_url) -> Iterator[Database]:
-    database = open_database(database_url)
-    if not is_sqlite(database):
-        database.drop_tables(ALL_TABLES, cascade=True, safe=True)
-    yield database
-    database.close()
 
 
 def test_a_version_3_database_is_upgraded_keeping_its_alerts_as_live(empty) -> None:

@@ -10,8 +10,10 @@ import pytest
 
 from ubot.actors.user_manager import UserManagerActor
 from ubot.users import shapes as m
+from ubot.users import tokens
 from ubot.users.errors import BadCredentials, Conflict, NotFound, Throttled, ValidationError, WrongPassword
 from ubot.users.manager import UserManager as U
+from ubot.users.sessions import Revoked
 
 PW = "correct horse 42"
 WAIT = 10.0  # seconds: only reached when a test is about to fail
@@ -51,8 +53,9 @@ def test_a_user_signs_up_logs_in_and_out(actor) -> None:
     assert isinstance(login, m.LoginToken)
     assert actor(U.authenticate, login.token) == view.id
 
-    assert actor(U.logout, login.token) is None
+    assert actor(U.logout, login.token) == Revoked(view.id, tokens.hash_token(login.token))
     assert actor(U.authenticate, login.token) is None
+    assert actor(U.logout, login.token) is None  # nothing left to revoke
 
 
 def test_refusals_come_back_as_domain_exceptions(actor) -> None:

@@ -23,6 +23,7 @@ from ubot.users.errors import (
 )
 from ubot.users.manager import UserManager
 from ubot.users.passwords import Passwords
+from ubot.users.sessions import Revoked
 from ubot.users.shapes import LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.throttle import Policy
 
@@ -140,7 +141,7 @@ def test_a_wrong_password_or_unknown_user_is_the_same_401(manager, alice) -> Non
 def test_logout_revokes_that_token_only(manager, alice) -> None:
     first, second = manager.login("alice", PW, None), manager.login("alice", PW, None)
 
-    assert manager.logout(first.token) is None
+    assert manager.logout(first.token) == Revoked(alice.id, tokens.hash_token(first.token))
     assert manager.logout("garbage") is None
 
     assert manager.authenticate(first.token) is None

@@ -4,7 +4,9 @@ The gateway calls the plain :class:`~ubot.users.manager.UserManager` through thi
 (``ref.proxy().manager.register(...)``, a pykka future; see ``Gateway.ask_users``): every call runs
 in this actor's thread and database connection, one at a time, so account and strategy limits
 cannot race. A domain exception raised by a call (``ubot/users/errors.py``) comes back through the
-future and does not stop the actor.
+future and does not stop the actor. No call here waits for argon2: the gateway hashes in its own pool
+between the steps of a login, sign-up or password change (``ubot/users/accounts.py``), and checks
+tokens on its own read path (``ubot/users/sessions.py``).
 
 The Scanner tells it three things (``ubot/scan/messages.py``): :class:`WatchStrategies` (answered
 with every user's strategies; from then on the Scanner is told each user's strategies after every

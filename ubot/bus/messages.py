@@ -14,6 +14,9 @@ lost with Redis costs a delay, never data.
   text (the gateway copies it); the entry id is the event's SSE id.
 * :class:`StrategiesChanged` (topic ``strategies``, whoever changed them -> every scanner): a user's
   strategies or settings changed; read them again from the database.
+* :class:`SessionsRevoked` (topic ``sessions``, the gateway that ended them -> every gateway):
+  sessions ended (logout, log out everywhere, password change, the oldest beyond the limit): drop
+  them from the session cache now (``ubot/users/sessions.py``). The database is written first.
 * :class:`SnapshotDocument` (the latest value ``snapshot``, engine -> gateways): the served
   ``/v1/snapshot`` body and its ETag, for gateways that hold no state.
 
@@ -32,6 +35,7 @@ EVENTS = "events"
 STRATEGIES = "strategies"
 SNAPSHOT = "snapshot"
 SCANNERS = "scanners"  # the membership group of the scanner role
+SESSIONS = "sessions"
 
 
 class TickReady(msgspec.Struct, frozen=True, tag="tick", tag_field="type"):
@@ -53,6 +57,11 @@ class StrategiesChanged(msgspec.Struct, frozen=True, tag="strategies", tag_field
     user_id: int
 
 
+class SessionsRevoked(msgspec.Struct, frozen=True, tag="sessions", tag_field="type"):
+    user_id: int
+    token_hash: str | None = None  # one session (its SHA-256, never the token); None: all the user's
+
+
 class SnapshotDocument(msgspec.Struct, frozen=True, tag="snapshot", tag_field="type"):
     etag: str
     body: bytes  # the JSON document GET /v1/snapshot serves
@@ -60,7 +69,7 @@ class SnapshotDocument(msgspec.Struct, frozen=True, tag="snapshot", tag_field="t
     snapshot_ms: int
 
 
-Message = TickReady | StreamEvent | StrategiesChanged | SnapshotDocument
+Message = TickReady | StreamEvent | StrategiesChanged | SessionsRevoked | SnapshotDocument
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)

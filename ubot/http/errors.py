@@ -3,7 +3,7 @@
 Errors are JSON ``{"title", "description"}``, with ``field`` (the request field at fault) and
 ``column`` (1-based, in a condition) when they apply, whatever the client accepts. Domain exceptions
 (``ubot/users/errors.py``) carry no HTTP notion: :data:`USER_ERRORS` gives each class its status,
-and a ``Throttled`` one its ``Retry-After``. :func:`add_error_handlers` installs it all on an app.
+and a ``Throttled`` (429) or ``Busy`` (503: the argon2 pool is full) one its ``Retry-After``. :func:`add_error_handlers` installs it all on an app.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ USER_ERRORS: dict[type[domain.UserError], str] = {
     domain.NotFound: falcon.HTTP_404,
     domain.Conflict: falcon.HTTP_409,
     domain.Throttled: falcon.HTTP_429,
-    domain.Busy: falcon.HTTP_422,
+    domain.Busy: falcon.HTTP_503,
+    domain.InProgress: falcon.HTTP_422,
     domain.UserError: falcon.HTTP_400,
 }
 
@@ -46,7 +47,7 @@ def _user_error(req: falcon.Request, resp: falcon.Response, exc: domain.UserErro
     error = HTTPFieldError(
         status, exc.title, exc.description, field=exc.field, column=getattr(exc, "column", None)
     )
-    if isinstance(exc, domain.Throttled):
+    if isinstance(exc, domain.Throttled | domain.Busy):
         error.headers = {"Retry-After": str(exc.retry_after_s)}
     raise error
 

@@ -4,11 +4,19 @@ Every method sends one message (or one proxy call) and returns the answer; an ac
 answer in time, or is gone, becomes :class:`Unavailable` (HTTP 503), never a hung request. The
 UserManager is called through its typed proxy (:meth:`Gateway.ask_users`); the domain exceptions
 its calls raise (``ubot/users/errors.py``) come out of the future as they were raised.
+
+Two things about accounts never wait in the UserManager's mailbox: the token check of every
+authenticated request (:meth:`Gateway.authenticate`: ``sessions``, a
+:class:`~ubot.users.sessions.SessionReader` on this process's own database connections, when
+wired; stand-in tests without one ask the UserManager), and argon2 (:attr:`Gateway.accounts`:
+login, sign-up and password change hash in a bounded pool, ``ubot/users/hashing.py``).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -32,7 +40,13 @@ from ubot.notify.messages import AlertView, GetAlerts
 from ubot.scan.dryrun import Admission, DryRunResult, DryRunSpec
 from ubot.stream.latest import LatestSnapshot
 from ubot.timeutil import iso_from_ms
+from ubot.users.accounts import Accounts
+from ubot.users.hashing import Hashing, HashPool
 from ubot.users.manager import UserManager
+from ubot.users.passwords import Passwords
+from ubot.users.sessions import Revoked, SessionReader
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -61,7 +75,16 @@ class Gateway:
         timeout: float = 5.0,
         dry_run_timeout: float = 60.0,
         now: Callable[[], float] = time.time,
+        sessions: SessionReader | None = None,
+        hashing: Hashing | None = None,
+        passwords: Passwords | None = None,
+        on_revoked: Callable[[Revoked], object] | None = None,
     ) -> None:
+        """``sessions``: the token check on this process's read path (its ``touch`` is set to tell
+        the UserManager); ``hashing``: where argon2 runs (default: a :class:`HashPool` of the
+        default size, made at the first use); ``passwords``: the hasher (default: the
+        UserManager's); ``on_revoked``: told of every session ended through this gateway, after
+        its own cache dropped them (the roles publish it on the bus for the other gateways)."""
         self.container = container
         self.history = history
         self.monitor = monitor
@@ -79,6 +102,14 @@ class Gateway:
         self.timeout = timeout
         self.now = now
         self._users_proxy: Any = None
+        self.sessions = sessions
+        if sessions is not None and sessions.touch is None:
+            sessions.touch = self._touch
+        self._hashing = hashing
+        self._passwords = passwords
+        self.on_revoked = on_revoked
+        self._accounts: Accounts | None = None
+        self._accounts_lock = threading.Lock()
 
     def _ask(self, ref: pykka.ActorRef, message: Any, timeout: float | None = None) -> Any:
         timeout = self.timeout if timeout is None else timeout
@@ -167,7 +198,44 @@ class Gateway:
 
     def authenticate(self, token: str) -> int | None:
         """The user id of a live session token, or None."""
+        if self.sessions is not None:
+            return self.sessions.authenticate(token)
         return self.ask_users(UserManager.authenticate, token)
+
+    @property
+    def accounts(self) -> Accounts:
+        """Sign-up, login, password change and logout, argon2 in the pool (``ubot/users/accounts.py``)."""
+        with self._accounts_lock:
+            if self._accounts is None:
+                passwords = self._passwords or self.ask_users(UserManager.hasher)
+                self._hashing = self._hashing or HashPool()
+                self._accounts = Accounts(self.ask_users, self._hashing, passwords, self._revoked)
+            return self._accounts
+
+    def close(self) -> None:
+        """Stop the hash pool (what runs finishes; what waits is dropped)."""
+        if isinstance(self._hashing, HashPool):
+            self._hashing.close()
+
+    def _revoked(self, revoked: Revoked) -> None:
+        if self.sessions is not None:
+            self.sessions.cache.drop(revoked)
+        if self.on_revoked is not None:
+            try:
+                self.on_revoked(revoked)
+            except Exception:  # this process's cache is clear; the others' TTL bounds the rest
+                log.exception("could not announce the revocation of sessions of user %d", revoked.user_id)
+
+    def _touch(self, session_id: int, now_ms: int) -> None:
+        """Tell the UserManager the session was seen, without waiting for it."""
+        if self.users is None:
+            return
+        try:
+            if self._users_proxy is None:
+                self._users_proxy = self.users.proxy()
+            self._users_proxy.manager.touch_session(session_id, now_ms)
+        except pykka.ActorDeadError:  # stopping
+            pass
 
     def alerts(
         self,

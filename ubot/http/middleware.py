@@ -4,8 +4,9 @@
   a body without a declared length is refused (411), so nothing reads an unbounded stream.
 * :class:`RequireJSON`: a request body must be JSON (415).
 * :class:`Authentication`: resources that set ``auth_required = True`` need
-  ``Authorization: Bearer <token>``; the token is checked by the ``authenticate`` callable (which
-  asks the UserManager actor) and the user's id lands in ``req.context.user_id``; otherwise 401.
+  ``Authorization: Bearer <token>``; the token is checked by the ``authenticate`` callable (the
+  gateway's session reader on its own database connections, ``ubot/users/sessions.py``; the cookie
+  goes the same way) and the user's id lands in ``req.context.user_id``; otherwise 401.
   Resources that set ``auth_optional = True`` serve anonymous requests too (``user_id`` None), but a
   credential that is sent must be valid (401). A resource may name a query parameter in
   ``token_param`` that carries the token when there is no ``Authorization`` header (for browsers'

@@ -23,6 +23,10 @@ from ubot.users.manager import MAX_STRATEGIES
 from ubot.users.manager import UserManager as U
 
 UNAVAILABLE = "the UserManager did not answer in time, or accounts are not enabled"
+HASHING_BUSY = (
+    "every password check is taken (the argon2 pool and its queue are full; wait Retry-After "
+    "seconds), the UserManager did not answer in time, or accounts are not enabled"
+)
 STRATEGY_RULES = (
     "a value breaks a rule the schema cannot state: the condition (``column`` says where), symbols "
     "and top_n both given or neither, a channel whose target is not in the settings, a channel this "
@@ -72,7 +76,7 @@ class UsersResource(_Resource):
             201: ("the account", s.UserView),
             409: "the username or the e-mail address is taken",
             422: "the password is too weak (``field`` says why), or the e-mail's local part is too long",
-            503: UNAVAILABLE,
+            503: HASHING_BUSY,
         },
         body=s.Registration,
         example={"username": "ada", "email": "ada@example.com", "password": "correct horse battery staple"},
@@ -80,7 +84,7 @@ class UsersResource(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
         resp.status = falcon.HTTP_201
-        resp.media = self.ask(U.register, body.username, body.email, body.password)
+        resp.media = self.gateway.accounts.register(body.username, body.email, body.password)
 
 
 class SessionsResource(_Resource):
@@ -90,7 +94,7 @@ class SessionsResource(_Resource):
             201: ("the token", s.LoginToken),
             401: "wrong username or password",
             429: "too many failed logins (wait Retry-After seconds), or over the rate limit",
-            503: UNAVAILABLE,
+            503: HASHING_BUSY,
         },
         body=s.Credentials,
         example={"username": "ada", "password": "correct horse battery staple"},
@@ -98,7 +102,7 @@ class SessionsResource(_Resource):
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        login = self.ask(U.login, body.username, body.password, client_address(req))
+        login = self.gateway.accounts.login(body.username, body.password, client_address(req))
         resp.status = falcon.HTTP_201
         resp.cache_control = ["no-store"]
         resp.media = login
@@ -113,7 +117,7 @@ class BrowserSessionResource(_Resource):
             201: ("the CSRF token to send back, and the session's expiry", BrowserSession),
             401: "wrong username or password",
             429: "too many failed logins (wait Retry-After seconds), or over the rate limit",
-            503: UNAVAILABLE,
+            503: HASHING_BUSY,
         },
         body=s.Credentials,
         example={"username": "ada", "password": "correct horse battery staple"},
@@ -124,7 +128,7 @@ class BrowserSessionResource(_Resource):
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        login = self.ask(U.login, body.username, body.password, client_address(req))
+        login = self.gateway.accounts.login(body.username, body.password, client_address(req))
         expires_s = datetime.fromisoformat(login.expires_at).timestamp()
         max_age = max(1, int(expires_s - self.gateway.now()))
         csrf = browser.set_session(req, resp, login.token, max_age)
@@ -142,7 +146,7 @@ class CurrentSessionResource(_Resource):
         headers={204: browser.SET_COOKIE_HEADER},
     )
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.ask(U.logout, req.context.token)
+        self.gateway.accounts.logout(req.context.token)
         if req.context.via_cookie:
             browser.clear_session(resp)
         resp.status = falcon.HTTP_204
@@ -158,7 +162,7 @@ class AllSessionsResource(_Resource):
         {200: ("how many were revoked", s.Revoked), 503: UNAVAILABLE},
     )
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = s.Revoked(self.ask(U.logout_everywhere, req.context.user_id))
+        resp.media = s.Revoked(self.gateway.accounts.logout_everywhere(req.context.user_id))
 
 
 class PasswordResource(_Resource):
@@ -173,7 +177,7 @@ class PasswordResource(_Resource):
             403: "old_password is not the current password",
             422: "the new password is too weak, or the same as the old one (``field`` says why)",
             429: "too many wrong passwords (wait Retry-After seconds), or over the rate limit",
-            503: UNAVAILABLE,
+            503: HASHING_BUSY,
         },
         body=s.PasswordChange,
         example={
@@ -183,7 +187,7 @@ class PasswordResource(_Resource):
     )
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        self.ask(U.change_password, req.context.user_id, body.old_password, body.new_password)
+        self.gateway.accounts.change_password(req.context.user_id, body.old_password, body.new_password)
         resp.status = falcon.HTTP_204
 
 

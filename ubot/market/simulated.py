@@ -544,6 +544,9 @@ class SimulatedSource:
         self.limit = limit
         self.seed = int(seed)
         self.convert = convert
+        #: ``--record``: each tick's documents, as CoinMarketCap would have sent them, recorded too
+        #: (``market/recorder.py``: the replay format), so that anyone can make a recording.
+        self.recorder: Any = None
         self.universe = universe = _Universe(self.seed)
         code = convert.upper()
         self._fiat_rate = _FIAT_PER_USD.get(code)
@@ -594,6 +597,9 @@ class SimulatedSource:
     def fetch(self, at_ms: int) -> RawMarket:
         """The simulated market at ``at_ms`` (epoch ms), already in columns: the :class:`Snapshot`
         that parsing :meth:`documents` at the same instant gives, without writing the documents."""
+        if self.recorder is not None:
+            documents = self.documents(at_ms)
+            self.recorder.write(int(at_ms), documents.listings, documents.global_metrics)
         market = self._market(int(at_ms))
         columns = {name: values[market.top] for name, values in self.universe.static_columns.items()}
         columns.update(market.columns)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from typing import TYPE_CHECKING
 
 from ubot.clocks import Clock, SystemClock
 from ubot.config import Settings, resolved_source
 from ubot.market.replay import ReplaySource
 from ubot.market.source import FatalSourceError, MarketSource
+
+if TYPE_CHECKING:
+    from ubot.market.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,10 @@ def make_source(settings: Settings, clock: Clock | None = None, announce: bool =
                 market.limit,
                 market.seed,
             )
-        return SimulatedSource(limit=market.limit, seed=market.seed, convert=market.convert)
+        source = SimulatedSource(limit=market.limit, seed=market.seed, convert=market.convert)
+        if not market.backfill_days:  # a backfill records through its own loop
+            source.recorder = recorder_of(settings)
+        return source
     if kind == "replay":
         source = ReplaySource(market.replay_dir)
         if announce:
@@ -40,10 +47,27 @@ def make_source(settings: Settings, clock: Clock | None = None, announce: bool =
     return _coinmarketcap(settings, clock or SystemClock(), announce)
 
 
+def recorder_of(settings: Settings) -> Recorder | None:
+    """The ``--record`` directory's recorder, or None. Raises :class:`FatalSourceError` when no file
+    can be made there."""
+    from ubot.market.recorder import Recorder
+
+    directory = settings.market.record_dir
+    if not directory:
+        return None
+    try:
+        recorder = Recorder(directory)
+        # An existing directory passes makedirs and listdir even when no file can be made in it.
+        with tempfile.TemporaryFile(dir=recorder.directory):
+            pass
+    except OSError as exc:
+        raise FatalSourceError(f"cannot record into {directory}: {exc.strerror or exc}") from None
+    return recorder
+
+
 def _coinmarketcap(settings: Settings, clock: Clock, announce: bool) -> MarketSource:
     from ubot.market.cmc_source import CmcSource
     from ubot.market.coinmarketcap import CmcClient, CmcFatalError
-    from ubot.market.recorder import Recorder
 
     cmc, market = settings.coinmarketcap, settings.market
     # A tick may spend half the interval on CoinMarketCap, retries included, so a retry never
@@ -56,15 +80,7 @@ def _coinmarketcap(settings: Settings, clock: Clock, announce: bool) -> MarketSo
         )
     except CmcFatalError as exc:
         raise FatalSourceError(str(exc)) from None
-    recorder = None
-    if market.record_dir:
-        try:
-            recorder = Recorder(market.record_dir)
-            # An existing directory passes makedirs and listdir even when no file can be made in it.
-            with tempfile.TemporaryFile(dir=recorder.directory):
-                pass
-        except OSError as exc:
-            raise FatalSourceError(f"cannot record into {market.record_dir}: {exc.strerror or exc}") from None
+    recorder = recorder_of(settings)
     if announce:
         log.info("market source: CoinMarketCap at %s, top %d coins", cmc.base_url, market.limit)
     return CmcSource(

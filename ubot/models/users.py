@@ -1,5 +1,6 @@
 """The queries on the user tables: accounts, sessions, settings, strategies. Used by the UserManager
-alone. Every strategy query is scoped by its owner: another user's strategy is simply not found.
+alone, but for :meth:`UserStore.live_session`, which the gateway's token check also reads on its own
+connections (``ubot/users/sessions.py``). Every strategy query is scoped by its owner: another user's strategy is simply not found.
 """
 
 from __future__ import annotations
@@ -84,9 +85,9 @@ class UserStore:
 
     # --- sessions ------------------------------------------------------------------------
 
-    def add_session(self, user_id: int, token_hash: str, now_ms: int, expires_at: int, keep: int) -> None:
+    def add_session(self, user_id: int, token_hash: str, now_ms: int, expires_at: int, keep: int) -> int:
         """Store a new session. The user's ended sessions are deleted, and beyond ``keep`` live ones
-        the oldest are revoked."""
+        the oldest are revoked: how many were."""
         with writing(self.db):
             Session.delete().where(
                 (Session.user == user_id)
@@ -105,9 +106,11 @@ class UserStore:
                 .order_by(Session.id.desc())
                 .limit(keep)
             )
-            Session.update(revoked_at=now_ms).where(
-                (Session.user == user_id) & Session.id.not_in(newest) & Session.revoked_at.is_null()
-            ).execute()
+            return (
+                Session.update(revoked_at=now_ms)
+                .where((Session.user == user_id) & Session.id.not_in(newest) & Session.revoked_at.is_null())
+                .execute()
+            )
 
     def live_session(self, token_hash: str, now_ms: int) -> Session | None:
         """The session of this token hash if it is neither revoked nor expired."""

@@ -37,7 +37,7 @@ from ubot.rules.compiler import Evaluator
 from ubot.rules.series import Series
 from ubot.scan.firing import fire_over_time
 from ubot.timeutil import iso_from_ms
-from ubot.users.errors import Busy, ValidationError
+from ubot.users.errors import InProgress, ValidationError
 
 MINUTE_MS = TIMEFRAMES["1m"]
 #: The longest range of one dry run, in days (its 1m candles are read and evaluated at once).
@@ -124,7 +124,7 @@ class Admission:
     def enter(self, user_id: int) -> None:
         with self._lock:
             if self.running.get(user_id, 0) >= self.per_user:
-                raise Busy(
+                raise InProgress(
                     f"you have {self.per_user} dry run{'s' if self.per_user > 1 else ''} in progress, the "
                     "most at once; wait for it to finish"
                 )

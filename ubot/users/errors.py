@@ -63,6 +63,17 @@ class Conflict(UserError):
 
 
 class Busy(UserError):
+    """Every argon2 thread is busy and the queue in front of them is full: nothing was done; try
+    again in ``retry_after_s`` seconds (``ubot/users/hashing.py``)."""
+
+    title = "Busy"
+
+    def __init__(self, description: str, retry_after_s: int) -> None:
+        super().__init__(description)
+        self.retry_after_s = retry_after_s
+
+
+class InProgress(UserError):
     """A bound on work in progress reached (a user's dry runs at once): the description names it."""
 
     title = "Too many at once"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from peewee import IntegrityError
 
@@ -23,8 +24,10 @@ from ubot.scan.spec import UserStrategies
 from ubot.timeutil import iso_from_ms
 from ubot.users import tokens, validation
 from ubot.users.errors import BadCredentials, Conflict, NotFound, Throttled, ValidationError, WrongPassword
+from ubot.users.hashing import Inline
 from ubot.users.market import KnownMarket
-from ubot.users.passwords import PASSWORD_MAX, Passwords, check_strength, normalize
+from ubot.users.passwords import Passwords, check_strength
+from ubot.users.sessions import Revoked
 from ubot.users.shapes import (
     ConditionInfo,
     LoginToken,
@@ -52,7 +55,45 @@ from ubot.users.throttle import (
     retry_after,
 )
 
+if TYPE_CHECKING:
+    from ubot.users.accounts import Accounts
+
 log = logging.getLogger(__name__)
+
+#: A login's verification is taken to have ended after this long even if it never reported back.
+IN_FLIGHT_MS = 30_000
+#: Seconds a second login of the same (username, address) pair waits while the first is verified.
+IN_FLIGHT_RETRY_S = 1
+#: Pairs in flight kept before the ended ones are pruned.
+IN_FLIGHT_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What :meth:`UserManager.begin_login` hands out: the hash to verify (None: verify nothing)."""
+
+    name: str
+    client: str | None
+    user_id: int | None
+    password_hash: str | None
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    token: LoginToken
+    user_id: int
+    revoked: Revoked | None  # the user's oldest sessions, revoked beyond the limit
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """What :meth:`UserManager.begin_password_change` hands out."""
+
+    user_id: int
+    username: str
+    email: str
+    password_hash: str
+
 
 #: Strategies per user: each one is evaluated on every tick for up to 1000 coins, so this bounds
 #: the scanner's work per user; 50 is far above what a person watches by hand.
@@ -102,6 +143,8 @@ class UserManager:
         self.password_changes = ThrottleBook(pair_policy)
         #: usernames that do not exist are throttled like those that do (in memory)
         self.unknown_accounts = ThrottleBook(account_policy)
+        #: (username, address) pairs with a login being verified now, until when (epoch ms)
+        self._logins_in_flight: dict[tuple[str, str | None], int] = {}
         #: Called with a user's id once their strategies or settings changed (set by the actor).
         self.changed: Callable[[int], None] = lambda user_id: None
 
@@ -110,22 +153,59 @@ class UserManager:
 
     # --- accounts ------------------------------------------------------------------------
 
+    # The three operations that need argon2 are steps of ubot/users/accounts.py (``Accounts``): the
+    # gateway runs argon2 in its bounded pool between the steps, which run here, so the mailbox
+    # never waits for a hash. These three run the same steps in the calling thread, argon2 included
+    # (tests, scripts, benches: no gateway).
+
     def register(self, username: Any, email: Any, password: Any) -> UserView:
+        return self._inline().register(username, email, password)
+
+    def login(self, username: Any, password: Any, client: str | None) -> LoginToken:
+        return self._inline().login(username, password, client)
+
+    def change_password(self, user_id: int, old_password: Any, new_password: Any) -> None:
+        """Revokes every session of the user: they log in again with the new password."""
+        self._inline().change_password(user_id, old_password, new_password)
+
+    def _inline(self) -> Accounts:
+        from ubot.users.accounts import Accounts
+
+        return Accounts(lambda method, *args: method(self, *args), Inline(), self.passwords)
+
+    def hasher(self) -> Passwords:
+        """The password hasher (the gateway's pool hashes with the same one)."""
+        return self.passwords
+
+    def check_registration(self, username: Any, email: Any, password: Any) -> tuple[str, str]:
+        """The normalized username and e-mail of a sign-up that may go on (password not hashed yet)."""
         name = validation.username(username)
         address = validation.email(email)
         check_strength(password, username=name, email=address)
-        if self.store.username_taken(name):
-            raise Conflict("username: is taken; choose another", field="username", title="Username taken")
-        if self.store.email_taken(address):
-            raise Conflict("email: another account uses this address", field="email", title="E-mail taken")
+        self._check_free(name, address)
+        return name, address
+
+    def create_account(self, name: str, address: str, password_hash: str) -> UserView:
+        """After :meth:`check_registration` and hashing: the account (checked free again)."""
+        self._check_free(name, address)
         try:
-            user = self.store.create_user(name, address, self.passwords.hash(password), self.now_ms())
+            user = self.store.create_user(name, address, password_hash, self.now_ms())
         except IntegrityError:  # registered in between, by another process
             raise Conflict("username or email: is taken", field="username", title="Account exists") from None
         log.info("user %d registered", user.id)
         return _user_view(user)
 
-    def login(self, username: Any, password: Any, client: str | None) -> LoginToken:
+    def _check_free(self, name: str, address: str) -> None:
+        if self.store.username_taken(name):
+            raise Conflict("username: is taken; choose another", field="username", title="Username taken")
+        if self.store.email_taken(address):
+            raise Conflict("email: another account uses this address", field="email", title="E-mail taken")
+
+    def begin_login(self, username: Any, client: str | None) -> LoginAttempt:
+        """Throttled attempts are refused here, before any hashing; otherwise the account's hash to
+        verify (None: no such account, verify nothing). The (username, address) pair is marked in
+        flight until :meth:`finish_login` or :meth:`abandon_login`: a second attempt of the same
+        pair meanwhile is refused, so concurrent guesses cannot outrun the throttle."""
         now = self.now_ms()
         name = username.lower()[:64] if isinstance(username, str) else ""
         user = self.store.user_by_username(name) if validation.USERNAME.fullmatch(name) else None
@@ -135,32 +215,53 @@ class UserManager:
             self.pairs.retry_after(pair, now),
             # the account's lock holds back only the addresses that failed on it (throttle.py)
             self._account_retry_after(user, name, now) if self.pairs.has_failed(pair, now) else 0,
+            IN_FLIGHT_RETRY_S if self._logins_in_flight.get(pair, 0) > now else 0,
         )
         if wait:
             raise _throttled(wait)
-        acceptable = isinstance(password, str) and len(password) <= PASSWORD_MAX
-        if user is not None and acceptable:
-            ok = self.passwords.verify(user.password_hash, password)
-        else:
-            ok = self.passwords.verify_nothing(password if acceptable else "")
+        if len(self._logins_in_flight) >= IN_FLIGHT_MAX:
+            self._logins_in_flight = {k: t for k, t in self._logins_in_flight.items() if t > now}
+        self._logins_in_flight[pair] = now + IN_FLIGHT_MS
+        if user is None:
+            return LoginAttempt(name, client, None, None)
+        return LoginAttempt(name, client, user.id, user.password_hash)
+
+    def finish_login(self, attempt: LoginAttempt, ok: bool, new_hash: str | None = None) -> LoginOutcome:
+        """After verifying: a failure is counted and refused (:class:`BadCredentials`); a success
+        starts a session (storing ``new_hash``, the password rehashed with today's parameters)."""
+        self.abandon_login(attempt)
+        now = self.now_ms()
+        user = self.store.user(attempt.user_id) if attempt.user_id is not None else None
+        if ok and (user is None or user.password_hash != attempt.password_hash):
+            ok = False  # the password changed, or the account went, while it was being verified
         if not ok:
-            if client is not None:
-                self.addresses.failed(client, now)
-            self.pairs.failed(pair, now)
-            self._account_failed(user, name, now)
+            if attempt.client is not None:
+                self.addresses.failed(attempt.client, now)
+            self.pairs.failed((attempt.name, attempt.client), now)
+            self._account_failed(user, attempt.name, now)
             raise BadCredentials("wrong username or password")
         assert user is not None
-        self.pairs.forget(pair)
+        self.pairs.forget((attempt.name, attempt.client))
         if user.failed_logins or user.locked_until is not None:
             self.store.save_failures(user.id, 0, None, None)
-        if self.passwords.needs_rehash(user.password_hash):
-            self.store.set_password_hash(user.id, self.passwords.hash(password))
+        if new_hash is not None:
+            self.store.set_password_hash(user.id, new_hash)
         token = tokens.issue()
         expires_at = now + self.session_lifetime_ms
-        self.store.add_session(user.id, tokens.hash_token(token), now, expires_at, keep=self.max_sessions)
-        return LoginToken(token, iso_from_ms(expires_at))
+        pruned = self.store.add_session(
+            user.id, tokens.hash_token(token), now, expires_at, keep=self.max_sessions
+        )
+        return LoginOutcome(
+            LoginToken(token, iso_from_ms(expires_at)), user.id, Revoked(user.id) if pruned else None
+        )
+
+    def abandon_login(self, attempt: LoginAttempt) -> None:
+        """The attempt ends without a verdict (the hash pool was full): nothing is counted."""
+        self._logins_in_flight.pop((attempt.name, attempt.client), None)
 
     def authenticate(self, token: Any) -> int | None:
+        """The user of a live session token (stand-ins and tests; the gateway reads sessions itself,
+        ``ubot/users/sessions.py``)."""
         if not tokens.well_formed(token):
             return None
         now = self.now_ms()
@@ -172,33 +273,54 @@ class UserManager:
             self.store.touch_session(session.id, now)
         return session.user_id
 
-    def logout(self, token: Any) -> None:
-        if tokens.well_formed(token):
-            self.store.revoke_session(tokens.hash_token(token), self.now_ms())
+    def touch_session(self, session_id: int, now_ms: int) -> None:
+        """The gateway saw the session in use (told at most once a minute per session)."""
+        self.store.touch_session(session_id, now_ms)
+
+    def logout(self, token: Any) -> Revoked | None:
+        if not tokens.well_formed(token):
+            return None
+        now = self.now_ms()
+        token_hash = tokens.hash_token(token)
+        session = self.store.live_session(token_hash, now)
+        self.store.revoke_session(token_hash, now)
+        return None if session is None else Revoked(session.user_id, token_hash)
 
     def logout_everywhere(self, user_id: int) -> int:
         return self.store.revoke_all_sessions(user_id, self.now_ms())
 
-    def change_password(self, user_id: int, old_password: Any, new_password: Any) -> None:
-        """Revokes every session of the user: they log in again with the new password. Wrong current
-        passwords are throttled per user (only a session holder gets here) and count in the account's
-        record, like failed logins."""
+    def begin_password_change(self, user_id: int) -> PasswordCheck:
+        """Wrong current passwords are throttled per user (only a session holder gets here): a
+        throttled change is refused before any hashing. The hash to verify the current one with."""
         user = self._user(user_id)
-        now = self.now_ms()
-        wait = self.password_changes.retry_after(user.id, now)
+        wait = self.password_changes.retry_after(user.id, self.now_ms())
         if wait:
             raise _throttled(wait)
-        acceptable = isinstance(old_password, str) and len(old_password) <= PASSWORD_MAX
-        if not (acceptable and self.passwords.verify(user.password_hash, old_password)):
-            self.password_changes.failed(user.id, now)
-            self._account_failed(user, user.username, now)
-            raise WrongPassword("old_password: is not your current password", field="old_password")
-        check_strength(new_password, username=user.username, email=user.email, field="new_password")
-        if tokens.same(normalize(new_password), normalize(old_password)):
-            raise ValidationError("new_password", "must differ from the current password")
-        self.store.change_password(user.id, self.passwords.hash(new_password), now)
+        return PasswordCheck(user.id, user.username, user.email, user.password_hash)
+
+    def wrong_password(self, user_id: int) -> None:
+        """The current password given was wrong: counted per user and in the account's record, like
+        failed logins; always raises :class:`WrongPassword`."""
+        user = self._user(user_id)
+        now = self.now_ms()
+        self.password_changes.failed(user.id, now)
+        self._account_failed(user, user.username, now)
+        raise WrongPassword("old_password: is not your current password", field="old_password")
+
+    def finish_password_change(self, check: PasswordCheck, new_hash: str) -> Revoked:
+        """Store the new hash and revoke every session of the user, unless the password changed
+        since :meth:`begin_password_change` (409)."""
+        user = self._user(check.user_id)
+        if user.password_hash != check.password_hash:
+            raise Conflict(
+                "old_password: the password was changed by another request meanwhile; try again",
+                field="old_password",
+                title="Changed meanwhile",
+            )
+        self.store.change_password(user.id, new_hash, self.now_ms())
         self.password_changes.forget(user.id)
         log.info("user %d changed their password; sessions revoked", user.id)
+        return Revoked(user.id)
 
     def _account_retry_after(self, user: User | None, name: str, now: int) -> int:
         if user is None:

@@ -92,6 +92,41 @@ def read_body(response: requests.Response, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)[:limit]
 
 
+class Refused(Exception):
+    """A send the channel refuses before it leaves (its text is the outcome's detail: ``failed``)."""
+
+
+def post_within(
+    session: requests.Session,
+    url: str,
+    *,
+    what: str,
+    deadline_s: float,
+    timeout_s: float,
+    max_bytes: int = MAX_BODY,
+    **kwargs: Any,
+) -> tuple[requests.Response, bytes] | Outcome:
+    """POST inside one attempt of ``deadline_s`` (each read bounded by ``timeout_s``, no redirects
+    followed) and read at most ``max_bytes`` of the answer: the response and its (capped) body, or
+    the outcome when the attempt raised or was cut by its deadline. ``what`` names the far end in
+    the outcome's detail; a :class:`Refused` raised on the way is ``failed`` with its own text."""
+    with deadline.attempt(deadline_s) as attempt:
+        try:
+            response = session.post(
+                url, timeout=attempt.bound(timeout_s), allow_redirects=False, stream=True, **kwargs
+            )
+            body = read_body(response, max_bytes)
+        except Refused as exc:
+            return Outcome(FAILED, f"{what}: {exc}")
+        except Exception as exc:
+            if attempt.expired:
+                return cut_outcome(what, attempt)
+            return exception_outcome(exc, what=what, timeout_s=timeout_s)
+        if attempt.expired:  # an answer cut short may still parse: it is not one
+            return cut_outcome(what, attempt)
+    return response, body
+
+
 def one_line(text: str, limit: int = 200) -> str:
     """Whitespace collapsed, at most ``limit`` characters."""
     text = " ".join(text.split())

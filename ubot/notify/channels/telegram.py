@@ -25,19 +25,16 @@ from typing import Any
 
 import requests
 
-from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.channels.http import (
     MAX_BODY,
     WatchedAdapter,
-    cut_outcome,
-    exception_outcome,
     json_body,
     log_outcome,
     mount,
     new_session,
     one_line,
-    read_body,
+    post_within,
     redact_urllib3_logs,
     scrub,
     status_class,
@@ -104,22 +101,18 @@ class TelegramChannel:
             "text": message_text(message.subject, message.text),
             "disable_web_page_preview": True,
         }
-        with deadline.attempt(self.deadline_s) as attempt:
-            try:
-                response = self._session.post(
-                    f"{self.base_url}/bot{self._token}/sendMessage",
-                    json=document,
-                    timeout=attempt.bound(self.timeout_s),
-                    allow_redirects=False,
-                    stream=True,
-                )
-                body = read_body(response, self.max_answer_bytes)
-            except Exception as exc:
-                if attempt.expired:
-                    return cut_outcome("Telegram", attempt)
-                return exception_outcome(exc, what="Telegram", timeout_s=self.timeout_s)
-            if attempt.expired:  # an answer cut short may still parse: it is not one
-                return cut_outcome("Telegram", attempt)
+        sent = post_within(
+            self._session,
+            f"{self.base_url}/bot{self._token}/sendMessage",
+            what="Telegram",
+            deadline_s=self.deadline_s,
+            timeout_s=self.timeout_s,
+            max_bytes=self.max_answer_bytes,
+            json=document,
+        )
+        if isinstance(sent, Outcome):
+            return sent
+        response, body = sent
         return _classify(response, json_body(body), self._clock())
 
 

@@ -25,19 +25,16 @@ from typing import Any
 
 import requests
 
-from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.channels.http import (
     MAX_BODY,
     WatchedAdapter,
-    cut_outcome,
-    exception_outcome,
     json_body,
     log_outcome,
     mount,
     new_session,
     one_line,
-    read_body,
+    post_within,
     scrub,
     status_class,
 )
@@ -129,23 +126,19 @@ class TwilioChannel:
             return Outcome(FAILED, "Twilio: no phone number")
         prefix = WHATSAPP if self.name == "whatsapp" else ""
         form = {"To": prefix + number, "From": prefix + _bare(self.from_number), "Body": self.body(message)}
-        with deadline.attempt(self.deadline_s) as attempt:
-            try:
-                response = self._session.post(
-                    self.url,
-                    data=form,
-                    auth=(self.account_sid, self._auth_token),
-                    timeout=attempt.bound(self.timeout_s),
-                    allow_redirects=False,
-                    stream=True,
-                )
-                body = read_body(response, self.max_answer_bytes)
-            except Exception as exc:
-                if attempt.expired:
-                    return cut_outcome("Twilio", attempt)
-                return exception_outcome(exc, what="Twilio", timeout_s=self.timeout_s)
-            if attempt.expired:  # an answer cut short may still parse: it is not one
-                return cut_outcome("Twilio", attempt)
+        sent = post_within(
+            self._session,
+            self.url,
+            what="Twilio",
+            deadline_s=self.deadline_s,
+            timeout_s=self.timeout_s,
+            max_bytes=self.max_answer_bytes,
+            data=form,
+            auth=(self.account_sid, self._auth_token),
+        )
+        if isinstance(sent, Outcome):
+            return sent
+        response, body = sent
         return self._classify(response, json_body(body), form["Body"])
 
     def _classify(self, response: requests.Response, doc: Any, body: str) -> Outcome:

@@ -70,15 +70,14 @@ from ubot.notify import deadline
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.channels.http import (
     MAX_BODY,
+    Refused,
     WatchedAdapter,
     WatchedConnectionMixin,
-    cut_outcome,
-    exception_outcome,
     log_outcome,
     mount,
     new_session,
     one_line,
-    read_body,
+    post_within,
     scrub,
     status_class,
 )
@@ -92,7 +91,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 TOLERANCE_S = 300
 
 
-class AddressRefused(Exception):
+class AddressRefused(Refused):
     """The URL's host resolves to an address webhooks may not reach (raised by the connection)."""
 
 
@@ -160,25 +159,19 @@ class WebhookChannel:
         }
         if message.secret:
             headers["X-Ubot-Signature"] = sign(message.secret, int(self._clock()), body)
-        with deadline.attempt(self.deadline_s) as attempt:
-            try:
-                response = self._session.post(
-                    message.target,
-                    data=body,
-                    headers=headers,
-                    timeout=attempt.bound(self.timeout_s),
-                    allow_redirects=False,
-                    stream=True,
-                )
-                answer = read_body(response, self.max_answer_bytes)
-            except AddressRefused as exc:
-                return Outcome(FAILED, f"{where}: {exc}")
-            except Exception as exc:
-                if attempt.expired:
-                    return cut_outcome(where, attempt)
-                return exception_outcome(exc, what=where, timeout_s=self.timeout_s)
-            if attempt.expired:  # an answer cut short may still parse: it is not one
-                return cut_outcome(where, attempt)
+        sent = post_within(
+            self._session,
+            message.target,
+            what=where,
+            deadline_s=self.deadline_s,
+            timeout_s=self.timeout_s,
+            max_bytes=self.max_answer_bytes,
+            data=body,
+            headers=headers,
+        )
+        if isinstance(sent, Outcome):
+            return sent
+        response, answer = sent
         http = response.status_code
         reason = f"HTTP {http}" + (f" {one_line(response.reason, 60)}" if response.reason else "")
         if 300 <= http < 400:
