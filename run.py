@@ -34,6 +34,7 @@ from ubot.http.server import BindError, GatewayServer, check_bind
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
 from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema, pending_migrations
+from ubot.scan.cost import Budgets
 from ubot.timeutil import iso_from_ms
 
 log = logging.getLogger("ubot")
@@ -133,6 +134,11 @@ def load(args: argparse.Namespace) -> Settings:
     return load_settings(path, overrides=overrides, required=args.config is not None)
 
 
+def budgets_of(settings: Settings) -> Budgets:
+    """The Scanner's budgets of ``[scanner]``, checked when strategies are saved."""
+    return Budgets(user=settings.scanner.user_budget, server=settings.scanner.server_budget)
+
+
 def start_pipeline(settings: Settings, on_finished, publisher=None):
     """Take the database's engine lock, open the database and source, start the actors. Returns
     (lock, actors): release the lock after stopping the actors. ``publisher``: an
@@ -175,6 +181,7 @@ def _start_actors(settings: Settings, on_finished, publisher):
         allow_local_webhooks=notify.webhook_allow_private,
         retention_days=notify.retention_days,
         public_url=settings.http.public_url,
+        budgets=budgets_of(settings),
         publish=publisher.publish if publisher is not None else None,
         publish_tick=publisher.tick if publisher is not None else None,
     )
@@ -309,6 +316,7 @@ def run_gateway(settings: Settings) -> int:
             alerts=AlertOptions(
                 channels=build_channels(settings),
                 allow_local_webhooks=settings.notify.webhook_allow_private,
+                budgets=budgets_of(settings),
             ),
             on_changed=lambda user_id: bus.publish(STRATEGIES, StrategiesChanged(user_id)),
         )

@@ -34,6 +34,12 @@ def expected_rows() -> dict[str, str]:
             "fetched (422 naming the others)"
         ),
         "`top_n` of a strategy": f"1 to {shapes.TOP_N_MAX}, and at most the coins fetched (`[market] limit`)",
+        "scan cost of enabled strategies": (
+            f"{int(default('scanner', 'user_budget')):,} series-coins per user (`[scanner] user_budget`), "
+            f"{int(default('scanner', 'server_budget')):,} for everyone (`[scanner] server_budget`); a strategy "
+            "costs its coins x (1 + distinct indicator series) ([why](docs/limits.md#scan-budgets); 422 naming "
+            "the budget and the cost)"
+        ),
         "`channels` of a strategy": "those this server has configured (`[notify]`; 422 naming the setting)",
         "strategy `name`": f"{shapes.NAME_MAX} characters",
         "`condition`": (

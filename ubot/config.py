@@ -292,6 +292,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("scanner", "workers", "10", _number(1, 64, integer=True), "an integer 1..64"),
     Option(
+        "scanner",
+        "user_budget",
+        "100000",
+        _number(1, 1_000_000_000, integer=True),
+        "an integer 1..1000000000 (series-coins)",
+    ),
+    Option(
+        "scanner",
+        "server_budget",
+        "1000000",
+        _number(1, 1_000_000_000, integer=True),
+        "an integer 1..1000000000 (series-coins), at least [scanner] user_budget",
+    ),
+    Option(
         "log",
         "level",
         "INFO",
@@ -524,6 +538,11 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             f"[http] stream_max ({settings.http.stream_max}) must be below [http] threads "
             f"({settings.http.threads}): each open stream holds a thread, and requests need some too"
+        )
+    if settings.scanner.server_budget < settings.scanner.user_budget:
+        raise ConfigError(
+            f"[scanner] server_budget ({settings.scanner.server_budget}) must be at least [scanner] "
+            f"user_budget ({settings.scanner.user_budget}): one user at their budget must fit"
         )
     held = settings.accounts.hash_workers + settings.accounts.hash_queue
     if held >= settings.http.threads:

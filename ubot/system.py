@@ -45,6 +45,7 @@ from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
 from ubot.scan import dryrun
+from ubot.scan.cost import Budgets
 from ubot.users.manager import UserManager
 from ubot.users.market import LatestMarket
 
@@ -87,6 +88,8 @@ class AlertOptions:
     retention_days: int | None = None
     #: ``[http] public_url``: alert messages link to the coin there ("" = no link).
     public_url: str = ""
+    #: The Scanner's budgets (``[scanner] user_budget``, ``server_budget``), checked when strategies are saved.
+    budgets: Budgets = field(default_factory=Budgets)
     #: ``publish(event, data, user_id)``: an alert event for the stream (``EventPublisher.publish``).
     publish: Callable[[str, Mapping[str, Any], int | None], Any] | None = None
     #: ``publish_tick(candled, view)`` after each tick (``EventPublisher.tick``): its document,
@@ -109,6 +112,7 @@ def user_manager(
         allow_local_webhooks=alerts.allow_local_webhooks,
         channels=tuple(alerts.channels) or None,  # none at all: a test system, not checked
         market=market,
+        budgets=alerts.budgets,
     )
 
 

@@ -47,3 +47,15 @@ def fake_analyze(text: str) -> SimpleNamespace:
 def cheap_hasher() -> PasswordHasher:
     """argon2id at its minimum cost: the same code path, microseconds instead of 50 ms."""
     return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def attack_strategy(k: int) -> dict:
+    """The ``k``-th strategy of issue 12's scan attack: ``rsi(a) < 0 or rsi(b) < 0 or ...`` with 10
+    distinct periods (2..500, different from one ``k`` to the next), on the top 1,000 coins."""
+    periods = [2 + (10 * k + j) % 499 for j in range(10)]
+    return {
+        "name": f"attack {k}",
+        "condition": " or ".join(f"rsi({p}) < 0" for p in periods),
+        "timeframe": "1m",
+        "top_n": 1000,
+    }

@@ -24,6 +24,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pykka
@@ -143,9 +144,11 @@ class Scanner(pykka.ThreadingActor):
         snapshots: SnapshotReader | None = None,
         now_ms: Any = None,
         parallel: bool = False,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
-        a crash left unscanned (both None in tests without a database)."""
+        a crash left unscanned (both None in tests without a database); ``timer``: seconds, for the
+        scan times of ``/health``."""
         super().__init__()
         self.planner = ScanPlanner(workers, load)
         self.snapshots = snapshots
@@ -153,6 +156,10 @@ class Scanner(pykka.ThreadingActor):
         self.backlog = Backlog(self.planner)
         self.round: Round | None = None  # the scan in progress
         self.figures = ScanFigures()
+        self.timer = timer
+        #: Seconds spent folding ticks' candles into the indicator state (and seeding it) since the
+        #: last scan started: counted in the next scan's time, as building its frame is.
+        self.folding = 0.0
         self.users = users
         self.notifier = notifier
         self.monitor = monitor
@@ -198,7 +205,11 @@ class Scanner(pykka.ThreadingActor):
             self.caught_up = True
             self._catch_up(message.snapshot_id)
         snapshot = message.snapshot
+        started = self.timer()
         self.planner.update_candles(snapshot.timestamp_ms, message.closed_candles, message.open_candles)
+        folded = self.timer() - started
+        self.folding += folded
+        self.figures.history_ms = folded * 1000
         replaced = self.backlog.wait(message)
         if replaced is not None:
             self.figures.skipped += 1
@@ -218,9 +229,13 @@ class Scanner(pykka.ThreadingActor):
     def _next(self) -> None:
         """Start the next waiting scan, if any. A live tick with no strategy to scan is done at once."""
         while True:
-            started = time.perf_counter()  # a scan's time includes building its frame
+            # a scan's time includes building its frame, and the indicator state's work since the last
+            # scan (the candles folded in, a history seeded from the database)
+            started = self.timer()
             if (scan := self.backlog.next()) is None:
                 return
+            if scan.live:
+                started, self.folding = started - self.folding, 0.0
             if scan.live and not self.planner.specs:
                 self._scanned(scan.snapshot_id)
                 self._finished(scan.frame.tick)
@@ -258,7 +273,7 @@ class Scanner(pykka.ThreadingActor):
 
     def _finish(self, scan: Round) -> None:
         self.round = None
-        self.figures.finished(scan, (time.perf_counter() - scan.started) * 1000)
+        self.figures.finished(scan, (self.timer() - scan.started) * 1000)
         if self.users is not None:
             if scan.errors:
                 tell_if_alive(self.users, StrategyErrors(dict(scan.errors), self.now_ms()))
@@ -302,4 +317,4 @@ class Scanner(pykka.ThreadingActor):
             self._finish(scan)
 
     def stats(self) -> ScannerStats:
-        return self.figures.stats(len(self.pool), len(self.planner.specs))
+        return self.figures.stats(len(self.pool), len(self.planner.specs), self.planner.costs)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 #: The HTTP status of each domain exception (the first class in the MRO that is listed).
 USER_ERRORS: dict[type[domain.UserError], str] = {
     domain.ValidationError: falcon.HTTP_422,
+    domain.OverBudget: falcon.HTTP_422,
     domain.BadCredentials: falcon.HTTP_401,
     domain.WrongPassword: falcon.HTTP_403,
     domain.NotFound: falcon.HTTP_404,

@@ -18,6 +18,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ubot.market.candles import TIMEFRAMES
 from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS
+from ubot.scan.messages import ScannerStats
 from ubot.users.shapes import MAX_TIME_MS, Instant, Time, Timeframe
 
 MAX_LIMIT = 1000
@@ -205,7 +206,7 @@ class Health(Struct):
     ticks_ok: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
     ticks_skipped: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
     source_status: Annotated[dict[str, Any], Meta(description="the source's own status")] | UnsetType = UNSET
-    scanner: Annotated[dict[str, Any], Meta(description="the Scanner's figures")] | UnsetType = UNSET
+    scanner: ScannerStats | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     source_exhausted: bool | UnsetType = UNSET
 

@@ -32,7 +32,8 @@ STRATEGY_RULES = (
     "and top_n both given or neither, a channel whose target is not in the settings, a channel this "
     "server has not configured (the setting is named), symbols not in the market fetched (named), "
     "top_n above the coins fetched, an expiry in the past or more than 10 years ahead, a name of "
-    "spaces only"
+    "spaces only; or, enabled, it would take your strategies past [scanner] user_budget or "
+    "everyone's past server_budget (the budget, its use and the strategy's cost are named)"
 )
 SETTINGS_RULES = (
     "a value breaks a rule the schema cannot state: a webhook host that is local or private, a time "

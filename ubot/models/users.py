@@ -163,6 +163,15 @@ class UserStore:
             query = query.where(Strategy.user == user_id)
         return list(query.order_by(Strategy.id))
 
+    def enabled_scopes(self) -> list[tuple[int, int, list[str], list[str] | None, int | None]]:
+        """``(id, user id, indicators, symbols, top_n)`` of every enabled strategy: what its scan
+        cost is computed from (``ubot/scan/cost.py``), without the other columns."""
+        return list(
+            Strategy.select(Strategy.id, Strategy.user, Strategy.indicators, Strategy.symbols, Strategy.top_n)
+            .where(Strategy.enabled == True)  # noqa: E712 - SQL, not Python
+            .tuples()
+        )
+
     def disable_strategy(self, strategy_id: int, now_ms: int) -> int | None:
         """Disable a strategy (a ``once`` strategy that fired); its owner's id, or None if it is gone."""
         row = Strategy.get_or_none(Strategy.id == strategy_id)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import Meta
 
 from ubot.scan.frame import MarketFrame
 from ubot.scan.spec import StrategySpec, UserStrategies
@@ -85,13 +87,21 @@ class WorkerDied:
 
 
 @dataclass(frozen=True)
+class CostlyStrategy:
+    id: int
+    cost: Annotated[int, Meta(ge=0, description="series-coins: coins x (1 + distinct indicator series)")]
+
+
+@dataclass(frozen=True)
 class ScannerStats:
-    """Scanner -> Monitor after every scan (for /health)."""
+    """Scanner -> Monitor after every scan; ``/health``'s ``scanner`` (declared for the OpenAPI
+    document by this class). Scan times include folding the tick's candles into the indicator state
+    (seeding it from the database when a series is new) and building the frame."""
 
     workers: int
     strategies: int
     scans: int
-    scans_skipped: int  # ticks not scanned because the previous scan was still running
+    scans_skipped: Annotated[int, Meta(description="ticks not scanned: the previous scan was still running")]
     worker_restarts: int
     alerts: int
     last_scan_ms: float | None
@@ -99,7 +109,17 @@ class ScannerStats:
     scan_ms_p99: float | None
     last_evaluated: int
     last_coins: int
-    last_errors: int = 0  # strategies whose run-time error began (or changed) in the last scan
+    #: strategies whose run-time error began (or changed) in the last scan
+    last_errors: int = 0
+    last_history_ms: Annotated[
+        float | None, Meta(description="the last tick's candles folded into the indicator state, in ms")
+    ] = None
+    cost: Annotated[
+        int, Meta(ge=0, description="the enabled strategies' costs added up, in series-coins")
+    ] = 0
+    costliest: Annotated[
+        list[CostlyStrategy], Meta(description="the costliest strategies, costliest first")
+    ] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "costliest": [dict(item.__dict__) for item in self.costliest]}

@@ -17,6 +17,7 @@ from ubot.market.candles import CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.bars import closed_bars, open_candles_of
+from ubot.scan.cost import Cost, cost_of
 from ubot.scan.frame import MarketFrame, Plan
 from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
@@ -43,6 +44,8 @@ class ScanPlanner:
         self._confirming: dict[int, set[int]] = {}
         self.compiled: dict[int, CompiledCondition] = {}
         self.plan = Plan()
+        #: Each planned strategy's cost (``scan/cost.py``), for ``/health``'s costliest strategies.
+        self.costs: dict[int, Cost] = {}
         self.histories: dict[str, IndicatorHistory] = {}
         #: While replaying stored snapshots: per timeframe, the time up to which its history was read.
         self._read_until: dict[str, int] | None = None
@@ -129,6 +132,10 @@ class ScanPlanner:
 
     def _replan(self) -> None:
         self.plan = Plan.of(((self.specs[i], c) for i, c in self.compiled.items()), self.owner)
+        self.costs = {
+            i: cost_of(c.indicators, self.specs[i].symbols, self.specs[i].top_n)
+            for i, c in self.compiled.items()
+        }
 
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]

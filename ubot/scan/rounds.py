@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ubot.scan.cost import Cost
 from ubot.scan.frame import MarketFrame
-from ubot.scan.messages import ScanDone, ScannerStats
+from ubot.scan.messages import CostlyStrategy, ScanDone, ScannerStats
 
 
 @dataclass(eq=False)
@@ -62,6 +64,10 @@ class Round:
         return False
 
 
+#: The costliest strategies that ``/health`` names.
+COSTLIEST = 5
+
+
 class ScanFigures:
     def __init__(self) -> None:
         self.durations: deque[float] = deque(maxlen=200)  # ms, the latest scans
@@ -72,6 +78,7 @@ class ScanFigures:
         self.last_evaluated = 0
         self.last_coins = 0
         self.last_errors = 0
+        self.history_ms: float | None = None  # the last tick's candles folded into the indicator state
 
     def finished(self, scan: Round, ms: float) -> None:
         self.durations.append(ms)
@@ -80,7 +87,10 @@ class ScanFigures:
         self.last_evaluated, self.last_coins = scan.evaluated, scan.coins
         self.last_errors = sum(error is not None for error in scan.errors.values())
 
-    def stats(self, workers: int, strategies: int) -> ScannerStats:
+    def stats(self, workers: int, strategies: int, costs: Mapping[int, Cost] | None = None) -> ScannerStats:
+        """The figures for ``/health``; ``costs``: each planned strategy's, to name the costliest."""
+        costs = costs or {}
+        costliest = sorted(costs.items(), key=lambda item: (-item[1].total, item[0]))[:COSTLIEST]
         durations = sorted(self.durations)
         return ScannerStats(
             workers=workers,
@@ -97,4 +107,7 @@ class ScanFigures:
             last_evaluated=self.last_evaluated,
             last_coins=self.last_coins,
             last_errors=self.last_errors,
+            last_history_ms=None if self.history_ms is None else round(self.history_ms, 1),
+            cost=sum(cost.total for cost in costs.values()),
+            costliest=[CostlyStrategy(i, cost.total) for i, cost in costliest],
         )

@@ -62,6 +62,18 @@ class Conflict(UserError):
     title = "Conflict"
 
 
+class OverBudget(UserError):
+    """A strategy would take its owner's enabled strategies, or everyone's, past the Scanner's budget
+    (``ubot/scan/cost.py``): ``budget`` names the setting, ``cost`` is the strategy's."""
+
+    title = "Over the scan budget"
+
+    def __init__(self, description: str, *, field: str, budget: str, cost: int) -> None:
+        super().__init__(description, field=field)
+        self.budget = budget
+        self.cost = cost
+
+
 class Busy(UserError):
     """Every argon2 thread is busy and the queue in front of them is full: nothing was done; try
     again in ``retry_after_s`` seconds (``ubot/users/hashing.py``)."""

@@ -20,10 +20,19 @@ from ubot.clocks import Clock
 from ubot.models.tables import Strategy, User
 from ubot.models.users import UserStore
 from ubot.notify.registry import not_configured
+from ubot.scan.cost import Budgets, Cost, cost_of
 from ubot.scan.spec import UserStrategies
 from ubot.timeutil import iso_from_ms
 from ubot.users import tokens, validation
-from ubot.users.errors import BadCredentials, Conflict, NotFound, Throttled, ValidationError, WrongPassword
+from ubot.users.errors import (
+    BadCredentials,
+    Conflict,
+    NotFound,
+    OverBudget,
+    Throttled,
+    ValidationError,
+    WrongPassword,
+)
 from ubot.users.hashing import Inline
 from ubot.users.market import KnownMarket
 from ubot.users.passwords import Passwords, check_strength
@@ -118,12 +127,14 @@ class UserManager:
         pair_policy: Policy = PAIR_POLICY,
         channels: Collection[str] | None = None,
         market: Callable[[], KnownMarket | None] | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         """``analyze``: the condition checker (default ``ubot.rules.analyze``); ``currencies``: the
         quote currencies the market is fetched in (the first is the default); ``allow_local_webhooks``:
         admit http://localhost webhooks (development only). ``channels``: those this server has
         (None: not checked); ``market``: the market fetched, or None before the first snapshot
-        (``ubot/users/market.py``)."""
+        (``ubot/users/market.py``). ``budgets``: the Scanner's, per user and for the server
+        (``[scanner] user_budget``, ``server_budget``; ``ubot/scan/cost.py``)."""
         self.store = store
         self.clock = clock
         self.passwords = passwords or Passwords()
@@ -136,6 +147,7 @@ class UserManager:
         self.account_policy = account_policy
         self.channels = None if channels is None else frozenset(channels)
         self.market = market or (lambda: None)
+        self.budgets = budgets or Budgets()
         self.addresses = ThrottleBook(address_policy)
         #: failures by (username, address): an address that failed on an account (see throttle.py)
         self.pairs = ThrottleBook(pair_policy)
@@ -393,6 +405,7 @@ class UserManager:
         self._check_channels(convert(StrategyBody, body).channels)  # before the settings' targets
         values = self._validate(user_id, body, now)
         self._check_market(values, validation.STRATEGY_FIELDS)
+        self._check_budget(user_id, values)
         self._check_name(user_id, values["name"])
         try:
             row = self.store.create_strategy(user_id, values, now)
@@ -410,6 +423,7 @@ class UserManager:
         self._check_channels(convert(StrategyBody, body).channels)
         values = self._validate(user_id, body, now)
         self._check_market(values, validation.STRATEGY_FIELDS)
+        self._check_budget(user_id, values, row)
         return self._save(row, values, now)
 
     def patch_strategy(
@@ -435,6 +449,7 @@ class UserManager:
         self._check_channels(fields.get("channels", ()))
         values = self._validate(user_id, merged, now)
         self._check_market(values, fields)
+        self._check_budget(user_id, values, row)
         if keep_expiry:
             values["expires_at"] = row.expires_at
         return self._save(row, values, now)
@@ -508,6 +523,40 @@ class UserManager:
                 f"at most {known.coins}: this server fetches the top {known.coins} coins ([market] limit)",
             )
 
+    def _check_budget(self, user_id: int, values: Mapping[str, Any], row: Strategy | None = None) -> None:
+        """Refuse an enabled strategy that would take its owner's enabled strategies past
+        ``budgets.user``, or everyone's past ``budgets.server`` (``ubot/scan/cost.py``). A change
+        that does not make an enabled strategy cost more always passes (a budget lowered since can
+        leave a user above it: they can still rename, disable or shrink what they have)."""
+        if not values["enabled"]:
+            return
+        cost = cost_of(values["indicators"], values["symbols"], values["top_n"])
+        before = (
+            cost_of(row.indicators, row.symbols, row.top_n).total if row is not None and row.enabled else 0
+        )
+        if cost.total <= before:
+            return
+        mine = everyone = 0
+        for strategy_id, owner, indicators, symbols, top_n in self.store.enabled_scopes():
+            if row is not None and strategy_id == row.id:
+                continue
+            total = cost_of(indicators, symbols, top_n).total
+            everyone += total
+            if owner == user_id:
+                mine += total
+        field = "condition" if cost.series else ("symbols" if values["symbols"] is not None else "top_n")
+        for used, budget, setting, whose in (
+            (mine, self.budgets.user, "user_budget", "your other enabled strategies use"),
+            (everyone, self.budgets.server, "server_budget", "the server's other enabled strategies use"),
+        ):
+            if used + cost.total > budget:
+                raise OverBudget(
+                    _over_budget(cost, used, budget, setting, whose),
+                    field=field,
+                    budget=setting,
+                    cost=cost.total,
+                )
+
     def _check_name(self, user_id: int, name: str, other_than: int | None = None) -> None:
         if self.store.strategy_name_taken(user_id, name, other_than):
             raise _name_taken(name)
@@ -534,6 +583,15 @@ def _failures(user: User) -> Failures:
 
 def _throttled(wait: int) -> Throttled:
     return Throttled(f"too many failed logins; try again in {wait} s", retry_after_s=wait)
+
+
+def _over_budget(cost: Cost, used: int, budget: int, setting: str, whose: str) -> str:
+    left = max(0, budget - used)
+    return (
+        f"this strategy costs {cost.explain()} series-coins of scan work a tick; {whose} {used:,} "
+        f"of the budget of {budget:,} ([scanner] {setting}), so {left:,} are left: scan fewer coins "
+        "(top_n or symbols), use fewer distinct indicators, or disable another strategy"
+    )
 
 
 def _not_found(strategy_id: Any) -> NotFound:
@@ -566,6 +624,7 @@ def _strategy_view(row: Strategy) -> StrategyView:
         updated_at=iso_from_ms(row.updated_at),
         last_error=row.last_error,
         last_error_at=_iso(row.last_error_at),
+        cost=cost_of(row.indicators, row.symbols, row.top_n).total,
     )
 
 

@@ -179,6 +179,7 @@ class Strategy(_Body):
     updated_at: Annotated[str | int, _READ_ONLY] | UnsetType = UNSET
     last_error: Annotated[str | None, _READ_ONLY] | UnsetType = UNSET
     last_error_at: Annotated[str | int | None, _READ_ONLY] | UnsetType = UNSET
+    cost: Annotated[int, _READ_ONLY] | UnsetType = UNSET
 
 
 #: The members of a strategy a client writes (the rest are read-only).
@@ -321,6 +322,9 @@ class StrategyView:
     #: None when the last evaluation gave every coin a result.
     last_error: str | None = None
     last_error_at: Time | None = None
+    #: Its scan cost in series-coins: coins x (1 + distinct indicator series), counted against
+    #: ``[scanner] user_budget`` and ``server_budget`` while it is enabled (``ubot/scan/cost.py``).
+    cost: Annotated[int, Meta(ge=0, description="scan cost: coins x (1 + distinct indicator series)")] = 0
 
 
 @dataclass(frozen=True)
