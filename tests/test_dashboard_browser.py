@@ -323,6 +323,11 @@ def test_the_coin_chart_draws_zooms_pans_and_overlays(page) -> None:
     expect(chart).to_have_attribute("data-overlays", "2")
     expect(page.locator("#coin-readout")).to_contain_text("sma(20)")
     screenshot(page, "coin")
+    # The overlays are kept for the next visit
+    page.reload()
+    expect(chart).to_have_attribute("data-overlays", "2")
+    page.get_by_role("button", name="Remove overlay sma(20)").click()
+    expect(chart).to_have_attribute("data-overlays", "1")
 
 
 def _painted(chart) -> bool:

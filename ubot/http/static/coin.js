@@ -9,9 +9,19 @@ export const TIMEFRAMES = { "1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3
 const PAGE = 500; // candles per request
 export const MAX_CANDLES = 1000; // the most a request (and so an overlay) covers
 const COLORS = ["#f59e0b", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16"];
+const OVERLAYS_KEY = "ubot.overlays"; // the expressions drawn, kept for the next visit
 
 /** A candle of the API as the chart takes it. */
 export const candle = (c) => ({ t: Date.parse(c.open_time), o: c.open, h: c.high, l: c.low, c: c.close });
+
+function storedOverlays() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(OVERLAYS_KEY) || "[]");
+    return Array.isArray(stored) ? stored.filter((item) => typeof item === "string").slice(0, COLORS.length) : [];
+  } catch {
+    return [];
+  }
+}
 
 export class CoinView {
   constructor(root, { toast, signedIn }) {
@@ -22,7 +32,7 @@ export class CoinView {
     this.coin = null; // {id, symbol}
     this.timeframe = "1h";
     this.candles = [];
-    this.overlays = []; // [{expression, color, values: Map}]
+    this.overlays = storedOverlays().map((expression, i) => ({ expression, color: COLORS[i % COLORS.length], values: new Map() }));
     this.alertMarkers = [];
     this.dryRunMarkers = [];
     this.more = true; // whether older candles may exist
@@ -231,6 +241,7 @@ export class CoinView {
   }
 
   drawOverlays() {
+    localStorage.setItem(OVERLAYS_KEY, JSON.stringify(this.overlays.map((o) => o.expression)));
     this.chart.setOverlays(this.overlays.map((o) => ({ label: o.expression, color: o.color, values: o.values })));
     this.overlayList.replaceChildren(
       ...this.overlays.map((overlay) => {
