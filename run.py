@@ -530,24 +530,34 @@ def check_start(settings: Settings) -> None:
         db.close()
 
 
-def run_backfill(settings: Settings) -> int:
-    """``--backfill``: store the recordings, fold them into the candles, exit (nothing is scanned)."""
+def _locked(settings: Settings, work: Callable[[Any], Any]) -> tuple[Any, int]:
+    """``work(db)`` under the database's engine lock: its value and exit code 0, or None and 2 with
+    one line on stderr (the lock held by another engine, the backfill refused)."""
     try:
         lock = acquire(settings.database.url)
     except EngineLocked as exc:
         print(f"ubot: {exc}", file=sys.stderr)
-        return 2
+        return None, 2
     try:
         db = open_database(settings.database.url)
         try:
-            result = backfill(db, settings.market.replay_dir, settings.market.convert)
+            return work(db), 0
         finally:
             db.close()
     except ReplayRefused as exc:
         print(f"ubot: {exc}", file=sys.stderr)
-        return 2
+        return None, 2
     finally:
         lock.release()
+
+
+def run_backfill(settings: Settings) -> int:
+    """``--backfill``: store the recordings, fold them into the candles, exit (nothing is scanned)."""
+    result, code = _locked(
+        settings, lambda db: backfill(db, settings.market.replay_dir, settings.market.convert)
+    )
+    if code:
+        return code
     log.info(
         "backfill of %s: %d snapshot(s) stored, %d candle row(s) written; nothing was scanned",
         settings.market.replay_dir,
@@ -564,17 +574,11 @@ def run_simulated_backfill(settings: Settings) -> int:
     from ubot.progress import Progress
 
     market = settings.market
-    try:
-        lock = acquire(settings.database.url)
-    except EngineLocked as exc:
-        print(f"ubot: {exc}", file=sys.stderr)
-        return 2
-    started = time.monotonic()
-    try:
-        db = open_database(settings.database.url)
+
+    def work(db: Any) -> Any:
         source = make_source(settings, announce=False)
         try:
-            result = simulated_history(
+            return simulated_history(
                 db,
                 source,
                 market.backfill_days,
@@ -587,12 +591,11 @@ def run_simulated_backfill(settings: Settings) -> int:
             )
         finally:
             source.close()
-            db.close()
-    except ReplayRefused as exc:
-        print(f"ubot: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        lock.release()
+
+    started = time.monotonic()
+    result, code = _locked(settings, work)
+    if code:
+        return code
     seconds = time.monotonic() - started
     days = (result.last_ms - result.first_ms) / 86_400_000 or 1
     log.info(

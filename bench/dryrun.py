@@ -10,7 +10,8 @@
 * read (``--read``): the same candles stored in a temporary SQLite file first, then
   ``models.dryrun.DryRunReader.read``, what a request pays on top (the writing is not timed).
 
-Each figure is the median over ``--repeat`` runs, in ms.
+Each figure is the median over ``--repeat`` runs, in ms: wall time, and the process's CPU time
+(what the run itself cost, without the waits for a core on a shared machine).
 """
 
 from __future__ import annotations
@@ -64,13 +65,16 @@ def history(days: int, coins: int, timeframe: str, seed: int = 1) -> dryrun.Stor
     )
 
 
-def median_ms(function, repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def median_ms(function, repeat: int) -> tuple[float, float, object]:
+    """Median wall time and median CPU time of this process (ms): on a shared, loaded machine the
+    wall time includes waiting for a core, the CPU time does not."""
+    walls, cpus, out = [], [], None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         out = function()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), out
+        walls.append((time.perf_counter() - started) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+    return statistics.median(walls), statistics.median(cpus), out
 
 
 def main() -> None:
@@ -81,14 +85,16 @@ def main() -> None:
     parser.add_argument("--read", action="store_true", help="also time reading the candles from SQLite")
     args = parser.parse_args()
     end = START_MS + args.days * 86_400_000
-    print(f"{args.days} days x {args.coins} coins = {args.days * 1440 * args.coins:,} 1m candles")
+    print(
+        f"load average {os.getloadavg()[0]:.1f}; {args.days} days x {args.coins} coins = {args.days * 1440 * args.coins:,} 1m candles"
+    )
     for condition, timeframe, frequency, cooldown in CASES:
         spec = dryrun.DryRunSpec(condition, timeframe, frequency, cooldown, START_MS, end, top_n=args.coins)
         stored = history(args.days, args.coins, timeframe)
         compiled = compile_condition(condition)
-        ms, result = median_ms(functools.partial(dryrun.run, spec, compiled, stored), args.repeat)
+        ms, cpu, result = median_ms(functools.partial(dryrun.run, spec, compiled, stored), args.repeat)
         print(
-            f"compute  {ms:8.0f} ms  {condition!r} {timeframe} {frequency} cooldown {cooldown}s: "
+            f"compute  {ms:8.0f} ms wall {cpu:8.0f} ms cpu  {condition!r} {timeframe} {frequency} cooldown {cooldown}s: "
             f"{len(result.firings)} firings{' (truncated)' if result.truncated else ''}"
         )
     if args.read:
@@ -131,8 +137,10 @@ def read(args: argparse.Namespace, end: int) -> None:
         symbols = tuple(f"C{i}" for i in stored.ids.tolist()[:50])
         spec = dryrun.DryRunSpec("price > 1", "1m", "once_per_crossing", 0, START_MS, end, symbols=symbols)
         reader = DryRunReader(db)
-        ms, got = median_ms(functools.partial(reader.read, spec), args.repeat)
-        print(f"read     {ms:8.0f} ms  {len(got.minutes):,} 1m candles of {len(symbols)} coins from SQLite")
+        ms, cpu, got = median_ms(functools.partial(reader.read, spec), args.repeat)
+        print(
+            f"read     {ms:8.0f} ms wall {cpu:8.0f} ms cpu  {len(got.minutes):,} 1m candles of {len(symbols)} coins from SQLite"
+        )
         db.close()
 
 

@@ -4,6 +4,8 @@ key (coin, timeframe, open time), one query per kind, rows straight into numpy c
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from peewee import Database, fn
 
@@ -100,11 +102,12 @@ class DryRunReader:
             .order_by(Candle.coin, Candle.open_time)
         )
         sql, params = query.sql()
-        found = self._db.execute_sql(sql, params).fetchall()
-        n = len(found)
+        cursor = self._db.execute_sql(sql, params)
+        # Straight from the cursor into one array: no list of row tuples in between.
+        table = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64).reshape(-1, 4)
+        n = len(table)
         if n == 0:
             return CandleRows.from_rows(timeframe, [])
-        table = np.array(found, dtype=np.float64).reshape(n, 4)
         ints = table[:, [0, 1, 3]].astype(np.int64)
         zeros, nans = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
         return CandleRows(

@@ -74,13 +74,11 @@ class Series:
         )
 
     def _head(self, first: int, last: int, table: np.ndarray | None = None) -> np.ndarray:
-        """Per tick, the sum of its row's columns ``first .. last - 1`` (of ``table``, candles x rows,
-        or of the closes): a seed, read only where the tick is the one that seeds."""
+        """Per row, the sum of its columns ``first .. last - 1`` (of ``table``, candles x rows, or of
+        the closes): a seed, read only at the few ticks that seed."""
         if table is None:
-            sums = np.nansum(self.closes[:, first:last], axis=1)
-        else:
-            sums = np.nansum(table[first:last], axis=0)
-        return sums[self.rows]
+            return np.nansum(self.closes[:, first:last], axis=1)
+        return np.nansum(table[first:last], axis=0)
 
     def _window(self, table: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
         """Sum of ``table``'s columns ``end - width .. end - 1`` (its prefix sums) of each tick's row."""
@@ -94,9 +92,16 @@ class Series:
         return found
 
     def _at(self, full: np.ndarray, column: np.ndarray) -> np.ndarray:
-        """``full`` (candles x rows) at ``column`` of each tick's row (NaN before the first)."""
-        ok = column >= 0
-        return np.where(ok, full[np.maximum(column, 0), self.rows] if len(full) else np.nan, np.nan)
+        """``full`` (candles x rows) at ``column`` of each tick's row (NaN before the first). Read
+        from a row-major copy: the ticks go by row then time, so the reads go through memory in
+        order."""
+        candles = len(full)
+        if candles == 0:
+            return np.full(len(column), np.nan)
+        flat = np.ascontiguousarray(full.T).ravel()
+        out = flat[self.rows * candles + np.clip(column, 0, candles - 1)]
+        out[column < 0] = np.nan
+        return out
 
 
 def _prefix(values: np.ndarray) -> np.ndarray:
@@ -111,16 +116,16 @@ def _sma(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
 
 def _band(s: Series, n: int, k: float, sign: float, *, closed_only: bool) -> np.ndarray:
     at, base = s.at, s.base[s.rows]
-    if closed_only:
-        total, squares, count = s._window(s._sums, at, n), s._window(s._squares, at, n), at
-    else:
-        extra = s.price - base
-        total = s._window(s._sums, at, n - 1) + extra
-        squares = s._window(s._squares, at, n - 1) + extra * extra
-        count = at + 1
-    mean = total / n
-    spread = k * np.sqrt(np.maximum(squares / n - mean * mean, 0.0)) if k else 0.0
-    return np.where(count >= n, base + mean + sign * spread, np.nan)
+    width, extra = (n, 0.0) if closed_only else (n - 1, s.price - base)
+    mean = s._window(s._sums, at, width)
+    mean += extra
+    mean /= n
+    value = base + mean
+    if k:  # the bands: the spread from the sum of squares too (sma(n) needs none)
+        squares = s._window(s._squares, at, width) + extra * extra
+        value += sign * k * np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
+    value[at < (n if closed_only else n - 1)] = np.nan  # fewer candles than n
+    return value
 
 
 def _bb_upper(s: Series, n: int, k: float, *, closed_only: bool) -> np.ndarray:
@@ -178,11 +183,18 @@ def _change(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
     return (latest / before - 1.0) * 100.0
 
 
-def _ema_open(value: np.ndarray, x: np.ndarray, n: int, count: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """One EMA step with ``x`` as the ``count``-th value (1-based) of its series: the seed (mean of the
-    first ``n``: ``total`` is the sum of those before) at the ``n``-th, TA-Lib's step after."""
+def _ema_open(
+    value: np.ndarray, x: np.ndarray, n: int, count: np.ndarray, totals: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """One EMA step with ``x`` as the ``count``-th value (1-based) of its series: TA-Lib's step from
+    ``value``; at the ``n``-th the seed instead, the mean of the first ``n`` (``totals``: per row,
+    the sum of the ``n - 1`` before); NaN before."""
     k = 2.0 / (n + 1)
-    return np.where(count == n, (total + x) / n, np.where(count > n, (x - value) * k + value, np.nan))
+    out = (x - value) * k + value
+    seeding = np.flatnonzero(count == n)
+    out[seeding] = (totals[rows[seeding]] + x[seeding]) / n
+    out[count < n] = np.nan
+    return out
 
 
 def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
@@ -190,7 +202,7 @@ def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
     previous = s._at(full, s.at - 1)
     if closed_only:
         return previous
-    return _ema_open(previous, s.price, n, s.at + 1, s._head(0, n - 1))
+    return _ema_open(previous, s.price, n, s.at + 1, s._head(0, n - 1), s.rows)
 
 
 def _moves(s: Series) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +223,11 @@ def _rsi(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
         up, down = np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
         # The first n - 1 moves (all the closed ones, when the open candle makes the n-th).
         seed_g, seed_l = s._head(0, n - 1, gains), s._head(0, n - 1, losses)
-        g = np.where(moves == n, (seed_g + up) / n, np.where(moves > n, (g * (n - 1) + up) / n, np.nan))
-        l_ = np.where(moves == n, (seed_l + down) / n, np.where(moves > n, (l_ * (n - 1) + down) / n, np.nan))
+        seeding, early = np.flatnonzero(moves == n), moves < n  # a few ticks per coin at most
+        g, l_ = (g * (n - 1) + up) / n, (l_ * (n - 1) + down) / n
+        g[seeding] = (seed_g[s.rows[seeding]] + up[seeding]) / n
+        l_[seeding] = (seed_l[s.rows[seeding]] + down[seeding]) / n
+        g[early], l_[early] = np.nan, np.nan
     total = g + l_
     return np.where(total == 0.0, 50.0, 100.0 * g / total)
 
@@ -231,14 +246,14 @@ def _macd_parts(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray
     if closed_only:
         return s._at(line, s.at - 1), s._at(signal, s.at - 1)
     count = s.at + 1
-    slow_open = _ema_open(s._at(slow, s.at - 1), s.price, MACD_SLOW, count, s._head(0, MACD_SLOW - 1))
+    slow_open = _ema_open(s._at(slow, s.at - 1), s.price, MACD_SLOW, count, s._head(0, MACD_SLOW - 1), s.rows)
     hidden = MACD_SLOW - MACD_FAST  # the fast EMA starts from the 15th candle
     fast_total = s._head(hidden, MACD_SLOW - 1)
-    fast_open = _ema_open(s._at(fast, s.at - 1), s.price, MACD_FAST, count - hidden, fast_total)
+    fast_open = _ema_open(s._at(fast, s.at - 1), s.price, MACD_FAST, count - hidden, fast_total, s.rows)
     line_open = fast_open - slow_open
     lines = count - MACD_SLOW + 1  # MACD values so far, this one included
     line_total = s._head(MACD_SLOW - 1, MACD_SLOW + MACD_SIGNAL - 2, line)  # the 8 closed lines
-    signal_open = _ema_open(s._at(signal, s.at - 1), line_open, MACD_SIGNAL, lines, line_total)
+    signal_open = _ema_open(s._at(signal, s.at - 1), line_open, MACD_SIGNAL, lines, line_total, s.rows)
     return line_open, signal_open
 
 

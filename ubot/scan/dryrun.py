@@ -265,12 +265,15 @@ class _Ticks:
         keep = _last_per_group(warm_row, WARMUP_CANDLES)
         warm_row, warm_close = warm_row[keep], warmup.close[keep]
         warm_count = np.bincount(warm_row, minlength=coins)
-        same_row = self.row[1:] == self.row[:-1]
-        new_bar = np.ones(n, dtype=bool)
-        new_bar[1:] = ~same_row | (self.open_bar[1:] != self.open_bar[:-1])
-        ordinal = np.cumsum(new_bar) - 1
         first_of_row = np.ones(n, dtype=bool)
-        first_of_row[1:] = ~same_row
+        first_of_row[1:] = self.row[1:] != self.row[:-1]
+        if timeframe == "1m":  # every tick is a bar of its own
+            new_bar = np.ones(n, dtype=bool)
+            ordinal = np.arange(n)
+        else:
+            new_bar = first_of_row.copy()
+            new_bar[1:] |= self.open_bar[1:] != self.open_bar[:-1]
+            ordinal = np.cumsum(new_bar) - 1
         row_base = np.maximum.accumulate(np.where(first_of_row, ordinal, 0))
         #: Each tick's open bar: the number of closed candles of its row before it.
         self.at = warm_count[self.row] + ordinal - row_base
