@@ -376,6 +376,11 @@ def test_an_alert_of_the_replay_appears_in_the_feed_and_on_the_chart(page) -> No
     chart = page.get_by_role("img", name=re.compile(r"^BTC 1m candle chart"))
     expect(chart).to_have_attribute("data-markers", re.compile(r"^[1-9]"))
     expect(page.locator("#coin-alerts")).to_contain_text("of your alerts on this coin")
+    # The scanner's figures in the health view: this one strategy, its cost (1 coin, 1 series)
+    page.get_by_role("link", name="Health").click()
+    scanner = page.get_by_role("region", name="Scanner")
+    expect(scanner).to_contain_text("Strategies1")
+    expect(scanner).to_contain_text("Cost1 series-coins")
 
     # Settings: saved, and read back after a reload
     page.get_by_role("link", name="Settings").click()

@@ -20,6 +20,12 @@ function share(part, whole) {
   return percent > 999 ? "> 999%" : `${percent}%`;
 }
 
+/** The costliest strategies by id, for the operator to look at. */
+function costliest(items) {
+  if (!items || !items.length) return null;
+  return el("p", { className: "muted small-print" }, `Costliest: ${items.map((item) => `#${item.id} (${count(item.cost)})`).join(", ")}`);
+}
+
 /** A card of the view: a region named by its heading. */
 function card(title, ...children) {
   return el("section", { className: "card", "aria-label": title }, el("h2", {}, title), ...children);
@@ -111,7 +117,10 @@ export class HealthView {
         ["Scans", `${count(scanner.scans)} · ${count(scanner.scans_skipped)} skipped`],
         ["Alerts", count(scanner.alerts)],
         ["Worker restarts", count(scanner.worker_restarts)],
+        ["History folding", ms(scanner.last_history_ms), "the last tick's candles folded into the indicator state"],
+        ["Cost", `${count(scanner.cost)} series-coins`, "the enabled strategies' costs: coins × (1 + distinct indicator series)"],
       ]),
+      costliest(scanner.costliest),
     );
   }
 
