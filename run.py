@@ -94,7 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--role",
         metavar="ROLE",
         help="all (default: everything in this process), engine (the pipeline; one active per "
-        "database, others stand by) or gateway (the HTTP API); every role but all needs "
+        "database, others stand by), scanner (any number: they split the strategies), notifier "
+        "(any number: they share the outbox) or gateway (the HTTP API); every role but all needs "
         "PostgreSQL (--db) and Redis (--redis)",
     )
     parser.add_argument("--redis", metavar="URL", help="Redis for the roles: redis://host:port/db")
@@ -154,6 +155,8 @@ def start_pipeline(settings: Settings, on_finished, publisher=None):
 
 
 def _start_actors(settings: Settings, on_finished, publisher):
+    from ubot.actors.notifier import Claims
+    from ubot.heartbeat import member_name
     from ubot.market.sources import make_source
     from ubot.models.watch import watch_database
     from ubot.notify.registry import build_channels
@@ -171,6 +174,7 @@ def _start_actors(settings: Settings, on_finished, publisher):
             # says why (gateway) or uBot exits 1 (headless); raising here would crash the worker.
             log.error("CoinMarketCap plan unknown: %s", exc)
     notify = settings.notify
+    engine = settings.cluster.role == "engine"
     alerts = AlertOptions(
         workers=settings.scanner.workers,
         channels=build_channels(settings),
@@ -184,6 +188,10 @@ def _start_actors(settings: Settings, on_finished, publisher):
         budgets=budgets_of(settings),
         publish=publisher.publish if publisher is not None else None,
         publish_tick=publisher.tick if publisher is not None else None,
+        scan=not engine or settings.cluster.scanners == "internal",
+        deliver=not engine or settings.cluster.notifiers == "internal",
+        # The engine claims from the outbox like a notifier process: they may run beside it.
+        claims=Claims(member_name("engine"), lease_s=notify.lease_s) if engine else None,
     )
     actors = start_system(
         db,
@@ -200,15 +208,21 @@ def _start_actors(settings: Settings, on_finished, publisher):
     return actors
 
 
-def run_headless(settings: Settings) -> int:
+def stop_on_signals(doing: str = "finishing the tick in flight, then stopping") -> threading.Event:
+    """An event that SIGINT and SIGTERM set (logged, saying what happens next)."""
     finished = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
-        log.info("received %s: finishing the tick in flight, then stopping", signal.Signals(signum).name)
+        log.info("received %s: %s", signal.Signals(signum).name, doing)
         finished.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return finished
+
+
+def run_headless(settings: Settings) -> int:
+    finished = stop_on_signals()
     from ubot.system import StartupError, stop_system
 
     outcome: list[str] = []
@@ -248,19 +262,13 @@ def run_engine(settings: Settings) -> int:
     from ubot.stream.publisher import EventPublisher
     from ubot.system import StartupError, stop_system
 
-    finished = threading.Event()
+    finished = stop_on_signals()
     outcome: list[str] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        log.info("received %s: finishing the tick in flight, then stopping", signal.Signals(signum).name)
-        finished.set()
 
     def on_finished(why: str) -> None:
         outcome.append(why)
         finished.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     bus = make_bus(settings)
     lock = engine_lock(settings.database.url)
     try:
@@ -274,22 +282,45 @@ def run_engine(settings: Settings) -> int:
             log.warning("engine: Redis is unreachable; strategy changes are followed once it is back")
             strategies_from = None
         try:
-            actors = _start_actors(settings, on_finished, EventPublisher(bus))
+            split = settings.cluster.scanners == "external"  # TickReady names the live scanners
+            actors = _start_actors(settings, on_finished, EventPublisher(bus, split=split))
         except (StartupError, FatalSourceError) as exc:
             print(f"ubot: {exc}", file=sys.stderr)
             return 1
-        relay = follow_strategies(bus, actors.users, actors.scanner, strategies_from)
+        # Scanner processes follow the changes themselves (``[cluster] scanners = external``).
+        relay = (
+            follow_strategies(bus, actors.users, actors.scanner, strategies_from)
+            if actors.scanner is not None
+            else None
+        )
         try:
             while not finished.wait(0.5):  # timed: see run_headless
                 pass
         finally:
-            relay.stop()
+            if relay is not None:
+                relay.stop()
             stop_system(actors)
     finally:
         lock.release()
         bus.close()
     log.info("stopped")
     return 1 if outcome[:1] in (["failed"], ["database"]) else 0
+
+
+def run_worker_role(settings: Settings) -> int:
+    """``--role scanner`` or ``--role notifier`` (``ubot/worker_roles.py``), until a signal."""
+    from ubot.worker_roles import start_notifier, start_scanner
+
+    finished = stop_on_signals("stopping")
+    start = start_scanner if settings.cluster.role == "scanner" else start_notifier
+    running = start(settings)
+    try:
+        while not finished.wait(0.5):  # timed: see run_headless
+            pass
+    finally:
+        running.stop()
+    log.info("stopped")
+    return 0
 
 
 def run_gateway(settings: Settings) -> int:
@@ -476,7 +507,11 @@ def serve(
 
 def serves_http(settings: Settings) -> bool:
     """Whether this process serves the HTTP API: not a backfill, not an engine (pipeline only)."""
-    if settings.market.backfill or settings.market.backfill_days or settings.cluster.role == "engine":
+    if (
+        settings.market.backfill
+        or settings.market.backfill_days
+        or settings.cluster.role in ("engine", "scanner", "notifier")
+    ):
         return False
     return settings.http.enabled or settings.cluster.role == "gateway"
 
@@ -491,7 +526,7 @@ def check_start(settings: Settings) -> None:
     check_redis(settings)  # every role but all: Redis answers (RedisUnavailable otherwise)
     if serves_http(settings):
         check_bind(*settings.http.bind)
-    if role != "gateway":  # a gateway fetches nothing
+    if role in ("all", "engine"):  # a gateway, a scanner or a notifier fetches nothing
         source = make_source(settings, announce=False)
         try:
             fit_to_plan(settings, source)  # may stretch settings.market.interval; the worker inherits it
@@ -501,7 +536,7 @@ def check_start(settings: Settings) -> None:
     try:
         if settings.cluster.role == "all":  # an engine stands by, a gateway takes no lock
             probe(settings.database.url)  # another engine on this database: refused before any change
-        if role == "gateway":  # the engine creates and upgrades the schema; a gateway only reads
+        if role in ("gateway", "scanner", "notifier"):  # the engine creates and upgrades the schema
             current, pending = pending_migrations(db)
             if current is None or pending:
                 raise SchemaError(
@@ -692,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_engine(settings)
     if settings.cluster.role == "gateway":
         return run_gateway(settings)
+    if settings.cluster.role in ("scanner", "notifier"):
+        return run_worker_role(settings)
     if settings.http.enabled:
         return run_server(settings)
     return run_headless(settings)

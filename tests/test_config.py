@@ -507,3 +507,26 @@ def test_invalid_protection_value_in_the_file(tmp_path, section, name, raw):
 def test_invalid_protection_value_in_the_environment(section, name, raw):
     variable = f"UBOT_{section}_{name}".upper()
     _check_names_everything(error_of(environ={variable: raw}), section, name, f"environment {variable}", raw)
+
+
+def test_a_notifiers_lease_must_outlast_an_attempt() -> None:
+    roles = {
+        ("cluster", "role"): "notifier",
+        ("database", "url"): "postgresql://u@127.0.0.1/x",
+        ("cluster", "redis_url"): "redis://127.0.0.1:6379/0",
+    }
+    short = {("notify", "lease_s"): "10", ("notify", "attempt_deadline_s"): "10"}
+    with pytest.raises(ConfigError) as refused:
+        load(overrides=roles | short)
+    assert str(refused.value) == (
+        "[notify] lease_s (10) must be longer than [notify] attempt_deadline_s (10) for --role notifier: "
+        "a claim must outlast the attempt it covers"
+    )
+    assert load(overrides=short).notify.lease_s == 10  # role all claims nothing: no lease to check
+    assert load(overrides=roles | {("notify", "lease_s"): "11"}).notify.lease_s == 11
+
+
+@pytest.mark.parametrize("name", ["scanners", "notifiers"])
+def test_role_all_refuses_external_scanners_or_notifiers(name: str) -> None:
+    with pytest.raises(ConfigError, match=rf"\[cluster\] {name} = external needs --role engine"):
+        load(overrides={("cluster", name): "external"})

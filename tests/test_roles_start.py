@@ -16,11 +16,11 @@ POSTGRES_URL = os.environ.get("UBOT_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("UBOT_TEST_REDIS_URL")
 
 
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         command(*args),
         cwd=tmp_path,
-        env=environment(tmp_path / "home"),
+        env=environment(tmp_path / "home", env),
         capture_output=True,
         text=True,
         timeout=EXIT_TIMEOUT_S,
@@ -42,7 +42,7 @@ def test_a_role_on_sqlite_is_refused_in_one_line(tmp_path, role) -> None:
     assert not (tmp_path / "ubot.db").exists()
 
 
-@pytest.mark.parametrize("role", ["engine", "gateway"])
+@pytest.mark.parametrize("role", ["engine", "scanner", "notifier", "gateway"])
 def test_a_role_without_redis_is_refused_in_one_line(tmp_path, role) -> None:
     line = one_line_refusal(run(tmp_path, "--role", role, "--db", "postgresql://u@127.0.0.1:1/x"))
     assert line == (
@@ -51,9 +51,18 @@ def test_a_role_without_redis_is_refused_in_one_line(tmp_path, role) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["scanners", "notifiers"])
+def test_role_all_refuses_external_scanners_or_notifiers_in_one_line(tmp_path, name) -> None:
+    line = one_line_refusal(run(tmp_path, env={f"UBOT_CLUSTER_{name.upper()}": "external"}))
+    assert line == (
+        f"ubot: [cluster] {name} = external needs --role engine (with {name[:-1]} processes); "
+        f"--role all runs everything itself: set [cluster] {name} = internal"
+    )
+
+
 def test_an_unknown_role_names_the_choices(tmp_path) -> None:
     line = one_line_refusal(run(tmp_path, "--role", "scanner-ish"))
-    assert "[cluster] role; expected one of all, engine, gateway" in line
+    assert "[cluster] role; expected one of all, engine, scanner, notifier, gateway" in line
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="UBOT_TEST_POSTGRES_URL is not set")
@@ -68,7 +77,7 @@ def test_redis_that_does_not_answer_is_refused_in_one_line(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not (POSTGRES_URL and REDIS_URL), reason="UBOT_TEST_POSTGRES_URL/REDIS_URL unset")
-@pytest.mark.parametrize("role", ["engine", "gateway"])
+@pytest.mark.parametrize("role", ["engine", "scanner", "notifier", "gateway"])
 def test_check_says_the_role_and_that_redis_answers(tmp_path, role) -> None:
     result = run(tmp_path, "check", "--role", role, "--db", POSTGRES_URL, "--redis", REDIS_URL)  # type: ignore[arg-type]
     assert result.returncode == 0, result.stdout + result.stderr

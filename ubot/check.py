@@ -34,6 +34,9 @@ _ROLE_TEXT = {
     "engine": "engine (Clock, Fetcher, Store, OHLC, Scanner, Notifier; one active per database, "
     "others stand by; publishes to Redis)",
     "gateway": "gateway (the HTTP API; snapshot and events from Redis, the rest from the database)",
+    "scanner": "scanner (scans its share of the strategies on each tick from Redis; splits them with "
+    "the other scanners)",
+    "notifier": "notifier (sends deliveries claimed from the outbox, beside the other notifiers)",
 }
 
 #: The longest ``check`` waits for CoinMarketCap's ``/v1/key/info``, retries included.

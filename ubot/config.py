@@ -29,7 +29,8 @@ from urllib.parse import urlparse
 SOURCES = ("auto", "simulated", "replay", "cmc")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SMTP_SECURITY = ("starttls", "ssl", "none")
-ROLES = ("all", "engine", "gateway")
+ROLES = ("all", "engine", "scanner", "notifier", "gateway")
+PLACEMENTS = ("internal", "external")
 
 
 class ConfigError(ValueError):
@@ -278,6 +279,20 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "cluster",
+        "scanners",
+        "internal",
+        _choice(*PLACEMENTS),
+        "internal (the engine scans) or external (scanner processes do)",
+    ),
+    Option(
+        "cluster",
+        "notifiers",
+        "internal",
+        _choice(*PLACEMENTS),
+        "internal (the engine delivers too) or external (notifier processes only)",
+    ),
+    Option(
+        "cluster",
         "redis_prefix",
         "ubot",
         _key_prefix,
@@ -318,6 +333,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("notify", "backoff_max_s", "900", _number(0.1, 86400), "seconds, 0.1..86400"),
     Option("notify", "webhook_timeout", "10", _number(0.1, 120), "seconds, 0.1..120"),
     Option("notify", "attempt_deadline_s", "10", _number(0.1, 120), "seconds, 0.1..120"),
+    Option("notify", "lease_s", "60", _number(5, 3600), "seconds, 5..3600"),
     Option(
         "notify",
         "answer_max_bytes",
@@ -559,6 +575,12 @@ def _check_cluster(settings: Settings) -> None:
     """Every role but ``all`` runs beside other processes: they share PostgreSQL and Redis."""
     role = settings.cluster.role
     if role == "all":
+        for name in ("scanners", "notifiers"):
+            if getattr(settings.cluster, name) == "external":
+                raise ConfigError(
+                    f"[cluster] {name} = external needs --role engine (with {name[:-1]} processes); "
+                    f"--role all runs everything itself: set [cluster] {name} = internal"
+                )
         return
     scheme = urlparse(settings.database.url).scheme.split("+")[0]
     if scheme == "sqlite":
@@ -571,11 +593,18 @@ def _check_cluster(settings: Settings) -> None:
             f"--role {role} needs Redis, for what travels between processes: set --redis "
             "redis://host:port/0 or [cluster] redis_url"
         )
+    notify = settings.notify
+    if role in ("engine", "notifier") and notify.lease_s <= notify.attempt_deadline_s:
+        raise ConfigError(
+            f"[notify] lease_s ({notify.lease_s:g}) must be longer than [notify] attempt_deadline_s "
+            f"({notify.attempt_deadline_s:g}) for --role {role}: a claim must outlast the attempt it covers"
+        )
 
 
 def _check_notify(notify: SimpleNamespace) -> None:
     if notify.backoff_max_s < notify.backoff_s:
         raise ConfigError("[notify] backoff_max_s must be at least [notify] backoff_s")
+
     twilio = (notify.twilio_account_sid, notify.twilio_auth_token)
     senders = (notify.twilio_sms_from, notify.twilio_whatsapp_from)
     if any(twilio) and not all(twilio):

@@ -26,7 +26,7 @@ from ubot.actors.dryrun import DryRunActor
 from ubot.actors.fetcher import Fetcher
 from ubot.actors.history import HistoryActor
 from ubot.actors.monitor import Monitor
-from ubot.actors.notifier import Notifier
+from ubot.actors.notifier import Claims, Notifier
 from ubot.actors.ohlc import Ohlc
 from ubot.actors.scanner import Scanner
 from ubot.actors.store import Store
@@ -95,6 +95,13 @@ class AlertOptions:
     #: ``publish_tick(candled, view)`` after each tick (``EventPublisher.tick``): its document,
     #: ``TickReady`` and the snapshot event, onto the bus.
     publish_tick: Callable[[Candled, SnapshotView], Any] | None = None
+    #: The engine scans (``[cluster] scanners = internal``); False: scanner processes do, no Scanner.
+    scan: bool = True
+    #: The engine delivers (``[cluster] notifiers = internal``); False: notifier processes only.
+    deliver: bool = True
+    #: Deliveries claimed from the outbox beside other notifier processes (the engine role);
+    #: None: handed to the senders as written (role all, one process).
+    claims: Claims | None = None
 
 
 def user_manager(
@@ -176,7 +183,7 @@ def start_system(
         max_ticks=max_ticks,
         on_finished=on_finished,
         source_status=getattr(source, "status", None),  # sources that report their own health
-        wait_for_scans=interval_s == 0,  # back-to-back ticks: never outrun the Scanner
+        wait_for_scans=interval_s == 0 and alerts.scan,  # back-to-back ticks: never outrun the Scanner
         database_watch=database_watch,  # the SQLite file deleted or replaced: stop, say so
     )
     if source.name == "replay":
@@ -196,18 +203,24 @@ def start_system(
         retention_ms=None if alerts.retention_days is None else alerts.retention_days * DAY_MS,
         public_url=alerts.public_url,
         simulated=source.name == "simulated",
+        claims=alerts.claims,
+        deliver=alerts.deliver,
     )
     market = LatestMarket()  # the latest snapshot's coins, for checking strategies as they are saved
     users = UserManagerActor.start(user_manager(db, clock, convert, alerts, market))
     candle_store = CandleStore(db)
-    scanner = Scanner.start(
-        alerts.workers,
-        users=users,
-        notifier=notifier,
-        monitor=monitor,
-        load=closed_candles,
-        snapshots=SnapshotReader(db),
-        now_ms=lambda: int(clock.now() * 1000),
+    scanner = (
+        Scanner.start(
+            alerts.workers,
+            users=users,
+            notifier=notifier,
+            monitor=monitor,
+            load=closed_candles,
+            snapshots=SnapshotReader(db),
+            now_ms=lambda: int(clock.now() * 1000),
+        )
+        if alerts.scan
+        else None  # scanner processes scan (``[cluster] scanners = external``)
     )
     container = Container.start(monitor, market.then(alerts.publish_tick))
     ohlc = Ohlc.start(candle_store, container, monitor, scanner=scanner)

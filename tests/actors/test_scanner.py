@@ -218,3 +218,72 @@ def test_new_rules_or_enabling_again_start_afresh_and_a_restart_does_not_revive_
         (1, 1): AlertState(1, 1, True),
         (1, 2): AlertState(1, 2, True),
     }
+
+
+# -- scanner processes (--role scanner): shares of the strategies ------------------------------------
+
+
+class Stored:
+    """Stands for the database's snapshots (``SnapshotReader.load``)."""
+
+    def __init__(self) -> None:
+        self.snapshots: dict[int, Any] = {}
+
+    def add(self, snapshot_id: int, prices) -> None:
+        self.snapshots[snapshot_id] = snapshot(T0 + snapshot_id * 1000, COINS, price=prices)
+
+    def load(self, snapshot_id: int):
+        return self.snapshots[snapshot_id]
+
+
+def test_scanner_processes_split_the_strategies_and_a_survivor_continues_a_dead_ones_state():
+    from ubot.scan.assign import Shares, owner
+    from ubot.scan.messages import ScanStored
+
+    ids = range(1, 13)
+    specs = [spec(i, "price > 10", user_id=7) for i in ids]
+    users_q, notes_q, monitor_q = queue.Queue(), queue.Queue(), queue.Queue()
+    users = Stand.start(users_q, specs)
+    notifier = Stand.start(notes_q, states=armed(*ids))  # the database both scanners share
+    monitor = Stand.start(monitor_q)
+    stored = Stored()
+    scanners = {
+        name: Scanner.start(
+            2,
+            users=users,
+            notifier=notifier,
+            monitor=monitor,
+            now_ms=lambda: T0,
+            snapshots=stored,
+            shares=Shares(name),
+        )
+        for name in ("a", "b")
+    }
+
+    def outcomes(scans: int) -> list[ScanOutcome]:
+        stats = [_next(monitor_q, ScannerStats) for _ in range(scans)]
+        notifier.ask("flush-marker", timeout=WAIT)
+        found = []
+        while not notes_q.empty():
+            item = notes_q.get_nowait()
+            if isinstance(item, ScanOutcome):
+                found.append(item)
+        assert sum(s.strategies for s in stats) == len(ids)
+        return found
+
+    stored.add(1, [20, 5, 30])
+    for ref in scanners.values():
+        ref.tell(ScanStored(1, 1, ("a", "b")))
+    first = outcomes(2)
+    fired = sorted((a.strategy_id, a.coin_id) for o in first for a in o.alerts)
+    assert fired == [(s, c) for s in ids for c in (1, 3)]  # each once: no strategy scanned twice
+    mine = {name: {s for s in ids if owner(s, ("a", "b")) == name} for name in ("a", "b")}
+    assert mine["a"] and mine["b"]
+
+    scanners["a"].stop()  # a dies: the next tick's view names b alone
+    stored.add(2, [20, 20, 30])
+    scanners["b"].tell(ScanStored(2, 2, ("b",)))
+    second = outcomes(1)
+    fired = sorted((a.strategy_id, a.coin_id) for o in second for a in o.alerts)
+    # a's strategies continue from the state a wrote: BTC and SOL stay true (no alert), ETH crosses.
+    assert fired == [(s, 2) for s in ids]

@@ -41,6 +41,7 @@ def test_health_is_starting_then_ok_and_the_snapshot_is_the_buss_document(db) ->
             "role": "gateway",
             "bus": {"kind": "in-process", "connected": True, "error": None},
             "last_snapshot_at": None,
+            "roles": {"scanners": [], "notifiers": []},
         }
         assert client.simulate_get("/v1/snapshot").status_code == 503  # no snapshot yet
         bus.set_latest(SNAPSHOT, SnapshotDocument('"abc-1"', BODY, 7, 1_710_028_800_000))
@@ -70,3 +71,26 @@ def test_health_is_degraded_while_redis_does_not_answer(db) -> None:
     assert status == 503
     assert doc["status"] == "degraded" and doc["bus"]["connected"] is False
     assert doc["bus"]["error"]
+
+
+def test_health_lists_each_scanners_and_notifiers_heartbeat(db) -> None:
+    from ubot.clocks import FakeClock
+    from ubot.heartbeat import Heartbeat
+
+    bus = InProcessBus()
+    actors, client = app_over(bus, db)
+    clock = FakeClock(1_710_028_800.0)
+    try:
+        figures = {"last_tick": 12, "snapshot_id": 40, "strategies": 7, "lag_ms": 0}
+        Heartbeat(bus, "scanner", "scanner-a-1", 10.0, lambda: figures, clock).beat()
+        Heartbeat(bus, "notifier", "notifier-b-2", 10.0, lambda: {"claims": 3}, clock).beat()
+        roles = client.simulate_get("/health").json["roles"]
+        assert roles == {
+            "scanners": [{"role": "scanner", "member": "scanner-a-1", "at_ms": 1_710_028_800_000, **figures}],
+            "notifiers": [
+                {"role": "notifier", "member": "notifier-b-2", "at_ms": 1_710_028_800_000, "claims": 3}
+            ],
+        }
+    finally:
+        actors.stop()
+        bus.close()

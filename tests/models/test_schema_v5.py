@@ -41,7 +41,7 @@ def test_a_version_4_database_gets_delivery_keys_and_loses_the_copied_secrets(em
 
     assert ensure_schema(empty) == 4
 
-    assert schema_version(empty) == SCHEMA_VERSION == 5
+    assert schema_version(empty) == SCHEMA_VERSION >= 5
     columns = {c.name for c in empty.get_columns("delivery")}
     assert "secret" not in columns and "key" in columns
     keys = [d.key for d in Delivery.select().order_by(Delivery.id)]

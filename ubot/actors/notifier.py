@@ -21,6 +21,15 @@ a few sender threads). Time comes from the injected clock only.
 On start, every delivery not yet sent is resumed from the database; on stop, the requests in flight
 are cut (no receiver is waited for), and whatever was not sent stays pending in the database for the
 next start.
+
+Two other ways to deliver, for the roles (issue 11):
+
+* ``claims`` (:class:`Claims`: the engine on PostgreSQL and ``--role notifier``): deliveries are not
+  handed over when written, nor resumed at start; every ``poll_s`` (and at once after a write) the
+  Notifier claims those due (``AlertStore.claim``: ``FOR UPDATE SKIP LOCKED`` and a lease), renews the
+  leases of those it holds, and sends them. A retry goes back to the outbox (any notifier claims it
+  when due). Per-destination pacing is shared through the database (``AlertStore.pace``).
+* ``deliver=False`` (``--role scanner``): alerts are written (the outbox) and published, never sent.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import collections
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -84,6 +94,39 @@ class _AttemptsWaiting:
     """Nudge: ended attempts are waiting in the dispatcher."""
 
 
+class _Claim:
+    """Claim the deliveries due (told by the poller thread, and after a write): claims mode."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    """How a Notifier shares the outbox with other notifier processes."""
+
+    member: str  # this process's name, written as ``delivery.claimed_by``
+    lease_s: float = 60.0  # a claim's lease, renewed every ``poll_s`` while held
+    poll_s: float = 0.5
+    limit: int = 200  # deliveries held at once
+
+
+class _Poller:
+    """A thread that tells the Notifier ``_Claim`` every ``poll_s`` of the injected clock."""
+
+    def __init__(self, actor: pykka.ActorRef, clock: Clock, poll_s: float) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(actor, clock, poll_s), daemon=True)
+        self.thread.name = "ubot-notify-claims"
+
+    def _run(self, actor: pykka.ActorRef, clock: Clock, poll_s: float) -> None:
+        while clock.sleep_until(clock.now() + poll_s, self.stop):
+            try:
+                actor.tell(_Claim())
+            except pykka.ActorDeadError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+
+
 @dataclass(frozen=True)
 class _Prune:
     """Delete one more batch of the alerts fired before ``before_ms`` (told to itself)."""
@@ -110,9 +153,17 @@ class Notifier(pykka.ThreadingActor):
         prune_batch: int = PRUNE_BATCH,
         public_url: str = "",
         simulated: bool = False,
+        claims: Claims | None = None,
+        deliver: bool = True,
     ) -> None:
+        """``claims``: share the outbox with other notifier processes (see the module's text);
+        ``deliver=False``: write alerts, never send them (a scanner process)."""
         super().__init__()
         self.store = store
+        self.claims = claims
+        self.deliver = deliver
+        self.held: set[int] = set()  # claims mode: the deliveries this Notifier holds a lease on
+        self.poller: _Poller | None = None
         self.clock = clock
         self.policy = RetryPolicy(max_attempts, backoff_s, backoff_max_s)
         self.publish = publish
@@ -137,11 +188,20 @@ class Notifier(pykka.ThreadingActor):
             sends_per_user,
             prepare=functools.partial(signed, secret_of=store.webhook_secret),
             sender_done=close_connection,  # a sender thread reads the webhook secret: its own connection
+            pace=self._pace if claims is not None else None,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        if not self.deliver:
+            return
+        if self.claims is not None:
+            self.dispatcher.start()
+            self.poller = _Poller(self.actor_ref, self.clock, self.claims.poll_s)
+            self.poller.thread.start()
+            self.actor_ref.tell(_Claim())
+            return
         resumed = self.store.pending()
         self.dispatcher.start()
         try:
@@ -155,6 +215,8 @@ class Notifier(pykka.ThreadingActor):
             log.info("notifier: resuming %d unsent delivery(ies) of %d alert(s)", count, len(resumed))
 
     def on_stop(self) -> None:
+        if self.poller is not None:
+            self.poller.close()
         self._flush()
         if self.unwritten:
             log.error(
@@ -163,10 +225,17 @@ class Notifier(pykka.ThreadingActor):
             )
         self.dispatcher.stop(STOP_TIMEOUT_S)
         self._write_attempts()  # those that ended while stopping: written, not resubmitted
+        if self.claims is not None and self.deliver:
+            try:  # what it held goes to the other notifiers now, not after the lease
+                self.store.release(self.claims.member)
+            except Exception:
+                log.exception("notifier: releasing its claims failed (they pass with their lease)")
         close_connection()
 
     def on_failure(self, *exc_info: object) -> None:
         """pykka stops a failed actor without calling on_stop: the threads must stop too."""
+        if self.poller is not None:
+            self.poller.close()
         self.dispatcher.stop(STOP_TIMEOUT_S)
         close_connection()
 
@@ -184,6 +253,24 @@ class Notifier(pykka.ThreadingActor):
     @not_fatal  # what was not written stays pending: resumed at the next start
     def _attempts_waiting(self, message: _AttemptsWaiting) -> None:
         self._write_attempts()
+
+    @on_receive.register
+    @not_fatal  # the next poll tries again
+    def _claim(self, message: _Claim) -> None:
+        claims = self.claims
+        if claims is None:
+            return
+        now_ms = self._now_ms()
+        lease_ms = round(claims.lease_s * 1000)
+        self.held = self.store.renew(claims.member, self.held, now_ms + lease_ms)
+        fresh = self.store.claim(claims.member, now_ms, lease_ms, claims.limit - len(self.held))
+        for written in fresh:
+            self.held.update(d.id for d in written.deliveries)
+            self._dispatch(written)
+
+    def _pace(self, channel: str, destination: str, interval_s: float) -> float:
+        """The shared pacing (claims mode), called in a sender thread: seconds to wait."""
+        return self.store.pace(channel, destination, self._now_ms(), round(interval_s * 1000)) / 1000
 
     @on_receive.register
     @not_fatal  # the next hour of data tries again
@@ -261,7 +348,10 @@ class Notifier(pykka.ThreadingActor):
                 log.info("%s", log_line(w.id, w.alert))
             for w in written:
                 self._publish(w)
-                self._dispatch(w)
+                if self.deliver and self.claims is None:
+                    self._dispatch(w)
+            if written and self.deliver and self.claims is not None:
+                self._tell_self(_Claim())  # claimed from the outbox, by whichever notifier is first
 
     def _maybe_prune(self, data_ms: int) -> None:
         """Once an hour of data time, start deleting the alerts older than the retention."""
@@ -270,7 +360,7 @@ class Notifier(pykka.ThreadingActor):
         self.next_prune_ms = data_ms + PRUNE_EVERY_MS
         self._tell_self(_Prune(data_ms - self.retention_ms))
 
-    def _tell_self(self, message: _Prune) -> None:
+    def _tell_self(self, message: _Prune | _Claim) -> None:
         with contextlib.suppress(pykka.ActorDeadError):  # stopping (on_stop writes what is left): later
             self.actor_ref.tell(message)
 
@@ -319,6 +409,7 @@ class Notifier(pykka.ThreadingActor):
     def _write(self, job: Job, decision: Decision) -> None:
         message = job.message
         delivery_id = message.delivery_id
+        self.held.discard(delivery_id)
         if decision.status == SENT:
             self.store.mark_sent(delivery_id, decision.at_ms, decision.attempts)
         elif decision.status == RETRY:
@@ -333,7 +424,10 @@ class Notifier(pykka.ThreadingActor):
                 (decision.next_attempt_ms - decision.at_ms) / 1000,
                 decision.detail,
             )
-            self.dispatcher.submit(replace(job, attempts=decision.attempts, due_ms=decision.next_attempt_ms))
+            if self.claims is None:  # claims mode: back in the outbox, claimed again when due
+                self.dispatcher.submit(
+                    replace(job, attempts=decision.attempts, due_ms=decision.next_attempt_ms)
+                )
         else:
             self.store.mark_failed(delivery_id, decision.detail or "failed", decision.attempts)
             log.warning(

@@ -15,6 +15,11 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
   that tick's scan, logged; the supervisor stays up.
 * Strategies come from the UserManager: all of them at start (:class:`WatchStrategies`), then each
   user's enabled strategies whenever they or the user's settings change.
+* In a scanner process (``--role scanner``, ``shares`` given) ticks come as :class:`ScanStored`
+  (from the bus's ``TickReady``) instead of ``Candled``: the snapshot and its candles are read from
+  the database when its scan starts, and only this process's share of the strategies is scanned, as
+  that tick's view of the live scanners splits them (``scan/assign.py``). A strategy that comes to
+  this process reads its firing state from the database; one that moves away keeps it there.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ubot.messages import Candled
 from ubot.models.db import close_connection
 from ubot.models.snapshots import SnapshotReader
 from ubot.notify.messages import GetAlertState, GetScanWatermark, Scanned, ScanOutcome
+from ubot.scan.assign import Shares
 from ubot.scan.backlog import Backlog
 from ubot.scan.frame import MarketFrame
 from ubot.scan.messages import (
@@ -41,6 +47,7 @@ from ubot.scan.messages import (
     ScanDone,
     ScanFinished,
     ScannerStats,
+    ScanStored,
     ScanTick,
     SetStrategies,
     StrategiesChanged,
@@ -145,15 +152,18 @@ class Scanner(pykka.ThreadingActor):
         now_ms: Any = None,
         parallel: bool = False,
         timer: Callable[[], float] = time.perf_counter,
+        shares: Shares | None = None,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database); ``timer``: seconds, for the
-        scan times of ``/health``."""
+        scan times of ``/health``; ``shares``: this scanner process's share of the strategies
+        (``--role scanner``; None: every strategy)."""
         super().__init__()
         self.planner = ScanPlanner(workers, load)
         self.snapshots = snapshots
+        self.shares = shares
         self.caught_up = False
-        self.backlog = Backlog(self.planner)
+        self.backlog = Backlog(self.planner, snapshots)
         self.round: Round | None = None  # the scan in progress
         self.figures = ScanFigures()
         self.timer = timer
@@ -178,6 +188,8 @@ class Scanner(pykka.ThreadingActor):
         ]
         if self.users is not None:
             everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
+            if self.shares is not None:
+                everyone = self.shares.set_all(everyone)
             for worker, message in self.planner.set_all(everyone).items():
                 self.pool[worker].tell(message)
             log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
@@ -218,6 +230,20 @@ class Scanner(pykka.ThreadingActor):
         if self.round is None:
             self._next()
 
+    @on_receive.register
+    @not_fatal
+    def _stored(self, message: ScanStored) -> None:
+        if self.shares is not None:
+            for change in self.shares.view(message.members):
+                for worker, told in self.planner.set_user(change.user_id, change.specs, change.moved).items():
+                    tell_if_alive(self.pool[worker], told)
+        replaced = self.backlog.wait_stored(message.number, message.snapshot_id)
+        if replaced is not None:
+            self.figures.skipped += 1
+            log.warning("scanner: tick %d not scanned, a scan is still running", replaced[0])
+        if self.round is None:
+            self._next()
+
     def _catch_up(self, live_id: int) -> None:
         """Queue the scans of the snapshots the last run stored but did not scan (``scan/backlog.py``)."""
         if self.notifier is None or self.snapshots is None:
@@ -232,6 +258,11 @@ class Scanner(pykka.ThreadingActor):
             # a scan's time includes building its frame, and the indicator state's work since the last
             # scan (the candles folded in, a history seeded from the database)
             started = self.timer()
+            stored = self.backlog.stored
+            if stored is not None and not self.backlog.catch_up and not self.planner.specs:
+                self.backlog.stored = None  # nothing of this process's to scan: not even read
+                self._scanned(stored[1])
+                continue
             if (scan := self.backlog.next()) is None:
                 return
             if scan.live:
@@ -291,7 +322,8 @@ class Scanner(pykka.ThreadingActor):
     @on_receive.register
     @not_fatal
     def _change(self, message: StrategiesChanged) -> None:
-        for worker, change in self.planner.set_user(message.user_id, message.specs).items():
+        specs = message.specs if self.shares is None else self.shares.set_user(message.user_id, message.specs)
+        for worker, change in self.planner.set_user(message.user_id, specs).items():
             tell_if_alive(self.pool[worker], change)  # a dead one gets it on restart
 
     @on_receive.register

@@ -25,6 +25,7 @@ import pykka
 
 from ubot.bus import BusUnavailable
 from ubot.health import ClockStats, PipelineStats
+from ubot.heartbeat import roles_health
 from ubot.messages import (
     GetCandles,
     GetClockStats,
@@ -278,6 +279,10 @@ class Gateway:
             "bus": {"kind": bus.kind, "connected": bus.connected, "error": bus.error},
             "last_snapshot_at": iso_from_ms(latest.snapshot_ms) if latest is not None else None,
         }
+        try:  # each scanner's and notifier's heartbeat (ubot/heartbeat.py)
+            doc["roles"] = roles_health(self.snapshots.bus)
+        except BusUnavailable:
+            doc["roles"] = None
         return (200 if doc["status"] == "ok" else 503), doc
 
 

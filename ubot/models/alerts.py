@@ -11,21 +11,39 @@ public id (``key``) that stays the same on every attempt, for the receiver to dr
 A webhook's secret is not written with its deliveries: :meth:`AlertStore.webhook_secret` reads it
 from the user's settings when the delivery is sent. Alerts and their deliveries older than the
 retention go in bounded batches (:meth:`AlertStore.prune`).
+
+Several notifier processes (the roles, on PostgreSQL) share the outbox through claims:
+:meth:`AlertStore.claim` takes due deliveries nobody holds (``SELECT ... FOR UPDATE SKIP LOCKED``,
+so two notifiers never take the same row), marking them ``claimed_by`` this notifier until
+``lease_until``; the claimer renews its leases while it holds them (:meth:`AlertStore.renew`), and
+writing an attempt's result ends the lease. A notifier that dies stops renewing: once its leases pass,
+another claims the deliveries. What it had sent but not yet marked sent is sent again then: that is
+the at-least-once window, a lease long at most (the ``key`` lets the receiver drop the repeat).
+:meth:`AlertStore.pace` keeps a paced channel's per-destination interval across notifiers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from peewee import Database, IntegrityError, Model
+from peewee import JOIN, Database, IntegrityError, Model
 
 from ubot.jsonsafe import json_values
 from ubot.models.bulk import insert_rows
-from ubot.models.db import writing
-from ubot.models.tables import AlertRecord, AlertStateRecord, Delivery, Meta, Strategy, UserSettings
+from ubot.models.db import is_sqlite, writing
+from ubot.models.tables import (
+    AlertRecord,
+    AlertStateRecord,
+    Delivery,
+    Meta,
+    Pacing,
+    Strategy,
+    UserSettings,
+)
 from ubot.notify.messages import Alert, AlertState, AlertView, DeliveryView, ScanOutcome
 
 log = logging.getLogger(__name__)
@@ -66,12 +84,22 @@ class WrittenAlert:
 
 
 class AlertStore:
-    def __init__(self, db: Database, *, replay: bool = False, deliver_replayed: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        replay: bool = False,
+        deliver_replayed: bool = False,
+        scan_key: str = SCAN_WATERMARK,
+    ) -> None:
         """``replay``: the market is a replay of recordings, so every alert written is marked
-        ``replayed``; its deliveries are written (and so sent) only with ``deliver_replayed``."""
+        ``replayed``; its deliveries are written (and so sent) only with ``deliver_replayed``.
+        ``scan_key``: the Meta key of this scanner's scan watermark (a scanner process has its own,
+        ``scanned:<member>``: how far it has written its scans)."""
         self.db = db
         self.replay = replay
         self.deliver = deliver_replayed or not replay
+        self.scan_key = scan_key
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -177,7 +205,13 @@ class AlertStore:
     def mark_retry(self, delivery_id: int, attempts: int, next_at_ms: int, detail: str) -> bool:
         """It failed in a way that may pass: ``pending`` again, from ``next_at_ms``."""
         return (
-            Delivery.update(status=PENDING, attempts=attempts, next_attempt_at=next_at_ms, detail=detail)
+            Delivery.update(
+                status=PENDING,
+                attempts=attempts,
+                next_attempt_at=next_at_ms,
+                detail=detail,
+                lease_until=None,  # claimable again (by any notifier) once due
+            )
             .where((Delivery.id == delivery_id) & Delivery.status.in_(UNSENT))
             .execute()
             == 1
@@ -191,7 +225,7 @@ class AlertStore:
         """Only an unsent delivery changes: a sent one is never sent (nor failed) again."""
         count = Delivery.attempts + 1 if attempts is None else attempts
         return (
-            Delivery.update(status=status, attempts=count, **values)
+            Delivery.update(status=status, attempts=count, lease_until=None, **values)
             .where((Delivery.id == delivery_id) & Delivery.status.in_(UNSENT))
             .execute()
             == 1
@@ -233,10 +267,13 @@ class AlertStore:
     def pending(self) -> list[WrittenAlert]:
         """Every delivery not yet sent (pending or held), with its alert, earliest due first: what to
         resume at start-up."""
+        return self._unsent(Delivery.status.in_(UNSENT))
+
+    def _unsent(self, where: Any) -> list[WrittenAlert]:
         query = (
             Delivery.select(Delivery, AlertRecord)
-            .join(AlertRecord)
-            .where(Delivery.status.in_(UNSENT))
+            .join(AlertRecord, JOIN.INNER)
+            .where(where & Delivery.status.in_(UNSENT))
             .order_by(Delivery.next_attempt_at, Delivery.id)
         )
         alerts: dict[int, Alert] = {}
@@ -248,9 +285,96 @@ class AlertStore:
             deliveries[row.alert_id].append(_delivery_of(row))
         return [WrittenAlert(i, alert, tuple(deliveries[i])) for i, alert in alerts.items()]
 
+    # --- claims (several notifier processes) ----------------------------------------------------
+
+    def claim(self, member: str, now_ms: int, lease_ms: int, limit: int) -> list[WrittenAlert]:
+        """Claim up to ``limit`` deliveries due by ``now_ms`` (pending, or held until then) that no
+        notifier holds (never claimed, or the lease passed), earliest due first, for ``member``
+        until ``now_ms + lease_ms``; returns them with their alerts. On PostgreSQL the rows are
+        locked with ``FOR UPDATE SKIP LOCKED``: notifiers claiming at once each get other rows,
+        without waiting for each other. On SQLite the write transaction is the lock (one process)."""
+        if limit <= 0:
+            return []
+        with writing(self.db):
+            query = (
+                Delivery.select(Delivery.id)
+                .where(
+                    Delivery.status.in_(UNSENT)
+                    & (Delivery.next_attempt_at <= now_ms)
+                    & (Delivery.lease_until.is_null() | (Delivery.lease_until < now_ms))
+                )
+                .order_by(Delivery.next_attempt_at, Delivery.id)
+                .limit(limit)
+            )
+            if not is_sqlite(self.db):
+                query = query.for_update(skip_locked=True)
+            ids = [i for (i,) in query.tuples()]
+            if ids:
+                Delivery.update(claimed_by=member, lease_until=now_ms + lease_ms).where(
+                    Delivery.id.in_(ids)
+                ).execute()
+        return self._unsent(Delivery.id.in_(ids)) if ids else []
+
+    def renew(self, member: str, ids: Iterable[int], until_ms: int) -> set[int]:
+        """Extend ``member``'s leases of these deliveries to ``until_ms``; the ids it still holds
+        (one whose lease passed and that another notifier claimed is not among them: drop it)."""
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        held = (Delivery.claimed_by == member) & Delivery.status.in_(UNSENT) & Delivery.id.in_(wanted)
+        with writing(self.db):
+            Delivery.update(lease_until=until_ms).where(held).execute()
+            return {i for (i,) in Delivery.select(Delivery.id).where(held).tuples()}
+
+    def release(self, member: str) -> int:
+        """End ``member``'s leases (it stops): what it held unsent is claimable by any notifier at
+        once; how many."""
+        with writing(self.db):
+            return (
+                Delivery.update(lease_until=None)
+                .where((Delivery.claimed_by == member) & Delivery.status.in_(UNSENT))
+                .execute()
+            )
+
+    def claims(self, member: str, now_ms: int) -> int:
+        """How many unsent deliveries ``member`` holds a live lease on (for ``/health``)."""
+        return (
+            Delivery.select()
+            .where(
+                (Delivery.claimed_by == member)
+                & Delivery.status.in_(UNSENT)
+                & (Delivery.lease_until >= now_ms)
+            )
+            .count()
+        )
+
+    def pace(self, channel: str, destination: str, now_ms: int, interval_ms: int) -> int:
+        """Take the next send slot of ``destination`` on ``channel``, shared by every notifier:
+        0 when it is taken now (the next one opens ``interval_ms`` later), else how many ms until it
+        opens (nothing taken: ask again then)."""
+        if interval_ms <= 0:
+            return 0
+        key = hashlib.sha256(f"{channel}\0{destination}".encode()).hexdigest()
+        with writing(self.db):
+            taken = list(
+                Pacing.insert(key=key, next_at=now_ms + interval_ms)
+                .on_conflict(
+                    conflict_target=[Pacing.key],
+                    update={Pacing.next_at: now_ms + interval_ms},
+                    where=(Pacing.next_at <= now_ms),
+                )
+                .returning(Pacing.next_at)
+                .tuples()
+                .execute()
+            )
+            if taken:
+                return 0
+            row = Pacing.get_or_none(Pacing.key == key)
+        return 0 if row is None else max(1, row.next_at - now_ms)
+
     def scan_watermark(self) -> int | None:
         """The id of the last snapshot whose scan is written (its alerts and states), or None."""
-        row = Meta.get_or_none(Meta.key == SCAN_WATERMARK)
+        row = Meta.get_or_none(Meta.key == self.scan_key)
         return None if row is None else int(row.value)
 
     def set_scan_watermark(self, snapshot_id: int) -> None:
@@ -259,7 +383,7 @@ class AlertStore:
         if current is not None and current >= snapshot_id:
             return
         with writing(self.db):
-            Meta.insert(key=SCAN_WATERMARK, value=str(snapshot_id)).on_conflict(
+            Meta.insert(key=self.scan_key, value=str(snapshot_id)).on_conflict(
                 conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}
             ).execute()
 
@@ -409,3 +533,8 @@ def _delivery_of(row: Delivery) -> DeliveryRow:
         next_attempt_ms=row.next_attempt_at,
         key=row.key,
     )
+
+
+def member_watermark(member: str) -> str:
+    """The Meta key of a scanner process's scan watermark."""
+    return f"scanned:{member}"[:64]

@@ -8,7 +8,9 @@ Versions: 1 = market history; 2 = users, sessions, user settings and strategies;
 deliveries and firing states, and two columns of ``strategy`` (``last_error``, ``last_error_at``);
 4 = ``alert.replayed`` (an alert raised by a replay); 5 = ``delivery.key`` (a random public id instead
 of the row id), ``alert.short`` (the SMS text), and no more ``delivery.secret`` (the webhook secret is
-read from the user's settings when sending).
+read from the user's settings when sending). 6 and 7 are reserved for other branches (no change here);
+8 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
+``pacing`` table (per-destination pacing shared by notifier processes).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ubot.models.tables import (
     Delivery,
     JsonField,
     Meta,
+    Pacing,
     Session,
     SnapshotRecord,
     Strategy,
@@ -46,7 +49,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 8
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -174,12 +177,29 @@ def delivery_keys(db: Database, migrator: SchemaMigrator) -> None:
     )
 
 
+def reserved(db: Database, migrator: SchemaMigrator) -> None:
+    """Versions 6 and 7: reserved for changes of other branches (nothing to do on this one)."""
+
+
+def delivery_claims(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 8: ``delivery.claimed_by`` and ``delivery.lease_until`` (nullable: every delivery
+    already written is unclaimed), and the ``pacing`` table, new."""
+    migrate(
+        migrator.add_column("delivery", "claimed_by", CharField(max_length=64, null=True)),
+        migrator.add_column("delivery", "lease_until", BigIntegerField(null=True)),
+    )
+    db.create_tables([Pacing])
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
     3: add_alert_tables,
     4: mark_replayed_alerts,
     5: delivery_keys,
+    6: reserved,
+    7: reserved,
+    8: delivery_claims,
 }
 
 

@@ -23,13 +23,21 @@ class SnapshotReader:
         return [row[0] for row in query.order_by(SnapshotRecord.id).tuples()]
 
     def previous_timestamp(self, snapshot_id: int) -> int | None:
-        row = (
-            SnapshotRecord.select(SnapshotRecord.timestamp)
+        row = self._previous(snapshot_id)
+        return None if row is None else row.timestamp
+
+    def previous_id(self, snapshot_id: int) -> int | None:
+        """The id of the snapshot stored just before ``snapshot_id``, or None."""
+        row = self._previous(snapshot_id)
+        return None if row is None else row.id
+
+    def _previous(self, snapshot_id: int) -> SnapshotRecord | None:
+        return (
+            SnapshotRecord.select(SnapshotRecord.id, SnapshotRecord.timestamp)
             .where(SnapshotRecord.id < snapshot_id)
             .order_by(SnapshotRecord.id.desc())
             .first()
         )
-        return None if row is None else row.timestamp
 
     def load(self, snapshot_id: int) -> Snapshot:
         """The snapshot as it was parsed when stored (coins in rank order, unranked last)."""

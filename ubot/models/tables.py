@@ -272,6 +272,11 @@ class Delivery(BaseModel):
     detail = TextField(null=True)  # the last error, one line without secrets
     sent_at = BigIntegerField(null=True)
     created_at = BigIntegerField()
+    # Schema version 8 (roles): the notifier process that claimed it, and until when (epoch ms) the
+    # claim holds; another notifier takes it over once ``lease_until`` has passed. ``claimed_by`` stays
+    # on a sent delivery (who sent it); ``lease_until`` is cleared when the attempt's result is written.
+    claimed_by = CharField(max_length=64, null=True)
+    lease_until = BigIntegerField(null=True)
 
     class Meta:
         indexes = ((("status", "next_attempt_at"), False),)
@@ -293,4 +298,17 @@ class AlertStateRecord(BaseModel):
 
 #: Schema version 3: alerts, their deliveries (the outbox) and the firing states.
 ALERT_TABLES = (AlertRecord, Delivery, AlertStateRecord)
-ALL_TABLES = HISTORY_TABLES + USER_TABLES + ALERT_TABLES
+
+
+class Pacing(BaseModel):
+    """Schema version 8: per destination of a paced channel, when its next send may start (epoch ms),
+    shared by every notifier process (``AlertStore.pace``). ``key``: SHA-256 of channel and
+    destination, in hex (a destination may be a long URL; the key never shows it)."""
+
+    key = CharField(primary_key=True, max_length=64)
+    next_at = BigIntegerField()
+
+
+#: Schema version 8: what the notifier processes share.
+CLUSTER_TABLES = (Pacing,)
+ALL_TABLES = HISTORY_TABLES + USER_TABLES + ALERT_TABLES + CLUSTER_TABLES

@@ -13,6 +13,10 @@ Bounds, so that no user delays the others for long: each attempt ends by its cha
 :meth:`Dispatcher.stop` cuts the attempts in flight (each lane's :class:`~ubot.notify.deadline.Scope`)
 instead of waiting for their receivers. An attempt the stop cut short is not reported: its delivery
 stays as it was in the database (pending), for the next start.
+
+Several notifier processes keep a paced channel's per-destination interval between them through
+``pace`` (``AlertStore.pace``, a row per destination in the database): a sender takes the
+destination's next slot there just before its attempt, and waits for it when another process holds it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: Sender threads of each channel.
 SENDERS_PER_CHANNEL = 4
+
+#: ``pace(channel, destination, interval_s) -> seconds to wait`` (0: the slot is taken now), shared
+#: by every notifier process (``AlertStore.pace``).
+Pace = Callable[[str, str, float], float]
 
 
 @dataclass(frozen=True)
@@ -60,10 +68,12 @@ class Dispatcher:
         sends_per_user: int | None = None,
         prepare: Callable[[Job], Message] | None = None,
         sender_done: Callable[[], None] | None = None,
+        pace: Pace | None = None,
     ) -> None:
         """``prepare(job)``: the message to send, made in the sender thread just before each attempt
         (the webhook secret is read there: :func:`~ubot.notify.outbox.signed`); ``sender_done()`` is
-        called by each sender thread as it ends (to close its database connection)."""
+        called by each sender thread as it ends (to close its database connection); ``pace``: the
+        pacing shared with other notifier processes (None: this process alone sends)."""
         self.nudge = nudge
         # Results cross over through this queue rather than as messages, so that the owner can still
         # take those that end while it stops the senders.
@@ -77,6 +87,7 @@ class Dispatcher:
                 sends_per_user,
                 prepare or _as_is,
                 sender_done or _nothing,
+                pace,
             )
             for name, channel in channels.items()
         }
@@ -141,8 +152,11 @@ class _Lane:
         sends_per_user: int | None = None,
         prepare: Callable[[Job], Message] = _as_is,
         sender_done: Callable[[], None] = _nothing,
+        pace: Pace | None = None,
     ) -> None:
         self.channel = channel
+        self.pace = pace if channel.min_interval_s > 0 else None
+        self._halted = threading.Event()
         self.prepare = prepare
         self.sender_done = sender_done
         self.clock = clock
@@ -175,6 +189,7 @@ class _Lane:
     def halt(self) -> None:
         with self._lock:
             self._stopping = True
+        self._halted.set()
         self._poke()
         self.scope.cut()
         for _ in self._senders:
@@ -232,7 +247,7 @@ class _Lane:
                 destination, job = item
                 with self._lock:
                     stopping = self._stopping
-                if stopping:
+                if stopping or not self._paced(destination):
                     continue  # not begun: stays pending in the database
                 started = self.clock.now()
                 outcome = self._send(job)
@@ -247,6 +262,22 @@ class _Lane:
                 if stopping and outcome.status == RETRY:
                     continue  # cut short by the stop (or failing as it came): not counted, stays pending
                 self.on_attempt(Attempt(job, outcome, round(finished * 1000)))
+
+    def _paced(self, destination: str) -> bool:
+        """Wait for ``destination``'s slot shared with the other notifier processes, if any; False
+        when the lane is halted meanwhile. A database error lets the send go (this process's own
+        pacing still holds)."""
+        while self.pace is not None:
+            try:
+                wait = self.pace(self.channel.name, destination, self.channel.min_interval_s)
+            except Exception as error:
+                log.warning("notifier: shared pacing unavailable (%s)", type(error).__name__)
+                return True
+            if wait <= 0:
+                return True
+            if not self.clock.sleep_until(self.clock.now() + wait, self._halted):
+                return False
+        return True
 
     def _send(self, job: Job) -> Outcome:
         try:

@@ -38,13 +38,22 @@ class Scan:
 
 
 class Backlog:
-    def __init__(self, planner: ScanPlanner) -> None:
+    def __init__(self, planner: ScanPlanner, snapshots: SnapshotReader | None = None) -> None:
         self.planner = planner
+        self.snapshots = snapshots
         self.catch_up: deque[Scan] = deque()  # framed at once, scanned before any live tick
         self.live: Candled | None = None  # framed when its scan starts
+        #: A scanner process's tick (``--role scanner``): (tick number, snapshot id), framed from the
+        #: database when its scan starts; like ``live``, only the latest waits.
+        self.stored: tuple[int, int] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.catch_up) or self.live is not None
+        return bool(self.catch_up) or self.live is not None or self.stored is not None
+
+    def wait_stored(self, number: int, snapshot_id: int) -> tuple[int, int] | None:
+        """A stored snapshot (a ``TickReady``) waits for its scan; returns the one it replaces."""
+        replaced, self.stored = self.stored, (number, snapshot_id)
+        return replaced
 
     def catch_up_from(self, snapshots: SnapshotReader, watermark: int | None, live_id: int) -> int:
         """At the first live tick (``live_id``) of a run: frame the snapshots stored after the scan
@@ -75,6 +84,10 @@ class Backlog:
         """The scan to start now, or None when nothing waits."""
         if self.catch_up:
             return self.catch_up.popleft()
+        if self.stored is not None and self.snapshots is not None:
+            (number, snapshot_id), self.stored = self.stored, None
+            # Histories read from the database up to this snapshot, its prices as the open candles.
+            return Scan(self.planner.replay(number, self.snapshots.load(snapshot_id)), snapshot_id)
         if self.live is None:
             return None
         tick, self.live = self.live, None

@@ -42,6 +42,17 @@ class StrategyErrors:
     at_ms: int
 
 
+@dataclass(frozen=True)
+class ScanStored:
+    """A scanner process's relay -> its Scanner (tell), for each ``TickReady`` on the bus: snapshot
+    ``snapshot_id`` is stored and candled; scan this process's share of the strategies, as split over
+    ``members`` (the live scanners the engine named in that tick: ``scan/assign.py``)."""
+
+    number: int
+    snapshot_id: int
+    members: tuple[str, ...]
+
+
 # --- Scanner <-> workers -------------------------------------------------------------------------
 
 

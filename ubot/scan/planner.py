@@ -76,7 +76,9 @@ class ScanPlanner:
         with contextlib.suppress(ConditionError):
             self.compiled[spec.id] = compile_condition(spec.condition)
 
-    def set_user(self, user_id: int, specs: Iterable[StrategySpec]) -> dict[int, SetStrategies]:
+    def set_user(
+        self, user_id: int, specs: Iterable[StrategySpec], moved: Iterable[int] = ()
+    ) -> dict[int, SetStrategies]:
         """Replace the strategies of ``user_id``; returns each worker's message (every worker, so a
         worker that had some of this user's strategies learns they are gone).
 
@@ -84,10 +86,18 @@ class ScanPlanner:
         (:attr:`StrategySpec.rules`) changed, and when it leaves the user's enabled strategies
         (disabled, deleted, or a ``once`` strategy that fired), so that it starts afresh (armed) if it
         comes back. Its owner worker is told to forget it (``SetStrategies.forget``): it resets the
-        state it holds and has the saved one deleted, in order with its own outcomes."""
+        state it holds and has the saved one deleted, in order with its own outcomes.
+
+        ``moved``: strategies that leave because another scanner process scans them from now on
+        (``scan/assign.py``): dropped from this process, their saved state kept for the new owner."""
         given = {spec.id: spec for spec in specs}
         held = {i: s for i, s in (*self.specs.items(), *self.retired.items()) if s.user_id == user_id}
-        forget = sorted(i for i, old in held.items() if i not in given or given[i].rules != old.rules)
+        kept = set(moved)
+        forget = sorted(
+            i
+            for i, old in held.items()
+            if (i not in given and i not in kept) or (i in given and given[i].rules != old.rules)
+        )
         for strategy_id in held:
             self.specs.pop(strategy_id, None)
             self.retired.pop(strategy_id, None)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ubot.bus import EVENTS, SNAPSHOT, TICKS, Bus, EntryId, SnapshotDocument, StreamEvent, TickReady
+from ubot.bus import EVENTS, SCANNERS, SNAPSHOT, TICKS, Bus, EntryId, SnapshotDocument, StreamEvent, TickReady
 from ubot.market.view import SnapshotView
 from ubot.messages import Candled
 from ubot.stream.events import snapshot_event
@@ -30,8 +30,12 @@ def event_data(data: Mapping[str, Any]) -> str:
 
 
 class EventPublisher:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, split: bool = False) -> None:
+        """``split``: scanner processes scan (``[cluster] scanners = external``): each ``TickReady``
+        names the live ones; otherwise none (the engine scans itself: a scanner process then owns
+        nothing, so no strategy is scanned twice)."""
         self.bus = bus
+        self.split = split
         self.ticks = 0
 
     def publish(self, event: str, data: Mapping[str, Any], user_id: int | None = None) -> EntryId:
@@ -56,6 +60,7 @@ class EventPublisher:
                 snapshot_ms=snapshot.timestamp_ms,
                 scheduled_ms=message.tick.scheduled_ms,
                 fired_ms=message.tick.fired_ms,
+                scanners=self.bus.members(SCANNERS) if self.split else (),  # scan/assign.py
             ),
         )
         return self.publish("snapshot", snapshot_event(snapshot, etag=view.etag))

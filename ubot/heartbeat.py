@@ -1,0 +1,125 @@
+"""Per-role heartbeats, for ``/health``: each scanner and notifier process says it is alive (the bus's
+membership groups ``scanners`` and ``notifiers``, with a TTL) and what it is doing (a small
+:class:`RoleBeat` document under ``beat.<group>.<member>``, a latest value on the bus). A gateway's
+``/health`` lists the live members of each group with their documents (:func:`roles_health`).
+
+The ``scanners`` group is also what splits the strategies (``scan/assign.py``): the engine names its
+live members in every tick. A member's TTL is one interval (at least 1 s), renewed four times per
+TTL: a dead scanner leaves the engine's list within an interval, so its share moves within 2 ticks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ubot.bus import SCANNERS, Bus, BusUnavailable
+from ubot.clocks import Clock, SystemClock
+
+log = logging.getLogger(__name__)
+
+NOTIFIERS = "notifiers"  # the membership group of the notifier role
+GROUPS = {"scanner": SCANNERS, "notifier": NOTIFIERS}
+
+
+class RoleBeat(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a role process says of itself (``None``: does not apply to this role)."""
+
+    role: str
+    member: str
+    at_ms: int  # when this beat was made
+    last_tick: int | None = None  # scanner: the engine's tick number last received
+    snapshot_id: int | None = None  # scanner: its snapshot
+    strategies: int | None = None  # scanner: strategies it owns now
+    claims: int | None = None  # notifier: deliveries it holds a live claim on
+    lag_ms: int | None = None  # scanner: how far behind the newest tick on the bus (entry ids, ms)
+
+
+def member_name(role: str) -> str:
+    """This process's name in its group: ``<role>-<host>-<pid>``, as the bus's names allow."""
+    host = re.sub(r"[^a-z0-9_.-]+", "-", socket.gethostname().lower())[:32].strip("-") or "host"
+    return f"{role}-{host}-{os.getpid()}"
+
+
+def beat_key(group: str, member: str) -> str:
+    return f"beat.{group}.{member}"[:64]
+
+
+def ttl_s(interval_s: float) -> float:
+    """A member's TTL: one interval, at least 1 s (back-to-back ticks, or a shorter interval)."""
+    return max(1.0, interval_s)
+
+
+class Heartbeat:
+    """A thread that renews this process's membership and its :class:`RoleBeat` every ``ttl / 4``
+    (on the injected clock); on :meth:`stop` it leaves the group at once."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        role: str,
+        member: str,
+        ttl: float,
+        figures: Callable[[], dict[str, Any]],
+        clock: Clock | None = None,
+    ) -> None:
+        self.bus = bus
+        self.role = role
+        self.group = GROUPS[role]
+        self.member = member
+        self.ttl = ttl
+        self.figures = figures
+        self.clock = clock or SystemClock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"ubot-heartbeat-{role}", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def beat(self) -> None:
+        """One heartbeat: membership first (the engine's next tick may count this process), then
+        the document. A bus that is down is logged once per outage; the next beat tries again."""
+        try:
+            self.bus.heartbeat(self.group, self.member, self.ttl)
+            doc = RoleBeat(self.role, self.member, round(self.clock.now() * 1000), **self.figures())
+            self.bus.put(beat_key(self.group, self.member), msgspec.json.encode(doc))
+        except BusUnavailable as exc:
+            log.warning("%s: heartbeat failed (%s); trying again", self.role, exc)
+        except Exception:
+            log.exception("%s: heartbeat failed", self.role)
+
+    def _run(self) -> None:
+        while self.clock.sleep_until(self.clock.now() + self.ttl / 4, self._stop):
+            self.beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.clock.wake()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(BusUnavailable):  # else its TTL ends it
+            self.bus.leave(self.group, self.member)
+
+
+def roles_health(bus: Bus) -> dict[str, list[dict[str, Any]]]:
+    """Per group, the live members' latest documents (a member without one yet: its name only)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for group in (SCANNERS, NOTIFIERS):
+        docs = []
+        for member in bus.members(group):
+            raw = bus.get(beat_key(group, member))
+            try:
+                docs.append(msgspec.json.decode(raw) if raw else {"member": member})
+            except msgspec.DecodeError:
+                docs.append({"member": member})
+        found[group] = docs
+    return found
