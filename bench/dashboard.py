@@ -142,6 +142,10 @@ def main() -> None:
         proc, base = start(Path(folder), options.coins)
         try:
             found = measure(base, options.loads, options.coins)
+        except Exception:
+            lines = (Path(folder) / "ubot.log").read_text().splitlines()
+            print("\n".join([line for line in lines if " tick " not in line][-40:]), file=sys.stderr)
+            raise
         finally:
             proc.terminate()
             proc.wait(timeout=30)
