@@ -507,11 +507,9 @@ def serve(
 
 def serves_http(settings: Settings) -> bool:
     """Whether this process serves the HTTP API: not a backfill, not an engine (pipeline only)."""
-    if (
-        settings.market.backfill
-        or settings.market.backfill_days
-        or settings.cluster.role in ("engine", "scanner", "notifier")
-    ):
+    if settings.market.backfill or settings.market.backfill_days:
+        return False
+    if settings.cluster.role in ("engine", "scanner", "notifier"):
         return False
     return settings.http.enabled or settings.cluster.role == "gateway"
 

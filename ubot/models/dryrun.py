@@ -87,29 +87,35 @@ class DryRunReader:
         return ranks
 
     def _candles(self, timeframe: str, ids: np.ndarray, after_ms: int, before_ms: int) -> CandleRows:
-        """The candles of ``timeframe`` of ``ids`` opened in ``[after_ms, before_ms)``: coin, open
-        time, close and last quote time filled in."""
-        if not len(ids):
-            return CandleRows.from_rows(timeframe, [])
+        """The candles of ``timeframe`` of ``ids`` opened in ``[after_ms, before_ms)``, by coin then
+        time: coin, open time, close and last quote time filled in. One range read of the primary
+        key per coin, two columns a row (a candle's open time is the bucket of its last quote),
+        straight from the cursor into one array."""
         query = (
-            Candle.select(Candle.coin, Candle.open_time, Candle.close, Candle.last_ts)
+            Candle.select(Candle.close, Candle.last_ts)
             .where(
-                Candle.coin.in_(ids.tolist())
+                (Candle.coin == 0)
                 & (Candle.timeframe == timeframe)
                 & (Candle.open_time >= after_ms)
                 & (Candle.open_time < before_ms)
             )
-            .order_by(Candle.coin, Candle.open_time)
+            .order_by(Candle.open_time)
         )
         sql, params = query.sql()
-        cursor = self._db.execute_sql(sql, params)
-        # Straight from the cursor into one array: no list of row tuples in between.
-        table = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64).reshape(-1, 4)
+        at = params.index(0)
+        parts, coins = [], []
+        for coin in ids.tolist():
+            params[at] = coin
+            cursor = self._db.execute_sql(sql, params)
+            part = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64).reshape(-1, 2)
+            parts.append(part)
+            coins.append(np.full(len(part), coin, dtype=np.int64))
+        table = np.concatenate(parts) if parts else np.empty((0, 2))
         n = len(table)
-        if n == 0:
-            return CandleRows.from_rows(timeframe, [])
-        ints = table[:, [0, 1, 3]].astype(np.int64)
+        last_ts = table[:, 1].astype(np.int64)
+        coin_ids = np.concatenate(coins) if coins else np.empty(0, dtype=np.int64)
         zeros, nans = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
+        open_time = bucket_start(last_ts, timeframe)
         return CandleRows(
-            timeframe, ints[:, 0], ints[:, 1], nans, nans, nans, table[:, 2], zeros, ints[:, 2], zeros
+            timeframe, coin_ids, open_time, nans, nans, nans, table[:, 0], zeros, last_ts, zeros
         )
