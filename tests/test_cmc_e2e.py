@@ -321,10 +321,14 @@ def test_a_recording_replays_to_the_same_candles(tmp_path, fake) -> None:
 # -- configuration --------------------------------------------------------------------------------
 
 
-def test_recording_another_source_is_refused(tmp_path, fake) -> None:
+def test_recording_a_replay_is_refused(tmp_path, fake) -> None:
+    # (cmc and simulated record; a replay only plays back what was recorded)
     recording = tmp_path / "recording"
-    result = run(tmp_path, fake, "--source", "simulated", "--record", str(recording), "--no-http")
-    assert_refused(result, "--record", "--source cmc")
+    replayed = tmp_path / "replayed"
+    replayed.mkdir()
+    args = ("--source", "replay", "--replay-dir", str(replayed), "--record", str(recording), "--no-http")
+    result = run(tmp_path, fake, *args)
+    assert_refused(result, "--record", "--source cmc or simulated, not replay")
     assert not recording.exists() and not (tmp_path / "ubot.db").exists()
 
 

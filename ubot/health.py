@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ubot.market.credits import month_end_credits
 from ubot.messages import TickDone
 from ubot.timeutil import iso_from_ms
 
@@ -98,7 +99,7 @@ class PipelineStats:
                 "missed_ticks": clock.missed_ticks,
             }
         if self.source_status is not None:
-            doc["source_status"] = self.source_status
+            doc["source_status"] = _with_projection(self.source_status, interval, now)
         if self.scanner is not None:
             doc["scanner"] = self.scanner
         if self.database_lost:
@@ -114,6 +115,15 @@ class PipelineStats:
         if self.exhausted:
             doc["source_exhausted"] = True
         return current, doc
+
+
+def _with_projection(status: dict[str, Any], interval_s: float, now: float) -> dict[str, Any]:
+    """The source's status, with CoinMarketCap's ``projected_month``: the credits this calendar
+    month ends at if the interval and the coins stay as they are (null with back-to-back ticks)."""
+    if "credits_per_tick" not in status:
+        return status
+    projected = month_end_credits(status["credits_month"], status["credits_per_tick"], interval_s, now)
+    return {**status, "projected_month": projected}
 
 
 def database_lost_line(reason: str) -> str:

@@ -22,7 +22,7 @@ AUTH_8 = {"Authorization": "Bearer token-of-8"}
 
 
 class Public:
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
         logging.getLogger("ubot.test").info("serving %s", req.path)
         resp.media = {"ok": True, "request_id": req.context.request_id}
 
@@ -98,6 +98,7 @@ def protected_app(clock: FakeClock | None = None, **environ: str) -> falcon.App:
     app.set_error_serializer(serialize_error)
     app.add_route("/health", Public())
     app.add_route("/openapi.json", Public())
+    app.add_route("/ui/{version}/{name}", Public())  # the dashboard's files
     app.add_route("/v1/global", Public())
     app.add_route("/v1/snapshot", Cached())
     app.add_route("/v1/users", Created())

@@ -179,6 +179,30 @@ def test_logging_out_revokes_the_session_and_clears_the_cookies(client) -> None:
     assert _expired(stale.cookies[browser.SESSION_COOKIE])  # the stale cookie is cleared
 
 
+def test_logging_out_everywhere_or_a_new_password_clears_the_cookies_too(client) -> None:
+    cookies, csrf = _log_in(client)
+    other, _ = _log_in(client)  # another browser
+    out = client.simulate_delete("/v1/me/sessions", cookies=cookies, headers={browser.CSRF_HEADER: csrf})
+    assert out.status_code == 200 and out.json == {"revoked": 2}
+    for name in (browser.SESSION_COOKIE, browser.CSRF_COOKIE):
+        assert out.cookies[name].value == "" and _expired(out.cookies[name])
+    assert_error(client.simulate_get("/v1/me/settings", cookies=other), 401)
+
+    cookies, csrf = _log_in(client)
+    change = {"old_password": PASSWORD, "new_password": "an even longer passphrase, 2027"}
+    out = client.simulate_put(
+        "/v1/me/password", json=change, cookies=cookies, headers={browser.CSRF_HEADER: csrf}
+    )
+    assert out.status_code == 204, out.text
+    assert _expired(out.cookies[browser.SESSION_COOKIE]) and _expired(out.cookies[browser.CSRF_COOKIE])
+    # a bearer token's answer sets no cookie
+    token = client.simulate_post(
+        "/v1/sessions", json={"username": "ada", "password": change["new_password"]}
+    ).json["token"]
+    out = client.simulate_delete("/v1/me/sessions", headers={"Authorization": f"Bearer {token}"})
+    assert out.status_code == 200 and not out.cookies
+
+
 def test_a_stale_cookie_on_a_public_route_is_ignored(client) -> None:
     answer = client.simulate_head("/v1/stream", cookies={browser.SESSION_COOKIE: "x" * 43})
     assert answer.status_code == 200

@@ -210,8 +210,8 @@ def test_a_forged_forwarded_for_does_not_escape_the_limit():
     assert refused.status_code == 429
 
 
-@pytest.mark.parametrize("path", ["/health", "/openapi.json"])
-def test_health_and_the_document_are_not_limited(path):
+@pytest.mark.parametrize("path", ["/health", "/openapi.json", "/ui/0123abcd/app.js"])
+def test_health_the_document_and_the_dashboards_files_are_not_limited(path):
     app = client(**LOW)
     for _ in range(3):
         app.simulate_get("/v1/global")

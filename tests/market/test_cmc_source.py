@@ -64,6 +64,7 @@ def test_a_tick_returns_cmc_listings_and_global_metrics(fake, clock, source):
         credits_today=2,
         credits_month=2,
         credit_limit_monthly=None,
+        credits_per_tick=2,  # the listings of 100 coins and the global metrics, as just spent
         rate_limit_minute=None,
         plan_from="unknown",
         global_metrics=True,

@@ -9,8 +9,10 @@ have gone through the Monitor (an ask), never for time to pass.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -204,7 +206,12 @@ def test_health_reports_the_credits_spent_and_the_plan(fake, db) -> None:
     with pipeline(settings, db) as (clock, actors, gateway):
         tick(clock, actors, 1)
         code, doc = gateway.health()
+        now = clock.now()
     assert (code, doc["status"], doc["source"]) == (200, "ok", "cmc")
+    # Every tick left in the month at 2 credits (the health document's clock is the fake one)
+    month_end = datetime.fromtimestamp(now, tz=UTC).replace(day=28) + timedelta(days=4)
+    month_end = month_end.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    ticks_left = len(range(int(now // INTERVAL) + 1, math.ceil(month_end / INTERVAL)))
     assert doc["source_status"] == {
         "state": "ok",
         "reason": "",
@@ -212,6 +219,8 @@ def test_health_reports_the_credits_spent_and_the_plan(fake, db) -> None:
         "credits_today": fake.day_used + 2,  # from /v1/key/info, then 1 listings + 1 global
         "credits_month": fake.month_used + 2,
         "credit_limit_monthly": fake.plan_monthly,
+        "credits_per_tick": 2,
+        "projected_month": fake.month_used + 2 + 2 * ticks_left,
         "rate_limit_minute": fake.plan_minute,
         "plan_from": "key_info",
         "global_metrics": True,

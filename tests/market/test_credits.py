@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from tests.fakecmc import FakeCmc
@@ -187,3 +189,28 @@ def test_usage_starts_from_what_key_info_reports():
     assert usage.this_month(at("2026-11-24T08:32:00Z")) == 347
     assert usage.today(at("2026-11-25T00:00:00Z")) == 0
     assert usage.this_month(at("2026-11-25T00:00:00Z")) == 347
+
+
+def test_the_month_end_projection_adds_the_ticks_left_in_the_calendar_month() -> None:
+    from ubot.market.credits import month_end_credits
+
+    # 2026-02-28 23:00:00 UTC: one hour left in February; a tick every 600 s at 0, 600, ... 3000 s
+    now = datetime(2026, 2, 28, 23, 0, tzinfo=UTC).timestamp()
+    assert month_end_credits(900, 3, 600, now) == 900 + 5 * 3  # 23:10 .. 23:50 (midnight is March's)
+    assert month_end_credits(900, 3, 600, now + 1) == 900 + 5 * 3
+    assert month_end_credits(900, 3, 600, now + 600) == 900 + 4 * 3
+    # December rolls over into January of the next year: 31 days at one tick a day, minus today's
+    december = datetime(2026, 12, 1, 0, 0, 30, tzinfo=UTC).timestamp()
+    assert month_end_credits(0, 2, 86_400, december) == 30 * 2
+    assert month_end_credits(7, 2, 0, december) is None  # back-to-back: no rate
+
+
+def test_health_projects_the_month_from_the_sources_per_tick_cost() -> None:
+    from ubot.health import ClockStats, PipelineStats
+
+    stats = PipelineStats(source="cmc", started_at=0.0)
+    stats.source_status = {"state": "ok", "credits_month": 100, "credits_per_tick": 2}
+    clock = ClockStats(60.0, 1, 0, 0, 1.0, 1.0, 1.0, True, None)
+    now = datetime(2026, 12, 31, 23, 57, 30, tzinfo=UTC).timestamp()
+    _, doc = stats.health(now, clock)
+    assert doc["source_status"]["projected_month"] == 100 + 2 * 2  # 23:58 and 23:59

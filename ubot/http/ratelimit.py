@@ -14,8 +14,10 @@ Over budget: 429 in the uniform JSON error shape, with ``Retry-After`` (whole se
   ``req.context.user_id`` in its own ``process_resource`` (middleware runs in list order). Each
   authenticated request also spends a token of its user's budget, whatever address it comes from.
 
-Not limited: ``/health`` (monitoring polls it) and ``/openapi.json`` (static); see
-:data:`EXEMPT_PATHS`.
+Not limited: ``/health`` (monitoring polls it), ``/openapi.json`` and the dashboard's files under
+``/ui/`` (static, served from memory: a cold load of the page fetches a dozen of them at once, and a
+few reloads in a row must not leave the page without one of its modules); see :data:`EXEMPT_PATHS`
+and :data:`EXEMPT_PREFIXES`.
 
 Default budgets (``[limits]`` in settings.ini), and why:
 
@@ -44,6 +46,13 @@ from ubot.http.clientaddr import client_address, parse_ip
 from ubot.http.limits import DEFAULT_MAX_KEYS, Budget, TokenBuckets, retry_after
 
 EXEMPT_PATHS = frozenset({"/health", "/openapi.json"})
+EXEMPT_PREFIXES = ("/ui/",)
+
+
+def _exempt(path: str) -> bool:
+    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
+
+
 #: route -> what its stricter budget is for; routes for the same purpose share one budget (a login
 #: for a program and one for the dashboard spend the same allowance)
 LOGIN_ROUTES = {
@@ -75,7 +84,7 @@ class ClientRateLimit:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         path = _path(req)
-        if path in EXEMPT_PATHS:
+        if _exempt(path):
             return
         key = client_key(client_address(req))
         wait = self.clients.take(key)
@@ -105,7 +114,7 @@ class UserRateLimit:
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Mapping[str, Any]
     ) -> None:
         user_id = getattr(req.context, "user_id", None)
-        if user_id is None or _path(req) in EXEMPT_PATHS:
+        if user_id is None or _exempt(_path(req)):
             return
         wait = self.users.take(user_id)
         if wait:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import falcon
 import msgspec
+import numpy as np
 
 from ubot.http import shapes
 from ubot.http.api import operation
 from ubot.http.errors import HTTPFieldError
 from ubot.http.gateway import Gateway
+from ubot.market.candles import TIMEFRAMES
+from ubot.rules.overlay import compile_overlay, overlay_series, warmup
+from ubot.rules.validate import ConditionError
 from ubot.timeutil import iso_from_ms
 
 UNAVAILABLE = "no snapshot yet (with Retry-After), or uBot did not answer in time"
@@ -161,6 +165,52 @@ class CandlesResource(_CoinResource):
             "candles": [
                 {"open_time": iso_from_ms(t), "open": o, "high": h, "low": low, "close": c}
                 for t, o, h, low, c in rows
+            ],
+        }
+
+
+class OverlayResource(_CoinResource):
+    @operation(
+        "An overlay for the chart: an expression of the condition language (price and indicators) "
+        "at every candle of one coin, the candles as GET /v1/coins/{key}/candles chooses them",
+        {
+            200: ("the overlay's values", shapes.Overlay),
+            404: "no such coin",
+            422: "the expression is not a number in the condition language (``column`` says where), "
+            "or " + RANGE_RULE,
+            503: UNAVAILABLE,
+        },
+        query=shapes.OverlayQuery,
+        parameters=(COIN_KEY,),
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, key: str) -> None:
+        query = req.context.query
+        try:
+            compiled = compile_overlay(query.expression)
+        except ConditionError as exc:
+            raise HTTPFieldError(
+                falcon.HTTP_422, "Invalid overlay", exc.message, field="expression", column=exc.column
+            ) from None
+        start, end = _range(query)
+        coin_id, symbol = self.coin(key)
+        # Earlier candles too, so that the first candle shown has its value (and a recursive
+        # indicator's start has faded); only the candles the same candles query gives are answered.
+        extra = warmup(compiled)
+        early = None if start is None else max(0, start - extra * TIMEFRAMES[query.timeframe])
+        rows = self.gateway.candles(coin_id, query.timeframe, early, end, query.limit + extra)
+        values = overlay_series(compiled, np.array([row[4] for row in rows], dtype=np.float64))
+        shown = [i for i, row in enumerate(rows) if start is None or row[0] >= start][-query.limit :]
+        resp.media = {
+            "id": coin_id,
+            "symbol": symbol,
+            "timeframe": query.timeframe,
+            "expression": query.expression,
+            "points": [
+                {
+                    "open_time": iso_from_ms(rows[i][0]),
+                    "value": None if np.isnan(values[i]) else float(values[i]),
+                }
+                for i in shown
             ],
         }
 

@@ -27,6 +27,7 @@ from ubot.http.resources import (
     CandlesResource,
     GlobalResource,
     HealthResource,
+    OverlayResource,
     QuotesResource,
     SnapshotResource,
 )
@@ -127,6 +128,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/metrics", MetricsResource, lambda wiring: MetricsResource(), metrics=True),
     _route("/v1/snapshot", SnapshotResource),
     _route("/v1/coins/{key}/candles", CandlesResource),
+    _route("/v1/coins/{key}/overlay", OverlayResource),
     _route("/v1/coins/{key}/quotes", QuotesResource),
     _route("/v1/global", GlobalResource),
     _route("/v1/me/alerts", AlertsResource),

@@ -79,6 +79,18 @@ class CandlesQuery(RangeQuery):
     timeframe: Annotated[Timeframe, Meta(description="the candle size")] = "1h"
 
 
+class OverlayQuery(CandlesQuery, kw_only=True):
+    expression: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=500,
+            description="a number in the condition language over the candles: price and indicators, "
+            "e.g. sma(20) or bb_upper(20, 2)",
+        ),
+    ]
+
+
 class AlertsQuery(Query):
     since: Annotated[Instant, Meta(description="only alerts fired at or after this time")] | UnsetType = UNSET
     before: (
@@ -150,6 +162,19 @@ class Candles(Struct):
     symbol: str
     timeframe: Timeframe
     candles: list[Candle]
+
+
+class OverlayPoint(Struct):
+    open_time: Time
+    value: Annotated[Number, Meta(description="null where there is not enough history yet")]
+
+
+class Overlay(Struct):
+    id: int
+    symbol: str
+    timeframe: Timeframe
+    expression: str
+    points: Annotated[list[OverlayPoint], Meta(description="one per candle of the same query, ascending")]
 
 
 class Quotes(Struct):

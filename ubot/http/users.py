@@ -163,11 +163,14 @@ class AllSessionsResource(_Resource):
     auth_required = True
 
     @operation(
-        "Log out everywhere: revoke every token of the user",
+        "Log out everywhere: revoke every token of the user (a session cookie sent is cleared)",
         {200: ("how many were revoked", s.Revoked), 503: UNAVAILABLE},
+        headers={200: browser.SET_COOKIE_HEADER},
     )
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = s.Revoked(self.gateway.accounts.logout_everywhere(req.context.user_id))
+        if req.context.via_cookie:
+            browser.clear_session(resp)
 
 
 class PasswordResource(_Resource):
@@ -176,7 +179,7 @@ class PasswordResource(_Resource):
     auth_required = True
 
     @operation(
-        "Change the password; every session is revoked",
+        "Change the password; every session is revoked (a session cookie sent is cleared)",
         {
             204: ("changed", None),
             403: "old_password is not the current password",
@@ -189,10 +192,13 @@ class PasswordResource(_Resource):
             "old_password": "correct horse battery staple",
             "new_password": "a new and longer passphrase",
         },
+        headers={204: browser.SET_COOKIE_HEADER},
     )
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
         self.gateway.accounts.change_password(req.context.user_id, body.old_password, body.new_password)
+        if req.context.via_cookie:
+            browser.clear_session(resp)
         resp.status = falcon.HTTP_204
 
 

@@ -36,7 +36,7 @@ from ubot.market.coinmarketcap import (
     CmcRateLimited,
     CmcTransientError,
 )
-from ubot.market.credits import KeyInfo, UsageTracker, parse_key_info
+from ubot.market.credits import KeyInfo, UsageTracker, convert_count, parse_key_info, tick_credits
 from ubot.market.recorder import Recorder
 from ubot.market.snapshot import RawMarket
 from ubot.market.source import FatalSourceError, SourceError
@@ -59,6 +59,7 @@ class CmcStatus:
     credits_today: int  # UTC day
     credits_month: int  # UTC calendar month
     credit_limit_monthly: int | None
+    credits_per_tick: int  # at the current limit, currencies and global metrics
     rate_limit_minute: int | None
     plan_from: str  # "key_info" | "settings" | "unknown"
     global_metrics: bool  # still fetched
@@ -255,6 +256,7 @@ class CmcSource:
             credits_today=self.usage.today(now),
             credits_month=self.usage.this_month(now),
             credit_limit_monthly=limit,
+            credits_per_tick=tick_credits(self.limit, with_global, convert_count(self.convert)),
             rate_limit_minute=per_minute,
             plan_from=plan_from,
             global_metrics=with_global,

@@ -75,6 +75,19 @@ def monthly_credits(
     return ticks_per_month(interval_s, days) * tick_credits(limit, with_global, converts)
 
 
+def month_end_credits(used_month: int, per_tick: int, interval_s: float, now_s: float) -> int | None:
+    """Credits spent by the end of this UTC calendar month at the current settings: ``used_month``
+    so far, plus a tick every ``interval_s`` seconds (on multiples of it) until the month ends.
+    None when ticks are back-to-back (``interval_s`` 0: no rate to project)."""
+    if interval_s <= 0:
+        return None
+    now = datetime.fromtimestamp(now_s, tz=UTC)
+    following = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC).timestamp()
+    # the ticks at k * interval in (now, month end)
+    ticks = max(0, math.ceil(following / interval_s) - 1 - math.floor(now_s / interval_s))
+    return used_month + ticks * per_tick
+
+
 def friendly_interval(seconds: int) -> int:
     """``seconds`` rounded up to an interval that divides time evenly.
 

@@ -245,6 +245,19 @@ class CompiledCondition:
             outcome = _run(self.program, symbols)
         return _outcome(outcome, coins, faults)
 
+    def numbers(self, values: Mapping[str, np.ndarray | float], coins: int) -> np.ndarray:
+        """The value of a compiled expression (:func:`compile_expression`) for each of ``coins``
+        (NaN where undefined): a chart's overlay passes the candles as the coins."""
+        faults = Faults()
+        symbols: dict[str, object] = make_operations(faults)
+        if self._bind(values, coins, faults, symbols) is not None:
+            return np.full(coins, np.nan)
+        with np.errstate(all="ignore"):
+            outcome = _run(self.program, symbols)
+        if outcome is None:
+            return np.full(coins, np.nan)
+        return np.array(np.broadcast_to(outcome, (coins,)), dtype=np.float64)
+
     def _bind(
         self, values: Mapping[str, np.ndarray | float], coins: int, faults: Faults, symbols: dict[str, object]
     ) -> str | None:
@@ -503,7 +516,7 @@ def compile_condition(text: str) -> CompiledCondition:
     live = _LIVE.get(text)
     if live is not None:
         return live
-    compiled = _compile(text)
+    compiled = _compile(text, number=False)
     _LIVE[text] = compiled
     return compiled
 
@@ -512,8 +525,16 @@ def compile_condition(text: str) -> CompiledCondition:
 _LIVE: weakref.WeakValueDictionary[str, CompiledCondition] = weakref.WeakValueDictionary()
 
 
-def _compile(text: str) -> CompiledCondition:
-    analysis, tree = check(text)
+@functools.lru_cache(maxsize=256)
+def compile_expression(text: str) -> CompiledCondition:
+    """Validate and compile ``text`` as a number, not a condition (a chart's overlay: ``sma(20)``,
+    ``(bb_upper(20, 2) + bb_lower(20, 2)) / 2``); evaluated with :meth:`CompiledCondition.numbers`.
+    Raises :class:`ConditionError`."""
+    return _compile(text, number=True)
+
+
+def _compile(text: str, number: bool) -> CompiledCondition:
+    analysis, tree = check(text, number=number)
     lowering = _Lowering(analysis.indicators)
     shape = lowering.lower(tree.body)
     inputs = [(field, field, _missing_field(field)) for field in analysis.fields]

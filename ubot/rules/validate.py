@@ -72,13 +72,14 @@ def analyze(text: str) -> Analysis:
     return check(text)[0]
 
 
-def check(text: str) -> tuple[Analysis, ast.Expression]:
-    """:func:`analyze`, plus the checked tree (for the compiler)."""
+def check(text: str, *, number: bool = False) -> tuple[Analysis, ast.Expression]:
+    """:func:`analyze`, plus the checked tree (for the compiler). With ``number`` the text must be a
+    number instead of true/false (a chart's overlay, e.g. ``bb_upper(20, 2)``)."""
     source = _screen(text)
     indent = len(source) - len(source.lstrip(" "))  # Python rejects leading spaces ("indent")
     tree = _parse(source[indent:], indent)
     checker = _Checker(source[indent:], indent)
-    checker.check(tree)
+    checker.check(tree, NUMBER if number else BOOL)
     calls = tuple(checker.indicators)
     analysis = Analysis(
         text=text,
@@ -267,13 +268,19 @@ class _Checker:
             ast.Constant: self.constant,
         }
 
-    def check(self, tree: ast.Expression) -> None:
+    def check(self, tree: ast.Expression, want: str = BOOL) -> None:
         if not isinstance(tree, ast.Expression):  # pragma: no cover - mode="eval" guarantees it
             raise ConditionError("the condition must be a single expression")
         count = sum(1 for node in ast.walk(tree) if isinstance(node, ast.expr))  # iterative
         if count > MAX_NODES:
             raise ConditionError(f"the condition has too many parts: {count}, at most {MAX_NODES}")
-        if self.visit(tree.body, 1) != BOOL:
+        kind = self.visit(tree.body, 1)
+        if kind != want and want == NUMBER:
+            raise ConditionError(
+                "an overlay is a number, not true/false: leave out the comparison, e.g. 'sma(20)'",
+                self.column(tree.body),
+            )
+        if kind != want:
             raise ConditionError(
                 "the condition must be true or false: compare this number with something, e.g. 'price > 100'",
                 self.column(tree.body),

@@ -1,10 +1,15 @@
 // The dashboard's entry: who is logged in, which view shows (the URL's hash), the account form.
 import { api } from "./api.js";
+import { AlertsView } from "./alerts.js";
+import { CoinView } from "./coin.js";
+import { HealthView } from "./health.js";
 import { MarketView } from "./market.js";
+import { SettingsView } from "./settings.js";
 import { StrategiesView } from "./strategies.js";
 
 const USERNAME_KEY = "ubot.username"; // only to greet: the session itself is the HttpOnly cookie
-const VIEWS = ["market", "strategies", "account"];
+const VIEWS = ["market", "coin", "strategies", "alerts", "settings", "health", "account"];
+const NAV = { coin: "market" }; // the menu entry a view belongs to
 const $ = (selector) => document.querySelector(selector);
 
 let toastTimer = null;
@@ -19,6 +24,28 @@ function toast(text) {
 const state = { user: null };
 const market = new MarketView($("#view-market"));
 const strategies = new StrategiesView($("#view-strategies"), toast);
+const coin = new CoinView($("#view-coin"), { toast, signedIn: () => Boolean(state.user) });
+coin.market = (id) => market.coin(id);
+const alerts = new AlertsView($("#view-alerts"), { toast });
+const settings = new SettingsView($("#view-settings"), { toast, ended: (error, text) => ended(error, text) });
+const health = new HealthView($("#view-health"));
+strategies.listed = (list) => alerts.setStrategies(list);
+strategies.latest = () => market.snapshot && market.snapshot.timestamp;
+market.on("snapshot", () => {
+  coin.tick();
+  health.refresh();
+});
+market.on("alert", (alert) => {
+  coin.alert(alert);
+  alerts.add(alert);
+});
+market.on("open", () => $("#alerts-live").classList.add("on"));
+/** The views only a signed-in user has: their login prompt, their body, and how they load. */
+const PRIVATE = {
+  strategies: { prompt: "#strategies-login", body: ["#strategies-body", "#strategy-new"], load: () => strategies.load() },
+  alerts: { prompt: "#alerts-login", body: ["#alerts-body"], load: () => Promise.all([alerts.load(), strategies.load()]) },
+  settings: { prompt: "#settings-login", body: ["#settings-body"], load: () => settings.load() },
+};
 
 function setUser(username) {
   state.user = username;
@@ -31,19 +58,31 @@ function setUser(username) {
   show();
 }
 
+/** The view the URL's hash names, and what follows it: #coin/1/1h is ["coin", ["1", "1h"]]. */
+function route() {
+  const [name, ...rest] = location.hash.slice(1).split("/");
+  const view = VIEWS.includes(name) && $(`#view-${name}`) ? name : "market";
+  return [view, rest.map(decodeURIComponent)];
+}
+
 function show() {
-  const wanted = location.hash.slice(1);
-  const view = VIEWS.includes(wanted) ? wanted : "market";
-  for (const name of VIEWS) $(`#view-${name}`).hidden = name !== view;
+  const [view, rest] = route();
+  for (const name of VIEWS) {
+    const section = $(`#view-${name}`);
+    if (section) section.hidden = name !== view;
+  }
+  const nav = NAV[view] || view;
   for (const link of document.querySelectorAll("nav a")) {
-    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+    if (link.dataset.view === nav) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  if (view === "strategies") {
-    $("#strategies-login").hidden = Boolean(state.user);
-    $("#strategies-body").hidden = !state.user;
-    $("#strategy-new").hidden = !state.user;
-    if (state.user) strategies.load().catch(expired);
+  if (view === "coin") coin.open(rest[0] || "1", rest[1]);
+  if (view === "health") health.refresh();
+  const gated = PRIVATE[view];
+  if (gated) {
+    $(gated.prompt).hidden = Boolean(state.user);
+    for (const part of gated.body) $(part).hidden = !state.user;
+    if (state.user) gated.load().catch(expired);
   }
   if (view === "account" && state.user) location.hash = "#market";
 }
@@ -55,6 +94,15 @@ function expired(error) {
   } else {
     toast(error.message);
   }
+}
+
+/** This session is over (logged out everywhere, a new password, or a 401): show the login. */
+function ended(error, text) {
+  if (error) return expired(error);
+  setUser(null);
+  market.connect();
+  toast(text);
+  location.hash = "#account";
 }
 
 async function logIn(username, password) {

@@ -37,3 +37,19 @@ export function el(tag, props = {}, ...children) {
   node.append(...children.filter((child) => child != null));
   return node;
 }
+
+/** The line of `text` that holds 1-based `column`, and a caret under that column. */
+export function caretText(text, column) {
+  const offset = Math.min(column - 1, text.length);
+  const start = text.lastIndexOf("\n", offset - 1) + 1;
+  const end = text.indexOf("\n", offset);
+  const line = text.slice(start, end < 0 ? undefined : end);
+  return `${line}\n${" ".repeat(offset - start)}^`;
+}
+
+/** A condition's inputs as an alert or a firing has them: "price = 67,412.5, rsi(14) = 28.1". */
+export function inputs(values) {
+  return Object.entries(values || {})
+    .map(([name, value]) => `${name} = ${value == null ? "—" : price(value, "").trim()}`)
+    .join(", ");
+}

@@ -39,6 +39,7 @@ export class MarketView {
     this.previous = new Map(); // coin id -> last price shown, to flash what moved
     this.sort = { key: "rank", direction: 1 };
     this.fetching = null;
+    this.listeners = { snapshot: [], alert: [], open: [] };
     this.header();
     this.search.addEventListener("input", () => this.render());
     this.filter.addEventListener("change", () => this.render());
@@ -87,8 +88,28 @@ export class MarketView {
         }, this.backoff);
       }
     });
-    stream.addEventListener("snapshot", () => this.refresh());
+    stream.addEventListener("snapshot", () => {
+      this.refresh();
+      this.emit("snapshot");
+    });
     stream.addEventListener("reset", () => this.refresh());
+    stream.addEventListener("alert", (event) => this.emit("alert", JSON.parse(event.data)));
+    stream.addEventListener("open", () => this.emit("open"));
+  }
+
+  /** Other views follow the same stream: on("snapshot" | "alert" | "open", fn). */
+  on(name, listener) {
+    this.listeners[name].push(listener);
+  }
+
+  emit(name, data) {
+    for (const listener of this.listeners[name]) listener(data);
+  }
+
+  /** A coin of the latest snapshot, with the currency, or null. */
+  coin(id) {
+    const found = this.snapshot && this.snapshot.coins.find((coin) => coin.id === id);
+    return found ? { ...found, currency: this.snapshot.convert } : null;
   }
 
   /** Conditional GET: a 304 when the snapshot shown is still the latest. */
@@ -143,6 +164,7 @@ export class MarketView {
       this.body.append(el("tr", {}, el("td", { colSpan: COLUMNS.length, className: "empty" }, "No coin matches.")));
     }
     this.count.textContent = `${rows.length} of ${snapshot.coins.length}`;
+    if (!performance.getEntriesByName("ubot:market").length) performance.mark("ubot:market"); // bench/dashboard.py
     this.previous = new Map(snapshot.coins.map((coin) => [coin.id, coin.price]));
   }
 
@@ -151,7 +173,10 @@ export class MarketView {
     const moved = before != null && coin.price != null && before !== coin.price ? (coin.price > before ? "up" : "down") : "";
     const cells = COLUMNS.map((column) => {
       const value = coin[column.key];
-      if (column.key === "symbol") return el("th", { scope: "row" }, el("span", { className: "symbol" }, value));
+      if (column.key === "symbol") {
+        const link = el("a", { href: `#coin/${coin.id}`, className: "symbol" }, value);
+        return el("th", { scope: "row" }, link);
+      }
       if (column.key === "name") return el("td", { className: "name" }, value);
       let text = count(value);
       let className = "num";

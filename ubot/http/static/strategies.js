@@ -1,7 +1,18 @@
 // The strategies view: the list (enable/disable, edit) and the form, whose condition is checked as
 // it is typed (POST /v1/conditions/validate): the message, and a caret under the column at fault.
 import { api } from "./api.js";
-import { el } from "./format.js";
+import { DryRunPanel } from "./dryrun.js";
+import { caretText, el } from "./format.js";
+
+const DAY_MS = 86_400_000;
+/** Each channel's destination in the settings. */
+const DESTINATIONS = { webhook: "webhook_url", telegram: "telegram_chat_id", sms: "sms_to", whatsapp: "whatsapp_to", email: "email_to" };
+
+/** A datetime-local input's value for epoch milliseconds (the browser's local time). */
+function localInput(ms) {
+  const date = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return date.toISOString().slice(0, 16);
+}
 
 const CHECK_DELAY_MS = 250;
 
@@ -27,13 +38,78 @@ export class StrategiesView {
     });
     for (const radio of this.form.elements.scope) radio.addEventListener("change", () => this.scope());
     root.querySelector("#strategy-new").addEventListener("click", () => this.edit(null));
+    this.dryRunButton = root.querySelector("#strategy-dry-run");
+    this.dryRunButton.addEventListener("click", () => this.dryRun());
+    this.panel = new DryRunPanel(root.querySelector("#dry-run"));
+    this.latest = () => null; // the latest snapshot's time (app.js sets it): where history ends
+  }
+
+  /** The range to dry-run: the form's, or the day before the latest snapshot (filled in). */
+  range() {
+    const fields = this.form.elements;
+    if (!fields.dry_end.value) {
+      const latest = this.latest();
+      const end = latest ? Date.parse(latest) + 60_000 : Date.now();
+      fields.dry_end.value = localInput(end);
+    }
+    if (!fields.dry_start.value) fields.dry_start.value = localInput(new Date(fields.dry_end.value).getTime() - DAY_MS);
+    return [new Date(fields.dry_start.value).getTime(), new Date(fields.dry_end.value).getTime()];
+  }
+
+  /** Run the form's rules (saved or not) over stored history: POST /v1/conditions/dry-run. */
+  async dryRun() {
+    this.message.textContent = "";
+    const rules = this.body_();
+    delete rules.name;
+    delete rules.enabled;
+    delete rules.channels;
+    const [start, end] = this.range();
+    this.dryRunButton.disabled = true;
+    this.panel.running();
+    try {
+      const { data } = await api("POST", "/v1/conditions/dry-run", {
+        ...rules,
+        start: new Date(start).toISOString(),
+        end: new Date(end).toISOString(),
+      });
+      await this.panel.show(data, rules.timeframe, start, end);
+    } catch (error) {
+      this.panel.failed();
+      this.refused(error, rules.condition, { start: "dry_start", end: "dry_end" });
+    } finally {
+      this.dryRunButton.disabled = false;
+    }
+  }
+
+  /** A refusal of the form's content: the message, the caret, the field at fault focused. */
+  refused(error, condition, names = {}) {
+    this.message.textContent = error.message;
+    if (error.field === "condition") {
+      this.showCheck({ ok: false, message: error.message, column: error.column, text: condition });
+      this.condition.focus();
+      return;
+    }
+    const name = error.field && (names[error.field] || error.field.split(/[.[]/)[0]);
+    const field = name && this.form.elements[name];
+    if (field && typeof field.focus === "function") field.focus();
   }
 
   async load() {
-    const { data } = await api("GET", "/v1/me/strategies");
+    const [{ data }, settings] = await Promise.all([api("GET", "/v1/me/strategies"), api("GET", "/v1/me/settings")]);
+    this.channelStates(settings.data);
     this.strategies = data.strategies;
+    if (this.listed) this.listed(data.strategies);
     this.body.replaceChildren(...data.strategies.map((strategy) => this.row(strategy)));
     this.empty.hidden = data.strategies.length > 0;
+  }
+
+  /** Each channel's state: whether the user's settings give it a destination. */
+  channelStates(settings) {
+    for (const [channel, field] of Object.entries(DESTINATIONS)) {
+      const state = this.form.querySelector(`[data-state="${channel}"]`);
+      state.textContent = settings[field] ? `to ${settings[field]}` : "(no destination yet)";
+      state.className = settings[field] ? "muted" : "neg";
+    }
   }
 
   row(strategy) {
@@ -44,6 +120,7 @@ export class StrategiesView {
     edit.setAttribute("aria-label", `Edit ${strategy.name}`);
     edit.addEventListener("click", () => this.edit(strategy));
     const coins = strategy.symbols ? strategy.symbols.join(", ") : `top ${strategy.top_n}`;
+    const channels = strategy.channels.length ? strategy.channels.join(", ") : "this page only";
     const name = el("th", { scope: "row" }, strategy.name);
     if (strategy.last_error) name.append(el("small", { className: "neg block" }, strategy.last_error));
     return el(
@@ -53,6 +130,7 @@ export class StrategiesView {
       el("td", {}, el("code", {}, strategy.condition)),
       el("td", {}, strategy.timeframe),
       el("td", {}, coins),
+      el("td", {}, channels),
       el("td", {}, toggle),
       el("td", { className: "end" }, edit),
     );
@@ -83,6 +161,7 @@ export class StrategiesView {
     fields.scope.value = strategy && strategy.symbols ? "symbols" : "top_n";
     fields.symbols.value = strategy && strategy.symbols ? strategy.symbols.join(", ") : "";
     fields.top_n.value = strategy && strategy.top_n ? strategy.top_n : 10;
+    for (const box of fields.channels) box.checked = Boolean(strategy && strategy.channels.includes(box.value));
     this.scope();
     this.message.textContent = "";
     this.showCheck(null);
@@ -134,11 +213,7 @@ export class StrategiesView {
     this.condition.setAttribute("aria-invalid", "true");
     if (result.column) {
       // The column counts from the condition's first character; show the line it falls in.
-      const offset = Math.min(result.column - 1, result.text.length);
-      const start = result.text.lastIndexOf("\n", offset - 1) + 1;
-      const end = result.text.indexOf("\n", offset);
-      const line = result.text.slice(start, end < 0 ? undefined : end);
-      this.caret.textContent = `${line}\n${" ".repeat(offset - start)}^`;
+      this.caret.textContent = caretText(result.text, result.column);
       this.caret.setAttribute("aria-label", `Column ${result.column}`);
       this.caret.hidden = false;
     }
@@ -153,6 +228,7 @@ export class StrategiesView {
       frequency: fields.frequency.value,
       cooldown_s: Number(fields.cooldown_s.value || 0),
       enabled: fields.enabled.checked,
+      channels: [...fields.channels].filter((box) => box.checked).map((box) => box.value),
     };
     if (fields.scope.value === "symbols") {
       body.symbols = fields.symbols.value.split(/[\s,]+/).filter(Boolean).map((s) => s.toUpperCase());
@@ -175,13 +251,7 @@ export class StrategiesView {
       this.title.textContent = `Edit ${data.name}`;
       await this.load();
     } catch (error) {
-      this.message.textContent = error.field ? `${error.message}` : error.message;
-      if (error.field === "condition") {
-        this.showCheck({ ok: false, message: error.message, column: error.column, text: body.condition });
-        this.condition.focus();
-      } else if (error.field && this.form.elements[error.field.split(/[.[]/)[0]]) {
-        this.form.elements[error.field.split(/[.[]/)[0]].focus();
-      }
+      this.refused(error, body.condition);
     }
   }
 }
