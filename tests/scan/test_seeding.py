@@ -12,7 +12,7 @@ from tests.scan.support import MINUTE, T0, candles, spec
 from ubot.market.candles import CandleRows
 from ubot.rules import IndicatorCall
 from ubot.scan.planner import ScanPlanner
-from ubot.scan.seeding import SeedJob, Seeder
+from ubot.scan.seeding import Seeder, SeedJob
 
 RSI = IndicatorCall("rsi", (14,))
 LATER = [
@@ -72,7 +72,11 @@ class Market:
             if minute and not np.isnan(p[minute - 1])
         ]
         self.stored += closed
-        opened = [(c, T0 + minute * MINUTE, float(p[minute])) for c, p in self.prices.items() if not np.isnan(p[minute])]
+        opened = [
+            (c, T0 + minute * MINUTE, float(p[minute]))
+            for c, p in self.prices.items()
+            if not np.isnan(p[minute])
+        ]
         planner.update_candles(
             T0 + minute * MINUTE + 30_000,
             {"1m": candles("1m", closed)} if closed else {},
@@ -172,10 +176,14 @@ def test_an_account_cannot_make_another_wait_by_seeding_more():
     market = Market(200)
     for minute in range(200):
         market.stored += [
-            (c, T0 + minute * MINUTE, float(p[minute])) for c, p in market.prices.items() if not np.isnan(p[minute])
+            (c, T0 + minute * MINUTE, float(p[minute]))
+            for c, p in market.prices.items()
+            if not np.isnan(p[minute])
         ]
     seeder = Seeder(units=5_000)
-    large = SeedJob("1m", [IndicatorCall("rsi", (n,)) for n in range(2, 40)], T0 + 200 * MINUTE, market.load, 8)
+    large = SeedJob(
+        "1m", [IndicatorCall("rsi", (n,)) for n in range(2, 40)], T0 + 200 * MINUTE, market.load, 8
+    )
     small = SeedJob("1m", [IndicatorCall("ema", (9,))], T0 + 200 * MINUTE, market.load, 7)
     seeder.submit(large)
     seeder.submit(small)

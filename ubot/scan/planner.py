@@ -309,7 +309,9 @@ class ScanPlanner:
                     seeded.set_open(self._open[job.timeframe])
             elif differ := history.adopt(seeded):
                 log.warning(
-                    "scanner: %d coin(s) of %s had other stored candles than the live state", differ, job.timeframe
+                    "scanner: %d coin(s) of %s had other stored candles than the live state",
+                    differ,
+                    job.timeframe,
                 )
             self.seed_seconds = [*self.seed_seconds[-19:], self.clock() - job.started_s]
         ready = [i for i, (spec, compiled) in self.waiting.items() if self._ready(spec, compiled)]

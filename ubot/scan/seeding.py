@@ -89,7 +89,9 @@ class SeedJob:
                 self._folding = None
                 continue
             if self._chunks is None:
-                self._chunks = iter(() if self._load is None else self._load(self.timeframe, None, self.before_ms))
+                self._chunks = iter(
+                    () if self._load is None else self._load(self.timeframe, None, self.before_ms)
+                )
             chunk = next(self._chunks, None)
             if chunk is not None:
                 self._pending.append(chunk)
@@ -224,9 +226,7 @@ class SeedRunner:
         try:
             while True:
                 with self._wake:
-                    self._wake.wait_for(
-                        lambda: self._stopping or (not self._paused and self.seeder.busy())
-                    )
+                    self._wake.wait_for(lambda: self._stopping or (not self._paused and self.seeder.busy()))
                     if self._stopping:
                         return
                 before = self.seeder.finished
