@@ -13,6 +13,10 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
   a scan, the new one gets that tick's frame again (once). Other workers are not touched.
 * A failure in the supervisor's own work (loading candle history from a database that is down) loses
   that tick's scan, logged; the supervisor stays up.
+* A new indicator series is seeded by a thread of its own (``scan/seeding.py``: the planner's
+  :class:`~ubot.scan.seeding.Seeder`, stepped by a :class:`~ubot.scan.seeding.SeedRunner` that is
+  paused while a scan runs and tells ``SeedsReady`` when a seed is done): the strategies that read
+  it are not evaluated until it is merged; everybody else's are, every tick.
 * Strategies come from the UserManager: all of them at start (:class:`WatchStrategies`), then each
   user's enabled strategies whenever they or the user's settings change.
 * In a scanner process (``--role scanner``, ``shares`` given) ticks come as :class:`ScanStored`

@@ -114,7 +114,7 @@ class CostlyStrategy:
 class ScannerStats:
     """Scanner -> Monitor after every scan; ``/health``'s ``scanner`` (declared for the OpenAPI
     document by this class). Scan times include folding the tick's candles into the indicator state
-    (seeding it from the database when a series is new) and building the frame."""
+    and building the frame; a seed of new series runs beside the scans (``seeding``)."""
 
     workers: int
     strategies: int

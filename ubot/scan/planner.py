@@ -4,8 +4,9 @@ candle history that the tick frames are built from.
 Routing is by strategy id (``id % workers``): stable across restarts and edits, so a worker keeps its
 strategies' firing state without locks. The planner alone decides when that state starts afresh
 (:meth:`ScanPlanner.set_user`). The histories are kept only for the timeframes some enabled
-strategy uses, as deep as its indicators need (:func:`ubot.rules.indicators.window`); a timeframe that
-appears, or needs more depth, is (re)loaded from the database through ``load``.
+strategy uses, with the series they read; a series that is new is seeded alone from the database
+through ``load`` (``scan/seeding.py``), and the strategies that read it wait outside the plan
+(:attr:`ScanPlanner.waiting`) until it is merged (:meth:`ScanPlanner.merge`).
 """
 
 from __future__ import annotations
