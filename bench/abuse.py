@@ -201,6 +201,22 @@ def _account_at_budget(coins: int) -> tuple[object, int, int, int]:
     return specs, saved, refused, cost
 
 
+def _stand(args: argparse.Namespace, background: bool) -> tuple:
+    """(settings, coins, the account at its budget, the market of bench/scanner.py with
+    ``--candles`` stored candles, a planner over it, its workers). ``background``: new series are
+    seeded by the caller's SeedRunner; otherwise in the tick (the first tick prints apart)."""
+    from bench.scanner import Market  # the random-walk market of bench/scanner.py
+
+    settings = load_settings(None, environ={})
+    coins = 1000
+    account = _account_at_budget(coins)
+    Market.HISTORY = args.candles
+    prices = Market(coins, seed=7)
+    workers = settings.scanner.workers
+    planner = ScanPlanner(workers, prices.stored, background=background)
+    return settings, coins, account, prices, planner, [ScanWorker(w, workers) for w in range(workers)]
+
+
 def _tell(pool: list[ScanWorker], told: dict) -> None:
     for w, message in told.items():
         for owner, mine in message.users.items():
@@ -209,16 +225,9 @@ def _tell(pool: list[ScanWorker], told: dict) -> None:
 
 def scan_at_budget(args: argparse.Namespace) -> tuple[str, float, str]:
     """(what, median seconds, target) of a tick's scan with one account at its budget."""
-    from bench.scanner import START_MS, Market  # the random-walk market of bench/scanner.py
+    from bench.scanner import START_MS
 
-    settings = load_settings(None, environ={})
-    coins = 1000
-    specs, saved, refused, cost = _account_at_budget(coins)
-    Market.HISTORY = args.candles
-    prices = Market(coins, seed=7)
-    workers = settings.scanner.workers
-    planner = ScanPlanner(workers, prices.stored)  # seeds in the tick: the first one is printed apart
-    pool = [ScanWorker(w, workers) for w in range(workers)]
+    settings, coins, (specs, saved, refused, cost), prices, planner, pool = _stand(args, background=False)
     _tell(pool, planner.set_all([specs]))
     times = []
     for k in range(args.ticks + 1):
@@ -253,16 +262,9 @@ def scan_while_seeding(args: argparse.Namespace) -> tuple[str, float, str]:
     """(what, median seconds, target) of the other users' scan per tick while one account at its
     budget adds its strategies (their 90 new series seeded off the scan path, as the Scanner does:
     the seeding thread paused during each scan), and the time until those strategies are live."""
-    from bench.scanner import START_MS, Market
+    from bench.scanner import START_MS
 
-    settings = load_settings(None, environ={})
-    coins = 1000
-    specs, saved, _, cost = _account_at_budget(coins)
-    Market.HISTORY = args.candles
-    prices = Market(coins, seed=7)
-    workers = settings.scanner.workers
-    planner = ScanPlanner(workers, prices.stored, background=True)
-    pool = [ScanWorker(w, workers) for w in range(workers)]
+    settings, coins, (specs, saved, _, cost), prices, planner, pool = _stand(args, background=True)
     others = [
         UserStrategies(
             1000 + u,
