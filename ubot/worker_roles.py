@@ -46,7 +46,7 @@ from ubot.models.db import close_connection, open_database
 from ubot.models.snapshots import SnapshotReader
 from ubot.models.tables import Meta
 from ubot.scan.assign import handed_over
-from ubot.scan.messages import ScanStored
+from ubot.scan.messages import DisableStrategy, ScanStored
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,14 @@ def start_scanner(settings: Settings) -> RoleProcess:
             deliver=False,
             # The alerts it writes move its pruning on, as in the engine: old alerts go.
             retention_ms=settings.notify.retention_days * DAY_MS,
+            # The caps and the pause, as in the engine; the caps counted from the database, where
+            # every scanner process writes its share of a user's alerts (notify/caps.py).
+            messages_per_user_hour=settings.notify.messages_per_user_hour or None,
+            messages_per_destination_hour=settings.notify.messages_per_destination_hour or None,
+            pause_after_alerts=settings.notify.pause_after_alerts or None,
+            pause_window_s=settings.notify.pause_window_s,
+            pause=lambda strategy_id, reason: users.tell(DisableStrategy(strategy_id, reason)),
+            shared_caps=True,
         )
         running.stops.append(_stop_actor(notifier))
         options = AlertOptions(

@@ -352,13 +352,19 @@ class AlertStore:
         row = Delivery.select(Delivery.status).where(Delivery.id == delivery_id).tuples().first()
         return row is not None and row[0] in UNSENT
 
-    def recent_messages(self, since_ms: int) -> list[tuple[int, str, str, int]]:
+    def recent_messages(
+        self, since_ms: int, users: Iterable[int] | None = None, targets: Iterable[str] | None = None
+    ) -> list[tuple[int, str, str, int]]:
         """``(user_id, channel, target, created_ms)`` of the deliveries written since ``since_ms`` and
-        not capped or cancelled, oldest first: what the hourly caps count (``Caps.seed``)."""
+        not capped or cancelled, oldest first: what the hourly caps count (``Caps.seed``). With
+        ``users`` or ``targets``: only those of these users or to these addresses (``Caps.recount``)."""
+        where = (Delivery.created_at >= since_ms) & Delivery.status.not_in((CAPPED, CANCELLED))
+        if users is not None or targets is not None:
+            where &= AlertRecord.user.in_(list(users or ())) | Delivery.target.in_(list(targets or ()))
         query = (
             Delivery.select(AlertRecord.user, Delivery.channel, Delivery.target, Delivery.created_at)
             .join(AlertRecord)
-            .where((Delivery.created_at >= since_ms) & Delivery.status.not_in((CAPPED, CANCELLED)))
+            .where(where)
             .order_by(Delivery.created_at, Delivery.id)
         )
         return [(u, c, t, at) for u, c, t, at in query.tuples()]
