@@ -43,6 +43,7 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Pacing,
+    SnapshotRecord,
     Strategy,
     UserSettings,
 )
@@ -661,6 +662,27 @@ def _delivery_of(row: Delivery) -> DeliveryRow:
     )
 
 
+MEMBER_WATERMARK = "scanned:"
+
+
 def member_watermark(member: str) -> str:
     """The Meta key of a scanner process's scan watermark."""
-    return f"scanned:{member}"[:64]
+    return f"{MEMBER_WATERMARK}{member}"[:64]
+
+
+def prune_member_watermarks(db: Database, live: Iterable[str], before_ms: int) -> list[str]:
+    """Delete the scan watermarks of the scanner processes gone for long: not in ``live``, and whose
+    last scanned snapshot was taken before ``before_ms`` (or is no longer stored). A member's name
+    holds its pid, so a dead process's key would otherwise stay for ever. Returns the keys deleted."""
+    keep = {member_watermark(m) for m in live}
+    rows = (
+        Meta.select(Meta.key, SnapshotRecord.timestamp)
+        .join(SnapshotRecord, JOIN.LEFT_OUTER, on=(SnapshotRecord.id == Meta.value.cast("INTEGER")))
+        .where(Meta.key.startswith(MEMBER_WATERMARK))
+        .tuples()
+    )
+    gone = [key for key, taken in rows if key not in keep and (taken is None or taken < before_ms)]
+    if gone:
+        with writing(db):
+            Meta.delete().where(Meta.key.in_(gone)).execute()
+    return gone
