@@ -5,51 +5,16 @@ told what the restart lost (``missed``: the caller catches up from the database)
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
-import redis
 
-from tests.bus.test_bus import BOUND_S, tick
+from tests.bus.test_bus import tick
+from tests.support.own_redis import SERVER, OwnRedis
 from tests.support.ports import free_port
-from tests.support.waits import wait_until
 from ubot.bus import SNAPSHOT, TICKS, BusUnavailable, SnapshotDocument
 from ubot.bus.redis_streams import RedisBus
 from ubot.clocks import FakeClock
-
-SERVER = shutil.which("redis-server")
-
-
-class OwnRedis:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        assert SERVER is not None
-        self.proc = subprocess.Popen(
-            [SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-
-        def answers() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.ConnectionError:
-                return False
-
-        wait_until(answers, "the test's own redis-server to answer", BOUND_S)
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(BOUND_S)
-            self.proc = None
 
 
 @pytest.fixture
