@@ -64,7 +64,11 @@ class Backlog:
         """A stored snapshot (a ``TickReady``) waits for its scan; returns the one it replaces. The
         snapshots stored between the last one told and this one, never told, wait before it."""
         if self.told is not None and self.snapshots is not None and self.planner.specs:
-            untold = [i for i in self.snapshots.ids_after(self.told) if i < snapshot_id]
+            try:
+                untold = [i for i in self.snapshots.ids_after(self.told) if i < snapshot_id]
+            except Exception:  # the database is down: this tick is scanned (if it can be) all the same
+                log.exception("scanner: could not look for snapshots never announced before %d", snapshot_id)
+                untold = []
             if untold:
                 log.warning(
                     "scanner: %d snapshot(s) stored before %d were never announced on the bus (Redis down "
