@@ -15,13 +15,10 @@ skipped when it or ``UBOT_TEST_REDIS_URL`` is unset, or when ``redis-server`` is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import requests
 
 from tests.fakes.webhook import FakeWebhook
-from tests.support.own_redis import SERVER, OwnRedis
+from tests.support.own_redis import OwnRedis, own_redis  # noqa: F401  (a fixture)
 from tests.support.ports import free_port
 from tests.support.processes import Process, command, launch
 from tests.support.waits import wait_until
@@ -32,17 +29,8 @@ from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped witho
     pytestmark,
     sign_up,
 )
+from tests.test_roles_workers import create
 from ubot.timeutil import iso_from_ms
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    if SERVER is None:
-        pytest.skip("redis-server is not installed: a Redis restart needs a server of the test's own")
-    server = OwnRedis(free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def start(deployment: Deployment, redis: OwnRedis, name: str, *args: str, **env: str) -> Process:
@@ -64,25 +52,6 @@ def health(base: str) -> tuple[int, dict]:
     except requests.ConnectionError:
         return 0, {}
     return answer.status_code, answer.json()
-
-
-def create_strategy(base: str, token: str, name: str, frequency: str = "once") -> int:
-    """A strategy on BTC that is true at once: it fires at the next scan (``once``: then no more)."""
-    created = requests.post(
-        base + "/v1/me/strategies",
-        json={
-            "name": name,
-            "condition": "price > 0",
-            "timeframe": "1m",
-            "symbols": ["BTC"],
-            "channels": ["webhook"],
-            "frequency": frequency,
-        },
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT_S,
-    )
-    assert created.status_code == 201, created.text
-    return created.json()["id"]
 
 
 def snapshots(deployment: Deployment) -> list[tuple[int, int]]:
@@ -108,8 +77,8 @@ def test_a_redis_restart_loses_nothing_kept(deployment: Deployment, own_redis: O
 
     with FakeWebhook() as hook:
         token = sign_up(base, hook.url())
-        before_id = create_strategy(base, token, "before")  # fires at once, through Redis (the baseline)
-        create_strategy(base, token, "always", "once_per_bar")  # the scanner has work every tick
+        before_id = create(base, token, "before", "once")  # fires at once, through Redis (the baseline)
+        create(base, token, "always", "once_per_bar")  # the scanner has work every tick
 
         def fired(strategy_id: int) -> bool:
             return any(r.json()["strategy_id"] == strategy_id for r in list(hook.requests))
@@ -122,7 +91,7 @@ def test_a_redis_restart_loses_nothing_kept(deployment: Deployment, own_redis: O
         status, doc = health(base)
         assert doc["status"] == "degraded" and doc["bus"]["connected"] is False
         # A strategy saved while Redis is away: the change notice cannot be published.
-        during = create_strategy(base, token, "during")
+        during = create(base, token, "during", "once")
         wait_until(
             lambda: len(snapshots(deployment)) >= len(before) + 3,
             "three ticks stored while Redis is down",

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the own_redis fixture, imported, is a parameter here)
 """A Redis that stops and starts again, on a server of this test's own (``redis-server --port <free>
 --save ''``, never the shared one): publishing is refused at once while it is down (the engine's tick
 never waits on it), ``health()`` says disconnected, a probe finds it back, a reader resumes and is
@@ -5,26 +6,13 @@ told what the restart lost (``missed``: the caller catches up from the database)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.bus.test_bus import tick
-from tests.support.own_redis import SERVER, OwnRedis
-from tests.support.ports import free_port
+from tests.support.own_redis import OwnRedis, own_redis  # noqa: F401  (a fixture)
 from ubot.bus import SNAPSHOT, TICKS, BusUnavailable, SnapshotDocument
 from ubot.bus.redis_streams import RedisBus
 from ubot.clocks import FakeClock
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    if SERVER is None:
-        pytest.skip("redis-server is not installed: a Redis restart needs a server of the test's own")
-    server = OwnRedis(free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_publishing_fails_fast_while_redis_is_down_and_resumes_when_it_is_back(own_redis: OwnRedis) -> None:

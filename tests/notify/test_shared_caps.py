@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.notify.test_batches_e2e import make_strategy
 from ubot.actors.notifier import Notifier
 from ubot.clocks import FakeClock
 from ubot.models.alerts import AlertStore
@@ -45,23 +46,7 @@ def test_two_scanner_processes_keep_one_users_hourly_cap_together(db, shared: bo
     user = User.create(
         username="ada", email="ada@example.com", password_hash="h", created_at=1, password_changed_at=1
     )
-    strategies = [
-        Strategy.create(
-            user=user,
-            name=f"s{n}",
-            condition="price > 0",
-            indicators=[],
-            timeframe="1m",
-            top_n=10,
-            channels=["webhook"],
-            frequency="once_per_bar",
-            cooldown_s=0,
-            enabled=True,
-            created_at=1,
-            updated_at=1,
-        )  # fmt: skip
-        for n in range(2)
-    ]
+    strategies = [make_strategy(user, f"s{n}") for n in range(2)]
     processes = [
         Notifier.start(AlertStore(db), {}, clock, deliver=False, messages_per_user_hour=3, shared_caps=shared)
         for _ in range(2)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 
+import pytest
 import redis
 
+from tests.support.ports import free_port
 from tests.support.waits import wait_until
 
 SERVER = shutil.which("redis-server")
@@ -48,3 +51,14 @@ class OwnRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    """A started :class:`OwnRedis` (skipped without ``redis-server``), killed at the end."""
+    if SERVER is None:
+        pytest.skip("redis-server is not installed: a Redis restart needs a server of the test's own")
+    server = OwnRedis(free_port())
+    server.start()
+    yield server
+    server.stop()
