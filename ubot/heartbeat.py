@@ -78,6 +78,7 @@ class Heartbeat:
         self.ttl = ttl
         self.figures = figures
         self.clock = clock or SystemClock()
+        self.failing = False  # the last beat failed on the bus (said once per outage)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ubot-heartbeat-{role}", daemon=True)
 
@@ -94,9 +95,18 @@ class Heartbeat:
             doc = RoleBeat(self.role, self.member, round(self.clock.now() * 1000), **self.figures())
             self.bus.put(beat_key(self.group, self.member), msgspec.json.encode(doc))
         except BusUnavailable as exc:
-            log.warning("%s: heartbeat failed (%s); trying again", self.role, exc)
+            if not self.failing:
+                log.warning(
+                    "%s: heartbeat failed (%s); trying again every %g s", self.role, exc, self.ttl / 4
+                )
+            self.failing = True
+            return
         except Exception:
             log.exception("%s: heartbeat failed", self.role)
+            return
+        if self.failing:
+            log.info("%s: heartbeat renewed", self.role)
+        self.failing = False
 
     def _run(self) -> None:
         while self.clock.sleep_until(self.clock.now() + self.ttl / 4, self._stop):
