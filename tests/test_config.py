@@ -421,11 +421,11 @@ def test_streams_hold_no_thread_so_they_may_outnumber_the_threads():
 
 def test_logins_must_leave_threads_for_requests():
     message = error_of(
-        overrides={("http", "threads"): "4", ("http", "stream_max"): "3", ("accounts", "hash_queue"): "2"}
+        overrides={("http", "threads"): "4", ("http", "stream_max"): "3", ("accounts", "hash_queue"): "3"}
     )
     assert "[accounts] hash_workers + hash_queue (4) must be below [http] threads (4)" in message
     settings = load(overrides={("http", "threads"): "4", ("http", "stream_max"): "3"})
-    assert (settings.accounts.hash_workers, settings.accounts.hash_queue) == (2, 1)
+    assert (settings.accounts.hash_workers, settings.accounts.hash_queue) == (1, 1)
     assert load(environ={"UBOT_ACCOUNTS_SESSION_CACHE_S": "0"}).accounts.session_cache_s == 0
 
 

@@ -391,7 +391,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "accounts",
         "hash_workers",
-        "2",
+        "1",
         _number(1, 64, integer=True),
         "an integer 1..64; hash_workers + hash_queue below [http] threads",
     ),
