@@ -1,4 +1,7 @@
-"""A fake Telegram Bot API: ``POST /bot<token>/sendMessage`` with a JSON or form-encoded body.
+"""A fake Telegram Bot API: ``POST /bot<token>/sendMessage`` with a JSON or form-encoded body, and
+``getUpdates`` serving the messages users sent the bot (:meth:`FakeTelegram.user_sends`): those with
+an ``update_id`` at or after ``offset``, answered at once (no long wait: a test polls when it has
+put something there).
 
 Answers as Telegram does: ``{"ok":true,"result":{<Message>}}``; errors
 ``{"ok":false,"error_code":N,"description":"..."}``: 401 ``Unauthorized`` (wrong token), 404
@@ -43,11 +46,32 @@ class FakeTelegram(HttpFake):
         self.blocked: set[str] = set()
         self.sent: list[dict[str, Any]] = []  # the "result" of every message sent
         self._ids = itertools.count(1)
+        self.updates: list[dict[str, Any]] = []  # what users sent the bot, as Update objects
+        self.offsets: list[int | None] = []  # the offset of every getUpdates call
+        self._update_ids = itertools.count(500)
+
+    def user_sends(self, chat_id: int, text: str) -> None:
+        """A user writes ``text`` to the bot from the chat ``chat_id`` (served by getUpdates)."""
+        chat = {"id": chat_id, "first_name": "Ada", "type": "private" if chat_id > 0 else "group"}
+        message = {"message_id": next(self._ids), "chat": chat, "date": DATE, "text": text}
+        with self.lock:
+            self.updates.append({"update_id": next(self._update_ids), "message": message})
+
+    def _get_updates(self, params: dict[str, Any]) -> Reply:
+        offset = params.get("offset")
+        offset = int(offset) if offset is not None else None
+        with self.lock:
+            self.offsets.append(offset)
+            if offset is not None:  # as Telegram: updates before the offset are forgotten
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            return Reply(200, {"ok": True, "result": list(self.updates)})
 
     def answer(self, request: Request) -> Reply:
         prefix, _, method = request.path.lstrip("/").partition("/")
         if not prefix.startswith("bot") or prefix[3:] != self.token:
             return error(401, "Unauthorized")
+        if method.lower() == "getupdates":
+            return self._get_updates(_params(request))
         if method.lower() != "sendmessage":
             return error(404, "Not Found")
         params = _params(request)

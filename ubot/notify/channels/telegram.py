@@ -62,6 +62,7 @@ class TelegramChannel:
         *,
         bot_token: str,
         base_url: str = "https://api.telegram.org",
+        bot_username: str = "",
         timeout_s: float = 10.0,
         deadline_s: float = 10.0,
         max_answer_bytes: int = MAX_BODY,
@@ -69,6 +70,8 @@ class TelegramChannel:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._token = bot_token
+        #: For the deep links that link a user's chat (``[notify] telegram_bot_username``).
+        self.bot_username = bot_username
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
