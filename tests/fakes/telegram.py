@@ -49,11 +49,12 @@ class FakeTelegram(HttpFake):
         self.updates: list[dict[str, Any]] = []  # what users sent the bot, as Update objects
         self.offsets: list[int | None] = []  # the offset of every getUpdates call
         self._update_ids = itertools.count(500)
+        self._received_ids = itertools.count(1000)  # the users' messages: apart from those sent
 
     def user_sends(self, chat_id: int, text: str) -> None:
         """A user writes ``text`` to the bot from the chat ``chat_id`` (served by getUpdates)."""
         chat = {"id": chat_id, "first_name": "Ada", "type": "private" if chat_id > 0 else "group"}
-        message = {"message_id": next(self._ids), "chat": chat, "date": DATE, "text": text}
+        message = {"message_id": next(self._received_ids), "chat": chat, "date": DATE, "text": text}
         with self.lock:
             self.updates.append({"update_id": next(self._update_ids), "message": message})
 

@@ -165,7 +165,9 @@ def test_the_telegram_deep_link_links_the_chat_that_sends_it(client, fakes, serv
     token = link.rsplit("=", 1)[1]
     users = served.actors.users.proxy()
     poller = TelegramUpdates(
-        bot_token=TOKEN, base_url=telegram.base_url, on_start=lambda t, c: users.manager.link_telegram(t, c).get()
+        bot_token=TOKEN,
+        base_url=telegram.base_url,
+        on_start=lambda t, c: users.manager.link_telegram(t, c).get(),
     )
     telegram.user_sends(42, "hello")
     telegram.user_sends(-77, "/start not-a-token")
