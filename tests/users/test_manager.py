@@ -25,8 +25,8 @@ from ubot.users.manager import UserManager
 from ubot.users.passwords import Passwords
 from ubot.users.sessions import Revoked
 from ubot.users.shapes import DestinationView, LoginToken, SettingsView, StrategyView, UserView
-from ubot.users.validation import CHANNEL_TARGETS
 from ubot.users.throttle import Policy
+from ubot.users.validation import CHANNEL_TARGETS
 
 PW = "correct horse 42"
 NEW_PW = "battery staple 77"
