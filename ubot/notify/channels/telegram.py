@@ -39,6 +39,7 @@ from ubot.notify.channels.http import (
     scrub,
     status_class,
 )
+from ubot.notify.channels.telegram_updates import TelegramUpdates
 from ubot.notify.channels.text import truncate, utf16_len
 from ubot.retry_after import retry_after_s
 
@@ -82,6 +83,10 @@ class TelegramChannel:
 
     def __repr__(self) -> str:
         return f"TelegramChannel(base_url={self.base_url!r})"
+
+    def updates(self, on_start: Callable[[str, str], bool]) -> TelegramUpdates:
+        """A reader of this bot's messages (``/start <token>``: ``on_start(token, chat_id)``)."""
+        return TelegramUpdates(bot_token=self._token, base_url=self.base_url, on_start=on_start)
 
     def destination(self, message: Message) -> str:
         return message.target.strip()

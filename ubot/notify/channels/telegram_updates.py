@@ -108,3 +108,23 @@ def _start_of(message: Any) -> tuple[str, str] | None:
         return None
     found = START.fullmatch(message["text"])
     return None if found is None else (found.group(1), str(chat_id))
+
+
+class Poller:
+    """:meth:`TelegramUpdates.run` in a daemon thread: :meth:`stop` does not wait for the call
+    under way (it ends by its own timeout; nothing is lost: an update not acknowledged by the next
+    ``offset`` is read again at the next start)."""
+
+    def __init__(self, updates: TelegramUpdates) -> None:
+        self.updates = updates
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=updates.run, args=(self._stop,), name="telegram-updates", daemon=True
+        )
+
+    def start(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
