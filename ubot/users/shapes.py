@@ -338,7 +338,7 @@ class SettingsView:
     timezone: str
     quote_currency: str
     #: Each channel's destination and its state (read-only).
-    destinations: tuple[DestinationView, ...] = ()
+    destinations: tuple[DestinationView, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -369,7 +369,7 @@ class StrategyView:
     cost: Annotated[int, Meta(ge=0, description="scan cost: coins x (1 + distinct indicator series)")] = 0
     #: Its channels whose destination is not verified: their deliveries are written ``failed``,
     #: never sent, until verified (``POST /v1/me/destinations/{channel}/verify``).
-    unverified: tuple[Channel, ...] = ()
+    unverified: tuple[Channel, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
