@@ -74,7 +74,7 @@ class Actors:
     notifier: pykka.ActorRef | None = None
     dry_runs: tuple[pykka.ActorRef, ...] = ()
     #: Reads the Telegram bot's ``/start <token>`` messages (linking users' chats), when the bot has
-    #: a username (``[notify] telegram_bot_username``) and this process delivers.
+    #: a username (``[notify] telegram_bot_username``): in the engine (or ``all``), one per server.
     telegram_updates: Poller | None = None
 
 
@@ -267,13 +267,14 @@ def start_system(
         scanner,
         notifier,
         dry_runs,
-        telegram_poller(alerts, users) if alerts.deliver else None,
+        telegram_poller(alerts, users),
     )
 
 
 def telegram_poller(alerts: AlertOptions, users: pykka.ActorRef) -> Poller | None:
     """The chats linked by the bot's deep link (``ubot/users/destinations.py``): one reader of the
-    bot's updates per server (Telegram refuses two ``getUpdates`` at once), so only where it delivers."""
+    bot's updates per server (Telegram refuses two ``getUpdates`` at once): the engine's (one holds
+    the engine lock), not the notifier processes'."""
     channel = alerts.channels.get("telegram")
     if channel is None or not getattr(channel, "bot_username", "") or not hasattr(channel, "updates"):
         return None
