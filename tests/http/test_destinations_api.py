@@ -15,13 +15,13 @@ from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio
 from tests.fakes.webhook import FakeWebhook
 from tests.http.support import assert_error, gateway_of
+from tests.http.test_channels_api import login
 from ubot.http.app import create_app
 from ubot.notify.channels import EmailChannel, TelegramChannel, TwilioChannel, WebhookChannel
 from ubot.notify.channels.telegram_updates import TelegramUpdates
 from ubot.users.destinations import MAX_ATTEMPTS
 
 pytest.importorskip("ubot.rules")
-PASSWORD = "correct horse battery 9"
 SECRET = "s" * 24
 BOT = "ubot_alerts_bot"
 
@@ -52,13 +52,6 @@ def client(served, fakes) -> TestClient:
     }
     gateway = gateway_of(served.actors, users=served.actors.users, channels=channels)
     return TestClient(create_app(gateway))
-
-
-def login(client: TestClient) -> dict[str, str]:
-    body = {"username": "ada", "email": "ada@example.com", "password": PASSWORD}
-    assert client.simulate_post("/v1/users", json=body).status_code == 201
-    token = client.simulate_post("/v1/sessions", json={"username": "ada", "password": PASSWORD}).json["token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def states(client: TestClient, auth: dict[str, str]) -> dict[str, str]:
