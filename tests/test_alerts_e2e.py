@@ -49,6 +49,7 @@ class System:
         self.clock = clock
         self.bus = InProcessBus()
         self.hub = StreamHub(self.bus).start()
+        self.channels = {"webhook": WebhookChannel(timeout_s=5, allow_private_addresses=True)}
         self.actors = start_system(
             db,
             ReplaySource(replay_dir),
@@ -57,7 +58,7 @@ class System:
             deliver_replayed=True,  # the replay stands for a live market here
             alerts=AlertOptions(
                 workers=3,
-                channels={"webhook": WebhookChannel(timeout_s=5, allow_private_addresses=True)},
+                channels=self.channels,
                 backoff_s=0.1,
                 backoff_max_s=0.1,
                 allow_local_webhooks=True,
@@ -65,7 +66,11 @@ class System:
             ),
         )
         gateway = gateway_of(
-            self.actors, users=self.actors.users, notifier=self.actors.notifier, now=clock.now
+            self.actors,
+            users=self.actors.users,
+            notifier=self.actors.notifier,
+            now=clock.now,
+            channels=self.channels,
         )
         self.app = create_app(gateway, hub=self.hub)
         self.client = TestClient(self.app)
@@ -121,7 +126,7 @@ def clock() -> FakeClock:
     return FakeClock(start=ms("2024-10-16T00:02:30Z") / 1000)
 
 
-def sign_up(client: TestClient, hook_url: str) -> tuple[str, int]:
+def sign_up(client: TestClient, hook_url: str, verify: bool = True) -> tuple[str, int]:
     assert (
         client.simulate_post(
             "/v1/users", json={"username": "ada", "email": "ada@example.com", "password": PASSWORD}
@@ -134,6 +139,9 @@ def sign_up(client: TestClient, hook_url: str) -> tuple[str, int]:
         "/v1/me/settings", json={"webhook_url": hook_url, "webhook_secret": SECRET}, headers=auth
     )
     assert settings.status_code == 200, settings.json
+    if verify:
+        verified = client.simulate_post("/v1/me/destinations/webhook/verify", headers=auth)
+        assert verified.status_code == 200 and verified.json["state"] == "verified", verified.json
     created = client.simulate_post(
         "/v1/me/strategies",
         json={
@@ -154,6 +162,7 @@ def test_a_crossing_gives_exactly_one_signed_webhook_and_one_stream_event(db, re
         system = System(db, replay_dir, clock)
         try:
             token, strategy_id = sign_up(system.client, hook.url())
+            assert hook.requests.pop(0).json()["event"] == "verification"  # the only one before
             stream = Stream(system.app, token)
             for _ in range(6):  # the third file is malformed: 6 ticks, 5 snapshots
                 system.tick()
@@ -193,10 +202,11 @@ def test_a_crossing_gives_exactly_one_signed_webhook_and_one_stream_event(db, re
 
 def test_an_alert_written_but_not_sent_is_sent_after_a_restart_once(db, replay_dir, clock) -> None:
     with FakeWebhook() as hook:
-        hook.script(status(503))  # the first attempt fails; its retry is due on a clock that never moves
         system = System(db, replay_dir, clock)
         try:
             token, _ = sign_up(system.client, hook.url())
+            assert hook.requests.pop(0).json()["event"] == "verification"
+            hook.script(status(503))  # the first attempt fails; its retry is due on a clock that never moves
             auth = {"Authorization": f"Bearer {token}"}
             for _ in range(5):  # the crossing is in the 5th tick's snapshot
                 system.tick()
@@ -230,3 +240,66 @@ def test_an_alert_written_but_not_sent_is_sent_after_a_restart_once(db, replay_d
         finally:
             third.stop()
         assert len(hook.requests) == 2  # a delivered alert is never sent again
+
+
+def test_an_unverified_webhook_gets_nothing_its_alert_is_failed_saying_so(db, replay_dir, clock) -> None:
+    with FakeWebhook() as hook:
+        system = System(db, replay_dir, clock)
+        try:
+            token, strategy_id = sign_up(system.client, hook.url(), verify=False)
+            auth = {"Authorization": f"Bearer {token}"}
+            strategy = system.client.simulate_get(f"/v1/me/strategies/{strategy_id}", headers=auth).json
+            assert strategy["unverified"] == ["webhook"]
+            for _ in range(6):
+                system.tick()
+            system.scanned(5)
+            (alert,) = wait_until(
+                lambda: system.client.simulate_get("/v1/me/alerts", headers=auth).json["alerts"], "the alert"
+            )
+            (delivery,) = alert["deliveries"]
+            assert delivery["status"] == "failed"
+            assert (
+                "not verified" in delivery["detail"]
+                and "/v1/me/destinations/webhook/verify" in delivery["detail"]
+            )
+        finally:
+            system.stop()
+        assert hook.requests == []  # not one request: nothing but a verification goes there
+
+
+def test_a_webhook_is_verified_by_a_signed_request_answered_2xx(db, replay_dir, clock) -> None:
+    with FakeWebhook() as hook:
+        system = System(db, replay_dir, clock)
+        try:
+            client = system.client
+            token, _ = sign_up(client, hook.url("/down"), verify=False)
+            auth = {"Authorization": f"Bearer {token}"}
+            hook.script(status(500))
+
+            failed = client.simulate_post("/v1/me/destinations/webhook/verify", headers=auth)
+
+            assert failed.status_code == 200 and failed.json["state"] == "unverified", failed.text
+            assert "HTTP 500" in failed.json["detail"]
+            again = client.simulate_post("/v1/me/destinations/webhook/verify", headers=auth)
+            assert again.status_code == 429 and int(again.headers["retry-after"]) == 60
+            # another URL is another destination: not throttled by the first
+            settings = {"webhook_url": hook.url("/other"), "webhook_secret": SECRET}
+            assert client.simulate_patch("/v1/me/settings", json=settings, headers=auth).status_code == 200
+
+            answered = client.simulate_post("/v1/me/destinations/webhook/verify", headers=auth)
+
+            assert answered.status_code == 200 and answered.json["state"] == "verified", answered.text
+            request = hook.requests[-1]
+            assert request.path == "/other" and len(hook.requests) == 2
+            assert request.json()["event"] == "verification" and request.json()["verification"] is True
+            timestamp, signature = (
+                part.split("=", 1)[1] for part in request.header("X-Ubot-Signature").split(",")
+            )
+            signed = f"{timestamp}.".encode() + request.body
+            assert hmac.compare_digest(
+                signature, hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+            )
+            again = client.simulate_post("/v1/me/destinations/webhook/verify", headers=auth)
+            assert again.status_code == 409 and "already verified" in again.json["description"]
+        finally:
+            system.stop()

@@ -167,7 +167,15 @@ INVALID = [
     ("accounts", "hash_queue", "-1"),
     ("accounts", "session_cache_s", "301"),
     ("log", "level", "VERBOSE"),
+    ("notify", "telegram_bot_username", "1bot"),
+    ("notify", "telegram_bot_username", "my-bot"),
 ]
+
+
+def test_the_telegram_bot_username_is_kept_without_its_at() -> None:
+    assert load(
+        environ={"UBOT_NOTIFY_TELEGRAM_BOT_USERNAME": "@ubot_alerts_bot"}
+    ).notify.telegram_bot_username == ("ubot_alerts_bot")
 
 
 def _check_names_everything(message: str, section: str, name: str, origin: str, raw: str) -> None:

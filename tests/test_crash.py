@@ -46,6 +46,7 @@ from tests.procs import (
     write_market,
 )
 from tests.replayfiles import ms
+from tests.support.destinations import verify
 from tests.support.waits import wait_until
 from ubot.clocks import SystemClock
 from ubot.models.tables import AlertRecord, Delivery, SnapshotRecord
@@ -251,6 +252,7 @@ def sign_up(db, hook_url: str | None) -> int:
     user = manager.register("ada", "ada@example.com", PASSWORD)
     if hook_url is not None:
         manager.put_settings(user.id, {"webhook_url": hook_url, "webhook_secret": SECRET})
+        verify(manager, user.id, "webhook")
     strategy = manager.create_strategy(
         user.id,
         {

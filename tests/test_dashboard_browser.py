@@ -391,6 +391,17 @@ def test_an_alert_of_the_replay_appears_in_the_feed_and_on_the_chart(page) -> No
     page.reload()
     expect(page.get_by_label("Time zone")).to_have_value("Europe/Paris")
     expect(page.get_by_label("Quiet hours")).to_have_value("22:00-07:00")
+    # Destinations: each one's state; Verify sends the one message an unverified one may get
+    destinations = page.get_by_role("list", name="Verified destinations")
+    expect(destinations).to_contain_text("Webhook: not set — unverified")
+    page.get_by_label("Alert e-mails to").fill("watcher@example.com")
+    page.get_by_role("button", name="Save settings").click()
+    expect(destinations).to_contain_text("E-mail: watcher@example.com — unverified")
+    page.get_by_role("button", name="Verify E-mail").click()  # this server has no SMTP: it says so
+    expect(page.locator("#verify-message")).to_contain_text("email is not configured on this server")
+    page.get_by_label("Alert e-mails to").fill("")
+    page.get_by_role("button", name="Save settings").click()
+    expect(destinations).to_contain_text("E-mail: not set — unverified")
     page.get_by_label("Quiet hours").fill("25:00-07:00")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator("#settings-message")).to_contain_text("quiet_hours")

@@ -40,6 +40,7 @@ from tests.procs import (
     tagged,
     watermark,
 )
+from tests.support.destinations import verify
 from tests.support.waits import wait_until
 from tests.test_crash import PASSWORD, SECRET, alerted_bars, deliveries, sign_up
 from ubot.clocks import SystemClock
@@ -190,6 +191,7 @@ def sign_up_users(db, hook_urls: list[str]) -> None:
     for n, hook_url in enumerate(hook_urls):
         user = manager.register(f"user{n}", f"user{n}@example.com", PASSWORD)
         manager.put_settings(user.id, {"webhook_url": hook_url, "webhook_secret": SECRET})
+        verify(manager, user.id, "webhook")
         manager.create_strategy(
             user.id,
             {

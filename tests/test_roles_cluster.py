@@ -194,6 +194,7 @@ class Collector:
 
 
 def sign_up(base: str, hook_url: str) -> str:
+    """A user whose webhook is ``hook_url``, verified (its receiver got the verification request)."""
     created = requests.post(
         base + "/v1/users",
         json={"username": "ada", "email": "ada@example.com", "password": PASSWORD},
@@ -211,6 +212,12 @@ def sign_up(base: str, hook_url: str) -> str:
         timeout=TIMEOUT_S,
     )
     assert settings.status_code == 200, settings.text
+    verified = requests.post(
+        base + "/v1/me/destinations/webhook/verify",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT_S,
+    )
+    assert verified.status_code == 200 and verified.json()["state"] == "verified", verified.text
     return token
 
 
@@ -248,6 +255,7 @@ def test_engine_standby_and_two_gateways(deployment: Deployment) -> None:
     with FakeWebhook() as hook:
         # A strategy created through gateway A fires into the webhook and shows on gateway B's stream.
         token = sign_up(base_a, hook.url())
+        assert json.loads(hook.requests.pop(0).body)["event"] == "verification"
         stream = Collector(base_b, token)
         strategy_id = create_strategy(base_a, token)
         (alert,) = wait_until(lambda: stream.of("alert"), "the alert event on gateway B", TIMEOUT_S)

@@ -144,6 +144,9 @@ def test_two_scanners_and_two_notifiers_share_the_work_and_survive_kill_9(deploy
 
     with Receiver() as hook:
         token = sign_up(base, hook.url())
+        with hook.lock:  # the verification request: not an alert
+            assert json.loads(hook.requests.pop(0).body)["event"] == "verification"
+            hook.accepted.clear()
         once = [create(base, token, f"once {i}", "once") for i in range(6)]
         per_bar = [create(base, token, f"bar {i}", "once_per_bar") for i in range(4)]
         wait_until(

@@ -126,6 +126,14 @@ def _phone_or_empty(raw: str) -> str:
     return value
 
 
+def _bot_username_or_empty(raw: str) -> str:
+    """A Telegram bot's username without the ``@`` (5 to 32 of a-z 0-9 _, a letter first), or empty."""
+    value = raw.strip().lstrip("@")
+    if value and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{4,31}", value):
+        raise ValueError
+    return value
+
+
 def _email_or_empty(raw: str) -> str:
     value = raw.strip()
     local, at, domain = value.rpartition("@")
@@ -368,6 +376,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("notify", "pause_window_s", "600", _number(60, 86400, integer=True), "seconds, 60..86400"),
     Option("notify", "telegram_bot_token", "", _text, "a Telegram bot token from @BotFather", secret=True),
     Option("notify", "telegram_api_url", "https://api.telegram.org", _http_url, "an http(s) URL"),
+    Option(
+        "notify",
+        "telegram_bot_username",
+        "",
+        _bot_username_or_empty,
+        "the bot's username (5 to 32 of A-Z a-z 0-9 _, a letter first), for its deep links",
+    ),
     Option("notify", "twilio_account_sid", "", _text, "a Twilio account SID (AC...)"),
     Option("notify", "twilio_auth_token", "", _text, "a Twilio auth token", secret=True),
     Option("notify", "twilio_sms_from", "", _phone_or_empty, "an E.164 number such as +15551234567"),

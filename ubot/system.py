@@ -45,6 +45,7 @@ from ubot.models.snapshots import SnapshotReader
 from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
+from ubot.notify.channels.telegram_updates import Poller
 from ubot.scan import dryrun
 from ubot.scan.cost import Budgets
 from ubot.scan.messages import DisableStrategy
@@ -72,6 +73,9 @@ class Actors:
     scanner: pykka.ActorRef | None = None
     notifier: pykka.ActorRef | None = None
     dry_runs: tuple[pykka.ActorRef, ...] = ()
+    #: Reads the Telegram bot's ``/start <token>`` messages (linking users' chats), when the bot has
+    #: a username (``[notify] telegram_bot_username``): in the engine (or ``all``), one per server.
+    telegram_updates: Poller | None = None
 
 
 @dataclass(frozen=True)
@@ -252,12 +256,40 @@ def start_system(
     dry_runs = start_dry_runs(db)
     ticker = ClockActor.start(interval_s, clock, fetcher, monitor)
     return Actors(
-        monitor, container, ohlc, store, fetcher, history, ticker, users, scanner, notifier, dry_runs
+        monitor,
+        container,
+        ohlc,
+        store,
+        fetcher,
+        history,
+        ticker,
+        users,
+        scanner,
+        notifier,
+        dry_runs,
+        telegram_poller(alerts, users),
     )
+
+
+def telegram_poller(alerts: AlertOptions, users: pykka.ActorRef) -> Poller | None:
+    """The chats linked by the bot's deep link (``ubot/users/destinations.py``): one reader of the
+    bot's updates per server (Telegram refuses two ``getUpdates`` at once): the engine's (one holds
+    the engine lock), not the notifier processes'."""
+    channel = alerts.channels.get("telegram")
+    if channel is None or not getattr(channel, "bot_username", "") or not hasattr(channel, "updates"):
+        return None
+    manager = users.proxy().manager
+
+    def link(token: str, chat_id: str) -> bool:
+        return bool(manager.link_telegram(token, chat_id).get(timeout=30))
+
+    return Poller(channel.updates(link)).start()
 
 
 def stop_system(actors: Actors, timeout: float = 30.0) -> None:
     """Stop in order, waiting for each stage to finish what is already in its mailbox."""
+    if actors.telegram_updates is not None:
+        actors.telegram_updates.stop()
     order = (
         "clock",
         "fetcher",

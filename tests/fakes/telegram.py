@@ -1,4 +1,7 @@
-"""A fake Telegram Bot API: ``POST /bot<token>/sendMessage`` with a JSON or form-encoded body.
+"""A fake Telegram Bot API: ``POST /bot<token>/sendMessage`` with a JSON or form-encoded body, and
+``getUpdates`` serving the messages users sent the bot (:meth:`FakeTelegram.user_sends`): those with
+an ``update_id`` at or after ``offset``; with none, it holds the call open like Telegram's long
+polling, up to ``timeout`` seconds (at most :data:`LONG_POLL_MAX_S`), until a user sends one.
 
 Answers as Telegram does: ``{"ok":true,"result":{<Message>}}``; errors
 ``{"ok":false,"error_code":N,"description":"..."}``: 401 ``Unauthorized`` (wrong token), 404
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,6 +25,8 @@ __all__ = ["TOKEN", "Drip", "Drop", "FakeTelegram", "Flood", "Hang", "Reply", "e
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 BOT = {"id": 123456789, "is_bot": True, "first_name": "uBot alerts", "username": "ubot_alerts_bot"}
 DATE = 1764000000
+#: The longest a getUpdates call is held open here (a stopping poller's call ends by then).
+LONG_POLL_MAX_S = 2.0
 
 
 def error(code: int, description: str, **parameters: Any) -> Reply:
@@ -43,11 +49,37 @@ class FakeTelegram(HttpFake):
         self.blocked: set[str] = set()
         self.sent: list[dict[str, Any]] = []  # the "result" of every message sent
         self._ids = itertools.count(1)
+        self.updates: list[dict[str, Any]] = []  # what users sent the bot, as Update objects
+        self.offsets: list[int | None] = []  # the offset of every getUpdates call
+        self._update_ids = itertools.count(500)
+        self._received_ids = itertools.count(1000)
+        self.arrived = threading.Condition(self.lock)  # the users' messages: apart from those sent
+
+    def user_sends(self, chat_id: int, text: str) -> None:
+        """A user writes ``text`` to the bot from the chat ``chat_id`` (served by getUpdates)."""
+        chat = {"id": chat_id, "first_name": "Ada", "type": "private" if chat_id > 0 else "group"}
+        message = {"message_id": next(self._received_ids), "chat": chat, "date": DATE, "text": text}
+        with self.arrived:
+            self.updates.append({"update_id": next(self._update_ids), "message": message})
+            self.arrived.notify_all()
+
+    def _get_updates(self, params: dict[str, Any]) -> Reply:
+        offset = params.get("offset")
+        offset = int(offset) if offset is not None else None
+        wait_s = min(float(params.get("timeout") or 0), LONG_POLL_MAX_S)
+        with self.arrived:
+            self.offsets.append(offset)
+            if offset is not None:  # as Telegram: updates before the offset are forgotten
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            self.arrived.wait_for(lambda: self.updates, timeout=wait_s)
+            return Reply(200, {"ok": True, "result": list(self.updates)})
 
     def answer(self, request: Request) -> Reply:
         prefix, _, method = request.path.lstrip("/").partition("/")
         if not prefix.startswith("bot") or prefix[3:] != self.token:
             return error(401, "Unauthorized")
+        if method.lower() == "getupdates":
+            return self._get_updates(_params(request))
         if method.lower() != "sendmessage":
             return error(404, "Not Found")
         params = _params(request)

@@ -10,6 +10,7 @@ from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.http.support import assert_error, gateway_of
 from ubot.http.app import create_app
 from ubot.notify.channels import TelegramChannel, WebhookChannel
+from ubot.notify.channels.telegram_updates import TelegramUpdates
 from ubot.users.manager import TEST_MESSAGES
 
 pytest.importorskip("ubot.rules")
@@ -27,7 +28,9 @@ def telegram():
 def client(served, telegram) -> TestClient:
     channels = {
         "webhook": WebhookChannel(allow_private_addresses=True),
-        "telegram": TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url),
+        "telegram": TelegramChannel(
+            bot_token=TOKEN, base_url=telegram.base_url, bot_username="ubot_alerts_bot"
+        ),
     }
     gateway = gateway_of(served.actors, users=served.actors.users, channels=channels)
     return TestClient(create_app(gateway))
@@ -40,26 +43,46 @@ def login(client: TestClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def link_chat(client: TestClient, auth: dict[str, str], served, telegram: FakeTelegram, chat: int) -> None:
+    """Link ``chat`` as the user's verified Telegram destination: the deep link's /start, read back."""
+    link = client.simulate_post("/v1/me/destinations/telegram/verify", headers=auth).json["link"]
+    users = served.actors.users.proxy()
+    poller = TelegramUpdates(
+        bot_token=TOKEN,
+        base_url=telegram.base_url,
+        on_start=lambda t, c: users.manager.link_telegram(t, c).get(),
+    )
+    telegram.user_sends(chat, f"/start {link.rsplit('=', 1)[1]}")
+    assert poller.poll() == 1
+
+
 def test_the_channels_this_server_has_are_listed(client) -> None:
     listed = client.simulate_get("/v1/channels")
     assert listed.status_code == 200
     assert listed.json == {
         "channels": [
-            {"name": "webhook", "setting": "webhook_url", "min_interval_s": 0.0},
-            {"name": "telegram", "setting": "telegram_chat_id", "min_interval_s": 1.0},
+            {
+                "name": "webhook",
+                "setting": "webhook_url",
+                "min_interval_s": 0.0,
+                "verified_by": "a signed request with event verification, answered 2xx",
+            },
+            {
+                "name": "telegram",
+                "setting": "telegram_chat_id",
+                "min_interval_s": 1.0,
+                "verified_by": "the bot's deep link: send /start <token> to the bot",
+            },
         ]
     }
 
 
-def test_a_test_message_goes_to_the_target_in_the_settings(client, telegram) -> None:
+def test_a_test_message_goes_to_the_target_in_the_settings(client, telegram, served) -> None:
     auth = login(client)
     no_target = client.simulate_post("/v1/me/channels/telegram/test", headers=auth)
     body = assert_error(no_target, 422)
     assert body["description"] == "channel: no telegram target in your settings: set telegram_chat_id first"
-    assert (
-        client.simulate_patch("/v1/me/settings", json={"telegram_chat_id": "42"}, headers=auth).status_code
-        == 200
-    )
+    link_chat(client, auth, served, telegram, 42)
 
     sent = client.simulate_post("/v1/me/channels/telegram/test", headers=auth)
 
@@ -71,9 +94,9 @@ def test_a_test_message_goes_to_the_target_in_the_settings(client, telegram) -> 
     assert message["text"].endswith("your telegram alerts will arrive here.")
 
 
-def test_a_refusal_is_the_providers_words(client) -> None:
+def test_a_refusal_is_the_providers_words(client, telegram, served) -> None:
     auth = login(client)
-    client.simulate_patch("/v1/me/settings", json={"telegram_chat_id": "77"}, headers=auth)
+    link_chat(client, auth, served, telegram, 77)
     answer = client.simulate_post("/v1/me/channels/telegram/test", headers=auth)
     assert answer.json == {
         "channel": "telegram",
@@ -90,9 +113,9 @@ def test_an_unconfigured_or_unknown_channel_is_404_naming_the_setting(client) ->
     assert_error(client.simulate_post("/v1/me/channels/telegram/test"), 401)
 
 
-def test_test_messages_are_throttled_per_user(client, telegram) -> None:
+def test_test_messages_are_throttled_per_user(client, telegram, served) -> None:
     auth = login(client)
-    client.simulate_patch("/v1/me/settings", json={"telegram_chat_id": "42"}, headers=auth)
+    link_chat(client, auth, served, telegram, 42)
     for _ in range(TEST_MESSAGES):
         assert client.simulate_post("/v1/me/channels/telegram/test", headers=auth).status_code == 200
     refused = client.simulate_post("/v1/me/channels/telegram/test", headers=auth)

@@ -24,8 +24,9 @@ from ubot.users.errors import (
 from ubot.users.manager import UserManager
 from ubot.users.passwords import Passwords
 from ubot.users.sessions import Revoked
-from ubot.users.shapes import LoginToken, SettingsView, StrategyView, UserView
+from ubot.users.shapes import DestinationView, LoginToken, SettingsView, StrategyView, UserView
 from ubot.users.throttle import Policy
+from ubot.users.validation import CHANNEL_TARGETS
 
 PW = "correct horse 42"
 NEW_PW = "battery staple 77"
@@ -321,8 +322,9 @@ def test_a_login_rehashes_a_hash_made_with_weaker_parameters(store, clock) -> No
 
 
 def test_settings_default_until_saved(manager, alice) -> None:
+    unverified = tuple(DestinationView(c, None, "unverified") for c in CHANNEL_TARGETS)
     assert manager.get_settings(alice.id) == SettingsView(
-        None, None, None, None, None, None, None, "UTC", "USD"
+        None, None, None, None, None, None, None, "UTC", "USD", unverified
     )
 
 

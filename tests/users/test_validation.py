@@ -120,17 +120,37 @@ def test_other_phone_numbers_fail_on_their_field(number) -> None:
 
 
 @pytest.mark.parametrize(
+    ("number", "kind"),
+    [
+        ("+19005550199", "NANP 900"),
+        ("+14159765555", "NANP 976"),
+        ("+449098790000", "UK 09"),
+        ("+4487112345678", "UK 087"),
+        ("+4990012345678", "German 0900"),
+        ("+979123456789", "international premium"),
+        ("+881612345678", "satellite"),
+    ],
+)
+def test_premium_rate_numbers_are_refused_naming_the_field(number, kind) -> None:
+    fails(lambda value: v.phone(value, "sms_to"), number, "sms_to", kind)
+    fails(lambda value: v.phone(value, "whatsapp_to"), number, "whatsapp_to", "premium-rate")
+
+
+@pytest.mark.parametrize("number", ["+14155559760", "+19175550199", "+447700900123", "+4915112345678"])
+def test_ordinary_mobile_numbers_near_premium_ranges_pass(number) -> None:
+    assert v.phone(number, "sms_to") == number
+
+
+@pytest.mark.parametrize(
     ("value", "stored"),
     [
         ("123456789", "123456789"),
         ("-1001234567890", "-1001234567890"),
         (-1001234567890, "-1001234567890"),
         (42, "42"),
-        ("@my_channel", "@my_channel"),
-        ("@abcde", "@abcde"),
     ],
 )
-def test_telegram_chat_ids_and_channel_names_pass_as_text(value, stored) -> None:
+def test_telegram_chat_ids_pass_as_text(value, stored) -> None:
     assert v.telegram_chat_id(value) == stored
 
 
@@ -142,6 +162,8 @@ def test_telegram_chat_ids_and_channel_names_pass_as_text(value, stored) -> None
         "007",
         "12345678901234567",
         "@abcd",
+        "@my_channel",  # nobody proves to own a channel by its name: chats are linked by deep link
+        "@abcde",
         "@1channel",
         "@" + "a" * 33,
         "@my-channel",

@@ -31,6 +31,7 @@ USER_ERRORS: dict[type[domain.UserError], str] = {
     domain.Throttled: falcon.HTTP_429,
     domain.Busy: falcon.HTTP_503,
     domain.InProgress: falcon.HTTP_422,
+    domain.NotVerified: falcon.HTTP_409,
     domain.UserError: falcon.HTTP_400,
 }
 

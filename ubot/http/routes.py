@@ -155,6 +155,8 @@ ROUTES: tuple[Route, ...] = (
     _route("/v1/conditions/validate", users.ConditionsResource, accounts=True),
     _route("/v1/channels", users.ChannelsResource),
     _route("/v1/me/channels/{channel}/test", users.ChannelTestResource, accounts=True),
+    _route("/v1/me/destinations/{channel}/verify", users.DestinationVerifyResource, accounts=True),
+    _route("/v1/me/destinations/{channel}/confirm", users.DestinationConfirmResource, accounts=True),
     _route("/v1/conditions/dry-run", ConditionDryRunResource, accounts=True),
 )
 

@@ -320,6 +320,9 @@ class ChannelInfo(Struct):
     min_interval_s: Annotated[
         float, Meta(ge=0, description="the least time between two messages to one destination")
     ]
+    verified_by: Annotated[
+        str, Meta(description="how a destination proves it is yours (nothing else is sent to it before)")
+    ] = ""
 
 
 class Channels(Struct):

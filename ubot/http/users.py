@@ -18,8 +18,11 @@ from ubot.http.api import operation
 from ubot.http.clientaddr import client_address
 from ubot.http.gateway import Gateway
 from ubot.http.shapes import BrowserSession, ChannelInfo, Channels, ChannelTest
+from ubot.notify.channel import SENT
 from ubot.notify.registry import not_configured
-from ubot.notify.words import test_message
+from ubot.notify.words import test_message, verification_message
+from ubot.timeutil import iso_from_ms
+from ubot.users import destinations as dest
 from ubot.users import shapes as s
 from ubot.users.errors import NotFound
 from ubot.users.manager import MAX_STRATEGIES, TEST_MESSAGES, TEST_WINDOW_MS
@@ -315,12 +318,21 @@ class ConditionsResource(_Resource):
         resp.media = self.ask(U.validate_condition, req.context.body.condition)
 
 
+VERIFIED_BY = {
+    "webhook": "a signed request with event verification, answered 2xx",
+    "telegram": "the bot's deep link: send /start <token> to the bot",
+    "sms": "a 6-digit code sent by SMS",
+    "whatsapp": "a 6-digit code sent on WhatsApp",
+    "email": "a 6-digit code sent by e-mail",
+}
+
+
 class ChannelsResource(_Resource):
     @operation("The delivery channels this server has configured", {200: ("the channels", Channels)})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = Channels(
             [
-                ChannelInfo(name, CHANNEL_TARGETS[name], channel.min_interval_s)
+                ChannelInfo(name, CHANNEL_TARGETS[name], channel.min_interval_s, VERIFIED_BY[name])
                 for name, channel in self.gateway.channels.items()
                 if name in CHANNEL_TARGETS
             ]
@@ -335,6 +347,7 @@ class ChannelTestResource(_Resource):
         {
             200: ("what the provider answered (sent, retry or failed, and its words)", ChannelTest),
             404: "no such channel, or this server has not configured it (the setting is named)",
+            409: "the destination is not verified (POST /v1/me/destinations/{channel}/verify)",
             422: "your settings have no target on this channel",
             429: f"more than {TEST_MESSAGES} test messages in {TEST_WINDOW_MS // 60_000} minutes",
             503: UNAVAILABLE,
@@ -349,3 +362,79 @@ class ChannelTestResource(_Resource):
         where = self.ask(U.test_target, req.context.user_id, channel)
         outcome = sender.send(test_message(where, int(self.gateway.now() * 1000)))
         resp.media = ChannelTest(channel, outcome.status, outcome.detail)
+
+
+# --- verified destinations (ubot/users/destinations.py) -----------------------------------------
+
+
+class DestinationVerifyResource(_Resource):
+    """``POST /v1/me/destinations/{channel}/verify``: send the one message a destination gets before
+    it is verified."""
+
+    auth_required = True
+
+    @operation(
+        "Verify one of your destinations: send it a code, a signed request or a Telegram link",
+        {
+            200: (
+                "what was sent, the destination's state after it, and a Telegram deep link",
+                s.VerificationSent,
+            ),
+            404: "no such channel, or this server has not configured it (the setting is named)",
+            409: "the destination is already verified",
+            422: "your settings have no target on this channel",
+            429: f"one verification per destination in {dest.RESEND_MS // 1000} s, at most "
+            f"{dest.USER_SENDS} per user in {dest.USER_WINDOW_MS // 60_000} minutes (wait Retry-After seconds)",
+            503: UNAVAILABLE + ", or [notify] telegram_bot_username is not set",
+        },
+        description="e-mail, sms, whatsapp: a 6-digit code (valid 15 minutes, 5 wrong tries) to send "
+        "back with /confirm. webhook: a request signed as alerts are, with the body "
+        '{"event": "verification", "verification": true, "delivery_id", "text"}; a 2xx answer verifies it. '
+        "telegram: a deep link https://t.me/<bot>?start=<token> (valid 1 hour); the chat that sends "
+        "its /start to the bot becomes your telegram_chat_id, verified.",
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response, channel: str) -> None:
+        sender = self.gateway.channels.get(channel)
+        if sender is None:
+            raise NotFound(not_configured(channel))
+        bot = getattr(sender, "bot_username", "") if channel == "telegram" else ""
+        if channel == "telegram" and not bot:
+            raise falcon.HTTPServiceUnavailable(
+                title="Not enabled", description="set [notify] telegram_bot_username to link Telegram chats"
+            )
+        user_id = req.context.user_id
+        what = self.ask(U.begin_verification, user_id, channel)
+        if channel == "telegram":
+            resp.media = s.VerificationSent(
+                channel,
+                dest.PENDING,
+                "open the link and press Start: the chat that sends it gets your alerts",
+                iso_from_ms(what.expires_at_ms),
+                f"https://t.me/{bot}?start={what.token}",
+            )
+            return
+        outcome = sender.send(verification_message(what, int(self.gateway.now() * 1000)))
+        resp.media = self.ask(
+            U.verification_answered, user_id, channel, what.target, outcome.status == SENT, outcome.detail
+        )
+
+
+class DestinationConfirmResource(_Resource):
+    """``POST /v1/me/destinations/{channel}/confirm``: the code sent, given back."""
+
+    auth_required = True
+
+    @operation(
+        "Confirm a destination with the code sent to it",
+        {
+            200: ("the destination, verified", s.DestinationView),
+            404: "no such channel",
+            422: "the code is wrong (the attempts left are said), expired, used up or never sent, "
+            "or the channel is not verified by a code",
+            503: UNAVAILABLE,
+        },
+        body=s.Confirmation,
+        example={"code": "123456"},
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response, channel: str) -> None:
+        resp.media = self.ask(U.confirm_destination, req.context.user_id, channel, req.context.body.code)

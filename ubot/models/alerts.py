@@ -47,7 +47,7 @@ from ubot.models.tables import (
     Strategy,
     UserSettings,
 )
-from ubot.notify.messages import Alert, AlertState, AlertView, DeliveryView, ScanOutcome
+from ubot.notify.messages import NOT_VERIFIED, Alert, AlertState, AlertView, DeliveryView, ScanOutcome
 
 log = logging.getLogger(__name__)
 #: Meta key of the scan watermark: snapshots after it were stored but not (completely) scanned.
@@ -182,7 +182,14 @@ class AlertStore:
                         "channel": target.channel,
                         "target": target.target,
                         "key": Delivery.key.default(),  # 128 random bits, 32 hex digits
-                        "status": CAPPED if target.capped else HELD if held else PENDING,
+                        "status": FAILED
+                        if target.unverified
+                        else CAPPED
+                        if target.capped
+                        else HELD
+                        if held
+                        else PENDING,
+                        "detail": NOT_VERIFIED.format(channel=target.channel) if target.unverified else None,
                         "attempts": 0,
                         "next_attempt_at": until if held else now_ms,
                         "created_at": now_ms,
@@ -233,7 +240,7 @@ class AlertStore:
             WrittenAlert(
                 alert_id,
                 alert,
-                tuple(d for d in by_alert.get(alert_id, ()) if d.status != CAPPED),
+                tuple(d for d in by_alert.get(alert_id, ()) if d.status not in (CAPPED, FAILED)),
                 tuple(members.get(alert_id, ())),
             )
             for alert_id, alert in zip(alert_ids, alerts)

@@ -12,7 +12,8 @@ read from the user's settings when sending); 6 = alerts batched by (strategy, ti
 the batch's message stored with each delivery (``delivery.subject``, ``text``, ``skipped``), the
 statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``strategy.paused_reason``;
 7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
-``pacing`` table (per-destination pacing shared by notifier processes).
+``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
+table (verified destinations: every target already in a user's settings starts unverified).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ubot.models.tables import (
     AlertRecord,
     BaseModel,
     Delivery,
+    Destination,
     JsonField,
     Meta,
     Pacing,
@@ -51,7 +53,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -210,6 +212,12 @@ def delivery_claims(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([Pacing])
 
 
+def add_destinations(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 8: the ``destination`` table, new and empty: every target already in a user's
+    settings is unverified until its owner verifies it (nothing is sent there before)."""
+    db.create_tables([Destination])
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -218,6 +226,7 @@ MIGRATIONS: dict[int, Migration] = {
     5: delivery_keys,
     6: batched_deliveries,
     7: delivery_claims,
+    8: add_destinations,
 }
 
 

@@ -2,7 +2,7 @@
 (schema version 1); users, their sessions, settings and strategies (added in version 2); alerts, their
 deliveries (the outbox) and each (strategy, coin)'s firing state (added in version 3); whether an
 alert was raised by a replay (version 4); alerts grouped by (strategy, tick), grouped messages and
-capped or cancelled deliveries, a strategy's pause reason (version 6); notifier claims and the shared pacing (version 7).
+capped or cancelled deliveries, a strategy's pause reason (version 6); notifier claims and the shared pacing (version 7); verified destinations (version 8).
 
 Times are ``BIGINT`` epoch milliseconds (UTC). Numeric market values are double precision, ``NULL``
 where CoinMarketCap sent null. Quotes and global metrics are raw history, pruned after the retention
@@ -328,4 +328,33 @@ class Pacing(BaseModel):
 
 #: Schema version 7: what the notifier processes share.
 CLUSTER_TABLES = (Pacing,)
-ALL_TABLES = HISTORY_TABLES + USER_TABLES + ALERT_TABLES + CLUSTER_TABLES
+
+
+class Destination(BaseModel):
+    """Schema version 8: whether the user proved they own a channel's target (``ubot/users/destinations.py``).
+
+    One row per (user, channel), for the ``target`` it was made for: a row for another target (the
+    address changed) counts as none, so a changed address is unverified. ``state``: ``pending`` (a
+    code, link or request was sent) or ``verified``. ``code_hash``: SHA-256 of the code sent (never
+    the code); ``token``: the Telegram deep link's start parameter (a chat is not known before);
+    ``expires_at``: when the code or token stops working; ``attempts``: wrong codes given for it.
+    """
+
+    user = ForeignKeyField(User, on_delete="CASCADE", index=False, backref="+")
+    channel = CharField(max_length=16)
+    target = CharField(max_length=2048)
+    state = CharField(max_length=16)
+    code_hash = CharField(max_length=64, null=True)
+    token = CharField(max_length=64, null=True, unique=True)
+    expires_at = BigIntegerField(null=True)
+    attempts = IntegerField(default=0)
+    sent_at = BigIntegerField(null=True)
+    verified_at = BigIntegerField(null=True)
+
+    class Meta:
+        primary_key = CompositeKey("user", "channel")
+
+
+#: Schema version 8: verified destinations.
+DESTINATION_TABLES = (Destination,)
+ALL_TABLES = HISTORY_TABLES + USER_TABLES + ALERT_TABLES + CLUSTER_TABLES + DESTINATION_TABLES

@@ -12,7 +12,7 @@ from peewee import Database, fn
 
 from ubot.models.alerts import cancel_deliveries
 from ubot.models.db import writing
-from ubot.models.tables import Session, Strategy, User, UserSettings
+from ubot.models.tables import Destination, Session, Strategy, User, UserSettings
 
 SETTINGS_COLUMNS = tuple(f.name for f in UserSettings._meta.sorted_fields if f.name != "user")
 STRATEGY_COLUMNS = (
@@ -151,6 +151,57 @@ class UserStore:
             conflict_target=[UserSettings.user],
             update={getattr(UserSettings, name): value for name, value in row.items()},
         ).execute()
+
+    # --- destinations (ubot/users/destinations.py) -----------------------------------------
+
+    def destinations(self, user_id: int) -> dict[str, Destination]:
+        """The user's destination rows, by channel."""
+        return {row.channel: row for row in Destination.select().where(Destination.user == user_id)}
+
+    def destination(self, user_id: int, channel: str) -> Destination | None:
+        return Destination.get_or_none((Destination.user == user_id) & (Destination.channel == channel))
+
+    def destination_by_token(self, token: str) -> Destination | None:
+        return Destination.get_or_none(Destination.token == token)
+
+    def put_destination(self, user_id: int, channel: str, **values: Any) -> None:
+        """Insert or replace the user's row for ``channel`` (``values``: its other columns)."""
+        row = {
+            "target": "",
+            "state": "pending",
+            "code_hash": None,
+            "token": None,
+            "expires_at": None,
+            "attempts": 0,
+            "sent_at": None,
+            "verified_at": None,
+            **values,
+        }
+        Destination.insert(user=user_id, channel=channel, **row).on_conflict(
+            conflict_target=[Destination.user, Destination.channel],
+            update={getattr(Destination, name): value for name, value in row.items()},
+        ).execute()
+
+    def forget_destinations(self, user_id: int, channels: Iterable[str]) -> None:
+        """Their targets changed: unverified again."""
+        names = list(channels)
+        if names:
+            Destination.delete().where(
+                (Destination.user == user_id) & Destination.channel.in_(names)
+            ).execute()
+
+    def count_wrong_code(self, user_id: int, channel: str) -> None:
+        Destination.update(attempts=Destination.attempts + 1).where(
+            (Destination.user == user_id) & (Destination.channel == channel)
+        ).execute()
+
+    def link_telegram(self, user_id: int, chat_id: str, now_ms: int) -> None:
+        """The chat that sent the deep link's token becomes the user's verified Telegram target."""
+        with writing(self.db):
+            if UserSettings.get_or_none(UserSettings.user == user_id) is None:
+                UserSettings.insert(user=user_id).execute()
+            UserSettings.update(telegram_chat_id=chat_id).where(UserSettings.user == user_id).execute()
+            self.put_destination(user_id, "telegram", target=chat_id, state="verified", verified_at=now_ms)
 
     # --- strategies ----------------------------------------------------------------------
 

@@ -63,6 +63,8 @@ def batched(alerts: Sequence[Alert], style: Style, caps: Caps, limit: FiringLimi
 def _delivery(
     batch: Sequence[Alert], target: DeliveryTarget, style: Style, caps: Caps, now_ms: int, note: str
 ) -> DeliveryTarget:
+    if target.unverified:
+        return target  # never sent (written failed): no cap counts it
     admission = caps.admit(batch[0].user_id, target.channel, target.target, len(batch), now_ms)
     if not admission.sent:
         return replace(target, capped=True)

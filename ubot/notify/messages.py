@@ -22,6 +22,12 @@ class DeliveryTarget:
     skipped: int = 0
     #: Over an hourly cap: written ``capped``, never sent (the next message says so).
     capped: bool = False
+    #: Its owner has not verified this destination: written ``failed`` (:data:`NOT_VERIFIED`), never sent.
+    unverified: bool = False
+
+
+#: The detail of a delivery not sent because its destination is not verified.
+NOT_VERIFIED = "not sent: this destination is not verified (POST /v1/me/destinations/{channel}/verify)"
 
 
 @dataclass(frozen=True)

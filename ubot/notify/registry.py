@@ -53,6 +53,7 @@ def build_channels(settings: Any) -> dict[str, Channel]:
         channels["telegram"] = TelegramChannel(
             bot_token=notify.telegram_bot_token,
             base_url=notify.telegram_api_url,
+            bot_username=notify.telegram_bot_username,
             timeout_s=PROVIDER_TIMEOUT_S,
             **bounds,
             **answers,

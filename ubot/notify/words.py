@@ -346,3 +346,29 @@ def test_message(where: Any, now_ms: int) -> Message:
         key=key,
         short=f"uBot: test message. Your {where.channel} alerts will arrive here.",
     )
+
+
+def verification_message(what: Any, now_ms: int) -> Message:
+    """The one message that goes to a destination before it is verified (a ``Verification``:
+    channel, target, code, webhook secret, time zone): its code, or for a webhook a signed request
+    whose body says ``"event": "verification"`` (answered 2xx, the webhook is verified)."""
+    key = secrets.token_hex(16)
+    if what.code:
+        said = (
+            f"Your uBot verification code is {what.code}. It works for 15 minutes. "
+            "If you did not ask for it, ignore this message: nothing more will be sent here."
+        )
+    else:
+        said = f"uBot verification of this webhook, sent {local_time(now_ms, what.timezone)}: answer 2xx to accept alerts here."
+    return Message(
+        delivery_id=0,
+        alert_id=0,
+        channel=what.channel,
+        target=what.target,
+        subject="uBot: verification code" if what.code else "uBot: webhook verification",
+        text=said,
+        payload={"event": "verification", "delivery_id": key, "verification": True, "text": said},
+        secret=what.secret,
+        key=key,
+        short=f"uBot code: {what.code}" if what.code else said,
+    )

@@ -89,3 +89,10 @@ class InProgress(UserError):
     """A bound on work in progress reached (a user's dry runs at once): the description names it."""
 
     title = "Too many at once"
+
+
+class NotVerified(UserError):
+    """The destination has not been verified by its owner: nothing but a verification goes there
+    (``ubot/users/destinations.py``)."""
+
+    title = "Destination not verified"

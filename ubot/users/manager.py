@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from peewee import IntegrityError
@@ -24,6 +24,7 @@ from ubot.notify.registry import not_configured
 from ubot.scan.cost import Budgets, Cost, cost_of
 from ubot.scan.spec import UserStrategies
 from ubot.timeutil import iso_from_ms
+from ubot.users import destinations as dest
 from ubot.users import tokens, validation
 from ubot.users.errors import (
     BadCredentials,
@@ -40,6 +41,7 @@ from ubot.users.passwords import Passwords, check_strength
 from ubot.users.sessions import Revoked
 from ubot.users.shapes import (
     ConditionInfo,
+    DestinationView,
     LoginToken,
     Settings,
     SettingsPatch,
@@ -47,6 +49,7 @@ from ubot.users.shapes import (
     StrategyPatch,
     StrategyView,
     UserView,
+    VerificationSent,
     convert,
     given,
 )
@@ -126,6 +129,20 @@ class TestTarget:
     timezone: str
 
 
+@dataclass(frozen=True)
+class Verification:
+    """A verification to send (``POST /v1/me/destinations/{channel}/verify``): the code (e-mail,
+    SMS, WhatsApp), the Telegram start token, the webhook secret, and until when it works."""
+
+    channel: str
+    target: str
+    code: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    secret: str | None = field(default=None, repr=False)
+    timezone: str = "UTC"
+    expires_at_ms: int = 0
+
+
 class UserManager:
     def __init__(
         self,
@@ -174,6 +191,8 @@ class UserManager:
         self.unknown_accounts = ThrottleBook(account_policy)
         #: test messages sent, by user id (``test_target``), in memory
         self.tests = Window(TEST_WINDOW_MS)
+        #: verification messages sent, per destination and per user (``destinations.py``)
+        self.verifications = dest.SendLimits()
         #: (username, address) pairs with a login being verified now, until when (epoch ms)
         self._logins_in_flight: dict[tuple[str, str | None], int] = {}
         #: Called with a user's id once their strategies or settings changed (set by the actor).
@@ -376,7 +395,29 @@ class UserManager:
     # --- settings ------------------------------------------------------------------------
 
     def get_settings(self, user_id: int) -> SettingsView:
-        return SettingsView(**self._settings(user_id))
+        return self._settings_view(user_id, self._settings(user_id))
+
+    def _settings_view(self, user_id: int, values: Mapping[str, Any]) -> SettingsView:
+        return SettingsView(**values, destinations=self.destination_states(user_id, values))
+
+    def destination_states(
+        self, user_id: int, settings: Mapping[str, Any] | None = None
+    ) -> tuple[DestinationView, ...]:
+        """Each channel's target in the settings and its state (``ubot/users/destinations.py``)."""
+        values = self._settings(user_id) if settings is None else settings
+        rows = self.store.destinations(user_id)
+        now = self.now_ms()
+        return tuple(
+            DestinationView(
+                channel, values.get(name), dest.state_of(rows.get(channel), values.get(name), now)
+            )
+            for channel, name in validation.CHANNEL_TARGETS.items()
+        )
+
+    def verified_channels(self, user_id: int, settings: Mapping[str, Any] | None = None) -> frozenset[str]:
+        return frozenset(
+            d.channel for d in self.destination_states(user_id, settings) if d.state == dest.VERIFIED
+        )
 
     def put_settings(self, user_id: int, body: Settings | Mapping[str, Any]) -> SettingsView:
         """Replace every setting: one left out is cleared (or back to its default)."""
@@ -390,9 +431,12 @@ class UserManager:
                 field=target,
                 title="Target in use",
             )
+        before = self._settings(user_id)
+        moved = [c for c, name in validation.CHANNEL_TARGETS.items() if before.get(name) != values[name]]
         self.store.put_settings(user_id, values)
+        self.store.forget_destinations(user_id, moved)  # a changed address is unverified again
         self.changed(user_id)
-        return SettingsView(**values)
+        return self._settings_view(user_id, values)
 
     def patch_settings(self, user_id: int, changes: SettingsPatch | Mapping[str, Any]) -> SettingsView:
         """Change the settings given (``null`` clears one); the others stay as they are."""
@@ -414,6 +458,8 @@ class UserManager:
         if not target:
             raise ValidationError("channel", f"no {channel} target in your settings: set {setting} first")
         now = self.now_ms() if now_ms is None else now_ms
+        if channel not in self.verified_channels(user_id, settings):
+            raise dest.not_verified(channel)
         sent = self.tests.total(user_id, now)
         if sent >= TEST_MESSAGES:
             raise Throttled(
@@ -423,6 +469,108 @@ class UserManager:
         self.tests.add(user_id, now)
         return TestTarget(channel, target, settings.get("webhook_secret"), settings.get("timezone") or "UTC")
 
+    # --- destinations (ubot/users/destinations.py) -----------------------------------------
+
+    def begin_verification(self, user_id: int, channel: str) -> Verification:
+        """Start verifying the user's ``channel`` destination: a new code (or Telegram token), stored
+        as its digest, the destination ``pending``. What to send is returned: the gateway sends it.
+        Throttled per destination and per user."""
+        self._user(user_id)
+        setting = _channel_setting(channel)
+        settings = self._settings(user_id)
+        target = "" if channel == "telegram" else settings.get(setting)
+        if target is None:
+            raise ValidationError("channel", f"no {channel} target in your settings: set {setting} first")
+        now = self.now_ms()
+        row = self.store.destination(user_id, channel)
+        if channel != "telegram" and dest.state_of(row, target, now) == dest.VERIFIED:
+            raise Conflict(f"your {channel} destination is already verified", field="channel")
+        self.verifications.check(user_id, channel, row.sent_at if row is not None else None, now)
+        self.verifications.add(user_id, now)
+        code = dest.new_code() if channel in dest.CODE_CHANNELS else None
+        token = dest.new_token() if channel == "telegram" else None
+        lifetime = dest.LINK_LIFETIME_MS if channel == "telegram" else dest.CODE_LIFETIME_MS
+        self.store.put_destination(
+            user_id,
+            channel,
+            target=str(target),
+            state=dest.PENDING,
+            code_hash=None if code is None else dest.digest(code),
+            token=token,
+            expires_at=now + lifetime,
+            sent_at=now,
+        )
+        if channel == "telegram":
+            self.changed(user_id)  # a verified chat waits for the new link
+        return Verification(
+            channel,
+            str(target),
+            code=code,
+            token=token,
+            secret=settings.get("webhook_secret"),
+            timezone=settings.get("timezone") or "UTC",
+            expires_at_ms=now + lifetime,
+        )
+
+    def verification_answered(
+        self, user_id: int, channel: str, target: str, sent: bool, detail: str
+    ) -> VerificationSent:
+        """What became of a verification the gateway sent: a webhook that answered 2xx is verified;
+        a message that could not be sent leaves the destination unverified."""
+        now = self.now_ms()
+        row = self.store.destination(user_id, channel)
+        if row is None or row.target != target or row.state != dest.PENDING:
+            return VerificationSent(channel, dest.state_of(row, target, now), detail, None)  # changed since
+        if not sent:
+            self.store.put_destination(
+                user_id, channel, target=target, state=dest.PENDING, expires_at=now, sent_at=row.sent_at
+            )
+            return VerificationSent(channel, dest.UNVERIFIED, detail, None)
+        if channel == "webhook":
+            self.store.put_destination(user_id, channel, target=target, state=dest.VERIFIED, verified_at=now)
+            self.changed(user_id)
+            return VerificationSent(channel, dest.VERIFIED, detail, None)
+        return VerificationSent(channel, dest.PENDING, detail, _iso(row.expires_at))
+
+    def confirm_destination(self, user_id: int, channel: str, code: str) -> DestinationView:
+        """The code sent to the ``channel`` destination, given back: right, it is verified; wrong, one
+        attempt fewer (at most :data:`~ubot.users.destinations.MAX_ATTEMPTS`)."""
+        self._user(user_id)
+        setting = _channel_setting(channel)
+        if channel not in dest.CODE_CHANNELS:
+            raise ValidationError(
+                "channel", f"{channel} is not verified by a code: POST /v1/me/destinations/{channel}/verify"
+            )
+        target = self._settings(user_id).get(setting)
+        if target is None:
+            raise ValidationError("channel", f"no {channel} target in your settings: set {setting} first")
+        now = self.now_ms()
+        row = self.store.destination(user_id, channel)
+        wrong = dest.check_code(row, target, code, now)
+        if wrong is not None:
+            self.store.count_wrong_code(user_id, channel)
+            left = f"{wrong.left} attempt(s) left" if wrong.left else "ask for a new one with /verify"
+            raise ValidationError("code", f"is not the code sent: {left}")
+        self.store.put_destination(user_id, channel, target=target, state=dest.VERIFIED, verified_at=now)
+        self.changed(user_id)
+        return DestinationView(channel, target, dest.VERIFIED)
+
+    def link_telegram(self, token: str, chat_id: str) -> bool:
+        """A ``/start <token>`` the bot received from ``chat_id``: when the token is a live deep link,
+        that chat becomes its user's verified Telegram destination. Whether it was one."""
+        row = self.store.destination_by_token(token)
+        now = self.now_ms()
+        if (
+            row is None
+            or row.channel != "telegram"
+            or row.state != dest.PENDING
+            or (row.expires_at or 0) <= now
+        ):
+            return False
+        self.store.link_telegram(row.user_id, chat_id, now)
+        self.changed(row.user_id)
+        return True
+
     def _settings(self, user_id: int) -> dict[str, Any]:
         saved = self.store.settings(user_id)
         return saved if saved is not None else validation.settings({}, currencies=self.currencies)
@@ -430,10 +578,11 @@ class UserManager:
     # --- strategies ----------------------------------------------------------------------
 
     def list_strategies(self, user_id: int) -> tuple[StrategyView, ...]:
-        return tuple(_strategy_view(row) for row in self.store.strategies(user_id))
+        verified = self.verified_channels(user_id)
+        return tuple(_strategy_view(row, verified) for row in self.store.strategies(user_id))
 
     def get_strategy(self, user_id: int, strategy_id: Any) -> StrategyView:
-        return _strategy_view(self._strategy(user_id, strategy_id))
+        return _strategy_view(self._strategy(user_id, strategy_id), self.verified_channels(user_id))
 
     def create_strategy(self, user_id: int, body: StrategyBody | Mapping[str, Any]) -> StrategyView:
         self._user(user_id)
@@ -453,7 +602,7 @@ class UserManager:
         except IntegrityError:
             raise _name_taken(values["name"]) from None
         self.changed(user_id)
-        return _strategy_view(row)
+        return _strategy_view(row, self.verified_channels(user_id))
 
     def update_strategy(
         self, user_id: int, strategy_id: Any, body: StrategyBody | Mapping[str, Any]
@@ -506,7 +655,8 @@ class UserManager:
         """The user's enabled strategies, with where their alerts go (for the Scanner)."""
         settings = self._settings(user_id)
         rows = self.store.enabled_strategies(user_id)
-        return UserStrategies(user_id, tuple(spec_of(row, settings) for row in rows))
+        verified = self.verified_channels(user_id, settings)
+        return UserStrategies(user_id, tuple(spec_of(row, settings, verified) for row in rows))
 
     def all_specs(self) -> tuple[UserStrategies, ...]:
         by_user: dict[int, list[Strategy]] = {}
@@ -515,7 +665,8 @@ class UserManager:
         out = []
         for user_id, rows in by_user.items():
             settings = self._settings(user_id)
-            out.append(UserStrategies(user_id, tuple(spec_of(row, settings) for row in rows)))
+            verified = self.verified_channels(user_id, settings)
+            out.append(UserStrategies(user_id, tuple(spec_of(row, settings, verified) for row in rows)))
         return tuple(out)
 
     def disable_strategy(self, strategy_id: int, reason: str | None = None) -> int | None:
@@ -613,7 +764,14 @@ class UserManager:
         if not found:  # deleted in between
             raise _not_found(row.id)
         self.changed(row.user_id)
-        return _strategy_view(self._strategy(row.user_id, row.id))
+        return _strategy_view(self._strategy(row.user_id, row.id), self.verified_channels(row.user_id))
+
+
+def _channel_setting(channel: str) -> str:
+    setting = validation.CHANNEL_TARGETS.get(channel)
+    if setting is None:
+        raise NotFound(f"unknown channel {channel!r}: one of {', '.join(validation.CHANNEL_TARGETS)}")
+    return setting
 
 
 def _is_id(value: Any) -> bool:
@@ -649,7 +807,7 @@ def _user_view(user: User) -> UserView:
     return UserView(user.id, user.username, user.email, iso_from_ms(user.created_at))
 
 
-def _strategy_view(row: Strategy) -> StrategyView:
+def _strategy_view(row: Strategy, verified: Collection[str]) -> StrategyView:
     return StrategyView(
         id=row.id,
         name=row.name,
@@ -669,6 +827,7 @@ def _strategy_view(row: Strategy) -> StrategyView:
         last_error_at=_iso(row.last_error_at),
         paused_reason=row.paused_reason,
         cost=cost_of(row.indicators, row.symbols, row.top_n).total,
+        unverified=tuple(c for c in row.channels if c not in verified),
     )
 
 

@@ -49,7 +49,7 @@ EMAIL_PATTERN = (
     r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
 )
 E164_PATTERN = r"^\+[1-9][0-9]{7,14}$"
-TELEGRAM_PATTERN = r"^(-?[1-9][0-9]{0,15}|@[A-Za-z][A-Za-z0-9_]{4,31})$"
+TELEGRAM_PATTERN = r"^-?[1-9][0-9]{0,15}$"  # a chat id; @channel names are refused
 SECRET_PATTERN = r"^[\x21-\x7e]{16,128}$"
 QUIET_HOURS_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
 TIMEZONE_PATTERN = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
@@ -74,7 +74,7 @@ Login = _text(max_length=256)
 WebhookUrl = _text(URL_PATTERN, max_length=WEBHOOK_URL_MAX, description="https://, a public host")
 Secret = _text(SECRET_PATTERN, max_length=128, description="16 to 128 printable ASCII characters")
 TelegramChat = (
-    _text(TELEGRAM_PATTERN, max_length=33, description="a chat id, or a public @channelname")
+    _text(TELEGRAM_PATTERN, max_length=17, description="a chat id (linked by the bot's deep link)")
     | Annotated[int, Meta(ge=-(10**16 - 1), le=10**16 - 1, description="a chat id")]
 )
 QuietHours = _text(QUIET_HOURS_PATTERN, max_length=11, description="HH:MM-HH:MM, may wrap midnight")
@@ -152,6 +152,28 @@ class Settings(_Body):
         return "Settings(...)"
 
 
+class Confirmation(_Body):
+    """The code sent to a destination (``POST /v1/me/destinations/{channel}/confirm``)."""
+
+    code: Annotated[str, Meta(pattern=r"^[0-9]{6}$", max_length=6, description="the 6-digit code sent")]
+
+    def __repr__(self) -> str:
+        return "Confirmation(...)"
+
+
+@dataclass(frozen=True)
+class VerificationSent:
+    """What ``POST /v1/me/destinations/{channel}/verify`` did: ``state`` after it; ``detail``: what the
+    provider answered (or what to do next); ``link``: Telegram's deep link to open (send its
+    ``/start`` to the bot); ``expires_at``: when the code, link or request stops working."""
+
+    channel: Channel
+    state: DestinationState
+    detail: str
+    expires_at: Time | None
+    link: str | None = None
+
+
 # --- strategies -----------------------------------------------------------------------------
 
 
@@ -181,6 +203,7 @@ class Strategy(_Body):
     last_error_at: Annotated[str | int | None, _READ_ONLY] | UnsetType = UNSET
     paused_reason: Annotated[str | None, _READ_ONLY] | UnsetType = UNSET
     cost: Annotated[int, _READ_ONLY] | UnsetType = UNSET
+    unverified: Annotated[list[str], _READ_ONLY] | UnsetType = UNSET
 
 
 #: The members of a strategy a client writes (the rest are read-only).
@@ -290,6 +313,19 @@ class LoginToken:
     expires_at: Time
 
 
+DestinationState = Literal["unverified", "pending", "verified"]
+
+
+@dataclass(frozen=True)
+class DestinationView:
+    """A channel's target in the settings and whether its owner proved it is theirs
+    (``ubot/users/destinations.py``): alerts go only to a ``verified`` one."""
+
+    channel: Channel
+    target: str | None
+    state: DestinationState
+
+
 @dataclass(frozen=True)
 class SettingsView:
     webhook_url: str | None
@@ -301,6 +337,8 @@ class SettingsView:
     quiet_hours: str | None
     timezone: str
     quote_currency: str
+    #: Each channel's destination and its state (read-only).
+    destinations: tuple[DestinationView, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -329,6 +367,9 @@ class StrategyView:
     #: Its scan cost in series-coins: coins x (1 + distinct indicator series), counted against
     #: ``[scanner] user_budget`` and ``server_budget`` while it is enabled (``ubot/scan/cost.py``).
     cost: Annotated[int, Meta(ge=0, description="scan cost: coins x (1 + distinct indicator series)")] = 0
+    #: Its channels whose destination is not verified: their deliveries are written ``failed``,
+    #: never sent, until verified (``POST /v1/me/destinations/{channel}/verify``).
+    unverified: tuple[Channel, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ and gets them again whenever either changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ubot.models.tables import Strategy
@@ -16,12 +16,15 @@ from ubot.scan.spec import StrategySpec
 from ubot.users.validation import CHANNEL_TARGETS
 
 
-def spec_of(row: Strategy, settings: Mapping[str, Any]) -> StrategySpec:
+def spec_of(row: Strategy, settings: Mapping[str, Any], verified: Collection[str] = ()) -> StrategySpec:
+    """``verified``: the channels whose target in ``settings`` its owner verified; a delivery to any
+    other is written ``failed`` and never sent (``ubot/users/destinations.py``)."""
     deliveries = []
     for channel in row.channels:
         target = settings.get(CHANNEL_TARGETS[channel])
         if target:  # saving settings refuses to clear a target in use, so this is always set
-            deliveries.append(DeliveryTarget(channel, str(target)))  # a webhook's secret: read when sent
+            # a webhook's secret: read when sent
+            deliveries.append(DeliveryTarget(channel, str(target), unverified=channel not in verified))
     return StrategySpec(
         id=row.id,
         user_id=row.user_id,

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ubot.outbound import host_refusal, is_loopback_host
 from ubot.rules import language
-from ubot.users import shapes
+from ubot.users import destinations, shapes
 from ubot.users.errors import ValidationError
 from ubot.users.shapes import (
     CHANNELS,
@@ -119,16 +119,21 @@ def phone(value: str, field: str) -> str:
         raise ValidationError(
             field, "must be a phone number in E.164 form: '+' then 8 to 15 digits, e.g. +14155552671"
         )
+    kind = destinations.premium(value)
+    if kind is not None:
+        raise ValidationError(field, f"is {kind}: premium-rate and shared-cost numbers are refused")
     return value
 
 
 def telegram_chat_id(value: str | int) -> str:
-    """A chat id (as text) or ``@channelname``; a JSON integer is accepted too."""
+    """A chat id (as text); a JSON integer is accepted too. A ``@channelname`` is refused: nobody
+    can prove to own a public channel by its name (link a chat with the bot's deep link instead)."""
     text = str(value)
     if isinstance(value, bool) or not TELEGRAM.fullmatch(text):
         raise ValidationError(
             "telegram_chat_id",
-            "must be a chat id (a non-zero integer, negative for groups) or a public @channelname",
+            "must be a chat id (a non-zero integer, negative for groups); @channel names are refused: "
+            "link your chat with POST /v1/me/destinations/telegram/verify",
         )
     return text
 

@@ -3,6 +3,8 @@
 // DELETE /v1/me/sessions). Both of the last two end this session too.
 import { api } from "./api.js";
 
+const CHANNEL_NAMES = { webhook: "Webhook", telegram: "Telegram", sms: "SMS", whatsapp: "WhatsApp", email: "E-mail" };
+const CODE_CHANNELS = ["email", "sms", "whatsapp"];
 const FIELDS = ["webhook_url", "webhook_secret", "telegram_chat_id", "sms_to", "whatsapp_to", "email_to", "quiet_hours", "timezone", "quote_currency"];
 
 export class SettingsView {
@@ -15,6 +17,8 @@ export class SettingsView {
     this.passwordForm = root.querySelector("#password-form");
     this.passwordMessage = root.querySelector("#password-message");
     this.sessionsMessage = root.querySelector("#sessions-message");
+    this.destinations = root.querySelector("#destinations");
+    this.verifyMessage = root.querySelector("#verify-message");
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.save();
@@ -37,6 +41,79 @@ export class SettingsView {
     const { data } = await api("GET", "/v1/me/settings");
     for (const name of FIELDS) this.form.elements[name].value = data[name] ?? "";
     this.message.textContent = "";
+    this.showDestinations(data.destinations || []);
+  }
+
+  // Each destination, its state (unverified / pending / verified) and a Verify button
+  // (POST /v1/me/destinations/{channel}/verify); a code field for e-mail, SMS and WhatsApp (/confirm),
+  // the deep link for Telegram.
+  showDestinations(destinations) {
+    this.destinations.replaceChildren();
+    for (const { channel, target, state } of destinations) {
+      const item = document.createElement("li");
+      item.dataset.channel = channel;
+      item.dataset.state = state;
+      const name = CHANNEL_NAMES[channel] || channel;
+      const label = document.createElement("span");
+      label.textContent = `${name}: ${target || (channel === "telegram" ? "no chat linked" : "not set")} — ${state}`;
+      item.append(label);
+      if (state !== "verified" && (target || channel === "telegram")) {
+        const verify = document.createElement("button");
+        verify.type = "button";
+        verify.className = "ghost";
+        verify.textContent = "Verify";
+        verify.setAttribute("aria-label", `Verify ${name}`);
+        verify.addEventListener("click", () => this.verify(channel, item));
+        item.append(" ", verify);
+      }
+      this.destinations.append(item);
+    }
+  }
+
+  async verify(channel, item) {
+    this.verifyMessage.textContent = "";
+    try {
+      const { data } = await api("POST", `/v1/me/destinations/${channel}/verify`);
+      if (data.link) {
+        const link = document.createElement("a");
+        link.href = data.link;
+        link.target = "_blank";
+        link.rel = "noopener";
+        link.textContent = "Open the bot and press Start";
+        item.append(" ", link);
+      } else if (CODE_CHANNELS.includes(channel) && data.state === "pending") {
+        const code = document.createElement("input");
+        code.inputMode = "numeric";
+        code.maxLength = 6;
+        code.setAttribute("aria-label", `Code sent to ${CHANNEL_NAMES[channel]}`);
+        const confirm = document.createElement("button");
+        confirm.type = "button";
+        confirm.textContent = "Confirm";
+        confirm.addEventListener("click", () => this.confirm(channel, code));
+        item.append(" ", code, " ", confirm);
+        code.focus();
+      } else {
+        this.toast(`${CHANNEL_NAMES[channel]}: ${data.state}`);
+        if (data.state !== "verified") this.verifyMessage.textContent = data.detail;
+        await this.load();
+      }
+    } catch (error) {
+      if (error.status === 401) return this.ended(error);
+      this.verifyMessage.textContent = error.message;
+    }
+  }
+
+  async confirm(channel, code) {
+    this.verifyMessage.textContent = "";
+    try {
+      await api("POST", `/v1/me/destinations/${channel}/confirm`, { code: code.value.trim() });
+      this.toast(`${CHANNEL_NAMES[channel]} verified`);
+      await this.load();
+    } catch (error) {
+      if (error.status === 401) return this.ended(error);
+      this.verifyMessage.textContent = error.message;
+      code.focus();
+    }
   }
 
   async save() {

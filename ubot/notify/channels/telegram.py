@@ -39,6 +39,7 @@ from ubot.notify.channels.http import (
     scrub,
     status_class,
 )
+from ubot.notify.channels.telegram_updates import TelegramUpdates
 from ubot.notify.channels.text import truncate, utf16_len
 from ubot.retry_after import retry_after_s
 
@@ -62,6 +63,7 @@ class TelegramChannel:
         *,
         bot_token: str,
         base_url: str = "https://api.telegram.org",
+        bot_username: str = "",
         timeout_s: float = 10.0,
         deadline_s: float = 10.0,
         max_answer_bytes: int = MAX_BODY,
@@ -69,6 +71,8 @@ class TelegramChannel:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._token = bot_token
+        #: For the deep links that link a user's chat (``[notify] telegram_bot_username``).
+        self.bot_username = bot_username
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
@@ -79,6 +83,10 @@ class TelegramChannel:
 
     def __repr__(self) -> str:
         return f"TelegramChannel(base_url={self.base_url!r})"
+
+    def updates(self, on_start: Callable[[str, str], bool]) -> TelegramUpdates:
+        """A reader of this bot's messages (``/start <token>``: ``on_start(token, chat_id)``)."""
+        return TelegramUpdates(bot_token=self._token, base_url=self.base_url, on_start=on_start)
 
     def destination(self, message: Message) -> str:
         return message.target.strip()

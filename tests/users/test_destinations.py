@@ -1,0 +1,136 @@
+"""Verified destinations in the UserManager (plain, on the fake clock): codes expire, wrong ones are
+limited, sending is throttled per destination and per user, a changed address is unverified again,
+and only verified destinations reach the Scanner as deliverable."""
+
+from __future__ import annotations
+
+import pytest
+
+from ubot.users import destinations as dest
+from ubot.users.errors import Conflict, NotFound, NotVerified, Throttled, ValidationError
+
+
+@pytest.fixture
+def ada(manager) -> int:
+    user = manager.register("ada", "ada@example.com", "correct horse battery 9")
+    manager.put_settings(user.id, {"email_to": "ada@example.com", "sms_to": "+14155552671"})
+    manager.create_strategy(
+        user.id,
+        {
+            "name": "dip",
+            "condition": "price > 1",
+            "timeframe": "1h",
+            "top_n": 5,
+            "channels": ["email", "sms"],
+        },
+    )
+    return user.id
+
+
+def state(manager, user_id: int, channel: str) -> str:
+    return {d.channel: d.state for d in manager.get_settings(user_id).destinations}[channel]
+
+
+def test_only_verified_destinations_are_deliverable(manager, ada) -> None:
+    (spec,) = manager.specs_of(ada).specs
+    assert [(d.channel, d.unverified) for d in spec.deliveries] == [("email", True), ("sms", True)]
+    with pytest.raises(NotVerified, match="email destination is not verified"):
+        manager.test_target(ada, "email")
+
+    what = manager.begin_verification(ada, "email")
+    assert state(manager, ada, "email") == "pending"
+    assert manager.store.destination(ada, "email").code_hash == dest.digest(what.code)  # only its digest
+    manager.confirm_destination(ada, "email", what.code)
+
+    (spec,) = manager.specs_of(ada).specs
+    assert [(d.channel, d.unverified) for d in spec.deliveries] == [("email", False), ("sms", True)]
+    assert manager.list_strategies(ada)[0].unverified == ("sms",)
+    with pytest.raises(Conflict, match="already verified"):
+        manager.begin_verification(ada, "email")
+
+
+def test_a_changed_address_is_unverified_again_even_if_changed_back(manager, ada) -> None:
+    what = manager.begin_verification(ada, "email")
+    manager.confirm_destination(ada, "email", what.code)
+    manager.patch_settings(ada, {"email_to": "other@example.com"})
+    assert state(manager, ada, "email") == "unverified"
+    manager.patch_settings(ada, {"email_to": "ada@example.com"})
+    assert state(manager, ada, "email") == "unverified"
+    manager.patch_settings(ada, {"timezone": "Europe/Paris"})  # other members leave it alone
+    assert state(manager, ada, "email") == "unverified"
+
+
+def test_a_code_expires(manager, ada, clock) -> None:
+    what = manager.begin_verification(ada, "sms")
+    clock.advance(dest.CODE_LIFETIME_MS / 1000)
+    assert state(manager, ada, "sms") == "unverified"
+    with pytest.raises(ValidationError, match="expired") as refused:
+        manager.confirm_destination(ada, "sms", what.code)
+    assert refused.value.field == "code"
+
+
+def test_wrong_codes_are_limited_then_a_new_code_works(manager, ada, clock) -> None:
+    what = manager.begin_verification(ada, "sms")
+    wrong = f"{(int(what.code) + 1) % 10**6:06d}"
+    for left in range(dest.MAX_ATTEMPTS - 1, -1, -1):
+        with pytest.raises(ValidationError, match="is not the code sent") as refused:
+            manager.confirm_destination(ada, "sms", wrong)
+        assert (f"{left} attempt(s) left" if left else "ask for a new one") in refused.value.message
+    with pytest.raises(ValidationError, match="wrong codes"):
+        manager.confirm_destination(ada, "sms", what.code)
+    clock.advance(dest.RESEND_MS / 1000)
+    again = manager.begin_verification(ada, "sms")
+    assert manager.confirm_destination(ada, "sms", again.code).state == "verified"
+
+
+def test_sending_is_throttled_per_destination_and_per_user(manager, ada, clock) -> None:
+    manager.begin_verification(ada, "email")
+    with pytest.raises(Throttled) as throttled:
+        manager.begin_verification(ada, "email")
+    assert throttled.value.retry_after_s == 60
+    clock.advance(59)
+    with pytest.raises(Throttled) as throttled:
+        manager.begin_verification(ada, "email")
+    assert throttled.value.retry_after_s == 1
+    for _ in range(dest.USER_SENDS - 1):
+        clock.advance(dest.RESEND_MS / 1000)
+        manager.begin_verification(ada, "sms")
+    clock.advance(dest.RESEND_MS / 1000)
+    with pytest.raises(Throttled, match=f"at most {dest.USER_SENDS} verification messages"):
+        manager.begin_verification(ada, "email")
+
+
+def test_channels_without_a_target_or_a_code(manager, ada) -> None:
+    with pytest.raises(ValidationError, match="set whatsapp_to first"):
+        manager.begin_verification(ada, "whatsapp")
+    with pytest.raises(ValidationError, match="not verified by a code"):
+        manager.confirm_destination(ada, "webhook", "123456")
+    with pytest.raises(NotFound):
+        manager.begin_verification(ada, "pigeon")
+    with pytest.raises(ValidationError, match="no code was sent"):
+        manager.confirm_destination(ada, "email", "123456")
+
+
+def test_a_telegram_link_links_the_chat_once_and_expires(manager, ada, clock) -> None:
+    first = manager.begin_verification(ada, "telegram")
+    assert first.code is None and first.token
+    assert manager.link_telegram("unknown-token", "42") is False
+    assert manager.link_telegram(first.token, "42") is True
+    assert manager.get_settings(ada).telegram_chat_id == "42"
+    assert state(manager, ada, "telegram") == "verified"
+    assert manager.link_telegram(first.token, "43") is False  # used
+    clock.advance(dest.RESEND_MS / 1000)
+    second = manager.begin_verification(ada, "telegram")
+    clock.advance(dest.LINK_LIFETIME_MS / 1000)
+    assert manager.link_telegram(second.token, "43") is False  # expired
+    assert manager.get_settings(ada).telegram_chat_id == "42"
+
+
+def test_a_webhook_is_verified_only_when_it_answered(manager, ada, clock) -> None:
+    manager.patch_settings(ada, {"webhook_url": "https://hooks.example.com/x", "webhook_secret": "s" * 20})
+    what = manager.begin_verification(ada, "webhook")
+    assert what.secret == "s" * 20 and what.code is None
+    assert manager.verification_answered(ada, "webhook", what.target, False, "HTTP 500").state == "unverified"
+    clock.advance(dest.RESEND_MS / 1000)
+    what = manager.begin_verification(ada, "webhook")
+    assert manager.verification_answered(ada, "webhook", what.target, True, "HTTP 200").state == "verified"

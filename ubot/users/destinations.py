@@ -1,0 +1,169 @@
+"""Verified destinations: nothing but a verification message goes to an address until its owner
+proves it is theirs.
+
+Each channel's target in a user's settings (``ubot/users/validation.py`` ``CHANNEL_TARGETS``) is
+``unverified``, ``pending`` (a code, link or request was sent) or ``verified``; the state belongs to
+the target it was reached at (a row in the ``destination`` table, ``ubot/models/tables.py``): a
+changed address is unverified again.
+
+How each channel proves it:
+
+- ``email``, ``sms``, ``whatsapp``: a 6-digit code sent there, given back with
+  ``POST /v1/me/destinations/{channel}/confirm``; valid :data:`CODE_LIFETIME_MS`, at most
+  :data:`MAX_ATTEMPTS` wrong codes (then a new one must be sent); compared as SHA-256 digests in
+  constant time; only its digest is stored.
+- ``webhook``: a request signed like alerts (``X-Ubot-Signature``) whose body says
+  ``"event": "verification"``; verified when it is answered 2xx.
+- ``telegram``: a deep link ``https://t.me/<bot>?start=<token>``; the user sends ``/start <token>``
+  to the bot, the poller (``ubot/notify/channels/telegram_updates.py``) reads it and links the chat
+  that sent it (its id becomes ``telegram_chat_id``). Valid :data:`LINK_LIFETIME_MS`.
+
+Sending is throttled: one verification per destination in :data:`RESEND_MS`, at most
+:data:`USER_SENDS` per user in :data:`USER_WINDOW_MS` (:class:`~ubot.users.errors.Throttled`).
+
+A plain module: the UserManager calls it with the time; the rows are read and written by
+``UserStore`` (``ubot/models/users.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ubot.notify.caps import Window
+from ubot.users.errors import NotVerified, Throttled, ValidationError
+
+UNVERIFIED: Literal["unverified"] = "unverified"
+PENDING: Literal["pending"] = "pending"
+VERIFIED: Literal["verified"] = "verified"
+State = Literal["unverified", "pending", "verified"]
+
+#: Channels proved by a code sent to them.
+CODE_CHANNELS = ("email", "sms", "whatsapp")
+CODE_DIGITS = 6
+CODE_LIFETIME_MS = 15 * 60_000
+LINK_LIFETIME_MS = 60 * 60_000
+MAX_ATTEMPTS = 5
+#: One verification message per destination in this long.
+RESEND_MS = 60_000
+#: Verification messages one user may have sent in :data:`USER_WINDOW_MS`.
+USER_SENDS = 10
+USER_WINDOW_MS = 3_600_000
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def new_token() -> str:
+    """A Telegram start parameter: at most 64 of A-Z a-z 0-9 _ - (Telegram's rule); 32 here."""
+    return secrets.token_urlsafe(24)
+
+
+def digest(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
+def state_of(row: Any, target: str | None, now_ms: int) -> State:
+    """The state of the destination ``target`` given its row (None: never verified)."""
+    if target is None or row is None or row.target != str(target):
+        return UNVERIFIED
+    if row.state == VERIFIED:
+        return VERIFIED
+    if row.expires_at is not None and row.expires_at > now_ms:
+        return PENDING
+    return UNVERIFIED
+
+
+def not_verified(channel: str) -> NotVerified:
+    return NotVerified(
+        f"your {channel} destination is not verified: POST /v1/me/destinations/{channel}/verify first",
+        field="channel",
+    )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A wrong code: how many attempts are left for it."""
+
+    left: int
+
+
+def check_code(row: Any, target: str, code: str, now_ms: int) -> Attempt | None:
+    """None when ``code`` is right for ``row`` (the pending destination ``target``); an
+    :class:`Attempt` when it is wrong. Raises :class:`ValidationError` naming ``code`` when there is
+    nothing to confirm (no code sent, expired, too many wrong ones)."""
+    if row is None or row.target != target or row.state != PENDING or row.code_hash is None:
+        raise ValidationError("code", "no code was sent to this destination: ask for one with /verify first")
+    if row.expires_at is None or row.expires_at <= now_ms:
+        raise ValidationError("code", "the code has expired: ask for a new one with /verify")
+    if row.attempts >= MAX_ATTEMPTS:
+        raise ValidationError("code", f"{MAX_ATTEMPTS} wrong codes: ask for a new one with /verify")
+    if hmac.compare_digest(digest(code), row.code_hash):
+        return None
+    return Attempt(MAX_ATTEMPTS - row.attempts - 1)
+
+
+class SendLimits:
+    """The throttle on verification messages (in memory, like the test messages' one)."""
+
+    def __init__(self, resend_ms: int = RESEND_MS, user_sends: int = USER_SENDS) -> None:
+        self.resend_ms = resend_ms
+        self.user_sends = user_sends
+        self.users = Window(USER_WINDOW_MS)
+
+    def check(self, user_id: int, channel: str, last_sent_ms: int | None, now_ms: int) -> None:
+        """Raises :class:`Throttled` (with the wait) when this one may not be sent now."""
+        if last_sent_ms is not None and now_ms - last_sent_ms < self.resend_ms:
+            wait = -(-(last_sent_ms + self.resend_ms - now_ms) // 1000)
+            raise Throttled(
+                f"a verification was sent to your {channel} destination less than "
+                f"{self.resend_ms // 1000} s ago; try again in {wait} s",
+                retry_after_s=max(1, wait),
+            )
+        if self.users.total(user_id, now_ms) >= self.user_sends:
+            raise Throttled(
+                f"at most {self.user_sends} verification messages in {USER_WINDOW_MS // 60_000} minutes; "
+                "try again later",
+                retry_after_s=60,
+            )
+
+    def add(self, user_id: int, now_ms: int) -> None:
+        self.users.add(user_id, now_ms)
+
+
+#: Phone number prefixes refused for SMS and WhatsApp (E.164, with "+"): premium-rate and
+#: shared-cost ranges where a message costs the sender or pays a third party. Not exhaustive: the
+#: obvious ones, so that an alert cannot be turned into revenue for a premium line.
+PREMIUM_PREFIXES: dict[str, str] = {
+    "+1900": "a NANP 900 premium-rate number",
+    "+449": "a UK 09 premium-rate number",
+    "+4487": "a UK 087 revenue-sharing number",
+    "+4470": "a UK 070 personal number",
+    "+49900": "a German 0900 premium-rate number",
+    "+49137": "a German 0137 mass-calling number",
+    "+3389": "a French 089 premium-rate number",
+    "+3989": "an Italian 89x premium-rate number",
+    "+61190": "an Australian 190 premium-rate number",
+    "+979": "an international premium-rate number",
+    "+881": "a global satellite number",
+    "+882": "an international network number",
+    "+883": "an international network number",
+}
+
+
+#: NANP exchanges (the 3 digits after the area code) that are premium-rate in every area code.
+NANP_PREMIUM_EXCHANGES = ("976",)
+
+
+def premium(number: str) -> str | None:
+    """What kind of refused number ``number`` (E.164) is, or None."""
+    if number.startswith("+1") and len(number) == 12 and number[5:8] in NANP_PREMIUM_EXCHANGES:
+        return f"a NANP {number[5:8]} premium-rate number"
+    for prefix, kind in PREMIUM_PREFIXES.items():
+        if number.startswith(prefix):
+            return kind
+    return None
