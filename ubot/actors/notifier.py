@@ -40,7 +40,6 @@ import collections
 import contextlib
 import functools
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -76,6 +75,7 @@ from ubot.notify.outbox import (
     unconfigured,
 )
 from ubot.notify.words import Style, log_line, worded
+from ubot.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -110,25 +110,6 @@ class Claims:
     lease_s: float = 60.0  # a claim's lease, renewed every ``poll_s`` while held
     poll_s: float = 0.5
     limit: int = 200  # deliveries held at once
-
-
-class _Poller:
-    """A thread that tells the Notifier ``_Claim`` every ``poll_s`` of the injected clock."""
-
-    def __init__(self, actor: pykka.ActorRef, clock: Clock, poll_s: float) -> None:
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(actor, clock, poll_s), daemon=True)
-        self.thread.name = "ubot-notify-claims"
-
-    def _run(self, actor: pykka.ActorRef, clock: Clock, poll_s: float) -> None:
-        while clock.sleep_until(clock.now() + poll_s, self.stop):
-            try:
-                actor.tell(_Claim())
-            except pykka.ActorDeadError:
-                return
-
-    def close(self) -> None:
-        self.stop.set()
 
 
 @dataclass(frozen=True)
@@ -175,7 +156,7 @@ class Notifier(pykka.ThreadingActor):
         self.claims = claims
         self.deliver = deliver
         self.held: set[int] = set()  # claims mode: the deliveries this Notifier holds a lease on
-        self.poller: _Poller | None = None
+        self.poller: Periodic | None = None
         self.clock = clock
         self.policy = RetryPolicy(max_attempts, backoff_s, backoff_max_s)
         self.publish = publish
@@ -214,8 +195,7 @@ class Notifier(pykka.ThreadingActor):
             return
         if self.claims is not None:
             self.dispatcher.start()
-            self.poller = _Poller(self.actor_ref, self.clock, self.claims.poll_s)
-            self.poller.thread.start()
+            self.poller = Periodic(self.clock, self.claims.poll_s, self._poll, "ubot-notify-claims").start()
             self.actor_ref.tell(_Claim())
             return
         resumed = self.store.pending()
@@ -229,6 +209,14 @@ class Notifier(pykka.ThreadingActor):
         count = sum(len(w.deliveries) for w in resumed)
         if count:
             log.info("notifier: resuming %d unsent delivery(ies) of %d alert(s)", count, len(resumed))
+
+    def _poll(self) -> bool:
+        """The poller's beat (its thread): claim what is due; ``False`` once this actor is gone."""
+        try:
+            self.actor_ref.tell(_Claim())
+        except pykka.ActorDeadError:
+            return False
+        return True
 
     def on_stop(self) -> None:
         if self.poller is not None:
