@@ -179,38 +179,15 @@ def end_to_end(args: argparse.Namespace, end: int) -> None:
 
 
 def read(args: argparse.Namespace, end: int) -> None:
-    from ubot.models.candle_store import CANDLE_FIELDS
     from ubot.models.db import open_database
     from ubot.models.dryrun import DryRunReader
     from ubot.models.schema import ensure_schema
-    from ubot.models.tables import Coin
 
     with tempfile.TemporaryDirectory() as directory:
         db = open_database(f"sqlite:///{directory}/bench.db")
         ensure_schema(db)
+        store(db, args.days, args.coins, {"1m"}, time_major=False)
         stored = history(args.days, args.coins, "1m")
-        with db.atomic():
-            Coin.insert_many(
-                [(int(i), f"C{i}", f"Coin {i}", f"c{i}", 0) for i in stored.ids],
-                fields=[Coin.id, Coin.symbol, Coin.name, Coin.slug, Coin.first_seen],
-            ).execute()
-            m = stored.minutes
-            rows = zip(
-                m.coin_ids.tolist(),
-                ["1m"] * len(m),
-                m.open_time.tolist(),
-                m.close.tolist(),
-                m.close.tolist(),
-                m.close.tolist(),
-                m.close.tolist(),
-                m.open_time.tolist(),
-                m.open_time.tolist(),
-                [1] * len(m),
-            )
-            cursor = db.cursor()
-            placeholders = ", ".join("?" * len(CANDLE_FIELDS))
-            columns = ", ".join(f.column_name for f in CANDLE_FIELDS)
-            cursor.executemany(f"INSERT INTO candle ({columns}) VALUES ({placeholders})", rows)
         symbols = tuple(f"C{i}" for i in stored.ids.tolist()[:50])
         spec = dryrun.DryRunSpec("price > 1", "1m", "once_per_crossing", 0, START_MS, end, symbols=symbols)
         reader = DryRunReader(db)
