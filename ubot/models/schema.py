@@ -12,7 +12,8 @@ read from the user's settings when sending); 6 = alerts batched by (strategy, ti
 the batch's message stored with each delivery (``delivery.subject``, ``text``, ``skipped``), the
 statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``strategy.paused_reason``;
 7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
-``pacing`` table (per-destination pacing shared by notifier processes).
+``pacing`` table (per-destination pacing shared by notifier processes); 8 = an index of ``candle``
+covering (coin, timeframe, open time, close, last quote time), for reads of closes over time.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -210,6 +211,15 @@ def delivery_claims(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([Pacing])
 
 
+def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 8: the ``candle`` index that covers a dry run's reads (``models/dryrun.py``) and the
+    Scanner's seeding (``models/closes.py``): built once over the candles already stored (unless a
+    database built from today's models has it already)."""
+    columns = ["coin_id", "timeframe", "open_time", "close", "last_ts"]
+    if columns not in [index.columns for index in db.get_indexes("candle")]:
+        migrate(migrator.add_index("candle", tuple(columns), False))
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -218,6 +228,7 @@ MIGRATIONS: dict[int, Migration] = {
     5: delivery_keys,
     6: batched_deliveries,
     7: delivery_claims,
+    8: covering_candle_index,
 }
 
 
