@@ -30,7 +30,7 @@ from ubot.backfill import ReplayRefused, backfill, backfill_times, newer_than_ba
 from ubot.cluster import RedisUnavailable
 from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.engine_lock import EngineLocked, acquire, probe
-from ubot.http.server import BindError, GatewayServer, check_bind
+from ubot.http.server import BindError, GatewayServer, check_bind, multiprocess_metrics
 from ubot.market.source import FatalSourceError
 from ubot.models.db import DatabaseConfigError, open_database, redact
 from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema, pending_migrations
@@ -51,6 +51,7 @@ FLAGS = {
     "bind": ("http", "bind"),
     "role": ("cluster", "role"),
     "redis": ("cluster", "redis_url"),
+    "workers": ("http", "workers"),
 }
 
 
@@ -99,6 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "PostgreSQL (--db) and Redis (--redis)",
     )
     parser.add_argument("--redis", metavar="URL", help="Redis for the roles: redis://host:port/db")
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        help="gateway processes sharing the port (--role gateway only; default 1): gunicorn workers, "
+        "each following the bus on its own, /metrics summed over them",
+    )
     parser.add_argument("--ticks", metavar="N", help="stop after N ticks and exit 0 (0: run forever)")
     parser.add_argument("--no-http", action="store_true", help="run the pipeline without the gateway")
     parser.add_argument(
@@ -502,7 +509,8 @@ def serve(
 ) -> int:
     """Run the gunicorn server of ``[http]`` until it stops; ``on_exit`` in its worker at the end."""
     host, port = settings.http.bind
-    log.info("%s on http://%s:%d", what, host, port)
+    workers = settings.http.workers
+    log.info("%s on http://%s:%d%s", what, host, port, f" ({workers} workers)" if workers > 1 else "")
     GatewayServer(
         settings.http.bind,
         settings.http.threads,
@@ -511,6 +519,7 @@ def serve(
         settings.log.level,
         on_stopping=on_stopping,
         request_timeout_s=settings.http.request_timeout,
+        workers=settings.http.workers,
     ).run()
     return 0
 
@@ -734,7 +743,10 @@ def main(argv: list[str] | None = None) -> int:
     if settings.cluster.role == "engine":
         return run_engine(settings)
     if settings.cluster.role == "gateway":
-        return run_gateway(settings)
+        if settings.http.workers == 1:
+            return run_gateway(settings)
+        with multiprocess_metrics(settings.http.bind):  # before anything imports prometheus_client
+            return run_gateway(settings)
     if settings.cluster.role in ("scanner", "notifier"):
         return run_worker_role(settings)
     if settings.http.enabled:

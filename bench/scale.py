@@ -1,8 +1,19 @@
 #!/usr/bin/env python3
-"""One gateway process under many idle clients: ``GET /v1/snapshot`` latency while thousands of
-event streams and hundreds of half-open sockets are held open (issue 11, item 1).
+"""The gateway's scaling figures (issue 11), in one run:
+
+A. ``GET /v1/snapshot`` requests a second with 1, 2 and 4 gateway worker processes (``--role gateway
+   --workers N`` beside an engine, over PostgreSQL and Redis: ``--postgres``/``--redis`` or
+   UBOT_TEST_POSTGRES_URL/UBOT_TEST_REDIS_URL; skipped without them), and the ratio to 1. The clients
+   are ``--clients`` processes of this script, each one keep-alive connection sending requests one
+   after the other for ``--seconds``: they share the machine's cores with the workers.
+B. One gateway process under many idle clients (below, steps 1-5).
+C. A public GET's p99 while 30 wrong logins a second arrive: ``bench/abuse.py``'s ``login`` figure.
 
     python bench/scale.py [--streams 2000] [--half-open 500] [--requests 500] [--coins 100]
+                          [--workers 1,2,4] [--seconds 10] [--clients 4] [--parts A,B,C]
+
+B: ``GET /v1/snapshot`` latency while thousands of event streams and hundreds of half-open sockets
+are held open (issue 11, item 1).
 
 uBot runs as a user runs it (``run.py``, the simulated market, one tick a second, SQLite), on
 gunicorn's ASGI worker. This script is the clients, all on loopback:
@@ -155,6 +166,126 @@ class Clients:
             writer.close()
 
 
+def hammer(port: int, seconds: float, out) -> None:  # type: ignore[no-untyped-def]
+    """One client: GET /v1/snapshot one after the other on one keep-alive connection for
+    ``seconds``; puts the number answered 200 on ``out``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    done = 0
+    ends = time.perf_counter() + seconds
+    while time.perf_counter() < ends:
+        connection.request("GET", "/v1/snapshot")
+        response = connection.getresponse()
+        response.read()
+        if response.status == 200:
+            done += 1
+    connection.close()
+    out.put(done)
+
+
+def requests_per_second(port: int, seconds: float, clients: int) -> float:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    workers = [context.Process(target=hammer, args=(port, seconds, out)) for _ in range(clients)]
+    for worker in workers:
+        worker.start()
+    total = sum(out.get(timeout=seconds + 60) for _ in workers)
+    for worker in workers:
+        worker.join()
+    return total / seconds
+
+
+def stored_snapshot(db: str) -> bool:
+    import psycopg2
+
+    with psycopg2.connect(db) as conn, conn.cursor() as cursor:
+        try:
+            cursor.execute("SELECT 1 FROM snapshot LIMIT 1")
+        except psycopg2.Error:
+            return False
+        return cursor.fetchone() is not None
+
+
+def part_workers(args: argparse.Namespace) -> None:
+    """A: GET /v1/snapshot req/s with 1, 2 and 4 gateway workers beside an engine."""
+    import uuid
+    from urllib.parse import quote
+
+    postgres = args.postgres or os.environ.get("UBOT_TEST_POSTGRES_URL")
+    redis_url = args.redis or os.environ.get("UBOT_TEST_REDIS_URL")
+    if not (postgres and redis_url):
+        print(
+            "A. gateway workers: skipped (no --postgres/--redis, UBOT_TEST_POSTGRES_URL/UBOT_TEST_REDIS_URL)"
+        )
+        return
+    import psycopg2
+    import redis
+
+    schema = f"ubot_bench_{uuid.uuid4().hex[:10]}"
+    prefix = f"ubot-bench-{uuid.uuid4().hex[:10]}"
+    with psycopg2.connect(postgres) as admin, admin.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in postgres else "?"
+    db = f"{postgres}{separator}options={quote(f'-csearch_path={schema}')}"
+    work = tempfile.mkdtemp(prefix="ubot-scale-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
+    env.update(UBOT_CLUSTER_REDIS_PREFIX=prefix, UBOT_LIMITS_ENABLED="false", UBOT_LOG_LEVEL="WARNING")
+    base = [sys.executable, os.path.join(ROOT, "run.py"), "--config", os.path.join(ROOT, "settings.ini")]
+    base += ["--db", db, "--redis", redis_url, "--limit", str(args.coins), "--interval", "1"]
+    log = open(os.path.join(work, "roles.log"), "w")  # noqa: SIM115
+    engine = subprocess.Popen([*base, "--role", "engine"], cwd=work, env=env, stdout=log, stderr=log)
+    rates: dict[int, float] = {}
+    try:
+        ends = time.monotonic() + 120
+        while not stored_snapshot(db):  # the engine created the schema and stored a snapshot
+            if time.monotonic() > ends or engine.poll() is not None:
+                raise SystemExit(f"the engine stored no snapshot (see {work}/roles.log)")
+            time.sleep(0.2)
+        for workers in args.workers:
+            port = free_port()
+            argv = [*base, "--role", "gateway", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+            gateway = subprocess.Popen(argv, cwd=work, env=env, stdout=log, stderr=log)
+            try:
+                wait_ready(port)
+                requests_per_second(port, 1.0, args.clients)  # warm every worker
+                rates[workers] = requests_per_second(port, args.seconds, args.clients)
+            finally:
+                gateway.send_signal(signal.SIGTERM)
+                gateway.wait(timeout=60)
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        engine.wait(timeout=60)
+        log.close()
+        admin = psycopg2.connect(postgres)
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    one = rates.get(1)
+    print(
+        f"A. GET /v1/snapshot ({args.coins} coins), {args.clients} client processes x one keep-alive "
+        f"connection, {args.seconds:g} s each, on {os.cpu_count()} cores shared with the clients:"
+    )
+    for workers, rate in rates.items():
+        ratio = f" (x{rate / one:.2f} of 1 worker)" if one else ""
+        print(f"  {workers} gateway worker(s): {rate:.0f} req/s{ratio}")
+
+
+def part_logins(args: argparse.Namespace) -> None:
+    """C: bench/abuse.py's figure of a public GET under 30 wrong logins a second."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import abuse
+
+    what, seconds, target = abuse.get_under_logins(argparse.Namespace(seconds=args.seconds))
+    print(f"C. {what}: {seconds * 1000:.1f} ms (target {target})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,8 +294,25 @@ def main() -> int:
     parser.add_argument("--half-open", type=int, default=500)
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--coins", type=int, default=100)
+    parser.add_argument("--workers", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4])
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load (A) and of GETs (C)")
+    parser.add_argument("--clients", type=int, default=4, help="client processes (A)")
+    parser.add_argument("--postgres", help="PostgreSQL for A (default UBOT_TEST_POSTGRES_URL)")
+    parser.add_argument("--redis", help="Redis for A (default UBOT_TEST_REDIS_URL)")
+    parser.add_argument("--parts", default="A,B,C", help="which parts to run, e.g. A or A,C")
     args = parser.parse_args()
+    parts = set(args.parts.upper().split(","))
+    if "A" in parts:
+        part_workers(args)
+    if "B" in parts:
+        part_streams(args)
+    if "C" in parts:
+        part_logins(args)
+    return 0
 
+
+def part_streams(args: argparse.Namespace) -> None:
+    """B: one gateway process under many idle clients (the module's steps 1-5)."""
     port = free_port()
     work = tempfile.mkdtemp(prefix="ubot-scale-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
@@ -211,7 +359,7 @@ def main() -> int:
         def ms(seconds: float) -> str:
             return f"{seconds * 1000:.1f} ms"
 
-        print(f"GET /v1/snapshot, {args.requests} sequential requests each run:")
+        print(f"B. GET /v1/snapshot, {args.requests} sequential requests each run:")
         print(
             f"  nothing else open:        p50 {ms(statistics.median(baseline))}, p99 {ms(percentile(baseline, 0.99))}"
         )
@@ -239,7 +387,6 @@ def main() -> int:
             clients.run(clients.close())
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
-    return 0
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def test_all_well_prints_what_would_run_and_leaves_nothing_behind(tmp_path) -> N
         shown["database"]
         == f"sqlite:///ubot.db (a new file: schema version {SCHEMA_VERSION} would be created)"
     )
-    assert shown["bind"] == f"http://127.0.0.1:{port} (8 threads, 4 streams)"
+    assert shown["bind"] == f"http://127.0.0.1:{port} (8 threads, 2000 streams)"
     assert shown["role"] == "all (pipeline, gateway in this process, in-process bus)"
     assert shown["alerts"] == "10 scan workers; channels: webhook"
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no ubot.db, no -wal, no -shm

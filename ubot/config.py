@@ -243,6 +243,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("http", "enabled", "true", _boolean, "true or false", "--no-http"),
     Option("http", "bind", "127.0.0.1:8080", _bind, "HOST:PORT", "--bind"),
     Option("http", "threads", "8", _number(1, 256, integer=True), "an integer 1..256"),
+    Option("http", "workers", "1", _number(1, 64, integer=True), "an integer 1..64", "--workers"),
     Option("http", "request_timeout", "10", _number(1, 300), "seconds, 1..300"),
     Option(
         "http", "max_body_bytes", "16384", _number(256, 1_048_576, integer=True), "an integer 256..1048576"
@@ -590,6 +591,16 @@ def _check_together(settings: Settings) -> None:
 def _check_cluster(settings: Settings) -> None:
     """Every role but ``all`` runs beside other processes: they share PostgreSQL and Redis."""
     role = settings.cluster.role
+    if role != "gateway" and settings.http.workers > 1:
+        why = (
+            "keeps one gateway process (the pipeline's actors live in it)"
+            if role == "all"
+            else "serves no HTTP"
+        )
+        raise ConfigError(
+            f"[http] workers = {settings.http.workers} (--workers): --role {role} {why}; "
+            "several workers are for --role gateway"
+        )
     if role == "all":
         for name in ("scanners", "notifiers"):
             if getattr(settings.cluster, name) == "external":

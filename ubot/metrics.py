@@ -10,13 +10,14 @@ Labels are bounded sets only: tick outcomes, stage names, channel names, deliver
 methods, route *templates* (``/v1/me/strategies/{strategy_id}``, never a raw path) and status classes
 (``2xx``). Never a user id, a strategy id, a coin or an address.
 
-Several processes, one exposition (gunicorn with several workers): set ``PROMETHEUS_MULTIPROC_DIR``
-to an empty directory, wiped before every start, in the environment of every process. Each process
-then writes its figures to files of its own in that directory (prometheus_client's multiprocess
-mode), and :func:`exposition` in any of them sums the counters and histograms of all. Without it, a
-process exposes its own figures and the process collectors (CPU, memory, open files). No gauge here
-is a ``live*`` one; one that is would need gunicorn's ``child_exit`` hook to call
-``multiprocess.mark_process_dead(worker.pid)``.
+Several processes, one exposition (``--role gateway --workers N``, N > 1): ``PROMETHEUS_MULTIPROC_DIR``
+names an empty directory, in the environment of every process (``run.py`` sets it, before
+prometheus_client is imported, with ``ubot.http.server.multiprocess_metrics``: wiped at start,
+removed at exit). Each process then writes its figures to files of its own in that directory
+(prometheus_client's multiprocess mode), and :func:`exposition` in any of them sums the counters and
+histograms of all. Without it, a process exposes its own figures and the process collectors (CPU,
+memory, open files). gunicorn's ``child_exit`` hook calls ``multiprocess.mark_process_dead`` for a
+worker that exits (no gauge here is a ``live*`` one yet, so nothing changes today).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Serving the gateway with gunicorn (one ASGI worker), the actor system inside that worker.
+"""Serving the gateway with gunicorn (one ASGI worker, or ``[http] workers`` of them for the
+gateway role), the actor system inside each worker.
 
 gunicorn's master process binds the socket and supervises; the worker process (gunicorn's own ASGI
 worker, one asyncio event loop for every connection) builds the app by calling ``make_app()`` after
@@ -11,6 +12,13 @@ ends by itself: ``on_stopping()`` is called in the worker as soon as the stop be
 SIGINT or SIGQUIT), before that wait, to end the streams (``StreamHub.close``). It runs on the
 event loop (gunicorn's ASGI worker handles signals there), so it must be quick.
 
+Several workers (``--role gateway --workers N``): each builds its own app, bus connection, stream
+hub, snapshot follower and session cache after the fork, and follows the bus on its own; they share
+nothing but the listening socket (the kernel hands each connection to one of them). Their metrics
+are summed by prometheus_client's multiprocess mode (:func:`multiprocess_metrics`): a directory of
+its own, wiped at start and removed at exit, and a dead worker's live gauges dropped by gunicorn's
+``child_exit`` hook in the master.
+
 Requests gunicorn refuses before the app sees them (a malformed request line or header, a request
 line over :data:`LIMIT_REQUEST_LINE` bytes, more than :data:`LIMIT_REQUEST_FIELDS` headers or one
 over :data:`LIMIT_REQUEST_FIELD_SIZE` bytes, headers not complete within ``request_timeout``) are
@@ -21,11 +29,15 @@ as JSON, instead of gunicorn's plain text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
+import shutil
 import socket
-from collections.abc import Callable, Iterable
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import falcon
@@ -196,6 +208,46 @@ class GatewayWorker(ASGIWorker):
         await self._shutdown()
 
 
+#: prometheus_client's multiprocess variable (``ubot.metrics.MULTIPROC_ENV``, not imported here:
+#: importing prometheus_client before it is set is what this module must avoid).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir(bind: tuple[str, int]) -> str:
+    """The multiprocess metrics directory of the gateway on ``bind`` (one gateway per address)."""
+    host, port = bind
+    safe = "".join(c if c.isalnum() else "-" for c in host)
+    return os.path.join(tempfile.gettempdir(), f"ubot-metrics-{safe}-{port}-{os.getuid()}")
+
+
+@contextlib.contextmanager
+def multiprocess_metrics(bind: tuple[str, int]) -> Iterator[str]:
+    """prometheus_client's multiprocess mode for this process and the workers it forks: the
+    directory of :func:`metrics_dir`, wiped (a killed predecessor's files summed with ours would
+    count twice), ``PROMETHEUS_MULTIPROC_DIR`` set; on exit the directory removed and the variable
+    unset. Must be entered before prometheus_client is imported (it reads the variable then)."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
+    directory = metrics_dir(bind)
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, mode=0o700)
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def worker_died(server: Any, worker: Any) -> None:
+    """gunicorn's ``child_exit`` hook (in the master): a dead worker's live gauges no longer count."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, directory)
+
+
 class BindError(OSError):
     pass
 
@@ -227,8 +279,11 @@ class GatewayServer(BaseApplication):
         loglevel: str = "info",
         on_stopping: Callable[[], None] | None = None,
         request_timeout_s: float = 10.0,
+        workers: int = 1,
     ) -> None:
-        """``threads`` is the app's pool (``create_app``), not gunicorn's: only logged here."""
+        """``threads`` is the app's pool (``create_app``), not gunicorn's: only logged here.
+        ``workers``: gunicorn worker processes, each calling ``make_app`` after its fork."""
+        self._workers = workers
         self._bind = bind
         self._threads = threads
         self._request_timeout_s = request_timeout_s
@@ -243,7 +298,7 @@ class GatewayServer(BaseApplication):
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         for key, value in {
             "bind": [address],
-            "workers": 1,
+            "workers": self._workers,
             "worker_class": GatewayWorker,
             "limit_request_line": LIMIT_REQUEST_LINE,
             "limit_request_fields": LIMIT_REQUEST_FIELDS,
@@ -257,6 +312,7 @@ class GatewayServer(BaseApplication):
             "proc_name": "ubot",
             "worker_exit": lambda server, worker: self._on_exit(),
             "post_worker_init": self._set_deadline,
+            "child_exit": worker_died,
             "worker_int": lambda worker: self._stopping(),  # SIGINT, SIGQUIT, and SIGTERM (GatewayWorker)
         }.items():
             self.cfg.set(key, value)
