@@ -8,6 +8,7 @@ from __future__ import annotations
 from peewee import Database
 
 from tests.models.test_schema_v6 import make_version_5
+from ubot.models.candle_store import CANDLE_FIELDS
 from ubot.models.db import is_sqlite
 from ubot.models.schema import SCHEMA_VERSION, ensure_schema, schema_version
 from ubot.models.tables import Candle, Coin
@@ -32,18 +33,7 @@ def test_a_version_7_database_gets_the_covering_index_and_keeps_its_candles(empt
             (90_001, "1m", t * 60_000, 1.0, 2.0, 0.5, 1.5 + t, t * 60_000, t * 60_000 + 59_000, 3)
             for t in range(3)
         ],
-        fields=[
-            Candle.coin,
-            Candle.timeframe,
-            Candle.open_time,
-            Candle.open,
-            Candle.high,
-            Candle.low,
-            Candle.close,
-            Candle.first_ts,
-            Candle.last_ts,
-            Candle.count,
-        ],
+        fields=CANDLE_FIELDS,
     ).execute()
 
     assert ensure_schema(empty) == 7
