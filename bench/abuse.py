@@ -23,6 +23,14 @@ Figures (each one a function in :data:`FIGURES`, printed in order; ``--figure`` 
   counts the same). Every tick closes a 1m candle (the worst case). The first tick, which seeds the
   state from the stored candles, is printed apart; the figure is the median of ``--ticks`` ticks
   after it. Target: <= 250 ms.
+* ``seeding``: the other users' scan time per tick while one account at its budget adds its
+  strategies. Ten other users (50 strategies on ``rsi(14)`` and ``ema(50)``, the top 1,000) are
+  scanned ``--ticks`` ticks alone; then the account adds the 9 attack strategies (90 new RSI series
+  over 1,000 coins with ``--candles`` stored candles), seeded by the Scanner's seeding thread
+  (``scan/seeding.py``), paused during each scan as the Scanner pauses it; ticks every
+  ``--interval`` s (the scan in the tick, the seed between). Prints the other users' scan median
+  alone and while seeding (and their ratio), and the time from adding the strategies to their
+  being live. Target: the scan's, <= 250 ms.
 * ``login``: a public GET's p99 while 30 wrong logins a second arrive. A real ``run.py`` (gunicorn,
   the simulated source, 100 coins, a temporary SQLite database) on a loopback port; ``GET
   /v1/snapshot`` 10 times a second (under the per-address rate limit) for ``--seconds`` s alone,
@@ -48,6 +56,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -65,6 +74,8 @@ from ubot.models.users import UserStore  # noqa: E402
 from ubot.notify.messages import Alert, DeliveryTarget, ScanOutcome  # noqa: E402
 from ubot.notify.registry import build_channels  # noqa: E402
 from ubot.scan.planner import ScanPlanner  # noqa: E402
+from ubot.scan.seeding import SeedRunner  # noqa: E402
+from ubot.scan.spec import UserStrategies  # noqa: E402
 from ubot.scan.worker import ScanWorker  # noqa: E402
 from ubot.users.errors import OverBudget  # noqa: E402
 from ubot.users.manager import UserManager  # noqa: E402
@@ -168,12 +179,9 @@ def webhook_latency(args: argparse.Namespace) -> tuple[str, float, str]:
     return what, latency, f"<= {WEBHOOK_TARGET_S:g} s"
 
 
-def scan_at_budget(args: argparse.Namespace) -> tuple[str, float, str]:
-    """(what, median seconds, target) of a tick's scan with one account at its budget."""
-    from bench.scanner import START_MS, Market  # the random-walk market of bench/scanner.py
-
-    settings = load_settings(None, environ={})
-    coins = 1000
+def _account_at_budget(coins: int) -> tuple[object, int, int, int]:
+    """The issue's attack saved through the real UserManager until it refuses one: (its specs as
+    the Scanner gets them, saved, refused, cost)."""
     with tempfile.TemporaryDirectory() as directory:
         db = open_database(f"sqlite:///{directory}/abuse.db")
         ensure_schema(db)
@@ -190,20 +198,44 @@ def scan_at_budget(args: argparse.Namespace) -> tuple[str, float, str]:
         specs = manager.specs_of(user)
         cost = sum(view.cost for view in manager.list_strategies(user))
         db.close()
+    return specs, saved, refused, cost
+
+
+def _stand(args: argparse.Namespace, background: bool) -> tuple:
+    """(settings, coins, the account at its budget, the market of bench/scanner.py with
+    ``--candles`` stored candles, a planner over it, its workers). ``background``: new series are
+    seeded by the caller's SeedRunner; otherwise in the tick (the first tick prints apart)."""
+    from bench.scanner import Market  # the random-walk market of bench/scanner.py
+
+    settings = load_settings(None, environ={})
+    coins = 1000
+    account = _account_at_budget(coins)
     Market.HISTORY = args.candles
     prices = Market(coins, seed=7)
     workers = settings.scanner.workers
-    planner = ScanPlanner(workers, prices.stored)
-    pool = [ScanWorker(w, workers) for w in range(workers)]
-    for w, message in planner.set_all([specs]).items():
+    planner = ScanPlanner(workers, prices.stored, background=background)
+    return settings, coins, account, prices, planner, [ScanWorker(w, workers) for w in range(workers)]
+
+
+def _tell(pool: list[ScanWorker], told: dict) -> None:
+    for w, message in told.items():
         for owner, mine in message.users.items():
-            pool[w].replace_user(owner, mine)
+            pool[w].replace_user(owner, mine, message.forget)
+
+
+def scan_at_budget(args: argparse.Namespace) -> tuple[str, float, str]:
+    """(what, median seconds, target) of a tick's scan with one account at its budget."""
+    from bench.scanner import START_MS
+
+    settings, coins, (specs, saved, refused, cost), prices, planner, pool = _stand(args, background=False)
+    _tell(pool, planner.set_all([specs]))
     times = []
     for k in range(args.ticks + 1):
         ts = START_MS + 60_000 * (k + 1)
         snapshot, closed, opened = prices.step(ts)
         started = time.perf_counter()
         planner.update_candles(ts, closed, opened)
+        _tell(pool, planner.take_told())
         frame = planner.frame(k + 1, snapshot)
         for worker in pool:
             worker.scan(frame)
@@ -212,7 +244,7 @@ def scan_at_budget(args: argparse.Namespace) -> tuple[str, float, str]:
             print(
                 f"  scan: {saved} strategies saved, {refused} refused at the budget; cost {cost:,} of "
                 f"{settings.scanner.user_budget:,}; first tick (seeds {len(frame.indicators)} series x "
-                f"{coins:,} coins from {args.candles:,} candles): {elapsed:.2f} s",
+                f"{coins:,} coins from {args.candles:,} candles, in the tick): {elapsed:.2f} s",
                 flush=True,
             )
         else:
@@ -224,6 +256,89 @@ def scan_at_budget(args: argparse.Namespace) -> tuple[str, float, str]:
         f"(p10 {sorted(times)[len(times) // 10] * 1000:.0f} ms, max {max(times) * 1000:.0f} ms)"
     )
     return what, statistics.median(times), f"<= {SCAN_TARGET_S * 1000:g} ms"
+
+
+def scan_while_seeding(args: argparse.Namespace) -> tuple[str, float, str]:
+    """(what, median seconds, target) of the other users' scan per tick while one account at its
+    budget adds its strategies (their 90 new series seeded off the scan path, as the Scanner does:
+    the seeding thread paused during each scan), and the time until those strategies are live."""
+    from bench.scanner import START_MS
+
+    settings, coins, (specs, saved, _, cost), prices, planner, pool = _stand(args, background=True)
+    others = [
+        UserStrategies(
+            1000 + u,
+            tuple(
+                replace(
+                    specs.specs[0],
+                    id=10_000 + 10 * u + k,
+                    user_id=1000 + u,
+                    condition=f"rsi(14) < {20 + k} or price > ema(50) * {1.01 + u / 100:.2f}",
+                )
+                for k in range(5)
+            ),
+        )
+        for u in range(10)
+    ]
+    _tell(pool, planner.set_all(others))
+    done = threading.Event()
+    runner = SeedRunner(planner.seeder, done.set)
+    runner.start()
+    quiet: list[float] = []
+    seeding: list[float] = []
+    live_s = None
+    asked = None
+    k = 0
+    try:
+        while live_s is None:
+            k += 1
+            tick_started = time.perf_counter()
+            ts = START_MS + 60_000 * k
+            snapshot, closed, opened = prices.step(ts)
+            if k == args.ticks + 2:  # the others are live and measured: the account adds its own
+                _tell(pool, planner.set_user(specs.user_id, specs.specs))
+                asked = time.perf_counter()
+            started = time.perf_counter()
+            runner.pause(True)  # as the Scanner: no seed step starts during a scan
+            planner.update_candles(ts, closed, opened)
+            _tell(pool, planner.take_told())
+            runner.wake()
+            frame = planner.frame(k, snapshot)
+            for worker in pool:
+                worker.scan(frame)
+            elapsed = time.perf_counter() - started
+            runner.pause(False)
+            if asked is None and k > 1 and not planner.waiting:
+                quiet.append(elapsed)
+            elif asked is not None and planner.waiting:
+                seeding.append(elapsed)
+            elif asked is not None:
+                live_s = time.perf_counter() - asked
+                evaluated = sum(len(w.entries) for w in pool)
+            del frame
+            # the rest of the tick interval, or until a seed is done (the Scanner merges it then)
+            done.wait(max(0.0, args.interval - (time.perf_counter() - tick_started)))
+            if done.is_set():
+                done.clear()
+                if planner.merge():
+                    _tell(pool, planner.take_told())
+    finally:
+        runner.stop()
+    print(
+        f"  seeding: other users' scan alone, median of {len(quiet)} ticks: "
+        f"{statistics.median(quiet) * 1000:.1f} ms; while the account's {saved} strategies "
+        f"({cost:,} series-coins, 90 new series x {coins:,} coins x {args.candles:,} candles) seed: "
+        f"median of {len(seeding)} ticks {statistics.median(seeding) * 1000:.1f} ms (x"
+        f"{statistics.median(seeding) / statistics.median(quiet):.2f}), max {max(seeding) * 1000:.1f} ms; "
+        f"its strategies live {live_s:.1f} s after being added ({evaluated} strategies evaluated then)",
+        flush=True,
+    )
+    what = (
+        f"other users' scan time per tick while one account at its budget adds its strategies, "
+        f"{coins:,} coins x {args.candles:,} candles, ticks every {args.interval:g} s, median of "
+        f"{len(seeding)} ticks; live after {live_s:.1f} s"
+    )
+    return what, statistics.median(seeding), f"<= {SCAN_TARGET_S * 1000:g} ms"
 
 
 class Client:
@@ -372,6 +487,7 @@ def get_under_logins(args: argparse.Namespace) -> tuple[str, float, str]:
 FIGURES: dict[str, Callable[[argparse.Namespace], tuple[str, float, str]]] = {
     "webhook": webhook_latency,
     "scan": scan_at_budget,
+    "seeding": scan_while_seeding,
     "login": get_under_logins,
 }
 
@@ -384,6 +500,7 @@ def main() -> None:
     )
     parser.add_argument("--candles", type=int, default=1000, help="stored 1m candles per coin (scan)")
     parser.add_argument("--ticks", type=int, default=10, help="ticks measured after the first (scan)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between ticks (seeding)")
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds of GETs, alone and attacked")
     args = parser.parse_args()
     for name, measure in FIGURES.items():

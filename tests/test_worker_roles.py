@@ -12,8 +12,12 @@ import pytest
 from ubot.bus import Batch, EntryId, TickReady
 from ubot.bus.base import Entry
 from ubot.clocks import FakeClock
+from ubot.models.alerts import member_watermark, prune_member_watermarks
+from ubot.models.tables import Meta, SnapshotRecord
 from ubot.scan.messages import ScanStored
-from ubot.worker_roles import TickFeed
+from ubot.worker_roles import WATERMARK_KEPT_MS, TickFeed
+
+DAY = 86_400_000
 
 
 class Told(list):
@@ -94,3 +98,31 @@ def test_a_survivor_that_does_not_write_in_time_is_given_up_on(caplog) -> None:
     assert clock.now() - start == pytest.approx(2.0)  # wait_s, then on
     assert "did not write snapshot 101's scan within 2 s" in caplog.text
     assert told[-1] == ScanStored(2, 102, ("a", "b"))
+
+
+def test_watermarks_of_scanners_gone_for_long_are_pruned_at_start_and_when_the_view_changes() -> None:
+    clock = SkippingClock()
+    pruned: list[tuple[tuple[str, ...], int]] = []
+    told = Told()
+    made = TickFeed(
+        "b", told, 2.0, lambda i: i - 1, clock=clock, watermark=Watermarks(clock, {}, 1, 0),
+        prune=lambda live, before_ms: pruned.append((live, before_ms)),
+    )  # fmt: skip
+    made.deliver(batch(tick(1, "a", "b")))
+    made.deliver(batch(tick(2, "a", "b")))  # same view: nothing to look at
+    made.deliver(batch(tick(3, "b")))
+    assert pruned == [(("a", "b"), -WATERMARK_KEPT_MS), (("b",), -WATERMARK_KEPT_MS)]
+
+
+def test_prune_member_watermarks_deletes_only_the_gone_and_old(db) -> None:
+    old = SnapshotRecord.create(timestamp=1_000, source="simulated", convert="USD", coin_count=0)
+    new = SnapshotRecord.create(timestamp=DAY + 5_000, source="simulated", convert="USD", coin_count=0)
+    marks = {"dead-old": old.id, "dead-recent": new.id, "live-old": old.id, "dead-vanished": 999_999}
+    for member, snapshot_id in marks.items():
+        Meta.create(key=member_watermark(member), value=str(snapshot_id))
+    Meta.create(key="scan_watermark", value=str(old.id))  # role all's: never touched
+    gone = prune_member_watermarks(db, ["live-old"], before_ms=DAY)
+    assert sorted(gone) == [member_watermark("dead-old"), member_watermark("dead-vanished")]
+    left = {m.key for m in Meta.select()}
+    assert {member_watermark("dead-recent"), member_watermark("live-old"), "scan_watermark"} <= left
+    assert not set(gone) & left

@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ import msgspec
 
 from ubot.bus import SCANNERS, Bus, BusUnavailable
 from ubot.clocks import Clock, SystemClock
+from ubot.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,12 @@ class Heartbeat:
         self.ttl = ttl
         self.figures = figures
         self.clock = clock or SystemClock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"ubot-heartbeat-{role}", daemon=True)
+        self.failing = False  # the last beat failed on the bus (said once per outage)
+        self._beats = Periodic(self.clock, ttl / 4, self.beat, f"ubot-heartbeat-{role}")
 
     def start(self) -> Heartbeat:
         self.beat()
-        self._thread.start()
+        self._beats.start()
         return self
 
     def beat(self) -> None:
@@ -94,18 +94,21 @@ class Heartbeat:
             doc = RoleBeat(self.role, self.member, round(self.clock.now() * 1000), **self.figures())
             self.bus.put(beat_key(self.group, self.member), msgspec.json.encode(doc))
         except BusUnavailable as exc:
-            log.warning("%s: heartbeat failed (%s); trying again", self.role, exc)
+            if not self.failing:
+                log.warning(
+                    "%s: heartbeat failed (%s); trying again every %g s", self.role, exc, self.ttl / 4
+                )
+            self.failing = True
+            return
         except Exception:
             log.exception("%s: heartbeat failed", self.role)
-
-    def _run(self) -> None:
-        while self.clock.sleep_until(self.clock.now() + self.ttl / 4, self._stop):
-            self.beat()
+            return
+        if self.failing:
+            log.info("%s: heartbeat renewed", self.role)
+        self.failing = False
 
     def stop(self) -> None:
-        self._stop.set()
-        self.clock.wake()
-        self._thread.join(timeout=5)
+        self._beats.close(join_s=5)
         with contextlib.suppress(BusUnavailable):  # else its TTL ends it
             self.bus.leave(self.group, self.member)
 

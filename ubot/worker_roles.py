@@ -41,14 +41,18 @@ from ubot.bus import (
 from ubot.clocks import Clock, SystemClock
 from ubot.config import Settings, resolved_source
 from ubot.heartbeat import Heartbeat, member_name, ttl_s
-from ubot.models.alerts import AlertStore, member_watermark
+from ubot.models.alerts import AlertStore, member_watermark, prune_member_watermarks
 from ubot.models.db import close_connection, open_database
 from ubot.models.snapshots import SnapshotReader
 from ubot.models.tables import Meta
 from ubot.scan.assign import handed_over
-from ubot.scan.messages import ScanStored
+from ubot.scan.messages import DisableStrategy, ScanStored
 
 log = logging.getLogger(__name__)
+
+#: A scanner gone (not in the tick's view) whose last scan is older than this (data time) has its
+#: watermark (``meta`` ``scanned:<member>``) deleted: a day.
+WATERMARK_KEPT_MS = 86_400_000
 
 
 @dataclass
@@ -83,15 +87,20 @@ class TickFeed:
         previous_snapshot: Callable[[int], int | None],
         clock: Clock | None = None,
         watermark: Callable[[str], int | None] | None = None,
+        prune: Callable[[tuple[str, ...], int], object] | None = None,
     ) -> None:
         """``previous_snapshot(id)``: the id stored just before (``SnapshotReader.previous_id``);
-        ``watermark(member)``: a scanner's scan watermark (default: read from ``meta``)."""
+        ``watermark(member)``: a scanner's scan watermark (default: read from ``meta``);
+        ``prune(live, before_ms)``: delete the watermarks of the scanners gone since before
+        ``before_ms`` (``models.alerts.prune_member_watermarks``), done at the first tick and when
+        the view of the scanners changes."""
         self.member = member
         self.scanner = scanner
         self.wait_s = wait_s
         self.clock = clock or SystemClock()
         self.watermark = watermark or _watermark
         self.previous_snapshot = previous_snapshot
+        self.prune = prune
         self.last: TickReady | None = None
         self.cursor: EntryId | None = None
         self.stopping = threading.Event()
@@ -109,6 +118,11 @@ class TickFeed:
                 "scans itself, or none is live yet); this scanner scans nothing meanwhile"
             )
         previous = self.last.scanners if self.last is not None else tick.scanners
+        if self.prune is not None and (self.last is None or previous != tick.scanners):
+            try:
+                self.prune(tuple(tick.scanners), tick.snapshot_ms - WATERMARK_KEPT_MS)
+            except Exception:  # the next change tries again
+                log.exception("scanner: deleting the watermarks of scanners gone for long failed")
         self.wait_for(handed_over(previous, tick.scanners, self.member), tick.snapshot_id)
         self.scanner.tell(ScanStored(tick.number, tick.snapshot_id, tuple(tick.scanners)))
         self.last, self.cursor = tick, entry_id
@@ -189,6 +203,14 @@ def start_scanner(settings: Settings) -> RoleProcess:
             deliver=False,
             # The alerts it writes move its pruning on, as in the engine: old alerts go.
             retention_ms=settings.notify.retention_days * DAY_MS,
+            # The caps and the pause, as in the engine; the caps counted from the database, where
+            # every scanner process writes its share of a user's alerts (notify/caps.py).
+            messages_per_user_hour=settings.notify.messages_per_user_hour or None,
+            messages_per_destination_hour=settings.notify.messages_per_destination_hour or None,
+            pause_after_alerts=settings.notify.pause_after_alerts or None,
+            pause_window_s=settings.notify.pause_window_s,
+            pause=lambda strategy_id, reason: users.tell(DisableStrategy(strategy_id, reason)),
+            shared_caps=True,
         )
         running.stops.append(_stop_actor(notifier))
         options = AlertOptions(
@@ -211,7 +233,13 @@ def start_scanner(settings: Settings) -> RoleProcess:
             shares=Shares(member),
         )
         running.stops.append(_stop_actor(scanner))
-        feed = TickFeed(member, scanner, max(1.0, interval), snapshots.previous_id)
+        feed = TickFeed(
+            member,
+            scanner,
+            max(1.0, interval),
+            snapshots.previous_id,
+            prune=lambda live, before_ms: prune_member_watermarks(db, live, before_ms),
+        )
         running.stops.append(feed.stopping.set)
         ticks = Relay(bus, TICKS, _in_thread(feed.deliver), after=ticks_from).start()
         running.stops.append(ticks.stop)

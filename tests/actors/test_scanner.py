@@ -235,6 +235,9 @@ class Stored:
     def load(self, snapshot_id: int):
         return self.snapshots[snapshot_id]
 
+    def ids_after(self, snapshot_id: int) -> list[int]:
+        return sorted(i for i in self.snapshots if i > snapshot_id)
+
 
 def test_scanner_processes_split_the_strategies_and_a_survivor_continues_a_dead_ones_state():
     from ubot.scan.assign import Shares, owner

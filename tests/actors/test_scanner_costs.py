@@ -24,7 +24,7 @@ class Timer:
         return self.now
 
 
-def test_seeding_and_folding_the_history_count_in_the_scan_time_and_costs_are_named() -> None:
+def test_seeding_in_the_tick_and_folding_the_history_count_in_the_scan_time_and_costs_are_named() -> None:
     timer = Timer()
     loads: list[str] = []
 
@@ -42,7 +42,14 @@ def test_seeding_and_folding_the_history_count_in_the_scan_time_and_costs_are_na
     told: queue.Queue = queue.Queue()
     users, notifier, monitor = Stand.start(told, specs), Stand.start(queue.Queue()), Stand.start(told)
     scanner = Scanner.start(
-        3, users=users, notifier=notifier, monitor=monitor, load=load, now_ms=lambda: T0, timer=timer
+        3,
+        users=users,
+        notifier=notifier,
+        monitor=monitor,
+        load=load,
+        now_ms=lambda: T0,
+        timer=timer,
+        background_seeding=False,  # seeded in the tick (tests/scan/test_seeding.py: off the scan path)
     )
     try:
         ts = T0 + 1000

@@ -92,3 +92,32 @@ def test_without_a_watermark_nothing_is_owed_but_the_previous_snapshot_is_known(
     assert backlog.catch_up_from(SnapshotReader(db), watermark=None, live_id=b) == 0
     backlog.wait(live(b, tb))
     assert backlog.next().frame.closed_bar == closed_bars(ta, tb) == {"1m": ta}
+
+
+def test_a_scanner_process_scans_the_snapshots_it_was_never_told_of_before_the_next_one(db) -> None:
+    """Redis was down: the engine stored snapshots d and e but could not announce them. The next
+    ``TickReady`` (f) is scanned after them; a snapshot replaced while a scan ran (b) stays skipped."""
+    planner = ScanPlanner(1, lambda timeframe, after_ms, before_ms: [])
+    planner.set_user(7, [spec(condition="ema(3) > 1")])
+    backlog = Backlog(planner, SnapshotReader(db))
+    a, b, c, d, e, f = (i for i, _ in stored(db, 6))
+    assert backlog.wait_stored(1, a) is None
+    assert backlog.next().snapshot_id == a
+    assert backlog.wait_stored(2, b) is None  # while a is scanned
+    assert backlog.wait_stored(3, c) == (2, b)  # b is replaced: told, so not caught up
+    assert backlog.next().snapshot_id == c and not backlog
+    assert backlog.wait_stored(6, f) is None
+    scans = [backlog.next() for _ in range(3)]
+    assert [(s.frame.tick, s.snapshot_id) for s in scans] == [(-d, d), (-e, e), (6, f)]
+    assert not scans[0].live and scans[2].live
+    assert backlog.next() is None and not backlog
+
+
+def test_nothing_is_caught_up_without_strategies_to_scan(db) -> None:
+    planner = ScanPlanner(1, lambda timeframe, after_ms, before_ms: [])
+    backlog = Backlog(planner, SnapshotReader(db))
+    a, _, c = (i for i, _ in stored(db, 3))
+    backlog.wait_stored(1, a)
+    backlog.stored = None
+    backlog.wait_stored(3, c)
+    assert list(backlog.untold) == []

@@ -100,6 +100,9 @@ def live(snapshots: list, condition: str, start_ms: int | None = None, **rules) 
         for tf, rows in update.closed.items():
             kept.setdefault(tf, []).append(rows)
         planner.update_candles(snap.timestamp_ms, update.closed, update.open)
+        for share in planner.take_told().values():  # its series seeded: its worker gets it
+            for user, specs in share.users.items():
+                worker.replace_user(user, specs, share.forget)
         if added:
             result = worker.scan(planner.frame(tick, snap))
             alerts += [(a.fired_at_ms, a.coin_id) for a in result.alerts]

@@ -103,6 +103,7 @@ def test_strategies_differing_only_in_literals_share_one_evaluation():
     specs.append(spec(5, "rsi(14) < 28", timeframe="1h"))
     planner = ScanPlanner(1)
     planner.set_user(7, specs)
+    planner.update_candles(T0, {}, {})  # their series seeded (nothing stored): planned
     shapes = sorted(sorted(g.ids.tolist()) for g in planner.plan.groups)
     assert shapes == [[1, 2], [3], [4], [5]]  # the period selects the series: part of the shape
     group = next(g for g in planner.plan.groups if len(g) == 2)

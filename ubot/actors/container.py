@@ -18,6 +18,7 @@ from typing import Any
 import pykka
 
 from ubot.actors.stage import Stage, unexpected
+from ubot.bus import BusUnavailable
 from ubot.market.candles import CandleRows
 from ubot.market.view import SnapshotView
 from ubot.messages import Candled, GetOpenCandle, GetSnapshot, ResolveCoin, TickDone
@@ -56,6 +57,8 @@ class Container(Stage):
         if self.publish is not None:  # the document, TickReady and the snapshot event (the bus)
             try:
                 self.publish(message, self.view)
+            except BusUnavailable as error:  # the bus says its outage once (bus/outage.py)
+                log.debug("snapshot %s not published: %s", message.snapshot_id, error)
             except Exception:  # kept in the database: never lose the tick for the bus
                 log.exception("publishing snapshot %s failed", message.snapshot_id)
         self.monitor.tell(

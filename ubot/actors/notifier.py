@@ -40,7 +40,7 @@ import collections
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,6 +56,7 @@ from ubot.notify.caps import HOUR_MS, Caps, FiringLimit
 from ubot.notify.channel import RETRY, SENT, Channel
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL, Dispatcher
 from ubot.notify.messages import (
+    Alert,
     AlertState,
     GetAlerts,
     GetAlertState,
@@ -145,12 +146,15 @@ class Notifier(pykka.ThreadingActor):
         pause_after_alerts: int | None = None,
         pause_window_s: float = 3600.0,
         pause: Pause | None = None,
+        shared_caps: bool = False,
     ) -> None:
         """``claims``: share the outbox with other notifier processes (see the module's text);
         ``deliver=False``: write alerts, never send them (a scanner process).
         ``messages_per_user_hour`` / ``messages_per_destination_hour``: the hourly caps (``None``:
         none); ``pause_after_alerts`` alerts of one strategy within ``pause_window_s`` pause it:
-        ``pause(strategy_id, reason)`` (the UserManager disables it)."""
+        ``pause(strategy_id, reason)`` (the UserManager disables it). ``shared_caps``: other processes
+        write alerts too (scanner processes): the caps are recounted from the database before each
+        tick's messages are admitted (``notify/caps.py``)."""
         super().__init__()
         self.store = store
         self.claims = claims
@@ -172,6 +176,9 @@ class Notifier(pykka.ThreadingActor):
         #: "simulated market" said when it is.
         self.style = Style(public_url, simulated)
         self.caps = Caps(messages_per_user_hour, messages_per_destination_hour)
+        self.shared_caps = shared_caps and (
+            messages_per_user_hour is not None or messages_per_destination_hour is not None
+        )
         self.firing = FiringLimit(pause_after_alerts, round(pause_window_s * 1000))
         self.pause = pause
         self.next_prune_ms: int | None = None
@@ -247,9 +254,24 @@ class Notifier(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         unexpected(self, message)
 
+    def _recount(self, alerts: Sequence[Alert]) -> None:
+        """The caps of these alerts' users and destinations, from the database (``Caps.recount``);
+        when it cannot be read, this process's own counts stand."""
+        users = {a.user_id for a in alerts}
+        where = {(t.channel, t.target) for a in alerts for t in a.deliveries}
+        since = self._now_ms() - self.caps.users.window_ms
+        try:
+            sent = self.store.recent_messages(since, users, {target for _, target in where})
+        except Exception as error:
+            log.warning("notifier: the hourly caps could not be recounted (%s); counting on locally", error)
+            return
+        self.caps.recount(users, where, sent)
+
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:
         alerts = tuple(worded(alert, self.style, with_short=False) for alert in message.alerts)
+        if self.shared_caps and alerts:
+            self._recount(alerts)
         batches = batched(alerts, self.style, self.caps, self.firing, self._now_ms())
         self.unwritten.append(replace(message, alerts=batches.alerts))
         self._flush()

@@ -13,6 +13,10 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
   a scan, the new one gets that tick's frame again (once). Other workers are not touched.
 * A failure in the supervisor's own work (loading candle history from a database that is down) loses
   that tick's scan, logged; the supervisor stays up.
+* A new indicator series is seeded by a thread of its own (``scan/seeding.py``: the planner's
+  :class:`~ubot.scan.seeding.Seeder`, stepped by a :class:`~ubot.scan.seeding.SeedRunner` that is
+  paused while a scan runs and tells ``SeedsReady`` when a seed is done): the strategies that read
+  it are not evaluated until it is merged; everybody else's are, every tick.
 * Strategies come from the UserManager: all of them at start (:class:`WatchStrategies`), then each
   user's enabled strategies whenever they or the user's settings change.
 * In a scanner process (``--role scanner``, ``shares`` given) ticks come as :class:`ScanStored`
@@ -49,6 +53,7 @@ from ubot.scan.messages import (
     ScannerStats,
     ScanStored,
     ScanTick,
+    SeedsReady,
     SetStrategies,
     StrategiesChanged,
     StrategyErrors,
@@ -57,6 +62,7 @@ from ubot.scan.messages import (
 )
 from ubot.scan.planner import Loader, ScanPlanner
 from ubot.scan.rounds import Round, ScanFigures
+from ubot.scan.seeding import SeedRunner
 from ubot.scan.worker import ScanWorker
 
 log = logging.getLogger(__name__)
@@ -153,13 +159,18 @@ class Scanner(pykka.ThreadingActor):
         parallel: bool = False,
         timer: Callable[[], float] = time.perf_counter,
         shares: Shares | None = None,
+        background_seeding: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database); ``timer``: seconds, for the
         scan times of ``/health``; ``shares``: this scanner process's share of the strategies
-        (``--role scanner``; None: every strategy)."""
+        (``--role scanner``; None: every strategy); ``background_seeding``: new indicator series
+        are seeded by a thread of their own (``scan/seeding.py``), never in a tick (False: in the
+        tick that needs them); ``clock``: seconds, for the seeds' durations."""
         super().__init__()
-        self.planner = ScanPlanner(workers, load)
+        self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock)
+        self.seeding: SeedRunner | None = None
         self.snapshots = snapshots
         self.shares = shares
         self.caught_up = False
@@ -182,6 +193,9 @@ class Scanner(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         me = self.actor_ref
+        if self.planner.background:
+            self.seeding = SeedRunner(self.planner.seeder, lambda: tell_if_alive(me, SeedsReady()))
+            self.seeding.start()
         self.pool = [
             ScanWorkerActor.start(i, me, self.notifier, self.planner.workers)
             for i in range(self.planner.workers)
@@ -195,6 +209,8 @@ class Scanner(pykka.ThreadingActor):
             log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
 
     def on_stop(self) -> None:
+        if self.seeding is not None:
+            self.seeding.stop()
         for ref in self.pool:
             try:
                 ref.stop(block=True, timeout=30)
@@ -219,6 +235,7 @@ class Scanner(pykka.ThreadingActor):
         snapshot = message.snapshot
         started = self.timer()
         self.planner.update_candles(snapshot.timestamp_ms, message.closed_candles, message.open_candles)
+        self._seeded()
         folded = self.timer() - started
         self.folding += folded
         self.figures.history_ms = folded * 1000
@@ -274,7 +291,31 @@ class Scanner(pykka.ThreadingActor):
             self._start(scan.frame, scan.snapshot_id, started)
             return
 
+    def _seeded(self) -> None:
+        """Tell the workers of the strategies whose seeds were merged, their owners what waits for a
+        seed (``last_error``), and the seeding thread that there is work."""
+        for worker, told in self.planner.take_told().items():
+            tell_if_alive(self.pool[worker], told)
+        notes = self.planner.take_notes()
+        if notes and self.users is not None:
+            tell_if_alive(self.users, StrategyErrors(notes, self.now_ms()))
+        if self.seeding is not None:
+            self.seeding.wake()
+
+    @on_receive.register
+    @not_fatal
+    def _seeds_ready(self, message: SeedsReady) -> None:
+        """A seed finished (the seeding thread says so): its strategies are planned, and evaluated
+        from the next scan that starts."""
+        if self.planner.merge():
+            self._seeded()
+            if self.monitor is not None:
+                tell_if_alive(self.monitor, self.stats())
+
     def _start(self, frame: MarketFrame, snapshot_id: int, started: float) -> None:
+        self._seeded()
+        if self.seeding is not None:
+            self.seeding.pause(True)  # the scan has the CPU; a seed continues after it
         self.round = Round(frame, snapshot_id, set(range(len(self.pool))), started)
         self.planner.scan_started()
         for worker in self.pool:
@@ -304,6 +345,8 @@ class Scanner(pykka.ThreadingActor):
 
     def _finish(self, scan: Round) -> None:
         self.round = None
+        if self.seeding is not None:
+            self.seeding.pause(False)
         self.figures.finished(scan, (self.timer() - scan.started) * 1000)
         if self.users is not None:
             if scan.errors:
@@ -349,4 +392,11 @@ class Scanner(pykka.ThreadingActor):
             self._finish(scan)
 
     def stats(self) -> ScannerStats:
-        return self.figures.stats(len(self.pool), len(self.planner.specs), self.planner.costs)
+        seeds = self.planner.seed_seconds
+        return self.figures.stats(
+            len(self.pool),
+            len(self.planner.specs),
+            self.planner.costs,
+            len(self.planner.waiting),
+            seeds[-1] if seeds else None,
+        )

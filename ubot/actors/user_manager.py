@@ -71,7 +71,7 @@ class UserManagerActor(pykka.ThreadingActor):
         if self.on_changed is not None:
             try:
                 self.on_changed(user_id)
-            except Exception:  # the change is written; the engine re-reads all after a bus outage
+            except Exception:  # the change is written; the relays re-read all after a bus outage
                 log.exception("user manager: could not announce the change of user %d", user_id)
         if self.scanner is not None:
             try:

@@ -19,10 +19,15 @@ noticed) and the read starts over.
 Failures: a connection error or timeout marks the bus disconnected (:meth:`RedisBus.health`, for
 ``/health`` "degraded") and the call is retried on a new connection with jittered exponential
 backoff (``redis.backoff.EqualJitterBackoff``) within the call's time budget (a read's timeout,
-``publish_timeout_s`` for the rest), then raises :class:`~ubot.bus.base.BusUnavailable`. A reader
-keeps its cursor, so reading again after a failure (or after Redis restarted) resumes without loss;
-what Redis lost in a restart is reported as missed, and caught up from the database by the caller:
-nothing kept travels only on the bus. redis-py's own retries are off, so every failure is seen here.
+``write_budget_s`` for the rest), then raises :class:`~ubot.bus.base.BusUnavailable`. After such a
+failure Redis is *down* (:mod:`ubot.bus.outage`, logged once): every call but a read is refused at
+once, without touching the network, except one single-attempt probe per ``retry_s``; the first call
+that succeeds (a probe, or a reader's) ends the outage (logged once). So the engine's tick, which
+publishes, never waits on a Redis that is gone: the first publish of an outage costs
+``write_budget_s`` at most, the others nothing (a probe: one connection attempt). A reader keeps its
+cursor, so reading again after a failure (or after Redis restarted) resumes without loss; what Redis
+lost in a restart is reported as missed, and caught up from the database by the caller: nothing
+kept travels only on the bus. redis-py's own retries are off, so every failure is seen here.
 
 Why synchronous only: each process reads each topic from one thread (a scanner's tick loop, one
 reader per gateway process that fans entries out in memory to its clients, handing them to the event
@@ -45,6 +50,7 @@ from redis.retry import Retry
 
 from ubot.bus.base import Bus, BusClosed, BusHealth, BusUnavailable, RawBatch, check_name
 from ubot.bus.ids import EntryId, LogState
+from ubot.bus.outage import DEFAULT_RETRY_S, Outage
 from ubot.clocks import Clock
 
 T = TypeVar("T")
@@ -108,10 +114,15 @@ class RedisBus(Bus):
         clock: Clock | None = None,
         timeout_s: float = 2.0,
         max_block_s: float = 10.0,
+        write_budget_s: float = 0.5,
+        retry_s: float = DEFAULT_RETRY_S,
+        outage_clock: Clock | None = None,
     ) -> None:
         """``url``: ``redis://host:port/db``. ``maxlen``: entries kept per topic (at least; ``~``),
         ``maxlens`` per-topic exceptions. ``clock``: membership time (None: Redis' own clock).
-        ``timeout_s``: socket timeout and the retry budget of every call but a read."""
+        ``timeout_s``: socket timeout. ``write_budget_s``: the retry budget of every call but a
+        read. ``retry_s``: while Redis is down, calls but reads are refused at once except one
+        single-attempt probe per ``retry_s`` (:mod:`ubot.bus.outage`, on ``outage_clock``)."""
         self.prefix = check_name("prefix", prefix)
         self.maxlen = maxlen
         self.maxlens = dict(maxlens or {})
@@ -120,6 +131,8 @@ class RedisBus(Bus):
         self.clock = clock
         self.timeout_s = timeout_s
         self.max_block_s = max_block_s
+        self.write_budget_s = min(write_budget_s, timeout_s)
+        self.outage = Outage(f"Redis ({prefix})", retry_s, outage_clock)
         common: dict[str, Any] = dict(
             socket_connect_timeout=timeout_s,
             protocol=2,  # the replies' shapes this module reads, whatever redis-py's default
@@ -244,10 +257,27 @@ class RedisBus(Bus):
     # --- every call goes through here ------------------------------------------------------------
 
     def _call(self, do: Callable[[], T], deadline: float | None = None) -> T:
-        """``do()``, retried on connection failures with backoff until ``deadline`` (monotonic; None:
-        ``timeout_s`` from now). Always tried at least once."""
+        """``do()``, retried on connection failures with backoff until ``deadline`` (monotonic).
+        Without a deadline (every call but a read's) it goes through the outage gate: while Redis is
+        down it is refused at once (``BusUnavailable``), or tried once as a probe; else retried
+        within ``write_budget_s``. Always tried at least once when it goes to the network."""
         if deadline is None:
-            deadline = time.monotonic() + self.timeout_s
+            if self._closed.is_set():
+                raise BusClosed("the bus is closed")
+            if not self.outage.allow():
+                raise BusUnavailable(f"Redis is down ({self.health().error}); not tried, retried soon")
+            deadline = time.monotonic() + (0.0 if self.outage.down else self.write_budget_s)
+        try:
+            result = self._retry(do, deadline)
+        except BusClosed:
+            raise
+        except BusUnavailable as error:
+            self.outage.failed(str(error))
+            raise
+        self.outage.recovered()
+        return result
+
+    def _retry(self, do: Callable[[], T], deadline: float) -> T:
         failures = 0
         while True:
             if self._closed.is_set():

@@ -5,7 +5,10 @@
   entries were ``missed`` (then the receiver catches up from the database).
 * When the bus is unreachable the relay keeps reading (each read retries with backoff, see the
   implementations) and its cursor stays where it was, so it resumes without loss; the outage is
-  logged once, and ``bus.health()`` says disconnected meanwhile.
+  logged once, and ``bus.health()`` says disconnected meanwhile. The first batch after an outage
+  says ``missed`` (even when the topic kept every entry): what publishers could not publish while
+  the bus was away never reached it, so the receiver catches up from the database (a scanner
+  reloads every strategy; a gateway's ring restarts there, see ``stream/hub.py``).
 * A callback that raises is logged; the relay goes on with the next batch.
 * It ends when the bus is closed, or within ``timeout_s`` after :meth:`Relay.stop`.
 
@@ -16,6 +19,7 @@ clients.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -76,6 +80,7 @@ class Relay:
             if outage:
                 log.info("topic %s: the bus is back, reading after %s", self.topic, self.cursor)
                 outage = False
+                batch = dataclasses.replace(batch, missed=True)  # unpublished meanwhile: catch up
             if batch.entries or batch.missed:
                 try:
                     self.deliver(batch)

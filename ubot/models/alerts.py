@@ -43,6 +43,7 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Pacing,
+    SnapshotRecord,
     Strategy,
     UserSettings,
 )
@@ -352,13 +353,19 @@ class AlertStore:
         row = Delivery.select(Delivery.status).where(Delivery.id == delivery_id).tuples().first()
         return row is not None and row[0] in UNSENT
 
-    def recent_messages(self, since_ms: int) -> list[tuple[int, str, str, int]]:
+    def recent_messages(
+        self, since_ms: int, users: Iterable[int] | None = None, targets: Iterable[str] | None = None
+    ) -> list[tuple[int, str, str, int]]:
         """``(user_id, channel, target, created_ms)`` of the deliveries written since ``since_ms`` and
-        not capped or cancelled, oldest first: what the hourly caps count (``Caps.seed``)."""
+        not capped or cancelled, oldest first: what the hourly caps count (``Caps.seed``). With
+        ``users`` or ``targets``: only those of these users or to these addresses (``Caps.recount``)."""
+        where = (Delivery.created_at >= since_ms) & Delivery.status.not_in((CAPPED, CANCELLED))
+        if users is not None or targets is not None:
+            where &= AlertRecord.user.in_(list(users or ())) | Delivery.target.in_(list(targets or ()))
         query = (
             Delivery.select(AlertRecord.user, Delivery.channel, Delivery.target, Delivery.created_at)
             .join(AlertRecord)
-            .where((Delivery.created_at >= since_ms) & Delivery.status.not_in((CAPPED, CANCELLED)))
+            .where(where)
             .order_by(Delivery.created_at, Delivery.id)
         )
         return [(u, c, t, at) for u, c, t, at in query.tuples()]
@@ -658,6 +665,27 @@ def _delivery_of(row: Delivery) -> DeliveryRow:
     )
 
 
+MEMBER_WATERMARK = "scanned:"
+
+
 def member_watermark(member: str) -> str:
     """The Meta key of a scanner process's scan watermark."""
-    return f"scanned:{member}"[:64]
+    return f"{MEMBER_WATERMARK}{member}"[:64]
+
+
+def prune_member_watermarks(db: Database, live: Iterable[str], before_ms: int) -> list[str]:
+    """Delete the scan watermarks of the scanner processes gone for long: not in ``live``, and whose
+    last scanned snapshot was taken before ``before_ms`` (or is no longer stored). A member's name
+    holds its pid, so a dead process's key would otherwise stay for ever. Returns the keys deleted."""
+    keep = {member_watermark(m) for m in live}
+    rows = (
+        Meta.select(Meta.key, SnapshotRecord.timestamp)
+        .join(SnapshotRecord, JOIN.LEFT_OUTER, on=(SnapshotRecord.id == Meta.value.cast("INTEGER")))
+        .where(Meta.key.startswith(MEMBER_WATERMARK))
+        .tuples()
+    )
+    gone = [key for key, taken in rows if key not in keep and (taken is None or taken < before_ms)]
+    if gone:
+        with writing(db):
+            Meta.delete().where(Meta.key.in_(gone)).execute()
+    return gone

@@ -12,6 +12,17 @@ in (epoch ms), no threads, no database.
 Counts live in the Notifier's memory: :meth:`Caps.seed` refills the caps' windows from the
 deliveries of the last hour at start; the alerts kept back before a restart are not said again, and
 the firing limit's window starts empty after a restart.
+
+Several scanner processes (``--role scanner``) write alerts of one user (each scans a share of their
+strategies), each with its own Notifier: counted locally, the cap would be exceeded K times. There
+the Notifier recounts, before admitting a tick's messages, the windows of the users and destinations
+they go to from the deliveries in the database (:meth:`Caps.recount`: every process's, written
+before). What remains is a race between two processes admitting messages of the same user in the
+same instant (between one's recount and its write, a few milliseconds): each may admit one message
+the other has not counted yet, so the cap can be passed by at most K - 1 messages in that case, and
+never by the whole hour's worth. Making it exact would need a lock per user held from the count to
+the write's commit across processes; we chose not to take one on every alert. ``kept_back`` (the
+alerts not said yet) and the firing limit stay per process: a strategy is scanned by one scanner.
 """
 
 from __future__ import annotations
@@ -90,6 +101,27 @@ class Caps:
         for user_id, channel, target, at_ms in sent:
             self.users.add(user_id, at_ms)
             self.destinations.add((channel, target), at_ms)
+
+    def recount(
+        self,
+        users: Iterable[int],
+        destinations: Iterable[tuple[str, str]],
+        sent: Iterable[tuple[int, str, str, int]],
+    ) -> None:
+        """The windows of ``users`` and ``destinations`` as the database has them: ``sent`` holds the
+        messages written in the window (``(user_id, channel, target, created_ms)``, oldest first, at
+        least those of these users and destinations), by every process; they replace what this
+        process counted."""
+        users, destinations = set(users), set(destinations)
+        for user_id in users:
+            self.users.forget(user_id)
+        for where in destinations:
+            self.destinations.forget(where)
+        for user_id, channel, target, at_ms in sent:
+            if user_id in users:
+                self.users.add(user_id, at_ms)
+            if (channel, target) in destinations:
+                self.destinations.add((channel, target), at_ms)
 
 
 class FiringLimit:

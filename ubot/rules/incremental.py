@@ -19,6 +19,7 @@ A value needs exactly :func:`ubot.rules.indicators.lookback` candles, the open o
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -53,6 +54,18 @@ class Closes:
         count = self.count[rows]
         return np.where(count > k, self.ring[rows, (count - 1 - k) % self.capacity], np.nan)
 
+    def resized(self, capacity: int) -> Closes:
+        """The same closes in a ring of ``capacity`` (a larger one holds NaN for closes not kept)."""
+        out = Closes(capacity)
+        out.count = self.count.copy()
+        out.ring = np.full((len(self.count), out.capacity), np.nan)
+        rows = np.arange(len(self.count))
+        for k in range(min(self.capacity, out.capacity)):
+            have = self.count > k
+            at = (self.count - 1 - k)[have]
+            out.ring[rows[have], at % out.capacity] = self.ring[rows[have], at % self.capacity]
+        return out
+
     def newest(self, rows: np.ndarray, n: int) -> np.ndarray:
         """``len(rows) x n``: each row's newest ``n`` closes, oldest first (rows with ``n`` of them)."""
         columns = (self.count[rows][:, np.newaxis] - n + np.arange(n)) % self.capacity
@@ -74,6 +87,17 @@ class State:
             new = np.full((size, *old.shape[1:]), fill)
             new[: len(old)] = old
             self.arrays[name] = new
+
+    def moved(self, to_rows: np.ndarray, from_rows: np.ndarray, size: int) -> State:
+        """This state with row ``from_rows[i]`` at ``to_rows[i]`` of ``size`` rows (others fresh)."""
+        out = copy.copy(self)
+        out.arrays = {}
+        for name, fill in self.FILL.items():
+            old = self.arrays[name]
+            new = np.full((size, *old.shape[1:]), fill)
+            new[to_rows] = old[from_rows]
+            out.arrays[name] = new
+        return out
 
     def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {name: array[rows] for name, array in self.arrays.items()}
@@ -288,6 +312,12 @@ class Extreme(State):
         suffix[: len(self.suffix)] = self.suffix
         self.suffix = suffix
 
+    def moved(self, to_rows, from_rows, size):
+        out = super().moved(to_rows, from_rows, size)
+        out.suffix = np.full((size, self.n), -np.inf)
+        out.suffix[to_rows] = self.suffix[from_rows]
+        return out
+
     def advance(self, rows, closes):
         count, y = closes.count[rows], self.sign * closes.back(rows, 0)
         prefix = self.arrays["prefix"]
@@ -376,6 +406,36 @@ class Tracker:
             for state in self.states.values():
                 state.grow(size)
             self.rows = size
+
+    def untracked(self, calls: Iterable[IndicatorCall]) -> frozenset[IndicatorCall]:
+        """Track ``calls`` whose state is held already (``bb_upper(20, 3)`` beside ``sma(20)``); returns
+        the others: their states must be seeded (:meth:`adopt`)."""
+        calls = frozenset(calls) - self.calls
+        held = frozenset(call for call in calls if state_key(call) in self.states)
+        self.calls |= held
+        return calls - held
+
+    def retain(self, calls: Iterable[IndicatorCall]) -> None:
+        """Keep only the states that ``calls`` read (the others are no longer used by any strategy)."""
+        keep = {state_key(call) for call in calls}
+        self.states = {key: state for key, state in self.states.items() if key in keep}
+        self.calls = frozenset(call for call in self.calls if state_key(call) in keep)
+
+    def adopt(self, other: Tracker, to_rows: np.ndarray, from_rows: np.ndarray) -> np.ndarray:
+        """Take over ``other``'s states that this tracker lacks: ``other`` row ``from_rows[i]`` is row
+        ``to_rows[i]`` here (this tracker grown to hold them). ``other`` was fed the same closed
+        candles (a seed of new calls from the stored history, then the candles since), so the counts
+        and the closes agree; returns the rows here where they do not (their new values are
+        ``other``'s, read against this tracker's closes)."""
+        agree = self.closes.count[to_rows] == other.closes.count[from_rows]
+        for key, state in other.states.items():
+            if key not in self.states:
+                self.states[key] = state.moved(to_rows, from_rows, self.rows)
+        if other.closes.capacity > self.closes.capacity:
+            self.closes = self.closes.resized(other.closes.capacity)
+            self.closes.ring[to_rows[agree]] = other.closes.ring[from_rows[agree]]
+        self.calls |= other.calls
+        return to_rows[~agree]
 
     def advance(self, rows: np.ndarray, closes: np.ndarray) -> None:
         """One closed candle for each of ``rows`` (distinct), with close ``closes``."""

@@ -1,8 +1,14 @@
 """What waits for the scan in progress, in the order it is scanned: first the snapshots the last run
-stored but never scanned (the catch-up), then the latest live tick.
+stored but never scanned (the catch-up), then the snapshots a scanner process was never told of
+(the bus lost their ``TickReady``), then the latest live tick.
 
 Only one live tick waits: a newer one replaces it, and the one replaced is never scanned (the
-Scanner counts it). Its candles are in the histories already (they are folded in on arrival), and
+Scanner counts it). A scanner process (``--role scanner``) that is told of a snapshot without
+having been told of the ones stored before it since the last one it was told of (Redis was down or
+restarted: the engine could not publish their ``TickReady``, or the stream lost them) scans those
+first, oldest first, read from the database (:meth:`Backlog.wait_stored`): nothing stored while the
+bus was away goes unscanned. They are split by the new tick's view of the scanners (the only one
+known), so each is still scanned by one scanner. Its candles are in the histories already (they are folded in on arrival), and
 its closed bars are not lost: a frame's closed bars are those since the previous frame
 (:meth:`ScanPlanner.frame`). Plain logic: the Scanner actor only asks it what to scan next.
 """
@@ -46,12 +52,34 @@ class Backlog:
         #: A scanner process's tick (``--role scanner``): (tick number, snapshot id), framed from the
         #: database when its scan starts; like ``live``, only the latest waits.
         self.stored: tuple[int, int] | None = None
+        #: A scanner process's snapshots it was never told of (ids, oldest first), framed from the
+        #: database when their scan starts, before ``stored``.
+        self.untold: deque[int] = deque()
+        self.told: int | None = None  # the newest snapshot a ``TickReady`` named
 
     def __bool__(self) -> bool:
-        return bool(self.catch_up) or self.live is not None or self.stored is not None
+        return bool(self.catch_up) or bool(self.untold) or self.live is not None or self.stored is not None
 
     def wait_stored(self, number: int, snapshot_id: int) -> tuple[int, int] | None:
-        """A stored snapshot (a ``TickReady``) waits for its scan; returns the one it replaces."""
+        """A stored snapshot (a ``TickReady``) waits for its scan; returns the one it replaces. The
+        snapshots stored between the last one told and this one, never told, wait before it."""
+        if self.told is not None and self.snapshots is not None and self.planner.specs:
+            try:
+                untold = [i for i in self.snapshots.ids_after(self.told) if i < snapshot_id]
+            except Exception:  # the database is down: this tick is scanned (if it can be) all the same
+                log.exception("scanner: could not look for snapshots never announced before %d", snapshot_id)
+                untold = []
+            if untold:
+                log.warning(
+                    "scanner: %d snapshot(s) stored before %d were never announced on the bus (Redis down "
+                    "or restarted?); scanning them from the database first",
+                    len(untold),
+                    snapshot_id,
+                )
+            self.untold.extend(untold[-MAX_CATCH_UP:])
+            while len(self.untold) > MAX_CATCH_UP:
+                self.untold.popleft()
+        self.told = snapshot_id if self.told is None else max(self.told, snapshot_id)
         replaced, self.stored = self.stored, (number, snapshot_id)
         return replaced
 
@@ -84,6 +112,9 @@ class Backlog:
         """The scan to start now, or None when nothing waits."""
         if self.catch_up:
             return self.catch_up.popleft()
+        if self.untold and self.snapshots is not None:
+            snapshot_id = self.untold.popleft()
+            return Scan(self.planner.replay(-snapshot_id, self.snapshots.load(snapshot_id)), snapshot_id)
         if self.stored is not None and self.snapshots is not None:
             (number, snapshot_id), self.stored = self.stored, None
             # Histories read from the database up to this snapshot, its prices as the open candles.

@@ -5,9 +5,9 @@ indicator call the strategies use on that timeframe, plus the close of each coin
 A closed candle advances the states once; a frame reads each value on the closed candles, or with
 the open candle as the newest one (its close is the latest price), in O(1) per coin either way.
 
-Seeded from the coin's whole stored history (:meth:`add_closed` with every stored closed candle: the
-planner reads them from the candle table when a timeframe, or a call it does not track yet, first
-appears), then advanced by the candles the OHLC stage reports closed each tick, so a value is the one
+Seeded from the coin's whole stored history (:meth:`add_closed` with every stored closed candle: a
+seed job reads them from the candle table for the calls not tracked yet, ``scan/seeding.py``, and
+:meth:`adopt` hands their states to the live history), then advanced by the candles the OHLC stage reports closed each tick, so a value is the one
 over the coin's whole history, whatever its length. A candle older than or equal to the coin's last
 closed one is ignored, so the start-up load and the first ticks may overlap safely. A missing candle
 (a gap) is simply not there: the coin's next candle follows its previous one.
@@ -15,7 +15,7 @@ closed one is ignored, so the start-up load and the first ticks may overlap safe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 
 import numpy as np
 
@@ -65,6 +65,17 @@ class IndicatorHistory:
     def add_closed(self, candles: CandleRows) -> int:
         """Fold in closed candles (any order, several per coin allowed: a start-up load is every stored
         candle); returns how many were new."""
+        steps = self.folding(candles)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as end:
+                return end.value
+
+    def folding(self, candles: CandleRows) -> Generator[int, None, int]:
+        """:meth:`add_closed` one candle column at a time: yields the work of each step (states x
+        coins advanced), returns how many candles were new. A seed (``scan/seeding.py``) runs it a
+        bounded number of steps at a time."""
         if len(candles) == 0:
             return 0
         order = np.lexsort((candles.open_time, candles.coin_ids))
@@ -82,8 +93,9 @@ class IndicatorHistory:
         counts = np.diff(np.append(starts, len(rows)))
         if counts.max() == 1:  # a tick: at most one candle per coin
             self.tracker.advance(rows, closes)
+            yield len(rows) * len(self.tracker.states)
         else:
-            self._fold(rows, closes, starts, counts)
+            yield from self._fold(rows, closes, starts, counts)
         self.last_closed[rows[starts + counts - 1]] = times[starts + counts - 1]
         return len(rows)
 
@@ -97,16 +109,19 @@ class IndicatorHistory:
             pending.append(chunk)
             size += len(chunk)
             if size >= cells:
-                added += self.add_closed(_joined(pending))
+                added += self.add_closed(joined(pending))
                 pending, size = [], 0
         if pending:
-            added += self.add_closed(_joined(pending))
+            added += self.add_closed(joined(pending))
         return added
 
-    def _fold(self, rows: np.ndarray, closes: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> None:
+    def _fold(
+        self, rows: np.ndarray, closes: np.ndarray, starts: np.ndarray, counts: np.ndarray
+    ) -> Iterator[int]:
         """Several candles per coin: coins x candles matrices (each coin's candles left-aligned, the
         longest histories first), advanced one column at a time over the coins that have it."""
         by_length = np.argsort(-counts, kind="stable")
+        states = max(1, len(self.tracker.states))
         done = 0
         while done < len(by_length):
             longest = int(counts[by_length[done]])
@@ -122,6 +137,27 @@ class IndicatorHistory:
             active = np.searchsorted(-lengths, -np.arange(longest), side="left")  # coins with column j
             for j in range(longest):
                 self.tracker.advance(group_rows[: active[j]], matrix[: active[j], j])
+                yield states * int(active[j])
+
+    def adopt(self, other: IndicatorHistory) -> int:
+        """Take over the states of ``other``, a history of new calls seeded from the stored candles and
+        then fed the same candles as this one since (``scan/seeding.py``): only the new series were
+        seeded, the others are not touched. Returns how many coins' candle counts disagreed (logged
+        by the caller; their new values are ``other``'s)."""
+        coins = list(other.row_of)
+        theirs = np.fromiter((other.row_of[c] for c in coins), dtype=np.int64, count=len(coins))
+        mine = np.fromiter((self._row(c) for c in coins), dtype=np.int64, count=len(coins))
+        differ = self.tracker.adopt(other.tracker, mine, theirs)
+        alone = np.setdiff1d(np.arange(len(self.row_of)), mine)  # coins the seed never saw
+        return len(differ) + int((self.tracker.closes.count[alone] > 0).sum())
+
+    def retain(self, calls: Iterable[IndicatorCall]) -> None:
+        """Drop the states no strategy reads any more (``calls``: those still used)."""
+        self.tracker.retain(calls)
+
+    def untracked(self, calls: Iterable[IndicatorCall]) -> frozenset[IndicatorCall]:
+        """The calls of ``calls`` whose states are not held (the others are tracked from now on)."""
+        return self.tracker.untracked(calls)
 
     def set_open(self, candles: CandleRows) -> None:
         """The open candle of each coin given (its close is the coin's latest price)."""
@@ -155,7 +191,7 @@ class IndicatorHistory:
         return np.where(valid, out, np.nan)
 
 
-def _joined(parts: list[CandleRows]) -> CandleRows:
+def joined(parts: list[CandleRows]) -> CandleRows:
     """Candles of one timeframe, several sets as one (only the columns the indicators read)."""
     if len(parts) == 1:
         return parts[0]

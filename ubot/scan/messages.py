@@ -94,6 +94,11 @@ class ScanFinished:
 
 
 @dataclass(frozen=True)
+class SeedsReady:
+    """The seeding thread -> Scanner: a seed of new indicator series finished; merge it."""
+
+
+@dataclass(frozen=True)
 class WorkerDied:
     worker: int
     reason: str
@@ -109,7 +114,7 @@ class CostlyStrategy:
 class ScannerStats:
     """Scanner -> Monitor after every scan; ``/health``'s ``scanner`` (declared for the OpenAPI
     document by this class). Scan times include folding the tick's candles into the indicator state
-    (seeding it from the database when a series is new) and building the frame."""
+    and building the frame; a seed of new series runs beside the scans (``seeding``)."""
 
     workers: int
     strategies: int
@@ -133,6 +138,18 @@ class ScannerStats:
     costliest: Annotated[
         list[CostlyStrategy], Meta(description="the costliest strategies, costliest first")
     ] = field(default_factory=list)
+    seeding: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="strategies not evaluated yet: their new indicator series are being seeded "
+            "from the stored candles, off the scan path",
+        ),
+    ] = 0
+    last_seed_s: Annotated[
+        float | None,
+        Meta(description="seconds from asking for the last seed of new series to its strategies going live"),
+    ] = None
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "costliest": [dict(item.__dict__) for item in self.costliest]}

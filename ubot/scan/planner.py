@@ -4,13 +4,16 @@ candle history that the tick frames are built from.
 Routing is by strategy id (``id % workers``): stable across restarts and edits, so a worker keeps its
 strategies' firing state without locks. The planner alone decides when that state starts afresh
 (:meth:`ScanPlanner.set_user`). The histories are kept only for the timeframes some enabled
-strategy uses, as deep as its indicators need (:func:`ubot.rules.indicators.window`); a timeframe that
-appears, or needs more depth, is (re)loaded from the database through ``load``.
+strategy uses, with the series they read; a series that is new is seeded alone from the database
+through ``load`` (``scan/seeding.py``), and the strategies that read it wait outside the plan
+(:attr:`ScanPlanner.waiting`) until it is merged (:meth:`ScanPlanner.merge`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 
 from ubot.market.candles import CandleRows, bucket_start
@@ -21,7 +24,10 @@ from ubot.scan.cost import Cost, cost_of
 from ubot.scan.frame import MarketFrame, Plan, Planning
 from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
+from ubot.scan.seeding import Seeder, SeedJob
 from ubot.scan.spec import StrategySpec, UserStrategies
+
+log = logging.getLogger(__name__)
 
 #: load(timeframe, after_ms, before_ms) -> the stored closed candles of ``timeframe`` opened in
 #: ``[after_ms, before_ms)`` (``after_ms`` None: all of them), in groups of whole coins
@@ -30,11 +36,35 @@ Loader = Callable[[str, int | None, int], Iterable[CandleRows]]
 
 
 class ScanPlanner:
-    def __init__(self, workers: int, load: Loader | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        load: Loader | None = None,
+        *,
+        background: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``background``: new indicator series are seeded by ``seeder``'s steps, which the caller
+        runs (the Scanner's :class:`~ubot.scan.seeding.SeedRunner`), and merged by :meth:`merge`;
+        otherwise (and always without ``load``: nothing stored to read) at once, in the tick."""
         if workers < 1:
             raise ValueError("at least one worker")
         self.workers = workers
         self.load = load
+        self.background = background and load is not None
+        self.clock = clock
+        self.seeder = Seeder()
+        #: Strategies whose indicator series are not all held yet: not planned (not evaluated) until
+        #: their seed is merged; not given to their worker either.
+        self.waiting: dict[int, tuple[StrategySpec, CompiledCondition]] = {}
+        self.jobs: dict[str, list[SeedJob]] = {}
+        self._finished: list[SeedJob] = []  # seeded at once, to merge
+        self._promoted: set[int] = set()  # seeded since the last take_told()
+        self._announced: set[int] = set()  # told their owner they wait for a seed
+        self.notes: dict[int, str | None] = {}  # strategy id -> the note for its owner (None: gone)
+        self._open: dict[str, CandleRows] = {}
+        #: Seconds from asking for a seed to merging it, the latest ones (for /health and the bench).
+        self.seed_seconds: list[float] = []
         self.specs: dict[int, StrategySpec] = {}
         #: ``once`` strategies that fired, until their owner's change without them comes.
         self.retired: dict[int, StrategySpec] = {}
@@ -65,7 +95,8 @@ class ScanPlanner:
         for user in users:
             for spec in user.specs:
                 self._add(spec)
-                shares[self.owner(spec.id)].setdefault(user.user_id, []).append(spec)
+                if spec.id not in self.waiting:
+                    shares[self.owner(spec.id)].setdefault(user.user_id, []).append(spec)
         self._replan()
         return {
             w: SetStrategies({u: tuple(specs) for u, specs in by_user.items()})
@@ -78,7 +109,13 @@ class ScanPlanner:
         # is left out of the plan; its worker reports it to the owner.
         with contextlib.suppress(ConditionError):
             self.compiled[spec.id] = compiled = compile_condition(spec.condition)
-            self._planning.add(spec, compiled)
+            if self._ready(spec, compiled):
+                self._planning.add(spec, compiled)
+                if spec.id in self._announced:
+                    self._announced.discard(spec.id)
+                    self.notes[spec.id] = None
+            else:
+                self.waiting[spec.id] = (spec, compiled)
             cost = cost_of(compiled.indicators, spec.symbols, spec.top_n)
             self.costs[spec.id] = self._cost_values.setdefault(cost, cost)  # few distinct: one object each
 
@@ -86,6 +123,7 @@ class ScanPlanner:
         """Out of the plan (its spec stays where the caller keeps it)."""
         self.compiled.pop(strategy_id, None)
         self.costs.pop(strategy_id, None)
+        self.waiting.pop(strategy_id, None)
         self._planning.remove(strategy_id)
 
     def set_user(
@@ -120,7 +158,9 @@ class ScanPlanner:
         for spec in given.values():
             if spec.id not in same:
                 self._add(spec)
-            shares[self.owner(spec.id)].append(spec)
+            if spec.id not in self.waiting:
+                shares[self.owner(spec.id)].append(spec)
+        self._announced &= self.specs.keys()
         forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
         for strategy_id in forget:
             forgets[self.owner(strategy_id)].append(strategy_id)
@@ -133,7 +173,7 @@ class ScanPlanner:
         its predecessor may have died before handling (see :meth:`scan_done`)."""
         users: dict[int, list[StrategySpec]] = {}
         for spec in self.specs.values():
-            if self.owner(spec.id) == worker:
+            if self.owner(spec.id) == worker and spec.id not in self.waiting:
                 users.setdefault(spec.user_id, []).append(spec)
         forget = tuple(sorted(self.unconfirmed[worker]))
         return SetStrategies({user: tuple(specs) for user, specs in users.items()}, forget)
@@ -163,35 +203,152 @@ class ScanPlanner:
     def update_candles(
         self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
     ) -> None:
-        """Fold one live tick's candles into the histories (every tick, scanned or not)."""
+        """Fold one live tick's candles into the histories (every tick, scanned or not); ask for the
+        seeds of new series, and merge those finished."""
         self._read_until = None  # a replay of stored snapshots, if any, is over
         self._fold(timestamp_ms, closed, open_candles)
 
     def _fold(
-        self, timestamp_ms: int, closed: Mapping[str, CandleRows], open_candles: Mapping[str, CandleRows]
+        self,
+        timestamp_ms: int,
+        closed: Mapping[str, CandleRows],
+        open_candles: Mapping[str, CandleRows],
+        wait: bool = False,
     ) -> None:
-        for timeframe, calls in self.plan.calls.items():
-            history = self.histories.get(timeframe)
-            if history is None or not calls <= history.calls:
-                history = self._loaded(timeframe, calls, int(bucket_start(timestamp_ms, timeframe)))
-                self.histories[timeframe] = history
-            if timeframe in closed:
-                history.add_closed(closed[timeframe])
-            if timeframe in open_candles:
-                history.set_open(open_candles[timeframe])
-        for timeframe in [tf for tf in self.histories if tf not in self.plan.calls]:
+        needed = self._needed()
+        for timeframe in [tf for tf in self.histories if tf not in needed]:
             del self.histories[timeframe]  # no strategy uses it any more
+        for timeframe, history in self.histories.items():
+            if not history.calls <= needed[timeframe]:
+                history.retain(needed[timeframe])  # series no strategy reads any more
+        for timeframe, jobs in self.jobs.items():
+            for job in [j for j in jobs if not j.calls & needed.get(timeframe, frozenset())]:
+                self.seeder.cancel(job)
+                jobs.remove(job)
+        self._ask(timestamp_ms, wait or not self.background)
+        for timeframe, candles in closed.items():
+            if timeframe in self.histories:
+                self.histories[timeframe].add_closed(candles)
+            for job in self.jobs.get(timeframe, ()):
+                job.buffer.append(candles)
+        self._open = {tf: open_candles[tf] for tf in needed if tf in open_candles} or self._open
+        self.merge()
+        for timeframe, candles in self._open.items():
+            if timeframe in self.histories and timeframe in open_candles:
+                self.histories[timeframe].set_open(candles)
+        if self.background:
+            for strategy_id, (_, compiled) in self.waiting.items():
+                if strategy_id not in self._announced:
+                    self._announced.add(strategy_id)
+                    series = ", ".join(sorted(str(call) for call in compiled.indicators))
+                    self.notes[strategy_id] = (
+                        f"not evaluated yet: its indicator series ({series}) are being seeded from the "
+                        "stored candles; it is evaluated from the first tick after"
+                    )
 
-    def _loaded(self, timeframe: str, calls: frozenset, before_ms: int) -> IndicatorHistory:
-        """A history of ``calls`` seeded from every stored closed candle opened before ``before_ms``
-        (the whole stored history, read a group of coins at a time). A history that tracks more calls than needed is kept
-        as it is: only a call it lacks makes it read again."""
-        history = IndicatorHistory(timeframe, calls)
-        if self.load is not None:
-            history.add_history(self.load(timeframe, None, before_ms))
-        if self._read_until is not None:
-            self._read_until[timeframe] = before_ms
-        return history
+    def _needed(self) -> dict[str, frozenset]:
+        """Per timeframe, the calls of every strategy held: planned or waiting for its seed."""
+        if not self.waiting:
+            return dict(self.plan.calls)
+        calls = {tf: set(c) for tf, c in self.plan.calls.items()}
+        for spec, compiled in self.waiting.values():
+            calls.setdefault(spec.timeframe, set()).update(compiled.indicators)
+        return {tf: frozenset(c) for tf, c in calls.items()}
+
+    def _ready(self, spec: StrategySpec, compiled: CompiledCondition) -> bool:
+        if not compiled.indicators:
+            return True
+        history = self.histories.get(spec.timeframe)
+        return history is not None and set(compiled.indicators) <= history.calls
+
+    def _ask(self, timestamp_ms: int, wait: bool) -> None:
+        """A seed job for every series a waiting strategy reads that is neither held nor asked for
+        (one job per timeframe and owner); run at once when ``wait``."""
+        asked = {tf: frozenset().union(*(j.calls for j in jobs)) for tf, jobs in self.jobs.items()}
+        asks: dict[tuple[str, int], set] = {}
+        wanted = [
+            (spec.timeframe, spec.user_id, frozenset(compiled.indicators))
+            for spec, compiled in sorted(self.waiting.values(), key=lambda item: item[0].id)
+        ]
+        wanted += [(tf, 0, calls) for tf, calls in self.plan.calls.items()]  # a plan given as it is
+        for timeframe, owner, calls in wanted:
+            history = self.histories.get(timeframe)
+            missing = (calls if history is None else history.untracked(calls)) - asked.get(
+                timeframe, frozenset()
+            )
+            if missing:
+                asks.setdefault((timeframe, owner), set()).update(missing)
+                asked[timeframe] = asked.get(timeframe, frozenset()) | missing
+        for (timeframe, owner), calls in asks.items():
+            before_ms = int(bucket_start(timestamp_ms, timeframe))
+            job = SeedJob(timeframe, calls, before_ms, self.load, owner, self.clock)
+            self.jobs.setdefault(timeframe, []).append(job)
+            if self._read_until is not None:
+                self._read_until.setdefault(timeframe, before_ms)
+            if wait:
+                job.run()
+                self._finished.append(job)
+            else:
+                self.seeder.submit(job)
+
+    def merge(self) -> bool:
+        """Hand the finished seeds to their timeframes' histories, and plan the strategies that now
+        have every series they read; True if any did (their workers' messages: :meth:`take_told`)."""
+        finished, self._finished = self._finished + self.seeder.take_done(), []
+        for job in finished:
+            jobs = self.jobs.get(job.timeframe, [])
+            if job not in jobs:
+                continue  # cancelled, or the histories were reset
+            jobs.remove(job)
+            if job.failed or job.cancelled:
+                continue  # asked again at the next tick
+            seeded = job.catch_up()
+            history = self.histories.get(job.timeframe)
+            if history is None:
+                self.histories[job.timeframe] = seeded
+                if job.timeframe in self._open:
+                    seeded.set_open(self._open[job.timeframe])
+            elif differ := history.adopt(seeded):
+                log.warning(
+                    "scanner: %d coin(s) of %s had other stored candles than the live state",
+                    differ,
+                    job.timeframe,
+                )
+            self.seed_seconds = [*self.seed_seconds[-19:], self.clock() - job.started_s]
+        ready = [i for i, (spec, compiled) in self.waiting.items() if self._ready(spec, compiled)]
+        for strategy_id in ready:
+            spec, compiled = self.waiting.pop(strategy_id)
+            self._planning.add(spec, compiled)
+            self._promoted.add(strategy_id)
+            if strategy_id in self._announced:
+                self._announced.discard(strategy_id)
+                self.notes[strategy_id] = None
+        if ready:
+            self._replan()
+        return bool(ready)
+
+    def take_told(self) -> dict[int, SetStrategies]:
+        """What the workers must be told of the strategies seeded since the last call: for each
+        worker that owns one, its owner's strategies there now (as :meth:`set_user` tells them)."""
+        promoted = {i for i in self._promoted if i in self.specs and i not in self.waiting}
+        self._promoted = set()
+        if not promoted:
+            return {}
+        wanted = {(self.owner(i), self.specs[i].user_id) for i in promoted}
+        shares: dict[int, dict[int, list[StrategySpec]]] = {}
+        for spec in self.specs.values():
+            key = (self.owner(spec.id), spec.user_id)
+            if key in wanted and spec.id not in self.waiting:
+                shares.setdefault(key[0], {}).setdefault(key[1], []).append(spec)
+        for worker, user in wanted:
+            shares.setdefault(worker, {}).setdefault(user, [])
+        return {w: SetStrategies({u: tuple(s) for u, s in users.items()}) for w, users in shares.items()}
+
+    def take_notes(self) -> dict[int, str | None]:
+        """Notes for the strategies' owners (``last_error``) since the last call: waiting for a seed,
+        or no longer (None)."""
+        notes, self.notes = self.notes, {}
+        return notes
 
     def resume_after(self, timestamp_ms: int | None) -> None:
         """At start: the last snapshot before this run's first frame was taken at ``timestamp_ms``."""
@@ -211,10 +368,22 @@ class ScanPlanner:
         candles. The first live tick continues from there with its own closed candles."""
         if self._read_until is None:
             self.histories, self._read_until = {}, {}
+            for jobs in self.jobs.values():
+                for job in jobs:
+                    self.seeder.cancel(job)
+            self.jobs, self._finished = {}, []
+            self.waiting.update(
+                (i, (self.specs[i], c)) for i, c in self.compiled.items() if c.indicators and i in self.specs
+            )
+            self._planning = Planning(self.owner)
+            for i, compiled in self.compiled.items():
+                if i not in self.waiting and i in self.specs:
+                    self._planning.add(self.specs[i], compiled)
+            self._replan()
         for timeframe, history in self.histories.items():
             since, until = self._read_until[timeframe], int(bucket_start(snapshot.timestamp_ms, timeframe))
             if self.load is not None and since < until:
                 history.add_history(self.load(timeframe, since, until))
             self._read_until[timeframe] = until
-        self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot))
+        self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot), wait=True)
         return self.frame(tick, snapshot)

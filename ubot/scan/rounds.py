@@ -87,7 +87,14 @@ class ScanFigures:
         self.last_evaluated, self.last_coins = scan.evaluated, scan.coins
         self.last_errors = sum(error is not None for error in scan.errors.values())
 
-    def stats(self, workers: int, strategies: int, costs: Mapping[int, Cost] | None = None) -> ScannerStats:
+    def stats(
+        self,
+        workers: int,
+        strategies: int,
+        costs: Mapping[int, Cost] | None = None,
+        seeding: int = 0,
+        last_seed_s: float | None = None,
+    ) -> ScannerStats:
         """The figures for ``/health``; ``costs``: each planned strategy's, to name the costliest."""
         costs = costs or {}
         costliest = sorted(costs.items(), key=lambda item: (-item[1].total, item[0]))[:COSTLIEST]
@@ -110,4 +117,6 @@ class ScanFigures:
             last_history_ms=None if self.history_ms is None else round(self.history_ms, 1),
             cost=sum(cost.total for cost in costs.values()),
             costliest=[CostlyStrategy(i, cost.total) for i, cost in costliest],
+            seeding=seeding,
+            last_seed_s=None if last_seed_s is None else round(last_seed_s, 3),
         )
