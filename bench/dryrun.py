@@ -2,13 +2,17 @@
 """Dry-run cost: one strategy over ``--days`` of 1m candles of ``--coins`` coins (issue 15's bound:
 30 days x 100 coins within 2 s).
 
-    python bench/dryrun.py [--days 30] [--coins 100] [--repeat 5] [--read]
+    python bench/dryrun.py [--days 30] [--coins 100] [--repeat 5] [--read] [--end-to-end]
 
 * compute: ``scan.dryrun.run`` over history already in memory (a random walk per coin, plus the
   timeframe's warm-up candles): the indicators over time, the condition over every (minute, coin),
   the firing rules; for a few conditions, timeframes and frequencies;
 * read (``--read``): the same candles stored in a temporary SQLite file first, then
-  ``models.dryrun.DryRunReader.read``, what a request pays on top (the writing is not timed).
+  ``models.dryrun.DryRunReader.read``, what a request pays on top (the writing is not timed);
+* end to end (``--end-to-end``): what a request costs, ``scan.dryrun.dry_run`` with the reader's
+  ``read`` over ``--coins`` coins stored in a temporary SQLite file the way the pipeline and
+  ``--backfill`` store them (one tick of every coin after the other, so a coin's candles are spread
+  over the whole table), for each case: the read, the computation, and both together.
 
 Each figure is the median over ``--repeat`` runs, in ms: wall time, and the process's CPU time
 (what the run itself cost, without the waits for a core on a shared machine).
@@ -83,11 +87,17 @@ def main() -> None:
     parser.add_argument("--coins", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--read", action="store_true", help="also time reading the candles from SQLite")
+    parser.add_argument(
+        "--end-to-end", action="store_true", help="time whole requests (read + compute) over SQLite instead"
+    )
     args = parser.parse_args()
     end = START_MS + args.days * 86_400_000
     print(
         f"load average {os.getloadavg()[0]:.1f}; {args.days} days x {args.coins} coins = {args.days * 1440 * args.coins:,} 1m candles"
     )
+    if args.end_to_end:
+        end_to_end(args, end)
+        return
     for condition, timeframe, frequency, cooldown in CASES:
         spec = dryrun.DryRunSpec(condition, timeframe, frequency, cooldown, START_MS, end, top_n=args.coins)
         stored = history(args.days, args.coins, timeframe)
@@ -101,39 +111,83 @@ def main() -> None:
         read(args, end)
 
 
-def read(args: argparse.Namespace, end: int) -> None:
+def store(db, days: int, coins: int, timeframes: set[str], time_major: bool) -> None:
+    """The random walk of :func:`history` written as candles: the 1m ones, and those of each other
+    timeframe in ``timeframes`` (their closes, for the warm-up and the range), in one transaction,
+    tick by tick over all coins (``time_major``, as the pipeline writes) or coin by coin."""
     from ubot.models.candle_store import CANDLE_FIELDS
+    from ubot.models.tables import Coin
+
+    stored = history(days, coins, "1m")
+    parts = [stored.minutes, stored.warmup]
+    for timeframe in sorted(timeframes - {"1m"}):
+        warm = history(days, coins, timeframe).warmup
+        parts.append(warm)
+    with db.atomic():
+        Coin.insert_many(
+            [(int(i), f"C{i}", f"Coin {i}", f"c{i}", 0) for i in stored.ids],
+            fields=[Coin.id, Coin.symbol, Coin.name, Coin.slug, Coin.first_seen],
+        ).execute()
+        cursor = db.cursor()
+        placeholders = ", ".join("?" * len(CANDLE_FIELDS))
+        columns = ", ".join(f.column_name for f in CANDLE_FIELDS)
+        for m in parts:
+            order = np.lexsort((m.coin_ids, m.open_time)) if time_major else np.arange(len(m))
+            close, times = m.close[order].tolist(), m.open_time[order].tolist()
+            rows = zip(
+                m.coin_ids[order].tolist(),
+                [m.timeframe] * len(m),
+                times,
+                close,
+                close,
+                close,
+                close,
+                times,
+                times,
+                [1] * len(m),
+            )
+            cursor.executemany(f"INSERT INTO candle ({columns}) VALUES ({placeholders})", rows)
+
+
+def end_to_end(args: argparse.Namespace, end: int) -> None:
     from ubot.models.db import open_database
     from ubot.models.dryrun import DryRunReader
     from ubot.models.schema import ensure_schema
-    from ubot.models.tables import Coin
 
     with tempfile.TemporaryDirectory() as directory:
         db = open_database(f"sqlite:///{directory}/bench.db")
         ensure_schema(db)
-        stored = history(args.days, args.coins, "1m")
-        with db.atomic():
-            Coin.insert_many(
-                [(int(i), f"C{i}", f"Coin {i}", f"c{i}", 0) for i in stored.ids],
-                fields=[Coin.id, Coin.symbol, Coin.name, Coin.slug, Coin.first_seen],
-            ).execute()
-            m = stored.minutes
-            rows = zip(
-                m.coin_ids.tolist(),
-                ["1m"] * len(m),
-                m.open_time.tolist(),
-                m.close.tolist(),
-                m.close.tolist(),
-                m.close.tolist(),
-                m.close.tolist(),
-                m.open_time.tolist(),
-                m.open_time.tolist(),
-                [1] * len(m),
+        started = time.perf_counter()
+        store(db, args.days, args.coins, {timeframe for _, timeframe, _, _ in CASES}, time_major=True)
+        print(f"stored in {time.perf_counter() - started:.0f} s (not timed below)")
+        reader = DryRunReader(db)
+        symbols = tuple(f"C{i}" for i in range(1, args.coins + 1))
+        for condition, timeframe, frequency, cooldown in CASES:
+            spec = dryrun.DryRunSpec(
+                condition, timeframe, frequency, cooldown, START_MS, end, symbols=symbols
             )
-            cursor = db.cursor()
-            placeholders = ", ".join("?" * len(CANDLE_FIELDS))
-            columns = ", ".join(f.column_name for f in CANDLE_FIELDS)
-            cursor.executemany(f"INSERT INTO candle ({columns}) VALUES ({placeholders})", rows)
+            compiled = compile_condition(condition)
+            read_ms, read_cpu, got = median_ms(functools.partial(reader.read, spec), args.repeat)
+            run_ms, run_cpu, _ = median_ms(functools.partial(dryrun.run, spec, compiled, got), args.repeat)
+            ms, cpu, result = median_ms(functools.partial(dryrun.dry_run, spec, reader.read), args.repeat)
+            print(
+                f"request  {ms:8.0f} ms wall {cpu:8.0f} ms cpu (read {read_ms:.0f}/{read_cpu:.0f}, compute "
+                f"{run_ms:.0f}/{run_cpu:.0f})  {condition!r} {timeframe} {frequency}: {result.candles:,} candles, "
+                f"{len(result.firings)} firings"
+            )
+        db.close()
+
+
+def read(args: argparse.Namespace, end: int) -> None:
+    from ubot.models.db import open_database
+    from ubot.models.dryrun import DryRunReader
+    from ubot.models.schema import ensure_schema
+
+    with tempfile.TemporaryDirectory() as directory:
+        db = open_database(f"sqlite:///{directory}/bench.db")
+        ensure_schema(db)
+        store(db, args.days, args.coins, {"1m"}, time_major=False)
+        stored = history(args.days, args.coins, "1m")
         symbols = tuple(f"C{i}" for i in stored.ids.tolist()[:50])
         spec = dryrun.DryRunSpec("price > 1", "1m", "once_per_crossing", 0, START_MS, end, symbols=symbols)
         reader = DryRunReader(db)

@@ -92,10 +92,12 @@ def test_the_parameters_reach_the_notifier(client, canned) -> None:
         == 200
     )
     assert client.simulate_get("/v1/me/alerts", params={"before": "12"}, headers=ALICE).status_code == 200
+    assert client.simulate_get("/v1/me/alerts", params={"coin": "1027"}, headers=ALICE).status_code == 200
     assert canned.asked == [
         GetAlerts(user_id=7, since_ms=ms("2024-10-16T00:00:00Z"), strategy_id=4, limit=500),
         GetAlerts(user_id=7, since_ms=1729036800000, strategy_id=None, limit=50),
         GetAlerts(user_id=7, since_ms=None, strategy_id=None, limit=50, before=12),
+        GetAlerts(user_id=7, since_ms=None, strategy_id=None, limit=50, coin_id=1027),
     ]
 
 
@@ -112,6 +114,8 @@ def test_the_parameters_reach_the_notifier(client, canned) -> None:
         ({"since": "99999999999999999999"}, "since"),
         ({"since": ""}, "since"),
         ({"before": "0"}, "before"),
+        ({"coin": "x"}, "coin"),
+        ({"coin": "0"}, "coin"),
         ({"limit": ["1", "2"]}, "limit"),
     ],
 )

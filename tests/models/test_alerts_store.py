@@ -409,6 +409,11 @@ def test_alerts_filters(store, strategy) -> None:
     only = store.alerts(strategy.user_id, strategy_id=other.id)
     assert len(only) == 5 and {v.strategy_id for v in only} == {other.id}
     assert store.alerts(strategy.user_id, strategy_id=stranger.id) == ()  # another user's strategy
+    about = store.alerts(strategy.user_id, coin_id=2)
+    assert len(about) == 5 and {v.coin_id for v in about} == {2}
+    assert len(store.alerts(strategy.user_id, coin_id=1, limit=2)) == 2  # the limit counts that coin's
+    assert store.alerts(strategy.user_id, strategy_id=strategy.id, coin_id=2) == ()
+    assert store.alerts(strategy.user_id, coin_id=3) == ()
     assert [v.strategy_name for v in store.alerts(stranger.user_id)] == ["oversold"]
 
 

@@ -26,7 +26,7 @@ def test_a_version_5_database_keeps_its_alerts_and_deliveries(empty) -> None:
 
     assert ensure_schema(empty) == 5
 
-    assert schema_version(empty) == SCHEMA_VERSION  # 7 here; 8 added the destination table
+    assert schema_version(empty) == SCHEMA_VERSION  # 7 here; 8 and 9 came later
     assert {"claimed_by", "lease_until"} <= {c.name for c in empty.get_columns("delivery")}
     assert "pacing" in empty.get_tables()
     assert [(a.symbol, a.batch) for a in AlertRecord.select()] == [("BTC", None)]

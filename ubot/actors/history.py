@@ -60,7 +60,8 @@ class HistoryActor(pykka.ThreadingActor):
         if self.alerts is None:
             unexpected(self, query)
         assert self.alerts is not None
-        return self.alerts.alerts(query.user_id, query.since_ms, query.strategy_id, query.limit, query.before)
+        q = query
+        return self.alerts.alerts(q.user_id, q.since_ms, q.strategy_id, q.limit, q.before, q.coin_id)
 
     @on_receive.register
     def _open_candle(self, query: GetOpenCandle) -> tuple | None:

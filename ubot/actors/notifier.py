@@ -337,7 +337,7 @@ class Notifier(pykka.ThreadingActor):
     @on_receive.register
     def _alerts(self, message: GetAlerts) -> Any:
         m = message
-        return self.store.alerts(m.user_id, m.since_ms, m.strategy_id, m.limit, m.before)
+        return self.store.alerts(m.user_id, m.since_ms, m.strategy_id, m.limit, m.before, m.coin_id)
 
     # -- alerts ------------------------------------------------------------------------------
 

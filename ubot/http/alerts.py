@@ -4,6 +4,7 @@ Query parameters (each refused with a 400 naming it):
 
 * ``since``: only alerts fired at or after this time (ISO-8601 UTC or epoch milliseconds);
 * ``strategy``: only this strategy's alerts (its id);
+* ``coin``: only the alerts about this coin (its CoinMarketCap id, as ``coin_id`` of an alert);
 * ``before``: only alerts older than this one (an id): the next page back, past the newest 500;
 * ``limit``: at most this many, 1..500 (default 50).
 
@@ -46,6 +47,7 @@ class AlertsResource:
             None if query.strategy is msgspec.UNSET else query.strategy,
             query.limit,
             before=None if query.before is msgspec.UNSET else query.before,
+            coin_id=None if query.coin is msgspec.UNSET else query.coin,
         )
         resp.cache_control = ["no-store"]
         resp.media = {"alerts": [alert_event(view) for view in views]}

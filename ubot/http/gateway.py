@@ -249,11 +249,12 @@ class Gateway:
         strategy_id: int | None,
         limit: int,
         before: int | None = None,
+        coin_id: int | None = None,
     ) -> tuple[AlertView, ...]:
         """The user's alerts, newest first (the Notifier answers for this user's alerts only)."""
         if self.notifier is None:
             raise NotEnabled("Alerts are not enabled in this process.")
-        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit, before))
+        return self._ask(self.notifier, GetAlerts(user_id, since_ms, strategy_id, limit, before, coin_id))
 
     def health(self) -> tuple[int, dict[str, Any]]:
         if self.monitor is None:  # a gateway role: its bus and the latest document

@@ -97,6 +97,7 @@ class AlertsQuery(Query):
         Annotated[Id, Meta(description="only alerts older than this one (its id): the next page")] | UnsetType
     ) = UNSET
     strategy: Annotated[Id, Meta(description="only this strategy's alerts")] | UnsetType = UNSET
+    coin: Annotated[Id, Meta(description="only the alerts about this coin (its id)")] | UnsetType = UNSET
     limit: limit(MAX_ALERTS, DEFAULT_ALERTS) = DEFAULT_ALERTS  # type: ignore[valid-type]
 
 

@@ -508,10 +508,11 @@ class AlertStore:
         strategy_id: int | None = None,
         limit: int = 50,
         before: int | None = None,
+        coin_id: int | None = None,
     ) -> tuple[AlertView, ...]:
-        """The user's alerts fired at or after ``since_ms`` (of one strategy when given), newest
-        first, each with every delivery's status. ``before``: only those listed after that alert
-        (an id), to page back."""
+        """The user's alerts fired at or after ``since_ms`` (of one strategy, of one coin when
+        given), newest first, each with every delivery's status. ``before``: only those listed after
+        that alert (an id), to page back."""
         query = AlertRecord.select().where(AlertRecord.user == user_id)
         if before is not None:
             mark = AlertRecord.get_or_none((AlertRecord.id == before) & (AlertRecord.user == user_id))
@@ -526,6 +527,8 @@ class AlertStore:
             query = query.where(AlertRecord.fired_at >= since_ms)
         if strategy_id is not None:
             query = query.where(AlertRecord.strategy == strategy_id)
+        if coin_id is not None:
+            query = query.where(AlertRecord.coin_id == coin_id)
         rows = list(query.order_by(AlertRecord.fired_at.desc(), AlertRecord.id.desc()).limit(limit))
         # An alert's deliveries are its batch's: those of the batch's first alert.
         views: dict[int, list[DeliveryView]] = {row.batch or row.id: [] for row in rows}

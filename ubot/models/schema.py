@@ -13,7 +13,8 @@ the batch's message stored with each delivery (``delivery.subject``, ``text``, `
 statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``strategy.paused_reason``;
 7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
 ``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
-table (verified destinations: every target already in a user's settings starts unverified).
+table (verified destinations: every target already in a user's settings starts unverified); 9 = an index
+of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -218,6 +219,15 @@ def add_destinations(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([Destination])
 
 
+def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 9: the ``candle`` index that covers a dry run's reads (``models/dryrun.py``) and the
+    Scanner's seeding (``models/closes.py``): built once over the candles already stored (unless a
+    database built from today's models has it already)."""
+    columns = ["coin_id", "timeframe", "open_time", "close", "last_ts"]
+    if columns not in [index.columns for index in db.get_indexes("candle")]:
+        migrate(migrator.add_index("candle", tuple(columns), False))
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -227,6 +237,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: batched_deliveries,
     7: delivery_claims,
     8: add_destinations,
+    9: covering_candle_index,
 }
 
 

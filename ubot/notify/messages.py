@@ -114,6 +114,7 @@ class GetAlerts:
     strategy_id: int | None = None
     limit: int = 50
     before: int | None = None  # an alert's id: only the alerts listed after it (the next page)
+    coin_id: int | None = None  # only the alerts about this coin
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,19 @@ Symbol = _text(SYMBOL_PATTERN, max_length=SYMBOL_MAX, description="a coin symbol
 Symbols = Annotated[list[Symbol], Meta(min_length=1, max_length=SYMBOLS_MAX)]
 TopN = Annotated[int, Meta(ge=1, le=TOP_N_MAX)]
 Cooldown = Annotated[int, Meta(ge=0, le=COOLDOWN_MAX_S)]
+#: A dry run's ``top_n``: unlike the live scanner's, fixed for the whole range (README "Dry runs").
+DryRunTopN = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=TOP_N_MAX,
+        description=(
+            "The top N coins by rank in the newest snapshot stored before `end`, for the whole range "
+            "(the live scanner takes the top N of each tick's snapshot; the ranks of earlier ticks are "
+            "kept only as raw quotes for [database] retention_days, so a dry run does not follow them)"
+        ),
+    ),
+]
 Time = Annotated[str, Meta(extra_json_schema={"format": "date-time"}, description="ISO-8601 UTC")]
 #: An instant a client sends: an RFC 3339 date-time with its zone, or epoch milliseconds.
 Instant = (
@@ -410,7 +423,7 @@ class DryRun(_Body):
     start: Instant
     end: Instant
     symbols: Symbols | None = None
-    top_n: TopN | None = None
+    top_n: DryRunTopN | None = None
     frequency: Frequency = "once_per_crossing"
     cooldown_s: Cooldown = 0
 

@@ -272,15 +272,13 @@ export class CoinView {
     }
   }
 
-  /** The user's alerts on this coin (the newest 500), as markers on the candles they fell in. */
+  /** The user's alerts on this coin (its newest 500), as markers on the candles they fell in. */
   async loadAlerts() {
     this.alertMarkers = [];
     if (this.signedIn() && this.coin) {
       try {
-        const { data } = await api("GET", "/v1/me/alerts?limit=500");
-        this.alertMarkers = data.alerts
-          .filter((alert) => alert.coin_id === this.coin.id)
-          .map((alert) => this.marker(Date.parse(alert.fired_at), `${alert.strategy_name}: ${alert.text}`, "alert"));
+        const { data } = await api("GET", `/v1/me/alerts?coin=${this.coin.id}&limit=500`);
+        this.alertMarkers = data.alerts.map((alert) => this.marker(Date.parse(alert.fired_at), `${alert.strategy_name}: ${alert.text}`, "alert"));
       } catch {
         // no markers: the chart still draws
       }
