@@ -35,7 +35,6 @@ def clock() -> FakeClock:
 
 def test_a_tick_a_scan_an_alert_a_delivery_and_a_request_move_the_metrics(db, replay_dir, clock) -> None:
     with FakeWebhook() as hook:
-        hook.script(status(503))  # the first attempt: retry; the second: sent
         system = System(db, replay_dir, clock)
         try:
             scrape = lambda: parse(system.client.simulate_get("/metrics").text)  # noqa: E731
@@ -44,7 +43,8 @@ def test_a_tick_a_scan_an_alert_a_delivery_and_a_request_move_the_metrics(db, re
             def moved(name: str, **labels: str) -> float:
                 return value(scrape(), name, **labels) - value(before, name, **labels)
 
-            sign_up(system.client, hook.url())
+            sign_up(system.client, hook.url())  # the webhook's verification answered 200
+            hook.script(status(503))  # the alert's first attempt: retry; the second: sent
             for _ in range(5):  # the third file is malformed; the crossing is in the fifth
                 system.tick()
             system.scanned(4)
@@ -54,7 +54,7 @@ def test_a_tick_a_scan_an_alert_a_delivery_and_a_request_move_the_metrics(db, re
             clock.set(clock.now() + 1)  # past the retry's due time (backoff 0.1 s)
             wait_until(lambda: moved("ubot_deliveries_total", channel="webhook", outcome="sent") == 1, "sent")
 
-            assert len(hook.requests) == 2
+            assert len(hook.requests) == 3  # the verification, the retried attempt, the sent one
             assert moved("ubot_ticks_total", outcome="ok") == 4
             assert moved("ubot_ticks_total", outcome="skipped") == 1
             for stage in ("store", "ohlc", "container"):

@@ -38,10 +38,17 @@ export class SettingsView {
   }
 
   async load() {
-    const { data } = await api("GET", "/v1/me/settings");
-    for (const name of FIELDS) this.form.elements[name].value = data[name] ?? "";
-    this.message.textContent = "";
-    this.showDestinations(data.destinations || []);
+    // Nothing can be typed until the settings arrive: they would overwrite it.
+    const controls = [...this.form.elements];
+    for (const control of controls) control.disabled = true;
+    try {
+      const { data } = await api("GET", "/v1/me/settings");
+      for (const name of FIELDS) this.form.elements[name].value = data[name] ?? "";
+      this.message.textContent = "";
+      this.showDestinations(data.destinations || []);
+    } finally {
+      for (const control of controls) control.disabled = false;
+    }
   }
 
   // Each destination, its state (unverified / pending / verified) and a Verify button
