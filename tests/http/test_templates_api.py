@@ -55,7 +55,11 @@ def test_a_template_that_cannot_be_used_is_a_422_naming_the_field_the_column_and
     result = client.simulate_post("/v1/me/strategies", json={**STRATEGY, "template": template}, headers=auth)
 
     assert result.status_code == 422, result.text
-    assert (result.json["field"], result.json["column"], result.json["title"]) == ("template", column, "Invalid template")
+    assert (result.json["field"], result.json["column"], result.json["title"]) == (
+        "template",
+        column,
+        "Invalid template",
+    )
     assert result.json["description"].startswith("template: ") and why in result.json["description"]
     assert client.simulate_get("/v1/me/strategies", headers=auth).json == {"strategies": []}
 
@@ -72,7 +76,9 @@ def test_a_condition_changed_under_its_template_is_refused_on_the_template(clien
 
 
 def test_a_template_too_long_is_refused_naming_it(client, auth) -> None:
-    result = client.simulate_post("/v1/me/strategies", json={**STRATEGY, "template": "x" * 1001}, headers=auth)
+    result = client.simulate_post(
+        "/v1/me/strategies", json={**STRATEGY, "template": "x" * 1001}, headers=auth
+    )
 
     assert (result.status_code, result.json["field"]) == (400, "template")
     assert "1000" in result.json["description"]

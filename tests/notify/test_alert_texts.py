@@ -164,7 +164,9 @@ TEMPLATED_TELEGRAM = (
 def test_a_templated_strategys_message_is_its_template_on_every_channel(db, fakes) -> None:
     hook, telegram, twilio, smtp = fakes
     sample = SAMPLES["templated"]
-    user, strategy = owner_with_strategy(hook, sample.strategy, sample.condition, sample.timeframe, sample.template)
+    user, strategy = owner_with_strategy(
+        hook, sample.strategy, sample.condition, sample.timeframe, sample.template
+    )
 
     deliver(db, real_channels(fakes), alerts_of(sample, user, strategy, every_target(hook)))
 

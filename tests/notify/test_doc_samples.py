@@ -16,13 +16,17 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
 
 @pytest.mark.parametrize("name", list(SAMPLES))
 def test_each_documented_sample_is_what_the_channel_receives(db, name) -> None:
-    shown = {channel: text for (sample, channel), text in documented(DOCS.read_text()).items() if sample == name}
+    shown = {
+        channel: text for (sample, channel), text in documented(DOCS.read_text()).items() if sample == name
+    }
     assert shown, f"docs/alerts.md shows no sample {name!r}"
 
     sent = received(db, SAMPLES[name])
 
     for channel, text in shown.items():
-        assert text == sent[channel], f"docs/alerts.md, sample {name!r} on {channel}: the channel received\n{sent[channel]}"
+        assert text == sent[channel], (
+            f"docs/alerts.md, sample {name!r} on {channel}: the channel received\n{sent[channel]}"
+        )
 
 
 def test_the_docs_show_every_channel_of_the_default_and_the_templated_message() -> None:

@@ -28,7 +28,9 @@ def test_a_template_is_its_text_and_placeholders_in_order() -> None:
         "\n",
         Placeholder("time"),
     )
-    assert parse("{value:bb_upper(20,2)}", INPUTS).placeholders == (Placeholder("value", key="bb_upper(20, 2)"),)
+    assert parse("{value:bb_upper(20,2)}", INPUTS).placeholders == (
+        Placeholder("value", key="bb_upper(20, 2)"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,7 +54,11 @@ def test_a_template_is_its_text_and_placeholders_in_order() -> None:
         ("{symbol\n}", 1, "'{' is never closed"),
         ("price} up", 6, "'}' closes no placeholder: write '}}' for a brace"),
         ("{value}", 2, "{value} needs the field or indicator"),
-        ("{value:sma(50)}", 8, "sma(50) is not in the condition; a template shows the values the condition computes"),
+        (
+            "{value:sma(50)}",
+            8,
+            "sma(50) is not in the condition; a template shows the values the condition computes",
+        ),
         ("{value:rsi(14) + 1}", 8, "not a calculation"),
         ("{value:abs(price)}", 8, "not a calculation"),
         ("{value:rsi(14)[0]}", 15, "there are no lists or subscripts"),
@@ -94,7 +100,9 @@ def test_the_placeholders_are_written_by_ubots_rules() -> None:
 
 
 def test_what_a_placeholder_says_is_never_read_as_a_template() -> None:
-    alert = shib(strategy_name="{price.__class__} {value:price}", name="{{x}}", template="{strategy} / {name}")
+    alert = shib(
+        strategy_name="{price.__class__} {value:price}", name="{{x}}", template="{strategy} / {name}"
+    )
 
     assert text(alert, Style()) == "{price.__class__} {value:price} / {{x}}"
 
@@ -117,7 +125,9 @@ def test_a_templated_sms_keeps_to_three_segments_and_says_the_market_is_simulate
 
 def test_a_templated_telegram_message_is_cut_to_4096_utf16_units() -> None:
     condition = " or ".join(["price > 0"] * 20)  # 2 UTF-16 units an emoji
-    alert = worded(shib(template="🚀 {symbol} {condition}\n" * 24, condition=condition, deliveries=TARGETS), STYLE)
+    alert = worded(
+        shib(template="🚀 {symbol} {condition}\n" * 24, condition=condition, deliveries=TARGETS), STYLE
+    )
     assert utf16_len(alert.text) > 4096
 
     [lead] = batched([alert], STYLE, no_caps(), never(), AT).alerts
@@ -152,7 +162,10 @@ def test_a_batch_says_the_template_once_per_coin_most_significant_first() -> Non
         "C3 33.33 (+3.00%)\n"
         "Simulated market: these prices are not real."
     )
-    assert sms.text == 'uBot: "tg test" 1m: C1 100.00 (+1.00%); C2 50.00 (+2.00%); C3 33.33 (+3.00%), 20:21 CET. Simulated market'
+    assert (
+        sms.text
+        == 'uBot: "tg test" 1m: C1 100.00 (+1.00%); C2 50.00 (+2.00%); C3 33.33 (+3.00%), 20:21 CET. Simulated market'
+    )
 
 
 def test_a_large_templated_batch_lists_what_fits_and_counts_the_rest() -> None:

@@ -169,17 +169,33 @@ SAMPLES: dict[str, Sample] = {
 }
 
 
-def alerts_of(sample: Sample, user: User, strategy: Strategy, targets: tuple[DeliveryTarget, ...]) -> tuple[Alert, ...]:
+def alerts_of(
+    sample: Sample, user: User, strategy: Strategy, targets: tuple[DeliveryTarget, ...]
+) -> tuple[Alert, ...]:
     """The alerts a Scanner worker raises for ``sample`` (``ubot/scan/worker.py``: not yet worded)."""
     bar = {"1m": 60_000, "1h": 3_600_000}[sample.timeframe]
     return tuple(
         Alert(
-            strategy_id=strategy.id, user_id=user.id, strategy_name=sample.strategy, coin_id=coin.coin_id,
-            symbol=coin.symbol, name=coin.name, price=coin.price, currency="USD", timeframe=sample.timeframe,
-            fired_at_ms=AT, bar_open_ms=AT - AT % bar, condition=sample.condition, values=dict(coin.values),
-            subject="", text="", deliveries=targets, timezone="Europe/Berlin", rank=coin.rank,
+            strategy_id=strategy.id,
+            user_id=user.id,
+            strategy_name=sample.strategy,
+            coin_id=coin.coin_id,
+            symbol=coin.symbol,
+            name=coin.name,
+            price=coin.price,
+            currency="USD",
+            timeframe=sample.timeframe,
+            fired_at_ms=AT,
+            bar_open_ms=AT - AT % bar,
+            condition=sample.condition,
+            values=dict(coin.values),
+            subject="",
+            text="",
+            deliveries=targets,
+            timezone="Europe/Berlin",
+            rank=coin.rank,
             template=strategy.template or "",
-        )  # fmt: skip
+        )
         for coin in sample.coins
     )
 
@@ -190,7 +206,9 @@ def received(db: Database, sample: Sample) -> dict[str, str]:
     ``delivery_id`` shown as :data:`DELIVERY_ID`)."""
     with running_fakes() as fakes:
         hook, telegram, twilio, smtp = fakes
-        user, strategy = owner_with_strategy(hook, sample.strategy, sample.condition, sample.timeframe, sample.template)
+        user, strategy = owner_with_strategy(
+            hook, sample.strategy, sample.condition, sample.timeframe, sample.template
+        )
         deliver(db, real_channels(fakes), alerts_of(sample, user, strategy, every_target(hook)))
         [email] = smtp.messages
         message = email.message()
@@ -213,7 +231,9 @@ def received(db: Database, sample: Sample) -> dict[str, str]:
 # -- the samples in the documentation -------------------------------------------------------------
 
 #: ``<!-- sample: templated telegram -->`` and the fenced block right after it.
-MARKED = re.compile(r"<!-- sample: (?P<sample>[a-z ]+?) (?P<channel>[a-z]+) -->\n+```[a-z]*\n(?P<text>.*?)\n```", re.S)
+MARKED = re.compile(
+    r"<!-- sample: (?P<sample>[a-z ]+?) (?P<channel>[a-z]+) -->\n+```[a-z]*\n(?P<text>.*?)\n```", re.S
+)
 
 
 def documented(markdown: str) -> dict[tuple[str, str], str]:

@@ -76,7 +76,9 @@ def test_line_breaks_in_a_condition_are_stored_as_one_space(store, clock, passwo
     assert caught.value.column == 21
 
 
-def test_a_strategys_template_reaches_the_scanner_and_names_the_conditions_values(store, clock, passwords) -> None:
+def test_a_strategys_template_reaches_the_scanner_and_names_the_conditions_values(
+    store, clock, passwords
+) -> None:
     manager = UserManager(store, clock, passwords=passwords)
     user = manager.register("alice", "alice@example.com", PW)
     manager.put_settings(user.id, {"email_to": "alerts@example.com"})

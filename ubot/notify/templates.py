@@ -142,7 +142,9 @@ def parse(text: str, inputs: Collection[str] | None = None) -> Template:
         parts.append("".join(literal))
     template = Template(tuple(parts))
     if len(template.placeholders) > MAX_PLACEHOLDERS:
-        raise TemplateError(f"too many placeholders: {len(template.placeholders)}, at most {MAX_PLACEHOLDERS}")
+        raise TemplateError(
+            f"too many placeholders: {len(template.placeholders)}, at most {MAX_PLACEHOLDERS}"
+        )
     return template
 
 

@@ -326,7 +326,10 @@ def batch_text(
     own = [templated(a, style) for a in batch]
     if any(said is None for said in own):  # uBot's words: one line per coin, the condition and the time
         lines = [coin_line(a, style) for a in batch]
-        footer = [f"Condition: {lead.condition}", f"Time: {local_time(lead.fired_at_ms, lead.timezone)}{zone}"]
+        footer = [
+            f"Condition: {lead.condition}",
+            f"Time: {local_time(lead.fired_at_ms, lead.timezone)}{zone}",
+        ]
     else:  # the template's words for each coin; entries of several lines apart by a blank line
         apart = any("\n" in said for said in own if said is not None)
         lines, footer = [f"{said}\n" if apart else said for said in own if said is not None], []
