@@ -63,16 +63,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _KNOWN = ", ".join(f"{{{name}}}" for name in NAMES[:-1]) + ", {value:EXPR}"
 
 
-class TemplateError(ValueError):
-    """A template that cannot be used: ``message`` for a person, ``column`` (1-based) or None."""
-
-    def __init__(self, message: str, column: int | None = None) -> None:
-        super().__init__(message, column)
-        self.message = message
-        self.column = column
-
-    def __str__(self) -> str:
-        return self.message if self.column is None else f"column {self.column}: {self.message}"
+class TemplateError(ConditionError):
+    """A template that cannot be used: ``message`` for a person, ``column`` (1-based) or None (the
+    shape of a condition's error, whose messages a template's ``{value:EXPR}`` passes on)."""
 
 
 @dataclass(frozen=True)
