@@ -14,7 +14,9 @@ statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``str
 7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
 ``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
 table (verified destinations: every target already in a user's settings starts unverified); 9 = an index
-of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time.
+of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
+10 and 11 are reserved for other branches (no change here); 12 = ``user_settings.muted_until`` (the
+Telegram bot's ``/mute``).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 12
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -228,6 +230,15 @@ def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
         migrate(migrator.add_index("candle", tuple(columns), False))
 
 
+def reserved(db: Database, migrator: SchemaMigrator) -> None:
+    """Versions 10 and 11: reserved for changes of other branches (nothing to do on this one)."""
+
+
+def muted_until(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 12: ``user_settings.muted_until`` (nullable: nobody is muted)."""
+    migrate(migrator.add_column("user_settings", "muted_until", BigIntegerField(null=True)))
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -238,6 +249,9 @@ MIGRATIONS: dict[int, Migration] = {
     7: delivery_claims,
     8: add_destinations,
     9: covering_candle_index,
+    10: reserved,
+    11: reserved,
+    12: muted_until,
 }
 
 

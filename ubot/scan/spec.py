@@ -27,6 +27,7 @@ class StrategySpec:
     quiet_hours: str | None = None
     timezone: str = "UTC"
     currency: str = "USD"
+    muted_until_ms: int | None = None  # the owner's ``/mute``: deliveries held until then
 
     @property
     def scope(self) -> tuple:
