@@ -71,7 +71,9 @@ def test_an_email_address_is_confirmed_by_its_link_without_login(client, fakes) 
     assert client.simulate_post("/v1/me/destinations/email/verify", headers=auth).status_code == 200
     (received,) = smtp.messages
     text = received.message().get_content()
-    (token,) = re.findall(r"https://ubot\.example\.org/v1/destinations/confirm\?token=([A-Za-z0-9_-]{43})\r?\n", text)
+    (token,) = re.findall(
+        r"https://ubot\.example\.org/v1/destinations/confirm\?token=([A-Za-z0-9_-]{43})\r?\n", text
+    )
     assert code_in(text)  # the code works too
 
     # opening the link shows a button: a mail scanner fetching it confirms nothing
@@ -216,4 +218,6 @@ def test_strategies_say_which_channels_are_not_verified(client, fakes) -> None:
     assert created.status_code == 201, created.text
     assert created.json["unverified"] == ["email"]
     listed = client.simulate_get("/v1/channels").json["channels"]
-    assert {c["name"]: c["verified_by"] for c in listed}["email"] == "a 6-digit code sent by e-mail, or its link"
+    assert {c["name"]: c["verified_by"] for c in listed}[
+        "email"
+    ] == "a 6-digit code sent by e-mail, or its link"

@@ -65,7 +65,9 @@ def test_a_failed_call_is_none_and_the_offset_stays(telegram) -> None:
     updates = reader(telegram, [])
     telegram.script(error(409, "Conflict: terminated by other getUpdates request"))
     assert updates.poll() is None and updates.offset is None
-    wrong = TelegramUpdates(bot_token="1:wrong", base_url=telegram.base_url, on_message=lambda c, t: "x", poll_s=0)
+    wrong = TelegramUpdates(
+        bot_token="1:wrong", base_url=telegram.base_url, on_message=lambda c, t: "x", poll_s=0
+    )
     assert wrong.poll() is None
 
 

@@ -24,7 +24,9 @@ def ada(manager) -> int:
     user = manager.register("ada", "ada@example.com", "correct horse battery 9").id
     manager.patch_settings(user, {"timezone": "Europe/Berlin"})
     token = manager.begin_verification(user, "telegram").token
-    assert manager.telegram_message(CHAT, f"/start {token}").startswith("Linked: this chat gets the alerts of ada")
+    assert manager.telegram_message(CHAT, f"/start {token}").startswith(
+        "Linked: this chat gets the alerts of ada"
+    )
     return user
 
 
@@ -109,7 +111,9 @@ def test_list_pause_and_resume_through_the_managers_strategy_calls(manager, ada,
     reason = paused_reason(5_000, 1_000, 600_000)
     manager.disable_strategy(dip, reason)
     listed = say(manager, "/list").splitlines()
-    assert listed[0].startswith(f"#{dip} dip: paused by uBot: it raised 5,000 alerts") and listed[0].endswith("…")
+    assert listed[0].startswith(f"#{dip} dip: paused by uBot: it raised 5,000 alerts") and listed[0].endswith(
+        "…"
+    )
     assert say(manager, "/resume all") == f"#{dip} dip: resumed.\n#{rise} rise: resumed."
     views = manager.list_strategies(ada)
     assert [v.enabled for v in views] == [True, True] and views[0].paused_reason is None

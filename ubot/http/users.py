@@ -10,7 +10,6 @@ a condition), 409 a conflict, 404 what is not there.
 from __future__ import annotations
 
 from datetime import datetime
-
 from html import escape
 
 import falcon

@@ -85,7 +85,9 @@ def duration_ms(text: str) -> int:
     if amount <= 0:
         raise ValidationError("duration", "must be at least 1 minute")
     if amount > MUTE_MAX_MS:
-        raise ValidationError("duration", f"at most {MUTE_MAX_MS // 86_400_000} days: disable strategies instead")
+        raise ValidationError(
+            "duration", f"at most {MUTE_MAX_MS // 86_400_000} days: disable strategies instead"
+        )
     return amount
 
 
@@ -124,7 +126,9 @@ class Bot:
         if not users:
             return self._tell_not_linked(chat_id)
         if len(users) > 1:
-            return "This chat is linked to several uBot accounts: link it to one only (change telegram_chat_id)."
+            return (
+                "This chat is linked to several uBot accounts: link it to one only (change telegram_chat_id)."
+            )
         if command is None or command[0] not in self._commands:
             return HELP
         try:
@@ -228,7 +232,9 @@ class Bot:
                 f"{self._when(user_id, before)}, as the mute said."
             )
         if not args:
-            return self._muted_line(user_id) or "Not muted. /mute 30m, /mute 2h or /mute 1d holds your alerts."
+            return (
+                self._muted_line(user_id) or "Not muted. /mute 30m, /mute 2h or /mute 1d holds your alerts."
+            )
         until = now + duration_ms(args)
         self.manager.mute(user_id, until)
         return (

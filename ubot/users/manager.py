@@ -25,8 +25,8 @@ from ubot.scan.cost import Budgets, Cost, cost_of
 from ubot.scan.spec import UserStrategies
 from ubot.timeutil import iso_from_ms
 from ubot.users import destinations as dest
-from ubot.users.bot import Bot
 from ubot.users import tokens, validation
+from ubot.users.bot import Bot
 from ubot.users.errors import (
     BadCredentials,
     Conflict,
@@ -718,7 +718,9 @@ class UserManager:
             settings = self._settings(user_id)
             verified = self.verified_channels(user_id, settings)
             muted = self.store.muted_until(user_id)
-            out.append(UserStrategies(user_id, tuple(spec_of(row, settings, verified, muted) for row in rows)))
+            out.append(
+                UserStrategies(user_id, tuple(spec_of(row, settings, verified, muted) for row in rows))
+            )
         return tuple(out)
 
     def disable_strategy(self, strategy_id: int, reason: str | None = None) -> int | None:

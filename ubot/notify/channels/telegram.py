@@ -99,7 +99,15 @@ class TelegramChannel:
         """The bot's answer to a message of the chat ``chat_id`` (one attempt, not paced: one per
         message received)."""
         return self.send(
-            Message(delivery_id=0, alert_id=0, channel=self.name, target=chat_id, subject="", text=text, payload={})
+            Message(
+                delivery_id=0,
+                alert_id=0,
+                channel=self.name,
+                target=chat_id,
+                subject="",
+                text=text,
+                payload={},
+            )
         )
 
     def destination(self, message: Message) -> str:

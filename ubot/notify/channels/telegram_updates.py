@@ -80,7 +80,9 @@ def webhook_secrets(bot_token: str) -> WebhookSecrets:
     process of a server; a new bot token makes new ones)."""
 
     def derive(purpose: str) -> str:
-        return hmac.new(bot_token.encode(), f"ubot telegram webhook {purpose}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(
+            bot_token.encode(), f"ubot telegram webhook {purpose}".encode(), hashlib.sha256
+        ).hexdigest()
 
     return WebhookSecrets(derive("path"), derive("secret_token"))
 
@@ -211,7 +213,9 @@ class TelegramUpdates:
                 if said == "set":
                     return
                 if said == "refused":
-                    log.error("telegram: setWebhook refused (see above); reading the bot with getUpdates instead")
+                    log.error(
+                        "telegram: setWebhook refused (see above); reading the bot with getUpdates instead"
+                    )
                     break
                 stop.wait(self.retry_s)
         while not stop.is_set() and not self.delete_webhook():
