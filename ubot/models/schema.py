@@ -14,7 +14,8 @@ statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``str
 7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
 ``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
 table (verified destinations: every target already in a user's settings starts unverified); 9 = an index
-of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time.
+of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
+10 = ``candle_block`` and ``candle_block_stale`` (closed candles packed in blocks, ``models/candle_blocks.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import (
     ALERT_TABLES,
     ALL_TABLES,
+    BLOCK_TABLES,
     AlertRecord,
     BaseModel,
     Delivery,
@@ -54,7 +56,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -228,6 +230,12 @@ def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
         migrate(migrator.add_index("candle", tuple(columns), False))
 
 
+def add_candle_blocks(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 10: the ``candle_block`` and ``candle_block_stale`` tables, new and empty: the block
+    packer packs the candles already stored in the background, and readers take the rows until then."""
+    db.create_tables(list(BLOCK_TABLES))
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -238,6 +246,7 @@ MIGRATIONS: dict[int, Migration] = {
     7: delivery_claims,
     8: add_destinations,
     9: covering_candle_index,
+    10: add_candle_blocks,
 }
 
 
