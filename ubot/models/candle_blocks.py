@@ -40,7 +40,7 @@ import numpy as np
 from peewee import Database, fn
 
 from ubot.clocks import Clock
-from ubot.market.candles import TIMEFRAMES, bucket_start
+from ubot.market.candles import TIMEFRAMES
 from ubot.models.db import close_connection, writing
 from ubot.models.tables import Candle, CandleBlock, CandleBlockStale, Coin, SnapshotRecord
 from ubot.periodic import Periodic
@@ -156,6 +156,7 @@ class BlockPacker:
     def pack_all(self) -> int:
         """Pack every sealed block now (``--backfill``'s end; tests): steps until none is left."""
         self._swept_day = None
+        self._start_sweep(force=True)
         total = 0
         while True:
             written = self.step()
@@ -163,13 +164,14 @@ class BlockPacker:
             if not written and not self._pairs:
                 return total
 
-    def _start_sweep(self) -> bool:
-        """Queue every (coin, timeframe) pair once a new day of data has settled (``SETTLE_MS``)."""
+    def _start_sweep(self, force: bool = False) -> bool:
+        """Queue every (coin, timeframe) pair once a new day of data has settled (``SETTLE_MS``), or
+        at once (``force``)."""
         newest = SnapshotRecord.select(fn.MAX(SnapshotRecord.timestamp)).scalar()
-        if newest is None:
+        if newest is None and not force:
             return False
-        day = (newest - SETTLE_MS) - (newest - SETTLE_MS) % DAY_MS
-        if self._swept_day is not None and day <= self._swept_day:
+        day = None if newest is None else (newest - SETTLE_MS) - (newest - SETTLE_MS) % DAY_MS
+        if not force and self._swept_day is not None and day <= self._swept_day:
             return False
         self._swept_day = day
         coins = [c for (c,) in Coin.select(Coin.id).order_by(Coin.id).tuples()]
