@@ -11,10 +11,18 @@ import pytest
 from peewee import Database
 
 from ubot.backfill import backfill, simulated_history
+from ubot.clocks import FakeClock
 from ubot.market.candles import TIMEFRAMES
 from ubot.market.recorder import Recorder
 from ubot.market.simulated import SimulatedSource
-from ubot.models.candle_blocks import COLUMNS, BlockPacker, BlockReader, block_length, block_start
+from ubot.models.candle_blocks import (
+    COLUMNS,
+    BlockPacker,
+    BlockReader,
+    block_length,
+    block_start,
+    start_packing,
+)
 from ubot.models.db import open_database
 from ubot.models.dryrun import DryRunReader
 from ubot.models.tables import Candle, CandleBlock, CandleBlockStale
@@ -175,3 +183,16 @@ def test_packing_goes_on_after_a_restart(database_url, db) -> None:
 def test_a_block_is_whole_days_of_at_most_1440_candles(timeframe) -> None:
     length = block_length(timeframe)
     assert length % DAY == 0 and length // TIMEFRAMES[timeframe] <= 1440
+
+
+def test_the_engine_packs_on_a_beat_of_its_own(db) -> None:
+    simulated_history(db, SimulatedSource(limit=3, seed=4), 2, 900, NOW)
+    clock = FakeClock(1_000.0)
+    beat = start_packing(db, clock, period_s=2.0)
+    try:
+        clock.set(clock.wait_for_sleeper())
+        clock.wait_for_sleeper()  # asleep again: the step is done
+        assert (1, "1m", NOW - NOW % DAY - DAY) in blocks()
+    finally:
+        beat.close(join_s=10.0)
+    assert not beat.thread.is_alive()
