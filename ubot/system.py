@@ -272,7 +272,9 @@ def start_system(
         notifier,
         dry_runs,
         telegram_poller(alerts, users),
-        start_packing(db, clock),
+        # Maintenance on the wall clock, not the injected one: a test stepping a FakeClock steps
+        # the ticks alone (the packer's beat is tested on its own, tests/models/test_candle_blocks.py).
+        start_packing(db, SystemClock()),
     )
 
 
