@@ -15,7 +15,9 @@ statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``str
 ``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
 table (verified destinations: every target already in a user's settings starts unverified); 9 = an index
 of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
-10 = ``candle_block`` and ``candle_block_stale`` (closed candles packed in blocks, ``models/candle_blocks.py``).
+10 = ``candle_block`` and ``candle_block_stale`` (closed candles packed in blocks, ``models/candle_blocks.py``);
+11 = ``strategy.template`` (a strategy's message template, NULL for every strategy already saved: uBot's
+own words).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -236,6 +238,11 @@ def add_candle_blocks(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables(list(BLOCK_TABLES))
 
 
+def strategy_templates(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 11: ``strategy.template``, NULL for every strategy already saved (uBot's own words)."""
+    migrate(migrator.add_column("strategy", "template", TextField(null=True)))
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -247,6 +254,7 @@ MIGRATIONS: dict[int, Migration] = {
     8: add_destinations,
     9: covering_candle_index,
     10: add_candle_blocks,
+    11: strategy_templates,
 }
 
 

@@ -396,6 +396,7 @@ class ScanWorker:
             deliveries=spec.deliveries,
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,
+            template=spec.template,
         )
 
 
