@@ -4,25 +4,17 @@ Run on SQLite, and on PostgreSQL with ``UBOT_TEST_DATABASE_URL``."""
 
 from __future__ import annotations
 
-from tests.models.test_schema_v9 import make_version_8
+from tests.models.test_schema_v9 import make_version_8, store_three_candles
 from ubot.models.candle_blocks import BlockReader
-from ubot.models.candle_store import CANDLE_FIELDS
 from ubot.models.schema import SCHEMA_VERSION, ensure_schema, schema_drift, schema_version
-from ubot.models.tables import Candle, CandleBlock, CandleBlockStale, Coin
+from ubot.models.tables import CandleBlock, CandleBlockStale
 
 
 def test_a_version_9_database_gets_the_block_tables_and_keeps_its_candles(empty) -> None:
     make_version_8(empty)
     assert ensure_schema(empty, target=9) == 8
     assert not empty.table_exists("candle_block")
-    Coin.insert(id=90_001, symbol="XBC", name="Example", slug="example", first_seen=0).execute()
-    Candle.insert_many(
-        [
-            (90_001, "1m", t * 60_000, 1.0, 2.0, 0.5, 1.5 + t, t * 60_000, t * 60_000 + 59_000, 3)
-            for t in range(3)
-        ],
-        fields=CANDLE_FIELDS,
-    ).execute()
+    store_three_candles()
 
     assert ensure_schema(empty) == 9
 

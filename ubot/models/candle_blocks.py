@@ -41,6 +41,7 @@ from peewee import Database, fn
 
 from ubot.clocks import Clock
 from ubot.market.candles import TIMEFRAMES
+from ubot.models.candle_store import CANDLE_FIELDS
 from ubot.models.db import close_connection, writing
 from ubot.models.tables import Candle, CandleBlock, CandleBlockStale, Coin, SnapshotRecord
 from ubot.periodic import Periodic
@@ -106,16 +107,9 @@ def unpack(blob: bytes | memoryview, name: str) -> np.ndarray:
     return np.frombuffer(blob, dtype=COLUMNS[name])
 
 
-_ROW_FIELDS = (
-    Candle.open_time,
-    Candle.open,
-    Candle.high,
-    Candle.low,
-    Candle.close,
-    Candle.first_ts,
-    Candle.last_ts,
-    Candle.count,
-)
+#: A candle row's columns after its key (coin, timeframe), as packed: open time, open, high, low,
+#: close, first and last quote time, count.
+_ROW_FIELDS = CANDLE_FIELDS[2:]
 
 
 def _matrix(cursor: Iterable[tuple], width: int) -> np.ndarray:
