@@ -17,7 +17,7 @@ table (verified destinations: every target already in a user's settings starts u
 of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
 10 = ``candle_block`` and ``candle_block_stale`` (closed candles packed in blocks, ``models/candle_blocks.py``);
 11 = ``strategy.template`` (a strategy's message template, NULL for every strategy already saved: uBot's
-own words).
+own words); 12 = ``user_settings.muted_until`` (the Telegram bot's ``/mute``).
 """
 
 from __future__ import annotations
@@ -53,12 +53,11 @@ from ubot.models.tables import (
     SnapshotRecord,
     Strategy,
     User,
-    UserSettings,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -68,9 +67,28 @@ def add_user_tables(db: Database, migrator: SchemaMigrator) -> None:
     They are created from the models as they are now. When a later version alters one of these
     tables, copy its version-2 definition in here first, so that a version-1 database still goes
     through the same steps as everyone else (tests/models/test_schema_v2.py compares the result with
-    a fresh database). ``strategy`` is the version-2 copy below (version 3 added two columns).
+    a fresh database). ``strategy`` and ``user_settings`` are the version-2 copies below (versions
+    3 and 12 added columns).
     """
-    db.create_tables([User, Session, UserSettings, _StrategyV2])
+    db.create_tables([User, Session, _UserSettingsV2, _StrategyV2])
+
+
+class _UserSettingsV2(BaseModel):
+    """``user_settings`` as schema version 2 created it (frozen here: do not change)."""
+
+    user = ForeignKeyField(User, primary_key=True, on_delete="CASCADE", backref="+")
+    webhook_url = CharField(max_length=2048, null=True)
+    webhook_secret = CharField(max_length=128, null=True)
+    telegram_chat_id = CharField(max_length=64, null=True)
+    sms_to = CharField(max_length=16, null=True)
+    whatsapp_to = CharField(max_length=16, null=True)
+    email_to = CharField(max_length=254, null=True)
+    quiet_hours = CharField(max_length=11, null=True)
+    timezone = CharField(max_length=64, default="UTC")
+    quote_currency = CharField(max_length=10, default="USD")
+
+    class Meta:
+        table_name = "user_settings"
 
 
 class _StrategyV2(BaseModel):
@@ -243,6 +261,11 @@ def strategy_templates(db: Database, migrator: SchemaMigrator) -> None:
     migrate(migrator.add_column("strategy", "template", TextField(null=True)))
 
 
+def muted_until(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 12: ``user_settings.muted_until`` (nullable: nobody is muted)."""
+    migrate(migrator.add_column("user_settings", "muted_until", BigIntegerField(null=True)))
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -255,6 +278,7 @@ MIGRATIONS: dict[int, Migration] = {
     9: covering_candle_index,
     10: add_candle_blocks,
     11: strategy_templates,
+    12: muted_until,
 }
 
 
