@@ -194,7 +194,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
     interval = settings.market.interval
     try:
         notifier = Notifier.start(
-            AlertStore(db, scan_key=member_watermark(member)),
+            AlertStore(db, scan_key=member_watermark(member), marks=True),
             {},
             clock,
             publish=EventPublisher(bus).publish,

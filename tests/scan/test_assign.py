@@ -4,7 +4,7 @@ of the live scanners. Plain logic: no threads, no bus, no clock."""
 from __future__ import annotations
 
 from tests.scan.support import spec
-from ubot.scan.assign import Shares, handed_over, owner
+from ubot.scan.assign import Pass, Shares, handed_over, owner, passes
 from ubot.scan.planner import ScanPlanner
 from ubot.scan.spec import UserStrategies
 
@@ -93,3 +93,26 @@ def test_a_strategy_that_moves_away_keeps_its_saved_state() -> None:
     assert all(m.forget == () for m in told.values())  # moved: another scanner continues from it
     told = planner.set_user(1, [])
     assert [i for m in told.values() for i in m.forget] == [2]  # disabled or deleted: afresh
+
+
+def test_strategies_taken_over_are_scanned_after_their_marks_and_never_at_or_before() -> None:
+    """Strategy 5 was scanned up to snapshot 11, 6 up to 13, 7 up to 15 (the tick itself: its
+    previous owner scanned it already); snapshot 12 was skipped by this scanner (its whole share)."""
+    found = passes(15, {5: 11, 6: 13, 7: 15}, skipped=[12], stored=[12, 13, 14])
+    assert found == [
+        Pass(12, None, frozenset({6, 7})),
+        Pass(13, frozenset({5})),
+        Pass(14, frozenset({5, 6})),
+        Pass(15, None, frozenset({7})),
+    ]
+    assert passes(15, {}) == [Pass(15)]
+    assert passes(15, {5: 11}, stored=[12, 13, 14], limit=1) == [Pass(14, frozenset({5})), Pass(15)]
+
+
+def test_a_takeover_names_the_strategies_gained() -> None:
+    shares = started("a", "b")
+    for share in shares.values():
+        share.view(["a", "b"])
+    before = owned(shares["b"])
+    gained = {i for change in shares["b"].view(["b"]) for i in change.gained}
+    assert gained == owned(shares["b"]) - before and gained == set(IDS) - before

@@ -42,10 +42,9 @@ from ubot.actors.stage import not_fatal, tell_if_alive, unexpected
 from ubot.messages import Candled
 from ubot.models.db import close_connection
 from ubot.models.snapshots import SnapshotReader
-from ubot.notify.messages import GetAlertState, GetScanWatermark, Scanned, ScanOutcome
+from ubot.notify.messages import GetAlertState, GetScanMarks, GetScanWatermark, Scanned, ScanOutcome
 from ubot.scan.assign import Shares
-from ubot.scan.backlog import Backlog
-from ubot.scan.frame import MarketFrame
+from ubot.scan.backlog import Backlog, Scan
 from ubot.scan.messages import (
     DisableStrategy,
     ScanDone,
@@ -114,8 +113,9 @@ class ScanWorkerActor(pykka.ThreadingActor):
         started = time.perf_counter()
         frame = message.frame
         with self.turn:
-            result = self.worker.scan(frame)
-        if self.notifier is not None and (result.alerts or result.states):
+            result = self.worker.scan(frame, message.only, message.skip)
+        # A scanner process's outcome is told every time: it moves the scan marks of what it scanned.
+        if self.notifier is not None and (result.alerts or result.states or message.snapshot_id):
             tell_if_alive(
                 self.notifier,
                 ScanOutcome(
@@ -124,6 +124,8 @@ class ScanWorkerActor(pykka.ThreadingActor):
                     snapshot_ms=frame.timestamp_ms,
                     alerts=tuple(result.alerts),
                     states=tuple(result.states),
+                    snapshot_id=message.snapshot_id,
+                    scanned=tuple(result.scanned) if message.snapshot_id else (),
                 ),
             )
         tell_if_alive(
@@ -251,15 +253,35 @@ class Scanner(pykka.ThreadingActor):
     @not_fatal
     def _stored(self, message: ScanStored) -> None:
         if self.shares is not None:
-            for change in self.shares.view(message.members):
+            changes = self.shares.view(message.members)
+            if gained := [i for change in changes for i in change.gained]:
+                # Read before their workers read their firing state: a scan written in between is
+                # scanned again and not written twice (``AlertStore.record``), never skipped.
+                self.backlog.marks.update(self._marks(tuple(gained)))
+            for change in changes:
                 for worker, told in self.planner.set_user(change.user_id, change.specs, change.moved).items():
                     tell_if_alive(self.pool[worker], told)
         replaced = self.backlog.wait_stored(message.number, message.snapshot_id)
         if replaced is not None:
             self.figures.skipped += 1
-            log.warning("scanner: tick %d not scanned, a scan is still running", replaced[0])
+            log.warning(
+                "scanner: tick %d not scanned on time, a scan is still running; scanning it next", replaced[0]
+            )
         if self.round is None:
             self._next()
+
+    def _marks(self, strategy_ids: tuple[int, ...]) -> dict[int, int]:
+        """The scan marks of strategies that came to this scanner process (none known: scanned from
+        this tick on, as a new strategy is)."""
+        if self.notifier is None:
+            return {}
+        try:
+            return self.notifier.ask(GetScanMarks(strategy_ids), timeout=ASK_TIMEOUT)
+        except Exception:
+            log.exception(
+                "scanner: the scan marks of %d strategy(ies) taken over are unknown", len(strategy_ids)
+            )
+            return {}
 
     def _catch_up(self, live_id: int) -> None:
         """Queue the scans of the snapshots the last run stored but did not scan (``scan/backlog.py``)."""
@@ -288,7 +310,7 @@ class Scanner(pykka.ThreadingActor):
                 self._scanned(scan.snapshot_id)
                 self._finished(scan.frame.tick)
                 continue
-            self._start(scan.frame, scan.snapshot_id, started)
+            self._start(scan, started)
             return
 
     def _seeded(self) -> None:
@@ -312,16 +334,20 @@ class Scanner(pykka.ThreadingActor):
             if self.monitor is not None:
                 tell_if_alive(self.monitor, self.stats())
 
-    def _start(self, frame: MarketFrame, snapshot_id: int, started: float) -> None:
+    def _start(self, scan: Scan, started: float) -> None:
         self._seeded()
         if self.seeding is not None:
             self.seeding.pause(True)  # the scan has the CPU; a seed continues after it
-        self.round = Round(frame, snapshot_id, set(range(len(self.pool))), started)
+        # A scanner process's workers name the snapshot: their outcomes move its scan marks.
+        told = (
+            ScanTick(scan.frame, scan.snapshot_id, scan.only, scan.skip) if self.shares is not None else None
+        )
+        self.round = Round(scan.frame, scan.snapshot_id, set(range(len(self.pool))), started, message=told)
         self.planner.scan_started()
         for worker in self.pool:
             # A worker that died after its last message is replaced when its WorkerDied arrives,
             # and gets this frame then.
-            tell_if_alive(worker, ScanTick(frame))
+            tell_if_alive(worker, self.round.told)
 
     def _finished(self, tick: int) -> None:
         if self.monitor is not None:
@@ -385,7 +411,7 @@ class Scanner(pykka.ThreadingActor):
         if scan is None or index not in scan.outstanding:
             return
         if scan.resend(index):  # its part of this scan, once
-            self.pool[index].tell(ScanTick(scan.frame))
+            self.pool[index].tell(scan.told)
             return
         log.error("scan worker %d died twice on tick %d: its part of that tick is lost", index, scan.tick)
         if scan.finished:

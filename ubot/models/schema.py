@@ -45,6 +45,7 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Pacing,
+    ScanMark,
     Session,
     SnapshotRecord,
     Strategy,
@@ -54,7 +55,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 13
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -228,6 +229,18 @@ def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
         migrate(migrator.add_index("candle", tuple(columns), False))
 
 
+def reserved(db: Database, migrator: SchemaMigrator) -> None:
+    """Versions 10 to 12: numbers kept for changes made on other branches at the same time (each
+    branch was given its own number); nothing to do here. Renumbered when the branches are merged."""
+
+
+def add_scan_marks(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 13: the ``scan_mark`` table, new and empty: a strategy without a mark has no scan
+    recorded, so the first scanner to scan it writes one (its scans so far were covered by the
+    scanners' watermarks in ``meta``, which stay)."""
+    db.create_tables([ScanMark])
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -238,6 +251,10 @@ MIGRATIONS: dict[int, Migration] = {
     7: delivery_claims,
     8: add_destinations,
     9: covering_candle_index,
+    10: reserved,
+    11: reserved,
+    12: reserved,
+    13: add_scan_marks,
 }
 
 

@@ -70,7 +70,15 @@ class SetStrategies:
 
 @dataclass(frozen=True, eq=False)
 class ScanTick:
+    """Scanner -> each worker: scan ``frame``. A scanner process (``--role scanner``) names the
+    snapshot (its outcome moves the scan marks: ``AlertStore.record``) and may scan part of the
+    worker's strategies: ``only`` those (None: all of them), none of ``skip`` (``scan/assign.py``,
+    :func:`~ubot.scan.assign.passes`)."""
+
     frame: MarketFrame
+    snapshot_id: int = 0
+    only: frozenset[int] | None = None
+    skip: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)

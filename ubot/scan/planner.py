@@ -361,6 +361,13 @@ class ScanPlanner:
         self.framed_ms = snapshot.timestamp_ms
         return MarketFrame(tick, snapshot, self.plan, self.histories, bars)
 
+    def rewind(self, timestamp_ms: int | None) -> None:
+        """The next :meth:`replay` is of a snapshot older than the last frame (a scanner process
+        catching up strategies that came to it): its histories are read again from the database;
+        the snapshot before it was taken at ``timestamp_ms``."""
+        self._read_until = None
+        self.framed_ms = timestamp_ms
+
     def replay(self, tick: int, snapshot: Snapshot) -> MarketFrame:
         """The frame of a stored snapshot that the last run did not scan (oldest first, before any live
         tick), with each history as it was then: read from the database up to that snapshot (whole at
