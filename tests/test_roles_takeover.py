@@ -1,22 +1,28 @@
 # ruff: noqa: F811  (the deployment fixture of test_roles_cluster, imported, is a parameter here)
-"""A scanner killed mid-run (``kill -9``): the survivor takes its share over and scans, for the
-strategies it received, every snapshot the dead one did not (their scan marks), so each fires for
-the snapshots in between exactly once.
+"""A scanner stopped dead mid-run and then killed (``SIGSTOP``, ``kill -9``): the survivor takes its
+share over and scans, for the strategies it received, every snapshot the dead one did not (their
+scan marks), so each fires for the snapshots in between exactly once.
 
-The strategies (``once_per_crossing`` on BTC's price) are a ladder of thresholds around its price
-when they are created, spaced by a fraction of how far it moves in a tick (the simulated prices move
-in straight lines between minute points), so that some are crossed in every tick. What each must
-fire is computed from the prices stored with the snapshots: at every snapshot where its condition
-turns true. Engine, two scanners and a gateway over PostgreSQL and Redis, as
+The engine replays recordings in which BTC's price alternates between 100 and 102, one file a tick:
+``price > 101`` turns true at every other snapshot, ``price < 101`` at the others, so each
+snapshot is a crossing for half of the strategies (``once_per_crossing``), and a snapshot left
+unscanned, or scanned twice, shows in when they fire. What each must fire is computed from the
+prices stored with the snapshots. Engine, two scanners and a gateway over PostgreSQL and Redis, as
 tests/test_roles_workers.py.
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import os
 import signal
+import time
+
+import requests
 
 from tests.fakes.webhook import FakeWebhook
+from tests.models.conftest import coin, listings
 from tests.support.waits import wait_until
 from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped without the services)
     TIMEOUT_S,
@@ -29,29 +35,37 @@ from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped witho
 from tests.test_roles_workers import member_of, roles, start
 from ubot.scan.assign import owner
 
-STEPS = 25  # thresholds each side of the price: 50 strategies (a user's most)
+STRATEGIES = 50  # a user's most: half ``price > 101``, half ``price < 101``
+FILES = 600  # ten minutes of one-second ticks: the replay outlasts the test
 
-BTC = (
-    "SELECT q.price, q.snapshot_id FROM quote q JOIN coin k ON k.id = q.coin_id"
-    " WHERE k.symbol = 'BTC' ORDER BY q.snapshot_id DESC LIMIT 1"
-)
 PRICES = (
-    "SELECT s.id, s.timestamp, q.price FROM quote q JOIN coin k ON k.id = q.coin_id"
+    "SELECT s.id, q.price FROM quote q JOIN coin k ON k.id = q.coin_id"
     " JOIN snapshot s ON s.id = q.snapshot_id WHERE k.symbol = 'BTC' ORDER BY s.id"
 )
 
 
-def expected(condition: str, prices: list[tuple[int, int, float]], after: int) -> list[int]:
-    """When a ``once_per_crossing`` strategy on ``price > x`` or ``price < x`` fires, for the
-    snapshots after ``after`` (it was scanned there: its state is known)."""
-    op, value = condition.split()[1], float(condition.split()[2])
-    holds = [(sid, ts, price > value if op == ">" else price < value) for sid, ts, price in prices]
-    return [ts for (_, _, was), (sid, ts, now) in zip(holds, holds[1:]) if sid > after and now and not was]
+def write_market(directory: str) -> None:
+    """BTC at 100 and 102 in turn (and a second coin, steady), one file a second from now on."""
+    os.makedirs(directory)
+    start_ms = (int(time.time()) + 1) * 1000
+    for i in range(FILES):
+        items = [
+            coin(1, 102.0 if i % 2 else 100.0, symbol="BTC", name="Bitcoin"),
+            coin(2, 50.0, symbol="ETH"),
+        ]
+        with open(os.path.join(directory, f"{i:05d}.json"), "w", encoding="utf-8") as handle:
+            json.dump(listings(start_ms + i * 1000, items), handle)
+
+
+def expected(condition: str, prices: list[tuple[int, float]], after: int) -> list[int]:
+    """The snapshots after ``after`` at which a ``once_per_crossing`` strategy on ``price > x``
+    or ``price < x`` fires (it was scanned at ``after``: its state is known from there)."""
+    _, op, value = condition.split()
+    holds = [(sid, price > float(value) if op == ">" else price < float(value)) for sid, price in prices]
+    return [sid for (_, was), (sid, now) in zip(holds, holds[1:]) if sid > after and now and not was]
 
 
 def create(base: str, token: str, name: str, condition: str) -> int:
-    import requests
-
     created = requests.post(
         base + "/v1/me/strategies",
         json={
@@ -72,11 +86,17 @@ def create(base: str, token: str, name: str, condition: str) -> int:
 def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_once(
     deployment: Deployment,
 ) -> None:
+    market = str(deployment.tmp_path / "market")
+    write_market(market)
     engine = start(
         deployment,
         "engine",
         "--role",
         "engine",
+        "--source",
+        "replay",
+        "--replay-dir",
+        market,
         UBOT_CLUSTER_SCANNERS="external",
         UBOT_CLUSTER_NOTIFIERS="external",
     )
@@ -93,68 +113,59 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
 
     with FakeWebhook() as hook:
         token = sign_up(base, hook.url())
-        # How far BTC's price moves in a tick now (the simulated prices move in straight lines
-        # between minute points): the ladder's step.
-        (first, at) = deployment.query(BTC)[0]
-        (second, _) = wait_until(
-            lambda: [row for row in deployment.query(BTC) if row[1] > at], "a newer BTC price", TIMEOUT_S
-        )[0]
-        step = max(abs(second - first) * 0.4, second * 1e-7)
-        conditions = [f"price > {second + k * step:.6f}" for k in range(1, STEPS // 2 + 1)]
-        conditions += [f"price < {second - k * step:.6f}" for k in range(1, STEPS - STEPS // 2 + 1)]
-        ids = [create(base, token, f"rung {i}", c) for i, c in enumerate(conditions)]
-        listed = ", ".join(map(str, ids))
-        # Every strategy scanned (armed) by its owner, then one scanner dies mid-run.
-        wait_until(
-            lambda: (
-                deployment.query(f"SELECT count(*) FROM scan_mark WHERE strategy_id IN ({listed})")[0][0]
-                == len(ids)
-            ),
-            "every strategy to be scanned once",
-            TIMEOUT_S,
-        )
-        (armed,) = deployment.query(
-            f"SELECT max(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})"
-        )[0]
-        kill9(scanners[0])
-        dead = {i for i in ids if owner(i, sorted(members)) == members[0]}
-        assert dead and len(dead) < len(ids)
-        (newest,) = deployment.query("SELECT max(id) FROM snapshot")[0]
-        wait_until(
-            lambda: (
-                deployment.query(f"SELECT min(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})")[
-                    0
-                ][0]
-                >= newest + 4
-            ),
-            "the survivor to scan every strategy past the kill",
-            TIMEOUT_S,
-            alive=scanners[1],
-        )
-        (through,) = deployment.query(
-            f"SELECT min(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})"
-        )[0]
-        prices = [row for row in deployment.query(PRICES) if row[0] <= through]
-        alerts = deployment.query(
-            f"SELECT a.strategy_id, a.fired_at FROM alert a JOIN snapshot s ON s.timestamp = a.fired_at"
-            f" WHERE s.id > {armed} AND s.id <= {through}"
-        )
+        conditions = [("price > 101", "price < 101")[i % 2] for i in range(STRATEGIES)]
+        ids = [create(base, token, f"turn {i}", c) for i, c in enumerate(conditions)]
+    listed = ", ".join(map(str, ids))
+    dead = {i for i in ids if owner(i, sorted(members)) == members[0]}
+    assert dead and len(dead) < len(ids)
+    # Every strategy scanned (armed) by its owner, then one scanner stops dead, mid-run.
+    wait_until(
+        lambda: (
+            deployment.query(f"SELECT count(*) FROM scan_mark WHERE strategy_id IN ({listed})")[0][0]
+            == len(ids)
+        ),
+        "every strategy to be scanned once",
+        TIMEOUT_S,
+    )
+    (armed,) = deployment.query(f"SELECT max(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})")[0]
+    scanners[0].proc.send_signal(signal.SIGSTOP)
+    # Its heartbeat ends; the ticks still naming it meanwhile are not scanned for its share until
+    # the survivor, taking the share over, catches them up.
+    wait_until(
+        lambda: [m["member"] for m in roles(base)["scanners"]] == [members[1]],
+        "the stopped scanner to leave the group",
+        TIMEOUT_S,
+        alive=scanners[1],
+    )
+    kill9(scanners[0])
+    (newest,) = deployment.query("SELECT max(id) FROM snapshot")[0]
+    wait_until(
+        lambda: (
+            deployment.query(f"SELECT min(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})")[0][0]
+            >= newest + 2
+        ),
+        "the survivor to scan every strategy past the kill",
+        TIMEOUT_S,
+        alive=scanners[1],
+    )
+    (through,) = deployment.query(f"SELECT min(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})")[
+        0
+    ]
+    prices = [row for row in deployment.query(PRICES) if row[0] <= through]
+    alerts = deployment.query(
+        "SELECT a.strategy_id, s.id FROM alert a JOIN snapshot s ON s.timestamp = a.fired_at"
+        f" WHERE s.id > {armed} AND s.id <= {through}"
+    )
 
     fired = collections.defaultdict(list)
-    for strategy_id, fired_at in alerts:
-        fired[strategy_id].append(fired_at)
-    wanted = {i: expected(c, prices, armed) for i, c in zip(ids, conditions)}
-    # Exactly once at each crossing, whoever scanned it: the dead one, the survivor live, or the
-    # survivor catching up the snapshots the dead one missed.
-    assert {i: sorted(fired[i]) for i in ids} == wanted
-    # Not vacuous: some of the dead one's strategies had crossings after its last scan of them, in
-    # snapshots whose ticks still named it (scanned by the survivor's catch-up).
-    (last_dead,) = deployment.query(
-        f"SELECT max(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})"
-    )[0]
-    assert last_dead >= through
+    for strategy_id, snapshot_id in alerts:
+        fired[strategy_id].append(snapshot_id)
     assert "catching up" in scanners[1].log
-    assert any(wanted[i] for i in dead), wanted
+    # Exactly once at each crossing, whoever scanned it: the stopped one before it stopped, the
+    # survivor live, or the survivor catching up the snapshots the stopped one missed.
+    assert {i: sorted(fired[i]) for i in ids} == {
+        i: expected(c, prices, armed) for i, c in zip(ids, conditions)
+    }
 
     for process in (scanners[1], engine, gateway):
         process.proc.send_signal(signal.SIGTERM)
