@@ -157,3 +157,24 @@ def test_nothing_is_caught_up_without_strategies_to_scan(db) -> None:
     backlog.stored = None
     backlog.wait_stored(3, c)
     assert list(backlog.untold) == []
+
+
+def test_a_scanner_process_seeds_off_its_ticks_but_in_a_tick_that_hands_it_strategies(db) -> None:
+    """A strategy added to a scanner process's share waits for its series (the seeding thread's work:
+    ``ScanPlanner.replay(wait=False)``); strategies a tick hands over are seeded in that tick's scan
+    (their missed snapshots are scanned from their marks at once)."""
+    planner = ScanPlanner(1, lambda timeframe, after_ms, before_ms: [], background=True)
+    planner.set_user(7, [spec(1, condition="ema(3) > 1")])
+    backlog = Backlog(planner, SnapshotReader(db))
+    a, b, c = (i for i, _ in stored(db, 3))
+    backlog.taken_over = True  # its first tick: every strategy came to it
+    backlog.wait_stored(1, a)
+    assert backlog.next().snapshot_id == a and not planner.waiting
+    planner.set_user(8, [spec(2, condition="sma(4) > 1", user_id=8)])
+    backlog.wait_stored(2, b)
+    assert backlog.next().snapshot_id == b
+    assert 2 in planner.waiting and planner.seeder.busy()
+    planner.set_user(9, [spec(3, condition="rsi(5) > 1", user_id=9)])
+    backlog.taken_over = True
+    backlog.wait_stored(3, c)
+    assert backlog.next().snapshot_id == c and 3 not in planner.waiting

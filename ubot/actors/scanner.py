@@ -23,7 +23,10 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
   (from the bus's ``TickReady``) instead of ``Candled``: the snapshot and its candles are read from
   the database when its scan starts, and only this process's share of the strategies is scanned, as
   that tick's view of the live scanners splits them (``scan/assign.py``). A strategy that comes to
-  this process reads its firing state from the database; one that moves away keeps it there.
+  this process reads its firing state from the database, and is scanned first for the snapshots
+  after its scan mark (``scan/backlog.py``); one that moves away keeps its state there. A new
+  series is seeded by the seeding thread here too (``ScanPlanner.replay(wait=False)``), but for the
+  strategies a tick hands over, which are seeded in that tick (their missed snapshots need them).
 """
 
 from __future__ import annotations
@@ -255,6 +258,7 @@ class Scanner(pykka.ThreadingActor):
         if self.shares is not None:
             changes = self.shares.view(message.members)
             if gained := [i for change in changes for i in change.gained]:
+                self.backlog.taken_over = True  # their series are seeded in the tick: see backlog.py
                 # Read before their workers read their firing state: a scan written in between is
                 # scanned again and not written twice (``AlertStore.record``), never skipped.
                 self.backlog.marks.update(self._marks(tuple(gained)))

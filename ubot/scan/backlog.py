@@ -15,7 +15,10 @@ of :func:`~ubot.scan.assign.passes`), oldest first:
 
 So nothing stored goes unscanned for any strategy, within ``MAX_CATCH_UP`` snapshots. A pass older
 than the last snapshot framed rewinds the indicator histories (read again from the database up to
-it). Plain logic: the Scanner actor only asks it what to scan next.
+it). A series that no strategy read before is seeded off the scan (``scan/seeding.py``, as in a
+live tick: its strategies wait), except in the passes of a tick that gave this scanner strategies
+(taken over, or its first tick): those are seeded in the scan, so that no snapshot of theirs is
+skipped while they would wait. Plain logic: the Scanner actor only asks it what to scan next.
 """
 
 from __future__ import annotations
@@ -66,7 +69,10 @@ class Backlog:
         self.told: int | None = None  # the newest snapshot a ``TickReady`` named
         #: Strategies that came to this scanner process since ``stored`` was planned: their scan marks.
         self.marks: dict[int, int] = {}
-        self.passes: deque[tuple[int, Pass]] = deque()  # (tick number or -snapshot id, pass)
+        #: Strategies came to this scanner process since ``stored`` was planned (with marks or not).
+        self.taken_over = False
+        #: (tick number or -snapshot id, the pass, whether a new series is seeded in it)
+        self.passes: deque[tuple[int, Pass, bool]] = deque()
         self.replayed: int | None = None  # the last snapshot framed by a replay
 
     def __bool__(self) -> bool:
@@ -128,11 +134,12 @@ class Backlog:
         if not self.passes and self.stored is not None and self.snapshots is not None:
             self._plan(self.snapshots)
         if self.passes and self.snapshots is not None:
-            number, part = self.passes.popleft()
+            number, part, wait = self.passes.popleft()
             if self.replayed is not None and part.snapshot_id <= self.replayed:
                 self.planner.rewind(self.snapshots.previous_timestamp(part.snapshot_id))
+                wait = True  # every series is read again: in this scan, or it would scan nothing
             # Histories read from the database up to this snapshot, its prices as the open candles.
-            frame = self.planner.replay(number, self.snapshots.load(part.snapshot_id))
+            frame = self.planner.replay(number, self.snapshots.load(part.snapshot_id), wait=wait)
             self.replayed = part.snapshot_id
             return Scan(frame, part.snapshot_id, part.only, part.skip)
         if self.live is None:
@@ -157,5 +164,10 @@ class Backlog:
                 len(behind),
                 len(skipped),
             )
+        # Strategies taken over are scanned from their marks, and so need their series now: seeded in
+        # these scans (a share changes hands seldom). Otherwise a new series (a strategy added or
+        # changed) is seeded by the seeding thread, its strategies waiting, as in a live tick.
+        seed_now, self.taken_over = self.taken_over or bool(marks), False
         for part in found:
-            self.passes.append((number if part.snapshot_id == snapshot_id else -part.snapshot_id, part))
+            number_of = number if part.snapshot_id == snapshot_id else -part.snapshot_id
+            self.passes.append((number_of, part, seed_now))

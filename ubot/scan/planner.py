@@ -368,11 +368,18 @@ class ScanPlanner:
         self._read_until = None
         self.framed_ms = timestamp_ms
 
-    def replay(self, tick: int, snapshot: Snapshot) -> MarketFrame:
-        """The frame of a stored snapshot that the last run did not scan (oldest first, before any live
-        tick), with each history as it was then: read from the database up to that snapshot (whole at
-        the first one, then the candles closed since the one before), with its prices as the open
-        candles. The first live tick continues from there with its own closed candles."""
+    def replay(self, tick: int, snapshot: Snapshot, wait: bool = True) -> MarketFrame:
+        """The frame of a stored snapshot (a scanner process's tick, or a snapshot the last run did
+        not scan, oldest first, before any live tick), with each history as it was then: read from
+        the database up to that snapshot (whole at the first one, then the candles closed since the
+        one before), with its prices as the open candles. The first live tick continues from there
+        with its own closed candles.
+
+        ``wait``: a series no strategy read before is seeded at once (in this call); otherwise as in
+        a live tick, by the seeder's steps (the caller's :class:`~ubot.scan.seeding.SeedRunner`),
+        its strategies waiting meanwhile, the candles read since given to its seed (``buffer``). The
+        first call (and one after :meth:`rewind`) seeds every series again: with ``wait`` False every
+        strategy with indicators waits for it."""
         if self._read_until is None:
             self.histories, self._read_until = {}, {}
             for jobs in self.jobs.values():
@@ -387,10 +394,18 @@ class ScanPlanner:
                 if i not in self.waiting and i in self.specs:
                     self._planning.add(self.specs[i], compiled)
             self._replan()
-        for timeframe, history in self.histories.items():
-            since, until = self._read_until[timeframe], int(bucket_start(snapshot.timestamp_ms, timeframe))
+        for timeframe, since in list(self._read_until.items()):
+            until = int(bucket_start(snapshot.timestamp_ms, timeframe))
+            history, jobs = self.histories.get(timeframe), self.jobs.get(timeframe, ())
+            if history is None and not jobs:
+                del self._read_until[timeframe]  # no strategy reads it any more
+                continue
             if self.load is not None and since < until:
-                history.add_history(self.load(timeframe, since, until))
+                rows = list(self.load(timeframe, since, until))
+                if history is not None:
+                    history.add_history(rows)
+                for job in jobs:  # seeded up to ``since``: these follow
+                    job.buffer.extend(rows)
             self._read_until[timeframe] = until
-        self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot), wait=True)
+        self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot), wait=wait)
         return self.frame(tick, snapshot)
