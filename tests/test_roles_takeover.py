@@ -23,6 +23,8 @@ import requests
 
 from tests.fakes.webhook import FakeWebhook
 from tests.models.conftest import coin, listings
+from tests.support.metrics import parse, value
+from tests.support.ports import free_port
 from tests.support.waits import wait_until
 from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped without the services)
     TIMEOUT_S,
@@ -101,7 +103,11 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
         UBOT_CLUSTER_NOTIFIERS="external",
     )
     wait_until(lambda: "engine: active" in engine.log, "the engine to be active", TIMEOUT_S, alive=engine)
-    scanners = [start(deployment, f"scanner-{i}", "--role", "scanner") for i in (1, 2)]
+    metrics_at = free_port()  # the survivor's GET /metrics (--metrics)
+    scanners = [
+        start(deployment, "scanner-1", "--role", "scanner"),
+        start(deployment, "scanner-2", "--role", "scanner", "--metrics", f"127.0.0.1:{metrics_at}"),
+    ]
     gateway, base = deployment.gateway("gateway")
     wait_until(
         lambda: len([r for r in roles(base).get("scanners", []) if r.get("last_tick")]) == 2,
@@ -166,6 +172,12 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
     assert {i: sorted(fired[i]) for i in ids} == {
         i: expected(c, prices, armed) for i, c in zip(ids, conditions)
     }
+
+    # What the survivor says of itself: its heartbeat's scan time, its scans on its metrics address.
+    (beat,) = roles(base)["scanners"]
+    assert beat["member"] == members[1] and beat["scan_ms"] > 0
+    served = parse(requests.get(f"http://127.0.0.1:{metrics_at}/metrics", timeout=TIMEOUT_S).text)
+    assert value(served, "ubot_scans_total", outcome="scanned") >= through - armed
 
     for process in (scanners[1], engine, gateway):
         process.proc.send_signal(signal.SIGTERM)

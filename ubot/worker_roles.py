@@ -182,6 +182,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
     from ubot.actors.scanner import Scanner
     from ubot.actors.user_manager import UserManagerActor
     from ubot.engine_role import follow_strategies
+    from ubot.metrics import ScanRecorder
     from ubot.models.closes import closed_candles
     from ubot.notify.registry import build_channels
     from ubot.scan.assign import Shares
@@ -231,6 +232,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
             load=closed_candles,
             snapshots=snapshots,
             shares=Shares(member),
+            on_scan=ScanRecorder(),  # GET /metrics with --metrics
         )
         running.stops.append(_stop_actor(scanner))
         feed = TickFeed(
@@ -256,6 +258,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
                 "snapshot_id": last.snapshot_id if last else None,
                 "strategies": stats.strategies,
                 "lag_ms": lag,
+                "scan_ms": stats.last_scan_ms,
             }
 
         beat = Heartbeat(bus, "scanner", member, ttl_s(interval), figures).start()

@@ -166,13 +166,15 @@ class Scanner(pykka.ThreadingActor):
         shares: Shares | None = None,
         background_seeding: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        on_scan: Callable[[ScannerStats], object] | None = None,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database); ``timer``: seconds, for the
         scan times of ``/health``; ``shares``: this scanner process's share of the strategies
         (``--role scanner``; None: every strategy); ``background_seeding``: new indicator series
         are seeded by a thread of their own (``scan/seeding.py``), never in a tick (False: in the
-        tick that needs them); ``clock``: seconds, for the seeds' durations."""
+        tick that needs them); ``clock``: seconds, for the seeds' durations; ``on_scan``: called with
+        the figures after each scan (a scanner process's metrics: it has no Monitor)."""
         super().__init__()
         self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock)
         self.seeding: SeedRunner | None = None
@@ -189,6 +191,7 @@ class Scanner(pykka.ThreadingActor):
         self.users = users
         self.notifier = notifier
         self.monitor = monitor
+        self.on_scan = on_scan
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.pool: list[pykka.ActorRef] = []
         # The workers take turns (one scans at a time) unless ``parallel``: a worker's scan is mostly
@@ -386,6 +389,8 @@ class Scanner(pykka.ThreadingActor):
         self._scanned(scan.snapshot_id)
         if self.monitor is not None:
             tell_if_alive(self.monitor, self.stats())  # for /health
+        if self.on_scan is not None:
+            self.on_scan(self.stats())
         if scan.live:  # catch-up scans are no tick of this run
             self._finished(scan.tick)
         self._next()
