@@ -44,6 +44,7 @@ class RoleBeat(msgspec.Struct, frozen=True, omit_defaults=True):
     lag_ms: Annotated[
         int | None, Meta(description="scanner: how far behind the newest tick on the bus (entry ids, ms)")
     ] = None
+    scans: Annotated[int | None, Meta(description="scanner: scans finished since it started")] = None
     scan_ms: Annotated[
         float | None,
         Meta(

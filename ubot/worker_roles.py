@@ -258,6 +258,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
                 "snapshot_id": last.snapshot_id if last else None,
                 "strategies": stats.strategies,
                 "lag_ms": lag,
+                "scans": stats.scans,
                 "scan_ms": stats.last_scan_ms,
             }
 
