@@ -1,28 +1,28 @@
-"""Schema version 13: a version-9 database is upgraded in place with the ``scan_mark`` table, empty
-(versions 10 to 12 are other branches' numbers, nothing here); its alerts and firing states are
-kept. Run on SQLite, and on PostgreSQL with ``UBOT_TEST_DATABASE_URL``."""
+"""Schema version 13: a version-11 database is upgraded in place with the ``scan_mark`` table, empty
+(version 12 is another branch's number, nothing here); its alerts are kept. Run on SQLite, and on
+PostgreSQL with ``UBOT_TEST_DATABASE_URL``."""
 
 from __future__ import annotations
 
 from peewee import Database
 
-from tests.models.test_schema_v9 import make_version_8
+from tests.models.test_schema_v11 import make_version_9
 from ubot.models.alerts import advance_marks
 from ubot.models.schema import SCHEMA_VERSION, ensure_schema, schema_version
 from ubot.models.tables import AlertRecord, ScanMark
 
 
-def make_version_9(db: Database) -> None:
-    make_version_8(db)
-    assert ensure_schema(db, target=9) == 8
+def make_version_11(db: Database) -> None:
+    make_version_9(db)
+    assert ensure_schema(db, target=11) == 9
 
 
-def test_a_version_9_database_gets_the_scan_marks_and_keeps_its_alerts(empty) -> None:
-    make_version_9(empty)
+def test_a_version_11_database_gets_the_scan_marks_and_keeps_its_alerts(empty) -> None:
+    make_version_11(empty)
     assert "scan_mark" not in empty.get_tables()
     alerts = AlertRecord.select().count()
 
-    assert ensure_schema(empty) == 9
+    assert ensure_schema(empty) == 11
 
     assert schema_version(empty) == SCHEMA_VERSION == 13
     assert "scan_mark" in empty.get_tables()

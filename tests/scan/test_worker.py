@@ -36,6 +36,7 @@ def test_an_alert_carries_the_values_the_text_and_the_targets():
     s = spec(
         condition="price > 100 and percent_change_24h < -5",
         deliveries=(DeliveryTarget("webhook", "http://x"),),
+        template="{symbol} {value:percent_change_24h}",
     )
     planner, worker = setup(s)
     result, _ = tick(planner, worker, T0, [150, 50, 200, 300], percent_change_24h=[-10, -10, 1, -10])
@@ -46,6 +47,7 @@ def test_an_alert_carries_the_values_the_text_and_the_targets():
     assert alert.deliveries == s.deliveries
     # What the Notifier words the alert with (ubot/notify/words.py): the snapshot's name and price.
     assert (alert.name, alert.price, alert.currency) == ("Btc", 150.0, "USD")
+    assert alert.template == "{symbol} {value:percent_change_24h}"  # the strategy's own words
     assert result.states == [AlertState(1, 1, True, T0, T0), AlertState(1, 4, True, T0, T0)]
 
 

@@ -14,7 +14,9 @@ statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``str
 7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
 ``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
 table (verified destinations: every target already in a user's settings starts unverified); 9 = an index
-of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time.
+of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
+10 = reserved for another branch (no change here); 11 = ``strategy.template`` (a strategy's message
+template, NULL for every strategy already saved: uBot's own words).
 """
 
 from __future__ import annotations
@@ -230,8 +232,13 @@ def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
 
 
 def reserved(db: Database, migrator: SchemaMigrator) -> None:
-    """Versions 10 to 12: numbers kept for changes made on other branches at the same time (each
-    branch was given its own number); nothing to do here. Renumbered when the branches are merged."""
+    """Versions 10 and 12: no change on this branch (the numbers are other branches'; renumbered at
+    merge)."""
+
+
+def strategy_templates(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 11: ``strategy.template``, NULL for every strategy already saved (uBot's own words)."""
+    migrate(migrator.add_column("strategy", "template", TextField(null=True)))
 
 
 def add_scan_marks(db: Database, migrator: SchemaMigrator) -> None:
@@ -252,7 +259,7 @@ MIGRATIONS: dict[int, Migration] = {
     8: add_destinations,
     9: covering_candle_index,
     10: reserved,
-    11: reserved,
+    11: strategy_templates,
     12: reserved,
     13: add_scan_marks,
 }

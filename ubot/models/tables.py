@@ -217,6 +217,9 @@ class Strategy(BaseModel):
     # Why uBot disabled it by itself (schema version 6): it fired too often (``[notify]
     # pause_after_alerts``). Cleared when its owner enables it again.
     paused_reason = TextField(null=True)
+    # Its message template (schema version 11), checked when saved: ``ubot/notify/templates.py``;
+    # NULL: uBot's own words.
+    template = TextField(null=True)
 
     class Meta:
         indexes = ((("user", "name"), True),)

@@ -27,6 +27,7 @@ STRATEGY_COLUMNS = (
     "cooldown_s",
     "expires_at",
     "enabled",
+    "template",
 )
 
 

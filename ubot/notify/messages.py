@@ -59,6 +59,7 @@ class Alert:
     currency: str = "USD"
     short: str = ""  # the SMS text (written by the Notifier with subject and text)
     rank: int | None = None  # the coin's market cap rank in this snapshot (the most significant first)
+    template: str = ""  # the strategy's message template (``ubot/notify/templates.py``); "": uBot's words
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class StrategySpec:
     quiet_hours: str | None = None
     timezone: str = "UTC"
     currency: str = "USD"
+    template: str = ""  # its message template (``ubot/notify/templates.py``); "": uBot's own words
 
     @property
     def scope(self) -> tuple:

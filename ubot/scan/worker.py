@@ -406,6 +406,7 @@ class ScanWorker:
             deliveries=spec.deliveries,
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,
+            template=spec.template,
         )
 
 

@@ -828,6 +828,7 @@ def _strategy_view(row: Strategy, verified: Collection[str]) -> StrategyView:
         paused_reason=row.paused_reason,
         cost=cost_of(row.indicators, row.symbols, row.top_n).total,
         unverified=tuple(c for c in row.channels if c not in verified),
+        template=row.template,
     )
 
 

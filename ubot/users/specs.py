@@ -40,4 +40,5 @@ def spec_of(row: Strategy, settings: Mapping[str, Any], verified: Collection[str
         quiet_hours=settings.get("quiet_hours"),
         timezone=settings.get("timezone") or "UTC",
         currency=settings.get("quote_currency") or "USD",
+        template=row.template or "",
     )
