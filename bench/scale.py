@@ -449,34 +449,41 @@ def part_scanners(args: argparse.Namespace) -> None:
         began = time.monotonic()
         seed_strategies(db, args.strategies, args.strategy_coins)
         seeded_s = time.monotonic() - began
-        timeout = 60 + 4 * (args.scan_ticks + 4) * args.scan_interval
+        print(
+            f"D. {args.strategies:,} strategies (written in {seeded_s:.1f} s; {len(SHAPES)} condition "
+            f"shapes, each on its top {args.strategy_coins} of {args.coins} coins), one tick every "
+            f"{args.scan_interval:g} s, scan wall time per tick (heartbeats' scan_ms, median of "
+            f"{args.scan_ticks} scans each), on {os.cpu_count()} cores shared with the engine, "
+            "PostgreSQL and Redis (and with whatever else runs on the machine):",
+            flush=True,
+        )
+        timeout = 120 + 4 * (args.scan_ticks + 4) * args.scan_interval
         for members in (1, 2):
             processes.append(
                 subprocess.Popen([*base, "--role", "scanner"], cwd=work, env=env, stdout=log, stderr=log)
             )
             figures[members] = scan_times(bus, members, args.strategies, 2, args.scan_ticks, timeout)
+            each = {member: statistics.median(t) for member, t in figures[members].items()}
+            slowest = max(each.values())
+            one = statistics.median(next(iter(figures[1].values())))
+            ratio = "" if members == 1 else f", x{slowest / one:.2f} of 1 scanner"
+            print(
+                f"  {members} scanner(s): {slowest:.0f} ms (the slowest; each: "
+                f"{', '.join(f'{v:.0f}' for v in sorted(each.values()))} ms){ratio}",
+                flush=True,
+            )
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                print(f"  (pid {process.pid} did not stop within 60 s of SIGTERM: killed)", flush=True)
+                process.kill()
+                process.wait()
         bus.close()
         log.close()
         cleanup()
-    print(
-        f"D. {args.strategies:,} strategies (written in {seeded_s:.1f} s; {len(SHAPES)} condition shapes, "
-        f"each on its top {args.strategy_coins} of {args.coins} coins), one tick every "
-        f"{args.scan_interval:g} s, scan wall time per tick (heartbeats' scan_ms, median of "
-        f"{args.scan_ticks} scans each), on {os.cpu_count()} cores shared with the engine, PostgreSQL "
-        "and Redis (and with whatever else runs on the machine):"
-    )
-    one = statistics.median(figures[1].popitem()[1])
-    each = {member: statistics.median(t) for member, t in figures[2].items()}
-    two = max(each.values())
-    print(f"  1 scanner:  {one:.0f} ms")
-    print(
-        f"  2 scanners: {two:.0f} ms (the slower; each: {', '.join(f'{v:.0f}' for v in sorted(each.values()))} ms), "
-        f"x{two / one:.2f} of 1 scanner"
-    )
 
 
 def part_logins(args: argparse.Namespace) -> None:

@@ -107,11 +107,13 @@ class Heartbeat:
         return self
 
     def beat(self) -> None:
-        """One heartbeat: membership first (the engine's next tick may count this process), then
-        the document. A bus that is down is logged once per outage; the next beat tries again."""
+        """One heartbeat: the figures first (a process that cannot say what it does, its Scanner
+        dead, renews nothing: its membership ends with its TTL and its share moves), then its
+        membership (the engine's next tick may count this process), then the document. A bus that
+        is down is logged once per outage; the next beat tries again."""
         try:
-            self.bus.heartbeat(self.group, self.member, self.ttl)
             doc = RoleBeat(self.role, self.member, round(self.clock.now() * 1000), **self.figures())
+            self.bus.heartbeat(self.group, self.member, self.ttl)
             self.bus.put(beat_key(self.group, self.member), msgspec.json.encode(doc))
         except BusUnavailable as exc:
             if not self.failing:

@@ -103,6 +103,19 @@ def reference(call: IndicatorCall, closes: np.ndarray) -> float:
     return function(closes, n)[-1]
 
 
+def assert_same_series(
+    planner: ScanPlanner, other: ScanPlanner, call: IndicatorCall, ids: np.ndarray
+) -> np.ndarray:
+    """``call``'s values for ``ids`` are the same in both planners' 1m histories (with the open
+    candle and without); returns the closed candles' values."""
+    got, held = planner.histories["1m"], other.histories["1m"]
+    for closed_only in (False, True):
+        a = got.value(call, got.rows_for(ids), closed_only=closed_only)
+        b = held.value(call, held.rows_for(ids), closed_only=closed_only)
+        np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True, err_msg=str(call))
+    return a
+
+
 def test_a_series_added_later_equals_the_series_held_from_the_start_and_ta_lib():
     market = Market(400)
     planner = ScanPlanner(2, market.load, background=True)
@@ -141,11 +154,7 @@ def test_a_series_added_later_equals_the_series_held_from_the_start_and_ta_lib()
     assert planner.histories["1m"].tracker.states[("rsi", 14)] is rsi_state  # never reseeded
     ids = np.array([1, 2, 3, 4])
     for call in [RSI, *LATER]:
-        got, held = (p.histories["1m"] for p in (planner, always))
-        for closed_only in (False, True):
-            a = got.value(call, got.rows_for(ids), closed_only=closed_only)
-            b = held.value(call, held.rows_for(ids), closed_only=closed_only)
-            np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True, err_msg=str(call))
+        a = assert_same_series(planner, always, call, ids)
         for coin in ids.tolist():  # the closed candles' value: TA-Lib's over the whole history
             expected = reference(call, market.closes(coin, 320))
             np.testing.assert_allclose(a[coin - 1], expected, rtol=1e-9, err_msg=f"{call} coin {coin}")
@@ -244,10 +253,5 @@ def test_a_scanner_process_seeds_a_new_series_off_its_ticks_like_one_seeded_in_t
     at_once.set_user(7, [spec(1, FIRST)])
     at_once.set_user(8, [spec(2, LATE, user_id=8)])
     at_once.replay(1, stored(320))
-    ids = np.array([1, 2, 3, 4])
     for call in [RSI, *LATER]:
-        got, held = (p.histories["1m"] for p in (planner, at_once))
-        for closed_only in (False, True):
-            a = got.value(call, got.rows_for(ids), closed_only=closed_only)
-            b = held.value(call, held.rows_for(ids), closed_only=closed_only)
-            np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True, err_msg=str(call))
+        assert_same_series(planner, at_once, call, np.array([1, 2, 3, 4]))
