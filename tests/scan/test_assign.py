@@ -116,3 +116,21 @@ def test_a_takeover_names_the_strategies_gained() -> None:
     before = owned(shares["b"])
     gained = {i for change in shares["b"].view(["b"]) for i in change.gained}
     assert gained == owned(shares["b"]) - before and gained == set(IDS) - before
+
+
+def test_a_view_change_plans_every_users_share_at_once() -> None:
+    """Half of each user's strategies move away: ``set_users`` (one pass, one replan, one message
+    per worker) ends where ``set_user`` per user does, their saved state kept (nothing forgotten)."""
+    each, once = ScanPlanner(3), ScanPlanner(3)
+    for planner in (each, once):
+        planner.set_all(everyone())
+    kept = {u.user_id: tuple(s for s in u.specs if s.id % 2) for u in everyone()}
+    moved = {u.user_id: tuple(s.id for s in u.specs if not s.id % 2) for u in everyone()}
+    for user_id, specs in kept.items():
+        each.set_user(user_id, specs, moved[user_id])
+    told = once.set_users((user_id, specs, moved[user_id]) for user_id, specs in kept.items())
+    assert once.specs == each.specs and set(once.specs) == {i for i in IDS if i % 2}
+    planned = lambda p: sorted(i for g in p.plan.groups for i in g.ids.tolist())  # noqa: E731
+    assert planned(once) == planned(each)
+    assert all(set(m.users) == {1, 2, 3} and m.forget == () for m in told.values())
+    assert {s.id for m in told.values() for specs in m.users.values() for s in specs} == set(once.specs)

@@ -265,9 +265,10 @@ class Scanner(pykka.ThreadingActor):
                 # Read before their workers read their firing state: a scan written in between is
                 # scanned again and not written twice (``AlertStore.record``), never skipped.
                 self.backlog.marks.update(self._marks(tuple(gained)))
-            for change in changes:
-                for worker, told in self.planner.set_user(change.user_id, change.specs, change.moved).items():
-                    tell_if_alive(self.pool[worker], told)
+            if changes:  # every user's at once: one replan, one message per worker
+                told = self.planner.set_users((c.user_id, c.specs, c.moved) for c in changes)
+                for worker, share in told.items():
+                    tell_if_alive(self.pool[worker], share)
         replaced = self.backlog.wait_stored(message.number, message.snapshot_id)
         if replaced is not None:
             self.figures.skipped += 1

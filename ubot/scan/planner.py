@@ -140,33 +140,51 @@ class ScanPlanner:
 
         ``moved``: strategies that leave because another scanner process scans them from now on
         (``scan/assign.py``): dropped from this process, their saved state kept for the new owner."""
-        given = {spec.id: spec for spec in specs}
-        held = {i: s for i, s in (*self.specs.items(), *self.retired.items()) if s.user_id == user_id}
-        kept = set(moved)
-        forget = sorted(
-            i
-            for i, old in held.items()
-            if (i not in given and i not in kept) or (i in given and given[i].rules != old.rules)
-        )
-        # A strategy given exactly as held stays where it is in the plan (its group is not rebuilt).
-        same = {i for i, old in held.items() if i in self.specs and given.get(i) == old}
-        for strategy_id in held.keys() - same:
-            self.specs.pop(strategy_id, None)
-            self.retired.pop(strategy_id, None)
-            self._remove(strategy_id)
-        shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
-        for spec in given.values():
-            if spec.id not in same:
-                self._add(spec)
-            if spec.id not in self.waiting:
-                shares[self.owner(spec.id)].append(spec)
-        self._announced &= self.specs.keys()
+        return self.set_users([(user_id, specs, moved)])
+
+    def set_users(
+        self, changes: Iterable[tuple[int, Iterable[StrategySpec], Iterable[int]]]
+    ) -> dict[int, SetStrategies]:
+        """:meth:`set_user` for several users at once, ``(user_id, specs, moved)`` each (a scanner
+        process's share after the view of the scanners changed: every user's at once): one pass over
+        the strategies held and one replan, one message per worker with every user's strategies."""
+        changes = [(user_id, list(specs), set(moved)) for user_id, specs, moved in changes]
+        held_by: dict[int, dict[int, StrategySpec]] = {user_id: {} for user_id, _, _ in changes}
+        for i, spec in (*self.specs.items(), *self.retired.items()):
+            if spec.user_id in held_by:
+                held_by[spec.user_id][i] = spec
+        users: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
         forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
-        for strategy_id in forget:
-            forgets[self.owner(strategy_id)].append(strategy_id)
-            self.unconfirmed[self.owner(strategy_id)].add(strategy_id)
+        for user_id, specs, kept in changes:
+            given = {spec.id: spec for spec in specs}
+            held = held_by[user_id]
+            forget = sorted(
+                i
+                for i, old in held.items()
+                if (i not in given and i not in kept) or (i in given and given[i].rules != old.rules)
+            )
+            # A strategy given exactly as held stays where it is in the plan (its group is not rebuilt).
+            same = {i for i, old in held.items() if i in self.specs and given.get(i) == old}
+            for strategy_id in held.keys() - same:
+                self.specs.pop(strategy_id, None)
+                self.retired.pop(strategy_id, None)
+                self._remove(strategy_id)
+            for w in range(self.workers):  # every worker: one that had some of them learns they went
+                users[w][user_id] = []
+            for spec in given.values():
+                if spec.id not in same:
+                    self._add(spec)
+                if spec.id not in self.waiting:
+                    users[self.owner(spec.id)][user_id].append(spec)
+            for strategy_id in forget:
+                forgets[self.owner(strategy_id)].append(strategy_id)
+                self.unconfirmed[self.owner(strategy_id)].add(strategy_id)
+        self._announced &= self.specs.keys()
         self._replan()
-        return {w: SetStrategies({user_id: tuple(shares[w])}, tuple(forgets[w])) for w in range(self.workers)}
+        return {
+            w: SetStrategies({u: tuple(specs) for u, specs in users[w].items()}, tuple(forgets[w]))
+            for w in range(self.workers)
+        }
 
     def restart(self, worker: int) -> SetStrategies:
         """The message that refills a restarted worker: its strategies, by user, and the forgets that
