@@ -127,7 +127,13 @@ class ScannerStats:
     workers: int
     strategies: int
     scans: int
-    scans_skipped: Annotated[int, Meta(description="ticks not scanned: the previous scan was still running")]
+    scans_skipped: Annotated[
+        int,
+        Meta(
+            description="ticks not scanned on time: the previous scan was still running (a scanner "
+            "process scans them after, oldest first)"
+        ),
+    ]
     worker_restarts: int
     alerts: int
     last_scan_ms: float | None
