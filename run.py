@@ -406,6 +406,7 @@ def run_gateway(settings: Settings) -> int:
             snapshots=LatestSnapshot(bus),
             channels=channels,
             dry_runs=actors.dry_runs,
+            public_url=settings.http.public_url,
             **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
@@ -465,6 +466,7 @@ def run_server(settings: Settings) -> int:
             snapshots=LatestSnapshot(bus),
             channels=build_channels(settings),  # for GET /v1/channels and test messages
             dry_runs=actors.dry_runs,
+            public_url=settings.http.public_url,
             **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
@@ -637,10 +639,22 @@ def _locked(settings: Settings, work: Callable[[Any], Any]) -> tuple[Any, int]:
         lock.release()
 
 
+def _packed(db: Any, result: Any) -> Any:
+    """After a backfill: its closed candles packed in blocks at once (``models/candle_blocks.py``), so
+    that the first dry run reads them in bulk; ``result`` unchanged."""
+    from ubot.models.candle_blocks import BlockPacker
+
+    started = time.monotonic()
+    blocks = BlockPacker(db).pack_all()
+    log.info("backfill: %d block(s) of candles packed in %.1f s", blocks, time.monotonic() - started)
+    return result
+
+
 def run_backfill(settings: Settings) -> int:
-    """``--backfill``: store the recordings, fold them into the candles, exit (nothing is scanned)."""
+    """``--backfill``: store the recordings, fold them into the candles, pack them, exit (nothing is
+    scanned)."""
     result, code = _locked(
-        settings, lambda db: backfill(db, settings.market.replay_dir, settings.market.convert)
+        settings, lambda db: _packed(db, backfill(db, settings.market.replay_dir, settings.market.convert))
     )
     if code:
         return code
@@ -664,7 +678,7 @@ def run_simulated_backfill(settings: Settings) -> int:
     def work(db: Any) -> Any:
         source = make_source(settings, announce=False)
         try:
-            return simulated_history(
+            made = simulated_history(
                 db,
                 source,
                 market.backfill_days,
@@ -677,6 +691,7 @@ def run_simulated_backfill(settings: Settings) -> int:
             )
         finally:
             source.close()
+        return _packed(db, made)
 
     started = time.monotonic()
     result, code = _locked(settings, work)

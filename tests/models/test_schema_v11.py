@@ -24,7 +24,7 @@ def test_a_version_9_database_gets_strategy_templates_and_keeps_its_strategies(e
 
     assert ensure_schema(empty) == 9
 
-    assert schema_version(empty) == SCHEMA_VERSION  # 11 here; 12 and 13 came later
+    assert schema_version(empty) == SCHEMA_VERSION  # 11, then the later versions
     assert ("template", True) in {(c.name, c.null) for c in empty.get_columns("strategy")}
     assert kept(empty) == before
     assert [(s.name, s.template) for s in Strategy.select()] == [("oversold", None)]

@@ -417,16 +417,17 @@ def test_message(where: Any, now_ms: int) -> Message:
     )
 
 
-def verification_message(what: Any, now_ms: int) -> Message:
+def verification_message(what: Any, now_ms: int, link: str | None = None) -> Message:
     """The one message that goes to a destination before it is verified (a ``Verification``:
-    channel, target, code, webhook secret, time zone): its code, or for a webhook a signed request
-    whose body says ``"event": "verification"`` (answered 2xx, the webhook is verified)."""
+    channel, target, code, webhook secret, time zone): its code (and ``link``, which confirms too:
+    an e-mail's, when ``[http] public_url`` is set), or for a webhook a signed request whose body
+    says ``"event": "verification"`` (answered 2xx, the webhook is verified)."""
     key = secrets.token_hex(16)
     if what.code:
-        said = (
-            f"Your uBot verification code is {what.code}. It works for 15 minutes. "
-            "If you did not ask for it, ignore this message: nothing more will be sent here."
-        )
+        said = f"Your uBot verification code is {what.code}. It works for 15 minutes. "
+        if link:
+            said += f"Or confirm by opening this link (it works once, for 15 minutes too):\n{link}\n\n"
+        said += "If you did not ask for it, ignore this message: nothing more will be sent here."
     else:
         said = f"uBot verification of this webhook, sent {local_time(now_ms, what.timezone)}: answer 2xx to accept alerts here."
     return Message(

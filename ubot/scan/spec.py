@@ -28,6 +28,7 @@ class StrategySpec:
     timezone: str = "UTC"
     currency: str = "USD"
     template: str = ""  # its message template (``ubot/notify/templates.py``); "": uBot's own words
+    muted_until_ms: int | None = None  # the owner's ``/mute``: deliveries held until then
 
     @property
     def scope(self) -> tuple:

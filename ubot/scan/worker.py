@@ -407,6 +407,7 @@ class ScanWorker:
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,
             template=spec.template,
+            muted_until_ms=spec.muted_until_ms,
         )
 
 

@@ -364,6 +364,9 @@ class SettingsView:
     quote_currency: str
     #: Each channel's destination and its state (read-only).
     destinations: tuple[DestinationView, ...] = field(default_factory=tuple)
+    #: Until when the user muted their alerts with the Telegram bot's ``/mute`` (read-only; null:
+    #: not muted): alerts raised before then are held until then, like quiet hours.
+    muted_until: Time | None = None
 
 
 @dataclass(frozen=True)
