@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import time
 
@@ -35,6 +36,7 @@ from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped witho
     sign_up,
 )
 from tests.test_roles_workers import member_of, roles, start
+from ubot.models.alerts import member_watermark
 from ubot.scan.assign import owner
 
 STRATEGIES = 50  # a user's most: half ``price > 101``, half ``price < 101``
@@ -65,6 +67,21 @@ def expected(condition: str, prices: list[tuple[int, float]], after: int) -> lis
     _, op, value = condition.split()
     holds = [(sid, price > float(value) if op == ">" else price < float(value)) for sid, price in prices]
     return [sid for (_, was), (sid, now) in zip(holds, holds[1:]) if sid > after and now and not was]
+
+
+TAKEN_OVER = re.compile(
+    r"strategy\(ies\) taken over at snapshot (\d+), .*\(scan marks (?:(\d+) to \d+|none)\)"
+)
+
+CAUGHT_UP = re.compile(r"scanner: catching up \d+ snapshot\(s\) before (\d+) ")
+
+
+def taken_over(log: str) -> tuple[int, int | None]:
+    """The snapshot of a scanner's last takeover (its log), and the oldest scan mark it took over."""
+    found = TAKEN_OVER.findall(log)
+    assert found, log
+    snapshot_id, low = found[-1]
+    return int(snapshot_id), int(low) if low else None
 
 
 def create(base: str, token: str, name: str, condition: str) -> int:
@@ -166,7 +183,19 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
     fired = collections.defaultdict(list)
     for strategy_id, snapshot_id in alerts:
         fired[strategy_id].append(snapshot_id)
-    assert "catching up" in scanners[1].log
+    # The survivor took the share over at a tick that no longer named the stopped scanner, with the
+    # scan marks the stopped one wrote (at least its watermark: every scan it finished). Whether it
+    # had to catch up depends on the interleaving: the stopped scanner's heartbeat (a TTL of one
+    # interval) can expire before the first tick after its last scan, and then no snapshot was
+    # told to it unscanned; but when one was, the survivor catches it up.
+    named = max(t.snapshot_id for t in deployment.ticks() if members[0] in t.scanners)
+    taken_at, low = taken_over(scanners[1].log)
+    assert taken_at > named
+    (scanned,) = deployment.query(f"SELECT value FROM meta WHERE key = '{member_watermark(members[0])}'")[0]
+    assert low is not None and low >= int(scanned)
+    if any(low < sid < taken_at for sid, _ in prices):
+        caught_up = [int(i) for i in CAUGHT_UP.findall(scanners[1].log)]
+        assert any(i >= taken_at for i in caught_up), scanners[1].tail()
     # Exactly once at each crossing, whoever scanned it: the stopped one before it stopped, the
     # survivor live, or the survivor catching up the snapshots the stopped one missed.
     assert {i: sorted(fired[i]) for i in ids} == {
