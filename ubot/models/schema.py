@@ -14,7 +14,9 @@ statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``str
 7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
 ``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
 table (verified destinations: every target already in a user's settings starts unverified); 9 = an index
-of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time.
+of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
+10 to 13 are reserved for other branches (no change here); 14 = ``session.kind``, ``user_agent`` and
+``client`` (what a login said, for the user's list of sessions).
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Pacing,
-    Session,
     SnapshotRecord,
     Strategy,
     User,
@@ -54,7 +55,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 14
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -64,9 +65,25 @@ def add_user_tables(db: Database, migrator: SchemaMigrator) -> None:
     They are created from the models as they are now. When a later version alters one of these
     tables, copy its version-2 definition in here first, so that a version-1 database still goes
     through the same steps as everyone else (tests/models/test_schema_v2.py compares the result with
-    a fresh database). ``strategy`` is the version-2 copy below (version 3 added two columns).
+    a fresh database). ``strategy`` and ``session`` are the version-2 copies below (versions 3 and
+    14 added columns).
     """
-    db.create_tables([User, Session, UserSettings, _StrategyV2])
+    db.create_tables([User, _SessionV2, UserSettings, _StrategyV2])
+
+
+class _SessionV2(BaseModel):
+    """``session`` as schema version 2 created it (frozen here: do not change)."""
+
+    id = AutoField()
+    token_hash = CharField(max_length=64, unique=True)
+    user = ForeignKeyField(User, on_delete="CASCADE", index=True, backref="+")
+    created_at = BigIntegerField()
+    expires_at = BigIntegerField()
+    revoked_at = BigIntegerField(null=True)
+    last_seen_at = BigIntegerField()
+
+    class Meta:
+        table_name = "session"
 
 
 class _StrategyV2(BaseModel):
@@ -228,6 +245,20 @@ def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
         migrate(migrator.add_index("candle", tuple(columns), False))
 
 
+def reserved(db: Database, migrator: SchemaMigrator) -> None:
+    """Versions 10 to 13: reserved for changes of other branches (nothing to do on this one)."""
+
+
+def session_details(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 14: ``session.kind``, ``user_agent`` and ``client`` (nullable: a session started
+    before is listed without them)."""
+    migrate(
+        migrator.add_column("session", "kind", CharField(max_length=8, null=True)),
+        migrator.add_column("session", "user_agent", CharField(max_length=256, null=True)),
+        migrator.add_column("session", "client", CharField(max_length=64, null=True)),
+    )
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -238,6 +269,11 @@ MIGRATIONS: dict[int, Migration] = {
     7: delivery_claims,
     8: add_destinations,
     9: covering_candle_index,
+    10: reserved,
+    11: reserved,
+    12: reserved,
+    13: reserved,
+    14: session_details,
 }
 
 
