@@ -468,7 +468,7 @@ def gateway_accounts(settings: Settings, bus: Any, state: dict) -> dict[str, Any
     sessions = state["sessions"] = GatewaySessions(
         bus, UserStore(database).live_session, SystemClock(), accounts.session_cache_s
     ).start()
-    hashing = state["hashing"] = HashPool(accounts.hash_workers, accounts.hash_queue)
+    hashing = state["hashing"] = HashPool(accounts.hash_workers, accounts.hash_queue, nice=accounts.hash_nice)
     return {"sessions": sessions.reader, "hashing": hashing, "on_revoked": sessions.revoked}
 
 
