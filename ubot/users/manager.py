@@ -78,6 +78,9 @@ log = logging.getLogger(__name__)
 
 #: A login's verification is taken to have ended after this long even if it never reported back.
 IN_FLIGHT_MS = 30_000
+#: The longest user agent kept with a session (``session.user_agent``), and client address (``client``).
+USER_AGENT_MAX = 256
+CLIENT_MAX = 64
 #: Seconds a second login of the same (username, address) pair waits while the first is verified.
 IN_FLIGHT_RETRY_S = 1
 #: Pairs in flight kept before the ended ones are pruned.
@@ -325,7 +328,7 @@ class UserManager:
             keep=self.max_sessions,
             kind=attempt.kind,
             user_agent=attempt.user_agent,
-            client=attempt.client,
+            client=attempt.client[:CLIENT_MAX] if attempt.client else None,
         )
         return LoginOutcome(
             LoginToken(token, iso_from_ms(expires_at)), user.id, Revoked(user.id) if pruned else None
@@ -887,10 +890,6 @@ def _strategy_view(row: Strategy, verified: Collection[str]) -> StrategyView:
 
 def _iso(ms: int | None) -> str | None:
     return None if ms is None else iso_from_ms(ms)
-
-
-#: The longest user agent kept with a session (``session.user_agent``).
-USER_AGENT_MAX = 256
 
 
 def _user_agent(value: str | None) -> str | None:
