@@ -414,11 +414,9 @@ def fire(
         if one_each:
             was_true = before.active
         else:
-            starts = np.empty(n, dtype=bool)
-            starts[:1] = True
-            starts[1:] = pairs[1:] != pairs[:-1]
+            firsts = np.flatnonzero(np.append(True, pairs[1:] != pairs[:-1]))  # each pair's first
+            pair_start = np.repeat(firsts, np.diff(np.append(firsts, n)))
             index = np.arange(n)
-            pair_start = np.maximum.accumulate(np.where(starts, index, 0))
             last_known = np.maximum.accumulate(np.where(known, index, -1))
             previous = np.append(-1, last_known[:-1])  # the last evaluation with a result, before this one
             within = previous >= pair_start
@@ -473,7 +471,7 @@ def fire(
         return Fired(which, Carried(active, fired_at, fired_bar), pending)
     active, fired_at, fired_bar = before.active.copy(), before.fired_at.copy(), before.fired_bar.copy()
     if any_crossing:
-        ends = np.append(np.flatnonzero(starts)[1:] - 1, n - 1)
+        ends = np.append(firsts[1:] - 1, n - 1)
         ends = ends[np.broadcast_to(crossing, n)[ends]]
         last = last_known[ends]
         seen = last >= pair_start[ends]
