@@ -197,7 +197,7 @@ class Notifier(pykka.ThreadingActor):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self.caps.seed(self.store.recent_messages(self._now_ms() - HOUR_MS))
+        self.caps.recount(self.store.recent_messages(self._now_ms() - HOUR_MS))
         if not self.deliver:
             return
         if self.claims is not None:
@@ -265,7 +265,7 @@ class Notifier(pykka.ThreadingActor):
         except Exception as error:
             log.warning("notifier: the hourly caps could not be recounted (%s); counting on locally", error)
             return
-        self.caps.recount(users, where, sent)
+        self.caps.recount(sent, users, where)
 
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:

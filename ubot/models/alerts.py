@@ -364,8 +364,8 @@ class AlertStore:
         self, since_ms: int, users: Iterable[int] | None = None, targets: Iterable[str] | None = None
     ) -> list[tuple[int, str, str, int]]:
         """``(user_id, channel, target, created_ms)`` of the deliveries written since ``since_ms`` and
-        not capped or cancelled, oldest first: what the hourly caps count (``Caps.seed``). With
-        ``users`` or ``targets``: only those of these users or to these addresses (``Caps.recount``)."""
+        not capped or cancelled, oldest first: what the hourly caps count (``Caps.recount``). With
+        ``users`` or ``targets``: only those of these users or to these addresses."""
         where = (Delivery.created_at >= since_ms) & Delivery.status.not_in((CAPPED, CANCELLED))
         if users is not None or targets is not None:
             where &= AlertRecord.user.in_(list(users or ())) | Delivery.target.in_(list(targets or ()))
