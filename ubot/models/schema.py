@@ -17,8 +17,8 @@ table (verified destinations: every target already in a user's settings starts u
 of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
 10 = ``candle_block`` and ``candle_block_stale`` (closed candles packed in blocks, ``models/candle_blocks.py``);
 11 = ``strategy.template`` (a strategy's message template, NULL for every strategy already saved: uBot's
-own words); 12 = ``user_settings.muted_until`` (the Telegram bot's ``/mute``); 13 = reserved for another
-branch (no change here); 14 = ``session.kind``, ``user_agent`` and ``client`` (what a login said, for
+own words); 12 = ``user_settings.muted_until`` (the Telegram bot's ``/mute``); 13 = ``scan_mark``
+(a strategy's last recorded scan); 14 = ``session.kind``, ``user_agent`` and ``client`` (what a login said, for
 the user's list of sessions).
 """
 
@@ -51,6 +51,7 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Pacing,
+    ScanMark,
     SnapshotRecord,
     Strategy,
     User,
@@ -272,10 +273,6 @@ def add_candle_blocks(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables(list(BLOCK_TABLES))
 
 
-def reserved(db: Database, migrator: SchemaMigrator) -> None:
-    """Version 13: no change on this branch (the number is another branch's; renumbered at merge)."""
-
-
 def strategy_templates(db: Database, migrator: SchemaMigrator) -> None:
     """Version 11: ``strategy.template``, NULL for every strategy already saved (uBot's own words)."""
     migrate(migrator.add_column("strategy", "template", TextField(null=True)))
@@ -284,6 +281,13 @@ def strategy_templates(db: Database, migrator: SchemaMigrator) -> None:
 def muted_until(db: Database, migrator: SchemaMigrator) -> None:
     """Version 12: ``user_settings.muted_until`` (nullable: nobody is muted)."""
     migrate(migrator.add_column("user_settings", "muted_until", BigIntegerField(null=True)))
+
+
+def add_scan_marks(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 13: the ``scan_mark`` table, new and empty: a strategy without a mark has no scan
+    recorded, so the first scanner to scan it writes one (its scans so far were covered by the
+    scanners' watermarks in ``meta``, which stay)."""
+    db.create_tables([ScanMark])
 
 
 def session_details(db: Database, migrator: SchemaMigrator) -> None:
@@ -309,7 +313,7 @@ MIGRATIONS: dict[int, Migration] = {
     10: add_candle_blocks,
     11: strategy_templates,
     12: muted_until,
-    13: reserved,
+    13: add_scan_marks,
     14: session_details,
 }
 
