@@ -180,6 +180,7 @@ def start_system(
     interval_s: float,
     convert: str = "USD",
     retention_days: int = 7,
+    candle_write_minutes: int = 5,
     max_ticks: int = 0,
     clock: Clock | None = None,
     on_finished: Callable[[str], None] | None = None,
@@ -229,7 +230,7 @@ def start_system(
         pause_window_s=alerts.pause_window_s,
         pause=pause,
     )
-    candle_store = CandleStore(db)
+    candle_store = CandleStore(db, candle_write_minutes * 60_000)
     scanner = (
         Scanner.start(
             alerts.workers,
