@@ -6,7 +6,10 @@
 For SQLite (a temporary file) and, with ``--db``, for PostgreSQL too, in the same run:
 
 * the stages: each stage's own code (the same calls the actors make) tick after tick, simulated
-  time advancing 60 s per tick so every coin's 1m candle closes each tick, as in production;
+  time advancing 60 s per tick so every coin's 1m candle closes each tick, as in production; the
+  OHLC stage keeps the closed candles, written in a batch every ``FLUSH_EVERY_MS`` of market time
+  once the tick is handed on (line ``candles``, off the tick's path like the WAL ``checkpoint``;
+  the last line adds its mean per tick to the tick: every row written);
 * the floor: writing the very same quote rows, prepared beforehand, into an identical table (same
   columns, keys, indexes and parent rows) in one transaction per tick, with the database's fastest
   bulk path: ``sqlite3.executemany`` on SQLite, a binary ``COPY`` on PostgreSQL;

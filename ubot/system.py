@@ -37,7 +37,7 @@ from ubot.market.source import MarketSource
 from ubot.market.view import SnapshotView
 from ubot.messages import Candled
 from ubot.models.alerts import AlertStore
-from ubot.models.candle_store import CandleStore
+from ubot.models.candle_store import FLUSH_EVERY_MS, CandleStore
 from ubot.models.closes import closed_candles
 from ubot.models.dryrun import DryRunReader
 from ubot.models.history import History
@@ -180,7 +180,7 @@ def start_system(
     interval_s: float,
     convert: str = "USD",
     retention_days: int = 7,
-    candle_write_minutes: int = 5,
+    candle_write_minutes: int = FLUSH_EVERY_MS // 60_000,
     max_ticks: int = 0,
     clock: Clock | None = None,
     on_finished: Callable[[str], None] | None = None,

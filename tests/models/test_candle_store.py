@@ -286,7 +286,7 @@ def test_candles_written_in_batches_read_the_same_everywhere(db, cmc, flush_ever
     are stored."""
     times = [ts for ts, _ in stream_items(cmc)]
     cuts = {next(i for i, ts in enumerate(times) if ts >= at(CUTS[name])) for name in crashes}
-    checks = set(range(0, len(times), 3)) | cuts | {c - 1 for c in cuts} | {len(times) - 1}
+    checks = set(range(0, len(times), 4)) | cuts | {c - 1 for c in cuts} | {len(times) - 1}
     reference, stored = batched_run(db, cmc, 0, checks=checks)
 
     batched, batched_stored = batched_run(db, cmc, flush_every_ms, cuts, checks)

@@ -252,19 +252,20 @@ class CandleStore:
             .order_by(SnapshotRecord.id)
             .tuples()
         ]
+        where = Quote.snapshot > snapshot_id
+        if coins is not None:
+            where &= Quote.coin.in_(list(coins))
+        query = (
+            Quote.select(Quote.snapshot, Quote.coin, Quote.ts, Quote.price)
+            .where(where)
+            .order_by(Quote.snapshot)
+        )
+        rows = list(query.tuples())
+        # Whole numbers far below 2**53 come back exact through float64; a NULL price becomes NaN.
+        table = np.array(rows, dtype=np.float64).reshape(len(rows), 4)
+        owner = table[:, 0].astype(np.int64)
         result = []
         for sid in ids:
-            where = Quote.snapshot == sid
-            if coins is not None:
-                where &= Quote.coin.in_(list(coins))
-            quotes = list(Quote.select(Quote.coin, Quote.ts, Quote.price).where(where).tuples())
-            ids_, stamps, prices = zip(*quotes, strict=True) if quotes else ((), (), ())
-            result.append(
-                (
-                    sid,
-                    np.array(ids_, dtype=np.int64),
-                    np.array(stamps, dtype=np.int64),
-                    np.array(prices, dtype=np.float64),
-                )
-            )
+            part = table[np.searchsorted(owner, sid, "left") : np.searchsorted(owner, sid, "right")]
+            result.append((sid, part[:, 1].astype(np.int64), part[:, 2].astype(np.int64), part[:, 3].copy()))
         return result
