@@ -72,15 +72,8 @@ class History:
             .tuples()
         )
         rows = {row[0]: row for row in query}
-        for row in zip(
-            pending.open_time.tolist(),
-            pending.open.tolist(),
-            pending.high.tolist(),
-            pending.low.tolist(),
-            pending.close.tolist(),
-            strict=True,
-        ):
-            rows.setdefault(row[0], row)
+        for _, open_time, o, h, low, c, *_ in pending.rows():
+            rows.setdefault(open_time, (open_time, o, h, low, c))
         return sorted(rows.values())[-limit:]
 
     def quotes(
