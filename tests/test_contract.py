@@ -66,7 +66,11 @@ EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
 FIXED_EXAMPLES = 4  # per operation, with real path values and the documented example body
 NOT_FUZZED = {("GET", "/v1/stream")}  # an endless body: its events are checked below
 #: Each request of these revokes the token it sends (or every token): each gets a token of its own.
-REVOKING = {("DELETE", "/v1/sessions/current"), ("DELETE", "/v1/me/sessions")}
+REVOKING = {
+    ("DELETE", "/v1/sessions/current"),
+    ("DELETE", "/v1/me/sessions"),
+    ("DELETE", "/v1/me/sessions/{session_id}"),
+}
 #: Wrong old passwords count as failed logins: the account is soon locked. Fuzzed last.
 LOCKING = {("PUT", "/v1/me/password")}
 PASSWORD = "fuzzing the gateway, 2 times"  # not the document's example: that one is sent
