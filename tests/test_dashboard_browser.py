@@ -41,7 +41,12 @@ CHROMIUM = next(
     (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
     None,
 )
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)"),
+    # Under xdist (``--dist loadgroup``) on one worker: the module's stored history (``recorded``) is
+    # built once per worker that runs its tests, and it costs more than a test.
+    pytest.mark.xdist_group("dashboard_browser"),
+]
 
 #: Milliseconds Playwright waits for anything on the page: only reached by a failing test.
 WAIT_MS = 15_000
