@@ -36,17 +36,13 @@ from tests.procs import write_market
 from tests.support.ports import free_port
 from tests.support.processes import REPO, Process, command, environment, launch
 from tests.support.waits import wait_until
+from tests.support.workers import made_once
 
 CHROMIUM = next(
     (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
     None,
 )
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)"),
-    # Under xdist (``--dist loadgroup``) on one worker: the module's stored history (``recorded``) is
-    # built once per worker that runs its tests, and it costs more than a test.
-    pytest.mark.xdist_group("dashboard_browser"),
-]
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 
 #: Milliseconds Playwright waits for anything on the page: only reached by a failing test.
 WAIT_MS = 15_000
@@ -63,8 +59,13 @@ SCREENSHOTS = Path(os.environ.get("UBOT_TEST_SCREENSHOTS") or REPO / "tests" / "
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> tuple[Path, Path]:
-    """(the replay directory of the live minutes, a database holding the history before them)."""
-    base = tmp_path_factory.mktemp("dashboard-market")
+    """(the replay directory of the live minutes, a database holding the history before them):
+    made once per test run (under pytest-xdist, by the first worker that needs them)."""
+    base = made_once(tmp_path_factory, "dashboard-market", _record)
+    return base / "live", base / "history.db"
+
+
+def _record(base: Path) -> None:
     market = write_market(base / "all", HISTORY_FILES + LIVE_FILES, COINS, MARKET_START_MS)
     history, live = base / "history", base / "live"
     history.mkdir()
@@ -97,7 +98,6 @@ def recorded(tmp_path_factory) -> tuple[Path, Path]:
         assert stored.wait_exit(timeout=300) == 0, stored.tail()
     finally:
         stored.close()
-    return live, database
 
 
 @pytest.fixture

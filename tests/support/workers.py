@@ -6,6 +6,9 @@ server, created when missing and kept for the next run (a test's own schema insi
 its fixture). Tests read those variables after ``tests/conftest.py`` has pointed them at the worker's
 database, and pass them on to the ``run.py`` processes they start (``--db``).
 
+What costs more to make than a test takes (the browser tests' stored market history) is made once
+per run, by whichever worker asks first, in a directory all of them share (:func:`made_once`).
+
 Redis needs nothing per worker: every test that writes to the shared server uses a key prefix of its
 own (``tests/bus/conftest.py``, ``UBOT_CLUSTER_REDIS_PREFIX`` in tests/test_roles_cluster.py), and
 the servers a test stops and starts are its own (``tests/support/own_redis.py``). Ports are picked
@@ -15,10 +18,17 @@ free by the OS (``tests/support/ports.py``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
-from collections.abc import MutableMapping
+import shutil
+from collections.abc import Callable, MutableMapping
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
+
+#: The worker's name (``gw0``, ``gw1``, …); unset without ``-n``.
+WORKER_VARIABLE = "PYTEST_XDIST_WORKER"
 #: The variables naming a PostgreSQL database, each pointed at the worker's own.
 POSTGRES_VARIABLES = ("UBOT_TEST_POSTGRES_URL", "UBOT_TEST_DATABASE_URL")
 
@@ -65,3 +75,23 @@ def use_worker_databases(worker: str, environ: MutableMapping[str, str] = os.env
             made[url] = worker_database_url(url, worker)
             create_database(url, made[url])
         environ[variable] = made[url]
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """The directory ``name`` of this test run, filled by ``make(directory)`` the first time any
+    worker asks for it; the others wait for that (a lock on a file beside it), then use it as made.
+    Without xdist, simply a directory of the run's own, made here."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get(WORKER_VARIABLE):
+        base = base.parent  # the run's directory, above each worker's own (``popen-gw0``, …)
+    directory = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = base / f"{name}.made"
+        if not done.exists():
+            if directory.exists():  # a worker that failed half-way: start again
+                shutil.rmtree(directory)
+            directory.mkdir()
+            make(directory)
+            done.touch()
+    return directory
