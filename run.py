@@ -372,6 +372,7 @@ def run_gateway(settings: Settings) -> int:
             snapshots=LatestSnapshot(bus),
             channels=channels,
             dry_runs=actors.dry_runs,
+            public_url=settings.http.public_url,
             **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
@@ -431,6 +432,7 @@ def run_server(settings: Settings) -> int:
             snapshots=LatestSnapshot(bus),
             channels=build_channels(settings),  # for GET /v1/channels and test messages
             dry_runs=actors.dry_runs,
+            public_url=settings.http.public_url,
             **gateway_accounts(settings, bus, state),
         )
         return gateway_app(settings, gateway, hub)
@@ -468,7 +470,7 @@ def gateway_accounts(settings: Settings, bus: Any, state: dict) -> dict[str, Any
     sessions = state["sessions"] = GatewaySessions(
         bus, UserStore(database).live_session, SystemClock(), accounts.session_cache_s
     ).start()
-    hashing = state["hashing"] = HashPool(accounts.hash_workers, accounts.hash_queue)
+    hashing = state["hashing"] = HashPool(accounts.hash_workers, accounts.hash_queue, nice=accounts.hash_nice)
     return {"sessions": sessions.reader, "hashing": hashing, "on_revoked": sessions.revoked}
 
 

@@ -44,6 +44,14 @@ to +50 and -50 on alternate ticks, and the two strategies are ``percent_change_1
 every coin: ``--coins`` alerts, written one row each, and one webhook request carrying them all (one
 message per strategy per tick). The latency is then from the snapshot's arrival to that grouped
 webhook reaching the receiver, per tick (``--alerts`` counts ticks). Target: p50 <= 300 ms.
+
+``--samples`` (issue 13) measures nothing: it sends the samples of docs/alerts.md (uBot's own words
+for one coin and for a batch, a strategy's message template for one coin and for a batch) through a
+real Notifier and the five real channels to the local fakes of ``tests/fakes`` (webhook, Telegram,
+Twilio SMS and WhatsApp, SMTP), each in a fresh SQLite database, and prints exactly what each fake
+received (``tests/support/alert_samples.py``). ``--write docs/alerts.md`` puts them into the
+document's marked blocks (``<!-- sample: NAME CHANNEL -->``), which ``tests/notify/test_doc_samples.py``
+compares with what is sent.
 """
 
 from __future__ import annotations
@@ -393,6 +401,33 @@ def run(args: argparse.Namespace, url: str) -> tuple[list[int], Timeline, dict]:
     return ids, timeline, health
 
 
+def samples(write: str | None) -> None:
+    """Print (and with ``write``, write into that document) what each channel's fake receives."""
+    from tests.support.alert_samples import SAMPLES, received, rewritten
+    from ubot.models.db import open_database
+    from ubot.models.schema import ensure_schema
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    texts: dict[tuple[str, str], str] = {}
+    for name, sample in SAMPLES.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            db = open_database(f"sqlite:///{tmp}/samples.db")
+            ensure_schema(db)
+            try:
+                sent = received(db, sample)
+            finally:
+                db.close()
+        for channel, text in sent.items():
+            texts[name, channel] = text
+            print(f"<!-- sample: {name} {channel} -->\n```\n{text}\n```\n")
+    if write:
+        with open(write, encoding="utf-8") as file:
+            markdown = file.read()
+        with open(write, "w", encoding="utf-8") as file:
+            file.write(rewritten(markdown, texts))
+        print(f"written into {write}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coins", type=int, default=5000)
@@ -406,7 +441,14 @@ def main() -> None:
     parser.add_argument(
         "--flood", action="store_true", help="every coin fires at once: one grouped webhook per tick"
     )
+    parser.add_argument(
+        "--samples", action="store_true", help="print what each channel's fake receives (docs/alerts.md)"
+    )
+    parser.add_argument("--write", metavar="MARKDOWN", help="with --samples: write them into this document")
     args = parser.parse_args()
+    if args.samples:
+        samples(args.write)
+        return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.WARNING)  # the per-tick INFO lines are only captured, not printed

@@ -295,14 +295,21 @@ def part2(specs, market, ticks, workers, parallel=False) -> list[float]:
                 reports.append(message)
                 done.set()
 
-    class Users(pykka.ThreadingActor):
-        def on_receive(self, message):
-            by_user: dict[int, list[StrategySpec]] = {}
-            for s in specs:
-                by_user.setdefault(s.user_id, []).append(s)
-            from ubot.scan.spec import UserStrategies
+    from ubot.scan.messages import WatchStrategies
+    from ubot.scan.spec import UserStrategies
 
-            return tuple(UserStrategies(u, tuple(v)) for u, v in by_user.items())
+    by_user: dict[int, list[StrategySpec]] = {}
+    for s in specs:
+        by_user.setdefault(s.user_id, []).append(s)
+    everyone = tuple(UserStrategies(u, tuple(v)) for u, v in by_user.items())
+
+    class Users(pykka.ThreadingActor):
+        """The UserManager's part: every strategy at start; the Scanner's notes and disables are
+        dropped (answering each of them with all 100,000 strategies, as this once did, kept a second
+        thread busy and charged its time to the scan)."""
+
+        def on_receive(self, message):
+            return everyone if isinstance(message, WatchStrategies) else None
 
     monitor, users = Monitor.start(), Users.start()
     options = {"parallel": parallel} if "parallel" in inspect.signature(Scanner).parameters else {}

@@ -8,7 +8,7 @@ minutes at one a second, so the page sees ticks, candles and alerts arrive.
 
 * a new user's walk: sign up, log out, log in; the market table fills and changes on the next tick
   without a reload; search and sort; a strategy with a mistake shows the message and a caret under
-  its column, fixed it is saved and listed; "Log out" ends the session;
+  its column (in its condition as typed, in its message template when saved), fixed it is saved and listed; "Log out" ends the session;
 * the coin chart draws, in another timeframe too, zooms and pans from the keyboard, and draws an
   overlay typed in the condition language (a mistake in it shows its caret);
 * a dry run over the stored day draws its firings as markers on the chart and lists them in a table;
@@ -252,6 +252,16 @@ def test_a_new_user_walks_through_the_dashboard(page) -> None:
     condition.fill("rsi(14) < 30 and price > 5")
     expect(message).to_contain_text("Valid")
     expect(caret).to_be_hidden()
+    # The message template: a mistake is refused when saved, with the caret under its column.
+    template = page.get_by_label("Message template")
+    template.fill("{symbol} at {price.__class__}")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#s-template-message")).to_contain_text("attribute access ('.') is not allowed")
+    expect(page.locator("#s-template-caret")).to_have_text("{symbol} at {price.__class__}\n" + " " * 18 + "^")
+    expect(template).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#strategy-table tbody tr")).to_have_count(0)
+    template.fill("{symbol} at {price}: RSI {value:rsi(14):.1f}")
+    expect(page.locator("#s-template-caret")).to_be_hidden()
     page.get_by_role("button", name="Save").click()
     listed = page.locator("#strategy-table tbody tr")
     expect(listed).to_have_count(1)

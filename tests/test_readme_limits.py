@@ -10,6 +10,7 @@ from ubot.config import OPTION_INDEX
 from ubot.http import compress, server
 from ubot.http.api import MAX_JSON_DEPTH
 from ubot.http.shapes import DEFAULT_ALERTS, DEFAULT_LIMIT, MAX_ALERTS, MAX_LIMIT
+from ubot.notify import templates
 from ubot.notify.dispatch import SENDERS_PER_CHANNEL
 from ubot.rules import language
 from ubot.scan import dryrun
@@ -46,6 +47,10 @@ def expected_rows() -> dict[str, str]:
             f"{language.MAX_LENGTH} characters, {language.MAX_NODES} syntax nodes, nesting depth "
             f"{language.MAX_DEPTH}, {language.MAX_INDICATORS} distinct indicators "
             "([periods](docs/conditions.md))"
+        ),
+        "message `template` of a strategy": (
+            f"{templates.MAX_LENGTH:,} characters (400 beyond), {templates.MAX_PLACEHOLDERS} placeholders "
+            "([what it may say](docs/alerts.md#message-templates); 422 naming the column)"
         ),
         "`cooldown_s`": f"0 to {shapes.COOLDOWN_MAX_S} ({shapes.COOLDOWN_MAX_S // 86_400} days)",
         "`expires_at`": f"in the future, at most {validation.EXPIRY_MAX_MS // DAY_MS} days ahead",

@@ -413,6 +413,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "accounts", "hash_queue", "1", _number(0, 1024, integer=True), "an integer 0..1024, see hash_workers"
     ),
+    Option(
+        "accounts",
+        "hash_nice",
+        "10",
+        _number(0, 19, integer=True),
+        "an integer 0..19 (added to the hashing threads' nice value; 0: as every other thread)",
+    ),
     Option("accounts", "session_cache_s", "10", _number(0, 300), "seconds, 0..300 (0: no cache)"),
 )
 OPTION_INDEX: Mapping[tuple[str, str], Option] = {(o.section, o.name): o for o in OPTIONS}

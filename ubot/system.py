@@ -73,8 +73,8 @@ class Actors:
     scanner: pykka.ActorRef | None = None
     notifier: pykka.ActorRef | None = None
     dry_runs: tuple[pykka.ActorRef, ...] = ()
-    #: Reads the Telegram bot's ``/start <token>`` messages (linking users' chats), when the bot has
-    #: a username (``[notify] telegram_bot_username``): in the engine (or ``all``), one per server.
+    #: Reads and answers the Telegram bot's messages (or sets its webhook), when the bot has a
+    #: username (``[notify] telegram_bot_username``): in the engine (or ``all``), one per server.
     telegram_updates: Poller | None = None
 
 
@@ -272,18 +272,20 @@ def start_system(
 
 
 def telegram_poller(alerts: AlertOptions, users: pykka.ActorRef) -> Poller | None:
-    """The chats linked by the bot's deep link (``ubot/users/destinations.py``): one reader of the
-    bot's updates per server (Telegram refuses two ``getUpdates`` at once): the engine's (one holds
-    the engine lock), not the notifier processes'."""
+    """The bot's messages (``/start <token>`` linking users' chats, ``/list``, ``/pause``...:
+    ``ubot/users/bot.py``), when the bot has a username (``[notify] telegram_bot_username``): one
+    reader of the bot's updates per server (Telegram refuses two ``getUpdates`` at once): the
+    engine's (one holds the engine lock), not the notifier processes'. With ``[http] public_url``
+    it sets the webhook instead and ends; the gateway answers the updates Telegram POSTs."""
     channel = alerts.channels.get("telegram")
     if channel is None or not getattr(channel, "bot_username", "") or not hasattr(channel, "updates"):
         return None
     manager = users.proxy().manager
 
-    def link(token: str, chat_id: str) -> bool:
-        return bool(manager.link_telegram(token, chat_id).get(timeout=30))
+    def answer(chat_id: str, text: str) -> str | None:
+        return manager.telegram_message(chat_id, text).get(timeout=30)
 
-    return Poller(channel.updates(link)).start()
+    return Poller(channel.updates(answer, alerts.public_url)).start()
 
 
 def stop_system(actors: Actors, timeout: float = 30.0) -> None:

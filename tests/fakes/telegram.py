@@ -2,6 +2,10 @@
 ``getUpdates`` serving the messages users sent the bot (:meth:`FakeTelegram.user_sends`): those with
 an ``update_id`` at or after ``offset``; with none, it holds the call open like Telegram's long
 polling, up to ``timeout`` seconds (at most :data:`LONG_POLL_MAX_S`), until a user sends one.
+``setWebhook`` and ``deleteWebhook`` are recorded (:attr:`FakeTelegram.webhook_calls`; the webhook
+set is :attr:`FakeTelegram.webhook`); while a webhook is set, ``getUpdates`` is refused with 409
+as Telegram does, and a webhook URL that is not HTTPS is refused (400) unless ``https_only`` is
+false (a test's gateway listens on plain HTTP).
 
 Answers as Telegram does: ``{"ok":true,"result":{<Message>}}``; errors
 ``{"ok":false,"error_code":N,"description":"..."}``: 401 ``Unauthorized`` (wrong token), 404
@@ -42,8 +46,13 @@ def flood(retry_after: int) -> Reply:
 
 
 class FakeTelegram(HttpFake):
-    def __init__(self, token: str = TOKEN, chats: tuple[int | str, ...] = (42, -1001234567890)) -> None:
+    def __init__(
+        self, token: str = TOKEN, chats: tuple[int | str, ...] = (42, -1001234567890), https_only: bool = True
+    ) -> None:
         super().__init__()
+        self.https_only = https_only
+        self.webhook: dict[str, Any] | None = None  # url, secret_token of the webhook set
+        self.webhook_calls: list[tuple[str, dict[str, Any]]] = []  # (method, params), in order
         self.token = token
         self.chats = {str(chat) for chat in chats}
         self.blocked: set[str] = set()
@@ -74,11 +83,37 @@ class FakeTelegram(HttpFake):
             self.arrived.wait_for(lambda: self.updates, timeout=wait_s)
             return Reply(200, {"ok": True, "result": list(self.updates)})
 
+    def _webhook(self, method: str, params: dict[str, Any]) -> Reply:
+        with self.lock:
+            self.webhook_calls.append((method, params))
+            if method == "deletewebhook":
+                said = "Webhook was deleted" if self.webhook is not None else "Webhook is already deleted"
+                self.webhook = None
+                return Reply(200, {"ok": True, "result": True, "description": said})
+            url = str(params.get("url", ""))
+            if self.https_only and not url.startswith("https://"):
+                return error(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+            self.webhook = {"url": url, "secret_token": params.get("secret_token")}
+            return Reply(200, {"ok": True, "result": True, "description": "Webhook was set"})
+
+    def texts_to(self, chat_id: int) -> list[str]:
+        """The texts sent to the chat ``chat_id``, in order."""
+        with self.lock:
+            return [m["text"] for m in self.sent if m["chat"]["id"] == chat_id]
+
     def answer(self, request: Request) -> Reply:
         prefix, _, method = request.path.lstrip("/").partition("/")
         if not prefix.startswith("bot") or prefix[3:] != self.token:
             return error(401, "Unauthorized")
+        if method.lower() in ("setwebhook", "deletewebhook"):
+            return self._webhook(method.lower(), _params(request))
         if method.lower() == "getupdates":
+            if self.webhook is not None:
+                return error(
+                    409,
+                    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook "
+                    "to delete the webhook first",
+                )
             return self._get_updates(_params(request))
         if method.lower() != "sendmessage":
             return error(404, "Not Found")

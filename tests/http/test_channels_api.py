@@ -10,7 +10,6 @@ from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.http.support import assert_error, gateway_of
 from ubot.http.app import create_app
 from ubot.notify.channels import TelegramChannel, WebhookChannel
-from ubot.notify.channels.telegram_updates import TelegramUpdates
 from ubot.users.manager import TEST_MESSAGES
 
 pytest.importorskip("ubot.rules")
@@ -47,13 +46,14 @@ def link_chat(client: TestClient, auth: dict[str, str], served, telegram: FakeTe
     """Link ``chat`` as the user's verified Telegram destination: the deep link's /start, read back."""
     link = client.simulate_post("/v1/me/destinations/telegram/verify", headers=auth).json["link"]
     users = served.actors.users.proxy()
-    poller = TelegramUpdates(
-        bot_token=TOKEN,
-        base_url=telegram.base_url,
-        on_start=lambda t, c: users.manager.link_telegram(t, c).get(),
+    poller = TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url).updates(
+        lambda c, t: users.manager.telegram_message(c, t).get()
     )
     telegram.user_sends(chat, f"/start {link.rsplit('=', 1)[1]}")
-    assert poller.poll() == 1
+    assert poller.poll() is not None
+    assert client.simulate_get("/v1/me/settings", headers=auth).json["telegram_chat_id"] == str(chat)
+    with telegram.lock:
+        telegram.sent.clear()  # the bot's "Linked" answer: not what these tests count
 
 
 def test_the_channels_this_server_has_are_listed(client) -> None:
@@ -87,8 +87,9 @@ def test_a_test_message_goes_to_the_target_in_the_settings(client, telegram, ser
     sent = client.simulate_post("/v1/me/channels/telegram/test", headers=auth)
 
     assert sent.status_code == 200, sent.text
-    assert sent.json == {"channel": "telegram", "status": "sent", "detail": "Telegram message 1"}
     (message,) = telegram.sent
+    detail = f"Telegram message {message['message_id']}"  # the id Telegram gave it
+    assert sent.json == {"channel": "telegram", "status": "sent", "detail": detail}
     assert message["chat"]["id"] == 42
     assert message["text"].startswith("This is a test message from uBot, sent ")
     assert message["text"].endswith("your telegram alerts will arrive here.")

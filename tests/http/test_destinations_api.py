@@ -18,11 +18,11 @@ from tests.http.support import assert_error, gateway_of
 from tests.http.test_channels_api import login
 from ubot.http.app import create_app
 from ubot.notify.channels import EmailChannel, TelegramChannel, TwilioChannel, WebhookChannel
-from ubot.notify.channels.telegram_updates import TelegramUpdates
 from ubot.users.destinations import MAX_ATTEMPTS
 
 pytest.importorskip("ubot.rules")
 SECRET = "s" * 24
+PUBLIC = "https://ubot.example.org/"
 BOT = "ubot_alerts_bot"
 
 
@@ -50,7 +50,7 @@ def client(served, fakes) -> TestClient:
             host=smtp.host, port=smtp.port, sender="uBot <a@ubot.example.org>", security="none"
         ),
     }
-    gateway = gateway_of(served.actors, users=served.actors.users, channels=channels)
+    gateway = gateway_of(served.actors, users=served.actors.users, channels=channels, public_url=PUBLIC)
     return TestClient(create_app(gateway))
 
 
@@ -60,8 +60,38 @@ def states(client: TestClient, auth: dict[str, str]) -> dict[str, str]:
 
 
 def code_in(text: str) -> str:
-    (code,) = re.findall(r"\b[0-9]{6}\b", text)
+    (code,) = re.findall(r"code(?: is|:) ([0-9]{6})\b", text)
     return code
+
+
+def test_an_email_address_is_confirmed_by_its_link_without_login(client, fakes) -> None:
+    smtp = fakes[0]
+    auth = login(client)
+    client.simulate_patch("/v1/me/settings", json={"email_to": "bob@example.com"}, headers=auth)
+    assert client.simulate_post("/v1/me/destinations/email/verify", headers=auth).status_code == 200
+    (received,) = smtp.messages
+    text = received.message().get_content()
+    (token,) = re.findall(
+        r"https://ubot\.example\.org/v1/destinations/confirm\?token=([A-Za-z0-9_-]{43})\r?\n", text
+    )
+    assert code_in(text)  # the code works too
+
+    # opening the link shows a button: a mail scanner fetching it confirms nothing
+    page = client.simulate_get("/v1/destinations/confirm", params={"token": token})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<form method="post">' in page.text and "<script" not in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert states(client, auth)["email"] == "pending"
+
+    confirmed = client.simulate_post("/v1/destinations/confirm", params={"token": token})  # no login
+
+    assert confirmed.status_code == 200, confirmed.text
+    assert "E-mail address confirmed" in confirmed.text and "bob@example.com" in confirmed.text
+    assert states(client, auth)["email"] == "verified"
+    again = client.simulate_post("/v1/destinations/confirm", params={"token": token})
+    assert again.status_code == 422 and "unknown or used" in again.text  # once
+    assert_error(client.simulate_post("/v1/destinations/confirm", params={"token": "short"}), 400)
+    assert client.simulate_post("/v1/me/channels/email/test", headers=auth).json["status"] == "sent"
 
 
 def test_an_email_address_gets_only_its_code_until_it_is_confirmed(client, fakes) -> None:
@@ -157,27 +187,26 @@ def test_the_telegram_deep_link_links_the_chat_that_sends_it(client, fakes, serv
     assert link.startswith(f"https://t.me/{BOT}?start=")
     token = link.rsplit("=", 1)[1]
     users = served.actors.users.proxy()
-    poller = TelegramUpdates(
-        bot_token=TOKEN,
-        base_url=telegram.base_url,
-        on_start=lambda t, c: users.manager.link_telegram(t, c).get(),
+    poller = TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url).updates(
+        lambda c, t: users.manager.telegram_message(c, t).get()
     )
-    telegram.user_sends(42, "hello")
-    telegram.user_sends(-77, "/start not-a-token")
+    telegram.user_sends(-77, "/start not-a-token")  # an unknown chat: its answer cannot be sent
     telegram.user_sends(42, f"/start {token}")
 
     assert poller.poll() == 1
     assert poller.poll() == 0  # each update is read once
+    assert telegram.texts_to(42)[0].startswith("Linked: this chat gets the alerts of ada")
     assert telegram.offsets[-1] == poller.offset
 
     settings = client.simulate_get("/v1/me/settings", headers=auth).json
     assert settings["telegram_chat_id"] == "42"
     assert states(client, auth)["telegram"] == "verified"
     assert client.simulate_post("/v1/me/channels/telegram/test", headers=auth).json["status"] == "sent"
-    assert [m["chat"]["id"] for m in telegram.sent] == [42]  # nothing went there before
+    assert [m["chat"]["id"] for m in telegram.sent] == [42, 42]  # the bot's answer, then the test
     # a used link does not link another chat
     telegram.user_sends(-1001234567890, f"/start {token}")
-    assert poller.poll() == 0
+    assert poller.poll() == 1
+    assert "link is unknown, used or has expired" in telegram.texts_to(-1001234567890)[0]
     assert client.simulate_get("/v1/me/settings", headers=auth).json["telegram_chat_id"] == "42"
 
 
@@ -189,4 +218,6 @@ def test_strategies_say_which_channels_are_not_verified(client, fakes) -> None:
     assert created.status_code == 201, created.text
     assert created.json["unverified"] == ["email"]
     listed = client.simulate_get("/v1/channels").json["channels"]
-    assert {c["name"]: c["verified_by"] for c in listed}["email"] == "a 6-digit code sent by e-mail"
+    assert {c["name"]: c["verified_by"] for c in listed}[
+        "email"
+    ] == "a 6-digit code sent by e-mail, or its link"

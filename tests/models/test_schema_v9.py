@@ -36,9 +36,9 @@ def test_a_version_8_database_gets_the_covering_index_and_keeps_its_candles(empt
         fields=CANDLE_FIELDS,
     ).execute()
 
-    assert ensure_schema(empty) == 8
+    assert ensure_schema(empty, target=9) == 8
 
-    assert schema_version(empty) == SCHEMA_VERSION == 9
+    assert schema_version(empty) == 9 <= SCHEMA_VERSION
     assert COVERING in [i.columns for i in empty.get_indexes("candle")]
     rows = list(
         Candle.select(Candle.close, Candle.last_ts)

@@ -9,24 +9,21 @@ import logging
 
 import pytest
 
-from tests.fakes.smtp import FakeSmtp
-from tests.fakes.telegram import TOKEN, FakeTelegram
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio
-from tests.fakes.webhook import FakeWebhook
-from tests.support.waits import wait_until
-from ubot.actors.notifier import Notifier
-from ubot.clocks import FakeClock
-from ubot.models.alerts import AlertStore
-from ubot.models.tables import Delivery, Strategy, User, UserSettings
-from ubot.notify.channels import EmailChannel, TelegramChannel, TwilioChannel, WebhookChannel
+from tests.support.alert_samples import (
+    AT,
+    SAMPLES,
+    SECRET,
+    alerts_of,
+    deliver,
+    every_target,
+    owner_with_strategy,
+    real_channels,
+    running_fakes,
+)
+from ubot.models.tables import Delivery
 from ubot.notify.channels.text import sms_segments
 from ubot.notify.channels.webhook import verify
-from ubot.notify.messages import Alert, DeliveryTarget, ScanOutcome
-from ubot.timeutil import parse_iso_ms
-
-AT = parse_iso_ms("2026-12-04T19:21:35.000Z")
-SECRET = "whsec-0123456789abcdef"
-PHONE = "+4915112345678"
+from ubot.notify.messages import Alert
 
 TEXT = (
     'SHIB (Shiba Inu) is at 0.00002613 USD: your strategy "tg test" fired on 1m.\n'
@@ -42,67 +39,8 @@ SMS = 'uBot: SHIB 0.00002613 USD, percent_change_24h -2.92%. "tg test" 1m, 20:21
 
 @pytest.fixture
 def fakes():
-    with FakeWebhook() as hook, FakeTelegram() as telegram, FakeTwilio() as twilio, FakeSmtp() as smtp:
-        yield hook, telegram, twilio, smtp
-
-
-def owner_with_strategy(
-    hook: FakeWebhook, name: str, condition: str, timeframe: str
-) -> tuple[User, Strategy]:
-    """Ada (in Europe/Berlin, a signed webhook) and her strategy on every channel."""
-    user = User.create(
-        username="ada", email="ada@example.com", password_hash="h", created_at=1, password_changed_at=1
-    )
-    UserSettings.create(user=user, webhook_url=hook.url(), webhook_secret=SECRET, timezone="Europe/Berlin")
-    strategy = Strategy.create(
-        user=user, name=name, condition=condition, indicators=[], timeframe=timeframe, top_n=1000,
-        channels=["webhook", "telegram", "sms", "whatsapp", "email"], frequency="once_per_bar",
-        cooldown_s=0, enabled=True, created_at=1, updated_at=1,
-    )  # fmt: skip
-    return user, strategy
-
-
-def real_channels(fakes) -> dict:
-    """The five real channels, on the fakes."""
-    _, telegram, twilio, smtp = fakes
-    twilio_options = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": FROM}
-    return {
-        "webhook": WebhookChannel(allow_private_addresses=True, clock=lambda: AT / 1000 + 1),
-        "telegram": TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url),
-        "sms": TwilioChannel(name="sms", base_url=twilio.base_url, **twilio_options),
-        "whatsapp": TwilioChannel(name="whatsapp", base_url=twilio.base_url, **twilio_options),
-        "email": EmailChannel(
-            host=smtp.host, port=smtp.port, sender="uBot <alerts@ubot.example.com>", security="none"
-        ),
-    }
-
-
-def every_target(hook: FakeWebhook) -> tuple[DeliveryTarget, ...]:
-    return (
-        DeliveryTarget("webhook", hook.url()), DeliveryTarget("telegram", "42"),
-        DeliveryTarget("sms", PHONE), DeliveryTarget("whatsapp", PHONE),
-        DeliveryTarget("email", "ada@example.com"),
-    )  # fmt: skip
-
-
-def deliver(db, channels: dict, alerts: tuple[Alert, ...]) -> None:
-    """One tick's alerts through a Notifier on the real channels, for a server with a public URL on the
-    simulated market, until the five deliveries (one per channel) are sent."""
-    notifier = Notifier.start(
-        AlertStore(db),
-        channels,
-        FakeClock(AT / 1000 + 1),
-        public_url="https://ubot.example.com",
-        simulated=True,
-    )
-    try:
-        notifier.tell(ScanOutcome(worker=0, tick=1, snapshot_ms=AT, alerts=alerts))
-        wait_until(
-            lambda: {d.status for d in Delivery.select()} == {"sent"} and Delivery.select().count() == 5,
-            "one delivery per channel, sent",
-        )
-    finally:
-        notifier.stop()
+    with running_fakes() as running:
+        yield running
 
 
 def test_each_channel_receives_the_words_a_person_reads(db, fakes, caplog) -> None:
@@ -214,3 +152,34 @@ def test_a_strategys_coins_of_one_tick_are_one_message_on_each_channel(db, fakes
     assert verify(SECRET, request.header("X-Ubot-Signature"), request.body, now=AT / 1000 + 1)
     print(f"\n[e-mail] Subject: {received['Subject']}\n{BATCH_TEXT}\n[sms] {sms['body']}")
     print(f"[webhook] X-Ubot-Delivery: {request.header('X-Ubot-Delivery')}\n{request.body.decode()[:400]}…")
+
+
+TEMPLATED_TELEGRAM = (
+    "ETH (Ethereum) dipped to 2,874.46 USD: 24h -6.21%, RSI 27.3\n"
+    "https://ubot.example.com/v1/coins/1027/candles?timeframe=1h\n"
+    "Simulated market: these prices are not real."
+)
+
+
+def test_a_templated_strategys_message_is_its_template_on_every_channel(db, fakes) -> None:
+    hook, telegram, twilio, smtp = fakes
+    sample = SAMPLES["templated"]
+    user, strategy = owner_with_strategy(
+        hook, sample.strategy, sample.condition, sample.timeframe, sample.template
+    )
+
+    deliver(db, real_channels(fakes), alerts_of(sample, user, strategy, every_target(hook)))
+
+    [sent] = telegram.sent
+    assert sent["text"] == TEMPLATED_TELEGRAM
+    [request] = hook.requests
+    (alert,) = request.json()["alerts"]
+    assert (alert["symbol"], alert["text"]) == ("ETH", TEMPLATED_TELEGRAM)
+    assert alert["subject"] == 'uBot: "rsi dip" fired for ETH (Ethereum) (simulated market)'  # uBot's own
+    assert verify(SECRET, request.header("X-Ubot-Signature"), request.body, now=AT / 1000 + 1)
+    sms, whatsapp = sorted(twilio.messages, key=lambda m: str(m["to"]).startswith("whatsapp:"))
+    assert sms["body"] == TEMPLATED_TELEGRAM.rsplit("\n", 1)[0] + "\nSimulated market"
+    assert sms_segments(sms["body"]) == 1
+    assert whatsapp["body"] == TEMPLATED_TELEGRAM
+    [email] = smtp.messages
+    assert email.message().get_content().replace("\r\n", "\n").rstrip("\n") == TEMPLATED_TELEGRAM

@@ -530,6 +530,30 @@ def test_quiet_hours_hold_the_delivery_until_they_end(db, clock, strategy, make)
     assert running.written()[1] == SENT
 
 
+def test_a_mute_holds_the_delivery_until_it_ends(db, clock, strategy, make) -> None:
+    """The Telegram bot's /mute: the same hold as quiet hours (the mute ends at 05:00 UTC, then
+    the quiet hours of 22:00-06:00 UTC still hold it until 06:00)."""
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook])
+    muted, end = 1_700_024_400.0, 1_700_028_000.0  # 2023-11-15T05:00:00Z, 06:00:00Z
+
+    running.tell(scan(alert(strategy, hook(), muted_until_ms=int(muted * 1000))))
+    running.tell(
+        scan(
+            alert(strategy, hook(), coin_id=2, muted_until_ms=int(muted * 1000), quiet_hours="22:00-06:00"),
+            tick=2,
+        )
+    )
+    wait_until(lambda: len(running.alerts(strategy.user_id)) == 2, "both alerts written")
+
+    assert sorted(d.next_attempt_at / 1000 for d in Delivery.select()) == [muted, end]
+    assert {d.status for d in Delivery.select()} == {"held"}
+    assert webhook.calls == []
+    clock.set(muted)
+    webhook.next()
+    assert running.written()[1] == SENT
+
+
 # -- nobody waits for the slow ---------------------------------------------------------------------
 
 

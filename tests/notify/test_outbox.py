@@ -191,6 +191,28 @@ def test_hold_until_the_end_of_the_quiet_hours() -> None:
     assert hold_until(make_alert(), night) is None
 
 
+def test_a_mute_holds_like_quiet_hours_and_past_them_when_it_ends_inside() -> None:
+    """The Telegram bot's /mute: one rule with quiet hours, held until both have ended."""
+    noon = parse_iso_ms("2024-01-15T12:00:00Z")
+    muted = make_alert(muted_until_ms=noon + 3_600_000)
+    assert hold_until(muted, noon) == noon + 3_600_000
+    assert hold_until(muted, noon + 3_600_000) is None  # over
+    # muted until 23:00 UTC (midnight in Paris), inside the quiet hours: held until they end
+    both = make_alert(
+        quiet_hours="22:00-07:00",
+        timezone="Europe/Paris",
+        muted_until_ms=parse_iso_ms("2024-01-15T23:00:00Z"),
+    )
+    assert hold_until(both, noon) == parse_iso_ms("2024-01-16T06:00:00Z")
+    # quiet hours that end inside the mute: held until the mute ends
+    late = make_alert(
+        quiet_hours="22:00-07:00",
+        timezone="Europe/Paris",
+        muted_until_ms=parse_iso_ms("2024-01-16T09:00:00Z"),
+    )
+    assert hold_until(late, parse_iso_ms("2024-01-15T23:00:00Z")) == parse_iso_ms("2024-01-16T09:00:00Z")
+
+
 @pytest.mark.parametrize(("spec", "zone"), [("late", "UTC"), ("22:00-07:00", "Nowhere/Town")])
 def test_unreadable_quiet_hours_hold_nothing(caplog, spec: str, zone: str) -> None:
     with caplog.at_level(logging.WARNING):

@@ -36,6 +36,10 @@ def test_an_alert_carries_the_values_the_text_and_the_targets():
     s = spec(
         condition="price > 100 and percent_change_24h < -5",
         deliveries=(DeliveryTarget("webhook", "http://x"),),
+        template="{symbol} {value:percent_change_24h}",
+        quiet_hours="22:00-07:00",
+        timezone="Europe/Berlin",
+        muted_until_ms=T0 + 3_600_000,
     )
     planner, worker = setup(s)
     result, _ = tick(planner, worker, T0, [150, 50, 200, 300], percent_change_24h=[-10, -10, 1, -10])
@@ -44,8 +48,15 @@ def test_an_alert_carries_the_values_the_text_and_the_targets():
     assert alert.values == {"price": 150.0, "percent_change_24h": -10.0}
     assert alert.coin_id == 1 and alert.fired_at_ms == T0 and alert.bar_open_ms == T0
     assert alert.deliveries == s.deliveries
+    # What its delivery is held by (notify/outbox.py: hold_until): quiet hours and the /mute.
+    assert (alert.quiet_hours, alert.timezone, alert.muted_until_ms) == (
+        "22:00-07:00",
+        "Europe/Berlin",
+        T0 + 3_600_000,
+    )
     # What the Notifier words the alert with (ubot/notify/words.py): the snapshot's name and price.
     assert (alert.name, alert.price, alert.currency) == ("Btc", 150.0, "USD")
+    assert alert.template == "{symbol} {value:percent_change_24h}"  # the strategy's own words
     assert result.states == [AlertState(1, 1, True, T0, T0), AlertState(1, 4, True, T0, T0)]
 
 

@@ -111,18 +111,54 @@ def test_channels_without_a_target_or_a_code(manager, ada) -> None:
         manager.confirm_destination(ada, "email", "123456")
 
 
+def test_an_email_link_confirms_once_while_live_and_for_its_address(manager, ada, clock) -> None:
+    what = manager.begin_verification(ada, "email")
+    row = manager.store.destination(ada, "email")
+    assert len(what.token) == 43 and row.token == dest.digest(what.token)  # only its digest is stored
+    with pytest.raises(ValidationError, match="unknown or used"):
+        manager.confirm_link("x" * 43)
+    view = manager.confirm_link(what.token)
+    assert (view.channel, view.target, view.state) == ("email", "ada@example.com", "verified")
+    assert manager.specs_of(ada).specs[0].deliveries[0].unverified is False
+    with pytest.raises(ValidationError, match="unknown or used"):
+        manager.confirm_link(what.token)
+    # expired
+    manager.patch_settings(ada, {"email_to": "new@example.com"})
+    clock.advance(dest.RESEND_MS / 1000)
+    late = manager.begin_verification(ada, "email")
+    clock.advance(dest.CODE_LIFETIME_MS / 1000)
+    with pytest.raises(ValidationError, match="expired"):
+        manager.confirm_link(late.token)
+    # sent to an address changed since
+    clock.advance(dest.RESEND_MS / 1000)
+    moved = manager.begin_verification(ada, "email")
+    manager.store.put_settings(ada, {**manager.store.settings(ada), "email_to": "other@example.com"})
+    with pytest.raises(ValidationError, match="no longer in email_to"):
+        manager.confirm_link(moved.token)
+    # a code confirms as well, and uses the link up
+    manager.patch_settings(ada, {"email_to": "ada@example.com"})
+    clock.advance(dest.RESEND_MS / 1000)
+    both = manager.begin_verification(ada, "email")
+    manager.confirm_destination(ada, "email", both.code)
+    with pytest.raises(ValidationError, match="unknown or used"):
+        manager.confirm_link(both.token)
+
+
 def test_a_telegram_link_links_the_chat_once_and_expires(manager, ada, clock) -> None:
     first = manager.begin_verification(ada, "telegram")
     assert first.code is None and first.token
-    assert manager.link_telegram("unknown-token", "42") is False
-    assert manager.link_telegram(first.token, "42") is True
+    with pytest.raises(ValidationError, match="not a live link"):
+        manager.link_telegram("unknown-token", "42")
+    assert manager.link_telegram(first.token, "42") == "ada"
     assert manager.get_settings(ada).telegram_chat_id == "42"
     assert state(manager, ada, "telegram") == "verified"
-    assert manager.link_telegram(first.token, "43") is False  # used
+    with pytest.raises(ValidationError, match="not a live link"):
+        manager.link_telegram(first.token, "43")  # used
     clock.advance(dest.RESEND_MS / 1000)
     second = manager.begin_verification(ada, "telegram")
     clock.advance(dest.LINK_LIFETIME_MS / 1000)
-    assert manager.link_telegram(second.token, "43") is False  # expired
+    with pytest.raises(ValidationError, match="not a live link"):
+        manager.link_telegram(second.token, "43")  # expired
     assert manager.get_settings(ada).telegram_chat_id == "42"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -76,3 +78,42 @@ def test_inline_runs_in_the_calling_thread() -> None:
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError, match="workers >= 1"):
         HashPool(workers=0)
+
+
+def _nice_of_this_thread() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_pool_threads_and_the_threads_they_start_run_at_a_lower_priority() -> None:
+    """argon2 starts its lane threads from the pool thread: they inherit its nice value, so the
+    kernel runs requests first. The caller's own priority is untouched."""
+    base = _nice_of_this_thread()
+    pool = HashPool(workers=1, queue=0, nice=7)
+    try:
+
+        def from_a_child() -> int:
+            seen: list[int] = []
+            child = threading.Thread(target=lambda: seen.append(_nice_of_this_thread()))
+            child.start()
+            child.join(WAIT_S)
+            return seen[0]
+
+        assert pool.run(_nice_of_this_thread) == min(19, base + 7)
+        assert pool.run(from_a_child) == min(19, base + 7)
+    finally:
+        pool.close()
+    assert _nice_of_this_thread() == base
+
+
+def test_nice_zero_leaves_the_priority_alone() -> None:
+    pool = HashPool(workers=1, queue=0, nice=0)
+    try:
+        assert pool.run(_nice_of_this_thread) == _nice_of_this_thread()
+    finally:
+        pool.close()
+
+
+def test_a_nice_value_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="nice value is 0..19, not 20"):
+        HashPool(nice=20)

@@ -74,3 +74,21 @@ def test_line_breaks_in_a_condition_are_stored_as_one_space(store, clock, passwo
     with pytest.raises(ValidationError) as caught:
         manager.validate_condition("rsi(14) <\r\n  30 and ?")
     assert caught.value.column == 21
+
+
+def test_a_strategys_template_reaches_the_scanner_and_names_the_conditions_values(
+    store, clock, passwords
+) -> None:
+    manager = UserManager(store, clock, passwords=passwords)
+    user = manager.register("alice", "alice@example.com", PW)
+    manager.put_settings(user.id, {"email_to": "alerts@example.com"})
+    body = {"name": "dip", "condition": "rsi(14) < 30", "timeframe": "1h", "top_n": 5, "channels": ["email"]}
+
+    saved = manager.create_strategy(user.id, {**body, "template": "{symbol}: RSI {value:rsi( 14 ):.1f}"})
+
+    assert saved.template == "{symbol}: RSI {value:rsi( 14 ):.1f}"
+    assert manager.specs_of(user.id).specs[0].template == saved.template
+    with pytest.raises(ValidationError) as caught:
+        manager.patch_strategy(user.id, saved.id, {"condition": "price < 30"})
+    assert (caught.value.field, caught.value.column) == ("template", 22)
+    assert "rsi(14) is not in the condition" in caught.value.message

@@ -31,6 +31,7 @@ def strategy_values(**changes: Any) -> dict[str, Any]:
         "cooldown_s": 60,
         "expires_at": None,
         "enabled": True,
+        "template": None,
     }
     return values | changes
 

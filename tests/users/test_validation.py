@@ -409,6 +409,7 @@ def test_a_minimal_strategy_gets_the_defaults_and_its_indicators() -> None:
         "cooldown_s": 0,
         "expires_at": None,
         "enabled": True,
+        "template": None,
     }
 
 

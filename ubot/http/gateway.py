@@ -82,6 +82,7 @@ class Gateway:
         hashing: Hashing | None = None,
         passwords: Passwords | None = None,
         on_revoked: Callable[[Revoked], object] | None = None,
+        public_url: str = "",
     ) -> None:
         """``sessions``: the token check on this process's read path (its ``touch`` is set to tell
         the UserManager); ``hashing``: where argon2 runs (default: a :class:`HashPool` of the
@@ -106,6 +107,8 @@ class Gateway:
         self.now = now
         #: The delivery channels this server has (``[notify]``): listed, and used for test messages.
         self.channels: Mapping[str, Channel] = channels or {}
+        #: ``[http] public_url``: where a verification e-mail's link points ("" = no link).
+        self.public_url = public_url
         self._users_proxy: Any = None
         self.sessions = sessions
         if sessions is not None and sessions.touch is None:

@@ -32,6 +32,7 @@ from ubot.http.resources import (
     SnapshotResource,
 )
 from ubot.http.stream import StreamResource
+from ubot.http.telegram import TelegramWebhookResource
 from ubot.http.ws import WebSocketResource
 from ubot.stream.hub import StreamHub
 from ubot.stream.slots import StreamCaps, StreamSlots
@@ -157,7 +158,9 @@ ROUTES: tuple[Route, ...] = (
     _route("/v1/me/channels/{channel}/test", users.ChannelTestResource, accounts=True),
     _route("/v1/me/destinations/{channel}/verify", users.DestinationVerifyResource, accounts=True),
     _route("/v1/me/destinations/{channel}/confirm", users.DestinationConfirmResource, accounts=True),
+    _route("/v1/destinations/confirm", users.DestinationLinkResource, accounts=True),
     _route("/v1/conditions/dry-run", ConditionDryRunResource, accounts=True),
+    _route("/v1/telegram/{secret}", TelegramWebhookResource, accounts=True),
 )
 
 

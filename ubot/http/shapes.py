@@ -55,6 +55,13 @@ class Query(Struct, forbid_unknown_fields=True, kw_only=True):
     """No query parameters: any one is refused (a typo is not silently ignored)."""
 
 
+class LinkQuery(Query):
+    token: Annotated[
+        str,
+        Meta(pattern=r"^[A-Za-z0-9_-]{43}$", max_length=43, description="the token of the e-mail's link"),
+    ]
+
+
 class SnapshotQuery(Query):
     symbols: (
         Annotated[

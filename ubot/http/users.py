@@ -10,6 +10,7 @@ a condition), 409 a conflict, 404 what is not there.
 from __future__ import annotations
 
 from datetime import datetime
+from html import escape
 
 import falcon
 
@@ -17,14 +18,14 @@ from ubot.http import browser
 from ubot.http.api import operation
 from ubot.http.clientaddr import client_address
 from ubot.http.gateway import Gateway
-from ubot.http.shapes import BrowserSession, ChannelInfo, Channels, ChannelTest
+from ubot.http.shapes import BrowserSession, ChannelInfo, Channels, ChannelTest, LinkQuery
 from ubot.notify.channel import SENT
 from ubot.notify.registry import not_configured
 from ubot.notify.words import test_message, verification_message
 from ubot.timeutil import iso_from_ms
 from ubot.users import destinations as dest
 from ubot.users import shapes as s
-from ubot.users.errors import NotFound
+from ubot.users.errors import NotFound, ValidationError
 from ubot.users.manager import MAX_STRATEGIES, TEST_MESSAGES, TEST_WINDOW_MS
 from ubot.users.manager import UserManager as U
 from ubot.users.validation import CHANNEL_TARGETS
@@ -323,7 +324,7 @@ VERIFIED_BY = {
     "telegram": "the bot's deep link: send /start <token> to the bot",
     "sms": "a 6-digit code sent by SMS",
     "whatsapp": "a 6-digit code sent on WhatsApp",
-    "email": "a 6-digit code sent by e-mail",
+    "email": "a 6-digit code sent by e-mail, or its link",
 }
 
 
@@ -388,7 +389,8 @@ class DestinationVerifyResource(_Resource):
             503: UNAVAILABLE + ", or [notify] telegram_bot_username is not set",
         },
         description="e-mail, sms, whatsapp: a 6-digit code (valid 15 minutes, 5 wrong tries) to send "
-        "back with /confirm. webhook: a request signed as alerts are, with the body "
+        "back with /confirm; an e-mail also carries a link that confirms (GET /v1/destinations/confirm, "
+        "when [http] public_url is set). webhook: a request signed as alerts are, with the body "
         '{"event": "verification", "verification": true, "delivery_id", "text"}; a 2xx answer verifies it. '
         "telegram: a deep link https://t.me/<bot>?start=<token> (valid 1 hour); the chat that sends "
         "its /start to the bot becomes your telegram_chat_id, verified.",
@@ -413,7 +415,10 @@ class DestinationVerifyResource(_Resource):
                 f"https://t.me/{bot}?start={what.token}",
             )
             return
-        outcome = sender.send(verification_message(what, int(self.gateway.now() * 1000)))
+        link = None
+        if what.token and channel in dest.LINK_CHANNELS and self.gateway.public_url:
+            link = f"{self.gateway.public_url.rstrip('/')}{LINK_PATH}?token={what.token}"
+        outcome = sender.send(verification_message(what, int(self.gateway.now() * 1000), link))
         resp.media = self.ask(
             U.verification_answered, user_id, channel, what.target, outcome.status == SENT, outcome.detail
         )
@@ -438,3 +443,62 @@ class DestinationConfirmResource(_Resource):
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response, channel: str) -> None:
         resp.media = self.ask(U.confirm_destination, req.context.user_id, channel, req.context.body.code)
+
+
+LINK_PATH = "/v1/destinations/confirm"
+#: The confirmation page may post its own form, and load nothing.
+LINK_CSP = "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+
+class DestinationLinkResource(_Resource):
+    """``GET``/``POST /v1/destinations/confirm?token=``: the link of a verification e-mail. No login:
+    the token is the proof. GET only shows a page with a Confirm button, which POSTs: a mail scanner
+    that fetches every link cannot confirm an address by itself."""
+
+    content_security_policy = LINK_CSP
+
+    @operation(
+        "The page a verification e-mail's link opens: a button that confirms the address",
+        {200: ("the page", "text/html")},
+        query=LinkQuery,
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _page(
+            resp,
+            falcon.HTTP_200,
+            "Confirm your e-mail address",
+            "<p>Press Confirm to receive uBot alerts at this address.</p>"
+            '<form method="post"><button type="submit">Confirm</button></form>',
+        )
+
+    @operation(
+        "Confirm the e-mail address of a verification e-mail's link (it works once)",
+        {
+            200: ("a page saying the address is verified", "text/html"),
+            422: ("a page saying the link is unknown, used or expired", "text/html"),
+            503: UNAVAILABLE,
+        },
+        query=LinkQuery,
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            view = self.ask(U.confirm_link, req.context.query.token)
+        except ValidationError as error:
+            _page(resp, falcon.HTTP_422, "This link does not work", f"<p>{escape(error.message)}.</p>")
+            return
+        _page(
+            resp,
+            falcon.HTTP_200,
+            "E-mail address confirmed",
+            f"<p>uBot alerts may now be sent to {escape(str(view.target))}.</p>",
+        )
+
+
+def _page(resp: falcon.Response, status: str, title: str, body: str) -> None:
+    resp.status = status
+    resp.content_type = "text/html; charset=utf-8"
+    resp.cache_control = ["no-store"]
+    resp.text = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>uBot: {title}</title>'
+        f'<meta name="viewport" content="width=device-width"></head><body><h1>{title}</h1>{body}</body></html>'
+    )

@@ -14,7 +14,10 @@ statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``str
 7 = ``delivery.claimed_by`` and ``delivery.lease_until`` (a notifier's claim and its lease) and the
 ``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
 table (verified destinations: every target already in a user's settings starts unverified); 9 = an index
-of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time.
+of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
+10 = reserved for another branch (no change here); 11 = ``strategy.template`` (a strategy's message
+template, NULL for every strategy already saved: uBot's own words); 12 = ``user_settings.muted_until``
+(the Telegram bot's ``/mute``).
 """
 
 from __future__ import annotations
@@ -49,12 +52,11 @@ from ubot.models.tables import (
     SnapshotRecord,
     Strategy,
     User,
-    UserSettings,
 )
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 12
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -64,9 +66,28 @@ def add_user_tables(db: Database, migrator: SchemaMigrator) -> None:
     They are created from the models as they are now. When a later version alters one of these
     tables, copy its version-2 definition in here first, so that a version-1 database still goes
     through the same steps as everyone else (tests/models/test_schema_v2.py compares the result with
-    a fresh database). ``strategy`` is the version-2 copy below (version 3 added two columns).
+    a fresh database). ``strategy`` and ``user_settings`` are the version-2 copies below (versions
+    3 and 12 added columns).
     """
-    db.create_tables([User, Session, UserSettings, _StrategyV2])
+    db.create_tables([User, Session, _UserSettingsV2, _StrategyV2])
+
+
+class _UserSettingsV2(BaseModel):
+    """``user_settings`` as schema version 2 created it (frozen here: do not change)."""
+
+    user = ForeignKeyField(User, primary_key=True, on_delete="CASCADE", backref="+")
+    webhook_url = CharField(max_length=2048, null=True)
+    webhook_secret = CharField(max_length=128, null=True)
+    telegram_chat_id = CharField(max_length=64, null=True)
+    sms_to = CharField(max_length=16, null=True)
+    whatsapp_to = CharField(max_length=16, null=True)
+    email_to = CharField(max_length=254, null=True)
+    quiet_hours = CharField(max_length=11, null=True)
+    timezone = CharField(max_length=64, default="UTC")
+    quote_currency = CharField(max_length=10, default="USD")
+
+    class Meta:
+        table_name = "user_settings"
 
 
 class _StrategyV2(BaseModel):
@@ -228,6 +249,20 @@ def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
         migrate(migrator.add_index("candle", tuple(columns), False))
 
 
+def reserved(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 10: no change on this branch (the number is another branch's; renumbered at merge)."""
+
+
+def strategy_templates(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 11: ``strategy.template``, NULL for every strategy already saved (uBot's own words)."""
+    migrate(migrator.add_column("strategy", "template", TextField(null=True)))
+
+
+def muted_until(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 12: ``user_settings.muted_until`` (nullable: nobody is muted)."""
+    migrate(migrator.add_column("user_settings", "muted_until", BigIntegerField(null=True)))
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -238,6 +273,9 @@ MIGRATIONS: dict[int, Migration] = {
     7: delivery_claims,
     8: add_destinations,
     9: covering_candle_index,
+    10: reserved,
+    11: strategy_templates,
+    12: muted_until,
 }
 
 

@@ -193,6 +193,10 @@ class UserSettings(BaseModel):
     quiet_hours = CharField(max_length=11, null=True)  # "22:00-07:00", in `timezone`
     timezone = CharField(max_length=64, default="UTC")  # IANA name
     quote_currency = CharField(max_length=10, default="USD")
+    # Schema version 12: until when (epoch ms) the user muted their alerts from the Telegram bot
+    # (``/mute 2h``): deliveries raised before then are held until then, like quiet hours. Not a
+    # setting the settings API replaces (``SETTINGS_COLUMNS`` leaves it out).
+    muted_until = BigIntegerField(null=True)
 
 
 class Strategy(BaseModel):
@@ -217,6 +221,9 @@ class Strategy(BaseModel):
     # Why uBot disabled it by itself (schema version 6): it fired too often (``[notify]
     # pause_after_alerts``). Cleared when its owner enables it again.
     paused_reason = TextField(null=True)
+    # Its message template (schema version 11), checked when saved: ``ubot/notify/templates.py``;
+    # NULL: uBot's own words.
+    template = TextField(null=True)
 
     class Meta:
         indexes = ((("user", "name"), True),)

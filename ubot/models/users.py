@@ -14,7 +14,9 @@ from ubot.models.alerts import cancel_deliveries
 from ubot.models.db import writing
 from ubot.models.tables import Destination, Session, Strategy, User, UserSettings
 
-SETTINGS_COLUMNS = tuple(f.name for f in UserSettings._meta.sorted_fields if f.name != "user")
+SETTINGS_COLUMNS = tuple(
+    f.name for f in UserSettings._meta.sorted_fields if f.name not in ("user", "muted_until")
+)
 STRATEGY_COLUMNS = (
     "name",
     "condition",
@@ -27,6 +29,7 @@ STRATEGY_COLUMNS = (
     "cooldown_s",
     "expires_at",
     "enabled",
+    "template",
 )
 
 
@@ -152,6 +155,18 @@ class UserStore:
             update={getattr(UserSettings, name): value for name, value in row.items()},
         ).execute()
 
+    def muted_until(self, user_id: int) -> int | None:
+        """Until when the user muted their alerts (epoch ms; may be past), or None."""
+        row = (
+            UserSettings.select(UserSettings.muted_until).where(UserSettings.user == user_id).tuples().first()
+        )
+        return None if row is None else row[0]
+
+    def set_muted_until(self, user_id: int, until_ms: int | None) -> None:
+        with writing(self.db):
+            _settings_row(user_id)
+            UserSettings.update(muted_until=until_ms).where(UserSettings.user == user_id).execute()
+
     # --- destinations (ubot/users/destinations.py) -----------------------------------------
 
     def destinations(self, user_id: int) -> dict[str, Destination]:
@@ -163,6 +178,22 @@ class UserStore:
 
     def destination_by_token(self, token: str) -> Destination | None:
         return Destination.get_or_none(Destination.token == token)
+
+    def telegram_users(self, chat_id: str) -> list[int]:
+        """The users whose verified Telegram destination is the chat ``chat_id`` (it is their
+        ``telegram_chat_id`` and they linked it), by id."""
+        query = (
+            Destination.select(Destination.user)
+            .join(UserSettings, on=(UserSettings.user == Destination.user))
+            .where(
+                (Destination.channel == "telegram")
+                & (Destination.state == "verified")
+                & (Destination.target == chat_id)
+                & (UserSettings.telegram_chat_id == chat_id)
+            )
+            .order_by(Destination.user)
+        )
+        return [user for (user,) in query.tuples()]
 
     def put_destination(self, user_id: int, channel: str, **values: Any) -> None:
         """Insert or replace the user's row for ``channel`` (``values``: its other columns)."""
@@ -198,8 +229,7 @@ class UserStore:
     def link_telegram(self, user_id: int, chat_id: str, now_ms: int) -> None:
         """The chat that sent the deep link's token becomes the user's verified Telegram target."""
         with writing(self.db):
-            if UserSettings.get_or_none(UserSettings.user == user_id) is None:
-                UserSettings.insert(user=user_id).execute()
+            _settings_row(user_id)
             UserSettings.update(telegram_chat_id=chat_id).where(UserSettings.user == user_id).execute()
             self.put_destination(user_id, "telegram", target=chat_id, state="verified", verified_at=now_ms)
 
@@ -297,3 +327,9 @@ class UserStore:
                 return False
             cancel_deliveries(strategy_id, "cancelled: the strategy was deleted")
             return Strategy.delete().where(Strategy.id == strategy_id).execute() == 1
+
+
+def _settings_row(user_id: int) -> None:
+    """The user's settings row, made with the defaults if they never saved any."""
+    if UserSettings.get_or_none(UserSettings.user == user_id) is None:
+        UserSettings.insert(user=user_id).execute()

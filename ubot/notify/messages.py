@@ -53,12 +53,15 @@ class Alert:
     deliveries: tuple[DeliveryTarget, ...]  # empty: the alert log only (database + log line + stream)
     quiet_hours: str | None = None  # "22:00-07:00" in `timezone`: delivery is held, not dropped
     timezone: str = "UTC"
+    #: Until when its owner muted their alerts (``/mute``, epoch ms): delivery is held like quiet hours.
+    muted_until_ms: int | None = None
     replayed: bool = False  # raised by a replay of recorded data (delivered only with --deliver)
     name: str = ""  # the coin's name ("Shiba Inu"), from the snapshot
     price: float | None = None  # the coin's price in this snapshot, in ``currency``
     currency: str = "USD"
     short: str = ""  # the SMS text (written by the Notifier with subject and text)
     rank: int | None = None  # the coin's market cap rank in this snapshot (the most significant first)
+    template: str = ""  # the strategy's message template (``ubot/notify/templates.py``); "": uBot's words
 
 
 @dataclass(frozen=True)

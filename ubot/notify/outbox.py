@@ -158,11 +158,23 @@ def alert_document(alert_id: int, alert: Alert) -> dict[str, Any]:
 
 
 def hold_until(alert: Alert, now_ms: int) -> int | None:
-    """The end of the recipient's quiet hours when ``now_ms`` is inside them, else ``None``. Quiet
-    hours that cannot be read (validated on input, so only a bug) hold nothing: better a message at
-    night than none."""
+    """When the recipient may be sent ``alert`` raised at ``now_ms``: the end of their quiet hours or
+    of their mute (the Telegram bot's ``/mute``), whichever comes later, and past both (a mute that
+    ends inside the quiet hours holds until they end too); ``None``: now. One rule for both: held,
+    never dropped. Quiet hours that cannot be read (validated on input, so only a bug) hold nothing:
+    better a message at night than none."""
+    until = now_ms
+    for _ in range(3):  # a mute ending in quiet hours: their end; that is past the mute already
+        later = max(until, alert.muted_until_ms or 0, _quiet_end(alert, until) or 0)
+        if later == until:
+            break
+        until = later
+    return None if until <= now_ms else until
+
+
+def _quiet_end(alert: Alert, at_ms: int) -> int | None:
     try:
-        return quiet_until(alert.quiet_hours, alert.timezone, now_ms)
+        return quiet_until(alert.quiet_hours, alert.timezone, at_ms)
     except (ValueError, ZoneInfoNotFoundError) as error:
         log.warning("alert of strategy %s: quiet hours ignored: %s", alert.strategy_id, printable(error))
         return None

@@ -16,6 +16,12 @@ the same):
 - ``short``: one SMS, GSM-7 whenever the user's own words allow, fitted to one segment by dropping
   the least useful parts first: ``uBot: BTC 67,432.12 USD, rsi(14) 71.32. "BTC breakout" 1h, 20:21 CET``.
 
+A strategy with a message template (``ubot/notify/templates.py``) gets its template's words instead,
+each placeholder written here (:func:`placeholder_text`, by the rules below), in ``text`` and in
+``short`` (cut to :data:`SMS_SEGMENTS` segments); the subject stays uBot's, and what the server must
+say (the simulated market, a replay) is added after the template's words. In a batch the template is
+written once per coin, one entry of the list (:func:`batch_text`).
+
 The price is said once per message (it is left out of the values, which repeat the condition's
 fields); the log line (:func:`log_line`) is the operator's, on one line.
 
@@ -48,8 +54,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ubot.logtext import printable
 from ubot.market.snapshot import GLOBAL_INT_FIELDS, INT_FIELDS
 from ubot.notify.channel import Message
-from ubot.notify.channels.text import sms_segments, truncate, utf16_len
+from ubot.notify.channels.text import GSM_ELLIPSIS, sms_segments, truncate, utf16_len
 from ubot.notify.messages import Alert
+from ubot.notify.templates import Placeholder, formatted, parsed
 
 #: Significant digits of a number, and the decimals shown at least and at most.
 SIGNIFICANT = 4
@@ -57,6 +64,8 @@ MIN_DECIMALS = 2
 MAX_DECIMALS = 12
 _COMPACT = ((1e12, "T"), (1e9, "B"), (1e6, "M"))
 _COUNTS = INT_FIELDS | GLOBAL_INT_FIELDS
+#: The segments a templated SMS may take (the SMS channel's own limit, ``max_segments``, is 3 too).
+SMS_SEGMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,9 @@ def subject(alert: Alert, style: Style) -> str:
 
 
 def text(alert: Alert, style: Style) -> str:
+    said = templated(alert, style)
+    if said is not None:
+        return "\n".join([said, *_notes(alert, style)])
     lines = [
         f"{_coin(alert)} is at {number(alert.price)} {alert.currency}: "
         f'your strategy "{alert.strategy_name}" fired on {alert.timeframe}.'
@@ -162,16 +174,60 @@ def text(alert: Alert, style: Style) -> str:
     link = coin_link(style.public_url, alert.coin_id, alert.timeframe)
     if link:
         lines.append(f"Chart: {link}")
-    if style.simulated:
-        lines.append("Simulated market: these prices are not real.")
+    return "\n".join([*lines, *_notes(alert, style)])
+
+
+def _notes(alert: Alert, style: Style) -> list[str]:
+    """What the server says under every message, whatever the words above: what the market is."""
+    notes = ["Simulated market: these prices are not real."] if style.simulated else []
     if alert.replayed:
-        lines.append("Replayed from recorded data: not the live market.")
-    return "\n".join(lines)
+        notes.append("Replayed from recorded data: not the live market.")
+    return notes
+
+
+def templated(alert: Alert, style: Style) -> str | None:
+    """The alert's template, written for it; ``None`` without one (or with one that no longer reads)."""
+    template = parsed(alert.template) if alert.template else None
+    if template is None:
+        return None
+    return template.render(functools.partial(placeholder_text, alert, style))
+
+
+def placeholder_text(alert: Alert, style: Style, placeholder: Placeholder) -> str:
+    """What one placeholder of a template says for ``alert`` (``ubot/notify/templates.py``)."""
+    name = placeholder.name
+    if name == "price":
+        return formatted(alert.price, placeholder.spec) if placeholder.spec else number(alert.price)
+    if name == "value":
+        value = alert.values.get(placeholder.key)
+        return formatted(value, placeholder.spec) if placeholder.spec else value_text(placeholder.key, value)
+    if name == "time":
+        return local_time(alert.fired_at_ms, alert.timezone)
+    if name == "link":
+        return coin_link(style.public_url, alert.coin_id, alert.timeframe) or ""
+    words = {
+        "symbol": alert.symbol,
+        "name": alert.name or alert.symbol,
+        "currency": alert.currency,
+        "condition": alert.condition,
+        "strategy": alert.strategy_name,
+        "timeframe": alert.timeframe,
+    }
+    return words[name]
 
 
 def short(alert: Alert, style: Style) -> str:
     """One SMS: the parts that do not fit one segment are dropped, least useful first (the values,
-    then the time); what still does not fit is cut by the SMS channel (``max_segments``)."""
+    then the time); what still does not fit is cut by the SMS channel (``max_segments``). A
+    template's words are cut to :data:`SMS_SEGMENTS` segments, keeping the note of a simulated
+    market."""
+    said = templated(alert, style)
+    if said is not None:
+        tail = "\nSimulated market" if style.simulated else ""
+        fitted = truncate(
+            said, SMS_SEGMENTS, measure=lambda part: sms_segments(part + tail), ellipsis=GSM_ELLIPSIS
+        )
+        return fitted + tail
     head = f"uBot: {alert.symbol} {number(alert.price)} {alert.currency}"
     values = ", ".join(f"{name} {shown}" for name, shown in _values(alert)[:2])
     strategy = f'"{alert.strategy_name}" {alert.timeframe}'
@@ -255,7 +311,8 @@ def batch_text(
 ) -> str:
     """The message of a batch: the coins in order (``significance``), one line each, as many as fit
     ``limit`` (in ``measure``), the rest counted; then the condition, the time, the link and what
-    the market is. ``skipped``: alerts an hourly cap kept back before (said first); ``note``: a last
+    the market is. With a template: its words for each coin in place of the line (an entry of
+    several lines when the template has several), then what the market is. ``skipped``: alerts an hourly cap kept back before (said first); ``note``: a last
     line (the strategy was paused)."""
     lead = batch[0]
     head = [skipped_line(skipped)] if skipped else []
@@ -266,13 +323,18 @@ def batch_text(
         return whole if limit is None else truncate(whole, limit, measure=measure)
     head.append(f'Your strategy "{lead.strategy_name}" fired on {lead.timeframe} for {len(batch):,} coins:')
     zone = "" if lead.timezone == "UTC" else f" ({lead.timezone})"
-    footer = [f"Condition: {lead.condition}", f"Time: {local_time(lead.fired_at_ms, lead.timezone)}{zone}"]
-    if style.simulated:
-        footer.append("Simulated market: these prices are not real.")
-    if lead.replayed:
-        footer.append("Replayed from recorded data: not the live market.")
+    own = [templated(a, style) for a in batch]
+    if any(said is None for said in own):  # uBot's words: one line per coin, the condition and the time
+        lines = [coin_line(a, style) for a in batch]
+        footer = [
+            f"Condition: {lead.condition}",
+            f"Time: {local_time(lead.fired_at_ms, lead.timezone)}{zone}",
+        ]
+    else:  # the template's words for each coin; entries of several lines apart by a blank line
+        apart = any("\n" in said for said in own if said is not None)
+        lines, footer = [f"{said}\n" if apart else said for said in own if said is not None], []
+    footer.extend(_notes(lead, style))
     footer.extend(tail)
-    lines = [coin_line(a, style) for a in batch]
     shown = len(lines)
     if limit is not None:
         fixed = measure("\n".join([*head, *footer])) + 1
@@ -303,7 +365,8 @@ def coin_line(alert: Alert, style: Style) -> str:
 
 def batch_short(batch: Sequence[Alert], style: Style, *, skipped: int = 0, note: str = "") -> str:
     """One SMS for the batch: ``uBot: "dip" 1h: BTC 67,432.12, ETH 3,100.00 +10 more, 20:21 CET``,
-    as many coins as one segment holds (the rest counted)."""
+    as many coins as one segment holds (the rest counted); with a template, its words for each coin
+    on one line, separated by ``;``."""
     lead = batch[0]
     before = f"({skipped:,} not sent) " if skipped else ""
     after = f" {note}" if note else ""
@@ -312,8 +375,14 @@ def batch_short(batch: Sequence[Alert], style: Style, *, skipped: int = 0, note:
     when = local_time(lead.fired_at_ms, lead.timezone, seconds=False)
     tail = ". Simulated market" if style.simulated else ""
 
+    own = [templated(a, style) for a in batch]
+    if any(said is None for said in own):
+        entries, joint = [f"{a.symbol} {number(a.price)}" for a in batch], ", "
+    else:  # each coin's template words, on one line
+        entries, joint = [" ".join(said.split()) for said in own if said is not None], "; "
+
     def candidate(n: int) -> str:
-        coins = ", ".join(f"{a.symbol} {number(a.price)}" for a in batch[:n])
+        coins = joint.join(entries[:n])
         more = f" +{len(batch) - n:,} more" if n < len(batch) else ""
         return f'{before}uBot: "{lead.strategy_name}" {lead.timeframe}: {coins}{more}, {when}{tail}{after}'
 
@@ -348,16 +417,17 @@ def test_message(where: Any, now_ms: int) -> Message:
     )
 
 
-def verification_message(what: Any, now_ms: int) -> Message:
+def verification_message(what: Any, now_ms: int, link: str | None = None) -> Message:
     """The one message that goes to a destination before it is verified (a ``Verification``:
-    channel, target, code, webhook secret, time zone): its code, or for a webhook a signed request
-    whose body says ``"event": "verification"`` (answered 2xx, the webhook is verified)."""
+    channel, target, code, webhook secret, time zone): its code (and ``link``, which confirms too:
+    an e-mail's, when ``[http] public_url`` is set), or for a webhook a signed request whose body
+    says ``"event": "verification"`` (answered 2xx, the webhook is verified)."""
     key = secrets.token_hex(16)
     if what.code:
-        said = (
-            f"Your uBot verification code is {what.code}. It works for 15 minutes. "
-            "If you did not ask for it, ignore this message: nothing more will be sent here."
-        )
+        said = f"Your uBot verification code is {what.code}. It works for 15 minutes. "
+        if link:
+            said += f"Or confirm by opening this link (it works once, for 15 minutes too):\n{link}\n\n"
+        said += "If you did not ask for it, ignore this message: nothing more will be sent here."
     else:
         said = f"uBot verification of this webhook, sent {local_time(now_ms, what.timezone)}: answer 2xx to accept alerts here."
     return Message(

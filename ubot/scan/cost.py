@@ -28,8 +28,9 @@ a strategy's owner can predict (another user's strategies never change what thei
 
 from __future__ import annotations
 
+import heapq
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ubot.rules.incremental import state_key
@@ -91,3 +92,44 @@ def cost_of(
     """The cost of a strategy reading ``indicators`` over its scope (``symbols``, or the top ``top_n``)."""
     coins = len(symbols) if symbols is not None else (top_n or 0)
     return Cost(series(indicators), coins)
+
+
+class CostBook(Mapping[int, Cost]):
+    """Each planned strategy's cost (strategy id -> :class:`Cost`), with their sum and the costliest
+    kept as strategies come and go, so ``/health``'s figures do not go over every strategy each tick
+    (sorting 100,000 costs took tens of ms a tick)."""
+
+    def __init__(self) -> None:
+        self._costs: dict[int, Cost] = {}
+        self.total = 0
+        self._costliest: list[tuple[int, Cost]] | None = None
+
+    def __getitem__(self, strategy_id: int) -> Cost:
+        return self._costs[strategy_id]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._costs)
+
+    def __len__(self) -> int:
+        return len(self._costs)
+
+    def set(self, strategy_id: int, cost: Cost) -> None:
+        self.drop(strategy_id)
+        self._costs[strategy_id] = cost
+        self.total += cost.total
+        self._costliest = None
+
+    def drop(self, strategy_id: int) -> None:
+        cost = self._costs.pop(strategy_id, None)
+        if cost is not None:
+            self.total -= cost.total
+            self._costliest = None
+
+    def costliest(self, n: int) -> list[tuple[int, Cost]]:
+        """The ``n`` costliest (id, cost), costliest first, the lower id first among equals;
+        computed again only after a change."""
+        if self._costliest is None or len(self._costliest) < min(n, len(self._costs)):
+            self._costliest = heapq.nsmallest(
+                n, self._costs.items(), key=lambda item: (-item[1].total, item[0])
+            )
+        return self._costliest[:n]

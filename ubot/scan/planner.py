@@ -20,7 +20,7 @@ from ubot.market.candles import CandleRows, bucket_start
 from ubot.market.snapshot import Snapshot
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.scan.bars import closed_bars, open_candles_of
-from ubot.scan.cost import Cost, cost_of
+from ubot.scan.cost import Cost, CostBook, cost_of
 from ubot.scan.frame import MarketFrame, Plan, Planning
 from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
@@ -77,7 +77,7 @@ class ScanPlanner:
         self._planning = Planning(self.owner)
         self.plan = Plan()
         #: Each planned strategy's cost (``scan/cost.py``), for ``/health``'s costliest strategies.
-        self.costs: dict[int, Cost] = {}
+        self.costs = CostBook()
         self._cost_values: dict[Cost, Cost] = {}
         self.histories: dict[str, IndicatorHistory] = {}
         #: While replaying stored snapshots: per timeframe, the time up to which its history was read.
@@ -117,12 +117,12 @@ class ScanPlanner:
             else:
                 self.waiting[spec.id] = (spec, compiled)
             cost = cost_of(compiled.indicators, spec.symbols, spec.top_n)
-            self.costs[spec.id] = self._cost_values.setdefault(cost, cost)  # few distinct: one object each
+            self.costs.set(spec.id, self._cost_values.setdefault(cost, cost))  # few distinct: one object each
 
     def _remove(self, strategy_id: int) -> None:
         """Out of the plan (its spec stays where the caller keeps it)."""
         self.compiled.pop(strategy_id, None)
-        self.costs.pop(strategy_id, None)
+        self.costs.drop(strategy_id)
         self.waiting.pop(strategy_id, None)
         self._planning.remove(strategy_id)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ubot.scan.cost import Cost
+from ubot.scan.cost import CostBook
 from ubot.scan.frame import MarketFrame
 from ubot.scan.messages import CostlyStrategy, ScanDone, ScannerStats
 
@@ -91,13 +90,13 @@ class ScanFigures:
         self,
         workers: int,
         strategies: int,
-        costs: Mapping[int, Cost] | None = None,
+        costs: CostBook | None = None,
         seeding: int = 0,
         last_seed_s: float | None = None,
     ) -> ScannerStats:
         """The figures for ``/health``; ``costs``: each planned strategy's, to name the costliest."""
-        costs = costs or {}
-        costliest = sorted(costs.items(), key=lambda item: (-item[1].total, item[0]))[:COSTLIEST]
+        costs = costs if costs is not None else CostBook()
+        costliest = costs.costliest(COSTLIEST)
         durations = sorted(self.durations)
         return ScannerStats(
             workers=workers,
@@ -115,7 +114,7 @@ class ScanFigures:
             last_coins=self.last_coins,
             last_errors=self.last_errors,
             last_history_ms=None if self.history_ms is None else round(self.history_ms, 1),
-            cost=sum(cost.total for cost in costs.values()),
+            cost=costs.total,
             costliest=[CostlyStrategy(i, cost.total) for i, cost in costliest],
             seeding=seeding,
             last_seed_s=None if last_seed_s is None else round(last_seed_s, 3),

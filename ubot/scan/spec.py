@@ -27,6 +27,8 @@ class StrategySpec:
     quiet_hours: str | None = None
     timezone: str = "UTC"
     currency: str = "USD"
+    template: str = ""  # its message template (``ubot/notify/templates.py``); "": uBot's own words
+    muted_until_ms: int | None = None  # the owner's ``/mute``: deliveries held until then
 
     @property
     def scope(self) -> tuple:

@@ -396,6 +396,8 @@ class ScanWorker:
             deliveries=spec.deliveries,
             quiet_hours=spec.quiet_hours,
             timezone=spec.timezone,
+            template=spec.template,
+            muted_until_ms=spec.muted_until_ms,
         )
 
 

@@ -12,6 +12,11 @@ How each channel proves it:
   ``POST /v1/me/destinations/{channel}/confirm``; valid :data:`CODE_LIFETIME_MS`, at most
   :data:`MAX_ATTEMPTS` wrong codes (then a new one must be sent); compared as SHA-256 digests in
   constant time; only its digest is stored.
+- ``email`` also by a link, when ``[http] public_url`` is set: ``<public_url>/v1/destinations/confirm?token=``
+  with 256 random bits (:func:`new_link_token`), valid as long as the code, used once; no login
+  needed (the token is the proof). Only its SHA-256 is stored (in ``token``), looked up by it.
+  Opening the link shows a page with a Confirm button (a POST): a mail scanner that fetches every
+  link in a message cannot confirm an address by itself.
 - ``webhook``: a request signed like alerts (``X-Ubot-Signature``) whose body says
   ``"event": "verification"``; verified when it is answered 2xx.
 - ``telegram``: a deep link ``https://t.me/<bot>?start=<token>``; the user sends ``/start <token>``
@@ -43,6 +48,8 @@ State = Literal["unverified", "pending", "verified"]
 
 #: Channels proved by a code sent to them.
 CODE_CHANNELS = ("email", "sms", "whatsapp")
+#: Channels whose code comes with a link that confirms too.
+LINK_CHANNELS = ("email",)
 CODE_DIGITS = 6
 CODE_LIFETIME_MS = 15 * 60_000
 LINK_LIFETIME_MS = 60 * 60_000
@@ -61,6 +68,11 @@ def new_code() -> str:
 def new_token() -> str:
     """A Telegram start parameter: at most 64 of A-Z a-z 0-9 _ - (Telegram's rule); 32 here."""
     return secrets.token_urlsafe(24)
+
+
+def new_link_token() -> str:
+    """A confirmation link's token: 256 random bits, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
 
 
 def digest(code: str) -> str:

@@ -21,10 +21,11 @@ class UserError(Exception):
 
 
 class ValidationError(UserError, ValueError):
-    """``field``: what is wrong (``message``); ``column``: 1-based position in a condition."""
+    """``field``: what is wrong (``message``); ``column``: 1-based position in a condition or a
+    message template."""
 
     def __init__(self, field: str, message: str, column: int | None = None) -> None:
-        title = "Invalid condition" if field == "condition" else "Invalid field"
+        title = {"condition": "Invalid condition", "template": "Invalid template"}.get(field, "Invalid field")
         super().__init__(f"{field}: {message}", field=field, title=title)
         self.message = message
         self.column = column

@@ -9,10 +9,19 @@ behind it.
 
 :class:`Inline` runs the same jobs in the caller's thread (the UserManager's own ``login``,
 ``register`` and ``change_password``, used without a gateway: tests, scripts, benches).
+
+argon2 with ``parallelism=4`` starts four threads of its own for every hash, and on a machine with
+fewer cores than that they compete with the threads answering requests. The pool's threads run at a
+lower scheduling priority (``nice``, ``[accounts] hash_nice``); on Linux each thread has its own
+nice value and argon2's threads inherit it from the pool thread that starts them, so the kernel
+serves requests first and hashes with what is left. Logins are slower only while the machine is
+busy with something else.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +34,8 @@ T = TypeVar("T")
 #: Defaults of ``[accounts] hash_workers`` and ``hash_queue`` (``settings.ini``).
 DEFAULT_WORKERS = 2
 DEFAULT_QUEUE = 1
+#: Default of ``[accounts] hash_nice``: the nice value added to the pool's threads (0: none).
+DEFAULT_NICE = 10
 #: Seconds a refused client is told to wait: a few hashes' time.
 RETRY_AFTER_S = 1
 
@@ -44,15 +55,24 @@ class HashPool:
     """``workers`` threads and room for ``queue`` more jobs waiting; beyond that, :class:`Busy`."""
 
     def __init__(
-        self, workers: int = DEFAULT_WORKERS, queue: int = DEFAULT_QUEUE, retry_after_s: int = RETRY_AFTER_S
+        self,
+        workers: int = DEFAULT_WORKERS,
+        queue: int = DEFAULT_QUEUE,
+        retry_after_s: int = RETRY_AFTER_S,
+        nice: int = DEFAULT_NICE,
     ) -> None:
         if workers < 1 or queue < 0:
             raise ValueError(f"a hash pool needs workers >= 1 and queue >= 0, not {workers} and {queue}")
+        if not 0 <= nice <= 19:
+            raise ValueError(f"a hash pool's nice value is 0..19, not {nice}")
         self.workers = workers
         self.queue = queue
         self.retry_after_s = retry_after_s
+        self.nice = nice
         self._slots = threading.BoundedSemaphore(workers + queue)
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="argon2", initializer=lower_priority, initargs=(nice,)
+        )
         self._lock = threading.Lock()
         self._admitted = 0
         self.refused = 0  # jobs turned away since the start (for benches and logs)
@@ -96,3 +116,11 @@ class HashPool:
         with self._lock:
             self._admitted -= 1
         self._slots.release()
+
+
+def lower_priority(nice: int) -> None:
+    """Add ``nice`` to the calling thread's nice value (Linux, where it is per thread; elsewhere
+    ``setpriority`` would lower the whole process, so nothing is done)."""
+    if nice and sys.platform.startswith("linux"):
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))

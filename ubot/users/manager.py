@@ -26,6 +26,7 @@ from ubot.scan.spec import UserStrategies
 from ubot.timeutil import iso_from_ms
 from ubot.users import destinations as dest
 from ubot.users import tokens, validation
+from ubot.users.bot import Bot
 from ubot.users.errors import (
     BadCredentials,
     Conflict,
@@ -132,7 +133,8 @@ class TestTarget:
 @dataclass(frozen=True)
 class Verification:
     """A verification to send (``POST /v1/me/destinations/{channel}/verify``): the code (e-mail,
-    SMS, WhatsApp), the Telegram start token, the webhook secret, and until when it works."""
+    SMS, WhatsApp), the token (Telegram's start parameter; the e-mail's confirmation link), the
+    webhook secret, and until when it works."""
 
     channel: str
     target: str
@@ -195,6 +197,8 @@ class UserManager:
         self.verifications = dest.SendLimits()
         #: (username, address) pairs with a login being verified now, until when (epoch ms)
         self._logins_in_flight: dict[tuple[str, str | None], int] = {}
+        #: The Telegram bot's commands (``telegram_message``).
+        self.bot = Bot(self)
         #: Called with a user's id once their strategies or settings changed (set by the actor).
         self.changed: Callable[[int], None] = lambda user_id: None
 
@@ -398,7 +402,12 @@ class UserManager:
         return self._settings_view(user_id, self._settings(user_id))
 
     def _settings_view(self, user_id: int, values: Mapping[str, Any]) -> SettingsView:
-        return SettingsView(**values, destinations=self.destination_states(user_id, values))
+        muted = self.store.muted_until(user_id)
+        return SettingsView(
+            **values,
+            destinations=self.destination_states(user_id, values),
+            muted_until=_iso(muted) if muted is not None and muted > self.now_ms() else None,
+        )
 
     def destination_states(
         self, user_id: int, settings: Mapping[str, Any] | None = None
@@ -489,6 +498,8 @@ class UserManager:
         self.verifications.add(user_id, now)
         code = dest.new_code() if channel in dest.CODE_CHANNELS else None
         token = dest.new_token() if channel == "telegram" else None
+        if channel in dest.LINK_CHANNELS:
+            token = dest.new_link_token()  # only its digest is stored, like the code's
         lifetime = dest.LINK_LIFETIME_MS if channel == "telegram" else dest.CODE_LIFETIME_MS
         self.store.put_destination(
             user_id,
@@ -496,7 +507,7 @@ class UserManager:
             target=str(target),
             state=dest.PENDING,
             code_hash=None if code is None else dest.digest(code),
-            token=token,
+            token=dest.digest(token) if channel in dest.LINK_CHANNELS and token else token,
             expires_at=now + lifetime,
             sent_at=now,
         )
@@ -555,9 +566,31 @@ class UserManager:
         self.changed(user_id)
         return DestinationView(channel, target, dest.VERIFIED)
 
-    def link_telegram(self, token: str, chat_id: str) -> bool:
+    def confirm_link(self, token: Any) -> DestinationView:
+        """The link of a verification e-mail, opened (``/v1/destinations/confirm?token=``; no login:
+        the token is the proof): its destination is verified, and the token used up. Raises
+        :class:`ValidationError` (``token``) when it is not a live link (unknown, used, expired, or
+        for an address the user has changed since)."""
+        now = self.now_ms()
+        row = self.store.destination_by_token(dest.digest(token)) if isinstance(token, str) else None
+        if row is None or row.channel not in dest.LINK_CHANNELS or row.state != dest.PENDING:
+            raise ValidationError("token", "is not a live link: unknown or used; ask uBot for a new one")
+        if (row.expires_at or 0) <= now:
+            raise ValidationError("token", "the link has expired: ask uBot for a new one")
+        setting = _channel_setting(row.channel)
+        if self._settings(row.user_id).get(setting) != row.target:
+            raise ValidationError("token", f"the link is for an address no longer in {setting}")
+        self.store.put_destination(
+            row.user_id, row.channel, target=row.target, state=dest.VERIFIED, verified_at=now
+        )
+        self.changed(row.user_id)
+        return DestinationView(row.channel, row.target, dest.VERIFIED)
+
+    def link_telegram(self, token: str, chat_id: str) -> str:
         """A ``/start <token>`` the bot received from ``chat_id``: when the token is a live deep link,
-        that chat becomes its user's verified Telegram destination. Whether it was one."""
+        that chat becomes its user's verified Telegram destination. The user's name. Raises
+        :class:`ValidationError` (``token``) when it is not a live link, :class:`Conflict` when the
+        chat is linked to another account (a chat acts for one account: ``ubot/users/bot.py``)."""
         row = self.store.destination_by_token(token)
         now = self.now_ms()
         if (
@@ -566,10 +599,27 @@ class UserManager:
             or row.state != dest.PENDING
             or (row.expires_at or 0) <= now
         ):
-            return False
+            raise ValidationError("token", "is not a live link: unknown, used or expired")
+        if any(user_id != row.user_id for user_id in self.store.telegram_users(chat_id)):
+            raise Conflict(
+                "This chat is linked to another uBot account already; unlink it there first "
+                "(clear its telegram_chat_id).",
+                field="telegram_chat_id",
+            )
         self.store.link_telegram(row.user_id, chat_id, now)
         self.changed(row.user_id)
-        return True
+        return self._user(row.user_id).username
+
+    def telegram_message(self, chat_id: str, text: str) -> str | None:
+        """What the bot replies to ``text`` from the chat ``chat_id`` (``ubot/users/bot.py``), or
+        None: nothing."""
+        return self.bot.answer(chat_id, text)
+
+    def mute(self, user_id: int, until_ms: int | None) -> None:
+        """Hold the user's alerts until ``until_ms`` (None: not muted), like quiet hours."""
+        self._user(user_id)
+        self.store.set_muted_until(user_id, until_ms)
+        self.changed(user_id)
 
     def _settings(self, user_id: int) -> dict[str, Any]:
         saved = self.store.settings(user_id)
@@ -656,7 +706,8 @@ class UserManager:
         settings = self._settings(user_id)
         rows = self.store.enabled_strategies(user_id)
         verified = self.verified_channels(user_id, settings)
-        return UserStrategies(user_id, tuple(spec_of(row, settings, verified) for row in rows))
+        muted = self.store.muted_until(user_id)
+        return UserStrategies(user_id, tuple(spec_of(row, settings, verified, muted) for row in rows))
 
     def all_specs(self) -> tuple[UserStrategies, ...]:
         by_user: dict[int, list[Strategy]] = {}
@@ -666,7 +717,10 @@ class UserManager:
         for user_id, rows in by_user.items():
             settings = self._settings(user_id)
             verified = self.verified_channels(user_id, settings)
-            out.append(UserStrategies(user_id, tuple(spec_of(row, settings, verified) for row in rows)))
+            muted = self.store.muted_until(user_id)
+            out.append(
+                UserStrategies(user_id, tuple(spec_of(row, settings, verified, muted) for row in rows))
+            )
         return tuple(out)
 
     def disable_strategy(self, strategy_id: int, reason: str | None = None) -> int | None:
@@ -828,6 +882,7 @@ def _strategy_view(row: Strategy, verified: Collection[str]) -> StrategyView:
         paused_reason=row.paused_reason,
         cost=cost_of(row.indicators, row.symbols, row.top_n).total,
         unverified=tuple(c for c in row.channels if c not in verified),
+        template=row.template,
     )
 
 

@@ -25,6 +25,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ubot.market.candles import TIMEFRAMES
+from ubot.notify.templates import MAX_LENGTH as TEMPLATE_MAX
 from ubot.rules.language import MAX_LENGTH as CONDITION_MAX
 from ubot.users.errors import ValidationError
 from ubot.users.passwords import PASSWORD_MAX
@@ -81,6 +82,15 @@ QuietHours = _text(QUIET_HOURS_PATTERN, max_length=11, description="HH:MM-HH:MM,
 TimeZone = _text(TIMEZONE_PATTERN, max_length=64, description="an IANA time zone name")
 Currency = _text(r"^[A-Za-z]{3,10}$", max_length=10, description="one of the market's currencies")
 StrategyName = _text(NAME_PATTERN, min_length=1, max_length=NAME_MAX)
+MessageTemplate = _text(
+    max_length=TEMPLATE_MAX,
+    description=(
+        "the strategy's own message, with placeholders: {symbol} {name} {price} {currency} {condition} "
+        "{strategy} {timeframe} {time} {link} {value:EXPR} (EXPR: a field or indicator of the condition); "
+        "{price:,.2f} and {value:rsi(14):.1f} take a number format; {{ and }} are braces "
+        "(docs/alerts.md, Message templates). Empty or null: uBot's own words"
+    ),
+)
 Symbol = _text(SYMBOL_PATTERN, max_length=SYMBOL_MAX, description="a coin symbol such as BTC")
 Symbols = Annotated[list[Symbol], Meta(min_length=1, max_length=SYMBOLS_MAX)]
 TopN = Annotated[int, Meta(ge=1, le=TOP_N_MAX)]
@@ -207,6 +217,7 @@ class Strategy(_Body):
     cooldown_s: Cooldown = 0
     expires_at: Instant | None = None
     enabled: bool = True
+    template: MessageTemplate | None = None
     # Read-only: ignored on input.
     id: Annotated[int, _READ_ONLY] | UnsetType = UNSET
     indicators: Annotated[list[str], _READ_ONLY] | UnsetType = UNSET
@@ -231,6 +242,7 @@ STRATEGY_FIELDS = (
     "cooldown_s",
     "expires_at",
     "enabled",
+    "template",
 )
 SETTINGS_FIELDS = Settings.__struct_fields__
 
@@ -352,6 +364,9 @@ class SettingsView:
     quote_currency: str
     #: Each channel's destination and its state (read-only).
     destinations: tuple[DestinationView, ...] = field(default_factory=tuple)
+    #: Until when the user muted their alerts with the Telegram bot's ``/mute`` (read-only; null:
+    #: not muted): alerts raised before then are held until then, like quiet hours.
+    muted_until: Time | None = None
 
 
 @dataclass(frozen=True)
@@ -383,6 +398,8 @@ class StrategyView:
     #: Its channels whose destination is not verified: their deliveries are written ``failed``,
     #: never sent, until verified (``POST /v1/me/destinations/{channel}/verify``).
     unverified: tuple[Channel, ...] = field(default_factory=tuple)
+    #: Its message template (docs/alerts.md, "Message templates"); None: uBot's own words.
+    template: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,15 @@ from ubot.scan.spec import StrategySpec
 from ubot.users.validation import CHANNEL_TARGETS
 
 
-def spec_of(row: Strategy, settings: Mapping[str, Any], verified: Collection[str] = ()) -> StrategySpec:
+def spec_of(
+    row: Strategy,
+    settings: Mapping[str, Any],
+    verified: Collection[str] = (),
+    muted_until_ms: int | None = None,
+) -> StrategySpec:
     """``verified``: the channels whose target in ``settings`` its owner verified; a delivery to any
-    other is written ``failed`` and never sent (``ubot/users/destinations.py``)."""
+    other is written ``failed`` and never sent (``ubot/users/destinations.py``). ``muted_until_ms``:
+    the owner's mute (the Telegram bot's ``/mute``)."""
     deliveries = []
     for channel in row.channels:
         target = settings.get(CHANNEL_TARGETS[channel])
@@ -40,4 +46,6 @@ def spec_of(row: Strategy, settings: Mapping[str, Any], verified: Collection[str
         quiet_hours=settings.get("quiet_hours"),
         timezone=settings.get("timezone") or "UTC",
         currency=settings.get("quote_currency") or "USD",
+        template=row.template or "",
+        muted_until_ms=muted_until_ms,
     )

@@ -24,7 +24,9 @@ Limits, and why (the ones a JSON schema can state are declared in ``shapes.py``)
   up) or the top 1..1000 coins by rank (bounds a strategy's work per tick; coins ranked past 1000
   are rarely liquid); 0..5 channels, each with its target set in the settings (none, the default:
   the alert is kept in the alert log, shown by GET /v1/me/alerts and pushed on /v1/stream only);
-  a cooldown of 0 s..7 days; an expiry in the future, at most 10 years ahead.
+  a cooldown of 0 s..7 days; an expiry in the future, at most 10 years ahead; a message template
+  of at most 1,000 characters whose placeholders are known and show only the condition's values
+  (``ubot/notify/templates.py``: no attribute, index or conversion, plain number formats).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ubot.notify import templates
 from ubot.outbound import host_refusal, is_loopback_host
 from ubot.rules import language
 from ubot.users import destinations, shapes
@@ -342,7 +345,8 @@ def strategy(
     ``targets``: the user's settings."""
     given = shapes.convert(shapes.Strategy, body)
     values: dict[str, Any] = {"name": strategy_name(given.name)}
-    values["indicators"] = list(condition(given.condition, analyze).indicators)  # columns as written
+    info = condition(given.condition, analyze)
+    values["indicators"] = list(info.indicators)  # columns as written
     values["condition"] = language.normalize(given.condition)
     values["timeframe"] = given.timeframe
     has_symbols, has_top_n = given.symbols is not None, given.top_n is not None
@@ -360,4 +364,17 @@ def strategy(
     values["cooldown_s"] = given.cooldown_s
     values["expires_at"] = None if given.expires_at is None else expires_at(given.expires_at, now_ms)
     values["enabled"] = given.enabled
+    values["template"] = template(given.template, info)
     return values
+
+
+def template(text: str | None, info: ConditionInfo) -> str | None:
+    """A message template (``ubot/notify/templates.py``) whose ``{value:EXPR}`` name inputs of the
+    strategy's condition (``info``); line breaks as ``\\n``; ``None`` for none (empty or only spaces)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        templates.parse(text, inputs=(*info.fields, *info.indicators))  # columns as sent
+    except templates.TemplateError as error:
+        raise ValidationError("template", error.message, column=error.column) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")

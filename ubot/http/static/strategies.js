@@ -1,5 +1,6 @@
 // The strategies view: the list (enable/disable, edit) and the form, whose condition is checked as
 // it is typed (POST /v1/conditions/validate): the message, and a caret under the column at fault.
+// The message template is checked when the strategy is saved: a refusal shows the same way.
 import { api } from "./api.js";
 import { DryRunPanel } from "./dryrun.js";
 import { caretText, el } from "./format.js";
@@ -16,6 +17,37 @@ function localInput(ms) {
 
 const CHECK_DELAY_MS = 250;
 
+/** What uBot said of a field's text (a condition, a message template): its message, and a caret
+ * under the column at fault. */
+class FieldCheck {
+  constructor(input, caret, message) {
+    this.input = input;
+    this.caret = caret;
+    this.message = message;
+  }
+
+  /** ``result``: null (nothing to say), or {ok, message, column, text}. */
+  show(result) {
+    this.caret.hidden = true;
+    this.input.removeAttribute("aria-invalid");
+    this.message.className = "muted";
+    if (!result) {
+      this.message.textContent = "";
+      return;
+    }
+    this.message.textContent = result.message;
+    this.message.className = result.ok ? "ok" : "neg";
+    if (result.ok) return;
+    this.input.setAttribute("aria-invalid", "true");
+    if (result.column) {
+      // The column counts from the text's first character; show the line it falls in.
+      this.caret.textContent = caretText(result.text, result.column);
+      this.caret.setAttribute("aria-label", `Column ${result.column}`);
+      this.caret.hidden = false;
+    }
+  }
+}
+
 export class StrategiesView {
   constructor(root, toast) {
     this.root = root;
@@ -25,13 +57,15 @@ export class StrategiesView {
     this.form = root.querySelector("#strategy-form");
     this.title = root.querySelector("#strategy-form-title");
     this.condition = root.querySelector("#s-condition");
-    this.caret = root.querySelector("#s-caret");
-    this.conditionMessage = root.querySelector("#s-condition-message");
+    this.conditionCheck = new FieldCheck(this.condition, root.querySelector("#s-caret"), root.querySelector("#s-condition-message"));
+    this.template = root.querySelector("#s-template");
+    this.templateCheck = new FieldCheck(this.template, root.querySelector("#s-template-caret"), root.querySelector("#s-template-message"));
     this.message = root.querySelector("#strategy-message");
     this.editing = null; // the id of the strategy in the form, or null for a new one
     this.checked = 0; // the number of the latest check sent: older answers are dropped
     this.timer = null;
     this.condition.addEventListener("input", () => this.scheduleCheck());
+    this.template.addEventListener("input", () => this.templateCheck.show(null));
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.save();
@@ -63,6 +97,7 @@ export class StrategiesView {
     delete rules.name;
     delete rules.enabled;
     delete rules.channels;
+    delete rules.template;
     const [start, end] = this.range();
     this.dryRunButton.disabled = true;
     this.panel.running();
@@ -87,6 +122,11 @@ export class StrategiesView {
     if (error.field === "condition") {
       this.showCheck({ ok: false, message: error.message, column: error.column, text: condition });
       this.condition.focus();
+      return;
+    }
+    if (error.field === "template") {
+      this.templateCheck.show({ ok: false, message: error.message, column: error.column, text: this.template.value });
+      this.template.focus();
       return;
     }
     const name = error.field && (names[error.field] || error.field.split(/[.[]/)[0]);
@@ -154,6 +194,8 @@ export class StrategiesView {
     this.title.textContent = strategy ? `Edit ${strategy.name}` : "New strategy";
     fields.name.value = strategy ? strategy.name : "";
     this.condition.value = strategy ? strategy.condition : "";
+    this.template.value = strategy && strategy.template ? strategy.template : "";
+    this.templateCheck.show(null);
     fields.timeframe.value = strategy ? strategy.timeframe : "1h";
     fields.frequency.value = strategy ? strategy.frequency : "once_per_crossing";
     fields.cooldown_s.value = strategy ? strategy.cooldown_s : 0;
@@ -200,23 +242,7 @@ export class StrategiesView {
   }
 
   showCheck(result) {
-    this.caret.hidden = true;
-    this.condition.removeAttribute("aria-invalid");
-    this.conditionMessage.className = "muted";
-    if (!result) {
-      this.conditionMessage.textContent = "";
-      return;
-    }
-    this.conditionMessage.textContent = result.message;
-    this.conditionMessage.className = result.ok ? "ok" : "neg";
-    if (result.ok) return;
-    this.condition.setAttribute("aria-invalid", "true");
-    if (result.column) {
-      // The column counts from the condition's first character; show the line it falls in.
-      this.caret.textContent = caretText(result.text, result.column);
-      this.caret.setAttribute("aria-label", `Column ${result.column}`);
-      this.caret.hidden = false;
-    }
+    this.conditionCheck.show(result);
   }
 
   body_() {
@@ -229,6 +255,7 @@ export class StrategiesView {
       cooldown_s: Number(fields.cooldown_s.value || 0),
       enabled: fields.enabled.checked,
       channels: [...fields.channels].filter((box) => box.checked).map((box) => box.value),
+      template: this.template.value.trim() ? this.template.value : null,
     };
     if (fields.scope.value === "symbols") {
       body.symbols = fields.symbols.value.split(/[\s,]+/).filter(Boolean).map((s) => s.toUpperCase());

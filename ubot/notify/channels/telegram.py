@@ -84,9 +84,31 @@ class TelegramChannel:
     def __repr__(self) -> str:
         return f"TelegramChannel(base_url={self.base_url!r})"
 
-    def updates(self, on_start: Callable[[str, str], bool]) -> TelegramUpdates:
-        """A reader of this bot's messages (``/start <token>``: ``on_start(token, chat_id)``)."""
-        return TelegramUpdates(bot_token=self._token, base_url=self.base_url, on_start=on_start)
+    def updates(self, on_message: Callable[[str, str], str | None], public_url: str = "") -> TelegramUpdates:
+        """A reader of this bot's messages, answering them (``on_message(chat_id, text)``: the reply)
+        with :meth:`reply`; by webhook when ``public_url`` is set (``telegram_updates.py``)."""
+        return TelegramUpdates(
+            bot_token=self._token,
+            base_url=self.base_url,
+            on_message=on_message,
+            reply=self.reply,
+            public_url=public_url,
+        )
+
+    def reply(self, chat_id: str, text: str) -> Outcome:
+        """The bot's answer to a message of the chat ``chat_id`` (one attempt, not paced: one per
+        message received)."""
+        return self.send(
+            Message(
+                delivery_id=0,
+                alert_id=0,
+                channel=self.name,
+                target=chat_id,
+                subject="",
+                text=text,
+                payload={},
+            )
+        )
 
     def destination(self, message: Message) -> str:
         return message.target.strip()
