@@ -2,7 +2,7 @@
 """Dry-run cost: one strategy over ``--days`` of 1m candles of ``--coins`` coins (issue 15's bound:
 30 days x 100 coins within 2 s).
 
-    python bench/dryrun.py [--days 30] [--coins 100] [--repeat 5] [--read] [--end-to-end]
+    python bench/dryrun.py [--days 30] [--coins 100] [--repeat 5] [--cases N] [--read] [--end-to-end]
 
 * compute: ``scan.dryrun.run`` over history already in memory (a random walk per coin, plus the
   timeframe's warm-up candles): the indicators over time, the condition over every (minute, coin),
@@ -12,7 +12,9 @@
 * end to end (``--end-to-end``): what a request costs, ``scan.dryrun.dry_run`` with the reader's
   ``read`` over ``--coins`` coins stored in a temporary SQLite file the way the pipeline and
   ``--backfill`` store them (one tick of every coin after the other, so a coin's candles are spread
-  over the whole table), for each case: the read, the computation, and both together.
+  over the whole table), for each case: the read, the computation, and both together; first with
+  the candle rows alone (no block packed yet), then again once ``BlockPacker.pack_all`` has packed
+  them in blocks (``models/candle_blocks.py``), as the engine's packer does in the background.
 
 Each figure is the median over ``--repeat`` runs, in ms: wall time, and the process's CPU time
 (what the run itself cost, without the waits for a core on a shared machine).
@@ -69,6 +71,10 @@ def history(days: int, coins: int, timeframe: str, seed: int = 1) -> dryrun.Stor
     )
 
 
+def cases(args: argparse.Namespace) -> tuple[tuple[str, str, str, int], ...]:
+    return CASES[: args.cases]
+
+
 def median_ms(function, repeat: int) -> tuple[float, float, object]:
     """Median wall time and median CPU time of this process (ms): on a shared, loaded machine the
     wall time includes waiting for a core, the CPU time does not."""
@@ -86,6 +92,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--coins", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--cases", type=int, default=len(CASES), help="the first N conditions only (of %(default)s)"
+    )
     parser.add_argument("--read", action="store_true", help="also time reading the candles from SQLite")
     parser.add_argument(
         "--end-to-end", action="store_true", help="time whole requests (read + compute) over SQLite instead"
@@ -98,7 +107,7 @@ def main() -> None:
     if args.end_to_end:
         end_to_end(args, end)
         return
-    for condition, timeframe, frequency, cooldown in CASES:
+    for condition, timeframe, frequency, cooldown in cases(args):
         spec = dryrun.DryRunSpec(condition, timeframe, frequency, cooldown, START_MS, end, top_n=args.coins)
         stored = history(args.days, args.coins, timeframe)
         compiled = compile_condition(condition)
@@ -150,6 +159,7 @@ def store(db, days: int, coins: int, timeframes: set[str], time_major: bool) -> 
 
 
 def end_to_end(args: argparse.Namespace, end: int) -> None:
+    from ubot.models.candle_blocks import BlockPacker
     from ubot.models.db import open_database
     from ubot.models.dryrun import DryRunReader
     from ubot.models.schema import ensure_schema
@@ -162,20 +172,30 @@ def end_to_end(args: argparse.Namespace, end: int) -> None:
         print(f"stored in {time.perf_counter() - started:.0f} s (not timed below)")
         reader = DryRunReader(db)
         symbols = tuple(f"C{i}" for i in range(1, args.coins + 1))
-        for condition, timeframe, frequency, cooldown in CASES:
-            spec = dryrun.DryRunSpec(
-                condition, timeframe, frequency, cooldown, START_MS, end, symbols=symbols
-            )
-            compiled = compile_condition(condition)
-            read_ms, read_cpu, got = median_ms(functools.partial(reader.read, spec), args.repeat)
-            run_ms, run_cpu, _ = median_ms(functools.partial(dryrun.run, spec, compiled, got), args.repeat)
-            ms, cpu, result = median_ms(functools.partial(dryrun.dry_run, spec, reader.read), args.repeat)
-            print(
-                f"request  {ms:8.0f} ms wall {cpu:8.0f} ms cpu (read {read_ms:.0f}/{read_cpu:.0f}, compute "
-                f"{run_ms:.0f}/{run_cpu:.0f})  {condition!r} {timeframe} {frequency}: {result.candles:,} candles, "
-                f"{len(result.firings)} firings"
-            )
+        requests(args, end, reader, symbols, "rows  ")
+        started, cpu = time.perf_counter(), time.process_time()
+        blocks = BlockPacker(db).pack_all()
+        print(
+            f"packed {blocks:,} blocks in {time.perf_counter() - started:.1f} s wall, "
+            f"{time.process_time() - cpu:.1f} s cpu (not timed below)"
+        )
+        requests(args, end, reader, symbols, "blocks")
         db.close()
+
+
+def requests(args: argparse.Namespace, end: int, reader, symbols: tuple[str, ...], label: str) -> None:
+    """Each case as a whole request over the stored candles, then its read and computation alone."""
+    for condition, timeframe, frequency, cooldown in cases(args):
+        spec = dryrun.DryRunSpec(condition, timeframe, frequency, cooldown, START_MS, end, symbols=symbols)
+        compiled = compile_condition(condition)
+        read_ms, read_cpu, got = median_ms(functools.partial(reader.read, spec), args.repeat)
+        run_ms, run_cpu, _ = median_ms(functools.partial(dryrun.run, spec, compiled, got), args.repeat)
+        ms, cpu, result = median_ms(functools.partial(dryrun.dry_run, spec, reader.read), args.repeat)
+        print(
+            f"{label} {ms:8.0f} ms wall {cpu:8.0f} ms cpu (read {read_ms:.0f}/{read_cpu:.0f}, compute "
+            f"{run_ms:.0f}/{run_cpu:.0f})  {condition!r} {timeframe} {frequency}: {result.candles:,} candles, "
+            f"{len(result.firings)} firings"
+        )
 
 
 def read(args: argparse.Namespace, end: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 
 from ubot.clocks import FakeClock
 from ubot.periodic import Periodic
@@ -31,3 +32,15 @@ def test_a_call_answering_false_ends_the_loop() -> None:
     clock.set(clock.wait_for_sleeper())
     beat.thread.join(WAIT)
     assert not beat.thread.is_alive()
+
+
+def test_on_exit_runs_in_the_thread_when_it_ends() -> None:
+    clock = FakeClock(0.0)
+    ended: queue.Queue[str] = queue.Queue()
+    beat = Periodic(
+        clock, 1.0, lambda: None, "test-periodic", on_exit=lambda: ended.put(threading.current_thread().name)
+    ).start()
+    clock.wait_for_sleeper()
+    assert ended.empty()
+    beat.close(join_s=WAIT)
+    assert ended.get(timeout=WAIT) == "test-periodic"

@@ -13,7 +13,8 @@ touches becomes the merge of the stored candle and the new quotes, by their own 
 from the earliest, close from the latest, the extremes, the counts added). Candles are kept when
 raw quotes are pruned, so merging is right where recomputing from quotes would not be. The open
 candles of the longer timeframes are not stored (they are rebuilt at start-up from the finer ones),
-so they are not written here either. Nothing is scanned: the watermarks of the candles and of the
+so they are not written here either. The packed blocks of the candles it writes are packed again
+(``models/candle_blocks.py: invalidate``). Nothing is scanned: the watermarks of the candles and of the
 scan move past the backfilled snapshots, so the next start neither folds nor scans them again.
 
 With the simulated source, ``--backfill DAYS`` makes the history instead (:func:`simulated_history`):
@@ -36,6 +37,7 @@ from ubot.market.snapshot import MarketDataError, Snapshot, parse_listings
 from ubot.market.source import MarketSource, SourceError, SourceExhausted
 from ubot.models.alerts import SCAN_WATERMARK
 from ubot.models.bulk import insert_rows
+from ubot.models.candle_blocks import invalidate
 from ubot.models.candle_store import CANDLE_FIELDS, WATERMARK, CandleStore
 from ubot.models.db import writing
 from ubot.models.store import SnapshotWriter
@@ -151,6 +153,7 @@ def fold_unfolded(db: Database) -> int:
                 conflict_target=[Candle.coin, Candle.timeframe, Candle.open_time],
                 update=CANDLE_FIELDS[3:],
             )
+        invalidate((coin, timeframe, start) for coin, timeframe, start, *_ in rows)
         for key in (WATERMARK, SCAN_WATERMARK):
             Meta.insert(key=key, value=str(last)).on_conflict(
                 conflict_target=[Meta.key], update={Meta.value: str(last)}

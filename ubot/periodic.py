@@ -15,12 +15,21 @@ from ubot.clocks import Clock
 
 class Periodic:
     """Call ``call()`` every ``period_s`` seconds of ``clock`` in a daemon thread named ``name``;
-    ``call`` returning ``False`` ends the loop (e.g. its actor is gone)."""
+    ``call`` returning ``False`` ends the loop (e.g. its actor is gone). ``on_exit`` runs in the
+    thread when it ends (e.g. closing its database connection)."""
 
-    def __init__(self, clock: Clock, period_s: float, call: Callable[[], bool | None], name: str) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        period_s: float,
+        call: Callable[[], bool | None],
+        name: str,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
         self.clock = clock
         self.period_s = period_s
         self._call = call
+        self._on_exit = on_exit
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -36,6 +45,10 @@ class Periodic:
             self.thread.join(join_s)
 
     def _run(self) -> None:
-        while self.clock.sleep_until(self.clock.now() + self.period_s, self._stop):
-            if self._call() is False:
-                return
+        try:
+            while self.clock.sleep_until(self.clock.now() + self.period_s, self._stop):
+                if self._call() is False:
+                    return
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()

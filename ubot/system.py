@@ -37,6 +37,7 @@ from ubot.market.source import MarketSource
 from ubot.market.view import SnapshotView
 from ubot.messages import Candled
 from ubot.models.alerts import AlertStore
+from ubot.models.candle_blocks import start_packing
 from ubot.models.candle_store import CandleStore
 from ubot.models.closes import closed_candles
 from ubot.models.dryrun import DryRunReader
@@ -46,6 +47,7 @@ from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
 from ubot.notify.channels.telegram_updates import Poller
+from ubot.periodic import Periodic
 from ubot.scan import dryrun
 from ubot.scan.cost import Budgets
 from ubot.scan.messages import DisableStrategy
@@ -76,6 +78,8 @@ class Actors:
     #: Reads and answers the Telegram bot's messages (or sets its webhook), when the bot has a
     #: username (``[notify] telegram_bot_username``): in the engine (or ``all``), one per server.
     telegram_updates: Poller | None = None
+    #: Packs closed candles into blocks for bulk reads (``models/candle_blocks.py``): the engine's.
+    packer: Periodic | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,9 @@ def start_system(
         notifier,
         dry_runs,
         telegram_poller(alerts, users),
+        # Maintenance on the wall clock, not the injected one: a test stepping a FakeClock steps
+        # the ticks alone (the packer's beat is tested on its own, tests/models/test_candle_blocks.py).
+        start_packing(db, SystemClock()),
     )
 
 
@@ -292,6 +299,8 @@ def stop_system(actors: Actors, timeout: float = 30.0) -> None:
     """Stop in order, waiting for each stage to finish what is already in its mailbox."""
     if actors.telegram_updates is not None:
         actors.telegram_updates.stop()
+    if actors.packer is not None:
+        actors.packer.close(join_s=timeout)
     order = (
         "clock",
         "fetcher",

@@ -24,9 +24,8 @@ def make_version_8(db: Database) -> None:
     db.execute_sql(f"DROP INDEX {INDEX}")
 
 
-def test_a_version_8_database_gets_the_covering_index_and_keeps_its_candles(empty) -> None:
-    make_version_8(empty)
-    assert COVERING not in [i.columns for i in empty.get_indexes("candle")]
+def store_three_candles() -> None:
+    """Coin 90001's 1m candles of minutes 0, 1 and 2: closes 1.5, 2.5, 3.5, last quotes at :59."""
     Coin.insert(id=90_001, symbol="XBC", name="Example", slug="example", first_seen=0).execute()
     Candle.insert_many(
         [
@@ -35,6 +34,12 @@ def test_a_version_8_database_gets_the_covering_index_and_keeps_its_candles(empt
         ],
         fields=CANDLE_FIELDS,
     ).execute()
+
+
+def test_a_version_8_database_gets_the_covering_index_and_keeps_its_candles(empty) -> None:
+    make_version_8(empty)
+    assert COVERING not in [i.columns for i in empty.get_indexes("candle")]
+    store_three_candles()
 
     assert ensure_schema(empty, target=9) == 8
 

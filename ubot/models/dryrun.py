@@ -1,15 +1,15 @@
 """What a dry run reads (``scan/dryrun.py``): the coins of its scope, their 1m candles in the range and
-their closed candles of the strategy's timeframe before it. Range reads of the candle table's primary
-key (coin, timeframe, open time), one query per kind, rows straight into numpy columns."""
+their closed candles of the strategy's timeframe before it: whole blocks of packed candles where the
+block packer has packed them, range reads of the candle rows for the rest (``models/candle_blocks.py``),
+straight into numpy columns."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 from peewee import Database, fn
 
 from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
+from ubot.models.candle_blocks import BlockReader
 from ubot.models.tables import Candle, Coin, Quote, SnapshotRecord
 from ubot.scan.dryrun import WARMUP_CANDLES, DryRunSpec, StoredHistory
 from ubot.users.errors import ValidationError
@@ -18,6 +18,7 @@ from ubot.users.errors import ValidationError
 class DryRunReader:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._blocks = BlockReader(db)
 
     def read(self, spec: DryRunSpec) -> StoredHistory:
         ids, symbols = self._scope(spec)
@@ -88,34 +89,15 @@ class DryRunReader:
 
     def _candles(self, timeframe: str, ids: np.ndarray, after_ms: int, before_ms: int) -> CandleRows:
         """The candles of ``timeframe`` of ``ids`` opened in ``[after_ms, before_ms)``, by coin then
-        time: coin, open time, close and last quote time filled in. One range read of the primary
-        key per coin, two columns a row (a candle's open time is the bucket of its last quote),
-        straight from the cursor into one array."""
-        query = (
-            Candle.select(Candle.close, Candle.last_ts)
-            .where(
-                (Candle.coin == 0)
-                & (Candle.timeframe == timeframe)
-                & (Candle.open_time >= after_ms)
-                & (Candle.open_time < before_ms)
-            )
-            .order_by(Candle.open_time)
+        time: coin, open time, close and last quote time filled in (a candle's open time is the
+        bucket of its last quote)."""
+        coin_ids, columns = self._blocks.columns(
+            timeframe, ids.tolist(), after_ms, before_ms, ("close", "last_ts")
         )
-        sql, params = query.sql()
-        at = params.index(0)
-        parts, coins = [], []
-        for coin in ids.tolist():
-            params[at] = coin
-            cursor = self._db.execute_sql(sql, params)
-            part = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64).reshape(-1, 2)
-            parts.append(part)
-            coins.append(np.full(len(part), coin, dtype=np.int64))
-        table = np.concatenate(parts) if parts else np.empty((0, 2))
-        n = len(table)
-        last_ts = table[:, 1].astype(np.int64)
-        coin_ids = np.concatenate(coins) if coins else np.empty(0, dtype=np.int64)
+        n = len(coin_ids)
+        last_ts = columns["last_ts"]
         zeros, nans = np.zeros(n, dtype=np.int64), np.full(n, np.nan)
         open_time = bucket_start(last_ts, timeframe)
         return CandleRows(
-            timeframe, coin_ids, open_time, nans, nans, nans, table[:, 0], zeros, last_ts, zeros
+            timeframe, coin_ids, open_time, nans, nans, nans, columns["close"], zeros, last_ts, zeros
         )

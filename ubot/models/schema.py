@@ -15,9 +15,9 @@ statuses ``capped`` and ``cancelled`` (``delivery.status`` widened to 16), ``str
 ``pacing`` table (per-destination pacing shared by notifier processes); 8 = the ``destination``
 table (verified destinations: every target already in a user's settings starts unverified); 9 = an index
 of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
-10 = reserved for another branch (no change here); 11 = ``strategy.template`` (a strategy's message
-template, NULL for every strategy already saved: uBot's own words); 12 = ``user_settings.muted_until``
-(the Telegram bot's ``/mute``).
+10 = ``candle_block`` and ``candle_block_stale`` (closed candles packed in blocks, ``models/candle_blocks.py``);
+11 = ``strategy.template`` (a strategy's message template, NULL for every strategy already saved: uBot's
+own words); 12 = ``user_settings.muted_until`` (the Telegram bot's ``/mute``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import (
     ALERT_TABLES,
     ALL_TABLES,
+    BLOCK_TABLES,
     AlertRecord,
     BaseModel,
     Delivery,
@@ -48,6 +49,7 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Pacing,
+    ScanMark,
     Session,
     SnapshotRecord,
     Strategy,
@@ -56,7 +58,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -249,8 +251,10 @@ def covering_candle_index(db: Database, migrator: SchemaMigrator) -> None:
         migrate(migrator.add_index("candle", tuple(columns), False))
 
 
-def reserved(db: Database, migrator: SchemaMigrator) -> None:
-    """Version 10: no change on this branch (the number is another branch's; renumbered at merge)."""
+def add_candle_blocks(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 10: the ``candle_block`` and ``candle_block_stale`` tables, new and empty: the block
+    packer packs the candles already stored in the background, and readers take the rows until then."""
+    db.create_tables(list(BLOCK_TABLES))
 
 
 def strategy_templates(db: Database, migrator: SchemaMigrator) -> None:
@@ -263,6 +267,13 @@ def muted_until(db: Database, migrator: SchemaMigrator) -> None:
     migrate(migrator.add_column("user_settings", "muted_until", BigIntegerField(null=True)))
 
 
+def add_scan_marks(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 13: the ``scan_mark`` table, new and empty: a strategy without a mark has no scan
+    recorded, so the first scanner to scan it writes one (its scans so far were covered by the
+    scanners' watermarks in ``meta``, which stay)."""
+    db.create_tables([ScanMark])
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -273,9 +284,10 @@ MIGRATIONS: dict[int, Migration] = {
     7: delivery_claims,
     8: add_destinations,
     9: covering_candle_index,
-    10: reserved,
+    10: add_candle_blocks,
     11: strategy_templates,
     12: muted_until,
+    13: add_scan_marks,
 }
 
 

@@ -2,7 +2,8 @@
 (schema version 1); users, their sessions, settings and strategies (added in version 2); alerts, their
 deliveries (the outbox) and each (strategy, coin)'s firing state (added in version 3); whether an
 alert was raised by a replay (version 4); alerts grouped by (strategy, tick), grouped messages and
-capped or cancelled deliveries, a strategy's pause reason (version 6); notifier claims and the shared pacing (version 7); verified destinations (version 8); the covering candle index (version 9).
+capped or cancelled deliveries, a strategy's pause reason (version 6); notifier claims and the shared pacing (version 7); verified destinations (version 8); the covering candle index (version 9); closed candles packed
+in blocks for bulk reads (version 10).
 
 Times are ``BIGINT`` epoch milliseconds (UTC). Numeric market values are double precision, ``NULL``
 where CoinMarketCap sent null. Quotes and global metrics are raw history, pruned after the retention
@@ -19,6 +20,7 @@ from typing import Any
 from peewee import (
     AutoField,
     BigIntegerField,
+    BlobField,
     BooleanField,
     CharField,
     CompositeKey,
@@ -368,4 +370,73 @@ class Destination(BaseModel):
 
 #: Schema version 8: verified destinations.
 DESTINATION_TABLES = (Destination,)
-ALL_TABLES = HISTORY_TABLES + USER_TABLES + ALERT_TABLES + CLUSTER_TABLES + DESTINATION_TABLES
+
+
+class CandleBlock(BaseModel):
+    """Schema version 10: a block of one coin's closed candles of one timeframe, packed for reading in
+    bulk (``models/candle_blocks.py``): the candles opened in ``[start, start + block length)``, the
+    same values as their ``candle`` rows, each column a little-endian array of ``candles`` numbers
+    (float64 prices, int64 times and counts), in open-time order. Written by the block packer from the
+    candle rows, never the other way; the dry run's columns first (a SQLite read of them stops early)."""
+
+    coin = ForeignKeyField(Coin, index=False, backref="+")
+    timeframe = CharField(max_length=4)
+    start = BigIntegerField()
+    candles = IntegerField()
+    close = BlobField()
+    last_ts = BlobField()
+    open_time = BlobField()
+    open = BlobField()
+    high = BlobField()
+    low = BlobField()
+    first_ts = BlobField()
+    count = BlobField()
+
+    class Meta:
+        table_name = "candle_block"
+        primary_key = CompositeKey("coin", "timeframe", "start")
+
+
+class CandleBlockStale(BaseModel):
+    """Schema version 10: blocks to pack again because candle rows of their range were written after
+    they were packed (a backfill merged into older candles): their ``candle_block`` row is deleted in
+    the same transaction, so readers take the rows meanwhile."""
+
+    coin = ForeignKeyField(Coin, index=False, backref="+")
+    timeframe = CharField(max_length=4)
+    start = BigIntegerField()
+
+    class Meta:
+        table_name = "candle_block_stale"
+        primary_key = CompositeKey("coin", "timeframe", "start")
+
+
+#: Schema version 10: closed candles packed in blocks.
+BLOCK_TABLES = (CandleBlock, CandleBlockStale)
+
+
+class ScanMark(BaseModel):
+    """Schema version 13: per strategy, the last snapshot whose scan of it was written
+    (``--role scanner``; ``AlertStore.record`` moves it forward in the transaction of the scan's
+    alerts and firing states, and writes nothing of a scan that would not move it: the guard against
+    two scanners scanning one strategy for one snapshot). No foreign key: a deleted strategy's row is
+    one small row, and a scan's write need not look its strategies up."""
+
+    strategy_id = BigIntegerField(primary_key=True)
+    snapshot_id = BigIntegerField(index=True)
+
+    class Meta:
+        table_name = "scan_mark"
+
+
+#: Schema version 13: what the scanner processes share.
+SCANNER_TABLES = (ScanMark,)
+ALL_TABLES = (
+    HISTORY_TABLES
+    + USER_TABLES
+    + ALERT_TABLES
+    + CLUSTER_TABLES
+    + DESTINATION_TABLES
+    + BLOCK_TABLES
+    + SCANNER_TABLES
+)

@@ -70,25 +70,31 @@ def _seeded_ema(by_candle: np.ndarray, n: int, alpha: float, full: bool = False)
     valid = ~np.isnan(by_candle)
     first = np.where(valid.any(axis=0), valid.argmax(axis=0), candles)
     seed_at = first + n - 1
-    out = np.full((candles, rows), np.nan) if full else None
+    start = min(int(seed_at.min()), candles) if rows else candles
+    out = np.empty((candles, rows)) if full else None
+    if full:
+        out[:start] = np.nan  # the loop below writes every row from `start` on
     latest = _nans(rows)
-    if rows == 0 or candles < n or seed_at.min() >= candles:
+    if rows == 0 or candles < n or start >= candles:
         return out if full else latest
     index = np.minimum(first + np.arange(n)[:, np.newaxis], candles - 1)  # n x series
     seed = by_candle[index, np.arange(rows)].mean(axis=0)
     seeded = {int(t): np.flatnonzero(seed_at == t) for t in np.unique(seed_at[seed_at < candles])}
     keep = 1.0 - alpha
-    step = np.empty(rows)
-    for t in range(int(seed_at.min()), candles):
+    scaled = by_candle[start:] * alpha  # every step's x * alpha, at once (the same products)
+    for t in range(start, candles):
         # Before a series' seed `latest` is NaN and stays NaN; at the seed it takes the seed value.
-        latest *= keep
-        np.multiply(by_candle[t], alpha, out=step)
-        latest += step
+        if full:  # the step written straight into its row of `out`
+            row = out[t]
+            np.multiply(latest, keep, out=row)
+            row += scaled[t - start]
+            latest = row
+        else:
+            latest *= keep
+            latest += scaled[t - start]
         seeded_now = seeded.get(t)
         if seeded_now is not None:
             latest[seeded_now] = seed[seeded_now]
-        if full:
-            out[t] = latest
     return out if full else latest
 
 

@@ -250,7 +250,7 @@ class _Ticks:
     def __init__(self, timeframe: str, minutes: CandleRows, warmup: CandleRows, ids: np.ndarray) -> None:
         self.timeframe = timeframe
         coins = len(ids)
-        self.row = np.searchsorted(ids, minutes.coin_ids)  # ids ascending, minutes by coin then time
+        self.row = _rows_of(ids, minutes.coin_ids)  # ids ascending, minutes by coin then time
         self.time = minutes.last_ts.astype(np.int64, copy=False)
         self.price = minutes.close.astype(np.float64, copy=False)
         self.minute = minutes.open_time.astype(np.int64, copy=False)
@@ -274,7 +274,8 @@ class _Ticks:
             new_bar = first_of_row.copy()
             new_bar[1:] |= self.open_bar[1:] != self.open_bar[:-1]
             ordinal = np.cumsum(new_bar) - 1
-        row_base = np.maximum.accumulate(np.where(first_of_row, ordinal, 0))
+        starts = np.flatnonzero(first_of_row)
+        row_base = np.repeat(ordinal[starts], np.diff(np.append(starts, n)))
         #: Each tick's open bar: the number of closed candles of its row before it.
         self.at = warm_count[self.row] + ordinal - row_base
         last_in_bar = np.ones(n, dtype=bool)
@@ -283,7 +284,11 @@ class _Ticks:
         self.closes = np.full((coins, width), np.nan)
         warm_starts = np.concatenate([[0], np.cumsum(warm_count)[:-1]])
         self.closes[warm_row, np.arange(len(warm_row)) - warm_starts[warm_row]] = warm_close
-        self.closes[self.row[last_in_bar], self.at[last_in_bar]] = self.price[last_in_bar]
+        flat = self.closes.reshape(-1)  # a view: one flat index per close, faster than two
+        if timeframe == "1m":  # every tick closes its bar
+            flat[self.row * width + self.at] = self.price
+        else:
+            flat[self.row[last_in_bar] * width + self.at[last_in_bar]] = self.price[last_in_bar]
 
     def evaluated(self, on_bar_close: bool) -> np.ndarray | None:
         """Which ticks are evaluated: all (None), or (``once_per_bar_close``) those of the first minute
@@ -318,6 +323,23 @@ class _Ticks:
         for key, call in condition.calls.items():
             out[key] = series.value(call, closed_only=closed_only)
         return out
+
+
+def _rows_of(ids: np.ndarray, coin_ids: np.ndarray) -> np.ndarray:
+    """The row of ``ids`` (ascending) of each of ``coin_ids`` (grouped by coin, in the order of
+    ``ids``, every one of them in ``ids``): from the groups' lengths, not a search per candle."""
+    if len(coin_ids) == 0:
+        return np.empty(0, dtype=np.int64)
+    starts = np.flatnonzero(np.append(True, coin_ids[1:] != coin_ids[:-1]))
+    groups = coin_ids[starts]
+    rows = np.searchsorted(ids, groups)
+    if (
+        len(ids)
+        and np.all(np.diff(groups) > 0)
+        and np.array_equal(ids[np.minimum(rows, len(ids) - 1)], groups)
+    ):
+        return np.repeat(rows, np.diff(np.append(starts, len(coin_ids))))
+    return np.searchsorted(ids, coin_ids)
 
 
 def _last_per_group(groups: np.ndarray, keep: int) -> np.ndarray:
