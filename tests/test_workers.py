@@ -3,6 +3,7 @@ run makes once for all its workers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -40,11 +41,9 @@ def test_the_worker_database_is_created_when_missing_and_left_alone_when_there()
             assert url.endswith("/" + cursor.fetchone()[0])
         conn.close()
     finally:
-        admin = psycopg2.connect(POSTGRES_URL)
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"')
-        admin.close()
+        with contextlib.closing(psycopg2.connect(POSTGRES_URL)) as admin:
+            admin.autocommit = True  # DROP DATABASE cannot run in a transaction
+            admin.cursor().execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"')
 
 
 def test_what_a_run_makes_once_is_made_once(tmp_path_factory) -> None:
