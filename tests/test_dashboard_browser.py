@@ -39,6 +39,7 @@ from tests.procs import write_market
 from tests.support.ports import free_port
 from tests.support.processes import REPO, Process, command, environment, launch
 from tests.support.waits import wait_until
+from tests.support.workers import made_once
 
 CHROMIUM = next(
     (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
@@ -61,8 +62,13 @@ SCREENSHOTS = Path(os.environ.get("UBOT_TEST_SCREENSHOTS") or REPO / "tests" / "
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> tuple[Path, Path]:
-    """(the replay directory of the live minutes, a database holding the history before them)."""
-    base = tmp_path_factory.mktemp("dashboard-market")
+    """(the replay directory of the live minutes, a database holding the history before them):
+    made once per test run (under pytest-xdist, by the first worker that needs them)."""
+    base = made_once(tmp_path_factory, "dashboard-market", _record)
+    return base / "live", base / "history.db"
+
+
+def _record(base: Path) -> None:
     market = write_market(base / "all", HISTORY_FILES + LIVE_FILES, COINS, MARKET_START_MS)
     history, live = base / "history", base / "live"
     history.mkdir()
@@ -95,7 +101,6 @@ def recorded(tmp_path_factory) -> tuple[Path, Path]:
         assert stored.wait_exit(timeout=300) == 0, stored.tail()
     finally:
         stored.close()
-    return live, database
 
 
 @pytest.fixture
