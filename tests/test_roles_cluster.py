@@ -32,6 +32,7 @@ from tests.support.processes import Process, command, environment, launch
 from tests.support.waits import wait_until
 from tests.test_stream_e2e import EventReader
 from ubot.bus import EntryId
+from ubot.bus.messages import TICKS, TickReady, decode
 from ubot.models.alerts import SCAN_WATERMARK
 from ubot.models.candle_store import WATERMARK
 
@@ -105,6 +106,17 @@ class Deployment:
         finally:
             client.close()
         return [EntryId.parse(i) for i, _ in found]
+
+    def ticks(self) -> list[TickReady]:
+        """Every ``TickReady`` the engine published so far (the ``ticks`` topic, in Redis), oldest first."""
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL or "")
+        try:
+            found = client.xrange(f"{self.prefix}:topic:{TICKS}")
+        finally:
+            client.close()
+        return [m for m in (decode(fields[b"m"]) for _, fields in found) if isinstance(m, TickReady)]
 
     def query(self, sql: str) -> list[tuple]:
         import psycopg2

@@ -1,7 +1,7 @@
 # ruff: noqa: F811  (the deployment fixture of test_roles_cluster, imported, is a parameter here)
-"""A scanner stopped dead mid-run and then killed (``SIGSTOP``, ``kill -9``): the survivor takes its
-share over and scans, for the strategies it received, every snapshot the dead one did not (their
-scan marks), so each fires for the snapshots in between exactly once.
+"""A scanner stopped dead mid-run, while it writes a scan, and then killed (``SIGSTOP``, ``kill -9``):
+the survivor takes its share over and scans, for the strategies it received, every snapshot the dead
+one did not (their scan marks), so each fires for the snapshots in between exactly once.
 
 The engine replays recordings in which BTC's price alternates between 100 and 102, one file a tick:
 ``price > 101`` turns true at every other snapshot, ``price < 101`` at the others, so each
@@ -16,9 +16,11 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import time
 
+import psycopg2
 import requests
 
 from tests.fakes.webhook import FakeWebhook
@@ -35,6 +37,7 @@ from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped witho
     sign_up,
 )
 from tests.test_roles_workers import member_of, roles, start
+from ubot.models.alerts import member_watermark
 from ubot.scan.assign import owner
 
 STRATEGIES = 50  # a user's most: half ``price > 101``, half ``price < 101``
@@ -65,6 +68,24 @@ def expected(condition: str, prices: list[tuple[int, float]], after: int) -> lis
     _, op, value = condition.split()
     holds = [(sid, price > float(value) if op == ">" else price < float(value)) for sid, price in prices]
     return [sid for (_, was), (sid, now) in zip(holds, holds[1:]) if sid > after and now and not was]
+
+
+TAKEN_OVER = re.compile(
+    r"strategy\(ies\) taken over at snapshot (\d+), .*\(scan marks (?:(\d+) to \d+|none)\)"
+)
+
+#: How many sessions wait for a lock that session ``pid`` holds.
+BLOCKED = "SELECT count(*) FROM pg_stat_activity WHERE {pid} = ANY(pg_blocking_pids(pid))"
+
+CAUGHT_UP = re.compile(r"scanner: catching up \d+ snapshot\(s\) before (\d+) ")
+
+
+def taken_over(log: str) -> tuple[int, int | None]:
+    """The snapshot of a scanner's last takeover (its log), and the oldest scan mark it took over."""
+    found = TAKEN_OVER.findall(log)
+    assert found, log
+    snapshot_id, low = found[-1]
+    return int(snapshot_id), int(low) if low else None
 
 
 def create(base: str, token: str, name: str, condition: str) -> int:
@@ -134,16 +155,34 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
         TIMEOUT_S,
     )
     (armed,) = deployment.query(f"SELECT max(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})")[0]
-    scanners[0].proc.send_signal(signal.SIGSTOP)
-    # Its heartbeat ends; the ticks still naming it meanwhile are not scanned for its share until
-    # the survivor, taking the share over, catches them up.
-    wait_until(
-        lambda: [m["member"] for m in roles(base)["scanners"]] == [members[1]],
-        "the stopped scanner to leave the group",
-        TIMEOUT_S,
-        alive=scanners[1],
-    )
-    kill9(scanners[0])
+    # Stopped while it writes a scan: its share's scan marks locked here, its next scan's write waits
+    # for them. Stopped at any other moment, its heartbeat (a TTL of one interval) may expire before
+    # the next tick, and no snapshot is left for the survivor to catch up.
+    holder = psycopg2.connect(deployment.db_url)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(
+                "SELECT strategy_id FROM scan_mark WHERE strategy_id IN %s FOR UPDATE", (tuple(sorted(dead)),)
+            )
+        blocked = BLOCKED.format(pid=holder.get_backend_pid())  # polled from other sessions
+        wait_until(
+            lambda: deployment.query(blocked)[0][0],
+            "the scanner's write to wait for its share's scan marks",
+            TIMEOUT_S,
+            alive=scanners[0],
+        )
+        scanners[0].proc.send_signal(signal.SIGSTOP)
+        # Its heartbeat ends; the ticks still naming it meanwhile are not scanned for its share until
+        # the survivor, taking the share over, catches them up.
+        wait_until(
+            lambda: [m["member"] for m in roles(base)["scanners"]] == [members[1]],
+            "the stopped scanner to leave the group",
+            TIMEOUT_S,
+            alive=scanners[1],
+        )
+        kill9(scanners[0])
+    finally:
+        holder.close()
     (newest,) = deployment.query("SELECT max(id) FROM snapshot")[0]
     wait_until(
         lambda: (
@@ -166,7 +205,14 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
     fired = collections.defaultdict(list)
     for strategy_id, snapshot_id in alerts:
         fired[strategy_id].append(snapshot_id)
-    assert "catching up" in scanners[1].log
+    # The survivor took the share over at a tick that no longer named the stopped scanner, with the
+    # scan marks the stopped one wrote (at least its watermark: every scan it finished); a tick had
+    # named it after them (the scan it was stopped in): the survivor caught that one up.
+    named = max(t.snapshot_id for t in deployment.ticks() if members[0] in t.scanners)
+    taken_at, low = taken_over(scanners[1].log)
+    (scanned,) = deployment.query(f"SELECT value FROM meta WHERE key = '{member_watermark(members[0])}'")[0]
+    assert low is not None and int(scanned) <= low < named < taken_at
+    assert any(i >= taken_at for i in map(int, CAUGHT_UP.findall(scanners[1].log))), scanners[1].tail()
     # Exactly once at each crossing, whoever scanned it: the stopped one before it stopped, the
     # survivor live, or the survivor catching up the snapshots the stopped one missed.
     assert {i: sorted(fired[i]) for i in ids} == {

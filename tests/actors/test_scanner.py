@@ -3,6 +3,7 @@ and the Monitor. Every wait is for a message."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from typing import Any
@@ -244,10 +245,11 @@ class Stored:
         return sorted(i for i in self.snapshots if i > snapshot_id)
 
 
-def test_scanner_processes_split_the_strategies_and_a_survivor_continues_a_dead_ones_state():
+def test_scanner_processes_split_the_strategies_and_a_survivor_continues_a_dead_ones_state(caplog):
     from ubot.scan.assign import Shares, owner
     from ubot.scan.messages import ScanStored
 
+    caplog.set_level(logging.INFO, logger="ubot")
     ids = range(1, 13)
     specs = [spec(i, "price > 10", user_id=7) for i in ids]
     users_q, notes_q, monitor_q = queue.Queue(), queue.Queue(), queue.Queue()
@@ -295,3 +297,11 @@ def test_scanner_processes_split_the_strategies_and_a_survivor_continues_a_dead_
     fired = sorted((a.strategy_id, a.coin_id) for o in second for a in o.alerts)
     # a's strategies continue from the state a wrote: BTC and SOL stay true (no alert), ETH crosses.
     assert fired == [(s, 2) for s in ids]
+    # a's share moved at the first tick after a's last scan: nothing to catch up (its marks: 1).
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("ubot.")]
+    gained = len(mine["a"])
+    assert (
+        f"scanner: {gained} strategy(ies) taken over at snapshot 2, {gained} of them scanned before (scan marks 1 to 1)"
+        in lines
+    )
+    assert not [line for line in lines if "catching up" in line]

@@ -264,7 +264,16 @@ class Scanner(pykka.ThreadingActor):
                 self.backlog.taken_over = True  # their series are seeded in the tick: see backlog.py
                 # Read before their workers read their firing state: a scan written in between is
                 # scanned again and not written twice (``AlertStore.record``), never skipped.
-                self.backlog.marks.update(self._marks(tuple(gained)))
+                marks = self._marks(tuple(gained))
+                self.backlog.marks.update(marks)
+                log.info(
+                    "scanner: %d strategy(ies) taken over at snapshot %d, %d of them scanned before (scan "
+                    "marks %s)",
+                    len(gained),
+                    message.snapshot_id,
+                    len(marks),
+                    f"{min(marks.values())} to {max(marks.values())}" if marks else "none",
+                )
             if changes:  # every user's at once: one replan, one message per worker
                 told = self.planner.set_users((c.user_id, c.specs, c.moved) for c in changes)
                 for worker, share in told.items():
