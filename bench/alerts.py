@@ -193,7 +193,8 @@ class TimedWebhook(WebhookChannel):
         self.timeline = timeline
 
     def send(self, message: Message) -> Outcome:
-        self.timeline.mark("send", int(message.payload["alerts"][0]["fired_at_ms"]))
+        if "alerts" in message.payload:  # not the destination's verification request
+            self.timeline.mark("send", int(message.payload["alerts"][0]["fired_at_ms"]))
         return super().send(message)
 
 
@@ -226,6 +227,8 @@ def receiver(timeline: Timeline) -> ThreadingHTTPServer:
             self.send_header("Content-Length", "0")
             self.end_headers()
             document = json.loads(body)  # one strategy's alerts of one tick
+            if document.get("event") == "verification":  # the destination's check, answered 2xx
+                return
             with timeline.lock:
                 timeline.sizes.append(len(document["alerts"]))
             timeline.mark("received", int(document["alerts"][0]["fired_at_ms"]), arrived)
@@ -291,6 +294,10 @@ def sign_up(client: TestClient, hook_url: str, flood: int = 0) -> list[int]:
     auth = {"Authorization": f"Bearer {token['token']}"}
     settings = {"webhook_url": hook_url, "webhook_secret": SECRET}
     check(client.simulate_put("/v1/me/settings", json=settings, headers=auth), 200)
+    # Alerts go only to verified destinations: the receiver answers the signed verification request.
+    verified = check(client.simulate_post("/v1/me/destinations/webhook/verify", headers=auth), 200)
+    if verified["state"] != "verified":
+        raise SystemExit(f"the webhook was not verified: {verified}")
     ids = []
     for name, op in (("BTC up", ">"), ("BTC down", "<")):
         strategy: dict[str, Any] = {
@@ -366,6 +373,7 @@ def run(args: argparse.Namespace, url: str) -> tuple[list[int], Timeline, dict]:
             clock=actors.clock,
             users=actors.users,
             notifier=actors.notifier,
+            channels={"webhook": channel},  # what this server has configured (verification too)
         )
         client = TestClient(create_app(gateway))
         host, port = server.server_address[:2]
