@@ -13,8 +13,9 @@ not one step per tick:
   ``0 .. at - 1``), and ``price`` is the close of its open candle.
 
 The maths is that of the live state, written over whole series: the recursive indicators (EMA, RSI,
-MACD) run :func:`ubot.rules.indicators._seeded_ema` over the closed candles (the reference the live
-state is tested against, vectorised over coins) and take one step with the open candle, exactly as
+MACD) run :func:`ubot.rules.indicators.seeded_ema` over the closed candles (the reference the live
+state is tested against: the recursion in C over time, for all coins at once) and take one step
+with the open candle, exactly as
 :meth:`~ubot.rules.incremental.State.opened` does; the windowed ones (SMA, Bollinger bands, highest,
 lowest, change) are prefix sums and block maxima over time. Values agree with the live state's to
 rounding (``tests/rules/test_series.py``: relative 1e-9).
@@ -26,7 +27,7 @@ import functools
 
 import numpy as np
 
-from ubot.rules.indicators import MACD_FAST, MACD_SIGNAL, MACD_SLOW, _ema_pair, _seeded_ema
+from ubot.rules.indicators import MACD_FAST, MACD_SIGNAL, MACD_SLOW, macd_lines, seeded_ema
 from ubot.rules.language import IndicatorCall
 
 
@@ -74,11 +75,9 @@ class Series:
         )
 
     def _head(self, first: int, last: int, table: np.ndarray | None = None) -> np.ndarray:
-        """Per row, the sum of its columns ``first .. last - 1`` (of ``table``, candles x rows, or of
+        """Per row, the sum of its columns ``first .. last - 1`` (of ``table``, rows x candles, or of
         the closes): a seed, read only at the few ticks that seed."""
-        if table is None:
-            return np.nansum(self.closes[:, first:last], axis=1)
-        return np.nansum(table[first:last], axis=0)
+        return np.nansum((self.closes if table is None else table)[:, first:last], axis=1)
 
     def _window(self, table: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
         """Sum of ``table``'s columns ``end - width .. end - 1`` (its prefix sums) of each tick's row
@@ -87,20 +86,19 @@ class Series:
         return flat[first + end] - flat[first + np.maximum(end - width, 0)]
 
     def _full_ema(self, key: tuple, series: np.ndarray, n: int, alpha: float) -> np.ndarray:
-        """The seeded EMA of every column of ``series`` (candles x series), computed once."""
+        """The seeded EMA of every row of ``series`` (series x candles) over time, computed once."""
         found = self._ema.get(key)
         if found is None:
-            found = self._ema[key] = _seeded_ema(np.ascontiguousarray(series), n, alpha, full=True)
+            found = self._ema[key] = seeded_ema(series, n, alpha)
         return found
 
     def _at(self, full: np.ndarray, column: np.ndarray) -> np.ndarray:
-        """``full`` (candles x rows) at ``column`` of each tick's row (NaN before the first). Read
-        from a row-major copy: the ticks go by row then time, so the reads go through memory in
-        order."""
-        candles = len(full)
+        """``full`` (rows x candles) at ``column`` of each tick's row (NaN before the first). The
+        ticks go by row then time, so the reads go through memory in order."""
+        candles = full.shape[1]
         if candles == 0:
             return np.full(len(column), np.nan)
-        flat = np.ascontiguousarray(full.T).ravel()
+        flat = np.ascontiguousarray(full).reshape(-1)
         out = flat[self.rows * candles + np.clip(column, 0, candles - 1)]
         out[column < 0] = np.nan
         return out
@@ -200,7 +198,7 @@ def _ema_open(
 
 
 def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
-    full = s._full_ema(("ema", n), s.closes.T, n, 2.0 / (n + 1))
+    full = s._full_ema(("ema", n), s.closes, n, 2.0 / (n + 1))
     previous = s._at(full, s.at - 1)
     if closed_only:
         return previous
@@ -208,15 +206,15 @@ def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
 
 
 def _moves(s: Series) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's gains and losses from one closed candle to the next (candles - 1 x rows each)."""
-    delta = np.diff(s.closes, axis=1).T
+    """Each row's gains and losses from one closed candle to the next (rows x candles - 1 each)."""
+    delta = np.diff(s.closes, axis=1)
     return np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
 
 
 def _rsi(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
     gains, losses = _moves(s)
-    both = s._full_ema(("rsi", n), np.hstack([gains, losses]), n, 1.0 / n)  # one pass for both
-    gain, loss = both[:, : len(s.closes)], both[:, len(s.closes) :]
+    both = s._full_ema(("rsi", n), np.vstack([gains, losses]), n, 1.0 / n)  # one pass for both
+    gain, loss = both[: len(s.closes)], both[len(s.closes) :]
     # After the closed candles: the averages of the moves up to column at - 1 (move index at - 2).
     g, l_ = s._at(gain, s.at - 2), s._at(loss, s.at - 2)
     if not closed_only:
@@ -238,12 +236,11 @@ def _macd_parts(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray
     """The MACD line and its signal at every tick."""
     key = ("macd",)
     if key not in s._ema:
-        fast, slow = _ema_pair(np.ascontiguousarray(s.closes.T), full=True)
-        line = fast - slow
+        fast, slow, signal = macd_lines(s.closes)
         s._ema[key] = fast
         s._ema[("slow",)] = slow
-        s._ema[("line",)] = line
-        s._ema[("signal",)] = _seeded_ema(line, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1), full=True)
+        s._ema[("line",)] = fast - slow
+        s._ema[("signal",)] = signal
     fast, slow, line, signal = (s._ema[k] for k in (key, ("slow",), ("line",), ("signal",)))
     if closed_only:
         return s._at(line, s.at - 1), s._at(signal, s.at - 1)
