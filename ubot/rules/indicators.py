@@ -66,13 +66,15 @@ def seeded_ema(values: np.ndarray, n: int, alpha: float) -> np.ndarray:
     """
     values = np.asarray(values, dtype=np.float64)
     rows, length = values.shape
-    out = np.full((rows, length), np.nan)
     if rows == 0 or length < n:
-        return out
+        return np.full((rows, length), np.nan)
     valid = ~np.isnan(values)
     seed_at = np.where(valid.any(axis=1), valid.argmax(axis=1), length) + n - 1
+    together = seed_at.min() == seed_at.max()  # the common case: one call, only the head to fill
+    out = np.empty((rows, length)) if together else np.full((rows, length), np.nan)
+    out[:, : min(int(seed_at[0]), length)] = np.nan
     for at in np.unique(seed_at[seed_at < length]).tolist():
-        group = slice(None) if seed_at.min() == seed_at.max() else np.flatnonzero(seed_at == at)
+        group = slice(None) if together else np.flatnonzero(seed_at == at)
         seed = values[group, at - n + 1 : at + 1].mean(axis=1)
         out[group, at] = seed
         if at + 1 < length:

@@ -205,31 +205,47 @@ def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
     return _ema_open(previous, s.price, n, s.at + 1, s._head(0, n - 1), s.rows)
 
 
-def _moves(s: Series) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's gains and losses from one closed candle to the next (rows x candles - 1 each)."""
+def _moves(s: Series) -> np.ndarray:
+    """Each row's gains, then each row's losses, from one closed candle to the next
+    (2 rows x candles - 1: the RSI's two averages run as one matrix)."""
     delta = np.diff(s.closes, axis=1)
-    return np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
+    rows = len(s.closes)
+    moves = np.empty((2 * rows, delta.shape[1]))
+    np.maximum(delta, 0.0, out=moves[:rows])
+    np.maximum(np.negative(delta, out=delta), 0.0, out=moves[rows:])
+    return moves
 
 
 def _rsi(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
-    gains, losses = _moves(s)
-    both = s._full_ema(("rsi", n), np.vstack([gains, losses]), n, 1.0 / n)  # one pass for both
-    gain, loss = both[: len(s.closes)], both[len(s.closes) :]
+    moves = _moves(s)
+    rows = len(s.closes)
+    both = s._full_ema(("rsi", n), moves, n, 1.0 / n)
     # After the closed candles: the averages of the moves up to column at - 1 (move index at - 2).
-    g, l_ = s._at(gain, s.at - 2), s._at(loss, s.at - 2)
+    # (Fresh arrays from here on: the steps below are in place, one pass each over the ticks.)
+    g, l_ = s._at(both[:rows], s.at - 2), s._at(both[rows:], s.at - 2)
     if not closed_only:
-        moves = s.at  # with the open candle: at + 1 candles, at moves
-        delta = s.price - s._close(s.at - 1)
-        up, down = np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
+        counted = s.at  # with the open candle: at + 1 candles, at moves
+        up = s.price - s._close(s.at - 1)
+        down = np.negative(up)
+        np.maximum(up, 0.0, out=up)
+        np.maximum(down, 0.0, out=down)
         # The first n - 1 moves (all the closed ones, when the open candle makes the n-th).
-        seed_g, seed_l = s._head(0, n - 1, gains), s._head(0, n - 1, losses)
-        seeding, early = np.flatnonzero(moves == n), moves < n  # a few ticks per coin at most
-        g, l_ = (g * (n - 1) + up) / n, (l_ * (n - 1) + down) / n
+        seed = s._head(0, n - 1, moves)
+        seed_g, seed_l = seed[:rows], seed[rows:]
+        seeding, early = np.flatnonzero(counted == n), counted < n  # a few ticks per coin at most
+        for average, move in ((g, up), (l_, down)):  # (average * (n - 1) + move) / n
+            average *= n - 1
+            average += move
+            average /= n
         g[seeding] = (seed_g[s.rows[seeding]] + up[seeding]) / n
         l_[seeding] = (seed_l[s.rows[seeding]] + down[seeding]) / n
         g[early], l_[early] = np.nan, np.nan
-    total = g + l_
-    return np.where(total == 0.0, 50.0, 100.0 * g / total)
+    total = l_
+    total += g
+    value = np.multiply(g, 100.0, out=g)
+    value /= total
+    value[total == 0.0] = 50.0
+    return value
 
 
 def _macd_parts(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray]:
