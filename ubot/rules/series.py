@@ -43,6 +43,7 @@ class Series:
         #: Each row's first close: the windowed sums are of deviations from it (against cancellation).
         self.base = np.nan_to_num(self.closes[:, 0]) if width else np.zeros(len(self.closes))
         self._ema: dict[tuple, np.ndarray] = {}
+        self._indices: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     # Per row, prefix sums: column j + 1 holds the sum of columns 0 .. j (a window's sum: two reads).
 
@@ -92,15 +93,22 @@ class Series:
             found = self._ema[key] = seeded_ema(series, n, alpha)
         return found
 
-    def _at(self, full: np.ndarray, column: np.ndarray) -> np.ndarray:
-        """``full`` (rows x candles) at ``column`` of each tick's row (NaN before the first). The
-        ticks go by row then time, so the reads go through memory in order."""
+    def _at(self, full: np.ndarray, shift: int) -> np.ndarray:
+        """``full`` (rows x candles) at column ``at + shift`` of each tick's row (NaN before the
+        first). The ticks go by row then time, so the reads go through memory in order; the read's
+        indices are computed once per width and shift (MACD reads three series at the same ones)."""
         candles = full.shape[1]
         if candles == 0:
-            return np.full(len(column), np.nan)
-        flat = np.ascontiguousarray(full).reshape(-1)
-        out = flat[self.rows * candles + np.clip(column, 0, candles - 1)]
-        out[column < 0] = np.nan
+            return np.full(len(self.at), np.nan)
+        index = self._indices.get((candles, shift))
+        if index is None:
+            column = self.at + shift
+            flat = self.rows * candles
+            flat += np.clip(column, 0, candles - 1)
+            index = self._indices[candles, shift] = (flat, np.flatnonzero(column < 0))
+        flat, before = index
+        out = np.ascontiguousarray(full).reshape(-1)[flat]
+        out[before] = np.nan
         return out
 
 
@@ -199,7 +207,7 @@ def _ema_open(
 
 def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
     full = s._full_ema(("ema", n), s.closes, n, 2.0 / (n + 1))
-    previous = s._at(full, s.at - 1)
+    previous = s._at(full, -1)
     if closed_only:
         return previous
     return _ema_open(previous, s.price, n, s.at + 1, s._head(0, n - 1), s.rows)
@@ -222,7 +230,7 @@ def _rsi(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
     both = s._full_ema(("rsi", n), moves, n, 1.0 / n)
     # After the closed candles: the averages of the moves up to column at - 1 (move index at - 2).
     # (Fresh arrays from here on: the steps below are in place, one pass each over the ticks.)
-    g, l_ = s._at(both[:rows], s.at - 2), s._at(both[rows:], s.at - 2)
+    g, l_ = s._at(both[:rows], -2), s._at(both[rows:], -2)
     if not closed_only:
         counted = s.at  # with the open candle: at + 1 candles, at moves
         up = s.price - s._close(s.at - 1)
@@ -259,16 +267,16 @@ def _macd_parts(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray
         s._ema[("signal",)] = signal
     fast, slow, line, signal = (s._ema[k] for k in (key, ("slow",), ("line",), ("signal",)))
     if closed_only:
-        return s._at(line, s.at - 1), s._at(signal, s.at - 1)
+        return s._at(line, -1), s._at(signal, -1)
     count = s.at + 1
-    slow_open = _ema_open(s._at(slow, s.at - 1), s.price, MACD_SLOW, count, s._head(0, MACD_SLOW - 1), s.rows)
+    slow_open = _ema_open(s._at(slow, -1), s.price, MACD_SLOW, count, s._head(0, MACD_SLOW - 1), s.rows)
     hidden = MACD_SLOW - MACD_FAST  # the fast EMA starts from the 15th candle
     fast_total = s._head(hidden, MACD_SLOW - 1)
-    fast_open = _ema_open(s._at(fast, s.at - 1), s.price, MACD_FAST, count - hidden, fast_total, s.rows)
+    fast_open = _ema_open(s._at(fast, -1), s.price, MACD_FAST, count - hidden, fast_total, s.rows)
     line_open = fast_open - slow_open
     lines = count - MACD_SLOW + 1  # MACD values so far, this one included
     line_total = s._head(MACD_SLOW - 1, MACD_SLOW + MACD_SIGNAL - 2, line)  # the 8 closed lines
-    signal_open = _ema_open(s._at(signal, s.at - 1), line_open, MACD_SIGNAL, lines, line_total, s.rows)
+    signal_open = _ema_open(s._at(signal, -1), line_open, MACD_SIGNAL, lines, line_total, s.rows)
     return line_open, signal_open
 
 
