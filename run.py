@@ -51,6 +51,7 @@ FLAGS = {
     "bind": ("http", "bind"),
     "role": ("cluster", "role"),
     "redis": ("cluster", "redis_url"),
+    "metrics": ("cluster", "metrics"),
     "workers": ("http", "workers"),
 }
 
@@ -100,6 +101,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "PostgreSQL (--db) and Redis (--redis)",
     )
     parser.add_argument("--redis", metavar="URL", help="Redis for the roles: redis://host:port/db")
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve GET /metrics there (--role engine, scanner or notifier, which serve no other HTTP)",
+    )
     parser.add_argument(
         "--workers",
         metavar="N",
@@ -280,6 +286,11 @@ def run_engine(settings: Settings) -> int:
         outcome.append(why)
         finished.set()
 
+    try:
+        stop_metrics = serve_metrics(settings)  # a standby's too
+    except OSError as exc:
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 1
     bus = make_bus(settings)
     lock = engine_lock(settings.database.url)
     try:
@@ -314,8 +325,25 @@ def run_engine(settings: Settings) -> int:
     finally:
         lock.release()
         bus.close()
+        stop_metrics()
     log.info("stopped")
     return 1 if outcome[:1] in (["failed"], ["database"]) else 0
+
+
+def serve_metrics(settings: Settings) -> Callable[[], None]:
+    """``[cluster] metrics`` (``--metrics``): ``GET /metrics`` of a role that serves no other HTTP;
+    returns its stop. Raises OSError (with one line to say) when the address cannot be listened on."""
+    if not settings.cluster.metrics:
+        return lambda: None
+    from ubot.metrics import serve  # here: a gateway's workers import prometheus_client later
+
+    host, port = settings.cluster.metrics
+    try:
+        return serve(host, port)
+    except OSError as exc:
+        raise OSError(
+            f"[cluster] metrics (--metrics) {host}:{port}: cannot listen there ({exc.strerror or exc})"
+        ) from None
 
 
 def run_worker_role(settings: Settings) -> int:
@@ -325,6 +353,12 @@ def run_worker_role(settings: Settings) -> int:
     finished = stop_on_signals("stopping")
     start = start_scanner if settings.cluster.role == "scanner" else start_notifier
     running = start(settings)
+    try:
+        running.stops.insert(0, serve_metrics(settings))  # stopped last
+    except OSError as exc:
+        running.stop()
+        print(f"ubot: {exc}", file=sys.stderr)
+        return 1
     try:
         while not finished.wait(0.5):  # timed: see run_headless
             pass

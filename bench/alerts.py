@@ -66,12 +66,10 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import quote
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -251,22 +249,10 @@ def database_url(given: str | None) -> Iterator[str]:
     if given.startswith("sqlite"):
         yield given
         return
-    import psycopg2
+    from tests.support.cluster import private_schema
 
-    schema = f"ubot_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg2.connect(given) as admin, admin.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in given else "?"
-    try:
-        yield f"{given}{separator}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        admin = psycopg2.connect(given)
-        try:
-            admin.autocommit = True
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            admin.close()
+    with private_schema(given, f"ubot_bench_{os.getpid()}") as (narrowed, _):
+        yield narrowed
 
 
 def add_load(db: Any, count: int, seed: int) -> None:

@@ -35,22 +35,16 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import requests
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-PASSWORD = "correct horse battery staple"
-TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.cluster import TIMEOUT_S, account, wait_serving  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.processes import Process, environment, launch  # noqa: E402
 
 
 def export(ref: str, directory: str) -> str:
@@ -59,47 +53,23 @@ def export(ref: str, directory: str) -> str:
     return directory
 
 
-def start(root: str, work: str) -> tuple[subprocess.Popen, str]:
+def start(root: str, work: str) -> tuple[Process, str]:
+    """``root``'s run.py in ``work``, once it serves a snapshot; its base URL."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
-    env.update(
+    env = environment(
+        Path(work),
         {
             "UBOT_LIMITS_ENABLED": "false",
             "UBOT_HTTP_TRUSTED_PROXIES": "127.0.0.1",
             "PYTHONDONTWRITEBYTECODE": "1",
-        }
+        },
     )
     argv = [sys.executable, os.path.join(root, "run.py"), "--interval", "1", "--limit", "20"]
     argv += ["--db", f"sqlite:///{work}/ubot.db", "--bind", f"127.0.0.1:{port}", "--log-level", "WARNING"]
-    log = open(os.path.join(work, "ubot.log"), "w")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        argv, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    process = launch(argv, Path(work) / "ubot.log", cwd=Path(work), env=env, new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        try:
-            if requests.get(base + "/health", timeout=5).status_code == 200:
-                return process, base
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{root}: run.py did not serve (see {work}/ubot.log)")
-        time.sleep(0.2)
-
-
-def sign_up(base: str) -> str:
-    created = requests.post(
-        base + "/v1/users",
-        json={"username": "ada", "email": "ada@example.com", "password": PASSWORD},
-        timeout=TIMEOUT_S,
-    )
-    assert created.status_code == 201, created.text
-    login = requests.post(
-        base + "/v1/sessions", json={"username": "ada", "password": PASSWORD}, timeout=TIMEOUT_S
-    )
-    assert login.status_code == 201, login.text
-    return login.json()["token"]
+    wait_serving(base, process, f"{root}: run.py")
+    return process, base
 
 
 def gets(base: str, token: str, until: float) -> list[float]:
@@ -158,7 +128,7 @@ def measure(root: str, label: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="ubot-bench-auth-") as work:
         process, base = start(root, work)
         try:
-            token = sign_up(base)
+            token = account(base)
             gets(base, token, time.monotonic() + 1)  # warm up
             idle = gets(base, token, time.monotonic() + args.duration)
             statuses: collections.Counter = collections.Counter()
@@ -173,8 +143,8 @@ def measure(root: str, label: str, args: argparse.Namespace) -> dict:
             for thread in senders:
                 thread.join(TIMEOUT_S)
         finally:
-            process.terminate()
-            process.wait(TIMEOUT_S)
+            process.proc.terminate()
+            process.proc.wait(TIMEOUT_S)
     figures = {
         "idle_p50": p(idle, 50),
         "idle_p99": p(idle, 99),

@@ -8,9 +8,18 @@ A. ``GET /v1/snapshot`` requests a second with 1, 2 and 4 gateway worker process
    after the other for ``--seconds``: they share the machine's cores with the workers.
 B. One gateway process under many idle clients (below, steps 1-5).
 C. A public GET's p99 while 30 wrong logins a second arrive: ``bench/abuse.py``'s ``login`` figure.
+D. ``--strategies`` (50,000) strategies scanned by 1, then 2 scanner processes (``--role scanner``
+   beside an engine that scans nothing, over PostgreSQL and Redis as in A): the scan wall time per
+   tick, from the scanners' heartbeats (``scan_ms``: reading the snapshot, building the frame, every
+   worker's part), medians over ``--scan-ticks`` scans after the first ones (a scanner's first tick
+   seeds its share's series), and the ratio. With 2, a tick takes as long as its slower scanner.
+   The strategies are written straight to the database (:func:`seed_strategies`, bulk inserts: 1,000
+   users x 50), a mix of condition shapes over each one's top ``--strategy-coins`` coins.
 
     python bench/scale.py [--streams 2000] [--half-open 500] [--requests 500] [--coins 100]
-                          [--workers 1,2,4] [--seconds 10] [--clients 4] [--parts A,B,C]
+                          [--workers 1,2,4] [--seconds 10] [--clients 4] [--parts A,B,C,D]
+                          [--strategies 50000] [--strategy-coins 10] [--scan-interval 5]
+                          [--scan-ticks 8]
 
 B: ``GET /v1/snapshot`` latency while thousands of event streams and hundreds of half-open sockets
 are held open (issue 11, item 1).
@@ -207,27 +216,24 @@ def stored_snapshot(db: str) -> bool:
         return cursor.fetchone() is not None
 
 
+def wait_for_snapshot(db: str, engine: subprocess.Popen, work: str) -> None:
+    """Until the engine has created the schema and stored a snapshot."""
+    ends = time.monotonic() + 120
+    while not stored_snapshot(db):
+        if time.monotonic() > ends or engine.poll() is not None:
+            raise SystemExit(f"the engine stored no snapshot (see {work}/roles.log)")
+        time.sleep(0.2)
+
+
 def part_workers(args: argparse.Namespace) -> None:
     """A: GET /v1/snapshot req/s with 1, 2 and 4 gateway workers beside an engine."""
-    import uuid
-    from urllib.parse import quote
-
-    postgres = args.postgres or os.environ.get("UBOT_TEST_POSTGRES_URL")
-    redis_url = args.redis or os.environ.get("UBOT_TEST_REDIS_URL")
-    if not (postgres and redis_url):
+    found = cluster_schema(args)
+    if found is None:
         print(
             "A. gateway workers: skipped (no --postgres/--redis, UBOT_TEST_POSTGRES_URL/UBOT_TEST_REDIS_URL)"
         )
         return
-    import psycopg2
-    import redis
-
-    schema = f"ubot_bench_{uuid.uuid4().hex[:10]}"
-    prefix = f"ubot-bench-{uuid.uuid4().hex[:10]}"
-    with psycopg2.connect(postgres) as admin, admin.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in postgres else "?"
-    db = f"{postgres}{separator}options={quote(f'-csearch_path={schema}')}"
+    db, redis_url, prefix, cleanup = found
     work = tempfile.mkdtemp(prefix="ubot-scale-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
     env.update(UBOT_CLUSTER_REDIS_PREFIX=prefix, UBOT_LIMITS_ENABLED="false", UBOT_LOG_LEVEL="WARNING")
@@ -237,11 +243,7 @@ def part_workers(args: argparse.Namespace) -> None:
     engine = subprocess.Popen([*base, "--role", "engine"], cwd=work, env=env, stdout=log, stderr=log)
     rates: dict[int, float] = {}
     try:
-        ends = time.monotonic() + 120
-        while not stored_snapshot(db):  # the engine created the schema and stored a snapshot
-            if time.monotonic() > ends or engine.poll() is not None:
-                raise SystemExit(f"the engine stored no snapshot (see {work}/roles.log)")
-            time.sleep(0.2)
+        wait_for_snapshot(db, engine, work)
         for workers in args.workers:
             port = free_port()
             argv = [*base, "--role", "gateway", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
@@ -257,6 +259,38 @@ def part_workers(args: argparse.Namespace) -> None:
         engine.send_signal(signal.SIGTERM)
         engine.wait(timeout=60)
         log.close()
+        cleanup()
+    one = rates.get(1)
+    print(
+        f"A. GET /v1/snapshot ({args.coins} coins), {args.clients} client processes x one keep-alive "
+        f"connection, {args.seconds:g} s each, on {os.cpu_count()} cores shared with the clients:"
+    )
+    for workers, rate in rates.items():
+        ratio = f" (x{rate / one:.2f} of 1 worker)" if one else ""
+        print(f"  {workers} gateway worker(s): {rate:.0f} req/s{ratio}")
+
+
+def cluster_schema(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """(PostgreSQL URL of a new schema, Redis URL, key prefix, cleanup), or None without them."""
+    import uuid
+    from urllib.parse import quote
+
+    postgres = args.postgres or os.environ.get("UBOT_TEST_POSTGRES_URL")
+    redis_url = args.redis or os.environ.get("UBOT_TEST_REDIS_URL")
+    if not (postgres and redis_url):
+        return None
+    import psycopg2
+
+    schema = f"ubot_bench_{uuid.uuid4().hex[:10]}"
+    prefix = f"ubot-bench-{uuid.uuid4().hex[:10]}"
+    with psycopg2.connect(postgres) as admin, admin.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in postgres else "?"
+    db = f"{postgres}{separator}options={quote(f'-csearch_path={schema}')}"
+
+    def cleanup() -> None:
+        import redis
+
         admin = psycopg2.connect(postgres)
         admin.autocommit = True
         with admin.cursor() as cursor:
@@ -267,14 +301,189 @@ def part_workers(args: argparse.Namespace) -> None:
         if keys:
             client.delete(*keys)
         client.close()
-    one = rates.get(1)
-    print(
-        f"A. GET /v1/snapshot ({args.coins} coins), {args.clients} client processes x one keep-alive "
-        f"connection, {args.seconds:g} s each, on {os.cpu_count()} cores shared with the clients:"
+
+    return db, redis_url, prefix, cleanup
+
+
+#: The conditions of :func:`seed_strategies`, in turn: ``{x}`` a threshold drawn for each strategy.
+SHAPES = (
+    ("price > {x}", (1.0, 100_000.0)),
+    ("percent_change_1h > {x}", (-3.0, 3.0)),
+    ("percent_change_24h < {x}", (-10.0, 10.0)),
+    ("rsi(14) < {x}", (20.0, 40.0)),
+    ("ema(20) > price * {x}", (0.98, 1.02)),
+    ("price > sma(50) and volume_24h > {x}", (1e6, 1e9)),
+)
+
+
+def seed_strategies(db_url: str, count: int, top_n: int, per_user: int = 50) -> None:
+    """``count`` enabled strategies (``per_user`` a user, the API's most), written in bulk: users,
+    then strategies, ``insert_many`` in chunks inside one transaction each. Deliveries: none (an
+    alert is written and logged only)."""
+    import random
+
+    from ubot.models.db import open_database
+    from ubot.models.tables import Strategy, User
+    from ubot.rules import compile_condition
+
+    rng = random.Random(11)
+    db = open_database(db_url)
+    now = int(time.time() * 1000)
+    users = (count + per_user - 1) // per_user
+    with db.atomic():
+        rows = [
+            {
+                "username": f"bench{i}",
+                "email": f"bench{i}@example.com",
+                "password_hash": "-",
+                "created_at": now,
+                "password_changed_at": now,
+            }
+            for i in range(users)
+        ]
+        for start in range(0, len(rows), 1000):
+            User.insert_many(rows[start : start + 1000]).execute()
+    ids = [
+        u for (u,) in User.select(User.id).where(User.username.startswith("bench")).order_by(User.id).tuples()
+    ]
+    indicators = {}
+    for shape, _ in SHAPES:
+        called = compile_condition(shape.format(x=1)).indicators
+        indicators[shape] = sorted(str(call) for call in called)
+    rows = []
+    for k in range(count):
+        shape, (low, high) = SHAPES[k % len(SHAPES)]
+        rows.append(
+            {
+                "user": ids[k // per_user],
+                "name": f"s{k}",
+                "condition": shape.format(x=round(rng.uniform(low, high), 4)),
+                "indicators": indicators[shape],
+                "timeframe": "1m",
+                "symbols": None,
+                "top_n": top_n,
+                "channels": [],
+                "frequency": "once_per_crossing",
+                "cooldown_s": 0,
+                "enabled": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    with db.atomic():
+        for start in range(0, len(rows), 2000):
+            Strategy.insert_many(rows[start : start + 2000]).execute()
+    db.close()
+
+
+def scanner_beats(bus) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    """Every live scanner's latest heartbeat document."""
+    import msgspec
+
+    from ubot.heartbeat import SCANNERS, beat_key
+
+    beats = {}
+    for member in bus.members(SCANNERS):
+        raw = bus.get(beat_key(SCANNERS, member))
+        if raw:
+            beats[member] = msgspec.json.decode(raw)
+    return beats
+
+
+def scan_times(
+    bus, members: int, total: int, warm: int, ticks: int, timeout: float
+) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+    """Per scanner, ``ticks`` scan times (ms) once ``members`` scanners share the ``total``
+    strategies, after each one's first ``warm`` scans since then."""
+    ends = time.monotonic() + timeout
+    start: dict[str, int] = {}
+    times: dict[str, dict[int, float]] = defaultdict(dict)
+    while time.monotonic() < ends:
+        beats = scanner_beats(bus)
+        shared = len(beats) == members and sum(b.get("strategies") or 0 for b in beats.values()) == total
+        for member, beat in beats.items() if shared else ():
+            scans = beat.get("scans") or 0
+            start.setdefault(member, scans)
+            if scans > start[member] + warm and beat.get("scan_ms") is not None:
+                times[member][scans] = beat["scan_ms"]
+        if len(times) == members and all(len(t) >= ticks for t in times.values()):
+            return {member: list(t.values())[:ticks] for member, t in times.items()}
+        time.sleep(0.2)
+    raise SystemExit(f"no {ticks} scans of {members} scanner(s) within {timeout:g} s: {dict(times)}")
+
+
+def part_scanners(args: argparse.Namespace) -> None:
+    """D: the scan wall time per tick of ``--strategies`` strategies with 1 and 2 scanner processes."""
+    found = cluster_schema(args)
+    if found is None:
+        print("D. scanners: skipped (no --postgres/--redis, UBOT_TEST_POSTGRES_URL/UBOT_TEST_REDIS_URL)")
+        return
+    db, redis_url, prefix, cleanup = found
+    from ubot.bus.redis_streams import RedisBus
+
+    work = tempfile.mkdtemp(prefix="ubot-scale-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
+    env.update(
+        UBOT_CLUSTER_REDIS_PREFIX=prefix,
+        UBOT_CLUSTER_SCANNERS="external",
+        UBOT_CLUSTER_NOTIFIERS="external",
+        UBOT_LOG_LEVEL="WARNING",
     )
-    for workers, rate in rates.items():
-        ratio = f" (x{rate / one:.2f} of 1 worker)" if one else ""
-        print(f"  {workers} gateway worker(s): {rate:.0f} req/s{ratio}")
+    base = [sys.executable, os.path.join(ROOT, "run.py"), "--config", os.path.join(ROOT, "settings.ini")]
+    base += [
+        "--db",
+        db,
+        "--redis",
+        redis_url,
+        "--limit",
+        str(args.coins),
+        "--interval",
+        str(args.scan_interval),
+    ]
+    log = open(os.path.join(work, "roles.log"), "w")  # noqa: SIM115
+    processes = [subprocess.Popen([*base, "--role", "engine"], cwd=work, env=env, stdout=log, stderr=log)]
+    bus = RedisBus(redis_url, prefix=prefix)
+    figures: dict[int, dict[str, list[float]]] = {}
+    try:
+        wait_for_snapshot(db, processes[0], work)
+        began = time.monotonic()
+        seed_strategies(db, args.strategies, args.strategy_coins)
+        seeded_s = time.monotonic() - began
+        print(
+            f"D. {args.strategies:,} strategies (written in {seeded_s:.1f} s; {len(SHAPES)} condition "
+            f"shapes, each on its top {args.strategy_coins} of {args.coins} coins), one tick every "
+            f"{args.scan_interval:g} s, scan wall time per tick (heartbeats' scan_ms, median of "
+            f"{args.scan_ticks} scans each), on {os.cpu_count()} cores shared with the engine, "
+            "PostgreSQL and Redis (and with whatever else runs on the machine):",
+            flush=True,
+        )
+        timeout = 120 + 4 * (args.scan_ticks + 4) * args.scan_interval
+        for members in (1, 2):
+            processes.append(
+                subprocess.Popen([*base, "--role", "scanner"], cwd=work, env=env, stdout=log, stderr=log)
+            )
+            figures[members] = scan_times(bus, members, args.strategies, 2, args.scan_ticks, timeout)
+            each = {member: statistics.median(t) for member, t in figures[members].items()}
+            slowest = max(each.values())
+            one = statistics.median(next(iter(figures[1].values())))
+            ratio = "" if members == 1 else f", x{slowest / one:.2f} of 1 scanner"
+            print(
+                f"  {members} scanner(s): {slowest:.0f} ms (the slowest; each: "
+                f"{', '.join(f'{v:.0f}' for v in sorted(each.values()))} ms){ratio}",
+                flush=True,
+            )
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                print(f"  (pid {process.pid} did not stop within 60 s of SIGTERM: killed)", flush=True)
+                process.kill()
+                process.wait()
+        bus.close()
+        log.close()
+        cleanup()
 
 
 def part_logins(args: argparse.Namespace) -> None:
@@ -297,9 +506,13 @@ def main() -> int:
     parser.add_argument("--workers", type=lambda s: [int(n) for n in s.split(",")], default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of load (A) and of GETs (C)")
     parser.add_argument("--clients", type=int, default=4, help="client processes (A)")
-    parser.add_argument("--postgres", help="PostgreSQL for A (default UBOT_TEST_POSTGRES_URL)")
-    parser.add_argument("--redis", help="Redis for A (default UBOT_TEST_REDIS_URL)")
-    parser.add_argument("--parts", default="A,B,C", help="which parts to run, e.g. A or A,C")
+    parser.add_argument("--postgres", help="PostgreSQL for A and D (default UBOT_TEST_POSTGRES_URL)")
+    parser.add_argument("--redis", help="Redis for A and D (default UBOT_TEST_REDIS_URL)")
+    parser.add_argument("--parts", default="A,B,C,D", help="which parts to run, e.g. A or A,C")
+    parser.add_argument("--strategies", type=int, default=50_000, help="strategies (D)")
+    parser.add_argument("--strategy-coins", type=int, default=10, help="each strategy's top N coins (D)")
+    parser.add_argument("--scan-interval", type=float, default=5.0, help="seconds between ticks (D)")
+    parser.add_argument("--scan-ticks", type=int, default=8, help="scans measured per setting (D)")
     args = parser.parse_args()
     parts = set(args.parts.upper().split(","))
     if "A" in parts:
@@ -308,6 +521,8 @@ def main() -> int:
         part_streams(args)
     if "C" in parts:
         part_logins(args)
+    if "D" in parts:
+        part_scanners(args)
     return 0
 
 

@@ -5,9 +5,7 @@ no actor running (``stop_actors``, autouse); shared helpers are in ``tests/suppo
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from urllib.parse import quote
 
 import pytest
 from peewee import Database
@@ -29,20 +27,10 @@ def postgres_url() -> Iterator[str | None]:
     if not url:
         yield None
         return
-    import psycopg2
+    from tests.support.cluster import private_schema
 
-    schema = f"ubot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg2.connect(url) as admin, admin.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in url else "?"
-    yield f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
-    admin = psycopg2.connect(url)
-    try:
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        admin.close()
+    with private_schema(url, f"ubot_test_{os.getpid()}") as (narrowed, _):
+        yield narrowed
 
 
 @pytest.fixture

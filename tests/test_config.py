@@ -538,3 +538,24 @@ def test_a_notifiers_lease_must_outlast_an_attempt() -> None:
 def test_role_all_refuses_external_scanners_or_notifiers(name: str) -> None:
     with pytest.raises(ConfigError, match=rf"\[cluster\] {name} = external needs --role engine"):
         load(overrides={("cluster", name): "external"})
+
+
+def test_metrics_address_for_the_roles_without_http() -> None:
+    roles = {
+        ("cluster", "role"): "scanner",
+        ("database", "url"): "postgresql://u@127.0.0.1/x",
+        ("cluster", "redis_url"): "redis://127.0.0.1:6379/0",
+    }
+    assert load(overrides=roles).cluster.metrics is None  # off by default
+    assert load(overrides=roles | {("cluster", "metrics"): "127.0.0.1:9108"}).cluster.metrics == (
+        "127.0.0.1",
+        9108,
+    )
+    with pytest.raises(ConfigError, match=r"\[cluster\] metrics"):
+        load(overrides=roles | {("cluster", "metrics"): "9108"})
+    with pytest.raises(ConfigError) as refused:
+        load(overrides={("cluster", "metrics"): "127.0.0.1:9108"})
+    assert str(refused.value) == (
+        "[cluster] metrics (--metrics) is for --role engine, scanner and notifier, which serve no HTTP; "
+        "--role all serves GET /metrics on its own address ([http] metrics)"
+    )

@@ -8,7 +8,8 @@ minutes at one a second, so the page sees ticks, candles and alerts arrive.
 
 * a new user's walk: sign up, log out, log in; the market table fills and changes on the next tick
   without a reload; search and sort; a strategy with a mistake shows the message and a caret under
-  its column (in its condition as typed, in its message template when saved), fixed it is saved and listed; "Log out" ends the session;
+  its column (in its condition and in its message template, as typed: the template against the
+  condition), fixed it is saved and listed with its template; "Log out" ends the session;
 * the coin chart draws, in another timeframe too, zooms and pans from the keyboard, and draws an
   overlay typed in the condition language (a mistake in it shows its caret);
 * a dry run over the stored day draws its firings as markers on the chart and lists them in a table;
@@ -247,21 +248,36 @@ def test_a_new_user_walks_through_the_dashboard(page) -> None:
     condition.fill("rsi(14) < 30 and price > 5")
     expect(message).to_contain_text("Valid")
     expect(caret).to_be_hidden()
-    # The message template: a mistake is refused when saved, with the caret under its column.
+    # The message template, checked as typed: a mistake shows the caret under its column.
     template = page.get_by_label("Message template")
+    template_message = page.locator("#s-template-message")
+    template_caret = page.locator("#s-template-caret")
     template.fill("{symbol} at {price.__class__}")
-    page.get_by_role("button", name="Save").click()
-    expect(page.locator("#s-template-message")).to_contain_text("attribute access ('.') is not allowed")
-    expect(page.locator("#s-template-caret")).to_have_text("{symbol} at {price.__class__}\n" + " " * 18 + "^")
+    expect(template_message).to_contain_text("attribute access ('.') is not allowed")
+    expect(template_caret).to_have_text("{symbol} at {price.__class__}\n" + " " * 18 + "^")
     expect(template).to_have_attribute("aria-invalid", "true")
+    # its {value:EXPR} against the condition: a change of the condition checks it again
+    template.fill("{symbol} at {price}: SMA {value:sma(20):.1f}")
+    expect(template_message).to_contain_text("sma(20) is not in the condition")
+    expect(template_caret).to_have_text("{symbol} at {price}: SMA {value:sma(20):.1f}\n" + " " * 32 + "^")
+    condition.fill("rsi(14) < 30 and price > sma(20)")
+    expect(template_message).to_have_text("Valid template.")
+    expect(template_caret).to_be_hidden()
+    expect(template).not_to_have_attribute("aria-invalid", "true")
+    condition.fill("rsi(14) < 30 and price > 5")
+    expect(template_message).to_contain_text("sma(20) is not in the condition")
+    # A mistake is refused when saved too, with the same caret.
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#strategy-message")).to_contain_text("sma(20) is not in the condition")
     expect(page.locator("#strategy-table tbody tr")).to_have_count(0)
     template.fill("{symbol} at {price}: RSI {value:rsi(14):.1f}")
-    expect(page.locator("#s-template-caret")).to_be_hidden()
+    expect(template_message).to_have_text("Valid template.")
     page.get_by_role("button", name="Save").click()
     listed = page.locator("#strategy-table tbody tr")
     expect(listed).to_have_count(1)
     expect(listed.first).to_contain_text("BTC dip")
     expect(listed.first).to_contain_text("rsi(14) < 30 and price > 5")
+    expect(listed.first).to_contain_text("{symbol} at {price}: RSI {value:rsi(14):.1f}")
     expect(listed.first).to_contain_text("this page only")  # no channel ticked
     # each channel's state: no destination is set up yet
     expect(page.get_by_role("group", name="Channels")).to_contain_text("Webhook (no destination yet)")

@@ -41,3 +41,25 @@ def test_a_failing_heartbeat_is_said_once_per_outage(caplog) -> None:
         "heartbeat renewed",
         "heartbeat failed (Redis did not answer",
     ]
+
+
+def test_a_process_that_cannot_say_what_it_does_leaves_the_group() -> None:
+    """A scanner process whose Scanner stopped (its figures fail) renews no membership: it drops out
+    of the group after its TTL, and its share goes to the live scanners."""
+    clock = FakeClock()
+    bus = InProcessBus(clock)
+    alive = [True]
+
+    def figures() -> dict:
+        if not alive[0]:
+            raise RuntimeError("the Scanner has stopped")
+        return {"strategies": 3}
+
+    beat = Heartbeat(bus, "scanner", "scanner-a", 4.0, figures, clock=clock)
+    beat.beat()
+    assert bus.members(SCANNERS) == ("scanner-a",)
+    alive[0] = False
+    for _ in range(5):
+        clock.advance(1.0)
+        beat.beat()
+    assert bus.members(SCANNERS) == ()

@@ -18,16 +18,15 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
 
 from tests.fakes.webhook import FakeWebhook
+from tests.support.cluster import PASSWORD, TIMEOUT_S, account, private_space, wait_serving
 from tests.support.ports import free_port
 from tests.support.processes import Process, command, environment, launch
 from tests.support.waits import wait_until
@@ -43,9 +42,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 INTERVAL_S = 1
-TIMEOUT_S = 60.0  # each wait: only reached by a failing test
 SECRET = "s3cret-s3cret-s3cret"
-PASSWORD = "correct horse battery staple"
 
 
 @dataclass
@@ -95,13 +92,7 @@ class Deployment:
         port = free_port()
         process = self.start(name, "--role", "gateway", "--bind", f"127.0.0.1:{port}")
         base = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: requests.get(base + "/health", timeout=5).status_code == 200,
-            f"{name} to serve a snapshot",
-            TIMEOUT_S,
-            alive=process,
-            ignoring=(requests.ConnectionError,),
-        )
+        wait_serving(base, process, name)
         return process, base
 
     def events_after(self, entry_id: str, count: int) -> list[EntryId]:
@@ -131,34 +122,14 @@ def kill9(process: Process) -> None:
 
 @pytest.fixture
 def deployment(tmp_path) -> Iterator[Deployment]:
-    import psycopg2
-    import redis
-
-    schema = f"ubot_roles_{uuid.uuid4().hex[:10]}"
-    with psycopg2.connect(POSTGRES_URL) as admin, admin.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in (POSTGRES_URL or "") else "?"
-    url = f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    prefix = f"ubot-test-{uuid.uuid4().hex[:12]}"
     (tmp_path / "home").mkdir()
-    found = Deployment(tmp_path, url, schema, prefix)
-    try:
-        yield found
-    finally:
-        for process in found.processes:
-            process.close()
-        admin = psycopg2.connect(POSTGRES_URL)
+    with private_space(POSTGRES_URL or "", REDIS_URL or "", "ubot_roles") as space:
+        found = Deployment(tmp_path, space.db_url, space.schema, space.prefix)
         try:
-            admin.autocommit = True
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            yield found
         finally:
-            admin.close()
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
+            for process in found.processes:
+                process.close()
 
 
 class Collector:
@@ -195,16 +166,7 @@ class Collector:
 
 def sign_up(base: str, hook_url: str) -> str:
     """A user whose webhook is ``hook_url``, verified (its receiver got the verification request)."""
-    created = requests.post(
-        base + "/v1/users",
-        json={"username": "ada", "email": "ada@example.com", "password": PASSWORD},
-        timeout=TIMEOUT_S,
-    )
-    assert created.status_code == 201, created.text
-    session = requests.post(
-        base + "/v1/sessions", json={"username": "ada", "password": PASSWORD}, timeout=TIMEOUT_S
-    )
-    token = session.json()["token"]
+    token = account(base)
     settings = requests.put(
         base + "/v1/me/settings",
         json={"webhook_url": hook_url, "webhook_secret": SECRET},

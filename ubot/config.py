@@ -84,6 +84,10 @@ def _bind(raw: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _bind_or_empty(raw: str) -> tuple[str, int] | None:
+    return _bind(raw) if raw.strip() else None
+
+
 def _database_url(raw: str) -> str:
     value = raw.strip()
     scheme = urlparse(value).scheme.split("+")[0]
@@ -298,6 +302,14 @@ OPTIONS: tuple[Option, ...] = (
         "internal",
         _choice(*PLACEMENTS),
         "internal (the engine delivers too) or external (notifier processes only)",
+    ),
+    Option(
+        "cluster",
+        "metrics",
+        "",
+        _bind_or_empty,
+        "HOST:PORT (such as 127.0.0.1:9108), or empty",
+        "--metrics",
     ),
     Option(
         "cluster",
@@ -622,6 +634,11 @@ def _check_cluster(settings: Settings) -> None:
         raise ConfigError(
             f"[http] workers = {settings.http.workers} (--workers): --role {role} {why}; "
             "several workers are for --role gateway"
+        )
+    if settings.cluster.metrics and role in ("all", "gateway"):
+        raise ConfigError(
+            "[cluster] metrics (--metrics) is for --role engine, scanner and notifier, which serve no "
+            f"HTTP; --role {role} serves GET /metrics on its own address ([http] metrics)"
         )
     if role == "all":
         for name in ("scanners", "notifiers"):

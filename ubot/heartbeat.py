@@ -16,9 +16,10 @@ import os
 import re
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from ubot.bus import SCANNERS, Bus, BusUnavailable
 from ubot.clocks import Clock, SystemClock
@@ -33,14 +34,30 @@ GROUPS = {"scanner": SCANNERS, "notifier": NOTIFIERS}
 class RoleBeat(msgspec.Struct, frozen=True, omit_defaults=True):
     """What a role process says of itself (``None``: does not apply to this role)."""
 
-    role: str
+    role: Literal["scanner", "notifier"]
     member: str
-    at_ms: int  # when this beat was made
-    last_tick: int | None = None  # scanner: the engine's tick number last received
-    snapshot_id: int | None = None  # scanner: its snapshot
-    strategies: int | None = None  # scanner: strategies it owns now
-    claims: int | None = None  # notifier: deliveries it holds a live claim on
-    lag_ms: int | None = None  # scanner: how far behind the newest tick on the bus (entry ids, ms)
+    at_ms: Annotated[int | None, Meta(description="when this beat was made (null: no beat read yet)")] = None
+    last_tick: Annotated[int | None, Meta(description="scanner: the engine's tick last received")] = None
+    snapshot_id: Annotated[int | None, Meta(description="scanner: that tick's snapshot")] = None
+    strategies: Annotated[int | None, Meta(description="scanner: strategies it owns now")] = None
+    claims: Annotated[int | None, Meta(description="notifier: deliveries it holds a live claim on")] = None
+    lag_ms: Annotated[
+        int | None, Meta(description="scanner: how far behind the newest tick on the bus (entry ids, ms)")
+    ] = None
+    scans: Annotated[int | None, Meta(description="scanner: scans finished since it started")] = None
+    scan_ms: Annotated[
+        float | None,
+        Meta(
+            description="scanner: its last scan's wall time, in ms (reading the snapshot and building the frame included)"
+        ),
+    ] = None
+
+
+class RolesHealth(msgspec.Struct, frozen=True):
+    """``/health``'s ``roles`` (``--role gateway``): the live members of each group."""
+
+    scanners: list[RoleBeat]
+    notifiers: list[RoleBeat]
 
 
 def member_name(role: str) -> str:
@@ -56,6 +73,9 @@ def beat_key(group: str, member: str) -> str:
 def ttl_s(interval_s: float) -> float:
     """A member's TTL: one interval, at least 1 s (back-to-back ticks, or a shorter interval)."""
     return max(1.0, interval_s)
+
+
+_BEAT = msgspec.json.Decoder(RoleBeat)
 
 
 class Heartbeat:
@@ -87,11 +107,13 @@ class Heartbeat:
         return self
 
     def beat(self) -> None:
-        """One heartbeat: membership first (the engine's next tick may count this process), then
-        the document. A bus that is down is logged once per outage; the next beat tries again."""
+        """One heartbeat: the figures first (a process that cannot say what it does, its Scanner
+        dead, renews nothing: its membership ends with its TTL and its share moves), then its
+        membership (the engine's next tick may count this process), then the document. A bus that
+        is down is logged once per outage; the next beat tries again."""
         try:
-            self.bus.heartbeat(self.group, self.member, self.ttl)
             doc = RoleBeat(self.role, self.member, round(self.clock.now() * 1000), **self.figures())
+            self.bus.heartbeat(self.group, self.member, self.ttl)
             self.bus.put(beat_key(self.group, self.member), msgspec.json.encode(doc))
         except BusUnavailable as exc:
             if not self.failing:
@@ -113,16 +135,16 @@ class Heartbeat:
             self.bus.leave(self.group, self.member)
 
 
-def roles_health(bus: Bus) -> dict[str, list[dict[str, Any]]]:
+def roles_health(bus: Bus) -> RolesHealth:
     """Per group, the live members' latest documents (a member without one yet: its name only)."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for group in (SCANNERS, NOTIFIERS):
+    found: dict[str, list[RoleBeat]] = {}
+    for role, group in GROUPS.items():
         docs = []
         for member in bus.members(group):
             raw = bus.get(beat_key(group, member))
             try:
-                docs.append(msgspec.json.decode(raw) if raw else {"member": member})
+                docs.append(_BEAT.decode(raw) if raw else RoleBeat(role, member))
             except msgspec.DecodeError:
-                docs.append({"member": member})
+                docs.append(RoleBeat(role, member))
         found[group] = docs
-    return found
+    return RolesHealth(scanners=found[SCANNERS], notifiers=found[NOTIFIERS])

@@ -22,8 +22,9 @@ worker that exits (no gauge here is a ``live*`` one yet, so nothing changes toda
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import prometheus_client
@@ -32,6 +33,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, mult
 if TYPE_CHECKING:
     from ubot.messages import TickDone
     from ubot.scan.messages import ScannerStats
+
+log = logging.getLogger(__name__)
 
 #: The variable that turns on prometheus_client's multiprocess mode (read when it is imported).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -156,6 +159,32 @@ def scanned(stats: ScannerStats, previous: Mapping[str, Any] | None) -> None:
             SCAN_SECONDS.observe(stats.last_scan_ms / 1000)
         SCAN_STRATEGIES.inc(stats.last_evaluated)
         SCAN_ERRORS.inc(stats.last_errors)
+
+
+class ScanRecorder:
+    """A scanner process's scans into the metrics, as the engine's Monitor records its Scanner's:
+    called with the Scanner's figures after each scan (``Scanner(on_scan=...)``)."""
+
+    def __init__(self) -> None:
+        self.previous: Mapping[str, Any] | None = None
+
+    def __call__(self, stats: ScannerStats) -> None:
+        scanned(stats, self.previous)
+        self.previous = stats.as_dict()
+
+
+def serve(host: str, port: int) -> Callable[[], None]:
+    """Serve this process's metrics at ``http://host:port/metrics`` (prometheus_client's own small
+    server, in a thread of its own: ``--metrics`` of the roles without HTTP). Returns its stop."""
+    server, thread = prometheus_client.start_http_server(port, host)
+    log.info("metrics: serving GET /metrics on %s:%d", host, port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop
 
 
 def exposition(multiproc_dir: str | None = None) -> bytes:

@@ -41,12 +41,13 @@ from ubot.bus import (
 from ubot.clocks import Clock, SystemClock
 from ubot.config import Settings, resolved_source
 from ubot.heartbeat import Heartbeat, member_name, ttl_s
+from ubot.metrics import ScanRecorder
 from ubot.models.alerts import AlertStore, member_watermark, prune_member_watermarks
 from ubot.models.db import close_connection, open_database
 from ubot.models.snapshots import SnapshotReader
 from ubot.models.tables import Meta
 from ubot.scan.assign import handed_over
-from ubot.scan.messages import DisableStrategy, ScanStored
+from ubot.scan.messages import DisableStrategy, ScannerStats, ScanStored
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +191,12 @@ def start_scanner(settings: Settings) -> RoleProcess:
 
     running, bus, db = _process(settings, "scanner")
     member = running.member
+    scans = LatestScan()
     clock = SystemClock()
     interval = settings.market.interval
     try:
         notifier = Notifier.start(
-            AlertStore(db, scan_key=member_watermark(member)),
+            AlertStore(db, scan_key=member_watermark(member), marks=True),
             {},
             clock,
             publish=EventPublisher(bus).publish,
@@ -231,6 +233,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
             load=closed_candles,
             snapshots=snapshots,
             shares=Shares(member),
+            on_scan=scans.record,
         )
         running.stops.append(_stop_actor(scanner))
         feed = TickFeed(
@@ -247,15 +250,19 @@ def start_scanner(settings: Settings) -> RoleProcess:
         running.stops.append(strategies.stop)
 
         def figures() -> dict[str, Any]:
-            stats = scanner.proxy().stats().get(timeout=2)
+            if not scanner.is_alive():  # no heartbeat then: its share moves to the live scanners
+                raise RuntimeError("the Scanner has stopped")
+            stats = scans.latest  # never asked of the Scanner: a long scan would hold the beat
             newest = _last_id(bus, TICKS)
             lag = None if newest is None or feed.cursor is None else max(0, newest.ms - feed.cursor.ms)
             last = feed.last
             return {
                 "last_tick": last.number if last else None,
                 "snapshot_id": last.snapshot_id if last else None,
-                "strategies": stats.strategies,
+                "strategies": stats.strategies if stats else None,
                 "lag_ms": lag,
+                "scans": stats.scans if stats else None,
+                "scan_ms": stats.last_scan_ms if stats else None,
             }
 
         beat = Heartbeat(bus, "scanner", member, ttl_s(interval), figures).start()
@@ -265,6 +272,19 @@ def start_scanner(settings: Settings) -> RoleProcess:
         raise
     log.info("scanner: running as %s (strategies split with the other live scanners)", member)
     return running
+
+
+class LatestScan:
+    """A scanner process's figures after its last scan, for its heartbeat (``/health``) and its
+    metrics: kept by the Scanner's ``on_scan`` as each scan ends."""
+
+    def __init__(self) -> None:
+        self.latest: ScannerStats | None = None
+        self.metrics = ScanRecorder()
+
+    def record(self, stats: ScannerStats) -> None:
+        self.metrics(stats)
+        self.latest = stats
 
 
 def _in_thread(deliver: Callable[[Batch], None]) -> Callable[[Batch], None]:

@@ -107,3 +107,28 @@ def test_a_scan_reports_the_strategies_whose_error_began() -> None:
     figures.finished(scan, 12.0)
 
     assert figures.stats(workers=2, strategies=4).last_errors == 1  # 8's error is gone, not new
+
+
+def test_a_scanner_process_records_its_scans_and_serves_them_on_its_metrics_address() -> None:
+    """``--role scanner`` has no Monitor: ``ScanRecorder`` counts its Scanner's figures the same way,
+    and ``metrics.serve`` (``--metrics``) answers ``GET /metrics`` with them, over a real socket."""
+    import requests
+
+    from tests.support.metrics import parse, value
+    from tests.support.ports import free_port
+    from ubot.metrics import ScanRecorder, serve
+
+    before = sample("ubot_scans_total", outcome="scanned")
+    record = ScanRecorder()
+    record(stats())
+    record(stats(scans=3, last_scan_ms=60.0))
+    assert sample("ubot_scans_total", outcome="scanned") - before == 3
+    port = free_port()
+    stop = serve("127.0.0.1", port)
+    try:
+        answer = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=WAIT)
+    finally:
+        stop()
+    assert answer.status_code == 200
+    served = value(parse(answer.text), "ubot_scans_total", outcome="scanned")
+    assert served == sample("ubot_scans_total", outcome="scanned") >= 3

@@ -12,7 +12,7 @@ import pykka
 from tests.scan.support import MINUTE, T0, candles, snapshot, spec
 from ubot.actors.scanner import Scanner
 from ubot.messages import Candled
-from ubot.notify.messages import AlertState, GetAlertState, ScanOutcome
+from ubot.notify.messages import AlertState, GetAlertState, GetScanMarks, ScanOutcome
 from ubot.scan.firing import ARMED
 from ubot.scan.messages import DisableStrategy, ScannerStats, StrategyErrors, WatchStrategies
 from ubot.scan.spec import UserStrategies
@@ -25,12 +25,14 @@ COINS = [(1, "BTC"), (2, "ETH"), (3, "SOL")]
 class Stand(pykka.ThreadingActor):
     """Records what it is told. As the UserManager: answers WatchStrategies with ``specs``. As the
     Notifier: keeps the state rows of every ScanOutcome, after deleting those it forgets (like the
-    real one writes them), and answers GetAlertState from them."""
+    real one writes them), and answers GetAlertState from them, and GetScanMarks from the outcomes
+    that name their snapshot (without the database's guard)."""
 
     def __init__(self, told: queue.Queue, specs=(), states=(), gate: threading.Event | None = None) -> None:
         super().__init__()
         self.told, self.specs, self.gate = told, specs, gate
         self.states = {(s.strategy_id, s.coin_id): s for s in states}
+        self.marks: dict[int, int] = {}
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WatchStrategies):
@@ -39,7 +41,10 @@ class Stand(pykka.ThreadingActor):
             if self.gate is not None:  # the asking worker waits, and its mailbox with it
                 self.gate.wait(WAIT)
             return tuple(s for s in self.states.values() if s.strategy_id in message.strategy_ids)
+        if isinstance(message, GetScanMarks):
+            return {i: self.marks[i] for i in message.strategy_ids if i in self.marks}
         if isinstance(message, ScanOutcome):
+            self.marks.update(dict.fromkeys(message.scanned, message.snapshot_id))
             self.states = {key: s for key, s in self.states.items() if key[0] not in message.forget}
             self.states.update({(s.strategy_id, s.coin_id): s for s in message.states})
         self.told.put(message)

@@ -3,12 +3,14 @@ snapshot from the bus; the database's answers through the History actor."""
 
 from __future__ import annotations
 
+import msgspec
 from falcon.testing import TestClient
 
 from tests.support.ports import refused_port
 from ubot.bus import SNAPSHOT, InProcessBus, SnapshotDocument
 from ubot.http.app import create_app
 from ubot.http.gateway import Gateway
+from ubot.http.shapes import GatewayHealth
 from ubot.stream.hub import StreamHub
 from ubot.stream.latest import LatestSnapshot
 from ubot.system import AlertOptions, start_gateway_actors
@@ -81,10 +83,12 @@ def test_health_lists_each_scanners_and_notifiers_heartbeat(db) -> None:
     actors, client = app_over(bus, db)
     clock = FakeClock(1_710_028_800.0)
     try:
-        figures = {"last_tick": 12, "snapshot_id": 40, "strategies": 7, "lag_ms": 0}
+        figures = {"last_tick": 12, "snapshot_id": 40, "strategies": 7, "lag_ms": 0, "scan_ms": 41.5}
         Heartbeat(bus, "scanner", "scanner-a-1", 10.0, lambda: figures, clock).beat()
         Heartbeat(bus, "notifier", "notifier-b-2", 10.0, lambda: {"claims": 3}, clock).beat()
-        roles = client.simulate_get("/health").json["roles"]
+        health = client.simulate_get("/health").json
+        msgspec.convert(health, GatewayHealth)  # the shape the OpenAPI document declares
+        roles = health["roles"]
         assert roles == {
             "scanners": [{"role": "scanner", "member": "scanner-a-1", "at_ms": 1_710_028_800_000, **figures}],
             "notifiers": [
@@ -94,3 +98,21 @@ def test_health_lists_each_scanners_and_notifiers_heartbeat(db) -> None:
     finally:
         actors.stop()
         bus.close()
+
+
+def test_the_openapi_document_declares_the_gateways_health_with_the_roles() -> None:
+    from ubot.http import openapi
+
+    doc = openapi.document()
+    answers = doc["paths"]["/health"]["get"]["responses"]
+    refs = [one["$ref"] for one in answers["200"]["content"]["application/json"]["schema"]["anyOf"]]
+    assert refs == ["#/components/schemas/Health", "#/components/schemas/GatewayHealth"]
+    schemas = doc["components"]["schemas"]
+    roles = schemas["GatewayHealth"]["properties"]["roles"]
+    assert {"$ref": "#/components/schemas/RolesHealth"} in roles["anyOf"]
+    assert schemas["RolesHealth"]["properties"]["scanners"]["items"] == {
+        "$ref": "#/components/schemas/RoleBeat"
+    }
+    assert {"member", "at_ms", "strategies", "claims", "lag_ms", "scan_ms"} <= set(
+        schemas["RoleBeat"]["properties"]
+    )

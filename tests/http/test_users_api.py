@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from falcon.testing import TestClient
+from falcon.testing import Result, TestClient
 
 from ubot.http.app import create_app
 from ubot.http.gateway import Gateway
@@ -154,6 +154,28 @@ def test_a_bad_condition_says_where(client) -> None:
     ok = client.simulate_post("/v1/conditions/validate", json={"condition": "ema(9) > ema(21)"})
     assert ok.status_code == 200
     assert ok.json["valid"] is True and sorted(ok.json["indicators"]) == ["ema(21)", "ema(9)"]
+
+
+def test_a_template_is_checked_with_its_condition(client) -> None:
+    def validate(template: str, condition: str = "rsi(14) < 30") -> Result:
+        return client.simulate_post(
+            "/v1/conditions/validate", json={"condition": condition, "template": template}
+        )
+
+    wrong = validate("{symbol} at {price.__class__}")
+    assert wrong.status_code == 422
+    assert wrong.json["field"] == "template" and wrong.json["column"] == 19
+    assert "attribute access ('.')" in wrong.json["description"]
+    # {value:EXPR} names a value of the condition given: the same template, two conditions
+    outside = validate("{symbol}: {value:sma(50)}")
+    assert outside.status_code == 422
+    assert (outside.json["field"], outside.json["column"]) == ("template", 18)  # at sma(50)
+    assert "sma(50) is not in the condition" in outside.json["description"]
+    inside = validate("{symbol}: {value:sma(50)}", condition="price > sma(50)")
+    assert inside.status_code == 200 and inside.json["indicators"] == ["sma(50)"]
+    # the condition is checked first; an empty template is none
+    assert validate("{symbol}", condition="price >> 5").json["field"] == "condition"
+    assert validate("  ").status_code == 200
 
 
 def test_strategy_condition_errors_carry_the_column(client) -> None:

@@ -23,12 +23,31 @@ def test_recount_replaces_the_local_counts_of_the_users_and_destinations_asked()
     assert caps.admit(7, "webhook", HOOK, 1, now_ms=1_000).sent
     # another process wrote two messages of user 7 to the hook, and one of user 8 elsewhere
     sent = [(7, "webhook", HOOK, 500), (7, "webhook", HOOK, 900), (8, "sms", "+1555", 950)]
-    caps.recount([7], [("webhook", HOOK)], sent)
+    caps.recount(sent, [7], [("webhook", HOOK)])
     assert caps.users.total(7, 1_000) == 2 and caps.destinations.total(("webhook", HOOK), 1_000) == 2
     assert caps.users.total(8, 1_000) == 0  # not asked: not counted here
     assert not caps.admit(7, "webhook", HOOK, 4, now_ms=1_000).sent  # the destination is full
-    caps.recount([7], [("webhook", HOOK)], [])  # an hour later: nothing in the window
+    caps.recount([], [7], [("webhook", HOOK)])  # an hour later: nothing in the window
     assert caps.admit(7, "webhook", HOOK, 1, now_ms=3_700_000).sent
+
+
+def test_one_recount_loads_every_window_at_start_and_the_asked_ones_later() -> None:
+    """The Notifier's start (no users or destinations named: all of them, from the last hour's
+    deliveries) and a shared recount (only those named) are the same path."""
+    sent = [(7, "webhook", HOOK, 500), (8, "sms", "+1555", 600), (8, "sms", "+1555", 700)]
+    caps = Caps(per_user=2, per_destination=5)
+    assert caps.admit(9, "email", "c@example.com", 1, now_ms=100).sent  # counted before: replaced
+    caps.recount(sent)
+    totals = {user: caps.users.total(user, 1_000) for user in (7, 8, 9)}
+    assert totals == {7: 1, 8: 2, 9: 0}
+    assert caps.destinations.total(("sms", "+1555"), 1_000) == 2
+    assert caps.destinations.total(("email", "c@example.com"), 1_000) == 0
+    assert not caps.admit(8, "email", "b@example.com", 1, now_ms=1_000).sent  # user 8 is full
+    # later, user 8's window only: user 7's and the destinations' stay as counted
+    caps.recount([(8, "sms", "+1555", 700)], users=[8], destinations=[])
+    assert caps.users.total(8, 1_000) == 1 and caps.users.total(7, 1_000) == 1
+    assert caps.destinations.total(("sms", "+1555"), 1_000) == 2
+    assert caps.admit(8, "email", "b@example.com", 1, now_ms=1_000).sent
 
 
 def alert(strategy: Strategy, at_ms: int) -> Alert:

@@ -4,7 +4,7 @@ of the live scanners. Plain logic: no threads, no bus, no clock."""
 from __future__ import annotations
 
 from tests.scan.support import spec
-from ubot.scan.assign import Shares, handed_over, owner
+from ubot.scan.assign import Pass, Shares, handed_over, owner, passes
 from ubot.scan.planner import ScanPlanner
 from ubot.scan.spec import UserStrategies
 
@@ -93,3 +93,44 @@ def test_a_strategy_that_moves_away_keeps_its_saved_state() -> None:
     assert all(m.forget == () for m in told.values())  # moved: another scanner continues from it
     told = planner.set_user(1, [])
     assert [i for m in told.values() for i in m.forget] == [2]  # disabled or deleted: afresh
+
+
+def test_strategies_taken_over_are_scanned_after_their_marks_and_never_at_or_before() -> None:
+    """Strategy 5 was scanned up to snapshot 11, 6 up to 13, 7 up to 15 (the tick itself: its
+    previous owner scanned it already); snapshot 12 was skipped by this scanner (its whole share)."""
+    found = passes(15, {5: 11, 6: 13, 7: 15}, skipped=[12], stored=[12, 13, 14])
+    assert found == [
+        Pass(12, None, frozenset({6, 7})),
+        Pass(13, frozenset({5})),
+        Pass(14, frozenset({5, 6})),
+        Pass(15, None, frozenset({7})),
+    ]
+    assert passes(15, {}) == [Pass(15)]
+    assert passes(15, {5: 11}, stored=[12, 13, 14], limit=1) == [Pass(14, frozenset({5})), Pass(15)]
+
+
+def test_a_takeover_names_the_strategies_gained() -> None:
+    shares = started("a", "b")
+    for share in shares.values():
+        share.view(["a", "b"])
+    before = owned(shares["b"])
+    gained = {i for change in shares["b"].view(["b"]) for i in change.gained}
+    assert gained == owned(shares["b"]) - before and gained == set(IDS) - before
+
+
+def test_a_view_change_plans_every_users_share_at_once() -> None:
+    """Half of each user's strategies move away: ``set_users`` (one pass, one replan, one message
+    per worker) ends where ``set_user`` per user does, their saved state kept (nothing forgotten)."""
+    each, once = ScanPlanner(3), ScanPlanner(3)
+    for planner in (each, once):
+        planner.set_all(everyone())
+    kept = {u.user_id: tuple(s for s in u.specs if s.id % 2) for u in everyone()}
+    moved = {u.user_id: tuple(s.id for s in u.specs if not s.id % 2) for u in everyone()}
+    for user_id, specs in kept.items():
+        each.set_user(user_id, specs, moved[user_id])
+    told = once.set_users((user_id, specs, moved[user_id]) for user_id, specs in kept.items())
+    assert once.specs == each.specs and set(once.specs) == {i for i in IDS if i % 2}
+    planned = lambda p: sorted(i for g in p.plan.groups for i in g.ids.tolist())  # noqa: E731
+    assert planned(once) == planned(each)
+    assert all(set(m.users) == {1, 2, 3} and m.forget == () for m in told.values())
+    assert {s.id for m in told.values() for specs in m.users.values() for s in specs} == set(once.specs)

@@ -96,7 +96,8 @@ def test_without_a_watermark_nothing_is_owed_but_the_previous_snapshot_is_known(
 
 def test_a_scanner_process_scans_the_snapshots_it_was_never_told_of_before_the_next_one(db) -> None:
     """Redis was down: the engine stored snapshots d and e but could not announce them. The next
-    ``TickReady`` (f) is scanned after them; a snapshot replaced while a scan ran (b) stays skipped."""
+    ``TickReady`` (f) is scanned after them; a snapshot replaced while a scan ran (b) is scanned
+    before the one that replaced it (the scanner fell behind: it catches up)."""
     planner = ScanPlanner(1, lambda timeframe, after_ms, before_ms: [])
     planner.set_user(7, [spec(condition="ema(3) > 1")])
     backlog = Backlog(planner, SnapshotReader(db))
@@ -104,12 +105,47 @@ def test_a_scanner_process_scans_the_snapshots_it_was_never_told_of_before_the_n
     assert backlog.wait_stored(1, a) is None
     assert backlog.next().snapshot_id == a
     assert backlog.wait_stored(2, b) is None  # while a is scanned
-    assert backlog.wait_stored(3, c) == (2, b)  # b is replaced: told, so not caught up
-    assert backlog.next().snapshot_id == c and not backlog
+    assert backlog.wait_stored(3, c) == (2, b)  # b is replaced: scanned before c
+    scans = [backlog.next() for _ in range(2)]
+    assert [(s.frame.tick, s.snapshot_id, s.only) for s in scans] == [(-b, b, None), (3, c, None)]
+    assert not backlog
     assert backlog.wait_stored(6, f) is None
     scans = [backlog.next() for _ in range(3)]
     assert [(s.frame.tick, s.snapshot_id) for s in scans] == [(-d, d), (-e, e), (6, f)]
     assert not scans[0].live and scans[2].live
+    assert backlog.next() is None and not backlog
+
+
+def test_strategies_taken_over_are_scanned_from_their_marks_rewinding_the_histories(db) -> None:
+    """Strategies 5 and 6 came to this scanner at f; their previous owner wrote its scans up to b
+    (5) and d (6). Before f they are scanned for the snapshots after their marks, oldest first, the
+    histories read again from the database up to each (they were framed up to e already)."""
+    reads: list[tuple[int | None, int]] = []
+
+    def load(timeframe, after_ms, before_ms):
+        reads.append((after_ms, before_ms))
+        return []
+
+    planner = ScanPlanner(1, load)
+    planner.set_user(7, [spec(condition="ema(3) > 1")])
+    backlog = Backlog(planner, SnapshotReader(db))
+    ids = [i for i, _ in stored(db, 6)]
+    a, b, c, d, e, f = ids
+    for number, snapshot_id in enumerate(ids[:5], 1):
+        backlog.wait_stored(number, snapshot_id)
+        assert backlog.next().snapshot_id == snapshot_id
+    backlog.marks.update({5: b, 6: d})
+    backlog.wait_stored(6, f)
+    reads.clear()
+    scans = [backlog.next() for _ in range(4)]
+    assert [(s.snapshot_id, s.only, s.skip) for s in scans] == [
+        (c, frozenset({5}), frozenset()),
+        (d, frozenset({5}), frozenset()),
+        (e, frozenset({5, 6}), frozenset()),
+        (f, None, frozenset()),
+    ]
+    assert [s.frame.tick for s in scans] == [-c, -d, -e, 6]
+    assert reads and reads[0][0] is None  # rewound: the whole history again, up to c
     assert backlog.next() is None and not backlog
 
 
@@ -121,3 +157,24 @@ def test_nothing_is_caught_up_without_strategies_to_scan(db) -> None:
     backlog.stored = None
     backlog.wait_stored(3, c)
     assert list(backlog.untold) == []
+
+
+def test_a_scanner_process_seeds_off_its_ticks_but_in_a_tick_that_hands_it_strategies(db) -> None:
+    """A strategy added to a scanner process's share waits for its series (the seeding thread's work:
+    ``ScanPlanner.replay(wait=False)``); strategies a tick hands over are seeded in that tick's scan
+    (their missed snapshots are scanned from their marks at once)."""
+    planner = ScanPlanner(1, lambda timeframe, after_ms, before_ms: [], background=True)
+    planner.set_user(7, [spec(1, condition="ema(3) > 1")])
+    backlog = Backlog(planner, SnapshotReader(db))
+    a, b, c = (i for i, _ in stored(db, 3))
+    backlog.taken_over = True  # its first tick: every strategy came to it
+    backlog.wait_stored(1, a)
+    assert backlog.next().snapshot_id == a and not planner.waiting
+    planner.set_user(8, [spec(2, condition="sma(4) > 1", user_id=8)])
+    backlog.wait_stored(2, b)
+    assert backlog.next().snapshot_id == b
+    assert 2 in planner.waiting and planner.seeder.busy()
+    planner.set_user(9, [spec(3, condition="rsi(5) > 1", user_id=9)])
+    backlog.taken_over = True
+    backlog.wait_stored(3, c)
+    assert backlog.next().snapshot_id == c and 3 not in planner.waiting

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import talib
 
-from tests.scan.support import MINUTE, T0, candles, spec
+from tests.scan.support import MINUTE, T0, candles, snapshot, spec
 from ubot.market.candles import CandleRows
 from ubot.rules import IndicatorCall
 from ubot.scan.planner import ScanPlanner
@@ -103,6 +103,19 @@ def reference(call: IndicatorCall, closes: np.ndarray) -> float:
     return function(closes, n)[-1]
 
 
+def assert_same_series(
+    planner: ScanPlanner, other: ScanPlanner, call: IndicatorCall, ids: np.ndarray
+) -> np.ndarray:
+    """``call``'s values for ``ids`` are the same in both planners' 1m histories (with the open
+    candle and without); returns the closed candles' values."""
+    got, held = planner.histories["1m"], other.histories["1m"]
+    for closed_only in (False, True):
+        a = got.value(call, got.rows_for(ids), closed_only=closed_only)
+        b = held.value(call, held.rows_for(ids), closed_only=closed_only)
+        np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True, err_msg=str(call))
+    return a
+
+
 def test_a_series_added_later_equals_the_series_held_from_the_start_and_ta_lib():
     market = Market(400)
     planner = ScanPlanner(2, market.load, background=True)
@@ -141,11 +154,7 @@ def test_a_series_added_later_equals_the_series_held_from_the_start_and_ta_lib()
     assert planner.histories["1m"].tracker.states[("rsi", 14)] is rsi_state  # never reseeded
     ids = np.array([1, 2, 3, 4])
     for call in [RSI, *LATER]:
-        got, held = (p.histories["1m"] for p in (planner, always))
-        for closed_only in (False, True):
-            a = got.value(call, got.rows_for(ids), closed_only=closed_only)
-            b = held.value(call, held.rows_for(ids), closed_only=closed_only)
-            np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True, err_msg=str(call))
+        a = assert_same_series(planner, always, call, ids)
         for coin in ids.tolist():  # the closed candles' value: TA-Lib's over the whole history
             expected = reference(call, market.closes(coin, 320))
             np.testing.assert_allclose(a[coin - 1], expected, rtol=1e-9, err_msg=f"{call} coin {coin}")
@@ -204,3 +213,45 @@ def test_a_strategy_deleted_while_seeding_cancels_its_seed():
     planner.set_user(8, [])
     market.tick(planner, 11)
     assert job.cancelled and not planner.jobs["1m"] and not planner.seeder.busy()
+
+
+def test_a_scanner_process_seeds_a_new_series_off_its_ticks_like_one_seeded_in_the_tick():
+    """``--role scanner`` reads its ticks from the database (``ScanPlanner.replay``): a strategy
+    added later waits for its series, seeded by the seeder's steps between the ticks (not in them),
+    with the candles read meanwhile given to the seed; merged, the series equal those of a planner
+    that seeded them in its tick."""
+    market = Market(400)
+    feeder = ScanPlanner(1)
+    for minute in range(340):
+        market.tick(feeder, minute)  # the stored candles, up to minute 339
+
+    def stored(minute: int):
+        prices = [float(market.prices[c][minute]) for c in (1, 2, 3, 4)]
+        return snapshot(T0 + minute * MINUTE + 30_000, [(c, f"C{c}") for c in (1, 2, 3, 4)], price=prices)
+
+    planner = ScanPlanner(2, market.load, background=True)
+    planner.set_user(7, [spec(1, FIRST)])
+    planner.replay(1, stored(300))  # the first tick of a share: seeded in it
+    assert not planner.waiting
+    planner.set_user(8, [spec(2, LATE, user_id=8)])
+    planner.seeder.units = 500
+    planner.replay(2, stored(301), wait=False)
+    assert 2 in planner.waiting and planner.seeder.busy()  # asked, not seeded in the tick
+    waited = []
+    for number, minute in enumerate(range(302, 320), 3):
+        planner.seeder.step()
+        planner.replay(number, stored(minute), wait=False)
+        if 2 in planner.waiting:
+            waited.append(minute)
+    assert waited[:2] == [302, 303]
+    while planner.seeder.step():
+        pass
+    planner.replay(30, stored(320), wait=False)
+    assert not planner.waiting and 2 in {i for g in planner.plan.groups for i in g.ids.tolist()}
+
+    at_once = ScanPlanner(2, market.load, background=True)
+    at_once.set_user(7, [spec(1, FIRST)])
+    at_once.set_user(8, [spec(2, LATE, user_id=8)])
+    at_once.replay(1, stored(320))
+    for call in [RSI, *LATER]:
+        assert_same_series(planner, at_once, call, np.array([1, 2, 3, 4]))

@@ -1,5 +1,6 @@
 """DryRun actor: runs one dry run at a time for the gateway, off the request's thread and off the
-History actor (a dry run reads and computes for up to a few seconds). The gateway keeps a few of them
+History actor, on its own connection (a :class:`~ubot.actors.stage.Reader`; a dry run reads and
+computes for up to a few seconds). The gateway keeps a few of them
 (``scan/dryrun.py: WORKERS``) and hands each request to an idle one (``http/gateway.py``)."""
 
 from __future__ import annotations
@@ -7,22 +8,16 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import pykka
-
-from ubot.actors.stage import unexpected
+from ubot.actors.stage import Reader, unexpected
 from ubot.messages import RunDryRun
-from ubot.models.db import close_connection
 from ubot.models.dryrun import DryRunReader
 from ubot.scan import dryrun
 
 
-class DryRunActor(pykka.ThreadingActor):
+class DryRunActor(Reader):
     def __init__(self, reader: DryRunReader) -> None:
         super().__init__()
         self.reader = reader
-
-    def on_stop(self) -> None:
-        close_connection()
 
     @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:

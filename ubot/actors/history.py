@@ -1,7 +1,7 @@
 """History actor: answers the gateway's questions about the past from the database.
 
-Reads run in this actor's own thread and connection, so a slow query never delays the pipeline,
-and the gateway never touches a model.
+Reads run in this actor's own thread and connection (a :class:`~ubot.actors.stage.Reader`), so a
+slow query never delays the pipeline, and the gateway never touches a model.
 """
 
 from __future__ import annotations
@@ -9,18 +9,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import pykka
-
-from ubot.actors.stage import unexpected
+from ubot.actors.stage import Reader, unexpected
 from ubot.messages import GetCandles, GetGlobal, GetOpenCandle, GetQuotes, ResolveCoin
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_store import CandleStore
-from ubot.models.db import close_connection
 from ubot.models.history import History
 from ubot.notify.messages import GetAlerts
 
 
-class HistoryActor(pykka.ThreadingActor):
+class HistoryActor(Reader):
     def __init__(
         self, history: History, alerts: AlertStore | None = None, candles: CandleStore | None = None
     ) -> None:
@@ -31,9 +28,6 @@ class HistoryActor(pykka.ThreadingActor):
         self.history = history
         self.alerts = alerts
         self.candles = candles
-
-    def on_stop(self) -> None:
-        close_connection()
 
     @functools.singledispatchmethod
     def on_receive(self, message: Any) -> Any:

@@ -10,7 +10,7 @@ Mailbox (one message at a time, in this actor's thread and database connection):
   alert, the deliveries go to the senders, and the ``"alert"`` events to the stream (``publish``). The
   log line, the row and the event are the built-in channel: an alert without deliveries is
   complete once written.
-- ``GetAlertState`` and ``GetAlerts`` (``ask``): answered after every write queued before them.
+- ``GetAlertState``, ``GetScanMarks`` and ``GetAlerts`` (``ask``): answered after every write queued before them.
 - The senders' results, written here too (the decisions are ``ubot/notify/outbox.py``).
 - Retention: once an hour of data time (the snapshots' timestamps), alerts and deliveries older than
   ``retention_ms`` are deleted, one bounded batch (``AlertStore.prune``) per message to itself, so
@@ -60,6 +60,7 @@ from ubot.notify.messages import (
     AlertState,
     GetAlerts,
     GetAlertState,
+    GetScanMarks,
     GetScanWatermark,
     Scanned,
     ScanOutcome,
@@ -197,7 +198,7 @@ class Notifier(pykka.ThreadingActor):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self.caps.seed(self.store.recent_messages(self._now_ms() - HOUR_MS))
+        self.caps.recount(self.store.recent_messages(self._now_ms() - HOUR_MS))
         if not self.deliver:
             return
         if self.claims is not None:
@@ -265,7 +266,7 @@ class Notifier(pykka.ThreadingActor):
         except Exception as error:
             log.warning("notifier: the hourly caps could not be recounted (%s); counting on locally", error)
             return
-        self.caps.recount(users, where, sent)
+        self.caps.recount(sent, users, where)
 
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:
@@ -328,6 +329,16 @@ class Notifier(pykka.ThreadingActor):
     def _watermark(self, message: GetScanWatermark) -> int | None:
         self._flush()
         return self.store.scan_watermark()
+
+    @on_receive.register
+    def _scan_marks(self, message: GetScanMarks) -> dict[int, int]:
+        self._flush()
+        marks = self.store.scan_marks(message.strategy_ids)
+        wanted = set(message.strategy_ids)
+        for outcome in self.unwritten:  # not written yet (the database is down): written before any newer
+            for strategy_id in wanted.intersection(outcome.scanned):
+                marks[strategy_id] = max(marks.get(strategy_id, 0), outcome.snapshot_id)
+        return marks
 
     @on_receive.register
     def _alert_state(self, message: GetAlertState) -> tuple[AlertState, ...]:

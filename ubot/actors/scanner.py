@@ -23,7 +23,10 @@ and tells the Notifier its alerts and firing-state changes, then tells the super
   (from the bus's ``TickReady``) instead of ``Candled``: the snapshot and its candles are read from
   the database when its scan starts, and only this process's share of the strategies is scanned, as
   that tick's view of the live scanners splits them (``scan/assign.py``). A strategy that comes to
-  this process reads its firing state from the database; one that moves away keeps it there.
+  this process reads its firing state from the database, and is scanned first for the snapshots
+  after its scan mark (``scan/backlog.py``); one that moves away keeps its state there. A new
+  series is seeded by the seeding thread here too (``ScanPlanner.replay(wait=False)``), but for the
+  strategies a tick hands over, which are seeded in that tick (their missed snapshots need them).
 """
 
 from __future__ import annotations
@@ -42,10 +45,9 @@ from ubot.actors.stage import not_fatal, tell_if_alive, unexpected
 from ubot.messages import Candled
 from ubot.models.db import close_connection
 from ubot.models.snapshots import SnapshotReader
-from ubot.notify.messages import GetAlertState, GetScanWatermark, Scanned, ScanOutcome
+from ubot.notify.messages import GetAlertState, GetScanMarks, GetScanWatermark, Scanned, ScanOutcome
 from ubot.scan.assign import Shares
-from ubot.scan.backlog import Backlog
-from ubot.scan.frame import MarketFrame
+from ubot.scan.backlog import Backlog, Scan
 from ubot.scan.messages import (
     DisableStrategy,
     ScanDone,
@@ -114,8 +116,9 @@ class ScanWorkerActor(pykka.ThreadingActor):
         started = time.perf_counter()
         frame = message.frame
         with self.turn:
-            result = self.worker.scan(frame)
-        if self.notifier is not None and (result.alerts or result.states):
+            result = self.worker.scan(frame, message.only, message.skip)
+        # A scanner process's outcome is told every time: it moves the scan marks of what it scanned.
+        if self.notifier is not None and (result.alerts or result.states or message.snapshot_id):
             tell_if_alive(
                 self.notifier,
                 ScanOutcome(
@@ -124,6 +127,8 @@ class ScanWorkerActor(pykka.ThreadingActor):
                     snapshot_ms=frame.timestamp_ms,
                     alerts=tuple(result.alerts),
                     states=tuple(result.states),
+                    snapshot_id=message.snapshot_id,
+                    scanned=tuple(result.scanned) if message.snapshot_id else (),
                 ),
             )
         tell_if_alive(
@@ -161,13 +166,15 @@ class Scanner(pykka.ThreadingActor):
         shares: Shares | None = None,
         background_seeding: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        on_scan: Callable[[ScannerStats], object] | None = None,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database); ``timer``: seconds, for the
         scan times of ``/health``; ``shares``: this scanner process's share of the strategies
         (``--role scanner``; None: every strategy); ``background_seeding``: new indicator series
         are seeded by a thread of their own (``scan/seeding.py``), never in a tick (False: in the
-        tick that needs them); ``clock``: seconds, for the seeds' durations."""
+        tick that needs them); ``clock``: seconds, for the seeds' durations; ``on_scan``: called with
+        the figures after each scan (a scanner process's metrics: it has no Monitor)."""
         super().__init__()
         self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock)
         self.seeding: SeedRunner | None = None
@@ -184,6 +191,7 @@ class Scanner(pykka.ThreadingActor):
         self.users = users
         self.notifier = notifier
         self.monitor = monitor
+        self.on_scan = on_scan
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.pool: list[pykka.ActorRef] = []
         # The workers take turns (one scans at a time) unless ``parallel``: a worker's scan is mostly
@@ -251,15 +259,37 @@ class Scanner(pykka.ThreadingActor):
     @not_fatal
     def _stored(self, message: ScanStored) -> None:
         if self.shares is not None:
-            for change in self.shares.view(message.members):
-                for worker, told in self.planner.set_user(change.user_id, change.specs, change.moved).items():
-                    tell_if_alive(self.pool[worker], told)
+            changes = self.shares.view(message.members)
+            if gained := [i for change in changes for i in change.gained]:
+                self.backlog.taken_over = True  # their series are seeded in the tick: see backlog.py
+                # Read before their workers read their firing state: a scan written in between is
+                # scanned again and not written twice (``AlertStore.record``), never skipped.
+                self.backlog.marks.update(self._marks(tuple(gained)))
+            if changes:  # every user's at once: one replan, one message per worker
+                told = self.planner.set_users((c.user_id, c.specs, c.moved) for c in changes)
+                for worker, share in told.items():
+                    tell_if_alive(self.pool[worker], share)
         replaced = self.backlog.wait_stored(message.number, message.snapshot_id)
         if replaced is not None:
             self.figures.skipped += 1
-            log.warning("scanner: tick %d not scanned, a scan is still running", replaced[0])
+            log.warning(
+                "scanner: tick %d not scanned on time, a scan is still running; scanning it next", replaced[0]
+            )
         if self.round is None:
             self._next()
+
+    def _marks(self, strategy_ids: tuple[int, ...]) -> dict[int, int]:
+        """The scan marks of strategies that came to this scanner process (none known: scanned from
+        this tick on, as a new strategy is)."""
+        if self.notifier is None:
+            return {}
+        try:
+            return self.notifier.ask(GetScanMarks(strategy_ids), timeout=ASK_TIMEOUT)
+        except Exception:
+            log.exception(
+                "scanner: the scan marks of %d strategy(ies) taken over are unknown", len(strategy_ids)
+            )
+            return {}
 
     def _catch_up(self, live_id: int) -> None:
         """Queue the scans of the snapshots the last run stored but did not scan (``scan/backlog.py``)."""
@@ -288,7 +318,7 @@ class Scanner(pykka.ThreadingActor):
                 self._scanned(scan.snapshot_id)
                 self._finished(scan.frame.tick)
                 continue
-            self._start(scan.frame, scan.snapshot_id, started)
+            self._start(scan, started)
             return
 
     def _seeded(self) -> None:
@@ -312,16 +342,20 @@ class Scanner(pykka.ThreadingActor):
             if self.monitor is not None:
                 tell_if_alive(self.monitor, self.stats())
 
-    def _start(self, frame: MarketFrame, snapshot_id: int, started: float) -> None:
+    def _start(self, scan: Scan, started: float) -> None:
         self._seeded()
         if self.seeding is not None:
             self.seeding.pause(True)  # the scan has the CPU; a seed continues after it
-        self.round = Round(frame, snapshot_id, set(range(len(self.pool))), started)
+        # A scanner process's workers name the snapshot: their outcomes move its scan marks.
+        told = (
+            ScanTick(scan.frame, scan.snapshot_id, scan.only, scan.skip) if self.shares is not None else None
+        )
+        self.round = Round(scan.frame, scan.snapshot_id, set(range(len(self.pool))), started, message=told)
         self.planner.scan_started()
         for worker in self.pool:
             # A worker that died after its last message is replaced when its WorkerDied arrives,
             # and gets this frame then.
-            tell_if_alive(worker, ScanTick(frame))
+            tell_if_alive(worker, self.round.told)
 
     def _finished(self, tick: int) -> None:
         if self.monitor is not None:
@@ -356,6 +390,8 @@ class Scanner(pykka.ThreadingActor):
         self._scanned(scan.snapshot_id)
         if self.monitor is not None:
             tell_if_alive(self.monitor, self.stats())  # for /health
+        if self.on_scan is not None:
+            self.on_scan(self.stats())
         if scan.live:  # catch-up scans are no tick of this run
             self._finished(scan.tick)
         self._next()
@@ -385,7 +421,7 @@ class Scanner(pykka.ThreadingActor):
         if scan is None or index not in scan.outstanding:
             return
         if scan.resend(index):  # its part of this scan, once
-            self.pool[index].tell(ScanTick(scan.frame))
+            self.pool[index].tell(scan.told)
             return
         log.error("scan worker %d died twice on tick %d: its part of that tick is lost", index, scan.tick)
         if scan.finished:

@@ -1,5 +1,5 @@
 """What the actors share: dispatch on the message's type, time a pipeline stage's work, and never let
-one bad tick (or one failed told message) kill an actor.
+one bad tick (or one failed told message) kill an actor; the shell of an actor that answers reads.
 
 Every actor dispatches with :func:`functools.singledispatchmethod` on the message's type: each message
 class names its handler once (``@receive.register``), a message no handler takes is a ``TypeError``
@@ -106,6 +106,15 @@ class Stage(pykka.ThreadingActor):
     def skip(self, message: Fetched | Tick, reason: str, started: float) -> None:
         """End this tick here: tell the Monitor why."""
         self.monitor.tell(skipped(message, (self.name, self.elapsed_ms(started)), reason))
+
+
+class Reader(pykka.ThreadingActor):
+    """An actor that answers the gateway's reads in its own thread, on its own database connection
+    (closed when it stops), so a slow read holds up neither the pipeline nor the gateway: the History
+    actor, the DryRun actors. Its ``on_receive`` handlers answer; a failure goes back to whoever asked."""
+
+    def on_stop(self) -> None:
+        close_connection()
 
 
 def tell_if_alive(ref: pykka.ActorRef, message: Any) -> bool:

@@ -21,11 +21,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import msgspec
 import pykka
 
 from ubot.bus import BusUnavailable
 from ubot.health import ClockStats, PipelineStats
 from ubot.heartbeat import roles_health
+from ubot.http.shapes import GatewayHealth
 from ubot.messages import (
     GetCandles,
     GetClockStats,
@@ -280,18 +282,18 @@ class Gateway:
         except BusUnavailable:
             latest = None
         bus = self.snapshots.bus.health()
-        status = "degraded" if not bus.connected else "starting" if latest is None else "ok"
-        doc: dict[str, Any] = {
-            "status": status,
-            "role": "gateway",
-            "bus": {"kind": bus.kind, "connected": bus.connected, "error": bus.error},
-            "last_snapshot_at": iso_from_ms(latest.snapshot_ms) if latest is not None else None,
-        }
         try:  # each scanner's and notifier's heartbeat (ubot/heartbeat.py)
-            doc["roles"] = roles_health(self.snapshots.bus)
+            roles = roles_health(self.snapshots.bus)
         except BusUnavailable:
-            doc["roles"] = None
-        return (200 if doc["status"] == "ok" else 503), doc
+            roles = None
+        doc = GatewayHealth(
+            status="degraded" if not bus.connected else "starting" if latest is None else "ok",
+            role="gateway",
+            bus=bus,
+            last_snapshot_at=iso_from_ms(latest.snapshot_ms) if latest is not None else None,
+            roles=roles,
+        )
+        return (200 if doc.status == "ok" else 503), msgspec.to_builtins(doc)
 
 
 def _within(value: int, start_ms: int | None, end_ms: int | None) -> bool:

@@ -41,12 +41,15 @@ class HealthResource:
     @operation(
         "Pipeline health",
         {
-            200: ("ticking", shapes.Health),
+            200: (
+                "ticking (a gateway process: its bus and the roles' heartbeats)",
+                (shapes.Health, shapes.GatewayHealth),
+            ),
             503: (
                 "no snapshot yet, no tick finished for 3 intervals, the source failed for good or the "
-                "database file was lost (the health document, with its reason); or the Monitor did "
-                "not answer (an error)",
-                (shapes.Health, shapes.Error),
+                "database file was lost (the health document, with its reason); a gateway's bus is "
+                "unreachable or has no snapshot yet; or the Monitor did not answer (an error)",
+                (shapes.Health, shapes.GatewayHealth, shapes.Error),
             ),
         },
     )

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from ubot.bus import BusHealth
+from ubot.heartbeat import RolesHealth
 from ubot.market.candles import TIMEFRAMES
 from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS
 from ubot.scan.messages import ScannerStats
@@ -217,6 +219,17 @@ class Health(Struct):
     scanner: ScannerStats | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     source_exhausted: bool | UnsetType = UNSET
+
+
+class GatewayHealth(Struct):
+    """``--role gateway``'s ``/health``: its bus, the engine's latest snapshot, and every scanner's
+    and notifier's heartbeat (``ubot/heartbeat.py``)."""
+
+    status: Literal["ok", "degraded", "starting"]
+    role: Literal["gateway"]
+    bus: BusHealth
+    last_snapshot_at: Time | None
+    roles: Annotated[RolesHealth | None, Meta(description="null while the bus is unreachable")]
 
 
 class Delivery(Struct):

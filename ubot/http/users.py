@@ -306,17 +306,22 @@ class StrategyResource(_Resource):
 
 class ConditionsResource(_Resource):
     @operation(
-        "Check a condition without saving anything",
+        "Check a condition, and a message template with it, without saving anything",
         {
             200: ("valid: the indicators it computes and the fields it reads", s.ConditionInfo),
-            422: "the condition is not valid in the condition language (``column`` says where)",
+            422: "the condition is not valid in the condition language, or the template is not valid "
+            "for it (``field``: ``condition`` or ``template``; ``column`` says where)",
             503: UNAVAILABLE,
         },
         body=s.ConditionText,
-        example={"condition": "rsi(14) < 30 and price > sma(50)"},
+        example={
+            "condition": "rsi(14) < 30 and price > sma(50)",
+            "template": "{symbol}: RSI {value:rsi(14):.1f}",
+        },
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.ask(U.validate_condition, req.context.body.condition)
+        body = req.context.body
+        resp.media = self.ask(U.validate_condition, body.condition, body.template)
 
 
 VERIFIED_BY = {

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from peewee import JOIN, Case, Database, IntegrityError, Model
+from peewee import EXCLUDED, JOIN, Case, Database, IntegrityError, Model
 
 from ubot.jsonsafe import json_values
 from ubot.models.bulk import insert_rows
@@ -43,6 +43,7 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Pacing,
+    ScanMark,
     SnapshotRecord,
     Strategy,
     UserSettings,
@@ -106,12 +107,17 @@ class AlertStore:
         replay: bool = False,
         deliver_replayed: bool = False,
         scan_key: str = SCAN_WATERMARK,
+        marks: bool = False,
     ) -> None:
         """``replay``: the market is a replay of recordings, so every alert written is marked
         ``replayed``; its deliveries are written (and so sent) only with ``deliver_replayed``.
         ``scan_key``: the Meta key of this scanner's scan watermark (a scanner process has its own,
-        ``scanned:<member>``: how far it has written its scans)."""
+        ``scanned:<member>``: how far it has written its scans). ``marks``: an outcome that names its
+        snapshot moves the scan marks of the strategies it scanned (``scan_mark``), and is written
+        only for those it moved (a scanner process: several may scan one strategy for one snapshot
+        while a share changes hands; the first to write wins, the others' outcomes are dropped)."""
         self.db = db
+        self.marks = marks
         self.replay = replay
         self.deliver = deliver_replayed or not replay
         self.scan_key = scan_key
@@ -143,6 +149,17 @@ class AlertStore:
     def _record(self, outcome: ScanOutcome, now_ms: int, hold_until: HoldUntil | None) -> list[WrittenAlert]:
         wanted = {a.strategy_id for a in outcome.alerts} | {s.strategy_id for s in outcome.states}
         live = _existing_strategies(wanted)
+        if self.marks and outcome.snapshot_id:
+            moved = advance_marks(outcome.scanned, outcome.snapshot_id)
+            if refused := len(outcome.scanned) - len(moved):
+                log.warning(
+                    "worker %d snapshot %d: %d strategy(ies) scanned already by another scanner; their "
+                    "outcome is not written again",
+                    outcome.worker,
+                    outcome.snapshot_id,
+                    refused,
+                )
+                live &= moved
         alerts = [
             a
             if self.deliver and not self.replay and _plain(a.values)  # as they are: no copy of a thousand
@@ -364,8 +381,8 @@ class AlertStore:
         self, since_ms: int, users: Iterable[int] | None = None, targets: Iterable[str] | None = None
     ) -> list[tuple[int, str, str, int]]:
         """``(user_id, channel, target, created_ms)`` of the deliveries written since ``since_ms`` and
-        not capped or cancelled, oldest first: what the hourly caps count (``Caps.seed``). With
-        ``users`` or ``targets``: only those of these users or to these addresses (``Caps.recount``)."""
+        not capped or cancelled, oldest first: what the hourly caps count (``Caps.recount``). With
+        ``users`` or ``targets``: only those of these users or to these addresses."""
         where = (Delivery.created_at >= since_ms) & Delivery.status.not_in((CAPPED, CANCELLED))
         if users is not None or targets is not None:
             where &= AlertRecord.user.in_(list(users or ())) | Delivery.target.in_(list(targets or ()))
@@ -479,6 +496,18 @@ class AlertStore:
                 conflict_target=[Meta.key], update={Meta.value: str(snapshot_id)}
             ).execute()
 
+    def scan_marks(self, strategy_ids: Iterable[int]) -> dict[int, int]:
+        """Per strategy with a mark, the last snapshot whose scan of it is written."""
+        ids = list(strategy_ids)
+        found: dict[int, int] = {}
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            query = ScanMark.select(ScanMark.strategy_id, ScanMark.snapshot_id).where(
+                ScanMark.strategy_id.in_(chunk)
+            )
+            found.update(query.tuples())
+        return found
+
     def forget_states(self, strategy_ids: Iterable[int]) -> int:
         """Delete the firing state of these strategies; how many rows went."""
         ids = list(strategy_ids)
@@ -570,6 +599,37 @@ def cancel_deliveries(strategy_id: int, why: str) -> int:
 def _plain(values: Mapping[str, Any]) -> bool:
     """Every value a finite ``float`` or ``None`` already (as the Scanner makes them)."""
     return all(v is None or (type(v) is float and math.isfinite(v)) for v in values.values())
+
+
+def advance_marks(strategy_ids: Sequence[int], snapshot_id: int) -> set[int]:
+    """Move the scan marks of ``strategy_ids`` to ``snapshot_id`` where they are older (or missing);
+    the ids whose mark moved. One ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` per chunk: on
+    PostgreSQL a second transaction moving the same mark waits for the first's row lock, then sees
+    its mark and moves nothing (so two scanners racing for a strategy's snapshot both scan it, and
+    only the first to commit writes it); SQLite has one writer at a time."""
+    moved: set[int] = set()
+    db = ScanMark._meta.database
+    one_row = f"({db.param}, {db.param})"
+    sql, _ = (
+        ScanMark.insert(strategy_id=0, snapshot_id=0)
+        .on_conflict(
+            conflict_target=[ScanMark.strategy_id],
+            update={ScanMark.snapshot_id: EXCLUDED.snapshot_id},
+            where=ScanMark.snapshot_id < EXCLUDED.snapshot_id,
+        )
+        .returning(ScanMark.strategy_id)
+        .sql()
+    )
+    head, found, conflict = sql.partition(one_row)
+    if not found:
+        raise RuntimeError(f"unexpected INSERT rendering: {sql}")
+    for start in range(0, len(strategy_ids), CHUNK):
+        chunk = strategy_ids[start : start + CHUNK]
+        values = ", ".join([one_row] * len(chunk))
+        params = [value for strategy_id in chunk for value in (strategy_id, snapshot_id)]
+        cursor = db.execute_sql(f"{head}{values}{conflict}", params)
+        moved.update(i for (i,) in cursor.fetchall())
+    return moved
 
 
 def _existing_strategies(ids: set[int | None]) -> set[int]:

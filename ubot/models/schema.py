@@ -49,6 +49,7 @@ from ubot.models.tables import (
     JsonField,
     Meta,
     Pacing,
+    ScanMark,
     Session,
     SnapshotRecord,
     Strategy,
@@ -57,7 +58,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -266,6 +267,13 @@ def muted_until(db: Database, migrator: SchemaMigrator) -> None:
     migrate(migrator.add_column("user_settings", "muted_until", BigIntegerField(null=True)))
 
 
+def add_scan_marks(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 13: the ``scan_mark`` table, new and empty: a strategy without a mark has no scan
+    recorded, so the first scanner to scan it writes one (its scans so far were covered by the
+    scanners' watermarks in ``meta``, which stay)."""
+    db.create_tables([ScanMark])
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -279,6 +287,7 @@ MIGRATIONS: dict[int, Migration] = {
     10: add_candle_blocks,
     11: strategy_templates,
     12: muted_until,
+    13: add_scan_marks,
 }
 
 

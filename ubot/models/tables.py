@@ -413,4 +413,30 @@ class CandleBlockStale(BaseModel):
 
 #: Schema version 10: closed candles packed in blocks.
 BLOCK_TABLES = (CandleBlock, CandleBlockStale)
-ALL_TABLES = HISTORY_TABLES + USER_TABLES + ALERT_TABLES + CLUSTER_TABLES + DESTINATION_TABLES + BLOCK_TABLES
+
+
+class ScanMark(BaseModel):
+    """Schema version 13: per strategy, the last snapshot whose scan of it was written
+    (``--role scanner``; ``AlertStore.record`` moves it forward in the transaction of the scan's
+    alerts and firing states, and writes nothing of a scan that would not move it: the guard against
+    two scanners scanning one strategy for one snapshot). No foreign key: a deleted strategy's row is
+    one small row, and a scan's write need not look its strategies up."""
+
+    strategy_id = BigIntegerField(primary_key=True)
+    snapshot_id = BigIntegerField(index=True)
+
+    class Meta:
+        table_name = "scan_mark"
+
+
+#: Schema version 13: what the scanner processes share.
+SCANNER_TABLES = (ScanMark,)
+ALL_TABLES = (
+    HISTORY_TABLES
+    + USER_TABLES
+    + ALERT_TABLES
+    + CLUSTER_TABLES
+    + DESTINATION_TABLES
+    + BLOCK_TABLES
+    + SCANNER_TABLES
+)

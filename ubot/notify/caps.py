@@ -9,15 +9,15 @@ in (epoch ms), no threads, no database.
   is paused (disabled, with the reason shown by the API), as TradingView stops an alert that
   triggers too often; the message of the tick that crossed the limit says so.
 
-Counts live in the Notifier's memory: :meth:`Caps.seed` refills the caps' windows from the
-deliveries of the last hour at start; the alerts kept back before a restart are not said again, and
-the firing limit's window starts empty after a restart.
+Counts live in the Notifier's memory, loaded from the deliveries in the database by one path,
+:meth:`Caps.recount`: at start every window from the last hour's deliveries; the alerts kept back
+before a restart are not said again, and the firing limit's window starts empty after a restart.
 
 Several scanner processes (``--role scanner``) write alerts of one user (each scans a share of their
 strategies), each with its own Notifier: counted locally, the cap would be exceeded K times. There
 the Notifier recounts, before admitting a tick's messages, the windows of the users and destinations
-they go to from the deliveries in the database (:meth:`Caps.recount`: every process's, written
-before). What remains is a race between two processes admitting messages of the same user in the
+they go to from the deliveries in the database (:meth:`Caps.recount` of those windows only:
+every process's deliveries, written before). What remains is a race between two processes admitting messages of the same user in the
 same instant (between one's recount and its write, a few milliseconds): each may admit one message
 the other has not counted yet, so the cap can be passed by at most K - 1 messages in that case, and
 never by the whole hour's worth. Making it exact would need a lock per user held from the count to
@@ -61,6 +61,10 @@ class Window:
         self._events.pop(key, None)
         self._totals.pop(key, None)
 
+    def clear(self) -> None:
+        self._events.clear()
+        self._totals.clear()
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -95,32 +99,27 @@ class Caps:
         self.destinations.add(where, now_ms)
         return Admission(True, self.kept_back.pop(where, 0))
 
-    def seed(self, sent: Iterable[tuple[int, str, str, int]]) -> None:
-        """The messages already written in the window: ``(user_id, channel, target, created_ms)``,
-        oldest first."""
-        for user_id, channel, target, at_ms in sent:
-            self.users.add(user_id, at_ms)
-            self.destinations.add((channel, target), at_ms)
-
     def recount(
         self,
-        users: Iterable[int],
-        destinations: Iterable[tuple[str, str]],
         sent: Iterable[tuple[int, str, str, int]],
+        users: Iterable[int] | None = None,
+        destinations: Iterable[tuple[str, str]] | None = None,
     ) -> None:
-        """The windows of ``users`` and ``destinations`` as the database has them: ``sent`` holds the
-        messages written in the window (``(user_id, channel, target, created_ms)``, oldest first, at
-        least those of these users and destinations), by every process; they replace what this
-        process counted."""
-        users, destinations = set(users), set(destinations)
-        for user_id in users:
-            self.users.forget(user_id)
-        for where in destinations:
-            self.destinations.forget(where)
+        """The windows as the database has them: ``sent`` holds the messages written in the window
+        (``(user_id, channel, target, created_ms)``, oldest first), by every process; they replace
+        what this process counted for ``users`` and ``destinations`` (``sent`` holds at least
+        theirs); ``None``: for all of them (at start, from the last hour's deliveries)."""
+        users = None if users is None else set(users)
+        destinations = None if destinations is None else set(destinations)
+        for window, keys in ((self.users, users), (self.destinations, destinations)):
+            if keys is None:
+                window.clear()
+            for key in keys or ():
+                window.forget(key)
         for user_id, channel, target, at_ms in sent:
-            if user_id in users:
+            if users is None or user_id in users:
                 self.users.add(user_id, at_ms)
-            if (channel, target) in destinations:
+            if destinations is None or (channel, target) in destinations:
                 self.destinations.add((channel, target), at_ms)
 
 

@@ -88,6 +88,11 @@ class ScanOutcome:
     alerts: tuple[Alert, ...] = ()
     states: tuple[AlertState, ...] = ()
     forget: tuple[int, ...] = ()
+    #: ``--role scanner``: the snapshot scanned and every strategy this worker scanned in it (with
+    #: alerts or not): their scan marks move to it, and the outcome of a strategy whose mark is there
+    #: already (another scanner wrote it) is not written (``AlertStore.record``).
+    snapshot_id: int = 0
+    scanned: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,3 +154,11 @@ class AlertView:
 @dataclass(frozen=True)
 class GetScanWatermark:
     """-> the id of the last snapshot whose scan is written (``int``), or None on a new database."""
+
+
+@dataclass(frozen=True)
+class GetScanMarks:
+    """-> per strategy of ``strategy_ids`` that has one, the id of the last snapshot whose scan of it
+    is written (``dict[int, int]``; ``--role scanner``), after every write queued before."""
+
+    strategy_ids: tuple[int, ...]

@@ -11,10 +11,21 @@ the list (it has just started) owns nothing for that tick.
 When a scanner dies, its heartbeat expires (``ttl``, one interval) and the engine's next ticks list
 it no more: its strategies go to the others, each to one (rendezvous hashing moves only the dead
 member's share), within 2 ticks. The firing state lives in the database (``alert_state``): the new
-owner reads it when the strategy comes to it, so a crossing or a cooldown carries on. The ticks whose
-list still named the dead one are not scanned for its share: a condition true then is seen at the
-new owner's first tick (the state says it has not fired), so nothing is lost unless it was true and
-false again within that window.
+owner reads it when the strategy comes to it, so a crossing or a cooldown carries on.
+
+Each strategy's **scan mark** (``scan_mark``: the last snapshot whose scan of it was written, moved
+in the transaction of that scan's alerts and states) closes the two gaps a handover leaves:
+
+* *nothing skipped*: a strategy that comes to this scanner (:attr:`ShareChange.gained`) is first
+  scanned for every snapshot stored after its mark, oldest first, from the firing state its previous
+  owner wrote (:func:`passes`); so the snapshots between a scanner's death and its share's takeover
+  fire as they would have, once. A scanner that fell behind (a tick replaced while a scan ran) scans
+  the snapshot it skipped the same way, for its whole share. At most ``MAX_CATCH_UP`` snapshots.
+* *nothing twice*: a scan's outcome is written only for the strategies whose mark it moves
+  (``AlertStore.record``: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE mark < snapshot``, under the
+  row's lock on PostgreSQL). Two scanners that both scan a strategy for one snapshot (its previous
+  owner slow to write while the new one catches up) write it once: the first to commit; the other's
+  alerts and states for it are dropped, logged.
 
 :class:`Shares` keeps every user's enabled strategies and answers, per tick's view, which are this
 scanner's; :meth:`Shares.view` says, per user whose share changed, the strategies owned now and the
@@ -24,7 +35,7 @@ ones that *moved* to another scanner (their saved state must be kept, not forgot
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ubot.scan.spec import StrategySpec, UserStrategies
@@ -54,6 +65,7 @@ class ShareChange:
     user_id: int
     specs: tuple[StrategySpec, ...]
     moved: tuple[int, ...] = ()
+    gained: tuple[int, ...] = ()  # owned now and not before: scanned from their scan marks on
 
 
 class Shares:
@@ -105,7 +117,9 @@ class Shares:
             mine = self._own(user_id)
             now = frozenset(s.id for s in mine)
             if now != before:
-                changes.append(ShareChange(user_id, mine, tuple(sorted(before - now))))
+                changes.append(
+                    ShareChange(user_id, mine, tuple(sorted(before - now)), tuple(sorted(now - before)))
+                )
         return changes
 
 
@@ -117,3 +131,44 @@ def handed_over(previous: Sequence[str], current: Sequence[str], me: str) -> tup
     if tuple(previous) == tuple(current):
         return ()
     return tuple(m for m in previous if m in set(current) and m != me)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One scan of stored snapshot ``snapshot_id`` for part of this scanner's share: ``only`` those
+    strategies (None: all of them), none of ``skip``."""
+
+    snapshot_id: int
+    only: frozenset[int] | None = None
+    skip: frozenset[int] = frozenset()
+
+
+def passes(
+    snapshot_id: int,
+    marks: Mapping[int, int],
+    skipped: Iterable[int] = (),
+    stored: Iterable[int] = (),
+    limit: int | None = None,
+) -> list[Pass]:
+    """The scans that bring this scanner's share up to ``snapshot_id`` (the tick to scan), oldest
+    first, that tick last:
+
+    * ``marks``: the strategies that came to this scanner, each with its scan mark (the last
+      snapshot scanned for it): scanned in every one of ``stored`` (the snapshots stored after the
+      oldest mark) after its mark, and never in one at or before it;
+    * ``skipped``: snapshots this scanner was not told of or did not scan (a tick replaced while a
+      scan ran): scanned for its whole share (but a strategy of ``marks`` not before its mark).
+
+    ``limit``: at most that many snapshots before ``snapshot_id`` (the newest)."""
+    skipped = set(skipped)
+    before = sorted({i for i in (*skipped, *stored) if i < snapshot_id})
+    if limit is not None:
+        before = before[-limit:] if limit else []
+    found = []
+    for at in [*before, snapshot_id]:
+        done = frozenset(i for i, mark in marks.items() if mark >= at)
+        if at in skipped or at == snapshot_id:
+            found.append(Pass(at, None, done))
+        elif behind := frozenset(marks).difference(done):
+            found.append(Pass(at, behind))
+    return found

@@ -70,7 +70,15 @@ class SetStrategies:
 
 @dataclass(frozen=True, eq=False)
 class ScanTick:
+    """Scanner -> each worker: scan ``frame``. A scanner process (``--role scanner``) names the
+    snapshot (its outcome moves the scan marks: ``AlertStore.record``) and may scan part of the
+    worker's strategies: ``only`` those (None: all of them), none of ``skip`` (``scan/assign.py``,
+    :func:`~ubot.scan.assign.passes`)."""
+
     frame: MarketFrame
+    snapshot_id: int = 0
+    only: frozenset[int] | None = None
+    skip: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,13 @@ class ScannerStats:
     workers: int
     strategies: int
     scans: int
-    scans_skipped: Annotated[int, Meta(description="ticks not scanned: the previous scan was still running")]
+    scans_skipped: Annotated[
+        int,
+        Meta(
+            description="ticks not scanned on time: the previous scan was still running (a scanner "
+            "process scans them after, oldest first)"
+        ),
+    ]
     worker_restarts: int
     alerts: int
     last_scan_ms: float | None

@@ -140,33 +140,51 @@ class ScanPlanner:
 
         ``moved``: strategies that leave because another scanner process scans them from now on
         (``scan/assign.py``): dropped from this process, their saved state kept for the new owner."""
-        given = {spec.id: spec for spec in specs}
-        held = {i: s for i, s in (*self.specs.items(), *self.retired.items()) if s.user_id == user_id}
-        kept = set(moved)
-        forget = sorted(
-            i
-            for i, old in held.items()
-            if (i not in given and i not in kept) or (i in given and given[i].rules != old.rules)
-        )
-        # A strategy given exactly as held stays where it is in the plan (its group is not rebuilt).
-        same = {i for i, old in held.items() if i in self.specs and given.get(i) == old}
-        for strategy_id in held.keys() - same:
-            self.specs.pop(strategy_id, None)
-            self.retired.pop(strategy_id, None)
-            self._remove(strategy_id)
-        shares: dict[int, list[StrategySpec]] = {w: [] for w in range(self.workers)}
-        for spec in given.values():
-            if spec.id not in same:
-                self._add(spec)
-            if spec.id not in self.waiting:
-                shares[self.owner(spec.id)].append(spec)
-        self._announced &= self.specs.keys()
+        return self.set_users([(user_id, specs, moved)])
+
+    def set_users(
+        self, changes: Iterable[tuple[int, Iterable[StrategySpec], Iterable[int]]]
+    ) -> dict[int, SetStrategies]:
+        """:meth:`set_user` for several users at once, ``(user_id, specs, moved)`` each (a scanner
+        process's share after the view of the scanners changed: every user's at once): one pass over
+        the strategies held and one replan, one message per worker with every user's strategies."""
+        changes = [(user_id, list(specs), set(moved)) for user_id, specs, moved in changes]
+        held_by: dict[int, dict[int, StrategySpec]] = {user_id: {} for user_id, _, _ in changes}
+        for i, spec in (*self.specs.items(), *self.retired.items()):
+            if spec.user_id in held_by:
+                held_by[spec.user_id][i] = spec
+        users: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
         forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
-        for strategy_id in forget:
-            forgets[self.owner(strategy_id)].append(strategy_id)
-            self.unconfirmed[self.owner(strategy_id)].add(strategy_id)
+        for user_id, specs, kept in changes:
+            given = {spec.id: spec for spec in specs}
+            held = held_by[user_id]
+            forget = sorted(
+                i
+                for i, old in held.items()
+                if (i not in given and i not in kept) or (i in given and given[i].rules != old.rules)
+            )
+            # A strategy given exactly as held stays where it is in the plan (its group is not rebuilt).
+            same = {i for i, old in held.items() if i in self.specs and given.get(i) == old}
+            for strategy_id in held.keys() - same:
+                self.specs.pop(strategy_id, None)
+                self.retired.pop(strategy_id, None)
+                self._remove(strategy_id)
+            for w in range(self.workers):  # every worker: one that had some of them learns they went
+                users[w][user_id] = []
+            for spec in given.values():
+                if spec.id not in same:
+                    self._add(spec)
+                if spec.id not in self.waiting:
+                    users[self.owner(spec.id)][user_id].append(spec)
+            for strategy_id in forget:
+                forgets[self.owner(strategy_id)].append(strategy_id)
+                self.unconfirmed[self.owner(strategy_id)].add(strategy_id)
+        self._announced &= self.specs.keys()
         self._replan()
-        return {w: SetStrategies({user_id: tuple(shares[w])}, tuple(forgets[w])) for w in range(self.workers)}
+        return {
+            w: SetStrategies({u: tuple(specs) for u, specs in users[w].items()}, tuple(forgets[w]))
+            for w in range(self.workers)
+        }
 
     def restart(self, worker: int) -> SetStrategies:
         """The message that refills a restarted worker: its strategies, by user, and the forgets that
@@ -361,11 +379,25 @@ class ScanPlanner:
         self.framed_ms = snapshot.timestamp_ms
         return MarketFrame(tick, snapshot, self.plan, self.histories, bars)
 
-    def replay(self, tick: int, snapshot: Snapshot) -> MarketFrame:
-        """The frame of a stored snapshot that the last run did not scan (oldest first, before any live
-        tick), with each history as it was then: read from the database up to that snapshot (whole at
-        the first one, then the candles closed since the one before), with its prices as the open
-        candles. The first live tick continues from there with its own closed candles."""
+    def rewind(self, timestamp_ms: int | None) -> None:
+        """The next :meth:`replay` is of a snapshot older than the last frame (a scanner process
+        catching up strategies that came to it): its histories are read again from the database;
+        the snapshot before it was taken at ``timestamp_ms``."""
+        self._read_until = None
+        self.framed_ms = timestamp_ms
+
+    def replay(self, tick: int, snapshot: Snapshot, wait: bool = True) -> MarketFrame:
+        """The frame of a stored snapshot (a scanner process's tick, or a snapshot the last run did
+        not scan, oldest first, before any live tick), with each history as it was then: read from
+        the database up to that snapshot (whole at the first one, then the candles closed since the
+        one before), with its prices as the open candles. The first live tick continues from there
+        with its own closed candles.
+
+        ``wait``: a series no strategy read before is seeded at once (in this call); otherwise as in
+        a live tick, by the seeder's steps (the caller's :class:`~ubot.scan.seeding.SeedRunner`),
+        its strategies waiting meanwhile, the candles read since given to its seed (``buffer``). The
+        first call (and one after :meth:`rewind`) seeds every series again: with ``wait`` False every
+        strategy with indicators waits for it."""
         if self._read_until is None:
             self.histories, self._read_until = {}, {}
             for jobs in self.jobs.values():
@@ -380,10 +412,18 @@ class ScanPlanner:
                 if i not in self.waiting and i in self.specs:
                     self._planning.add(self.specs[i], compiled)
             self._replan()
-        for timeframe, history in self.histories.items():
-            since, until = self._read_until[timeframe], int(bucket_start(snapshot.timestamp_ms, timeframe))
+        for timeframe, since in list(self._read_until.items()):
+            until = int(bucket_start(snapshot.timestamp_ms, timeframe))
+            history, jobs = self.histories.get(timeframe), self.jobs.get(timeframe, ())
+            if history is None and not jobs:
+                del self._read_until[timeframe]  # no strategy reads it any more
+                continue
             if self.load is not None and since < until:
-                history.add_history(self.load(timeframe, since, until))
+                rows = list(self.load(timeframe, since, until))
+                if history is not None:
+                    history.add_history(rows)
+                for job in jobs:  # seeded up to ``since``: these follow
+                    job.buffer.extend(rows)
             self._read_until[timeframe] = until
-        self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot), wait=True)
+        self._fold(snapshot.timestamp_ms, {}, open_candles_of(snapshot), wait=wait)
         return self.frame(tick, snapshot)

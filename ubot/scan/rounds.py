@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ubot.scan.cost import CostBook
 from ubot.scan.frame import MarketFrame
-from ubot.scan.messages import CostlyStrategy, ScanDone, ScannerStats
+from ubot.scan.messages import CostlyStrategy, ScanDone, ScannerStats, ScanTick
 
 
 @dataclass(eq=False)
@@ -27,6 +27,11 @@ class Round:
     errors: dict[int, str | None] = field(default_factory=dict)
     disable: list[int] = field(default_factory=list)
     resent: set[int] = field(default_factory=set)  # workers restarted during this scan
+    message: ScanTick | None = None  # what the workers were told (None: ``ScanTick(frame)``)
+
+    @property
+    def told(self) -> ScanTick:
+        return self.message or ScanTick(self.frame)
 
     @property
     def tick(self) -> int:

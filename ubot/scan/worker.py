@@ -41,6 +41,8 @@ class ScanResult:
     disable: list[int] = field(default_factory=list)
     evaluated: int = 0  # strategies evaluated
     coins: int = 0  # (strategy, coin) pairs evaluated
+    #: every strategy this scan was for (evaluated or not: on a bar not closed, expired, erred)
+    scanned: list[int] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -227,10 +229,16 @@ class ScanWorker:
                 entries.append(entry)
         return _Binding.of(group, members, entries) if members else None
 
-    def scan(self, frame: MarketFrame) -> ScanResult:
+    def scan(
+        self, frame: MarketFrame, only: Collection[int] | None = None, skip: Collection[int] = ()
+    ) -> ScanResult:
+        """Evaluate this worker's strategies on ``frame`` and decide what fires; ``only`` those of
+        ``only`` (None: all) and none of ``skip`` (a scanner process catching up part of its share)."""
         result = ScanResult(errors=self._pending_errors)
         self._pending_errors = {}
         bindings, where = self._bindings(frame.plan)
+        result.scanned = [i for i in self.entries if (only is None or i in only) and i not in skip]
+        keep = None if only is None and not skip else np.array(result.scanned, dtype=np.int64)
         now = frame.timestamp_ms
         evaluated: dict[int, tuple[_Binding, np.ndarray, GroupResult]] = {}
         # Each worker starts at its own place in the groups, so that they evaluate different groups
@@ -242,6 +250,8 @@ class ScanWorker:
             if group.on_bar_close and group.timeframe not in frame.closed_bar:
                 continue
             live = np.flatnonzero(binding.expires_ms > now)
+            if keep is not None:
+                live = live[np.isin(group.ids[binding.members[live]], keep)]
             if len(live) == 0:
                 continue
             try:

@@ -735,8 +735,11 @@ class UserManager:
     def record_errors(self, errors: Mapping[int, str | None], at_ms: int) -> None:
         self.store.record_errors(errors, at_ms)
 
-    def validate_condition(self, text: Any) -> ConditionInfo:
-        return validation.condition(text, self.analyze)
+    def validate_condition(self, text: Any, template: str | None = None) -> ConditionInfo:
+        """The condition ``text`` checked, and ``template`` (if given) against it, as a save would."""
+        info = validation.condition(text, self.analyze)
+        validation.template(template, info)
+        return info
 
     def _strategy(self, user_id: int, strategy_id: Any) -> Strategy:
         row = self.store.strategy(user_id, strategy_id) if _is_id(strategy_id) else None

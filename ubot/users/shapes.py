@@ -152,7 +152,11 @@ class PasswordChange(_Body):
 
 
 class ConditionText(_Body):
+    """A condition to check (``POST /v1/conditions/validate``), and optionally a message template,
+    checked against that condition (its ``{value:EXPR}`` must name a value the condition uses)."""
+
     condition: Condition
+    template: MessageTemplate | None = None
 
 
 # --- settings -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-// The strategies view: the list (enable/disable, edit) and the form, whose condition is checked as
-// it is typed (POST /v1/conditions/validate): the message, and a caret under the column at fault.
-// The message template is checked when the strategy is saved: a refusal shows the same way.
+// The strategies view: the list (enable/disable, edit) and the form, whose condition and message
+// template are checked as they are typed (POST /v1/conditions/validate, the template against the
+// condition): the message, and a caret under the column at fault. A refusal on save shows the same way.
 import { api } from "./api.js";
 import { DryRunPanel } from "./dryrun.js";
 import { caretText, el } from "./format.js";
@@ -16,23 +16,52 @@ function localInput(ms) {
 }
 
 const CHECK_DELAY_MS = 250;
+const LISTED_TEMPLATE_MAX = 60;
 
-/** What uBot said of a field's text (a condition, a message template): its message, and a caret
- * under the column at fault. */
+/** A field's text checked by uBot as it is typed (a condition, a message template): its message,
+ * and a caret under the column at fault. ``ask(text)`` gives the result to show. */
 class FieldCheck {
-  constructor(input, caret, message) {
+  constructor(input, caret, message, ask) {
     this.input = input;
     this.caret = caret;
     this.message = message;
+    this.ask = ask;
+    this.sent = 0; // the number of the latest check: older answers are dropped
+    this.timer = null;
   }
 
-  /** ``result``: null (nothing to say), or {ok, message, column, text}. */
+  /** Check the text once typing pauses. */
+  schedule() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.run(), CHECK_DELAY_MS);
+  }
+
+  /** Check the text now. */
+  async run() {
+    clearTimeout(this.timer);
+    const number = ++this.sent;
+    const result = await this.ask(this.input.value);
+    if (number === this.sent) this.display(result);
+  }
+
+  /** Show ``result`` (what a save said, or null), dropping the checks under way. */
   show(result) {
+    clearTimeout(this.timer);
+    this.sent++;
+    this.display(result);
+  }
+
+  /** ``result``: null (nothing to say), {note} (nothing to check yet), or {ok, message, column, text}. */
+  display(result) {
     this.caret.hidden = true;
     this.input.removeAttribute("aria-invalid");
     this.message.className = "muted";
     if (!result) {
       this.message.textContent = "";
+      return;
+    }
+    if (result.note) {
+      this.message.textContent = result.note;
       return;
     }
     this.message.textContent = result.message;
@@ -57,15 +86,21 @@ export class StrategiesView {
     this.form = root.querySelector("#strategy-form");
     this.title = root.querySelector("#strategy-form-title");
     this.condition = root.querySelector("#s-condition");
-    this.conditionCheck = new FieldCheck(this.condition, root.querySelector("#s-caret"), root.querySelector("#s-condition-message"));
+    this.conditionCheck = new FieldCheck(this.condition, root.querySelector("#s-caret"), root.querySelector("#s-condition-message"), (text) =>
+      this.checkCondition(text),
+    );
     this.template = root.querySelector("#s-template");
-    this.templateCheck = new FieldCheck(this.template, root.querySelector("#s-template-caret"), root.querySelector("#s-template-message"));
+    this.templateCheck = new FieldCheck(this.template, root.querySelector("#s-template-caret"), root.querySelector("#s-template-message"), (text) =>
+      this.checkTemplate(text),
+    );
     this.message = root.querySelector("#strategy-message");
     this.editing = null; // the id of the strategy in the form, or null for a new one
-    this.checked = 0; // the number of the latest check sent: older answers are dropped
-    this.timer = null;
-    this.condition.addEventListener("input", () => this.scheduleCheck());
-    this.template.addEventListener("input", () => this.templateCheck.show(null));
+    // The template is checked against the condition: a change of either checks it again.
+    this.condition.addEventListener("input", () => {
+      this.conditionCheck.schedule();
+      if (this.template.value.trim()) this.templateCheck.schedule();
+    });
+    this.template.addEventListener("input", () => this.templateCheck.schedule());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.save();
@@ -120,7 +155,7 @@ export class StrategiesView {
   refused(error, condition, names = {}) {
     this.message.textContent = error.message;
     if (error.field === "condition") {
-      this.showCheck({ ok: false, message: error.message, column: error.column, text: condition });
+      this.conditionCheck.show({ ok: false, message: error.message, column: error.column, text: condition });
       this.condition.focus();
       return;
     }
@@ -163,11 +198,16 @@ export class StrategiesView {
     const channels = strategy.channels.length ? strategy.channels.join(", ") : "this page only";
     const name = el("th", { scope: "row" }, strategy.name);
     if (strategy.last_error) name.append(el("small", { className: "neg block" }, strategy.last_error));
+    const condition = el("td", {}, el("code", {}, strategy.condition));
+    if (strategy.template) {
+      const words = strategy.template.length > LISTED_TEMPLATE_MAX ? `${strategy.template.slice(0, LISTED_TEMPLATE_MAX - 1)}…` : strategy.template;
+      condition.append(el("small", { className: "muted block", title: strategy.template }, words));
+    }
     return el(
       "tr",
       {},
       name,
-      el("td", {}, el("code", {}, strategy.condition)),
+      condition,
       el("td", {}, strategy.timeframe),
       el("td", {}, coins),
       el("td", {}, channels),
@@ -195,7 +235,6 @@ export class StrategiesView {
     fields.name.value = strategy ? strategy.name : "";
     this.condition.value = strategy ? strategy.condition : "";
     this.template.value = strategy && strategy.template ? strategy.template : "";
-    this.templateCheck.show(null);
     fields.timeframe.value = strategy ? strategy.timeframe : "1h";
     fields.frequency.value = strategy ? strategy.frequency : "once_per_crossing";
     fields.cooldown_s.value = strategy ? strategy.cooldown_s : 0;
@@ -206,9 +245,11 @@ export class StrategiesView {
     for (const box of fields.channels) box.checked = Boolean(strategy && strategy.channels.includes(box.value));
     this.scope();
     this.message.textContent = "";
-    this.showCheck(null);
+    this.conditionCheck.show(null);
+    this.templateCheck.show(null);
     fields.name.focus();
-    if (strategy) this.check();
+    if (strategy) this.conditionCheck.run();
+    if (strategy && strategy.template) this.templateCheck.run();
   }
 
   scope() {
@@ -217,32 +258,30 @@ export class StrategiesView {
     this.form.elements.top_n.disabled = bySymbols;
   }
 
-  scheduleCheck() {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.check(), CHECK_DELAY_MS);
-  }
-
-  /** Ask uBot whether the condition is valid; show what it found, or where it is wrong. */
-  async check() {
-    const text = this.condition.value;
-    const number = ++this.checked;
-    if (!text.trim()) {
-      this.showCheck(null);
-      return;
-    }
+  /** What uBot says of the condition: what it found, or where it is wrong. */
+  async checkCondition(text) {
+    if (!text.trim()) return null;
     try {
       const { data } = await api("POST", "/v1/conditions/validate", { condition: text });
-      if (number !== this.checked) return;
       const found = data.indicators.length ? `indicators ${data.indicators.join(", ")}` : "no indicator";
-      this.showCheck({ ok: true, message: `Valid: ${found}; fields ${data.fields.join(", ") || "none"}.` });
+      return { ok: true, message: `Valid: ${found}; fields ${data.fields.join(", ") || "none"}.` };
     } catch (error) {
-      if (number !== this.checked) return;
-      this.showCheck({ ok: false, message: error.message, column: error.column, text });
+      return { ok: false, message: error.message, column: error.column, text };
     }
   }
 
-  showCheck(result) {
-    this.conditionCheck.show(result);
+  /** What uBot says of the message template, with the condition it shows values of. */
+  async checkTemplate(text) {
+    if (!text.trim()) return null;
+    const condition = this.condition.value;
+    if (!condition.trim()) return { note: "Checked once there is a condition." };
+    try {
+      await api("POST", "/v1/conditions/validate", { condition, template: text });
+      return { ok: true, message: "Valid template." };
+    } catch (error) {
+      if (error.field === "condition") return { note: "Checked once the condition is valid." };
+      return { ok: false, message: error.message, column: error.column, text };
+    }
   }
 
   body_() {
