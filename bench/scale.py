@@ -272,37 +272,17 @@ def part_workers(args: argparse.Namespace) -> None:
 
 def cluster_schema(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """(PostgreSQL URL of a new schema, Redis URL, key prefix, cleanup), or None without them."""
-    import uuid
-    from urllib.parse import quote
+    import contextlib
+
+    from tests.support.cluster import private_space
 
     postgres = args.postgres or os.environ.get("UBOT_TEST_POSTGRES_URL")
     redis_url = args.redis or os.environ.get("UBOT_TEST_REDIS_URL")
     if not (postgres and redis_url):
         return None
-    import psycopg2
-
-    schema = f"ubot_bench_{uuid.uuid4().hex[:10]}"
-    prefix = f"ubot-bench-{uuid.uuid4().hex[:10]}"
-    with psycopg2.connect(postgres) as admin, admin.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in postgres else "?"
-    db = f"{postgres}{separator}options={quote(f'-csearch_path={schema}')}"
-
-    def cleanup() -> None:
-        import redis
-
-        admin = psycopg2.connect(postgres)
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
-
-    return db, redis_url, prefix, cleanup
+    stack = contextlib.ExitStack()
+    space = stack.enter_context(private_space(postgres, redis_url, "ubot_bench"))
+    return space.db_url, redis_url, space.prefix, stack.close
 
 
 #: The conditions of :func:`seed_strategies`, in turn: ``{x}`` a threshold drawn for each strategy.
@@ -491,7 +471,11 @@ def part_logins(args: argparse.Namespace) -> None:
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     import abuse
 
-    what, seconds, target = abuse.get_under_logins(argparse.Namespace(seconds=args.seconds))
+    from ubot.users.hashing import DEFAULT_NICE
+
+    what, seconds, target = abuse.get_under_logins(
+        argparse.Namespace(seconds=args.seconds, hash_nice=[DEFAULT_NICE])
+    )
     print(f"C. {what}: {seconds * 1000:.1f} ms (target {target})")
 
 

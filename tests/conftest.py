@@ -1,6 +1,10 @@
 """Shared fixtures. The database is SQLite in a temporary directory, or the PostgreSQL database named
 by ``UBOT_TEST_DATABASE_URL`` (``.ci/run`` runs the whole suite once each way). Every test ends with
-no actor running (``stop_actors``, autouse); shared helpers are in ``tests/support/``."""
+no actor running (``stop_actors``, autouse); shared helpers are in ``tests/support/``.
+
+Under pytest-xdist (``-n N``) each worker has a PostgreSQL database of its own (``<database>_gw0``,
+…; ``tests/support/workers.py``): the variables naming it are rewritten before any test module
+reads them."""
 
 from __future__ import annotations
 
@@ -11,9 +15,16 @@ import pytest
 from peewee import Database
 
 from tests.support.actors import stop_actors  # noqa: F401  (autouse: every test)
+from tests.support.workers import use_worker_databases
 from ubot.models.db import is_sqlite, open_database
 from ubot.models.schema import ensure_schema
 from ubot.models.tables import ALL_TABLES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    worker = getattr(config, "workerinput", {}).get("workerid")  # set in an xdist worker only
+    if worker:
+        use_worker_databases(worker)
 
 
 @pytest.fixture(scope="session")

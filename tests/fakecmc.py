@@ -196,6 +196,10 @@ class FakeCmc(Serving):
         class Handler(_Handler):
             owner = fake
 
+        # The documents of a tick of the default request made beforehand: the first tick's answer
+        # comes as quickly as the next ones'.
+        self.listings_doc()
+        self.global_doc()
         self._serve(_Server(("127.0.0.1", 0), Handler))
         return self
 
@@ -287,7 +291,15 @@ class FakeCmc(Serving):
 @functools.lru_cache(maxsize=32)
 def _simulated(seed: int, limit: int, convert: str, at_ms: int) -> RawMarket:
     """The simulated market (deterministic, so shared by every fake; callers must not mutate it)."""
-    return SimulatedSource(limit=limit, seed=seed, convert=convert).documents(at_ms)
+    return _source(seed, limit, convert).documents(at_ms)
+
+
+@functools.lru_cache(maxsize=8)
+def _source(seed: int, limit: int, convert: str) -> SimulatedSource:
+    """Made once per process: making one (its universe) costs ten times a document, more than a
+    tick of one second may spend on CoinMarketCap when the machine is busy; ``documents`` is a
+    function of the time alone."""
+    return SimulatedSource(limit=limit, seed=seed, convert=convert)
 
 
 class _Server(ThreadingHTTPServer):

@@ -15,7 +15,9 @@ minutes at one a second, so the page sees ticks, candles and alerts arrive.
 * a dry run over the stored day draws its firings as markers on the chart and lists them in a table;
   a mistake in its condition shows the caret;
 * an alert raised by the replay appears in the alerts feed without a reload, and as a marker on the
-  coin's chart; settings are saved; "Log out everywhere" ends the session.
+  coin's chart; settings are saved; "Log out everywhere" ends the session;
+* the settings list each session (this browser, a program's token logged in through the API), and
+  logging out the other one makes its token get 401 while this browser's session goes on.
 
 Each test saves a screenshot in ``tests/output/screenshots/`` (git-ignored; ``UBOT_TEST_SCREENSHOTS``
 names another directory). Skipped only when no Chromium binary is installed (``.ci/run`` installs
@@ -37,6 +39,7 @@ from tests.procs import write_market
 from tests.support.ports import free_port
 from tests.support.processes import REPO, Process, command, environment, launch
 from tests.support.waits import wait_until
+from tests.support.workers import made_once
 
 CHROMIUM = next(
     (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
@@ -59,8 +62,13 @@ SCREENSHOTS = Path(os.environ.get("UBOT_TEST_SCREENSHOTS") or REPO / "tests" / "
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> tuple[Path, Path]:
-    """(the replay directory of the live minutes, a database holding the history before them)."""
-    base = tmp_path_factory.mktemp("dashboard-market")
+    """(the replay directory of the live minutes, a database holding the history before them):
+    made once per test run (under pytest-xdist, by the first worker that needs them)."""
+    base = made_once(tmp_path_factory, "dashboard-market", _record)
+    return base / "live", base / "history.db"
+
+
+def _record(base: Path) -> None:
     market = write_market(base / "all", HISTORY_FILES + LIVE_FILES, COINS, MARKET_START_MS)
     history, live = base / "history", base / "live"
     history.mkdir()
@@ -93,7 +101,6 @@ def recorded(tmp_path_factory) -> tuple[Path, Path]:
         assert stored.wait_exit(timeout=300) == 0, stored.tail()
     finally:
         stored.close()
-    return live, database
 
 
 @pytest.fixture
@@ -455,6 +462,40 @@ def test_an_alert_of_the_replay_appears_in_the_feed_and_on_the_chart(page) -> No
     assert "ubot_session" not in {c["name"] for c in page.context.cookies()}
     page.goto("/#settings")
     expect(page.locator("#settings-login")).to_be_visible()
+
+
+def test_each_session_is_listed_and_another_one_is_logged_out(ubot, page) -> None:
+    from playwright.sync_api import expect
+
+    sign_up(page, "traveller")
+    login = requests.post(
+        ubot + "/v1/sessions",
+        json={"username": "traveller", "password": PASSWORD},
+        headers={"User-Agent": "sessions-test/1.0"},
+        timeout=10,
+    )
+    assert login.status_code == 201, login.text
+    program = {"Authorization": f"Bearer {login.json()['token']}"}
+    assert requests.get(ubot + "/v1/me/settings", headers=program, timeout=10).status_code == 200
+
+    page.get_by_role("link", name="Settings").click()
+    sessions = page.get_by_role("list", name="Sessions")
+    expect(sessions.get_by_role("listitem")).to_have_count(2)
+    this = sessions.get_by_role("listitem").filter(has_text="This browser")
+    other = sessions.get_by_role("listitem").filter(has_text="A program: sessions-test/1.0 from 127.0.0.1")
+    expect(this).to_have_count(1)
+    expect(other).to_have_count(1)
+    screenshot(page, "sessions")
+
+    other.get_by_role("button", name=re.compile(r"^Log out session \d+ \(A program: sessions-test")).click()
+    expect(page.locator("#toast")).to_contain_text("Session logged out")
+    expect(sessions.get_by_role("listitem")).to_have_count(1)
+    expect(sessions.get_by_role("listitem")).to_contain_text("This browser")
+    assert requests.get(ubot + "/v1/me/settings", headers=program, timeout=10).status_code == 401
+    # this browser's session goes on
+    page.reload()
+    expect(page.get_by_role("button", name="Log out everywhere")).to_be_visible()
+    expect(sessions.get_by_role("listitem")).to_have_count(1)
 
 
 def test_health_shows_the_pipeline(page) -> None:

@@ -117,8 +117,9 @@ def expected_rows() -> dict[str, str]:
             "(`[accounts] hash_workers`, `hash_queue`; 503 with `Retry-After` beyond)"
         ),
         "a checked token kept in a gateway's memory": (
-            f"{default('accounts', 'session_cache_s')} s (`[accounts] session_cache_s`); logout, log out "
-            "everywhere and a password change end it at once, on every gateway"
+            f"{default('accounts', 'session_cache_s')} s (`[accounts] session_cache_s`); logout (of this "
+            "session or of one by its id), log out everywhere and a password change end it at once, on every "
+            "gateway"
         ),
         "one delivery attempt (webhook, Telegram, Twilio, SMTP)": (
             f"{default('notify', 'attempt_deadline_s')} s in all (`[notify] attempt_deadline_s`), "

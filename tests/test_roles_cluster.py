@@ -304,8 +304,8 @@ def test_two_engines_started_at_once_on_a_new_database_take_turns(deployment: De
 
 
 def test_a_session_ended_on_one_gateway_is_refused_on_the_other(deployment: Deployment) -> None:
-    """Logout and a password change through gateway A reach gateway B's session cache over the bus
-    (SessionsRevoked), not after its five-minute TTL."""
+    """Logout, one session logged out by its id, and a password change through gateway A reach
+    gateway B's session cache over the bus (SessionsRevoked), not after its five-minute TTL."""
     engine = deployment.engine("engine")
     wait_until(lambda: "engine: active" in engine.log, "the engine to be active", TIMEOUT_S, alive=engine)
     (gateway_a, base_a), (gateway_b, base_b) = (
@@ -336,6 +336,20 @@ def test_a_session_ended_on_one_gateway_is_refused_on_the_other(deployment: Depl
     assert settings_on(base_a, token) == 401  # where it ended: at once
     wait_until(lambda: settings_on(base_b, token) == 401, "gateway B to refuse the token", TIMEOUT_S)
     assert settings_on(base_b, other) == 200  # only that session ended
+
+    # one session logged out by its id (the sessions list) through A: B refuses it too
+    third = log_in(PASSWORD)
+    assert settings_on(base_b, third) == 200  # cached on B
+    listed = requests.get(
+        base_a + "/v1/me/sessions", headers={"Authorization": f"Bearer {third}"}, timeout=TIMEOUT_S
+    ).json()["sessions"]
+    (third_id,) = [s["id"] for s in listed if s["current"]]
+    ended = requests.delete(
+        f"{base_a}/v1/me/sessions/{third_id}", headers={"Authorization": f"Bearer {other}"}, timeout=TIMEOUT_S
+    )
+    assert ended.status_code == 204, ended.text
+    wait_until(lambda: settings_on(base_b, third) == 401, "gateway B to refuse the third token", TIMEOUT_S)
+    assert settings_on(base_b, other) == 200
 
     changed = requests.put(
         base_a + "/v1/me/password",

@@ -203,6 +203,34 @@ def test_logging_out_everywhere_or_a_new_password_clears_the_cookies_too(client)
     assert out.status_code == 200 and not out.cookies
 
 
+def test_a_browser_lists_its_sessions_and_logs_one_out(client) -> None:
+    cookies, csrf = _log_in(client, headers={"User-Agent": "Mozilla/5.0 Firefox/140.0"})
+    token = client.simulate_post("/v1/sessions", json={"username": "ada", "password": PASSWORD}).json["token"]
+    sessions = client.simulate_get("/v1/me/sessions", cookies=cookies).json["sessions"]
+    mine = next(s for s in sessions if s["current"])
+    program = next(s for s in sessions if not s["current"])
+    assert (mine["kind"], mine["user_agent"], program["kind"]) == (
+        "browser",
+        "Mozilla/5.0 Firefox/140.0",
+        "program",
+    )
+
+    refused = client.simulate_delete(f"/v1/me/sessions/{program['id']}", cookies=cookies)
+    assert_error(refused, 403)  # a change made with the cookie needs the CSRF header
+    out = client.simulate_delete(
+        f"/v1/me/sessions/{program['id']}", cookies=cookies, headers={browser.CSRF_HEADER: csrf}
+    )
+    assert out.status_code == 204 and not out.cookies  # another session: this cookie stays
+    assert_error(client.simulate_get("/v1/me/settings", headers={"Authorization": f"Bearer {token}"}), 401)
+
+    out = client.simulate_delete(
+        f"/v1/me/sessions/{mine['id']}", cookies=cookies, headers={browser.CSRF_HEADER: csrf}
+    )
+    assert out.status_code == 204  # its own session: the cookies are cleared
+    assert _expired(out.cookies[browser.SESSION_COOKIE]) and _expired(out.cookies[browser.CSRF_COOKIE])
+    assert_error(client.simulate_get("/v1/me/settings", cookies=cookies), 401)
+
+
 def test_a_stale_cookie_on_a_public_route_is_ignored(client) -> None:
     answer = client.simulate_head("/v1/stream", cookies={browser.SESSION_COOKIE: "x" * 43})
     assert answer.status_code == 200

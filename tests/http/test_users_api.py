@@ -7,6 +7,7 @@ from falcon.testing import Result, TestClient
 
 from ubot.http.app import create_app
 from ubot.http.gateway import Gateway
+from ubot.users import tokens
 
 pytest.importorskip("ubot.rules")
 
@@ -273,6 +274,51 @@ def test_logout_everywhere_revokes_every_token(client) -> None:
     assert result.status_code == 200 and result.json == {"revoked": 2}
     for auth in (first, second):
         assert client.simulate_get("/v1/me/settings", headers=auth).status_code == 401
+
+
+def test_the_sessions_are_listed_and_one_can_be_logged_out(client) -> None:
+    mine = register_and_login(client, "ivy1")
+    login = client.simulate_post(
+        "/v1/sessions",
+        json={"username": "ivy1", "password": PASSWORD},
+        remote_addr="203.0.113.8",
+        headers={"User-Agent": "ubot-client/1.0"},
+    )
+    token = login.json["token"]
+    other = {"Authorization": f"Bearer {token}"}
+    stranger = register_and_login(client, "jake1")
+
+    listed = client.simulate_get("/v1/me/sessions", headers=mine)
+    assert listed.status_code == 200, listed.text
+    sessions = listed.json["sessions"]
+    assert len(sessions) == 2
+    assert {key for s in sessions for key in s} == {
+        "id", "kind", "created_at", "last_seen_at", "expires_at", "user_agent", "client", "current",
+    }  # fmt: skip
+    (current,) = [s for s in sessions if s["current"]]
+    (second,) = [s for s in sessions if not s["current"]]
+    assert second == {**second, "kind": "program", "client": "203.0.113.8", "user_agent": "ubot-client/1.0"}
+    assert second["expires_at"] == login.json["expires_at"]
+    assert token not in listed.text and tokens.hash_token(token) not in listed.text
+    seen_by_other = client.simulate_get("/v1/me/sessions", headers=other).json["sessions"]
+    assert {s["id"]: s["current"] for s in seen_by_other} == {current["id"]: False, second["id"]: True}
+
+    # another user's session, and one that does not exist, are not found
+    (strangers,) = client.simulate_get("/v1/me/sessions", headers=stranger).json["sessions"]
+    for session_id in (strangers["id"], 4_000_000):
+        refused = client.simulate_delete(f"/v1/me/sessions/{session_id}", headers=mine)
+        assert refused.status_code == 404 and refused.json["field"] == "id"
+    assert client.simulate_get("/v1/me/settings", headers=stranger).status_code == 200
+
+    ended = client.simulate_delete(f"/v1/me/sessions/{second['id']}", headers=mine)
+    assert ended.status_code == 204 and not ended.cookies
+    assert client.simulate_get("/v1/me/settings", headers=other).status_code == 401
+    assert client.simulate_get("/v1/me/settings", headers=mine).status_code == 200
+    assert [s["id"] for s in client.simulate_get("/v1/me/sessions", headers=mine).json["sessions"]] == [
+        current["id"]
+    ]
+    assert client.simulate_delete(f"/v1/me/sessions/{second['id']}", headers=mine).status_code == 404
+    assert client.simulate_get("/v1/me/sessions").status_code == 401
 
 
 def test_changing_the_password_revokes_sessions_and_checks_the_old_one(client) -> None:

@@ -13,7 +13,7 @@ from tests.support.users import fake_analyze
 from ubot.models.tables import User
 from ubot.users import tokens
 from ubot.users.accounts import Accounts
-from ubot.users.errors import BadCredentials, Busy, Conflict, Throttled, WrongPassword
+from ubot.users.errors import BadCredentials, Busy, Conflict, NotFound, Throttled, WrongPassword
 from ubot.users.hashing import Inline
 from ubot.users.manager import UserManager
 from ubot.users.sessions import Revoked
@@ -151,6 +151,26 @@ def test_whatever_ends_sessions_reports_them(steps, revoked, alice, manager) -> 
     assert revoked[3:] == []
     service.login("alice", NEW_PW, None)  # one more than the limit: the oldest is revoked
     assert revoked[3:] == [Revoked(alice.id)]
+
+
+def test_ending_one_session_reports_that_one_and_what_the_login_said_is_kept(
+    steps, revoked, alice, manager
+) -> None:
+    service = accounts(steps, revoked)
+    token = service.login("alice", PW, ADDRESS, "browser", "Firefox/140").token
+    (session,) = manager.list_sessions(alice.id, token).sessions
+    assert (session.kind, session.client, session.user_agent, session.current) == (
+        "browser",
+        ADDRESS,
+        "Firefox/140",
+        True,
+    )
+
+    assert service.end_session(alice.id, session.id) == Revoked(alice.id, tokens.hash_token(token))
+    assert revoked == [Revoked(alice.id, tokens.hash_token(token))]
+    with pytest.raises(NotFound):
+        service.end_session(alice.id, session.id)  # already ended: nothing more to report
+    assert len(revoked) == 1
 
 
 def test_a_login_rehashes_with_todays_parameters_in_the_pool(

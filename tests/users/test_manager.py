@@ -160,6 +160,54 @@ def test_logout_everywhere_revokes_every_token_of_the_user(manager, alice) -> No
     assert manager.authenticate(bobs) == bob.id
 
 
+def test_the_sessions_list_says_what_each_login_said_and_which_is_current(manager, alice, clock) -> None:
+    browser = manager.login("alice", PW, "203.0.113.5", "browser", "Mozilla/5.0 (X11) \x00é" + "x" * 300)
+    old = manager.login("alice", PW, None)  # as before schema 14: nothing said
+    clock.advance(120)
+    program = manager.login("alice", PW, "2001:db8::7", "program", "curl/8.5.0")
+    manager.register("bob", "bob@example.com", PW)
+    manager.login("bob", PW, None)
+    clock.advance(60)
+    manager.authenticate(browser.token)  # used last: listed first
+
+    listed = manager.list_sessions(alice.id, program.token).sessions
+
+    assert [s.current for s in listed] == [False, True, False]
+    first, second, third = listed
+    assert (first.kind, first.client, first.created_at) == ("browser", "203.0.113.5", iso_from_ms(T0_MS))
+    assert first.user_agent == "Mozilla/5.0 (X11) ??" + "x" * 236  # printable, at most 256
+    assert first.last_seen_at == iso_from_ms(T0_MS + 180_000)
+    assert (second.kind, second.client, second.user_agent) == ("program", "2001:db8::7", "curl/8.5.0")
+    assert (third.kind, third.client, third.user_agent) == (None, None, None)
+    assert second.expires_at == iso_from_ms(T0_MS + 120_000 + tokens.SESSION_LIFETIME_MS)
+    assert len({s.id for s in listed}) == 3
+    assert all(isinstance(s.id, int) for s in listed)  # the row's number: nothing of the token
+    assert not any(s.current for s in manager.list_sessions(alice.id, "garbage").sessions)
+
+    manager.logout(old.token)
+    assert [s.id for s in manager.list_sessions(alice.id, None).sessions] == [first.id, second.id]
+    clock.advance(tokens.SESSION_LIFETIME_MS / 1000)
+    assert manager.list_sessions(alice.id, browser.token).sessions == ()  # expired
+
+
+def test_ending_one_session_revokes_that_one_only(manager, alice) -> None:
+    mine, other = manager.login("alice", PW, None), manager.login("alice", PW, None)
+    bob = manager.register("bob", "bob@example.com", PW)
+    bobs = manager.login("bob", PW, None)
+    other_id = next(s.id for s in manager.list_sessions(alice.id, other.token).sessions if s.current)
+    (bobs_session,) = manager.list_sessions(bob.id, bobs.token).sessions
+
+    assert manager.end_session(alice.id, other_id) == Revoked(alice.id, tokens.hash_token(other.token))
+
+    assert manager.authenticate(other.token) is None
+    assert manager.authenticate(mine.token) == alice.id
+    for session_id in (other_id, bobs_session.id, 10**9, True):  # ended, another user's, none, not an id
+        with pytest.raises(NotFound) as refused_:
+            manager.end_session(alice.id, session_id)
+        assert refused_.value.field == "id"
+    assert manager.authenticate(bobs.token) == bob.id
+
+
 def test_at_most_20_sessions_stay_live(manager, alice) -> None:
     issued = [manager.login("alice", PW, None).token for _ in range(21)]
 

@@ -15,8 +15,9 @@ lost with Redis costs a delay, never data.
 * :class:`StrategiesChanged` (topic ``strategies``, whoever changed them -> every scanner): a user's
   strategies or settings changed; read them again from the database.
 * :class:`SessionsRevoked` (topic ``sessions``, the gateway that ended them -> every gateway):
-  sessions ended (logout, log out everywhere, password change, the oldest beyond the limit): drop
-  them from the session cache now (``ubot/users/sessions.py``). The database is written first.
+  sessions ended (logout, one session logged out by its id, log out everywhere, password change,
+  the oldest beyond the limit): drop them from the session cache now (``ubot/users/sessions.py``).
+  The database is written first.
 * :class:`SnapshotDocument` (the latest value ``snapshot``, engine -> gateways): the served
   ``/v1/snapshot`` body and its ETag, for gateways that hold no state.
 

@@ -140,6 +140,11 @@ ROUTES: tuple[Route, ...] = (
     _route("/v1/sessions/browser", users.BrowserSessionResource, accounts=True),
     _route("/v1/sessions/current", users.CurrentSessionResource, accounts=True),
     _route("/v1/me/sessions", users.AllSessionsResource, accounts=True),
+    _route(
+        "/v1/me/sessions/{session_id:int(min=1, max=4611686018427387904)}",
+        users.SessionResource,
+        accounts=True,
+    ),
     _route("/v1/me/password", users.PasswordResource, accounts=True),
     _route("/v1/me/settings", users.SettingsResource, accounts=True),
     _route("/v1/me/strategies", users.StrategiesResource, accounts=True),

@@ -25,6 +25,7 @@ from ubot.notify.words import test_message, verification_message
 from ubot.timeutil import iso_from_ms
 from ubot.users import destinations as dest
 from ubot.users import shapes as s
+from ubot.users import tokens
 from ubot.users.errors import NotFound, ValidationError
 from ubot.users.manager import MAX_STRATEGIES, TEST_MESSAGES, TEST_WINDOW_MS
 from ubot.users.manager import UserManager as U
@@ -111,7 +112,9 @@ class SessionsResource(_Resource):
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        login = self.gateway.accounts.login(body.username, body.password, client_address(req))
+        login = self.gateway.accounts.login(
+            body.username, body.password, client_address(req), "program", req.user_agent
+        )
         resp.status = falcon.HTTP_201
         resp.cache_control = ["no-store"]
         resp.media = login
@@ -137,7 +140,9 @@ class BrowserSessionResource(_Resource):
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.context.body
-        login = self.gateway.accounts.login(body.username, body.password, client_address(req))
+        login = self.gateway.accounts.login(
+            body.username, body.password, client_address(req), "browser", req.user_agent
+        )
         expires_s = datetime.fromisoformat(login.expires_at).timestamp()
         max_age = max(1, int(expires_s - self.gateway.now()))
         csrf = browser.set_session(req, resp, login.token, max_age)
@@ -162,9 +167,19 @@ class CurrentSessionResource(_Resource):
 
 
 class AllSessionsResource(_Resource):
-    """``DELETE /v1/me/sessions``: log out everywhere (every token of this user)."""
+    """``GET /v1/me/sessions``: the user's live sessions; ``DELETE``: log out everywhere (every token
+    of this user)."""
 
     auth_required = True
+
+    @operation(
+        "Your live sessions, the most recently used first (the one of this request is current)",
+        {200: ("the sessions", s.Sessions), 503: UNAVAILABLE},
+        description="Each login is a session: a browser's (the dashboard's cookie) or a program's "
+        "(a bearer token). DELETE /v1/me/sessions/{id} logs one out.",
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self.ask(U.list_sessions, req.context.user_id, req.context.token)
 
     @operation(
         "Log out everywhere: revoke every token of the user (a session cookie sent is cleared)",
@@ -175,6 +190,23 @@ class AllSessionsResource(_Resource):
         resp.media = s.Revoked(self.gateway.accounts.logout_everywhere(req.context.user_id))
         if req.context.via_cookie:
             browser.clear_session(resp)
+
+
+class SessionResource(_Resource):
+    """``DELETE /v1/me/sessions/{session_id}``: log out one session (another device, a program)."""
+
+    auth_required = True
+
+    @operation(
+        "Log out one of your sessions (this one too: a session cookie sent is then cleared)",
+        {204: ("revoked", None), 404: "no live session of yours has this id", 503: UNAVAILABLE},
+        headers={204: browser.SET_COOKIE_HEADER},
+    )
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, session_id: int) -> None:
+        revoked = self.gateway.accounts.end_session(req.context.user_id, session_id)
+        if req.context.via_cookie and revoked.token_hash == tokens.hash_token(req.context.token):
+            browser.clear_session(resp)
+        resp.status = falcon.HTTP_204
 
 
 class PasswordResource(_Resource):

@@ -17,7 +17,9 @@ table (verified destinations: every target already in a user's settings starts u
 of ``candle`` covering (coin, timeframe, open time, close, last quote time), for reads of closes over time;
 10 = ``candle_block`` and ``candle_block_stale`` (closed candles packed in blocks, ``models/candle_blocks.py``);
 11 = ``strategy.template`` (a strategy's message template, NULL for every strategy already saved: uBot's
-own words); 12 = ``user_settings.muted_until`` (the Telegram bot's ``/mute``).
+own words); 12 = ``user_settings.muted_until`` (the Telegram bot's ``/mute``); 13 = ``scan_mark``
+(a strategy's last recorded scan); 14 = ``session.kind``, ``user_agent`` and ``client`` (what a login said, for
+the user's list of sessions).
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ from ubot.models.tables import (
     Meta,
     Pacing,
     ScanMark,
-    Session,
     SnapshotRecord,
     Strategy,
     User,
@@ -58,7 +59,7 @@ from ubot.models.tables import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 Migration = Callable[[Database, SchemaMigrator], None]
 
 
@@ -68,10 +69,25 @@ def add_user_tables(db: Database, migrator: SchemaMigrator) -> None:
     They are created from the models as they are now. When a later version alters one of these
     tables, copy its version-2 definition in here first, so that a version-1 database still goes
     through the same steps as everyone else (tests/models/test_schema_v2.py compares the result with
-    a fresh database). ``strategy`` and ``user_settings`` are the version-2 copies below (versions
-    3 and 12 added columns).
+    a fresh database). ``strategy``, ``user_settings`` and ``session`` are the version-2 copies below
+    (versions 3, 12 and 14 added columns).
     """
-    db.create_tables([User, Session, _UserSettingsV2, _StrategyV2])
+    db.create_tables([User, _SessionV2, _UserSettingsV2, _StrategyV2])
+
+
+class _SessionV2(BaseModel):
+    """``session`` as schema version 2 created it (frozen here: do not change)."""
+
+    id = AutoField()
+    token_hash = CharField(max_length=64, unique=True)
+    user = ForeignKeyField(User, on_delete="CASCADE", index=True, backref="+")
+    created_at = BigIntegerField()
+    expires_at = BigIntegerField()
+    revoked_at = BigIntegerField(null=True)
+    last_seen_at = BigIntegerField()
+
+    class Meta:
+        table_name = "session"
 
 
 class _UserSettingsV2(BaseModel):
@@ -274,6 +290,16 @@ def add_scan_marks(db: Database, migrator: SchemaMigrator) -> None:
     db.create_tables([ScanMark])
 
 
+def session_details(db: Database, migrator: SchemaMigrator) -> None:
+    """Version 14: ``session.kind``, ``user_agent`` and ``client`` (nullable: a session started
+    before is listed without them)."""
+    migrate(
+        migrator.add_column("session", "kind", CharField(max_length=8, null=True)),
+        migrator.add_column("session", "user_agent", CharField(max_length=256, null=True)),
+        migrator.add_column("session", "client", CharField(max_length=64, null=True)),
+    )
+
+
 #: version -> the function that upgrades a database from ``version - 1`` to ``version``.
 MIGRATIONS: dict[int, Migration] = {
     2: add_user_tables,
@@ -288,6 +314,7 @@ MIGRATIONS: dict[int, Migration] = {
     11: strategy_templates,
     12: muted_until,
     13: add_scan_marks,
+    14: session_details,
 }
 
 

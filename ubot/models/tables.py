@@ -171,7 +171,9 @@ User.add_index(User.index(fn.LOWER(User.email), unique=True, name="user_email_lo
 
 
 class Session(BaseModel):
-    """A login. Only the SHA-256 of the bearer token is stored, never the token."""
+    """A login. Only the SHA-256 of the bearer token is stored, never the token. ``kind``, the
+    ``user_agent`` and the ``client`` address are what the login said (shown in the user's list of
+    sessions); NULL for sessions started before schema version 14 recorded them."""
 
     id = AutoField()
     token_hash = CharField(max_length=64, unique=True)
@@ -180,6 +182,9 @@ class Session(BaseModel):
     expires_at = BigIntegerField()
     revoked_at = BigIntegerField(null=True)
     last_seen_at = BigIntegerField()
+    kind = CharField(max_length=8, null=True)  # "browser" (the cookie) or "program" (a bearer token)
+    user_agent = CharField(max_length=256, null=True)
+    client = CharField(max_length=64, null=True)  # the client's address at the login
 
 
 class UserSettings(BaseModel):

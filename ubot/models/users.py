@@ -89,9 +89,20 @@ class UserStore:
 
     # --- sessions ------------------------------------------------------------------------
 
-    def add_session(self, user_id: int, token_hash: str, now_ms: int, expires_at: int, keep: int) -> int:
-        """Store a new session. The user's ended sessions are deleted, and beyond ``keep`` live ones
-        the oldest are revoked: how many were."""
+    def add_session(
+        self,
+        user_id: int,
+        token_hash: str,
+        now_ms: int,
+        expires_at: int,
+        keep: int,
+        *,
+        kind: str | None = None,
+        user_agent: str | None = None,
+        client: str | None = None,
+    ) -> int:
+        """Store a new session (``kind``, ``user_agent``, ``client``: what the login said). The user's
+        ended sessions are deleted, and beyond ``keep`` live ones the oldest are revoked: how many were."""
         with writing(self.db):
             Session.delete().where(
                 (Session.user == user_id)
@@ -103,6 +114,9 @@ class UserStore:
                 created_at=now_ms,
                 expires_at=expires_at,
                 last_seen_at=now_ms,
+                kind=kind,
+                user_agent=user_agent,
+                client=client,
             )
             newest = (
                 Session.select(Session.id)
@@ -131,6 +145,29 @@ class UserStore:
             .where((Session.token_hash == token_hash) & Session.revoked_at.is_null())
             .execute()
         )
+
+    def live_sessions(self, user_id: int, now_ms: int) -> list[Session]:
+        """The user's sessions neither revoked nor expired, the most recently used first."""
+        return list(
+            Session.select()
+            .where((Session.user == user_id) & Session.revoked_at.is_null() & (Session.expires_at > now_ms))
+            .order_by(Session.last_seen_at.desc(), Session.id.desc())
+        )
+
+    def revoke_session_of(self, user_id: int, session_id: int, now_ms: int) -> str | None:
+        """Revoke the user's live session ``session_id``: its token hash, or None (no such live session
+        of this user)."""
+        with writing(self.db):
+            session = Session.get_or_none(
+                (Session.id == session_id)
+                & (Session.user == user_id)
+                & Session.revoked_at.is_null()
+                & (Session.expires_at > now_ms)
+            )
+            if session is None:
+                return None
+            Session.update(revoked_at=now_ms).where(Session.id == session.id).execute()
+            return session.token_hash
 
     def revoke_all_sessions(self, user_id: int, now_ms: int) -> int:
         """Revoke every live session of the user; how many there were."""

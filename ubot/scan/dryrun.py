@@ -13,8 +13,9 @@ history without replaying ticks one by one:
   stored candles before the range (at most :data:`WARMUP_CANDLES`);
 * the condition is evaluated once over every (tick, coin) of the range by the live evaluator
   (:class:`~ubot.rules.compiler.Evaluator`, the shape and literals of the compiled condition);
-* what fires is :func:`~ubot.scan.firing.fire_over_time`, the firing rules over time (every
-  frequency, the cooldown), for a strategy that starts afresh at the range's first tick.
+* what fires is :func:`~ubot.scan.firing.fire_over_time`: :func:`~ubot.scan.firing.fire`, the one
+  implementation of the firing rules that the live table runs over one tick, here over every tick of
+  the range at once (every frequency, the cooldown), for a strategy that starts afresh at its first tick.
 
 A condition may read ``price`` and indicators: the other fields (volume, market cap, changes,
 global metrics) are kept only as raw quotes for the retention period, not in the candles, and are

@@ -17,10 +17,14 @@ the caller. The state is small (the coins currently true, and the last alert tim
 every change is returned as :class:`AlertState` so the Notifier writes it with the alerts, and a
 restarted worker continues from it.
 
-A worker's firing state lives in one :class:`FiringTable` (sorted numpy arrays keyed by strategy and
-coin) and :meth:`FiringTable.decide` applies these rules to every (strategy, coin) pair of a tick at
-once, with array operations: the cost per pair is a few vectorised steps, not Python code.
-:func:`decide` is the same for one strategy whose state is a :class:`FiringState` value.
+The rules have one implementation, :func:`fire`: array operations over evaluations of (strategy,
+coin) pairs, one or many ticks each, from each pair's state before (:class:`Carried`) to its state
+after. A worker's firing state lives in one :class:`FiringTable` (sorted numpy arrays keyed by strategy
+and coin); :meth:`FiringTable.decide` reads the state of every pair of a tick from it, runs
+:func:`fire` over that one tick and writes the state back: the cost per pair is a few vectorised
+steps, not Python code. :func:`decide` is the same for one strategy whose state is a
+:class:`FiringState` value. A dry run runs :func:`fire` over every tick of a range at once
+(:func:`fire_over_time`), so it raises the alerts the live Scanner would.
 """
 
 from __future__ import annotations
@@ -227,46 +231,55 @@ class FiringTable:
     ) -> tuple[np.ndarray, list[AlertState]]:
         """One tick of the strategies of ``rules`` (each evaluated, over ``counts[i]`` consecutive
         pairs of ``coins``/``matched``/``undefined``; its bar ``bars_ms[i]``): which pairs alert now
-        (a mask), and the state rows that changed, by strategy then coin. Updates the table."""
-        ids, frequency, cooldown = rules.ids, rules.frequency, rules.cooldown_ms
+        (a mask), and the state rows that changed, by strategy then coin. Updates the table.
+
+        The rules are :func:`fire`'s, over this one tick, with each pair's state read from the table."""
+        ids, frequency = rules.ids, rules.frequency
         owner = np.repeat(np.arange(len(ids)), counts)
         keys = _keys(ids[owner], coins)
         at_active, was_active = _find(self.active, keys)
         at_fired, has_fired = _find(self.fired, keys)
         last_at = np.where(has_fired, self.fired_at[at_fired] if len(self.fired) else NONE, NONE)
         last_bar = np.where(has_fired, self.fired_bar[at_fired] if len(self.fired) else NONE, NONE)
-
-        crossing_s = frequency == CROSSING
         armed_s = np.isin(ids, self.armed)
-        once_s = frequency == ONCE
-        if once_s.any():
-            once_s &= ~self._has_fired(ids)  # never again once it fired (the disable may be late)
-        crossing = crossing_s[owner]
-        falls = crossing & ~matched & ~undefined & was_active
-        rises = crossing & matched & ~was_active
-        # A strategy's first evaluation only arms it (once_per_crossing): nothing fires then.
-        candidates = (rises & armed_s[owner]) | (matched & once_s[owner])
-        candidates |= matched & (frequency == PER_BAR)[owner] & (last_bar != bars_ms[owner])
-        wait = cooldown[owner]
-        fire = candidates & ((wait <= 0) | (last_at == NONE) | (now_ms - last_at >= wait))
-        changed = falls | rises | fire
+        spent_s = frequency == ONCE
+        if spent_s.any():
+            spent_s &= self._has_fired(ids)  # never again once it fired (the disable may be late)
+        bar = bars_ms[owner]
+        fired = fire(
+            rules,
+            armed_s,
+            spent_s,
+            owner,
+            Carried(was_active, last_at, last_bar),
+            matched,
+            undefined,
+            bar,
+            now_ms,
+        )
+        after = fired.after
+        fire_mask = np.zeros(len(keys), dtype=bool)
+        fire_mask[fired.which] = True
+        falls = was_active & ~after.active
+        rises = after.active & ~was_active
+        changed = falls | rises | fire_mask
 
         # The table after this tick.
         if falls.any() or rises.any():
             kept = np.delete(self.active, at_active[falls])
             self.active = _insert(kept, keys[rises])[0]
-        if fire.any():
-            again = fire & has_fired
+        if len(fired.which):
+            again = fire_mask & has_fired
             self.fired_at[at_fired[again]] = now_ms
-            self.fired_bar[at_fired[again]] = bars_ms[owner[again]]
-            first = fire & ~has_fired
+            self.fired_bar[at_fired[again]] = bar[again]
+            first = fire_mask & ~has_fired
             self.fired, self.fired_at, self.fired_bar = _insert(
                 self.fired,
                 keys[first],
                 (self.fired_at, np.full(int(first.sum()), now_ms, dtype=np.int64)),
-                (self.fired_bar, bars_ms[owner[first]]),
+                (self.fired_bar, bar[first]),
             )
-        arming = np.flatnonzero(crossing_s & ~armed_s)
+        arming = np.flatnonzero((frequency == CROSSING) & ~armed_s)
         if len(arming):
             self.armed = np.union1d(self.armed, ids[arming])
 
@@ -274,9 +287,9 @@ class FiringTable:
         which = np.flatnonzero(changed)
         strategy = np.concatenate([owner[which], arming])
         coin = np.concatenate([coins[which], np.full(len(arming), ARMED, dtype=np.int64)])
-        active = np.concatenate([((was_active & ~falls) | rises)[which], np.ones(len(arming), dtype=bool)])
-        at = np.concatenate([np.where(fire, now_ms, last_at)[which], np.full(len(arming), NONE)])
-        bar = np.concatenate([np.where(fire, bars_ms[owner], last_bar)[which], np.full(len(arming), NONE)])
+        active = np.concatenate([after.active[which], np.ones(len(arming), dtype=bool)])
+        at = np.concatenate([after.fired_at[which], np.full(len(arming), NONE)])
+        bar_of = np.concatenate([after.fired_bar[which], np.full(len(arming), NONE)])
         order = np.lexsort((coin, strategy))
         rows = [
             AlertState(int(ids[s]), c, a, None if t == NONE else t, None if b == NONE else b)
@@ -285,10 +298,10 @@ class FiringTable:
                 coin[order].tolist(),
                 active[order].tolist(),
                 at[order].tolist(),
-                bar[order].tolist(),
+                bar_of[order].tolist(),
             )
         ]
-        return fire, rows
+        return fire_mask, rows
 
 
 def decide(
@@ -324,8 +337,240 @@ def decide(
     return coin_ids[fire].tolist(), rows
 
 
-#: Bits of a time (epoch ms) in the keys of :func:`fire_over_time` (coin row in the high bits).
+@dataclass(frozen=True, eq=False)
+class Carried:
+    """The firing state of some (strategy, coin) pairs, one element per pair: whether the condition
+    was last true for it (``once_per_crossing``; a tick without a result keeps it), and the time and
+    the bar of its last alert (:data:`NONE`: never)."""
+
+    active: np.ndarray  # bool
+    fired_at: np.ndarray  # int64
+    fired_bar: np.ndarray  # int64
+
+    @classmethod
+    def fresh(cls, pairs: int) -> Carried:
+        """Pairs that were never evaluated."""
+        return cls(np.zeros(pairs, dtype=bool), np.full(pairs, NONE), np.full(pairs, NONE))
+
+
+@dataclass(frozen=True, eq=False)
+class Fired:
+    """What :func:`fire` decided."""
+
+    which: np.ndarray  # the evaluations that alert, ascending
+    after: Carried  # each pair's state after its evaluations
+    pending: int | None  # with a limit: from this time on, alerts were not all computed (else None)
+
+
+#: Bits of a time (epoch ms) in the keys of a cooldown's chains (the pair in the high bits: fewer
+#: than 2**21 pairs in one call of :func:`fire` that has a cooldown and several ticks per pair).
 _TIME_BITS = 42
+
+
+def fire(
+    rules: Rules,
+    armed: np.ndarray,
+    spent: np.ndarray,
+    owner: np.ndarray,
+    before: Carried,
+    matched: np.ndarray,
+    undefined: np.ndarray,
+    bars_ms: np.ndarray,
+    time_ms: int | np.ndarray,
+    frames: np.ndarray | None = None,
+    pairs: np.ndarray | None = None,
+    limit: int | None = None,
+) -> Fired:
+    """The firing rules (this module's docstring), the one implementation of them: which of some
+    evaluations alert, and each (strategy, coin) pair's state after them. The live Scanner runs it
+    over one tick for every pair of its strategies (:meth:`FiringTable.decide`), a dry run over every
+    tick of a range for one strategy (:func:`fire_over_time`).
+
+    Per strategy (``rules``, ``armed``: evaluated before, ``spent``: a ``once`` strategy that alerted
+    before); per pair, ``owner`` (its strategy's index, non-decreasing) and its state ``before``; per
+    evaluation, its outcome (``matched``, ``undefined``), its bar and time (``time_ms``: one for all),
+    its tick (``frames``, None: one tick for all) and its pair (``pairs``, non-decreasing and by time
+    within a pair; None: each evaluation is a pair of its own, ``owner`` then per evaluation).
+
+    Without a cooldown every rule is a closed form over each pair's evaluations; with one, each pair's
+    next alert is the first candidate at least the cooldown after its previous one (and, per bar, in a
+    later bar), found for every pair at once by one binary search per alert a pair raises. With a
+    ``limit``, those chains stop once that many alerts were found (:attr:`Fired.pending`)."""
+    n = len(matched)
+    one_each = pairs is None
+    of = _Strategies(owner, pairs)
+    rule, cooldown = of.each(rules.frequency), of.each(rules.cooldown_ms)
+    crossing, per_bar = rule == CROSSING, rule == PER_BAR
+    any_crossing, any_per_bar = bool(crossing.any()), bool(per_bar.any())
+
+    def of_pair(values: np.ndarray) -> np.ndarray:
+        return values if one_each else values[pairs]
+
+    candidates = np.zeros(n, dtype=bool)
+    if any_crossing:
+        # once_per_crossing: a rise is true where the condition was not (the pair's previous result,
+        # or its state before); a strategy's first evaluation only arms it.
+        known = matched | ~undefined
+        if one_each:
+            was_true = before.active
+        else:
+            firsts = np.flatnonzero(np.append(True, pairs[1:] != pairs[:-1]))  # each pair's first
+            pair_start = np.repeat(firsts, np.diff(np.append(firsts, n)))
+            index = np.arange(n)
+            last_known = np.maximum.accumulate(np.where(known, index, -1))
+            previous = np.append(-1, last_known[:-1])  # the last evaluation with a result, before this one
+            within = previous >= pair_start
+            was_true = matched[np.maximum(previous, 0)] & within
+            if before.active.any():
+                was_true |= ~within & before.active[pairs]
+        candidates = crossing & matched & ~was_true
+        opening = crossing & ~of.each(armed)
+        if opening.any():
+            if frames is not None:  # only at the strategy's first tick
+                opening = opening & of.at_first(frames)
+            candidates &= ~opening
+    once = (rule == ONCE) & ~of.each(spent)
+    if once.any():
+        # once: the pairs true at the first tick any of the strategy's is, unless it alerted before.
+        once = once & matched
+        if frames is not None:
+            once = of.at_first(frames, once)
+        candidates |= once
+    if any_per_bar:
+        candidates |= matched & per_bar
+    # Against the state before: the cooldown since the pair's last alert, and (per bar) a new bar.
+    if one_each or (before.fired_at != NONE).any():
+        last_at = of_pair(before.fired_at)
+        candidates &= (cooldown <= 0) | (last_at == NONE) | (time_ms - last_at >= cooldown)
+    if any_per_bar and (one_each or (before.fired_bar != NONE).any()):
+        candidates &= ~per_bar | (bars_ms != of_pair(before.fired_bar))
+
+    which = np.flatnonzero(candidates)
+    pending = None
+    if not one_each:  # else a pair's only candidate is its first
+        plain, chain = _split(cooldown <= 0, which)
+        bar_rule, other = _split(per_bar, plain)
+        if len(bar_rule):  # the first candidate of each (pair, bar)
+            p, b = pairs[bar_rule], bars_ms[bar_rule]
+            bar_rule = bar_rule[np.append(True, (p[1:] != p[:-1]) | (b[1:] != b[:-1]))]
+            plain = np.sort(np.concatenate([other, bar_rule])) if len(other) else bar_rule
+        if len(chain):
+            times = np.broadcast_to(time_ms, n)
+            chain, pending = _chains(chain, pairs, times, bars_ms, cooldown, per_bar, limit)
+            which = np.sort(np.concatenate([plain, chain])) if len(plain) else chain
+        else:
+            which = plain
+
+    # Each pair's state after: its last result (once_per_crossing), its last alert.
+    if one_each:
+        active = np.where(crossing & known, matched, before.active) if any_crossing else before.active
+        fired = np.zeros(n, dtype=bool)
+        fired[which] = True
+        fired_at = np.where(fired, time_ms, before.fired_at)
+        fired_bar = np.where(fired, bars_ms, before.fired_bar)
+        return Fired(which, Carried(active, fired_at, fired_bar), pending)
+    active, fired_at, fired_bar = before.active.copy(), before.fired_at.copy(), before.fired_bar.copy()
+    if any_crossing:
+        ends = np.append(firsts[1:] - 1, n - 1)
+        ends = ends[np.broadcast_to(crossing, n)[ends]]
+        last = last_known[ends]
+        seen = last >= pair_start[ends]
+        active[pairs[ends[seen]]] = matched[last[seen]]
+    p = pairs[which]
+    latest = which[np.append(p[1:] != p[:-1], True)] if len(which) else which
+    fired_at[pairs[latest]] = np.broadcast_to(time_ms, n)[latest]
+    fired_bar[pairs[latest]] = bars_ms[latest]
+    return Fired(which, Carried(active, fired_at, fired_bar), pending)
+
+
+def _split(rule: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``which`` (evaluations) into those where ``rule`` (per evaluation, or one for all) holds, and
+    the others."""
+    if np.ndim(rule) == 0:
+        return (which, which[:0]) if rule else (which[:0], which)
+    holds = rule[which]
+    return which[holds], which[~holds]
+
+
+class _Strategies:
+    """Which strategy each evaluation is of (:func:`fire`'s ``owner`` and ``pairs``), read only as
+    far as needed: most calls are of one strategy (a dry run), or of strategies that share a rule."""
+
+    def __init__(self, owner: np.ndarray, pairs: np.ndarray | None) -> None:
+        self.owner, self.pairs = owner, pairs
+        self.only = len(owner) > 0 and owner[0] == owner[-1]  # owner is non-decreasing
+        self._group: np.ndarray | None = None
+
+    def group(self) -> np.ndarray:
+        """Each evaluation's strategy (an index)."""
+        if self._group is None:
+            self._group = self.owner if self.pairs is None else self.owner[self.pairs]
+        return self._group
+
+    def at_first(self, frames: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
+        """Which evaluations (of those ``among``, default all) are at their strategy's first frame
+        among them."""
+        if self.only:
+            chosen = frames if among is None else frames[among]
+            if len(chosen) == 0:
+                return np.zeros(len(frames), dtype=bool)
+            first = frames == chosen.min()
+            return first if among is None else first & among
+        at = np.arange(len(frames)) if among is None else np.flatnonzero(among)
+        group, chosen = self.group()[at], frames[at]
+        if len(at) == 0:
+            return np.zeros(len(frames), dtype=bool)
+        starts = np.flatnonzero(np.append(True, group[1:] != group[:-1]))  # group is non-decreasing
+        earliest = np.repeat(np.minimum.reduceat(chosen, starts), np.diff(np.append(starts, len(at))))
+        first = np.zeros(len(frames), dtype=bool)
+        first[at] = chosen == earliest
+        return first
+
+    def each(self, values: np.ndarray) -> np.ndarray:
+        """Each evaluation's value of its strategy, or the one value all share (it broadcasts)."""
+        if self.only:
+            return values[self.owner[0]]
+        if len(values) and (values == values[0]).all():
+            return values[0]
+        return values[self.group()]
+
+
+def _chains(
+    which: np.ndarray,
+    pairs: np.ndarray,
+    times_ms: np.ndarray,
+    bars_ms: np.ndarray,
+    cooldown: np.ndarray,
+    per_bar: np.ndarray,
+    limit: int | None,
+) -> tuple[np.ndarray, int | None]:
+    """Of the candidates ``which`` (by pair then time, each eligible against its pair's state before),
+    those that alert under a cooldown: a chain per pair, all pairs advanced together, one alert each
+    per round. With a ``limit``: the rounds stop once that many alerts were found, and the earliest
+    time whose alerts were not followed is returned (else None)."""
+    c, t, b = pairs[which].astype(np.int64), times_ms[which], bars_ms[which]
+    assert len(c) == 0 or c[-1] < 1 << (63 - _TIME_BITS), "too many pairs for the chains' keys"
+    wait, bar_rule = np.broadcast_to(cooldown, len(pairs))[which], np.broadcast_to(per_bar, len(pairs))[which]
+    time_keys = (c << _TIME_BITS) | t
+    bar_keys = (c << _TIME_BITS) | b
+    current = np.flatnonzero(np.append(True, c[1:] != c[:-1]))
+    fired: list[np.ndarray] = []
+    total = 0
+    while len(current) and (limit is None or total < limit):
+        fired.append(current)
+        total += len(current)
+        following = np.searchsorted(time_keys, time_keys[current] + wait[current], side="left")
+        later_bar = bar_rule[current]
+        if later_bar.any():
+            following[later_bar] = np.maximum(
+                following[later_bar], np.searchsorted(bar_keys, bar_keys[current[later_bar]] + 1, side="left")
+            )
+        same = following < len(which)
+        same[same] = c[following[same]] == c[current[same]]
+        current = following[same]
+    chosen = np.sort(np.concatenate(fired)) if fired else np.empty(0, dtype=np.int64)
+    pending = int(t[current].min()) if len(current) else None  # alerts from then on were not followed
+    return which[chosen], pending
 
 
 def fire_over_time(
@@ -339,19 +584,12 @@ def fire_over_time(
     undefined: np.ndarray,
     limit: int,
 ) -> tuple[np.ndarray, bool]:
-    """The rules of :meth:`FiringTable.decide` over many ticks of one strategy at once (a dry run,
-    :mod:`ubot.scan.dryrun`): which of the given evaluations alert, for a strategy that starts afresh
-    at the first frame. Each evaluation is one (coin, tick): ``coins`` (a row number), its time,
+    """:func:`fire` over many ticks of one strategy that starts afresh at the first frame (a dry run,
+    :mod:`ubot.scan.dryrun`). Each evaluation is one (coin, tick): ``coins`` (a row number), its time,
     ``frames`` (the tick's number: evaluations of one tick share it), its bar, and its outcome.
 
     Returns the indices of those that alert, by time (then coin), at most ``limit`` of them, and
-    whether more would have followed (then what is returned is exactly the first ``limit``).
-
-    The state per coin is what the table keeps: whether the condition was last true (a coin without
-    a result keeps its previous state), the time and bar of its last alert. Without a cooldown every
-    rule is a closed form over the coin's sequence; with one, each coin's next alert is the first
-    candidate at least ``cooldown_ms`` after its previous alert (and, per bar, in a later bar), found
-    for every coin at once by one binary search per alert a coin raises."""
+    whether more would have followed (then what is returned is exactly the first ``limit``)."""
     n = len(coins)
     if n == 0:
         return np.empty(0, dtype=np.int64), False
@@ -363,47 +601,28 @@ def fire_over_time(
         order = np.lexsort((times_ms, coins))
         coin, time, frame = coins[order], times_ms[order], frames[order]
         bar, true, unknown = bars_ms[order], matched[order], undefined[order]
-    rule = FREQUENCIES[frequency]
-    first_frame = frame.min()
-    if rule == ONCE:  # the coins true at the first tick any is; then the strategy is disabled
-        hits = frame[true]
-        candidates = true & (frame == hits.min()) if len(hits) else np.zeros(n, dtype=bool)
-    elif rule == CROSSING:
-        index = np.arange(n)
-        starts = np.append(True, coin[1:] != coin[:-1])
-        segment = np.maximum.accumulate(np.where(starts, index, 0))
-        last_known = np.maximum.accumulate(np.where(true | ~unknown, index, -1))
-        previous = np.append(-1, last_known[:-1])  # the last evaluation with a result, before this one
-        was_true = (previous >= segment) & true[np.maximum(previous, 0)]
-        # A strategy's first evaluation only arms it: nothing fires then.
-        candidates = true & ~was_true & (frame != first_frame)
-    else:
-        candidates = true
-    which = np.flatnonzero(candidates)
-    if cooldown_ms <= 0 or rule == ONCE:
-        if rule == PER_BAR:  # the first true evaluation of each (coin, bar)
-            c, b = coin[which], bar[which]
-            which = which[np.append(True, (c[1:] != c[:-1]) | (b[1:] != b[:-1]))]
-        return _first(order[which], times_ms, coins, limit, None)
-    # With a cooldown: a chain per coin, all coins advanced together, one alert each per round.
-    c, t, b = coin[which].astype(np.int64), time[which], bar[which]
-    time_keys = (c << _TIME_BITS) | t
-    bar_keys = (c << _TIME_BITS) | b
-    current = np.flatnonzero(np.append(True, c[1:] != c[:-1])) if len(which) else which
-    fired: list[np.ndarray] = []
-    total = 0
-    while len(current) and total < limit:
-        fired.append(current)
-        total += len(current)
-        following = np.searchsorted(time_keys, time_keys[current] + cooldown_ms, side="left")
-        if rule == PER_BAR:
-            following = np.maximum(following, np.searchsorted(bar_keys, bar_keys[current] + 1, side="left"))
-        same = following < len(which)
-        same[same] = c[following[same]] == c[current[same]]
-        current = following[same]
-    chosen = np.concatenate(fired) if fired else np.empty(0, dtype=np.int64)
-    pending = int(t[current].min()) if len(current) else None  # alerts from then on were not followed
-    return _first(order[which[chosen]], times_ms, coins, limit, pending)
+    rules = Rules(
+        np.zeros(1, dtype=np.int64),
+        np.array([FREQUENCIES[frequency]], dtype=np.int8),
+        np.array([cooldown_ms], dtype=np.int64),
+    )
+    rows = int(coin[-1]) + 1
+    no = np.zeros(1, dtype=bool)
+    fired = fire(
+        rules,
+        no,
+        no,
+        np.zeros(rows, dtype=np.int64),
+        Carried.fresh(rows),
+        true,
+        unknown,
+        bar,
+        time,
+        frames=frame,
+        pairs=coin,
+        limit=limit,
+    )
+    return _first(order[fired.which], times_ms, coins, limit, fired.pending)
 
 
 def _first(

@@ -22,7 +22,7 @@ from ubot.users.hashing import Hashing
 from ubot.users.manager import UserManager as U
 from ubot.users.passwords import PASSWORD_MAX, Passwords, check_strength, normalize
 from ubot.users.sessions import Revoked
-from ubot.users.shapes import LoginToken, UserView
+from ubot.users.shapes import LoginToken, SessionKind, UserView
 
 #: ``call(UserManager.method, *args)``: run one step in the UserManager, its value or its exception.
 Call = Callable[..., Any]
@@ -46,8 +46,16 @@ class Accounts:
         password_hash = self.hashing.run(self.passwords.hash, password)
         return self.call(U.create_account, name, address, password_hash)
 
-    def login(self, username: Any, password: Any, client: str | None) -> LoginToken:
-        attempt = self.call(U.begin_login, username, client)
+    def login(
+        self,
+        username: Any,
+        password: Any,
+        client: str | None,
+        kind: SessionKind | None = None,
+        user_agent: str | None = None,
+    ) -> LoginToken:
+        """A session for ``client`` (its address); ``kind`` and ``user_agent`` are kept with it."""
+        attempt = self.call(U.begin_login, username, client, kind, user_agent)
         acceptable = isinstance(password, str) and len(password) <= PASSWORD_MAX
         try:
             ok, new_hash = self.hashing.run(
@@ -88,6 +96,12 @@ class Accounts:
         revoked = self.call(U.logout, token)
         if revoked is not None:
             self.revoked(revoked)
+
+    def end_session(self, user_id: int, session_id: int) -> Revoked:
+        """Log out one of the user's sessions (by its id, ``GET /v1/me/sessions``): what ended."""
+        revoked = self.call(U.end_session, user_id, session_id)
+        self.revoked(revoked)
+        return revoked
 
     def logout_everywhere(self, user_id: int) -> int:
         count = self.call(U.logout_everywhere, user_id)

@@ -44,6 +44,9 @@ from ubot.users.shapes import (
     ConditionInfo,
     DestinationView,
     LoginToken,
+    SessionKind,
+    Sessions,
+    SessionView,
     Settings,
     SettingsPatch,
     SettingsView,
@@ -76,6 +79,9 @@ log = logging.getLogger(__name__)
 
 #: A login's verification is taken to have ended after this long even if it never reported back.
 IN_FLIGHT_MS = 30_000
+#: The longest user agent kept with a session (``session.user_agent``), and client address (``client``).
+USER_AGENT_MAX = 256
+CLIENT_MAX = 64
 #: Seconds a second login of the same (username, address) pair waits while the first is verified.
 IN_FLIGHT_RETRY_S = 1
 #: Pairs in flight kept before the ended ones are pruned.
@@ -90,6 +96,8 @@ class LoginAttempt:
     client: str | None
     user_id: int | None
     password_hash: str | None
+    kind: SessionKind | None = None  # the session's, if the login succeeds
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -215,8 +223,15 @@ class UserManager:
     def register(self, username: Any, email: Any, password: Any) -> UserView:
         return self._inline().register(username, email, password)
 
-    def login(self, username: Any, password: Any, client: str | None) -> LoginToken:
-        return self._inline().login(username, password, client)
+    def login(
+        self,
+        username: Any,
+        password: Any,
+        client: str | None,
+        kind: SessionKind | None = None,
+        user_agent: str | None = None,
+    ) -> LoginToken:
+        return self._inline().login(username, password, client, kind, user_agent)
 
     def change_password(self, user_id: int, old_password: Any, new_password: Any) -> None:
         """Revokes every session of the user: they log in again with the new password."""
@@ -255,11 +270,18 @@ class UserManager:
         if self.store.email_taken(address):
             raise Conflict("email: another account uses this address", field="email", title="E-mail taken")
 
-    def begin_login(self, username: Any, client: str | None) -> LoginAttempt:
+    def begin_login(
+        self,
+        username: Any,
+        client: str | None,
+        kind: SessionKind | None = None,
+        user_agent: str | None = None,
+    ) -> LoginAttempt:
         """Throttled attempts are refused here, before any hashing; otherwise the account's hash to
         verify (None: no such account, verify nothing). The (username, address) pair is marked in
         flight until :meth:`finish_login` or :meth:`abandon_login`: a second attempt of the same
-        pair meanwhile is refused, so concurrent guesses cannot outrun the throttle."""
+        pair meanwhile is refused, so concurrent guesses cannot outrun the throttle. ``kind`` and
+        ``user_agent`` go with the session a success starts (shown in :meth:`list_sessions`)."""
         now = self.now_ms()
         name = username.lower()[:64] if isinstance(username, str) else ""
         user = self.store.user_by_username(name) if validation.USERNAME.fullmatch(name) else None
@@ -278,7 +300,7 @@ class UserManager:
         self._logins_in_flight[pair] = now + IN_FLIGHT_MS
         if user is None:
             return LoginAttempt(name, client, None, None)
-        return LoginAttempt(name, client, user.id, user.password_hash)
+        return LoginAttempt(name, client, user.id, user.password_hash, kind, _user_agent(user_agent))
 
     def finish_login(self, attempt: LoginAttempt, ok: bool, new_hash: str | None = None) -> LoginOutcome:
         """After verifying: a failure is counted and refused (:class:`BadCredentials`); a success
@@ -303,7 +325,14 @@ class UserManager:
         token = tokens.issue()
         expires_at = now + self.session_lifetime_ms
         pruned = self.store.add_session(
-            user.id, tokens.hash_token(token), now, expires_at, keep=self.max_sessions
+            user.id,
+            tokens.hash_token(token),
+            now,
+            expires_at,
+            keep=self.max_sessions,
+            kind=attempt.kind,
+            user_agent=attempt.user_agent,
+            client=attempt.client[:CLIENT_MAX] if attempt.client else None,
         )
         return LoginOutcome(
             LoginToken(token, iso_from_ms(expires_at)), user.id, Revoked(user.id) if pruned else None
@@ -342,6 +371,34 @@ class UserManager:
 
     def logout_everywhere(self, user_id: int) -> int:
         return self.store.revoke_all_sessions(user_id, self.now_ms())
+
+    def list_sessions(self, user_id: int, token: Any) -> Sessions:
+        """The user's live sessions, the most recently used first; the one of ``token`` is current."""
+        current = tokens.hash_token(token) if tokens.well_formed(token) else None
+        return Sessions(
+            tuple(
+                SessionView(
+                    session.id,
+                    session.kind,
+                    iso_from_ms(session.created_at),
+                    iso_from_ms(session.last_seen_at),
+                    iso_from_ms(session.expires_at),
+                    session.user_agent,
+                    session.client,
+                    current is not None and tokens.same(session.token_hash, current),
+                )
+                for session in self.store.live_sessions(user_id, self.now_ms())
+            )
+        )
+
+    def end_session(self, user_id: int, session_id: int) -> Revoked:
+        """Log out the user's live session ``session_id`` (:class:`NotFound` if there is none)."""
+        token_hash = (
+            self.store.revoke_session_of(user_id, session_id, self.now_ms()) if _is_id(session_id) else None
+        )
+        if token_hash is None:
+            raise NotFound(f"no live session {session_id} of yours", field="id")
+        return Revoked(user_id, token_hash)
 
     def begin_password_change(self, user_id: int) -> PasswordCheck:
         """Wrong current passwords are throttled per user (only a session holder gets here): a
@@ -891,3 +948,12 @@ def _strategy_view(row: Strategy, verified: Collection[str]) -> StrategyView:
 
 def _iso(ms: int | None) -> str | None:
     return None if ms is None else iso_from_ms(ms)
+
+
+def _user_agent(value: str | None) -> str | None:
+    """A login's User-Agent as kept: printable ASCII (anything else becomes ``?``), at most
+    :data:`USER_AGENT_MAX` characters; None when empty."""
+    if not value:
+        return None
+    kept = "".join(c if " " <= c <= "~" else "?" for c in value[:USER_AGENT_MAX]).strip()
+    return kept or None

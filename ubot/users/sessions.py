@@ -4,9 +4,9 @@ waits in the UserManager's mailbox to be authenticated (nor, therefore, behind a
 
 The cache keeps a live session for at most ``ttl_s`` seconds (``[accounts] session_cache_s``) and
 never past its expiry. Whatever ends sessions drops them from the cache at once, in the process
-that ended them, before the request that ended them is answered: logout (the token), log out
-everywhere, a password change, and a login that revoked the user's oldest session beyond the
-limit (all the user's entries); the other gateway processes drop them when the
+that ended them, before the request that ended them is answered: logout (the token), one session
+logged out by its id (its token), log out everywhere, a password change, and a login that revoked
+the user's oldest session beyond the limit (all the user's entries); the other gateway processes drop them when the
 ``SessionsRevoked`` message reaches them over the bus (``ubot/bus/messages.py``, milliseconds).
 If that message is lost (the bus unreachable), the TTL bounds how long another process may still
 accept a revoked token; when a process's reader of the bus reports missed entries it clears its

@@ -425,6 +425,30 @@ class Revoked:
     revoked: Annotated[int, Meta(ge=0)]
 
 
+SessionKind = Literal["browser", "program"]
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One live session. ``id`` names it (``DELETE /v1/me/sessions/{id}``); it is not the token and
+    tells nothing of it. ``kind``, ``user_agent`` and ``client`` (the address it logged in from) are
+    what the login said: null when unknown (a session started before uBot recorded them)."""
+
+    id: Annotated[int, Meta(ge=1)]
+    kind: SessionKind | None
+    created_at: Time
+    last_seen_at: Annotated[Time, Meta(description="last used (to the minute)")]
+    expires_at: Time
+    user_agent: str | None
+    client: str | None
+    current: Annotated[bool, Meta(description="the session of this request")]
+
+
+@dataclass(frozen=True)
+class Sessions:
+    sessions: tuple[SessionView, ...]
+
+
 # --- dry runs -------------------------------------------------------------------------------
 
 

@@ -27,6 +27,10 @@ export function time(iso) {
   return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+export function dateTime(iso) {
+  return new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
 /** A DOM element: el("td", {className: "num"}, "text", child...). Text is always text, never HTML. */
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);

@@ -1,7 +1,9 @@
 // The settings and account view: where alerts go (destinations), quiet hours and time zone
-// (PUT /v1/me/settings), the password (PUT /v1/me/password) and the sessions ("Log out everywhere",
-// DELETE /v1/me/sessions). Both of the last two end this session too.
+// (PUT /v1/me/settings), the password (PUT /v1/me/password) and the sessions: each one listed
+// (GET /v1/me/sessions) with its own "Log out" (DELETE /v1/me/sessions/{id}), and "Log out
+// everywhere" (DELETE /v1/me/sessions). A new password and "Log out everywhere" end this session too.
 import { api } from "./api.js";
+import { dateTime, el } from "./format.js";
 
 const CHANNEL_NAMES = { webhook: "Webhook", telegram: "Telegram", sms: "SMS", whatsapp: "WhatsApp", email: "E-mail" };
 const CODE_CHANNELS = ["email", "sms", "whatsapp"];
@@ -17,6 +19,7 @@ export class SettingsView {
     this.passwordForm = root.querySelector("#password-form");
     this.passwordMessage = root.querySelector("#password-message");
     this.sessionsMessage = root.querySelector("#sessions-message");
+    this.sessions = root.querySelector("#sessions");
     this.destinations = root.querySelector("#destinations");
     this.verifyMessage = root.querySelector("#verify-message");
     this.form.addEventListener("submit", (event) => {
@@ -38,6 +41,10 @@ export class SettingsView {
   }
 
   async load() {
+    await Promise.all([this.loadSettings(), this.loadSessions()]);
+  }
+
+  async loadSettings() {
     // Nothing can be typed until the settings arrive: they would overwrite it.
     const controls = [...this.form.elements];
     for (const control of controls) control.disabled = true;
@@ -102,7 +109,7 @@ export class SettingsView {
       } else {
         this.toast(`${CHANNEL_NAMES[channel]}: ${data.state}`);
         if (data.state !== "verified") this.verifyMessage.textContent = data.detail;
-        await this.load();
+        await this.loadSettings();
       }
     } catch (error) {
       if (error.status === 401) return this.ended(error);
@@ -115,7 +122,7 @@ export class SettingsView {
     try {
       await api("POST", `/v1/me/destinations/${channel}/confirm`, { code: code.value.trim() });
       this.toast(`${CHANNEL_NAMES[channel]} verified`);
-      await this.load();
+      await this.loadSettings();
     } catch (error) {
       if (error.status === 401) return this.ended(error);
       this.verifyMessage.textContent = error.message;
@@ -133,7 +140,7 @@ export class SettingsView {
     try {
       await api("PUT", "/v1/me/settings", body);
       this.toast("Settings saved");
-      await this.load();
+      await this.loadSettings();
     } catch (error) {
       if (error.status === 401) return this.ended(error);
       this.message.textContent = error.message;
@@ -154,6 +161,41 @@ export class SettingsView {
       this.passwordMessage.textContent = error.message;
       const field = { old_password: fields.old_password, new_password: fields.new_password }[error.field] || (error.status === 403 ? fields.old_password : null);
       if (field) field.focus();
+    }
+  }
+
+  async loadSessions() {
+    const { data } = await api("GET", "/v1/me/sessions");
+    this.sessions.replaceChildren(...data.sessions.map((session) => this.sessionItem(session)));
+  }
+
+  // One session: what logged in (this browser, a browser, a program; its user agent and address),
+  // when, when last used, and its own "Log out" button.
+  sessionItem(session) {
+    const what = session.current ? "This browser" : { browser: "A browser", program: "A program" }[session.kind] || "A session";
+    const from = [session.user_agent, session.client && `from ${session.client}`].filter(Boolean).join(" ");
+    const summary = `${what}${from ? `: ${from}` : ""}`;
+    const button = el("button", { type: "button", className: "ghost", "aria-label": `Log out session ${session.id} (${summary})` }, "Log out");
+    button.addEventListener("click", () => this.logOutSession(session));
+    return el(
+      "li",
+      { "data-session-id": String(session.id), "data-kind": session.kind || "", "data-current": String(session.current) },
+      el("span", {}, summary, el("br"), el("small", { className: "muted" }, `Logged in ${dateTime(session.created_at)} · last used ${dateTime(session.last_seen_at)}`)),
+      button,
+    );
+  }
+
+  async logOutSession(session) {
+    this.sessionsMessage.textContent = "";
+    try {
+      await api("DELETE", `/v1/me/sessions/${session.id}`);
+      if (session.current) return this.ended(null, "Logged out");
+      this.toast("Session logged out");
+      await this.loadSessions();
+    } catch (error) {
+      if (error.status === 401) return this.ended(error);
+      this.sessionsMessage.textContent = error.message;
+      if (error.status === 404) await this.loadSessions();
     }
   }
 
