@@ -265,3 +265,34 @@ def test_inputs_are_not_modified():
     for name, args in CASES:
         indicators.FUNCTIONS[name](closes, *args)
     np.testing.assert_array_equal(closes, before)
+
+
+def test_recursions_over_time_equal_talib_after_flat_runs_and_at_tiny_prices():
+    """:func:`indicators.seeded_ema` and :func:`indicators.macd_lines` (the dry run's EMA, RSI averages
+    and MACD at every candle) equal TA-Lib's over the whole history, within 1e-9: rows that start at
+    different candles (NaN padding), flat runs, and prices of 1e-8."""
+    talib = pytest.importorskip("talib")
+    rng = np.random.default_rng(15)
+    walk = np.cumprod(1 + rng.normal(0, 0.01, (4, 600)), axis=1)
+    walk[1, 200:260] = walk[1, 199]  # a flat run longer than every n below
+    walk[2] *= 1e-8  # tiny prices
+    closes = walk.copy()
+    closes[3, :37] = np.nan  # a coin listed later: its seed comes later than the others'
+    for n in (3, 14, 50):
+        full = indicators.seeded_ema(closes, n, 2.0 / (n + 1))
+        delta = np.diff(closes, axis=1)
+        both = indicators.seeded_ema(np.vstack([np.maximum(delta, 0.0), np.maximum(-delta, 0.0)]), n, 1.0 / n)
+        gain, loss = both[:4], both[4:]
+        for row in range(4):
+            np.testing.assert_allclose(full[row], talib.EMA(closes[row], n), rtol=1e-9, equal_nan=True)
+            moved = gain[row] + loss[row] > 0  # TA-Lib says 0 where nothing moved, uBot 50
+            rsi = talib.RSI(closes[row], n)[1:]
+            np.testing.assert_allclose(
+                (100.0 * gain[row] / (gain[row] + loss[row]))[moved], rsi[moved], rtol=1e-9
+            )
+    fast, slow, signal = indicators.macd_lines(closes)
+    for row in range(4):
+        line, expected_signal, _ = talib.MACD(closes[row], 12, 26, 9)
+        started = ~np.isnan(expected_signal)  # TA-Lib's MACD output starts with its signal
+        np.testing.assert_allclose((fast - slow)[row][started], line[started], rtol=1e-9, atol=1e-20)
+        np.testing.assert_allclose(signal[row][started], expected_signal[started], rtol=1e-9, atol=1e-20)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
+from scipy.signal import lfilter
 
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 
@@ -53,49 +54,33 @@ def _nans(coins: int) -> np.ndarray:
     return np.full(coins, np.nan)
 
 
-def _by_candle(closes: np.ndarray) -> np.ndarray:
-    """``closes`` transposed into one contiguous row per candle (for the recursive indicators' loops)."""
-    return np.ascontiguousarray(closes.T)
+def seeded_ema(values: np.ndarray, n: int, alpha: float) -> np.ndarray:
+    """EMA of each row of ``values`` (series x time, oldest first), seeded with the mean of the
+    row's first ``n`` values after its NaN padding, then ``y = alpha * x + (1 - alpha) * y_prev``.
 
-
-def _seeded_ema(by_candle: np.ndarray, n: int, alpha: float, full: bool = False) -> np.ndarray:
-    """EMA of each column of ``by_candle`` (candles x series), seeded with the mean of the series'
-    first ``n`` values after its NaN padding.
-
-    Returns the latest value per series, or with ``full`` the whole history (candles x series, NaN
-    before each series' seed). Vectorised over series: one in-place step per candle from the
-    earliest seed on. A NaN after the seed makes the rest of that series NaN (a gap is not skipped).
+    Returns the whole history (series x time, NaN before each row's seed). The recursion runs in C
+    (``scipy.signal.lfilter``, the seed as its initial condition), one call per seed position (one
+    in all when every row starts together). A NaN after the seed makes the rest of that row NaN
+    (a gap is not skipped). The live state (:mod:`ubot.rules.incremental`) is tested against it,
+    and the dry run (:mod:`ubot.rules.series`) reads it at every tick.
     """
-    candles, rows = by_candle.shape
-    valid = ~np.isnan(by_candle)
-    first = np.where(valid.any(axis=0), valid.argmax(axis=0), candles)
-    seed_at = first + n - 1
-    start = min(int(seed_at.min()), candles) if rows else candles
-    out = np.empty((candles, rows)) if full else None
-    if full:
-        out[:start] = np.nan  # the loop below writes every row from `start` on
-    latest = _nans(rows)
-    if rows == 0 or candles < n or start >= candles:
-        return out if full else latest
-    index = np.minimum(first + np.arange(n)[:, np.newaxis], candles - 1)  # n x series
-    seed = by_candle[index, np.arange(rows)].mean(axis=0)
-    seeded = {int(t): np.flatnonzero(seed_at == t) for t in np.unique(seed_at[seed_at < candles])}
-    keep = 1.0 - alpha
-    scaled = by_candle[start:] * alpha  # every step's x * alpha, at once (the same products)
-    for t in range(start, candles):
-        # Before a series' seed `latest` is NaN and stays NaN; at the seed it takes the seed value.
-        if full:  # the step written straight into its row of `out`
-            row = out[t]
-            np.multiply(latest, keep, out=row)
-            row += scaled[t - start]
-            latest = row
-        else:
-            latest *= keep
-            latest += scaled[t - start]
-        seeded_now = seeded.get(t)
-        if seeded_now is not None:
-            latest[seeded_now] = seed[seeded_now]
-    return out if full else latest
+    values = np.asarray(values, dtype=np.float64)
+    rows, length = values.shape
+    if rows == 0 or length < n:
+        return np.full((rows, length), np.nan)
+    valid = ~np.isnan(values)
+    seed_at = np.where(valid.any(axis=1), valid.argmax(axis=1), length) + n - 1
+    together = seed_at.min() == seed_at.max()  # the common case: one call, only the head to fill
+    out = np.empty((rows, length)) if together else np.full((rows, length), np.nan)
+    out[:, : min(int(seed_at[0]), length)] = np.nan
+    for at in np.unique(seed_at[seed_at < length]).tolist():
+        group = slice(None) if together else np.flatnonzero(seed_at == at)
+        seed = values[group, at - n + 1 : at + 1].mean(axis=1)
+        out[group, at] = seed
+        if at + 1 < length:
+            zi = (seed * (1.0 - alpha))[:, np.newaxis]  # the seed's share of the first step
+            out[group, at + 1 :] = lfilter([alpha], [1.0, alpha - 1.0], values[group, at + 1 :], zi=zi)[0]
+    return out
 
 
 def sma(closes: np.ndarray, n: int) -> np.ndarray:
@@ -108,7 +93,7 @@ def ema(closes: np.ndarray, n: int) -> np.ndarray:
     closes = _closes(closes)
     if closes.shape[1] < n:
         return _nans(closes.shape[0])
-    return _seeded_ema(_by_candle(closes), n, 2.0 / (n + 1))
+    return seeded_ema(closes, n, 2.0 / (n + 1))[:, -1]
 
 
 def rsi(closes: np.ndarray, n: int) -> np.ndarray:
@@ -116,12 +101,9 @@ def rsi(closes: np.ndarray, n: int) -> np.ndarray:
     coins = closes.shape[0]
     if closes.shape[1] < n + 1:
         return _nans(coins)
-    delta = np.diff(_by_candle(closes), axis=0)
-    moves = np.empty((delta.shape[0], 2 * coins))  # gains then losses, side by side; NaN stays NaN
-    np.maximum(delta, 0.0, out=moves[:, :coins])
-    np.minimum(delta, 0.0, out=moves[:, coins:])
-    np.negative(moves[:, coins:], out=moves[:, coins:])
-    both = _seeded_ema(moves, n, 1.0 / n)
+    delta = np.diff(closes, axis=1)
+    moves = np.vstack([np.maximum(delta, 0.0), np.maximum(-delta, 0.0)])  # gains, losses; NaN stays
+    both = seeded_ema(moves, n, 1.0 / n)[:, -1]  # one pass for both
     gain, loss = both[:coins], both[coins:]
     total = gain + loss
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -129,31 +111,31 @@ def rsi(closes: np.ndarray, n: int) -> np.ndarray:
     return np.where(total == 0.0, 50.0, value)
 
 
-def _ema_pair(by_candle: np.ndarray, full: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The fast and the slow EMA, both starting at each series' 26th value (TA-Lib's MACD): the fast
-    one is seeded from values 15..26 only (the first 14 are hidden from it)."""
-    valid = ~np.isnan(by_candle)
-    first = np.where(valid.any(axis=0), valid.argmax(axis=0), len(by_candle))
-    hidden = np.arange(len(by_candle))[:, np.newaxis] < first + (MACD_SLOW - MACD_FAST)
-    fast = _seeded_ema(np.where(hidden, np.nan, by_candle), MACD_FAST, 2.0 / (MACD_FAST + 1), full)
-    slow = _seeded_ema(by_candle, MACD_SLOW, 2.0 / (MACD_SLOW + 1), full)
-    return fast, slow
+def macd_lines(closes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fast and the slow EMA and the signal over time (:func:`seeded_ema`), as TA-Lib's MACD:
+    both EMAs start at each row's 26th value, the fast one seeded from values 15..26 only (the first
+    14 are hidden from it); the signal is the 9-period EMA of ``fast - slow``."""
+    valid = ~np.isnan(closes)
+    first = np.where(valid.any(axis=1), valid.argmax(axis=1), closes.shape[1])
+    hidden = np.arange(closes.shape[1]) < (first + (MACD_SLOW - MACD_FAST))[:, np.newaxis]
+    fast = seeded_ema(np.where(hidden, np.nan, closes), MACD_FAST, 2.0 / (MACD_FAST + 1))
+    slow = seeded_ema(closes, MACD_SLOW, 2.0 / (MACD_SLOW + 1))
+    return fast, slow, seeded_ema(fast - slow, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1))
 
 
 def macd(closes: np.ndarray) -> np.ndarray:
     closes = _closes(closes)
     if closes.shape[1] < MACD_SLOW:
         return _nans(closes.shape[0])
-    fast, slow = _ema_pair(_by_candle(closes), full=False)
-    return fast - slow
+    fast, slow, _ = macd_lines(closes)
+    return fast[:, -1] - slow[:, -1]
 
 
 def macd_signal(closes: np.ndarray) -> np.ndarray:
     closes = _closes(closes)
     if closes.shape[1] < MACD_SLOW + MACD_SIGNAL - 1:
         return _nans(closes.shape[0])
-    fast, slow = _ema_pair(_by_candle(closes), full=True)
-    return _seeded_ema(fast - slow, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1))
+    return macd_lines(closes)[2][:, -1]
 
 
 def _band(closes: np.ndarray, n: int, k: float, sign: float) -> np.ndarray:

@@ -13,8 +13,9 @@ not one step per tick:
   ``0 .. at - 1``), and ``price`` is the close of its open candle.
 
 The maths is that of the live state, written over whole series: the recursive indicators (EMA, RSI,
-MACD) run :func:`ubot.rules.indicators._seeded_ema` over the closed candles (the reference the live
-state is tested against, vectorised over coins) and take one step with the open candle, exactly as
+MACD) run :func:`ubot.rules.indicators.seeded_ema` over the closed candles (the reference the live
+state is tested against: the recursion in C over time, for all coins at once) and take one step
+with the open candle, exactly as
 :meth:`~ubot.rules.incremental.State.opened` does; the windowed ones (SMA, Bollinger bands, highest,
 lowest, change) are prefix sums and block maxima over time. Values agree with the live state's to
 rounding (``tests/rules/test_series.py``: relative 1e-9).
@@ -26,7 +27,7 @@ import functools
 
 import numpy as np
 
-from ubot.rules.indicators import MACD_FAST, MACD_SIGNAL, MACD_SLOW, _ema_pair, _seeded_ema
+from ubot.rules.indicators import MACD_FAST, MACD_SIGNAL, MACD_SLOW, macd_lines, seeded_ema
 from ubot.rules.language import IndicatorCall
 
 
@@ -42,6 +43,7 @@ class Series:
         #: Each row's first close: the windowed sums are of deviations from it (against cancellation).
         self.base = np.nan_to_num(self.closes[:, 0]) if width else np.zeros(len(self.closes))
         self._ema: dict[tuple, np.ndarray] = {}
+        self._indices: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     # Per row, prefix sums: column j + 1 holds the sum of columns 0 .. j (a window's sum: two reads).
 
@@ -74,11 +76,9 @@ class Series:
         )
 
     def _head(self, first: int, last: int, table: np.ndarray | None = None) -> np.ndarray:
-        """Per row, the sum of its columns ``first .. last - 1`` (of ``table``, candles x rows, or of
+        """Per row, the sum of its columns ``first .. last - 1`` (of ``table``, rows x candles, or of
         the closes): a seed, read only at the few ticks that seed."""
-        if table is None:
-            return np.nansum(self.closes[:, first:last], axis=1)
-        return np.nansum(table[first:last], axis=0)
+        return np.nansum((self.closes if table is None else table)[:, first:last], axis=1)
 
     def _window(self, table: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
         """Sum of ``table``'s columns ``end - width .. end - 1`` (its prefix sums) of each tick's row
@@ -87,22 +87,28 @@ class Series:
         return flat[first + end] - flat[first + np.maximum(end - width, 0)]
 
     def _full_ema(self, key: tuple, series: np.ndarray, n: int, alpha: float) -> np.ndarray:
-        """The seeded EMA of every column of ``series`` (candles x series), computed once."""
+        """The seeded EMA of every row of ``series`` (series x candles) over time, computed once."""
         found = self._ema.get(key)
         if found is None:
-            found = self._ema[key] = _seeded_ema(np.ascontiguousarray(series), n, alpha, full=True)
+            found = self._ema[key] = seeded_ema(series, n, alpha)
         return found
 
-    def _at(self, full: np.ndarray, column: np.ndarray) -> np.ndarray:
-        """``full`` (candles x rows) at ``column`` of each tick's row (NaN before the first). Read
-        from a row-major copy: the ticks go by row then time, so the reads go through memory in
-        order."""
-        candles = len(full)
+    def _at(self, full: np.ndarray, shift: int) -> np.ndarray:
+        """``full`` (rows x candles) at column ``at + shift`` of each tick's row (NaN before the
+        first). The ticks go by row then time, so the reads go through memory in order; the read's
+        indices are computed once per width and shift (MACD reads three series at the same ones)."""
+        candles = full.shape[1]
         if candles == 0:
-            return np.full(len(column), np.nan)
-        flat = np.ascontiguousarray(full.T).ravel()
-        out = flat[self.rows * candles + np.clip(column, 0, candles - 1)]
-        out[column < 0] = np.nan
+            return np.full(len(self.at), np.nan)
+        index = self._indices.get((candles, shift))
+        if index is None:
+            column = self.at + shift
+            flat = self.rows * candles
+            flat += np.clip(column, 0, candles - 1)
+            index = self._indices[candles, shift] = (flat, np.flatnonzero(column < 0))
+        flat, before = index
+        out = np.ascontiguousarray(full).reshape(-1)[flat]
+        out[before] = np.nan
         return out
 
 
@@ -200,62 +206,77 @@ def _ema_open(
 
 
 def _ema(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
-    full = s._full_ema(("ema", n), s.closes.T, n, 2.0 / (n + 1))
-    previous = s._at(full, s.at - 1)
+    full = s._full_ema(("ema", n), s.closes, n, 2.0 / (n + 1))
+    previous = s._at(full, -1)
     if closed_only:
         return previous
     return _ema_open(previous, s.price, n, s.at + 1, s._head(0, n - 1), s.rows)
 
 
-def _moves(s: Series) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's gains and losses from one closed candle to the next (candles - 1 x rows each)."""
-    delta = np.diff(s.closes, axis=1).T
-    return np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
+def _moves(s: Series) -> np.ndarray:
+    """Each row's gains, then each row's losses, from one closed candle to the next
+    (2 rows x candles - 1: the RSI's two averages run as one matrix)."""
+    delta = np.diff(s.closes, axis=1)
+    rows = len(s.closes)
+    moves = np.empty((2 * rows, delta.shape[1]))
+    np.maximum(delta, 0.0, out=moves[:rows])
+    np.maximum(np.negative(delta, out=delta), 0.0, out=moves[rows:])
+    return moves
 
 
 def _rsi(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
-    gains, losses = _moves(s)
-    both = s._full_ema(("rsi", n), np.hstack([gains, losses]), n, 1.0 / n)  # one pass for both
-    gain, loss = both[:, : len(s.closes)], both[:, len(s.closes) :]
+    moves = _moves(s)
+    rows = len(s.closes)
+    both = s._full_ema(("rsi", n), moves, n, 1.0 / n)
     # After the closed candles: the averages of the moves up to column at - 1 (move index at - 2).
-    g, l_ = s._at(gain, s.at - 2), s._at(loss, s.at - 2)
+    # (Fresh arrays from here on: the steps below are in place, one pass each over the ticks.)
+    g, l_ = s._at(both[:rows], -2), s._at(both[rows:], -2)
     if not closed_only:
-        moves = s.at  # with the open candle: at + 1 candles, at moves
-        delta = s.price - s._close(s.at - 1)
-        up, down = np.maximum(delta, 0.0), np.maximum(-delta, 0.0)
+        counted = s.at  # with the open candle: at + 1 candles, at moves
+        up = s.price - s._close(s.at - 1)
+        down = np.negative(up)
+        np.maximum(up, 0.0, out=up)
+        np.maximum(down, 0.0, out=down)
         # The first n - 1 moves (all the closed ones, when the open candle makes the n-th).
-        seed_g, seed_l = s._head(0, n - 1, gains), s._head(0, n - 1, losses)
-        seeding, early = np.flatnonzero(moves == n), moves < n  # a few ticks per coin at most
-        g, l_ = (g * (n - 1) + up) / n, (l_ * (n - 1) + down) / n
+        seed = s._head(0, n - 1, moves)
+        seed_g, seed_l = seed[:rows], seed[rows:]
+        seeding, early = np.flatnonzero(counted == n), counted < n  # a few ticks per coin at most
+        for average, move in ((g, up), (l_, down)):  # (average * (n - 1) + move) / n
+            average *= n - 1
+            average += move
+            average /= n
         g[seeding] = (seed_g[s.rows[seeding]] + up[seeding]) / n
         l_[seeding] = (seed_l[s.rows[seeding]] + down[seeding]) / n
         g[early], l_[early] = np.nan, np.nan
-    total = g + l_
-    return np.where(total == 0.0, 50.0, 100.0 * g / total)
+    total = l_
+    total += g
+    value = np.multiply(g, 100.0, out=g)
+    value /= total
+    value[total == 0.0] = 50.0
+    return value
 
 
 def _macd_parts(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray]:
     """The MACD line and its signal at every tick."""
     key = ("macd",)
     if key not in s._ema:
-        fast, slow = _ema_pair(np.ascontiguousarray(s.closes.T), full=True)
-        line = fast - slow
+        fast, slow, signal = macd_lines(s.closes)
         s._ema[key] = fast
         s._ema[("slow",)] = slow
-        s._ema[("line",)] = line
-        s._ema[("signal",)] = _seeded_ema(line, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1), full=True)
+        s._ema[("line",)] = fast - slow
+        s._ema[("signal",)] = signal
     fast, slow, line, signal = (s._ema[k] for k in (key, ("slow",), ("line",), ("signal",)))
     if closed_only:
-        return s._at(line, s.at - 1), s._at(signal, s.at - 1)
+        return s._at(line, -1), s._at(signal, -1)
     count = s.at + 1
-    slow_open = _ema_open(s._at(slow, s.at - 1), s.price, MACD_SLOW, count, s._head(0, MACD_SLOW - 1), s.rows)
+    slow_open = _ema_open(s._at(slow, -1), s.price, MACD_SLOW, count, s._head(0, MACD_SLOW - 1), s.rows)
     hidden = MACD_SLOW - MACD_FAST  # the fast EMA starts from the 15th candle
     fast_total = s._head(hidden, MACD_SLOW - 1)
-    fast_open = _ema_open(s._at(fast, s.at - 1), s.price, MACD_FAST, count - hidden, fast_total, s.rows)
+    fast_open = _ema_open(s._at(fast, -1), s.price, MACD_FAST, count - hidden, fast_total, s.rows)
     line_open = fast_open - slow_open
     lines = count - MACD_SLOW + 1  # MACD values so far, this one included
     line_total = s._head(MACD_SLOW - 1, MACD_SLOW + MACD_SIGNAL - 2, line)  # the 8 closed lines
-    signal_open = _ema_open(s._at(signal, s.at - 1), line_open, MACD_SIGNAL, lines, line_total, s.rows)
+    signal_open = _ema_open(s._at(signal, -1), line_open, MACD_SIGNAL, lines, line_total, s.rows)
     return line_open, signal_open
 
 
