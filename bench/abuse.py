@@ -431,7 +431,7 @@ def _attack(port: int, rate: float, stop, results) -> None:
 
 def _gets_under_logins(
     args: argparse.Namespace, nice: int
-) -> tuple[list[float], Counter, list[float], Counter]:
+) -> tuple[list[float], Counter, list[float], Counter, dict, list[float]]:
     """One run.py with ``[accounts] hash_nice = nice``: GETs alone, then under the attack."""
     import multiprocessing
 
