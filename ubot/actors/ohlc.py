@@ -1,5 +1,5 @@
-"""OHLC actor: fold each stored snapshot into the candles, pass it on, write the closed candles in
-batches (``models/candle_store.py``)."""
+"""OHLC actor: fold each stored snapshot into the candles, write the closed candles when a batch is
+due (``models/candle_store.py``), pass the snapshot on."""
 
 from __future__ import annotations
 
@@ -55,7 +55,6 @@ class Ohlc(Stage):
     def _fold(self, message: Stored) -> None:
         started = time.perf_counter()
         closed: Mapping[str, CandleRows] = {}
-        due = False
         if message.snapshot_id <= self.watermark:
             # Already folded in by on_start's catch-up: count it once only.
             pass
@@ -68,7 +67,13 @@ class Ohlc(Stage):
                     message.tick.number,
                     update.late,
                 )
-            due = self.candles.add(update, message.snapshot_id, snap.timestamp_ms)
+            if self.candles.add(update, message.snapshot_id, snap.timestamp_ms):
+                # Before the tick is handed on, never after: the Scanner's Notifier and the next
+                # tick's Store write right after it, and on SQLite one write lock serves them all. A
+                # write after the hand-on overlaps theirs; short of CPU, this thread even lost the
+                # GIL to the tick's next stages and its write came after the next snapshot's, holding
+                # the lock while they waited (tests/test_graceful.py, docs/architecture.md).
+                self._flush()
             self.watermark = message.snapshot_id
             closed = update.closed
         open_candles = {tf: self.book.open_candles(tf) for tf in self.book.timeframes}
@@ -78,8 +83,6 @@ class Ohlc(Stage):
         # (bench/alerts.py, 5,000 coins: alert latency p50 177 ms before, 161 ms after).
         if self.scanner is not None and not tell_if_alive(self.scanner, candled):
             log.error("the Scanner has stopped: tick %d is not scanned", message.tick.number)
-        if due:  # once the tick is handed on: off its path
-            self._flush()
 
     def _flush(self) -> None:
         try:

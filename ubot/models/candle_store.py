@@ -1,9 +1,10 @@
 """Persisting candles, and rebuilding from the stored quotes the open ones and those not yet written.
 
 The OHLC stage folds each stored snapshot into its book and keeps the candles that closed in memory
-(:meth:`CandleStore.add`); every ``FLUSH_EVERY_MS`` of market time, once it has handed the tick on
+(:meth:`CandleStore.add`); every ``FLUSH_EVERY_MS`` of market time, before it hands that tick on
 (and when it stops), it writes them all in one transaction with its watermark, the id of the last
-snapshot folded in (:meth:`CandleStore.flush`). Open candles are never written: they are implied by
+snapshot folded in (:meth:`CandleStore.flush`). Before, not after: on SQLite every writer takes the
+one write lock, and the Scanner's Notifier and the next tick's Store write right after the hand-on. Open candles are never written: they are implied by
 the quotes, which the Store writes anyway. So the stored candles are exactly those closed by the
 snapshots up to the watermark; those closed by later snapshots are *pending*, and nothing is lost in
 a crash: every candle is a function of the stored quotes.
@@ -48,7 +49,8 @@ _KEY = [Candle.coin, Candle.timeframe, Candle.open_time]
 _VALUES = [Candle.open, Candle.high, Candle.low, Candle.close, Candle.first_ts, Candle.last_ts, Candle.count]
 WATERMARK = "ohlc_watermark"
 #: Market time between two writes of the closed candles (their rows are the same either way; each
-#: write is one transaction, off the tick's path, and a reader replays at most this much).
+#: write is one transaction, on the path of one tick in this many, and a reader replays at most
+#: this much).
 FLUSH_EVERY_MS = 5 * 60_000
 _SELECT = (
     Candle.coin,
