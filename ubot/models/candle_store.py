@@ -4,10 +4,11 @@ The OHLC stage folds each stored snapshot into its book and keeps the candles th
 (:meth:`CandleStore.add`); every ``FLUSH_EVERY_MS`` of market time, before it hands that tick on
 (and when it stops), it writes them all in one transaction with its watermark, the id of the last
 snapshot folded in (:meth:`CandleStore.flush`). Before, not after: on SQLite every writer takes the
-one write lock, and the Scanner's Notifier and the next tick's Store write right after the hand-on. Open candles are never written: they are implied by
-the quotes, which the Store writes anyway. So the stored candles are exactly those closed by the
-snapshots up to the watermark; those closed by later snapshots are *pending*, and nothing is lost in
-a crash: every candle is a function of the stored quotes.
+one write lock, and the Scanner's Notifier and the next tick's Store write right after the hand-on.
+Open candles are never written: they are implied by the quotes, which the Store writes anyway. So
+the stored candles are exactly those closed by the snapshots up to the watermark; those closed by
+later snapshots are *pending*, and nothing is lost in a crash: every candle is a function of the
+stored quotes.
 
 :meth:`CandleStore.replay` rebuilds the candles as of the last stored snapshot: the open candle of
 the finest timeframe as of the watermark from the stored quotes of its bucket, those of the higher
