@@ -36,7 +36,11 @@ gunicorn's ASGI worker. This script is the clients, all on loopback:
 3. the same requests again, with all of those open: p50/p99, and the ratio to the baseline;
 4. the worker's memory (RSS, from /proc) before and after the streams opened: per stream;
 5. fan-out: for each snapshot event the streams received while measuring, how long after the first
-   stream each stream had it (p50/p99 over every delivery, and the worst per event).
+   stream each stream had it (p50/p99 over every delivery, and the worst per event). The clients
+   are one event loop too, on the same cores: the spread counts their reading as well as the
+   server's writing (each stream reads whole chunks, not line by line, to keep theirs small);
+6. the worker's CPU time a second over ``FAN_OUT_S`` seconds with the streams open and nothing else
+   asked: what the fan-out costs the server (a figure the machine's load does not inflate).
 
 The rate limits are off for the run (one client address sends every request). The figures are
 printed; the target is p99 <= 50 ms under load.
@@ -48,6 +52,7 @@ import argparse
 import asyncio
 import http.client
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -121,6 +126,17 @@ def wait_ready(port: int, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
+#: An event's ``id:`` line in a stream's bytes.
+EVENT_ID = re.compile(rb"^id: (\S+)$", re.MULTILINE)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user and system, from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def forwarded(n: int) -> str:
     return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
 
@@ -152,9 +168,15 @@ class Clients:
             raise RuntimeError(f"stream {n}: {status!r}")
         await reader.readuntil(b"\r\n\r\n")
         opened.set()
-        while line := await reader.readline():
-            if self.recording and line.startswith(b"id: "):
-                self.arrivals[line[4:].strip().decode()].append(time.perf_counter())
+        pending = b""
+        while chunk := await reader.read(1 << 16):  # whole events, not line by line: less client time
+            if not self.recording:
+                pending = b""
+                continue
+            arrived = time.perf_counter()
+            lines, _, pending = (pending + chunk).rpartition(b"\n")
+            for found in EVENT_ID.finditer(lines):
+                self.arrivals[found.group(1).decode()].append(arrived)
 
     async def open_streams(self, count: int) -> None:
         for n in range(count):
@@ -510,6 +532,10 @@ def main() -> int:
     return 0
 
 
+#: How long the fan-out is watched with nothing else asked of the worker (B, step 5).
+FAN_OUT_S = 3.0
+
+
 def part_streams(args: argparse.Namespace) -> None:
     """B: one gateway process under many idle clients (the module's steps 1-5)."""
     port = free_port()
@@ -544,7 +570,9 @@ def part_streams(args: argparse.Namespace) -> None:
         clients.run(clients.open_half(args.half_open))
         clients.recording = True
         loaded = snapshot_latencies(port, args.requests)
-        time.sleep(2.5)  # at least two ticks' events reach every stream
+        cpu_before, fanning = cpu_seconds(worker), time.perf_counter()
+        time.sleep(FAN_OUT_S)  # at least two ticks' events reach every stream
+        cpu_per_s = (cpu_seconds(worker) - cpu_before) / (time.perf_counter() - fanning)
         clients.recording = False
         spreads, worst = [], []
         for times in clients.arrivals.values():
@@ -581,6 +609,10 @@ def part_streams(args: argparse.Namespace) -> None:
             )
         else:
             print("fan-out: no event reached every stream while recording")
+        print(
+            f"worker CPU with the {args.streams} streams open, nothing else asked ({FAN_OUT_S:g} s, a tick "
+            f"a second): {cpu_per_s * 1000:.0f} ms a second"
+        )
     finally:
         if clients is not None:
             clients.run(clients.close())
