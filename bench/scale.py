@@ -191,7 +191,10 @@ class Clients:
             )
             head = b""
             while b"\r\n\r\n" not in head:
-                chunk = sock.recv(1 << 16)
+                try:
+                    chunk = sock.recv(1 << 16)
+                except TimeoutError:
+                    raise RuntimeError(f"stream {n}: no answer within 30 s (got {head!r})") from None
                 if not chunk:
                     raise RuntimeError(f"stream {n}: closed after {head!r}")
                 head += chunk
