@@ -17,7 +17,7 @@ from falcon.testing import TestClient
 
 from tests.http.conftest import TOKENS, Canned
 from tests.http.support import assert_error, parse_sse
-from tests.support.asgi_stream import Stream, scope_of
+from tests.support.asgi_stream import Stream, receiver, scope_of
 from ubot.bus import Bus, EntryId, InProcessBus
 from ubot.http.app import create_app
 from ubot.http.shapes import EVENTS
@@ -79,19 +79,6 @@ def test_a_client_that_does_not_read_holds_back_no_other_stream(canned: Canned) 
         stalled: list[dict] = []
         wrote_to_stalled = asyncio.Event()
 
-        def receiving() -> Any:
-            requested = False
-
-            async def receive() -> dict:
-                nonlocal requested
-                if not requested:
-                    requested = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
-                await left.wait()
-                return {"type": "http.disconnect"}
-
-            return receive
-
         async def send_healthy(message: dict) -> None:
             if message.get("body"):
                 healthy.put_nowait(message["body"])
@@ -104,10 +91,10 @@ def test_a_client_that_does_not_read_holds_back_no_other_stream(canned: Canned) 
 
         calls = [
             asyncio.ensure_future(
-                app(scope_of("/v1/stream", "", None, "10.0.0.1"), receiving(), send_stalled)
+                app(scope_of("/v1/stream", "", None, "10.0.0.1"), receiver(left), send_stalled)
             ),
             asyncio.ensure_future(
-                app(scope_of("/v1/stream", "", None, "10.0.0.2"), receiving(), send_healthy)
+                app(scope_of("/v1/stream", "", None, "10.0.0.2"), receiver(left), send_healthy)
             ),
         ]
         await asyncio.wait_for(wrote_to_stalled.wait(), WAIT_S)
