@@ -596,6 +596,26 @@ def cancel_deliveries(strategy_id: int, why: str) -> int:
     )
 
 
+def release_held(user_id: int, until_ms: int) -> list[int]:
+    """Move the user's deliveries held past ``until_ms`` (quiet hours, a mute) to ``until_ms``: their
+    hold ended earlier than it said (``/mute off``, a shorter mute, other quiet hours). Never later,
+    never dropped, nothing else changed: they were admitted by the hourly caps when written, and the
+    senders pace them per destination as any. The ids moved. Called by the UserManager in the
+    transaction of that change; a Notifier that has them queued is told (``Released``), notifiers
+    claiming from the outbox claim them when due."""
+    alerts = AlertRecord.select(AlertRecord.id).where(AlertRecord.user == user_id)
+    moved = Delivery.select(Delivery.id).where(
+        (Delivery.status == HELD) & (Delivery.next_attempt_at > until_ms) & Delivery.alert.in_(alerts)
+    )
+    ids = [i for (i,) in moved.tuples()]
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        Delivery.update(next_attempt_at=until_ms).where(
+            Delivery.id.in_(chunk) & (Delivery.status == HELD)
+        ).execute()
+    return ids
+
+
 def _plain(values: Mapping[str, Any]) -> bool:
     """Every value a finite ``float`` or ``None`` already (as the Scanner makes them)."""
     return all(v is None or (type(v) is float and math.isfinite(v)) for v in values.values())
