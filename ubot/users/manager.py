@@ -581,8 +581,9 @@ class UserManager:
         row = self.store.destination(user_id, channel)
         if channel != "telegram" and dest.state_of(row, target, now) == dest.VERIFIED:
             raise Conflict(f"your {channel} destination is already verified", field="channel")
-        self.verifications.check(user_id, channel, row.sent_at if row is not None else None, now)
-        self.verifications.add(user_id, now)
+        address = "" if channel == "telegram" else str(target)
+        self.verifications.check(user_id, channel, row.sent_at if row is not None else None, now, address)
+        self.verifications.add(user_id, now, channel, address)
         code = dest.new_code() if channel in dest.CODE_CHANNELS else None
         token = dest.new_token() if channel == "telegram" else None
         if channel in dest.LINK_CHANNELS:
