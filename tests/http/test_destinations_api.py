@@ -38,22 +38,17 @@ def client(served, fakes) -> TestClient:
     channels = {
         "webhook": WebhookChannel(allow_private_addresses=True),
         "telegram": TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url, bot_username=BOT),
-        "sms": TwilioChannel(
-            name="sms",
-            account_sid=ACCOUNT_SID,
-            auth_token=AUTH_TOKEN,
-            from_number=FROM,
-            base_url=twilio.base_url,
-            timeout_s=2.0,
-        ),
-        "whatsapp": TwilioChannel(
-            name="whatsapp",
-            account_sid=ACCOUNT_SID,
-            auth_token=AUTH_TOKEN,
-            from_number=FROM,
-            base_url=twilio.base_url,
-            timeout_s=2.0,
-        ),
+        **{
+            name: TwilioChannel(
+                name=name,
+                account_sid=ACCOUNT_SID,
+                auth_token=AUTH_TOKEN,
+                from_number=FROM,
+                base_url=twilio.base_url,
+                timeout_s=2.0,
+            )
+            for name in ("sms", "whatsapp")
+        },
         "email": EmailChannel(
             host=smtp.host, port=smtp.port, sender="uBot <a@ubot.example.org>", security="none"
         ),
