@@ -5,13 +5,14 @@ connections (``ubot/users/sessions.py``). Every strategy query is scoped by its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from peewee import Database, fn
 
 from ubot.models.alerts import cancel_deliveries, release_held
-from ubot.models.db import writing
+from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import Destination, Session, Strategy, User, UserSettings
 
 SETTINGS_COLUMNS = tuple(
@@ -302,6 +303,21 @@ class UserStore:
             .where(Strategy.enabled == True)  # noqa: E712 - SQL, not Python
             .tuples()
         )
+
+    @contextlib.contextmanager
+    def budget_turn(self) -> Iterator[None]:
+        """Held while the enabled strategies' costs are read and a strategy that costs more is
+        written (``UserManager._check_budget``): on PostgreSQL, where every gateway process has a
+        UserManager of its own, a transaction holding an advisory lock, so two gateways saving at once
+        take turns and cannot both spend the server's last budget. On SQLite there is one UserManager,
+        whose mailbox already makes them take turns: nothing is held (a write transaction would hold
+        the database's write lock while every enabled strategy is read)."""
+        if is_sqlite(self.db):
+            yield
+            return
+        with writing(self.db):
+            self.db.execute_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ubot-budgets'))")
+            yield
 
     def disable_strategy(self, strategy_id: int, now_ms: int, reason: str | None = None) -> int | None:
         """Disable a strategy (a ``once`` strategy that fired, or one paused for firing too often:

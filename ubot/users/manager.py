@@ -750,12 +750,13 @@ class UserManager:
         self._check_channels(convert(StrategyBody, body).channels)  # before the settings' targets
         values = self._validate(user_id, body, now)
         self._check_market(values, validation.STRATEGY_FIELDS)
-        self._check_budget(user_id, values)
-        self._check_name(user_id, values["name"])
-        try:
-            row = self.store.create_strategy(user_id, values, now)
-        except IntegrityError:
-            raise _name_taken(values["name"]) from None
+        with self.store.budget_turn():
+            self._check_budget(user_id, values)
+            self._check_name(user_id, values["name"])
+            try:
+                row = self.store.create_strategy(user_id, values, now)
+            except IntegrityError:
+                raise _name_taken(values["name"]) from None
         self.changed(user_id)
         return _strategy_view(row, self.verified_channels(user_id))
 
@@ -768,7 +769,6 @@ class UserManager:
         self._check_channels(convert(StrategyBody, body).channels)
         values = self._validate(user_id, body, now)
         self._check_market(values, validation.STRATEGY_FIELDS)
-        self._check_budget(user_id, values, row)
         return self._save(row, values, now)
 
     def patch_strategy(
@@ -794,7 +794,6 @@ class UserManager:
         self._check_channels(fields.get("channels", ()))
         values = self._validate(user_id, merged, now)
         self._check_market(values, fields)
-        self._check_budget(user_id, values, row)
         if keep_expiry:
             values["expires_at"] = row.expires_at
         return self._save(row, values, now)
@@ -918,11 +917,15 @@ class UserManager:
             raise _name_taken(name)
 
     def _save(self, row: Strategy, values: dict[str, Any], now: int) -> StrategyView:
-        self._check_name(row.user_id, values["name"], other_than=row.id)
-        try:
-            found = self.store.update_strategy(row.user_id, row.id, values, now)
-        except IntegrityError:
-            raise _name_taken(values["name"]) from None
+        """Check the budget and write in one turn (``UserStore.budget_turn``: another gateway's
+        UserManager cannot spend the same budget in between); the Scanner is told once it is written."""
+        with self.store.budget_turn():
+            self._check_budget(row.user_id, values, row)
+            self._check_name(row.user_id, values["name"], other_than=row.id)
+            try:
+                found = self.store.update_strategy(row.user_id, row.id, values, now)
+            except IntegrityError:
+                raise _name_taken(values["name"]) from None
         if not found:  # deleted in between
             raise _not_found(row.id)
         self.changed(row.user_id)
