@@ -13,6 +13,7 @@ flags. Everything is started and stopped here, in order.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import logging.handlers
 import os
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from peewee import DatabaseError
 
@@ -803,5 +804,14 @@ def main(argv: list[str] | None = None) -> int:
     return run_headless(settings)
 
 
+def exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` once everything is stopped, flushed and closed. The objects still held are
+    frozen first (``gc.freeze``): the interpreter's last collection at exit would otherwise walk every
+    one of them, seconds with tens of thousands of compiled strategies on a busy machine (issue 12:
+    a stop within 3 s); the operating system frees the memory."""
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -41,7 +41,7 @@ from typing import Any
 
 import pykka
 
-from ubot.actors.stage import not_fatal, tell_if_alive, unexpected
+from ubot.actors.stage import not_fatal, stopping, tell_if_alive, unexpected
 from ubot.messages import Candled
 from ubot.models.db import close_connection
 from ubot.models.snapshots import SnapshotReader
@@ -66,6 +66,7 @@ from ubot.scan.planner import Loader, ScanPlanner
 from ubot.scan.rounds import Round, ScanFigures
 from ubot.scan.seeding import SeedRunner
 from ubot.scan.worker import ScanWorker
+from ubot.stopping import Stopped, StopToken
 
 log = logging.getLogger(__name__)
 ASK_TIMEOUT = 60.0
@@ -79,9 +80,11 @@ class ScanWorkerActor(pykka.ThreadingActor):
         notifier: pykka.ActorRef | None,
         workers: int = 1,
         turn: threading.Lock | None = None,
+        stop_token: StopToken | None = None,
     ) -> None:
         super().__init__()
         self.index = index
+        self.stop_token = stop_token  # its process stops: the messages left are dropped
         self.turn = turn or contextlib.nullcontext()
         self.supervisor = supervisor
         self.notifier = notifier
@@ -93,6 +96,8 @@ class ScanWorkerActor(pykka.ThreadingActor):
 
     @on_receive.register
     def _set(self, message: SetStrategies) -> None:
+        if stopping(self):
+            return
         known = set(self.worker.entries)
         for user_id, specs in message.users.items():
             self.worker.replace_user(user_id, specs, message.forget)
@@ -113,6 +118,8 @@ class ScanWorkerActor(pykka.ThreadingActor):
 
     @on_receive.register
     def _scan(self, message: ScanTick) -> None:
+        if stopping(self):  # its outcome unwritten: the strategies' scan marks stay where they were
+            return
         started = time.perf_counter()
         frame = message.frame
         with self.turn:
@@ -167,6 +174,7 @@ class Scanner(pykka.ThreadingActor):
         background_seeding: bool = True,
         clock: Callable[[], float] = time.monotonic,
         on_scan: Callable[[ScannerStats], object] | None = None,
+        stop_token: StopToken | None = None,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database); ``timer``: seconds, for the
@@ -174,9 +182,13 @@ class Scanner(pykka.ThreadingActor):
         (``--role scanner``; None: every strategy); ``background_seeding``: new indicator series
         are seeded by a thread of their own (``scan/seeding.py``), never in a tick (False: in the
         tick that needs them); ``clock``: seconds, for the seeds' durations; ``on_scan``: called with
-        the figures after each scan (a scanner process's metrics: it has no Monitor)."""
+        the figures after each scan (a scanner process's metrics: it has no Monitor); ``stop_token``:
+        its process's stop (``ubot/stopping.py``: a scanner process's), once set the work in progress
+        is abandoned between chunks and the messages left are dropped (None: every tick in the
+        mailbox is scanned before the stop, as the graceful stop of ``all`` and ``engine`` wants)."""
         super().__init__()
-        self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock)
+        self.stop_token = stop_token
+        self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock, stop=stop_token)
         self.seeding: SeedRunner | None = None
         self.snapshots = snapshots
         self.shares = shares
@@ -205,15 +217,18 @@ class Scanner(pykka.ThreadingActor):
             self.seeding = SeedRunner(self.planner.seeder, lambda: tell_if_alive(me, SeedsReady()))
             self.seeding.start()
         self.pool = [
-            ScanWorkerActor.start(i, me, self.notifier, self.planner.workers)
+            ScanWorkerActor.start(i, me, self.notifier, self.planner.workers, stop_token=self.stop_token)
             for i in range(self.planner.workers)
         ]
         if self.users is not None:
-            everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
-            if self.shares is not None:
-                everyone = self.shares.set_all(everyone)
-            for worker, message in self.planner.set_all(everyone).items():
-                self.pool[worker].tell(message)
+            try:
+                everyone = self.users.ask(WatchStrategies(me, self.stop_token), timeout=ASK_TIMEOUT)
+                if self.shares is not None:
+                    everyone = self.shares.set_all(everyone)
+                for worker, message in self.planner.set_all(everyone).items():
+                    self.pool[worker].tell(message)
+            except Stopped:
+                return  # the process stops before the strategies were all read or planned
             log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
 
     def on_stop(self) -> None:
@@ -423,7 +438,7 @@ class Scanner(pykka.ThreadingActor):
         self.figures.worker_restarts += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
         self.pool[index] = ScanWorkerActor.start(
-            index, self.actor_ref, self.notifier, self.planner.workers, self.turn
+            index, self.actor_ref, self.notifier, self.planner.workers, self.turn, self.stop_token
         )
         self.pool[index].tell(self.planner.restart(index))
         scan = self.round

@@ -54,7 +54,7 @@ class UserManagerActor(pykka.ThreadingActor):
     @on_receive.register
     def _watch(self, message: WatchStrategies) -> Any:
         self.scanner = message.scanner
-        return self.manager.all_specs()
+        return self.manager.all_specs(message.stop)
 
     @on_receive.register
     @not_fatal

@@ -14,6 +14,8 @@ from ubot.models.alerts import cancel_deliveries
 from ubot.models.db import writing
 from ubot.models.tables import Destination, Session, Strategy, User, UserSettings
 
+#: Strategy ids per ``UPDATE … WHERE id IN (…)`` of :meth:`UserStore.record_errors`.
+ERRORS_CHUNK = 1000
 SETTINGS_COLUMNS = tuple(
     f.name for f in UserSettings._meta.sorted_fields if f.name not in ("user", "muted_until")
 )
@@ -303,12 +305,18 @@ class UserStore:
         return row.user_id
 
     def record_errors(self, errors: Mapping[int, str | None], now_ms: int) -> None:
-        """Each strategy's runtime error (None: it has none any more), for its owner to read."""
+        """Each strategy's runtime error (None: it has none any more), for its owner to read. One
+        update per distinct error and chunk of ids: a scanner that takes over tens of thousands of
+        strategies notes the same few texts on each ("waiting for a seed"), in a moment."""
+        by_error: dict[str | None, list[int]] = {}
+        for strategy_id, error in errors.items():
+            by_error.setdefault(error, []).append(strategy_id)
         with writing(self.db):
-            for strategy_id, error in errors.items():
-                Strategy.update(last_error=error, last_error_at=None if error is None else now_ms).where(
-                    Strategy.id == strategy_id
-                ).execute()
+            for error, ids in by_error.items():
+                for start in range(0, len(ids), ERRORS_CHUNK):
+                    Strategy.update(last_error=error, last_error_at=None if error is None else now_ms).where(
+                        Strategy.id.in_(ids[start : start + ERRORS_CHUNK])
+                    ).execute()
 
     def strategy(self, user_id: int, strategy_id: int) -> Strategy | None:
         return Strategy.get_or_none((Strategy.user == user_id) & (Strategy.id == strategy_id))
