@@ -24,6 +24,27 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+#: Set by a SIGINT or SIGTERM that came while uBot was starting (:func:`catch_early_signals`).
+EARLY_SIGNAL = threading.Event()
+
+
+def catch_early_signals() -> None:
+    """Before anything else (the imports below take seconds on a busy machine): a SIGINT or SIGTERM
+    while modules load, settings are read and the checks run is kept (:data:`EARLY_SIGNAL`), not a
+    traceback or a kill in the middle of a schema change; the role stops as soon as it has started
+    (:func:`stop_on_signals`)."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        EARLY_SIGNAL.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+
+if __name__ == "__main__":
+    catch_early_signals()
+
+# The imports after catch_early_signals (ruff.toml lets run.py have them here).
 from peewee import DatabaseError
 
 from ubot import __version__
@@ -226,9 +247,22 @@ def _start_actors(settings: Settings, on_finished, publisher):
     return actors
 
 
+def default_signals() -> None:
+    """The interpreter's own handling of SIGINT and SIGTERM (a backfill, a check: nothing to stop in
+    order); a signal kept meanwhile is sent again."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if EARLY_SIGNAL.is_set():
+        raise SystemExit(130)
+
+
 def stop_on_signals(doing: str = "finishing the tick in flight, then stopping") -> threading.Event:
-    """An event that SIGINT and SIGTERM set (logged, saying what happens next)."""
+    """An event that SIGINT and SIGTERM set (logged, saying what happens next); set at once when one
+    came while uBot was starting."""
     finished = threading.Event()
+    if EARLY_SIGNAL.is_set():
+        log.info("a stop signal came while starting: %s", doing)
+        finished.set()
 
     def on_signal(signum: int, frame: object) -> None:
         log.info("received %s: %s", signal.Signals(signum).name, doing)
@@ -545,6 +579,9 @@ def serve(
     what: str,
 ) -> int:
     """Run the gunicorn server of ``[http]`` until it stops; ``on_exit`` in its worker at the end."""
+    if EARLY_SIGNAL.is_set():  # gunicorn's own handlers are not installed yet
+        log.info("a stop signal came while starting: stopped")
+        return 0
     host, port = settings.http.bind
     workers = settings.http.workers
     log.info("%s on http://%s:%d%s", what, host, port, f" ({workers} workers)" if workers > 1 else "")
@@ -744,6 +781,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ubot: {exc}", file=sys.stderr)
         return 2
     if args.command == "check":
+        default_signals()
         return run_check(settings)
     # Until the checks pass, log records are held back: a refused start shows one line, no more.
     root = logging.getLogger()
@@ -786,10 +824,9 @@ def main(argv: list[str] | None = None) -> int:
         settings.market.limit,
         redact(settings.database.url),
     )
-    if settings.market.backfill:
-        return run_backfill(settings)
-    if settings.market.backfill_days:
-        return run_simulated_backfill(settings)
+    if settings.market.backfill or settings.market.backfill_days:
+        default_signals()
+        return run_backfill(settings) if settings.market.backfill else run_simulated_backfill(settings)
     if settings.cluster.role == "engine":
         return run_engine(settings)
     if settings.cluster.role == "gateway":

@@ -244,7 +244,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
             snapshots=snapshots,
             shares=Shares(member),
             on_scan=scans.record,
-            stop_token=running.token,
+            stop=running.token,
         )
         running.stops.append(_stop_actor(scanner))
         feed = TickFeed(

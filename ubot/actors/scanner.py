@@ -174,7 +174,7 @@ class Scanner(pykka.ThreadingActor):
         background_seeding: bool = True,
         clock: Callable[[], float] = time.monotonic,
         on_scan: Callable[[ScannerStats], object] | None = None,
-        stop_token: StopToken | None = None,
+        stop: StopToken | None = None,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database); ``timer``: seconds, for the
@@ -182,13 +182,18 @@ class Scanner(pykka.ThreadingActor):
         (``--role scanner``; None: every strategy); ``background_seeding``: new indicator series
         are seeded by a thread of their own (``scan/seeding.py``), never in a tick (False: in the
         tick that needs them); ``clock``: seconds, for the seeds' durations; ``on_scan``: called with
-        the figures after each scan (a scanner process's metrics: it has no Monitor); ``stop_token``:
-        its process's stop (``ubot/stopping.py``: a scanner process's), once set the work in progress
-        is abandoned between chunks and the messages left are dropped (None: every tick in the
-        mailbox is scanned before the stop, as the graceful stop of ``all`` and ``engine`` wants)."""
+        the figures after each scan (a scanner process's metrics: it has no Monitor); ``stop``: its
+        process's stop (``ubot/stopping.py``): once set, long work (reading and planning every
+        strategy, a seed in the tick, reading stored candles) is abandoned between chunks. A scanner
+        process then drops every message left (its workers and Notifier too): the strategies' scan
+        marks stay where they were, and whoever scans them next scans those snapshots again. In
+        ``all`` and ``engine`` the tick in flight is scanned and written before the stop (the
+        graceful stop), unless work was abandoned: then nothing more is scanned, and the next
+        start catches up from the scan watermark."""
         super().__init__()
-        self.stop_token = stop_token
-        self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock, stop=stop_token)
+        self.process_stop = stop
+        self.abandoned = False  # on_start's reading of the strategies, abandoned at the stop
+        self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock, stop=stop)
         self.seeding: SeedRunner | None = None
         self.snapshots = snapshots
         self.shares = shares
@@ -222,14 +227,23 @@ class Scanner(pykka.ThreadingActor):
         ]
         if self.users is not None:
             try:
-                everyone = self.users.ask(WatchStrategies(me, self.stop_token), timeout=ASK_TIMEOUT)
+                everyone = self.users.ask(WatchStrategies(me, self.process_stop), timeout=ASK_TIMEOUT)
                 if self.shares is not None:
                     everyone = self.shares.set_all(everyone)
                 for worker, message in self.planner.set_all(everyone).items():
                     self.pool[worker].tell(message)
             except Stopped:
-                return  # the process stops before the strategies were all read or planned
+                self.abandoned = True  # the process stops before the strategies were all read or planned
+                return
             log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
+
+    @property
+    def stop_token(self) -> StopToken | None:
+        """The token that makes ``not_fatal`` drop this actor's messages (``actors/stage.py``): a
+        scanner process's at once; in ``all`` and ``engine`` once some work was abandoned."""
+        if self.shares is not None or self.abandoned or self.planner.abandoned:
+            return self.process_stop
+        return None
 
     def on_stop(self) -> None:
         if self.seeding is not None:
@@ -326,6 +340,11 @@ class Scanner(pykka.ThreadingActor):
     def _next(self) -> None:
         """Start the next waiting scan, if any. A live tick with no strategy to scan is done at once."""
         while True:
+            if self.process_stop is not None and self.process_stop.stopping and self.backlog.catch_up:
+                # The snapshots a crash left unscanned come before the live tick: the next start scans
+                # them (from the scan watermark), and this one after them.
+                self.abandoned = True
+                return
             # a scan's time includes building its frame, and the indicator state's work since the last
             # scan (the candles folded in, a history seeded from the database)
             started = self.timer()

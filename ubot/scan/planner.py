@@ -26,7 +26,7 @@ from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
 from ubot.scan.seeding import Seeder, SeedJob
 from ubot.scan.spec import StrategySpec, UserStrategies
-from ubot.stopping import CHUNK, StopToken
+from ubot.stopping import CHUNK, Stopped, StopToken
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class ScanPlanner:
             raise ValueError("at least one worker")
         self.workers = workers
         self.stop = stop or StopToken()
+        #: Some work was abandoned at the stop: the plan or the histories are not whole.
+        self.abandoned = False
         self.load = load
         self.background = background and load is not None
         self.clock = clock
@@ -90,6 +92,12 @@ class ScanPlanner:
         #: When the snapshot of the last frame was taken: the next frame's closed bars are those since.
         self.framed_ms: int | None = None
 
+    def _check(self) -> None:
+        """Between two chunks of long work: :class:`~ubot.stopping.Stopped` once the process stops."""
+        if self.stop.stopping:
+            self.abandoned = True
+            raise Stopped
+
     def owner(self, strategy_id: int) -> int:
         return strategy_id % self.workers
 
@@ -102,7 +110,7 @@ class ScanPlanner:
             for spec in user.specs:
                 added += 1
                 if added % CHUNK == 0:
-                    self.stop.check()
+                    self._check()
                 self._add(spec)
                 if spec.id not in self.waiting:
                     shares[self.owner(spec.id)].setdefault(user.user_id, []).append(spec)
@@ -165,7 +173,7 @@ class ScanPlanner:
         users: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
         forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
         for user_id, specs, kept in changes:
-            self.stop.check()  # a share of tens of thousands is planned user by user
+            self._check()  # a share of tens of thousands is planned user by user
             given = {spec.id: spec for spec in specs}
             held = held_by[user_id]
             forget = sorted(
@@ -314,7 +322,7 @@ class ScanPlanner:
             if self._read_until is not None:
                 self._read_until.setdefault(timeframe, before_ms)
             if wait:
-                job.run(self.stop.check)
+                job.run(self._check)
                 self._finished.append(job)
             else:
                 self.seeder.submit(job)
@@ -431,7 +439,7 @@ class ScanPlanner:
             if self.load is not None and since < until:
                 rows = []
                 for chunk in self.load(timeframe, since, until):
-                    self.stop.check()
+                    self._check()
                     rows.append(chunk)
                 if history is not None:
                     history.add_history(rows)
