@@ -26,16 +26,21 @@ from typing import Any, NoReturn
 
 #: Set by a SIGINT or SIGTERM that came while uBot was starting (:func:`catch_early_signals`).
 EARLY_SIGNAL = threading.Event()
+#: Set once the start checks begin (the database may be opened, the schema changed).
+CHECKING = threading.Event()
 
 
 def catch_early_signals() -> None:
-    """Before anything else (the imports below take seconds on a busy machine): a SIGINT or SIGTERM
-    while modules load, settings are read and the checks run is kept (:data:`EARLY_SIGNAL`), not a
-    traceback or a kill in the middle of a schema change; the role stops as soon as it has started
-    (:func:`stop_on_signals`)."""
+    """Before anything else (the imports below take seconds on a busy machine), SIGINT and SIGTERM:
+    while modules load and settings are read, nothing is open yet: uBot exits 0 at once, saying so;
+    during the start checks (a schema being created or upgraded) the signal is kept
+    (:data:`EARLY_SIGNAL`), and uBot exits 0 once they are done, starting nothing."""
 
     def on_signal(signum: int, frame: object) -> None:
         EARLY_SIGNAL.set()
+        if not CHECKING.is_set():
+            print(f"ubot: {signal.Signals(signum).name} while starting: stopped", file=sys.stderr)
+            raise SystemExit(0)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -249,11 +254,9 @@ def _start_actors(settings: Settings, on_finished, publisher):
 
 def default_signals() -> None:
     """The interpreter's own handling of SIGINT and SIGTERM (a backfill, a check: nothing to stop in
-    order); a signal kept meanwhile is sent again."""
+    order)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if EARLY_SIGNAL.is_set():
-        raise SystemExit(130)
 
 
 def stop_on_signals(doing: str = "finishing the tick in flight, then stopping") -> threading.Event:
@@ -789,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     held = logging.handlers.BufferingHandler(capacity=10_000)
     root.addHandler(held)
     try:
+        CHECKING.set()
         check_start(settings)
     except (
         ConfigError,
@@ -817,6 +821,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pykka").setLevel(max(logging.WARNING, logging.getLogger().level))
     for record in held.buffer:
         logging.getLogger(record.name).handle(record)
+    if EARLY_SIGNAL.is_set():
+        log.info("stopped: a stop signal came during the start checks; nothing was started")
+        return 0
     log.info(
         "uBot starting: source=%s interval=%gs coins=%d database=%s",
         resolved_source(settings),

@@ -3,7 +3,7 @@
 
 Over PostgreSQL and Redis (``--postgres``/``--redis``, or UBOT_TEST_POSTGRES_URL/UBOT_TEST_REDIS_URL;
 a schema and a key prefix of its own, removed at the end): an engine (scanners and notifiers external)
-stores a first snapshot, ``--strategies`` strategies are written in bulk (``bench/scale.py``'s
+stores a first snapshot, ``--strategies`` strategies are written in bulk (``tests/support/strategies.py``'s
 :func:`seed_strategies`: 1,000 users x 50 per 50,000), then, one process at a time, each role in
 ``--roles`` is started and signalled ``--moments`` seconds after its start (the first ones land in its
 start-up: reading and planning every strategy, taking the share over, seeding its series in the
@@ -35,7 +35,8 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from bench.scale import cluster_schema, free_port, seed_strategies, wait_for_snapshot  # noqa: E402
+from bench.scale import cluster_schema, free_port, wait_for_snapshot  # noqa: E402
+from tests.support.strategies import seed_strategies  # noqa: E402
 
 #: What each role logs when it stopped cleanly.
 STOP_LINES = {
