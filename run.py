@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 #: Set by a SIGINT or SIGTERM that came while uBot was starting (:func:`catch_early_signals`).
 EARLY_SIGNAL = threading.Event()
@@ -365,7 +365,18 @@ def run_engine(settings: Settings) -> int:
         bus.close()
         stop_metrics()
     log.info("stopped")
+    freeze_leftovers()
     return 1 if outcome[:1] in (["failed"], ["database"]) else 0
+
+
+def freeze_leftovers() -> None:
+    """A role's last step, once everything is stopped, flushed and closed: the objects still held
+    are frozen (``gc.freeze``), so that the interpreter's last collection does not walk them all:
+    seconds with tens of thousands of compiled strategies on a busy machine (issue 12: a stop within
+    3 s); the operating system frees the memory and closes the sockets. Not in ``all``: a SQLite
+    connection (which ``sqlite3`` keeps in a reference cycle) left by a thread is closed by that
+    collection, and only then does SQLite remove its write-ahead log."""
+    gc.freeze()
 
 
 def serve_metrics(settings: Settings) -> Callable[[], None]:
@@ -403,6 +414,7 @@ def run_worker_role(settings: Settings) -> int:
     finally:
         running.stop()
     log.info("stopped")
+    freeze_leftovers()
     return 0
 
 
@@ -463,7 +475,7 @@ def run_gateway(settings: Settings) -> int:
         if "db" in state:
             state.pop("db").close()
 
-    return serve(settings, make_app, on_exit, on_stopping, "gateway (role gateway)")
+    return serve(settings, make_app, on_exit, on_stopping, "gateway (role gateway)", freeze_at_exit=True)
 
 
 def run_server(settings: Settings) -> int:
@@ -580,8 +592,10 @@ def serve(
     on_exit: Callable[[], None],
     on_stopping: Callable[[], None],
     what: str,
+    freeze_at_exit: bool = False,
 ) -> int:
-    """Run the gunicorn server of ``[http]`` until it stops; ``on_exit`` in its worker at the end."""
+    """Run the gunicorn server of ``[http]`` until it stops; ``on_exit`` in its worker at the end
+    (then, with ``freeze_at_exit``, :func:`freeze_leftovers`: a gateway role's worker)."""
     if EARLY_SIGNAL.is_set():  # gunicorn's own handlers are not installed yet
         log.info("a stop signal came while starting: stopped")
         return 0
@@ -597,6 +611,7 @@ def serve(
         on_stopping=on_stopping,
         request_timeout_s=settings.http.request_timeout,
         workers=settings.http.workers,
+        freeze_at_exit=freeze_at_exit,
     ).run()
     return 0
 
@@ -848,14 +863,5 @@ def main(argv: list[str] | None = None) -> int:
     return run_headless(settings)
 
 
-def exit_now(code: int) -> NoReturn:
-    """Exit with ``code`` once everything is stopped, flushed and closed. The objects still held are
-    frozen first (``gc.freeze``): the interpreter's last collection at exit would otherwise walk every
-    one of them, seconds with tens of thousands of compiled strategies on a busy machine (issue 12:
-    a stop within 3 s); the operating system frees the memory."""
-    gc.freeze()
-    sys.exit(code)
-
-
 if __name__ == "__main__":
-    exit_now(main())
+    sys.exit(main())

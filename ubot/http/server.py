@@ -281,10 +281,13 @@ class GatewayServer(BaseApplication):
         on_stopping: Callable[[], None] | None = None,
         request_timeout_s: float = 10.0,
         workers: int = 1,
+        freeze_at_exit: bool = False,
     ) -> None:
         """``threads`` is the app's pool (``create_app``), not gunicorn's: only logged here.
-        ``workers``: gunicorn worker processes, each calling ``make_app`` after its fork."""
+        ``workers``: gunicorn worker processes, each calling ``make_app`` after its fork.
+        ``freeze_at_exit``: see :meth:`_exit`."""
         self._workers = workers
+        self._freeze_at_exit = freeze_at_exit
         self._bind = bind
         self._threads = threads
         self._request_timeout_s = request_timeout_s
@@ -325,13 +328,13 @@ class GatewayServer(BaseApplication):
         return self._make_app()
 
     def _exit(self) -> None:
-        """The worker's end: ``on_exit``, then the objects left frozen (``gc.freeze``), so that the
-        interpreter's last collection does not walk them all (seconds with tens of thousands of
-        compiled strategies on a busy machine; run.py does the same for the other roles)."""
+        """The worker's end: ``on_exit``, then with ``freeze_at_exit`` the objects left frozen
+        (``gc.freeze``, see ``run.py: freeze_leftovers``)."""
         try:
             self._on_exit()
         finally:
-            gc.freeze()
+            if self._freeze_at_exit:
+                gc.freeze()
 
     def _stopping(self) -> None:
         if self._on_stopping is not None:
