@@ -272,6 +272,19 @@ def part_workers(args: argparse.Namespace) -> None:
         print(f"  {workers} gateway worker(s): {rate:.0f} req/s{ratio}")
 
 
+def roles_env(prefix: str, **settings: str) -> dict[str, str]:
+    """This environment without uBot's settings, for role processes under the Redis key ``prefix``
+    whose engine scans and delivers nothing (scanner and notifier processes do), and ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
+    env.update(
+        UBOT_CLUSTER_REDIS_PREFIX=prefix,
+        UBOT_CLUSTER_SCANNERS="external",
+        UBOT_CLUSTER_NOTIFIERS="external",
+        **settings,
+    )
+    return env
+
+
 def cluster_schema(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """(PostgreSQL URL of a new schema, Redis URL, key prefix, cleanup), or None without them."""
     import contextlib
@@ -333,13 +346,7 @@ def part_scanners(args: argparse.Namespace) -> None:
     from ubot.bus.redis_streams import RedisBus
 
     work = tempfile.mkdtemp(prefix="ubot-scale-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
-    env.update(
-        UBOT_CLUSTER_REDIS_PREFIX=prefix,
-        UBOT_CLUSTER_SCANNERS="external",
-        UBOT_CLUSTER_NOTIFIERS="external",
-        UBOT_LOG_LEVEL="WARNING",
-    )
+    env = roles_env(prefix, UBOT_LOG_LEVEL="WARNING")
     base = [sys.executable, os.path.join(ROOT, "run.py"), "--config", os.path.join(ROOT, "settings.ini")]
     base += [
         "--db",

@@ -35,7 +35,7 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from bench.scale import cluster_schema, free_port, wait_for_snapshot  # noqa: E402
+from bench.scale import cluster_schema, free_port, roles_env, wait_for_snapshot  # noqa: E402
 from tests.support.strategies import seed_strategies  # noqa: E402
 
 #: What each role logs when it stopped cleanly.
@@ -96,13 +96,7 @@ def main() -> int:
     moments = [float(m) for m in args.moments.split(",")]
     roles = args.roles.split(",")
     work = tempfile.mkdtemp(prefix="ubot-stop-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
-    env.update(
-        UBOT_CLUSTER_REDIS_PREFIX=prefix,
-        UBOT_CLUSTER_SCANNERS="external",
-        UBOT_CLUSTER_NOTIFIERS="external",
-        UBOT_LIMITS_ENABLED="false",
-    )
+    env = roles_env(prefix, UBOT_LIMITS_ENABLED="false")
     base = [sys.executable, "run.py", "--config", "settings.ini", "--db", db]
     base += ["--limit", str(args.coins), "--interval", str(args.interval)]
     cluster = [*base, "--redis", redis_url]
