@@ -59,7 +59,7 @@ from ubot.config import ConfigError, Settings, load_settings, resolved_source
 from ubot.engine_lock import EngineLocked, acquire, probe
 from ubot.http.server import BindError, GatewayServer, check_bind, multiprocess_metrics
 from ubot.market.source import FatalSourceError
-from ubot.models.db import DatabaseConfigError, open_database, redact
+from ubot.models.db import DatabaseConfigError, open_database, redact, sqlite_path
 from ubot.models.schema import SchemaError, ensure_quote_currency, ensure_schema, pending_migrations
 from ubot.scan.cost import Budgets
 from ubot.timeutil import iso_from_ms
@@ -304,6 +304,8 @@ def run_headless(settings: Settings) -> int:
         stop_system(actors)
         lock.release()
     log.info("stopped")
+    if not on_sqlite(settings):
+        freeze_leftovers()
     return 1 if outcome[:1] in (["failed"], ["database"]) else 0
 
 
@@ -373,10 +375,14 @@ def freeze_leftovers() -> None:
     """A role's last step, once everything is stopped, flushed and closed: the objects still held
     are frozen (``gc.freeze``), so that the interpreter's last collection does not walk them all:
     seconds with tens of thousands of compiled strategies on a busy machine (issue 12: a stop within
-    3 s); the operating system frees the memory and closes the sockets. Not in ``all``: a SQLite
+    3 s); the operating system frees the memory and closes the sockets. Not on SQLite (``all``): a
     connection (which ``sqlite3`` keeps in a reference cycle) left by a thread is closed by that
     collection, and only then does SQLite remove its write-ahead log."""
     gc.freeze()
+
+
+def on_sqlite(settings: Settings) -> bool:
+    return sqlite_path(settings.database.url) is not None
 
 
 def serve_metrics(settings: Settings) -> Callable[[], None]:
@@ -400,6 +406,9 @@ def run_worker_role(settings: Settings) -> int:
     from ubot.worker_roles import start_notifier, start_scanner
 
     finished = stop_on_signals("stopping")
+    if finished.is_set():  # during the start checks: nothing to start
+        log.info("stopped")
+        return 0
     start = start_scanner if settings.cluster.role == "scanner" else start_notifier
     running = start(settings)
     try:
@@ -536,7 +545,7 @@ def run_server(settings: Settings) -> int:
         if "bus" in state:
             state.pop("bus").close()
 
-    return serve(settings, make_app, on_exit, on_stopping, "gateway")
+    return serve(settings, make_app, on_exit, on_stopping, "gateway", freeze_at_exit=not on_sqlite(settings))
 
 
 def gateway_accounts(settings: Settings, bus: Any, state: dict) -> dict[str, Any]:

@@ -297,6 +297,12 @@ class UserStore:
             query = query.where(Strategy.user == user_id)
         return list(query.order_by(Strategy.id))
 
+    def each_enabled_strategy(self) -> Iterator[Strategy]:
+        """Every user's enabled strategies, by id, one row at a time (tens of thousands: a caller can
+        stop between them)."""
+        query = Strategy.select().where(Strategy.enabled == True)  # noqa: E712 - SQL, not Python
+        return query.order_by(Strategy.id).iterator()
+
     def enabled_scopes(self) -> list[tuple[int, int, list[str], list[str] | None, int | None]]:
         """``(id, user id, indicators, symbols, top_n)`` of every enabled strategy: what its scan
         cost is computed from (``ubot/scan/cost.py``), without the other columns."""
