@@ -38,9 +38,10 @@ def catch_early_signals() -> None:
 
     def on_signal(signum: int, frame: object) -> None:
         EARLY_SIGNAL.set()
-        if not CHECKING.is_set():
-            print(f"ubot: {signal.Signals(signum).name} while starting: stopped", file=sys.stderr)
-            raise SystemExit(0)
+        if not CHECKING.is_set():  # nothing is open: no need (and no safe way: an import may swallow
+            # SystemExit) to unwind what is loading
+            print(f"ubot: {signal.Signals(signum).name} while starting: stopped", file=sys.stderr, flush=True)
+            os._exit(0)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
