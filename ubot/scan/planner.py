@@ -26,6 +26,7 @@ from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
 from ubot.scan.seeding import Seeder, SeedJob
 from ubot.scan.spec import StrategySpec, UserStrategies
+from ubot.stopping import CHUNK, Stopped, StopToken
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,19 @@ class ScanPlanner:
         *,
         background: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        stop: StopToken | None = None,
     ) -> None:
         """``background``: new indicator series are seeded by ``seeder``'s steps, which the caller
         runs (the Scanner's :class:`~ubot.scan.seeding.SeedRunner`), and merged by :meth:`merge`;
-        otherwise (and always without ``load``: nothing stored to read) at once, in the tick."""
+        otherwise (and always without ``load``: nothing stored to read) at once, in the tick.
+        ``stop``: the process's stop; long work (planning every strategy, a seed in the tick, reading
+        the stored candles) raises :class:`~ubot.stopping.Stopped` between chunks once it is set."""
         if workers < 1:
             raise ValueError("at least one worker")
         self.workers = workers
+        self.stop = stop or StopToken()
+        #: Some work was abandoned at the stop: the plan or the histories are not whole.
+        self.abandoned = False
         self.load = load
         self.background = background and load is not None
         self.clock = clock
@@ -85,6 +92,12 @@ class ScanPlanner:
         #: When the snapshot of the last frame was taken: the next frame's closed bars are those since.
         self.framed_ms: int | None = None
 
+    def _check(self) -> None:
+        """Between two chunks of long work: :class:`~ubot.stopping.Stopped` once the process stops."""
+        if self.stop.stopping:
+            self.abandoned = True
+            raise Stopped
+
     def owner(self, strategy_id: int) -> int:
         return strategy_id % self.workers
 
@@ -92,8 +105,12 @@ class ScanPlanner:
         """Every user's strategies at once (at start; planned once, not once per user). Returns each
         worker's message: its share, by user."""
         shares: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
+        added = 0
         for user in users:
             for spec in user.specs:
+                added += 1
+                if added % CHUNK == 0:
+                    self._check()
                 self._add(spec)
                 if spec.id not in self.waiting:
                     shares[self.owner(spec.id)].setdefault(user.user_id, []).append(spec)
@@ -156,6 +173,7 @@ class ScanPlanner:
         users: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
         forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
         for user_id, specs, kept in changes:
+            self._check()  # a share of tens of thousands is planned user by user
             given = {spec.id: spec for spec in specs}
             held = held_by[user_id]
             forget = sorted(
@@ -304,7 +322,7 @@ class ScanPlanner:
             if self._read_until is not None:
                 self._read_until.setdefault(timeframe, before_ms)
             if wait:
-                job.run()
+                job.run(self._check)
                 self._finished.append(job)
             else:
                 self.seeder.submit(job)
@@ -419,7 +437,10 @@ class ScanPlanner:
                 del self._read_until[timeframe]  # no strategy reads it any more
                 continue
             if self.load is not None and since < until:
-                rows = list(self.load(timeframe, since, until))
+                rows = []
+                for chunk in self.load(timeframe, since, until):
+                    self._check()
+                    rows.append(chunk)
                 if history is not None:
                     history.add_history(rows)
                 for job in jobs:  # seeded up to ``since``: these follow

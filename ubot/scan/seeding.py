@@ -108,10 +108,11 @@ class SeedJob:
             self._chunks = None
         return self.done
 
-    def run(self) -> None:
-        """To the end, at once (no stored history to read, or a caller that must wait for it)."""
+    def run(self, check: Callable[[], None] = lambda: None) -> None:
+        """To the end, at once (no stored history to read, or a caller that must wait for it);
+        ``check()`` between steps (``StopToken.check``: it raises when the process stops)."""
         while not self.step():
-            pass
+            check()
 
     def catch_up(self) -> IndicatorHistory:
         """The seeded history with the candles closed since the job was made (the overlap with the
