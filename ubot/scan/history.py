@@ -23,9 +23,16 @@ from ubot.market.candles import CandleRows
 from ubot.rules import IndicatorCall
 from ubot.rules.incremental import Tracker
 
-#: A catch-up (the start-up load) is folded in column by column over a coins x candles matrix of at
-#: most this many cells, so its memory stays bounded whatever the history's length.
-FOLD_CELLS = 4_000_000
+#: A catch-up of coins that have state already is folded in column by column over a coins x candles
+#: matrix of at most this many cells, so its memory stays bounded whatever the history's length; the
+#: start-up load's chunks are joined up to this many candles (:meth:`IndicatorHistory.add_history`).
+FOLD_CELLS = 1_000_000
+#: Coins without state are seeded (:meth:`~ubot.rules.incremental.Tracker.seed`) from coins x candles
+#: matrices of at most this many cells (each recursion keeps a few matrices of this size at once).
+SEED_CELLS = 250_000
+#: A seed's work, in the fold's units (one state advanced by one candle for one coin), is its
+#: candles x states over this: seeding is about that many times cheaper per candle.
+SEED_SPEEDUP = 20
 
 
 class IndicatorHistory:
@@ -95,7 +102,11 @@ class IndicatorHistory:
             self.tracker.advance(rows, closes)
             yield len(rows) * len(self.tracker.states)
         else:
-            yield from self._fold(rows, closes, starts, counts)
+            new = self.tracker.closes.count[rows[starts]] == 0  # coins without any state yet
+            if new.any():
+                yield from self._seed(rows, closes, starts[new], counts[new])
+            if not new.all():
+                yield from self._fold(rows, closes, starts[~new], counts[~new])
         self.last_closed[rows[starts + counts - 1]] = times[starts + counts - 1]
         return len(rows)
 
@@ -115,24 +126,24 @@ class IndicatorHistory:
             added += self.add_closed(joined(pending))
         return added
 
+    def _seed(
+        self, rows: np.ndarray, closes: np.ndarray, starts: np.ndarray, counts: np.ndarray
+    ) -> Iterator[int]:
+        """Whole histories of coins without any state: coins x candles matrices of at most about
+        :data:`SEED_CELLS` (each coin's candles left-aligned), each state seeded over a whole
+        matrix at once (:meth:`~ubot.rules.incremental.Tracker.seeding`); yields after each."""
+        for group, matrix in _matrices(closes, starts, counts, SEED_CELLS):
+            for _ in self.tracker.seeding(rows[starts[group]], matrix, counts[group]):
+                yield max(1, matrix.size // SEED_SPEEDUP)  # one state seeded
+
     def _fold(
         self, rows: np.ndarray, closes: np.ndarray, starts: np.ndarray, counts: np.ndarray
     ) -> Iterator[int]:
         """Several candles per coin: coins x candles matrices (each coin's candles left-aligned, the
         longest histories first), advanced one column at a time over the coins that have it."""
-        by_length = np.argsort(-counts, kind="stable")
         states = max(1, len(self.tracker.states))
-        done = 0
-        while done < len(by_length):
-            longest = int(counts[by_length[done]])
-            group = by_length[done : done + max(1, FOLD_CELLS // longest)]
-            done += len(group)
-            lengths = counts[group]
-            matrix = np.full((len(group), longest), np.nan)
-            mask = np.arange(longest) < lengths[:, np.newaxis]
-            matrix[mask] = closes[
-                np.concatenate([np.arange(s, s + c) for s, c in zip(starts[group], lengths)])
-            ]
+        for group, matrix in _matrices(closes, starts, counts, FOLD_CELLS):
+            longest, lengths = matrix.shape[1], counts[group]
             group_rows = rows[starts[group]]
             active = np.searchsorted(-lengths, -np.arange(longest), side="left")  # coins with column j
             for j in range(longest):
@@ -189,6 +200,25 @@ class IndicatorHistory:
         else:
             out = self.tracker.opened(call, safe, self.open_close[safe])
         return np.where(valid, out, np.nan)
+
+
+def _matrices(
+    closes: np.ndarray, starts: np.ndarray, counts: np.ndarray, cells: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Coins x candles matrices of at most about ``cells`` (more for one coin longer than that), the
+    longest histories first: (which of ``starts``/``counts``, the matrix: coin ``i``'s candles
+    ``closes[starts[i] : starts[i] + counts[i]]`` left-aligned, NaN after)."""
+    by_length = np.argsort(-counts, kind="stable")
+    done = 0
+    while done < len(by_length):
+        longest = int(counts[by_length[done]])
+        group = by_length[done : done + max(1, cells // longest)]
+        done += len(group)
+        lengths = counts[group]
+        matrix = np.full((len(group), longest), np.nan)
+        mask = np.arange(longest) < lengths[:, np.newaxis]
+        matrix[mask] = closes[np.concatenate([np.arange(s, s + c) for s, c in zip(starts[group], lengths)])]
+        yield group, matrix
 
 
 def joined(parts: list[CandleRows]) -> CandleRows:
