@@ -85,9 +85,12 @@ class IndicatorHistory:
         bounded number of steps at a time."""
         if len(candles) == 0:
             return 0
-        order = np.lexsort((candles.open_time, candles.coin_ids))
-        ids, times, closes = candles.coin_ids[order], candles.open_time[order], candles.close[order]
-        unique, first = np.unique(ids, return_index=True)
+        ids, times, closes = candles.coin_ids, candles.open_time, candles.close
+        if not _in_order(ids, times):  # a load reads them in order already
+            order = np.lexsort((times, ids))
+            ids, times, closes = ids[order], times[order], closes[order]
+        first = np.flatnonzero(np.append(True, ids[1:] != ids[:-1]))
+        unique = ids[first]
         rows_of = np.fromiter((self._row(c) for c in unique.tolist()), dtype=np.int64, count=len(unique))
         rows = np.repeat(rows_of, np.diff(np.append(first, len(ids))))
         fresh = times > self.last_closed[rows]
@@ -202,22 +205,31 @@ class IndicatorHistory:
         return np.where(valid, out, np.nan)
 
 
+def _in_order(ids: np.ndarray, times: np.ndarray) -> bool:
+    """Whether candles are by coin, then open time."""
+    same = ids[1:] == ids[:-1]
+    return bool(np.all((ids[1:] > ids[:-1]) | (same & (times[1:] >= times[:-1]))))
+
+
 def _matrices(
     closes: np.ndarray, starts: np.ndarray, counts: np.ndarray, cells: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Coins x candles matrices of at most about ``cells`` (more for one coin longer than that), the
     longest histories first: (which of ``starts``/``counts``, the matrix: coin ``i``'s candles
-    ``closes[starts[i] : starts[i] + counts[i]]`` left-aligned, NaN after)."""
+    ``closes[starts[i] : starts[i] + counts[i]]`` left-aligned, NaN after; read only)."""
     by_length = np.argsort(-counts, kind="stable")
     done = 0
     while done < len(by_length):
         longest = int(counts[by_length[done]])
         group = by_length[done : done + max(1, cells // longest)]
         done += len(group)
-        lengths = counts[group]
+        lengths, begin = counts[group], starts[group]
+        if (lengths == longest).all() and (begin == begin[0] + longest * np.arange(len(group))).all():
+            yield group, closes[begin[0] : begin[0] + longest * len(group)].reshape(len(group), longest)
+            continue  # coins of one length one after another: the matrix is a view of ``closes``
         matrix = np.full((len(group), longest), np.nan)
         mask = np.arange(longest) < lengths[:, np.newaxis]
-        matrix[mask] = closes[np.concatenate([np.arange(s, s + c) for s, c in zip(starts[group], lengths)])]
+        matrix[mask] = closes[np.concatenate([np.arange(s, s + c) for s, c in zip(begin, lengths)])]
         yield group, matrix
 
 
