@@ -6,8 +6,9 @@ A closed candle advances the states once; a frame reads each value on the closed
 the open candle as the newest one (its close is the latest price), in O(1) per coin either way.
 
 Seeded from the coin's whole stored history (:meth:`add_closed` with every stored closed candle: a
-seed job reads them from the candle table for the calls not tracked yet, ``scan/seeding.py``, and
-:meth:`adopt` hands their states to the live history), then advanced by the candles the OHLC stage reports closed each tick, so a value is the one
+seed job reads them, blocks and rows, for the calls not tracked yet, ``scan/seeding.py``; a coin
+without state takes its whole history at once, :meth:`~ubot.rules.incremental.Tracker.seed`, and
+:meth:`adopt` hands the states to the live history), then advanced by the candles the OHLC stage reports closed each tick, so a value is the one
 over the coin's whole history, whatever its length. A candle older than or equal to the coin's last
 closed one is ignored, so the start-up load and the first ticks may overlap safely. A missing candle
 (a gap) is simply not there: the coin's next candle follows its previous one.
