@@ -47,6 +47,7 @@ from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
 from ubot.notify.channels.telegram_updates import Poller
+from ubot.notify.messages import TellReleases
 from ubot.periodic import Periodic
 from ubot.scan import dryrun
 from ubot.scan.cost import Budgets
@@ -233,6 +234,7 @@ def start_system(
         pause_window_s=alerts.pause_window_s,
         pause=pause,
     )
+    users.tell(TellReleases(notifier))  # before any request: the gateway serves after this returns
     candle_store = CandleStore(db)
     scanner = (
         Scanner.start(
