@@ -189,7 +189,7 @@ def test_an_account_cannot_make_another_wait_by_seeding_more():
             for c, p in market.prices.items()
             if not np.isnan(p[minute])
         ]
-    seeder = Seeder(units=250)  # a few of the large job's 38 states a step (seeding.STEP_UNITS)
+    seeder = Seeder(units=5_000)
     large = SeedJob(
         "1m", [IndicatorCall("rsi", (n,)) for n in range(2, 40)], T0 + 200 * MINUTE, market.load, 8
     )
