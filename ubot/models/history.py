@@ -7,7 +7,9 @@ from typing import Any
 
 from peewee import Database, fn
 
+from ubot.market.candles import TIMEFRAMES
 from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS
+from ubot.models.candle_blocks import BlockReader
 from ubot.models.tables import Candle, Coin, GlobalMetric, Quote
 from ubot.timeutil import iso_from_ms
 
@@ -21,9 +23,14 @@ def _range(field: Any, start_ms: int | None, end_ms: int | None) -> Any:
     return condition
 
 
+#: A chart's candle: open time, open, high, low, close.
+CHART_FIELDS = ("open_time", "open", "high", "low", "close")
+
+
 class History:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._blocks = BlockReader(db)
 
     def coin(self, key: str) -> tuple[int, str] | None:
         """(id, symbol) of a stored coin by numeric id, or by symbol in any case. A symbol shared by
@@ -55,19 +62,27 @@ class History:
     def candles(
         self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[tuple[int, float, float, float, float]]:
-        """Stored candles, ascending: the latest ``limit`` within [start, end]."""
-        query = (
-            Candle.select(Candle.open_time, Candle.open, Candle.high, Candle.low, Candle.close)
-            .where(
-                (Candle.coin == coin_id)
-                & (Candle.timeframe == timeframe)
-                & _range(Candle.open_time, start_ms, end_ms)
-            )
-            .order_by(Candle.open_time.desc())
-            .limit(limit)
-            .tuples()
-        )
-        return list(reversed(list(query)))
+        """Stored candles, ascending: the latest ``limit`` within [start, end]. Read as the dry run
+        and the Scanner's seeds read them (:class:`~ubot.models.candle_blocks.BlockReader`: packed
+        blocks and rows), over the span of the ``limit`` newest candles without a gap, widened
+        while gaps leave fewer."""
+        where = (Candle.coin == coin_id) & (Candle.timeframe == timeframe)
+        if start_ms is not None:
+            where &= Candle.open_time >= start_ms
+        if end_ms is not None:
+            where &= Candle.open_time <= end_ms
+        newest = Candle.select(fn.MAX(Candle.open_time)).where(where).scalar()
+        if newest is None or limit < 1:
+            return []
+        oldest = Candle.select(fn.MIN(Candle.open_time)).where(where).scalar()
+        span = limit * TIMEFRAMES[timeframe]
+        while True:
+            after = max(oldest, newest + 1 - span)
+            _, columns = self._blocks.columns(timeframe, [coin_id], after, newest + 1, CHART_FIELDS)
+            if len(columns["open_time"]) >= limit or after == oldest:
+                break
+            span *= 4
+        return list(zip(*(columns[name][-limit:].tolist() for name in CHART_FIELDS), strict=True))
 
     def quotes(
         self, coin_id: int, start_ms: int | None, end_ms: int | None, limit: int

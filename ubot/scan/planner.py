@@ -280,7 +280,7 @@ class ScanPlanner:
 
     def _ask(self, timestamp_ms: int, wait: bool) -> None:
         """A seed job for every series a waiting strategy reads that is neither held nor asked for
-        (one job per timeframe and owner); run at once when ``wait``."""
+        (one job per timeframe and owner); run at once when ``wait``, one job per timeframe."""
         asked = {tf: frozenset().union(*(j.calls for j in jobs)) for tf, jobs in self.jobs.items()}
         asks: dict[tuple[str, int], set] = {}
         wanted = [
@@ -294,7 +294,8 @@ class ScanPlanner:
                 timeframe, frozenset()
             )
             if missing:
-                asks.setdefault((timeframe, owner), set()).update(missing)
+                # Seeded at once: one job (one read of the history) per timeframe, whoever asked.
+                asks.setdefault((timeframe, 0 if wait else owner), set()).update(missing)
                 asked[timeframe] = asked.get(timeframe, frozenset()) | missing
         for (timeframe, owner), calls in asks.items():
             before_ms = int(bucket_start(timestamp_ms, timeframe))
