@@ -10,6 +10,7 @@ from peewee import Database, fn
 from ubot.market.candles import TIMEFRAMES
 from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS
 from ubot.models.candle_blocks import BlockReader
+from ubot.models.candle_store import CandleStore
 from ubot.models.tables import Candle, Coin, GlobalMetric, Quote
 from ubot.timeutil import iso_from_ms
 
@@ -62,10 +63,22 @@ class History:
     def candles(
         self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[tuple[int, float, float, float, float]]:
-        """Stored candles, ascending: the latest ``limit`` within [start, end]. Read as the dry run
-        and the Scanner's seeds read them (:class:`~ubot.models.candle_blocks.BlockReader`: packed
-        blocks and rows), over the span of the ``limit`` newest candles without a gap, widened
-        while gaps leave fewer."""
+        """Closed candles, ascending: the latest ``limit`` within [start, end]. The stored ones, read
+        as the dry run and the Scanner's seeds read them (:class:`~ubot.models.candle_blocks.BlockReader`:
+        packed blocks and rows) over the span of the ``limit`` newest without a gap, widened while
+        gaps leave fewer; and those not written yet, rebuilt from the stored quotes
+        (``models/candle_store.py``)."""
+        end = None if end_ms is None else end_ms + 1
+        pending = CandleStore(self._db).replay([coin_id]).pending(timeframe, start_ms, end)
+        rows = {row[0]: row for row in self._stored_candles(coin_id, timeframe, start_ms, end_ms, limit)}
+        for _, open_time, o, h, low, c, *_ in pending.rows():
+            rows.setdefault(open_time, (open_time, o, h, low, c))
+        return sorted(rows.values())[-limit:]
+
+    def _stored_candles(
+        self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[tuple[int, float, float, float, float]]:
+        """The latest ``limit`` stored candles within [start, end], ascending."""
         where = (Candle.coin == coin_id) & (Candle.timeframe == timeframe)
         if start_ms is not None:
             where &= Candle.open_time >= start_ms
