@@ -65,7 +65,6 @@ class ScanPlanner:
         #: their seed is merged; not given to their worker either.
         self.waiting: dict[int, tuple[StrategySpec, CompiledCondition]] = {}
         self.jobs: dict[str, list[SeedJob]] = {}
-        self._finished: list[SeedJob] = []  # seeded at once, to merge
         self._promoted: set[int] = set()  # seeded since the last take_told()
         self._announced: set[int] = set()  # told their owner they wait for a seed
         self.notes: dict[int, str | None] = {}  # strategy id -> the note for its owner (None: gone)
@@ -299,7 +298,7 @@ class ScanPlanner:
 
     def _ask(self, timestamp_ms: int, wait: bool) -> None:
         """A seed job for every series a waiting strategy reads that is neither held nor asked for
-        (one job per timeframe and owner); run at once when ``wait``."""
+        (one job per timeframe and owner); run at once when ``wait``, one job per timeframe."""
         asked = {tf: frozenset().union(*(j.calls for j in jobs)) for tf, jobs in self.jobs.items()}
         asks: dict[tuple[str, int], set] = {}
         wanted = [
@@ -313,7 +312,8 @@ class ScanPlanner:
                 timeframe, frozenset()
             )
             if missing:
-                asks.setdefault((timeframe, owner), set()).update(missing)
+                # Seeded at once: one job (one read of the history) per timeframe, whoever asked.
+                asks.setdefault((timeframe, 0 if wait else owner), set()).update(missing)
                 asked[timeframe] = asked.get(timeframe, frozenset()) | missing
         for (timeframe, owner), calls in asks.items():
             before_ms = int(bucket_start(timestamp_ms, timeframe))
@@ -321,36 +321,39 @@ class ScanPlanner:
             self.jobs.setdefault(timeframe, []).append(job)
             if self._read_until is not None:
                 self._read_until.setdefault(timeframe, before_ms)
-            if wait:
+            if wait:  # merged at once: one seed's history held at a time
                 job.run(self._check)
-                self._finished.append(job)
+                self._take(job)
             else:
                 self.seeder.submit(job)
+
+    def _take(self, job: SeedJob) -> None:
+        """A finished seed's states into its timeframe's history."""
+        jobs = self.jobs.get(job.timeframe, [])
+        if job not in jobs:
+            return  # cancelled, or the histories were reset
+        jobs.remove(job)
+        if job.failed or job.cancelled:
+            return  # asked again at the next tick
+        seeded = job.catch_up()
+        history = self.histories.get(job.timeframe)
+        if history is None:
+            self.histories[job.timeframe] = seeded
+            if job.timeframe in self._open:
+                seeded.set_open(self._open[job.timeframe])
+        elif differ := history.adopt(seeded):
+            log.warning(
+                "scanner: %d coin(s) of %s had other stored candles than the live state",
+                differ,
+                job.timeframe,
+            )
+        self.seed_seconds = [*self.seed_seconds[-19:], self.clock() - job.started_s]
 
     def merge(self) -> bool:
         """Hand the finished seeds to their timeframes' histories, and plan the strategies that now
         have every series they read; True if any did (their workers' messages: :meth:`take_told`)."""
-        finished, self._finished = self._finished + self.seeder.take_done(), []
-        for job in finished:
-            jobs = self.jobs.get(job.timeframe, [])
-            if job not in jobs:
-                continue  # cancelled, or the histories were reset
-            jobs.remove(job)
-            if job.failed or job.cancelled:
-                continue  # asked again at the next tick
-            seeded = job.catch_up()
-            history = self.histories.get(job.timeframe)
-            if history is None:
-                self.histories[job.timeframe] = seeded
-                if job.timeframe in self._open:
-                    seeded.set_open(self._open[job.timeframe])
-            elif differ := history.adopt(seeded):
-                log.warning(
-                    "scanner: %d coin(s) of %s had other stored candles than the live state",
-                    differ,
-                    job.timeframe,
-                )
-            self.seed_seconds = [*self.seed_seconds[-19:], self.clock() - job.started_s]
+        for job in self.seeder.take_done():
+            self._take(job)
         ready = [i for i, (spec, compiled) in self.waiting.items() if self._ready(spec, compiled)]
         for strategy_id in ready:
             spec, compiled = self.waiting.pop(strategy_id)
@@ -421,7 +424,7 @@ class ScanPlanner:
             for jobs in self.jobs.values():
                 for job in jobs:
                     self.seeder.cancel(job)
-            self.jobs, self._finished = {}, []
+            self.jobs = {}
             self.waiting.update(
                 (i, (self.specs[i], c)) for i, c in self.compiled.items() if c.indicators and i in self.specs
             )
