@@ -249,33 +249,27 @@ def kill_at(
     wanted: Callable[[Moment], bool],
     what: str,
     jitter: Callable[[], float] = lambda: 0.0,
-    action: Callable[[int], None] | None = None,
-    freeze: bool = True,
 ) -> Moment:
-    """Freeze the process again and again until ``wanted(moment)``; then, still frozen, SIGKILL it
-    (or call ``action(pid)``, after which it is let go on). Returns that moment."""
+    """Freeze the process again and again until ``wanted(moment)``; then, still frozen, SIGKILL it.
+    Returns that moment. (A moment that can be made rather than caught: :func:`store_held`,
+    :class:`WriteLock`.)"""
     pid = ubot.pid
 
     def caught() -> Moment | None:
-        if freeze:
-            ubot.freeze(pid)
+        ubot.freeze(pid)
         try:
             seen = moment(database_url, tag, pid)
             # Once the replay is over, uBot stops by itself: closing its SQLite connections takes
             # the write lock too. Only moments while it still ticks count.
             if "source exhausted" in ubot.log or not wanted(seen):
                 return None
-            if action is not None:
-                action(pid)
-                return seen
             os.kill(pid, signal.SIGKILL)
             if pid == ubot.proc.pid:
                 ubot.proc.wait(timeout=TIMEOUT_S)
             return seen
         finally:
-            if freeze:
-                with contextlib.suppress(ProcessLookupError):
-                    ubot.thaw(pid)
+            with contextlib.suppress(ProcessLookupError):
+                ubot.thaw(pid)
 
     return wait_until(caught, what, TIMEOUT_S, alive=ubot, interval=lambda: 0.001 + jitter())
 
