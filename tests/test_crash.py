@@ -9,7 +9,11 @@ uBot replays from the first file: what is stored is skipped as a duplicate, the 
 The kill lands in a window that was *seen*, not guessed: the process is frozen (SIGSTOP), the test
 looks at what it has open (tests/procs.py ``moment``: the SQLite write lock in ``/proc/locks``, or
 PostgreSQL's ``pg_stat_activity``, and the committed watermark), and either kills it there, frozen,
-or lets it go on and looks again a moment later.
+or lets it go on and looks again a moment later. On PostgreSQL the store kills and the lost-alert
+kill are made rather than caught: the test locks the table a write of uBot's is about to touch
+(tests/procs.py ``WriteLock``) and kills it once that write waits there (``pg_blocking_pids``), what
+its transaction wrote before uncommitted; then lets the lock go (the dead client's transaction is
+rolled back, never committed).
 
 Invariants after each kill and after each restart (tests/procs.py): every snapshot has all its quotes
 and its global metrics and nothing is orphaned; the candle table is exactly what the stored quotes
