@@ -404,9 +404,10 @@ def _wrong_login(port: int, n: int) -> tuple[object, float]:
     return status, time.perf_counter() - t0
 
 
-def _attack(port: int, rate: float, stop, results) -> None:
+def _attack(port: int, rate: float, stop, results, answered) -> None:
     """The attacker, in a process of its own (so its threads do not share the measuring client's
-    interpreter): ``rate`` wrong logins a second, open loop, until ``stop``; puts (statuses, times)."""
+    interpreter): ``rate`` wrong logins a second, open loop, until ``stop``; sets ``answered`` once
+    the first is answered (the attack is under way); puts (statuses, times)."""
     logins: Counter = Counter()
     times: list[float] = []
     lock = threading.Lock()
@@ -416,6 +417,7 @@ def _attack(port: int, rate: float, stop, results) -> None:
         with lock:
             logins[status] += 1
             times.append(seconds)
+        answered.set()
 
     pool = ThreadPoolExecutor(max_workers=256)
     start, n = time.perf_counter(), 0
@@ -470,10 +472,13 @@ def _gets_under_logins(
             quiet, quiet_statuses = _gets(client, args.seconds, 10)
 
             context = multiprocessing.get_context("spawn")
-            stop, results = context.Event(), context.Queue()
-            attacker = context.Process(target=_attack, args=(port, rate, stop, results), daemon=True)
+            stop, results, answered = context.Event(), context.Queue(), context.Event()
+            attacker = context.Process(
+                target=_attack, args=(port, rate, stop, results, answered), daemon=True
+            )
             attacker.start()
-            time.sleep(1.0)  # the attack under way
+            if not answered.wait(60):  # a spawned process starts slowly on a busy machine
+                raise SystemExit("abuse bench: the attacker's first login got no answer within 60 s")
             loaded, loaded_statuses = _gets(client, args.seconds, 10)
             stop.set()
             logins, login_times = results.get(timeout=60)

@@ -36,7 +36,12 @@ gunicorn's ASGI worker. This script is the clients, all on loopback:
 3. the same requests again, with all of those open: p50/p99, and the ratio to the baseline;
 4. the worker's memory (RSS, from /proc) before and after the streams opened: per stream;
 5. fan-out: for each snapshot event the streams received while measuring, how long after the first
-   stream each stream had it (p50/p99 over every delivery, and the worst per event).
+   stream each stream had it (p50/p99 over every delivery, and the worst per event). An arrival is
+   the time the kernel received the bytes (``SO_TIMESTAMPNS``), not when this script, on the same
+   cores, read them: the spread is the server's writing, not the client's reading;
+6. the worker's CPU time a second over ``FAN_OUT_S`` seconds with nothing asked, before the streams
+   open and with them open: the difference is what the fan-out costs the server (a figure the
+   machine's load inflates far less than the times above).
 
 The rate limits are off for the run (one client address sends every request). The figures are
 printed; the target is p99 <= 50 ms under load.
@@ -45,11 +50,14 @@ printed; the target is p99 <= 50 ms under load.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import os
+import re
+import selectors
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -62,8 +70,6 @@ sys.path.insert(0, ROOT)
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -121,58 +127,116 @@ def wait_ready(port: int, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
+#: An event's ``id:`` line in a stream's bytes.
+EVENT_ID = re.compile(rb"^id: (\S+)$", re.MULTILINE)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user and system, from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_second(pid: int, seconds: float) -> float:
+    """The process's CPU seconds a second over the next ``seconds``."""
+    cpu, started = cpu_seconds(pid), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - cpu) / (time.perf_counter() - started)
+
+
 def forwarded(n: int) -> str:
     return f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
 
 
+#: Linux's SO_TIMESTAMPNS (also the ancillary message's type, SCM_TIMESTAMPNS): each read carries the
+#: time the kernel received the bytes (a ``struct timespec``). Python's socket module does not name it.
+SO_TIMESTAMPNS = 35
+TIMESPEC = struct.Struct("qq")
+
+
+def received_at(messages: list[tuple[int, int, bytes]]) -> float:
+    """The kernel's receive time in a read's ancillary messages (``SO_TIMESTAMPNS``), in seconds."""
+    for level, kind, raw in messages:
+        if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS):
+            sec, nsec = TIMESPEC.unpack_from(raw)
+            return sec + nsec / 1e9
+    raise RuntimeError("the kernel gave no receive time (SO_TIMESTAMPNS)")
+
+
 class Clients:
-    """The streams and half-open sockets, on an event loop in a thread of this process."""
+    """The streams and half-open sockets. One thread reads every stream (a selector over their
+    sockets), and an event's arrival is the time the kernel received its bytes (``SO_TIMESTAMPNS``),
+    not the time this process got round to reading them: the spread measures the server's writes,
+    not this client's reading on the same cores."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
         self.arrivals: dict[str, list[float]] = defaultdict(list)  # event id -> arrival times
         self.recording = False
-        self.writers: list[asyncio.StreamWriter] = []
-        self.tasks: list[asyncio.Task] = []
+        self.sockets: list[socket.socket] = []
+        self.selector = selectors.DefaultSelector()
+        self.partial: dict[socket.socket, bytes] = {}  # a stream's bytes after its last whole line
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
 
-    def run(self, coroutine) -> object:  # type: ignore[no-untyped-def]
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    async def _stream(self, n: int, opened: asyncio.Event) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
-        self.writers.append(writer)
-        writer.write(
-            f"GET /v1/stream HTTP/1.1\r\nHost: b\r\nX-Forwarded-For: {forwarded(n)}\r\n\r\n".encode()
-        )
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise RuntimeError(f"stream {n}: {status!r}")
-        await reader.readuntil(b"\r\n\r\n")
-        opened.set()
-        while line := await reader.readline():
-            if self.recording and line.startswith(b"id: "):
-                self.arrivals[line[4:].strip().decode()].append(time.perf_counter())
-
-    async def open_streams(self, count: int) -> None:
+    def open_streams(self, count: int) -> None:
+        """``count`` streams, one after the other (each answered 200 before the next); then reads them."""
         for n in range(count):
-            opened = asyncio.Event()
-            self.tasks.append(asyncio.ensure_future(self._stream(n, opened)))
-            await asyncio.wait_for(opened.wait(), 30)
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            self.sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            sock.sendall(
+                f"GET /v1/stream HTTP/1.1\r\nHost: b\r\nX-Forwarded-For: {forwarded(n)}\r\n\r\n".encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                try:
+                    chunk = sock.recv(1 << 16)
+                except TimeoutError:
+                    raise RuntimeError(f"stream {n}: no answer within 30 s (got {head!r})") from None
+                if not chunk:
+                    raise RuntimeError(f"stream {n}: closed after {head!r}")
+                head += chunk
+            if b" 200 " not in head.split(b"\r\n", 1)[0]:
+                raise RuntimeError(f"stream {n}: {head[:200]!r}")
+            sock.setblocking(False)
+            self.partial[sock] = b""
+            self.selector.register(sock, selectors.EVENT_READ)
+        self.thread.start()
 
-    async def open_half(self, count: int) -> None:
+    def open_half(self, count: int) -> None:
         for _ in range(count):
-            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            writer.write(b"G")
-            self.writers.append(writer)
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            sock.sendall(b"G")
+            self.sockets.append(sock)
 
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for writer in self.writers:
-            writer.close()
+    def _read(self) -> None:
+        ancillary = socket.CMSG_SPACE(TIMESPEC.size)
+        while not self.stopping.is_set():
+            for key, _ in self.selector.select(0.5):
+                sock = key.fileobj
+                try:
+                    data, messages, _, _ = sock.recvmsg(1 << 16, ancillary)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                if not data:
+                    self.selector.unregister(sock)
+                    continue
+                if not self.recording:
+                    self.partial[sock] = b""
+                    continue
+                arrived = received_at(messages)
+                lines, _, self.partial[sock] = (self.partial[sock] + data).rpartition(b"\n")
+                for found in EVENT_ID.finditer(lines):
+                    self.arrivals[found.group(1).decode()].append(arrived)
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(5)
+        for sock in self.sockets:
+            sock.close()
 
 
 def hammer(port: int, seconds: float, out) -> None:  # type: ignore[no-untyped-def]
@@ -510,6 +574,10 @@ def main() -> int:
     return 0
 
 
+#: How long the fan-out is watched with nothing else asked of the worker (B, step 5).
+FAN_OUT_S = 5.0
+
+
 def part_streams(args: argparse.Namespace) -> None:
     """B: one gateway process under many idle clients (the module's steps 1-5)."""
     port = free_port()
@@ -535,16 +603,17 @@ def part_streams(args: argparse.Namespace) -> None:
             f"uBot on 127.0.0.1:{port} (gunicorn asgi, worker pid {worker}), {args.coins} coins, a tick a second"
         )
         baseline = snapshot_latencies(port, args.requests)
+        idle_cpu_per_s = cpu_per_second(worker, FAN_OUT_S)
         clients = Clients(port)
         before = rss_kib(worker)
         started = time.perf_counter()
-        clients.run(clients.open_streams(args.streams))
+        clients.open_streams(args.streams)
         opened_in = time.perf_counter() - started
         after = rss_kib(worker)
-        clients.run(clients.open_half(args.half_open))
+        clients.open_half(args.half_open)
         clients.recording = True
         loaded = snapshot_latencies(port, args.requests)
-        time.sleep(2.5)  # at least two ticks' events reach every stream
+        cpu_per_s = cpu_per_second(worker, FAN_OUT_S)  # at least two ticks' events reach every stream
         clients.recording = False
         spreads, worst = [], []
         for times in clients.arrivals.values():
@@ -581,9 +650,14 @@ def part_streams(args: argparse.Namespace) -> None:
             )
         else:
             print("fan-out: no event reached every stream while recording")
+        print(
+            f"worker CPU a second, nothing asked ({FAN_OUT_S:g} s, a tick a second): {idle_cpu_per_s * 1000:.0f} ms "
+            f"with no stream open, {cpu_per_s * 1000:.0f} ms with the {args.streams} streams: the fan-out "
+            f"{(cpu_per_s - idle_cpu_per_s) * 1000:.0f} ms a second"
+        )
     finally:
         if clients is not None:
-            clients.run(clients.close())
+            clients.close()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
 

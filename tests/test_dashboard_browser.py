@@ -15,7 +15,8 @@ minutes at one a second, so the page sees ticks, candles and alerts arrive.
 * a dry run over the stored day draws its firings as markers on the chart and lists them in a table;
   a mistake in its condition shows the caret;
 * an alert raised by the replay appears in the alerts feed without a reload, and as a marker on the
-  coin's chart; settings are saved; "Log out everywhere" ends the session;
+  coin's chart; settings are saved (the mute too: kept, refused past 7 days, cleared); "Log out
+  everywhere" ends the session;
 * the settings list each session (this browser, a program's token logged in through the API), and
   logging out the other one makes its token get 401 while this browser's session goes on.
 
@@ -30,6 +31,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -424,6 +426,31 @@ def test_an_alert_of_the_replay_appears_in_the_feed_and_on_the_chart(page) -> No
     page.reload()
     expect(page.get_by_label("Time zone")).to_have_value("Europe/Paris")
     expect(page.get_by_label("Quiet hours")).to_have_value("22:00-07:00")
+    # The mute (the Telegram bot's /mute as a setting): saved, read back, kept by another save,
+    # refused past 7 days (the field named and focused), cleared
+    muted = (datetime.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")  # the browser's zone is ours
+    page.get_by_label("Mute alerts until").fill(muted)
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#toast")).to_contain_text("Settings saved")
+    page.reload()
+    expect(page.get_by_label("Mute alerts until")).to_have_value(muted)
+    settings = page.evaluate("fetch('/v1/me/settings').then((r) => r.json())")
+    assert settings["muted_until"] is not None and settings["muted_until"].endswith("Z")
+    page.get_by_role("button", name="Save settings").click()  # unchanged: kept to the millisecond
+    expect(page.locator("#toast")).to_contain_text("Settings saved")
+    again = page.evaluate("fetch('/v1/me/settings').then((r) => r.json())")
+    assert again["muted_until"] == settings["muted_until"]
+    page.get_by_label("Mute alerts until").fill(
+        (datetime.now() + timedelta(days=9)).strftime("%Y-%m-%dT%H:%M")
+    )
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-message")).to_contain_text("muted_until")
+    expect(page.locator("#settings-message")).to_contain_text("at most 7 days")
+    expect(page.get_by_label("Mute alerts until")).to_be_focused()
+    page.get_by_label("Mute alerts until").fill("")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_label("Mute alerts until")).to_have_value("")
+    assert page.evaluate("fetch('/v1/me/settings').then((r) => r.json())")["muted_until"] is None
     # Destinations: each one's state; Verify sends the one message an unverified one may get
     destinations = page.get_by_role("list", name="Verified destinations")
     expect(destinations).to_contain_text("Webhook: not set — unverified")

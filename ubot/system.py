@@ -38,7 +38,7 @@ from ubot.market.view import SnapshotView
 from ubot.messages import Candled
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_blocks import start_packing
-from ubot.models.candle_store import CandleStore
+from ubot.models.candle_store import FLUSH_EVERY_MS, CandleStore
 from ubot.models.closes import closed_candles
 from ubot.models.dryrun import DryRunReader
 from ubot.models.history import History
@@ -47,6 +47,7 @@ from ubot.models.store import SnapshotWriter
 from ubot.models.users import UserStore
 from ubot.notify.channel import Channel
 from ubot.notify.channels.telegram_updates import Poller
+from ubot.notify.messages import TellReleases
 from ubot.periodic import Periodic
 from ubot.scan import dryrun
 from ubot.scan.cost import Budgets
@@ -184,6 +185,7 @@ def start_system(
     interval_s: float,
     convert: str = "USD",
     retention_days: int = 7,
+    candle_write_minutes: int = FLUSH_EVERY_MS // 60_000,
     max_ticks: int = 0,
     clock: Clock | None = None,
     on_finished: Callable[[str], None] | None = None,
@@ -233,7 +235,8 @@ def start_system(
         pause_window_s=alerts.pause_window_s,
         pause=pause,
     )
-    candle_store = CandleStore(db)
+    users.tell(TellReleases(notifier))  # before any request: the gateway serves after this returns
+    candle_store = CandleStore(db, candle_write_minutes * 60_000)
     scanner = (
         Scanner.start(
             alerts.workers,

@@ -13,7 +13,7 @@ from falcon.testing import TestClient
 from ubot.bus import InProcessBus
 from ubot.http.asgi import GONE, App, Offload
 from ubot.http.requestid import RequestId, current_request_id
-from ubot.stream.hub import StreamHub
+from ubot.stream.hub import WAKE_BATCH, Pulse, StreamHub
 from ubot.stream.publisher import EventPublisher
 
 WAIT_S = 30.0
@@ -229,3 +229,66 @@ def test_read_async_catches_up_from_the_bus_off_the_loop() -> None:
         assert threads == ["offloaded"]
     finally:
         hub.close()
+
+
+# --- fan-out: many coroutine readers, one event ---------------------------------------------------
+
+
+def test_every_reader_wakes_for_one_event_with_the_same_encoded_frame_and_no_task_of_its_own() -> None:
+    bus = InProcessBus()
+    hub = StreamHub(bus, poll_s=1.0).start()
+    readers = WAKE_BATCH * 2 + 1
+    try:
+        start = hub.last_id
+
+        async def read() -> Any:
+            loop = asyncio.get_running_loop()
+            left = [loop.create_future() for _ in range(readers)]  # the clients' "gone", as Session's
+            reading = [asyncio.ensure_future(hub.read_async(start, None, WAIT_S, also=f)) for f in left]
+            await asyncio.sleep(0)  # every reader is waiting
+            waiting = len(asyncio.all_tasks())
+            entry = await asyncio.to_thread(EventPublisher(bus).publish, "snapshot", {"n": 1})
+            return waiting, entry, await asyncio.gather(*reading)
+
+        waiting, entry, batches = asyncio.run(read())
+        assert waiting == readers + 1  # the readers and this coroutine: no task per read
+        assert {b.events[0].id for b in batches} == {entry}
+        frames = {id(b.events[0].sse) for b in batches}
+        assert len(frames) == 1  # encoded once, for every reader
+        assert batches[0].events[0].sse.startswith(f"id: {entry}\nevent: snapshot\ndata: ".encode())
+    finally:
+        hub.close()
+
+
+def test_a_pulse_wakes_its_waiters_in_batches_and_the_loop_serves_others_in_between() -> None:
+    async def run() -> tuple[int, int]:
+        pulse = Pulse(asyncio.get_running_loop())
+        waiters = [pulse.waiter() for _ in range(WAKE_BATCH * 2 + 1)]
+        waits = [asyncio.ensure_future(pulse.wait(w, WAIT_S)) for w in waiters]
+        await asyncio.sleep(0)
+        seen = []
+        pulse.fire()
+        await asyncio.sleep(0)  # the pulse's callback is queued now; this one after it
+        asyncio.get_running_loop().call_soon(lambda: seen.append(sum(w.done() for w in waiters)))
+        fired = await asyncio.gather(*waits)
+        return seen[0], fired.count(True)
+
+    woken_before_others, fired = asyncio.run(run())
+    assert 0 < woken_before_others < WAKE_BATCH * 2 + 1
+    assert fired == WAKE_BATCH * 2 + 1
+
+
+def test_a_wait_ends_when_its_future_is_done_or_at_its_timeout() -> None:
+    async def run() -> tuple[bool, bool, int]:
+        loop = asyncio.get_running_loop()
+        pulse = Pulse(loop)
+        left = loop.create_future()
+        leaving = asyncio.ensure_future(pulse.wait(pulse.waiter(), WAIT_S, left))
+        await asyncio.sleep(0)
+        left.set_result(None)
+        timed = await pulse.wait(pulse.waiter(), 0.0)
+        return await leaving, timed, len(pulse._waiters)
+
+    left, timed, remaining = asyncio.run(run())
+    assert (left, timed) == (False, False)
+    assert remaining == 0  # nothing is kept for the next fire

@@ -1,5 +1,5 @@
 """Verified destinations through the real app and actors, every message over a real socket to a local
-fake: the code by e-mail (SMTP) and SMS (Twilio), the Telegram deep link read back with getUpdates
+fake: the code by e-mail (SMTP), SMS and WhatsApp (Twilio), the Telegram deep link read back with getUpdates
 (the webhook's signed request: tests/test_alerts_e2e.py, where local webhooks are allowed). Nothing but the verification goes to a destination before it is verified;
 wrong codes are limited; sending is throttled."""
 
@@ -38,14 +38,17 @@ def client(served, fakes) -> TestClient:
     channels = {
         "webhook": WebhookChannel(allow_private_addresses=True),
         "telegram": TelegramChannel(bot_token=TOKEN, base_url=telegram.base_url, bot_username=BOT),
-        "sms": TwilioChannel(
-            name="sms",
-            account_sid=ACCOUNT_SID,
-            auth_token=AUTH_TOKEN,
-            from_number=FROM,
-            base_url=twilio.base_url,
-            timeout_s=2.0,
-        ),
+        **{
+            name: TwilioChannel(
+                name=name,
+                account_sid=ACCOUNT_SID,
+                auth_token=AUTH_TOKEN,
+                from_number=FROM,
+                base_url=twilio.base_url,
+                timeout_s=2.0,
+            )
+            for name in ("sms", "whatsapp")
+        },
         "email": EmailChannel(
             host=smtp.host, port=smtp.port, sender="uBot <a@ubot.example.org>", security="none"
         ),
@@ -164,6 +167,26 @@ def test_verifications_are_throttled_per_destination(client, fakes) -> None:
     code = code_in(str(message["body"]))
     confirmed = client.simulate_post("/v1/me/destinations/sms/confirm", json={"code": code}, headers=auth)
     assert confirmed.json["state"] == "verified"
+
+
+def test_a_whatsapp_number_is_verified_by_the_code_sent_to_it(client, fakes) -> None:
+    """WhatsApp as SMS: a 6-digit code, over WhatsApp (``whatsapp:`` numbers at Twilio), and nothing
+    else to the number until the code is given back."""
+    twilio = fakes[1]
+    auth = login(client)
+    client.simulate_patch("/v1/me/settings", json={"whatsapp_to": "+4915112345679"}, headers=auth)
+    sent = client.simulate_post("/v1/me/destinations/whatsapp/verify", headers=auth)
+    assert (sent.status_code, sent.json["state"]) == (200, "pending"), sent.text
+    assert client.simulate_post("/v1/me/channels/whatsapp/test", headers=auth).status_code == 409
+    (message,) = twilio.messages
+    assert (message["to"], message["from"]) == ("whatsapp:+4915112345679", f"whatsapp:{FROM}")
+    code = code_in(str(message["body"]))
+    confirmed = client.simulate_post(
+        "/v1/me/destinations/whatsapp/confirm", json={"code": code}, headers=auth
+    )
+    assert confirmed.json["state"] == "verified" and states(client, auth)["whatsapp"] == "verified"
+    assert client.simulate_post("/v1/me/channels/whatsapp/test", headers=auth).json["status"] == "sent"
+    assert [m["to"] for m in twilio.messages] == ["whatsapp:+4915112345679"] * 2
 
 
 def test_a_premium_rate_number_is_refused_naming_the_field(client) -> None:

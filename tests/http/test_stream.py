@@ -5,6 +5,7 @@ and ``close()`` is the client leaving (the server's ``http.disconnect``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ import pytest
 from falcon.testing import TestClient
 
 from tests.http.conftest import TOKENS, Canned
-from tests.http.support import assert_error
-from tests.support.asgi_stream import Stream, scope_of
+from tests.http.support import assert_error, parse_sse
+from tests.support.asgi_stream import Stream, receiver, scope_of
 from ubot.bus import Bus, EntryId, InProcessBus
 from ubot.http.app import create_app
 from ubot.http.shapes import EVENTS
@@ -63,6 +64,59 @@ def setup(canned: Canned) -> Iterator[Setup]:
     hub = hub_on(InProcessBus(maxlen=4), capacity=4)
     yield Setup(hub, create_app(canned.gateway, hub=hub, max_streams=2, heartbeat_s=30))
     hub.close()
+
+
+def test_a_client_that_does_not_read_holds_back_no_other_stream(canned: Canned) -> None:
+    """Two streams on one event loop, as one gateway process serves them: one client reads nothing
+    (the server's first write to it never completes, as on a socket whose buffers are full), the
+    other still gets every event."""
+    hub = hub_on()
+    app = create_app(canned.gateway, hub=hub, max_streams=2, heartbeat_s=30)
+
+    async def run() -> tuple[list[str], list[dict]]:
+        left = asyncio.Event()
+        healthy: asyncio.Queue[bytes] = asyncio.Queue()
+        stalled: list[dict] = []
+        wrote_to_stalled = asyncio.Event()
+
+        async def send_healthy(message: dict) -> None:
+            if message.get("body"):
+                healthy.put_nowait(message["body"])
+
+        async def send_stalled(message: dict) -> None:
+            stalled.append(message)
+            if message.get("body"):
+                wrote_to_stalled.set()
+                await asyncio.Event().wait()  # this write never completes
+
+        calls = [
+            asyncio.ensure_future(
+                app(scope_of("/v1/stream", "", None, "10.0.0.1"), receiver(left), send_stalled)
+            ),
+            asyncio.ensure_future(
+                app(scope_of("/v1/stream", "", None, "10.0.0.2"), receiver(left), send_healthy)
+            ),
+        ]
+        await asyncio.wait_for(wrote_to_stalled.wait(), WAIT_S)
+        await asyncio.wait_for(healthy.get(), WAIT_S)  # its head: both streams are open
+        published = [
+            str(await asyncio.to_thread(publish, hub, "snapshot", {"tick": tick})) for tick in range(3)
+        ]
+        received: list[str] = []
+        while len(received) < len(published):
+            received += [m["id"] for m in parse_sse(await asyncio.wait_for(healthy.get(), WAIT_S))]
+        assert received == published
+        left.set()
+        await asyncio.wait_for(calls[1], WAIT_S)  # the healthy client left: its stream ended
+        calls[0].cancel()
+        return received, stalled
+
+    try:
+        received, stalled = asyncio.run(run())
+    finally:
+        hub.close()
+    assert len(received) == 3
+    assert [m["type"] for m in stalled] == ["http.response.start", "http.response.body"]
 
 
 def data(messages: list[dict[str, str]]) -> list[tuple[str, str, str]]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from falcon.testing import Result, TestClient
 
 from ubot.http.app import create_app
 from ubot.http.gateway import Gateway
+from ubot.timeutil import iso_from_ms
 from ubot.users import tokens
 
 pytest.importorskip("ubot.rules")
@@ -100,6 +103,42 @@ def test_put_replaces_the_settings_and_patch_changes_some(client) -> None:
 
     typo = client.simulate_patch("/v1/me/settings", json={"time_zone": "UTC"}, headers=auth)
     assert (typo.status_code, typo.json["field"]) == (400, "time_zone")
+
+
+def test_muted_until_is_set_kept_and_cleared_through_the_settings(client) -> None:
+    """The mute of the Telegram bot's /mute, as a setting: the same bounds (in the future, at most
+    7 days), a 422 naming the field; a PATCH that does not name it keeps it, a PUT clears it."""
+    auth = register_and_login(client, "muter")
+    assert client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth).status_code == 200
+    now_ms = int(time.time() * 1000)
+    until = now_ms + 7_200_000
+
+    patched = client.simulate_patch("/v1/me/settings", json={"muted_until": iso_from_ms(until)}, headers=auth)
+    assert patched.status_code == 200, patched.text
+    assert patched.json["muted_until"] == iso_from_ms(until)
+    kept = client.simulate_patch("/v1/me/settings", json={"timezone": "Asia/Tokyo"}, headers=auth)
+    assert (kept.json["timezone"], kept.json["muted_until"]) == ("Asia/Tokyo", iso_from_ms(until))
+    berlin = client.simulate_patch(
+        "/v1/me/settings", json={"muted_until": "2099-01-01T00:00:00+01:00"}, headers=auth
+    )
+    assert (berlin.status_code, berlin.json["field"]) == (422, "muted_until")
+    assert "at most 7 days ahead" in berlin.json["description"]
+    for value, why in [(now_ms - 1000, "must be in the future"), (now_ms + 8 * 86_400_000, "at most 7 days")]:
+        refused = client.simulate_patch("/v1/me/settings", json={"muted_until": value}, headers=auth)
+        assert (refused.status_code, refused.json["field"]) == (422, "muted_until"), refused.text
+        assert why in refused.json["description"]
+    naive = client.simulate_patch(
+        "/v1/me/settings", json={"muted_until": "2030-01-01T00:00:00"}, headers=auth
+    )
+    assert (naive.status_code, naive.json["field"]) == (400, "muted_until")  # no time zone: the shape
+    assert client.simulate_get("/v1/me/settings", headers=auth).json["muted_until"] == iso_from_ms(until)
+
+    cleared = client.simulate_patch("/v1/me/settings", json={"muted_until": None}, headers=auth)
+    assert cleared.json["muted_until"] is None
+    client.simulate_patch("/v1/me/settings", json={"muted_until": until}, headers=auth)  # epoch ms
+    assert client.simulate_get("/v1/me/settings", headers=auth).json["muted_until"] == iso_from_ms(until)
+    replaced = client.simulate_put("/v1/me/settings", json=SETTINGS, headers=auth)
+    assert replaced.json["muted_until"] is None  # PUT: left out, cleared
 
 
 def test_shape_errors_are_400s_and_rules_422s(client) -> None:

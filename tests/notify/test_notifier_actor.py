@@ -21,6 +21,7 @@ from ubot.actors.notifier import Notifier
 from ubot.clocks import FakeClock
 from ubot.models.alerts import AlertStore
 from ubot.models.tables import Delivery, Strategy, User, UserSettings
+from ubot.models.users import UserStore
 from ubot.notify.channel import FAILED, RETRY, SENT, Message, Outcome
 from ubot.notify.messages import (
     Alert,
@@ -29,8 +30,10 @@ from ubot.notify.messages import (
     DeliveryTarget,
     GetAlerts,
     GetAlertState,
+    Released,
     ScanOutcome,
 )
+from ubot.users.manager import UserManager
 
 WAIT = 10.0
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -536,6 +539,7 @@ def test_a_mute_holds_the_delivery_until_it_ends(db, clock, strategy, make) -> N
     webhook = make("webhook")
     running = Running(db, clock, [webhook])
     muted, end = 1_700_024_400.0, 1_700_028_000.0  # 2023-11-15T05:00:00Z, 06:00:00Z
+    UserSettings.update(muted_until=int(muted * 1000)).execute()  # as UserManager.mute writes it
 
     running.tell(scan(alert(strategy, hook(), muted_until_ms=int(muted * 1000))))
     running.tell(
@@ -550,6 +554,81 @@ def test_a_mute_holds_the_delivery_until_it_ends(db, clock, strategy, make) -> N
     assert {d.status for d in Delivery.select()} == {"held"}
     assert webhook.calls == []
     clock.set(muted)
+    webhook.next()
+    assert running.written()[1] == SENT
+
+
+def muting(db, clock: FakeClock, running: Running) -> UserManager:
+    """The UserManager of the strategy's owner, telling ``running`` of each release as the system
+    wires them (``TellReleases``)."""
+    manager = UserManager(UserStore(db), clock)
+    manager.released = lambda ids, due_ms: running.ref.tell(Released(ids, due_ms))
+    return manager
+
+
+def test_ending_a_mute_early_sends_what_it_held_at_once_but_not_what_was_cancelled(
+    db, clock, strategy, make
+) -> None:
+    """/mute off (``UserManager.mute``): the deliveries the mute held are due now, in the outbox and
+    in the senders' queues; one cancelled meanwhile (its strategy disabled) stays cancelled."""
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook])
+    manager = muting(db, clock, running)
+    muted = T0_MS + 7_200_000
+    manager.mute(strategy.user_id, muted)
+    dropped = another(strategy, "dropped")
+    running.tell(scan(alert(strategy, hook(), muted_until_ms=muted)))
+    running.tell(scan(alert(dropped, hook(), muted_until_ms=muted), tick=2))
+    wait_until(lambda: len(running.alerts(strategy.user_id)) == 2, "both alerts written")
+    assert clock.wait_for_sleeper() == muted / 1000
+    manager.patch_strategy(strategy.user_id, dropped.id, {"enabled": False})
+
+    release = manager.mute(strategy.user_id, None)
+
+    assert (release.count, release.due_ms) == (1, T0_MS)
+    assert webhook.next().payload["strategy_id"] == strategy.id  # the clock has not moved
+    assert running.written()[1] == SENT
+    assert sorted(d.status for d in Delivery.select()) == ["cancelled", "sent"]
+    assert clock.now() == T0 and len(webhook.calls) == 1
+
+
+def test_an_alert_scanned_with_a_mute_ended_meanwhile_is_not_held_by_it(db, clock, strategy, make) -> None:
+    """The Scanner's spec may still say muted for a scan under way when /mute off ends it (the
+    release moves only what is written): the alert is held by the mute as the settings say when it
+    is written, so it goes at once."""
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook])
+    manager = muting(db, clock, running)
+    muted = T0_MS + 7_200_000
+    manager.mute(strategy.user_id, muted)
+    manager.mute(strategy.user_id, None)  # before the alert scanned with the mute is written
+
+    running.tell(scan(alert(strategy, hook(), muted_until_ms=muted)))
+
+    webhook.next()
+    assert running.written()[1] == SENT and clock.now() == T0
+
+
+def test_ending_a_mute_inside_the_quiet_hours_holds_until_they_end(db, clock, strategy, make) -> None:
+    """Released as a new alert would be held: the mute (until 08:13 UTC) ends at 22:13 UTC, inside
+    the quiet hours 22:00-06:00 UTC, so what it held goes when they end, not before."""
+    webhook = make("webhook")
+    running = Running(db, clock, [webhook])
+    manager = muting(db, clock, running)
+    UserSettings.update(quiet_hours="22:00-06:00").execute()
+    muted, quiet_end = T0_MS + 36_000_000, 1_700_028_000_000  # 2023-11-15T08:13:20Z, 06:00:00Z
+    manager.mute(strategy.user_id, muted)
+    running.tell(scan(alert(strategy, hook(), muted_until_ms=muted, quiet_hours="22:00-06:00")))
+    wait_until(lambda: running.alerts(strategy.user_id), "the alert written")
+    assert clock.wait_for_sleeper() == muted / 1000
+
+    release = manager.mute(strategy.user_id, None)
+
+    assert (release.count, release.due_ms) == (1, quiet_end)
+    assert Delivery.get().next_attempt_at == quiet_end
+    wait_until(lambda: clock.wait_for_sleeper() == quiet_end / 1000, "the sender sleeping until 06:00")
+    assert webhook.calls == []
+    clock.set(quiet_end / 1000)
     webhook.next()
     assert running.written()[1] == SENT
 

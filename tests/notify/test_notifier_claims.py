@@ -22,8 +22,10 @@ from tests.notify.test_notifier_actor import (  # noqa: F401  (fixtures)
 from tests.support.waits import wait_until
 from ubot.actors.notifier import Claims
 from ubot.models.alerts import AlertStore
+from ubot.models.users import UserStore
 from ubot.notify.channel import RETRY, SENT, Outcome
 from ubot.notify.messages import DeliveryTarget
+from ubot.users.manager import UserManager
 
 LEASE_S = 30.0
 
@@ -124,3 +126,23 @@ def test_a_stopping_notifier_releases_what_it_holds(db, clock, strategy, make) -
     running.stop()  # the attempt is cut: not written; the claim is released
     row = delivery(delivery_id)
     assert (row.status, row.claimed_by, row.lease_until) == ("pending", "n1", None)
+
+
+def test_ending_a_mute_early_lets_a_claiming_notifier_send_what_it_held(db, clock, strategy, make) -> None:
+    """The roles: the mute ends in a gateway's UserManager, which tells no notifier; the outbox
+    says the held delivery is due now, and the next poll claims it."""
+    webhook = make("webhook")
+    writer = Running(db, clock, [], deliver=False)
+    notifier = claiming(db, clock, [webhook], "n1")
+    manager = UserManager(UserStore(db), clock)  # its ``released`` hook tells nobody
+    muted = T0_MS + 7_200_000
+    manager.mute(strategy.user_id, muted)
+    writer.tell(scan(alert(strategy, hook(), muted_until_ms=muted)))
+    ((view,),) = [v.deliveries for v in writer.alerts(strategy.user_id)]
+    assert view.status == "held"
+
+    assert manager.mute(strategy.user_id, None).count == 1
+    clock.advance(0.5)
+
+    webhook.next()
+    assert notifier.written()[1] == SENT

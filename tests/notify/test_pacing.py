@@ -167,3 +167,28 @@ def test_without_an_owner_function_there_is_no_cap() -> None:
 
     assert queues.take(100.0) is not None
     assert queues.take(100.0) is not None
+
+
+def test_rescheduled_items_come_forward_keep_their_order_and_their_pace() -> None:
+    """A released hold (``Dispatcher.release``): the items chosen, due later, are due at the new
+    time; one due earlier already, or not chosen, stays as it was; the pace still holds."""
+    queues: PacedQueues[str] = PacedQueues(min_interval_s=1.0)
+    queues.push("chat", "held-1", 100.0)
+    queues.push("chat", "held-2", 100.0)
+    queues.push("chat", "other", 100.0)
+    queues.push("chat", "soon", 5.0)
+    queues.push("mail", "held-3", 100.0)
+
+    moved = queues.reschedule(lambda item: item.upper() if item.startswith(("held", "soon")) else None, 10.0)
+
+    assert moved == 3  # "soon" is due before 10 already
+    assert queues.take(9.0) == ("chat", "soon")
+    queues.done("chat", 9.0)
+    assert queues.take(9.5) is None
+    assert [queues.take(10.0), queues.take(10.0)] == [("chat", "HELD-1"), ("mail", "HELD-3")]
+    queues.done("chat", 10.0)
+    assert queues.take(10.5) is None  # the chat's pace: one a second
+    assert queues.take(11.0) == ("chat", "HELD-2")
+    queues.done("chat", 11.0)
+    assert queues.take(50.0) is None and queues.next_time() == 100.0
+    assert queues.take(100.0) == ("chat", "other")

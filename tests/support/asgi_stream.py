@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -40,15 +40,7 @@ class Stream:
         self._loop = asyncio.get_running_loop()
         self._left = asyncio.Event()
         self._started.set()
-        requested = False
-
-        async def receive() -> dict:
-            nonlocal requested
-            if not requested:
-                requested = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await self._left.wait()
-            return {"type": "http.disconnect"}
+        receive = receiver(self._left)
 
         async def send(message: dict) -> None:
             self._sent.put(message)
@@ -87,6 +79,22 @@ class Stream:
                 self._loop.call_soon_threadsafe(self._left.set)  # type: ignore[union-attr]
         self._thread.join(WAIT_S)
         assert not self._thread.is_alive(), "the stream did not end when its client left"
+
+
+def receiver(left: asyncio.Event) -> Callable[[], Awaitable[dict]]:
+    """An ASGI ``receive`` for a GET: the request (no body), then ``http.disconnect`` once ``left``
+    is set (the client leaves)."""
+    requested = False
+
+    async def receive() -> dict:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def scope_of(path: str, query: str, headers: dict[str, str] | None, remote_addr: str) -> dict:

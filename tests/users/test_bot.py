@@ -4,9 +4,17 @@ own strategy calls (so its rules hold); other chats are told once, throttled."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from tests.notify.test_notifier_actor import alert, scan
+from ubot.models.alerts import AlertStore
+from ubot.models.tables import Delivery
 from ubot.notify.caps import paused_reason
+from ubot.notify.messages import DeliveryTarget
+from ubot.notify.outbox import hold_until
+from ubot.timeutil import parse_iso_ms
 from ubot.users import bot
 from ubot.users import destinations as dest
 from ubot.users.errors import ValidationError
@@ -152,6 +160,46 @@ def test_mute_holds_every_alert_until_its_end_and_off_ends_it(manager, ada, cloc
     clock.advance(1800)
     assert manager.get_settings(ada).muted_until is None  # over
     assert say(manager, "/mute").startswith("Not muted.")
+
+
+def held_alert(manager, user_id: int, strategy_id: int, coin_id: int = 1) -> None:
+    """An alert of the strategy written now to the linked chat, held as the Notifier writes it."""
+    owner = SimpleNamespace(id=strategy_id, user_id=user_id, name="dip")
+    muted = manager.store.muted_until(user_id)
+    raised = alert(owner, DeliveryTarget("telegram", CHAT), coin_id=coin_id, muted_until_ms=muted)
+    AlertStore(manager.store.db).record(scan(raised, tick=coin_id), manager.now_ms(), hold_until)
+
+
+def test_mute_off_sends_what_the_mute_held_now_or_when_the_quiet_hours_end(manager, ada, clock) -> None:
+    """``/mute off`` releases the deliveries the mute held (``UserManager.mute``): due now, or at
+    the end of the quiet hours the user is in; a shorter mute releases them at its end."""
+    dip = strategy(manager, ada, "dip")
+    say(manager, "/mute 1d")
+    held_alert(manager, ada, dip, 1)
+    held_alert(manager, ada, dip, 2)
+    muted = manager.store.muted_until(ada)
+    assert [(d.status, d.next_attempt_at) for d in Delivery.select()] == [("held", muted)] * 2
+
+    reply = say(manager, "/mute 2h")
+    assert "The 2 held already go out then too." in reply
+    assert {d.next_attempt_at for d in Delivery.select()} == {manager.now_ms() + 7_200_000}
+
+    assert say(manager, "/mute off") == (
+        "Unmuted: the 2 messages it held go out now (paced as usual); new alerts go out at once."
+    )
+    assert {d.next_attempt_at for d in Delivery.select()} == {manager.now_ms()}
+
+    # quiet hours 22:00-07:00 in Berlin; it is 23:13 there (T0 is 22:13 UTC)
+    manager.patch_settings(ada, {"quiet_hours": "22:00-07:00"})
+    say(manager, "/mute 1d")
+    Delivery.delete().execute()
+    held_alert(manager, ada, dip, 3)
+    reply = say(manager, "/mute off")
+    assert (
+        reply == "Unmuted; your quiet hours hold alerts until 07:00 CET: the message it held goes out then."
+    )
+    (row,) = Delivery.select()
+    assert (row.status, row.next_attempt_at) == ("held", parse_iso_ms("2023-11-15T06:00:00Z"))
 
 
 def test_a_chat_linked_before_the_telegram_target_changed_is_not_linked(manager, ada, clock) -> None:

@@ -1,5 +1,5 @@
 """Verified destinations in the UserManager (plain, on the fake clock): codes expire, wrong ones are
-limited, sending is throttled per destination and per user, a changed address is unverified again,
+limited, sending is throttled per destination, per address whoever asks and per user, a changed address is unverified again,
 and only verified destinations reach the Scanner as deliverable."""
 
 from __future__ import annotations
@@ -92,12 +92,43 @@ def test_sending_is_throttled_per_destination_and_per_user(manager, ada, clock) 
     with pytest.raises(Throttled) as throttled:
         manager.begin_verification(ada, "email")
     assert throttled.value.retry_after_s == 1
-    for _ in range(dest.USER_SENDS - 1):
+    for number in range(dest.USER_SENDS - 1):  # each to another number (one gets ADDRESS_SENDS)
         clock.advance(dest.RESEND_MS / 1000)
+        manager.patch_settings(ada, {"sms_to": f"+1415555{2600 + number}"})
         manager.begin_verification(ada, "sms")
     clock.advance(dest.RESEND_MS / 1000)
     with pytest.raises(Throttled, match=f"at most {dest.USER_SENDS} verification messages"):
         manager.begin_verification(ada, "email")
+
+
+def test_one_address_is_throttled_whoever_asks_and_however_often_it_is_typed_again(
+    manager, ada, clock
+) -> None:
+    """Several accounts typing one victim's address, or one account changing it away and back, do
+    not get more codes to it: one a minute and ADDRESS_SENDS an hour per address, all accounts
+    together (the e-mail address case-insensitive)."""
+    others = []
+    for name in ("bob", "cyd", "dan", "eve", "fay", "gus"):
+        user = manager.register(name, f"{name}@example.com", "correct horse battery 9").id
+        manager.put_settings(user, {"email_to": "Victim@Example.com"})
+        others.append(user)
+    manager.begin_verification(others[0], "email")
+    with pytest.raises(Throttled, match="less than 60 s ago") as throttled:
+        manager.begin_verification(others[1], "email")  # another account, the same address
+    assert throttled.value.retry_after_s == 60
+    manager.put_settings(others[0], {"email_to": "bob@example.com"})  # away and back: a new row
+    manager.put_settings(others[0], {"email_to": "victim@example.com"})
+    with pytest.raises(Throttled, match="less than 60 s ago"):
+        manager.begin_verification(others[0], "email")
+    for user in others[1 : dest.ADDRESS_SENDS]:
+        clock.advance(dest.RESEND_MS / 1000)
+        manager.begin_verification(user, "email")
+    clock.advance(dest.RESEND_MS / 1000)
+    with pytest.raises(Throttled, match=f"got {dest.ADDRESS_SENDS} verification messages in the last 60"):
+        manager.begin_verification(others[dest.ADDRESS_SENDS], "email")
+    manager.begin_verification(ada, "email")  # another address is not concerned
+    clock.advance(dest.USER_WINDOW_MS / 1000)
+    manager.begin_verification(others[dest.ADDRESS_SENDS], "email")
 
 
 def test_channels_without_a_target_or_a_code(manager, ada) -> None:

@@ -10,6 +10,8 @@ Mailbox (one message at a time, in this actor's thread and database connection):
   alert, the deliveries go to the senders, and the ``"alert"`` events to the stream (``publish``). The
   log line, the row and the event are the built-in channel: an alert without deliveries is
   complete once written.
+- ``Released`` (``tell``, from the UserManager): held deliveries whose hold ended early (``/mute
+  off``) were moved in the outbox; those queued in the senders are brought forward the same.
 - ``GetAlertState``, ``GetScanMarks`` and ``GetAlerts`` (``ask``): answered after every write queued before them.
 - The senders' results, written here too (the decisions are ``ubot/notify/outbox.py``).
 - Retention: once an hour of data time (the snapshots' timestamps), alerts and deliveries older than
@@ -62,6 +64,7 @@ from ubot.notify.messages import (
     GetAlertState,
     GetScanMarks,
     GetScanWatermark,
+    Released,
     Scanned,
     ScanOutcome,
 )
@@ -78,6 +81,7 @@ from ubot.notify.outbox import (
 )
 from ubot.notify.words import Style, log_line, worded
 from ubot.periodic import Periodic
+from ubot.timeutil import iso_from_ms
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +306,16 @@ class Notifier(pykka.ThreadingActor):
         for written in fresh:
             self.held.update(d.id for d in written.deliveries)
             self._dispatch(written)
+
+    @on_receive.register
+    def _released(self, message: Released) -> None:
+        """Held deliveries moved earlier in the outbox (``UserManager.mute``): those queued here go
+        then. Claims mode: nothing to do, they are claimed from the outbox when due."""
+        if self.claims is None and self.deliver:
+            moved = self.dispatcher.release(frozenset(message.delivery_ids), message.due_ms)
+            log.info(
+                "notifier: %d held delivery(ies) brought forward to %s", moved, iso_from_ms(message.due_ms)
+            )
 
     def _pace(self, channel: str, destination: str, interval_s: float) -> float:
         """The shared pacing (claims mode), called in a sender thread: seconds to wait."""

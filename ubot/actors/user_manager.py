@@ -11,13 +11,15 @@ tokens on its own read path (``ubot/users/sessions.py``).
 The Scanner tells it three things (``ubot/scan/messages.py``): :class:`WatchStrategies` (answered
 with every user's strategies; from then on the Scanner is told each user's strategies after every
 change, through the manager's ``changed`` hook), :class:`DisableStrategy` and
-:class:`StrategyErrors`. No one waits for those: a failure is logged and never stops the actor.
+:class:`StrategyErrors`. The system tells it :class:`~ubot.notify.messages.TellReleases` (the
+Notifier that sends what a mute held: told of each release through the manager's ``released`` hook). No one waits for those: a failure is logged and never stops the actor.
 It dispatches on the message's type like every actor (``actors/stage.py``); a message of no known
 type is logged, not raised: this actor serves every login.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -27,6 +29,7 @@ import pykka
 
 from ubot.actors.stage import not_fatal
 from ubot.models.db import close_connection
+from ubot.notify.messages import Released, TellReleases
 from ubot.scan.messages import DisableStrategy, StrategyErrors, WatchStrategies
 from ubot.users.manager import UserManager
 
@@ -55,6 +58,17 @@ class UserManagerActor(pykka.ThreadingActor):
     def _watch(self, message: WatchStrategies) -> Any:
         self.scanner = message.scanner
         return self.manager.all_specs()
+
+    @on_receive.register
+    def _tell_releases(self, message: TellReleases) -> None:
+        notifier = message.notifier
+
+        def released(ids: tuple[int, ...], due_ms: int) -> None:
+            # stopping: the outbox has them, resumed at the next start
+            with contextlib.suppress(pykka.ActorDeadError):
+                notifier.tell(Released(ids, due_ms))  # type: ignore[attr-defined]
+
+        self.manager.released = released
 
     @on_receive.register
     @not_fatal

@@ -63,7 +63,7 @@ from ubot.http.clientaddr import client_address
 from ubot.http.gateway import NotEnabled, Unavailable
 from ubot.http.ratelimit import client_key
 from ubot.http.shapes import StreamQuery
-from ubot.stream.hub import UNKNOWN, Batch, Offloader, StreamHub
+from ubot.stream.hub import UNKNOWN, Batch, Offloader, StreamHub, sse_frame
 from ubot.stream.slots import PER_ADDRESS, PER_USER, Slot, StreamCaps, StreamSlots, TooManyStreams
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,6 @@ DEFAULT_RETRY_MS = 3000
 HEARTBEAT = b": heartbeat\n\n"
 #: ``Retry-After`` of a refused stream, in seconds.
 RETRY_AFTER_S = 10
-
-
-def frame(event_id: EntryId, event: str, data: str) -> bytes:
-    """One event in the SSE wire format (``data`` is one line: JSON has no raw newlines)."""
-    return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
 
 
 class Frames(falcon.asgi.SSEvent):
@@ -230,21 +225,25 @@ class Session:
         yield "head", after if fresh else None
         cursor = after
         wrote = now()
-        while not gone.is_set():
-            wait = max(0.0, wrote + heartbeat_s - now())
-            batch = await hub.read_async(cursor, self.user_id, wait, also=gone, offload=offload)
-            cursor = batch.cursor
-            found = bool(batch.events) or batch.reset
-            if found:
-                yield "batch", batch
-                wrote = now()
-            if batch.closed or gone.is_set():
-                return
-            if not found and now() - wrote >= heartbeat_s:
-                if not await offload(self._still_authorized):
+        left = asyncio.ensure_future(gone.wait())  # one task for the stream's life, not one a read
+        try:
+            while not gone.is_set():
+                wait = max(0.0, wrote + heartbeat_s - now())
+                batch = await hub.read_async(cursor, self.user_id, wait, also=left, offload=offload)
+                cursor = batch.cursor
+                found = bool(batch.events) or batch.reset
+                if found:
+                    yield "batch", batch
+                    wrote = now()
+                if batch.closed or gone.is_set():
                     return
-                yield "heartbeat", None
-                wrote = now()
+                if not found and now() - wrote >= heartbeat_s:
+                    if not await offload(self._still_authorized):
+                        return
+                    yield "heartbeat", None
+                    wrote = now()
+        finally:
+            left.cancel()
 
     async def events(
         self, hub: StreamHub, after: EntryId | None, gone: asyncio.Event, release: Callable[[], None]
@@ -270,9 +269,13 @@ class Session:
         return json.dumps({"last_id": str(cursor), "refetch": refetch}, separators=(",", ":"))
 
     def _render(self, batch: Batch) -> bytes:
-        parts = [frame(e.id, e.event, e.data) for e in batch.events]
+        """The batch's frames: each event's own (:attr:`~ubot.stream.hub.Event.sse`, encoded once
+        for every stream), after a reset's when there is one."""
+        if len(batch.events) == 1 and not batch.reset:
+            return batch.events[0].sse
+        parts = [e.sse for e in batch.events]
         if batch.reset:
-            parts.insert(0, frame(batch.cursor, "reset", self.reset_data(batch.cursor)))
+            parts.insert(0, sse_frame(batch.cursor, "reset", self.reset_data(batch.cursor)))
         return b"".join(parts)
 
     def _still_authorized(self) -> bool:

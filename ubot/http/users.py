@@ -47,7 +47,8 @@ STRATEGY_RULES = (
 SETTINGS_RULES = (
     "a value breaks a rule the schema cannot state: a webhook host that is local or private, a time "
     "zone that does not exist, quiet hours that start and end together, a currency the market is not "
-    "fetched in, a webhook_url without webhook_secret"
+    "fetched in, a webhook_url without webhook_secret, a muted_until in the past or more than 7 days "
+    "ahead"
 )
 STRATEGY_EXAMPLE = {
     "name": "BTC breakout",
@@ -256,7 +257,8 @@ class SettingsResource(_Resource):
         body=s.Settings,
         example=SETTINGS_EXAMPLE,
         description="PUT replaces everything: a member left out is cleared (timezone back to UTC, "
-        "quote_currency to the market's first currency). To change some members only, PATCH.",
+        "quote_currency to the market's first currency, the mute ended). To change some members only, "
+        "PATCH.",
     )
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self.ask(U.put_settings, req.context.user_id, req.context.body)
@@ -271,7 +273,9 @@ class SettingsResource(_Resource):
         },
         body=s.SettingsPatch,
         example={"quiet_hours": None, "timezone": "America/New_York"},
-        description="Only the members sent change; null clears one.",
+        description="Only the members sent change; null clears one. Ending or shortening the mute "
+        "(muted_until), or changing quiet_hours or timezone, sends what the mute or the quiet hours "
+        "held as a new alert would go: at once, or when the quiet hours end.",
     )
     def on_patch(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self.ask(U.patch_settings, req.context.user_id, req.context.body)

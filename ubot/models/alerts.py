@@ -182,6 +182,7 @@ class AlertStore:
             )
 
         alert_ids = _insert_returning_ids(AlertRecord, [_alert_row(a) for a in alerts])
+        mutes = _mutes_now({a.user_id for a in alerts if a.deliveries and (a.muted_until_ms or 0) > now_ms})
         leads: dict[int | None, int] = {}  # strategy -> the id of its batch's first alert
         members: dict[int, list[tuple[int, Alert]]] = {}
         delivery_rows: list[dict[str, Any]] = []
@@ -190,7 +191,8 @@ class AlertStore:
             if lead != alert_id:
                 members.setdefault(lead, []).append((alert_id, alert))
                 continue
-            until = hold_until(alert, now_ms) if hold_until and alert.deliveries else None
+            holds = replace(alert, muted_until_ms=mutes[alert.user_id]) if alert.user_id in mutes else alert
+            until = hold_until(holds, now_ms) if hold_until and alert.deliveries else None
             held = until is not None and until > now_ms
             for target in alert.deliveries:
                 delivery_rows.append(
@@ -594,6 +596,41 @@ def cancel_deliveries(strategy_id: int, why: str) -> int:
         .where(Delivery.status.in_(UNSENT) & Delivery.alert.in_(alerts))
         .execute()
     )
+
+
+def release_held(user_id: int, until_ms: int) -> list[int]:
+    """Move the user's deliveries held past ``until_ms`` (quiet hours, a mute) to ``until_ms``: their
+    hold ended earlier than it said (``/mute off``, a shorter mute, other quiet hours). Never later,
+    never dropped, nothing else changed: they were admitted by the hourly caps when written, and the
+    senders pace them per destination as any. The ids moved. Called by the UserManager in the
+    transaction of that change; a Notifier that has them queued is told (``Released``), notifiers
+    claiming from the outbox claim them when due."""
+    alerts = AlertRecord.select(AlertRecord.id).where(AlertRecord.user == user_id)
+    moved = Delivery.select(Delivery.id).where(
+        (Delivery.status == HELD) & (Delivery.next_attempt_at > until_ms) & Delivery.alert.in_(alerts)
+    )
+    ids = [i for (i,) in moved.tuples()]
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        Delivery.update(next_attempt_at=until_ms).where(
+            Delivery.id.in_(chunk) & (Delivery.status == HELD)
+        ).execute()
+    return ids
+
+
+def _mutes_now(users: set[int]) -> dict[int, int | None]:
+    """The mute of each of these users as it is now (``user_settings.muted_until``): an alert carries
+    the mute of its strategy's spec, which the Scanner may have been told of a moment before it was
+    ended (``/mute off``, whose release only moves deliveries already written); so a muted alert is
+    held by the mute as the settings say when it is written."""
+    if not users:
+        return {}
+    found = dict(
+        UserSettings.select(UserSettings.user, UserSettings.muted_until)
+        .where(UserSettings.user.in_(list(users)))
+        .tuples()
+    )
+    return {user: found.get(user) for user in users}
 
 
 def _plain(values: Mapping[str, Any]) -> bool:

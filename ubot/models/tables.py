@@ -201,8 +201,9 @@ class UserSettings(BaseModel):
     timezone = CharField(max_length=64, default="UTC")  # IANA name
     quote_currency = CharField(max_length=10, default="USD")
     # Schema version 12: until when (epoch ms) the user muted their alerts from the Telegram bot
-    # (``/mute 2h``): deliveries raised before then are held until then, like quiet hours. Not a
-    # setting the settings API replaces (``SETTINGS_COLUMNS`` leaves it out).
+    # (``/mute 2h``), or set as ``muted_until`` in the settings: deliveries raised before then are held
+    # until then, like quiet hours. Written apart from the other settings (``SETTINGS_COLUMNS`` leaves
+    # it out): a PATCH that does not name it keeps it.
     muted_until = BigIntegerField(null=True)
 
 

@@ -5,13 +5,14 @@ connections (``ubot/users/sessions.py``). Every strategy query is scoped by its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from peewee import Database, fn
 
-from ubot.models.alerts import cancel_deliveries
-from ubot.models.db import writing
+from ubot.models.alerts import cancel_deliveries, release_held
+from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import Destination, Session, Strategy, User, UserSettings
 
 SETTINGS_COLUMNS = tuple(
@@ -184,13 +185,20 @@ class UserStore:
         row = UserSettings.get_or_none(UserSettings.user == user_id)
         return None if row is None else {name: getattr(row, name) for name in SETTINGS_COLUMNS}
 
-    def put_settings(self, user_id: int, values: Mapping[str, Any]) -> None:
-        """Insert or replace all settings of the user (``values``: every settings column)."""
-        row = {name: values[name] for name in SETTINGS_COLUMNS}
-        UserSettings.insert(user=user_id, **row).on_conflict(
-            conflict_target=[UserSettings.user],
-            update={getattr(UserSettings, name): value for name, value in row.items()},
-        ).execute()
+    def put_settings(
+        self, user_id: int, values: Mapping[str, Any], release_until_ms: int | None = None
+    ) -> list[int]:
+        """Insert or replace all settings of the user (``values``: every settings column, and
+        ``muted_until`` when it is to be written too); with ``release_until_ms``, in the same
+        transaction, their deliveries held past then are moved to then (``release_held``): the ids."""
+        names = (*SETTINGS_COLUMNS, "muted_until") if "muted_until" in values else SETTINGS_COLUMNS
+        row = {name: values[name] for name in names}
+        with writing(self.db):
+            UserSettings.insert(user=user_id, **row).on_conflict(
+                conflict_target=[UserSettings.user],
+                update={getattr(UserSettings, name): value for name, value in row.items()},
+            ).execute()
+            return [] if release_until_ms is None else release_held(user_id, release_until_ms)
 
     def muted_until(self, user_id: int) -> int | None:
         """Until when the user muted their alerts (epoch ms; may be past), or None."""
@@ -199,10 +207,15 @@ class UserStore:
         )
         return None if row is None else row[0]
 
-    def set_muted_until(self, user_id: int, until_ms: int | None) -> None:
+    def set_muted_until(
+        self, user_id: int, until_ms: int | None, release_until_ms: int | None = None
+    ) -> list[int]:
+        """Mute the user's alerts until ``until_ms`` (None: not muted); with ``release_until_ms``, as
+        :meth:`put_settings`."""
         with writing(self.db):
             _settings_row(user_id)
             UserSettings.update(muted_until=until_ms).where(UserSettings.user == user_id).execute()
+            return [] if release_until_ms is None else release_held(user_id, release_until_ms)
 
     # --- destinations (ubot/users/destinations.py) -----------------------------------------
 
@@ -290,6 +303,21 @@ class UserStore:
             .where(Strategy.enabled == True)  # noqa: E712 - SQL, not Python
             .tuples()
         )
+
+    @contextlib.contextmanager
+    def budget_turn(self) -> Iterator[None]:
+        """Held while the enabled strategies' costs are read and a strategy that costs more is
+        written (``UserManager._check_budget``): on PostgreSQL, where every gateway process has a
+        UserManager of its own, a transaction holding an advisory lock, so two gateways saving at once
+        take turns and cannot both spend the server's last budget. On SQLite there is one UserManager,
+        whose mailbox already makes them take turns: nothing is held (a write transaction would hold
+        the database's write lock while every enabled strategy is read)."""
+        if is_sqlite(self.db):
+            yield
+            return
+        with writing(self.db):
+            self.db.execute_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ubot-budgets'))")
+            yield
 
     def disable_strategy(self, strategy_id: int, now_ms: int, reason: str | None = None) -> int | None:
         """Disable a strategy (a ``once`` strategy that fired, or one paused for firing too often:

@@ -25,8 +25,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, replace
 
 from ubot import metrics
 from ubot.clocks import Clock
@@ -114,6 +114,11 @@ class Dispatcher:
     def submit(self, job: Job) -> None:
         self.lanes[job.message.channel].submit(job)
 
+    def release(self, delivery_ids: Collection[int], due_ms: int) -> int:
+        """Bring these deliveries, waiting to be due later, forward to ``due_ms`` (their hold ended
+        early); how many were waiting here."""
+        return sum(lane.release(delivery_ids, due_ms) for lane in self.lanes.values())
+
     def stop(self, timeout: float) -> None:
         """Stop every lane: no new send starts, the attempts in flight are cut (their sockets shut
         down: no receiver is waited for); wait up to ``timeout`` seconds in all for the threads."""
@@ -185,6 +190,16 @@ class _Lane:
                 return  # stays pending in the database
             self.queues.push(self._destination(job), job, job.due_ms / 1000)
         self._poke()
+
+    def release(self, delivery_ids: Collection[int], due_ms: int) -> int:
+        def moved(job: Job) -> Job | None:
+            return replace(job, due_ms=due_ms) if job.message.delivery_id in delivery_ids else None
+
+        with self._lock:
+            count = self.queues.reschedule(moved, due_ms / 1000)
+        if count:
+            self._poke()
+        return count
 
     def halt(self) -> None:
         with self._lock:

@@ -103,6 +103,23 @@ class Scanned:
     snapshot_id: int
 
 
+@dataclass(frozen=True)
+class Released:
+    """UserManager -> Notifier (tell): these held deliveries were moved to ``due_ms`` in the outbox
+    (``models/alerts.py: release_held``; a mute ended early, quiet hours changed): a Notifier that
+    has them queued (not claiming from the outbox) sends them then instead."""
+
+    delivery_ids: tuple[int, ...]
+    due_ms: int
+
+
+@dataclass(frozen=True)
+class TellReleases:
+    """-> UserManager (tell) at start: tell ``notifier`` (a pykka ActorRef) of every :class:`Released`."""
+
+    notifier: object
+
+
 # --- queries (ask) -----------------------------------------------------------------------------
 
 

@@ -163,18 +163,32 @@ def hold_until(alert: Alert, now_ms: int) -> int | None:
     ends inside the quiet hours holds until they end too); ``None``: now. One rule for both: held,
     never dropped. Quiet hours that cannot be read (validated on input, so only a bug) hold nothing:
     better a message at night than none."""
+    return hold_end(alert.quiet_hours, alert.timezone, alert.muted_until_ms, now_ms, alert.strategy_id)
+
+
+def hold_end(
+    quiet_hours: str | None,
+    timezone: str,
+    muted_until_ms: int | None,
+    now_ms: int,
+    strategy_id: int | None = None,
+) -> int | None:
+    """:func:`hold_until` of a recipient with these settings at ``now_ms``: also when deliveries
+    already held are released (a mute ended early or shortened, quiet hours changed:
+    ``UserManager.mute``), so that a release holds exactly what a new alert would."""
     until = now_ms
     for _ in range(3):  # a mute ending in quiet hours: their end; that is past the mute already
-        later = max(until, alert.muted_until_ms or 0, _quiet_end(alert, until) or 0)
+        later = max(until, muted_until_ms or 0, _quiet_end(quiet_hours, timezone, until, strategy_id) or 0)
         if later == until:
             break
         until = later
     return None if until <= now_ms else until
 
 
-def _quiet_end(alert: Alert, at_ms: int) -> int | None:
+def _quiet_end(quiet_hours: str | None, timezone: str, at_ms: int, strategy_id: int | None) -> int | None:
     try:
-        return quiet_until(alert.quiet_hours, alert.timezone, at_ms)
+        return quiet_until(quiet_hours, timezone, at_ms)
     except (ValueError, ZoneInfoNotFoundError) as error:
-        log.warning("alert of strategy %s: quiet hours ignored: %s", alert.strategy_id, printable(error))
+        whose = "settings" if strategy_id is None else f"alert of strategy {strategy_id}"
+        log.warning("%s: quiet hours ignored: %s", whose, printable(error))
         return None

@@ -78,6 +78,24 @@ class PacedQueues(Generic[T]):
         state = self._destinations.setdefault(destination, _Destination())
         heapq.heappush(state.waiting, (due, next(self._seq), item))
 
+    def reschedule(self, change: Callable[[T], T | None], due: float) -> int:
+        """Bring forward to ``due`` every waiting item due later for which ``change(item)`` gives its
+        replacement (``None``: leave it); among items due together the order they were queued in
+        holds. How many moved."""
+        moved = 0
+        for state in self._destinations.values():
+            waiting = []
+            for item_due, seq, item in state.waiting:
+                new = change(item) if item_due > due else None
+                if new is None:
+                    waiting.append((item_due, seq, item))
+                else:
+                    waiting.append((due, seq, new))
+                    moved += 1
+            heapq.heapify(waiting)
+            state.waiting = waiting
+        return moved
+
     def take(self, now: float) -> tuple[str, T] | None:
         """The item to send now, and its destination, which is then in flight until :meth:`done`;
         ``None`` when nothing can go yet."""

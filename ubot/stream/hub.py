@@ -27,13 +27,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import itertools
 import logging
+import math
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,10 @@ DEFAULT_CAPACITY = 1024
 UNKNOWN = EntryId(MAX_SEQ, MAX_SEQ)
 #: How long a reader whose bus is unreachable waits before trying again (within its timeout).
 RETRY_S = 1.0
+#: The granularity of a coroutine reader's timeout (:class:`Pulse`): it ends up to this much late.
+TIMEOUT_RESOLUTION_S = 0.05
+#: How many waiting streams one round of the event loop wakes after an event (:class:`Pulse`).
+WAKE_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,17 @@ class Event:
 
     def visible_to(self, user_id: int | None) -> bool:
         return self.user_id is None or self.user_id == user_id
+
+    @functools.cached_property
+    def sse(self) -> bytes:
+        """The event in the Server-Sent Events wire format, encoded once for every stream (the
+        relay encodes it as it takes the event, off the event loop)."""
+        return sse_frame(self.id, self.event, self.data)
+
+
+def sse_frame(event_id: EntryId, event: str, data: str) -> bytes:
+    """One event in the SSE wire format (``data`` is one line: JSON has no raw newlines)."""
+    return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
 
 
 @dataclass(frozen=True)
@@ -78,24 +95,80 @@ class Batch:
 
 
 class Pulse:
-    """Wakes the coroutines of one event loop from any thread: they wait on :meth:`current`, and
-    :meth:`fire` (from any thread) sets that event and puts a fresh one in its place, on the loop."""
+    """Wakes the coroutines of one event loop from any thread, cheaply enough for thousands of them:
+    each waits on a future of its own (:meth:`waiter`, then :meth:`wait`), and :meth:`fire` (from
+    any thread) resolves every registered one in a single callback on the loop.
+
+    A wait creates no task and no timer of its own: its deadline is rounded up to the next multiple
+    of :data:`TIMEOUT_RESOLUTION_S`, and the waits ending in the same slot share one timer (streams
+    woken by the same event also time out together). A wait may so end up to that much late, never
+    early. A timer per wait would cost, with thousands of streams, a heap of thousands of timers
+    that every event cancels and re-creates."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._event = asyncio.Event()
+        self._waiters: set[asyncio.Future[bool]] = set()
+        self._slots: dict[int, set[asyncio.Future[bool]]] = {}  # deadline slot -> its waiters
 
-    def current(self) -> asyncio.Event:
-        """The event the next :meth:`fire` sets (call on the loop)."""
-        return self._event
+    def waiter(self) -> asyncio.Future[bool]:
+        """A future the next :meth:`fire` resolves (call on the loop; pass it to :meth:`wait`)."""
+        waiter: asyncio.Future[bool] = self.loop.create_future()
+        self._waiters.add(waiter)
+        return waiter
 
     def fire(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             self.loop.call_soon_threadsafe(self._fire)
 
     def _fire(self) -> None:
-        fired, self._event = self._event, asyncio.Event()
-        fired.set()
+        waiters, self._waiters = self._waiters, set()
+        self._wake(iter(waiters))
+
+    def _wake(self, waiters: Iterator[asyncio.Future[bool]]) -> None:
+        """Resolve :data:`WAKE_BATCH` waiters, and the rest in the loop's next rounds: between two
+        batches the loop serves what else is ready (a request need not wait for every stream)."""
+        for waiter in itertools.islice(waiters, WAKE_BATCH):
+            _resolve(waiter, True)
+        if (following := next(waiters, None)) is not None:
+            self.loop.call_soon(self._wake, itertools.chain((following,), waiters))
+
+    async def wait(
+        self, waiter: asyncio.Future[bool], timeout: float, also: asyncio.Future[Any] | None = None
+    ) -> bool:
+        """Wait for ``waiter`` (from :meth:`waiter`) to be fired, at most ``timeout`` seconds (see
+        the class), or until ``also`` is done; whether it was fired."""
+        slot = math.ceil((self.loop.time() + timeout) / TIMEOUT_RESOLUTION_S)
+        timing = self._slots.get(slot)
+        if timing is None:
+            timing = self._slots[slot] = set()
+            self.loop.call_at(slot * TIMEOUT_RESOLUTION_S, self._expire, slot)
+        timing.add(waiter)
+        if also is not None:
+            also.add_done_callback(left := functools.partial(_resolve_on, waiter))
+        try:
+            return await waiter
+        finally:
+            timing.discard(waiter)
+            self._waiters.discard(waiter)
+            if also is not None:
+                also.remove_done_callback(left)
+
+    def _expire(self, slot: int) -> None:
+        for waiter in self._slots.pop(slot, ()):
+            _resolve(waiter, False)
+
+    def discard(self, waiter: asyncio.Future[bool]) -> None:
+        """Forget a waiter that will not be waited on."""
+        self._waiters.discard(waiter)
+
+
+def _resolve(waiter: asyncio.Future[bool], fired: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(fired)
+
+
+def _resolve_on(waiter: asyncio.Future[bool], _done: asyncio.Future[Any]) -> None:
+    _resolve(waiter, False)
 
 
 #: How a coroutine runs a blocking call (``ubot.http.asgi.Offload``; ``asyncio.to_thread`` by default).
@@ -158,6 +231,8 @@ class StreamHub:
     def _take(self, batch: BusBatch) -> None:
         """The relay's callback: append the batch's events, wake the readers."""
         events = _events(batch)
+        for event in events:
+            _ = event.sse  # encoded here, once, rather than by each stream on the event loop
         with self._changed:
             if batch.missed:  # the relay lost entries: the ring cannot vouch for what came before
                 self._events.clear()
@@ -256,44 +331,52 @@ class StreamHub:
         user_id: int | None,
         timeout: float,
         *,
-        also: asyncio.Event | None = None,
+        also: asyncio.Event | asyncio.Future[Any] | None = None,
         offload: Offloader = asyncio.to_thread,
     ) -> Batch:
         """:meth:`read` for a coroutine: the same answers, waiting on the event loop (no thread)
-        while the ring holds ``after``; it also returns (with no events) once ``also`` is set (the
-        client left). What the ring cannot answer is read from the bus by :meth:`read` through
-        ``offload``, waiting there at most :data:`RETRY_S`."""
+        while the ring holds ``after``; it also returns (with no events) once ``also`` is set or
+        done (the client left: a future is the cheap form, an event costs a task per call). What
+        the ring cannot answer is read from the bus by :meth:`read` through ``offload``, waiting
+        there at most :data:`RETRY_S`."""
         loop = asyncio.get_running_loop()
         pulse = self._pulse()
         deadline = loop.time() + timeout
         cursor = after
-        while True:
-            with self._changed:
-                holds = self._holds(cursor)
-                if holds:
-                    events = tuple(e for e in self._after(cursor) if e.visible_to(user_id))
-                    cursor = self._last
-                    if events:
-                        return Batch(events, cursor)
-                    signal = pulse.current()
-                closed = self._closed
-            if closed:
-                return Batch((), cursor, closed=True)
-            remaining = deadline - loop.time()
-            if not holds:
-                return await offload(self.read, cursor, user_id, max(0.0, min(remaining, RETRY_S)))
-            if remaining <= 0 or (also is not None and also.is_set()):
-                return Batch((), cursor)
-            waits = [asyncio.ensure_future(signal.wait())]
-            if also is not None:
-                waits.append(asyncio.ensure_future(also.wait()))
-            try:
-                done, _ = await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiting in waits:
-                    waiting.cancel()
-            if not done:
-                return Batch((), cursor)
+        watch = None
+        if isinstance(also, asyncio.Event):
+            also = watch = asyncio.ensure_future(also.wait())
+        try:
+            while True:
+                waiter = None
+                with self._changed:
+                    holds = self._holds(cursor)
+                    if holds:
+                        events = self._visible(cursor, user_id)
+                        cursor = self._last
+                        if events:
+                            return Batch(events, cursor)
+                        waiter = pulse.waiter()  # under the lock: a batch taken after this fires it
+                    closed = self._closed
+                remaining = deadline - loop.time()
+                if waiter is None:  # not in the ring (closed or not)
+                    if closed:
+                        return Batch((), cursor, closed=True)
+                    return await offload(self.read, cursor, user_id, max(0.0, min(remaining, RETRY_S)))
+                if closed or remaining <= 0 or (also is not None and also.done()):
+                    pulse.discard(waiter)
+                    return Batch((), cursor, closed=closed)
+                if not await pulse.wait(waiter, remaining, also):
+                    return Batch((), cursor)
+        finally:
+            if watch is not None:
+                watch.cancel()
+
+    def _visible(self, cursor: EntryId, user_id: int | None) -> tuple[Event, ...]:
+        """The retained events after ``cursor`` that ``user_id`` may see (call holding the lock)."""
+        if cursor == self._last:
+            return ()
+        return tuple(e for e in self._after(cursor) if e.visible_to(user_id))
 
     def _holds(self, cursor: EntryId) -> bool:
         """Whether the ring alone answers a reader after ``cursor``: an id it gave (its floor, its

@@ -12,7 +12,8 @@ can act for them:
   refused and says why); resuming clears a pause uBot made itself (``[notify] pause_after_alerts``).
 - ``/mute <duration>`` (``30m``, ``2h``, ``1d``; at most :data:`MUTE_MAX_MS`), ``/mute off``: the
   user's alerts, on every channel, are held until then like quiet hours (``notify/outbox.py:
-  hold_until``: one rule for both), never dropped.
+  hold_until``: one rule for both), never dropped. Ending a mute (or shortening it) releases what it
+  held: due at once, or when the quiet hours end (``UserManager.mute``).
 - ``/help``; any other text from the linked chat gets the help.
 
 Any other chat gets one short reply saying it is not linked, at most once per
@@ -31,13 +32,11 @@ from typing import TYPE_CHECKING
 from ubot.notify.caps import Window
 from ubot.notify.words import local_time
 from ubot.users.errors import Conflict, NotFound, UserError, ValidationError
-from ubot.users.shapes import StrategyView
+from ubot.users.shapes import MUTE_MAX_MS, StrategyView
 
 if TYPE_CHECKING:
     from ubot.users.manager import UserManager
 
-#: The longest mute: a week (longer is what disabling strategies is for).
-MUTE_MAX_MS = 7 * 86_400_000
 #: One "not linked" reply per chat in this long.
 NOT_LINKED_EVERY_MS = 600_000
 #: "Not linked" replies to all chats together in a minute.
@@ -224,23 +223,34 @@ class Bot:
         now = self.manager.now_ms()
         if args.lower() == "off":
             before = self.manager.store.muted_until(user_id)
-            self.manager.mute(user_id, None)
+            release = self.manager.mute(user_id, None)
             if before is None or before <= now:
                 return "Not muted: alerts go out as they are raised."
-            return (
-                "Unmuted: new alerts go out at once. Those held while muted are sent at "
-                f"{self._when(user_id, before)}, as the mute said."
-            )
+            held = _held(release.count)
+            if release.due_ms > now:
+                quiet = f"Unmuted; your quiet hours hold alerts until {self._when(user_id, release.due_ms)}"
+                return f"{quiet}: {held} out then." if held else f"{quiet}."
+            if held:
+                return f"Unmuted: {held} out now (paced as usual); new alerts go out at once."
+            return "Unmuted: new alerts go out at once."
         if not args:
             return (
                 self._muted_line(user_id) or "Not muted. /mute 30m, /mute 2h or /mute 1d holds your alerts."
             )
         until = now + duration_ms(args)
-        self.manager.mute(user_id, until)
+        release = self.manager.mute(user_id, until)  # a shorter mute than before releases at its end
+        earlier = f" The {release.count:,} held already go out then too." if release.count else ""
         return (
             f"Muted until {self._when(user_id, until)}: your alerts, on every channel, are held and "
-            "sent then (quiet hours still apply). /mute off to end it."
+            f"sent then (quiet hours still apply).{earlier} /mute off to end it."
         )
+
+
+def _held(count: int) -> str:
+    """``the 3 messages it held go`` (``/mute off``); empty for none."""
+    if not count:
+        return ""
+    return "the message it held goes" if count == 1 else f"the {count:,} messages it held go"
 
 
 def _said(error: UserError) -> str:

@@ -24,7 +24,10 @@ How each channel proves it:
   that sent it (its id becomes ``telegram_chat_id``). Valid :data:`LINK_LIFETIME_MS`.
 
 Sending is throttled: one verification per destination in :data:`RESEND_MS`, at most
-:data:`USER_SENDS` per user in :data:`USER_WINDOW_MS` (:class:`~ubot.users.errors.Throttled`).
+:data:`USER_SENDS` per user in :data:`USER_WINDOW_MS` (:class:`~ubot.users.errors.Throttled`); and per
+address whoever asks (an address typed into several accounts, or changed away and back): one in
+:data:`RESEND_MS` and at most :data:`ADDRESS_SENDS` in :data:`USER_WINDOW_MS`, so that no number of
+accounts makes uBot a flood of codes to one person.
 
 A plain module: the UserManager calls it with the time; the rows are read and written by
 ``UserStore`` (``ubot/models/users.py``).
@@ -59,6 +62,9 @@ RESEND_MS = 60_000
 #: Verification messages one user may have sent in :data:`USER_WINDOW_MS`.
 USER_SENDS = 10
 USER_WINDOW_MS = 3_600_000
+#: Verification messages one address (e-mail, number, webhook URL) may get in :data:`USER_WINDOW_MS`,
+#: from every account together.
+ADDRESS_SENDS = 5
 
 
 def new_code() -> str:
@@ -122,17 +128,28 @@ def check_code(row: Any, target: str, code: str, now_ms: int) -> Attempt | None:
 class SendLimits:
     """The throttle on verification messages (in memory, like the test messages' one)."""
 
-    def __init__(self, resend_ms: int = RESEND_MS, user_sends: int = USER_SENDS) -> None:
+    def __init__(
+        self, resend_ms: int = RESEND_MS, user_sends: int = USER_SENDS, address_sends: int = ADDRESS_SENDS
+    ) -> None:
         self.resend_ms = resend_ms
         self.user_sends = user_sends
+        self.address_sends = address_sends
         self.users = Window(USER_WINDOW_MS)
+        self.addresses = Window(USER_WINDOW_MS)
+        self._last: dict[tuple[str, str], int] = {}  # address -> when it was last sent one
 
-    def check(self, user_id: int, channel: str, last_sent_ms: int | None, now_ms: int) -> None:
-        """Raises :class:`Throttled` (with the wait) when this one may not be sent now."""
+    def check(
+        self, user_id: int, channel: str, last_sent_ms: int | None, now_ms: int, target: str = ""
+    ) -> None:
+        """Raises :class:`Throttled` (with the wait) when this one may not be sent now. ``target``:
+        the address (empty for Telegram, whose chat is not known before its link is used)."""
+        address = _address(channel, target)
+        if address is not None:
+            last_sent_ms = max(last_sent_ms or 0, self._last.get(address, 0)) or None
         if last_sent_ms is not None and now_ms - last_sent_ms < self.resend_ms:
             wait = -(-(last_sent_ms + self.resend_ms - now_ms) // 1000)
             raise Throttled(
-                f"a verification was sent to your {channel} destination less than "
+                f"a verification was sent to this {channel} destination less than "
                 f"{self.resend_ms // 1000} s ago; try again in {wait} s",
                 retry_after_s=max(1, wait),
             )
@@ -142,9 +159,32 @@ class SendLimits:
                 "try again later",
                 retry_after_s=60,
             )
+        if address is not None and self.addresses.total(address, now_ms) >= self.address_sends:
+            raise Throttled(
+                f"this {channel} destination got {self.address_sends} verification messages in the last "
+                f"{USER_WINDOW_MS // 60_000} minutes, the most it gets; try again later",
+                retry_after_s=600,
+            )
 
-    def add(self, user_id: int, now_ms: int) -> None:
+    def add(self, user_id: int, now_ms: int, channel: str = "", target: str = "") -> None:
         self.users.add(user_id, now_ms)
+        address = _address(channel, target)
+        if address is not None:
+            self.addresses.add(address, now_ms)
+            if len(self._last) >= ADDRESSES_KEPT:
+                self._last = {a: t for a, t in self._last.items() if now_ms - t < self.resend_ms}
+            self._last[address] = now_ms
+
+
+#: Addresses remembered for the resend wait before the ones past it are forgotten.
+ADDRESSES_KEPT = 10_000
+
+
+def _address(channel: str, target: str) -> tuple[str, str] | None:
+    """The throttle's key of an address (e-mail case-insensitive); None for none (Telegram)."""
+    if not target:
+        return None
+    return channel, target.casefold() if channel == "email" else target
 
 
 #: Phone number prefixes refused for SMS and WhatsApp (E.164, with "+"): premium-rate and

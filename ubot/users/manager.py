@@ -10,7 +10,7 @@ clock. Passwords and tokens are never logged, nor put in an error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from ubot.clocks import Clock
 from ubot.models.tables import Strategy, User
 from ubot.models.users import UserStore
 from ubot.notify.caps import Window
+from ubot.notify.outbox import hold_end
 from ubot.notify.registry import not_configured
 from ubot.scan.cost import Budgets, Cost, cost_of
 from ubot.scan.spec import UserStrategies
@@ -86,6 +87,16 @@ CLIENT_MAX = 64
 IN_FLIGHT_RETRY_S = 1
 #: Pairs in flight kept before the ended ones are pruned.
 IN_FLIGHT_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class Release:
+    """What :meth:`UserManager.mute` did with the deliveries held already: ``count`` brought
+    forward to ``due_ms`` (``now_ms``, or the end of the quiet hours)."""
+
+    count: int
+    due_ms: int
+    now_ms: int
 
 
 @dataclass(frozen=True)
@@ -209,6 +220,9 @@ class UserManager:
         self.bot = Bot(self)
         #: Called with a user's id once their strategies or settings changed (set by the actor).
         self.changed: Callable[[int], None] = lambda user_id: None
+        #: Called with the ids of held deliveries brought forward and when they are due now
+        #: (``mute``, ``put_settings``), for a Notifier that has them queued (set by the actor).
+        self.released: Callable[[tuple[int, ...], int], None] = lambda ids, due_ms: None
 
     def now_ms(self) -> int:
         return int(self.clock.now() * 1000)
@@ -461,7 +475,7 @@ class UserManager:
     def _settings_view(self, user_id: int, values: Mapping[str, Any]) -> SettingsView:
         muted = self.store.muted_until(user_id)
         return SettingsView(
-            **values,
+            **{name: value for name, value in values.items() if name != "muted_until"},
             destinations=self.destination_states(user_id, values),
             muted_until=_iso(muted) if muted is not None and muted > self.now_ms() else None,
         )
@@ -486,9 +500,28 @@ class UserManager:
         )
 
     def put_settings(self, user_id: int, body: Settings | Mapping[str, Any]) -> SettingsView:
-        """Replace every setting: one left out is cleared (or back to its default)."""
+        """Replace every setting: one left out is cleared (or back to its default; ``muted_until``:
+        not muted)."""
+        return self._save_settings(user_id, body, keep_mute=False)
+
+    def patch_settings(self, user_id: int, changes: SettingsPatch | Mapping[str, Any]) -> SettingsView:
+        """Change the settings given (``null`` clears one); the others stay as they are."""
         self._user(user_id)
-        values = validation.settings(body, currencies=self.currencies, allow_local=self.allow_local_webhooks)
+        fields = given(convert(SettingsPatch, changes))
+        return self._save_settings(
+            user_id, {**self._settings(user_id), **fields}, keep_mute="muted_until" not in fields
+        )
+
+    def _save_settings(
+        self, user_id: int, body: Settings | Mapping[str, Any], keep_mute: bool
+    ) -> SettingsView:
+        """Write the settings (``keep_mute``: the mute as it is); deliveries held past what the new
+        quiet hours, time zone and mute hold are released (:meth:`mute`)."""
+        self._user(user_id)
+        now = self.now_ms()
+        values = validation.settings(
+            body, currencies=self.currencies, allow_local=self.allow_local_webhooks, now_ms=now
+        )
         cleared = [c for c, target in validation.CHANNEL_TARGETS.items() if values[target] is None]
         for name, channel in self.store.strategies_sending_to(user_id, cleared)[:1]:
             target = validation.CHANNEL_TARGETS[channel]
@@ -497,19 +530,16 @@ class UserManager:
                 field=target,
                 title="Target in use",
             )
+        if keep_mute:
+            values["muted_until"] = self.store.muted_until(user_id)
         before = self._settings(user_id)
         moved = [c for c, name in validation.CHANNEL_TARGETS.items() if before.get(name) != values[name]]
-        self.store.put_settings(user_id, values)
+        due = self._hold_end(values, values["muted_until"], now)
+        released = self.store.put_settings(user_id, values, release_until_ms=due)
         self.store.forget_destinations(user_id, moved)  # a changed address is unverified again
+        self._released(user_id, released, due)
         self.changed(user_id)
         return self._settings_view(user_id, values)
-
-    def patch_settings(self, user_id: int, changes: SettingsPatch | Mapping[str, Any]) -> SettingsView:
-        """Change the settings given (``null`` clears one); the others stay as they are."""
-        self._user(user_id)
-        return self.put_settings(
-            user_id, {**self._settings(user_id), **given(convert(SettingsPatch, changes))}
-        )
 
     def test_target(self, user_id: int, channel: str, now_ms: int | None = None) -> TestTarget:
         """Where a test message on ``channel`` goes (``POST /v1/me/channels/{channel}/test``): the
@@ -551,8 +581,9 @@ class UserManager:
         row = self.store.destination(user_id, channel)
         if channel != "telegram" and dest.state_of(row, target, now) == dest.VERIFIED:
             raise Conflict(f"your {channel} destination is already verified", field="channel")
-        self.verifications.check(user_id, channel, row.sent_at if row is not None else None, now)
-        self.verifications.add(user_id, now)
+        address = "" if channel == "telegram" else str(target)
+        self.verifications.check(user_id, channel, row.sent_at if row is not None else None, now, address)
+        self.verifications.add(user_id, now, channel, address)
         code = dest.new_code() if channel in dest.CODE_CHANNELS else None
         token = dest.new_token() if channel == "telegram" else None
         if channel in dest.LINK_CHANNELS:
@@ -672,11 +703,28 @@ class UserManager:
         None: nothing."""
         return self.bot.answer(chat_id, text)
 
-    def mute(self, user_id: int, until_ms: int | None) -> None:
-        """Hold the user's alerts until ``until_ms`` (None: not muted), like quiet hours."""
+    def mute(self, user_id: int, until_ms: int | None) -> Release:
+        """Hold the user's alerts until ``until_ms`` (None: not muted), like quiet hours. Deliveries
+        held already past what holds them now (the mute ended or was shortened) are released: due
+        when a new alert would be (at once, or when the quiet hours end), never later than they were
+        (``models/alerts.py: release_held``); capped and cancelled ones stay so."""
         self._user(user_id)
-        self.store.set_muted_until(user_id, until_ms)
+        now = self.now_ms()
+        due = self._hold_end(self._settings(user_id), until_ms, now)
+        released = self.store.set_muted_until(user_id, until_ms, release_until_ms=due)
+        self._released(user_id, released, due)
         self.changed(user_id)
+        return Release(len(released), due, now)
+
+    def _hold_end(self, settings: Mapping[str, Any], muted_until_ms: int | None, now_ms: int) -> int:
+        """When a delivery of this user raised now would go (``notify/outbox.py: hold_end``)."""
+        end = hold_end(settings.get("quiet_hours"), settings.get("timezone") or "UTC", muted_until_ms, now_ms)
+        return now_ms if end is None else end
+
+    def _released(self, user_id: int, ids: Sequence[int], due_ms: int) -> None:
+        if ids:
+            log.info("user %d: %d held delivery(ies) released, due at %s", user_id, len(ids), _iso(due_ms))
+            self.released(tuple(ids), due_ms)
 
     def _settings(self, user_id: int) -> dict[str, Any]:
         saved = self.store.settings(user_id)
@@ -702,12 +750,13 @@ class UserManager:
         self._check_channels(convert(StrategyBody, body).channels)  # before the settings' targets
         values = self._validate(user_id, body, now)
         self._check_market(values, validation.STRATEGY_FIELDS)
-        self._check_budget(user_id, values)
-        self._check_name(user_id, values["name"])
-        try:
-            row = self.store.create_strategy(user_id, values, now)
-        except IntegrityError:
-            raise _name_taken(values["name"]) from None
+        with self.store.budget_turn():
+            self._check_budget(user_id, values)
+            self._check_name(user_id, values["name"])
+            try:
+                row = self.store.create_strategy(user_id, values, now)
+            except IntegrityError:
+                raise _name_taken(values["name"]) from None
         self.changed(user_id)
         return _strategy_view(row, self.verified_channels(user_id))
 
@@ -720,7 +769,6 @@ class UserManager:
         self._check_channels(convert(StrategyBody, body).channels)
         values = self._validate(user_id, body, now)
         self._check_market(values, validation.STRATEGY_FIELDS)
-        self._check_budget(user_id, values, row)
         return self._save(row, values, now)
 
     def patch_strategy(
@@ -746,7 +794,6 @@ class UserManager:
         self._check_channels(fields.get("channels", ()))
         values = self._validate(user_id, merged, now)
         self._check_market(values, fields)
-        self._check_budget(user_id, values, row)
         if keep_expiry:
             values["expires_at"] = row.expires_at
         return self._save(row, values, now)
@@ -870,11 +917,15 @@ class UserManager:
             raise _name_taken(name)
 
     def _save(self, row: Strategy, values: dict[str, Any], now: int) -> StrategyView:
-        self._check_name(row.user_id, values["name"], other_than=row.id)
-        try:
-            found = self.store.update_strategy(row.user_id, row.id, values, now)
-        except IntegrityError:
-            raise _name_taken(values["name"]) from None
+        """Check the budget and write in one turn (``UserStore.budget_turn``: another gateway's
+        UserManager cannot spend the same budget in between); the Scanner is told once it is written."""
+        with self.store.budget_turn():
+            self._check_budget(row.user_id, values, row)
+            self._check_name(row.user_id, values["name"], other_than=row.id)
+            try:
+                found = self.store.update_strategy(row.user_id, row.id, values, now)
+            except IntegrityError:
+                raise _name_taken(values["name"]) from None
         if not found:  # deleted in between
             raise _not_found(row.id)
         self.changed(row.user_id)

@@ -40,6 +40,8 @@ TOP_N_MAX = 1000
 CHANNELS = ("webhook", "telegram", "sms", "whatsapp", "email")
 FREQUENCIES = ("once_per_crossing", "once", "once_per_bar", "once_per_bar_close")
 COOLDOWN_MAX_S = 7 * 86_400
+#: The longest mute: a week (longer is what disabling strategies is for).
+MUTE_MAX_MS = 7 * 86_400_000
 EMAIL_MAX = 254
 WEBHOOK_URL_MAX = 2048
 
@@ -114,6 +116,16 @@ Instant = (
     Annotated[datetime, Meta(tz=True)]
     | Annotated[int, Meta(ge=0, le=MAX_TIME_MS, description="epoch milliseconds")]
 )
+MutedUntil = Annotated[
+    Instant,
+    Meta(
+        description=(
+            "Hold every alert, on every channel, until then (the Telegram bot's /mute): in the future, "
+            f"at most {MUTE_MAX_MS // 86_400_000} days ahead; null: not muted (deliveries held by the mute go then, or when the "
+            "quiet hours end)"
+        )
+    ),
+]
 Timeframe = Literal[tuple(TIMEFRAMES)]  # type: ignore[valid-type]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Frequency = Literal[FREQUENCIES]  # type: ignore[valid-type]
@@ -174,6 +186,7 @@ class Settings(_Body):
     quiet_hours: QuietHours | None = None
     timezone: TimeZone | None = None
     quote_currency: Currency | None = None
+    muted_until: MutedUntil | None = None
 
     def __repr__(self) -> str:
         return "Settings(...)"
@@ -368,8 +381,8 @@ class SettingsView:
     quote_currency: str
     #: Each channel's destination and its state (read-only).
     destinations: tuple[DestinationView, ...] = field(default_factory=tuple)
-    #: Until when the user muted their alerts with the Telegram bot's ``/mute`` (read-only; null:
-    #: not muted): alerts raised before then are held until then, like quiet hours.
+    #: Until when the user muted their alerts (the Telegram bot's ``/mute``, or ``muted_until`` in
+    #: the settings; null: not muted): alerts raised before then are held until then, like quiet hours.
     muted_until: Time | None = None
 
 

@@ -19,6 +19,8 @@ Limits, and why (the ones a JSON schema can state are declared in ``shapes.py``)
   store; required with a webhook URL, since every call is signed;
 * quiet hours ``HH:MM-HH:MM`` (may wrap midnight, not empty) in the user's IANA time zone (one that
   exists);
+* a mute (``muted_until``, the Telegram bot's ``/mute``) in the future and at most 7 days ahead: longer
+  is what disabling strategies is for;
 * strategies: name 1..64 printable characters; condition checked by ``ubot.rules.analyze`` (its own
   limits); a timeframe uBot builds candles for; either 1..50 symbols (a watch list a person keeps
   up) or the top 1..1000 coins by rank (bounds a strategy's work per tick; coins ranked past 1000
@@ -49,6 +51,7 @@ from ubot.users.shapes import (
     CHANNELS,
     EMAIL_MAX,
     FREQUENCIES,
+    MUTE_MAX_MS,
     SETTINGS_FIELDS,
     STRATEGY_FIELDS,
     WEBHOOK_URL_MAX,
@@ -245,9 +248,11 @@ def settings(
     *,
     currencies: Iterable[str] = ("USD",),
     allow_local: bool = False,
+    now_ms: int | None = None,
 ) -> dict[str, Any]:
     """A complete set of settings from ``body`` (a full replacement: absent fields are cleared;
-    ``timezone`` defaults to UTC and ``quote_currency`` to the first of ``currencies``)."""
+    ``timezone`` defaults to UTC and ``quote_currency`` to the first of ``currencies``). ``now_ms``:
+    what ``muted_until`` must be after (needed when one is given)."""
     given = shapes.convert(shapes.Settings, body)
     currencies = tuple(currencies)
     checks: dict[str, Callable[[Any], Any]] = {
@@ -265,6 +270,12 @@ def settings(
     for name, check in checks.items():
         value = getattr(given, name)
         values[name] = None if value is None else check(value)
+    if given.muted_until is None:
+        values["muted_until"] = None
+    elif now_ms is None:
+        raise ValueError("settings(): now_ms is needed to check muted_until")
+    else:
+        values["muted_until"] = muted_until(given.muted_until, now_ms)
     if values["timezone"] is None:
         values["timezone"] = "UTC"
     if values["quote_currency"] is None:
@@ -272,6 +283,24 @@ def settings(
     if values["webhook_url"] is not None and values["webhook_secret"] is None:
         raise ValidationError("webhook_secret", "is required with webhook_url (every call is signed with it)")
     return values
+
+
+def muted_until(value: datetime | int, now_ms: int) -> int:
+    """A mute's end (the Telegram bot's ``/mute``, or the settings' ``muted_until``) in epoch ms: in
+    the future, at most :data:`MUTE_MAX_MS` ahead."""
+    when = _epoch_ms(value)
+    if when <= now_ms:
+        raise ValidationError("muted_until", "must be in the future (null ends the mute)")
+    if when > now_ms + MUTE_MAX_MS:
+        raise ValidationError(
+            "muted_until",
+            f"must be at most {MUTE_MAX_MS // 86_400_000} days ahead: disable strategies instead",
+        )
+    return when
+
+
+def _epoch_ms(value: datetime | int) -> int:
+    return value if isinstance(value, int) else int(value.timestamp() * 1000)
 
 
 # --- strategies ----------------------------------------------------------------------------
@@ -326,7 +355,7 @@ def channels(value: Iterable[str], targets: Mapping[str, Any]) -> list[str]:
 
 def expires_at(value: datetime | int, now_ms: int) -> int:
     """Epoch milliseconds, from epoch milliseconds or a date-time with its zone."""
-    when = value if isinstance(value, int) else int(value.timestamp() * 1000)
+    when = _epoch_ms(value)
     if when <= now_ms:
         raise ValidationError("expires_at", "must be in the future")
     if when > now_ms + EXPIRY_MAX_MS:

@@ -1,5 +1,5 @@
-// The settings and account view: where alerts go (destinations), quiet hours and time zone
-// (PUT /v1/me/settings), the password (PUT /v1/me/password) and the sessions: each one listed
+// The settings and account view: where alerts go (destinations), quiet hours, time zone and the
+// mute (PUT /v1/me/settings), the password (PUT /v1/me/password) and the sessions: each one listed
 // (GET /v1/me/sessions) with its own "Log out" (DELETE /v1/me/sessions/{id}), and "Log out
 // everywhere" (DELETE /v1/me/sessions). A new password and "Log out everywhere" end this session too.
 import { api } from "./api.js";
@@ -51,6 +51,9 @@ export class SettingsView {
     try {
       const { data } = await api("GET", "/v1/me/settings");
       for (const name of FIELDS) this.form.elements[name].value = data[name] ?? "";
+      // The mute in this device's time, to the minute; saved unchanged, it is sent back as it was.
+      this.muted = { iso: data.muted_until, shown: data.muted_until ? localInput(data.muted_until) : "" };
+      this.form.elements.muted_until.value = this.muted.shown;
       this.message.textContent = "";
       this.showDestinations(data.destinations || []);
     } finally {
@@ -137,6 +140,8 @@ export class SettingsView {
       const value = this.form.elements[name].value.trim();
       if (value) body[name] = value; // PUT: what is left out is cleared
     }
+    const muted = this.form.elements.muted_until.value;
+    if (muted) body.muted_until = muted === this.muted?.shown ? this.muted.iso : new Date(muted).toISOString();
     try {
       await api("PUT", "/v1/me/settings", body);
       this.toast("Settings saved");
@@ -208,4 +213,11 @@ export class SettingsView {
       this.sessionsMessage.textContent = error.message;
     }
   }
+}
+
+/** An ISO instant as a datetime-local input shows it: "2026-12-06T10:30", in this device's time. */
+function localInput(iso) {
+  const when = new Date(iso);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${when.getFullYear()}-${two(when.getMonth() + 1)}-${two(when.getDate())}T${two(when.getHours())}:${two(when.getMinutes())}`;
 }
