@@ -82,7 +82,6 @@ def seeded_ema(values: np.ndarray, n: int, alpha: float) -> np.ndarray:
     together = seed_at.min() == seed_at.max()  # the common case: one call, only the head to fill
     out = np.empty((rows, length)) if together else np.full((rows, length), np.nan)
     out[:, : min(int(seed_at[0]), length)] = np.nan
-    lfilter = _lfilter()
     for at in np.unique(seed_at[seed_at < length]).tolist():
         group = slice(None) if together else np.flatnonzero(seed_at == at)
         seed = values[group, at - n + 1 : at + 1].mean(axis=1)
@@ -98,7 +97,7 @@ def ema_from(start: np.ndarray, values: np.ndarray, alpha: float) -> np.ndarray:
     ``start`` its initial condition). :func:`seeded_ema` and the live state's seeding
     (:meth:`ubot.rules.incremental.Tracker.seed`) both run it."""
     zi = (np.asarray(start, dtype=np.float64) * (1.0 - alpha))[:, np.newaxis]  # the start's share of step 1
-    return lfilter([alpha], [1.0, alpha - 1.0], values, zi=zi)[0]
+    return _lfilter()([alpha], [1.0, alpha - 1.0], values, zi=zi)[0]
 
 
 def sma(closes: np.ndarray, n: int) -> np.ndarray:
