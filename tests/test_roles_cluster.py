@@ -379,7 +379,7 @@ def test_every_role_twice_survives_kill_9_of_each_in_turn(deployment: Deployment
         once += [create(base_a, token, f"once {i}", "once") for i in range(5)]
         per_bar = [create(base_a, token, f"bar {i}", "once_per_bar") for i in range(4)]
         (price,) = deployment.query(PRICES + " DESC LIMIT 1")[0][1:]
-        conditions = [f"price {op} {price * (1 + k * 2e-5)!r}" for k in (-1, 0, 1) for op in "><"]
+        conditions = [f"price {op} {price * (1 + k * 1e-5)!r}" for k in (-2, -1, 0, 1, 2) for op in "><"]
         crossing = [
             create(base_a, token, f"cross {i}", "once_per_crossing", c) for i, c in enumerate(conditions)
         ]
@@ -460,13 +460,6 @@ def test_every_role_twice_survives_kill_9_of_each_in_turn(deployment: Deployment
         )
         # Its share was taken over within 2 ticks: at most 2 ticks after the kill still named it.
         assert ticks_naming(deployment, dead_scanner, killed_at_ms) <= 2
-        (newest,) = deployment.query("SELECT max(id) FROM snapshot")[0]
-        through = wait_until(
-            lambda: (low := scan_marks(deployment, crossing)[1]) >= newest and low,
-            "the survivor to scan every crossing strategy past the kills",
-            TIMEOUT_S,
-            alive=scanners[1],
-        )
         # Every delivery of the alerts so far accepted by the webhook (the dead notifier's after
         # its lease), signed; twice only inside the at-least-once window.
         keys = {key for (key,) in deployment.query("SELECT key FROM delivery")}
@@ -501,6 +494,13 @@ def test_every_role_twice_survives_kill_9_of_each_in_turn(deployment: Deployment
         assert all(count[s] == 1 for s in once), count
         per_bar_alerts = collections.Counter((s, bar) for _, s, bar in alerts if s in per_bar)
         assert set(per_bar_alerts.values()) == {1}, per_bar_alerts
+        (newest,) = deployment.query("SELECT max(id) FROM snapshot")[0]
+        through = wait_until(
+            lambda: (low := scan_marks(deployment, crossing)[1]) >= newest and low,
+            "the survivor to scan every crossing strategy past the kills and the lease",
+            TIMEOUT_S,
+            alive=scanners[1],
+        )
         crossings(deployment, crossing, conditions, armed, through)
         with hook.lock:
             accepted, requests_made = collections.Counter(hook.accepted), list(hook.requests)
