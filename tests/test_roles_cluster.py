@@ -379,7 +379,7 @@ def test_every_role_twice_survives_kill_9_of_each_in_turn(deployment: Deployment
         once += [create(base_a, token, f"once {i}", "once") for i in range(5)]
         per_bar = [create(base_a, token, f"bar {i}", "once_per_bar") for i in range(4)]
         (price,) = deployment.query(PRICES + " DESC LIMIT 1")[0][1:]
-        conditions = [f"price {op} {price * (1 + k * 1e-5)!r}" for k in (-2, -1, 0, 1, 2) for op in "><"]
+        conditions = [f"price {op} {price * (1 + k * 3e-6)!r}" for k in range(-4, 5) for op in "><"]
         crossing = [
             create(base_a, token, f"cross {i}", "once_per_crossing", c) for i, c in enumerate(conditions)
         ]
