@@ -336,10 +336,14 @@ def test_every_role_twice_survives_kill_9_of_each_in_turn(deployment: Deployment
     gateway_a, base_a = deployment.gateway("gateway-a")
     gateway_b, base_b = deployment.gateway("gateway-b")
     wait_until(
-        lambda: [len(roles(base_a).get(g, [])) for g in ("scanners", "notifiers")] == [2, 2],
-        "two scanners and two notifiers in /health",
+        lambda: [len(roles(base_a).get(g, [])) for g in ("engines", "scanners", "notifiers")] == [2, 2, 2],
+        "two engines, two scanners and two notifiers in /health",
         TIMEOUT_S,
         alive=gateway_a,
+    )
+    engines = [member_of(base_a, "engines", p.proc.pid) for p in (active, standby)]
+    assert {r["member"]: r["state"] for r in roles(base_a)["engines"]} == dict(
+        zip(engines, ("active", "standby"))
     )
     scanner_members = [member_of(base_a, "scanners", p.proc.pid) for p in scanners]
     notifier_members = [member_of(base_a, "notifiers", p.proc.pid) for p in notifiers]
@@ -414,6 +418,11 @@ def test_every_role_twice_survives_kill_9_of_each_in_turn(deployment: Deployment
         # Engine A died within an interval of its last snapshot; B's first one comes within 2
         # intervals of that: at most 2 of the snapshots' times missing in between.
         assert (first_of_b - last_of_a) // interval_ms - 1 <= 2, (last_of_a, first_of_b)
+        wait_until(
+            lambda: [(r["member"], r["state"]) for r in roles(base_a)["engines"]] == [(engines[1], "active")],
+            "/health to show engine B alone, active",
+            TIMEOUT_S,
+        )
         once += [create(base_a, token, f"engine B {i}", "once") for i in range(2)]
         wait_until(
             lambda: fired(deployment, once), "the strategies created after the takeover to fire", TIMEOUT_S
