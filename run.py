@@ -216,6 +216,7 @@ def _start_actors(settings: Settings, on_finished, publisher):
         interval_s=settings.market.interval,
         convert=settings.market.convert,
         retention_days=settings.database.retention_days,
+        candle_write_minutes=settings.database.candle_write_minutes,
         max_ticks=settings.market.ticks,
         on_finished=on_finished,
         alerts=alerts,

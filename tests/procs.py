@@ -419,9 +419,13 @@ def json_of(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def replay(tmp_path, market: Market, url: str, *flags: str, **kwargs):
+def replay(tmp_path, market: Market, url: str, *flags: str, batches: bool = False, **kwargs):
     """``run.py`` replaying ``market`` back-to-back (interval 0) into the database at ``url``, with
-    ``flags`` after."""
+    ``flags`` after. The closed candles are written at every snapshot, so that the OHLC watermark
+    follows the snapshots and :func:`moment` can tell the Store's transaction from the OHLC's; with
+    ``batches``, every ``[database] candle_write_minutes`` as configured by default."""
+    if not batches:
+        kwargs["env"] = {"UBOT_DATABASE_CANDLE_WRITE_MINUTES": "0", **(kwargs.get("env") or {})}
     return start(
         tmp_path,
         "--source",

@@ -67,9 +67,9 @@ def assert_consistent() -> tuple[int, int]:
     return assert_snapshots_whole(), assert_candles_match_quotes()
 
 
-def finish(tmp_path, market: Market, url: str) -> None:
+def finish(tmp_path, market: Market, url: str, batches: bool = False) -> None:
     """A last start that plays the replay to its end (exit 0), then: as if it had never been killed."""
-    ubot = replay(tmp_path, market, url)
+    ubot = replay(tmp_path, market, url, batches=batches)
     try:
         assert ubot.wait_exit() == 0, ubot.tail()
     finally:
@@ -84,15 +84,16 @@ def finish(tmp_path, market: Market, url: str) -> None:
     assert_same_candles(stored_candles(), market.candles())
 
 
-def crash_repeatedly(tmp_path, market, database_url, kills) -> list[Moment]:
+def crash_repeatedly(tmp_path, market, database_url, kills, batches: bool = False) -> list[Moment]:
     """For each (stage, accept) of ``kills``: start, kill at a moment of that stage that ``accept``
-    takes, check the invariants; at the end, play the replay to its end and check again."""
+    takes, check the invariants; at the end, play the replay to its end and check again. ``batches``:
+    the closed candles written every ``[database] candle_write_minutes`` (see ``procs.replay``)."""
     url, tag = tagged(database_url)
     rng = random.Random(6)
     seen: list[Moment] = []
     for stage, accept in kills:
         before = last_snapshot()
-        ubot = replay(tmp_path, market, url)
+        ubot = replay(tmp_path, market, url, batches=batches)
         try:
             wait_until(
                 lambda before=before: last_snapshot() > before, "a new snapshot after the restart", alive=ubot
@@ -120,7 +121,7 @@ def crash_repeatedly(tmp_path, market, database_url, kills) -> list[Moment]:
         else:
             assert watermark() == hit.watermark
         assert_consistent()
-    finish(tmp_path, market, url)
+    finish(tmp_path, market, url, batches)
     return seen
 
 
@@ -172,6 +173,18 @@ def test_kill_9_during_candle_roll_over_keeps_candles_continuous(tmp_path, db, d
         tmp_path, market, database_url, [("ohlc", rolls_over), ("between", anywhere), ("ohlc", rolls_over)]
     )
     assert [m.watermark < m.last_snapshot for m in moments] == [True, True, True]
+
+
+def test_kill_9_with_closed_candles_kept_for_a_batch_loses_none(tmp_path, db, database_url, market) -> None:
+    """Closed candles written in batches (``[database] candle_write_minutes``, 5 by default): killed
+    while the candles of several stored snapshots are only in memory, the restart rebuilds them from
+    the stored quotes and writes them, and the candles equal those of a run never killed."""
+
+    def several_kept(m: Moment, before: int) -> bool:
+        return m.last_snapshot - m.watermark >= 3
+
+    moments = crash_repeatedly(tmp_path, market, database_url, [("between", several_kept)] * 2, batches=True)
+    assert all(m.last_snapshot - m.watermark >= 3 for m in moments)
 
 
 # --- (b) alert delivery -----------------------------------------------------------------------------

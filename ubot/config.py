@@ -252,6 +252,9 @@ OPTIONS: tuple[Option, ...] = (
         "--db",
     ),
     Option("database", "retention_days", "7", _number(2, integer=True), "an integer >= 2 (days)"),
+    Option(
+        "database", "candle_write_minutes", "5", _number(0, 60, integer=True), "an integer 0..60 (minutes)"
+    ),
     Option("http", "enabled", "true", _boolean, "true or false", "--no-http"),
     Option("http", "bind", "127.0.0.1:8080", _bind, "HOST:PORT", "--bind"),
     Option("http", "threads", "8", _number(1, 256, integer=True), "an integer 1..256"),

@@ -38,7 +38,7 @@ from ubot.market.view import SnapshotView
 from ubot.messages import Candled
 from ubot.models.alerts import AlertStore
 from ubot.models.candle_blocks import start_packing
-from ubot.models.candle_store import CandleStore
+from ubot.models.candle_store import FLUSH_EVERY_MS, CandleStore
 from ubot.models.closes import closed_candles
 from ubot.models.dryrun import DryRunReader
 from ubot.models.history import History
@@ -185,6 +185,7 @@ def start_system(
     interval_s: float,
     convert: str = "USD",
     retention_days: int = 7,
+    candle_write_minutes: int = FLUSH_EVERY_MS // 60_000,
     max_ticks: int = 0,
     clock: Clock | None = None,
     on_finished: Callable[[str], None] | None = None,
@@ -235,7 +236,7 @@ def start_system(
         pause=pause,
     )
     users.tell(TellReleases(notifier))  # before any request: the gateway serves after this returns
-    candle_store = CandleStore(db)
+    candle_store = CandleStore(db, candle_write_minutes * 60_000)
     scanner = (
         Scanner.start(
             alerts.workers,

@@ -31,14 +31,15 @@ def test_ascending_with_the_open_candle_last(served) -> None:
     assert doc["symbol"] == "BTC"
     times = [c["open_time"] for c in doc["candles"]]
     assert times == ["2024-10-16T00:00:00.000Z", "2024-10-16T00:05:00.000Z"]
-    # The 00:05 candle is still open: it is not in the database, it comes from the Container.
+    # The 00:05 candle is still open: it is never in the database, it comes from the Container (the
+    # closed 00:00 one is written with the next batch of closed candles, or already was).
     stored = [
         row.open_time
         for row in Candle.select()
         .where((Candle.coin == BTC) & (Candle.timeframe == "5m"))
         .order_by(Candle.open_time)
     ]
-    assert stored == [ms("2024-10-16T00:00:00Z")]
+    assert stored in ([], [ms("2024-10-16T00:00:00Z")])
     assert doc["candles"][-1] == {
         "open_time": "2024-10-16T00:05:00.000Z",
         "open": 66875.75,
@@ -46,7 +47,7 @@ def test_ascending_with_the_open_candle_last(served) -> None:
         "low": 66875.75,
         "close": 67125.5,
     }
-    # On the finest timeframe the open candle is stored too: it is served once, not twice.
+    # Each 1m candle is served once, not twice.
     one_minute = [c["open_time"] for c in candles(served.client, "BTC", timeframe="1m")["candles"]]
     assert one_minute == sorted(set(one_minute))
     assert len(one_minute) == served.replay.good_files

@@ -12,8 +12,12 @@ import pytest
 
 from ubot.market.candles import TIMEFRAMES, CandleBook
 from ubot.models.candle_store import WATERMARK, CandleStore
+from ubot.models.closes import closed_candles
+from ubot.models.dryrun import DryRunReader
+from ubot.models.history import History
 from ubot.models.store import SnapshotWriter
-from ubot.models.tables import Candle, Meta
+from ubot.models.tables import Candle, GlobalMetric, Meta, Quote, SnapshotRecord
+from ubot.scan.dryrun import DryRunSpec
 from ubot.timeutil import parse_iso_ms
 
 SECOND = 1000
@@ -190,13 +194,106 @@ def test_watermark_and_snapshots_after(db, stream) -> None:
 
 
 @pytest.mark.parametrize("cut", ["03-10 00:03:20", "03-10 00:59:30", "03-10 04:00:30"])
-def test_one_coins_open_candle_read_alone_is_the_restored_one(db, stream, cut) -> None:
+def test_one_coins_open_candle_read_alone_is_the_running_one(db, stream, cut) -> None:
     """A gateway role has no book: it reads one coin's open candle from the database, and gets what
-    a restored book holds for that coin, on every timeframe."""
+    the running book holds for that coin, on every timeframe, the candles written up to ``cut`` (the
+    watermark) and not after it."""
     candles, book = CandleStore(db), CandleBook()
-    for snapshot_id, snap in stream[: position_of(stream, cut)]:
-        candles.save(book, book.apply(snap.ids, snap.quote_ts_ms, snap.column("price")), snapshot_id)
+    for position, (snapshot_id, snap) in enumerate(stream):
+        candles.add(book.apply(snap.ids, snap.quote_ts_ms, snap.column("price")), snapshot_id)
+        if position + 1 == position_of(stream, cut):
+            candles.flush()
+    assert candles.watermark() < stream[-1][0]
     for coin_id in (1, 5, 999):
         for tf in TIMEFRAMES:
             expected = [row for row in book.open_candles(tf).rows() if row[0] == coin_id]
             assert list(candles.open_candle(coin_id, tf).rows()) == expected, (coin_id, tf)
+
+
+# Candles written in batches: every reader sees what a write at every close would have stored.
+
+FAR = at("03-11 00:00:00")
+
+
+def reads(db) -> dict:
+    """What every reader of candles answers: the Scanner's closed candles, the API's history, a dry
+    run's candles, and each coin's open candles read alone."""
+    result: dict = {}
+    for tf in TIMEFRAMES:
+        result["closes", tf] = [
+            row
+            for part in closed_candles(tf, None, FAR)
+            for row in zip(part.coin_ids.tolist(), part.open_time.tolist(), part.close.tolist(), strict=True)
+        ]
+    history = History(db)
+    for coin_id in (1, 5):
+        for tf in ("1m", "5m", "1h"):
+            result["history", coin_id, tf] = history.candles(coin_id, tf, None, None, 10_000)
+        result["history 3 latest", coin_id] = history.candles(coin_id, "1m", at("03-09 23:56:00"), None, 3)
+        book = CandleStore(db).replay([coin_id]).book
+        result["open", coin_id] = {tf: list(book.open_candles(tf).rows()) for tf in TIMEFRAMES}
+    spec = DryRunSpec("price > 0", "5m", "once", 0, at("03-09 23:56:00"), FAR, symbols=("C1", "C3", "C5"))
+    stored = DryRunReader(db).read(spec)
+    result["dry run"] = [
+        (part.coin_ids.tolist(), part.open_time.tolist(), part.close.tolist(), part.last_ts.tolist())
+        for part in (stored.minutes, stored.warmup)
+    ]
+    result["dry run span"] = stored.stored
+    return result
+
+
+def batched_run(db, cmc, flush_every_ms: int, crashes=(), checks=()) -> tuple[list[dict], list[tuple]]:
+    """Store the stream snapshot by snapshot and fold each in as the OHLC stage does, its candles
+    written every ``flush_every_ms`` of market time (0: at every snapshot, as before batches). Before
+    folding each snapshot at a position in ``crashes``, the process dies: the candles kept in memory
+    are lost, and a new run catches up. Returns the reads after each position in ``checks``, and
+    every candle stored in the end."""
+    for model in (Quote, GlobalMetric, SnapshotRecord, Candle):
+        model.delete().execute()
+    Meta.delete().where(Meta.key == WATERMARK).execute()
+    writer = SnapshotWriter(db)
+    candles, book = CandleStore(db, flush_every_ms), CandleBook()
+    seen = []
+    for position, (ts, items) in enumerate(stream_items(cmc)):
+        snap = cmc.snapshot(ts, items)
+        snapshot_id = writer.write(snap, "replay")
+        if position in crashes:  # stored, not folded: the restart folds it in
+            candles = CandleStore(db, flush_every_ms)
+            book = candles.catch_up().book
+        else:
+            update = book.apply(snap.ids, snap.quote_ts_ms, snap.column("price"))
+            if candles.add(update, snapshot_id, snap.timestamp_ms):
+                candles.flush()
+        if position in checks:
+            seen.append(reads(db))
+    candles.flush()  # the OHLC stage's stop
+    return seen, stored_candles()
+
+
+@pytest.mark.parametrize(
+    ("flush_every_ms", "crashes"),
+    [
+        (2 * 60_000, ()),
+        (7 * 60_000, ()),
+        (2 * 60_000, ("middle of a 5m bucket", "second snapshot of a new day", "just after an 1h boundary")),
+        (10**9, ("just after a 15m boundary", "just after a 4h boundary")),  # nothing written but at restarts
+    ],
+    ids=["every 2 min", "every 7 min", "every 2 min, crashes", "only at restarts"],
+)
+def test_candles_written_in_batches_read_the_same_everywhere(db, cmc, flush_every_ms, crashes) -> None:
+    """Every reader answers the same after every checked snapshot, across each batch's boundary and
+    across crashes, as when every closed candle is written at once; and in the end the same rows
+    are stored."""
+    times = [ts for ts, _ in stream_items(cmc)]
+    cuts = {next(i for i, ts in enumerate(times) if ts >= at(CUTS[name])) for name in crashes}
+    checks = set(range(0, len(times), 4)) | cuts | {c - 1 for c in cuts} | {len(times) - 1}
+    reference, stored = batched_run(db, cmc, 0, checks=checks)
+
+    batched, batched_stored = batched_run(db, cmc, flush_every_ms, cuts, checks)
+
+    assert len(batched) == len(reference) == len(checks)
+    for position, got, expected in zip(sorted(checks), batched, reference, strict=True):
+        assert got == expected, position
+    assert batched_stored == stored
+    assert reference[-1]["closes", "1d"]  # the stream closes candles of every timeframe
+    assert reference[-1]["dry run"][0][0]

@@ -79,6 +79,14 @@ class CandleRows:
         arrays = [np.array(col, dtype=np.int64 if i in ints else np.float64) for i, col in enumerate(columns)]
         return cls(timeframe, *arrays)
 
+    @classmethod
+    def concat(cls, timeframe: str, parts: Iterable[CandleRows]) -> CandleRows:
+        """The rows of ``parts`` (all of ``timeframe``) one after the other."""
+        parts = list(parts)
+        if not parts:
+            return cls.from_rows(timeframe, [])
+        return cls(timeframe, *(np.concatenate([getattr(p, name) for p in parts]) for name in _COLUMNS))
+
     def take(self, mask: np.ndarray) -> CandleRows:
         return CandleRows(
             self.timeframe,

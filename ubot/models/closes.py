@@ -3,11 +3,13 @@
 Read group of coins by group of coins, each coin's candles whole and oldest first, so that memory stays
 bounded (about ``rows`` candles at a time) however long the history, and each group's query is a range
 of the candle table's primary key (coin, timeframe, open time). Only (coin, open time, close) are
-filled in; closed candles only (those opened before ``before_ms``): the open candle is not read.
+filled in; closed candles only (those opened before ``before_ms``): the open candle is not read. The
+candles not written yet are added, rebuilt from the stored quotes (``models/candle_store.py``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from itertools import chain
 
@@ -15,6 +17,7 @@ import numpy as np
 from peewee import fn
 
 from ubot.market.candles import CandleRows
+from ubot.models.candle_store import CandleStore, with_pending
 from ubot.models.db import database
 from ubot.models.tables import Candle
 
@@ -34,21 +37,24 @@ def closed_candles(
 ) -> Iterator[CandleRows]:
     """The closed candles of ``timeframe`` opened in ``[after_ms, before_ms)`` (``after_ms`` None: since
     the first one stored), a group of whole coins at a time."""
+    pending = CandleStore(database).replay().pending(timeframe, after_ms, before_ms)  # first: see there
     where = _range(timeframe, after_ms, before_ms)
-    counts = Candle.select(Candle.coin, fn.COUNT(Candle.coin)).where(where).group_by(Candle.coin).tuples()
+    query = Candle.select(Candle.coin, fn.COUNT(Candle.coin)).where(where).group_by(Candle.coin).tuples()
+    counts = Counter(dict(query))
+    counts.update(pending.coin_ids.tolist())
     group: list[int] = []
     size = 0
-    for coin, count in sorted(counts):
+    for coin, count in sorted(counts.items()):
         group.append(coin)
         size += count
         if size >= rows or len(group) >= COINS:
-            yield _read(timeframe, where, group)
+            yield _read(timeframe, where, group, pending)
             group, size = [], 0
     if group:
-        yield _read(timeframe, where, group)
+        yield _read(timeframe, where, group, pending)
 
 
-def _read(timeframe: str, where, coins: list[int]) -> CandleRows:
+def _read(timeframe: str, where, coins: list[int], pending: CandleRows) -> CandleRows:
     """One query; its rows go from the driver's cursor into one float64 matrix in C (no per-row
     Python work beyond the driver's own tuple). Coin ids and epoch-millisecond open times are whole
     numbers far below 2**53, so they come back exact."""
@@ -63,6 +69,15 @@ def _read(timeframe: str, where, coins: list[int]) -> CandleRows:
     matrix = np.fromiter(chain.from_iterable(found), dtype=np.float64, count=3 * n).reshape(n, 3)
     del found
     ids, times, close = matrix[:, 0].astype(np.int64), matrix[:, 1].astype(np.int64), matrix[:, 2].copy()
+    stored = _thin(timeframe, ids, times, close)
+    mine = pending.take(np.isin(pending.coin_ids, coins))
+    if not len(mine):
+        return stored
+    return with_pending(stored, _thin(timeframe, mine.coin_ids, mine.open_time, mine.close))
+
+
+def _thin(timeframe: str, ids: np.ndarray, times: np.ndarray, close: np.ndarray) -> CandleRows:
+    n = len(ids)
     zeros = np.zeros(n, dtype=np.int64)
     nans = np.full(n, np.nan)
     return CandleRows(timeframe, ids, times, nans, nans, nans, close, zeros, zeros, zeros)

@@ -8,6 +8,7 @@ from typing import Any
 from peewee import Database, fn
 
 from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS
+from ubot.models.candle_store import CandleStore
 from ubot.models.tables import Candle, Coin, GlobalMetric, Quote
 from ubot.timeutil import iso_from_ms
 
@@ -55,7 +56,10 @@ class History:
     def candles(
         self, coin_id: int, timeframe: str, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[tuple[int, float, float, float, float]]:
-        """Stored candles, ascending: the latest ``limit`` within [start, end]."""
+        """Closed candles, ascending: the latest ``limit`` within [start, end]. The stored ones and
+        those not written yet, rebuilt from the stored quotes (``models/candle_store.py``)."""
+        end = None if end_ms is None else end_ms + 1
+        pending = CandleStore(self._db).replay([coin_id]).pending(timeframe, start_ms, end)
         query = (
             Candle.select(Candle.open_time, Candle.open, Candle.high, Candle.low, Candle.close)
             .where(
@@ -67,7 +71,10 @@ class History:
             .limit(limit)
             .tuples()
         )
-        return list(reversed(list(query)))
+        rows = {row[0]: row for row in query}
+        for _, open_time, o, h, low, c, *_ in pending.rows():
+            rows.setdefault(open_time, (open_time, o, h, low, c))
+        return sorted(rows.values())[-limit:]
 
     def quotes(
         self, coin_id: int, start_ms: int | None, end_ms: int | None, limit: int
