@@ -40,6 +40,7 @@ from tests.support.waits import wait_until
 from tests.test_stream_e2e import EventReader
 from ubot.bus import EntryId
 from ubot.bus.messages import TICKS, TickReady, decode
+from ubot.models.candle_store import WATERMARK
 
 POSTGRES_URL = os.environ.get("UBOT_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("UBOT_TEST_REDIS_URL")
@@ -418,6 +419,17 @@ def test_every_role_twice_survives_kill_9_of_each_in_turn(deployment: Deployment
         # Engine A died within an interval of its last snapshot; B's first one comes within 2
         # intervals of that: at most 2 of the snapshots' times missing in between.
         assert (first_of_b - last_of_a) // interval_ms - 1 <= 2, (last_of_a, first_of_b)
+        # The candles caught up with A's snapshots: B folds the snapshots A stored and writes their
+        # closed candles when it takes over (then its own every [database] candle_write_minutes).
+        (a_last,) = deployment.query(f"SELECT max(id) FROM snapshot WHERE timestamp <= {last_of_a}")[0]
+        wait_until(
+            lambda: (
+                int(deployment.query(f"SELECT value FROM meta WHERE key = '{WATERMARK}'")[0][0]) >= a_last
+            ),
+            f"the candles to reach snapshot {a_last}",
+            TIMEOUT_S,
+            alive=standby,
+        )
         wait_until(
             lambda: [(r["member"], r["state"]) for r in roles(base_a)["engines"]] == [(engines[1], "active")],
             "/health to show engine B alone, active",
