@@ -13,7 +13,6 @@ tests/test_roles_cluster.py.
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import re
@@ -29,16 +28,16 @@ from tests.support.metrics import parse, value
 from tests.support.ports import free_port
 from tests.support.waits import wait_until
 from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped without the services)
-    PRICES,
     TIMEOUT_S,
     Deployment,
     create,
+    crossings,
     deployment,
-    expected,
     kill9,
     member_of,
     pytestmark,
     roles,
+    scan_marks,
     sign_up,
 )
 from ubot.models.alerts import member_watermark
@@ -165,18 +164,7 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
         TIMEOUT_S,
         alive=scanners[1],
     )
-    (through,) = deployment.query(f"SELECT min(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})")[
-        0
-    ]
-    prices = [row for row in deployment.query(PRICES) if row[0] <= through]
-    alerts = deployment.query(
-        "SELECT a.strategy_id, s.id FROM alert a JOIN snapshot s ON s.timestamp = a.fired_at"
-        f" WHERE s.id > {armed} AND s.id <= {through}"
-    )
-
-    fired = collections.defaultdict(list)
-    for strategy_id, snapshot_id in alerts:
-        fired[strategy_id].append(snapshot_id)
+    through = scan_marks(deployment, ids)[1]
     # The survivor took the share over at a tick that no longer named the stopped scanner, with the
     # scan marks the stopped one wrote (at least its watermark: every scan it finished); a tick had
     # named it after them (the scan it was stopped in): the survivor caught that one up.
@@ -187,9 +175,7 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
     assert any(i >= taken_at for i in map(int, CAUGHT_UP.findall(scanners[1].log))), scanners[1].tail()
     # Exactly once at each crossing, whoever scanned it: the stopped one before it stopped, the
     # survivor live, or the survivor catching up the snapshots the stopped one missed.
-    assert {i: sorted(fired[i]) for i in ids} == {
-        i: expected(c, prices, armed) for i, c in zip(ids, conditions)
-    }
+    crossings(deployment, ids, conditions, armed, through)
 
     # What the survivor says of itself: its heartbeat's scan time, its scans on its metrics address.
     (beat,) = roles(base)["scanners"]
