@@ -68,6 +68,8 @@ from collections import defaultdict
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
+from tests.support.strategies import SHAPES, seed_strategies  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -334,6 +336,19 @@ def part_workers(args: argparse.Namespace) -> None:
         print(f"  {workers} gateway worker(s): {rate:.0f} req/s{ratio}")
 
 
+def roles_env(prefix: str, **settings: str) -> dict[str, str]:
+    """This environment without uBot's settings, for role processes under the Redis key ``prefix``
+    whose engine scans and delivers nothing (scanner and notifier processes do), and ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
+    env.update(
+        UBOT_CLUSTER_REDIS_PREFIX=prefix,
+        UBOT_CLUSTER_SCANNERS="external",
+        UBOT_CLUSTER_NOTIFIERS="external",
+        **settings,
+    )
+    return env
+
+
 def cluster_schema(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """(PostgreSQL URL of a new schema, Redis URL, key prefix, cleanup), or None without them."""
     import contextlib
@@ -347,77 +362,6 @@ def cluster_schema(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     stack = contextlib.ExitStack()
     space = stack.enter_context(private_space(postgres, redis_url, "ubot_bench"))
     return space.db_url, redis_url, space.prefix, stack.close
-
-
-#: The conditions of :func:`seed_strategies`, in turn: ``{x}`` a threshold drawn for each strategy.
-SHAPES = (
-    ("price > {x}", (1.0, 100_000.0)),
-    ("percent_change_1h > {x}", (-3.0, 3.0)),
-    ("percent_change_24h < {x}", (-10.0, 10.0)),
-    ("rsi(14) < {x}", (20.0, 40.0)),
-    ("ema(20) > price * {x}", (0.98, 1.02)),
-    ("price > sma(50) and volume_24h > {x}", (1e6, 1e9)),
-)
-
-
-def seed_strategies(db_url: str, count: int, top_n: int, per_user: int = 50) -> None:
-    """``count`` enabled strategies (``per_user`` a user, the API's most), written in bulk: users,
-    then strategies, ``insert_many`` in chunks inside one transaction each. Deliveries: none (an
-    alert is written and logged only)."""
-    import random
-
-    from ubot.models.db import open_database
-    from ubot.models.tables import Strategy, User
-    from ubot.rules import compile_condition
-
-    rng = random.Random(11)
-    db = open_database(db_url)
-    now = int(time.time() * 1000)
-    users = (count + per_user - 1) // per_user
-    with db.atomic():
-        rows = [
-            {
-                "username": f"bench{i}",
-                "email": f"bench{i}@example.com",
-                "password_hash": "-",
-                "created_at": now,
-                "password_changed_at": now,
-            }
-            for i in range(users)
-        ]
-        for start in range(0, len(rows), 1000):
-            User.insert_many(rows[start : start + 1000]).execute()
-    ids = [
-        u for (u,) in User.select(User.id).where(User.username.startswith("bench")).order_by(User.id).tuples()
-    ]
-    indicators = {}
-    for shape, _ in SHAPES:
-        called = compile_condition(shape.format(x=1)).indicators
-        indicators[shape] = sorted(str(call) for call in called)
-    rows = []
-    for k in range(count):
-        shape, (low, high) = SHAPES[k % len(SHAPES)]
-        rows.append(
-            {
-                "user": ids[k // per_user],
-                "name": f"s{k}",
-                "condition": shape.format(x=round(rng.uniform(low, high), 4)),
-                "indicators": indicators[shape],
-                "timeframe": "1m",
-                "symbols": None,
-                "top_n": top_n,
-                "channels": [],
-                "frequency": "once_per_crossing",
-                "cooldown_s": 0,
-                "enabled": True,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    with db.atomic():
-        for start in range(0, len(rows), 2000):
-            Strategy.insert_many(rows[start : start + 2000]).execute()
-    db.close()
 
 
 def scanner_beats(bus) -> dict[str, dict]:  # type: ignore[no-untyped-def]
@@ -466,13 +410,7 @@ def part_scanners(args: argparse.Namespace) -> None:
     from ubot.bus.redis_streams import RedisBus
 
     work = tempfile.mkdtemp(prefix="ubot-scale-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UBOT_")}
-    env.update(
-        UBOT_CLUSTER_REDIS_PREFIX=prefix,
-        UBOT_CLUSTER_SCANNERS="external",
-        UBOT_CLUSTER_NOTIFIERS="external",
-        UBOT_LOG_LEVEL="WARNING",
-    )
+    env = roles_env(prefix, UBOT_LOG_LEVEL="WARNING")
     base = [sys.executable, os.path.join(ROOT, "run.py"), "--config", os.path.join(ROOT, "settings.ini")]
     base += [
         "--db",

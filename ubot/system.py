@@ -52,6 +52,7 @@ from ubot.periodic import Periodic
 from ubot.scan import dryrun
 from ubot.scan.cost import Budgets
 from ubot.scan.messages import DisableStrategy
+from ubot.stopping import StopToken
 from ubot.users.manager import UserManager
 from ubot.users.market import LatestMarket
 
@@ -81,6 +82,9 @@ class Actors:
     telegram_updates: Poller | None = None
     #: Packs closed candles into blocks for bulk reads (``models/candle_blocks.py``): the engine's.
     packer: Periodic | None = None
+    #: Set first by :func:`stop_system`: long work that is no tick (planning every strategy at the
+    #: start, a crash's catch-up) is abandoned between chunks (``ubot/stopping.py``).
+    stop: StopToken = field(default_factory=StopToken)
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,7 @@ def start_system(
 ) -> Actors:
     clock = clock or SystemClock()
     alerts = alerts or AlertOptions()
+    stop = StopToken()
     monitor = Monitor.start(
         source.name,
         clock,
@@ -246,6 +251,7 @@ def start_system(
             load=closed_candles,
             snapshots=SnapshotReader(db),
             now_ms=lambda: int(clock.now() * 1000),
+            stop=stop,
         )
         if alerts.scan
         else None  # scanner processes scan (``[cluster] scanners = external``)
@@ -278,6 +284,7 @@ def start_system(
         # Maintenance on the wall clock, not the injected one: a test stepping a FakeClock steps
         # the ticks alone (the packer's beat is tested on its own, tests/models/test_candle_blocks.py).
         start_packing(db, SystemClock()),
+        stop,
     )
 
 
@@ -299,7 +306,10 @@ def telegram_poller(alerts: AlertOptions, users: pykka.ActorRef) -> Poller | Non
 
 
 def stop_system(actors: Actors, timeout: float = 30.0) -> None:
-    """Stop in order, waiting for each stage to finish what is already in its mailbox."""
+    """Stop in order, waiting for each stage to finish what is already in its mailbox: the tick in
+    flight is stored, candled, scanned and its alerts written; long work that is no tick is
+    abandoned (:attr:`Actors.stop`)."""
+    actors.stop.set()
     if actors.telegram_updates is not None:
         actors.telegram_updates.stop()
     if actors.packer is not None:

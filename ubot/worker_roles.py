@@ -48,6 +48,7 @@ from ubot.models.snapshots import SnapshotReader
 from ubot.models.tables import Meta
 from ubot.scan.assign import handed_over
 from ubot.scan.messages import DisableStrategy, ScannerStats, ScanStored
+from ubot.stopping import StopToken
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,16 @@ WATERMARK_KEPT_MS = 86_400_000
 
 @dataclass
 class RoleProcess:
-    """What a scanner or notifier process started, stopped in reverse order by :meth:`stop`."""
+    """What a scanner or notifier process started, stopped in reverse order by :meth:`stop`.
+    ``token``: set first, so that long work in progress ends between its chunks and the actors
+    drop what waits in their mailboxes (``ubot/stopping.py``): each stop then waits for no work."""
 
     member: str
     stops: list[Callable[[], object]] = field(default_factory=list)
+    token: StopToken = field(default_factory=StopToken)
 
     def stop(self) -> None:
+        self.token.set()
         for stop in reversed(self.stops):
             try:
                 stop()
@@ -89,12 +94,14 @@ class TickFeed:
         clock: Clock | None = None,
         watermark: Callable[[str], int | None] | None = None,
         prune: Callable[[tuple[str, ...], int], object] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         """``previous_snapshot(id)``: the id stored just before (``SnapshotReader.previous_id``);
         ``watermark(member)``: a scanner's scan watermark (default: read from ``meta``);
         ``prune(live, before_ms)``: delete the watermarks of the scanners gone since before
         ``before_ms`` (``models.alerts.prune_member_watermarks``), done at the first tick and when
-        the view of the scanners changes."""
+        the view of the scanners changes; ``stopping``: set when the process stops (no tick is
+        passed on after it, and a wait for the handed-over state ends)."""
         self.member = member
         self.scanner = scanner
         self.wait_s = wait_s
@@ -104,9 +111,11 @@ class TickFeed:
         self.prune = prune
         self.last: TickReady | None = None
         self.cursor: EntryId | None = None
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
 
     def deliver(self, batch: Batch) -> None:
+        if self.stopping.is_set():
+            return
         if batch.missed:
             log.warning("scanner: ticks were missed on the bus (Redis restarted?); scanning the next one")
         ticks = [(e.id, e.message) for e in batch.entries if isinstance(e.message, TickReady)]
@@ -213,6 +222,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
             pause_window_s=settings.notify.pause_window_s,
             pause=lambda strategy_id, reason: users.tell(DisableStrategy(strategy_id, reason)),
             shared_caps=True,
+            stop_token=running.token,
         )
         running.stops.append(_stop_actor(notifier))
         options = AlertOptions(
@@ -234,6 +244,7 @@ def start_scanner(settings: Settings) -> RoleProcess:
             snapshots=snapshots,
             shares=Shares(member),
             on_scan=scans.record,
+            stop=running.token,
         )
         running.stops.append(_stop_actor(scanner))
         feed = TickFeed(
@@ -242,8 +253,8 @@ def start_scanner(settings: Settings) -> RoleProcess:
             max(1.0, interval),
             snapshots.previous_id,
             prune=lambda live, before_ms: prune_member_watermarks(db, live, before_ms),
+            stopping=running.token,
         )
-        running.stops.append(feed.stopping.set)
         ticks = Relay(bus, TICKS, _in_thread(feed.deliver), after=ticks_from).start()
         running.stops.append(ticks.stop)
         strategies = follow_strategies(bus, users, scanner, strategies_from)

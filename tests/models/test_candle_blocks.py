@@ -25,6 +25,7 @@ from ubot.models.candle_blocks import (
 )
 from ubot.models.db import open_database
 from ubot.models.dryrun import DryRunReader
+from ubot.models.history import History
 from ubot.models.tables import Candle, CandleBlock, CandleBlockStale
 from ubot.scan import dryrun
 
@@ -196,3 +197,48 @@ def test_the_engine_packs_on_a_beat_of_its_own(db) -> None:
     finally:
         beat.close(join_s=10.0)
     assert not beat.thread.is_alive()
+
+
+def chart_rows(coin: int, timeframe: str, start: int | None, end: int | None, limit: int) -> list[tuple]:
+    """The chart's candles as the rows alone hold them (the latest ``limit`` in [start, end]): the reference."""
+    where = (Candle.coin == coin) & (Candle.timeframe == timeframe)
+    if start is not None:
+        where &= Candle.open_time >= start
+    if end is not None:
+        where &= Candle.open_time <= end
+    query = (
+        Candle.select(Candle.open_time, Candle.open, Candle.high, Candle.low, Candle.close)
+        .where(where)
+        .order_by(Candle.open_time.desc())
+        .limit(limit)
+        .tuples()
+    )
+    return list(reversed(list(query)))
+
+
+def test_the_chart_reads_the_same_candles_from_blocks_as_from_rows(db) -> None:
+    """``GET /v1/coins/{id}/candles`` reads through the BlockReader too (``models/history.py``):
+    the same candles before and after packing, as the rows alone hold them, across the gap (a
+    window of ``limit`` candles widened), a delisted coin, bounds on either side, a coin without
+    any."""
+    make_history(db)
+    day0 = NOW - NOW % DAY
+    cases = [
+        (None, None, 5000),
+        (None, None, 7),
+        (None, day0 - DAY + 5 * MINUTE, 300),  # the newest reach back over the gap
+        (day0 - 4 * DAY + 17 * MINUTE, day0 - 2 * DAY, 2000),
+        (day0 - 2 * DAY, day0 - 2 * DAY + DAY // 2, 10),  # inside the gap: none
+        (NOW - 3 * 3_600_000, None, 1),
+    ]
+    history = History(db)
+    for packed in (False, True):
+        if packed:
+            assert BlockPacker(db).pack_all() > 0
+        for coin in (1, 3408, 99):
+            for timeframe in TIMEFRAMES:
+                for start, end, limit in cases:
+                    got = history.candles(coin, timeframe, start, end, limit)
+                    expected = chart_rows(coin, timeframe, start, end, limit)
+                    assert got == expected, (packed, coin, timeframe, start, end, limit)
+                    assert all(type(c[0]) is int for c in got)

@@ -14,6 +14,7 @@ import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.trackers import assert_same_state
 from ubot.rules import IndicatorCall, indicators
 from ubot.rules.incremental import Tracker
 
@@ -198,3 +199,41 @@ def test_any_period_equals_the_windowed_reference_over_the_whole_history(data, n
     ):
         expected = indicators.FUNCTIONS[name](history, *args)
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=str(call))
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_seeding_whole_histories_equals_the_fold_and_ta_lib(seed):
+    """:meth:`Tracker.seed` (a start-up load: each coin's whole history at once, the recursions in C)
+    leaves the state that advancing one candle at a time leaves (tests/support/trackers.py), and
+    it stays so as candles follow; the values are TA-Lib's. Histories of every length around the
+    lookbacks and the windows' multiples, random walks with flat runs, a price that never moved."""
+    rng = np.random.default_rng(seed)
+    lengths = [1, 2, 3, 14, 15, 16, 19, 20, 21, 25, 26, 27, 33, 34, 35, 40, 41, 48, 49, 50, 51]
+    lengths += rng.integers(1, 700, 12).tolist()
+    series = [with_flat_runs(rng, n, 10.0 ** rng.uniform(-8, 4)) for n in lengths]
+    series.append(np.full(90, 42.0))
+    rows = np.arange(len(series))
+    folded, seeded = Tracker(CALLS), Tracker(CALLS)
+    for tracker in (folded, seeded):
+        tracker.grow(len(series))
+    for k in range(max(len(s) for s in series)):
+        moving = np.array([r for r in rows if k < len(series[r])])
+        folded.advance(moving, np.array([series[r][k] for r in moving]))
+    count = np.array([len(s) for s in series])
+    matrix = np.full((len(series), count.max()), np.nan)
+    for r, s in enumerate(series):
+        matrix[r, : len(s)] = s
+    order = rng.permutation(len(series))  # rows given in any order
+    seeded.seed(order, matrix[order], count[order])
+    assert_same_state(seeded, rows, folded, rows)
+    for call in CALLS:
+        closed = seeded.closed(call, rows)
+        for r in rows:
+            check(call, closed[r], series[r])
+    more = walk(rng, 60)
+    for k, price in enumerate(more):  # live candles after the seed
+        for tracker in (folded, seeded):
+            tracker.advance(rows, np.full(len(rows), price * (1 + 0.001 * rows)))
+        if k % 7 == 0:
+            assert_same_state(seeded, rows, folded, rows)
+    assert_same_state(seeded, rows, folded, rows)

@@ -5,6 +5,7 @@ import numpy as np
 import talib
 
 from tests.scan.support import MINUTE, T0, candles, snapshot, spec
+from tests.support.trackers import assert_same_state
 from ubot.market.candles import CandleRows
 from ubot.rules import IndicatorCall
 from ubot.scan.frame import Plan
@@ -149,3 +150,20 @@ def test_a_coin_entering_the_watched_coins_has_its_whole_history():
         assert frame.ids.tolist() == [order[0][0]]
     value = frame.indicators[("1m", False, IndicatorCall("rsi", (3,)))]
     np.testing.assert_allclose(value, talib.RSI(prices[3], 3)[-1:], rtol=1e-9)
+
+
+def test_the_start_up_load_seeds_what_folding_candle_by_candle_leaves():
+    """Every stored candle at once (coins without state: seeded, ``Tracker.seed``) against the same
+    candles a minute at a time (the live fold): the same state (tests/support/trackers.py), on random
+    walks with flat runs, gaps, coins listed late and prices from 1e-8 to 1e4."""
+    rows = market(2, coins=20, minutes=400)
+    live = IndicatorHistory("1m", CALLS)
+    for minute in sorted({t for _, t, _ in rows}):
+        live.add_closed(candles("1m", [r for r in rows if r[1] == minute]))
+    rebuilt = IndicatorHistory("1m", CALLS)
+    assert rebuilt.add_history([candles("1m", rows[: len(rows) // 2]), candles("1m", rows[len(rows) // 2 :])])
+    ids = np.unique([c for c, _, _ in rows])
+    assert_same_state(rebuilt.tracker, rebuilt.rows_for(ids), live.tracker, live.rows_for(ids))
+    np.testing.assert_array_equal(
+        rebuilt.last_closed[rebuilt.rows_for(ids)], live.last_closed[live.rows_for(ids)]
+    )

@@ -49,7 +49,7 @@ from typing import Any
 import pykka
 
 from ubot import metrics
-from ubot.actors.stage import not_fatal, unexpected
+from ubot.actors.stage import not_fatal, stopping, unexpected
 from ubot.clocks import Clock
 from ubot.models.alerts import PRUNE_BATCH, AlertStore, WrittenAlert
 from ubot.models.db import close_connection
@@ -81,6 +81,7 @@ from ubot.notify.outbox import (
 )
 from ubot.notify.words import Style, log_line, worded
 from ubot.periodic import Periodic
+from ubot.stopping import StopToken
 from ubot.timeutil import iso_from_ms
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class Notifier(pykka.ThreadingActor):
         pause_window_s: float = 3600.0,
         pause: Pause | None = None,
         shared_caps: bool = False,
+        stop_token: StopToken | None = None,
     ) -> None:
         """``claims``: share the outbox with other notifier processes (see the module's text);
         ``deliver=False``: write alerts, never send them (a scanner process).
@@ -159,8 +161,12 @@ class Notifier(pykka.ThreadingActor):
         none); ``pause_after_alerts`` alerts of one strategy within ``pause_window_s`` pause it:
         ``pause(strategy_id, reason)`` (the UserManager disables it). ``shared_caps``: other processes
         write alerts too (scanner processes): the caps are recounted from the database before each
-        tick's messages are admitted (``notify/caps.py``)."""
+        tick's messages are admitted (``notify/caps.py``). ``stop_token``: a scanner process's stop
+        (``ubot/stopping.py``): once set, the scan outcomes still in the mailbox are dropped, not
+        written (their strategies' scan marks stay where they were: whichever scanner scans them
+        next scans those snapshots again, ``scan/backlog.py``)."""
         super().__init__()
+        self.stop_token = stop_token
         self.store = store
         self.claims = claims
         self.deliver = deliver
@@ -274,6 +280,8 @@ class Notifier(pykka.ThreadingActor):
 
     @on_receive.register
     def _outcome(self, message: ScanOutcome) -> None:
+        if stopping(self):
+            return
         alerts = tuple(worded(alert, self.style, with_short=False) for alert in message.alerts)
         if self.shared_caps and alerts:
             self._recount(alerts)
@@ -333,6 +341,8 @@ class Notifier(pykka.ThreadingActor):
 
     @on_receive.register
     def _scanned(self, message: Scanned) -> None:
+        if stopping(self):  # its outcomes may have been dropped: the watermark stays
+            return
         self._flush()
         if self.unwritten:  # written after the outcomes it covers, or not at all
             self.watermark_waiting = max(self.watermark_waiting or 0, message.snapshot_id)

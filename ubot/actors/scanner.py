@@ -41,7 +41,7 @@ from typing import Any
 
 import pykka
 
-from ubot.actors.stage import not_fatal, tell_if_alive, unexpected
+from ubot.actors.stage import not_fatal, stopping, tell_if_alive, unexpected
 from ubot.messages import Candled
 from ubot.models.db import close_connection
 from ubot.models.snapshots import SnapshotReader
@@ -66,6 +66,7 @@ from ubot.scan.planner import Loader, ScanPlanner
 from ubot.scan.rounds import Round, ScanFigures
 from ubot.scan.seeding import SeedRunner
 from ubot.scan.worker import ScanWorker
+from ubot.stopping import Stopped, StopToken
 
 log = logging.getLogger(__name__)
 ASK_TIMEOUT = 60.0
@@ -79,9 +80,11 @@ class ScanWorkerActor(pykka.ThreadingActor):
         notifier: pykka.ActorRef | None,
         workers: int = 1,
         turn: threading.Lock | None = None,
+        stop_token: StopToken | None = None,
     ) -> None:
         super().__init__()
         self.index = index
+        self.stop_token = stop_token  # its process stops: the messages left are dropped
         self.turn = turn or contextlib.nullcontext()
         self.supervisor = supervisor
         self.notifier = notifier
@@ -93,6 +96,8 @@ class ScanWorkerActor(pykka.ThreadingActor):
 
     @on_receive.register
     def _set(self, message: SetStrategies) -> None:
+        if stopping(self):
+            return
         known = set(self.worker.entries)
         for user_id, specs in message.users.items():
             self.worker.replace_user(user_id, specs, message.forget)
@@ -113,6 +118,8 @@ class ScanWorkerActor(pykka.ThreadingActor):
 
     @on_receive.register
     def _scan(self, message: ScanTick) -> None:
+        if stopping(self):  # its outcome unwritten: the strategies' scan marks stay where they were
+            return
         started = time.perf_counter()
         frame = message.frame
         with self.turn:
@@ -167,6 +174,7 @@ class Scanner(pykka.ThreadingActor):
         background_seeding: bool = True,
         clock: Callable[[], float] = time.monotonic,
         on_scan: Callable[[ScannerStats], object] | None = None,
+        stop: StopToken | None = None,
     ) -> None:
         """``load``: candle history from the database; ``snapshots``: stored snapshots, to scan those
         a crash left unscanned (both None in tests without a database); ``timer``: seconds, for the
@@ -174,9 +182,18 @@ class Scanner(pykka.ThreadingActor):
         (``--role scanner``; None: every strategy); ``background_seeding``: new indicator series
         are seeded by a thread of their own (``scan/seeding.py``), never in a tick (False: in the
         tick that needs them); ``clock``: seconds, for the seeds' durations; ``on_scan``: called with
-        the figures after each scan (a scanner process's metrics: it has no Monitor)."""
+        the figures after each scan (a scanner process's metrics: it has no Monitor); ``stop``: its
+        process's stop (``ubot/stopping.py``): once set, long work (reading and planning every
+        strategy, a seed in the tick, reading stored candles) is abandoned between chunks. A scanner
+        process then drops every message left (its workers and Notifier too): the strategies' scan
+        marks stay where they were, and whoever scans them next scans those snapshots again. In
+        ``all`` and ``engine`` the tick in flight is scanned and written before the stop (the
+        graceful stop), unless work was abandoned: then nothing more is scanned, and the next
+        start catches up from the scan watermark."""
         super().__init__()
-        self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock)
+        self.process_stop = stop
+        self.abandoned = False  # on_start's reading of the strategies, abandoned at the stop
+        self.planner = ScanPlanner(workers, load, background=background_seeding, clock=clock, stop=stop)
         self.seeding: SeedRunner | None = None
         self.snapshots = snapshots
         self.shares = shares
@@ -205,16 +222,28 @@ class Scanner(pykka.ThreadingActor):
             self.seeding = SeedRunner(self.planner.seeder, lambda: tell_if_alive(me, SeedsReady()))
             self.seeding.start()
         self.pool = [
-            ScanWorkerActor.start(i, me, self.notifier, self.planner.workers)
+            ScanWorkerActor.start(i, me, self.notifier, self.planner.workers, stop_token=self.stop_token)
             for i in range(self.planner.workers)
         ]
         if self.users is not None:
-            everyone = self.users.ask(WatchStrategies(me), timeout=ASK_TIMEOUT)
-            if self.shares is not None:
-                everyone = self.shares.set_all(everyone)
-            for worker, message in self.planner.set_all(everyone).items():
-                self.pool[worker].tell(message)
+            try:
+                everyone = self.users.ask(WatchStrategies(me, self.process_stop), timeout=ASK_TIMEOUT)
+                if self.shares is not None:
+                    everyone = self.shares.set_all(everyone)
+                for worker, message in self.planner.set_all(everyone).items():
+                    self.pool[worker].tell(message)
+            except Stopped:
+                self.abandoned = True  # the process stops before the strategies were all read or planned
+                return
             log.info("scanner: %d strategies over %d workers", len(self.planner.specs), len(self.pool))
+
+    @property
+    def stop_token(self) -> StopToken | None:
+        """The token that makes ``not_fatal`` drop this actor's messages (``actors/stage.py``): a
+        scanner process's at once; in ``all`` and ``engine`` once some work was abandoned."""
+        if self.shares is not None or self.abandoned or self.planner.abandoned:
+            return self.process_stop
+        return None
 
     def on_stop(self) -> None:
         if self.seeding is not None:
@@ -311,6 +340,11 @@ class Scanner(pykka.ThreadingActor):
     def _next(self) -> None:
         """Start the next waiting scan, if any. A live tick with no strategy to scan is done at once."""
         while True:
+            if self.process_stop is not None and self.process_stop.stopping and self.backlog.catch_up:
+                # The snapshots a crash left unscanned come before the live tick: the next start scans
+                # them (from the scan watermark), and this one after them.
+                self.abandoned = True
+                return
             # a scan's time includes building its frame, and the indicator state's work since the last
             # scan (the candles folded in, a history seeded from the database)
             started = self.timer()
@@ -423,7 +457,7 @@ class Scanner(pykka.ThreadingActor):
         self.figures.worker_restarts += 1
         log.error("scan worker %d died (%s); restarting it with its strategies", index, message.reason)
         self.pool[index] = ScanWorkerActor.start(
-            index, self.actor_ref, self.notifier, self.planner.workers, self.turn
+            index, self.actor_ref, self.notifier, self.planner.workers, self.turn, self.stop_token
         )
         self.pool[index].tell(self.planner.restart(index))
         scan = self.round

@@ -19,6 +19,7 @@ import pykka
 from ubot.messages import Fetched, TickDone
 from ubot.models.db import close_connection
 from ubot.schedule import Tick
+from ubot.stopping import Stopped
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +33,28 @@ def unexpected(actor: object, message: Any) -> NoReturn:
 
 
 def not_fatal(handler: Callable[[A, M], None]) -> Callable[[A, M], None]:
-    """For a told message nobody waits on: a failure is logged and the actor stays up for the next."""
+    """For a told message nobody waits on: a failure is logged and the actor stays up for the next.
+    An actor with a ``stop_token`` (``ubot/stopping.py``) drops its messages once its process stops,
+    and a handler that raises :class:`~ubot.stopping.Stopped` ends quietly: its stop comes next."""
 
     @functools.wraps(handler)
     def guarded(actor: A, message: M) -> None:
+        if stopping(actor):
+            return
         try:
             handler(actor, message)
+        except Stopped:
+            log.debug("%s: %s abandoned, the process stops", type(actor).__name__, type(message).__name__)
         except Exception:  # noqa: BLE001 - logged; the next message comes again
             log.exception("%s: %s failed", type(actor).__name__, type(message).__name__)
 
     return guarded
+
+
+def stopping(actor: object) -> bool:
+    """Whether ``actor``'s process is stopping (its ``stop_token`` set; never without one)."""
+    token = getattr(actor, "stop_token", None)
+    return token is not None and token.stopping
 
 
 @functools.singledispatch

@@ -57,7 +57,7 @@ class UserManagerActor(pykka.ThreadingActor):
     @on_receive.register
     def _watch(self, message: WatchStrategies) -> Any:
         self.scanner = message.scanner
-        return self.manager.all_specs()
+        return self.manager.all_specs(message.stop)
 
     @on_receive.register
     def _tell_releases(self, message: TellReleases) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import json
 import os
 import shutil
@@ -280,10 +281,13 @@ class GatewayServer(BaseApplication):
         on_stopping: Callable[[], None] | None = None,
         request_timeout_s: float = 10.0,
         workers: int = 1,
+        freeze_at_exit: bool = False,
     ) -> None:
         """``threads`` is the app's pool (``create_app``), not gunicorn's: only logged here.
-        ``workers``: gunicorn worker processes, each calling ``make_app`` after its fork."""
+        ``workers``: gunicorn worker processes, each calling ``make_app`` after its fork.
+        ``freeze_at_exit``: see :meth:`_exit`."""
         self._workers = workers
+        self._freeze_at_exit = freeze_at_exit
         self._bind = bind
         self._threads = threads
         self._request_timeout_s = request_timeout_s
@@ -310,7 +314,7 @@ class GatewayServer(BaseApplication):
             "loglevel": self._loglevel.lower(),
             "accesslog": None,
             "proc_name": "ubot",
-            "worker_exit": lambda server, worker: self._on_exit(),
+            "worker_exit": lambda server, worker: self._exit(),
             "post_worker_init": self._set_deadline,
             "child_exit": worker_died,
             "worker_int": lambda worker: self._stopping(),  # SIGINT, SIGQUIT, and SIGTERM (GatewayWorker)
@@ -322,6 +326,15 @@ class GatewayServer(BaseApplication):
 
     def load(self) -> Any:
         return self._make_app()
+
+    def _exit(self) -> None:
+        """The worker's end: ``on_exit``, then with ``freeze_at_exit`` the objects left frozen
+        (``gc.freeze``, see ``run.py: freeze_leftovers``)."""
+        try:
+            self._on_exit()
+        finally:
+            if self._freeze_at_exit:
+                gc.freeze()
 
     def _stopping(self) -> None:
         if self._on_stopping is not None:

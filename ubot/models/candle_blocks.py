@@ -26,7 +26,10 @@ a (coin, timeframe) pair's blocks up to the block of the pair's newest stored ca
 
 **Readers** (:class:`BlockReader`): the whole blocks inside the range from ``candle_block``, the rest
 (the partial blocks at either end, blocks not packed yet or stale) from the candle rows, one range
-read each, concatenated in time order: the same candles as reading the rows alone.
+read per range and up to 500 coins (the coins of a read mostly share their ranges: blocks are
+aligned on the epoch), concatenated by coin in time order: the same candles as reading the rows
+alone. The dry run (``models/dryrun.py``) and the Scanner's seeds (``models/closes.py``) read
+through it.
 """
 
 from __future__ import annotations
@@ -331,25 +334,31 @@ class BlockReader:
                 sql, params = query.sql()
                 for coin, start, n, *blobs in self._db.execute_sql(sql, params):
                     blocks.setdefault(coin, []).append((start, n, blobs))
-        rows = self._rows_query(timeframe, fields)
-        coin_parts: list[np.ndarray] = []
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in fields}
+        pieces: dict[int, list[tuple[int, int, list | None]]] = {}  # coin -> (lo, hi, blobs or rows)
+        wanted: dict[tuple[int, int], list[int]] = {}  # a range of rows -> the coins that need it
         for coin in ids:
-            cursor = after_ms
-            pieces: list[tuple[str, object]] = []
+            cursor, mine = after_ms, []
+            pieces[coin] = mine
             for start, _, blobs in blocks.get(coin, ()):
                 if start > cursor:
-                    pieces.append(("rows", (cursor, start)))
-                pieces.append(("block", blobs))
+                    mine.append((cursor, start, None))
+                    wanted.setdefault((cursor, start), []).append(coin)
+                mine.append((start, start + length, blobs))
                 cursor = start + length
             if cursor < before_ms:
-                pieces.append(("rows", (cursor, before_ms)))
-            for kind, piece in pieces:
-                if kind == "block":
-                    columns = [unpack(blob, name) for blob, name in zip(piece, fields, strict=True)]  # type: ignore[arg-type]
+                mine.append((cursor, before_ms, None))
+                wanted.setdefault((cursor, before_ms), []).append(coin)
+        found = self._rows(timeframe, wanted, fields)
+        coin_parts: list[np.ndarray] = []
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in fields}
+        for coin, mine in pieces.items():
+            for lo, hi, blobs in mine:
+                if blobs is not None:
+                    columns = [unpack(blob, name) for blob, name in zip(blobs, fields, strict=True)]
                 else:
-                    lo, hi = piece  # type: ignore[misc]
-                    matrix = rows(coin, lo, hi)
+                    matrix = found.get((coin, lo, hi))
+                    if matrix is None:
+                        continue
                     columns = [matrix[:, i].astype(COLUMNS[name]) for i, name in enumerate(fields)]
                 if len(columns[0]):
                     coin_parts.append(np.full(len(columns[0]), coin, dtype=np.int64))
@@ -360,24 +369,34 @@ class BlockReader:
         out = {name: np.concatenate(parts[name]).astype(COLUMNS[name][1:], copy=False) for name in fields}
         return np.concatenate(coin_parts), out
 
-    def _rows_query(self, timeframe: str, fields: Sequence[str]):
-        """A function reading one coin's rows of ``fields`` in ``[lo, hi)`` as a float64 matrix: one
-        range read of the candle table's keys (its covering index, for ``close`` and ``last_ts``)."""
-        query = (
-            Candle.select(*(getattr(Candle, name) for name in fields))
-            .where(
-                (Candle.coin == 0)
-                & (Candle.timeframe == timeframe)
-                & (Candle.open_time >= 1)
-                & (Candle.open_time < 2)
-            )
-            .order_by(Candle.open_time)
-        )
-        sql, params = query.sql()
-        at_coin, at_lo, at_hi = params.index(0), params.index(1), params.index(2)
-
-        def read(coin: int, lo: int, hi: int) -> np.ndarray:
-            params[at_coin], params[at_lo], params[at_hi] = coin, lo, hi
-            return _matrix(self._db.execute_sql(sql, params), len(fields))
-
-        return read
+    def _rows(
+        self, timeframe: str, wanted: dict[tuple[int, int], list[int]], fields: Sequence[str]
+    ) -> dict[tuple[int, int, int], np.ndarray]:
+        """The rows of ``fields`` of each range ``[lo, hi)`` for the coins that need it, by (coin, lo,
+        hi), each a float64 matrix: one range read of the candle table's keys (its covering index,
+        for ``close`` and ``last_ts``) per range and up to 500 coins, whatever the number of coins
+        (blocks are aligned on the epoch, so the coins of a read mostly share their ranges)."""
+        out: dict[tuple[int, int, int], np.ndarray] = {}
+        for (lo, hi), coins in wanted.items():
+            for begin in range(0, len(coins), 500):
+                query = (
+                    Candle.select(Candle.coin, *(getattr(Candle, name) for name in fields))
+                    .where(
+                        Candle.coin.in_(coins[begin : begin + 500])
+                        & (Candle.timeframe == timeframe)
+                        & (Candle.open_time >= lo)
+                        & (Candle.open_time < hi)
+                    )
+                    .order_by(Candle.coin, Candle.open_time)
+                )
+                sql, params = query.sql()
+                matrix = _matrix(self._db.execute_sql(sql, params), 1 + len(fields))
+                if not len(matrix):
+                    continue
+                coin_of = matrix[:, 0].astype(np.int64)
+                cuts = np.flatnonzero(np.diff(coin_of)) + 1
+                for first, part in zip(
+                    np.append(0, cuts).tolist(), np.split(matrix[:, 1:], cuts), strict=True
+                ):
+                    out[(int(coin_of[first]), lo, hi)] = part
+        return out

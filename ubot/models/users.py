@@ -15,6 +15,8 @@ from ubot.models.alerts import cancel_deliveries, release_held
 from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import Destination, Session, Strategy, User, UserSettings
 
+#: Strategy ids per ``UPDATE … WHERE id IN (…)`` of :meth:`UserStore.record_errors`.
+ERRORS_CHUNK = 1000
 SETTINGS_COLUMNS = tuple(
     f.name for f in UserSettings._meta.sorted_fields if f.name not in ("user", "muted_until")
 )
@@ -295,6 +297,12 @@ class UserStore:
             query = query.where(Strategy.user == user_id)
         return list(query.order_by(Strategy.id))
 
+    def each_enabled_strategy(self) -> Iterator[Strategy]:
+        """Every user's enabled strategies, by id, one row at a time (tens of thousands: a caller can
+        stop between them)."""
+        query = Strategy.select().where(Strategy.enabled == True)  # noqa: E712 - SQL, not Python
+        return query.order_by(Strategy.id).iterator()
+
     def enabled_scopes(self) -> list[tuple[int, int, list[str], list[str] | None, int | None]]:
         """``(id, user id, indicators, symbols, top_n)`` of every enabled strategy: what its scan
         cost is computed from (``ubot/scan/cost.py``), without the other columns."""
@@ -331,12 +339,18 @@ class UserStore:
         return row.user_id
 
     def record_errors(self, errors: Mapping[int, str | None], now_ms: int) -> None:
-        """Each strategy's runtime error (None: it has none any more), for its owner to read."""
+        """Each strategy's runtime error (None: it has none any more), for its owner to read. One
+        update per distinct error and chunk of ids: a scanner that takes over tens of thousands of
+        strategies notes the same few texts on each ("waiting for a seed"), in a moment."""
+        by_error: dict[str | None, list[int]] = {}
+        for strategy_id, error in errors.items():
+            by_error.setdefault(error, []).append(strategy_id)
         with writing(self.db):
-            for strategy_id, error in errors.items():
-                Strategy.update(last_error=error, last_error_at=None if error is None else now_ms).where(
-                    Strategy.id == strategy_id
-                ).execute()
+            for error, ids in by_error.items():
+                for start in range(0, len(ids), ERRORS_CHUNK):
+                    Strategy.update(last_error=error, last_error_at=None if error is None else now_ms).where(
+                        Strategy.id.in_(ids[start : start + ERRORS_CHUNK])
+                    ).execute()
 
     def strategy(self, user_id: int, strategy_id: int) -> Strategy | None:
         return Strategy.get_or_none((Strategy.user == user_id) & (Strategy.id == strategy_id))

@@ -15,16 +15,25 @@ Fed a coin's whole history, candle by candle, the values are those of the window
 whole history, which are TA-Lib's (``talib.EMA``, ``RSI``, ``MACD``, ``SMA``, ``BBANDS``, ``MAX``,
 ``MIN``), with one documented difference: an RSI whose price never moved is 50 (TA-Lib says 0).
 A value needs exactly :func:`ubot.rules.indicators.lookback` candles, the open one included.
+
+A coin's whole stored history is not folded in one candle at a time: :meth:`Tracker.seed` sets the
+state of coins that have none from their closes at once. The recursive states (EMA, RSI, MACD) run
+the same recursions over the whole history in C (:func:`~ubot.rules.indicators.ema_from`, the final
+state kept), equal to the candle-by-candle fold to rounding (the fold's ``(x - y) * k + y`` and the
+filter's ``k * x + (1 - k) * y`` differ in the last bits); their seed sums are the fold's own
+sequential sums. The windowed states (SMA, bands, highest, lowest) depend only on the closes since
+the last multiple of ``n`` candles and the ``n`` before: those (under ``2n`` per coin) are folded
+one at a time, so they are the fold's bit for bit.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ubot.rules.indicators import MACD_FAST, MACD_SIGNAL, MACD_SLOW
+from ubot.rules.indicators import MACD_FAST, MACD_SIGNAL, MACD_SLOW, ema_from
 from ubot.rules.language import IndicatorCall
 
 #: past(k): the close k candles before the one being folded in, per row (NaN where there is none).
@@ -66,6 +75,17 @@ class Closes:
             out.ring[rows[have], at % out.capacity] = self.ring[rows[have], at % self.capacity]
         return out
 
+    def fill(self, rows: np.ndarray, closes: np.ndarray, count: np.ndarray) -> None:
+        """Rows that held no close: row ``rows[i]`` has closed ``count[i]`` candles, its closes
+        ``closes[i, :count[i]]`` (left-aligned), of which the ring keeps the newest, as :meth:`push`
+        one at a time would."""
+        self.count[rows] = count
+        keep = min(self.capacity, closes.shape[1])
+        index = count[:, np.newaxis] - keep + np.arange(keep)  # the newest ``keep`` candles
+        have = index >= 0
+        which, at = np.nonzero(have)
+        self.ring[rows[which], index[have] % self.capacity] = closes[which, index[have]]
+
     def newest(self, rows: np.ndarray, n: int) -> np.ndarray:
         """``len(rows) x n``: each row's newest ``n`` closes, oldest first (rows with ``n`` of them)."""
         columns = (self.count[rows][:, np.newaxis] - n + np.arange(n)) % self.capacity
@@ -101,6 +121,29 @@ class State:
 
     def take(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {name: array[rows] for name, array in self.arrays.items()}
+
+    def take_over(self, rows: np.ndarray, other: State) -> None:
+        """Row ``i`` of ``other`` (a state of ``len(rows)`` rows) becomes row ``rows[i]`` here."""
+        self.put(rows, other.arrays)
+
+    def seed(self, rows: np.ndarray, closes: np.ndarray, count: np.ndarray) -> None:
+        """Rows that closed no candle yet (:meth:`Tracker.seed`): row ``rows[i]`` closes ``count[i]``
+        candles, ``closes[i, :count[i]]``. Here (a windowed state of period ``n``): the state after
+        the last multiple of ``n`` candles is a function of the ``n`` closes before it alone (re-summed,
+        or a complete block), so only each row's newest ``n + count % n`` candles are folded, one at
+        a time: the same state, bit for bit, as folding them all."""
+        n = self.n
+        tail = np.minimum(count, n + count % n)
+        skip = count - tail
+        part = self.moved(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), len(rows))
+        ring = Closes(self.need)
+        ring.grow(len(rows))
+        local = np.arange(len(rows))
+        for j in range(int(tail.max(initial=0))):
+            on = local[tail > j]
+            ring.push(on, closes[on, skip[on] + j])
+            part.advance(on, ring)
+        self.take_over(rows, part)
 
     def put(self, rows: np.ndarray, values: dict[str, np.ndarray]) -> None:
         for name, value in values.items():
@@ -145,6 +188,38 @@ def _ema_step(count: np.ndarray, x: np.ndarray, n: int, value: np.ndarray, total
     return np.where(seeded, total / n, np.where(count >= start + n, stepped, np.nan)), total
 
 
+def _recursion(
+    series: np.ndarray, n: int, alpha: float, count: np.ndarray, start: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`_ema_step` computes one element at a time, over every element of each row of
+    ``series`` (rows x elements, element ``i`` (1-based) in column ``i - 1``) at once: the value after
+    each element (NaN before the seed: the sum of elements ``start .. start + n - 1``, over ``n``;
+    then ``alpha`` recursive steps, in C), and each row's seed total after its first ``count``
+    elements (summed in order, as the state sums them)."""
+    rows, length = series.shape
+    first, seed_at = start - 1, start + n - 2  # 0-based columns
+    sums = np.cumsum(series[:, first : first + n], axis=1)
+    taken = np.clip(count - first, 0, sums.shape[1])  # elements summed so far
+    total = np.zeros(rows)
+    if sums.shape[1]:
+        total = np.where(taken > 0, sums[np.arange(rows), np.maximum(taken - 1, 0)], 0.0)
+    out = np.full((rows, length), np.nan)
+    if seed_at < length:
+        seed = sums[:, n - 1] / n
+        out[:, seed_at] = seed
+        if seed_at + 1 < length:
+            out[:, seed_at + 1 :] = ema_from(seed, series[:, seed_at + 1 :], alpha)
+    return out, total
+
+
+def _after(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Each row's value after its first ``count`` elements (column ``count - 1``; NaN for none)."""
+    if values.shape[1] == 0:
+        return np.full(len(count), np.nan)
+    at = np.clip(count - 1, 0, values.shape[1] - 1)
+    return np.where(count >= 1, values[np.arange(len(count)), at], np.nan)
+
+
 class Ema(State):
     FILL = {"value": np.nan, "total": 0.0}
 
@@ -155,6 +230,10 @@ class Ema(State):
     def step(self, count, x, past, s):
         value, total = _ema_step(count, x, self.n, s["value"], s["total"])
         return {"value": value, "total": total}
+
+    def seed(self, rows, closes, count):
+        values, total = _recursion(closes, self.n, 2.0 / (self.n + 1), count)
+        self.put(rows, {"value": _after(values, count), "total": total})
 
     def read(self, call, s, count):
         return s["value"]
@@ -184,6 +263,17 @@ class Rsi(State):
             smoothed = (s[name] * (n - 1) + move) / n
             out[name] = np.where(moves == n, out[total] / n, np.where(moves > n, smoothed, np.nan))
         return out
+
+    def seed(self, rows, closes, count):
+        moves = np.diff(closes, axis=1)  # move m (1-based) of a row: column m - 1
+        out = {}
+        for name, total, move in (
+            ("gain", "gains", np.maximum(moves, 0.0)),
+            ("loss", "losses", np.maximum(-moves, 0.0)),
+        ):
+            values, out[total] = _recursion(move, self.n, 1.0 / self.n, count - 1)
+            out[name] = _after(values, count - 1)
+        self.put(rows, out)
 
     def read(self, call, s, count):
         total = s["gain"] + s["loss"]
@@ -220,6 +310,26 @@ class Macd(State):
             "slow_total": slow_total,
             "signal_total": signal_total,
         }
+
+    def seed(self, rows, closes, count):
+        slow, slow_total = _recursion(closes, MACD_SLOW, 2.0 / (MACD_SLOW + 1), count)
+        fast, fast_total = _recursion(
+            closes, MACD_FAST, 2.0 / (MACD_FAST + 1), count, MACD_SLOW - MACD_FAST + 1
+        )
+        lines = count - MACD_SLOW + 1
+        line = (fast - slow)[:, MACD_SLOW - 1 :]  # line i (1-based) is candle MACD_SLOW - 1 + i's
+        signal, signal_total = _recursion(line, MACD_SIGNAL, 2.0 / (MACD_SIGNAL + 1), lines)
+        self.put(
+            rows,
+            {
+                "fast": _after(fast, count),
+                "slow": _after(slow, count),
+                "signal": _after(signal, lines),
+                "fast_total": fast_total,
+                "slow_total": slow_total,
+                "signal_total": signal_total,
+            },
+        )
 
     def read(self, call, s, count):
         return s["signal"] if call.name == "macd_signal" else s["fast"] - s["slow"]
@@ -318,6 +428,10 @@ class Extreme(State):
         out.suffix[to_rows] = self.suffix[from_rows]
         return out
 
+    def take_over(self, rows, other):
+        super().take_over(rows, other)
+        self.suffix[rows] = other.suffix
+
     def advance(self, rows, closes):
         count, y = closes.count[rows], self.sign * closes.back(rows, 0)
         prefix = self.arrays["prefix"]
@@ -355,6 +469,9 @@ class Change(State):
 
     def advance(self, rows, closes):
         pass
+
+    def seed(self, rows, closes, count):
+        pass  # the ring is the state
 
     def _change(self, x: np.ndarray, before: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -443,6 +560,22 @@ class Tracker:
         with np.errstate(all="ignore"):
             for state in self.states.values():
                 state.advance(rows, self.closes)
+
+    def seed(self, rows: np.ndarray, closes: np.ndarray, count: np.ndarray) -> None:
+        """Whole histories of rows that closed no candle yet: row ``rows[i]`` (distinct) closes
+        ``count[i]`` (at least 1) candles, ``closes[i, :count[i]]`` (rows x candles, left-aligned, NaN
+        after). The same state as :meth:`advance` with one candle at a time (see the module's text),
+        at a cost that does not grow with the candles one at a time."""
+        for _ in self.seeding(rows, closes, count):
+            pass
+
+    def seeding(self, rows: np.ndarray, closes: np.ndarray, count: np.ndarray) -> Iterator[int]:
+        """:meth:`seed` one state at a time, yielding after each (a seed job's steps)."""
+        self.closes.fill(rows, closes, count)
+        for state in self.states.values():
+            with np.errstate(all="ignore"):
+                state.seed(rows, closes, count)
+            yield 1
 
     def closed(self, call: IndicatorCall, rows: np.ndarray) -> np.ndarray:
         """``call`` over each row's closed candles."""

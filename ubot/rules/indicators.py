@@ -78,9 +78,17 @@ def seeded_ema(values: np.ndarray, n: int, alpha: float) -> np.ndarray:
         seed = values[group, at - n + 1 : at + 1].mean(axis=1)
         out[group, at] = seed
         if at + 1 < length:
-            zi = (seed * (1.0 - alpha))[:, np.newaxis]  # the seed's share of the first step
-            out[group, at + 1 :] = lfilter([alpha], [1.0, alpha - 1.0], values[group, at + 1 :], zi=zi)[0]
+            out[group, at + 1 :] = ema_from(seed, values[group, at + 1 :], alpha)
     return out
+
+
+def ema_from(start: np.ndarray, values: np.ndarray, alpha: float) -> np.ndarray:
+    """``y = alpha * x + (1 - alpha) * y_prev`` over each row of ``values`` (series x time), from
+    ``y_prev = start`` (one per row): every step's value, the recursion in C (``scipy.signal.lfilter``,
+    ``start`` its initial condition). :func:`seeded_ema` and the live state's seeding
+    (:meth:`ubot.rules.incremental.Tracker.seed`) both run it."""
+    zi = (np.asarray(start, dtype=np.float64) * (1.0 - alpha))[:, np.newaxis]  # the start's share of step 1
+    return lfilter([alpha], [1.0, alpha - 1.0], values, zi=zi)[0]
 
 
 def sma(closes: np.ndarray, n: int) -> np.ndarray:

@@ -10,9 +10,10 @@ differ only in their literals are evaluated as one group (``scan/groups.py``). M
   series over 1,000 coins: 97 ms a tick, 50 series: 10 ms), and not with the period (``sma(200)``
   costs what ``sma(2)`` does);
 * the history enters once, when a series first appears: its state is seeded from every stored
-  closed candle of the coin, about 0.12 µs per series-coin and candle (500 series x 1,000 coins x
-  1,000 candles: 58 s; 50 series: 4.8 s), so a budget on series-coins bounds that seed too, in
-  proportion to the history stored;
+  closed candle of the coin, at most about 0.1 µs per series-coin and candle since the recursions
+  run in C (``bench/seeding.py``: 1,000 coins x 5,000 candles, ``rsi(14)`` 0.24 s, ``sma(200)``
+  0.42 s; one candle at a time it was 0.12-0.4 µs: 500 series x 1,000 coins x 1,000 candles 58 s),
+  so a budget on series-coins bounds that seed too, in proportion to the history stored;
 * memory: a few floats per series-coin, plus, per coin and timeframe, a ring of the newest closes
   as long as the longest window (``sma``, Bollinger bands, ``highest``/``lowest``, ``change``).
 
@@ -38,7 +39,8 @@ from ubot.rules.language import IndicatorCall
 
 #: ``[scanner] user_budget``: a user's enabled strategies, in series-coins. 50 strategies with one
 #: indicator each over the top 1,000 coins fit (50 x 1,000 x 2); at the budget a tick's scan takes
-#: about 20 ms, and a fresh seed from 1,000 stored candles about 20 s (bench/abuse.py).
+#: about 20 ms, and a fresh seed from 1,000 stored candles took about 20 s (bench/abuse.py) when
+#: seeds folded one candle at a time; several times less since they run in C.
 USER_BUDGET = 100_000
 #: ``[scanner] server_budget``: everyone's enabled strategies, in series-coins: ten users at their
 #: budget, about 200 ms of scan work a tick on 2 cores (the target is 250 ms), before any sharing.

@@ -6,8 +6,9 @@ A closed candle advances the states once; a frame reads each value on the closed
 the open candle as the newest one (its close is the latest price), in O(1) per coin either way.
 
 Seeded from the coin's whole stored history (:meth:`add_closed` with every stored closed candle: a
-seed job reads them from the candle table for the calls not tracked yet, ``scan/seeding.py``, and
-:meth:`adopt` hands their states to the live history), then advanced by the candles the OHLC stage reports closed each tick, so a value is the one
+seed job reads them, blocks and rows, for the calls not tracked yet, ``scan/seeding.py``; a coin
+without state takes its whole history at once, :meth:`~ubot.rules.incremental.Tracker.seed`, and
+:meth:`adopt` hands the states to the live history), then advanced by the candles the OHLC stage reports closed each tick, so a value is the one
 over the coin's whole history, whatever its length. A candle older than or equal to the coin's last
 closed one is ignored, so the start-up load and the first ticks may overlap safely. A missing candle
 (a gap) is simply not there: the coin's next candle follows its previous one.
@@ -23,9 +24,15 @@ from ubot.market.candles import CandleRows
 from ubot.rules import IndicatorCall
 from ubot.rules.incremental import Tracker
 
-#: A catch-up (the start-up load) is folded in column by column over a coins x candles matrix of at
-#: most this many cells, so its memory stays bounded whatever the history's length.
-FOLD_CELLS = 4_000_000
+#: A catch-up of coins that have state already is folded in column by column over a coins x candles
+#: matrix of at most this many cells, so its memory stays bounded whatever the history's length; the
+#: start-up load's chunks are joined up to this many candles (:meth:`IndicatorHistory.add_history`).
+FOLD_CELLS = 1_000_000
+#: Coins without state are seeded (:meth:`~ubot.rules.incremental.Tracker.seed`) from coins x candles
+#: matrices of at most this many cells (each recursion keeps a few matrices of this size at once).
+#: Seeding one state over such a matrix takes 2-17 ms on the development machine (``sma(20)``,
+#: ``rsi(14)``): counted as one unit of work a cell, as the fold counts one per candle and state.
+SEED_CELLS = 250_000
 
 
 class IndicatorHistory:
@@ -78,9 +85,12 @@ class IndicatorHistory:
         bounded number of steps at a time."""
         if len(candles) == 0:
             return 0
-        order = np.lexsort((candles.open_time, candles.coin_ids))
-        ids, times, closes = candles.coin_ids[order], candles.open_time[order], candles.close[order]
-        unique, first = np.unique(ids, return_index=True)
+        ids, times, closes = candles.coin_ids, candles.open_time, candles.close
+        if not _in_order(ids, times):  # a load reads them in order already
+            order = np.lexsort((times, ids))
+            ids, times, closes = ids[order], times[order], closes[order]
+        first = np.flatnonzero(np.append(True, ids[1:] != ids[:-1]))
+        unique = ids[first]
         rows_of = np.fromiter((self._row(c) for c in unique.tolist()), dtype=np.int64, count=len(unique))
         rows = np.repeat(rows_of, np.diff(np.append(first, len(ids))))
         fresh = times > self.last_closed[rows]
@@ -95,7 +105,11 @@ class IndicatorHistory:
             self.tracker.advance(rows, closes)
             yield len(rows) * len(self.tracker.states)
         else:
-            yield from self._fold(rows, closes, starts, counts)
+            new = self.tracker.closes.count[rows[starts]] == 0  # coins without any state yet
+            if new.any():
+                yield from self._seed(rows, closes, starts[new], counts[new])
+            if not new.all():
+                yield from self._fold(rows, closes, starts[~new], counts[~new])
         self.last_closed[rows[starts + counts - 1]] = times[starts + counts - 1]
         return len(rows)
 
@@ -115,24 +129,24 @@ class IndicatorHistory:
             added += self.add_closed(joined(pending))
         return added
 
+    def _seed(
+        self, rows: np.ndarray, closes: np.ndarray, starts: np.ndarray, counts: np.ndarray
+    ) -> Iterator[int]:
+        """Whole histories of coins without any state: coins x candles matrices of at most about
+        :data:`SEED_CELLS` (each coin's candles left-aligned), each state seeded over a whole
+        matrix at once (:meth:`~ubot.rules.incremental.Tracker.seeding`); yields after each."""
+        for group, matrix in _matrices(closes, starts, counts, SEED_CELLS):
+            for _ in self.tracker.seeding(rows[starts[group]], matrix, counts[group]):
+                yield matrix.size  # one state seeded
+
     def _fold(
         self, rows: np.ndarray, closes: np.ndarray, starts: np.ndarray, counts: np.ndarray
     ) -> Iterator[int]:
         """Several candles per coin: coins x candles matrices (each coin's candles left-aligned, the
         longest histories first), advanced one column at a time over the coins that have it."""
-        by_length = np.argsort(-counts, kind="stable")
         states = max(1, len(self.tracker.states))
-        done = 0
-        while done < len(by_length):
-            longest = int(counts[by_length[done]])
-            group = by_length[done : done + max(1, FOLD_CELLS // longest)]
-            done += len(group)
-            lengths = counts[group]
-            matrix = np.full((len(group), longest), np.nan)
-            mask = np.arange(longest) < lengths[:, np.newaxis]
-            matrix[mask] = closes[
-                np.concatenate([np.arange(s, s + c) for s, c in zip(starts[group], lengths)])
-            ]
+        for group, matrix in _matrices(closes, starts, counts, FOLD_CELLS):
+            longest, lengths = matrix.shape[1], counts[group]
             group_rows = rows[starts[group]]
             active = np.searchsorted(-lengths, -np.arange(longest), side="left")  # coins with column j
             for j in range(longest):
@@ -189,6 +203,34 @@ class IndicatorHistory:
         else:
             out = self.tracker.opened(call, safe, self.open_close[safe])
         return np.where(valid, out, np.nan)
+
+
+def _in_order(ids: np.ndarray, times: np.ndarray) -> bool:
+    """Whether candles are by coin, then open time."""
+    same = ids[1:] == ids[:-1]
+    return bool(np.all((ids[1:] > ids[:-1]) | (same & (times[1:] >= times[:-1]))))
+
+
+def _matrices(
+    closes: np.ndarray, starts: np.ndarray, counts: np.ndarray, cells: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Coins x candles matrices of at most about ``cells`` (more for one coin longer than that), the
+    longest histories first: (which of ``starts``/``counts``, the matrix: coin ``i``'s candles
+    ``closes[starts[i] : starts[i] + counts[i]]`` left-aligned, NaN after; read only)."""
+    by_length = np.argsort(-counts, kind="stable")
+    done = 0
+    while done < len(by_length):
+        longest = int(counts[by_length[done]])
+        group = by_length[done : done + max(1, cells // longest)]
+        done += len(group)
+        lengths, begin = counts[group], starts[group]
+        if (lengths == longest).all() and (begin == begin[0] + longest * np.arange(len(group))).all():
+            yield group, closes[begin[0] : begin[0] + longest * len(group)].reshape(len(group), longest)
+            continue  # coins of one length one after another: the matrix is a view of ``closes``
+        matrix = np.full((len(group), longest), np.nan)
+        mask = np.arange(longest) < lengths[:, np.newaxis]
+        matrix[mask] = closes[np.concatenate([np.arange(s, s + c) for s, c in zip(begin, lengths)])]
+        yield group, matrix
 
 
 def joined(parts: list[CandleRows]) -> CandleRows:

@@ -19,9 +19,12 @@ from ubot.scan.spec import StrategySpec, UserStrategies
 class WatchStrategies:
     """Scanner -> UserManager (ask) at start: "tell me every change from now on".
     -> ``tuple[UserStrategies, ...]``: every user's enabled strategies, answered in the same step that
-    registers the watcher, so no change can fall between the two."""
+    registers the watcher, so no change can fall between the two. ``stop``: the Scanner's
+    process's :class:`~ubot.stopping.StopToken`; reading tens of thousands of strategies ends with
+    :class:`~ubot.stopping.Stopped` once it is set."""
 
     scanner: Any  # pykka.ActorRef
+    stop: Any = None  # StopToken | None
 
 
 StrategiesChanged = UserStrategies  # UserManager -> Scanner (tell): a user's enabled strategies now

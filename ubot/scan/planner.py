@@ -26,6 +26,7 @@ from ubot.scan.history import IndicatorHistory
 from ubot.scan.messages import SetStrategies
 from ubot.scan.seeding import Seeder, SeedJob
 from ubot.scan.spec import StrategySpec, UserStrategies
+from ubot.stopping import CHUNK, Stopped, StopToken
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,19 @@ class ScanPlanner:
         *,
         background: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        stop: StopToken | None = None,
     ) -> None:
         """``background``: new indicator series are seeded by ``seeder``'s steps, which the caller
         runs (the Scanner's :class:`~ubot.scan.seeding.SeedRunner`), and merged by :meth:`merge`;
-        otherwise (and always without ``load``: nothing stored to read) at once, in the tick."""
+        otherwise (and always without ``load``: nothing stored to read) at once, in the tick.
+        ``stop``: the process's stop; long work (planning every strategy, a seed in the tick, reading
+        the stored candles) raises :class:`~ubot.stopping.Stopped` between chunks once it is set."""
         if workers < 1:
             raise ValueError("at least one worker")
         self.workers = workers
+        self.stop = stop or StopToken()
+        #: Some work was abandoned at the stop: the plan or the histories are not whole.
+        self.abandoned = False
         self.load = load
         self.background = background and load is not None
         self.clock = clock
@@ -58,7 +65,6 @@ class ScanPlanner:
         #: their seed is merged; not given to their worker either.
         self.waiting: dict[int, tuple[StrategySpec, CompiledCondition]] = {}
         self.jobs: dict[str, list[SeedJob]] = {}
-        self._finished: list[SeedJob] = []  # seeded at once, to merge
         self._promoted: set[int] = set()  # seeded since the last take_told()
         self._announced: set[int] = set()  # told their owner they wait for a seed
         self.notes: dict[int, str | None] = {}  # strategy id -> the note for its owner (None: gone)
@@ -85,6 +91,12 @@ class ScanPlanner:
         #: When the snapshot of the last frame was taken: the next frame's closed bars are those since.
         self.framed_ms: int | None = None
 
+    def _check(self) -> None:
+        """Between two chunks of long work: :class:`~ubot.stopping.Stopped` once the process stops."""
+        if self.stop.stopping:
+            self.abandoned = True
+            raise Stopped
+
     def owner(self, strategy_id: int) -> int:
         return strategy_id % self.workers
 
@@ -92,8 +104,12 @@ class ScanPlanner:
         """Every user's strategies at once (at start; planned once, not once per user). Returns each
         worker's message: its share, by user."""
         shares: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
+        added = 0
         for user in users:
             for spec in user.specs:
+                added += 1
+                if added % CHUNK == 0:
+                    self._check()
                 self._add(spec)
                 if spec.id not in self.waiting:
                     shares[self.owner(spec.id)].setdefault(user.user_id, []).append(spec)
@@ -156,6 +172,7 @@ class ScanPlanner:
         users: dict[int, dict[int, list[StrategySpec]]] = {w: {} for w in range(self.workers)}
         forgets: dict[int, list[int]] = {w: [] for w in range(self.workers)}
         for user_id, specs, kept in changes:
+            self._check()  # a share of tens of thousands is planned user by user
             given = {spec.id: spec for spec in specs}
             held = held_by[user_id]
             forget = sorted(
@@ -281,7 +298,7 @@ class ScanPlanner:
 
     def _ask(self, timestamp_ms: int, wait: bool) -> None:
         """A seed job for every series a waiting strategy reads that is neither held nor asked for
-        (one job per timeframe and owner); run at once when ``wait``."""
+        (one job per timeframe and owner); run at once when ``wait``, one job per timeframe."""
         asked = {tf: frozenset().union(*(j.calls for j in jobs)) for tf, jobs in self.jobs.items()}
         asks: dict[tuple[str, int], set] = {}
         wanted = [
@@ -295,7 +312,8 @@ class ScanPlanner:
                 timeframe, frozenset()
             )
             if missing:
-                asks.setdefault((timeframe, owner), set()).update(missing)
+                # Seeded at once: one job (one read of the history) per timeframe, whoever asked.
+                asks.setdefault((timeframe, 0 if wait else owner), set()).update(missing)
                 asked[timeframe] = asked.get(timeframe, frozenset()) | missing
         for (timeframe, owner), calls in asks.items():
             before_ms = int(bucket_start(timestamp_ms, timeframe))
@@ -303,36 +321,39 @@ class ScanPlanner:
             self.jobs.setdefault(timeframe, []).append(job)
             if self._read_until is not None:
                 self._read_until.setdefault(timeframe, before_ms)
-            if wait:
-                job.run()
-                self._finished.append(job)
+            if wait:  # merged at once: one seed's history held at a time
+                job.run(self._check)
+                self._take(job)
             else:
                 self.seeder.submit(job)
+
+    def _take(self, job: SeedJob) -> None:
+        """A finished seed's states into its timeframe's history."""
+        jobs = self.jobs.get(job.timeframe, [])
+        if job not in jobs:
+            return  # cancelled, or the histories were reset
+        jobs.remove(job)
+        if job.failed or job.cancelled:
+            return  # asked again at the next tick
+        seeded = job.catch_up()
+        history = self.histories.get(job.timeframe)
+        if history is None:
+            self.histories[job.timeframe] = seeded
+            if job.timeframe in self._open:
+                seeded.set_open(self._open[job.timeframe])
+        elif differ := history.adopt(seeded):
+            log.warning(
+                "scanner: %d coin(s) of %s had other stored candles than the live state",
+                differ,
+                job.timeframe,
+            )
+        self.seed_seconds = [*self.seed_seconds[-19:], self.clock() - job.started_s]
 
     def merge(self) -> bool:
         """Hand the finished seeds to their timeframes' histories, and plan the strategies that now
         have every series they read; True if any did (their workers' messages: :meth:`take_told`)."""
-        finished, self._finished = self._finished + self.seeder.take_done(), []
-        for job in finished:
-            jobs = self.jobs.get(job.timeframe, [])
-            if job not in jobs:
-                continue  # cancelled, or the histories were reset
-            jobs.remove(job)
-            if job.failed or job.cancelled:
-                continue  # asked again at the next tick
-            seeded = job.catch_up()
-            history = self.histories.get(job.timeframe)
-            if history is None:
-                self.histories[job.timeframe] = seeded
-                if job.timeframe in self._open:
-                    seeded.set_open(self._open[job.timeframe])
-            elif differ := history.adopt(seeded):
-                log.warning(
-                    "scanner: %d coin(s) of %s had other stored candles than the live state",
-                    differ,
-                    job.timeframe,
-                )
-            self.seed_seconds = [*self.seed_seconds[-19:], self.clock() - job.started_s]
+        for job in self.seeder.take_done():
+            self._take(job)
         ready = [i for i, (spec, compiled) in self.waiting.items() if self._ready(spec, compiled)]
         for strategy_id in ready:
             spec, compiled = self.waiting.pop(strategy_id)
@@ -403,7 +424,7 @@ class ScanPlanner:
             for jobs in self.jobs.values():
                 for job in jobs:
                     self.seeder.cancel(job)
-            self.jobs, self._finished = {}, []
+            self.jobs = {}
             self.waiting.update(
                 (i, (self.specs[i], c)) for i, c in self.compiled.items() if c.indicators and i in self.specs
             )
@@ -419,7 +440,10 @@ class ScanPlanner:
                 del self._read_until[timeframe]  # no strategy reads it any more
                 continue
             if self.load is not None and since < until:
-                rows = list(self.load(timeframe, since, until))
+                rows = []
+                for chunk in self.load(timeframe, since, until):
+                    self._check()
+                    rows.append(chunk)
                 if history is not None:
                     history.add_history(rows)
                 for job in jobs:  # seeded up to ``since``: these follow

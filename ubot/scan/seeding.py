@@ -11,8 +11,9 @@ history, as if the series had been tracked from the start, and the series alread
 touched. Until then, the strategies that read the series are not evaluated (the planner holds them
 back); everybody else's are, every tick.
 
-A job works in bounded steps (:meth:`SeedJob.step`: one database read of a group of coins, or a number
-of candle columns of a fold worth about :data:`STEP_UNITS` state-coin advances), so that the
+A job works in bounded steps (:meth:`SeedJob.step`: one database read of a group of coins, or states
+seeded over matrices of coins x candles, or candle columns of a fold, worth about :data:`STEP_UNITS`
+state-coin advances), so that the
 :class:`Seeder` can take turns between jobs and a :class:`SeedRunner` thread can stop between steps:
 while a scan is in progress (:meth:`SeedRunner.pause`) and when the Scanner stops. The Seeder is plain
 (its tests step it by hand); the runner is its one thread.
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 Loader = Callable[[str, int | None, int], Iterable[CandleRows]]
 
 #: Work of one step, in state-coin advances (one state advanced by one candle for one coin, about
-#: 0.1 µs on the development machine): about 25 ms.
+#: 0.1 µs on the development machine; a coin without state seeded at once counts one a candle and
+#: state too, for less): about 25 ms.
 STEP_UNITS = 250_000
 #: Jobs in progress at once (each holds up to FOLD_CELLS candles while it folds); the others wait.
 ACTIVE_JOBS = 4
@@ -108,10 +110,11 @@ class SeedJob:
             self._chunks = None
         return self.done
 
-    def run(self) -> None:
-        """To the end, at once (no stored history to read, or a caller that must wait for it)."""
+    def run(self, check: Callable[[], None] = lambda: None) -> None:
+        """To the end, at once (no stored history to read, or a caller that must wait for it);
+        ``check()`` between steps (``StopToken.check``: it raises when the process stops)."""
         while not self.step():
-            pass
+            check()
 
     def catch_up(self) -> IndicatorHistory:
         """The seeded history with the candles closed since the job was made (the overlap with the

@@ -24,6 +24,7 @@ from ubot.notify.outbox import hold_end
 from ubot.notify.registry import not_configured
 from ubot.scan.cost import Budgets, Cost, cost_of
 from ubot.scan.spec import UserStrategies
+from ubot.stopping import CHUNK, StopToken
 from ubot.timeutil import iso_from_ms
 from ubot.users import destinations as dest
 from ubot.users import tokens, validation
@@ -813,12 +814,18 @@ class UserManager:
         muted = self.store.muted_until(user_id)
         return UserStrategies(user_id, tuple(spec_of(row, settings, verified, muted) for row in rows))
 
-    def all_specs(self) -> tuple[UserStrategies, ...]:
+    def all_specs(self, stop: StopToken | None = None) -> tuple[UserStrategies, ...]:
+        """Every user's enabled strategies (for the Scanner, at its start); ``stop``: raises
+        :class:`~ubot.stopping.Stopped` between users once the process stops."""
         by_user: dict[int, list[Strategy]] = {}
-        for row in self.store.enabled_strategies():
+        for number, row in enumerate(self.store.each_enabled_strategy()):
+            if stop is not None and number % CHUNK == 0:
+                stop.check()
             by_user.setdefault(row.user_id, []).append(row)
         out = []
         for user_id, rows in by_user.items():
+            if stop is not None:
+                stop.check()  # three reads a user: thousands of users take seconds
             settings = self._settings(user_id)
             verified = self.verified_channels(user_id, settings)
             muted = self.store.muted_until(user_id)
