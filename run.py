@@ -318,6 +318,7 @@ def run_engine(settings: Settings) -> int:
     from ubot.cluster import make_bus
     from ubot.engine_lock import engine_lock
     from ubot.engine_role import Standby, follow_strategies, standby_poll_s
+    from ubot.heartbeat import Heartbeat, member_name, ttl_s
     from ubot.stream.publisher import EventPublisher
     from ubot.system import StartupError, stop_system
 
@@ -335,10 +336,15 @@ def run_engine(settings: Settings) -> int:
         return 1
     bus = make_bus(settings)
     lock = engine_lock(settings.database.url)
+    state = {"state": "standby"}  # its heartbeat, for a gateway's /health
+    beat = Heartbeat(bus, "engine", member_name("engine"), ttl_s(settings.market.interval), lambda: state)
     try:
+        beat.start()
         if not Standby(lock, standby_poll_s(settings.market.interval), finished).wait():
             log.info("stopped while standing by")
             return 0
+        state["state"] = "active"
+        beat.beat()
         log.info("engine: active (holding the engine lock of %s)", redact(settings.database.url))
         try:
             strategies_from = bus.last_id(STRATEGIES)  # before the Scanner reads every strategy
@@ -365,6 +371,7 @@ def run_engine(settings: Settings) -> int:
                 relay.stop()
             stop_system(actors)
     finally:
+        beat.stop()
         lock.release()
         bus.close()
         stop_metrics()

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from peewee import Database
 
 from tests.support.actors import stop_actors  # noqa: F401  (autouse: every test)
+from tests.support.schema import reset, sqlite_database
 from tests.support.workers import use_worker_databases
-from ubot.models.db import is_sqlite, open_database
-from ubot.models.schema import ensure_schema
-from ubot.models.tables import ALL_TABLES
+from ubot.models.db import open_database, sqlite_path
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,15 +49,13 @@ def database_url(tmp_path, postgres_url) -> str:
     return postgres_url or f"sqlite:///{tmp_path}/ubot-test.db"
 
 
-def reset(db: Database) -> None:
-    """An empty schema at the current version (PostgreSQL is shared between tests)."""
-    if not is_sqlite(db):
-        db.drop_tables(ALL_TABLES, cascade=True, safe=True)
-    ensure_schema(db)
-
-
 @pytest.fixture
-def db(database_url) -> Iterator[Database]:
+def db(database_url, tmp_path_factory) -> Iterator[Database]:
+    """The database of ``database_url``, connected, at the current schema and empty
+    (tests/support/schema.py makes it from a template, or empties the shared one)."""
+    path = sqlite_path(database_url)
+    if path is not None and not os.path.exists(path):
+        sqlite_database(Path(path), tmp_path_factory.getbasetemp())
     database = open_database(database_url)
     reset(database)
     yield database

@@ -21,13 +21,14 @@ the process stands between the two commits.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,35 +249,176 @@ def kill_at(
     wanted: Callable[[Moment], bool],
     what: str,
     jitter: Callable[[], float] = lambda: 0.0,
-    action: Callable[[int], None] | None = None,
-    freeze: bool = True,
 ) -> Moment:
-    """Freeze the process again and again until ``wanted(moment)``; then, still frozen, SIGKILL it
-    (or call ``action(pid)``, after which it is let go on). Returns that moment."""
+    """Freeze the process again and again until ``wanted(moment)``; then, still frozen, SIGKILL it.
+    Returns that moment. (A moment that can be made rather than caught: :func:`store_held`,
+    :class:`WriteLock`.)"""
     pid = ubot.pid
 
     def caught() -> Moment | None:
-        if freeze:
-            ubot.freeze(pid)
+        ubot.freeze(pid)
         try:
             seen = moment(database_url, tag, pid)
             # Once the replay is over, uBot stops by itself: closing its SQLite connections takes
             # the write lock too. Only moments while it still ticks count.
             if "source exhausted" in ubot.log or not wanted(seen):
                 return None
-            if action is not None:
-                action(pid)
-                return seen
             os.kill(pid, signal.SIGKILL)
             if pid == ubot.proc.pid:
                 ubot.proc.wait(timeout=TIMEOUT_S)
             return seen
         finally:
-            if freeze:
-                with contextlib.suppress(ProcessLookupError):
-                    ubot.thaw(pid)
+            with contextlib.suppress(ProcessLookupError):
+                ubot.thaw(pid)
 
     return wait_until(caught, what, TIMEOUT_S, alive=ubot, interval=lambda: 0.001 + jitter())
+
+
+# --- a moment made, not caught: the Store held --------------------------------------------------------
+
+
+class Gate:
+    """One replay file as a FIFO (:func:`gated_replay`): uBot's fetch of that tick opens it and reads
+    nothing until the test writes it (:meth:`feed`). So "the fetch of that tick has begun" is seen
+    (:meth:`wait_opened`: back-to-back, every tick before it has ended in the OHLC), and the tick goes
+    on only when the test says so."""
+
+    def __init__(self, path: Path, content: bytes) -> None:
+        self.path = path
+        self.content = content
+        self._fd: int | None = None
+
+    def wait_opened(self, ubot: Ubot) -> None:
+        """Wait until uBot has the FIFO open for reading (opening it for writing succeeds then)."""
+
+        def opened() -> bool:
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as error:  # ENXIO: no reader yet
+                if error.errno != errno.ENXIO:
+                    raise
+                return False
+            return True
+
+        wait_until(opened, f"uBot to open {self.path.name}", alive=ubot)
+
+    def feed(self, ubot: Ubot) -> None:
+        """Write the file whole, close it, and wait until uBot has read it and closed it too."""
+        assert self._fd is not None, "feed() before wait_opened()"
+        os.set_blocking(self._fd, True)
+        with os.fdopen(self._fd, "wb") as fifo:
+            self._fd = None
+            fifo.write(self.content)
+        wait_until(lambda: not self._open_in(ubot.pid), f"uBot to read {self.path.name}", alive=ubot)
+
+    def _open_in(self, pid: int) -> bool:
+        fds = Path(f"/proc/{pid}/fd")
+        for fd in fds.iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                if os.readlink(fd) == str(self.path):
+                    return True
+        return False
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def gated_replay(tmp_path: Path, market: Market, gated: int) -> tuple[Market, Gate]:
+    """``market`` replayed from a directory of ``tmp_path`` whose file ``gated`` (0-based: the tick
+    of snapshot ``gated + 1``) is a :class:`Gate`; the others are links to the market's files."""
+    directory = tmp_path / "gated-market"
+    directory.mkdir()
+    names = sorted(n for n in os.listdir(market.directory) if n.endswith(".json"))
+    gate = None
+    for i, name in enumerate(names):
+        source = Path(market.directory) / name
+        if i == gated:
+            os.mkfifo(directory / name)
+            gate = Gate(directory / name, source.read_bytes())
+        else:
+            os.symlink(source, directory / name)
+    assert gate is not None, f"the market has {len(names)} files, not {gated + 1}"
+    return Market(str(directory), market.snapshot_times, market.quotes), gate
+
+
+class WriteLock:
+    """The test's own write lock on the database, which uBot's writers wait for.
+
+    SQLite: the write lock itself (``BEGIN IMMEDIATE``): every writer of uBot waits at its
+    ``BEGIN IMMEDIATE``. PostgreSQL: ``LOCK TABLE`` of ``table`` in SHARE ROW EXCLUSIVE mode: reads
+    go on, and a transaction of uBot's that writes to ``table`` waits inside, at that statement,
+    with what it wrote before uncommitted (seen in ``pg_stat_activity``: :meth:`blocked`)."""
+
+    def __init__(self, database_url: str, table: str) -> None:
+        self.path = sqlite_path(database_url)
+        if self.path is not None:
+            import sqlite3
+
+            self.connection: Any = sqlite3.connect(self.path, timeout=TIMEOUT_S, isolation_level=None)
+            self.connection.execute("BEGIN IMMEDIATE")
+        else:
+            import psycopg2
+
+            self.connection = psycopg2.connect(database_url)  # a transaction until commit()
+            with self.connection.cursor() as cursor:
+                cursor.execute(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE')
+
+    def blocked(self, tag: str) -> list[str]:
+        """PostgreSQL: the statements of ``tag``'s connections waiting for this lock."""
+        with self.connection.cursor() as cursor:
+            # pg_stat_activity is read once per transaction, and this one stays open: read it anew
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT query FROM pg_stat_activity WHERE application_name = %s"
+                " AND %s = ANY(pg_blocking_pids(pid))",
+                (tag, self.connection.get_backend_pid()),
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    def release(self) -> None:
+        if self.connection is None:
+            return
+        if self.path is not None:
+            self.connection.execute("ROLLBACK")
+        else:
+            self.connection.rollback()
+        self.connection.close()
+        self.connection = None
+
+
+#: What the Store's snapshot transaction writes last (tests/procs.py ``WriteLock`` on PostgreSQL:
+#: held there, the snapshot row and its quotes are written, not committed).
+STORE_LAST_TABLE = GlobalMetric._meta.table_name
+
+
+@contextlib.contextmanager
+def store_held(
+    ubot: Ubot, database_url: str, tag: str, gate: Gate, ready: Callable[[], bool] = lambda: True
+) -> Iterator[Moment]:
+    """Make the moment "a tick in flight in the Store" and keep it for the block: once uBot's fetch
+    of the gated tick has begun and ``ready()`` holds (the earlier ticks' scans, say), the test takes
+    its write lock (:class:`WriteLock`), lets the tick go on (:meth:`Gate.feed`) and, on PostgreSQL,
+    waits until the Store's snapshot transaction waits for the lock at its last table. Nothing of
+    that snapshot can commit before the block ends, which releases the lock. Yields the moment."""
+    gate.wait_opened(ubot)
+    wait_until(ready, "the ticks before the gated one to be done", alive=ubot)
+    lock = WriteLock(database_url, STORE_LAST_TABLE)
+    try:
+        last, mark, scanned = last_snapshot(), watermark(), watermark(SCAN_WATERMARK)
+        gate.feed(ubot)
+        statements: tuple[str, ...] = ("write lock",)
+        if lock.path is None:
+            statements = tuple(wait_until(lambda: lock.blocked(tag), "the Store's transaction", alive=ubot))
+            # the snapshot's own rows (not the hourly prune's DELETE)
+            assert all(
+                s.startswith(("COPY", "INSERT")) and f'"{STORE_LAST_TABLE}"' in s for s in statements
+            ), statements
+        yield Moment("store", last, mark, statements, scanned)
+    finally:
+        lock.release()
+        gate.close()
 
 
 # --- invariants --------------------------------------------------------------------------------------

@@ -9,7 +9,11 @@ uBot replays from the first file: what is stored is skipped as a duplicate, the 
 The kill lands in a window that was *seen*, not guessed: the process is frozen (SIGSTOP), the test
 looks at what it has open (tests/procs.py ``moment``: the SQLite write lock in ``/proc/locks``, or
 PostgreSQL's ``pg_stat_activity``, and the committed watermark), and either kills it there, frozen,
-or lets it go on and looks again a moment later.
+or lets it go on and looks again a moment later. On PostgreSQL the store kills and the lost-alert
+kill are made rather than caught: the test locks the table a write of uBot's is about to touch
+(tests/procs.py ``WriteLock``) and kills it once that write waits there (``pg_blocking_pids``), what
+its transaction wrote before uncommitted; then lets the lock go (the dead client's transaction is
+rolled back, never committed).
 
 Invariants after each kill and after each restart (tests/procs.py): every snapshot has all its quotes
 and its global metrics and nothing is orphaned; the candle table is exactly what the stored quotes
@@ -23,6 +27,7 @@ from __future__ import annotations
 import random
 import signal
 import threading
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -31,12 +36,16 @@ from tests.fakes.webhook import FakeWebhook, Hang, Reply, Request
 from tests.procs import (
     Market,
     Moment,
+    Ubot,
+    WriteLock,
     assert_candles_match_quotes,
     assert_same_candles,
     assert_snapshots_whole,
     freeze,
     kill_at,
     last_snapshot,
+    moment,
+    pg_backends,
     replay,
     shared_market,
     start,
@@ -49,7 +58,8 @@ from tests.replayfiles import ms
 from tests.support.destinations import verify
 from tests.support.waits import wait_until
 from ubot.clocks import SystemClock
-from ubot.models.tables import AlertRecord, Delivery, SnapshotRecord
+from ubot.models.alerts import SCAN_WATERMARK
+from ubot.models.tables import AlertRecord, Delivery, GlobalMetric, Quote, SnapshotRecord
 from ubot.models.users import UserStore
 from ubot.users.manager import UserManager
 
@@ -101,10 +111,16 @@ def crash_repeatedly(tmp_path, market, database_url, kills, batches: bool = Fals
             if seen:  # the snapshots stored but not folded when it was killed are folded at start-up
                 assert watermark() >= seen[-1].last_snapshot
 
-            def wanted(m: Moment, stage=stage, accept=accept, before=before) -> bool:
-                return m.stage == stage and m.last_snapshot > before and accept(m, before)
+            if isinstance(accept, Held):
+                hit = kill_holding(ubot, database_url, tag, accept, before)
+            else:
 
-            hit = kill_at(ubot, url, tag, wanted, f"a {stage} moment", jitter=lambda: rng.random() * 0.004)
+                def wanted(m: Moment, stage=stage, accept=accept, before=before) -> bool:
+                    return m.stage == stage and m.last_snapshot > before and accept(m, before)
+
+                hit = kill_at(
+                    ubot, url, tag, wanted, f"a {stage} moment", jitter=lambda: rng.random() * 0.004
+                )
         finally:
             ubot.close()
         assert ubot.proc.returncode == -signal.SIGKILL
@@ -131,11 +147,12 @@ def test_kill_9_during_a_store_leaves_no_partial_snapshot(tmp_path, db, database
     whole (the replay plays it again)."""
     if database_url.startswith("sqlite"):  # SQLite: the write lock says a transaction is open, not where
         kills = [("store", anywhere)] * KILLS
-    else:  # PostgreSQL says which statement ran last: after the snapshot row, then in the quotes
+    else:  # PostgreSQL: held by the test's table lock, the snapshot row written, then the quotes too
+        quote, global_metric = Quote._meta.table_name, GlobalMetric._meta.table_name
         kills = [
-            ("store", statement('INSERT INTO "snapshot"')),
-            ("store", statement('COPY "quote"')),
-            ("store", statement('COPY "quote"')),
+            ("store", Held(quote, 'COPY "quote"')),
+            ("store", Held(global_metric, 'INSERT INTO "global_metric"')),
+            ("store", Held(quote, 'COPY "quote"')),
         ]
     crash_repeatedly(tmp_path, market, database_url, kills)
 
@@ -144,8 +161,32 @@ def anywhere(m: Moment, before: int) -> bool:
     return True
 
 
-def statement(prefix: str):
-    return lambda m, before: any(q.startswith(prefix) for q in m.statements)
+@dataclass(frozen=True)
+class Held:
+    """A kill at a moment made rather than caught (PostgreSQL): the test locks ``table``
+    (tests/procs.py ``WriteLock``) and kills uBot once a transaction of its waits there, at a
+    statement beginning with ``statement``, what it wrote before uncommitted."""
+
+    table: str
+    statement: str
+
+
+def kill_holding(ubot: Ubot, database_url: str, tag: str, held: Held, before: int) -> Moment:
+    """SIGKILL ``ubot`` while a write of its waits for the test's lock on ``held.table``; then let
+    the lock go and wait until PostgreSQL has ended the dead process's sessions (rolled back: a
+    transaction commits only when its client says so). Not before a second new snapshot: after the
+    first, the Store prunes old quotes (the next prune is an hour of data time later)."""
+    wait_until(lambda: last_snapshot() > before + 1, "a second new snapshot", alive=ubot)
+    lock = WriteLock(database_url, held.table)
+    try:
+        waiting = wait_until(lambda: lock.blocked(tag), f"a write to {held.table} to wait", alive=ubot)
+        assert all(q.startswith(held.statement) for q in waiting), waiting
+        seen = Moment("store", last_snapshot(), watermark(), tuple(waiting), watermark(SCAN_WATERMARK))
+        ubot.kill()
+    finally:
+        lock.release()
+    wait_until(lambda: pg_backends(tag) == 0, "the killed uBot's sessions to end")
+    return seen
 
 
 def test_kill_9_during_candle_roll_over_keeps_candles_continuous(tmp_path, db, database_url, market) -> None:
@@ -401,7 +442,23 @@ def test_kill_9_after_a_store_before_its_alerts_are_written_loses_no_alert(
             stamp = SnapshotRecord.get_by_id(m.last_snapshot).timestamp
             return stamp not in alerted_bars(strategy_id)
 
-        kill_at(ubot, url, tag, unscanned, "a stored snapshot without its alert")
+        if database_url.startswith("sqlite"):
+            kill_at(ubot, url, tag, unscanned, "a stored snapshot without its alert")
+        else:  # made: the alerts wait for the test's lock, the Store goes on
+            # after a first scan written (a strategy never scanned goes live at the newest snapshot)
+            wait_until(lambda: watermark(SCAN_WATERMARK) >= 1, "a first scan", alive=ubot)
+            lock = WriteLock(database_url, AlertRecord._meta.table_name)
+            try:
+                wait_until(lambda: lock.blocked(tag), "the Notifier's write to wait", alive=ubot)
+                wait_until(
+                    lambda: unscanned(moment(url, tag, ubot.pid)),
+                    "stored snapshots without alerts",
+                    alive=ubot,
+                )
+                ubot.kill()
+            finally:
+                lock.release()
+            wait_until(lambda: pg_backends(tag) == 0, "the killed uBot's sessions to end")
     finally:
         ubot.close()
     finish(tmp_path, small_market, url)

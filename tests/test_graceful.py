@@ -3,9 +3,13 @@ candles saved, its alerts written), closes connections and exits 0 within a boun
 
 tests/test_run.py already checks SIGTERM/SIGINT headless during the first tick (exit 0, every logged
 tick stored) and tests/test_e2e.py SIGTERM/SIGINT of an idle server. These add what a tick in flight
-must leave behind, in both modes: the signal is sent while the Store's snapshot transaction is
-*seen* open (the process frozen, tests/procs.py ``kill_at``), so the tick is truly in flight. And
-a stop while four webhook receivers drip (issue 12): at once, and their deliveries stay pending.
+must leave behind, in both modes: the signal is sent while a tick is held in the Store, a moment
+the test makes rather than races for (tests/procs.py ``store_held``): the tick's replay file is a
+FIFO that uBot waits on until the earlier ticks are scanned; then the test takes the database's
+write lock (PostgreSQL: locks the Store's last table, and sees the snapshot transaction wait there)
+and lets the tick go on; it releases the lock once uBot has taken the signal, so the tick is truly
+in flight. And a stop while four webhook receivers drip (issue 12): at once, and their deliveries
+stay pending.
 
 The bound (30 s, :data:`tests.procs.TIMEOUT_S`; 3 s with the receivers, the documented stop bound)
 is a liveness bound, not a performance figure; the observed stop times are printed (``pytest -s``).
@@ -27,16 +31,16 @@ from tests.fakes.webhook import Drip, FakeWebhook
 from tests.procs import (
     TIMEOUT_S,
     Market,
-    Moment,
     assert_candles_match_quotes,
     assert_snapshots_whole,
-    kill_at,
+    gated_replay,
     last_snapshot,
     pg_backends,
     replay,
     shared_market,
     sqlite_path,
     start,
+    store_held,
     tagged,
     watermark,
 )
@@ -44,6 +48,7 @@ from tests.support.destinations import verify
 from tests.support.waits import wait_until
 from tests.test_crash import PASSWORD, SECRET, alerted_bars, deliveries, sign_up
 from ubot.clocks import SystemClock
+from ubot.models.alerts import SCAN_WATERMARK
 from ubot.models.tables import Delivery, SnapshotRecord
 from ubot.models.users import UserStore
 from ubot.users.manager import UserManager
@@ -54,17 +59,21 @@ def market(tmp_path_factory) -> Market:
     return shared_market(tmp_path_factory)
 
 
-def storing(strategy_id: int):
-    """A Store transaction open. The Notifier writes too, while the next tick runs: the last tick's
-    alert, then its scan watermark. So both must be written already (the watermark read before the
-    write lock was seen), then the write lock (or the open transaction) can only be the Store's."""
+#: The replay file held at the gate (0-based): the tick of snapshot 4, after three whole ones.
+GATED = 3
 
-    def wanted(m: Moment) -> bool:
-        if m.stage != "store" or m.last_snapshot < 3 or m.scanned < m.last_snapshot:
+
+def scans_done(strategy_id: int):
+    """Every stored snapshot scanned and its alert written: then the Store of the gated tick is all
+    that is left in flight (the Notifier writes too, while the next tick runs)."""
+
+    def done() -> bool:
+        last = last_snapshot()
+        if watermark(SCAN_WATERMARK) < last:
             return False
-        return SnapshotRecord.get_by_id(m.last_snapshot).timestamp in alerted_bars(strategy_id)
+        return SnapshotRecord.get_by_id(last).timestamp in alerted_bars(strategy_id)
 
-    return wanted
+    return done
 
 
 def assert_flushed(strategy_id: int) -> list[int]:
@@ -101,23 +110,15 @@ def test_sigterm_headless_during_a_store_finishes_the_tick_and_exits_0(
 ) -> None:
     url, tag = tagged(database_url)
     strategy_id = sign_up(db, None)
-    ubot = replay(tmp_path, market, url)
-    signalled: list[float] = []
+    gated, gate = gated_replay(tmp_path, market, GATED)
+    ubot = replay(tmp_path, gated, url)
     try:
-        wait_until(lambda: last_snapshot() >= 3, "a few snapshots", alive=ubot)
-
-        def sigterm(pid: int) -> None:
+        with store_held(ubot, database_url, tag, gate, ready=scans_done(strategy_id)) as seen:
             db.close()  # before uBot goes on: see assert_closed
-            signalled.append(time.monotonic())
+            signalled = time.monotonic()
             ubot.proc.send_signal(signal.SIGTERM)
-
-        # Not frozen here: a SIGTERM sent to a stopped-then-continued process is often taken by a
-        # thread other than the main one, and then not acted on (see the last test). So the store
-        # is seen open an instant before the signal, not at it.
-        seen = kill_at(
-            ubot, url, tag, storing(strategy_id), "a store in flight", action=sigterm, freeze=False
-        )
-        code = ubot.wait_exit(started=signalled[0])
+            wait_until(lambda: "received SIGTERM" in ubot.log, "uBot to take the SIGTERM", alive=ubot)
+        code = ubot.wait_exit(started=signalled)  # the Store goes on once the lock is released
     finally:
         ubot.close()
     report("headless, a store in flight", ubot.stopped_in_s)
@@ -140,12 +141,12 @@ def test_sigterm_to_the_server_during_a_store_ends_streams_flushes_and_exits_0(
     keep-alive connection are ended by the server, the pipeline is stopped in order."""
     url, tag = tagged(database_url)
     strategy_id = sign_up(db, None)
-    ubot = replay(tmp_path, market, url, http=True)
+    gated, gate = gated_replay(tmp_path, market, GATED)
+    ubot = replay(tmp_path, gated, url, http=True)
     ended = threading.Event()
-    signalled: list[float] = []
     try:
         ubot.wait_worker(1)
-        wait_until(lambda: last_snapshot() >= 3, "a few snapshots", alive=ubot)
+        wait_until(lambda: last_snapshot() >= 1, "a first snapshot", alive=ubot)
         stream = requests.get(ubot.base + "/v1/stream", stream=True, timeout=TIMEOUT_S)
         assert stream.status_code == 200
 
@@ -158,19 +159,18 @@ def test_sigterm_to_the_server_during_a_store_ends_streams_flushes_and_exits_0(
         keep_alive = requests.Session()
         assert keep_alive.get(ubot.base + "/health", timeout=TIMEOUT_S).status_code in (200, 503)
 
-        def sigterm(pid: int) -> None:
+        with store_held(ubot, database_url, tag, gate, ready=scans_done(strategy_id)) as seen:
             db.close()
-            signalled.append(time.monotonic())
-            ubot.proc.send_signal(signal.SIGTERM)  # the master; the frozen worker gets it when let go
-
-        seen = kill_at(ubot, url, tag, storing(strategy_id), "a store in flight", action=sigterm)
-        code = ubot.wait_exit(started=signalled[0])
+            signalled = time.monotonic()
+            ubot.proc.send_signal(signal.SIGTERM)  # the master, which stops its worker gracefully
+            # The worker has begun its stop when it ends the streams (before the pipeline's stop).
+            assert ended.wait(TIMEOUT_S), "the event stream was not ended by the server"
+        code = ubot.wait_exit(started=signalled)
     finally:
         ubot.close()
     report("gunicorn, a store in flight, a stream open", ubot.stopped_in_s)
     assert code == 0, ubot.tail()
     assert ubot.stopped_in_s < TIMEOUT_S
-    assert ended.wait(TIMEOUT_S), "the event stream was not ended by the server"
     log = ubot.log
     assert "pipeline stopped" in log, ubot.tail()
     assert "Traceback" not in log, log

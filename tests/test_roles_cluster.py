@@ -1,16 +1,23 @@
-"""uBot as separate processes over real PostgreSQL and Redis: an engine and a standby, two gateways.
+"""uBot as separate processes over real PostgreSQL and Redis, every role twice: an engine and a
+standby (neither scans nor delivers: ``[cluster] scanners = external``, ``notifiers = external``), two
+scanners, two notifiers and two gateways (issue 11).
 
-A strategy created through gateway A fires into a signed webhook and shows on a stream opened on
-gateway B. Then the active engine is killed (``kill -9``): the standby takes over, no snapshot is
-lost or stored twice, the candles and scans catch up. Then gateway B is killed: the stream resumes
-on gateway A from its ``Last-Event-ID``, with nothing missed.
+A strategy created through gateway A fires once into a signed webhook and shows on a stream opened on
+gateway B. Then, in turn, ``kill -9`` of the active engine (the standby takes over within 2
+intervals, no snapshot lost or stored twice), of one scanner and one notifier (the survivors take the
+scanner's share within 2 ticks and the notifier's claims after the lease) and of gateway B (the stream
+resumes on gateway A from its ``Last-Event-ID``, nothing missed). Throughout: each ``once`` strategy
+fires exactly once, each ``once_per_bar`` at most once per bar, each ``once_per_crossing`` at exactly
+the crossings of the prices stored with the snapshots; a delivery reaches the webhook twice only if
+the dead notifier held it unsent when it died (the documented at-least-once window).
 
-PostgreSQL (``UBOT_TEST_POSTGRES_URL``) and Redis (``UBOT_TEST_REDIS_URL``) are shared: the test
+PostgreSQL (``UBOT_TEST_POSTGRES_URL``) and Redis (``UBOT_TEST_REDIS_URL``) are shared: each test
 uses a schema and a key prefix of its own, and removes both at the end. Skipped only when unset.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import hmac
 import json
@@ -25,7 +32,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fakes.webhook import FakeWebhook
+from tests.fakes.webhook import FakeWebhook, Reply, Request
 from tests.support.cluster import PASSWORD, TIMEOUT_S, account, private_space, wait_serving
 from tests.support.ports import free_port
 from tests.support.processes import Process, command, environment, launch
@@ -33,7 +40,6 @@ from tests.support.waits import wait_until
 from tests.test_stream_e2e import EventReader
 from ubot.bus import EntryId
 from ubot.bus.messages import TICKS, TickReady, decode
-from ubot.models.alerts import SCAN_WATERMARK
 from ubot.models.candle_store import WATERMARK
 
 POSTGRES_URL = os.environ.get("UBOT_TEST_POSTGRES_URL")
@@ -68,7 +74,9 @@ class Deployment:
             },
         )
 
-    def start(self, name: str, *args: str) -> Process:
+    def start(self, name: str, *args: str, **env: str) -> Process:
+        """``run.py`` with this deployment's database, Redis and interval, ``args``, and ``env`` added
+        to its environment."""
         argv = command(
             "--db",
             self.db_url,
@@ -81,13 +89,13 @@ class Deployment:
             *args,
         )
         process = launch(
-            argv, self.tmp_path / f"{name}.log", cwd=self.tmp_path, env=self.env(), new_session=True
+            argv, self.tmp_path / f"{name}.log", cwd=self.tmp_path, env=self.env() | env, new_session=True
         )
         self.processes.append(process)
         return process
 
-    def engine(self, name: str) -> Process:
-        return self.start(name, "--role", "engine")
+    def engine(self, name: str, **env: str) -> Process:
+        return self.start(name, "--role", "engine", **env)
 
     def gateway(self, name: str) -> tuple[Process, str]:
         port = free_port()
@@ -176,6 +184,25 @@ class Collector:
         self.reader.close()
 
 
+class Receiver(FakeWebhook):
+    """A webhook that, while ``stalling``, holds every request unanswered (the notifier's attempt
+    ends at its deadline, and the delivery is retried); otherwise accepts it (200) and counts its
+    delivery key in ``accepted``: a key accepted twice was delivered twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalling = threading.Event()
+        self.accepted: collections.Counter[str] = collections.Counter()
+
+    def answer(self, request: Request) -> Reply:
+        if self.stalling.is_set():
+            self.release.wait(TIMEOUT_S)
+            return Reply(503, "stalled")
+        with self.lock:
+            self.accepted[request.header("X-Ubot-Delivery") or ""] += 1
+        return super().answer(request)
+
+
 def sign_up(base: str, hook_url: str) -> str:
     """A user whose webhook is ``hook_url``, verified (its receiver got the verification request)."""
     token = account(base)
@@ -195,16 +222,17 @@ def sign_up(base: str, hook_url: str) -> str:
     return token
 
 
-def create_strategy(base: str, token: str) -> int:
+def create(base: str, token: str, name: str, frequency: str, condition: str = "price > 0") -> int:
+    """A strategy on BTC's 1m candles into the webhook: its id."""
     created = requests.post(
         base + "/v1/me/strategies",
         json={
-            "name": "BTC above zero",
-            "condition": "price > 0",
+            "name": name,
+            "condition": condition,
             "timeframe": "1m",
             "symbols": ["BTC"],
             "channels": ["webhook"],
-            "frequency": "once",  # fires at the first tick, then disables itself
+            "frequency": frequency,
         },
         headers={"Authorization": f"Bearer {token}"},
         timeout=TIMEOUT_S,
@@ -213,44 +241,168 @@ def create_strategy(base: str, token: str) -> int:
     return created.json()["id"]
 
 
+def signed(request: Request) -> bool:
+    """``X-Ubot-Signature: t=<unix seconds>,v1=<HMAC-SHA256 of "<t>.<body>">`` with :data:`SECRET`."""
+    signature = request.header("X-Ubot-Signature") or ""
+    stamp = signature.removeprefix("t=").split(",", 1)[0]
+    digest = hmac.new(SECRET.encode(), f"{stamp}.".encode() + request.body, hashlib.sha256).hexdigest()
+    return signature == f"t={stamp},v1={digest}"
+
+
+def roles(base: str) -> dict:
+    return requests.get(base + "/health", timeout=TIMEOUT_S).json().get("roles") or {}
+
+
+def member_of(base: str, group: str, pid: int) -> str:
+    (member,) = [r["member"] for r in roles(base)[group] if r["member"].endswith(f"-{pid}")]
+    return member
+
+
+def ticks_naming(deployment: Deployment, member: str, after_ms: int) -> int:
+    """How many TickReady published after ``after_ms`` (epoch ms) still name ``member``."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL or "")
+    try:
+        entries = client.xrange(f"{deployment.prefix}:topic:ticks", min=f"({after_ms}-0")
+    finally:
+        client.close()
+    return sum(member in decode(next(iter(fields.values()))).scanners for _, fields in entries)
+
+
 def snapshot_times(deployment: Deployment) -> list[int]:
     return [row[0] for row in deployment.query("SELECT timestamp FROM snapshot ORDER BY timestamp")]
 
 
-def test_engine_standby_and_two_gateways(deployment: Deployment) -> None:
+#: BTC's stored price at each snapshot, oldest first: ``(snapshot id, price)``.
+PRICES = (
+    "SELECT s.id, q.price FROM quote q JOIN coin k ON k.id = q.coin_id"
+    " JOIN snapshot s ON s.id = q.snapshot_id WHERE k.symbol = 'BTC' ORDER BY s.id"
+)
+
+
+def expected(condition: str, prices: list[tuple[int, float]], after: int) -> list[int]:
+    """The snapshots after ``after`` at which a ``once_per_crossing`` strategy on ``price > x``
+    or ``price < x`` fires (it was scanned at ``after``: its state is known from there)."""
+    _, op, value = condition.split()
+    holds = [(sid, price > float(value) if op == ">" else price < float(value)) for sid, price in prices]
+    return [sid for (_, was), (sid, now) in zip(holds, holds[1:]) if sid > after and now and not was]
+
+
+def crossings(
+    deployment: Deployment, ids: list[int], conditions: list[str], armed: int, through: int
+) -> None:
+    """Each ``once_per_crossing`` strategy of ``ids`` fired exactly at the crossings of BTC's stored
+    prices after ``armed`` (every one scanned by then) through ``through`` (every one scanned)."""
+    prices = [row for row in deployment.query(PRICES) if row[0] <= through]
+    listed = ", ".join(map(str, ids))
+    alerts = deployment.query(
+        "SELECT a.strategy_id, s.id FROM alert a JOIN snapshot s ON s.timestamp = a.fired_at"
+        f" WHERE a.strategy_id IN ({listed}) AND s.id > {armed} AND s.id <= {through}"
+    )
+    fired = collections.defaultdict(list)
+    for strategy_id, snapshot_id in alerts:
+        fired[strategy_id].append(snapshot_id)
+    assert {i: sorted(fired[i]) for i in ids} == {
+        i: expected(c, prices, armed) for i, c in zip(ids, conditions)
+    }
+
+
+def scan_marks(deployment: Deployment, ids: list[int]) -> tuple[int, int | None, int | None]:
+    """How many of ``ids`` have a scan mark, the oldest and the newest."""
+    listed = ", ".join(map(str, ids))
+    return deployment.query(
+        f"SELECT count(*), min(snapshot_id), max(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})"
+    )[0]
+
+
+def fired(deployment: Deployment, ids: list[int]) -> bool:
+    return {r[0] for r in deployment.query("SELECT DISTINCT strategy_id FROM alert")} >= set(ids)
+
+
+LEASE_S = 6  # [notify] lease_s: a dead notifier's claims are taken over after this
+#: The engines neither scan nor deliver: the scanner and notifier processes do.
+EXTERNAL = {"UBOT_CLUSTER_SCANNERS": "external", "UBOT_CLUSTER_NOTIFIERS": "external"}
+
+
+def test_every_role_twice_survives_kill_9_of_each_in_turn(deployment: Deployment) -> None:
     interval_ms = INTERVAL_S * 1000
-    active = deployment.engine("engine-a")
+    active = deployment.engine("engine-a", **EXTERNAL)
     wait_until(lambda: "engine: active" in active.log, "engine A to be active", TIMEOUT_S, alive=active)
-    standby = deployment.engine("engine-b")
+    standby = deployment.engine("engine-b", **EXTERNAL)
     wait_until(lambda: "engine: standby" in standby.log, "engine B to stand by", TIMEOUT_S, alive=standby)
+    lease = {"UBOT_NOTIFY_LEASE_S": str(LEASE_S), "UBOT_NOTIFY_ATTEMPT_DEADLINE_S": "2"}
+    scanners = [deployment.start(f"scanner-{i}", "--role", "scanner") for i in (1, 2)]
+    notifiers = [deployment.start(f"notifier-{i}", "--role", "notifier", **lease) for i in (1, 2)]
     gateway_a, base_a = deployment.gateway("gateway-a")
     gateway_b, base_b = deployment.gateway("gateway-b")
+    wait_until(
+        lambda: [len(roles(base_a).get(g, [])) for g in ("engines", "scanners", "notifiers")] == [2, 2, 2],
+        "two engines, two scanners and two notifiers in /health",
+        TIMEOUT_S,
+        alive=gateway_a,
+    )
+    engines = [member_of(base_a, "engines", p.proc.pid) for p in (active, standby)]
+    assert {r["member"]: r["state"] for r in roles(base_a)["engines"]} == dict(
+        zip(engines, ("active", "standby"))
+    )
+    scanner_members = [member_of(base_a, "scanners", p.proc.pid) for p in scanners]
+    notifier_members = [member_of(base_a, "notifiers", p.proc.pid) for p in notifiers]
+    wait_until(
+        lambda: (
+            {r["member"] for r in roles(base_a)["scanners"] if r.get("last_tick")} == set(scanner_members)
+        ),
+        "both scanners to receive ticks",
+        TIMEOUT_S,
+    )
 
-    with FakeWebhook() as hook:
-        # A strategy created through gateway A fires into the webhook and shows on gateway B's stream.
+    with Receiver() as hook:
+        # A strategy created through gateway A fires into the signed webhook and shows on a stream
+        # opened on gateway B.
         token = sign_up(base_a, hook.url())
-        assert json.loads(hook.requests.pop(0).body)["event"] == "verification"
+        with hook.lock:  # the verification request: not an alert
+            assert json.loads(hook.requests.pop(0).body)["event"] == "verification"
+            hook.accepted.clear()
         stream = Collector(base_b, token)
-        strategy_id = create_strategy(base_a, token)
+        once = [create(base_a, token, "first", "once")]
         (alert,) = wait_until(lambda: stream.of("alert"), "the alert event on gateway B", TIMEOUT_S)
         request = wait_until(lambda: hook.requests[:1], "the webhook call", TIMEOUT_S)[0]
         body = json.loads(request.body)
-        assert body["strategy_id"] == strategy_id and body["delivery_id"] == request.header("X-Ubot-Delivery")
+        assert body["strategy_id"] == once[0] and body["delivery_id"] == request.header("X-Ubot-Delivery")
         (body,) = body["alerts"]  # one coin fired: one alert in the message
-        assert body["symbol"] == "BTC"
-        # X-Ubot-Signature: t=<unix seconds>,v1=<HMAC-SHA256 of "<t>.<body>">, made just now
-        signature = request.header("X-Ubot-Signature")
-        stamp = signature.removeprefix("t=").split(",", 1)[0]
-        signed = f"{stamp}.".encode() + request.body
-        assert signature == f"t={stamp},v1=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
-        assert abs(time.time() - int(stamp)) < 300
-        assert json.loads(alert["data"])["id"] == body["id"]
+        assert body["symbol"] == "BTC" and json.loads(alert["data"])["id"] == body["id"]
+        assert signed(request)
+        stamp = int(request.header("X-Ubot-Signature").removeprefix("t=").split(",", 1)[0])
+        assert abs(time.time() - stamp) < 300  # made just now
         listed = requests.get(
             base_b + "/v1/me/alerts", headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S
         ).json()["alerts"]
         assert [a["id"] for a in listed] == [body["id"]]
 
-        # kill -9 the active engine: the standby takes over; nothing lost, nothing stored twice.
+        # Work for both scanners: `once` strategies fire at the next tick, `once_per_bar` once a
+        # minute, and `once_per_crossing` on BTC's price around its latest: at each crossing.
+        once += [create(base_a, token, f"once {i}", "once") for i in range(5)]
+        per_bar = [create(base_a, token, f"bar {i}", "once_per_bar") for i in range(4)]
+        (price,) = deployment.query(PRICES + " DESC LIMIT 1")[0][1:]
+        conditions = [f"price {op} {price * (1 + k * 3e-6)!r}" for k in range(-4, 5) for op in "><"]
+        crossing = [
+            create(base_a, token, f"cross {i}", "once_per_crossing", c) for i, c in enumerate(conditions)
+        ]
+        wait_until(lambda: fired(deployment, once + per_bar), "every strategy to fire", TIMEOUT_S)
+        # Both scanners hold a share: each raised alerts of its own (its log names them).
+        wait_until(
+            lambda: all("ubot.actors.notifier: alert " in scanner.log for scanner in scanners),
+            "both scanners to hold a share",
+            TIMEOUT_S,
+        )
+        armed = wait_until(
+            lambda: (marks := scan_marks(deployment, crossing))[0] == len(crossing) and marks[2],
+            "every crossing strategy to be scanned once",
+            TIMEOUT_S,
+        )
+
+        # kill -9 the active engine: the standby takes over within 2 intervals; no snapshot lost or
+        # stored twice; the scanners follow its ticks.
         before = snapshot_times(deployment)
         kill9(active)
         last_of_a = snapshot_times(deployment)[-1]
@@ -262,42 +414,137 @@ def test_engine_standby_and_two_gateways(deployment: Deployment) -> None:
             alive=standby,
         )
         times = snapshot_times(deployment)
-        assert times[: len(before)] == before
-        assert len(times) == len(set(times))  # never stored twice
+        assert times[: len(before)] == before and len(times) == len(set(times))
         first_of_b = min(t for t in times if t > last_of_a)
-        # Engine A died within an interval after its last snapshot; B's first one comes within 2
-        # intervals of that: at most 3 intervals after A's last.
-        assert first_of_b - last_of_a <= 3 * interval_ms, (last_of_a, first_of_b)
-        stored = deployment.query("SELECT max(id) FROM snapshot")[0][0]
+        # Engine A died within an interval of its last snapshot; B's first one comes within 2
+        # intervals of that: at most 2 of the snapshots' times missing in between.
+        assert (first_of_b - last_of_a) // interval_ms - 1 <= 2, (last_of_a, first_of_b)
+        # The candles caught up with A's snapshots: B folds the snapshots A stored and writes their
+        # closed candles when it takes over (then its own every [database] candle_write_minutes).
         (a_last,) = deployment.query(f"SELECT max(id) FROM snapshot WHERE timestamp <= {last_of_a}")[0]
-        # The scans caught up with every snapshot; the candles with A's: B folds the snapshots A
-        # stored and writes their closed candles when it takes over, then its own closed candles
-        # every [database] candle_write_minutes (readers rebuild the ones not written yet).
-        for key, through in ((WATERMARK, a_last), (SCAN_WATERMARK, stored)):
-            wait_until(
-                lambda key=key, through=through: (
-                    int(deployment.query(f"SELECT value FROM meta WHERE key = '{key}'")[0][0]) >= through
-                ),
-                f"{key} to reach snapshot {through}",
-                TIMEOUT_S,
-            )
-        assert len(hook.requests) == 1  # the takeover did not fire the crossing again
+        wait_until(
+            lambda: (
+                int(deployment.query(f"SELECT value FROM meta WHERE key = '{WATERMARK}'")[0][0]) >= a_last
+            ),
+            f"the candles to reach snapshot {a_last}",
+            TIMEOUT_S,
+            alive=standby,
+        )
+        wait_until(
+            lambda: [(r["member"], r["state"]) for r in roles(base_a)["engines"]] == [(engines[1], "active")],
+            "/health to show engine B alone, active",
+            TIMEOUT_S,
+        )
+        once += [create(base_a, token, f"engine B {i}", "once") for i in range(2)]
+        wait_until(
+            lambda: fired(deployment, once), "the strategies created after the takeover to fire", TIMEOUT_S
+        )
 
-    # kill gateway B: the stream resumes on gateway A from the last id it got, nothing missed.
-    wait_until(lambda: stream.of("snapshot")[1:], "two snapshot events on gateway B", TIMEOUT_S)
-    kill9(gateway_b)
-    assert stream.ended.wait(TIMEOUT_S)
-    last_seen = stream.events[-1]["id"]
-    resumed = Collector(base_a, token, last_event_id=last_seen)
-    assert resumed.head == {"retry": "3000"}  # no id: the client has one
-    wait_until(lambda: resumed.of("snapshot")[1:], "snapshot events on gateway A", TIMEOUT_S)
-    assert not resumed.of("reset")
-    # Exactly the entries the bus holds after the id it last saw (this user sees every one).
-    ids = [EntryId.parse(e["id"]) for e in list(resumed.events)]
-    assert deployment.events_after(last_seen, len(ids)) == ids
-    resumed.close()
-    stream.close()
-    for process in (standby, gateway_a):
+        # kill -9 one scanner and one notifier, mid-run: the receiver stalls, so deliveries stay
+        # claimed, in flight; the notifier killed holds one.
+        hook.stalling.set()
+        once += [create(base_a, token, f"stalled {i}", "once") for i in range(6)]
+        in_flight = (
+            "SELECT claimed_by FROM delivery WHERE claimed_by IS NOT NULL AND status IN ('pending', 'held')"
+            " AND lease_until IS NOT NULL"
+        )
+        ((dead_notifier,), *_) = wait_until(
+            lambda: deployment.query(in_flight), "a notifier to hold a claim in flight", TIMEOUT_S
+        )
+        dead = notifier_members.index(dead_notifier)
+        notifier, survivor = notifiers[dead], notifiers[1 - dead]
+        dead_scanner = scanner_members[0]
+        killed_at_ms = int(deployment.query("SELECT (extract(epoch from now()) * 1000)::bigint")[0][0])
+        kill9(scanners[0])
+        kill9(notifier)
+        # The at-least-once window: what the dead notifier held unsent (it may have been accepted).
+        window = {
+            key
+            for (key,) in deployment.query(
+                f"SELECT key FROM delivery WHERE claimed_by = '{dead_notifier}' AND status IN ('pending', 'held')"
+            )
+        }
+        assert window
+        once += [create(base_a, token, f"after {i}", "once") for i in range(4)]
+        hook.stalling.clear()
+        hook.release.set()
+        wait_until(
+            lambda: fired(deployment, once),
+            "the strategies created around the kills to fire",
+            TIMEOUT_S,
+            alive=scanners[1],
+        )
+        wait_until(
+            lambda: [m["member"] for m in roles(base_a)["scanners"]] == [scanner_members[1]],
+            "the dead scanner to leave the group",
+            TIMEOUT_S,
+        )
+        # Its share was taken over within 2 ticks: at most 2 ticks after the kill still named it.
+        assert ticks_naming(deployment, dead_scanner, killed_at_ms) <= 2
+        # Every delivery of the alerts so far accepted by the webhook (the dead notifier's after
+        # its lease), signed; twice only inside the at-least-once window.
+        keys = {key for (key,) in deployment.query("SELECT key FROM delivery")}
+        wait_until(lambda: set(hook.accepted) >= keys, "every delivery accepted by the webhook", TIMEOUT_S)
+
+        # kill -9 gateway B: the stream resumes on gateway A from the last id it got, nothing missed.
+        kill9(gateway_b)
+        assert stream.ended.wait(TIMEOUT_S)
+        last_seen = stream.events[-1]["id"]
+        resumed = Collector(base_a, token, last_event_id=last_seen)
+        assert resumed.head == {"retry": "3000"}  # no id: the client has one
+        wait_until(lambda: resumed.of("snapshot")[1:], "snapshot events on gateway A", TIMEOUT_S)
+        assert not resumed.of("reset")
+        # Exactly the entries the bus holds after the id it last saw (this user sees every one).
+        ids = [EntryId.parse(e["id"]) for e in list(resumed.events)]
+        assert deployment.events_after(last_seen, len(ids)) == ids
+        # Every alert stored so far on one stream or the other, once.
+        stored = {a for (a,) in deployment.query("SELECT id FROM alert")}
+
+        def shown() -> list[int]:
+            return [json.loads(e["data"])["id"] for e in stream.of("alert") + resumed.of("alert")]
+
+        wait_until(lambda: set(shown()) >= stored, "every alert on one stream or the other", TIMEOUT_S)
+        assert len(shown()) == len(set(shown()))
+        resumed.close()
+        stream.close()
+
+        # No alert lost or raised twice: each `once` strategy fired exactly once, each `once_per_bar`
+        # at most once per bar, each `once_per_crossing` at each crossing of the stored prices.
+        alerts = deployment.query("SELECT id, strategy_id, bar_open FROM alert")
+        count = collections.Counter(s for _, s, _ in alerts)
+        assert all(count[s] == 1 for s in once), count
+        per_bar_alerts = collections.Counter((s, bar) for _, s, bar in alerts if s in per_bar)
+        assert set(per_bar_alerts.values()) == {1}, per_bar_alerts
+        (newest,) = deployment.query("SELECT max(id) FROM snapshot")[0]
+        through = wait_until(
+            lambda: (low := scan_marks(deployment, crossing)[1]) >= newest and low,
+            "the survivor to scan every crossing strategy past the kills and the lease",
+            TIMEOUT_S,
+            alive=scanners[1],
+        )
+        crossings(deployment, crossing, conditions, armed, through)
+        with hook.lock:
+            accepted, requests_made = collections.Counter(hook.accepted), list(hook.requests)
+        # (alerts, deliveries) in one statement: one delivery per alert (one coin per message)
+        ((alert_count, delivery_count),) = deployment.query(
+            "SELECT (SELECT count(*) FROM alert), (SELECT count(*) FROM delivery)"
+        )
+        assert alert_count == delivery_count
+        assert set(accepted) <= {key for (key,) in deployment.query("SELECT key FROM delivery")}
+        assert {key for key, n in accepted.items() if n > 1} <= window
+        stored = {a for (a,) in deployment.query("SELECT id FROM alert")}
+        for request in requests_made:
+            assert signed(request)
+            assert {a["id"] for a in json.loads(request.body)["alerts"]} <= stored
+        # The dead notifier's claims were sent by the survivor, after the lease.
+        taken_over = deployment.query(
+            "SELECT DISTINCT claimed_by FROM delivery WHERE key IN ({})".format(
+                ", ".join(f"'{k}'" for k in window)
+            )
+        )
+        assert taken_over == [(notifier_members[1 - dead],)]
+
+    for process in (standby, scanners[1], survivor, gateway_a):
         process.proc.send_signal(signal.SIGTERM)
         assert process.wait_exit() == 0, process.tail()
 

@@ -25,11 +25,11 @@ from tests.support.waits import wait_until
 from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped without the services)
     TIMEOUT_S,
     Deployment,
+    create,
     deployment,
     pytestmark,
     sign_up,
 )
-from tests.test_roles_workers import create
 from ubot.timeutil import iso_from_ms
 
 

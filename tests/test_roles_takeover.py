@@ -8,12 +8,11 @@ The engine replays recordings in which BTC's price alternates between 100 and 10
 snapshot is a crossing for half of the strategies (``once_per_crossing``), and a snapshot left
 unscanned, or scanned twice, shows in when they fire. What each must fire is computed from the
 prices stored with the snapshots. Engine, two scanners and a gateway over PostgreSQL and Redis, as
-tests/test_roles_workers.py.
+tests/test_roles_cluster.py.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import re
@@ -31,22 +30,21 @@ from tests.support.waits import wait_until
 from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped without the services)
     TIMEOUT_S,
     Deployment,
+    create,
+    crossings,
     deployment,
     kill9,
+    member_of,
     pytestmark,
+    roles,
+    scan_marks,
     sign_up,
 )
-from tests.test_roles_workers import member_of, roles, start
 from ubot.models.alerts import member_watermark
 from ubot.scan.assign import owner
 
 STRATEGIES = 50  # a user's most: half ``price > 101``, half ``price < 101``
 FILES = 600  # ten minutes of one-second ticks: the replay outlasts the test
-
-PRICES = (
-    "SELECT s.id, q.price FROM quote q JOIN coin k ON k.id = q.coin_id"
-    " JOIN snapshot s ON s.id = q.snapshot_id WHERE k.symbol = 'BTC' ORDER BY s.id"
-)
 
 
 def write_market(directory: str) -> None:
@@ -60,14 +58,6 @@ def write_market(directory: str) -> None:
         ]
         with open(os.path.join(directory, f"{i:05d}.json"), "w", encoding="utf-8") as handle:
             json.dump(listings(start_ms + i * 1000, items), handle)
-
-
-def expected(condition: str, prices: list[tuple[int, float]], after: int) -> list[int]:
-    """The snapshots after ``after`` at which a ``once_per_crossing`` strategy on ``price > x``
-    or ``price < x`` fires (it was scanned at ``after``: its state is known from there)."""
-    _, op, value = condition.split()
-    holds = [(sid, price > float(value) if op == ">" else price < float(value)) for sid, price in prices]
-    return [sid for (_, was), (sid, now) in zip(holds, holds[1:]) if sid > after and now and not was]
 
 
 TAKEN_OVER = re.compile(
@@ -88,31 +78,12 @@ def taken_over(log: str) -> tuple[int, int | None]:
     return int(snapshot_id), int(low) if low else None
 
 
-def create(base: str, token: str, name: str, condition: str) -> int:
-    created = requests.post(
-        base + "/v1/me/strategies",
-        json={
-            "name": name,
-            "condition": condition,
-            "timeframe": "1m",
-            "symbols": ["BTC"],
-            "channels": ["webhook"],
-            "frequency": "once_per_crossing",
-        },
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT_S,
-    )
-    assert created.status_code == 201, created.text
-    return created.json()["id"]
-
-
 def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_once(
     deployment: Deployment,
 ) -> None:
     market = str(deployment.tmp_path / "market")
     write_market(market)
-    engine = start(
-        deployment,
+    engine = deployment.start(
         "engine",
         "--role",
         "engine",
@@ -126,8 +97,8 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
     wait_until(lambda: "engine: active" in engine.log, "the engine to be active", TIMEOUT_S, alive=engine)
     metrics_at = free_port()  # the survivor's GET /metrics (--metrics)
     scanners = [
-        start(deployment, "scanner-1", "--role", "scanner"),
-        start(deployment, "scanner-2", "--role", "scanner", "--metrics", f"127.0.0.1:{metrics_at}"),
+        deployment.start("scanner-1", "--role", "scanner"),
+        deployment.start("scanner-2", "--role", "scanner", "--metrics", f"127.0.0.1:{metrics_at}"),
     ]
     gateway, base = deployment.gateway("gateway")
     wait_until(
@@ -141,7 +112,7 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
     with FakeWebhook() as hook:
         token = sign_up(base, hook.url())
         conditions = [("price > 101", "price < 101")[i % 2] for i in range(STRATEGIES)]
-        ids = [create(base, token, f"turn {i}", c) for i, c in enumerate(conditions)]
+        ids = [create(base, token, f"turn {i}", "once_per_crossing", c) for i, c in enumerate(conditions)]
     listed = ", ".join(map(str, ids))
     dead = {i for i in ids if owner(i, sorted(members)) == members[0]}
     assert dead and len(dead) < len(ids)
@@ -193,18 +164,7 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
         TIMEOUT_S,
         alive=scanners[1],
     )
-    (through,) = deployment.query(f"SELECT min(snapshot_id) FROM scan_mark WHERE strategy_id IN ({listed})")[
-        0
-    ]
-    prices = [row for row in deployment.query(PRICES) if row[0] <= through]
-    alerts = deployment.query(
-        "SELECT a.strategy_id, s.id FROM alert a JOIN snapshot s ON s.timestamp = a.fired_at"
-        f" WHERE s.id > {armed} AND s.id <= {through}"
-    )
-
-    fired = collections.defaultdict(list)
-    for strategy_id, snapshot_id in alerts:
-        fired[strategy_id].append(snapshot_id)
+    through = scan_marks(deployment, ids)[1]
     # The survivor took the share over at a tick that no longer named the stopped scanner, with the
     # scan marks the stopped one wrote (at least its watermark: every scan it finished); a tick had
     # named it after them (the scan it was stopped in): the survivor caught that one up.
@@ -215,9 +175,7 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
     assert any(i >= taken_at for i in map(int, CAUGHT_UP.findall(scanners[1].log))), scanners[1].tail()
     # Exactly once at each crossing, whoever scanned it: the stopped one before it stopped, the
     # survivor live, or the survivor catching up the snapshots the stopped one missed.
-    assert {i: sorted(fired[i]) for i in ids} == {
-        i: expected(c, prices, armed) for i, c in zip(ids, conditions)
-    }
+    crossings(deployment, ids, conditions, armed, through)
 
     # What the survivor says of itself: its heartbeat's scan time, its scans on its metrics address.
     (beat,) = roles(base)["scanners"]

@@ -1,5 +1,5 @@
-"""Per-role heartbeats, for ``/health``: each scanner and notifier process says it is alive (the bus's
-membership groups ``scanners`` and ``notifiers``, with a TTL) and what it is doing (a small
+"""Per-role heartbeats, for ``/health``: each engine (active or standby), scanner and notifier process
+says it is alive (the bus's membership groups ``engines``, ``scanners`` and ``notifiers``, with a TTL) and what it is doing (a small
 :class:`RoleBeat` document under ``beat.<group>.<member>``, a latest value on the bus). A gateway's
 ``/health`` lists the live members of each group with their documents (:func:`roles_health`).
 
@@ -28,15 +28,20 @@ from ubot.periodic import Periodic
 log = logging.getLogger(__name__)
 
 NOTIFIERS = "notifiers"  # the membership group of the notifier role
-GROUPS = {"scanner": SCANNERS, "notifier": NOTIFIERS}
+ENGINES = "engines"  # the membership group of the engine role: the active one and those standing by
+GROUPS = {"engine": ENGINES, "scanner": SCANNERS, "notifier": NOTIFIERS}
 
 
 class RoleBeat(msgspec.Struct, frozen=True, omit_defaults=True):
     """What a role process says of itself (``None``: does not apply to this role)."""
 
-    role: Literal["scanner", "notifier"]
+    role: Literal["engine", "scanner", "notifier"]
     member: str
     at_ms: Annotated[int | None, Meta(description="when this beat was made (null: no beat read yet)")] = None
+    state: Annotated[
+        Literal["active", "standby"] | None,
+        Meta(description="engine: active (it holds the engine lock) or standing by"),
+    ] = None
     last_tick: Annotated[int | None, Meta(description="scanner: the engine's tick last received")] = None
     snapshot_id: Annotated[int | None, Meta(description="scanner: that tick's snapshot")] = None
     strategies: Annotated[int | None, Meta(description="scanner: strategies it owns now")] = None
@@ -56,6 +61,7 @@ class RoleBeat(msgspec.Struct, frozen=True, omit_defaults=True):
 class RolesHealth(msgspec.Struct, frozen=True):
     """``/health``'s ``roles`` (``--role gateway``): the live members of each group."""
 
+    engines: list[RoleBeat]
     scanners: list[RoleBeat]
     notifiers: list[RoleBeat]
 
@@ -147,4 +153,4 @@ def roles_health(bus: Bus) -> RolesHealth:
             except msgspec.DecodeError:
                 docs.append(RoleBeat(role, member))
         found[group] = docs
-    return RolesHealth(scanners=found[SCANNERS], notifiers=found[NOTIFIERS])
+    return RolesHealth(engines=found[ENGINES], scanners=found[SCANNERS], notifiers=found[NOTIFIERS])

@@ -43,7 +43,7 @@ def test_health_is_starting_then_ok_and_the_snapshot_is_the_buss_document(db) ->
             "role": "gateway",
             "bus": {"kind": "in-process", "connected": True, "error": None},
             "last_snapshot_at": None,
-            "roles": {"scanners": [], "notifiers": []},
+            "roles": {"engines": [], "scanners": [], "notifiers": []},
         }
         assert client.simulate_get("/v1/snapshot").status_code == 503  # no snapshot yet
         bus.set_latest(SNAPSHOT, SnapshotDocument('"abc-1"', BODY, 7, 1_710_028_800_000))
@@ -75,7 +75,7 @@ def test_health_is_degraded_while_redis_does_not_answer(db) -> None:
     assert doc["bus"]["error"]
 
 
-def test_health_lists_each_scanners_and_notifiers_heartbeat(db) -> None:
+def test_health_lists_each_engines_scanners_and_notifiers_heartbeat(db) -> None:
     from ubot.clocks import FakeClock
     from ubot.heartbeat import Heartbeat
 
@@ -86,10 +86,16 @@ def test_health_lists_each_scanners_and_notifiers_heartbeat(db) -> None:
         figures = {"last_tick": 12, "snapshot_id": 40, "strategies": 7, "lag_ms": 0, "scan_ms": 41.5}
         Heartbeat(bus, "scanner", "scanner-a-1", 10.0, lambda: figures, clock).beat()
         Heartbeat(bus, "notifier", "notifier-b-2", 10.0, lambda: {"claims": 3}, clock).beat()
+        Heartbeat(bus, "engine", "engine-c-3", 10.0, lambda: {"state": "active"}, clock).beat()
+        Heartbeat(bus, "engine", "engine-d-4", 10.0, lambda: {"state": "standby"}, clock).beat()
         health = client.simulate_get("/health").json
         msgspec.convert(health, GatewayHealth)  # the shape the OpenAPI document declares
         roles = health["roles"]
         assert roles == {
+            "engines": [
+                {"role": "engine", "member": "engine-c-3", "at_ms": 1_710_028_800_000, "state": "active"},
+                {"role": "engine", "member": "engine-d-4", "at_ms": 1_710_028_800_000, "state": "standby"},
+            ],
             "scanners": [{"role": "scanner", "member": "scanner-a-1", "at_ms": 1_710_028_800_000, **figures}],
             "notifiers": [
                 {"role": "notifier", "member": "notifier-b-2", "at_ms": 1_710_028_800_000, "claims": 3}
@@ -113,6 +119,6 @@ def test_the_openapi_document_declares_the_gateways_health_with_the_roles() -> N
     assert schemas["RolesHealth"]["properties"]["scanners"]["items"] == {
         "$ref": "#/components/schemas/RoleBeat"
     }
-    assert {"member", "at_ms", "strategies", "claims", "lag_ms", "scan_ms"} <= set(
+    assert {"member", "at_ms", "state", "strategies", "claims", "lag_ms", "scan_ms"} <= set(
         schemas["RoleBeat"]["properties"]
     )
