@@ -438,3 +438,15 @@ def test_open_time_never_goes_backwards_and_closed_candles_are_final(stream):
                 current = candle(book, tf, row[0])
                 assert current is not None and current[0] > row[1]
                 assert NO_CANDLE < row[1] <= row[6] <= row[7] < row[1] + TIMEFRAMES[tf]
+
+
+def test_candle_of_gives_a_coins_open_candle_or_none():
+    book = CandleBook(["1m"])
+    book.apply(np.array([7, 3, 5]), np.array([T0, T0, T0]), np.array([1.5, 2.5, math.nan]))
+    book.apply(np.array([3]), np.array([T0 + 1_000]), np.array([4.0]))
+    rows = book.open_candles("1m")
+
+    assert rows.candle_of(3) == (T0, 2.5, 4.0, 2.5, 4.0)
+    assert rows.candle_of(7) == (T0, 1.5, 1.5, 1.5, 1.5)
+    assert rows.candle_of(5) is None  # no price yet: no candle
+    assert rows.candle_of(99) is None

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
-from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, NUMERIC_FIELDS, parse_listings
-from ubot.market.view import SnapshotView, etag_of
+import numpy as np
+
+from ubot.jsonsafe import encode_json, json_number
+from ubot.market.simulated import SimulatedSource
+from ubot.market.snapshot import GLOBAL_FIELDS, GLOBAL_INT_FIELDS, INT_FIELDS, NUMERIC_FIELDS, parse_listings
+from ubot.market.view import CoinDocument, SnapshotDocument, SnapshotView, etag_of
+from ubot.timeutil import iso_from_ms
 
 STAMP = "2024-10-16T00:21:56.668Z"
 
@@ -38,8 +44,11 @@ def coin(coin_id, symbol, rank, price, **extra):
     return item
 
 
+DEFAULT = (coin(1, "BTC", 1, 63_000.5), coin(1027, "ETH", 2, 2_600.25), coin(825, "USDT", 3, 1.0))
+
+
 def listings(*items):
-    items = items or (coin(1, "BTC", 1, 63_000.5), coin(1027, "ETH", 2, 2_600.25), coin(825, "USDT", 3, 1.0))
+    items = items or DEFAULT
     return {"status": {"timestamp": STAMP, "error_code": 0}, "data": list(items)}
 
 
@@ -220,3 +229,59 @@ def test_body_is_strict_json_with_escapes_floats_and_nulls_intact():
     assert built.coins == tuple(coins)
     body, _ = built.filtered(["BTC", "NOPE"])
     assert _strict(body)["coins"] == coins[:1] and _strict(body)["unknown_symbols"] == ["NOPE"]
+
+
+def reference_body(snap) -> bytes:
+    """The served document of ``snap`` built the plain way: one coin document at a time."""
+    coins = []
+    for i in range(len(snap)):
+        values = {name: json_number(snap.column(name)[i]) for name in NUMERIC_FIELDS}
+        for name in INT_FIELDS:
+            values[name] = None if values[name] is None else int(values[name])
+        coins.append(
+            CoinDocument(
+                id=int(snap.ids[i]),
+                symbol=snap.symbols[i],
+                name=snap.names[i],
+                slug=snap.slugs[i],
+                last_updated=iso_from_ms(int(snap.quote_ts_ms[i])),
+                **values,
+            )
+        )
+    global_doc = None
+    if snap.global_metrics is not None:
+        values = snap.global_metrics.values
+        global_doc = {
+            name: None
+            if json_number(values.get(name)) is None
+            else int(values[name])
+            if name in GLOBAL_INT_FIELDS
+            else json_number(values[name])
+            for name in GLOBAL_FIELDS
+        }
+        global_doc["last_updated"] = iso_from_ms(snap.global_metrics.timestamp_ms)
+    return encode_json(SnapshotDocument(iso_from_ms(snap.timestamp_ms), snap.convert, global_doc, coins))
+
+
+def test_body_equals_the_document_built_coin_by_coin_at_5000_coins():
+    snap = SimulatedSource(limit=5_000, seed=7).fetch(1_767_225_600_000).snapshot
+    rng = np.random.default_rng(3)
+    # quotes of a handful of distinct times in any order, some coins unranked, some prices NaN
+    stamps = snap.timestamp_ms - rng.choice([0, 1_000, 59_999, 3_600_000], size=len(snap))
+    columns = dict(snap.columns)
+    for name, share in (("rank", 0.1), ("price", 0.01), ("num_market_pairs", 0.2)):
+        column = columns[name].copy()
+        column[rng.random(len(snap)) < share] = np.nan
+        columns[name] = column
+    snap = dataclasses.replace(snap, quote_ts_ms=stamps.astype(np.int64), columns=columns)
+
+    built = SnapshotView.build(snap)
+
+    assert built.body == reference_body(snap)
+    assert built.etag == etag_of(built.body)
+    assert len(set(json.loads(built.body)["coins"][i]["last_updated"] for i in range(len(snap)))) == 4
+
+
+def test_body_of_parsed_listings_equals_the_document_built_coin_by_coin():
+    snap = parse_listings(listings(coin(5, "OLD", None, 2.0, last_updated=STAMP), *DEFAULT), "USD", GLOBAL)
+    assert SnapshotView.build(snap).body == reference_body(snap)

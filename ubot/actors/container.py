@@ -38,7 +38,6 @@ class Container(Stage):
         self.publish = publish
         self.view: SnapshotView | None = None
         self.open_candles: Mapping[str, CandleRows] = {}
-        self._candle_index: dict[str, dict[int, int]] = {}
 
     @functools.singledispatchmethod
     def receive(self, message: Any) -> Any:
@@ -49,10 +48,6 @@ class Container(Stage):
         started = time.perf_counter()
         self.view = SnapshotView.build(message.snapshot)
         self.open_candles = message.open_candles
-        self._candle_index = {
-            tf: {coin: i for i, coin in enumerate(rows.coin_ids.tolist())}
-            for tf, rows in message.open_candles.items()
-        }
         done = message.timed(self.name, self.elapsed_ms(started))
         if self.publish is not None:  # the document, TickReady and the snapshot event (the bus)
             try:
@@ -94,14 +89,5 @@ class Container(Stage):
     @receive.register
     def _open_candle(self, query: GetOpenCandle) -> tuple | None:
         """``(open_time, open, high, low, close)`` of the coin's open candle, or None."""
-        index = self._candle_index.get(query.timeframe, {}).get(query.coin_id)
-        if index is None:
-            return None
-        rows = self.open_candles[query.timeframe]
-        return (
-            int(rows.open_time[index]),
-            float(rows.open[index]),
-            float(rows.high[index]),
-            float(rows.low[index]),
-            float(rows.close[index]),
-        )
+        rows = self.open_candles.get(query.timeframe)
+        return None if rows is None else rows.candle_of(query.coin_id)

@@ -87,6 +87,23 @@ class CandleRows:
             return cls.from_rows(timeframe, [])
         return cls(timeframe, *(np.concatenate([getattr(p, name) for p in parts]) for name in _COLUMNS))
 
+    def candle_of(self, coin_id: int) -> tuple[int, float, float, float, float] | None:
+        """``(open_time, open, high, low, close)`` of ``coin_id``'s row, or None when it has none.
+
+        A scan of the ids in C (microseconds for thousands of coins): cheaper than building an
+        index of every coin each tick for the few candles asked for between ticks."""
+        found = np.flatnonzero(self.coin_ids == coin_id)
+        if not len(found):
+            return None
+        i = int(found[0])
+        return (
+            int(self.open_time[i]),
+            float(self.open[i]),
+            float(self.high[i]),
+            float(self.low[i]),
+            float(self.close[i]),
+        )
+
     def take(self, mask: np.ndarray) -> CandleRows:
         return CandleRows(
             self.timeframe,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from ubot.jsonsafe import encode_json, json_ints, json_number
 from ubot.market.snapshot import (
@@ -125,8 +126,9 @@ class SnapshotView:
 
     @classmethod
     def build(cls, snap: Snapshot) -> SnapshotView:
-        iso: dict[int, str] = {}  # most quotes share a handful of timestamps
-        stamps = [iso.get(ms) or iso.setdefault(ms, iso_from_ms(ms)) for ms in snap.quote_ts_ms.tolist()]
+        # Most quotes share a handful of timestamps: each distinct one is formatted once.
+        distinct, which = np.unique(snap.quote_ts_ms, return_inverse=True)
+        stamps = np.array([iso_from_ms(ms) for ms in distinct.tolist()], dtype=object)[which].tolist()
         ids = snap.ids.tolist()
         columns = [
             json_ints(snap.column(n)) if n in INT_FIELDS else snap.column(n).tolist() for n in _COLUMNS
