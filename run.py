@@ -265,9 +265,6 @@ def stop_on_signals(doing: str = "finishing the tick in flight, then stopping") 
     """An event that SIGINT and SIGTERM set (logged, saying what happens next); set at once when one
     came while uBot was starting."""
     finished = threading.Event()
-    if EARLY_SIGNAL.is_set():
-        log.info("a stop signal came while starting: %s", doing)
-        finished.set()
 
     def on_signal(signum: int, frame: object) -> None:
         log.info("received %s: %s", signal.Signals(signum).name, doing)
@@ -275,6 +272,10 @@ def stop_on_signals(doing: str = "finishing the tick in flight, then stopping") 
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    # checked once the handler is in place: a signal in between is seen by one or the other
+    if EARLY_SIGNAL.is_set():
+        log.info("a stop signal came while starting: %s", doing)
+        finished.set()
     return finished
 
 
@@ -630,6 +631,7 @@ def serve(
         request_timeout_s=settings.http.request_timeout,
         workers=settings.http.workers,
         freeze_at_exit=freeze_at_exit,
+        signalled_early=EARLY_SIGNAL.is_set,
     ).run()
     return 0
 

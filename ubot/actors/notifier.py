@@ -316,6 +316,7 @@ class Notifier(pykka.ThreadingActor):
             self._dispatch(written)
 
     @on_receive.register
+    @not_fatal  # they stay in the outbox, moved earlier: sent when due after the next start
     def _released(self, message: Released) -> None:
         """Held deliveries moved earlier in the outbox (``UserManager.mute``): those queued here go
         then. Claims mode: nothing to do, they are claimed from the outbox when due."""

@@ -35,6 +35,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -282,10 +283,13 @@ class GatewayServer(BaseApplication):
         request_timeout_s: float = 10.0,
         workers: int = 1,
         freeze_at_exit: bool = False,
+        signalled_early: Callable[[], bool] = lambda: False,
     ) -> None:
         """``threads`` is the app's pool (``create_app``), not gunicorn's: only logged here.
         ``workers``: gunicorn worker processes, each calling ``make_app`` after its fork.
-        ``freeze_at_exit``: see :meth:`_exit`."""
+        ``freeze_at_exit``: see :meth:`_exit`. ``signalled_early``: whether a stop signal came before
+        gunicorn's own handlers were installed (see :meth:`_ready`)."""
+        self._signalled_early = signalled_early
         self._workers = workers
         self._freeze_at_exit = freeze_at_exit
         self._bind = bind
@@ -318,6 +322,7 @@ class GatewayServer(BaseApplication):
             "post_worker_init": self._set_deadline,
             "child_exit": worker_died,
             "worker_int": lambda worker: self._stopping(),  # SIGINT, SIGQUIT, and SIGTERM (GatewayWorker)
+            "when_ready": lambda arbiter: self._ready(),
         }.items():
             self.cfg.set(key, value)
         if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
@@ -335,6 +340,12 @@ class GatewayServer(BaseApplication):
         finally:
             if self._freeze_at_exit:
                 gc.freeze()
+
+    def _ready(self) -> None:
+        """In the master, its signal handlers installed: a stop signal that came before them (caught
+        by ``run.py``'s early handler only) is sent again, so gunicorn stops as it would have."""
+        if self._signalled_early():
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def _stopping(self) -> None:
         if self._on_stopping is not None:

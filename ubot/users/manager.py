@@ -927,7 +927,8 @@ class UserManager:
         """Check the budget and write in one turn (``UserStore.budget_turn``: another gateway's
         UserManager cannot spend the same budget in between); the Scanner is told once it is written."""
         with self.store.budget_turn():
-            self._check_budget(row.user_id, values, row)
+            # as it is now, in the turn: disabled meanwhile, it is checked as newly enabled
+            self._check_budget(row.user_id, values, self._strategy(row.user_id, row.id))
             self._check_name(row.user_id, values["name"], other_than=row.id)
             try:
                 found = self.store.update_strategy(row.user_id, row.id, values, now)

@@ -141,7 +141,10 @@ export class SettingsView {
       if (value) body[name] = value; // PUT: what is left out is cleared
     }
     const muted = this.form.elements.muted_until.value;
-    if (muted) body.muted_until = muted === this.muted?.shown ? this.muted.iso : new Date(muted).toISOString();
+    if (muted !== this.muted?.shown) body.muted_until = muted ? new Date(muted).toISOString() : undefined;
+    // as loaded: kept, unless that mute has ended since (then left out, i.e. cleared, not refused as past)
+    else if (muted && Date.parse(this.muted.iso) > Date.now()) body.muted_until = this.muted.iso;
+    if (body.muted_until === undefined) delete body.muted_until;
     try {
       await api("PUT", "/v1/me/settings", body);
       this.toast("Settings saved");
