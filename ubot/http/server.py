@@ -139,6 +139,9 @@ class GatewayProtocol(ASGIProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        connections = getattr(self.worker, "connections", None)
+        if connections is not None:
+            connections.add(self)
         timeout = getattr(self.worker, "request_timeout_s", None)
         if timeout:
             self._deadline = self.worker.loop.call_later(timeout, self._request_timed_out, timeout)
@@ -149,7 +152,20 @@ class GatewayProtocol(ASGIProtocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_deadline()
+        connections = getattr(self.worker, "connections", None)
+        if connections is not None:
+            connections.discard(self)
         super().connection_lost(exc)
+
+    def close_if_idle(self) -> bool:
+        """At a stop: close the connection if no request is in progress on it (kept alive between
+        two requests, or its first request not begun or not complete); whether it was. A request in
+        progress is answered, and its connection closed after it (the worker is no longer alive)."""
+        if self._closed or not (self._keepalive_handle is not None or self._deadline is not None):
+            return False
+        self._cancel_deadline()
+        self._keepalive_timeout()  # gunicorn's own close of an idle connection
+        return True
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
@@ -184,6 +200,11 @@ class GatewayWorker(ASGIWorker):
     request_timeout_s: float = 10.0
     timed_out = 0  # connections closed at the request deadline (tests, tools)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The open connections (:class:`GatewayProtocol` adds and removes itself).
+        self.connections: set[GatewayProtocol] = set()
+
     def handle_exit_signal(self) -> None:
         if self.alive:
             self.cfg.worker_int(self)
@@ -207,6 +228,12 @@ class GatewayWorker(ASGIWorker):
                 await asyncio.sleep(WORKER_POLL_S)
         except asyncio.CancelledError:
             pass
+        # The graceful wait is for requests in progress: an idle kept-alive connection (a browser's,
+        # a client's pool) would otherwise hold the stop until its keepalive timeout (5 s), and one
+        # whose request never came until the request deadline.
+        idle = sum(connection.close_if_idle() for connection in list(self.connections))
+        if idle:
+            self.log.info("Closed %d idle connection(s)", idle)
         await self._shutdown()
 
 
