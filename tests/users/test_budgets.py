@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from tests.support.pglocks import backend_pid, waiting_for
 from tests.support.users import attack_strategy
 from tests.support.waits import wait_until
 from ubot.config import ConfigError, load_settings
@@ -22,9 +23,6 @@ from ubot.users.market import KnownMarket
 
 PW = "correct horse 42"
 MARKET = KnownMarket(frozenset(f"C{i}" for i in range(1, 1001)), 1000)
-#: How many locks wait for one that session ``%s`` holds (``pg_locks``, unlike ``pg_stat_activity``,
-#: is read afresh inside a transaction).
-BLOCKED = "SELECT count(*) FROM pg_locks WHERE NOT granted AND %s = ANY(pg_blocking_pids(pid))"
 
 
 def manager_of(store, clock, passwords, budgets: Budgets | None = None) -> UserManager:
@@ -166,11 +164,11 @@ def test_two_gateways_saving_at_once_cannot_both_spend_the_servers_last_budget(
             db.close()  # this thread's connection
 
     with store.budget_turn():  # gateway A's turn
-        me = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        me = backend_pid(db)
         b = threading.Thread(target=gateway_b)
         b.start()
         wait_until(
-            lambda: db.execute_sql(BLOCKED, (me,)).fetchone()[0] > 0,
+            lambda: waiting_for(db, me),
             "gateway B to wait for gateway A's budget turn",
         )
         manager.create_strategy(alice, attack_strategy(0))  # 11,000: the turn is re-entrant
