@@ -4,7 +4,12 @@ that a race is decided one way is then a fact checked, not a guess about timing.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
+
+from tests.support.waits import wait_until
 
 
 def waiting_for(connection: Any, pid: int, application_name: str | None = None) -> list[str]:
@@ -36,3 +41,31 @@ def backend_pid(connection: Any) -> int:
         return cursor.fetchone()[0]
     finally:
         cursor.close()
+
+
+def second_waits(
+    db: Any, turn: AbstractContextManager, first: Callable[[], Any], second: Callable[[], Any]
+) -> Any:
+    """Two processes' writers at one moment, on threads with connections of their own: this thread
+    enters ``turn`` (a lock held by its session), ``second`` starts on another thread and is shown
+    waiting for it, then ``first`` runs inside the turn; once the turn ends ``second`` goes on. What
+    ``second`` returned, or the exception it raised (returned, not raised). ``db``: a peewee database."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = second()
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            outcome["result"] = error
+        finally:
+            db.close()  # this thread's connection
+
+    with turn:
+        me = backend_pid(db)
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_until(lambda: waiting_for(db, me), "the second writer to wait for the first's turn")
+        first()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    return outcome["result"]

@@ -4,12 +4,9 @@ and only verified destinations reach the Scanner as deliverable."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from tests.support.pglocks import backend_pid, waiting_for
-from tests.support.waits import wait_until
+from tests.support.pglocks import second_waits
 from ubot.models.db import is_sqlite
 from ubot.models.users import UserStore
 from ubot.users import destinations as dest
@@ -246,23 +243,12 @@ def test_two_workers_sending_to_one_address_at_once_take_turns(
     other = UserManager(UserStore(db), clock, passwords=passwords)
     bob = other.register("bob", "bob@example.com", "correct horse battery 9").id
     other.put_settings(bob, {"email_to": "ada@example.com"})
-    outcome: dict[str, object] = {}
 
-    def worker_b() -> None:
-        try:
-            outcome["sent"] = other.begin_verification(bob, "email")
-        except Throttled as error:
-            outcome["refused"] = error
-        finally:
-            db.close()  # this thread's connection
+    refused = second_waits(
+        db,
+        store.send_turn(),  # worker A's turn
+        lambda: manager.begin_verification(ada, "email"),  # the turn is re-entrant
+        lambda: other.begin_verification(bob, "email"),  # worker B
+    )
 
-    with store.send_turn():  # worker A's turn
-        me = backend_pid(db)
-        b = threading.Thread(target=worker_b)
-        b.start()
-        wait_until(lambda: waiting_for(db, me), "worker B to wait for worker A's turn")
-        manager.begin_verification(ada, "email")  # the turn is re-entrant
-    b.join(timeout=30)
-    assert not b.is_alive()
-    assert "sent" not in outcome
-    assert "less than 60 s ago" in str(outcome["refused"])
+    assert isinstance(refused, Throttled) and "less than 60 s ago" in str(refused)
