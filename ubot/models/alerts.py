@@ -133,8 +133,9 @@ class AlertStore:
         deliveries, the others point to it (``alert.batch``); their own deliveries, if any, are not
         written. A delivery whose recipient is in quiet hours is ``held`` until their end
         (``hold_until``), one over an hourly cap is ``capped``, the others are ``pending`` from
-        ``now_ms``. Alerts and states of a strategy deleted since the scan are dropped (its owner
-        deleted it: nothing to tell).
+        ``now_ms``. A delivery its alert's spec would hold is held as the recipient's settings say
+        when it is written (:func:`holds_now`: a hold ended meanwhile holds nothing). Alerts and states
+        of a strategy deleted since the scan are dropped (its owner deleted it: nothing to tell).
         """
         for attempt in (1, 2):
             try:
@@ -184,15 +185,17 @@ class AlertStore:
         alert_ids = _insert_returning_ids(AlertRecord, [_alert_row(a) for a in alerts])
         leads: dict[int | None, int] = {}  # strategy -> the id of its batch's first alert
         members: dict[int, list[tuple[int, Alert]]] = {}
-        holds: dict[int, int | None] = {}  # lead alert id -> until when its deliveries are held
+        holds: dict[int, int | None] = {}  # lead alert id -> until when its spec holds its deliveries
+        held_users: set[int] = set()
         for alert_id, alert in zip(alert_ids, alerts):
             lead = leads.setdefault(alert.strategy_id, alert_id)
             if lead != alert_id:
                 members.setdefault(lead, []).append((alert_id, alert))
             elif hold_until and alert.deliveries:
-                holds[alert_id] = hold_until(alert, now_ms)
-        by_id = dict(zip(alert_ids, alerts))
-        held_by = holds_now({by_id[i].user_id for i, until in holds.items() if until and until > now_ms})
+                until = holds[alert_id] = hold_until(alert, now_ms)
+                if until is not None and until > now_ms:
+                    held_users.add(alert.user_id)
+        held_by = holds_now(held_users)  # as their settings say now
         delivery_rows: list[dict[str, Any]] = []
         for alert_id, alert in zip(alert_ids, alerts):
             if leads[alert.strategy_id] != alert_id:
