@@ -106,6 +106,14 @@ def main() -> None:
     parser.add_argument(
         "--db", metavar="URL", help="with --end-to-end: a PostgreSQL URL, measured instead of SQLite"
     )
+    parser.add_argument(
+        "--no-rows", action="store_true", help="with --end-to-end: only the requests over packed blocks"
+    )
+    parser.add_argument(
+        "--block-storage",
+        choices=("extended", "external", "main", "plain"),
+        help="with --db: the blocks' columns stored so (ALTER TABLE ... SET STORAGE) before packing",
+    )
     args = parser.parse_args()
     end = START_MS + args.days * 86_400_000
     print(
@@ -183,11 +191,17 @@ def stored_and_read(args: argparse.Namespace, end: int, url: str) -> None:
         started = time.perf_counter()
         store(db, args.days, args.coins, {timeframe for _, timeframe, _, _ in CASES}, time_major=True)
         if not is_sqlite(db):
-            db.execute_sql("ANALYZE")
+            db.execute_sql("VACUUM ANALYZE")  # as autovacuum would: statistics, and the visibility map
         print(f"stored in {time.perf_counter() - started:.0f} s (not timed below)")
         reader = DryRunReader(db)
         symbols = tuple(f"C{i}" for i in range(1, args.coins + 1))
-        requests(args, end, reader, symbols, "rows  ")
+        if not args.no_rows:
+            requests(args, end, reader, symbols, "rows  ")
+        if args.block_storage:
+            from ubot.models.candle_blocks import COLUMNS
+
+            alter = ", ".join(f'ALTER COLUMN "{name}" SET STORAGE {args.block_storage}' for name in COLUMNS)
+            db.execute_sql(f"ALTER TABLE candle_block {alter}")
         started, cpu = time.perf_counter(), time.process_time()
         blocks = BlockPacker(db).pack_all()
         print(
@@ -195,7 +209,7 @@ def stored_and_read(args: argparse.Namespace, end: int, url: str) -> None:
             f"{time.process_time() - cpu:.1f} s cpu (not timed below)"
         )
         if not is_sqlite(db):
-            db.execute_sql("ANALYZE")
+            db.execute_sql("VACUUM ANALYZE")
             block_storage(db)
         requests(args, end, reader, symbols, "blocks")
     finally:
