@@ -29,7 +29,8 @@ a (coin, timeframe) pair's blocks up to the block of the pair's newest stored ca
 read per range and up to 500 coins (the coins of a read mostly share their ranges: blocks are
 aligned on the epoch), concatenated by coin in time order: the same candles as reading the rows
 alone. The dry run (``models/dryrun.py``) and the Scanner's seeds (``models/closes.py``) read
-through it.
+through it. On PostgreSQL the blocks come through ``COPY ... TO STDOUT`` in the binary format
+(a query's BYTEA would come as hex text).
 """
 
 from __future__ import annotations
