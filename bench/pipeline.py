@@ -255,12 +255,12 @@ def actor_run(url: str, coins: int, ticks: int) -> float:
 class PostgresSchema:
     """A schema of this run's own on the PostgreSQL server (so nothing else is touched), dropped at exit."""
 
-    def __init__(self, url: str) -> None:
-        self.url, self.admin = url, open_database(url)
+    def __init__(self, url: str, prefix: str = "bench_pipeline") -> None:
+        self.url, self.admin, self.prefix = url, open_database(url), prefix
         self.names: list[str] = []
 
     def fresh(self) -> str:
-        name = f"bench_pipeline_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        name = f"{self.prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.admin.execute_sql(f'CREATE SCHEMA "{name}"')
         self.names.append(name)
         separator = "&" if "?" in self.url else "?"

@@ -35,6 +35,7 @@ from typing import Any
 
 from peewee import fn
 
+from tests.support.pglocks import waiting_for
 from tests.support.ports import free_port
 from tests.support.processes import Process, command, environment, launch
 from tests.support.waits import wait_until
@@ -367,15 +368,7 @@ class WriteLock:
 
     def blocked(self, tag: str) -> list[str]:
         """PostgreSQL: the statements of ``tag``'s connections waiting for this lock."""
-        with self.connection.cursor() as cursor:
-            # pg_stat_activity is read once per transaction, and this one stays open: read it anew
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute(
-                "SELECT query FROM pg_stat_activity WHERE application_name = %s"
-                " AND %s = ANY(pg_blocking_pids(pid))",
-                (tag, self.connection.get_backend_pid()),
-            )
-            return [row[0] for row in cursor.fetchall()]
+        return waiting_for(self.connection, self.connection.get_backend_pid(), tag)
 
     def release(self) -> None:
         if self.connection is None:

@@ -25,6 +25,7 @@ import requests
 from tests.fakes.webhook import FakeWebhook
 from tests.models.conftest import coin, listings
 from tests.support.metrics import parse, value
+from tests.support.pglocks import waiting_for
 from tests.support.ports import free_port
 from tests.support.waits import wait_until
 from tests.test_roles_cluster import (  # noqa: F401  (pytestmark: skipped without the services)
@@ -63,9 +64,6 @@ def write_market(directory: str) -> None:
 TAKEN_OVER = re.compile(
     r"strategy\(ies\) taken over at snapshot (\d+), .*\(scan marks (?:(\d+) to \d+|none)\)"
 )
-
-#: How many sessions wait for a lock that session ``pid`` holds.
-BLOCKED = "SELECT count(*) FROM pg_stat_activity WHERE {pid} = ANY(pg_blocking_pids(pid))"
 
 CAUGHT_UP = re.compile(r"scanner: catching up \d+ snapshot\(s\) before (\d+) ")
 
@@ -135,9 +133,8 @@ def test_a_killed_scanners_strategies_fire_for_the_snapshots_in_between_exactly_
             cursor.execute(
                 "SELECT strategy_id FROM scan_mark WHERE strategy_id IN %s FOR UPDATE", (tuple(sorted(dead)),)
             )
-        blocked = BLOCKED.format(pid=holder.get_backend_pid())  # polled from other sessions
         wait_until(
-            lambda: deployment.query(blocked)[0][0],
+            lambda: waiting_for(holder, holder.get_backend_pid()),
             "the scanner's write to wait for its share's scan marks",
             TIMEOUT_S,
             alive=scanners[0],

@@ -43,6 +43,15 @@ class PipelineStats:
     database_lost: str = ""  # why the database can no longer be written (its file deleted), if so
     source_status: dict[str, Any] | None = None  # the source's own report (CoinMarketCap)
     scanner: dict[str, Any] | None = None  # the Scanner's figures after its last scan
+    #: Per stage, work of its beside the ticks that fails now (``StageFault``: the closed candles' write)
+    faults: dict[str, str] = field(default_factory=dict)
+
+    def fault(self, stage: str, problem: str) -> None:
+        """``stage`` says its work beside the ticks fails (``problem``) or works again (``""``)."""
+        if problem:
+            self.faults[stage] = problem
+        else:
+            self.faults.pop(stage, None)
 
     def record(self, done: TickDone, now: float) -> None:
         self.ticks += 1
@@ -75,7 +84,7 @@ class PipelineStats:
             status, current = "starting", False
         elif stalled:
             status, current = "degraded", False
-        elif self.last_outcome == "skipped" or source_degraded:
+        elif self.last_outcome == "skipped" or source_degraded or self.faults:
             status, current = "degraded", True
         else:
             status, current = "ok", True
@@ -102,6 +111,8 @@ class PipelineStats:
             doc["source_status"] = _with_projection(self.source_status, interval, now)
         if self.scanner is not None:
             doc["scanner"] = self.scanner
+        if self.faults:
+            doc["faults"] = dict(self.faults)
         if self.database_lost:
             doc["reason"] = database_lost_line(self.database_lost)
         elif self.failed:
@@ -112,6 +123,8 @@ class PipelineStats:
             doc["reason"] = f"last tick skipped: {self.last_skip_reason}"
         elif source_degraded:
             doc["reason"] = self.source_status["reason"]
+        elif self.faults:
+            doc["reason"] = "; ".join(f"{stage}: {problem}" for stage, problem in sorted(self.faults.items()))
         if self.exhausted:
             doc["source_exhausted"] = True
         return current, doc

@@ -31,3 +31,10 @@ def printable(value: object, also: str = "") -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def error_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (a driver's error may go on with context lines), printable;
+    its type's name when it says nothing."""
+    text = str(exc).strip()
+    return printable(text.splitlines()[0]) if text else type(exc).__name__

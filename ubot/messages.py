@@ -138,6 +138,16 @@ class GetGlobal:
 
 
 @dataclass(frozen=True)
+class StageFault:
+    """A stage -> the Monitor: work of its beside the ticks fails (``problem``), or works again
+    (``""``). The ticks go on; ``/health`` says ``degraded`` and why until it clears (the OHLC
+    stage's batched write of the closed candles, kept for the next attempt)."""
+
+    stage: str
+    problem: str
+
+
+@dataclass(frozen=True)
 class GetHealth:
     pass
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from peewee import Database, SqliteDatabase
+from playhouse.db_url import connect
+
+from tests.procs import WriteLock
 from tests.support.actors import Inbox
 from tests.support.market import T0, fetched, market
+from ubot.actors.monitor import Monitor
 from ubot.actors.ohlc import Ohlc
+from ubot.clocks import FakeClock
 from ubot.market.candles import CandleBook
-from ubot.messages import Candled, Stored
+from ubot.messages import Candled, GetHealth, Stored, TickDone
 from ubot.models.candle_store import WATERMARK, CandleStore
+from ubot.models.db import SQLITE_PRAGMAS, database, is_sqlite, sqlite_path
 from ubot.models.store import SnapshotWriter
 from ubot.models.tables import Candle, Coin, Meta
 
@@ -141,33 +150,70 @@ def test_a_snapshot_stored_but_not_folded_before_a_crash_is_folded_once_on_resta
     assert monitor.received() == []
 
 
-def test_a_failing_write_keeps_the_candles_for_the_next_one(db, caplog) -> None:
-    class FailingOnce(CandleStore):
-        armed = False
+def impatient(database_url: str) -> Database:
+    """The database of ``database_url`` bound as uBot's (``models/db.py``), but waiting only 50 ms for
+    a lock: a write that the test's :class:`~tests.procs.WriteLock` blocks fails at once, as it would
+    after ``busy_timeout`` (SQLite) or a ``lock_timeout`` (PostgreSQL)."""
+    path = sqlite_path(database_url)
+    if path is not None:
+        db: Database = SqliteDatabase(
+            path, pragmas={**SQLITE_PRAGMAS, "busy_timeout": 50}, check_same_thread=False
+        )
+    else:
+        parts = urlsplit(database_url)
+        query = parse_qs(parts.query)
+        query["options"] = [" ".join([*query.get("options", []), "-c lock_timeout=50"])]
+        db = connect(urlunsplit(parts._replace(query=urlencode(query, doseq=True))))
+    database.initialize(db)
+    return db
 
-        def flush(self):
-            if self.armed:
-                self.armed = False
-                raise RuntimeError("disk I/O error")
-            return super().flush()
 
-    snapshots = [market(T0 + n * 60_000) for n in range(3)]
-    expected_rows, _ = fold(db, snapshots, [1, 2, 3])
-    writer = SnapshotWriter(db)
-    candles = FailingOnce(db, flush_every_ms=0)  # a write after every tick
-    ohlc, container, monitor = start(candles)
-    candles.armed = True
-
-    ohlc.tell(stored(1, snapshots[0], writer.write(snapshots[0], "simulated")))
-    ohlc.tell(stored(2, snapshots[1], second := writer.write(snapshots[1], "simulated")))
-    assert [container.next(Candled).tick.number for _ in range(2)] == [1, 2]  # both handed on
+def test_a_failed_candle_write_is_on_health_and_the_next_one_writes_its_candles(database_url, db) -> None:
+    """The batched write of the closed candles fails (the database locked by another writer past its
+    lock wait): the tick goes on all the same, /health says degraded and why, and the candles are
+    kept; the next tick's write, the lock gone, writes them all and /health is ok again."""
+    snapshots = [market(T0 + n * 60_000) for n in range(4)]
+    expected_rows, _ = fold(db, snapshots, [1, 2, 3, 4])
+    quick = impatient(database_url)
+    container, monitor = Inbox(), Monitor.start("simulated", FakeClock(T0 / 1000))
+    ohlc = Ohlc.start(CandleStore(quick, flush_every_ms=0), container.ref, monitor)  # a write every tick
     settled(ohlc)
-    assert "writing the closed candles failed" in caplog.text
-    assert CandleStore(db).watermark() == second
+    writer = SnapshotWriter(quick)
+    ids = [writer.write(snap, "simulated") for snap in snapshots]  # before the lock: only OHLC writes
 
-    ohlc.tell(stored(3, snapshots[2], third := writer.write(snapshots[2], "simulated")))
+    def health() -> dict:
+        monitor.tell(TickDone(fetched(1, snapshots[0]).tick, (), snapshot_ms=T0))  # a tick done: ok
+        return monitor.ask(GetHealth(), timeout=WAIT).health(T0 / 1000, None)[1]
+
+    ohlc.tell(stored(1, snapshots[0], ids[0]))
     container.next(Candled)
     settled(ohlc)
-    assert CandleStore(db).watermark() == third
-    assert sorted(Candle.select().tuples()) == expected_rows
-    assert monitor.received() == []
+    assert (health()["status"], CandleStore(db).watermark()) == ("ok", ids[0])
+
+    lock = WriteLock(database_url, Candle._meta.table_name)
+    try:
+        ohlc.tell(stored(2, snapshots[1], ids[1]))
+        ohlc.tell(stored(3, snapshots[2], ids[2]))
+        assert [container.next(Candled).tick.number for _ in range(2)] == [2, 3]  # both handed on
+        settled(ohlc)
+        doc = health()
+    finally:
+        lock.release()
+    assert doc["status"] == "degraded"
+    (problem,) = doc["faults"].values()
+    assert list(doc["faults"]) == ["ohlc"] and doc["reason"] == f"ohlc: {problem}"
+    assert problem == "writing the closed candles failed (kept for the next write): " + (
+        "OperationalError: database is locked"
+        if is_sqlite(db)
+        else "LockNotAvailable: canceling statement due to lock timeout"
+    )
+    assert CandleStore(db).watermark() == ids[0]
+
+    ohlc.tell(stored(4, snapshots[3], ids[3]))
+    container.next(Candled)
+    settled(ohlc)
+    doc = health()
+    assert doc["status"] == "ok" and "faults" not in doc and "reason" not in doc
+    assert CandleStore(db).watermark() == ids[3]
+    assert sorted(Candle.select().tuples()) == expected_rows  # nothing lost
+    quick.close()

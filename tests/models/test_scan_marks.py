@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from tests.models.test_alerts_store import NOW, make_alert, make_strategy, make_user
+from tests.support.pglocks import backend_pid, waiting_for
 from tests.support.waits import wait_until
 from ubot.models.alerts import AlertStore
 from ubot.models.db import close_connection, is_sqlite
@@ -74,6 +75,7 @@ def test_two_scanners_racing_for_one_strategys_snapshot_write_it_once(db, store)
     results: dict[str, list] = {}
 
     def hold(alert, now_ms):  # called inside the first transaction, after the marks moved
+        results["pid"] = None if is_sqlite(db) else backend_pid(db)  # this thread's session
         inside.set()
         assert release.wait(30)
         return None
@@ -96,8 +98,7 @@ def test_two_scanners_racing_for_one_strategys_snapshot_write_it_once(db, store)
     threads.append(threading.Thread(target=second))
     threads[1].start()
     if not is_sqlite(db):  # the second is waiting for the row's lock
-        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        wait_until(lambda: db.execute_sql(waiting).fetchone()[0] >= 1, "the second write to wait", 30)
+        wait_until(lambda: waiting_for(db, results["pid"]), "the second write to wait", 30)
     release.set()
     for thread in threads:
         thread.join(30)

@@ -520,6 +520,7 @@ def test_quiet_hours_hold_the_delivery_until_they_end(db, clock, strategy, make)
     webhook = make("webhook")
     running = Running(db, clock, [webhook])
     end = 1_700_031_600.0  # 2023-11-15T07:00:00Z
+    UserSettings.update(quiet_hours="22:00-07:00").execute()  # a held alert is held as the settings say
 
     running.tell(scan(alert(strategy, hook(), quiet_hours="22:00-07:00", timezone="UTC")))
     (view,) = running.alerts(strategy.user_id)
@@ -542,6 +543,8 @@ def test_a_mute_holds_the_delivery_until_it_ends(db, clock, strategy, make) -> N
     UserSettings.update(muted_until=int(muted * 1000)).execute()  # as UserManager.mute writes it
 
     running.tell(scan(alert(strategy, hook(), muted_until_ms=int(muted * 1000))))
+    wait_until(lambda: running.alerts(strategy.user_id), "the first alert written")
+    UserSettings.update(quiet_hours="22:00-06:00").execute()  # then quiet hours too
     running.tell(
         scan(
             alert(strategy, hook(), coin_id=2, muted_until_ms=int(muted * 1000), quiet_hours="22:00-06:00"),

@@ -6,6 +6,7 @@
 - :mod:`tests.support.actors`: a recording stand-in actor; every actor a test started is stopped when it ends.
 - :mod:`tests.support.market`: the simulated market as the stages see it (snapshots, ``Fetched``).
 - :mod:`tests.support.users`: a cheap password hasher, a stand-in condition checker.
+- :mod:`tests.support.pglocks`: PostgreSQL: the sessions waiting for a lock a session holds.
 
 Small fake servers live beside it in :mod:`tests.fakes` and :mod:`tests.fakecmc`.
 """

@@ -7,12 +7,10 @@ its budget, with the real condition checker."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
+from tests.support.pglocks import second_waits
 from tests.support.users import attack_strategy
-from tests.support.waits import wait_until
 from ubot.config import ConfigError, load_settings
 from ubot.models.db import is_sqlite
 from ubot.scan.cost import USER_BUDGET, Budgets, call_of, cost_of, series
@@ -22,9 +20,6 @@ from ubot.users.market import KnownMarket
 
 PW = "correct horse 42"
 MARKET = KnownMarket(frozenset(f"C{i}" for i in range(1, 1001)), 1000)
-#: How many locks wait for one that session ``%s`` holds (``pg_locks``, unlike ``pg_stat_activity``,
-#: is read afresh inside a transaction).
-BLOCKED = "SELECT count(*) FROM pg_locks WHERE NOT granted AND %s = ANY(pg_blocking_pids(pid))"
 
 
 def manager_of(store, clock, passwords, budgets: Budgets | None = None) -> UserManager:
@@ -155,28 +150,13 @@ def test_two_gateways_saving_at_once_cannot_both_spend_the_servers_last_budget(
         pytest.skip("SQLite runs one UserManager, whose mailbox already makes saves take turns")
     manager = manager_of(store, clock, passwords, Budgets(user=15_000, server=15_000))
     alice, bob = user(manager, "alice"), user(manager, "bob")
-    outcome: dict[str, object] = {}
 
-    def gateway_b() -> None:
-        try:
-            outcome["saved"] = manager.create_strategy(bob, attack_strategy(1))
-        except OverBudget as error:
-            outcome["refused"] = error
-        finally:
-            db.close()  # this thread's connection
+    refused = second_waits(
+        db,
+        store.budget_turn(),  # gateway A's turn
+        lambda: manager.create_strategy(alice, attack_strategy(0)),  # 11,000: the turn is re-entrant
+        lambda: manager.create_strategy(bob, attack_strategy(1)),  # gateway B
+    )
 
-    with store.budget_turn():  # gateway A's turn
-        me = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
-        b = threading.Thread(target=gateway_b)
-        b.start()
-        wait_until(
-            lambda: db.execute_sql(BLOCKED, (me,)).fetchone()[0] > 0,
-            "gateway B to wait for gateway A's budget turn",
-        )
-        manager.create_strategy(alice, attack_strategy(0))  # 11,000: the turn is re-entrant
-    b.join(timeout=30)
-    assert not b.is_alive()
-    assert "saved" not in outcome
-    refused = outcome["refused"]
     assert isinstance(refused, OverBudget) and refused.budget == "server_budget"
     assert "the server's other enabled strategies use 11,000 of the budget of 15,000" in refused.description

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.pglocks import second_waits
+from ubot.models.db import is_sqlite
+from ubot.models.users import UserStore
 from ubot.users import destinations as dest
 from ubot.users.errors import Conflict, NotFound, NotVerified, Throttled, ValidationError
+from ubot.users.manager import UserManager
 
 
 @pytest.fixture
@@ -201,3 +205,50 @@ def test_a_webhook_is_verified_only_when_it_answered(manager, ada, clock) -> Non
     clock.advance(dest.RESEND_MS / 1000)
     what = manager.begin_verification(ada, "webhook")
     assert manager.verification_answered(ada, "webhook", what.target, True, "HTTP 200").state == "verified"
+
+
+def test_the_limits_hold_across_processes(db, manager, ada, clock, passwords) -> None:
+    """Several gateway workers each have a UserManager (and a UserStore) of their own: the sends are
+    counted in the database, so alternating between two neither resends sooner nor sends more
+    (per address and per user), and a send of one counts in the other at once."""
+    other = UserManager(UserStore(db), clock, passwords=passwords)  # another worker's
+    manager.begin_verification(ada, "email")
+    with pytest.raises(Throttled, match="less than 60 s ago"):
+        other.begin_verification(ada, "email")
+    bob = other.register("bob", "bob@example.com", "correct horse battery 9").id
+    other.put_settings(bob, {"email_to": "ADA@example.com"})  # ada's address, typed in by bob
+    with pytest.raises(Throttled, match="less than 60 s ago"):
+        other.begin_verification(bob, "email")
+    workers = [other, manager]
+    for number in range(dest.USER_SENDS - 1):  # each to another number, each worker in turn
+        clock.advance(dest.RESEND_MS / 1000)
+        manager.patch_settings(ada, {"sms_to": f"+1415555{2600 + number}"})
+        workers[number % 2].begin_verification(ada, "sms")
+    clock.advance(dest.RESEND_MS / 1000)
+    for worker in workers:
+        with pytest.raises(Throttled, match=f"at most {dest.USER_SENDS} verification messages"):
+            worker.begin_verification(ada, "email")
+    clock.advance(dest.USER_WINDOW_MS / 1000)
+    other.begin_verification(ada, "email")
+
+
+def test_two_workers_sending_to_one_address_at_once_take_turns(
+    db, store, manager, ada, clock, passwords
+) -> None:
+    """PostgreSQL: worker A is between its check and its count (its turn held) when worker B asks to
+    send to the same address: B waits for A's turn, then finds A's send and is refused. Without the
+    turn both would read no send and both send."""
+    if is_sqlite(db):
+        pytest.skip("SQLite: the turn is the database's write lock, taken at BEGIN IMMEDIATE")
+    other = UserManager(UserStore(db), clock, passwords=passwords)
+    bob = other.register("bob", "bob@example.com", "correct horse battery 9").id
+    other.put_settings(bob, {"email_to": "ada@example.com"})
+
+    refused = second_waits(
+        db,
+        store.send_turn(),  # worker A's turn
+        lambda: manager.begin_verification(ada, "email"),  # the turn is re-entrant
+        lambda: other.begin_verification(bob, "email"),  # worker B
+    )
+
+    assert isinstance(refused, Throttled) and "less than 60 s ago" in str(refused)

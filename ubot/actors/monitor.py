@@ -24,6 +24,7 @@ from ubot.messages import (
     GetHealth,
     SourceExhausted,
     SourceFailed,
+    StageFault,
     StopTicking,
     TickDone,
     TickFinished,
@@ -88,6 +89,12 @@ class Monitor(pykka.ThreadingActor):
     def _scanner_stats(self, message: ScannerStats) -> None:
         metrics.scanned(message, self.stats.scanner)
         self.stats.scanner = message.as_dict()
+
+    @on_receive.register
+    def _fault(self, message: StageFault) -> None:
+        self.stats.fault(message.stage, message.problem)
+        if not message.problem:
+            log.info("%s: works again", message.stage)
 
     @on_receive.register
     def _watch(self, message: WatchTicks) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import pykka
 
 from ubot.actors.stage import Stage, tell_if_alive, unexpected
+from ubot.logtext import error_line
 from ubot.market.candles import CandleBook, CandleRows
-from ubot.messages import Candled, Stored
+from ubot.messages import Candled, StageFault, Stored
 from ubot.models.candle_store import CandleStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Ohlc(Stage):
         self.container = container
         self.book = CandleBook()
         self.watermark = 0
+        self.fault = ""  # why the last write of the closed candles failed; "": it did not
 
     def on_start(self) -> None:
         """Continue where the last run stopped: open candles, then snapshots it had not folded."""
@@ -85,10 +87,22 @@ class Ohlc(Stage):
             log.error("the Scanner has stopped: tick %d is not scanned", message.tick.number)
 
     def _flush(self) -> None:
+        """Write the closed candles. A failure keeps them for the next tick's attempt, and is on
+        ``/health`` until a write works again (``StageFault``)."""
         try:
             self.candles.flush()
-        except Exception:  # noqa: BLE001 - the candles stay kept: the next flush writes them
+        except Exception as exc:  # noqa: BLE001 - the candles stay kept: the next flush writes them
             log.exception("writing the closed candles failed (they are kept for the next write)")
+            self._fault(
+                f"writing the closed candles failed (kept for the next write): {type(exc).__name__}: {error_line(exc)}"
+            )
+        else:
+            self._fault("")
+
+    def _fault(self, problem: str) -> None:
+        if problem != self.fault:
+            self.fault = problem
+            tell_if_alive(self.monitor, StageFault(self.name, problem))
 
     def on_stop(self) -> None:
         self._flush()

@@ -219,6 +219,16 @@ class Health(Struct):
     scanner: ScannerStats | UnsetType = UNSET
     reason: str | UnsetType = UNSET
     source_exhausted: bool | UnsetType = UNSET
+    faults: (
+        Annotated[
+            dict[str, str],
+            Meta(
+                description="per stage, work beside the ticks that fails now (ohlc: writing the closed "
+                "candles, kept for the next attempt); status degraded until it works again"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class GatewayHealth(Struct):

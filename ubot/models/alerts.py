@@ -133,8 +133,9 @@ class AlertStore:
         deliveries, the others point to it (``alert.batch``); their own deliveries, if any, are not
         written. A delivery whose recipient is in quiet hours is ``held`` until their end
         (``hold_until``), one over an hourly cap is ``capped``, the others are ``pending`` from
-        ``now_ms``. Alerts and states of a strategy deleted since the scan are dropped (its owner
-        deleted it: nothing to tell).
+        ``now_ms``. A delivery its alert's spec would hold is held as the recipient's settings say
+        when it is written (:func:`holds_now`: a hold ended meanwhile holds nothing). Alerts and states
+        of a strategy deleted since the scan are dropped (its owner deleted it: nothing to tell).
         """
         for attempt in (1, 2):
             try:
@@ -182,17 +183,26 @@ class AlertStore:
             )
 
         alert_ids = _insert_returning_ids(AlertRecord, [_alert_row(a) for a in alerts])
-        mutes = _mutes_now({a.user_id for a in alerts if a.deliveries and (a.muted_until_ms or 0) > now_ms})
         leads: dict[int | None, int] = {}  # strategy -> the id of its batch's first alert
         members: dict[int, list[tuple[int, Alert]]] = {}
-        delivery_rows: list[dict[str, Any]] = []
+        holds: dict[int, int | None] = {}  # lead alert id -> until when its spec holds its deliveries
+        held_users: set[int] = set()
         for alert_id, alert in zip(alert_ids, alerts):
             lead = leads.setdefault(alert.strategy_id, alert_id)
             if lead != alert_id:
                 members.setdefault(lead, []).append((alert_id, alert))
+            elif hold_until and alert.deliveries:
+                until = holds[alert_id] = hold_until(alert, now_ms)
+                if until is not None and until > now_ms:
+                    held_users.add(alert.user_id)
+        held_by = holds_now(held_users)  # as their settings say now
+        delivery_rows: list[dict[str, Any]] = []
+        for alert_id, alert in zip(alert_ids, alerts):
+            if leads[alert.strategy_id] != alert_id:
                 continue
-            holds = replace(alert, muted_until_ms=mutes[alert.user_id]) if alert.user_id in mutes else alert
-            until = hold_until(holds, now_ms) if hold_until and alert.deliveries else None
+            until = holds.get(alert_id)
+            if hold_until and alert.user_id in held_by:
+                until = hold_until(replace(alert, **held_by[alert.user_id]), now_ms)
             held = until is not None and until > now_ms
             for target in alert.deliveries:
                 delivery_rows.append(
@@ -618,19 +628,35 @@ def release_held(user_id: int, until_ms: int) -> list[int]:
     return ids
 
 
-def _mutes_now(users: set[int]) -> dict[int, int | None]:
-    """The mute of each of these users as it is now (``user_settings.muted_until``): an alert carries
-    the mute of its strategy's spec, which the Scanner may have been told of a moment before it was
-    ended (``/mute off``, whose release only moves deliveries already written); so a muted alert is
-    held by the mute as the settings say when it is written."""
+def holds_now(users: set[int]) -> dict[int, dict[str, Any]]:
+    """What holds the deliveries of each of these users as their settings say now (quiet hours, time
+    zone, mute), by user, read with a share lock on their settings rows: the ``Alert`` fields that
+    :func:`~ubot.notify.outbox.hold_until` reads. Called by :meth:`AlertStore.record` for the users
+    whose alerts it would hold.
+
+    An alert carries the holds of its strategy's spec, which the Scanner may have had a moment before
+    they were ended or shortened (``/mute off``, other quiet hours); their release
+    (:func:`release_held`, in the transaction that changes the settings row) moves only the
+    deliveries written. On PostgreSQL the two meet at the settings row: a release that changed it
+    first makes this read wait for its commit and then see the new settings; a write that read it
+    first makes the release's change wait for the write's commit, and the release then sees the
+    written deliveries. Either way nothing stays held past what the settings hold. (SQLite has one
+    writer at a time.) A user without a settings row is left out (their alert's holds stand)."""
     if not users:
         return {}
-    found = dict(
-        UserSettings.select(UserSettings.user, UserSettings.muted_until)
-        .where(UserSettings.user.in_(list(users)))
-        .tuples()
+    query = (
+        UserSettings.select(
+            UserSettings.user, UserSettings.quiet_hours, UserSettings.timezone, UserSettings.muted_until
+        )
+        .where(UserSettings.user.in_(sorted(users)))
+        .order_by(UserSettings.user)  # one order for every writer: no deadlock between two of them
     )
-    return {user: found.get(user) for user in users}
+    if not is_sqlite(UserSettings._meta.database):
+        query = query.for_update("FOR SHARE")
+    return {
+        user: {"quiet_hours": quiet, "timezone": timezone or "UTC", "muted_until_ms": muted}
+        for user, quiet, timezone, muted in query.tuples()
+    }
 
 
 def _plain(values: Mapping[str, Any]) -> bool:

@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 from peewee import Database, DatabaseProxy, OperationalError, SqliteDatabase
 from playhouse.db_url import connect
 
+from ubot.logtext import error_line
+
 database = DatabaseProxy()
 
 #: SQLite settings: WAL lets the gateway read while the pipeline writes; NORMAL sync is durable
@@ -68,8 +70,7 @@ def open_database(url: str) -> Database:
     try:
         db.connect(reuse_if_open=True)
     except OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseConfigError(f"cannot open database {redact(url)}: {first_line}") from None
+        raise DatabaseConfigError(f"cannot open database {redact(url)}: {error_line(exc)}") from None
     database.initialize(db)
     return db
 

@@ -339,7 +339,9 @@ ALERT_TABLES = (AlertRecord, Delivery, AlertStateRecord)
 class Pacing(BaseModel):
     """Schema version 7: per destination of a paced channel, when its next send may start (epoch ms),
     shared by every notifier process (``AlertStore.pace``). ``key``: SHA-256 of channel and
-    destination, in hex (a destination may be a long URL; the key never shows it)."""
+    destination, in hex (a destination may be a long URL; the key never shows it). Also the slots of
+    the verification messages' throttle (``UserStore.send_slots``: when each send leaves its window),
+    shared by every gateway process, under keys of their own."""
 
     key = CharField(primary_key=True, max_length=64)
     next_at = BigIntegerField()

@@ -6,6 +6,7 @@ connections (``ubot/users/sessions.py``). Every strategy query is scoped by its 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -13,7 +14,7 @@ from peewee import Database, fn
 
 from ubot.models.alerts import cancel_deliveries, release_held
 from ubot.models.db import is_sqlite, writing
-from ubot.models.tables import Destination, Session, Strategy, User, UserSettings
+from ubot.models.tables import Destination, Pacing, Session, Strategy, User, UserSettings
 
 #: Strategy ids per ``UPDATE … WHERE id IN (…)`` of :meth:`UserStore.record_errors`.
 ERRORS_CHUNK = 1000
@@ -327,6 +328,32 @@ class UserStore:
             self.db.execute_sql("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ubot-budgets'))")
             yield
 
+    # --- verification sends (``users/destinations.py: SendLimits``) ----------------------------
+
+    @contextlib.contextmanager
+    def send_turn(self) -> Iterator[None]:
+        """A write transaction in which a verification send is checked and counted; on PostgreSQL it
+        holds an advisory lock too, so two gateway processes take turns (on SQLite the transaction's
+        write lock does)."""
+        with writing(self.db):
+            if not is_sqlite(self.db):
+                self.db.execute_sql(
+                    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':ubot-verifications'))"
+                )
+            yield
+
+    def send_slots(self, key: str, count: int) -> list[int]:
+        """When each of ``key``'s ``count`` slots frees (0: never used): rows of the ``pacing`` table,
+        whose keys are digests (an address never shows)."""
+        keys = [_slot_key(key, slot) for slot in range(count)]
+        found = dict(Pacing.select(Pacing.key, Pacing.next_at).where(Pacing.key.in_(keys)).tuples())
+        return [found.get(k, 0) for k in keys]
+
+    def take_send_slot(self, key: str, slot: int, until_ms: int) -> None:
+        Pacing.insert(key=_slot_key(key, slot), next_at=until_ms).on_conflict(
+            conflict_target=[Pacing.key], update={Pacing.next_at: until_ms}
+        ).execute()
+
     def disable_strategy(self, strategy_id: int, now_ms: int, reason: str | None = None) -> int | None:
         """Disable a strategy (a ``once`` strategy that fired, or one paused for firing too often:
         ``reason``); its owner's id, or None if it is gone."""
@@ -412,3 +439,9 @@ def _settings_row(user_id: int) -> None:
     """The user's settings row, made with the defaults if they never saved any."""
     if UserSettings.get_or_none(UserSettings.user == user_id) is None:
         UserSettings.insert(user=user_id).execute()
+
+
+def _slot_key(key: str, slot: int) -> str:
+    """A ``pacing`` key of a verification send slot: SHA-256 in hex (the notifiers' keys hash a
+    channel and a destination; no channel is called ``verify``)."""
+    return hashlib.sha256(f"verify\0{key}\0{slot}".encode()).hexdigest()

@@ -27,7 +27,8 @@ Sending is throttled: one verification per destination in :data:`RESEND_MS`, at 
 :data:`USER_SENDS` per user in :data:`USER_WINDOW_MS` (:class:`~ubot.users.errors.Throttled`); and per
 address whoever asks (an address typed into several accounts, or changed away and back): one in
 :data:`RESEND_MS` and at most :data:`ADDRESS_SENDS` in :data:`USER_WINDOW_MS`, so that no number of
-accounts makes uBot a flood of codes to one person.
+accounts makes uBot a flood of codes to one person. The sends are counted in the database
+(:class:`SendLog`), so the limits hold for every process together (gateway workers, roles).
 
 A plain module: the UserManager calls it with the time; the rows are read and written by
 ``UserStore`` (``ubot/models/users.py``).
@@ -38,10 +39,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from ubot.notify.caps import Window
 from ubot.users.errors import NotVerified, Throttled, ValidationError
 
 UNVERIFIED: Literal["unverified"] = "unverified"
@@ -125,59 +126,83 @@ def check_code(row: Any, target: str, code: str, now_ms: int) -> Attempt | None:
     return Attempt(MAX_ATTEMPTS - row.attempts - 1)
 
 
+class SendLog(Protocol):
+    """Where :class:`SendLimits` counts the verification messages sent: shared by every process
+    (``UserStore``: rows of the ``pacing`` table). A key has a fixed number of slots, each holding
+    when the send it counts leaves the window (epoch ms; 0: never used)."""
+
+    def send_turn(self) -> AbstractContextManager[None]:
+        """Held while a send is checked and counted: two processes take turns."""
+        ...
+
+    def send_slots(self, key: str, count: int) -> list[int]:
+        """When each of ``key``'s ``count`` slots frees (0: never used)."""
+        ...
+
+    def take_send_slot(self, key: str, slot: int, until_ms: int) -> None:
+        """Slot ``slot`` of ``key`` is busy until ``until_ms``."""
+        ...
+
+
 class SendLimits:
-    """The throttle on verification messages (in memory, like the test messages' one)."""
+    """The throttle on verification messages, counted in ``log`` (the database), so that it holds
+    across processes (several gateway workers each have a UserManager). A user has
+    ``user_sends`` slots and an address ``address_sends``; a send takes a free one of each until
+    :data:`USER_WINDOW_MS` later, so the busy slots are the sends in the window, and the latest
+    send to an address is its last slot taken."""
 
     def __init__(
-        self, resend_ms: int = RESEND_MS, user_sends: int = USER_SENDS, address_sends: int = ADDRESS_SENDS
+        self,
+        log: SendLog,
+        resend_ms: int = RESEND_MS,
+        user_sends: int = USER_SENDS,
+        address_sends: int = ADDRESS_SENDS,
     ) -> None:
+        self.log = log
         self.resend_ms = resend_ms
         self.user_sends = user_sends
         self.address_sends = address_sends
-        self.users = Window(USER_WINDOW_MS)
-        self.addresses = Window(USER_WINDOW_MS)
-        self._last: dict[tuple[str, str], int] = {}  # address -> when it was last sent one
 
-    def check(
+    def take(
         self, user_id: int, channel: str, last_sent_ms: int | None, now_ms: int, target: str = ""
     ) -> None:
-        """Raises :class:`Throttled` (with the wait) when this one may not be sent now. ``target``:
-        the address (empty for Telegram, whose chat is not known before its link is used)."""
+        """Count one verification message to send now, or raise :class:`Throttled` (with the wait)
+        when it may not be sent. ``target``: the address (empty for Telegram, whose chat is not
+        known before its link is used)."""
+        user_key = f"user\0{user_id}"
         address = _address(channel, target)
-        if address is not None:
-            last_sent_ms = max(last_sent_ms or 0, self._last.get(address, 0)) or None
-        if last_sent_ms is not None and now_ms - last_sent_ms < self.resend_ms:
-            wait = -(-(last_sent_ms + self.resend_ms - now_ms) // 1000)
-            raise Throttled(
-                f"a verification was sent to this {channel} destination less than "
-                f"{self.resend_ms // 1000} s ago; try again in {wait} s",
-                retry_after_s=max(1, wait),
-            )
-        if self.users.total(user_id, now_ms) >= self.user_sends:
-            raise Throttled(
-                f"at most {self.user_sends} verification messages in {USER_WINDOW_MS // 60_000} minutes; "
-                "try again later",
-                retry_after_s=60,
-            )
-        if address is not None and self.addresses.total(address, now_ms) >= self.address_sends:
-            raise Throttled(
-                f"this {channel} destination got {self.address_sends} verification messages in the last "
-                f"{USER_WINDOW_MS // 60_000} minutes, the most it gets; try again later",
-                retry_after_s=600,
-            )
-
-    def add(self, user_id: int, now_ms: int, channel: str = "", target: str = "") -> None:
-        self.users.add(user_id, now_ms)
-        address = _address(channel, target)
-        if address is not None:
-            self.addresses.add(address, now_ms)
-            if len(self._last) >= ADDRESSES_KEPT:
-                self._last = {a: t for a, t in self._last.items() if now_ms - t < self.resend_ms}
-            self._last[address] = now_ms
+        address_key = None if address is None else "address\0" + "\0".join(address)
+        with self.log.send_turn():
+            users = self.log.send_slots(user_key, self.user_sends)
+            addresses = [] if address_key is None else self.log.send_slots(address_key, self.address_sends)
+            if any(addresses):
+                last_sent_ms = max(last_sent_ms or 0, max(addresses) - USER_WINDOW_MS) or None
+            if last_sent_ms is not None and now_ms - last_sent_ms < self.resend_ms:
+                wait = -(-(last_sent_ms + self.resend_ms - now_ms) // 1000)
+                raise Throttled(
+                    f"a verification was sent to this {channel} destination less than "
+                    f"{self.resend_ms // 1000} s ago; try again in {wait} s",
+                    retry_after_s=max(1, wait),
+                )
+            if _busy(users, now_ms) >= self.user_sends:
+                raise Throttled(
+                    f"at most {self.user_sends} verification messages in {USER_WINDOW_MS // 60_000} minutes; "
+                    "try again later",
+                    retry_after_s=60,
+                )
+            if address_key is not None and _busy(addresses, now_ms) >= self.address_sends:
+                raise Throttled(
+                    f"this {channel} destination got {self.address_sends} verification messages in the last "
+                    f"{USER_WINDOW_MS // 60_000} minutes, the most it gets; try again later",
+                    retry_after_s=600,
+                )
+            self.log.take_send_slot(user_key, users.index(min(users)), now_ms + USER_WINDOW_MS)
+            if address_key is not None:
+                self.log.take_send_slot(address_key, addresses.index(min(addresses)), now_ms + USER_WINDOW_MS)
 
 
-#: Addresses remembered for the resend wait before the ones past it are forgotten.
-ADDRESSES_KEPT = 10_000
+def _busy(slots: list[int], now_ms: int) -> int:
+    return sum(1 for until in slots if until > now_ms)
 
 
 def _address(channel: str, target: str) -> tuple[str, str] | None:

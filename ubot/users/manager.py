@@ -213,8 +213,9 @@ class UserManager:
         self.unknown_accounts = ThrottleBook(account_policy)
         #: test messages sent, by user id (``test_target``), in memory
         self.tests = Window(TEST_WINDOW_MS)
-        #: verification messages sent, per destination and per user (``destinations.py``)
-        self.verifications = dest.SendLimits()
+        #: verification messages sent, per destination and per user (``destinations.py``), counted
+        #: in the database: every process's UserManager shares them
+        self.verifications = dest.SendLimits(store)
         #: (username, address) pairs with a login being verified now, until when (epoch ms)
         self._logins_in_flight: dict[tuple[str, str | None], int] = {}
         #: The Telegram bot's commands (``telegram_message``).
@@ -583,8 +584,7 @@ class UserManager:
         if channel != "telegram" and dest.state_of(row, target, now) == dest.VERIFIED:
             raise Conflict(f"your {channel} destination is already verified", field="channel")
         address = "" if channel == "telegram" else str(target)
-        self.verifications.check(user_id, channel, row.sent_at if row is not None else None, now, address)
-        self.verifications.add(user_id, now, channel, address)
+        self.verifications.take(user_id, channel, row.sent_at if row is not None else None, now, address)
         code = dest.new_code() if channel in dest.CODE_CHANNELS else None
         token = dest.new_token() if channel == "telegram" else None
         if channel in dest.LINK_CHANNELS:
