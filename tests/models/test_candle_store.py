@@ -210,6 +210,37 @@ def test_one_coins_open_candle_read_alone_is_the_running_one(db, stream, cut) ->
             assert list(candles.open_candle(coin_id, tf).rows()) == expected, (coin_id, tf)
 
 
+def test_coins_last_quoted_long_before_the_watermark_keep_their_open_candles(db, cmc) -> None:
+    """The open candles are looked for near the watermark first, then further back (LOOKBACK_MS):
+    a coin last quoted minutes, hours or days before it, or quoted with the same old time over and
+    over, gets back the open candles that the running book holds, read for all coins or alone."""
+    phases = (  # (first, last snapshot time, coins listed); 20 s apart
+        (at("03-10 10:00:00"), at("03-10 10:02:00"), (1, 2, 3, 4, 5)),
+        (at("03-12 05:00:00"), at("03-12 05:01:00"), (1, 2, 3, 5)),  # 4: gone for two days
+        (at("03-12 09:00:00"), at("03-12 09:02:00"), (1, 2, 5)),  # 3: for four hours
+        (at("03-12 09:30:00"), at("03-12 09:31:00"), (1, 5)),  # 2: for half an hour
+    )
+    stale = at("03-12 03:00:00")  # coin 5's last_updated from the second phase on: hours old
+    writer, candles, book = SnapshotWriter(db), CandleStore(db), CandleBook()
+    for n, (ts, listed) in enumerate(
+        (ts, listed) for first, last, listed in phases for ts in range(first, last + 1, 20 * SECOND)
+    ):
+        items = [cmc.coin(c, 10.0 * c + n % 7, ts=stale if c == 5 and ts > stale else ts) for c in listed]
+        snap = cmc.snapshot(ts, items)
+        snapshot_id = writer.write(snap, "replay")
+        candles.save(book, book.apply(snap.ids, snap.quote_ts_ms, snap.column("price")), snapshot_id)
+    assert book.open_candles("1m", [5]).count.tolist() == [15]  # the stale time, folded 15 times
+
+    restored = CandleBook()
+    candles.restore(restored)
+
+    assert open_candles(restored) == open_candles(book)
+    for coin_id in (1, 2, 3, 4, 5):
+        for tf in TIMEFRAMES:
+            expected = [row for row in book.open_candles(tf).rows() if row[0] == coin_id]
+            assert list(candles.open_candle(coin_id, tf).rows()) == expected, (coin_id, tf)
+
+
 # Candles written in batches: every reader sees what a write at every close would have stored.
 
 FAR = at("03-11 00:00:00")
