@@ -13,6 +13,7 @@ import pytest
 from ubot.market.candles import TIMEFRAMES, CandleBook
 from ubot.models.candle_store import WATERMARK, CandleStore
 from ubot.models.closes import closed_candles
+from ubot.models.db import is_sqlite
 from ubot.models.dryrun import DryRunReader
 from ubot.models.history import History
 from ubot.models.store import SnapshotWriter
@@ -191,6 +192,36 @@ def test_watermark_and_snapshots_after(db, stream) -> None:
         assert stamps[order].tolist() == snap.quote_ts_ms[expected].tolist()
         assert prices[order].tolist() == snap.column("price")[expected].tolist()
     assert candles.snapshots_after(stream[-1][0]) == []
+
+
+def test_the_snapshots_behind_the_watermark_are_read_by_snapshot_not_by_coin(db, stream, caplog) -> None:
+    """A dry run or a gateway asks for a few coins' quotes of the snapshots behind the watermark:
+    the same rows as all coins' filtered, read through the snapshot key. A database without
+    statistics (SQLite never analyzed) chose the coin index, reading every quote ever stored of
+    those coins (a week of 100 coins: 2.9 s a dry run)."""
+    candles, book = CandleStore(db), CandleBook()
+    for snapshot_id, snap in stream[:3]:
+        candles.save(book, book.apply(snap.ids, snap.quote_ts_ms, snap.column("price")), snapshot_id)
+    wanted = [1, 3]
+    every = candles.snapshots_after(candles.watermark())
+    with caplog.at_level("DEBUG", logger="peewee"):
+        some = candles.snapshots_after(candles.watermark(), wanted)
+
+    assert [row[0] for row in some] == [row[0] for row in every]
+    for (_, ids, stamps, prices), (_, all_ids, all_stamps, all_prices) in zip(some, every, strict=True):
+        keep = np.isin(all_ids, wanted)
+        assert (ids.tolist(), stamps.tolist(), prices.tolist()) == (
+            all_ids[keep].tolist(),
+            all_stamps[keep].tolist(),
+            all_prices[keep].tolist(),
+        )
+    if is_sqlite(db):
+        sql, params = next(
+            r.msg for r in caplog.records if isinstance(r.msg, tuple) and '"quote"' in r.msg[0]
+        )
+        plan = " ".join(row[-1] for row in db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+        assert "quote_snapshot_id" in plan or "sqlite_autoindex_quote" in plan, plan
+        assert "coin_id" not in plan.replace("snapshot_id", ""), plan
 
 
 @pytest.mark.parametrize("cut", ["03-10 00:03:20", "03-10 00:59:30", "03-10 04:00:30"])

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from peewee import Database
+from peewee import SQL, Database, NodeList
 
 from ubot.market.candles import TIMEFRAMES, CandleBook, CandleRows, CandleUpdate, merge
 from ubot.models.bulk import upsert_columns
@@ -282,7 +282,10 @@ class CandleStore:
         ]
         where = Quote.snapshot > snapshot_id
         if coins is not None:
-            where &= Quote.coin.in_(list(coins))
+            # "+coin_id": the coins filter the snapshots' quotes, never choose the index. Without
+            # statistics SQLite took the coin index, reading every quote ever stored of those coins
+            # (a week of 100 coins: 2.9 s for a dry run's few snapshots behind the watermark).
+            where &= NodeList((SQL("+"), Quote.coin), glue="").in_(list(coins))
         query = (
             Quote.select(Quote.snapshot, Quote.coin, Quote.ts, Quote.price)
             .where(where)
