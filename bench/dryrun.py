@@ -3,7 +3,7 @@
 30 days x 100 coins within 2 s).
 
     python bench/dryrun.py [--days 30] [--coins 100] [--repeat 5] [--cases N] [--read] [--end-to-end]
-                           [--db postgresql://...]
+                           [--db postgresql://...] [--backfilled URL]
 
 * compute: ``scan.dryrun.run`` over history already in memory (a random walk per coin, plus the
   timeframe's warm-up candles): the indicators over time, the condition over every (minute, coin),
@@ -19,6 +19,10 @@
   With ``--db postgresql://...`` the same on PostgreSQL instead, in a schema of this run's own
   (created and dropped here, as ``bench/pipeline.py`` does); the blocks' storage is reported (how
   many of their bytes PostgreSQL compressed, ``pg_column_compression``).
+* over a real database (``--backfilled URL``): the same whole requests over a database as uBot
+  leaves it, e.g. after ``python run.py --backfill 7 --db sqlite:///week.db``: its stored quotes
+  (the candles not written yet are rebuilt from them), candle rows and packed blocks; the last
+  ``--days`` of its history (at most what it holds), the top ``--coins`` coins. Nothing is written.
 
 Each figure is the median over ``--repeat`` runs, in ms: wall time, and the process's CPU time
 (what the run itself cost, without the waits for a core on a shared machine).
@@ -104,6 +108,11 @@ def main() -> None:
         "--end-to-end", action="store_true", help="time whole requests (read + compute) over SQLite instead"
     )
     parser.add_argument(
+        "--backfilled",
+        metavar="URL",
+        help="time whole requests over this database as uBot left it (e.g. after run.py --backfill 7)",
+    )
+    parser.add_argument(
         "--db", metavar="URL", help="with --end-to-end: a PostgreSQL URL, measured instead of SQLite"
     )
     parser.add_argument(
@@ -121,6 +130,9 @@ def main() -> None:
     )
     if args.db and not args.end_to_end:
         raise SystemExit("--db goes with --end-to-end")
+    if args.backfilled:
+        backfilled(args)
+        return
     if args.end_to_end:
         end_to_end(args, end)
         return
@@ -235,10 +247,19 @@ def block_storage(db) -> None:
         )
 
 
-def requests(args: argparse.Namespace, end: int, reader, symbols: tuple[str, ...], label: str) -> None:
-    """Each case as a whole request over the stored candles, then its read and computation alone."""
+def requests(
+    args: argparse.Namespace,
+    end: int,
+    reader,
+    symbols: tuple[str, ...] | None,
+    label: str,
+    start: int = START_MS,
+) -> None:
+    """Each case as a whole request over the stored candles (of ``symbols``, or the top ``--coins``),
+    then its read and computation alone."""
+    top_n = None if symbols is not None else args.coins
     for condition, timeframe, frequency, cooldown in cases(args):
-        spec = dryrun.DryRunSpec(condition, timeframe, frequency, cooldown, START_MS, end, symbols=symbols)
+        spec = dryrun.DryRunSpec(condition, timeframe, frequency, cooldown, start, end, symbols, top_n)
         compiled = compile_condition(condition)
         read_ms, read_cpu, got = median_ms(functools.partial(reader.read, spec), args.repeat)
         run_ms, run_cpu, _ = median_ms(functools.partial(dryrun.run, spec, compiled, got), args.repeat)
@@ -248,6 +269,27 @@ def requests(args: argparse.Namespace, end: int, reader, symbols: tuple[str, ...
             f"{run_ms:.0f}/{run_cpu:.0f})  {condition!r} {timeframe} {frequency}: {result.candles:,} candles, "
             f"{len(result.firings)} firings"
         )
+
+
+def backfilled(args: argparse.Namespace) -> None:
+    """Whole requests over a database as uBot leaves it (``run.py --backfill N``, or a running
+    engine's): its quotes, its candle rows and blocks; the last ``--days`` of its 1m history, the
+    top ``--coins`` coins. Only read."""
+    from ubot.models.db import open_database
+    from ubot.models.dryrun import DryRunReader
+
+    db = open_database(args.backfilled)
+    try:
+        reader = DryRunReader(db)
+        stored = reader.stored()
+        if stored is None:
+            raise SystemExit(f"{args.backfilled}: no stored 1m candles")
+        end = stored[1] + 1
+        start = max(stored[0], end - args.days * 86_400_000)
+        print(f"{args.backfilled}: {(end - start) / 86_400_000:.1f} days of the top {args.coins} coins")
+        requests(args, end, reader, None, "stored", start)
+    finally:
+        db.close()
 
 
 def read(args: argparse.Namespace, end: int) -> None:
