@@ -632,8 +632,18 @@ def serve(
         workers=settings.http.workers,
         freeze_at_exit=freeze_at_exit,
         signalled_early=EARLY_SIGNAL.is_set,
+        on_serving=warm_up_dry_runs,
     ).run()
     return 0
+
+
+def warm_up_dry_runs() -> None:
+    """In a gateway worker as it starts serving: the first dry run's imports
+    (``scan/dryrun.py: warm_up``, about a second) in a thread of their own, so that neither the start
+    nor the first user's dry run waits for them. A daemon thread: a stop does not wait for it."""
+    from ubot.scan.dryrun import warm_up
+
+    threading.Thread(target=warm_up, name="ubot-dry-run-warm-up", daemon=True).start()
 
 
 def serves_http(settings: Settings) -> bool:

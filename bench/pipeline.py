@@ -157,7 +157,7 @@ class SqliteFloor(Floor):
         con.execute("INSERT INTO snapshot VALUES (?, ?, 's', 'USD', 0)", (snapshot_id, snapshot_id))
         con.execute("COMMIT")
         self.coins |= new
-        rows = _sqlite_rows(columns, len(columns[1]))
+        rows = list(_sqlite_rows(columns, len(columns[1])))  # prepared beforehand
         started = time.perf_counter()
         con.execute("BEGIN")
         con.executemany(self.sql, rows)
@@ -165,7 +165,7 @@ class SqliteFloor(Floor):
         return (time.perf_counter() - started) * 1000
 
     def write_candles(self, columns: list) -> float:
-        rows = _sqlite_rows(columns, len(columns[0]))
+        rows = list(_sqlite_rows(columns, len(columns[0])))
         marks = ", ".join("?" * len(CANDLE_FIELDS))
         started = time.perf_counter()
         self.con.execute("BEGIN")
@@ -255,12 +255,12 @@ def actor_run(url: str, coins: int, ticks: int) -> float:
 class PostgresSchema:
     """A schema of this run's own on the PostgreSQL server (so nothing else is touched), dropped at exit."""
 
-    def __init__(self, url: str) -> None:
-        self.url, self.admin = url, open_database(url)
+    def __init__(self, url: str, prefix: str = "bench_pipeline") -> None:
+        self.url, self.admin, self.prefix = url, open_database(url), prefix
         self.names: list[str] = []
 
     def fresh(self) -> str:
-        name = f"bench_pipeline_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        name = f"{self.prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.admin.execute_sql(f'CREATE SCHEMA "{name}"')
         self.names.append(name)
         separator = "&" if "?" in self.url else "?"

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.replayfiles import MALFORMED, NULL_PRICE_COIN, write_replay
-from tests.support.ports import busy_port
+from tests.support.ports import busy_port, free_port
 from tests.support.processes import EXIT_TIMEOUT_S, command, environment, launch
 from tests.support.waits import wait_until
+from tests.test_gateway_workers import workers_of
 from ubot.models.tables import Coin, GlobalMetric, Quote, SnapshotRecord
 
 FLAGS = [
@@ -208,3 +209,35 @@ def test_headless_stops_cleanly_on_a_signal_during_a_tick(tmp_path, db, database
     # Every tick that was logged as done is in the database: nothing in flight was lost.
     assert SnapshotRecord.select().count() == len(tick_lines(log)) >= 1
     assert "Traceback" not in log, log
+
+
+#: An extension module of ``scipy.signal`` (``lfilter``'s own), as its path shows in ``/proc/PID/maps``.
+SCIPY_SIGNAL = "scipy/signal/_sigtools"
+
+
+def mapped(pid: int, library: str) -> bool:
+    """Whether process ``pid`` has ``library`` (a part of a shared object's path) loaded."""
+    return library in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_the_gateway_worker_imports_the_dry_runs_maths_before_any_dry_run(tmp_path, db, database_url) -> None:
+    """``scipy.signal`` (the EMA's ``lfilter``, about a second to import) is left out of the start and
+    imported by the gateway's worker as it starts serving (``run.py: warm_up_dry_runs``), so that
+    the first dry run does not wait for it: seen from outside, its extension module is loaded in the
+    worker while no dry run has been asked for, and not in the master (the start did not pay it)."""
+    port = free_port()
+    ubot = launch(
+        command("--source", "simulated", "--limit", "5", "--bind", f"127.0.0.1:{port}", "--db", database_url),
+        tmp_path / "ubot.log",
+        cwd=tmp_path,
+        env=environment(tmp_path / "home"),
+    )
+    try:
+        (worker,) = wait_until(lambda: workers_of(ubot.proc.pid), "the gateway's worker", alive=ubot)
+        wait_until(lambda: mapped(worker, SCIPY_SIGNAL), "scipy.signal imported in the worker", alive=ubot)
+        assert not mapped(ubot.proc.pid, SCIPY_SIGNAL)
+        ubot.proc.send_signal(signal.SIGTERM)
+        assert ubot.wait_exit() == 0
+    finally:
+        ubot.close()
+    assert "Traceback" not in ubot.log, ubot.log

@@ -18,9 +18,10 @@ from ubot.market.replay import ReplaySource
 from ubot.market.simulated import SimulatedSource
 from ubot.market.snapshot import NUMERIC_FIELDS, parse_listings
 from ubot.models.alerts import SCAN_WATERMARK
+from ubot.models.candle_blocks import BlockPacker
 from ubot.models.candle_store import WATERMARK
 from ubot.models.dryrun import DryRunReader
-from ubot.models.tables import Candle, Meta, SnapshotRecord
+from ubot.models.tables import Candle, CandleBlock, Meta, SnapshotRecord
 from ubot.progress import Progress
 from ubot.scan import dryrun
 
@@ -121,6 +122,30 @@ def test_run_py_backfills_then_refuses_newer_data(tmp_path) -> None:
     assert "min per day of data" in made.stderr
     again = run(tmp_path, "--source", "simulated", "--limit", "5", "--backfill", "0.01", "--db", url)
     assert_refused(again, "already holds history up to", "backfill into a new database")
+
+
+def test_run_py_backfill_leaves_its_candles_packed_in_blocks(tmp_path, db, database_url) -> None:
+    """The first dry run after a backfill reads blocks, not millions of rows: ``--backfill`` packs
+    every sealed block before it exits, so a packer run afterwards finds nothing left to pack."""
+    made = run(
+        tmp_path,
+        "--source",
+        "simulated",
+        "--limit",
+        "3",
+        "--interval",
+        "3600",
+        "--backfill",
+        "3",
+        "--db",
+        database_url,
+    )
+    assert made.returncode == 0, made.stderr
+    assert "backfill: 72 simulated snapshot(s) of 3 coins stored" in made.stderr
+    blocks = CandleBlock.select().count()
+    assert blocks >= 3 * 2  # each coin's 1m blocks of at least the two whole days before the last
+    assert f"backfill: {blocks} block(s) of candles packed" in made.stderr
+    assert BlockPacker(db).pack_all() == 0
 
 
 def test_the_simulated_source_records_when_asked(tmp_path) -> None:

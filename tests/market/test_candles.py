@@ -271,6 +271,30 @@ def test_new_coins_appear_later():
     assert sorted(book.open_candles("1m").coin_ids.tolist()) == [1, 2]
 
 
+def test_coins_in_any_order_leaving_and_coming_back_keep_their_own_candles():
+    """Ranks move (the same coins in another order), coins leave and come back, new ones appear:
+    each coin's candles are those of its own quotes, as in a book fed the same quotes in id order."""
+    rng = np.random.default_rng(11)
+    shuffled, in_order = CandleBook(), CandleBook(capacity=4)
+    ts = T0
+    for step in range(80):
+        ts += int(rng.integers(1, 3 * MINUTE))
+        universe = np.arange(1, 60 + 2 * step, dtype=np.int64)  # new coins appear as it goes
+        ids = rng.choice(universe, size=int(rng.integers(1, len(universe))), replace=False)
+        for _ in range(int(rng.integers(1, 3))):  # sometimes the very same coins again, reordered
+            ids = rng.permutation(ids)
+            stamps = ts - rng.integers(0, 30_000, len(ids))
+            prices = rng.uniform(1, 100, len(ids))
+            a = shuffled.apply(ids, stamps, prices)
+            order = np.argsort(ids)
+            b = in_order.apply(ids[order], stamps[order], prices[order])
+            assert a.late == b.late
+            for tf in TIMEFRAMES:
+                assert sorted(a.closed[tf].rows()) == sorted(b.closed[tf].rows())
+                assert sorted(a.open[tf].rows()) == sorted(b.open[tf].rows())
+    assert all_open(shuffled) == all_open(in_order)
+
+
 def test_book_grows_beyond_its_initial_capacity():
     book = CandleBook(["1m", "1h"], capacity=2)
     ids = np.arange(1, 1001, dtype=np.int64)

@@ -183,6 +183,25 @@ def test_a_renamed_coin_updates_its_row_and_keeps_first_seen(db, cmc) -> None:
     assert coin_rows() == {7: ("NEW", "Renamed", "renamed", cmc.T0)}
 
 
+def test_coins_in_another_order_are_not_new_and_a_rename_among_them_is_written(db, cmc) -> None:
+    writer = SnapshotWriter(db)
+    coins = [(1, "BTC", "Bitcoin"), (2, "ETH", "Ethereum"), (3, "XRP", "XRP")]
+    writer.write(cmc.snapshot(cmc.T0, [cmc.coin(i, 1.0, symbol=s, name=n) for i, s, n in coins]), "replay")
+    before = coin_rows()
+
+    moved = [coins[2], coins[0], coins[1]]  # ranks moved: the same coins, another order
+    writer.write(
+        cmc.snapshot(cmc.T0 + 60_000, [cmc.coin(i, 2.0, symbol=s, name=n) for i, s, n in moved]), "replay"
+    )
+    assert coin_rows() == before
+
+    renamed = [coins[1], (3, "XRP", "Ripple"), coins[0]]
+    writer.write(
+        cmc.snapshot(cmc.T0 + 120_000, [cmc.coin(i, 3.0, symbol=s, name=n) for i, s, n in renamed]), "replay"
+    )
+    assert coin_rows() == {**before, 3: ("XRP", "Ripple", "ripple", cmc.T0)}
+
+
 def test_prune_removes_old_raw_history_and_keeps_candles_and_newer_data(db, cmc) -> None:
     writer, candles, book = SnapshotWriter(db), CandleStore(db), CandleBook(["1m", "5m"])
     stamps = [cmc.T0, cmc.T0 + HOUR, cmc.T0 + 2 * HOUR]

@@ -311,12 +311,15 @@ class GatewayServer(BaseApplication):
         workers: int = 1,
         freeze_at_exit: bool = False,
         signalled_early: Callable[[], bool] = lambda: False,
+        on_serving: Callable[[], None] | None = None,
     ) -> None:
         """``threads`` is the app's pool (``create_app``), not gunicorn's: only logged here.
         ``workers``: gunicorn worker processes, each calling ``make_app`` after its fork.
         ``freeze_at_exit``: see :meth:`_exit`. ``signalled_early``: whether a stop signal came before
-        gunicorn's own handlers were installed (see :meth:`_ready`)."""
+        gunicorn's own handlers were installed (see :meth:`_ready`). ``on_serving``: called in each
+        worker once its app is built, as it starts serving (its work must not block: a thread)."""
         self._signalled_early = signalled_early
+        self._on_serving = on_serving
         self._workers = workers
         self._freeze_at_exit = freeze_at_exit
         self._bind = bind
@@ -346,7 +349,7 @@ class GatewayServer(BaseApplication):
             "accesslog": None,
             "proc_name": "ubot",
             "worker_exit": lambda server, worker: self._exit(),
-            "post_worker_init": self._set_deadline,
+            "post_worker_init": self._worker_ready,
             "child_exit": worker_died,
             "worker_int": lambda worker: self._stopping(),  # SIGINT, SIGQUIT, and SIGTERM (GatewayWorker)
             "when_ready": lambda arbiter: self._ready(),
@@ -378,5 +381,8 @@ class GatewayServer(BaseApplication):
         if self._on_stopping is not None:
             self._on_stopping()
 
-    def _set_deadline(self, worker: Any) -> None:
+    def _worker_ready(self, worker: Any) -> None:
+        """In a worker, its app loaded, right before its loop serves the (listening) sockets."""
         worker.request_timeout_s = self._request_timeout_s
+        if self._on_serving is not None:
+            self._on_serving()

@@ -200,6 +200,7 @@ class CandleBook:
         #: The last ids looked up and their rows (most snapshots list the same coins in the same order).
         self._last: tuple[np.ndarray, np.ndarray] | None = None
         self._ids: np.ndarray | None = None  # every coin id in row order, see _all_ids()
+        self._order: np.ndarray | None = None  # see _id_order()
 
     @property
     def timeframes(self) -> tuple[str, ...]:
@@ -218,6 +219,11 @@ class CandleBook:
         return rows
 
     def _lookup(self, ids: np.ndarray) -> np.ndarray:
+        if len(self._index):  # known coins, in another order (ranks moved): a binary search
+            known, order = self._all_ids(), self._id_order()
+            rows = order[np.searchsorted(known, ids, sorter=order).clip(max=len(known) - 1)]
+            if np.array_equal(known[rows], ids):
+                return rows
         index = self._index
         get = index.get
         rows = [get(coin_id, -1) for coin_id in ids.tolist()]
@@ -266,7 +272,14 @@ class CandleBook:
         """Every coin id, in row order (kept while no coin is added)."""
         if self._ids is None or len(self._ids) != len(self._index):
             self._ids = np.fromiter(self._index, dtype=np.int64, count=len(self._index))
+            self._order = None
         return self._ids
+
+    def _id_order(self) -> np.ndarray:
+        """The rows in coin id order (``_all_ids()[_id_order()]`` is sorted), kept like it."""
+        if self._order is None:
+            self._order = np.argsort(self._all_ids(), kind="stable")
+        return self._order
 
     def restore(self, candles: CandleRows) -> None:
         """Set open candles (after a restart), replacing whatever the book held for those coins."""

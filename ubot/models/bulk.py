@@ -17,7 +17,7 @@ Both run inside the caller's transaction.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import repeat
 
 import numpy as np
@@ -39,8 +39,7 @@ def insert_columns(model: type[Model], fields: Sequence[Field], columns: Sequenc
     if not n:
         return
     if is_sqlite(database):
-        sql, _ = model.insert({f: None for f in fields}).sql()
-        database.cursor().executemany(sql, _sqlite_rows(columns, n))
+        database.cursor().executemany(_insert_sql(model, tuple(fields)), _sqlite_rows(columns, n))
         return
     _copy(_table(model), fields, columns, n)
 
@@ -57,11 +56,9 @@ def upsert_columns(
     n = _length(columns)
     if not n:
         return
-    query = model.insert({f: None for f in fields}).on_conflict(
-        conflict_target=list(conflict_target), preserve=list(update)
-    )
+    sql = _insert_sql(model, tuple(fields), tuple(conflict_target), tuple(update))
     if is_sqlite(database):
-        database.cursor().executemany(query.sql()[0], _sqlite_rows(columns, n))
+        database.cursor().executemany(sql, _sqlite_rows(columns, n))
         return
     table = _table(model)
     staging = f"{model._meta.table_name}_staging"
@@ -70,7 +67,6 @@ def upsert_columns(
     cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{staging}" (LIKE {table}) ON COMMIT DELETE ROWS')
     cursor.execute(f'TRUNCATE "{staging}"')
     _copy(f'"{staging}"', fields, columns, n)
-    sql, _ = query.sql()
     into, _, rest = sql.partition(" VALUES ")
     conflict = rest[rest.index(" ON CONFLICT") :]
     cursor.execute(f'{into} SELECT {names} FROM "{staging}"{conflict}')
@@ -91,10 +87,7 @@ def insert_rows(
     """
     if not rows:
         return
-    query = model.insert({f: None for f in fields})
-    if conflict_target:
-        query = query.on_conflict(conflict_target=list(conflict_target), preserve=update)
-    sql, _ = query.sql()
+    sql = _insert_sql(model, tuple(fields), tuple(conflict_target), tuple(update))
     if is_sqlite(database):
         database.cursor().executemany(sql, rows)
         return
@@ -104,6 +97,31 @@ def insert_rows(
     if one_row not in sql:
         raise RuntimeError(f"unexpected INSERT rendering: {sql}")
     execute_values(database.cursor(), sql.replace(one_row, "%s", 1), rows, page_size=2000)
+
+
+def _insert_sql(
+    model: type[Model],
+    fields: tuple[Field, ...],
+    conflict_target: tuple[Field, ...] = (),
+    update: tuple[Field, ...] = (),
+) -> str:
+    """peewee's ``INSERT`` of one row of ``fields`` (with its ``ON CONFLICT``), rendered once per
+    statement and database kind: rendering it costs as much as a few hundred rows' binding."""
+    key = (
+        type(database.obj),
+        model,
+        *(tuple(f.column_name for f in part) for part in (fields, conflict_target, update)),
+    )
+    sql = _SQL.get(key)
+    if sql is None:
+        query = model.insert({f: None for f in fields})
+        if conflict_target:
+            query = query.on_conflict(conflict_target=list(conflict_target), preserve=list(update))
+        sql = _SQL[key] = query.sql()[0]
+    return sql
+
+
+_SQL: dict[tuple, str] = {}
 
 
 def _table(model: type[Model]) -> str:
@@ -122,12 +140,14 @@ def _kind(field: Field) -> str:
     return target.field_type
 
 
-def _sqlite_rows(columns: Sequence[Column], n: int) -> list[tuple]:
+def _sqlite_rows(columns: Sequence[Column], n: int) -> Iterator[tuple]:
     """Row tuples for SQLite, straight from the columns: SQLite itself stores a NaN as ``NULL``, and a
     whole float as an integer in an integer column (its type affinity), so no column needs a pass
-    of its own in Python."""
+    of its own in Python. An iterator: ``executemany`` binds each row as it comes, so the rows are
+    never all held at once (``zip`` then reuses one tuple, and the garbage collector has nothing
+    new to track: building the list of 5,000 rows cost more than binding them)."""
     lists = [column.tolist() if isinstance(column, np.ndarray) else repeat(column, n) for column in columns]
-    return list(zip(*lists))
+    return zip(*lists)
 
 
 def _copy(table: str, fields: Sequence[Field], columns: Sequence[Column], n: int) -> None:

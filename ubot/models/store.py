@@ -26,8 +26,8 @@ class SnapshotWriter:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._coins: dict[int, tuple[str, str, str]] | None = None
-        #: The coin list of the last snapshot written (ids, symbols, names, slugs): most snapshots
-        #: repeat it, and comparing whole tuples is much cheaper than a lookup per coin.
+        #: The coin list of the last snapshot written (ids, symbols, names, slugs): many snapshots
+        #: repeat it, and comparing whole tuples is cheaper still than looking every coin up.
         self._last_list: tuple | None = None
 
     def _known_coins(self) -> dict[int, tuple[str, str, str]]:
@@ -42,11 +42,13 @@ class SnapshotWriter:
         coin_list = (snap.ids.tobytes(), snap.symbols, snap.names, snap.slugs)
         changed = []
         if coin_list != self._last_list:
-            for coin_id, symbol, name, slug in zip(
-                snap.ids.tolist(), snap.symbols, snap.names, snap.slugs, strict=True
-            ):
-                if known.get(coin_id) != (symbol, name, slug):
-                    changed.append((coin_id, symbol, name, slug, snap.timestamp_ms))
+            ids = snap.ids.tolist()
+            texts = list(zip(snap.symbols, snap.names, snap.slugs, strict=True))
+            # The same coins in another order (ranks moved): one comparison of whole lists, in C.
+            if list(map(known.get, ids)) != texts:
+                for coin_id, text in zip(ids, texts, strict=True):
+                    if known.get(coin_id) != text:
+                        changed.append((coin_id, *text, snap.timestamp_ms))
         with writing(self._db):
             exists = (
                 SnapshotRecord.select(SnapshotRecord.id)

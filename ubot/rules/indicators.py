@@ -53,11 +53,12 @@ def _nans(coins: int) -> np.ndarray:
     return np.full(coins, np.nan)
 
 
-def _lfilter() -> Callable[..., np.ndarray]:
+def lfilter() -> Callable[..., np.ndarray]:
     """``scipy.signal.lfilter``, imported at the first EMA rather than with this module:
     ``scipy.signal`` brings ``scipy.stats`` along, 0.8 s of the 1.2 s of CPU a ``run.py`` start
     took, which a ``run.py check``, a refused setting or a process that evaluates no EMA, RSI or
-    MACD need not pay."""
+    MACD need not pay. A gateway imports it once it serves, off the request path
+    (``scan/dryrun.py: warm_up``), so that the first dry run does not pay it either."""
     from scipy.signal import lfilter
 
     return lfilter
@@ -97,7 +98,7 @@ def ema_from(start: np.ndarray, values: np.ndarray, alpha: float) -> np.ndarray:
     ``start`` its initial condition). :func:`seeded_ema` and the live state's seeding
     (:meth:`ubot.rules.incremental.Tracker.seed`) both run it."""
     zi = (np.asarray(start, dtype=np.float64) * (1.0 - alpha))[:, np.newaxis]  # the start's share of step 1
-    return _lfilter()([alpha], [1.0, alpha - 1.0], values, zi=zi)[0]
+    return lfilter()([alpha], [1.0, alpha - 1.0], values, zi=zi)[0]
 
 
 def sma(closes: np.ndarray, n: int) -> np.ndarray:

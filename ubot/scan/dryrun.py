@@ -35,6 +35,7 @@ from ubot.jsonsafe import json_number
 from ubot.market.candles import TIMEFRAMES, CandleRows, bucket_start
 from ubot.rules import CompiledCondition, ConditionError, compile_condition
 from ubot.rules.compiler import Evaluator
+from ubot.rules.indicators import lfilter
 from ubot.rules.series import Series
 from ubot.scan.firing import fire_over_time
 from ubot.timeutil import iso_from_ms
@@ -112,6 +113,15 @@ def dry_run(spec: DryRunSpec, read: Callable[[DryRunSpec], StoredHistory]) -> Dr
         raise ValidationError("condition", error.message, error.column) from None
     check(spec, condition)
     return run(spec, condition, read(spec))
+
+
+def warm_up() -> None:
+    """Import now what a process's first dry run would otherwise import while its user waits:
+    ``scipy.signal`` (EMA, RSI and MACD: :func:`ubot.rules.indicators.lfilter`; 0.8-1.6 s), left
+    out of start-up so that a start stays cheap. ``run.py`` calls it in a thread of its own once a
+    gateway worker serves. A dry run that needs it meanwhile waits on the module's import lock for
+    that same import, then goes on with the module complete."""
+    lfilter()
 
 
 class Admission:
