@@ -17,7 +17,8 @@ refuses a request without its token (ignored auth). Then a few requests with rea
 of the replay, the test user's strategy and the document's example body. Private operations get a
 live bearer token of a user registered (with a strategy the replay fires, so the alert list is not
 empty) before the system starts; the operations that revoke tokens get a token of their own for
-each request, and ``PUT /v1/me/password`` (whose failures lock the account) runs last.
+each request, and ``PUT /v1/me/password`` (whose failures lock the account) runs last. Passwords are
+hashed by argon2id at its minimum cost (``cheap_hasher``): the same code path, no part of the contract.
 
 ``GET /v1/stream`` is an endless body, so it is not fuzzed: every event the replay published is
 checked against the shape the document declares for it instead (and tests/http/test_stream.py
@@ -48,6 +49,7 @@ from schemathesis.config import SchemathesisConfig
 from tests.http.support import DEADLINE_S, gateway_of
 from tests.replayfiles import write_replay
 from tests.support.asgi_wsgi import AsgiAsWsgi
+from tests.support.users import cheap_hasher
 from tests.support.waits import wait_until
 from ubot.bus import InProcessBus
 from ubot.clocks import SystemClock
@@ -61,6 +63,7 @@ from ubot.stream.hub import StreamHub
 from ubot.stream.publisher import EventPublisher
 from ubot.system import AlertOptions, start_system, stop_system
 from ubot.users.manager import UserManager
+from ubot.users.passwords import Passwords
 
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 8}
 FIXED_EXAMPLES = 4  # per operation, with real path values and the documented example body
@@ -121,10 +124,10 @@ class Contract:
         return answer.json["token"]
 
 
-def _sign_up(db) -> int:
+def _sign_up(db, passwords: Passwords) -> int:
     """The test user, with a strategy that the replay's BTC crosses (one alert, whose webhook
     delivery fails at once: no channel is configured), before the system starts. -> its id."""
-    manager = UserManager(UserStore(db), SystemClock())
+    manager = UserManager(UserStore(db), SystemClock(), passwords=passwords)
     user = manager.register(USERNAME, "fuzzer@example.com", PASSWORD)
     manager.put_settings(
         user.id, {"webhook_url": "https://example.com/hook", "webhook_secret": "s3cret-s3cret-s3cret"}
@@ -144,7 +147,9 @@ def _sign_up(db) -> int:
 
 @pytest.fixture
 def contract(db, tmp_path) -> Iterator[Contract]:
-    strategy_id = _sign_up(db)
+    # every revoking request logs in afresh: with the production cost, argon2 was most of the test's time
+    passwords = Passwords(cheap_hasher())
+    strategy_id = _sign_up(db, passwords)
     replay = write_replay(tmp_path / "replay")
     bus = InProcessBus()
     hub = StreamHub(bus).start()
@@ -172,7 +177,13 @@ def contract(db, tmp_path) -> Iterator[Contract]:
     )
     try:
         assert done.wait(DEADLINE_S), "the replay did not finish"
-        gateway = gateway_of(actors, users=actors.users, notifier=actors.notifier, dry_runs=actors.dry_runs)
+        gateway = gateway_of(
+            actors,
+            users=actors.users,
+            notifier=actors.notifier,
+            dry_runs=actors.dry_runs,
+            passwords=passwords,
+        )
         app = create_app(gateway, hub=hub)
         contract = Contract(app, TestClient(app), strategy_id, itertools.count(), published)
         auth = {"Authorization": f"Bearer {contract.token()}"}
