@@ -210,6 +210,11 @@ def last_snapshot() -> int:
     return SnapshotRecord.select(fn.MAX(SnapshotRecord.id)).scalar() or 0
 
 
+def new_snapshots(after: int) -> int:
+    """How many snapshots are stored with an id above ``after`` (ids may skip: see test_crash)."""
+    return SnapshotRecord.select().where(SnapshotRecord.id > after).count()
+
+
 def watermark(key: str = WATERMARK) -> int:
     """The OHLC's watermark (last snapshot folded into the candles), or with ``SCAN_WATERMARK`` the
     Notifier's (last snapshot whose scan is written)."""
