@@ -69,6 +69,20 @@ def test_every_tick_matches_the_live_state(call) -> None:
     assert compared > 100
 
 
+def test_the_calls_of_one_series_read_together_are_each_as_read_alone() -> None:
+    """A condition reads several calls of one Series (``macd() > macd_signal()`` shares the MACD's
+    work, computed once): each equals the same call read from a Series of its own, in any order."""
+    matrix = closes(3, 90)
+    rows = np.repeat(np.arange(3), 60)
+    ats = np.tile(np.arange(60), 3)
+    prices = np.where(ats > 0, matrix[rows, np.maximum(ats - 1, 0)] * 1.003, 100.0)
+    shared = Series(matrix, rows, ats, prices)
+    for call in [*CALLS, *reversed(CALLS)]:
+        for closed_only in (False, True):
+            alone = Series(matrix, rows, ats, prices).value(call, closed_only=closed_only)
+            np.testing.assert_array_equal(shared.value(call, closed_only=closed_only), alone, str(call))
+
+
 def test_rolling_max_is_the_maximum_of_each_window() -> None:
     values = np.random.default_rng(2).normal(size=(4, 37))
     for width in (1, 2, 5, 36, 37):

@@ -44,6 +44,7 @@ class Series:
         self.base = np.nan_to_num(self.closes[:, 0]) if width else np.zeros(len(self.closes))
         self._ema: dict[tuple, np.ndarray] = {}
         self._indices: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._parts: dict[bool, tuple[np.ndarray, np.ndarray]] = {}  # MACD and signal at the ticks
 
     # Per row, prefix sums: column j + 1 holds the sum of columns 0 .. j (a window's sum: two reads).
 
@@ -257,7 +258,15 @@ def _rsi(s: Series, n: int, *, closed_only: bool) -> np.ndarray:
 
 
 def _macd_parts(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The MACD line and its signal at every tick."""
+    """The MACD line and its signal at every tick, computed once for both (``macd() >
+    macd_signal()`` reads them both: 0.27 s each over 30 days x 100 coins of 1m)."""
+    parts = s._parts.get(closed_only)
+    if parts is None:
+        parts = s._parts[closed_only] = _macd_ticks(s, closed_only=closed_only)
+    return parts
+
+
+def _macd_ticks(s: Series, *, closed_only: bool) -> tuple[np.ndarray, np.ndarray]:
     key = ("macd",)
     if key not in s._ema:
         fast, slow, signal = macd_lines(s.closes)
