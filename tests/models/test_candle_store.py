@@ -202,7 +202,7 @@ def test_the_snapshots_behind_the_watermark_are_read_by_snapshot_not_by_coin(db,
     candles, book = CandleStore(db), CandleBook()
     for snapshot_id, snap in stream[:3]:
         candles.save(book, book.apply(snap.ids, snap.quote_ts_ms, snap.column("price")), snapshot_id)
-    wanted = [1, 3]
+    wanted = [1, 3, *range(1000, 1020)]  # more than a few: a dry run's (a chart's one coin is by coin)
     every = candles.snapshots_after(candles.watermark())
     with caplog.at_level("DEBUG", logger="peewee"):
         some = candles.snapshots_after(candles.watermark(), wanted)
@@ -241,18 +241,22 @@ def test_one_coins_open_candle_read_alone_is_the_running_one(db, stream, cut) ->
             assert list(candles.open_candle(coin_id, tf).rows()) == expected, (coin_id, tf)
 
 
-def test_coins_last_quoted_long_before_the_watermark_keep_their_open_candles(db, cmc) -> None:
+@pytest.mark.parametrize("timeframes", [tuple(TIMEFRAMES), ("4h", "1d")], ids=["1m..1d", "4h,1d"])
+def test_coins_last_quoted_long_before_the_watermark_keep_their_open_candles(db, cmc, timeframes) -> None:
     """The open candles are looked for near the watermark first, then further back (LOOKBACK_MS):
     a coin last quoted minutes, hours or days before it, or quoted with the same old time over and
-    over, gets back the open candles that the running book holds, read for all coins or alone."""
+    over, gets back the open candles that the running book holds, read for all coins or alone.
+    Also for a book whose finest timeframe is 4h: a look-back of an hour or a day still starts at a
+    bucket of 4h (coin 6, last quoted at 07:31, has quotes since 05:00 in its 04:00 bucket)."""
     phases = (  # (first, last snapshot time, coins listed); 20 s apart
         (at("03-10 10:00:00"), at("03-10 10:02:00"), (1, 2, 3, 4, 5)),
-        (at("03-12 05:00:00"), at("03-12 05:01:00"), (1, 2, 3, 5)),  # 4: gone for two days
-        (at("03-12 09:00:00"), at("03-12 09:02:00"), (1, 2, 5)),  # 3: for four hours
+        (at("03-12 05:00:00"), at("03-12 05:01:00"), (1, 2, 3, 5, 6)),  # 4: gone for two days
+        (at("03-12 07:30:00"), at("03-12 07:31:00"), (1, 2, 5, 6)),  # 3: for four hours
+        (at("03-12 09:00:00"), at("03-12 09:02:00"), (1, 2, 5)),  # 6: for two hours
         (at("03-12 09:30:00"), at("03-12 09:31:00"), (1, 5)),  # 2: for half an hour
     )
     stale = at("03-12 03:00:00")  # coin 5's last_updated from the second phase on: hours old
-    writer, candles, book = SnapshotWriter(db), CandleStore(db), CandleBook()
+    writer, candles, book = SnapshotWriter(db), CandleStore(db), CandleBook(timeframes)
     for n, (ts, listed) in enumerate(
         (ts, listed) for first, last, listed in phases for ts in range(first, last + 1, 20 * SECOND)
     ):
@@ -260,13 +264,15 @@ def test_coins_last_quoted_long_before_the_watermark_keep_their_open_candles(db,
         snap = cmc.snapshot(ts, items)
         snapshot_id = writer.write(snap, "replay")
         candles.save(book, book.apply(snap.ids, snap.quote_ts_ms, snap.column("price")), snapshot_id)
-    assert book.open_candles("1m", [5]).count.tolist() == [15]  # the stale time, folded 15 times
+    assert book.open_candles(timeframes[0], [5]).count.tolist() == [19]  # the stale time, folded 19 times
 
-    restored = CandleBook()
+    restored = CandleBook(timeframes)
     candles.restore(restored)
 
     assert open_candles(restored) == open_candles(book)
-    for coin_id in (1, 2, 3, 4, 5):
+    if timeframes != tuple(TIMEFRAMES):
+        return  # a coin read alone is read with every timeframe (those of the running engine)
+    for coin_id in (1, 2, 3, 4, 5, 6):
         for tf in TIMEFRAMES:
             expected = [row for row in book.open_candles(tf).rows() if row[0] == coin_id]
             assert list(candles.open_candle(coin_id, tf).rows()) == expected, (coin_id, tf)

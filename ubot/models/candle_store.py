@@ -26,11 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from peewee import SQL, Database, NodeList
+from peewee import SQL, Database, NodeList, fn
 
 from ubot.market.candles import TIMEFRAMES, CandleBook, CandleRows, CandleUpdate, merge
 from ubot.models.bulk import upsert_columns
-from ubot.models.db import writing
+from ubot.models.db import is_sqlite, writing
 from ubot.models.tables import Candle, Coin, Meta, Quote, SnapshotRecord
 
 #: A candle row's columns, in the order every read and write of candles uses.
@@ -57,6 +57,7 @@ FLUSH_EVERY_MS = 5 * 60_000
 #: turn, for the coins not found yet (None: anywhere); see ``CandleStore._open_from_quotes``.
 LOOKBACK_MS = (0, 3_600_000, 86_400_000, None)
 _IN_LIST = 5000  # coins per query
+_FEW_COINS = 16  # up to this many, SQLite reads the quotes behind the watermark by coin
 _SELECT = (
     Candle.coin,
     Candle.open_time,
@@ -213,8 +214,10 @@ class CandleStore:
 
         Read by quote time through the (coin, ts) index, never the whole table: first the quotes
         since the watermark's bucket opened (most coins' latest is among them), then, for the coins
-        without one, further back (:data:`LOOKBACK_MS`). A coin that has a quote since a bound has
-        its latest there, and with it every quote of its bucket (the bound is a bucket start)."""
+        without one, further back (:data:`LOOKBACK_MS`); the last few (gone from the listing for
+        over a day) each from the bucket of its own latest quote, found by one index probe. A coin
+        that has a quote since a bound has its latest there, and with it every quote of its bucket
+        (each bound is a bucket start of ``timeframe``, whatever the look-back)."""
         length = TIMEFRAMES[timeframe]
         last = (
             SnapshotRecord.select(SnapshotRecord.timestamp)
@@ -226,21 +229,35 @@ class CandleStore:
         if last is None:
             return CandleRows.from_rows(timeframe, [])
         wanted = list(coins) if coins is not None else [c for (c,) in Coin.select(Coin.id).tuples()]
+        usable = (Quote.snapshot <= watermark) & Quote.price.is_null(False)
         singles = []
         for back in LOOKBACK_MS:
+            if back is None:  # the rest, quoted more than a day before: each from its own latest
+                bounds = {}
+                for c in wanted:  # one index probe each (the coins that left the listing)
+                    latest = Quote.select(fn.MAX(Quote.ts)).where(usable & (Quote.coin == c)).scalar()
+                    if latest is not None:
+                        bounds[c] = latest - latest % length
+            else:
+                bound = last - back
+                bounds = dict.fromkeys(wanted, bound - bound % length)  # a bucket start
+            sharing: dict[int, list[int]] = {}
+            for c, start in bounds.items():
+                sharing.setdefault(start, []).append(c)
             rows = []
-            for start in range(0, len(wanted), _IN_LIST):  # within SQLite's limit of parameters
-                where = (Quote.snapshot <= watermark) & Quote.price.is_null(False)
-                where &= Quote.coin.in_(wanted[start : start + _IN_LIST])
-                if back is not None:
-                    where &= Quote.ts >= last - last % length - back
-                query = Quote.select(Quote.coin, Quote.ts, Quote.price).where(where)
-                rows.extend(query.order_by(Quote.snapshot, Quote.coin).tuples())
+            for start, group in sharing.items():
+                for first in range(0, len(group), _IN_LIST):  # within SQLite's limit of parameters
+                    where = usable & Quote.coin.in_(group[first : first + _IN_LIST]) & (Quote.ts >= start)
+                    query = Quote.select(Quote.snapshot, Quote.coin, Quote.ts, Quote.price).where(where)
+                    rows.extend(query.tuples())
+            rows.sort()  # in the order they were stored
             opened: dict[int, int] = {}  # coin -> the bucket of its latest quote
-            for c, t, _ in rows:
+            for _, c, t, _ in rows:
                 opened[c] = max(opened.get(c, 0), t - t % length)
-            singles += [(c, t - t % length, p, p, p, p, t, t, 1) for c, t, p in rows if t >= opened[c]]
+            singles += [(c, t - t % length, p, p, p, p, t, t, 1) for _, c, t, p in rows if t >= opened[c]]
             wanted = [c for c in wanted if c not in opened]
+            if not wanted:
+                break
         return merge(timeframe, CandleRows.from_rows(timeframe, singles))
 
     @staticmethod
@@ -281,11 +298,14 @@ class CandleStore:
             .tuples()
         ]
         where = Quote.snapshot > snapshot_id
-        if coins is not None:
-            # "+coin_id": the coins filter the snapshots' quotes, never choose the index. Without
+        if coins is not None and len(coins) > _FEW_COINS and is_sqlite(self._db):
+            # "+coin_id": these coins filter the snapshots' quotes, never choose the index. Without
             # statistics SQLite took the coin index, reading every quote ever stored of those coins
-            # (a week of 100 coins: 2.9 s for a dry run's few snapshots behind the watermark).
+            # (a week of 100 coins: 2.9 s for a dry run's few snapshots behind the watermark). A
+            # few coins (a chart's one) are read through it: at most the retention's quotes each.
             where &= NodeList((SQL("+"), Quote.coin), glue="").in_(list(coins))
+        elif coins is not None:
+            where &= Quote.coin.in_(list(coins))
         query = (
             Quote.select(Quote.snapshot, Quote.coin, Quote.ts, Quote.price)
             .where(where)
