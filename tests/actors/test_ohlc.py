@@ -175,45 +175,48 @@ def test_a_failed_candle_write_is_on_health_and_the_next_one_writes_its_candles(
     snapshots = [market(T0 + n * 60_000) for n in range(4)]
     expected_rows, _ = fold(db, snapshots, [1, 2, 3, 4])
     quick = impatient(database_url)
-    container, monitor = Inbox(), Monitor.start("simulated", FakeClock(T0 / 1000))
-    ohlc = Ohlc.start(CandleStore(quick, flush_every_ms=0), container.ref, monitor)  # a write every tick
-    settled(ohlc)
-    writer = SnapshotWriter(quick)
-    ids = [writer.write(snap, "simulated") for snap in snapshots]  # before the lock: only OHLC writes
-
-    def health() -> dict:
-        monitor.tell(TickDone(fetched(1, snapshots[0]).tick, (), snapshot_ms=T0))  # a tick done: ok
-        return monitor.ask(GetHealth(), timeout=WAIT).health(T0 / 1000, None)[1]
-
-    ohlc.tell(stored(1, snapshots[0], ids[0]))
-    container.next(Candled)
-    settled(ohlc)
-    assert (health()["status"], CandleStore(db).watermark()) == ("ok", ids[0])
-
-    lock = WriteLock(database_url, Candle._meta.table_name)
     try:
-        ohlc.tell(stored(2, snapshots[1], ids[1]))
-        ohlc.tell(stored(3, snapshots[2], ids[2]))
-        assert [container.next(Candled).tick.number for _ in range(2)] == [2, 3]  # both handed on
+        container, monitor = Inbox(), Monitor.start("simulated", FakeClock(T0 / 1000))
+        ohlc = Ohlc.start(CandleStore(quick, flush_every_ms=0), container.ref, monitor)  # a write every tick
+        settled(ohlc)
+        writer = SnapshotWriter(quick)
+        ids = [writer.write(snap, "simulated") for snap in snapshots]  # before the lock: only OHLC writes
+
+        def health() -> dict:
+            monitor.tell(TickDone(fetched(1, snapshots[0]).tick, (), snapshot_ms=T0))  # a tick done: ok
+            return monitor.ask(GetHealth(), timeout=WAIT).health(T0 / 1000, None)[1]
+
+        ohlc.tell(stored(1, snapshots[0], ids[0]))
+        container.next(Candled)
+        settled(ohlc)
+        assert (health()["status"], CandleStore(db).watermark()) == ("ok", ids[0])
+
+        lock = WriteLock(database_url, Candle._meta.table_name)
+        try:
+            ohlc.tell(stored(2, snapshots[1], ids[1]))
+            ohlc.tell(stored(3, snapshots[2], ids[2]))
+            assert [container.next(Candled).tick.number for _ in range(2)] == [2, 3]  # both handed on
+            settled(ohlc)
+            doc = health()
+        finally:
+            lock.release()
+        assert doc["status"] == "degraded"
+        (problem,) = doc["faults"].values()
+        assert list(doc["faults"]) == ["ohlc"] and doc["reason"] == f"ohlc: {problem}"
+        assert problem == "writing the closed candles failed (kept for the next write): " + (
+            "OperationalError: database is locked"
+            if is_sqlite(db)
+            else "LockNotAvailable: canceling statement due to lock timeout"
+        )
+        assert CandleStore(db).watermark() == ids[0]
+
+        ohlc.tell(stored(4, snapshots[3], ids[3]))
+        container.next(Candled)
         settled(ohlc)
         doc = health()
-    finally:
-        lock.release()
-    assert doc["status"] == "degraded"
-    (problem,) = doc["faults"].values()
-    assert list(doc["faults"]) == ["ohlc"] and doc["reason"] == f"ohlc: {problem}"
-    assert problem == "writing the closed candles failed (kept for the next write): " + (
-        "OperationalError: database is locked"
-        if is_sqlite(db)
-        else "LockNotAvailable: canceling statement due to lock timeout"
-    )
-    assert CandleStore(db).watermark() == ids[0]
-
-    ohlc.tell(stored(4, snapshots[3], ids[3]))
-    container.next(Candled)
-    settled(ohlc)
-    doc = health()
-    assert doc["status"] == "ok" and "faults" not in doc and "reason" not in doc
-    assert CandleStore(db).watermark() == ids[3]
-    assert sorted(Candle.select().tuples()) == expected_rows  # nothing lost
-    quick.close()
+        assert doc["status"] == "ok" and "faults" not in doc and "reason" not in doc
+        assert CandleStore(db).watermark() == ids[3]
+        assert sorted(Candle.select().tuples()) == expected_rows  # nothing lost
+    finally:  # the test's database again for the rest of the session, the impatient one closed
+        database.initialize(db)
+        quick.close()
