@@ -22,7 +22,7 @@ rather than losing them), and so sees what a write at every close would have sto
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,15 +241,11 @@ class CandleStore:
             else:
                 bound = last - back
                 bounds = dict.fromkeys(wanted, bound - bound % length)  # a bucket start
-            sharing: dict[int, list[int]] = {}
-            for c, start in bounds.items():
-                sharing.setdefault(start, []).append(c)
             rows = []
-            for start, group in sharing.items():
-                for first in range(0, len(group), _IN_LIST):  # within SQLite's limit of parameters
-                    where = usable & Quote.coin.in_(group[first : first + _IN_LIST]) & (Quote.ts >= start)
-                    query = Quote.select(Quote.snapshot, Quote.coin, Quote.ts, Quote.price).where(where)
-                    rows.extend(query.tuples())
+            for start, group in _sharing_a_start(bounds):
+                where = usable & Quote.coin.in_(group) & (Quote.ts >= start)
+                query = Quote.select(Quote.snapshot, Quote.coin, Quote.ts, Quote.price).where(where)
+                rows.extend(query.tuples())
             rows.sort()  # in the order they were stored
             opened: dict[int, int] = {}  # coin -> the bucket of its latest quote
             for _, c, t, _ in rows:
@@ -268,21 +264,17 @@ class CandleStore:
         length = TIMEFRAMES[timeframe]
         current = dict(zip(below.coin_ids.tolist(), below.open_time.tolist(), strict=True))
         bucket = {c: t - t % length for c, t in current.items()}
-        sharing: dict[int, list[int]] = {}
-        for c, start in bucket.items():
-            sharing.setdefault(start, []).append(c)
         closed = []
-        for start, group in sharing.items():
-            for first in range(0, len(group), _IN_LIST):
-                where = (Candle.coin.in_(group[first : first + _IN_LIST])) & (
-                    Candle.timeframe == below.timeframe
-                )
-                query = Candle.select(*_SELECT).where(where & (Candle.open_time >= start))
-                closed += [
-                    row
-                    for row in query.order_by(Candle.coin, Candle.open_time).tuples()
-                    if row[1] - row[1] % length == start and row[1] < current[row[0]]
-                ]
+        for start, group in _sharing_a_start(bucket):
+            where = (
+                Candle.coin.in_(group) & (Candle.timeframe == below.timeframe) & (Candle.open_time >= start)
+            )
+            query = Candle.select(*_SELECT).where(where)
+            closed += [
+                row
+                for row in query.order_by(Candle.coin, Candle.open_time).tuples()
+                if row[1] - row[1] % length == start and row[1] < current[row[0]]
+            ]
         return merge(timeframe, CandleRows.from_rows(below.timeframe, [*below.rows(), *closed]))
 
     def snapshots_after(
@@ -320,3 +312,15 @@ class CandleStore:
             part = table[np.searchsorted(owner, sid, "left") : np.searchsorted(owner, sid, "right")]
             result.append((sid, part[:, 1].astype(np.int64), part[:, 2].astype(np.int64), part[:, 3].copy()))
         return result
+
+
+def _sharing_a_start(starts: Mapping[int, int]) -> Iterator[tuple[int, list[int]]]:
+    """(start, coins) for each distinct start of ``starts`` (coin -> time its read begins at): the
+    coins that share one read in one query, at most :data:`_IN_LIST` of them (SQLite's limit of
+    parameters)."""
+    sharing: dict[int, list[int]] = {}
+    for coin, start in starts.items():
+        sharing.setdefault(start, []).append(coin)
+    for start, coins in sharing.items():
+        for first in range(0, len(coins), _IN_LIST):
+            yield start, coins[first : first + _IN_LIST]
